@@ -1,0 +1,1 @@
+"""tsproxy.udp."""
