@@ -1,0 +1,65 @@
+"""The `tsproxy` command: `version`, `check DIR`, `demo`.
+
+Running the proxy itself is twistd's job (`twistd -n --pidfile= tsproxy -c DIR`); this
+command holds the tools around it. Output goes to stdout; the exit status says the verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+from tsproxy import __version__
+
+
+def _check(directory: str, fmt: str) -> int:
+    from tsproxy.config.load import load_directory
+    from tsproxy.runtime.build import build_table
+
+    loaded = load_directory(directory)
+    errors = [str(e) for e in loaded.errors]
+    warnings: List[str] = []
+    if loaded.static is not None:
+        result = build_table(loaded)
+        errors += [str(e) for e in result.errors]
+        warnings += [str(w) for w in result.warnings]
+    notices = list(loaded.notices)
+    if fmt == "json":
+        print(json.dumps({"errors": errors, "warnings": warnings, "notices": notices}, indent=2))
+    else:
+        for line in errors:
+            print("error: " + line)
+        for line in warnings:
+            print("warning: " + line)
+        for line in notices:
+            print("notice: " + line)
+        print("%d error(s), %d warning(s)" % (len(errors), len(warnings)))
+    return 1 if errors else 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="tsproxy", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("version", help="print the version")
+    check = sub.add_parser("check", help="load a configuration directory and report problems")
+    check.add_argument("directory")
+    check.add_argument("--format", choices=["text", "json"], default="text")
+    demo = sub.add_parser("demo", help="run the proxy with the two demo backends")
+    demo.add_argument("-c", "--config", default="conf/")
+    demo.add_argument("--v1-port", type=int, default=9001)
+    demo.add_argument("--v2-port", type=int, default=9002)
+    args = parser.parse_args(argv)
+    if args.command == "version":
+        print("tsproxy " + __version__)
+        return 0
+    if args.command == "check":
+        return _check(args.directory, args.format)
+    from tsproxy.demo import run_demo
+
+    return run_demo(args.config, args.v1_port, args.v2_port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,452 @@
+"""Connections to backend servers: an HTTP/1.1 response reader and a keep-alive pool.
+
+A BackendConnection serves one exchange at a time and reports to it through the
+`BackendListener` methods; the pool keeps idle connections per server and closes them after
+the transport's idle timeout. No routing or header policy lives here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+
+from twisted.internet import error as ierror
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from tsproxy.http.wire import (
+    MAX_HEAD_BYTES,
+    BodyDecoder,
+    ChunkedDecoder,
+    CloseDecoder,
+    HTTPError,
+    LengthDecoder,
+    ResponseHead,
+    find_head_end,
+    parse_response_head,
+)
+
+if TYPE_CHECKING:
+    from tsproxy.runtime.services import Server
+
+log = Logger()
+
+
+class ReadGate:
+    """Pauses a transport's reading while any reason to pause holds.
+
+    Several parties want a connection paused for their own reasons (a peer's full write
+    buffer, a pending backend connect, too much pipelined input); reading resumes only
+    when all of them have let go.
+    """
+
+    __slots__ = ("transport", "reasons")
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.reasons: set = set()
+
+    def pause(self, reason: str) -> None:
+        if not self.reasons:
+            self.transport.pauseProducing()
+        self.reasons.add(reason)
+
+    def resume(self, reason: str) -> None:
+        if reason in self.reasons:
+            self.reasons.discard(reason)
+            if not self.reasons:
+                self.transport.resumeProducing()
+
+
+@implementer(IPushProducer)
+class WriteWatcher:
+    """Registered as the producer on a transport: relays its full/drained write buffer
+    to whichever peer connection currently feeds it, by pausing that peer's reading."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, owner: Relaying) -> None:
+        self.owner = owner
+
+    def pauseProducing(self) -> None:
+        self.owner.write_blocked = True
+        peer = self.owner.peer
+        if peer is not None and peer.gate is not None:
+            peer.gate.pause("peer")
+
+    def resumeProducing(self) -> None:
+        self.owner.write_blocked = False
+        peer = self.owner.peer
+        if peer is not None and peer.gate is not None:
+            peer.gate.resume("peer")
+
+    def stopProducing(self) -> None:
+        pass  # connection loss is handled by the protocol itself
+
+
+class Relaying(Protocol):
+    """A connection that relays to a peer connection, with backpressure both ways."""
+
+    peer: Optional[Relaying] = None
+    gate: Optional[ReadGate] = None
+    write_blocked = False
+
+    def start_relaying(self) -> None:
+        self.gate = ReadGate(self.transport)
+        self.transport.registerProducer(WriteWatcher(self), True)
+
+    def set_peer(self, peer: Optional[Relaying]) -> None:
+        """Join or leave a peer, carrying any pause the write buffers already call for."""
+        old = self.peer
+        if old is peer:
+            return
+        if old is not None and self.write_blocked and old.gate is not None:
+            old.gate.resume("peer")
+        self.peer = peer
+        if peer is not None and self.write_blocked and peer.gate is not None:
+            peer.gate.pause("peer")
+
+
+class BackendListener:
+    """What a BackendConnection tells the exchange it serves."""
+
+    def response_head(self, head: ResponseHead, rest: bytes) -> None:
+        raise NotImplementedError
+
+    def response_data(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def response_end(self, reusable: bool) -> None:
+        raise NotImplementedError
+
+    def backend_failed(self, status: int, reason: str, got_bytes: bool) -> None:
+        raise NotImplementedError
+
+    def tunnel_data(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def tunnel_closed(self) -> None:
+        raise NotImplementedError
+
+
+class BackendConnection(Relaying):
+    """One HTTP/1.1 connection to a backend server."""
+
+    def __init__(self, pool: BackendPool, key: Tuple[str, str, int]) -> None:
+        self.pool = pool
+        self.key = key
+        self.listener: Optional[BackendListener] = None
+        self.buf = b""
+        self.method = b"GET"
+        self.decoder: Optional[BodyDecoder] = None
+        self.head: Optional[ResponseHead] = None
+        self.got_bytes = False
+        self.reused = False
+        self.tunnel = False
+        self.closed = False
+        self.idle_since = 0.0
+        self.timer: Any = None
+        self.idle_timeout = 90.0
+        self.factory: Any = None
+
+    def connectionMade(self) -> None:
+        self.start_relaying()
+        self.factory.on_ready(self)
+
+    # -- driven by the exchange ----------------------------------------------------------
+
+    def begin(self, listener: BackendListener, method: bytes) -> None:
+        """Start serving an exchange whose request head is about to be written."""
+        self.listener = listener
+        self.method = method
+        self.buf = b""
+        self.decoder = None
+        self.head = None
+        self.got_bytes = False
+        self.tunnel = False
+
+    def arm_timeout(self, seconds: float) -> None:
+        """Give up on the response head after `seconds` (Traefik's responseHeaderTimeout)."""
+        if seconds > 0 and self.head is None and not self.closed:
+            self.timer = self.pool.clock.callLater(seconds, self._timed_out)
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            if self.timer.active():
+                self.timer.cancel()
+            self.timer = None
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        listener, self.listener = self.listener, None
+        self.transport.abortConnection()
+        if listener is not None:
+            listener.backend_failed(504, "timeout awaiting response headers", self.got_bytes)
+
+    def start_tunnel(self, rest: bytes) -> None:
+        """After a 101: everything from now on is passed through unread."""
+        self.tunnel = True
+        if rest and self.listener is not None:
+            self.listener.tunnel_data(rest)
+
+    # -- Protocol ------------------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        listener = self.listener
+        if listener is None:
+            # A server speaking while idle has broken the protocol: drop the connection.
+            self.transport.loseConnection()
+            return
+        self.got_bytes = True
+        if self.tunnel:
+            listener.tunnel_data(data)
+            return
+        if self.decoder is not None:
+            self._feed_body(data)
+            return
+        buf = self.buf + data if self.buf else data
+        while True:
+            end, body_start = find_head_end(buf)
+            if end < 0:
+                if len(buf) > MAX_HEAD_BYTES:
+                    self._protocol_error("response head too large")
+                else:
+                    self.buf = buf
+                return
+            try:
+                head = parse_response_head(buf[:end], self.method)
+            except HTTPError as e:
+                self._protocol_error(e.reason)
+                return
+            buf = buf[body_start:]
+            if 100 <= head.status < 200 and head.status != 101:
+                listener.response_head(head, b"")
+                if self.listener is not listener:
+                    return
+                continue
+            self.buf = b""
+            self.head = head
+            self._cancel_timer()
+            if head.status == 101:
+                listener.response_head(head, buf)
+                return
+            if head.framing == "length":
+                self.decoder = LengthDecoder(head.content_length, listener.response_data)
+            elif head.framing == "chunked":
+                self.decoder = ChunkedDecoder(listener.response_data, error_status=502)
+            elif head.framing == "close":
+                self.decoder = CloseDecoder(listener.response_data)
+            listener.response_head(head, b"")
+            if self.listener is not listener:
+                return
+            if self.decoder is None:
+                self._finish(leftover=buf)
+            elif buf:
+                self._feed_body(buf)
+            return
+
+    def _feed_body(self, data: bytes) -> None:
+        try:
+            leftover = self.decoder.feed(data)  # type: ignore[union-attr]
+        except HTTPError as e:
+            self._protocol_error(e.reason)
+            return
+        if leftover is not None:
+            self._finish(leftover)
+
+    def _finish(self, leftover: bytes) -> None:
+        head = self.head
+        listener, self.listener = self.listener, None
+        self.decoder = None
+        reusable = bool(head is not None and head.keep_alive and not leftover and not self.closed)
+        if listener is not None:
+            listener.response_end(reusable)
+
+    def _protocol_error(self, reason: str) -> None:
+        listener, self.listener = self.listener, None
+        self._cancel_timer()
+        self.transport.abortConnection()
+        if listener is not None:
+            listener.backend_failed(502, "invalid response: " + reason, True)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.closed = True
+        self._cancel_timer()
+        self.pool.forget(self)
+        listener, self.listener = self.listener, None
+        if listener is None:
+            return
+        if self.tunnel:
+            listener.tunnel_closed()
+        elif isinstance(self.decoder, CloseDecoder):
+            listener.response_end(False)
+        else:
+            listener.backend_failed(502, "backend closed the connection", self.got_bytes)
+
+
+class _ConnectFactory(ClientFactory):
+    noisy = False
+
+    def __init__(
+        self,
+        pool: BackendPool,
+        key: Tuple[str, str, int],
+        on_ready: Callable[[BackendConnection], None],
+        on_error: Callable[[int, str], None],
+    ) -> None:
+        self.pool = pool
+        self.key = key
+        self.on_ready = on_ready
+        self.on_error = on_error
+
+    def buildProtocol(self, addr: Any) -> BackendConnection:
+        conn = BackendConnection(self.pool, self.key)
+        conn.factory = self
+        return conn
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        if reason.check(ierror.TimeoutError, ierror.UserError):
+            self.on_error(504, "dial timeout")
+        else:
+            self.on_error(502, "dial failed: %s" % (reason.getErrorMessage(),))
+
+
+class PendingConnect:
+    """A connection attempt the exchange may abandon (its client went away)."""
+
+    def __init__(self) -> None:
+        self.connector: Any = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.connector is not None and self.connector.state == "connecting":
+            self.connector.stopConnecting()
+
+
+class BackendPool:
+    """Idle keep-alive connections per server, newest first, swept when stale."""
+
+    sweep_interval = 5.0
+
+    def __init__(self, reactor: Any, tls_options: Optional[Callable[[str], Any]] = None) -> None:
+        self.reactor = reactor
+        self.clock = reactor
+        self.tls_options = tls_options
+        self.idle: Dict[Tuple[str, str, int], List[BackendConnection]] = {}
+        self.active: set = set()
+        self._sweeper: Any = None
+        self.closing = False
+
+    @staticmethod
+    def key_for(server: Server) -> Tuple[str, str, int]:
+        return (server.scheme, server.host, server.port)
+
+    def take_idle(self, server: Server) -> Optional[BackendConnection]:
+        """A pooled connection to `server`, or None."""
+        conns = self.idle.get(self.key_for(server))
+        while conns:
+            conn = conns.pop()
+            if not conn.closed:
+                conn.reused = True
+                self.active.add(conn)
+                return conn
+        return None
+
+    def connect(
+        self,
+        server: Server,
+        on_ready: Callable[[BackendConnection], None],
+        on_error: Callable[[int, str], None],
+    ) -> PendingConnect:
+        """Open a new connection to `server`; exactly one of the callbacks fires unless
+        the returned attempt is cancelled first."""
+        pending = PendingConnect()
+        key = self.key_for(server)
+
+        def ready(conn: BackendConnection) -> None:
+            if pending.cancelled:
+                conn.transport.abortConnection()
+                return
+            self.active.add(conn)
+            on_ready(conn)
+
+        def failed(status: int, reason: str) -> None:
+            if not pending.cancelled:
+                on_error(status, reason)
+
+        factory = _ConnectFactory(self, key, ready, failed)
+        timeout = server.transport.dial_timeout or 3600.0
+        if server.scheme == "https":
+            if self.tls_options is None:
+                failed(502, "no TLS client support configured")
+                return pending
+            pending.connector = self.reactor.connectSSL(
+                server.host, server.port, factory, self.tls_options(server.host), timeout=timeout
+            )
+        else:
+            pending.connector = self.reactor.connectTCP(
+                server.host, server.port, factory, timeout=timeout
+            )
+        return pending
+
+    def release(self, conn: BackendConnection, server: Server) -> None:
+        """Return a connection after a complete exchange; closes it if it cannot be kept."""
+        self.active.discard(conn)
+        conn.listener = None
+        conn.set_peer(None)
+        if conn.gate is not None and conn.gate.reasons:
+            conn.gate.reasons.clear()
+            conn.transport.resumeProducing()
+        limit = server.transport.max_idle_conns_per_host
+        conns = self.idle.setdefault(conn.key, [])
+        if self.closing or conn.closed or limit <= 0:
+            conn.transport.loseConnection()
+            return
+        if len(conns) >= limit:
+            conns.pop(0).transport.loseConnection()
+        conn.idle_since = self.clock.seconds()
+        conn.idle_timeout = server.transport.idle_conn_timeout
+        conns.append(conn)
+        if self._sweeper is None:
+            self._sweeper = self.clock.callLater(self.sweep_interval, self._sweep)
+
+    def discard(self, conn: BackendConnection) -> None:
+        """Drop a connection that must not be reused."""
+        self.active.discard(conn)
+        conn.listener = None
+        conn.set_peer(None)
+        if not conn.closed:
+            conn.transport.abortConnection()
+
+    def forget(self, conn: BackendConnection) -> None:
+        self.active.discard(conn)
+        conns = self.idle.get(conn.key)
+        if conns and conn in conns:
+            conns.remove(conn)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        now = self.clock.seconds()
+        remaining = 0
+        for conns in self.idle.values():
+            for conn in list(conns):
+                if conn.idle_timeout > 0 and now - conn.idle_since >= conn.idle_timeout:
+                    conns.remove(conn)
+                    conn.transport.loseConnection()
+            remaining += len(conns)
+        if remaining:
+            self._sweeper = self.clock.callLater(self.sweep_interval, self._sweep)
+
+    def close(self) -> None:
+        """Close every idle connection and stop the sweeper (at shutdown)."""
+        self.closing = True
+        if self._sweeper is not None and self._sweeper.active():
+            self._sweeper.cancel()
+        self._sweeper = None
+        for conns in self.idle.values():
+            for conn in conns:
+                conn.transport.loseConnection()
+        self.idle.clear()

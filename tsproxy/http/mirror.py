@@ -1,0 +1,196 @@
+"""Mirroring: copies of a request sent to mirror services after the main response is done.
+
+The copy's body is captured as it streams to the main backend (in memory up to 1 MiB, then
+in a temporary file, so memory stays bounded even with Traefik's unlimited default). Copies go
+out through treq; their answers are drained and dropped. Nothing here can delay, change or
+fail the main response: every error is logged and swallowed.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence
+
+import treq
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.http_headers import Headers as TwistedHeaders
+
+from tsproxy.runtime.services import resolve
+
+if TYPE_CHECKING:
+    from tsproxy.http.wire import RequestHead
+    from tsproxy.runtime.services import MirrorOrder
+
+log = Logger()
+
+#: Bodies up to this size are kept in memory; larger ones are spooled to a temporary file.
+SPOOL_IN_MEMORY = 1 << 20
+_NOT_COPIED = frozenset([b"content-length", b"transfer-encoding"])
+
+
+class MirrorSender:
+    """Sends mirror copies, with a cap on the copies in flight so a slow mirror under load
+    cannot pile up memory (Traefik has no such bound: its issue #6125)."""
+
+    def __init__(self, reactor: Any, max_in_flight: int = 64, timeout: float = 30.0) -> None:
+        self.reactor = reactor
+        self.max_in_flight = max_in_flight
+        self.timeout = timeout
+        self.in_flight = 0
+        self.pool = HTTPConnectionPool(reactor, persistent=True)
+        self.pool.maxPersistentPerHost = 16
+        self.pool.retryAutomatically = False
+        self.agent = Agent(reactor, pool=self.pool, connectTimeout=timeout)
+        self.sent = 0
+        self.failed = 0
+        self.dropped = 0
+
+    def capture(
+        self, orders: Sequence[MirrorOrder], req: RequestHead, out_head: bytes
+    ) -> MirrorCapture:
+        """Start copying a request for `orders`; the capture is fed its body as it streams."""
+        return MirrorCapture(self, list(orders), req, out_head)
+
+    def close(self) -> Deferred[None]:
+        return self.pool.closeCachedConnections()
+
+
+class MirrorCapture:
+    """One request's copy: its head, its body so far, and the mirrors it goes to."""
+
+    def __init__(
+        self, sender: MirrorSender, orders: List[MirrorOrder], req: RequestHead, out_head: bytes
+    ) -> None:
+        self.sender = sender
+        self.orders = orders
+        self.method = req.method
+        self.out_head = out_head
+        self.size = 0
+        self.memory: Optional[io.BytesIO] = io.BytesIO()
+        self.file: Any = None
+        self.complete = False
+
+    def _limit(self) -> int:
+        limits = [o.max_body_size for o in self.orders]
+        return -1 if any(m < 0 for m in limits) else max(limits, default=0)
+
+    def feed(self, data: bytes) -> None:
+        if not self.orders:
+            return
+        self.size += len(data)
+        # A mirror whose maxBodySize the body outgrows is not mirrored at all (as Traefik).
+        self.orders = [
+            o for o in self.orders if o.max_body_size < 0 or self.size <= o.max_body_size
+        ]
+        if not self.orders:
+            self._discard()
+            return
+        if self.memory is not None:
+            self.memory.write(data)
+            if self.size > SPOOL_IN_MEMORY:
+                self.file = tempfile.TemporaryFile(prefix="tsproxy-mirror-")
+                self.file.write(self.memory.getvalue())
+                self.memory = None
+        else:
+            self.file.write(data)
+
+    def body_done(self) -> None:
+        self.complete = True
+
+    def abandon(self) -> None:
+        self._discard()
+        self.orders = []
+
+    def _discard(self) -> None:
+        self.memory = None
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+    def send(self) -> None:
+        """Send the copies one after another, as Traefik does; never raises."""
+        if not self.complete or not self.orders:
+            self.abandon()
+            return
+        sender = self.sender
+        if sender.in_flight >= sender.max_in_flight:
+            sender.dropped += 1
+            log.warn("mirror copy dropped: {n} copies already in flight", n=sender.in_flight)
+            self.abandon()
+            return
+        sender.in_flight += 1
+        d: Deferred = succeed(None)
+        for order in self.orders:
+            d.addCallback(lambda _, o=order: self._send_one(o))
+        d.addBoth(self._finished)
+
+    def _finished(self, result: Any) -> None:
+        self.sender.in_flight -= 1
+        self._discard()
+
+    def _headers(self, pass_host: bool) -> TwistedHeaders:
+        headers = TwistedHeaders()
+        for line in self.out_head.split(b"\r\n")[1:]:
+            name, sep, value = line.partition(b":")
+            if not sep:
+                continue
+            lname = name.lower()
+            if lname in _NOT_COPIED or (lname == b"host" and not pass_host):
+                continue
+            headers.addRawHeader(name, value.strip())
+        return headers
+
+    def _body(self) -> Any:
+        if self.size == 0:
+            return None
+        if self.memory is not None:
+            return self.memory.getvalue()
+        self.file.seek(0)
+        return self.file
+
+    def _send_one(self, order: MirrorOrder) -> Deferred[None]:
+        sender = self.sender
+        pick = resolve(order.node, None)
+        if pick.server is None:
+            log.warn("mirror {name}: no available server", name=order.service_name)
+            return succeed(None)
+        target = self.out_head.split(b" ", 2)[1]
+        url = pick.server.url.encode("ascii") + target
+        try:
+            d = treq.HTTPClient(sender.agent).request(
+                self.method.decode("ascii"),
+                url,
+                headers=self._headers(pick.pass_host_header),
+                data=self._body(),
+                allow_redirects=False,
+                unbuffered=True,
+                timeout=sender.timeout,
+                reactor=sender.reactor,
+            )
+        except Exception as e:  # a URL treq refuses must not reach the main path
+            log.warn(
+                "mirror {name}: cannot send to {url!r}: {e}", name=order.service_name, url=url, e=e
+            )
+            return succeed(None)
+
+        def drain(response: Any) -> Any:
+            return treq.collect(response, lambda _chunk: None)
+
+        def done(_: Any) -> None:
+            sender.sent += 1
+
+        def failed(failure: Any) -> None:
+            sender.failed += 1
+            log.warn(
+                "mirror {name} ({url}) failed: {error}",
+                name=order.service_name,
+                url=url.decode("latin-1"),
+                error=failure.getErrorMessage() or failure.type.__name__,
+            )
+
+        d.addCallback(drain)
+        d.addCallbacks(done, failed)
+        return d

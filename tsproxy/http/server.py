@@ -1,0 +1,553 @@
+"""The HTTP/1.1 entrypoint: one protocol instance per client connection.
+
+It reads requests, routes each through the routing table current at the request's start,
+forwards it over a pooled backend connection and streams both bodies with backpressure.
+Requests on a connection are served one at a time, so pipelined answers keep their order.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import ServerFactory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from tsproxy.http.backend import (
+    BackendConnection,
+    BackendListener,
+    BackendPool,
+    PendingConnect,
+    Relaying,
+)
+from tsproxy.http.headers import (
+    client_response_head,
+    decode_headers,
+    error_response,
+    forwarded_request_head,
+    informational_head,
+    set_cookie_headers,
+    switching_protocols_head,
+)
+from tsproxy.http.wire import (
+    LAST_CHUNK,
+    MAX_HEAD_BYTES,
+    BodyDecoder,
+    ChunkedDecoder,
+    HTTPError,
+    LengthDecoder,
+    RequestHead,
+    ResponseHead,
+    encode_chunk,
+    find_head_end,
+    parse_request_head,
+)
+from tsproxy.rules import HTTPRequestInfo
+from tsproxy.runtime.services import resolve
+
+if TYPE_CHECKING:
+    from tsproxy.config.static import EntryPoint
+    from tsproxy.http.mirror import MirrorSender
+    from tsproxy.runtime.services import Pick, Server
+    from tsproxy.runtime.table import RoutingTable
+
+log = Logger()
+
+#: Pipelined input buffered beyond this while a response is pending pauses reading.
+PIPELINE_LIMIT = 64 * 1024
+
+IDLE, ACTIVE, TUNNEL, CLOSED = "idle", "active", "tunnel", "closed"
+
+
+class TrustedPeers:
+    """Which peers may set X-Forwarded-* themselves (entrypoint forwardedHeaders)."""
+
+    def __init__(self, trusted: Sequence[str], insecure: bool) -> None:
+        self.insecure = insecure
+        self.networks = [ipaddress.ip_network(t, strict=False) for t in trusted]
+
+    def __call__(self, ip: str) -> bool:
+        if self.insecure:
+            return True
+        if not self.networks:
+            return False
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr in net for net in self.networks)
+
+
+class HTTPEntryPointFactory(ServerFactory):
+    """Builds the connections of one HTTP entrypoint."""
+
+    noisy = False
+
+    def __init__(
+        self,
+        entrypoint: EntryPoint,
+        get_table: Callable[[], RoutingTable],
+        pool: BackendPool,
+        clock: Any,
+        hostname: bytes,
+        mirrors: Optional[MirrorSender] = None,
+        tls: bool = False,
+    ) -> None:
+        self.entrypoint = entrypoint
+        self.name = entrypoint.name
+        self.get_table = get_table
+        self.pool = pool
+        self.clock = clock
+        self.hostname = hostname
+        self.mirrors = mirrors
+        self.tls = tls
+        self.trusted = TrustedPeers(entrypoint.trusted_ips, entrypoint.insecure_forwarded)
+        self.connections: set = set()
+
+    def buildProtocol(self, addr: Any) -> HTTPServerConnection:
+        conn = HTTPServerConnection()
+        conn.factory = self
+        return conn
+
+
+@implementer(IHalfCloseableProtocol)
+class HTTPServerConnection(Relaying, BackendListener):
+    """A client connection to an HTTP entrypoint."""
+
+    factory: HTTPEntryPointFactory
+
+    def __init__(self) -> None:
+        self.state = IDLE
+        self.buf = b""
+        self.peer_ip = ""
+        self.trusted = False
+        self.client_eof = False
+        self.timer: Any = None
+        self.processing = False
+        self.head_timer = False
+        self._reset_exchange()
+
+    def _reset_exchange(self) -> None:
+        self.req: Optional[RequestHead] = None
+        self.req_decoder: Optional[BodyDecoder] = None
+        self.req_body_done = False
+        self.resp_started = False
+        self.resp_framing = "none"
+        self.keep_alive = True
+        self.pick: Optional[Pick] = None
+        self.server: Optional[Server] = None
+        self.backend: Optional[BackendConnection] = None
+        self.pending: Optional[PendingConnect] = None
+        self.out_head = b""
+        self.retried = False
+        self.capture: Any = None
+
+    # -- connection lifecycle -------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self.start_relaying()
+        self.peer_ip = getattr(self.transport.getPeer(), "host", "")
+        self.trusted = self.factory.trusted(self.peer_ip)
+        self.factory.connections.add(self)
+        self._arm_timer(self.factory.entrypoint.idle_timeout)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.state = CLOSED
+        self._cancel_timer()
+        self.factory.connections.discard(self)
+        if self.pending is not None:
+            self.pending.cancel()
+            self.pending = None
+        backend, self.backend = self.backend, None
+        if backend is not None:
+            self.set_peer(None)
+            if backend.tunnel:
+                backend.listener = None
+                backend.transport.loseConnection()
+            else:
+                self.factory.pool.discard(backend)
+        if self.capture is not None:
+            self.capture.abandon()
+            self.capture = None
+
+    def readConnectionLost(self) -> None:
+        """The client half-closed: finish what it asked for, then close."""
+        self.client_eof = True
+        if self.state == TUNNEL:
+            self.transport.loseConnection()
+        elif self.state == IDLE:
+            self.transport.loseConnection()
+        elif self.req_decoder is not None:
+            # The request body was cut short: nothing sensible can follow.
+            self._abort_exchange("client closed before the request body ended")
+        else:
+            self.keep_alive = False
+
+    def writeConnectionLost(self) -> None:
+        self.transport.loseConnection()
+
+    def _arm_timer(self, seconds: float) -> None:
+        self._cancel_timer()
+        if seconds > 0:
+            self.timer = self.factory.clock.callLater(seconds, self._timed_out)
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            if self.timer.active():
+                self.timer.cancel()
+            self.timer = None
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        if self.state == IDLE:
+            # Idle keep-alive or a request head that never finished: close, as Go does.
+            self.transport.loseConnection()
+
+    def close(self) -> None:
+        """Close once the exchange in progress (if any) is over: used at shutdown."""
+        if self.state == IDLE:
+            self.transport.loseConnection()
+        else:
+            self.keep_alive = False
+
+    # -- reading requests ----------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        state = self.state
+        if state == TUNNEL:
+            if self.backend is not None:
+                self.backend.transport.write(data)
+            return
+        if self.req_decoder is not None:
+            self._feed_request_body(data)
+            return
+        if state == CLOSED:
+            return
+        self.buf = self.buf + data if self.buf else data
+        if state == IDLE:
+            self._process()
+        elif len(self.buf) > PIPELINE_LIMIT:
+            self.gate.pause("pipeline")  # type: ignore[union-attr]
+
+    def _process(self) -> None:
+        """Serve the buffered requests, one at a time, for as long as they complete now."""
+        if self.processing:
+            return
+        self.processing = True
+        try:
+            while self.state == IDLE:
+                buf = self.buf
+                if not buf:
+                    return
+                end, body_start = find_head_end(buf)
+                if end < 0:
+                    if len(buf) > MAX_HEAD_BYTES:
+                        self._reject(431)
+                    elif not self.head_timer:
+                        # A started head must finish within readTimeout (slowloris guard).
+                        self.head_timer = True
+                        self._arm_timer(self.factory.entrypoint.read_timeout)
+                    return
+                if end > MAX_HEAD_BYTES:
+                    self._reject(431)
+                    return
+                head = buf[:end]
+                self.buf = buf[body_start:]
+                try:
+                    req = parse_request_head(head)
+                except HTTPError as e:
+                    self._reject(e.status)
+                    return
+                self._start_exchange(req)
+        finally:
+            self.processing = False
+
+    def _reject(self, status: int) -> None:
+        """Answer a request that could not be read, and close: the stream is lost."""
+        self.state = CLOSED
+        self._cancel_timer()
+        self.transport.write(error_response(status, close=True))
+        self.transport.loseConnection()
+
+    # -- one exchange --------------------------------------------------------------------
+
+    def _start_exchange(self, req: RequestHead) -> None:
+        self._cancel_timer()
+        self.head_timer = False
+        self.state = ACTIVE
+        self.req = req
+        self.req_body_done = req.framing == "none"
+        self.keep_alive = req.keep_alive and not self.client_eof
+        factory = self.factory
+        info = HTTPRequestInfo.from_request(
+            req.method.decode("latin-1"),
+            req.target.decode("latin-1"),
+            decode_headers(req.headers),
+            self.peer_ip,
+        )
+        router = factory.get_table().http_route(factory.name, info)
+        if router is None:
+            self._local_response(404)
+            return
+        pick = resolve(router.service, info)
+        if pick.server is None:
+            self._local_response(503)
+            return
+        self.pick = pick
+        server = self.server = pick.server
+        self.out_head = forwarded_request_head(
+            req,
+            peer_ip=self.peer_ip,
+            trusted=self.trusted,
+            tls=factory.tls,
+            proxy_hostname=factory.hostname,
+            host_override=None
+            if pick.pass_host_header
+            else ("%s:%d" % (server.host, server.port)).encode("idna"),
+        )
+        if pick.mirrors and factory.mirrors is not None:
+            self.capture = factory.mirrors.capture(pick.mirrors, req, self.out_head)
+            if self.req_body_done:
+                self.capture.body_done()
+        conn = factory.pool.take_idle(server) if req.upgrade is None else None
+        if conn is not None:
+            self._attach(conn)
+        else:
+            self._connect()
+
+    def _connect(self) -> None:
+        self.gate.pause("connect")  # type: ignore[union-attr]
+        self.pending = self.factory.pool.connect(
+            self.server,  # type: ignore[arg-type]
+            self._attach,
+            self._connect_failed,
+        )
+
+    def _attach(self, conn: BackendConnection) -> None:
+        self.pending = None
+        if self.state != ACTIVE:
+            self.factory.pool.discard(conn)
+            return
+        req = self.req
+        assert req is not None
+        self.backend = conn
+        conn.begin(self, req.method)
+        conn.set_peer(self)
+        self.set_peer(conn)
+        conn.transport.write(self.out_head)
+        self.gate.resume("connect")  # type: ignore[union-attr]
+        if self.req_body_done:
+            self._request_sent()
+            return
+        if req.framing == "chunked":
+            self.req_decoder = ChunkedDecoder(self._request_data)
+        else:
+            self.req_decoder = LengthDecoder(req.content_length, self._request_data)
+        if self.buf:
+            data, self.buf = self.buf, b""
+            self._feed_request_body(data)
+
+    def _connect_failed(self, status: int, reason: str) -> None:
+        self.pending = None
+        self.gate.resume("connect")  # type: ignore[union-attr]
+        self._log_backend_error(status, reason)
+        self._local_response(status)
+
+    def _feed_request_body(self, data: bytes) -> None:
+        try:
+            leftover = self.req_decoder.feed(data)  # type: ignore[union-attr]
+        except HTTPError as e:
+            if self.resp_started:
+                self._abort_exchange("malformed request body: " + e.reason)
+            else:
+                self._drop_backend()
+                self._reject(e.status)
+            return
+        if leftover is not None:
+            self.req_decoder = None
+            if leftover:
+                self.buf = leftover
+                if len(leftover) > PIPELINE_LIMIT:
+                    self.gate.pause("pipeline")  # type: ignore[union-attr]
+            self.req_body_done = True
+            if self.capture is not None:
+                self.capture.body_done()
+            if self.backend is not None and self.req is not None:
+                if self.req.framing == "chunked":
+                    self.backend.transport.write(LAST_CHUNK)
+            self._request_sent()
+
+    def _request_data(self, data: bytes) -> None:
+        backend = self.backend
+        if backend is not None:
+            if self.req.framing == "chunked":  # type: ignore[union-attr]
+                backend.transport.writeSequence(encode_chunk(data))
+            else:
+                backend.transport.write(data)
+        if self.capture is not None:
+            self.capture.feed(data)
+
+    def _request_sent(self) -> None:
+        """The whole request is on its way to the backend."""
+        if self.resp_started:
+            if self.state == ACTIVE and self.backend is None:
+                self._complete()
+            return
+        if self.backend is not None and self.server is not None:
+            self.backend.arm_timeout(self.server.transport.response_header_timeout)
+
+    def _local_response(self, status: int) -> None:
+        """Answer from the proxy itself (404, 503, 502, 504)."""
+        if not self.req_body_done:
+            # The unread request body would be taken for the next request: close instead.
+            self.keep_alive = False
+        self.transport.write(error_response(status, close=not self.keep_alive))
+        self.resp_started = True
+        self._complete()
+
+    def _drop_backend(self) -> None:
+        backend, self.backend = self.backend, None
+        self.set_peer(None)
+        if backend is not None:
+            self.factory.pool.discard(backend)
+
+    def _abort_exchange(self, why: str) -> None:
+        log.debug("aborting exchange with {peer}: {why}", peer=self.peer_ip, why=why)
+        self._drop_backend()
+        self.state = CLOSED
+        self.transport.abortConnection()
+
+    def _complete(self) -> None:
+        """The response is written: send the mirrors, then serve the next request or close."""
+        capture, self.capture = self.capture, None
+        if capture is not None:
+            capture.send()
+        keep_alive = self.keep_alive and self.req_body_done
+        self._reset_exchange()
+        if not keep_alive or self.client_eof:
+            self.state = CLOSED
+            self.transport.loseConnection()
+            return
+        self.state = IDLE
+        self.gate.resume("pipeline")  # type: ignore[union-attr]
+        self._arm_timer(self.factory.entrypoint.idle_timeout)
+        if self.buf:
+            self._process()
+
+    # -- BackendListener -----------------------------------------------------------------
+
+    def response_head(self, head: ResponseHead, rest: bytes) -> None:
+        req = self.req
+        assert req is not None
+        status = head.status
+        if status < 200 and status != 101:
+            if req.version == b"HTTP/1.1":
+                self.transport.write(informational_head(head))
+            return
+        if status == 101:
+            if req.upgrade is None:
+                self.backend_failed(502, "101 without an upgrade request", True)
+                return
+            self.transport.write(switching_protocols_head(head))
+            self.resp_started = True
+            self.state = TUNNEL
+            backend = self.backend
+            assert backend is not None
+            if self.buf:
+                data, self.buf = self.buf, b""
+                backend.transport.write(data)
+            backend.start_tunnel(rest)
+            return
+        http10 = req.version == b"HTTP/1.0"
+        framing = head.framing
+        if framing in ("none", "length"):
+            out = framing
+        elif http10:
+            out = "close"
+            self.keep_alive = False
+        else:
+            out = "chunked"
+        if not self.req_body_done:
+            self.keep_alive = False
+        pick = self.pick
+        extra = (
+            set_cookie_headers(pick.set_cookies) if pick is not None and pick.set_cookies else ()
+        )
+        self.transport.write(
+            client_response_head(
+                head,
+                framing_out=out,
+                keep_alive=self.keep_alive,
+                client_http10=http10,
+                extra=extra,
+            )
+        )
+        self.resp_started = True
+        self.resp_framing = out
+
+    def response_data(self, data: bytes) -> None:
+        if self.resp_framing == "chunked":
+            self.transport.writeSequence(encode_chunk(data))
+        else:
+            self.transport.write(data)
+
+    def response_end(self, reusable: bool) -> None:
+        if self.resp_framing == "chunked":
+            self.transport.write(LAST_CHUNK)
+        backend, self.backend = self.backend, None
+        self.set_peer(None)
+        if backend is not None:
+            if reusable and self.req_body_done:
+                self.factory.pool.release(backend, self.server)  # type: ignore[arg-type]
+            else:
+                self.factory.pool.discard(backend)
+        if self.req_body_done:
+            self._complete()
+        # else: the backend answered before the body ended; _request_sent completes it.
+
+    def backend_failed(self, status: int, reason: str, got_bytes: bool) -> None:
+        backend, self.backend = self.backend, None
+        self.set_peer(None)
+        if backend is not None:
+            self.factory.pool.discard(backend)
+        if self.resp_started:
+            # Part of the response is out: only an abort tells the client it is cut short.
+            self._log_backend_error(status, reason)
+            self.state = CLOSED
+            self.transport.abortConnection()
+            return
+        req = self.req
+        if (
+            backend is not None
+            and backend.reused
+            and not got_bytes
+            and req is not None
+            and req.framing == "none"
+            and not self.retried
+        ):
+            # A pooled connection the server had already closed: try once on a new one.
+            self.retried = True
+            self._connect()
+            return
+        self._log_backend_error(status, reason)
+        self._local_response(status)
+
+    def tunnel_data(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def tunnel_closed(self) -> None:
+        self.backend = None
+        self.set_peer(None)
+        self.transport.loseConnection()
+
+    def _log_backend_error(self, status: int, reason: str) -> None:
+        server = self.server
+        log.warn(
+            "{status} from {url}: {reason}",
+            status=status,
+            url=server.url if server is not None else "?",
+            reason=reason,
+        )

@@ -1,0 +1,348 @@
+"""HTTP/1.1 wire format: request and response heads, and body framing decoders.
+
+Pure byte-level code with no I/O and no Twisted: the protocols in this package feed it bytes.
+It is strict where laxness lets a proxy be smuggled through (RFC 9112 §6.3, §11.2).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import attrs
+
+#: Go's default http.Server.MaxHeaderBytes, which Traefik keeps (1 MiB).
+MAX_HEAD_BYTES = 1 << 20
+#: A chunk-size line (size plus extensions) longer than this is an attack, not a chunk.
+MAX_CHUNK_LINE = 4096
+#: Trailer section limit: trailers are read and dropped.
+MAX_TRAILER_BYTES = 64 * 1024
+
+Headers = List[Tuple[bytes, bytes]]
+
+_TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# Field values: visible ASCII, obs-text, space and tab; never CR, LF or NUL (RFC 9110 §5.5).
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_TARGET_BAD = re.compile(rb"[\x00-\x20\x7f]")
+_DIGITS = re.compile(rb"^[0-9]+$")
+_HEX = re.compile(rb"^[0-9A-Fa-f]+$")
+_STATUS_LINE = re.compile(rb"^HTTP/1\.([01]) ([0-9]{3})(?: (.*))?$")
+
+
+class HTTPError(Exception):
+    """A message that cannot be accepted; `status` is what to answer a client with."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@attrs.define(slots=True)
+class RequestHead:
+    """A parsed request line and header section."""
+
+    method: bytes
+    target: bytes
+    version: bytes  # b"HTTP/1.0" or b"HTTP/1.1"
+    headers: Headers
+    #: Body framing: "none", "length" or "chunked".
+    framing: str = "none"
+    content_length: int = 0
+    #: The client wants the connection kept after this exchange.
+    keep_alive: bool = True
+    #: Lower-cased tokens of the Connection header.
+    connection_tokens: Tuple[bytes, ...] = ()
+    #: A protocol upgrade (WebSocket) was asked for: the Upgrade header's value.
+    upgrade: Optional[bytes] = None
+    expect_continue: bool = False
+
+
+@attrs.define(slots=True)
+class ResponseHead:
+    """A parsed status line and header section."""
+
+    version_minor: int
+    status: int
+    reason: bytes
+    headers: Headers
+    #: "none", "length", "chunked" or "close" (read until the connection closes).
+    framing: str = "none"
+    content_length: int = 0
+    keep_alive: bool = True
+    connection_tokens: Tuple[bytes, ...] = ()
+
+
+def find_head_end(buf: bytes, start: int = 0) -> Tuple[int, int]:
+    """Return (end of head, start of body) in `buf`, or (-1, -1) if the head is incomplete.
+
+    A bare LF line ending is tolerated, as RFC 9112 §2.2 allows recipients to.
+    """
+    crlf = buf.find(b"\r\n\r\n", start)
+    lf = buf.find(b"\n\n", start)
+    if crlf < 0 and lf < 0:
+        # A head that started with a CRLF CRLF mix, such as "\n\r\n".
+        mixed = buf.find(b"\n\r\n", start)
+        if mixed < 0:
+            return -1, -1
+        return mixed, mixed + 3
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        return crlf, crlf + 4
+    return lf, lf + 2
+
+
+def _split_lines(head: bytes) -> List[bytes]:
+    lines = head.split(b"\n")
+    return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+
+
+def _parse_fields(lines: Sequence[bytes], error_status: int) -> Headers:
+    headers: Headers = []
+    for line in lines:
+        if not line:
+            continue
+        if line[0] in b" \t":
+            # obs-fold is deprecated and a smuggling vector (RFC 9112 §5.2).
+            raise HTTPError(error_status, "obsolete line folding in header")
+        name, sep, value = line.partition(b":")
+        if not sep or not _TOKEN.match(name):
+            raise HTTPError(error_status, "malformed header line")
+        value = value.strip(b" \t")
+        if _BAD_VALUE.search(value):
+            raise HTTPError(error_status, "invalid character in header value")
+        headers.append((name, value))
+    return headers
+
+
+def _comma_tokens(headers: Headers, lname: bytes) -> List[bytes]:
+    out: List[bytes] = []
+    for name, value in headers:
+        if name.lower() == lname:
+            out.extend(t.strip().lower() for t in value.split(b",") if t.strip())
+    return out
+
+
+def _content_length(headers: Headers, error_status: int) -> Optional[int]:
+    values: List[bytes] = []
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            values.extend(v.strip() for v in value.split(b","))
+    if not values:
+        return None
+    if any(not _DIGITS.match(v) for v in values) or len(set(values)) != 1:
+        raise HTTPError(error_status, "invalid Content-Length")
+    if len(values[0]) > 18:
+        raise HTTPError(error_status, "Content-Length too large")
+    return int(values[0])
+
+
+def parse_request_head(head: bytes) -> RequestHead:
+    """Parse a request head (without its final blank line); raise HTTPError on bad input."""
+    lines = _split_lines(head)
+    # RFC 9112 §2.2: ignore at least one empty line before the request line.
+    while lines and not lines[0]:
+        lines.pop(0)
+    if not lines:
+        raise HTTPError(400, "empty request")
+    parts = lines[0].split(b" ")
+    if len(parts) != 3:
+        raise HTTPError(400, "malformed request line")
+    method, target, version = parts
+    if not _TOKEN.match(method):
+        raise HTTPError(400, "invalid method")
+    if not target or _TARGET_BAD.search(target):
+        raise HTTPError(400, "invalid request target")
+    if version not in (b"HTTP/1.1", b"HTTP/1.0"):
+        if version.startswith(b"HTTP/") and re.match(rb"^HTTP/[0-9]\.[0-9]$", version):
+            raise HTTPError(505, "HTTP version not supported")
+        raise HTTPError(400, "malformed HTTP version")
+    headers = _parse_fields(lines[1:], 400)
+    req = RequestHead(method, target, version, headers)
+    tokens = tuple(_comma_tokens(headers, b"connection"))
+    req.connection_tokens = tokens
+    if version == b"HTTP/1.1":
+        req.keep_alive = b"close" not in tokens
+    else:
+        req.keep_alive = b"keep-alive" in tokens and b"close" not in tokens
+    hosts = [v for n, v in headers if n.lower() == b"host"]
+    if len(hosts) > 1:
+        raise HTTPError(400, "too many Host headers")
+    if version == b"HTTP/1.1" and not hosts:
+        raise HTTPError(400, "missing required Host header")
+    te = _comma_tokens(headers, b"transfer-encoding")
+    length = _content_length(headers, 400)
+    if te:
+        if te != [b"chunked"]:
+            raise HTTPError(501, "Unsupported transfer encoding")
+        if length is not None:
+            # Both framings at once is the classic request smuggling shape: refuse it.
+            raise HTTPError(400, "both Transfer-Encoding and Content-Length")
+        if version == b"HTTP/1.0":
+            raise HTTPError(400, "Transfer-Encoding in an HTTP/1.0 request")
+        req.framing = "chunked"
+    elif length:
+        req.framing = "length"
+        req.content_length = length
+    if b"upgrade" in tokens:
+        ups = [v for n, v in headers if n.lower() == b"upgrade"]
+        if ups and version == b"HTTP/1.1":
+            req.upgrade = b", ".join(ups)
+    expects = [v.lower() for n, v in headers if n.lower() == b"expect"]
+    if expects:
+        if expects != [b"100-continue"]:
+            raise HTTPError(417, "Expectation Failed")
+        req.expect_continue = version == b"HTTP/1.1"
+    return req
+
+
+def parse_response_head(head: bytes, request_method: bytes) -> ResponseHead:
+    """Parse a response head; raise HTTPError(502) when the backend spoke nonsense."""
+    lines = _split_lines(head)
+    match = _STATUS_LINE.match(lines[0]) if lines else None
+    if match is None:
+        raise HTTPError(502, "malformed status line")
+    minor = int(match.group(1))
+    status = int(match.group(2))
+    if status < 100:
+        raise HTTPError(502, "invalid status code")
+    resp = ResponseHead(minor, status, match.group(3) or b"", _parse_fields(lines[1:], 502))
+    tokens = tuple(_comma_tokens(resp.headers, b"connection"))
+    resp.connection_tokens = tokens
+    if minor == 1:
+        resp.keep_alive = b"close" not in tokens
+    else:
+        resp.keep_alive = b"keep-alive" in tokens and b"close" not in tokens
+    if request_method == b"HEAD" or status < 200 or status in (204, 304):
+        resp.framing = "none"
+        return resp
+    te = _comma_tokens(resp.headers, b"transfer-encoding")
+    if te:
+        # RFC 9112 §6.3: Transfer-Encoding overrides Content-Length; a coding we cannot
+        # decode means the body runs to the end of the connection.
+        resp.framing = "chunked" if te[-1] == b"chunked" else "close"
+        if resp.framing == "close":
+            resp.keep_alive = False
+        return resp
+    length = _content_length(resp.headers, 502)
+    if length is not None:
+        resp.framing = "length" if length else "none"
+        resp.content_length = length
+        return resp
+    resp.framing = "close"
+    resp.keep_alive = False
+    return resp
+
+
+class BodyDecoder:
+    """Decodes one message body; `feed` returns leftover bytes once the body is complete."""
+
+    done: bool = False
+
+    def feed(self, data: bytes) -> Optional[bytes]:
+        raise NotImplementedError
+
+
+class LengthDecoder(BodyDecoder):
+    """A body of a known Content-Length."""
+
+    def __init__(self, length: int, on_data: Callable[[bytes], None]) -> None:
+        self.remaining = length
+        self.on_data = on_data
+        self.done = length == 0
+
+    def feed(self, data: bytes) -> Optional[bytes]:
+        n = self.remaining
+        if len(data) < n:
+            self.remaining = n - len(data)
+            if data:
+                self.on_data(data)
+            return None
+        self.remaining = 0
+        self.done = True
+        if n:
+            self.on_data(data[:n] if len(data) > n else data)
+        return data[n:]
+
+
+class CloseDecoder(BodyDecoder):
+    """A body that ends when the connection closes."""
+
+    def __init__(self, on_data: Callable[[bytes], None]) -> None:
+        self.on_data = on_data
+
+    def feed(self, data: bytes) -> Optional[bytes]:
+        if data:
+            self.on_data(data)
+        return None
+
+
+class ChunkedDecoder(BodyDecoder):
+    """Transfer-Encoding: chunked; chunk extensions and trailers are read and dropped."""
+
+    _SIZE, _DATA, _DATA_END, _TRAILER = range(4)
+
+    def __init__(self, on_data: Callable[[bytes], None], error_status: int = 400) -> None:
+        self.on_data = on_data
+        self.error_status = error_status
+        self.state = self._SIZE
+        self.remaining = 0
+        self.pending = b""
+        self.trailer_bytes = 0
+
+    def _fail(self, reason: str) -> HTTPError:
+        return HTTPError(self.error_status, reason)
+
+    def feed(self, data: bytes) -> Optional[bytes]:
+        if self.pending:
+            data = self.pending + data
+            self.pending = b""
+        pos = 0
+        end = len(data)
+        while pos < end:
+            state = self.state
+            if state == self._DATA:
+                take = min(self.remaining, end - pos)
+                self.on_data(data[pos : pos + take] if (pos or take != end) else data)
+                pos += take
+                self.remaining -= take
+                if self.remaining == 0:
+                    self.state = self._DATA_END
+                continue
+            nl = data.find(b"\n", pos)
+            if nl < 0:
+                rest = data[pos:]
+                limit = MAX_CHUNK_LINE if state != self._TRAILER else MAX_TRAILER_BYTES
+                if len(rest) > limit:
+                    raise self._fail("chunk line too long")
+                self.pending = rest
+                return None
+            line = data[pos:nl]
+            pos = nl + 1
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if state == self._SIZE:
+                size = line.split(b";", 1)[0].strip(b" \t")
+                if not _HEX.match(size) or len(size) > 15:
+                    raise self._fail("invalid chunk size")
+                self.remaining = int(size, 16)
+                self.state = self._DATA if self.remaining else self._TRAILER
+            elif state == self._DATA_END:
+                if line:
+                    raise self._fail("missing CRLF after chunk data")
+                self.state = self._SIZE
+            else:  # trailer section: ends with an empty line
+                if not line:
+                    self.done = True
+                    return data[pos:]
+                self.trailer_bytes += len(line)
+                if self.trailer_bytes > MAX_TRAILER_BYTES:
+                    raise self._fail("trailers too large")
+        return None
+
+
+def encode_chunk(data: bytes) -> List[bytes]:
+    """The pieces of one chunk, for transport.writeSequence."""
+    return [b"%x\r\n" % len(data), data, b"\r\n"]
+
+
+LAST_CHUNK = b"0\r\n\r\n"
