@@ -1,0 +1,378 @@
+"""Reading one YAML document into a resource value, through a table keyed by apiVersion and kind.
+
+Traefik kinds are checked field by field (unknown fields are errors, known-but-unsupported
+ones are notices); core Kubernetes kinds are read leniently, since we use a small part of them.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import attrs
+
+from tsproxy.config.errors import ConfigError, Location
+from tsproxy.config.resources import (
+    CookieSpec,
+    EndpointPort,
+    Endpoints,
+    EndpointSlice,
+    EndpointSubset,
+    HTTPRoute,
+    IngressRoute,
+    Meta,
+    Mirroring,
+    MirrorRef,
+    ObjectRef,
+    Resource,
+    RouteTLS,
+    ServersTransport,
+    Service,
+    ServicePort,
+    ServiceRef,
+    SliceEndpoint,
+    TLSDomain,
+    TraefikService,
+    Weighted,
+)
+from tsproxy.config.schema import FieldError, Fields
+from tsproxy.config.yamlio import Document, YAMLMap
+
+__all__ = ["PARSERS", "ParsedDocument", "parse_document"]
+
+Parser = Callable[[Fields, Meta], Resource]
+
+_NOT_YET = "not supported yet, ignored"
+_MAX_PRIORITY = 2**63 - 1 - 1000  # Traefik reserves the top 1000 for its internal routers
+_SERVICE_LABEL = "kubernetes.io/service-name"
+# Fields of Traefik's LoadBalancerSpec that we accept and do not act on yet.
+_REF_IGNORED = {
+    name: _NOT_YET
+    for name in (
+        "responseForwarding",
+        "healthCheck",
+        "passiveHealthCheck",
+        "nativeLB",
+        "nodePortLB",
+        "middlewares",
+    )
+}
+
+
+def _sticky(fields: Fields) -> Optional[CookieSpec]:
+    sticky = fields.mapping("sticky")
+    if sticky is None:
+        return None
+    cookie = sticky.mapping("cookie")
+    sticky.done()
+    if cookie is None:
+        fields.note("sticky", "no cookie section: stickiness stays off")
+        return None
+    same_site = cookie.string("sameSite")
+    if same_site.lower() not in ("", "none", "lax", "strict"):
+        raise cookie.fail("sameSite", "must be one of: none, lax, strict")
+    spec = CookieSpec(
+        name=cookie.string("name"),
+        secure=cookie.boolean("secure", False),
+        http_only=cookie.boolean("httpOnly", False),
+        same_site=same_site.lower(),
+        max_age=cookie.integer("maxAge", 0),
+        path=cookie.string("path", "/") or "/",
+        domain=cookie.string("domain"),
+    )
+    cookie.done({"expires": _NOT_YET})
+    return spec
+
+
+def _service_ref(fields: Fields, parent_namespace: str) -> ServiceRef:
+    """The LoadBalancerSpec fields of ``fields``; the caller checks for leftovers."""
+    name = fields.string("name", required=True)
+    if "@" in name:
+        raise fields.fail("name", "references to other providers (name@provider) are not supported")
+    kind = fields.string("kind") or "Service"
+    if kind not in ("Service", "TraefikService"):
+        raise fields.fail("kind", "must be one of: Service, TraefikService")
+    port = fields.port("port")
+    if kind == "Service" and port is None:
+        raise fields.fail("port", "is required for a Service reference")
+    strategy = fields.string("strategy")
+    if strategy not in ("", "RoundRobin", "wrr"):
+        fields.note("strategy", f"{strategy} is not supported yet, using round robin")
+    return ServiceRef(
+        name=name,
+        namespace=fields.string("namespace") or parent_namespace,
+        line=fields.line,
+        path=fields.path,
+        kind=kind,
+        port=port if kind == "Service" else None,
+        weight=fields.integer("weight", 1, minimum=0),
+        scheme=fields.string("scheme", choices=("", "http", "https", "h2c")),
+        pass_host_header=fields.boolean("passHostHeader", True),
+        servers_transport=fields.string("serversTransport"),
+        sticky=_sticky(fields),
+    )
+
+
+def _refs(fields: Fields, key: str, namespace: str) -> tuple[ServiceRef, ...]:
+    refs = []
+    for item in fields.mappings(key):
+        refs.append(_service_ref(item, namespace))
+        item.done(_REF_IGNORED)
+    return tuple(refs)
+
+
+def _object_ref(fields: Fields, namespace: str) -> ObjectRef:
+    ref = ObjectRef(fields.string("name", required=True), fields.string("namespace") or namespace)
+    fields.done()
+    return ref
+
+
+def _route_tls(fields: Fields, namespace: str) -> RouteTLS:
+    options = fields.mapping("options")
+    store = fields.mapping("store")
+    domains = []
+    for item in fields.mappings("domains"):
+        domains.append(TLSDomain(item.string("main"), item.strings("sans")))
+        item.done()
+    tls = RouteTLS(
+        secret_name=fields.string("secretName"),
+        options=None if options is None else _object_ref(options, namespace),
+        store=None if store is None else _object_ref(store, namespace),
+        cert_resolver=fields.string("certResolver"),
+        domains=tuple(domains),
+    )
+    fields.done()
+    return tls
+
+
+def _http_route(fields: Fields, namespace: str) -> HTTPRoute:
+    match = fields.string("match", required=True)
+    fields.string("kind", choices=("", "Rule"))
+    middlewares = tuple(_object_ref(item, namespace) for item in fields.mappings("middlewares"))
+    if middlewares:
+        fields.note("middlewares", "not applied yet (middlewares are handled by a later issue)")
+    route = HTTPRoute(
+        match=match,
+        line=fields.line,
+        path=fields.path,
+        services=_refs(fields, "services", namespace),
+        priority=fields.integer("priority", 0, maximum=_MAX_PRIORITY),
+        syntax=fields.string("syntax", choices=("", "v2", "v3")),
+        middlewares=middlewares,
+    )
+    fields.done({"observability": _NOT_YET})
+    return route
+
+
+def _spec(root: Fields) -> Fields:
+    spec = root.mapping("spec", required=True)
+    assert spec is not None
+    return spec
+
+
+def parse_ingress_route(root: Fields, meta: Meta) -> IngressRoute:
+    spec = _spec(root)
+    entry_points = spec.strings("entryPoints")
+    routes = tuple(_http_route(item, meta.namespace) for item in spec.mappings("routes", True))
+    tls_fields = spec.mapping("tls")
+    tls = None
+    if tls_fields is not None:
+        tls = _route_tls(tls_fields, meta.namespace)
+        spec.note("tls", "TLS is handled by a later issue: these routes get no plain HTTP traffic")
+    spec.done({"parentRefs": _NOT_YET, "ingressClassName": _NOT_YET})
+    return IngressRoute(meta=meta, routes=routes, entry_points=entry_points, tls=tls)
+
+
+def parse_traefik_service(root: Fields, meta: Meta) -> TraefikService:
+    spec = _spec(root)
+    for unsupported in ("highestRandomWeight", "failover"):
+        if spec.has(unsupported):
+            raise spec.fail(unsupported, "not supported yet")
+    weighted_fields = spec.mapping("weighted")
+    mirroring_fields = spec.mapping("mirroring")
+    if (weighted_fields is None) == (mirroring_fields is None):
+        raise FieldError(spec.line, spec.path, "exactly one of weighted or mirroring is required")
+    weighted = mirroring = None
+    if weighted_fields is not None:
+        services = _refs(weighted_fields, "services", meta.namespace)
+        weighted = Weighted(services, _sticky(weighted_fields))
+        weighted_fields.done()
+    if mirroring_fields is not None:
+        main = _service_ref(mirroring_fields, meta.namespace)
+        mirrors = []
+        for item in mirroring_fields.mappings("mirrors"):
+            percent = item.integer("percent", 0, minimum=0, maximum=100)
+            mirrors.append(MirrorRef(_service_ref(item, meta.namespace), percent))
+            item.done(_REF_IGNORED)
+        mirroring = Mirroring(
+            service=main,
+            mirrors=tuple(mirrors),
+            max_body_size=mirroring_fields.integer("maxBodySize", -1, minimum=-1),
+            mirror_body=mirroring_fields.boolean("mirrorBody", True),
+        )
+        mirroring_fields.done(_REF_IGNORED)
+    spec.done()
+    return TraefikService(meta=meta, weighted=weighted, mirroring=mirroring)
+
+
+def parse_servers_transport(root: Fields, meta: Meta) -> ServersTransport:
+    spec = _spec(root)
+    timeouts = spec.mapping("forwardingTimeouts")
+    dial, header, idle = 30.0, 0.0, 90.0
+    if timeouts is not None:
+        dial = timeouts.duration("dialTimeout", dial)
+        header = timeouts.duration("responseHeaderTimeout", header)
+        idle = timeouts.duration("idleConnTimeout", idle)
+        timeouts.done({"readIdleTimeout": _NOT_YET, "pingTimeout": _NOT_YET})
+    max_idle = spec.integer("maxIdleConnsPerHost", 0, minimum=-1)
+    transport = ServersTransport(
+        meta=meta,
+        dial_timeout=dial,
+        response_header_timeout=header,
+        idle_conn_timeout=idle,
+        max_idle_conns_per_host={0: 200, -1: 0}.get(max_idle, max_idle),
+        disable_http2=spec.boolean("disableHTTP2", False),
+        insecure_skip_verify=spec.boolean("insecureSkipVerify", False),
+        server_name=spec.string("serverName"),
+    )
+    tls_fields = (
+        "rootCAsSecrets",
+        "rootCAs",
+        "certificatesSecrets",
+        "peerCertURI",
+        "peerCertSANs",
+        "spiffe",
+        "cipherSuites",
+        "minVersion",
+        "maxVersion",
+    )
+    spec.done({name: _NOT_YET for name in tls_fields})
+    return transport
+
+
+def _endpoint_ports(fields: Fields, key: str) -> tuple[EndpointPort, ...]:
+    ports = []
+    for item in fields.mappings(key):
+        port = item.integer("port", 0, minimum=1, maximum=65535)
+        if port:  # EndpointSlice ports may leave the number out: such a port is unusable
+            ports.append(EndpointPort(port, item.string("name"), item.string("protocol", "TCP")))
+    return tuple(ports)
+
+
+def parse_service(root: Fields, meta: Meta) -> Service:
+    spec = _spec(root)
+    service_type = spec.string("type", "ClusterIP")
+    ports = []
+    for item in spec.mappings("ports"):
+        if not item.has("port"):
+            raise item.fail("port", "is required")
+        ports.append(
+            ServicePort(
+                port=item.integer("port", 0, minimum=1, maximum=65535),
+                name=item.string("name"),
+                target_port=item.port("targetPort"),
+                protocol=item.string("protocol", "TCP"),
+            )
+        )
+    external_name = spec.string("externalName")
+    if service_type == "ExternalName" and not external_name:
+        raise spec.fail("externalName", "is required for type ExternalName")
+    return Service(meta, tuple(ports), service_type, external_name)
+
+
+def parse_endpoints(root: Fields, meta: Meta) -> Endpoints:
+    subsets = []
+    for subset in root.mappings("subsets"):
+        addresses = tuple(item.string("ip", required=True) for item in subset.mappings("addresses"))
+        subsets.append(EndpointSubset(addresses, _endpoint_ports(subset, "ports")))
+    return Endpoints(meta, tuple(subsets))
+
+
+def parse_endpoint_slice(root: Fields, meta: Meta) -> EndpointSlice:
+    metadata = root.mapping("metadata")
+    labels = metadata.mapping("labels") if metadata is not None else None
+    service_name = labels.string(_SERVICE_LABEL) if labels is not None else ""
+    if not service_name:
+        line = labels.line if labels is not None else meta.location.line
+        raise FieldError(line, f"metadata.labels.{_SERVICE_LABEL}", "is required")
+    endpoints = []
+    for item in root.mappings("endpoints"):
+        conditions = item.mapping("conditions")
+        ready = conditions.boolean("ready", True) if conditions is not None else True
+        endpoints.append(SliceEndpoint(item.strings("addresses"), ready))
+    return EndpointSlice(
+        meta=meta,
+        service_name=service_name,
+        ports=_endpoint_ports(root, "ports"),
+        endpoints=tuple(endpoints),
+        address_type=root.string("addressType", "IPv4"),
+    )
+
+
+TRAEFIK_GROUPS = ("traefik.io/v1alpha1", "traefik.containo.us/v1alpha1")
+# The kinds read now. IngressRouteTCP, IngressRouteUDP, Middleware, TLSOption and Secret get
+# their rows here when they are read.
+PARSERS: dict[tuple[str, str], Parser] = {
+    **{(group, "IngressRoute"): parse_ingress_route for group in TRAEFIK_GROUPS},
+    **{(group, "TraefikService"): parse_traefik_service for group in TRAEFIK_GROUPS},
+    **{(group, "ServersTransport"): parse_servers_transport for group in TRAEFIK_GROUPS},
+    ("v1", "Service"): parse_service,
+    ("v1", "Endpoints"): parse_endpoints,
+    ("discovery.k8s.io/v1", "EndpointSlice"): parse_endpoint_slice,
+}
+_HANDLED_KINDS = {kind for _, kind in PARSERS}
+
+
+@attrs.frozen
+class ParsedDocument:
+    """What became of one document: a resource, or an error, plus notices (full strings)."""
+
+    resource: Optional[Resource] = None
+    error: Optional[ConfigError] = None
+    notices: tuple[str, ...] = ()
+
+
+def _metadata(data: YAMLMap) -> tuple[str, str]:
+    """Namespace and name for labels, tolerating documents that will be rejected."""
+    metadata = data.get("metadata")
+    if not isinstance(metadata, YAMLMap):
+        return "default", ""
+    namespace = metadata.get("namespace")
+    name = metadata.get("name")
+    return (
+        namespace if isinstance(namespace, str) and namespace else "default",
+        name if isinstance(name, str) else "",
+    )
+
+
+def parse_document(document: Document, file: str) -> ParsedDocument:
+    """Turn one document into a resource, a skip notice, or a located error."""
+    data = document.data
+    if not isinstance(data, YAMLMap):
+        return ParsedDocument(error=ConfigError(file, document.line, "", "not a mapping"))
+    api_version, kind = data.get("apiVersion"), data.get("kind")
+    if not isinstance(api_version, str) or not isinstance(kind, str) or not kind:
+        message = "apiVersion and kind are required (strings)"
+        return ParsedDocument(error=ConfigError(file, document.line, "", message))
+    namespace, name = _metadata(data)
+    label = f"{kind} {namespace}/{name}" if name else kind
+    parser = PARSERS.get((api_version, kind))
+    if parser is None:
+        reason = (
+            f"apiVersion {api_version} not handled"
+            if kind in _HANDLED_KINDS
+            else "kind not handled"
+        )
+        return ParsedDocument(notices=(f"{file}:{document.line}: skipping {label} ({reason})",))
+    notices: list[tuple[int, str]] = []
+    try:
+        root = Fields(data, "", notices)
+        metadata = root.mapping("metadata", required=True)
+        assert metadata is not None
+        metadata.string("name", required=True)
+        metadata.string("namespace")
+        location = Location(file, document.line, label)
+        resource = parser(root, Meta(kind, namespace, name, location))
+    except FieldError as exc:
+        return ParsedDocument(error=ConfigError(file, exc.line, label, str(exc)))
+    texts = tuple(f"{file}:{line}: {label}: {text}" for line, text in notices)
+    return ParsedDocument(resource=resource, notices=texts)

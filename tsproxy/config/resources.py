@@ -1,0 +1,256 @@
+"""Frozen values for the Kubernetes and Traefik resources tsproxy reads, one class per kind.
+
+These are the validated YAML, nothing resolved: references are names, defaults are applied.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import attrs
+
+from tsproxy.config.errors import Location
+
+__all__ = [
+    "CookieSpec",
+    "EndpointPort",
+    "EndpointSlice",
+    "EndpointSubset",
+    "Endpoints",
+    "HTTPRoute",
+    "IngressRoute",
+    "Meta",
+    "MiddlewareRef",
+    "MirrorRef",
+    "Mirroring",
+    "ObjectRef",
+    "Resource",
+    "RouteTLS",
+    "ServersTransport",
+    "Service",
+    "ServicePort",
+    "ServiceRef",
+    "SliceEndpoint",
+    "TLSDomain",
+    "TraefikService",
+    "Weighted",
+]
+
+PortRef = Union[int, str]
+
+
+@attrs.frozen
+class Meta:
+    """Kind, namespace, name and where the document starts."""
+
+    kind: str
+    namespace: str
+    name: str
+    location: Location
+
+    @property
+    def label(self) -> str:
+        """``"<Kind> <namespace>/<name>"``, the resource part of error messages."""
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+@attrs.frozen
+class CookieSpec:
+    """``sticky.cookie``: an empty name means the generated default name."""
+
+    name: str = ""
+    secure: bool = False
+    http_only: bool = False
+    same_site: str = ""
+    max_age: int = 0
+    path: str = "/"
+    domain: str = ""
+
+
+@attrs.frozen
+class ServiceRef:
+    """A reference to a Kubernetes Service or a TraefikService (Traefik's LoadBalancerSpec).
+
+    ``namespace`` is already defaulted to the referencing object's namespace; ``port`` is a
+    number or a port name (None for TraefikService references); ``line``/``path`` locate it.
+    """
+
+    name: str
+    namespace: str
+    line: int
+    path: str
+    kind: str = "Service"
+    port: Optional[PortRef] = None
+    weight: int = 1
+    scheme: str = ""
+    pass_host_header: bool = True
+    servers_transport: str = ""
+    sticky: Optional[CookieSpec] = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+
+@attrs.frozen
+class MirrorRef:
+    """One entry of ``mirroring.mirrors``: a service and the percentage of requests it gets."""
+
+    service: ServiceRef
+    percent: int = 0
+
+
+@attrs.frozen
+class ObjectRef:
+    """A ``{name, namespace}`` reference (middlewares, TLS options and stores)."""
+
+    name: str
+    namespace: str
+
+
+MiddlewareRef = ObjectRef
+
+
+@attrs.frozen
+class TLSDomain:
+    main: str
+    sans: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class RouteTLS:
+    """``spec.tls`` of an IngressRoute, kept for the TLS work; not acted on yet."""
+
+    secret_name: str = ""
+    options: Optional[ObjectRef] = None
+    store: Optional[ObjectRef] = None
+    cert_resolver: str = ""
+    domains: tuple[TLSDomain, ...] = ()
+
+
+@attrs.frozen
+class HTTPRoute:
+    """One entry of ``spec.routes`` of an IngressRoute."""
+
+    match: str
+    line: int
+    path: str
+    services: tuple[ServiceRef, ...] = ()
+    priority: int = 0
+    syntax: str = ""
+    middlewares: tuple[MiddlewareRef, ...] = ()
+
+
+@attrs.frozen
+class IngressRoute:
+    """HTTP routes; no entryPoints means every TCP entrypoint."""
+
+    meta: Meta
+    routes: tuple[HTTPRoute, ...]
+    entry_points: tuple[str, ...] = ()
+    tls: Optional[RouteTLS] = None
+
+
+@attrs.frozen
+class Weighted:
+    services: tuple[ServiceRef, ...]
+    sticky: Optional[CookieSpec] = None
+
+
+@attrs.frozen
+class Mirroring:
+    """The main service (given inline, as in Traefik), its mirrors and the body policy."""
+
+    service: ServiceRef
+    mirrors: tuple[MirrorRef, ...] = ()
+    max_body_size: int = -1
+    mirror_body: bool = True
+
+
+@attrs.frozen
+class TraefikService:
+    """Exactly one of ``weighted`` or ``mirroring`` is set."""
+
+    meta: Meta
+    weighted: Optional[Weighted] = None
+    mirroring: Optional[Mirroring] = None
+
+
+@attrs.frozen
+class ServersTransport:
+    """How to talk to servers. Durations in seconds, 0 meaning none.
+
+    ``max_idle_conns_per_host`` is 200 when absent or 0 (Traefik gives user-defined transports
+    Go's default of 2 there, which cripples keep-alive; we keep the default transport's 200),
+    and 0 when the YAML says -1 (no connection reuse).
+    """
+
+    meta: Meta
+    dial_timeout: float = 30.0
+    response_header_timeout: float = 0.0
+    idle_conn_timeout: float = 90.0
+    max_idle_conns_per_host: int = 200
+    disable_http2: bool = False
+    insecure_skip_verify: bool = False
+    server_name: str = ""
+
+
+@attrs.frozen
+class ServicePort:
+    port: int
+    name: str = ""
+    target_port: Optional[PortRef] = None
+    protocol: str = "TCP"
+
+
+@attrs.frozen
+class Service:
+    """A core v1 Service: its ports, and for ``type: ExternalName`` the external host."""
+
+    meta: Meta
+    ports: tuple[ServicePort, ...] = ()
+    type: str = "ClusterIP"
+    external_name: str = ""
+
+
+@attrs.frozen
+class EndpointPort:
+    port: int
+    name: str = ""
+    protocol: str = "TCP"
+
+
+@attrs.frozen
+class EndpointSubset:
+    """Ready addresses only: ``notReadyAddresses`` are dropped when reading."""
+
+    addresses: tuple[str, ...]
+    ports: tuple[EndpointPort, ...]
+
+
+@attrs.frozen
+class Endpoints:
+    meta: Meta
+    subsets: tuple[EndpointSubset, ...] = ()
+
+
+@attrs.frozen
+class SliceEndpoint:
+    """``ready`` is False only when ``conditions.ready`` says false (absent counts as ready)."""
+
+    addresses: tuple[str, ...]
+    ready: bool = True
+
+
+@attrs.frozen
+class EndpointSlice:
+    """A discovery.k8s.io/v1 EndpointSlice, tied to its Service by a label."""
+
+    meta: Meta
+    service_name: str
+    ports: tuple[EndpointPort, ...] = ()
+    endpoints: tuple[SliceEndpoint, ...] = ()
+    address_type: str = "IPv4"
+
+
+Resource = Union[IngressRoute, TraefikService, ServersTransport, Service, Endpoints, EndpointSlice]

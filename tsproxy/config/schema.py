@@ -1,0 +1,249 @@
+"""Typed reading of located YAML mappings: every problem names its field path and line.
+
+Used by the static and the dynamic configuration readers; knows no kinds, raises FieldError.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Iterable, Mapping, Sequence, Union
+
+from tsproxy.config.yamlio import YAMLList, YAMLMap
+
+__all__ = ["FieldError", "Fields", "parse_duration"]
+
+PortRef = Union[int, str]
+
+
+class FieldError(Exception):
+    """A field holds a value the schema does not accept."""
+
+    def __init__(self, line: int, path: str, message: str) -> None:
+        super().__init__(line, path, message)
+        self.line = line
+        self.path = path
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "\u00b5s": 1e-6,
+    "\u03bcs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_BARE_NUMBER = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a Go duration string ("1m30s"), a numeric string or a number (seconds).
+
+    Raises ValueError for anything else, including booleans and non-finite numbers.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(value)
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif _BARE_NUMBER.match(value):
+        seconds = float(value)
+    else:
+        text = value
+        sign = -1.0 if text.startswith("-") else 1.0
+        text = text[1:] if text[:1] in "+-" else text
+        if text == "0":
+            return 0.0
+        seconds, position = 0.0, 0
+        for match in _DURATION_PART.finditer(text):
+            number = match.group(1)
+            if match.start() != position or number in ("", "."):
+                raise ValueError(value)
+            seconds += float(number) * _UNIT_SECONDS[match.group(2)]
+            position = match.end()
+        if position == 0 or position != len(text):
+            raise ValueError(value)
+        seconds *= sign
+    if not math.isfinite(seconds):
+        raise ValueError(value)
+    return seconds
+
+
+def join(path: str, key: str) -> str:
+    """The field path of ``key`` below ``path``."""
+    return f"{path}.{key}" if path else key
+
+
+class Fields:
+    """A view over one mapping that reads typed fields and remembers which ones were read.
+
+    ``notices`` collects (line, text) pairs for accepted-but-unsupported fields; ``done``
+    rejects any field nobody read.
+    """
+
+    def __init__(self, data: YAMLMap, path: str, notices: list[tuple[int, str]]) -> None:
+        self.data = data
+        self.path = path
+        self.notices = notices
+        self._read: set[object] = set()
+
+    @classmethod
+    def of(cls, value: object, path: str, line: int, notices: list[tuple[int, str]]) -> Fields:
+        """Fields over ``value``, which must be a mapping (``path`` and ``line`` locate it)."""
+        if not isinstance(value, YAMLMap):
+            raise FieldError(line, path, "must be a mapping")
+        return cls(value, path, notices)
+
+    @property
+    def line(self) -> int:
+        return self.data.line
+
+    def has(self, key: str) -> bool:
+        return self.data.get(key) is not None
+
+    def line_of(self, key: str) -> int:
+        """The line of ``key`` if present, else the line of the mapping."""
+        return self.data.key_lines.get(key, self.data.line)
+
+    def path_of(self, key: str) -> str:
+        return join(self.path, key)
+
+    def fail(self, key: str, message: str) -> FieldError:
+        return FieldError(self.line_of(key), self.path_of(key), message)
+
+    def _get(self, key: str, required: bool) -> object:
+        self._read.add(key)
+        value = self.data.get(key)
+        if value is None and required:
+            raise self.fail(key, "is required")
+        return value
+
+    def string(
+        self, key: str, default: str = "", required: bool = False, choices: Sequence[str] = ()
+    ) -> str:
+        value = self._get(key, required)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise self.fail(key, "must be a string")
+        if required and not value:
+            raise self.fail(key, "must not be empty")
+        if choices and value not in choices:
+            raise self.fail(key, "must be one of: " + ", ".join(choices))
+        return value
+
+    def integer(
+        self, key: str, default: int, minimum: int | None = None, maximum: int | None = None
+    ) -> int:
+        value = self._get(key, False)
+        if value is None:
+            return default
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        if ok and minimum is not None and value < minimum:  # type: ignore[operator]
+            ok = False
+        if ok and maximum is not None and value > maximum:  # type: ignore[operator]
+            ok = False
+        if not ok:
+            if minimum is not None and maximum is not None:
+                raise self.fail(key, f"must be an integer between {minimum} and {maximum}")
+            if minimum is not None:
+                raise self.fail(key, f"must be an integer >= {minimum}")
+            if maximum is not None:
+                raise self.fail(key, f"must be an integer <= {maximum}")
+            raise self.fail(key, "must be an integer")
+        return value  # type: ignore[return-value]
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key, False)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.fail(key, "must be true or false")
+        return value
+
+    def duration(self, key: str, default: float) -> float:
+        value = self._get(key, False)
+        if value is None:
+            return default
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            raise self.fail(
+                key, "must be a duration (like 10s, 1m30s, 500ms) or a number of seconds"
+            ) from None
+        if seconds < 0:
+            raise self.fail(key, "must not be negative")
+        return seconds
+
+    def port(self, key: str) -> PortRef | None:
+        """A Kubernetes int-or-string port: 1..65535 or a non-empty name; 0 and "" mean unset."""
+        value = self._get(key, False)
+        if value is None or value == 0 or value == "":
+            return None
+        if isinstance(value, str) or (
+            isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
+        ):
+            return value
+        raise self.fail(key, "must be a port number (1-65535) or a port name")
+
+    def mapping(self, key: str, required: bool = False) -> Fields | None:
+        value = self._get(key, required)
+        if value is None:
+            return None
+        return Fields.of(value, self.path_of(key), self.line_of(key), self.notices)
+
+    def items(self, key: str, required: bool = False) -> list[tuple[object, str, int]]:
+        """The items of a list field as (value, path, line); absent means empty."""
+        value = self._get(key, required)
+        if value is None:
+            return []
+        if not isinstance(value, YAMLList):
+            raise self.fail(key, "must be a list")
+        base = self.path_of(key)
+        return [
+            (item, f"{base}[{index}]", line)
+            for index, (item, line) in enumerate(zip(value, value.item_lines))
+        ]
+
+    def mappings(self, key: str, required: bool = False) -> list[Fields]:
+        return [
+            Fields.of(item, path, line, self.notices)
+            for item, path, line in self.items(key, required)
+        ]
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        result = []
+        for item, path, line in self.items(key):
+            if not isinstance(item, str):
+                raise FieldError(line, path, "must be a string")
+            result.append(item)
+        return tuple(result)
+
+    def note(self, key: str, text: str) -> None:
+        """Record a notice about ``key`` at its line."""
+        self.notices.append((self.line_of(key), f"{self.path_of(key)}: {text}"))
+
+    def done(self, ignored: Mapping[str, str] | Iterable[str] = ()) -> None:
+        """Check every field was read: ``ignored`` ones get a notice, others are errors.
+
+        ``ignored`` maps a field name to the notice text; a plain iterable of names is
+        accepted silently (fields that exist in the source format but mean nothing here).
+        """
+        texts = ignored if isinstance(ignored, Mapping) else dict.fromkeys(ignored, "")
+        for key in self.data:
+            if key in self._read:
+                continue
+            if not isinstance(key, str) or key not in texts:
+                raise FieldError(
+                    self.data.key_lines.get(key, self.data.line),
+                    join(self.path, str(key)),
+                    "unknown field",
+                )
+            if texts[key]:
+                self.note(key, texts[key])

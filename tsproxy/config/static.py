@@ -1,0 +1,253 @@
+"""The static configuration (tsproxy.yaml, Traefik's static format): entrypoints and log level.
+
+Pure: parses text given to it. Any error here is fatal, since the proxy cannot start without it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Union
+
+import attrs
+
+from tsproxy.config.errors import ConfigError, Location
+from tsproxy.config.schema import FieldError, Fields
+from tsproxy.config.yamlio import load_documents
+
+__all__ = ["EntryPoint", "StaticConfig", "parse_address", "parse_static"]
+
+STATIC_FILE = "tsproxy.yaml"
+
+_NOT_YET = "not supported yet, ignored"
+# Top-level sections Traefik's static configuration has and we do not act on yet.
+_IGNORED_SECTIONS = {
+    name: _NOT_YET
+    for name in (
+        "api",
+        "ping",
+        "metrics",
+        "accessLog",
+        "providers",
+        "global",
+        "serversTransport",
+        "tcpServersTransport",
+        "certificatesResolvers",
+        "experimental",
+        "tracing",
+        "core",
+        "hostResolver",
+        "spiffe",
+        "hub",
+        "ocsp",
+    )
+}
+_IGNORED_ENTRYPOINT_FIELDS = {
+    name: _NOT_YET
+    for name in (
+        "http",
+        "http2",
+        "http3",
+        "proxyProtocol",
+        "reusePort",
+        "asDefault",
+        "allowACMEByPass",
+        "observability",
+    )
+}
+_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "PANIC")
+
+
+@attrs.frozen
+class EntryPoint:
+    """One listening address. ``host`` "" means every interface; times are in seconds."""
+
+    name: str
+    host: str
+    port: int
+    protocol: str
+    trusted_ips: tuple[str, ...] = ()
+    insecure_forwarded: bool = False
+    read_timeout: float = 60.0
+    write_timeout: float = 0.0
+    idle_timeout: float = 180.0
+    grace_timeout: float = 10.0
+    udp_timeout: float = 3.0
+    location: Location = Location(STATIC_FILE, 1)
+
+
+@attrs.frozen
+class StaticConfig:
+    """The parsed tsproxy.yaml; ``path`` is the file it came from."""
+
+    path: str
+    entrypoints: tuple[EntryPoint, ...]
+    log_level: str = "INFO"
+
+    def entrypoint(self, name: str) -> EntryPoint:
+        """The entrypoint called ``name``; KeyError if there is none."""
+        for entrypoint in self.entrypoints:
+            if entrypoint.name == name:
+                return entrypoint
+        raise KeyError(name)
+
+
+def parse_address(text: str) -> tuple[str, int, str]:
+    """``[host]:port[/tcp|/udp]`` as (host, port, protocol); ValueError says what is wrong."""
+    address, _, protocol = text.partition("/")
+    protocol = protocol.lower() or "tcp"
+    if protocol not in ("tcp", "udp"):
+        raise ValueError(f"invalid protocol {protocol!r} (tcp or udp)")
+    host, colon, port_text = address.rpartition(":")
+    if not colon:
+        raise ValueError("must be [host]:port, like :8000 or 127.0.0.1:8000")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if not _is_ip(host, 6):
+            raise ValueError(f"{host!r} is not an IPv6 address")
+    elif host and not _is_ip(host, 4):
+        raise ValueError(f"host {host!r} must be an IPv4 address or a bracketed IPv6 address")
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"port {port_text!r} must be a number between 0 and 65535")
+    return host, int(port_text), protocol
+
+
+def _is_ip(text: str, version: int) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == version
+    except ValueError:
+        return False
+
+
+def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoint:
+    address = fields.string("address", required=True)
+    try:
+        host, port, protocol = parse_address(address)
+    except ValueError as exc:
+        raise fields.fail("address", str(exc)) from None
+    trusted: tuple[str, ...] = ()
+    insecure = False
+    forwarded = fields.mapping("forwardedHeaders")
+    if forwarded is not None:
+        trusted = forwarded.strings("trustedIPs")
+        for index, value in enumerate(trusted):
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise FieldError(
+                    forwarded.line_of("trustedIPs"),
+                    f"{forwarded.path_of('trustedIPs')}[{index}]",
+                    "must be an IP address or a CIDR range",
+                ) from None
+        insecure = forwarded.boolean("insecure", False)
+        forwarded.done({"connection": _NOT_YET, "notAppendXForwardedFor": _NOT_YET})
+    timeouts = {"read": 60.0, "write": 0.0, "idle": 180.0, "grace": 10.0}
+    transport = fields.mapping("transport")
+    if transport is not None:
+        responding = transport.mapping("respondingTimeouts")
+        if responding is not None:
+            for kind in ("read", "write", "idle"):
+                timeouts[kind] = responding.duration(kind + "Timeout", timeouts[kind])
+            responding.done()
+        life_cycle = transport.mapping("lifeCycle")
+        if life_cycle is not None:
+            timeouts["grace"] = life_cycle.duration("graceTimeOut", timeouts["grace"])
+            life_cycle.done({"requestAcceptGraceTimeout": _NOT_YET})
+        transport.done({"keepAliveMaxRequests": _NOT_YET, "keepAliveMaxTime": _NOT_YET})
+    udp_timeout = 3.0
+    udp = fields.mapping("udp")
+    if udp is not None:
+        udp_timeout = udp.duration("timeout", udp_timeout)
+        udp.done()
+    fields.done(_IGNORED_ENTRYPOINT_FIELDS)
+    return EntryPoint(
+        name=name,
+        host=host,
+        port=port,
+        protocol=protocol,
+        trusted_ips=trusted,
+        insecure_forwarded=insecure,
+        read_timeout=timeouts["read"],
+        write_timeout=timeouts["write"],
+        idle_timeout=timeouts["idle"],
+        grace_timeout=timeouts["grace"],
+        udp_timeout=udp_timeout,
+        location=location,
+    )
+
+
+def _parse_log_level(root: Fields) -> str:
+    log = root.mapping("log")
+    if log is None:
+        return "INFO"
+    level = log.string("level", "INFO")
+    if level.upper() not in _LOG_LEVELS:
+        raise log.fail("level", "must be one of: " + ", ".join(_LOG_LEVELS))
+    log.done({name: _NOT_YET for name in ("filePath", "format", "noColor", "maxSize")})
+    return level.upper()
+
+
+StaticResult = tuple[Union[StaticConfig, None], tuple[ConfigError, ...], tuple[str, ...]]
+
+
+def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> StaticResult:
+    """Parse tsproxy.yaml text (None: the file is absent) into (config or None, errors, notices).
+
+    Errors from every entrypoint are collected; any error means no configuration.
+    """
+    if text is None:
+        return None, (ConfigError(file, 1, "", "file not found: no entrypoints defined"),), ()
+    documents, yaml_errors = load_documents(text, file)
+    if yaml_errors:
+        return None, yaml_errors, ()
+    if not documents:
+        return None, (ConfigError(file, 1, "", "empty: no entrypoints defined"),), ()
+    if len(documents) > 1:
+        message = "must hold a single YAML document"
+        return None, (ConfigError(file, documents[1].line, "", message),), ()
+    notices: list[tuple[int, str]] = []
+    errors: list[ConfigError] = []
+    entrypoints: list[EntryPoint] = []
+    log_level = "INFO"
+    document = documents[0]
+    try:
+        root = Fields.of(document.data, "", document.line, notices)
+        section = root.mapping("entryPoints", required=True)
+        assert section is not None
+        if not section.data:
+            raise FieldError(section.line, "entryPoints", "at least one entrypoint is required")
+        for name in section.data:
+            try:
+                if not isinstance(name, str) or not name:
+                    line = section.data.key_lines.get(name, section.line)
+                    raise FieldError(line, f"entryPoints.{name}", "names must be non-empty strings")
+                fields = section.mapping(name, required=True)
+                assert fields is not None
+                location = Location(file, section.line_of(name), f"entrypoint {name}")
+                entrypoints.append(_parse_entrypoint(name, fields, location))
+            except FieldError as exc:
+                errors.append(ConfigError(file, exc.line, "", str(exc)))
+        log_level = _parse_log_level(root)
+        root.done(_IGNORED_SECTIONS)
+    except FieldError as exc:
+        errors.append(ConfigError(file, exc.line, "", str(exc)))
+    errors.extend(_duplicate_listeners(entrypoints))
+    located = tuple(f"{file}:{line}: {text}" for line, text in notices)
+    if errors:
+        return None, tuple(errors), located
+    config = StaticConfig(path=path or file, entrypoints=tuple(entrypoints), log_level=log_level)
+    return config, (), located
+
+
+def _duplicate_listeners(entrypoints: list[EntryPoint]) -> list[ConfigError]:
+    seen: dict[tuple[str, int, str], EntryPoint] = {}
+    errors = []
+    for entrypoint in entrypoints:
+        key = (entrypoint.host, entrypoint.port, entrypoint.protocol)
+        first = seen.setdefault(key, entrypoint)
+        if first is not entrypoint and entrypoint.port != 0:
+            errors.append(
+                entrypoint.location.error(
+                    f"address is already used by entrypoint {first.name} ({first.location})"
+                )
+            )
+    return errors
