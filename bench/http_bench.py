@@ -473,7 +473,7 @@ spec:
 @dataclass
 class Row:
     setup: str
-    status: str = "ok"  # ok | broken | skipped
+    status: str = "ok"  # ok | broken (not loaded; reason says why)
     reason: str = ""
     split: str = ""
     requests_per_s: Optional[float] = None
@@ -503,6 +503,8 @@ class Target:
 
 
 class Bench:
+    """The backend (shared by all rows) and the rows, run one at a time on core 0."""
+
     def __init__(self, args: argparse.Namespace, run_dir: Path, procs: Processes) -> None:
         self.args = args
         self.run_dir = run_dir
