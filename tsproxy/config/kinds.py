@@ -190,7 +190,7 @@ def parse_traefik_service(root: Fields, meta: Meta) -> TraefikService:
     weighted_fields = spec.mapping("weighted")
     mirroring_fields = spec.mapping("mirroring")
     if (weighted_fields is None) == (mirroring_fields is None):
-        raise FieldError(spec.line, spec.path, "exactly one of weighted or mirroring is required")
+        raise spec.whole("exactly one of weighted or mirroring is required")
     weighted = mirroring = None
     if weighted_fields is not None:
         services = _refs(weighted_fields, "services", meta.namespace)

@@ -87,29 +87,41 @@ class Fields:
     rejects any field nobody read.
     """
 
-    def __init__(self, data: YAMLMap, path: str, notices: list[tuple[int, str]]) -> None:
+    def __init__(
+        self,
+        data: YAMLMap,
+        path: str,
+        notices: list[tuple[int, str]],
+        named_at: int | None = None,
+    ) -> None:
         self.data = data
         self.path = path
         self.notices = notices
+        self.named_at = data.line if named_at is None else named_at
         self._read: set[object] = set()
 
     @classmethod
     def of(cls, value: object, path: str, line: int, notices: list[tuple[int, str]]) -> Fields:
-        """Fields over ``value``, which must be a mapping (``path`` and ``line`` locate it)."""
+        """Fields over ``value``, which must be a mapping named at ``path`` on ``line``."""
         if not isinstance(value, YAMLMap):
             raise FieldError(line, path, "must be a mapping")
-        return cls(value, path, notices)
+        return cls(value, path, notices, line)
 
     @property
     def line(self) -> int:
+        """The line of the mapping's first key."""
         return self.data.line
+
+    def whole(self, message: str) -> FieldError:
+        """An error about the mapping as a whole, at the line that names it."""
+        return FieldError(self.named_at, self.path, message)
 
     def has(self, key: str) -> bool:
         return self.data.get(key) is not None
 
     def line_of(self, key: str) -> int:
-        """The line of ``key`` if present, else the line of the mapping."""
-        return self.data.key_lines.get(key, self.data.line)
+        """The line of ``key`` if present, else the line that names the mapping."""
+        return self.data.key_lines.get(key, self.named_at)
 
     def path_of(self, key: str) -> str:
         return join(self.path, key)

@@ -214,7 +214,7 @@ def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> S
         section = root.mapping("entryPoints", required=True)
         assert section is not None
         if not section.data:
-            raise FieldError(section.line, "entryPoints", "at least one entrypoint is required")
+            raise section.whole("at least one entrypoint is required")
         for name in section.data:
             try:
                 if not isinstance(name, str) or not name:

@@ -1,0 +1,283 @@
+"""Tests for tsproxy.config.static and the duration grammar in tsproxy.config.schema."""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tsproxy.config.errors import Location
+from tsproxy.config.schema import parse_duration
+from tsproxy.config.static import EntryPoint, StaticConfig, parse_address, parse_static
+
+ADDRESSES = [
+    (":8000", ("", 8000, "tcp")),
+    ("127.0.0.1:8000", ("127.0.0.1", 8000, "tcp")),
+    ("[::1]:8000", ("::1", 8000, "tcp")),
+    ("[::]:80", ("::", 80, "tcp")),
+    ("0.0.0.0:80", ("0.0.0.0", 80, "tcp")),
+    (":5353/udp", ("", 5353, "udp")),
+    ("127.0.0.1:5353/udp", ("127.0.0.1", 5353, "udp")),
+    (":53/UDP", ("", 53, "udp")),
+    (":80/tcp", ("", 80, "tcp")),
+    (":0", ("", 0, "tcp")),
+]
+
+BAD_ADDRESSES = [
+    ("8000", "must be [host]:port, like :8000 or 127.0.0.1:8000"),
+    (":80/sctp", "invalid protocol 'sctp' (tcp or udp)"),
+    (":65536", "port '65536' must be a number between 0 and 65535"),
+    (":http", "port 'http' must be a number between 0 and 65535"),
+    (":", "port '' must be a number between 0 and 65535"),
+    ("::1:80", "host '::1' must be an IPv4 address or a bracketed IPv6 address"),
+    ("localhost:80", "host 'localhost' must be an IPv4 address or a bracketed IPv6 address"),
+    ("[127.0.0.1]:80", "'127.0.0.1' is not an IPv6 address"),
+]
+
+DURATIONS = [
+    ("10s", 10.0),
+    ("1m30s", 90.0),
+    ("500ms", 0.5),
+    ("1h", 3600.0),
+    ("1.5s", 1.5),
+    ("2h45m", 9900.0),
+    ("250us", 0.00025),
+    ("250\u00b5s", 0.00025),
+    ("100ns", 1e-7),
+    ("0", 0.0),
+    ("-1s", -1.0),
+    ("10", 10.0),
+    ("2.5", 2.5),
+    (10, 10.0),
+    (0.25, 0.25),
+]
+
+BAD_DURATIONS = ["", "s", "1x", "1s2", "1 s", "ten", "1.2.3s", ".s", True, None, [1], "inf", 1e400]
+
+
+class AddressTests(SynchronousTestCase):
+    """Entrypoint addresses in every form Traefik accepts."""
+
+    def test_good(self) -> None:
+        """Each address form gives its host, port and protocol."""
+        for text, expected in ADDRESSES:
+            self.assertEqual(parse_address(text), expected, text)
+
+    def test_bad(self) -> None:
+        """Each malformed address is refused with a message saying why."""
+        for text, message in BAD_ADDRESSES:
+            with self.assertRaises(ValueError) as caught:
+                parse_address(text)
+            self.assertEqual(str(caught.exception), message, text)
+
+
+class DurationTests(SynchronousTestCase):
+    """Go duration strings and bare numbers (seconds)."""
+
+    def test_good(self) -> None:
+        """Each duration parses to its number of seconds."""
+        for value, seconds in DURATIONS:
+            self.assertAlmostEqual(parse_duration(value), seconds, msg=repr(value))
+
+    def test_bad(self) -> None:
+        """Malformed durations raise ValueError."""
+        for value in BAD_DURATIONS:
+            self.assertRaises(ValueError, parse_duration, value)
+
+
+FULL = """\
+entryPoints:
+  web:
+    address: ":8000"
+  local:
+    address: "127.0.0.1:8001"
+    forwardedHeaders:
+      trustedIPs: ["10.0.0.0/8", "127.0.0.1", "::1"]
+      insecure: false
+    transport:
+      respondingTimeouts:
+        readTimeout: 1m30s
+        writeTimeout: 5
+        idleTimeout: 500ms
+      lifeCycle:
+        graceTimeOut: 2s
+  v6:
+    address: "[::1]:8002"
+    forwardedHeaders: {insecure: true}
+  dns:
+    address: ":5353/udp"
+    udp:
+      timeout: 10s
+log:
+  level: debug
+api:
+  dashboard: true
+metrics: {}
+"""
+
+
+class StaticConfigTests(SynchronousTestCase):
+    """tsproxy.yaml: entrypoints, timeouts, log level, notices and errors."""
+
+    def test_full(self) -> None:
+        """A complete file gives every entrypoint in file order with its settings."""
+        config, errors, notices = parse_static(FULL, path="conf/tsproxy.yaml")
+        self.assertEqual(errors, ())
+        self.assertEqual(
+            config,
+            StaticConfig(
+                path="conf/tsproxy.yaml",
+                log_level="DEBUG",
+                entrypoints=(
+                    EntryPoint(
+                        "web",
+                        "",
+                        8000,
+                        "tcp",
+                        location=Location("tsproxy.yaml", 2, "entrypoint web"),
+                    ),
+                    EntryPoint(
+                        "local",
+                        "127.0.0.1",
+                        8001,
+                        "tcp",
+                        trusted_ips=("10.0.0.0/8", "127.0.0.1", "::1"),
+                        read_timeout=90.0,
+                        write_timeout=5.0,
+                        idle_timeout=0.5,
+                        grace_timeout=2.0,
+                        location=Location("tsproxy.yaml", 4, "entrypoint local"),
+                    ),
+                    EntryPoint(
+                        "v6",
+                        "::1",
+                        8002,
+                        "tcp",
+                        insecure_forwarded=True,
+                        location=Location("tsproxy.yaml", 16, "entrypoint v6"),
+                    ),
+                    EntryPoint(
+                        "dns",
+                        "",
+                        5353,
+                        "udp",
+                        udp_timeout=10.0,
+                        location=Location("tsproxy.yaml", 19, "entrypoint dns"),
+                    ),
+                ),
+            ),
+        )
+        self.assertEqual(
+            notices,
+            (
+                "tsproxy.yaml:25: api: not supported yet, ignored",
+                "tsproxy.yaml:27: metrics: not supported yet, ignored",
+            ),
+        )
+
+    def test_defaults(self) -> None:
+        """An entrypoint with only an address gets Traefik's v3 defaults."""
+        config, _, _ = parse_static('entryPoints:\n  web:\n    address: ":80"\n')
+        assert config is not None
+        web = config.entrypoint("web")
+        self.assertEqual(
+            (
+                web.read_timeout,
+                web.write_timeout,
+                web.idle_timeout,
+                web.grace_timeout,
+                web.udp_timeout,
+            ),
+            (60.0, 0.0, 180.0, 10.0, 3.0),
+        )
+        self.assertEqual(
+            (config.log_level, web.trusted_ips, web.insecure_forwarded), ("INFO", (), False)
+        )
+        self.assertRaises(KeyError, config.entrypoint, "websecure")
+
+    def test_errors(self) -> None:
+        """Each broken file gives no configuration and exactly these located errors."""
+        cases = [
+            (None, ["tsproxy.yaml:1: file not found: no entrypoints defined"]),
+            ("", ["tsproxy.yaml:1: empty: no entrypoints defined"]),
+            ("# only a comment\n", ["tsproxy.yaml:1: empty: no entrypoints defined"]),
+            ("log: {level: INFO}\n", ["tsproxy.yaml:1: entryPoints: is required"]),
+            (
+                "entryPoints: {}\n",
+                ["tsproxy.yaml:1: entryPoints: at least one entrypoint is required"],
+            ),
+            ("entryPoints: [web]\n", ["tsproxy.yaml:1: entryPoints: must be a mapping"]),
+            ("- a\n", ["tsproxy.yaml:1: must be a mapping"]),
+            ("entryPoints:\n  web: {}\n", ["tsproxy.yaml:2: entryPoints.web.address: is required"]),
+            (
+                "entryPoints:\n  web: {address: 8000}\n",
+                ["tsproxy.yaml:2: entryPoints.web.address: must be a string"],
+            ),
+            (
+                'entryPoints:\n  web:\n    address: ":80"\n    reusePort: true\n    bogus: 1\n',
+                ["tsproxy.yaml:5: entryPoints.web.bogus: unknown field"],
+            ),
+            (
+                'entryPoints:\n  web:\n    address: "8000"\n  b:\n    address: ":1/sctp"\n',
+                [
+                    "tsproxy.yaml:3: entryPoints.web.address: must be [host]:port, like :8000 or 127.0.0.1:8000",
+                    "tsproxy.yaml:5: entryPoints.b.address: invalid protocol 'sctp' (tcp or udp)",
+                ],
+            ),
+            (
+                'entryPoints:\n  web:\n    address: ":80"\n    transport:\n      respondingTimeouts:\n        readTimeout: 10x\n',
+                [
+                    "tsproxy.yaml:6: entryPoints.web.transport.respondingTimeouts.readTimeout:"
+                    " must be a duration (like 10s, 1m30s, 500ms) or a number of seconds"
+                ],
+            ),
+            (
+                'entryPoints:\n  web:\n    address: ":80"\n    udp: {timeout: -1s}\n',
+                ["tsproxy.yaml:4: entryPoints.web.udp.timeout: must not be negative"],
+            ),
+            (
+                'entryPoints:\n  web:\n    address: ":80"\n    forwardedHeaders:\n      trustedIPs: [10.0.0.0/33]\n',
+                [
+                    "tsproxy.yaml:5: entryPoints.web.forwardedHeaders.trustedIPs[0]: must be an IP address or a CIDR range"
+                ],
+            ),
+            (
+                'entryPoints:\n  web:\n    address: ":80"\n    forwardedHeaders: {insecure: yes}\n',
+                [
+                    "tsproxy.yaml:4: entryPoints.web.forwardedHeaders.insecure: must be true or false"
+                ],
+            ),
+            (
+                'entryPoints:\n  a:\n    address: ":80"\n  b:\n    address: ":80"\n',
+                [
+                    "tsproxy.yaml:4: entrypoint b: address is already used by entrypoint a (tsproxy.yaml:2)"
+                ],
+            ),
+            (
+                'entryPoints:\n  web:\n    address: ":80"\nlog:\n  level: LOUD\n',
+                [
+                    "tsproxy.yaml:5: log.level: must be one of: TRACE, DEBUG, INFO, WARN, ERROR, FATAL, PANIC"
+                ],
+            ),
+            (
+                'entryPoints:\n  web:\n    address: ":80"\nproviders: {}\nwhatever: 1\n',
+                ["tsproxy.yaml:5: whatever: unknown field"],
+            ),
+            (
+                'entryPoints:\n  web:\n    address: ":80"\n---\nx: 1\n',
+                ["tsproxy.yaml:5: must hold a single YAML document"],
+            ),
+            (
+                "entryPoints:\n  web:\n  web:\n",
+                ["tsproxy.yaml:3: invalid YAML: duplicate key 'web' (first at line 2)"],
+            ),
+        ]
+        for text, expected in cases:
+            config, errors, _ = parse_static(text)
+            self.assertEqual((config, [str(e) for e in errors]), (None, expected), text)
+
+    def test_sameAddressOtherProtocol(self) -> None:
+        """A TCP and a UDP entrypoint may share a port, and port 0 may repeat."""
+        text = 'entryPoints:\n  a: {address: ":53"}\n  b: {address: ":53/udp"}\n  c: {address: ":0"}\n  d: {address: ":0"}\n'
+        config, errors, _ = parse_static(text)
+        self.assertEqual(errors, ())
+        assert config is not None
+        self.assertEqual([e.name for e in config.entrypoints], ["a", "b", "c", "d"])
