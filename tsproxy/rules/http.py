@@ -1,0 +1,270 @@
+"""HTTP router rules: compile a Traefik rule (v3 syntax, or v2 per route) into a matcher.
+
+Follows Traefik v3.7's muxer: v3 matchers here, the v2 ones in ``http_v2``; priority is the
+rule's length in UTF-8 bytes. It must not decide which router wins: see ``table``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, FrozenSet, Optional, Tuple
+
+import attrs
+
+from tsproxy.rules import regex, tree
+from tsproxy.rules.ipcheck import build_checker
+from tsproxy.rules.parse import Call, Node, RuleError, parse
+from tsproxy.rules.request import HTTPRequestInfo
+from tsproxy.rules.tree import Matcher, Predicate, Syntax
+
+HTTPPredicate = Callable[[HTTPRequestInfo], bool]
+
+
+@attrs.frozen
+class HTTPRule:
+    """A compiled HTTP rule. ``match`` is the predicate itself, called once per router."""
+
+    text: str
+    syntax: str
+    default_priority: int
+    # Lower-cased hosts (trailing dots removed) one of which every matching request has,
+    # or None when the rule does not pin the host; used to index routers by host.
+    required_hosts: Optional[FrozenSet[str]]
+    match: HTTPPredicate = attrs.field(eq=False, repr=False)
+    tree: Node = attrs.field(eq=False, repr=False)
+
+
+def rule_priority(text: str) -> int:
+    """Traefik's default priority: the rule's length in bytes (Go's len), spaces included."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def argument_error(call: Call, index: int, message: str) -> RuleError:
+    return RuleError(message, call.arg_columns[index])
+
+
+def require_ascii(call: Call, what: str) -> None:
+    for index, value in enumerate(call.args):
+        if not value.isascii():
+            raise argument_error(
+                call,
+                index,
+                "invalid value %r for %s: non-ASCII characters are not allowed (use punycode)"
+                % (value, what),
+            )
+
+
+def compile_regex(call: Call, index: int, pattern: Optional[str] = None) -> regex.Search:
+    """The search function for argument ``index`` (or for ``pattern`` built from it)."""
+    try:
+        return regex.compile_search(call.args[index] if pattern is None else pattern)
+    except regex.RegexError as err:
+        raise argument_error(
+            call, index, "invalid regular expression for %s: %s" % (call.name, err.message)
+        ) from None
+
+
+def host_aliases(host: str) -> FrozenSet[str]:
+    """Request hosts (Traefik's canonical form) equal to a lower-cased rule host.
+
+    Traefik tolerates one trailing dot on either side; an empty request host never matches.
+    """
+    aliases = {host, host + "."}
+    if host.endswith("."):
+        aliases.add(host[:-1])
+    aliases.discard("")
+    return frozenset(aliases)
+
+
+def exact_hosts(hosts: Tuple[str, ...]) -> HTTPPredicate:
+    accepted = frozenset().union(*(host_aliases(h.lower()) for h in hosts))
+    if len(accepted) <= 2:
+        first, *rest = sorted(accepted)
+        second = rest[0] if rest else first
+        return lambda req: req.traefik_host == first or req.traefik_host == second
+    return lambda req: req.traefik_host in accepted
+
+
+def path_must_start_with_slash(call: Call) -> None:
+    for index, value in enumerate(call.args):
+        if not value.startswith("/"):
+            raise argument_error(call, index, "path %r does not start with a '/'" % value)
+
+
+def client_ip(call: Call) -> HTTPPredicate:
+    checker, bad = build_checker(call.args)
+    if checker is None:
+        raise argument_error(
+            call, call.args.index(bad), "invalid IP or CIDR %r for %s" % (bad, call.name)
+        )
+    contains = checker.contains
+    return lambda req: contains(req.client_address)
+
+
+# -- v3 matchers (pkg/muxer/http/matcher.go) ---------------------------------------------
+
+
+def _host(call: Call) -> HTTPPredicate:
+    require_ascii(call, "Host")
+    host = call.args[0].lower()
+    if host == "*":
+        # v3.7.7: every request, including one without a host.
+        return lambda req: True
+    if host.startswith("*.") and "*" not in host[2:]:
+        # v3.7.0: exactly one leftmost label.
+        suffix = host[1:].rstrip(".")
+
+        def wildcard(req: HTTPRequestInfo) -> bool:
+            label, dot, rest = req.host.partition(".")
+            return bool(label) and "." + rest == suffix if dot else False
+
+        return wildcard
+    return exact_hosts((host,))
+
+
+def _host_regexp(call: Call) -> HTTPPredicate:
+    require_ascii(call, "HostRegexp")
+    search = compile_regex(call, 0)
+    return lambda req: search(req.traefik_host)
+
+
+def _path(call: Call) -> HTTPPredicate:
+    path_must_start_with_slash(call)
+    path = call.args[0]
+    return lambda req: req.path == path
+
+
+def _path_prefix(call: Call) -> HTTPPredicate:
+    path_must_start_with_slash(call)
+    prefix = call.args[0]
+    return lambda req: req.path.startswith(prefix)
+
+
+def _path_regexp(call: Call) -> HTTPPredicate:
+    search = compile_regex(call, 0)
+    return lambda req: search(req.path)
+
+
+def _method(call: Call) -> HTTPPredicate:
+    method = call.args[0].upper()
+    return lambda req: req.method == method
+
+
+def _header(call: Call) -> HTTPPredicate:
+    name, value = call.args[0].lower(), call.args[1]
+    if name == "host":
+        # Go moves the Host header out of the header map: it is only seen by Host matchers.
+        return lambda req: False
+    return lambda req: value in req.headers.get(name, ())
+
+
+def _header_regexp(call: Call) -> HTTPPredicate:
+    name = call.args[0].lower()
+    search = compile_regex(call, 1)
+    if name == "host":
+        return lambda req: False
+    return lambda req: any(search(line) for line in req.headers.get(name, ()))
+
+
+def _query(call: Call) -> HTTPPredicate:
+    key = call.args[0]
+    # One argument: the key must be present with an empty value (?key or ?key=).
+    value = call.args[1] if len(call.args) == 2 else ""
+    return lambda req: value in req.query.get(key, ())
+
+
+def _query_regexp(call: Call) -> HTTPPredicate:
+    if len(call.args) == 1:
+        return _query(call)
+    key = call.args[0]
+    search = compile_regex(call, 1)
+    return lambda req: any(search(value) for value in req.query.get(key, ()))
+
+
+V3_MATCHERS = {
+    m.name: m
+    for m in (
+        Matcher("ClientIP", client_ip),
+        Matcher("Method", _method),
+        Matcher("Host", _host),
+        Matcher("HostRegexp", _host_regexp),
+        Matcher("Path", _path),
+        Matcher("PathRegexp", _path_regexp),
+        Matcher("PathPrefix", _path_prefix),
+        Matcher("Header", _header, (2,)),
+        Matcher("HeaderRegexp", _header_regexp, (2,)),
+        Matcher("Query", _query, (1, 2)),
+        Matcher("QueryRegexp", _query_regexp, (1, 2)),
+    )
+}
+
+
+def _v3_syntax() -> Syntax:
+    from tsproxy.rules.http_v2 import V2_MATCHERS
+
+    foreign = {
+        name.lower(): "%s exists only in the v2 rule syntax (set syntax: v2 on the route)" % name
+        for name in V2_MATCHERS
+        if name not in V3_MATCHERS
+    }
+    return Syntax("v3", V3_MATCHERS, foreign)
+
+
+def _v2_syntax() -> Syntax:
+    from tsproxy.rules.http_v2 import V2_MATCHERS
+
+    foreign = {
+        name.lower(): "%s exists only in the v3 rule syntax (remove syntax: v2)" % name
+        for name in V3_MATCHERS
+        if name not in V2_MATCHERS
+    }
+    return Syntax("v2", V2_MATCHERS, foreign)
+
+
+_SYNTAXES = {}
+
+
+def _syntax(name: str) -> Syntax:
+    if not _SYNTAXES:
+        _SYNTAXES["v3"] = _v3_syntax()
+        _SYNTAXES["v2"] = _v2_syntax()
+    return _SYNTAXES[name]
+
+
+def _required_host(call: Call) -> Optional[FrozenSet[str]]:
+    if call.name.lower() not in ("host", "hostheader"):
+        return None
+    hosts = [value.lower() for value in call.args]
+    if any(host == "*" or host.startswith("*.") for host in hosts):
+        return None
+    return frozenset(host.rstrip(".") for host in hosts)
+
+
+def compile_http_rule(text: str, syntax: str = "v3") -> HTTPRule:
+    """Compile an HTTP router rule; raise RuleError (with a column) if Traefik would reject it.
+
+    ``syntax`` is the route's rule syntax: "v2" selects Traefik's v2 matchers; any other
+    value means v3, as Traefik silently treats an unknown per-router syntax.
+    """
+    syntax = "v2" if syntax == "v2" else "v3"
+    node = parse(text)
+    predicate: Predicate = tree.build(node, _syntax(syntax))
+    required = tree.required_values(tree.normalize(node), _required_host)
+    return HTTPRule(text, syntax, rule_priority(text), required, predicate, node)
+
+
+def parse_domains(text: str) -> Tuple[str, ...]:
+    """Traefik's ParseDomains: the lower-cased arguments of every Host matcher, in order.
+
+    Used for ACME and TLS-option lookup; matchers of both syntaxes are accepted and the
+    arguments are not validated.
+    """
+    node = parse(text)
+    names = dict(_syntax("v2").by_spelling)
+    names.update(_syntax("v3").by_spelling)
+    domains = []
+    for call in tree.leaves(node):
+        # A name of neither syntax: resolve() raises the error v3 would give.
+        matcher = names.get(call.name) or _syntax("v3").resolve(call)
+        if matcher.name == "Host":
+            domains.extend(value.lower() for value in call.args)
+    return tuple(domains)
