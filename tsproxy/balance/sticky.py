@@ -105,8 +105,9 @@ class CookieValues:
     _index: dict[str, int]
 
     @classmethod
-    def for_names(cls, names: Sequence[str]) -> CookieValues:
-        return cls._build(name_values(name) for name in names)
+    def for_names(cls, names: Sequence[Optional[str]]) -> CookieValues:
+        """A table for weighted children; a None name is a child no cookie may point at."""
+        return cls._build(() if name is None else name_values(name) for name in names)
 
     @classmethod
     def for_servers(cls, urls: Sequence[str]) -> CookieValues:

@@ -1,0 +1,389 @@
+"""Loaded resources to a RoutingTable: Service references to servers, TraefikService trees with
+cycle checks, IngressRoute routes to routers. Every problem is a located error, and a route with
+a problem is dropped (as Traefik does) while the others keep working.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
+
+import attrs
+
+from tsproxy.balance.sticky import StickyCookie, cookie_name
+from tsproxy.config.errors import ConfigError, Location
+from tsproxy.config.load import LoadedConfig
+from tsproxy.config.resources import (
+    CookieSpec,
+    HTTPRoute,
+    IngressRoute,
+    ServersTransport,
+    ServiceRef,
+    TraefikService,
+)
+from tsproxy.config.static import StaticConfig
+from tsproxy.rules import HTTPRule, RuleError, compile_http_rule
+from tsproxy.runtime.endpoints import BuildError, ServiceDirectory
+from tsproxy.runtime.services import (
+    Definition,
+    LoadBalancerDef,
+    MirroringDef,
+    Node,
+    TransportSettings,
+    WeightedChild,
+    WeightedDef,
+    instantiate,
+)
+from tsproxy.runtime.table import HTTPRouter, RoutingTable
+
+__all__ = ["BuildResult", "build_table", "normalize", "router_key"]
+
+Key = Tuple[str, str]
+_T = TypeVar("_T")
+_SEPARATORS = re.compile(r"[\W_]+")
+_PROVIDER_SUFFIX = "@kubernetescrd"
+
+
+def normalize(name: str) -> str:
+    """Traefik's object id: runs of characters other than letters and digits become ``-``."""
+    return "-".join(part for part in _SEPARATORS.split(name) if part)
+
+
+def router_key(namespace: str, ingress: str, match: str) -> str:
+    """The router (and single-service) name of an IngressRoute route."""
+    digest = hashlib.sha256(match.encode()).hexdigest()[:20]
+    return normalize(f"{namespace}-{ingress}-{digest}")
+
+
+@attrs.frozen
+class BuildResult:
+    """The table and the problems met building it (the loader's own errors are not repeated).
+
+    ``table`` is None only when ``loaded.static`` is None: without entrypoints there is nothing
+    to route.
+    """
+
+    table: Optional[RoutingTable]
+    errors: Tuple[ConfigError, ...]
+    warnings: Tuple[ConfigError, ...]
+
+
+class _CycleError(Exception):
+    """A TraefikService reference cycle, unwinding through the services that form it.
+
+    ``ref`` is the reference the cycle went through in the service being unwound.
+    """
+
+    def __init__(self, cycle: Tuple[Key, ...]) -> None:
+        super().__init__(cycle)
+        self.cycle = cycle
+        self.ref: Optional[ServiceRef] = None
+
+    @property
+    def message(self) -> str:
+        return "reference cycle: " + " -> ".join(f"{ns}/{name}" for ns, name in self.cycle)
+
+
+def _label(key: Key) -> str:
+    return f"{key[0]}/{key[1]}"
+
+
+class _Builder:
+    """One build: resource indexes, TraefikService results, collected problems."""
+
+    def __init__(self, loaded: LoadedConfig, static: StaticConfig) -> None:
+        self.static = static
+        resources = loaded.resources
+        self.directory = ServiceDirectory(resources)
+        self.traefik_services: Dict[Key, TraefikService] = {}
+        self.transports: Dict[Key, ServersTransport] = {}
+        self.ingress_routes: List[IngressRoute] = []
+        for resource in resources:
+            key = (resource.meta.namespace, resource.meta.name)
+            if isinstance(resource, TraefikService):
+                self.traefik_services[key] = resource
+            elif isinstance(resource, ServersTransport):
+                self.transports[key] = resource
+            elif isinstance(resource, IngressRoute):
+                self.ingress_routes.append(resource)
+        self.errors: List[ConfigError] = []
+        self.warnings: List[ConfigError] = []
+        # A TraefikService's definition, or the location of the error that sank it.
+        self.built: Dict[Key, Union[Definition, Location]] = {}
+
+    # Service references
+
+    def transport(self, ref: ServiceRef, parent_namespace: str) -> TransportSettings:
+        """The ServersTransport ``ref`` names: ``<name>`` in the parent's namespace, or
+        ``<ns>-<name>@kubernetescrd``; none (or ``default@internal``) is the default one."""
+        name = ref.servers_transport
+        if name in ("", "default@internal"):
+            return TransportSettings()
+        if name.endswith(_PROVIDER_SUFFIX):
+            wanted = name[: -len(_PROVIDER_SUFFIX)]
+            found = [t for k, t in self.transports.items() if normalize(f"{k[0]}-{k[1]}") == wanted]
+        elif "@" in name:
+            raise BuildError(f"serversTransport {name}: only @kubernetescrd transports are known")
+        else:
+            transport = self.transports.get((parent_namespace, name))
+            found = [] if transport is None else [transport]
+        if not found:
+            raise BuildError(f"serversTransport {name} not found in namespace {parent_namespace}")
+        spec = found[0]
+        return TransportSettings(
+            dial_timeout=spec.dial_timeout,
+            response_header_timeout=spec.response_header_timeout,
+            idle_conn_timeout=spec.idle_conn_timeout,
+            max_idle_conns_per_host=spec.max_idle_conns_per_host,
+            disable_http2=spec.disable_http2,
+            insecure_skip_verify=spec.insecure_skip_verify,
+            server_name=spec.server_name,
+        )
+
+    def load_balancer(self, ref: ServiceRef, name: str, parent_namespace: str) -> LoadBalancerDef:
+        servers = self.directory.servers(ref, self.transport(ref, parent_namespace))
+        return LoadBalancerDef(name, servers, ref.pass_host_header, _sticky(ref.sticky, name))
+
+    def child(
+        self, ref: ServiceRef, parent_namespace: str, trail: Tuple[Key, ...]
+    ) -> Tuple[str, Definition]:
+        """A child of a weighted or mirroring service, with the name Traefik gives it."""
+        if ref.kind == "TraefikService":
+            return normalize(f"{ref.namespace}-{ref.name}"), self.traefik_service(ref.key, trail)
+        name = normalize(f"{ref.namespace}-{ref.name}-{ref.port}")
+        return name, self.load_balancer(ref, name, parent_namespace)
+
+    # TraefikServices
+
+    def traefik_service(self, key: Key, trail: Tuple[Key, ...] = ()) -> Definition:
+        """The definition of a TraefikService; BuildError if it (or anything below) is broken."""
+        if key in trail:
+            raise _CycleError(trail[trail.index(key) :] + (key,))
+        done = self.built.get(key)
+        if isinstance(done, Location):
+            raise BuildError(f"TraefikService {_label(key)} has errors (see {done})")
+        if done is not None:
+            return done
+        service = self.traefik_services.get(key)
+        if service is None:
+            raise BuildError(f"TraefikService {_label(key)} not found")
+        location = service.meta.location
+        try:
+            definition = self._traefik_service(service, trail + (key,))
+        except _CycleError as cycle:
+            assert cycle.ref is not None
+            location = location.at(cycle.ref.line)
+            self._sink(key, location, cycle.message)
+            if cycle.cycle[0] != key:
+                raise
+        except _RefError as failed:
+            location = location.at(failed.ref.line)
+            self._sink(key, location, failed.message)
+        else:
+            self.built[key] = definition
+            return definition
+        raise BuildError(f"TraefikService {_label(key)} has errors (see {location})")
+
+    def _sink(self, key: Key, location: Location, message: str) -> None:
+        self.errors.append(location.error(message))
+        self.built[key] = location
+
+    def _traefik_service(self, service: TraefikService, trail: Tuple[Key, ...]) -> Definition:
+        namespace = service.meta.namespace
+        name = normalize(f"{namespace}-{service.meta.name}")
+        if service.weighted is not None:
+            children = []
+            for ref in service.weighted.services:
+                child_name, definition = _located(ref, lambda r: self.child(r, namespace, trail))
+                children.append(WeightedChild(child_name, ref.weight, definition))
+            if not any(child.weight for child in children):
+                message = "no service with a weight above 0: requests get 503"
+                self.warnings.append(service.meta.location.error(message))
+            sticky = _sticky(service.weighted.sticky, name)
+            return WeightedDef(name, tuple(children), sticky)
+        assert service.mirroring is not None
+        mirroring = service.mirroring
+        _, main = _located(mirroring.service, lambda r: self.child(r, namespace, trail))
+        mirrors = []
+        for mirror in mirroring.mirrors:
+            _, definition = _located(mirror.service, lambda r: self.child(r, namespace, trail))
+            mirrors.append((definition, mirror.percent))
+        return MirroringDef(
+            name, main, tuple(mirrors), mirroring.max_body_size, mirroring.mirror_body
+        )
+
+    # IngressRoutes
+
+    def entrypoints(self, ingress: IngressRoute) -> Tuple[str, ...]:
+        """The entrypoints of an IngressRoute: the listed ones that exist and speak TCP, or
+        every TCP entrypoint when none is listed."""
+        if not ingress.entry_points:
+            return tuple(e.name for e in self.static.entrypoints if e.protocol == "tcp")
+        kept = []
+        for name in ingress.entry_points:
+            try:
+                entrypoint = self.static.entrypoint(name)
+            except KeyError:
+                self.errors.append(ingress.meta.location.error(f"entrypoint {name} not found"))
+                continue
+            if entrypoint.protocol != "tcp":
+                message = f"entrypoint {name} is a UDP entrypoint, HTTP routes cannot use it"
+                self.errors.append(ingress.meta.location.error(message))
+                continue
+            kept.append(name)
+        return tuple(kept)
+
+    def route_service(self, ingress: IngressRoute, route: HTTPRoute, key: str) -> Definition:
+        """One Service: its servers under the router key. One TraefikService: that service.
+        Several: an implicit weighted service under the router key (no sticky of its own)."""
+        namespace = ingress.meta.namespace
+        refs = route.services
+        if len(refs) == 1:
+            if refs[0].kind == "TraefikService":
+                return _located(refs[0], lambda r: self.traefik_service(r.key))
+            return _located(refs[0], lambda r: self.load_balancer(r, key, namespace))
+        children = []
+        for ref in refs:
+            name, definition = _located(ref, lambda r: self.child(r, namespace, ()))
+            children.append(WeightedChild(name, ref.weight, definition))
+        return WeightedDef(key, tuple(children))
+
+    def routes(self) -> List[_Route]:
+        """Every usable route, in resource order; a later route with the same key wins."""
+        made: Dict[str, _Route] = {}
+        for ingress in self.ingress_routes:
+            entrypoints = self.entrypoints(ingress)
+            for route in ingress.routes:
+                built = self.route(ingress, route, entrypoints)
+                if built is None:
+                    continue
+                earlier = made.pop(built.name, None)
+                if earlier is not None:
+                    message = (
+                        f"{route.path}: same match as the route at {earlier.source}, replaces it"
+                    )
+                    self.warnings.append(built.source.error(message))
+                made[built.name] = built
+        return list(made.values())
+
+    def route(
+        self, ingress: IngressRoute, route: HTTPRoute, entrypoints: Tuple[str, ...]
+    ) -> Optional[_Route]:
+        source = ingress.meta.location.at(route.line)
+        if not entrypoints:
+            self.errors.append(source.error(f"{route.path}: no usable entrypoint, route dropped"))
+            return None
+        if not route.services:
+            self.errors.append(source.error(f"{route.path}.services: no service, route dropped"))
+            return None
+        syntax = route.syntax or "v3"
+        try:
+            rule = compile_http_rule(route.match, syntax=syntax)
+        except RuleError as exc:
+            self.errors.append(source.error(f"match: {exc}"))
+            return None
+        key = router_key(ingress.meta.namespace, ingress.meta.name, route.match)
+        try:
+            definition = self.route_service(ingress, route, key)
+        except _RefError as failed:
+            self.errors.append(source.at(failed.ref.line).error(failed.message))
+            return None
+        if isinstance(definition, WeightedDef) and not any(c.weight for c in definition.children):
+            message = f"{route.path}: no service with a weight above 0: requests get 503"
+            self.warnings.append(source.error(message))
+        priority = route.priority or rule.default_priority
+        return _Route(
+            key, entrypoints, route.match, priority, source, rule, syntax, ingress, definition
+        )
+
+
+@attrs.frozen
+class _Route:
+    """A route that built, waiting for its service node."""
+
+    name: str
+    entrypoints: Tuple[str, ...]
+    rule: str
+    priority: int
+    source: Location
+    matcher: HTTPRule
+    syntax: str
+    ingress: IngressRoute
+    definition: Definition
+
+    def router(self, service: Node) -> HTTPRouter:
+        return HTTPRouter(
+            name=self.name,
+            entrypoints=self.entrypoints,
+            rule=self.rule,
+            priority=self.priority,
+            service=service,
+            source=self.source,
+            matcher=self.matcher,
+            syntax=self.syntax,
+            tls=self.ingress.tls,
+        )
+
+
+class _RefError(Exception):
+    """A BuildError tied to the reference it happened at."""
+
+    def __init__(self, ref: ServiceRef, message: str) -> None:
+        super().__init__(ref, message)
+        self.ref = ref
+        self.message = message
+
+
+def _located(ref: ServiceRef, build: Callable[[ServiceRef], _T]) -> _T:
+    """Run ``build(ref)``, tying a BuildError (or a cycle going through it) to ``ref``."""
+    try:
+        return build(ref)
+    except BuildError as exc:
+        raise _RefError(ref, str(exc)) from None
+    except _CycleError as cycle:
+        cycle.ref = ref
+        raise
+
+
+def _sticky(spec: Optional[CookieSpec], service: str) -> Optional[StickyCookie]:
+    if spec is None:
+        return None
+    return StickyCookie(
+        name=cookie_name(spec.name, service),
+        secure=spec.secure,
+        http_only=spec.http_only,
+        same_site=spec.same_site,
+        max_age=spec.max_age,
+        path=spec.path,
+        domain=spec.domain,
+    )
+
+
+def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -> BuildResult:
+    """Build the routing table of ``loaded``.
+
+    Nodes of ``previous`` whose definition is unchanged are kept, with their balancer state
+    (WRR position, round robin position, mirror counters), so a reload does not reset them.
+    """
+    static = loaded.static
+    if static is None:
+        return BuildResult(None, (), ())
+    builder = _Builder(loaded, static)
+    for key in builder.traefik_services:
+        try:
+            builder.traefik_service(key)
+        except BuildError:
+            pass  # recorded at the TraefikService; routes using it report their own error
+    routes = builder.routes()
+    made: Dict[Definition, Node] = {}
+    reuse: Mapping[Definition, Node] = previous.nodes if previous is not None else {}
+    for built in builder.built.values():
+        if not isinstance(built, Location):
+            instantiate(built, reuse, made)
+    routers = [route.router(instantiate(route.definition, reuse, made)) for route in routes]
+    services: Dict[str, Node] = {}
+    for node in made.values():
+        services.setdefault(node.name, node)
+    table = RoutingTable(static, routers, services, made)
+    return BuildResult(table, tuple(builder.errors), tuple(builder.warnings))

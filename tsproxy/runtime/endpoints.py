@@ -1,0 +1,125 @@
+"""From a reference to a Kubernetes Service to server URLs, as Traefik's CRD provider does it.
+
+The Service port is found by number or name; endpoint ports are matched by port name and the
+URL uses the endpoint (target) port. Pure lookups over loaded resources.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+from tsproxy.config.resources import (
+    EndpointPort,
+    Endpoints,
+    EndpointSlice,
+    Resource,
+    Service,
+    ServicePort,
+    ServiceRef,
+)
+from tsproxy.runtime.services import Server, TransportSettings
+
+__all__ = ["BuildError", "ServiceDirectory", "get_service_port", "parse_service_protocol"]
+
+PortRef = Union[int, str]
+
+
+class BuildError(Exception):
+    """A reference that cannot be turned into servers; the message is user-facing."""
+
+
+def parse_service_protocol(scheme: str, port_name: str, port: int) -> str:
+    """The server scheme: an explicit http/https/h2c, else https for Service port 443 or a
+    port name starting with "https", else http."""
+    if scheme:
+        if scheme not in ("http", "https", "h2c"):
+            raise BuildError(f"invalid scheme {scheme!r}")
+        return scheme
+    if port == 443 or port_name.startswith("https"):
+        return "https"
+    return "http"
+
+
+def get_service_port(service: Service, port: Optional[PortRef]) -> ServicePort:
+    """The ServicePort ``port`` refers to, by number or by name.
+
+    An ExternalName Service also accepts a number it does not declare (there is nothing to
+    check it against).
+    """
+    label = f"{service.meta.namespace}/{service.meta.name}"
+    if port is None or port == 0 or port == "":
+        raise BuildError(f"no port given for service {label}")
+    for candidate in service.ports:
+        if candidate.port == port if isinstance(port, int) else candidate.name == port:
+            return candidate
+    if service.type == "ExternalName" and isinstance(port, int):
+        return ServicePort(port)
+    raise BuildError(f"port {port} not found in service {label}")
+
+
+class ServiceDirectory:
+    """Kubernetes Services with their Endpoints and EndpointSlices, by namespace and name.
+
+    When a Service has both, its EndpointSlices win: they are what current Kubernetes (and
+    Traefik v3.1+) read, and Endpoints are deprecated; the two are not merged.
+    """
+
+    def __init__(self, resources: Sequence[Resource]) -> None:
+        self.services: Dict[Tuple[str, str], Service] = {}
+        self.endpoints: Dict[Tuple[str, str], Endpoints] = {}
+        self.slices: Dict[Tuple[str, str], List[EndpointSlice]] = {}
+        for resource in resources:
+            key = (resource.meta.namespace, resource.meta.name)
+            if isinstance(resource, Service):
+                self.services[key] = resource
+            elif isinstance(resource, Endpoints):
+                self.endpoints[key] = resource
+            elif isinstance(resource, EndpointSlice):
+                owner = (resource.meta.namespace, resource.service_name)
+                self.slices.setdefault(owner, []).append(resource)
+
+    def servers(self, ref: ServiceRef, transport: TransportSettings) -> Tuple[Server, ...]:
+        """The servers behind ``ref``, in endpoint order without duplicates; BuildError when
+        the Service, its port or any endpoint is missing."""
+        label = f"{ref.namespace}/{ref.name}"
+        service = self.services.get(ref.key)
+        if service is None:
+            raise BuildError(f"service {label} not found")
+        service_port = get_service_port(service, ref.port)
+        scheme = parse_service_protocol(ref.scheme, service_port.name, service_port.port)
+        if service.type == "ExternalName":
+            return (Server.at(scheme, service.external_name, service_port.port, transport),)
+        found: Dict[Tuple[str, int], Server] = {}
+        for address, port in self._addresses(ref.key, service_port.name):
+            if (address, port) not in found:
+                found[(address, port)] = Server.at(scheme, address, port, transport)
+        if not found:
+            raise BuildError(f"no endpoints for service {label}")
+        return tuple(found.values())
+
+    def _addresses(self, key: Tuple[str, str], port_name: str) -> List[Tuple[str, int]]:
+        """(address, endpoint port) pairs whose endpoint port is named like the Service port."""
+        pairs: List[Tuple[str, int]] = []
+        slices = self.slices.get(key)
+        if slices:
+            for endpoint_slice in slices:
+                port = _named_port(endpoint_slice.ports, port_name)
+                if port is None:
+                    continue
+                for endpoint in endpoint_slice.endpoints:
+                    if endpoint.ready:
+                        pairs.extend((address, port) for address in endpoint.addresses)
+            return pairs
+        endpoints = self.endpoints.get(key)
+        for subset in endpoints.subsets if endpoints is not None else ():
+            port = _named_port(subset.ports, port_name)
+            if port is not None:
+                pairs.extend((address, port) for address in subset.addresses)
+        return pairs
+
+
+def _named_port(ports: Sequence[EndpointPort], name: str) -> Optional[int]:
+    for port in ports:
+        if port.name == name:
+            return port.port
+    return None

@@ -1,0 +1,309 @@
+"""The service graph of a routing table: balancer nodes, and ``resolve`` to walk it per request.
+
+A node's definition is a frozen value; its balancer state (WRR deadlines, round robin position,
+mirror counters) lives in the node, so a rebuild can keep a node whose definition is unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Mapping, Optional, Protocol, Tuple, Union
+
+import attrs
+
+from tsproxy.balance.mirror import MirrorCounter
+from tsproxy.balance.sticky import CookieValues, StickyCookie
+from tsproxy.balance.wrr import EarliestDeadlineFirst, RoundRobin
+
+__all__ = [
+    "Definition",
+    "LoadBalancer",
+    "LoadBalancerDef",
+    "MirrorOrder",
+    "MirroringDef",
+    "MirroringService",
+    "Node",
+    "Pick",
+    "Server",
+    "TransportSettings",
+    "WeightedChild",
+    "WeightedDef",
+    "WeightedService",
+    "instantiate",
+    "resolve",
+]
+
+
+@attrs.frozen
+class TransportSettings:
+    """How to reach a server (a ServersTransport). Seconds; 0 means no timeout.
+
+    ``max_idle_conns_per_host`` 0 means connections are not reused. The TLS fields are kept
+    for the TLS work and not acted on yet.
+    """
+
+    dial_timeout: float = 30.0
+    response_header_timeout: float = 0.0
+    idle_conn_timeout: float = 90.0
+    max_idle_conns_per_host: int = 200
+    disable_http2: bool = False
+    insecure_skip_verify: bool = False
+    server_name: str = ""
+
+
+@attrs.frozen(cache_hash=True)
+class Server:
+    """One backend address; ``host`` is bare, ``url`` brackets an IPv6 host."""
+
+    scheme: str
+    host: str
+    port: int
+    url: str
+    transport: TransportSettings = TransportSettings()
+
+    @classmethod
+    def at(cls, scheme: str, host: str, port: int, transport: TransportSettings) -> Server:
+        shown = f"[{host}]" if ":" in host else host
+        return cls(scheme, host, port, f"{scheme}://{shown}:{port}", transport)
+
+
+@attrs.frozen(cache_hash=True)
+class LoadBalancerDef:
+    """Servers balanced round robin, optionally sticky on the server URL."""
+
+    name: str
+    servers: Tuple[Server, ...]
+    pass_host_header: bool = True
+    sticky: Optional[StickyCookie] = None
+
+
+@attrs.frozen(cache_hash=True)
+class WeightedChild:
+    name: str
+    weight: int
+    definition: Definition
+
+
+@attrs.frozen(cache_hash=True)
+class WeightedDef:
+    """Children split by weight (EDF), optionally sticky on the child's name."""
+
+    name: str
+    children: Tuple[WeightedChild, ...]
+    sticky: Optional[StickyCookie] = None
+
+
+@attrs.frozen(cache_hash=True)
+class MirroringDef:
+    """A main service whose requests are also copied to mirrors, each at a percentage."""
+
+    name: str
+    main: Definition
+    mirrors: Tuple[Tuple[Definition, int], ...] = ()
+    max_body_size: int = -1
+    mirror_body: bool = True
+
+
+Definition = Union[LoadBalancerDef, WeightedDef, MirroringDef]
+
+
+class _RequestCookies(Protocol):
+    """What resolve needs of a request: its cookies (tsproxy.rules' HTTPRequestInfo has them)."""
+
+    @property
+    def cookies(self) -> Mapping[str, str]: ...
+
+
+@attrs.define(eq=False)
+class LoadBalancer:
+    """A Kubernetes Service's servers: round robin in endpoint order, sticky if configured."""
+
+    definition: LoadBalancerDef
+    _order: RoundRobin
+    _values: Optional[CookieValues]
+
+    @classmethod
+    def build(cls, definition: LoadBalancerDef) -> LoadBalancer:
+        urls = [server.url for server in definition.servers]
+        values = CookieValues.for_servers(urls) if definition.sticky is not None else None
+        return cls(definition, RoundRobin(len(urls)), values)
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def choose(self, req: Optional[_RequestCookies], set_cookies: List[str]) -> Optional[Server]:
+        """A server (sticky cookie first), adding a Set-Cookie when a new pick is made."""
+        servers = self.definition.servers
+        sticky = self.definition.sticky
+        if sticky is not None and req is not None:
+            assert self._values is not None
+            index = self._values.lookup(req.cookies.get(sticky.name))
+            if index is not None:
+                return servers[index]
+        index = self._order.next()
+        if index is None:
+            return None
+        if sticky is not None and req is not None:
+            set_cookies.append(sticky.header(servers[index].url))
+        return servers[index]
+
+
+@attrs.define(eq=False)
+class WeightedService:
+    """A weighted TraefikService (or a route's implicit one): EDF over its children."""
+
+    definition: WeightedDef
+    children: Tuple[Node, ...]
+    _order: EarliestDeadlineFirst
+    _values: Optional[CookieValues]
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def choose(self, req: Optional[_RequestCookies], set_cookies: List[str]) -> Optional[Node]:
+        """A child (sticky cookie first), adding a Set-Cookie when a new pick is made."""
+        children = self.definition.children
+        sticky = self.definition.sticky
+        if sticky is not None and req is not None:
+            assert self._values is not None
+            index = self._values.lookup(req.cookies.get(sticky.name))
+            if index is not None:
+                return self.children[index]
+        index = self._order.next()
+        if index is None:
+            return None
+        if sticky is not None and req is not None:
+            set_cookies.append(sticky.header(children[index].name))
+        return self.children[index]
+
+
+@attrs.define(eq=False)
+class MirroringService:
+    """A mirroring TraefikService: the main node answers, mirrors get counted copies."""
+
+    definition: MirroringDef
+    main: Node
+    mirrors: Tuple[Node, ...]
+    counter: MirrorCounter
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+
+Node = Union[LoadBalancer, WeightedService, MirroringService]
+
+
+@attrs.frozen
+class MirrorOrder:
+    """Send a copy of the request to ``node`` (resolve it with ``req=None``) after the main
+    response; skip it when the body is larger than ``max_body_size`` (-1: unlimited), and send
+    it without a body when ``mirror_body`` is false."""
+
+    node: Node
+    max_body_size: int
+    service_name: str
+    mirror_body: bool = True
+
+
+@attrs.frozen
+class Pick:
+    """Where one request goes. ``server`` None means no available server (503)."""
+
+    server: Optional[Server]
+    set_cookies: List[str]
+    mirrors: List[MirrorOrder]
+    pass_host_header: bool
+    service_name: str
+
+
+def resolve(node: Node, req: Optional[_RequestCookies]) -> Pick:
+    """Walk the service graph from ``node`` to a server for one request.
+
+    Weighted nodes pick a child (their sticky cookie first), mirroring nodes count the request
+    and record the mirrors it goes to before continuing into their main node, load balancers
+    pick a server. ``req`` None (a mirror copy) reads and writes no cookies.
+    """
+    set_cookies: List[str] = []
+    mirrors: List[MirrorOrder] = []
+    current: Optional[Node] = node
+    last = node
+    while current is not None:
+        last = current
+        if isinstance(current, LoadBalancer):
+            server = current.choose(req, set_cookies)
+            return Pick(
+                server, set_cookies, mirrors, current.definition.pass_host_header, current.name
+            )
+        if isinstance(current, MirroringService):
+            definition = current.definition
+            for index in current.counter.next():
+                mirror = current.mirrors[index]
+                mirrors.append(
+                    MirrorOrder(
+                        mirror, definition.max_body_size, mirror.name, definition.mirror_body
+                    )
+                )
+            current = current.main
+        else:
+            current = current.choose(req, set_cookies)
+    return Pick(None, set_cookies, mirrors, True, last.name)
+
+
+def instantiate(
+    definition: Definition,
+    previous: Mapping[Definition, Node],
+    made: Dict[Definition, Node],
+) -> Node:
+    """The node for ``definition``: one already made in this build, else the previous table's
+    node for an equal definition (keeping its balancer state), else a fresh one.
+
+    ``made`` collects every node of the build, keyed by definition, for the next rebuild.
+    """
+    node = made.get(definition)
+    if node is not None:
+        return node
+    node = previous.get(definition)
+    if node is None:
+        node = _fresh(definition, previous, made)
+        made[definition] = node
+    else:
+        _adopt(node, made)
+    return node
+
+
+def _adopt(node: Node, made: Dict[Definition, Node]) -> None:
+    """Register a kept node and everything below it, so later references share them."""
+    if made.setdefault(node.definition, node) is not node:
+        return
+    if isinstance(node, WeightedService):
+        below: Tuple[Node, ...] = node.children
+    elif isinstance(node, MirroringService):
+        below = (node.main,) + node.mirrors
+    else:
+        below = ()
+    for child in below:
+        _adopt(child, made)
+
+
+def _fresh(
+    definition: Definition, previous: Mapping[Definition, Node], made: Dict[Definition, Node]
+) -> Node:
+    if isinstance(definition, LoadBalancerDef):
+        return LoadBalancer.build(definition)
+    if isinstance(definition, WeightedDef):
+        children = tuple(
+            instantiate(child.definition, previous, made) for child in definition.children
+        )
+        values = None
+        if definition.sticky is not None:
+            # Weight 0 removes a child, so no cookie can lead to it either (as in Traefik).
+            names = [child.name if child.weight else None for child in definition.children]
+            values = CookieValues.for_names(names)
+        order = EarliestDeadlineFirst([child.weight for child in definition.children])
+        return WeightedService(definition, children, order, values)
+    main = instantiate(definition.main, previous, made)
+    mirrors = tuple(instantiate(mirror, previous, made) for mirror, _ in definition.mirrors)
+    counter = MirrorCounter([percent for _, percent in definition.mirrors])
+    return MirroringService(definition, main, mirrors, counter)

@@ -1,0 +1,81 @@
+"""The routing table: per entrypoint the HTTP routers in evaluation order, plus the service graph.
+
+Immutable once built; a request reads one table from start to end. Balancer state lives in the
+service nodes, which a rebuild may carry over (see ``nodes``).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import attrs
+
+from tsproxy.config.errors import Location
+from tsproxy.config.resources import RouteTLS
+from tsproxy.config.static import StaticConfig
+from tsproxy.rules import HTTPRequestInfo, HTTPRule, RouterSet
+from tsproxy.runtime.services import Definition, Node
+
+__all__ = ["HTTPRouter", "RoutingTable"]
+
+
+@attrs.frozen(eq=False)
+class HTTPRouter:
+    """One IngressRoute route: its rule, priority, entrypoints and service node.
+
+    ``source`` locates the route (file, line, resource); ``tls`` is the IngressRoute's TLS
+    section: such routers only take TLS traffic, as in Traefik, so they are kept out of the
+    plain HTTP router lists until TLS termination exists.
+    """
+
+    name: str
+    entrypoints: Tuple[str, ...]
+    rule: str
+    priority: int
+    service: Node
+    source: Location
+    matcher: HTTPRule
+    syntax: str = "v3"
+    tls: Optional[RouteTLS] = None
+
+
+class RoutingTable:
+    """What a built configuration routes: ``static``, ``services`` by name, routers per
+    entrypoint, and ``nodes`` (every service node by definition, for the next rebuild)."""
+
+    def __init__(
+        self,
+        static: StaticConfig,
+        routers: Sequence[HTTPRouter],
+        services: Mapping[str, Node],
+        nodes: Mapping[Definition, Node],
+    ) -> None:
+        self.static = static
+        self.services = services
+        self.nodes = nodes
+        self.routers = tuple(routers)
+        by_entrypoint: Dict[str, List[HTTPRouter]] = {e.name: [] for e in static.entrypoints}
+        for router in self.routers:
+            if router.tls is not None:
+                continue
+            for name in router.entrypoints:
+                by_entrypoint.setdefault(name, []).append(router)
+        self._http: Dict[str, RouterSet] = {
+            name: RouterSet([(r.name, r.matcher, r.priority, r) for r in routers])
+            for name, routers in by_entrypoint.items()
+        }
+        self._ordered: Dict[str, Tuple[HTTPRouter, ...]] = {
+            name: tuple(entry[3] for entry in router_set.ordered())  # type: ignore[misc]
+            for name, router_set in self._http.items()
+        }
+
+    def http_route(self, entrypoint: str, req: HTTPRequestInfo) -> Optional[HTTPRouter]:
+        """The router that takes ``req`` on ``entrypoint``, or None (404)."""
+        router_set = self._http.get(entrypoint)
+        if router_set is None:
+            return None
+        return router_set.match(req)  # type: ignore[return-value]
+
+    def http_routers(self, entrypoint: str) -> Tuple[HTTPRouter, ...]:
+        """The plain HTTP routers of ``entrypoint`` in evaluation order."""
+        return self._ordered.get(entrypoint, ())
