@@ -230,6 +230,26 @@ def foreign_ticks(before: Dict[int, tuple], after: Dict[int, tuple]) -> int:
     return total
 
 
+def core_times(core: str) -> List[int]:
+    """user nice system idle iowait irq softirq steal jiffies of one core, from /proc/stat."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{core} "):
+                return [int(x) for x in line.split()[1:9]]
+    raise RuntimeError(f"no cpu{core} in /proc/stat")
+
+
+def core_idle_steal(before: List[int], after: List[int]) -> tuple:
+    """(idle %, steal %) of a core over a window: idle ~0 means the core was saturated.
+
+    The proxy's own CPU % leaves out softirq time (loopback TCP work the kernel accounts to no
+    process), so a saturated proxy core can show the proxy at 85-95 %; core idle settles it.
+    """
+    delta = [a - b for a, b in zip(after, before)]
+    total = sum(delta) or 1
+    return 100.0 * (delta[3] + delta[4]) / total, 100.0 * delta[7] / total
+
+
 def rss_mb(pids: set) -> float:
     kb = 0
     for pid in pids:
@@ -254,6 +274,8 @@ class WrkResult:
     proxy_cpu_pct: Optional[float]
     proxy_rss_mb: Optional[float]
     foreign_cpu_pct: float
+    proxy_core_idle_pct: float
+    proxy_core_steal_pct: float
 
 
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
@@ -299,6 +321,7 @@ def run_wrk(
     out_path = run_dir / "wrk.out"
     out_path.write_bytes(b"")
     before = snapshot()
+    core_before = core_times(PROXY_CORE)
     t0 = time.monotonic()
     proc = procs.start(argv, out_path)
     try:
@@ -306,6 +329,7 @@ def run_wrk(
     finally:
         procs.stop(proc)
     wall = time.monotonic() - t0
+    idle, steal = core_idle_steal(core_before, core_times(PROXY_CORE))
     after = snapshot()
     text = out_path.read_text(errors="replace")
     rps, p50, p99, errors = parse_wrk(text)
@@ -315,7 +339,7 @@ def run_wrk(
         cpu = 100.0 * cpu_ticks(before, after, pids) / CLK_TCK / wall
         rss = rss_mb(pids)
     foreign = 100.0 * foreign_ticks(before, after) / CLK_TCK / wall
-    return WrkResult(rps, p50, p99, errors, wall, cpu, rss, foreign)
+    return WrkResult(rps, p50, p99, errors, wall, cpu, rss, foreign, idle, steal)
 
 
 # ---------------------------------------------------------------- configurations
@@ -482,6 +506,8 @@ class Row:
     cpu_pct: Optional[float] = None
     rss_mb: Optional[float] = None
     foreign_cpu_pct: Optional[float] = None
+    core0_idle_pct: Optional[float] = None
+    core0_steal_pct: Optional[float] = None
     wrk_errors: str = ""
     attempts: int = 0
     ratio_haproxy: Optional[float] = None
@@ -625,6 +651,7 @@ class Bench:
         row.p50_ms, row.p99_ms = best.p50_ms, best.p99_ms
         row.cpu_pct, row.rss_mb = best.proxy_cpu_pct, best.proxy_rss_mb
         row.foreign_cpu_pct = best.foreign_cpu_pct
+        row.core0_idle_pct, row.core0_steal_pct = best.proxy_core_idle_pct, best.proxy_core_steal_pct
         row.wrk_errors = best.errors
 
 
@@ -667,16 +694,17 @@ def per_core(row: Row) -> Optional[float]:
 
 def print_table(rows: List[Row]) -> None:
     header = ["setup", "req/s", "p50 ms", "p99 ms", "proxy CPU %", "RSS MB", "÷HAProxy",
-              "req/s per proxy core", "v1:v2 of 30", "foreign CPU %"]
+              "req/s per proxy core", "core 0 idle %", "v1:v2 of 30", "foreign CPU %"]
     body = []
     for r in rows:
         if r.status != "ok":
-            body.append([r.setup, r.status.upper(), "", "", "", "", "", "", r.split, ""])
+            body.append([r.setup, r.status.upper(), "", "", "", "", "", "", "", r.split, ""])
             continue
         body.append([
             r.setup, _fmt(r.requests_per_s, ",.0f"), _fmt(r.p50_ms, ".3g"), _fmt(r.p99_ms, ".3g"),
             _fmt(r.cpu_pct, ".0f"), _fmt(r.rss_mb, ".1f"), _fmt(r.ratio_haproxy, ".2f"),
-            _fmt(per_core(r), ",.0f"), r.split, _fmt(r.foreign_cpu_pct, ".1f"),
+            _fmt(per_core(r), ",.0f"), _fmt(r.core0_idle_pct, ".1f"),
+            r.split, _fmt(r.foreign_cpu_pct, ".1f"),
         ])
     widths = [max(len(str(line[i])) for line in [header] + body) for i in range(len(header))]
     def line(cells: List[str]) -> str:
@@ -694,7 +722,8 @@ def print_table(rows: List[Row]) -> None:
             print(f"\n{r.setup}: wrk reported {r.wrk_errors}")
     print("\n'backend direct' CPU is the backend's; its row is the ceiling of core 1 (wrk + backend),"
           " which no proxied row can pass: a peer close to it is held back by core 1, so compare"
-          " 'req/s per proxy core' too.")
+          " 'req/s per proxy core' too. Proxy CPU % leaves out the kernel's softirq time;"
+          " core 0 idle near 0 means the proxy's core was saturated.")
 
 
 def versions(args: argparse.Namespace, pypy: Optional[str]) -> Dict[str, str]:
