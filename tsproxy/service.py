@@ -7,6 +7,7 @@ within the grace timeout, then closes what is left.
 
 from __future__ import annotations
 
+import signal
 import socket
 from typing import Any, Dict, List, Optional
 
@@ -44,7 +45,11 @@ class ProxyService(Service):
         reactor: Any,
         loaded: Optional[Any] = None,
         exit_on_startup_error: bool = False,
+        clock: Any = None,
+        handle_signals: bool = False,
     ) -> None:
+        self.handle_signals = handle_signals
+        self.clock = clock if clock is not None else reactor
         self.config_dir = config_dir
         self.exit_on_startup_error = exit_on_startup_error
         self.reactor = reactor
@@ -88,7 +93,7 @@ class ProxyService(Service):
         if self.table is None:
             self.load()
         static = self.table.static
-        self.pool = BackendPool(self.reactor, tls_options=_tls_client_options)
+        self.pool = BackendPool(self.reactor, self.clock, tls_options=_tls_client_options)
         self.mirrors = MirrorSender(self.reactor)
         hostname = socket.gethostname().encode("idna")
         for ep in static.entrypoints:
@@ -100,7 +105,7 @@ class ProxyService(Service):
                 )
                 continue
             factory = HTTPEntryPointFactory(
-                ep, self.current_table, self.pool, self.reactor, hostname, mirrors=self.mirrors
+                ep, self.current_table, self.pool, self.clock, hostname, mirrors=self.mirrors
             )
             try:
                 port = self.reactor.listenTCP(ep.port, factory, backlog=1024, interface=ep.host)
@@ -113,7 +118,23 @@ class ProxyService(Service):
             self.ports[ep.name] = port
             self.factories.append(factory)
             log.info("entrypoint {name} listening on {addr}", name=ep.name, addr=port.getHost())
+        if self.handle_signals:
+            self.reactor.callWhenRunning(self._install_signal_handlers)
         Service.startService(self)
+
+    def _install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT stop the proxy gracefully and the process exits 0.
+
+        The reactor's own handlers make twistd re-raise the signal at exit, which reads
+        as a crash to process supervisors; a requested shutdown that went well is not one.
+        """
+
+        def on_signal(signum: int, frame: Any) -> None:
+            log.info("signal {signum}: shutting down", signum=signum)
+            self.reactor.callFromThread(self.reactor.stop)
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
 
     def port_of(self, name: str) -> int:
         """The port an entrypoint actually listens on (for entrypoints configured as :0)."""

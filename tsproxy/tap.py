@@ -46,5 +46,9 @@ def makeService(options: Options) -> IService:
     from tsproxy.service import ProxyService
 
     return ProxyService(
-        options["config"], reactor, loaded=options.loaded, exit_on_startup_error=True
+        options["config"],
+        reactor,
+        loaded=options.loaded,
+        exit_on_startup_error=True,
+        handle_signals=True,
     )

@@ -331,9 +331,14 @@ class BackendPool:
 
     sweep_interval = 5.0
 
-    def __init__(self, reactor: Any, tls_options: Optional[Callable[[str], Any]] = None) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        clock: Any = None,
+        tls_options: Optional[Callable[[str], Any]] = None,
+    ) -> None:
         self.reactor = reactor
-        self.clock = reactor
+        self.clock = clock if clock is not None else reactor
         self.tls_options = tls_options
         self.idle: Dict[Tuple[str, str, int], List[BackendConnection]] = {}
         self.active: set = set()

@@ -13,8 +13,10 @@ import tempfile
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
 import treq
+from treq.client import HTTPClient
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.http_headers import Headers as TwistedHeaders
 
@@ -47,6 +49,15 @@ class MirrorSender:
         self.sent = 0
         self.failed = 0
         self.dropped = 0
+        self._idle_waiters: List[Deferred] = []
+
+    def idle(self) -> Deferred[None]:
+        """Fires once no copy is in flight (tests and shutdown wait on it)."""
+        if self.in_flight == 0:
+            return succeed(None)
+        d: Deferred = Deferred()
+        self._idle_waiters.append(d)
+        return d
 
     def capture(
         self, orders: Sequence[MirrorOrder], req: RequestHead, out_head: bytes
@@ -128,8 +139,15 @@ class MirrorCapture:
         d.addBoth(self._finished)
 
     def _finished(self, result: Any) -> None:
-        self.sender.in_flight -= 1
+        if isinstance(result, Failure):
+            log.failure("mirror copy failed unexpectedly", result)
+        sender = self.sender
+        sender.in_flight -= 1
         self._discard()
+        if sender.in_flight == 0:
+            waiters, sender._idle_waiters = sender._idle_waiters, []
+            for d in waiters:
+                d.callback(None)
 
     def _headers(self, pass_host: bool) -> TwistedHeaders:
         headers = TwistedHeaders()
@@ -160,7 +178,7 @@ class MirrorCapture:
         target = self.out_head.split(b" ", 2)[1]
         url = pick.server.url.encode("ascii") + target
         try:
-            d = treq.HTTPClient(sender.agent).request(
+            d = HTTPClient(sender.agent).request(
                 self.method.decode("ascii"),
                 url,
                 headers=self._headers(pick.pass_host_header),

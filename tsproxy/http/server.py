@@ -174,17 +174,15 @@ class HTTPServerConnection(Relaying, BackendListener):
             self.capture = None
 
     def readConnectionLost(self) -> None:
-        """The client half-closed: finish what it asked for, then close."""
+        """The client half-closed: answer what it already sent, then close."""
         self.client_eof = True
-        if self.state == TUNNEL:
-            self.transport.loseConnection()
-        elif self.state == IDLE:
+        if self.state == TUNNEL or (self.state == IDLE and not self.buf):
             self.transport.loseConnection()
         elif self.req_decoder is not None:
             # The request body was cut short: nothing sensible can follow.
             self._abort_exchange("client closed before the request body ended")
-        else:
-            self.keep_alive = False
+        elif self.state == IDLE:
+            self._process()
 
     def writeConnectionLost(self) -> None:
         self.transport.loseConnection()
@@ -241,10 +239,16 @@ class HTTPServerConnection(Relaying, BackendListener):
             while self.state == IDLE:
                 buf = self.buf
                 if not buf:
+                    if self.client_eof:
+                        self.state = CLOSED
+                        self.transport.loseConnection()
                     return
                 end, body_start = find_head_end(buf)
                 if end < 0:
-                    if len(buf) > MAX_HEAD_BYTES:
+                    if self.client_eof:
+                        self.state = CLOSED
+                        self.transport.loseConnection()
+                    elif len(buf) > MAX_HEAD_BYTES:
                         self._reject(431)
                     elif not self.head_timer:
                         # A started head must finish within readTimeout (slowloris guard).
@@ -280,7 +284,7 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.state = ACTIVE
         self.req = req
         self.req_body_done = req.framing == "none"
-        self.keep_alive = req.keep_alive and not self.client_eof
+        self.keep_alive = req.keep_alive
         factory = self.factory
         info = HTTPRequestInfo.from_request(
             req.method.decode("latin-1"),
@@ -427,14 +431,14 @@ class HTTPServerConnection(Relaying, BackendListener):
             capture.send()
         keep_alive = self.keep_alive and self.req_body_done
         self._reset_exchange()
-        if not keep_alive or self.client_eof:
+        if not keep_alive:
             self.state = CLOSED
             self.transport.loseConnection()
             return
         self.state = IDLE
         self.gate.resume("pipeline")  # type: ignore[union-attr]
         self._arm_timer(self.factory.entrypoint.idle_timeout)
-        if self.buf:
+        if self.buf or self.client_eof:
             self._process()
 
     # -- BackendListener -----------------------------------------------------------------

@@ -1,0 +1,295 @@
+"""End-to-end tests of the HTTP entrypoint: real backends, real clients, 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import hashlib
+
+from twisted.internet import defer, reactor
+from twisted.internet.task import Clock
+
+from tests.proxyfixture import ENDPOINTS, SERVICE, STATIC, ProxyTestCase, free_port, raw_exchange
+
+WRR = "traefikservice-wrr.kubesre.lc"
+COOKIE = "traefikservice-cokie.kubesre.lc"
+COPY = "traefikservice-copy.kubesre.lc"
+
+
+class SeedScenarioTests(ProxyTestCase):
+    """The seed's three canary transcripts through the shipped conf/."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.use_seed_config()
+        self.start_proxy()
+
+    @defer.inlineCallbacks
+    def test_weightedTranscript(self) -> None:
+        """Weights 1:2 answer app-v2, app-v1, app-v2, app-v2, app-v1, app-v2."""
+        bodies = []
+        for _ in range(6):
+            response, body = yield self.get(WRR)
+            self.assertEqual(response.code, 200)
+            bodies.append(body)
+        self.assertEqual(bodies, [b"Hello app-v2\n", b"Hello app-v1\n", b"Hello app-v2\n"] * 2)
+
+    @defer.inlineCallbacks
+    def test_stickyCookiePinsVersion(self) -> None:
+        """cookie=default-app-v1-80 always reaches app-v1 and sets no new cookie."""
+        for _ in range(5):
+            response, body = yield self.get(
+                COOKIE, headers={"Cookie": ["cookie=default-app-v1-80"]}
+            )
+            self.assertEqual(body, b"Hello app-v1\n")
+            self.assertFalse(response.headers.hasHeader(b"set-cookie"))
+
+    @defer.inlineCallbacks
+    def test_stickyCookieSetOnNewPick(self) -> None:
+        """Without a cookie the pick is made and named in Set-Cookie; sending it back sticks."""
+        response, body = yield self.get(COOKIE)
+        self.assertEqual(body, b"Hello app-v2\n")
+        cookie = response.headers.getRawHeaders(b"set-cookie")[0].decode()
+        self.assertTrue(cookie.startswith("cookie=default-app-v2-80"), cookie)
+        self.assertIn("HttpOnly", cookie)
+        for _ in range(3):
+            response, body = yield self.get(
+                COOKIE, headers={"Cookie": ["cookie=default-app-v2-80"]}
+            )
+            self.assertEqual(body, b"Hello app-v2\n")
+
+    @defer.inlineCallbacks
+    def test_stickyHashedValueAccepted(self) -> None:
+        """Newer Traefik's sha256-prefix value of a child name also pins it."""
+        value = hashlib.sha256(b"default-app-v1-80").hexdigest()[:16]
+        for _ in range(3):
+            response, body = yield self.get(COOKIE, headers={"Cookie": ["cookie=" + value]})
+            self.assertEqual(body, b"Hello app-v1\n")
+
+    @defer.inlineCallbacks
+    def test_unknownCookieRepicks(self) -> None:
+        """An unknown cookie value falls back to a normal pick and a new cookie."""
+        response, body = yield self.get(COOKIE, headers={"Cookie": ["cookie=nonsense"]})
+        self.assertIn(body, (b"Hello app-v1\n", b"Hello app-v2\n"))
+        self.assertTrue(response.headers.hasHeader(b"set-cookie"))
+
+    @defer.inlineCallbacks
+    def test_mirrorTranscript(self) -> None:
+        """Every answer is app-v1's; app-v2 gets copies of requests 1 and 11 of 20."""
+        for i in range(20):
+            response, body = yield self.get(COPY, path="/req/%d" % (i + 1,))
+            self.assertEqual(body, b"Hello app-v1\n")
+        yield self.service.mirrors.idle()
+        paths = [r["path"] for r in self.apps["app-v2"].requests]
+        self.assertEqual(paths, ["/req/1", "/req/11"])
+        self.assertEqual(len(self.apps["app-v1"].requests), 20)
+
+    @defer.inlineCallbacks
+    def test_mirroredBodyCopied(self) -> None:
+        """A mirrored POST reaches the mirror with its body and the client's Host."""
+        response, body = yield self.get(COPY, path="/echo", method="POST", data=b"payload")
+        self.assertEqual(body, b"payload")
+        yield self.service.mirrors.idle()
+        (copy,) = self.apps["app-v2"].requests
+        self.assertEqual(copy["method"], "POST")
+        self.assertEqual(copy["headers"]["host"], [COPY])
+
+    @defer.inlineCallbacks
+    def test_notFound(self) -> None:
+        """A host no router matches gets Traefik's 404 body."""
+        response, body = yield self.get("nowhere.example")
+        self.assertEqual((response.code, body), (404, b"404 page not found\n"))
+        self.assertEqual(
+            response.headers.getRawHeaders(b"content-type"), [b"text/plain; charset=utf-8"]
+        )
+
+    @defer.inlineCallbacks
+    def test_forwardedHeaders(self) -> None:
+        """X-Forwarded-* and X-Real-Ip are set; spoofed ones and hop-by-hop headers go."""
+        response, body = yield self.get(
+            WRR,
+            path="/headers",
+            headers={
+                "X-Forwarded-For": ["6.6.6.6"],
+                "Connection": ["X-Secret"],
+                "X-Secret": ["1"],
+                "Keep-Alive": ["timeout=5"],
+            },
+        )
+        lines = body.decode().splitlines()
+        self.assertIn("x-forwarded-for: 127.0.0.1", lines)
+        self.assertIn("x-real-ip: 127.0.0.1", lines)
+        self.assertIn("x-forwarded-proto: http", lines)
+        self.assertIn("x-forwarded-host: " + WRR, lines)
+        self.assertIn("x-forwarded-port: 80", lines)
+        self.assertIn("host: " + WRR, lines)
+        self.assertFalse([line for line in lines if "6.6.6.6" in line or "secret" in line])
+        self.assertFalse([line for line in lines if line.startswith("keep-alive")])
+
+    @defer.inlineCallbacks
+    def test_chunkedUploadEchoed(self) -> None:
+        """A chunked request body streams to the backend and back intact."""
+        from io import BytesIO
+
+        from twisted.web.client import FileBodyProducer
+
+        class Unknown(FileBodyProducer):
+            def __init__(self, data: bytes) -> None:
+                super().__init__(BytesIO(data))
+                from twisted.web.iweb import UNKNOWN_LENGTH
+
+                self.length = UNKNOWN_LENGTH
+
+        payload = b"0123456789" * 10000
+        response, body = yield self.get(WRR, path="/echo", method="POST", data=Unknown(payload))
+        self.assertEqual(body, payload)
+
+    @defer.inlineCallbacks
+    def test_headAnd204(self) -> None:
+        """HEAD keeps Content-Length without a body; 204 carries no body."""
+        response, body = yield self.get(WRR, method="HEAD")
+        self.assertEqual((response.code, body), (200, b""))
+        self.assertEqual(response.headers.getRawHeaders(b"content-length"), [b"13"])
+        response, body = yield self.get(WRR, path="/status/204")
+        self.assertEqual((response.code, body), (204, b""))
+        # The connection stays usable after both.
+        response, body = yield self.get(WRR)
+        self.assertEqual(response.code, 200)
+
+    @defer.inlineCallbacks
+    def test_pipelinedInOrder(self) -> None:
+        """Pipelined requests are answered in order on one connection."""
+        request = "GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % (WRR,)
+        raw = yield raw_exchange(self.service.port_of("web"), (request * 3).encode())
+        bodies = [part.split(b"\r\n\r\n", 1)[1] for part in raw.split(b"HTTP/1.1 ")[1:]]
+        self.assertEqual(bodies, [b"Hello app-v2\n", b"Hello app-v1\n", b"Hello app-v2\n"])
+
+    @defer.inlineCallbacks
+    def test_http10Client(self) -> None:
+        """An HTTP/1.0 client gets its answer and the connection closed."""
+        raw = yield raw_exchange(
+            self.service.port_of("web"),
+            ("GET / HTTP/1.0\r\nHost: %s\r\n\r\n" % WRR).encode(),
+            False,
+        )
+        self.assertTrue(raw.startswith(b"HTTP/1.1 200 "), raw)
+        self.assertTrue(raw.endswith(b"\r\n\r\nHello app-v2\n"), raw)
+
+    @defer.inlineCallbacks
+    def test_malformedRequest(self) -> None:
+        """Garbage gets 400 and a closed connection, never a hang."""
+        for payload in (b"NONSENSE\r\n\r\n", b"GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n"):
+            raw = yield raw_exchange(self.service.port_of("web"), payload, False)
+            self.assertTrue(raw.startswith(b"HTTP/1.1 400 Bad Request\r\n"), raw)
+            self.assertIn(b"Connection: close", raw)
+
+    @defer.inlineCallbacks
+    def test_backendKeepAlive(self) -> None:
+        """Sequential requests reuse one pooled backend connection."""
+        for _ in range(5):
+            yield self.get(WRR)
+        idle = sum(len(conns) for conns in self.service.pool.idle.values())
+        self.assertEqual(idle, 2)  # one per backend, each reused
+
+
+class ErrorStatusTests(ProxyTestCase):
+    """Traefik's answers when the backend side fails."""
+
+    def route_to(self, port: int, extra: str = "") -> None:
+        self.write("tsproxy.yaml", STATIC)
+        self.write(
+            "app.yaml",
+            "---\n".join(
+                [
+                    SERVICE.format(name="app"),
+                    ENDPOINTS.format(name="app", port=port),
+                    """\
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: app
+spec:
+  routes:
+    - match: Host(`app.test`)
+      kind: Rule
+      services:
+        - name: app
+          port: 80
+%s"""
+                    % extra,
+                ]
+            ),
+        )
+
+    @defer.inlineCallbacks
+    def test_refused502(self) -> None:
+        """A backend that refuses the connection gives 502 Bad Gateway."""
+        self.route_to(free_port())
+        self.start_proxy()
+        response, body = yield self.get("app.test")
+        self.assertEqual((response.code, body), (502, b"Bad Gateway"))
+
+    @defer.inlineCallbacks
+    def test_responseHeaderTimeout504(self) -> None:
+        """A backend that never answers gives 504 after responseHeaderTimeout."""
+        port, received = self.start_silent()
+        self.route_to(port, extra="          serversTransport: slow\n")
+        self.write(
+            "transport.yaml",
+            """\
+apiVersion: traefik.io/v1alpha1
+kind: ServersTransport
+metadata:
+  name: slow
+spec:
+  forwardingTimeouts:
+    responseHeaderTimeout: 5s
+""",
+        )
+        clock = Clock()
+        self.start_proxy(clock=clock)
+        d = self.get("app.test")
+        while not received:
+            yield _tick()
+        clock.advance(5)
+        response, body = yield d
+        self.assertEqual((response.code, body), (504, b"Gateway Timeout"))
+
+    @defer.inlineCallbacks
+    def test_noServer503(self) -> None:
+        """A weighted service whose children all weigh 0 answers 503 no available server."""
+        self.route_to(free_port())
+        self.write(
+            "zero.yaml",
+            """\
+apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata:
+  name: zero
+spec:
+  weighted:
+    services:
+      - name: app
+        port: 80
+        weight: 0
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: zero
+spec:
+  routes:
+    - match: Host(`zero.test`)
+      kind: Rule
+      services:
+        - name: zero
+          kind: TraefikService
+""",
+        )
+        self.start_proxy()
+        response, body = yield self.get("zero.test")
+        self.assertEqual((response.code, body), (503, b"no available server\n"))
+
+
+def _tick() -> defer.Deferred:
+    from twisted.internet.task import deferLater
+
+    return deferLater(reactor, 0.01, lambda: None)
