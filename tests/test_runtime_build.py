@@ -7,6 +7,9 @@ import os
 import textwrap
 from typing import List, Optional, Tuple
 
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from tsproxy.config.load import load_directory, load_files
@@ -17,6 +20,7 @@ from tsproxy.runtime.services import (
     Server,
     TransportSettings,
     WeightedService,
+    resolve,
 )
 from tsproxy.runtime.table import RoutingTable
 
@@ -468,3 +472,94 @@ class ReuseTests(SynchronousTestCase):
         """Without a static configuration there is no table, and no extra error."""
         result = build_table(load_files(None, [("backends.yaml", BACKENDS)]))
         self.assertEqual(result, BuildResult(None, (), ()))
+
+
+NAMES = st.sampled_from(["app-v1", "app-v2", "app-v3", "t1", "t2", "t3"])
+REFS = st.fixed_dictionaries(
+    {"name": NAMES, "kind": st.sampled_from(["Service", "TraefikService"])},
+    optional={
+        "port": st.sampled_from([80, 81, "http", "web"]),
+        "weight": st.integers(0, 3),
+        "percent": st.integers(0, 100),
+        "sticky": st.just({"cookie": {}}),
+        "namespace": st.sampled_from(["default", "other"]),
+    },
+)
+
+
+def ref_dict(ref: dict) -> dict:  # type: ignore[type-arg]
+    """A ref as YAML data; percent only makes sense for mirrors, ports only for Services."""
+    ref = {key: value for key, value in ref.items() if key != "percent"}
+    if ref["kind"] == "Service":
+        ref.setdefault("port", 80)
+    return ref
+
+
+TRAEFIK_SERVICES = st.lists(
+    st.tuples(
+        st.sampled_from(["t1", "t2", "t3"]),
+        st.booleans(),
+        st.lists(REFS, min_size=1, max_size=3),
+    ),
+    max_size=4,
+    unique_by=lambda t: t[0],
+)
+ROUTES = st.lists(
+    st.tuples(
+        st.sampled_from(["Host(`a`)", "Host(`b`)", "Path(`/x`)", "Host(`a`"]),
+        st.lists(REFS, max_size=3),
+    ),
+    max_size=4,
+)
+
+
+class ArbitraryGraphTests(SynchronousTestCase):
+    """Random service graphs (missing names, cycles, bad ports) build without raising."""
+
+    @settings(max_examples=200, deadline=None)
+    @given(TRAEFIK_SERVICES, ROUTES)
+    def test_neverRaises(self, services: list, routes: list) -> None:  # type: ignore[type-arg]
+        """Every problem is a located error and every router that built resolves."""
+        documents = []
+        for name, weighted, refs in services:
+            if weighted:
+                spec = {"weighted": {"services": [ref_dict(r) for r in refs]}}
+            else:
+                mirrors = [dict(ref_dict(r), percent=r.get("percent", 50)) for r in refs[1:]]
+                spec = {"mirroring": dict(ref_dict(refs[0]), mirrors=mirrors)}
+            documents.append(
+                {
+                    "apiVersion": "traefik.io/v1alpha1",
+                    "kind": "TraefikService",
+                    "metadata": {"name": name},
+                    "spec": spec,
+                }
+            )
+        documents.append(
+            {
+                "apiVersion": "traefik.io/v1alpha1",
+                "kind": "IngressRoute",
+                "metadata": {"name": "r"},
+                "spec": {
+                    "routes": [
+                        {"match": match, "services": [ref_dict(r) for r in refs]}
+                        for match, refs in routes
+                    ]
+                },
+            }
+        )
+        loaded = load_files(
+            STATIC, [("backends.yaml", BACKENDS), ("g.yaml", yaml.safe_dump_all(documents))]
+        )
+        result = build_table(loaded)
+        for error in loaded.errors + result.errors + result.warnings:
+            self.assertRegex(
+                str(error), r"^g\.yaml:\d+: (TraefikService|IngressRoute) \w+/[\w.-]+: \S"
+            )
+        assert result.table is not None
+        for router in result.table.routers:
+            for _ in range(3):
+                pick = resolve(router.service, None)
+                self.assertTrue(
+                    pick.server is None or pick.server.url.startswith("http://127.0.0.1:900")
+                )

@@ -7,7 +7,7 @@ nothing here knows about Kubernetes kinds or does any file I/O.
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from typing import Callable, Iterator
 
 import attrs
 import yaml
@@ -62,7 +62,7 @@ _FLOAT = re.compile(
 )
 
 
-class _StrictLoader(yaml.SafeLoader):  # type: ignore[misc]
+class _StrictLoader(yaml.SafeLoader):  # type: ignore[misc,unused-ignore]
     """SafeLoader with YAML 1.2 core-schema scalars and located, duplicate-free collections."""
 
 
@@ -107,7 +107,9 @@ def _construct_seq(loader: _StrictLoader, node: yaml.SequenceNode) -> Iterator[Y
         data.item_lines.append(item_node.start_mark.line + 1)
 
 
-def _construct_strict_scalar(pattern: re.Pattern[str], kind: str, convert: object) -> object:
+def _construct_strict_scalar(
+    pattern: re.Pattern[str], kind: str, convert: Callable[[str], object]
+) -> Callable[[_StrictLoader, yaml.ScalarNode], object]:
     """An explicit ``!!int``/``!!bool`` constructor with the same YAML 1.2 grammar."""
 
     def construct(loader: _StrictLoader, node: yaml.ScalarNode) -> object:
@@ -116,7 +118,7 @@ def _construct_strict_scalar(pattern: re.Pattern[str], kind: str, convert: objec
             raise yaml.constructor.ConstructorError(
                 None, None, f"{text!r} is not a YAML 1.2 {kind}", node.start_mark
             )
-        return convert(text)  # type: ignore[operator]
+        return convert(text)
 
     return construct
 
@@ -174,12 +176,12 @@ def load_documents(text: str, file: str) -> tuple[tuple[Document, ...], tuple[Co
     try:
         while True:
             try:
-                if not loader.check_node():
-                    break
-                node = loader.get_node()
+                node = loader.get_node() if loader.check_node() else None
             except (yaml.YAMLError, RecursionError) as exc:
                 line = _line_of(text, exc, loader.get_mark().line + 1)
                 return (), (ConfigError(file, line, "", f"invalid YAML: {_describe(exc)}"),)
+            if node is None:
+                break
             try:
                 data = loader.construct_document(node)
             except _CONSTRUCT_ERRORS as exc:
