@@ -11,6 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tsproxy.balance.sticky import (
     CookieValues,
     StickyCookie,
+    StickyLevel,
     cookie_name,
     generated_name,
     name_values,
@@ -193,3 +194,30 @@ class SetCookieTests(SynchronousTestCase):
         ]
         for cookie, value, header in cases:
             self.assertEqual(cookie.header(value), header)
+
+
+class StickyLevelTests(SynchronousTestCase):
+    """One sticky level: the cookie's child first, else a pick that sets the cookie."""
+
+    def test_choose(self) -> None:
+        """Known values stick silently; absent, unknown and unwritable ones pick and set."""
+        level = StickyLevel.for_names(StickyCookie("s"), ["a", None, "c"])
+        picks = iter([2, 0, 1])
+        set_cookies: list[str] = []
+        chosen = [
+            level.choose({"s": "a"}, lambda: next(picks), set_cookies),
+            level.choose({}, lambda: next(picks), set_cookies),
+            level.choose({"s": "b"}, lambda: next(picks), set_cookies),
+            level.choose({"s": "zzz"}, lambda: next(picks), set_cookies),
+            level.choose({}, lambda: None, set_cookies),
+        ]
+        self.assertEqual(chosen, [0, 2, 0, 1, None])
+        self.assertEqual(set_cookies, ["s=c; Path=/", "s=a; Path=/"])
+
+    def test_servers(self) -> None:
+        """A server level writes the URL and reads every historical server format."""
+        level = StickyLevel.for_servers(StickyCookie("lb"), ["http://10.10.0.1:80"])
+        set_cookies: list[str] = []
+        self.assertEqual(level.choose({"lb": "1f0b77948e6e95e0"}, lambda: None, set_cookies), 0)
+        self.assertEqual(level.choose({}, lambda: 0, set_cookies), 0)
+        self.assertEqual(set_cookies, ["lb=http://10.10.0.1:80; Path=/"])

@@ -29,6 +29,7 @@ from tsproxy.config.resources import (
     SliceEndpoint,
     TLSDomain,
     TraefikService,
+    TransportSettings,
     Weighted,
 )
 
@@ -257,16 +258,11 @@ class GoodDocumentTests(SynchronousTestCase):
             (
                 ServersTransport(
                     meta("ServersTransport", "fast"),
-                    5.0,
-                    60.0,
-                    10.0,
-                    200,
-                    True,
-                    True,
-                    "backend.internal",
+                    TransportSettings(5.0, 60.0, 10.0, 200, True, True, "backend.internal"),
                 ),
                 ServersTransport(
-                    meta("ServersTransport", "noreuse", line=10), max_idle_conns_per_host=0
+                    meta("ServersTransport", "noreuse", line=10),
+                    TransportSettings(max_idle_conns_per_host=0),
                 ),
             ),
         )

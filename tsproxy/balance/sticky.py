@@ -7,13 +7,14 @@ raw child name or server URL. Pure string work; the caller decides when to stick
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import attrs
 
 __all__ = [
     "CookieValues",
     "StickyCookie",
+    "StickyLevel",
     "cookie_name",
     "fnv1_64",
     "fnv1a_64",
@@ -146,9 +147,10 @@ class StickyCookie:
     """The cookie of one sticky level, with its Set-Cookie attributes.
 
     ``max_age`` 0 sends no Max-Age (a session cookie); a negative one sends ``Max-Age=0``.
+    ``same_site`` is none, lax or strict in any case; anything else omits the attribute.
     """
 
-    name: str
+    name: str = ""
     secure: bool = False
     http_only: bool = False
     same_site: str = ""
@@ -175,3 +177,34 @@ class StickyCookie:
         if same_site is not None:
             parts.append(f"SameSite={same_site}")
         return "; ".join(parts)
+
+
+@attrs.frozen
+class StickyLevel:
+    """One sticky level of a balancer: its cookie, the values that lead to each child, and the
+    value written for each child (a child with no value written cannot be stuck to)."""
+
+    cookie: StickyCookie
+    values: CookieValues
+    written: tuple[Optional[str], ...]
+
+    @classmethod
+    def for_names(cls, cookie: StickyCookie, names: Sequence[Optional[str]]) -> StickyLevel:
+        return cls(cookie, CookieValues.for_names(names), tuple(names))
+
+    @classmethod
+    def for_servers(cls, cookie: StickyCookie, urls: Sequence[str]) -> StickyLevel:
+        return cls(cookie, CookieValues.for_servers(urls), tuple(urls))
+
+    def choose(
+        self, cookies: Mapping[str, str], pick: Callable[[], Optional[int]], set_cookies: list[str]
+    ) -> Optional[int]:
+        """The child the cookie points at; else ``pick()``'s, with its Set-Cookie added."""
+        index = self.values.lookup(cookies.get(self.cookie.name))
+        if index is not None:
+            return index
+        index = pick()
+        written = None if index is None else self.written[index]
+        if written is not None:
+            set_cookies.append(self.cookie.header(written))
+        return index

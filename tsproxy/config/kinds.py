@@ -32,6 +32,7 @@ from tsproxy.config.resources import (
     SliceEndpoint,
     TLSDomain,
     TraefikService,
+    TransportSettings,
     Weighted,
 )
 from tsproxy.config.schema import FieldError, Fields
@@ -224,8 +225,7 @@ def parse_servers_transport(root: Fields, meta: Meta) -> ServersTransport:
         idle = timeouts.duration("idleConnTimeout", idle)
         timeouts.done({"readIdleTimeout": _NOT_YET, "pingTimeout": _NOT_YET})
     max_idle = spec.integer("maxIdleConnsPerHost", 0, minimum=-1)
-    transport = ServersTransport(
-        meta=meta,
+    settings = TransportSettings(
         dial_timeout=dial,
         response_header_timeout=header,
         idle_conn_timeout=idle,
@@ -246,7 +246,7 @@ def parse_servers_transport(root: Fields, meta: Meta) -> ServersTransport:
         "maxVersion",
     )
     spec.done({name: _NOT_YET for name in tls_fields})
-    return transport
+    return ServersTransport(meta, settings)
 
 
 def _endpoint_ports(fields: Fields, key: str) -> tuple[EndpointPort, ...]:

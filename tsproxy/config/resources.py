@@ -9,6 +9,7 @@ from typing import Optional, Union
 
 import attrs
 
+from tsproxy.balance.sticky import StickyCookie
 from tsproxy.config.errors import Location
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "SliceEndpoint",
     "TLSDomain",
     "TraefikService",
+    "TransportSettings",
     "Weighted",
 ]
 
@@ -54,17 +56,9 @@ class Meta:
         return f"{self.kind} {self.namespace}/{self.name}"
 
 
-@attrs.frozen
-class CookieSpec:
-    """``sticky.cookie``: an empty name means the generated default name."""
-
-    name: str = ""
-    secure: bool = False
-    http_only: bool = False
-    same_site: str = ""
-    max_age: int = 0
-    path: str = "/"
-    domain: str = ""
+# ``sticky.cookie`` is read straight into the balancer's cookie value; an empty name stands for
+# the generated default name until the build knows the service it belongs to.
+CookieSpec = StickyCookie
 
 
 @attrs.frozen
@@ -177,15 +171,15 @@ class TraefikService:
 
 
 @attrs.frozen
-class ServersTransport:
-    """How to talk to servers. Durations in seconds, 0 meaning none.
+class TransportSettings:
+    """How to reach servers. Seconds; 0 means no timeout. The TLS fields are kept for the TLS
+    work and not acted on yet.
 
-    ``max_idle_conns_per_host`` is 200 when absent or 0 (Traefik gives user-defined transports
-    Go's default of 2 there, which cripples keep-alive; we keep the default transport's 200),
-    and 0 when the YAML says -1 (no connection reuse).
+    ``max_idle_conns_per_host`` 0 means connections are not reused (``-1`` in the YAML). When
+    the YAML leaves it out or says 0 it is 200: Traefik gives user-defined transports Go's
+    default of 2 there, which defeats keep-alive, and its own default transport 200.
     """
 
-    meta: Meta
     dial_timeout: float = 30.0
     response_header_timeout: float = 0.0
     idle_conn_timeout: float = 90.0
@@ -193,6 +187,14 @@ class ServersTransport:
     disable_http2: bool = False
     insecure_skip_verify: bool = False
     server_name: str = ""
+
+
+@attrs.frozen
+class ServersTransport:
+    """A named TransportSettings, referenced from service references."""
+
+    meta: Meta
+    settings: TransportSettings = TransportSettings()
 
 
 @attrs.frozen

@@ -130,16 +130,7 @@ class _Builder:
             found = [] if transport is None else [transport]
         if not found:
             raise BuildError(f"serversTransport {name} not found in namespace {parent_namespace}")
-        spec = found[0]
-        return TransportSettings(
-            dial_timeout=spec.dial_timeout,
-            response_header_timeout=spec.response_header_timeout,
-            idle_conn_timeout=spec.idle_conn_timeout,
-            max_idle_conns_per_host=spec.max_idle_conns_per_host,
-            disable_http2=spec.disable_http2,
-            insecure_skip_verify=spec.insecure_skip_verify,
-            server_name=spec.server_name,
-        )
+        return found[0].settings
 
     def load_balancer(self, ref: ServiceRef, name: str, parent_namespace: str) -> LoadBalancerDef:
         servers = self.directory.servers(ref, self.transport(ref, parent_namespace))
@@ -349,15 +340,7 @@ def _located(ref: ServiceRef, build: Callable[[ServiceRef], _T]) -> _T:
 def _sticky(spec: Optional[CookieSpec], service: str) -> Optional[StickyCookie]:
     if spec is None:
         return None
-    return StickyCookie(
-        name=cookie_name(spec.name, service),
-        secure=spec.secure,
-        http_only=spec.http_only,
-        same_site=spec.same_site,
-        max_age=spec.max_age,
-        path=spec.path,
-        domain=spec.domain,
-    )
+    return attrs.evolve(spec, name=cookie_name(spec.name, service))
 
 
 def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -> BuildResult:

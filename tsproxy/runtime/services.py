@@ -6,13 +6,14 @@ mirror counters) lives in the node, so a rebuild can keep a node whose definitio
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Protocol, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Protocol, Tuple, Union
 
 import attrs
 
 from tsproxy.balance.mirror import MirrorCounter
-from tsproxy.balance.sticky import CookieValues, StickyCookie
+from tsproxy.balance.sticky import StickyCookie, StickyLevel
 from tsproxy.balance.wrr import EarliestDeadlineFirst, RoundRobin
+from tsproxy.config.resources import TransportSettings
 
 __all__ = [
     "Definition",
@@ -31,23 +32,6 @@ __all__ = [
     "instantiate",
     "resolve",
 ]
-
-
-@attrs.frozen
-class TransportSettings:
-    """How to reach a server (a ServersTransport). Seconds; 0 means no timeout.
-
-    ``max_idle_conns_per_host`` 0 means connections are not reused. The TLS fields are kept
-    for the TLS work and not acted on yet.
-    """
-
-    dial_timeout: float = 30.0
-    response_header_timeout: float = 0.0
-    idle_conn_timeout: float = 90.0
-    max_idle_conns_per_host: int = 200
-    disable_http2: bool = False
-    insecure_skip_verify: bool = False
-    server_name: str = ""
 
 
 @attrs.frozen(cache_hash=True)
@@ -113,19 +97,32 @@ class _RequestCookies(Protocol):
     def cookies(self) -> Mapping[str, str]: ...
 
 
+def _choose(
+    sticky: Optional[StickyLevel],
+    pick: Callable[[], Optional[int]],
+    req: Optional[_RequestCookies],
+    set_cookies: List[str],
+) -> Optional[int]:
+    """A child index: through the sticky level when there is one and a request to read."""
+    if sticky is None or req is None:
+        return pick()
+    return sticky.choose(req.cookies, pick, set_cookies)
+
+
 @attrs.define(eq=False)
 class LoadBalancer:
     """A Kubernetes Service's servers: round robin in endpoint order, sticky if configured."""
 
     definition: LoadBalancerDef
     _order: RoundRobin
-    _values: Optional[CookieValues]
+    _sticky: Optional[StickyLevel]
 
     @classmethod
     def build(cls, definition: LoadBalancerDef) -> LoadBalancer:
         urls = [server.url for server in definition.servers]
-        values = CookieValues.for_servers(urls) if definition.sticky is not None else None
-        return cls(definition, RoundRobin(len(urls)), values)
+        cookie = definition.sticky
+        sticky = None if cookie is None else StickyLevel.for_servers(cookie, urls)
+        return cls(definition, RoundRobin(len(urls)), sticky)
 
     @property
     def name(self) -> str:
@@ -133,19 +130,8 @@ class LoadBalancer:
 
     def choose(self, req: Optional[_RequestCookies], set_cookies: List[str]) -> Optional[Server]:
         """A server (sticky cookie first), adding a Set-Cookie when a new pick is made."""
-        servers = self.definition.servers
-        sticky = self.definition.sticky
-        if sticky is not None and req is not None:
-            assert self._values is not None
-            index = self._values.lookup(req.cookies.get(sticky.name))
-            if index is not None:
-                return servers[index]
-        index = self._order.next()
-        if index is None:
-            return None
-        if sticky is not None and req is not None:
-            set_cookies.append(sticky.header(servers[index].url))
-        return servers[index]
+        index = _choose(self._sticky, self._order.next, req, set_cookies)
+        return None if index is None else self.definition.servers[index]
 
 
 @attrs.define(eq=False)
@@ -155,7 +141,7 @@ class WeightedService:
     definition: WeightedDef
     children: Tuple[Node, ...]
     _order: EarliestDeadlineFirst
-    _values: Optional[CookieValues]
+    _sticky: Optional[StickyLevel]
 
     @property
     def name(self) -> str:
@@ -163,19 +149,8 @@ class WeightedService:
 
     def choose(self, req: Optional[_RequestCookies], set_cookies: List[str]) -> Optional[Node]:
         """A child (sticky cookie first), adding a Set-Cookie when a new pick is made."""
-        children = self.definition.children
-        sticky = self.definition.sticky
-        if sticky is not None and req is not None:
-            assert self._values is not None
-            index = self._values.lookup(req.cookies.get(sticky.name))
-            if index is not None:
-                return self.children[index]
-        index = self._order.next()
-        if index is None:
-            return None
-        if sticky is not None and req is not None:
-            set_cookies.append(sticky.header(children[index].name))
-        return self.children[index]
+        index = _choose(self._sticky, self._order.next, req, set_cookies)
+        return None if index is None else self.children[index]
 
 
 @attrs.define(eq=False)
@@ -296,13 +271,13 @@ def _fresh(
         children = tuple(
             instantiate(child.definition, previous, made) for child in definition.children
         )
-        values = None
+        sticky = None
         if definition.sticky is not None:
             # Weight 0 removes a child, so no cookie can lead to it either (as in Traefik).
             names = [child.name if child.weight else None for child in definition.children]
-            values = CookieValues.for_names(names)
+            sticky = StickyLevel.for_names(definition.sticky, names)
         order = EarliestDeadlineFirst([child.weight for child in definition.children])
-        return WeightedService(definition, children, order, values)
+        return WeightedService(definition, children, order, sticky)
     main = instantiate(definition.main, previous, made)
     mirrors = tuple(instantiate(mirror, previous, made) for mirror, _ in definition.mirrors)
     counter = MirrorCounter([percent for _, percent in definition.mirrors])
