@@ -191,44 +191,26 @@ class NameTests(SynchronousTestCase):
 class EntrypointTests(SynchronousTestCase):
     """Which entrypoints a route lands on."""
 
-    def test_defaultIsEveryTCPEntrypoint(self) -> None:
-        """No entryPoints: every static entrypoint that is not UDP."""
-        result, errors, _ = build(route("- {name: app-v1, port: 80}\n"))
-        assert result.table is not None
-        self.assertEqual(result.table.http_routers("web")[0].entrypoints, ("web", "admin"))
-        self.assertEqual(len(result.table.http_routers("admin")), 1)
-        self.assertEqual(result.table.http_routers("dns"), ())
-
-    def test_unknownAndUDP(self) -> None:
-        """Unknown and UDP entrypoints are errors; the route keeps the valid ones."""
-        result, errors, _ = build(
-            route("- {name: app-v1, port: 80}\n", extra="  entryPoints: [nope, dns, admin]\n")
-        )
-        self.assertEqual(
-            errors,
-            [
-                "wrr.yaml:1: IngressRoute default/app: entrypoint nope not found",
-                "wrr.yaml:1: IngressRoute default/app: entrypoint dns is a UDP entrypoint, HTTP routes cannot use it",
-            ],
-        )
-        assert result.table is not None
-        self.assertEqual(result.table.http_routers("admin")[0].entrypoints, ("admin",))
-        self.assertEqual(result.table.http_routers("web"), ())
-
-    def test_noneLeft(self) -> None:
-        """A route with no usable entrypoint is dropped."""
-        result, errors, _ = build(
-            route("- {name: app-v1, port: 80}\n", extra="  entryPoints: [nope]\n")
-        )
-        self.assertEqual(
-            errors,
-            [
-                "wrr.yaml:1: IngressRoute default/app: entrypoint nope not found",
-                "wrr.yaml:7: IngressRoute default/app: spec.routes[0]: no usable entrypoint, route dropped",
-            ],
-        )
-        assert result.table is not None
-        self.assertEqual(result.table.routers, ())
+    def test_table(self) -> None:
+        """None listed means every TCP entrypoint; unknown and UDP ones are errors."""
+        not_found = "wrr.yaml:1: IngressRoute default/app: entrypoint nope not found"
+        udp = "wrr.yaml:1: IngressRoute default/app: entrypoint dns is a UDP entrypoint, HTTP routes cannot use it"
+        dropped = "wrr.yaml:7: IngressRoute default/app: spec.routes[0]: no usable entrypoint, route dropped"
+        cases = [
+            ("", [], ("web", "admin")),
+            ("  entryPoints: [admin]\n", [], ("admin",)),
+            ("  entryPoints: [nope, dns, admin]\n", [not_found, udp], ("admin",)),
+            ("  entryPoints: [nope]\n", [not_found, dropped], None),
+        ]
+        for extra, expected_errors, entrypoints in cases:
+            result, errors, _ = build(route("- {name: app-v1, port: 80}\n", extra=extra))
+            self.assertEqual(errors, expected_errors, extra)
+            assert result.table is not None
+            routers = result.table.routers
+            self.assertEqual(routers[0].entrypoints if routers else None, entrypoints, extra)
+            for name in ("web", "admin", "dns"):
+                on = len(result.table.http_routers(name))
+                self.assertEqual(on, int(name in (entrypoints or ())), (extra, name))
 
 
 GOOD_ROUTE = """\
