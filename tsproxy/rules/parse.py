@@ -258,10 +258,14 @@ def tokenize(text: str) -> List[Token]:
     return _Scanner(text).run()
 
 
+MAX_NESTING = 100  # parentheses and '!' around one term; keeps the recursion bounded
+
+
 class _Parser:
     def __init__(self, tokens: List[Token]) -> None:
         self.tokens = tokens
         self.index = 0
+        self.nesting = 0
 
     @property
     def token(self) -> Token:
@@ -320,15 +324,21 @@ class _Parser:
 
     def parse_unary(self) -> Node:
         token = self.token
-        if token.kind == "!":
+        if token.kind in ("!", "("):
+            self.nesting += 1
+            if self.nesting > MAX_NESTING:
+                raise RuleError("rule nests '(' and '!' too deeply", token.start + 1)
             self.advance()
-            return Not(self.parse_unary(), token.start + 1)
-        if token.kind == "(":
-            self.advance()
-            node = self.parse_or()
-            if self.token.kind != ")":
-                raise self.fail("expected ')' to close the '(' at column %d" % (token.start + 1))
-            self.advance()
+            if token.kind == "!":
+                node: Node = Not(self.parse_unary(), token.start + 1)
+            else:
+                node = self.parse_or()
+                if self.token.kind != ")":
+                    raise self.fail(
+                        "expected ')' to close the '(' at column %d" % (token.start + 1)
+                    )
+                self.advance()
+            self.nesting -= 1
             return node
         if token.kind == "ident":
             self.advance()

@@ -18,7 +18,7 @@ from tsproxy.rules.charclass import Ranges
 
 MAX_REPEAT = 1000  # Go's limit on a counted repetition
 MAX_SIZE = 100_000  # instructions after expanding counted repetitions (Go: ~3M; ours is lower)
-MAX_DEPTH = 1000  # Go's nesting limit
+MAX_DEPTH = 200  # nesting; Go allows 1000, but our tree walks and re's compiler recurse
 
 
 class RegexError(ValueError):
@@ -65,6 +65,7 @@ class Repeat:
     min: int
     max: int  # -1 = unbounded
     greedy: bool = True
+    counted: bool = False  # written {n,m}: Go limits the product of nested counts
 
 
 Node = Union[Chars, Assert, Concat, Alt, Repeat]
@@ -139,7 +140,7 @@ class _Parser:
                 start = self.pos
                 self.pos += 1
                 low, high = {"*": (0, -1), "+": (1, -1), "?": (0, 1)}[ch]
-                self.repeat(low, high, start)
+                self.repeat(low, high, start, counted=False)
                 was_repeat = True
             elif ch == "{":
                 counted = self.parse_counted()
@@ -148,7 +149,7 @@ class _Parser:
                     self.pos += 1
                 else:
                     start, low, high = counted
-                    self.repeat(low, high, start)
+                    self.repeat(low, high, start, counted=True)
                     was_repeat = True
             elif ch == "\\":
                 self.parse_escape()
@@ -173,7 +174,7 @@ class _Parser:
     def open_group(self) -> None:
         pattern = self.pattern
         start = self.pos
-        if len(self.frames) > MAX_DEPTH:
+        if len(self.frames) >= MAX_DEPTH:
             raise self.error("expression nests too deeply")
         for prefix, message in _UNSUPPORTED_GROUPS:
             if pattern.startswith(prefix, start):
@@ -263,11 +264,11 @@ class _Parser:
         if i >= len(pattern) or pattern[i] != "}":
             return None
         self.pos = i + 1
-        if low < 0 or low > MAX_REPEAT or high > MAX_REPEAT or (high >= 0 and low > high):
+        if low > MAX_REPEAT or high > MAX_REPEAT or (high >= 0 and low > high):
             raise self.error("invalid repeat count: `%s`" % pattern[start : i + 1], start)
         return start, low, high
 
-    def repeat(self, low: int, high: int, start: int) -> None:
+    def repeat(self, low: int, high: int, start: int, counted: bool) -> None:
         greedy = "U" not in self.flags
         if self.pos < len(self.pattern) and self.pattern[self.pos] == "?":
             self.pos += 1
@@ -278,7 +279,12 @@ class _Parser:
         items = self.frames[-1].items
         if not items:
             raise self.error("missing argument to repetition operator: `%s`" % operator, start)
-        items[-1] = Repeat(items[-1], low, high, greedy)
+        node = Repeat(items[-1], low, high, greedy, counted)
+        if counted and (low >= 2 or high >= 2) and not _repeat_is_valid(node, MAX_REPEAT):
+            raise self.error("invalid repeat count: `%s`" % operator, start)
+        if _depth(node) >= MAX_DEPTH:
+            raise self.error("expression nests too deeply", start)
+        items[-1] = node
 
     # -- escapes -----------------------------------------------------------------------
 
@@ -439,18 +445,52 @@ class _Parser:
         return ord(pattern[i]), i + 1
 
 
+def _repeat_is_valid(node: Node, limit: int) -> bool:
+    """Go's repeatIsValid: nested {n,m} counts may not multiply past the limit."""
+    if isinstance(node, Repeat) and node.counted:
+        count = node.max if node.max >= 0 else node.min
+        if count == 0 and node.max == 0:
+            return True
+        if count > limit:
+            return False
+        if count > 0:
+            limit //= count
+    return all(_repeat_is_valid(child, limit) for child in _children(node))
+
+
+def _children(node: Node) -> Tuple[Node, ...]:
+    if isinstance(node, Concat):
+        return node.items
+    if isinstance(node, Alt):
+        return node.branches
+    if isinstance(node, Repeat):
+        return (node.body,)
+    return ()
+
+
+def _depth(node: Node) -> int:
+    """Nesting depth of the tree, walked iteratively (it is what the limit protects)."""
+    deepest = 0
+    stack = [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in _children(current))
+    return deepest
+
+
 def _is_hex(text: str) -> bool:
     return all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def _parse_int(text: str, i: int) -> Tuple[Optional[int], int]:
-    """Go's parser.parseInt: digits without a leading zero; -1 when absurdly large."""
+    """Go's parser.parseInt: digits without a leading zero (too many digits: over any limit)."""
     end = i
     while end < len(text) and "0" <= text[end] <= "9":
         end += 1
     if end == i or (end - i >= 2 and text[i] == "0"):
         return None, i
-    value = int(text[i:end]) if end - i <= 8 else -1
+    value = int(text[i:end]) if end - i <= 8 else 10**9
     return value, end
 
 

@@ -79,7 +79,7 @@ def _escaped_path(raw: str) -> str:
     while i < len(data):
         byte = data[i]
         if byte == 0x25:
-            value = _unhex(raw, i) if data[i : i + 3].isascii() else -1
+            value = _unhex(data[i : i + 3].decode("latin-1"), 0)
             if value >= 0:
                 decoded.append(value)
                 i += 3
