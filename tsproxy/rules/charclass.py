@@ -108,7 +108,7 @@ def _load_categories() -> None:
     for name, ranges in found.items():
         _categories[name] = tuple(ranges)
     for major in "CLMNPSZ":
-        _categories[major] = union(r for name, r in found.items() if name[0] == major)
+        _categories[major] = union(tuple(r) for name, r in found.items() if name[0] == major)
 
 
 def unicode_class(name: str) -> Optional[Ranges]:

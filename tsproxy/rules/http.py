@@ -6,7 +6,7 @@ rule's length in UTF-8 bytes. It must not decide which router wins: see ``table`
 
 from __future__ import annotations
 
-from typing import Callable, FrozenSet, Optional, Tuple
+from typing import Callable, Dict, FrozenSet, List, Optional, Tuple
 
 import attrs
 
@@ -220,7 +220,7 @@ def _v2_syntax() -> Syntax:
     return Syntax("v2", V2_MATCHERS, foreign)
 
 
-_SYNTAXES = {}
+_SYNTAXES: Dict[str, Syntax] = {}
 
 
 def _syntax(name: str) -> Syntax:
@@ -261,7 +261,7 @@ def parse_domains(text: str) -> Tuple[str, ...]:
     node = parse(text)
     names = dict(_syntax("v2").by_spelling)
     names.update(_syntax("v3").by_spelling)
-    domains = []
+    domains: List[str] = []
     for call in tree.leaves(node):
         # A name of neither syntax: resolve() raises the error v3 would give.
         matcher = names.get(call.name) or _syntax("v3").resolve(call)

@@ -252,15 +252,16 @@ class _Parser:
         low, i = _parse_int(pattern, start + 1)
         if low is None:
             return None
-        high: Optional[int] = low
+        high = low
         if i < len(pattern) and pattern[i] == ",":
             i += 1
             if i < len(pattern) and pattern[i] == "}":
                 high = -1
             else:
-                high, i = _parse_int(pattern, i)
-                if high is None:
+                parsed, i = _parse_int(pattern, i)
+                if parsed is None:
                     return None
+                high = parsed
         if i >= len(pattern) or pattern[i] != "}":
             return None
         self.pos = i + 1

@@ -9,14 +9,11 @@ of trying every router in order. It must not compute priorities (the caller pass
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Generic, Iterable, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
-from tsproxy.rules.http import HTTPRule
 from tsproxy.rules.request import HTTPRequestInfo, TCPConnectionInfo
-from tsproxy.rules.tcp import TCPRule
 
-RuleT = TypeVar("RuleT", HTTPRule, TCPRule)
-SubjectT = TypeVar("SubjectT", HTTPRequestInfo, TCPConnectionInfo)
+# (name, rule, priority, value); the rule is an HTTPRule or a TCPRule.
 Entry = Tuple[str, Any, int, object]
 
 
@@ -25,12 +22,15 @@ def evaluation_order(entries: Iterable[Entry]) -> List[Entry]:
     return sorted(entries, key=lambda entry: (-entry[2], entry[0]))
 
 
-class _IndexedRouters(Generic[RuleT, SubjectT]):
-    """Routers in evaluation order, with an index from required host to router positions."""
+class _IndexedRouters:
+    """Routers in evaluation order, with an index from required host to router positions.
 
-    def __init__(self, entries: Iterable[Tuple[str, RuleT, int, object]]) -> None:
-        self._entries: Tuple[Tuple[str, RuleT, int, object], ...] = tuple(evaluation_order(entries))
-        self._matchers: List[Callable[[SubjectT], bool]] = [e[1].match for e in self._entries]
+    The subject is an HTTPRequestInfo or a TCPConnectionInfo, as the subclass says.
+    """
+
+    def __init__(self, entries: Iterable[Entry]) -> None:
+        self._entries: Tuple[Entry, ...] = tuple(evaluation_order(entries))
+        self._matchers: List[Callable[[Any], bool]] = [e[1].match for e in self._entries]
         self._values: List[object] = [e[3] for e in self._entries]
         self._fallback: List[int] = []
         self._buckets: Dict[str, List[int]] = {}
@@ -42,10 +42,10 @@ class _IndexedRouters(Generic[RuleT, SubjectT]):
                 for host in hosts:
                     self._buckets.setdefault(host, []).append(position)
 
-    def _key(self, subject: SubjectT) -> str:
+    def _key(self, subject: Any) -> str:
         raise NotImplementedError
 
-    def match(self, subject: SubjectT) -> Optional[object]:
+    def match(self, subject: Any) -> Optional[object]:
         """The value of the first router (in evaluation order) whose rule matches, or None."""
         matchers = self._matchers
         values = self._values
@@ -74,11 +74,11 @@ class _IndexedRouters(Generic[RuleT, SubjectT]):
             index += 1
         return None
 
-    def ordered(self) -> Tuple[Tuple[str, RuleT, int, object], ...]:
+    def ordered(self) -> Tuple[Entry, ...]:
         """Every (name, rule, priority, value) in evaluation order."""
         return self._entries
 
-    def explain(self, subject: SubjectT) -> Tuple[Tuple[str, int, bool], ...]:
+    def explain(self, subject: Any) -> Tuple[Tuple[str, int, bool], ...]:
         """(name, priority, matched) for every router in evaluation order."""
         return tuple(
             (name, priority, bool(rule.match(subject))) for name, rule, priority, _ in self._entries
@@ -88,14 +88,14 @@ class _IndexedRouters(Generic[RuleT, SubjectT]):
         return len(self._entries)
 
 
-class RouterSet(_IndexedRouters[HTTPRule, HTTPRequestInfo]):
+class RouterSet(_IndexedRouters):
     """HTTP routers of one entrypoint: ``RouterSet([(name, rule, priority, value), ...])``."""
 
     def _key(self, subject: HTTPRequestInfo) -> str:
         return subject.host
 
 
-class TCPRouterSet(_IndexedRouters[TCPRule, TCPConnectionInfo]):
+class TCPRouterSet(_IndexedRouters):
     """TCP routers of one entrypoint, with the same shape as RouterSet."""
 
     def _key(self, subject: TCPConnectionInfo) -> str:

@@ -7,7 +7,7 @@ catch-all ``HostSNI(`*`)`` and its priority of -1. It must not peek at connectio
 from __future__ import annotations
 
 import re
-from typing import Callable, FrozenSet, Optional, Tuple
+from typing import Callable, FrozenSet, List, Optional, Tuple
 
 import attrs
 
@@ -186,7 +186,7 @@ def parse_host_sni(text: str) -> Tuple[str, ...]:
     Matchers of both syntaxes are accepted and their arguments are not validated.
     """
     node = parse(text)
-    domains = []
+    domains: List[str] = []
     for call in tree.leaves(node):
         V3_SYNTAX.resolve(call)  # unknown names and bad spellings are errors
         if _is_host_sni(call):
