@@ -123,6 +123,21 @@ class HostMatcherTests(SynchronousTestCase):
         v2 = compile_http_rule("HostHeader(`a.com`, `B.com`)", "v2")
         self.assertEqual(v2.required_hosts, frozenset(["a.com", "b.com"]))
 
+    def test_requiredPathPrefixes(self) -> None:
+        """Path and PathPrefix literals a rule requires; v2 templates with variables do not count."""
+        cases = {
+            ("PathPrefix(`/a`) && Method(`GET`)", "v3"): frozenset(["/a"]),
+            ("Path(`/a`) || PathPrefix(`/b`)", "v3"): frozenset(["/a", "/b"]),
+            ("Path(`/{id}`)", "v3"): frozenset(["/{id}"]),
+            ("Path(`/{id}`)", "v2"): None,
+            ("PathPrefix(`/a`, `/b`)", "v2"): frozenset(["/a", "/b"]),
+            ("!PathPrefix(`/a`)", "v3"): None,
+            ("PathRegexp(`^/a`)", "v3"): None,
+        }
+        for (text, syntax), prefixes in cases.items():
+            rule = compile_http_rule(text, syntax)
+            self.assertEqual(rule.required_path_prefixes, prefixes, text)
+
 
 class PathMatcherTests(SynchronousTestCase):
     """Path matchers against the routing path."""

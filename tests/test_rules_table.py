@@ -97,6 +97,19 @@ class RouterSetTests(SynchronousTestCase):
         routers = RouterSet([("a", compile_http_rule("Host(`a.com`)"), 1, "a")])
         self.assertEqual(routers.match(request("A.COM.:80")), "a")
 
+    def test_pathPrefixIndex(self) -> None:
+        """Routers indexed by path prefix are tried only for paths that start with it."""
+        routers = RouterSet(
+            [
+                ("api", compile_http_rule("PathPrefix(`/api`) && Method(`GET`)"), 30, "api"),
+                ("exact", compile_http_rule("Path(`/api/x`)"), 40, "exact"),
+                ("any", compile_http_rule("Method(`GET`)"), 1, "any"),
+            ]
+        )
+        self.assertEqual(routers.match(request("a", "/api/x")), "exact")
+        self.assertEqual(routers.match(request("a", "/api/y")), "api")
+        self.assertEqual(routers.match(request("a", "/ap")), "any")
+
     def test_tcpRouterSet(self) -> None:
         """TCPRouterSet orders and indexes TCP rules the same way."""
         routers = TCPRouterSet(
@@ -136,7 +149,7 @@ class IndexEquivalenceTests(SynchronousTestCase):
     @given(
         st.lists(st.tuples(rule_texts(), st.integers(-2, 3)), min_size=1, max_size=12),
         st.sampled_from(["a.com", "b.com", "x.a.com", "A.COM.", "c.com:8080", ""]),
-        st.sampled_from(["/", "/x", "/y"]),
+        st.sampled_from(["/", "/x", "/y", "/xy", "/xyz", ""]),
     )
     def test_sameAsLinearScan(self, specs: List[Tuple[str, int]], host: str, path: str) -> None:
         """RouterSet.match returns what trying every router in evaluation order returns."""

@@ -31,6 +31,9 @@ class HTTPRule:
     required_hosts: Optional[FrozenSet[str]]
     match: HTTPPredicate = attrs.field(eq=False, repr=False)
     tree: Node = attrs.field(eq=False, repr=False)
+    # Literal path prefixes one of which every matching request's routing path starts with,
+    # or None: the router table's second index, for rules that do not pin the host.
+    required_path_prefixes: Optional[FrozenSet[str]] = attrs.field(default=None, repr=False)
 
 
 def rule_priority(text: str) -> int:
@@ -230,6 +233,16 @@ def _syntax(name: str) -> Syntax:
     return _SYNTAXES[name]
 
 
+def _required_path_prefix(call: Call, syntax: str) -> Optional[FrozenSet[str]]:
+    # Path(p) and PathPrefix(p) both need the path to start with p; in v2 only when p is
+    # a template without {variables}.
+    if call.name.lower() not in ("path", "pathprefix"):
+        return None
+    if syntax == "v2" and any("{" in value for value in call.args):
+        return None
+    return frozenset(call.args)
+
+
 def _required_host(call: Call) -> Optional[FrozenSet[str]]:
     if call.name.lower() not in ("host", "hostheader"):
         return None
@@ -248,8 +261,10 @@ def compile_http_rule(text: str, syntax: str = "v3") -> HTTPRule:
     syntax = "v2" if syntax == "v2" else "v3"
     node = parse(text)
     predicate: Predicate = tree.build(node, _syntax(syntax))
-    required = tree.required_values(tree.normalize(node), _required_host)
-    return HTTPRule(text, syntax, rule_priority(text), required, predicate, node)
+    normalized = tree.normalize(node)
+    hosts = tree.required_values(normalized, _required_host)
+    prefixes = tree.required_values(normalized, lambda call: _required_path_prefix(call, syntax))
+    return HTTPRule(text, syntax, rule_priority(text), hosts, predicate, node, prefixes)
 
 
 def parse_domains(text: str) -> Tuple[str, ...]:

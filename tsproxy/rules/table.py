@@ -2,9 +2,11 @@
 
 Evaluation order is priority descending, then router name ascending: Traefik leaves equal
 priorities in an unspecified (Go map and unstable sort) order, so tsproxy picks this
-deterministic one. Routers whose rule requires a literal host are indexed by that host, so
-a lookup costs the same with 10 or 10,000 host routes; the result is always exactly that
-of trying every router in order. It must not compute priorities (the caller passes them).
+deterministic one (routers with the same priority and name keep their input order).
+Routers whose rule requires a literal host are indexed by that host, so a lookup costs the
+same with 10 or 10,000 host routes, and the others by a literal path prefix they require;
+the result is always exactly that of trying every router in order. It must not compute
+priorities (the caller passes them).
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ def evaluation_order(entries: Iterable[Entry]) -> List[Entry]:
 
 
 class _IndexedRouters:
-    """Routers in evaluation order, with an index from required host to router positions.
+    """Routers in evaluation order, indexed by required host, else by required path prefix.
 
-    The subject is an HTTPRequestInfo or a TCPConnectionInfo, as the subclass says.
+    The subject is an HTTPRequestInfo or a TCPConnectionInfo, as the subclass says. A
+    router is tried only when its index key fits the subject (a necessary condition of its
+    rule), and always in evaluation order with the unindexed ones, so the winner is the
+    one a linear scan finds.
     """
 
     def __init__(self, entries: Iterable[Entry]) -> None:
@@ -34,32 +39,55 @@ class _IndexedRouters:
         self._values: List[object] = [e[3] for e in self._entries]
         self._fallback: List[int] = []
         self._buckets: Dict[str, List[int]] = {}
+        by_length: Dict[int, Dict[str, List[int]]] = {}
         for position, (_, rule, _, _) in enumerate(self._entries):
             hosts = rule.required_hosts
-            if hosts is None:
-                self._fallback.append(position)
-            else:
+            prefixes = getattr(rule, "required_path_prefixes", None)
+            if hosts is not None:
                 for host in hosts:
                     self._buckets.setdefault(host, []).append(position)
+            elif prefixes is not None:
+                for prefix in prefixes:
+                    table = by_length.setdefault(len(prefix), {})
+                    table.setdefault(prefix, []).append(position)
+            else:
+                self._fallback.append(position)
+        # Ascending prefix lengths: a lookup slices the path once per distinct length.
+        self._prefix_tables = sorted(by_length.items())
 
     def _key(self, subject: Any) -> str:
         raise NotImplementedError
+
+    def _candidates(self, subject: Any) -> Optional[List[int]]:
+        """Positions of the indexed routers whose key fits the subject, in order."""
+        bucket = self._buckets.get(self._key(subject))
+        if not self._prefix_tables:
+            return bucket
+        path = subject.path
+        found = list(bucket) if bucket else []
+        for length, table in self._prefix_tables:
+            if length > len(path):
+                break
+            hit = table.get(path[:length])
+            if hit:
+                found.extend(hit)
+        return sorted(set(found)) if found else None
 
     def match(self, subject: Any) -> Optional[object]:
         """The value of the first router (in evaluation order) whose rule matches, or None."""
         matchers = self._matchers
         values = self._values
         fallback = self._fallback
-        bucket = self._buckets.get(self._key(subject))
-        if bucket is None:
+        candidates = self._candidates(subject)
+        if candidates is None:
             for position in fallback:
                 if matchers[position](subject):
                     return values[position]
             return None
-        # Merge the host's routers with the unindexed ones, keeping evaluation order.
+        # Merge the candidates with the unindexed routers, keeping evaluation order.
         index = 0
         count = len(fallback)
-        for position in bucket:
+        for position in candidates:
             while index < count and fallback[index] < position:
                 other = fallback[index]
                 if matchers[other](subject):
