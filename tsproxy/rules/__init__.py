@@ -1,7 +1,6 @@
 """Router rules: compile Traefik HTTP and TCP rule strings and pick the router for a request.
 
-The public names other packages use; the implementation lives in the submodules. Pure code:
-no Twisted, no I/O.
+The public names other packages use, re-exported from the submodules; pure, no Twisted or I/O.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""Character sets for the Go regex parser: ranges of code points, Go's named classes, and
-their spelling as Python ``re`` source.
+"""Character sets for the Go regex parser: code point ranges, Go's named classes, ``re`` spelling.
 
-Holds only set arithmetic and tables (Perl, POSIX, Unicode general categories); it must not
-parse patterns.
+Only set arithmetic and tables (Perl, POSIX, Unicode categories); it must not parse patterns.
 """
 
 from __future__ import annotations

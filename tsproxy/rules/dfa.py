@@ -1,8 +1,6 @@
-"""A linear-time matcher for Go regex trees: a Thompson NFA run as a lazily built DFA.
+"""A linear-time matcher for Go regex trees: a Thompson NFA run as a lazily built, bounded DFA.
 
-Used for the patterns Python's backtracking ``re`` could take super-linear time on; each
-input character costs one dictionary lookup once its transition is cached, and at most one
-pass over the NFA otherwise, as in RE2. It must not parse pattern text.
+For patterns Python's backtracking ``re`` could blow up on, as RE2 does; it must not parse text.
 """
 
 from __future__ import annotations
@@ -11,7 +9,7 @@ import re
 from typing import Callable, Dict, FrozenSet, List, Optional, Tuple
 
 from tsproxy.rules import charclass
-from tsproxy.rules.regex import Alt, Assert, Chars, Concat, Node, Repeat
+from tsproxy.rules.regex_syntax import Alt, Assert, Chars, Concat, Node, Repeat
 
 # Kinds of the character on either side of a position, for empty-width assertions.
 EDGE, NEWLINE, WORD, OTHER = 0, 1, 2, 3

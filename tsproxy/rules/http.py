@@ -1,7 +1,6 @@
 """HTTP router rules: compile a Traefik rule (v3 syntax, or v2 per route) into a matcher.
 
-Follows Traefik v3.7's muxer: v3 matchers here, the v2 ones in ``http_v2``; priority is the
-rule's length in UTF-8 bytes. It must not decide which router wins: see ``table``.
+v3 matchers of Traefik v3.7 live here, v2 ones in ``http_v2``; it must not order routers.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""The v2 HTTP rule syntax (``syntax: v2`` on a route), as Traefik v3.7 keeps it.
+"""The v2 HTTP rule syntax (``syntax: v2`` on a route), as Traefik v3.7 keeps it (matcher_v2.go).
 
-Matchers take several arguments (any of them may match), paths and HostRegexp are gorilla
-templates, Headers/Query take pairs; see pkg/muxer/http/matcher_v2.go. It must not offer
-the v3-only matchers.
+Several arguments per matcher, gorilla templates, pairs; it must not offer v3-only matchers.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """IP and CIDR checks for ClientIP matchers, with Go's net.ParseIP / ParseCIDR acceptance rules.
 
-Parses addresses the way Traefik's ip.Checker does (no zones, no leading zeros in IPv4,
-IPv4-mapped IPv6 equal to IPv4); it must not look at X-Forwarded-For or any header.
+As Traefik's ip.Checker (no zones, IPv4-mapped equals IPv4); it must never look at headers.
 """
 
 from __future__ import annotations

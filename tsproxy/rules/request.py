@@ -1,7 +1,6 @@
 """What a rule may look at: the routing view of one HTTP request or one TCP connection.
 
-Computes Traefik's canonical host and routing path eagerly and the header, query, cookie and
-client-address views lazily; it must not parse HTTP off the wire or touch any socket.
+Canonical host and routing path eagerly, the rest lazily; it must not read sockets or wire bytes.
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
-"""The ordered set of routers of one entrypoint, and the lookup of the router for a request.
+"""The ordered routers of one entrypoint and the lookup of the router for a request.
 
-Evaluation order is priority descending, then router name ascending: Traefik leaves equal
-priorities in an unspecified (Go map and unstable sort) order, so tsproxy picks this
-deterministic one (routers with the same priority and name keep their input order).
-Routers whose rule requires a literal host are indexed by that host, so a lookup costs the
-same with 10 or 10,000 host routes, and the others by a literal path prefix they require;
-the result is always exactly that of trying every router in order. It must not compute
-priorities (the caller passes them).
+Order: priority descending, then router name ascending (Traefik leaves ties unspecified);
+lookups use a host and path-prefix index. It must not compute priorities.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """TCP router rules: HostSNI, HostSNIRegexp, ClientIP and ALPN, in v3 syntax or v2.
 
-Follows pkg/muxer/tcp (matcher.go, matcher_v2.go, mux.go) of Traefik v3.7, including the
-catch-all ``HostSNI(`*`)`` and its priority of -1. It must not peek at connections.
+As pkg/muxer/tcp of Traefik v3.7, catch-all and its -1 priority included; it must not peek.
 """
 
 from __future__ import annotations

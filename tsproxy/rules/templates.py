@@ -1,14 +1,13 @@
 """gorilla/mux route templates (``/users/{id}``, ``{sub:[a-z]+}.example.com``) as Go regexes.
 
-Used by the v2 rule syntax, whose Path, PathPrefix, HostRegexp, Query and HostSNIRegexp
-arguments are templates; it must not compile or match anything itself.
+For the v2 syntax's Path, PathPrefix, HostRegexp, Query, HostSNIRegexp; it compiles nothing.
 """
 
 from __future__ import annotations
 
 from typing import List, Tuple
 
-from tsproxy.rules.regex import RegexError
+from tsproxy.rules.regex_syntax import RegexError
 
 HOST, PATH, PREFIX, QUERY = "host", "path", "prefix", "query"
 _DEFAULT_PATTERN = {HOST: "[^.]+", PATH: "[^/]+", PREFIX: "[^/]+", QUERY: ".*"}

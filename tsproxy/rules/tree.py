@@ -1,7 +1,6 @@
 """Turns a parsed rule tree into one predicate, given the matchers a syntax offers.
 
-Resolves matcher spellings, applies Traefik's argument checks and joins leaf predicates
-with and/or/not; it must not define any matcher itself.
+Spellings, Traefik's argument checks, and/or/not; it must not define any matcher itself.
 """
 
 from __future__ import annotations
