@@ -17,6 +17,7 @@ from tsproxy.config.resources import (
     EndpointSubset,
     HTTPRoute,
     IngressRoute,
+    IngressRouteUDP,
     Meta,
     Mirroring,
     MirrorRef,
@@ -30,6 +31,7 @@ from tsproxy.config.resources import (
     TLSDomain,
     TraefikService,
     TransportSettings,
+    UDPRoute,
     Weighted,
 )
 
@@ -346,6 +348,67 @@ class GoodDocumentTests(SynchronousTestCase):
             ),
         )
 
+    def test_ingressRouteUDP(self) -> None:
+        """An IngressRouteUDP (either API group) keeps entrypoints, routes and weighted refs."""
+        text = """\
+        apiVersion: {group}
+        kind: IngressRouteUDP
+        metadata: {{name: dns, namespace: net}}
+        spec:
+          entryPoints: [dns]
+          routes:
+            - services:
+                - name: resolver-a
+                  port: 53
+                  weight: 3
+                  nativeLB: true
+                - {{name: resolver-b, namespace: other, port: dns}}
+            - services: []
+        """
+        for group in ("traefik.io/v1alpha1", "traefik.containo.us/v1alpha1"):
+            resources, errors, notices = load(text.format(group=group))
+            self.assertEqual(errors, [])
+            self.assertEqual(
+                resources,
+                (
+                    IngressRouteUDP(
+                        meta=meta("IngressRouteUDP", "dns", namespace="net"),
+                        entry_points=("dns",),
+                        routes=(
+                            UDPRoute(
+                                line=7,
+                                path="spec.routes[0]",
+                                services=(
+                                    ServiceRef(
+                                        "resolver-a",
+                                        "net",
+                                        8,
+                                        "spec.routes[0].services[0]",
+                                        port=53,
+                                        weight=3,
+                                    ),
+                                    ServiceRef(
+                                        "resolver-b",
+                                        "other",
+                                        12,
+                                        "spec.routes[0].services[1]",
+                                        port="dns",
+                                    ),
+                                ),
+                            ),
+                            UDPRoute(line=13, path="spec.routes[1]"),
+                        ),
+                    ),
+                ),
+            )
+            self.assertEqual(
+                notices,
+                [
+                    "wrr.yaml:11: IngressRouteUDP net/dns: spec.routes[0].services[0].nativeLB:"
+                    " not supported yet, ignored"
+                ],
+            )
+
     def test_skippedKinds(self) -> None:
         """Kinds not read (yet) are skipped with one notice each, naming file, line and object."""
         text = """\
@@ -389,7 +452,12 @@ class GoodDocumentTests(SynchronousTestCase):
                 [
                     (group, kind)
                     for group in ("traefik.io/v1alpha1", "traefik.containo.us/v1alpha1")
-                    for kind in ("IngressRoute", "TraefikService", "ServersTransport")
+                    for kind in (
+                        "IngressRoute",
+                        "IngressRouteUDP",
+                        "TraefikService",
+                        "ServersTransport",
+                    )
                 ]
                 + [("v1", "Service"), ("v1", "Endpoints"), ("discovery.k8s.io/v1", "EndpointSlice")]
             ),
@@ -410,6 +478,14 @@ apiVersion: traefik.io/v1alpha1
 kind: TraefikService
 metadata: {name: wrr}
 spec:
+"""
+
+UDP_HEAD = """\
+apiVersion: traefik.io/v1alpha1
+kind: IngressRouteUDP
+metadata: {name: dns}
+spec:
+  routes:
 """
 
 # (document text, exact errors)
@@ -593,6 +669,27 @@ BAD_DOCUMENTS = [
         "wrr.yaml:8: EndpointSlice default/s-1: endpoints[0].conditions.ready: must be true or false",
     ),
     ("just a string\n", "wrr.yaml:1: not a mapping"),
+    (
+        UDP_HEAD + "    - services:\n        - {name: a}\n",
+        "wrr.yaml:7: IngressRouteUDP default/dns: spec.routes[0].services[0].port: is required",
+    ),
+    (
+        UDP_HEAD + "    - services:\n        - {name: a, port: 53, weight: -2}\n",
+        "wrr.yaml:7: IngressRouteUDP default/dns: spec.routes[0].services[0].weight:"
+        " must be an integer >= 0",
+    ),
+    (
+        UDP_HEAD + "    - match: HostSNI(`*`)\n      services: [{name: a, port: 53}]\n",
+        "wrr.yaml:6: IngressRouteUDP default/dns: spec.routes[0].match: unknown field",
+    ),
+    (
+        UDP_HEAD + "    - services:\n        - {name: a, port: 53, kind: TraefikService}\n",
+        "wrr.yaml:7: IngressRouteUDP default/dns: spec.routes[0].services[0].kind: unknown field",
+    ),
+    (
+        UDP_HEAD.replace("  routes:\n", "  entryPoints: [dns]\n"),
+        "wrr.yaml:4: IngressRouteUDP default/dns: spec.routes: is required",
+    ),
     (
         "kind: IngressRoute\nmetadata: {name: a}\n",
         "wrr.yaml:1: apiVersion and kind are required (strings)",

@@ -106,6 +106,7 @@ entryPoints:
     address: ":5353/udp"
     udp:
       timeout: 10s
+      maxSessions: 500
 log:
   level: debug
 api:
@@ -160,6 +161,7 @@ class StaticConfigTests(SynchronousTestCase):
                         5353,
                         "udp",
                         udp_timeout=10.0,
+                        udp_max_sessions=500,
                         location=Location("tsproxy.yaml", 19, "entrypoint dns"),
                     ),
                 ),
@@ -168,8 +170,8 @@ class StaticConfigTests(SynchronousTestCase):
         self.assertEqual(
             notices,
             (
-                "tsproxy.yaml:25: api: not supported yet, ignored",
-                "tsproxy.yaml:27: metrics: not supported yet, ignored",
+                "tsproxy.yaml:26: api: not supported yet, ignored",
+                "tsproxy.yaml:28: metrics: not supported yet, ignored",
             ),
         )
 
@@ -185,8 +187,9 @@ class StaticConfigTests(SynchronousTestCase):
                 web.idle_timeout,
                 web.grace_timeout,
                 web.udp_timeout,
+                web.udp_max_sessions,
             ),
-            (60.0, 0.0, 180.0, 10.0, 3.0),
+            (60.0, 0.0, 180.0, 10.0, 3.0, 10000),
         )
         self.assertEqual(
             (config.log_level, web.trusted_ips, web.insecure_forwarded), ("INFO", (), False)
@@ -232,6 +235,14 @@ class StaticConfigTests(SynchronousTestCase):
             (
                 'entryPoints:\n  web:\n    address: ":80"\n    udp: {timeout: -1s}\n',
                 ["tsproxy.yaml:4: entryPoints.web.udp.timeout: must not be negative"],
+            ),
+            (
+                'entryPoints:\n  dns:\n    address: ":53/udp"\n    udp: {timeout: 0s}\n',
+                ["tsproxy.yaml:4: entryPoints.dns.udp.timeout: must be above 0 (as in Traefik)"],
+            ),
+            (
+                'entryPoints:\n  dns:\n    address: ":53/udp"\n    udp: {maxSessions: 0}\n',
+                ["tsproxy.yaml:4: entryPoints.dns.udp.maxSessions: must be an integer >= 1"],
             ),
             (
                 'entryPoints:\n  web:\n    address: ":80"\n    forwardedHeaders:\n      trustedIPs: [10.0.0.0/33]\n',

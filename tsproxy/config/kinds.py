@@ -19,6 +19,7 @@ from tsproxy.config.resources import (
     EndpointSubset,
     HTTPRoute,
     IngressRoute,
+    IngressRouteUDP,
     Meta,
     Mirroring,
     MirrorRef,
@@ -33,6 +34,7 @@ from tsproxy.config.resources import (
     TLSDomain,
     TraefikService,
     TransportSettings,
+    UDPRoute,
     Weighted,
 )
 from tsproxy.config.schema import FieldError, Fields
@@ -183,6 +185,36 @@ def parse_ingress_route(root: Fields, meta: Meta) -> IngressRoute:
     return IngressRoute(meta=meta, routes=routes, entry_points=entry_points, tls=tls)
 
 
+def _udp_service_ref(fields: Fields, namespace: str) -> ServiceRef:
+    """A service of a UDP route: a Kubernetes Service by name and port, with a weight."""
+    name = fields.string("name", required=True)
+    port = fields.port("port")
+    if port is None:
+        raise fields.fail("port", "is required")
+    ref = ServiceRef(
+        name=name,
+        namespace=fields.string("namespace") or namespace,
+        line=fields.line,
+        path=fields.path,
+        port=port,
+        weight=fields.integer("weight", 1, minimum=0),
+    )
+    fields.done({"nativeLB": _NOT_YET, "nodePortLB": _NOT_YET})
+    return ref
+
+
+def parse_ingress_route_udp(root: Fields, meta: Meta) -> IngressRouteUDP:
+    spec = _spec(root)
+    entry_points = spec.strings("entryPoints")
+    routes = []
+    for item in spec.mappings("routes", True):
+        services = tuple(_udp_service_ref(ref, meta.namespace) for ref in item.mappings("services"))
+        routes.append(UDPRoute(item.line, item.path, services))
+        item.done()
+    spec.done({"ingressClassName": _NOT_YET})
+    return IngressRouteUDP(meta=meta, routes=tuple(routes), entry_points=entry_points)
+
+
 def parse_traefik_service(root: Fields, meta: Meta) -> TraefikService:
     spec = _spec(root)
     for unsupported in ("highestRandomWeight", "failover"):
@@ -309,10 +341,11 @@ def parse_endpoint_slice(root: Fields, meta: Meta) -> EndpointSlice:
 
 
 TRAEFIK_GROUPS = ("traefik.io/v1alpha1", "traefik.containo.us/v1alpha1")
-# The kinds read now. IngressRouteTCP, IngressRouteUDP, Middleware, TLSOption and Secret get
-# their rows here when they are read.
+# The kinds read now. IngressRouteTCP, Middleware, TLSOption and Secret get their rows here
+# when they are read.
 PARSERS: dict[tuple[str, str], Parser] = {
     **{(group, "IngressRoute"): parse_ingress_route for group in TRAEFIK_GROUPS},
+    **{(group, "IngressRouteUDP"): parse_ingress_route_udp for group in TRAEFIK_GROUPS},
     **{(group, "TraefikService"): parse_traefik_service for group in TRAEFIK_GROUPS},
     **{(group, "ServersTransport"): parse_servers_transport for group in TRAEFIK_GROUPS},
     ("v1", "Service"): parse_service,

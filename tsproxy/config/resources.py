@@ -20,6 +20,7 @@ __all__ = [
     "Endpoints",
     "HTTPRoute",
     "IngressRoute",
+    "IngressRouteUDP",
     "Meta",
     "MiddlewareRef",
     "MirrorRef",
@@ -35,6 +36,7 @@ __all__ = [
     "TLSDomain",
     "TraefikService",
     "TransportSettings",
+    "UDPRoute",
     "Weighted",
 ]
 
@@ -143,6 +145,27 @@ class IngressRoute:
     routes: tuple[HTTPRoute, ...]
     entry_points: tuple[str, ...] = ()
     tls: Optional[RouteTLS] = None
+
+
+@attrs.frozen
+class UDPRoute:
+    """One entry of ``spec.routes`` of an IngressRouteUDP: services only, UDP has no rules.
+
+    The references are to Kubernetes Services (``kind`` is always "Service", ``port`` set).
+    """
+
+    line: int
+    path: str
+    services: tuple[ServiceRef, ...] = ()
+
+
+@attrs.frozen
+class IngressRouteUDP:
+    """UDP routes; no entryPoints means every UDP entrypoint."""
+
+    meta: Meta
+    routes: tuple[UDPRoute, ...]
+    entry_points: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -255,4 +278,12 @@ class EndpointSlice:
     address_type: str = "IPv4"
 
 
-Resource = Union[IngressRoute, TraefikService, ServersTransport, Service, Endpoints, EndpointSlice]
+Resource = Union[
+    IngressRoute,
+    IngressRouteUDP,
+    TraefikService,
+    ServersTransport,
+    Service,
+    Endpoints,
+    EndpointSlice,
+]

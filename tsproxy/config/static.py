@@ -54,12 +54,19 @@ _IGNORED_ENTRYPOINT_FIELDS = {
         "observability",
     )
 }
+# udp.maxSessions (a tsproxy extension): UDP sessions an entrypoint keeps at once; past it the
+# least recently used one is closed. Each session holds a socket, so this bounds descriptors.
+DEFAULT_UDP_MAX_SESSIONS = 10000
 _LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "PANIC")
 
 
 @attrs.frozen
 class EntryPoint:
-    """One listening address. ``host`` "" means every interface; times are in seconds."""
+    """One listening address. ``host`` "" means every interface; times are in seconds.
+
+    ``udp_timeout`` and ``udp_max_sessions`` apply to UDP entrypoints: a session closes after
+    that long without a datagram either way, and at most that many are kept at once.
+    """
 
     name: str
     host: str
@@ -72,6 +79,7 @@ class EntryPoint:
     idle_timeout: float = 180.0
     grace_timeout: float = 10.0
     udp_timeout: float = 3.0
+    udp_max_sessions: int = DEFAULT_UDP_MAX_SESSIONS
     location: Location = Location(STATIC_FILE, 1)
 
 
@@ -154,9 +162,13 @@ def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoi
             life_cycle.done({"requestAcceptGraceTimeout": _NOT_YET})
         transport.done({"keepAliveMaxRequests": _NOT_YET, "keepAliveMaxTime": _NOT_YET})
     udp_timeout = 3.0
+    udp_max_sessions = DEFAULT_UDP_MAX_SESSIONS
     udp = fields.mapping("udp")
     if udp is not None:
         udp_timeout = udp.duration("timeout", udp_timeout)
+        if udp_timeout == 0:
+            raise udp.fail("timeout", "must be above 0 (as in Traefik)")
+        udp_max_sessions = udp.integer("maxSessions", udp_max_sessions, minimum=1)
         udp.done()
     fields.done(_IGNORED_ENTRYPOINT_FIELDS)
     return EntryPoint(
@@ -171,6 +183,7 @@ def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoi
         idle_timeout=timeouts["idle"],
         grace_timeout=timeouts["grace"],
         udp_timeout=udp_timeout,
+        udp_max_sessions=udp_max_sessions,
         location=location,
     )
 
