@@ -1,4 +1,4 @@
-"""The `tsproxy` command: `version`, `check DIR`, `demo`.
+"""The `tsproxy` command: `version`, `check DIR`, `route`, `demo`.
 
 Running the proxy itself is twistd's job (`twistd -n --pidfile= tsproxy -c DIR`); this
 command holds the tools around it. Output goes to stdout; the exit status says the verdict.
@@ -39,6 +39,32 @@ def _check(directory: str, fmt: str) -> int:
     return 1 if errors else 0
 
 
+def _route(args: argparse.Namespace) -> int:
+    from tsproxy.config.load import load_directory
+    from tsproxy.explain import explain, request_info
+    from tsproxy.runtime.build import build_table
+
+    loaded = load_directory(args.config)
+    if loaded.static is None:
+        for error in loaded.errors:
+            print("error: %s" % (error,), file=sys.stderr)
+        return 2
+    headers = []
+    for header in args.header:
+        name, sep, value = header.partition(":")
+        if not sep:
+            print("error: header %r is not 'Name: value'" % (header,), file=sys.stderr)
+            return 2
+        headers.append((name.strip(), value.strip()))
+    result = build_table(loaded)
+    for error in tuple(loaded.errors) + tuple(result.errors):
+        print("error: %s" % (error,), file=sys.stderr)
+    req = request_info(args.method, args.url, headers, args.client_ip)
+    status, text = explain(result.table, args.entrypoint, req, args.all)
+    print(text)
+    return status
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="tsproxy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -46,6 +72,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     check = sub.add_parser("check", help="load a configuration directory and report problems")
     check.add_argument("directory")
     check.add_argument("--format", choices=["text", "json"], default="text")
+    route = sub.add_parser("route", help="show which router and service would serve a request")
+    route.add_argument("-c", "--config", default="conf/")
+    route.add_argument("--entrypoint", default="web")
+    route.add_argument("method", help="GET, POST, ...")
+    route.add_argument("url", help="http://host/path?query")
+    route.add_argument("-H", "--header", action="append", default=[], help="'Name: value'")
+    route.add_argument("--client-ip", default="127.0.0.1")
+    route.add_argument("--all", action="store_true", help="list every router and its verdict")
     demo = sub.add_parser("demo", help="run the proxy with the two demo backends")
     demo.add_argument("-c", "--config", default="conf/")
     demo.add_argument("--v1-port", type=int, default=9001)
@@ -56,6 +90,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     if args.command == "check":
         return _check(args.directory, args.format)
+    if args.command == "route":
+        return _route(args)
     from tsproxy.demo import run_demo
 
     return run_demo(args.config, args.v1_port, args.v2_port)
