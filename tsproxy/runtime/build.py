@@ -18,6 +18,7 @@ from tsproxy.config.resources import (
     CookieSpec,
     HTTPRoute,
     IngressRoute,
+    IngressRouteUDP,
     ServersTransport,
     ServiceRef,
     TraefikService,
@@ -36,6 +37,7 @@ from tsproxy.runtime.services import (
     instantiate,
 )
 from tsproxy.runtime.table import HTTPRouter, RoutingTable
+from tsproxy.runtime.udp import build_udp_routers
 
 __all__ = ["BuildResult", "build_table", "normalize", "router_key"]
 
@@ -99,6 +101,7 @@ class _Builder:
         self.traefik_services: Dict[Key, TraefikService] = {}
         self.transports: Dict[Key, ServersTransport] = {}
         self.ingress_routes: List[IngressRoute] = []
+        self.udp_ingresses: List[IngressRouteUDP] = []
         for resource in resources:
             key = (resource.meta.namespace, resource.meta.name)
             if isinstance(resource, TraefikService):
@@ -107,6 +110,8 @@ class _Builder:
                 self.transports[key] = resource
             elif isinstance(resource, IngressRoute):
                 self.ingress_routes.append(resource)
+            elif isinstance(resource, IngressRouteUDP):
+                self.udp_ingresses.append(resource)
         self.errors: List[ConfigError] = []
         self.warnings: List[ConfigError] = []
         # A TraefikService's definition, or the location of the error that sank it.
@@ -368,5 +373,12 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
     services: Dict[str, Node] = {}
     for node in made.values():
         services.setdefault(node.name, node)
-    table = RoutingTable(static, routers, services, made)
-    return BuildResult(table, tuple(builder.errors), tuple(builder.warnings))
+    udp_routers, udp_nodes, udp_errors, udp_warnings = build_udp_routers(
+        builder.udp_ingresses,
+        static,
+        builder.directory,
+        previous.udp_nodes if previous is not None else {},
+    )
+    table = RoutingTable(static, routers, services, made, udp_routers, udp_nodes)
+    errors = tuple(builder.errors) + tuple(udp_errors)
+    return BuildResult(table, errors, tuple(builder.warnings) + tuple(udp_warnings))

@@ -81,21 +81,24 @@ class ServiceDirectory:
     def servers(self, ref: ServiceRef, transport: TransportSettings) -> Tuple[Server, ...]:
         """The servers behind ``ref``, in endpoint order without duplicates; BuildError when
         the Service, its port or any endpoint is missing."""
+        service_port, pairs = self.addresses(ref)
+        scheme = parse_service_protocol(ref.scheme, service_port.name, service_port.port)
+        return tuple(Server.at(scheme, address, port, transport) for address, port in pairs)
+
+    def addresses(self, ref: ServiceRef) -> Tuple[ServicePort, Tuple[Tuple[str, int], ...]]:
+        """The Service port ``ref`` names and the (address, port) pairs behind it, in endpoint
+        order without duplicates (an ExternalName Service gives its host name)."""
         label = f"{ref.namespace}/{ref.name}"
         service = self.services.get(ref.key)
         if service is None:
             raise BuildError(f"service {label} not found")
         service_port = get_service_port(service, ref.port)
-        scheme = parse_service_protocol(ref.scheme, service_port.name, service_port.port)
         if service.type == "ExternalName":
-            return (Server.at(scheme, service.external_name, service_port.port, transport),)
-        found: Dict[Tuple[str, int], Server] = {}
-        for address, port in self._addresses(ref.key, service_port.name):
-            if (address, port) not in found:
-                found[(address, port)] = Server.at(scheme, address, port, transport)
-        if not found:
+            return service_port, ((service.external_name, service_port.port),)
+        pairs = tuple(dict.fromkeys(self._addresses(ref.key, service_port.name)))
+        if not pairs:
             raise BuildError(f"no endpoints for service {label}")
-        return tuple(found.values())
+        return service_port, pairs
 
     def _addresses(self, key: Tuple[str, str], port_name: str) -> List[Tuple[str, int]]:
         """(address, endpoint port) pairs whose endpoint port is named like the Service port."""

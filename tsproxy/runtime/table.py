@@ -15,8 +15,9 @@ from tsproxy.config.resources import RouteTLS
 from tsproxy.config.static import StaticConfig
 from tsproxy.rules import HTTPRequestInfo, HTTPRule, RouterSet
 from tsproxy.runtime.services import Definition, Node
+from tsproxy.runtime.udp import UDPDefinition, UDPNode, UDPRouter
 
-__all__ = ["HTTPRouter", "RoutingTable"]
+__all__ = ["HTTPRouter", "RoutingTable", "UDPRouter"]
 
 
 @attrs.frozen(eq=False)
@@ -41,7 +42,11 @@ class HTTPRouter:
 
 class RoutingTable:
     """What a built configuration routes: ``static``, ``services`` by name, routers per
-    entrypoint, and ``nodes`` (every service node by definition, for the next rebuild)."""
+    entrypoint, and ``nodes`` (every service node by definition, for the next rebuild).
+
+    UDP has its own routers (at most one per UDP entrypoint) and nodes: ``udp_routers`` and
+    ``udp_nodes``.
+    """
 
     def __init__(
         self,
@@ -49,11 +54,16 @@ class RoutingTable:
         routers: Sequence[HTTPRouter],
         services: Mapping[str, Node],
         nodes: Mapping[Definition, Node],
+        udp_routers: Sequence[UDPRouter] = (),
+        udp_nodes: Optional[Mapping[UDPDefinition, UDPNode]] = None,
     ) -> None:
         self.static = static
         self.services = services
         self.nodes = nodes
         self.routers = tuple(routers)
+        self.udp_routers = tuple(udp_routers)
+        self.udp_nodes: Mapping[UDPDefinition, UDPNode] = udp_nodes or {}
+        self._udp = {name: router for router in self.udp_routers for name in router.entrypoints}
         by_entrypoint: Dict[str, List[HTTPRouter]] = {e.name: [] for e in static.entrypoints}
         for router in self.routers:
             if router.tls is not None:
@@ -79,3 +89,12 @@ class RoutingTable:
     def http_routers(self, entrypoint: str) -> Tuple[HTTPRouter, ...]:
         """The plain HTTP routers of ``entrypoint`` in evaluation order."""
         return self._ordered.get(entrypoint, ())
+
+    def udp_router(self, entrypoint: str) -> Optional[UDPRouter]:
+        """The router serving the UDP entrypoint ``entrypoint``, if any."""
+        return self._udp.get(entrypoint)
+
+    def udp_service(self, entrypoint: str) -> Optional[UDPNode]:
+        """The service new sessions on ``entrypoint`` pick their server from, if any."""
+        router = self._udp.get(entrypoint)
+        return None if router is None else router.service
