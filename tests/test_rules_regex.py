@@ -8,7 +8,13 @@ import time
 from twisted.trial.unittest import SynchronousTestCase
 
 from tsproxy.rules import dfa
-from tsproxy.rules.regex import backtrack_safe, compile_search, parse, to_python
+from tsproxy.rules.regex import (
+    backtrack_safe,
+    compile_search,
+    parse,
+    required_literal,
+    to_python,
+)
 
 SEMANTICS = [
     # (pattern, subject, Go's MatchString)
@@ -106,3 +112,28 @@ class BacktrackSafetyTests(SynchronousTestCase):
         for pattern, subject in cases:
             self.assertFalse(compile_search(pattern)(subject), pattern)
         self.assertLess(time.perf_counter() - start, 2.0)
+
+
+class RequiredLiteralTests(SynchronousTestCase):
+    """The literal a match must contain, used as a cheap pre-check."""
+
+    def test_literals(self) -> None:
+        """Anchored prefixes, longest plain runs, and nothing under (?i) or alternation."""
+        cases = {
+            "^svc5\\.[a-z]+\\.example\\.com$": ("svc5.", True),
+            "[a-z]+\\.example\\.com": (".example.com", False),
+            "^[a-z]+abc": ("abc", False),
+            "(?i)^abc": ("", False),
+            "a|bcd": ("", False),
+            "(?m)^ab": ("ab", False),
+            "x(?:yz)w": ("xyzw", False),
+        }
+        for pattern, expected in cases.items():
+            self.assertEqual(required_literal(parse(pattern)), expected, pattern)
+
+    def test_precheckKeepsAnswers(self) -> None:
+        """With the pre-check, matches are still Go's."""
+        search = compile_search("^svc5\\.[a-z]+\\.example\\.com$")
+        self.assertTrue(search("svc5.eu.example.com"))
+        self.assertFalse(search("svc6.eu.example.com"))
+        self.assertFalse(compile_search("[0-9]\\.example")("a.example"))

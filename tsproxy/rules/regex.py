@@ -6,7 +6,7 @@ Trees ``re`` searches in linear time go to ``re``, others to ``dfa``; it must no
 from __future__ import annotations
 
 import re
-from typing import Callable
+from typing import Callable, List, Tuple
 
 from tsproxy.rules import charclass, dfa
 from tsproxy.rules.regex_syntax import (
@@ -144,11 +144,56 @@ def _guarded(body: Chars, following: Node) -> bool:
 Search = Callable[[str], bool]
 
 
+def _literal(item: Node) -> str:
+    """The character a Chars node stands for when it is one exact character, else ""."""
+    if isinstance(item, Chars) and not item.negated and not item.fold and len(item.ranges) == 1:
+        low, high = item.ranges[0]
+        if low == high:
+            return chr(low)
+    return ""
+
+
+def required_literal(node: Node) -> Tuple[str, bool]:
+    """A literal every match contains, and whether it must start the subject.
+
+    The literal right after a leading start-of-text anchor, else the longest run of
+    plain characters in the top-level sequence; ("", False) when there is none.
+    """
+    items = node.items if isinstance(node, Concat) else (node,)
+    if items and items[0] == Assert("bot"):
+        prefix = []
+        for item in items[1:]:
+            char = _literal(item)
+            if not char:
+                break
+            prefix.append(char)
+        if prefix:
+            return "".join(prefix), True
+    best = ""
+    run: List[str] = []
+    for item in items:
+        char = _literal(item)
+        if char:
+            run.append(char)
+            continue
+        best = max(best, "".join(run), key=len)
+        run = []
+    return max(best, "".join(run), key=len), False
+
+
 def compile_search(pattern: str) -> Search:
     """A function telling whether the Go pattern matches anywhere in a string."""
     node = parse(pattern)
     if backtrack_safe(node):
-        compiled = re.compile(to_python(node))
-        search = compiled.search
-        return lambda text: search(text) is not None
-    return dfa.compile_search(node)
+        compiled = re.compile(to_python(node)).search
+        search: Search = lambda text: compiled(text) is not None  # noqa: E731
+    else:
+        search = dfa.compile_search(node)
+    # A cheap string test first: most subjects a rule sees do not match it, and PyPy's
+    # JIT copes badly with many distinct patterns run in turn.
+    literal, anchored = required_literal(node)
+    if anchored:
+        return lambda text: text.startswith(literal) and search(text)
+    if len(literal) >= 2:
+        return lambda text: literal in text and search(text)
+    return search
