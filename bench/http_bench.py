@@ -554,6 +554,8 @@ class Row:
     wrk_errors: str = ""
     attempts: int = 0
     ratio_haproxy: Optional[float] = None
+    ratio_haproxy_per_core: Optional[float] = None
+    rounds: List["Row"] = field(default_factory=list)  # summary rows only: the rounds' rows
     extra: Dict[str, str] = field(default_factory=dict)
 
 
@@ -631,7 +633,7 @@ class Bench:
 
     def _peer_argv(self, target: Target) -> List[str]:
         prefix = self.run_dir / f"{target.kind}-{target.port}"
-        prefix.mkdir()
+        prefix.mkdir(exist_ok=True)
         if target.kind == "haproxy":
             (prefix / "haproxy.cfg").write_text(haproxy_conf(target.port, self.v1_port, self.v2_port))
             return ["taskset", "-c", PROXY_CORE, "haproxy", "-db", "-f", str(prefix / "haproxy.cfg")]
@@ -745,20 +747,75 @@ def per_core(row: Row) -> Optional[float]:
     return row.requests_per_s / (row.cpu_pct / 100.0)
 
 
+def set_ratios(rows: List[Row]) -> None:
+    """Ratios to the HAProxy row of the same round (None when HAProxy is broken)."""
+    haproxy = next((r for r in rows if r.setup.startswith("haproxy") and r.status == "ok"), None)
+    for r in rows:
+        if haproxy and r.requests_per_s is not None:
+            r.ratio_haproxy = r.requests_per_s / haproxy.requests_per_s
+            mine, theirs = per_core(r), per_core(haproxy)
+            if mine and theirs:
+                r.ratio_haproxy_per_core = mine / theirs
+
+
+def _median(values: List[Optional[float]]) -> Optional[float]:
+    present = sorted(v for v in values if v is not None)
+    if not present:
+        return None
+    mid = len(present) // 2
+    return present[mid] if len(present) % 2 else (present[mid - 1] + present[mid]) / 2
+
+
+def summarize(rounds: List[List[Row]]) -> List[Row]:
+    """One row per setup: each number is the median over the rounds where the row ran.
+
+    Ratios are the median of the per-round ratios, so each stays a within-round comparison.
+    """
+    if len(rounds) == 1:
+        return rounds[0]
+    summary = []
+    for index, first in enumerate(rounds[0]):
+        runs = [r[index] for r in rounds]
+        ok = [r for r in runs if r.status == "ok"]
+        row = Row(first.setup, rounds=runs)
+        if not ok:
+            row.status, row.reason, row.split = "broken", runs[-1].reason, runs[-1].split
+        else:
+            row.split = ok[0].split
+            for name in ("requests_per_s", "p50_ms", "p99_ms", "cpu_pct", "rss_mb",
+                         "foreign_cpu_pct", "core0_idle_pct", "core0_steal_pct",
+                         "ratio_haproxy", "ratio_haproxy_per_core"):
+                setattr(row, name, _median([getattr(r, name) for r in ok]))
+            row.attempts = sum(r.attempts for r in ok)
+            row.wrk_errors = "; ".join(f"round {n + 1}: {r.wrk_errors}"
+                                       for n, r in enumerate(runs) if r.wrk_errors)
+            broken = [n + 1 for n, r in enumerate(runs) if r.status != "ok"]
+            if broken:
+                row.reason = f"broken in round(s) {broken}: {runs[broken[0] - 1].reason}"
+        summary.append(row)
+    return summary
+
+
 def print_table(rows: List[Row]) -> None:
     header = ["setup", "req/s", "p50 ms", "p99 ms", "proxy CPU %", "RSS MB", "÷HAProxy",
               "req/s per proxy core", "core 0 idle %", "v1:v2 of 30", "foreign CPU %"]
+    with_rounds = any(r.rounds for r in rows)
+    if with_rounds:
+        header.append("req/s by round")
     body = []
     for r in rows:
         if r.status != "ok":
-            body.append([r.setup, r.status.upper(), "", "", "", "", "", "", "", r.split, ""])
-            continue
-        body.append([
-            r.setup, _fmt(r.requests_per_s, ",.0f"), _fmt(r.p50_ms, ".3g"), _fmt(r.p99_ms, ".3g"),
-            _fmt(r.cpu_pct, ".0f"), _fmt(r.rss_mb, ".1f"), _fmt(r.ratio_haproxy, ".2f"),
-            _fmt(per_core(r), ",.0f"), _fmt(r.core0_idle_pct, ".1f"),
-            r.split, _fmt(r.foreign_cpu_pct, ".1f"),
-        ])
+            cells = [r.setup, r.status.upper(), "", "", "", "", "", "", "", r.split, ""]
+        else:
+            cells = [
+                r.setup, _fmt(r.requests_per_s, ",.0f"), _fmt(r.p50_ms, ".3g"), _fmt(r.p99_ms, ".3g"),
+                _fmt(r.cpu_pct, ".0f"), _fmt(r.rss_mb, ".1f"), _fmt(r.ratio_haproxy, ".2f"),
+                _fmt(per_core(r), ",.0f"), _fmt(r.core0_idle_pct, ".1f"),
+                r.split, _fmt(r.foreign_cpu_pct, ".1f"),
+            ]
+        if with_rounds:
+            cells.append(" / ".join(_fmt(x.requests_per_s, ",.0f") or "-" for x in r.rounds))
+        body.append(cells)
     widths = [max(len(str(line[i])) for line in [header] + body) for i in range(len(header))]
     def line(cells: List[str]) -> str:
         return "| " + " | ".join(
@@ -769,14 +826,24 @@ def print_table(rows: List[Row]) -> None:
     for cells in body:
         print(line(cells))
     for r in rows:
-        if r.status != "ok":
+        if r.status != "ok" or r.reason:
             print(f"\n{r.setup}: {r.status}: {r.reason}")
-        elif r.wrk_errors:
+        if r.wrk_errors:
             print(f"\n{r.setup}: wrk reported {r.wrk_errors}")
+    if with_rounds:
+        print("\nEach number is the median over the rounds; ÷HAProxy is the median of the"
+              " per-round ratios.")
     print("\n'backend direct' CPU is the backend's; its row is the ceiling of core 1 (wrk + backend),"
           " which no proxied row can pass: a peer close to it is held back by core 1, so compare"
           " 'req/s per proxy core' too. Proxy CPU % leaves out the kernel's softirq time;"
           " core 0 idle near 0 means the proxy's core was saturated.")
+
+
+def _row_json(row: Row) -> dict:
+    data = asdict(row)
+    data["per_proxy_core"] = per_core(row)
+    data["rounds"] = [_row_json(r) for r in row.rounds]
+    return data
 
 
 def versions(args: argparse.Namespace, pypy: Optional[str]) -> Dict[str, str]:
@@ -818,6 +885,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=50, help="wrk -c (default 50)")
     p.add_argument("--warmup", type=int, default=5, help="discarded warm-up seconds (default 5)")
     p.add_argument("--pypy-warmup", type=int, default=10, help="warm-up for PyPy, JIT (default 10)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every row this many times, interleaved, and report medians "
+                        "(default 1; 3 gives steadier ratios on a shared machine)")
     p.add_argument("--quiet-wait", type=float, default=30.0,
                    help="before each measurement, wait up to this many seconds for other processes "
                         "to use < 10 %% CPU (default 30; 0 = don't wait)")
@@ -827,6 +897,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     for name in ("duration", "warmup", "pypy_warmup"):
         if not 0 <= getattr(args, name) <= 10 or (name == "duration" and args.duration < 1):
             p.error(f"--{name.replace('_', '-')} must be between 1 (0 for warm-ups) and 10 seconds")
+    if not 1 <= args.rounds <= 9:
+        p.error("--rounds must be between 1 and 9")
     if not 1 <= args.connections <= 1000:
         p.error("--connections must be between 1 and 1000")
     return args
@@ -862,24 +934,31 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not args.skip_pypy and not args.skip_tsproxy and not pypy:
             print("  PyPy row skipped: no bench/.venv-pypy (see bench/README.md) and no --pypy-python")
         bench.start_backend()
-        rows = []
-        for target in bench.targets():
-            print(f"-- {target.setup} ...", flush=True)
-            row = bench.run_target(target)
-            if row.status == "ok":
-                print(f"   {row.requests_per_s:,.0f} req/s, p99 {_fmt(row.p99_ms, '.3g')} ms, "
-                      f"split {row.split}", flush=True)
-            else:
-                print(f"   {row.status}: {row.reason.splitlines()[0]}", flush=True)
-            rows.append(row)
-
-        haproxy = next((r for r in rows if r.setup.startswith("haproxy") and r.status == "ok"), None)
-        for r in rows:
-            if haproxy and r.requests_per_s is not None:
-                r.ratio_haproxy = r.requests_per_s / haproxy.requests_per_s
+        targets = bench.targets()
+        rounds = []
+        for number in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                print(f"== round {number}/{args.rounds}", flush=True)
+            round_rows = []
+            for target in targets:
+                print(f"-- {target.setup} ...", flush=True)
+                row = bench.run_target(target)
+                if row.status == "ok":
+                    print(f"   {row.requests_per_s:,.0f} req/s, p99 {_fmt(row.p99_ms, '.3g')} ms, "
+                          f"split {row.split}", flush=True)
+                else:
+                    print(f"   {row.status}: {row.reason.splitlines()[0]}", flush=True)
+                round_rows.append(row)
+            set_ratios(round_rows)
+            rounds.append(round_rows)
+        rows = summarize(rounds)
         print()
         print_table(rows)
         print()
+        for r in rows:
+            if r.setup.startswith("tsproxy") and r.ratio_haproxy_per_core is not None:
+                impl = r.setup.split(", ", 1)[1]
+                print(f"tsproxy/haproxy ratio per proxy core ({impl}): {r.ratio_haproxy_per_core:.2f}")
         for r in rows:
             if r.setup.startswith("tsproxy"):
                 impl = r.setup.split(", ", 1)[1]
@@ -891,12 +970,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
                 "elapsed_s": round(time.time() - started, 1),
                 "settings": {"duration": args.duration, "connections": args.connections,
-                             "warmup": args.warmup, "pypy_warmup": args.pypy_warmup},
+                             "warmup": args.warmup, "pypy_warmup": args.pypy_warmup,
+                             "rounds": args.rounds, "quiet_wait": args.quiet_wait},
                 "versions": info,
-                "rows": [dict(asdict(r), per_proxy_core=per_core(r)) for r in rows],
+                "rows": [_row_json(r) for r in rows],
             }, indent=2) + "\n")
             print(f"saved {args.json}")
-        return 0 if all(r.status == "ok" for r in rows) else 1
+        return 0 if all(r.status == "ok" and not r.reason for r in rows) else 1
     except KeyboardInterrupt:
         print("\ninterrupted; stopping everything", file=sys.stderr)
         return 130
