@@ -13,7 +13,7 @@ from tsproxy.rules import regex, tree
 from tsproxy.rules.ipcheck import build_checker
 from tsproxy.rules.parse import Call, Node, RuleError, parse
 from tsproxy.rules.request import HTTPRequestInfo
-from tsproxy.rules.tree import Matcher, Predicate, Syntax
+from tsproxy.rules.tree import Matcher, Predicate, Syntax, by_name
 
 HTTPPredicate = Callable[[HTTPRequestInfo], bool]
 
@@ -77,6 +77,15 @@ def host_aliases(host: str) -> FrozenSet[str]:
     return frozenset(aliases)
 
 
+def in_one_label(name: str, suffix: str) -> bool:
+    """Whether name is exactly one non-empty label followed by suffix (v3.7's ``*.`` form).
+
+    Trailing dots are ignored on both; suffix starts with its dot (".example.com").
+    """
+    label, dot, rest = name.rstrip(".").partition(".")
+    return bool(label and dot) and "." + rest == suffix
+
+
 def exact_hosts(hosts: Tuple[str, ...]) -> HTTPPredicate:
     accepted = frozenset().union(*(host_aliases(h.lower()) for h in hosts))
     if len(accepted) <= 2:
@@ -114,12 +123,7 @@ def _host(call: Call) -> HTTPPredicate:
     if host.startswith("*.") and "*" not in host[2:]:
         # v3.7.0: exactly one leftmost label.
         suffix = host[1:].rstrip(".")
-
-        def wildcard(req: HTTPRequestInfo) -> bool:
-            label, dot, rest = req.host.partition(".")
-            return bool(label) and "." + rest == suffix if dot else False
-
-        return wildcard
+        return lambda req: in_one_label(req.host, suffix)
     return exact_hosts((host,))
 
 
@@ -182,44 +186,27 @@ def _query_regexp(call: Call) -> HTTPPredicate:
     return lambda req: any(search(value) for value in req.query.get(key, ()))
 
 
-V3_MATCHERS = {
-    m.name: m
-    for m in (
-        Matcher("ClientIP", client_ip),
-        Matcher("Method", _method),
-        Matcher("Host", _host),
-        Matcher("HostRegexp", _host_regexp),
-        Matcher("Path", _path),
-        Matcher("PathRegexp", _path_regexp),
-        Matcher("PathPrefix", _path_prefix),
-        Matcher("Header", _header, (2,)),
-        Matcher("HeaderRegexp", _header_regexp, (2,)),
-        Matcher("Query", _query, (1, 2)),
-        Matcher("QueryRegexp", _query_regexp, (1, 2)),
-    )
-}
+V3_MATCHERS = by_name(
+    Matcher("ClientIP", client_ip),
+    Matcher("Method", _method),
+    Matcher("Host", _host),
+    Matcher("HostRegexp", _host_regexp),
+    Matcher("Path", _path),
+    Matcher("PathRegexp", _path_regexp),
+    Matcher("PathPrefix", _path_prefix),
+    Matcher("Header", _header, (2,)),
+    Matcher("HeaderRegexp", _header_regexp, (2,)),
+    Matcher("Query", _query, (1, 2)),
+    Matcher("QueryRegexp", _query_regexp, (1, 2)),
+)
 
 
-def _v3_syntax() -> Syntax:
-    from tsproxy.rules.http_v2 import V2_MATCHERS
-
-    foreign = {
-        name.lower(): "%s exists only in the v2 rule syntax (set syntax: v2 on the route)" % name
-        for name in V2_MATCHERS
-        if name not in V3_MATCHERS
-    }
-    return Syntax("v3", V3_MATCHERS, foreign)
-
-
-def _v2_syntax() -> Syntax:
-    from tsproxy.rules.http_v2 import V2_MATCHERS
-
-    foreign = {
-        name.lower(): "%s exists only in the v3 rule syntax (remove syntax: v2)" % name
-        for name in V3_MATCHERS
-        if name not in V2_MATCHERS
-    }
-    return Syntax("v2", V2_MATCHERS, foreign)
+def _with_hints(
+    label: str, own: Dict[str, Matcher], other: Dict[str, Matcher], hint: str
+) -> Syntax:
+    """A syntax whose errors point at the other syntax for the matchers only it has."""
+    foreign = {name.lower(): hint % name for name in other if name not in own}
+    return Syntax(label, own, foreign)
 
 
 _SYNTAXES: Dict[str, Syntax] = {}
@@ -227,8 +214,15 @@ _SYNTAXES: Dict[str, Syntax] = {}
 
 def _syntax(name: str) -> Syntax:
     if not _SYNTAXES:
-        _SYNTAXES["v3"] = _v3_syntax()
-        _SYNTAXES["v2"] = _v2_syntax()
+        # http_v2 imports this module's helpers, so it is read only once both exist.
+        from tsproxy.rules.http_v2 import V2_MATCHERS
+
+        _SYNTAXES["v3"] = _with_hints(
+            "v3", V3_MATCHERS, V2_MATCHERS, "%s exists only in the v2 rule syntax (syntax: v2)"
+        )
+        _SYNTAXES["v2"] = _with_hints(
+            "v2", V2_MATCHERS, V3_MATCHERS, "%s exists only in the v3 rule syntax"
+        )
     return _SYNTAXES[name]
 
 

@@ -18,7 +18,7 @@ from tsproxy.rules.http import (
 )
 from tsproxy.rules.parse import Call, RuleError
 from tsproxy.rules.request import HTTPRequestInfo, split_host_port
-from tsproxy.rules.tree import Matcher
+from tsproxy.rules.tree import Matcher, by_name
 
 ANY_COUNT = None
 
@@ -160,18 +160,15 @@ def _query(call: Call) -> HTTPPredicate:
     return match
 
 
-V2_MATCHERS = {
-    m.name: m
-    for m in (
-        Matcher("Host", _host, ANY_COUNT),
-        Matcher("HostHeader", _host, ANY_COUNT),
-        Matcher("HostRegexp", _host_regexp, ANY_COUNT),
-        Matcher("ClientIP", client_ip, ANY_COUNT),
-        Matcher("Path", _path, ANY_COUNT),
-        Matcher("PathPrefix", _path_prefix, ANY_COUNT),
-        Matcher("Method", _method, ANY_COUNT),
-        Matcher("Headers", _headers, ANY_COUNT),
-        Matcher("HeadersRegexp", _headers_regexp, ANY_COUNT),
-        Matcher("Query", _query, ANY_COUNT),
-    )
-}
+V2_MATCHERS = by_name(
+    Matcher("Host", _host, ANY_COUNT),
+    Matcher("HostHeader", _host, ANY_COUNT),
+    Matcher("HostRegexp", _host_regexp, ANY_COUNT),
+    Matcher("ClientIP", client_ip, ANY_COUNT),
+    Matcher("Path", _path, ANY_COUNT),
+    Matcher("PathPrefix", _path_prefix, ANY_COUNT),
+    Matcher("Method", _method, ANY_COUNT),
+    Matcher("Headers", _headers, ANY_COUNT),
+    Matcher("HeadersRegexp", _headers_regexp, ANY_COUNT),
+    Matcher("Query", _query, ANY_COUNT),
+)

@@ -101,41 +101,41 @@ def routing_path(raw_path: str) -> str:
     escaped = _escaped_path(raw_path)
     if "%" not in escaped:
         return escaped
-    out = bytearray()
-    i = 0
-    while i < len(escaped):
-        ch = escaped[i]
-        if ch == "%":
-            value = _unhex(escaped, i)
-            if value >= 0:
-                code = escaped[i : i + 3].upper()
-                if code in RESERVED_ESCAPES:
-                    out += code.encode("ascii")
-                else:
-                    out.append(value)
-                i += 3
-                continue
-        out += ch.encode("utf-8", "surrogateescape")
-        i += 1
-    return out.decode("utf-8", "surrogateescape")
+    return _percent_decode(escaped, keep=RESERVED_ESCAPES) or ""
 
 
 def query_unescape(text: str) -> Optional[str]:
     """Go's url.QueryUnescape: '+' is a space; None for an invalid escape."""
     if "%" not in text:
         return text.replace("+", " ")
+    return _percent_decode(text, plus_is_space=True, strict=True)
+
+
+def _percent_decode(
+    text: str, keep: frozenset = frozenset(), plus_is_space: bool = False, strict: bool = False
+) -> Optional[str]:
+    """Decode %XX escapes (bytes read as UTF-8, surrogate-escaped when not).
+
+    Escapes in ``keep`` stay encoded, hex upper-cased; an invalid escape makes the result
+    None when ``strict``, else stays as it is.
+    """
     out = bytearray()
     i = 0
     while i < len(text):
         ch = text[i]
         if ch == "%":
             value = _unhex(text, i)
-            if value < 0:
+            if value >= 0:
+                code = text[i : i + 3].upper()
+                if code in keep:
+                    out += code.encode("ascii")
+                else:
+                    out.append(value)
+                i += 3
+                continue
+            if strict:
                 return None
-            out.append(value)
-            i += 3
-            continue
-        out += b" " if ch == "+" else ch.encode("utf-8", "surrogateescape")
+        out += b" " if ch == "+" and plus_is_space else ch.encode("utf-8", "surrogateescape")
         i += 1
     return out.decode("utf-8", "surrogateescape")
 

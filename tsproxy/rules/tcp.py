@@ -11,10 +11,16 @@ from typing import Callable, FrozenSet, List, Optional, Tuple
 import attrs
 
 from tsproxy.rules import regex, templates, tree
-from tsproxy.rules.http import argument_error, client_ip, compile_regex, require_ascii
+from tsproxy.rules.http import (
+    argument_error,
+    client_ip,
+    compile_regex,
+    in_one_label,
+    require_ascii,
+)
 from tsproxy.rules.parse import Call, Node, parse
 from tsproxy.rules.request import TCPConnectionInfo
-from tsproxy.rules.tree import Matcher, Syntax
+from tsproxy.rules.tree import Matcher, Syntax, by_name
 
 TCPPredicate = Callable[[TCPConnectionInfo], bool]
 ACME_TLS_ALPN = "acme-tls/1"
@@ -66,12 +72,7 @@ def _host_sni(call: Call) -> TCPPredicate:
     host = host.lower()
     if host.startswith("*."):
         suffix = host[1:].rstrip(".")
-
-        def wildcard(conn: TCPConnectionInfo) -> bool:
-            label, dot, rest = conn.sni.partition(".")
-            return bool(label and dot) and "." + rest.rstrip(".") == suffix
-
-        return wildcard
+        return lambda conn: in_one_label(conn.sni, suffix)
     return _sni_equal((host,))
 
 
@@ -121,27 +122,21 @@ def _host_sni_regexp_v2(call: Call) -> TCPPredicate:
 
 V3_SYNTAX = Syntax(
     "v3",
-    {
-        m.name: m
-        for m in (
-            Matcher("ALPN", _alpn),
-            Matcher("ClientIP", client_ip),
-            Matcher("HostSNI", _host_sni),
-            Matcher("HostSNIRegexp", _host_sni_regexp),
-        )
-    },
+    by_name(
+        Matcher("ALPN", _alpn),
+        Matcher("ClientIP", client_ip),
+        Matcher("HostSNI", _host_sni),
+        Matcher("HostSNIRegexp", _host_sni_regexp),
+    ),
 )
 V2_SYNTAX = Syntax(
     "v2",
-    {
-        m.name: m
-        for m in (
-            Matcher("ALPN", _alpn, ANY_COUNT),
-            Matcher("ClientIP", client_ip, ANY_COUNT),
-            Matcher("HostSNI", _host_sni_v2, ANY_COUNT),
-            Matcher("HostSNIRegexp", _host_sni_regexp_v2, ANY_COUNT),
-        )
-    },
+    by_name(
+        Matcher("ALPN", _alpn, ANY_COUNT),
+        Matcher("ClientIP", client_ip, ANY_COUNT),
+        Matcher("HostSNI", _host_sni_v2, ANY_COUNT),
+        Matcher("HostSNIRegexp", _host_sni_regexp_v2, ANY_COUNT),
+    ),
 )
 
 

@@ -24,6 +24,11 @@ class Matcher:
     arities: Optional[Tuple[int, ...]] = (1,)
 
 
+def by_name(*matchers: Matcher) -> Dict[str, Matcher]:
+    """Matchers keyed by their declared names."""
+    return {matcher.name: matcher for matcher in matchers}
+
+
 def spellings(name: str) -> Tuple[str, ...]:
     """The four spellings Traefik registers for a matcher: as declared, lower, UPPER, Title."""
     lower = name.lower()
