@@ -114,6 +114,10 @@ class HostTests(SynchronousTestCase):
         self.assertEqual(HTTPRequestInfo.from_request("GET", "/", [], "").host, "")
 
 
+# Every code point, lone surrogates included (what a bad decoding upstream could hand us).
+ANY_CHARACTER = st.characters(blacklist_categories=())
+
+
 class LazyViewTests(SynchronousTestCase):
     """Headers, query and cookies are computed on first use and kept."""
 
@@ -150,11 +154,12 @@ class LazyViewTests(SynchronousTestCase):
     @settings(max_examples=300, deadline=None)
     @given(
         st.text(max_size=20),
-        st.text(max_size=30),
-        st.lists(st.tuples(st.text(max_size=8), st.text(max_size=12)), max_size=4),
+        st.text(ANY_CHARACTER, max_size=30)
+        | st.text(st.sampled_from("/%?;=&aF2é\ud800"), max_size=30),
+        st.lists(st.tuples(st.text(max_size=8), st.text(ANY_CHARACTER, max_size=12)), max_size=4),
     )
     def test_anyRequest(self, method: str, target: str, headers: List[Tuple[str, str]]) -> None:
-        """Any method, target and headers build a view whose lazy parts work."""
+        """Any method, target and headers (lone surrogates too) build a view whose parts work."""
         req = HTTPRequestInfo.from_request(method, target, headers, "1.2.3.4")
         self.assertEqual(req.host, req.host.lower().rstrip("."))
         req.headers, req.query, req.cookies, req.client_address  # noqa: B018

@@ -60,6 +60,15 @@ def canonical_host(value: str) -> str:
     return value.strip(_TRIM).lower()
 
 
+def _utf8(text: str) -> bytes:
+    """UTF-8 bytes of text, surrogate escapes back to their bytes; never raises."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        # A lone surrogate that is not an escaped byte: keep it rather than fail the request.
+        return text.encode("utf-8", "surrogatepass")
+
+
 def _unhex(text: str, i: int) -> int:
     """The byte encoded by text[i:i+3] (``%XX``), or -1 if that is not a valid escape."""
     if i + 2 < len(text) and text[i + 1] in _HEXDIGITS and text[i + 2] in _HEXDIGITS:
@@ -74,7 +83,7 @@ def _escaped_path(raw: str) -> str:
     # Go rebuilds the path from its decoded form, losing the original escapes.
     decoded = bytearray()
     i = 0
-    data = raw.encode("utf-8", "surrogateescape")
+    data = _utf8(raw)
     while i < len(data):
         byte = data[i]
         if byte == 0x25:
@@ -135,7 +144,7 @@ def _percent_decode(
                 continue
             if strict:
                 return None
-        out += b" " if ch == "+" and plus_is_space else ch.encode("utf-8", "surrogateescape")
+        out += b" " if ch == "+" and plus_is_space else _utf8(ch)
         i += 1
     return out.decode("utf-8", "surrogateescape")
 
