@@ -32,7 +32,7 @@ _installed: Dict[str, Any] = {}
 
 def apply_log_level(level: str) -> None:
     """Show events at `level` and above (unknown names mean INFO)."""
-    _predicate.setLogLevelForNamespace(None, LEVELS.get(level.upper(), LogLevel.info))
+    _predicate.setLogLevelForNamespace("", LEVELS.get(level.upper(), LogLevel.info))
     if _installed:
         return
     observers = list(getattr(globalLogPublisher, "_observers", ()))

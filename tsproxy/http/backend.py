@@ -89,6 +89,8 @@ class WriteWatcher:
 class Relaying(Protocol):
     """A connection that relays to a peer connection, with backpressure both ways."""
 
+    # A TCP transport (ITCPTransport, IProducer and IConsumer at once): typed loosely on purpose.
+    transport: Any
     peer: Optional[Relaying] = None
     gate: Optional[ReadGate] = None
     write_blocked = False

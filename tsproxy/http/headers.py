@@ -250,8 +250,9 @@ def error_response(status: int, body: Optional[bytes] = None, close: bool = Fals
 
 
 def decode_headers(headers: Headers) -> List[Tuple[str, str]]:
-    """Header pairs as text, for the rule engine (bytes map one to one onto latin-1)."""
-    return [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
+    """Header pairs as text for the rule engine: UTF-8 as Go sees them, other bytes kept
+    distinct by surrogateescape (names are tokens, hence ASCII)."""
+    return [(n.decode("latin-1"), v.decode("utf-8", "surrogateescape")) for n, v in headers]
 
 
 def set_cookie_headers(values: Iterable[str]) -> List[Tuple[bytes, bytes]]:

@@ -133,9 +133,9 @@ class MirrorCapture:
             self.abandon()
             return
         sender.in_flight += 1
-        d: Deferred = succeed(None)
+        d: Deferred[Any] = succeed(None)
         for order in self.orders:
-            d.addCallback(lambda _, o=order: self._send_one(o))
+            d.addCallback(self._send_after, order)
         d.addBoth(self._finished)
 
     def _finished(self, result: Any) -> None:
@@ -169,7 +169,10 @@ class MirrorCapture:
         self.file.seek(0)
         return self.file
 
-    def _send_one(self, order: MirrorOrder) -> Deferred[None]:
+    def _send_after(self, _: Any, order: MirrorOrder) -> Deferred[Any]:
+        return self._send_one(order)
+
+    def _send_one(self, order: MirrorOrder) -> Deferred[Any]:
         sender = self.sender
         pick = resolve(order.node, None)
         if pick.server is None:

@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from tsproxy.drain import Connections
 from tsproxy.http.backend import (
     BackendConnection,
     BackendListener,
@@ -105,9 +106,9 @@ class HTTPEntryPointFactory(ServerFactory):
         self.mirrors = mirrors
         self.tls = tls
         self.trusted = TrustedPeers(entrypoint.trusted_ips, entrypoint.insecure_forwarded)
-        self.connections: set = set()
+        self.connections = Connections()
 
-    def buildProtocol(self, addr: Any) -> HTTPServerConnection:
+    def buildProtocol(self, addr: Any) -> HTTPServerConnection:  # type: ignore[override]
         conn = HTTPServerConnection()
         conn.factory = self
         return conn
@@ -211,6 +212,10 @@ class HTTPServerConnection(Relaying, BackendListener):
         else:
             self.keep_alive = False
 
+    def abort(self) -> None:
+        """Close now, whatever is in progress: the shutdown grace time is over."""
+        self.transport.abortConnection()
+
     # -- reading requests ----------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
@@ -288,7 +293,8 @@ class HTTPServerConnection(Relaying, BackendListener):
         factory = self.factory
         info = HTTPRequestInfo.from_request(
             req.method.decode("latin-1"),
-            req.target.decode("latin-1"),
+            # Go compares paths as UTF-8 bytes; surrogateescape keeps any other byte distinct.
+            req.target.decode("utf-8", "surrogateescape"),
             decode_headers(req.headers),
             self.peer_ip,
         )
