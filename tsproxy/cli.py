@@ -7,7 +7,6 @@ command holds the tools around it. Output goes to stdout; the exit status says t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import List, Optional
 
@@ -15,28 +14,9 @@ from tsproxy import __version__
 
 
 def _check(directory: str, fmt: str) -> int:
-    from tsproxy.config.load import load_directory
-    from tsproxy.runtime.build import build_table
+    from tsproxy.check import check_directory
 
-    loaded = load_directory(directory)
-    errors = [str(e) for e in loaded.errors]
-    warnings: List[str] = []
-    if loaded.static is not None:
-        result = build_table(loaded)
-        errors += [str(e) for e in result.errors]
-        warnings += [str(w) for w in result.warnings]
-    notices = list(loaded.notices)
-    if fmt == "json":
-        print(json.dumps({"errors": errors, "warnings": warnings, "notices": notices}, indent=2))
-    else:
-        for line in errors:
-            print("error: " + line)
-        for line in warnings:
-            print("warning: " + line)
-        for line in notices:
-            print("notice: " + line)
-        print("%d error(s), %d warning(s)" % (len(errors), len(warnings)))
-    return 1 if errors else 0
+    return check_directory(directory, fmt, sys.stdout)
 
 
 def _route(args: argparse.Namespace) -> int:

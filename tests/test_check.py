@@ -1,0 +1,224 @@
+"""Tests for tsproxy.check (`tsproxy check DIR`): every bad configuration of the loader and
+build tests is reported at its file:line, the exit status says the verdict, JSON for tools."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from typing import Dict, List, Tuple
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests import test_config_kinds, test_runtime_build
+from tsproxy.check import check_directory
+from tsproxy.cli import main
+
+STATIC = 'entryPoints:\n  web:\n    address: ":8000"\n'
+SERVICE = "apiVersion: v1\nkind: Service\nmetadata: {name: %s}\nspec: {ports: [{port: 80}]}\n"
+
+
+def as_reported(directory: str, error: str, severity: str = "error") -> str:
+    """``file:line: rest`` as check prints it: the path under ``directory``, then severity."""
+    match = re.match(r"^([^:]+):(\d+): (.*)$", error, re.DOTALL)
+    assert match is not None, error
+    return f"{os.path.join(directory, match[1])}:{match[2]}: {severity}: {match[3]}"
+
+
+class CheckTestCase(SynchronousTestCase):
+    def directory(self, files: Dict[str, bytes]) -> str:
+        directory = self.mktemp()
+        os.makedirs(directory)
+        for name, content in files.items():
+            with open(os.path.join(directory, name), "wb") as stream:
+                stream.write(content)
+        return directory
+
+    def check(self, files: Dict[str, bytes], fmt: str = "text") -> Tuple[int, str, str]:
+        """(exit status, output, directory) of checking a directory holding ``files``."""
+        directory = self.directory(files)
+        out = io.StringIO()
+        status = check_directory(directory, fmt, out)
+        return status, out.getvalue(), directory
+
+    def errors(self, files: Dict[str, bytes]) -> Tuple[int, List[str], str]:
+        status, output, directory = self.check(files)
+        return status, [line for line in output.splitlines() if ": error: " in line], directory
+
+
+class LoaderCaseTests(CheckTestCase):
+    """The loader tests' broken directories, files and documents, as check reports them."""
+
+    def test_badDocuments(self) -> None:
+        """Each row of the kinds tests' bad-document table: exit 1 and exactly its error."""
+        for text, expected in test_config_kinds.BAD_DOCUMENTS:
+            files = {"tsproxy.yaml": STATIC.encode(), "wrr.yaml": textwrap.dedent(text).encode()}
+            status, errors, directory = self.errors(files)
+            self.assertEqual((status, errors), (1, [as_reported(directory, expected)]), text)
+
+    def test_brokenReferences(self) -> None:
+        """Each row of the build tests' broken-reference table: unknown services and ports,
+        bad rules, reference cycles, each at its file:line."""
+        for text, expected in test_runtime_build.BROKEN:
+            files = {
+                "tsproxy.yaml": test_runtime_build.STATIC.encode(),
+                "backends.yaml": test_runtime_build.BACKENDS.encode(),
+                "wrr.yaml": textwrap.dedent(text + test_runtime_build.GOOD_ROUTE).encode(),
+            }
+            status, errors, directory = self.errors(files)
+            self.assertEqual(
+                (status, errors), (1, [as_reported(directory, e) for e in expected]), text
+            )
+
+    def test_brokenFiles(self) -> None:
+        """Unreadable bytes, bad YAML, duplicate names and a missing tsproxy.yaml."""
+        cases = [
+            (
+                {"tsproxy.yaml": STATIC.encode(), "c.yaml": b"apiVersion: v1\n\xff\n"},
+                ["c.yaml:2: not UTF-8 text (byte 15)"],
+            ),
+            (
+                {"tsproxy.yaml": STATIC.encode(), "b.yaml": b"key: [oops\n"},
+                [
+                    "b.yaml:2: invalid YAML: expected ',' or ']', but got '<stream end>'"
+                    " (while parsing a flow sequence at line 1)"
+                ],
+            ),
+            (
+                {
+                    "tsproxy.yaml": STATIC.encode(),
+                    "a.yaml": (SERVICE % "x").encode(),
+                    "b.yaml": ("---\n" + SERVICE % "x").encode(),
+                },
+                [
+                    "b.yaml:2: Service default/x: defined twice, this one is ignored"
+                    " (first at a.yaml:1)"
+                ],
+            ),
+            (
+                {"a.yaml": (SERVICE % "a").encode()},
+                ["tsproxy.yaml:1: file not found: no entrypoints defined"],
+            ),
+            (
+                {
+                    "tsproxy.yaml": b'entryPoints:\n  a:\n    address: ":80"\n  b:\n    address: ":80"\n'
+                },
+                [
+                    "tsproxy.yaml:4: entrypoint b: address is already used by entrypoint a (tsproxy.yaml:2)"
+                ],
+            ),
+            (
+                {
+                    "tsproxy.yaml": b'entryPoints:\n  a:\n    address: ":80"\n  b:\n    address: "127.0.0.1:80"\n'
+                },
+                [
+                    "tsproxy.yaml:4: entrypoint b: port 80/tcp is already taken by entrypoint a (tsproxy.yaml:2)"
+                ],
+            ),
+            (
+                {"tsproxy.yaml": b'entryPoints:\n  web:\n    address: ":80"\nwhatever: 1\n'},
+                ["tsproxy.yaml:4: whatever: unknown field"],
+            ),
+        ]
+        for files, expected in cases:
+            status, errors, directory = self.errors(files)
+            self.assertEqual(
+                (status, errors), (1, [as_reported(directory, e) for e in expected]), files
+            )
+
+    def test_missingDirectory(self) -> None:
+        """A directory that cannot be read is one error at the directory itself."""
+        out = io.StringIO()
+        self.assertEqual(check_directory("/nonexistent/tsproxy-conf", "text", out), 1)
+        self.assertEqual(
+            out.getvalue().splitlines()[0],
+            "/nonexistent/tsproxy-conf:1: error: cannot read directory: No such file or directory",
+        )
+
+
+SHADOWED = """\
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: %s}
+spec:
+  routes:
+    - match: Host(`a`)
+      services: [{name: app-v1, port: 80}]
+"""
+
+
+class VerdictTests(CheckTestCase):
+    """Warnings and notices do not fail the check; the summary and JSON carry every finding."""
+
+    def test_clean(self) -> None:
+        """The shipped conf/ is clean: exit 0, only the skipped Deployments as notices."""
+        conf = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
+        out = io.StringIO()
+        self.assertEqual(check_directory(conf, "text", out), 0)
+        self.assertEqual(
+            out.getvalue().splitlines(),
+            [
+                f"{conf}/app.yaml:3: notice: skipping Deployment default/app-v1 (kind not handled)",
+                f"{conf}/app.yaml:22: notice: skipping Deployment default/app-v2 (kind not handled)",
+                f"{conf}: 0 errors, 0 warnings, 2 notices",
+            ],
+        )
+
+    def test_warningsAndJSON(self) -> None:
+        """A route hidden by another is a warning (exit 0); JSON lists it with its place."""
+        files = {
+            "tsproxy.yaml": test_runtime_build.STATIC.encode(),
+            "backends.yaml": test_runtime_build.BACKENDS.encode(),
+            "a.yaml": (SHADOWED % "a").encode(),
+            "b.yaml": (SHADOWED % "b").encode(),
+            "d.yaml": b"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n",
+        }
+        status, output, directory = self.check(files, "json")
+        self.assertEqual(status, 0)
+        self.assertEqual(
+            json.loads(output),
+            {
+                "directory": directory,
+                "findings": [
+                    {
+                        "severity": "warning",
+                        "file": os.path.join(directory, "b.yaml"),
+                        "line": 6,
+                        "resource": "IngressRoute default/b",
+                        "message": "match Host(`a`): never reached on entrypoint web, admin:"
+                        " the route at a.yaml:6 (IngressRoute default/a) has the same rule and"
+                        " is tried first",
+                    },
+                    {
+                        "severity": "notice",
+                        "file": os.path.join(directory, "d.yaml"),
+                        "line": 1,
+                        "resource": "",
+                        "message": "skipping Deployment default/d (kind not handled)",
+                    },
+                ],
+                "counts": {"error": 0, "warning": 1, "notice": 1},
+            },
+        )
+
+    def test_commandLine(self) -> None:
+        """`tsproxy check` exits 1 with errors and 0 without; `--format json` parses."""
+        bad = self.directory({"tsproxy.yaml": STATIC.encode(), "b.yaml": b"key: [oops\n"})
+        good = self.directory({"tsproxy.yaml": STATIC.encode()})
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            self.assertEqual(main(["check", good]), 0)
+            self.assertEqual(main(["check", "--format", "json", bad]), 1)
+        self.assertEqual(json.loads(out.getvalue().split("\n", 1)[1])["counts"]["error"], 1)
+        script = os.path.join(os.path.dirname(sys.executable), "tsproxy")
+        if not os.path.exists(script):
+            self.skipTest("the tsproxy script is not installed next to " + sys.executable)
+        done = subprocess.run(
+            [script, "check", bad], capture_output=True, text=True, timeout=60, check=False
+        )
+        self.assertEqual(done.returncode, 1, done.stderr)
+        self.assertIn(f"{bad}/b.yaml:2: error: invalid YAML", done.stdout)
