@@ -1,7 +1,8 @@
-"""Applies the static configuration's `log.level` to Twisted's global log observers.
+"""tsproxy's loggers, filtered by the static configuration's `log.level`.
 
-Traefik's levels (DEBUG, INFO, WARN, ERROR, FATAL, PANIC) map onto Twisted's; the filter
-wraps the observers that twistd/twist installed, once.
+Only tsproxy's own events are filtered: the filter sits between our Loggers and the global
+publisher, so twistd/twist and trial keep their observers untouched. Traefik's levels
+(DEBUG, INFO, WARN, ERROR, FATAL, PANIC) map onto Twisted's.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from typing import Any, Dict
 
 from twisted.logger import (
     FilteringLogObserver,
+    Logger,
     LogLevel,
     LogLevelFilterPredicate,
     globalLogPublisher,
 )
 
-LEVELS: Dict[str, LogLevel] = {
+LEVELS: Dict[str, Any] = {
     "TRACE": LogLevel.debug,
     "DEBUG": LogLevel.debug,
     "INFO": LogLevel.info,
@@ -27,16 +29,21 @@ LEVELS: Dict[str, LogLevel] = {
 }
 
 _predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
-_installed: Dict[str, Any] = {}
+
+
+def _to_global(event: Dict[str, Any]) -> None:
+    # Looked up per event: whatever observers the runner installed get it.
+    globalLogPublisher(event)
+
+
+_observer = FilteringLogObserver(_to_global, [_predicate])
+
+
+def get_logger(namespace: str) -> Logger:
+    """A Logger for `namespace` whose events obey `log.level`."""
+    return Logger(namespace=namespace, observer=_observer)
 
 
 def apply_log_level(level: str) -> None:
-    """Show events at `level` and above (unknown names mean INFO)."""
+    """Show tsproxy's events at `level` and above (unknown names mean INFO)."""
     _predicate.setLogLevelForNamespace("", LEVELS.get(level.upper(), LogLevel.info))
-    if _installed:
-        return
-    observers = list(getattr(globalLogPublisher, "_observers", ()))
-    for observer in observers:
-        globalLogPublisher.removeObserver(observer)
-        globalLogPublisher.addObserver(FilteringLogObserver(observer, [_predicate]))
-    _installed["done"] = True

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 from twisted.internet import error as ierror
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import ClientFactory, Protocol
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -27,11 +26,12 @@ from tsproxy.http.wire import (
     find_head_end,
     parse_response_head,
 )
+from tsproxy.logs import get_logger
 
 if TYPE_CHECKING:
     from tsproxy.runtime.services import Server
 
-log = Logger()
+log = get_logger(__name__)
 
 
 class ReadGate:

@@ -15,18 +15,18 @@ from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 import treq
 from treq.client import HTTPClient
 from twisted.internet.defer import Deferred, succeed
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.http_headers import Headers as TwistedHeaders
 
+from tsproxy.logs import get_logger
 from tsproxy.runtime.services import resolve
 
 if TYPE_CHECKING:
     from tsproxy.http.wire import RequestHead
     from tsproxy.runtime.services import MirrorOrder
 
-log = Logger()
+log = get_logger(__name__)
 
 #: Bodies up to this size are kept in memory; larger ones are spooled to a temporary file.
 SPOOL_IN_MEMORY = 1 << 20

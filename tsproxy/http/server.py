@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import ServerFactory
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -46,6 +45,7 @@ from tsproxy.http.wire import (
     find_head_end,
     parse_request_head,
 )
+from tsproxy.logs import get_logger
 from tsproxy.rules import HTTPRequestInfo
 from tsproxy.runtime.services import resolve
 
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from tsproxy.runtime.services import Pick, Server
     from tsproxy.runtime.table import RoutingTable
 
-log = Logger()
+log = get_logger(__name__)
 
 #: Pipelined input buffered beyond this while a response is pending pauses reading.
 PIPELINE_LIMIT = 64 * 1024
