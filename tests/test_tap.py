@@ -52,12 +52,11 @@ class TwistdTests(ProxyTestCase):
     timeout = 120
 
     @defer.inlineCallbacks
-    def test_twistdServesAndStreams(self) -> None:
-        """The plugin starts, routes the seed's WRR host, streams 64 MiB both ways in
-        bounded memory, and exits 0 on SIGTERM."""
-        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
-        if not os.path.exists(twistd):
-            self.skipTest("twistd is not installed next to " + sys.executable)
+    def start(self, *argv: str) -> Any:
+        """Run `argv` on a seed configuration; returns (url, transport, protocol, first body)."""
+        program = os.path.join(os.path.dirname(sys.executable), argv[0])
+        if not os.path.exists(program):
+            self.skipTest(argv[0] + " is not installed next to " + sys.executable)
         self.use_seed_config()
         port = free_port()
         with open(os.path.join(self.config_dir, "tsproxy.yaml"), "w") as f:
@@ -67,8 +66,8 @@ class TwistdTests(ProxyTestCase):
         os.makedirs(workdir)
         transport = reactor.spawnProcess(
             proc,
-            twistd,
-            [twistd, "-n", "--pidfile=", "tsproxy", "-c", os.path.abspath(self.config_dir)],
+            program,
+            [program] + list(argv[1:]) + ["-c", os.path.abspath(self.config_dir)],
             env=dict(os.environ),
             path=workdir,
         )
@@ -86,7 +85,20 @@ class TwistdTests(ProxyTestCase):
                     self.fail(b"".join(proc.output).decode(errors="replace"))
                 yield deferLater(reactor, 0.05, lambda: None)
         else:
-            self.fail("twistd never answered:\n" + b"".join(proc.output).decode(errors="replace"))
+            self.fail("no answer:\n" + b"".join(proc.output).decode(errors="replace"))
+        return url, transport, proc, body
+
+    @defer.inlineCallbacks
+    def stop(self, transport: Any, proc: _Collect) -> Any:
+        transport.signalProcess(signal.SIGTERM)
+        reason = yield proc.ended
+        self.assertIsInstance(reason, ProcessDone, b"".join(proc.output))
+
+    @defer.inlineCallbacks
+    def test_twistdServesAndStreams(self) -> None:
+        """The plugin starts under twistd, routes the seed's WRR host, streams 64 MiB both
+        ways in bounded memory, and exits 0 on SIGTERM."""
+        url, transport, proc, body = yield self.start("twistd", "-n", "--pidfile=", "tsproxy")
         self.assertEqual(body, b"Hello app-v2\n")
         baseline = peak_rss_kib(transport.pid)
 
@@ -108,7 +120,11 @@ class TwistdTests(ProxyTestCase):
         self.assertLess(
             peak - baseline, 24 * 1024, "peak %d KiB, baseline %d KiB" % (peak, baseline)
         )
+        yield self.stop(transport, proc)
 
-        transport.signalProcess(signal.SIGTERM)
-        reason = yield proc.ended
-        self.assertIsInstance(reason, ProcessDone, b"".join(proc.output))
+    @defer.inlineCallbacks
+    def test_twistServes(self) -> None:
+        """`twist tsproxy -c DIR` runs the same proxy and exits 0 on SIGTERM."""
+        url, transport, proc, body = yield self.start("twist", "tsproxy")
+        self.assertEqual(body, b"Hello app-v2\n")
+        yield self.stop(transport, proc)
