@@ -111,8 +111,8 @@ class ProxyTestCase(TestCase):
         ]
         self.write("endpoints.yaml", "---\n".join(docs))
 
-    def start_proxy(self, clock: Any = None) -> ProxyService:
-        service = ProxyService(self.config_dir, reactor, clock=clock)
+    def start_proxy(self, clock: Any = None, watch: bool = False) -> ProxyService:
+        service = ProxyService(self.config_dir, reactor, clock=clock, watch=watch)
         service.startService()
         self.addCleanup(service.stopService)
         self.service = service

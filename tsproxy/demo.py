@@ -38,7 +38,7 @@ def run_demo(config_dir: str, v1_port: int, v2_port: int) -> int:
         listen_app(reactor, "app-v1", v1_port, on_request=_log_request),
         listen_app(reactor, "app-v2", v2_port, on_request=_log_request),
     ]
-    service = ProxyService(config_dir, reactor)
+    service = ProxyService(config_dir, reactor, watch=True)
     try:
         service.startService()
     except StartupError as e:

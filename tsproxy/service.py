@@ -1,27 +1,34 @@
-"""ProxyService: owns the entrypoint listeners, the current routing table and the pools.
+"""ProxyService: owns the entrypoint listeners, the current routing table, the pools and the
+configuration watcher.
 
-Requests read `current_table()` once at their start; swapping the table never changes a
-request in flight. Stopping the service stops accepting, lets in-flight exchanges finish
-within the grace timeout, then closes what is left.
+Requests read `current_table()` once at their start; a reload swaps that one attribute, so it
+never changes a request in flight, and a configuration with any error is never swapped in.
+Stopping the service stops accepting, lets in-flight exchanges finish within each entrypoint's
+grace timeout, then cuts what is left.
 """
 
 from __future__ import annotations
 
 import signal
 import socket
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Set
 
+import attrs
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
-from tsproxy.config.load import load_directory
+from tsproxy.config.load import LoadedConfig, load_directory
+from tsproxy.config.static import EntryPoint
+from tsproxy.drain import Drain
 from tsproxy.http.backend import BackendPool
 from tsproxy.http.mirror import MirrorSender
 from tsproxy.http.server import HTTPEntryPointFactory
 from tsproxy.logs import apply_log_level
-from tsproxy.runtime.build import build_table
+from tsproxy.runtime.audit import Review, review
+from tsproxy.runtime.reload import static_change
+from tsproxy.watch import ConfigWatcher, watch_directory
 
 log = Logger()
 
@@ -47,8 +54,11 @@ class ProxyService(Service):
         exit_on_startup_error: bool = False,
         clock: Any = None,
         handle_signals: bool = False,
+        watch: bool = False,
     ) -> None:
         self.handle_signals = handle_signals
+        self.watch = watch
+        self.watcher: Optional[ConfigWatcher] = None
         self.clock = clock if clock is not None else reactor
         self.config_dir = config_dir
         self.exit_on_startup_error = exit_on_startup_error
@@ -59,25 +69,103 @@ class ProxyService(Service):
         self.factories: List[HTTPEntryPointFactory] = []
         self.pool: Optional[BackendPool] = None
         self.mirrors: Optional[MirrorSender] = None
+        self.hostname = b""
+        # What the table in force was built from, and what was logged about it.
+        self.applied: Optional[LoadedConfig] = None
+        self._reported: Set[str] = set()
+        self._static_seen: Any = None
+        self._refused = False
+        self._drains: List[Drain] = []
+        self._stop_requested = False
+        self._cut = False
 
     def current_table(self) -> Any:
         return self.table
 
     def load(self) -> None:
-        """Load and build the configuration; log every problem with file and line."""
+        """Load and build the configuration at startup; log every problem with file and line.
+
+        Unlike a reload, startup takes a configuration with errors: the routes they touch are
+        left out (as Traefik does) and the rest is served.
+        """
         loaded = self.loaded if self.loaded is not None else load_directory(self.config_dir)
         self.loaded = None
         if loaded.static is None:
             raise StartupError("\n".join(str(e) for e in loaded.errors))
         apply_log_level(loaded.static.log_level)
-        for notice in loaded.notices:
-            log.info("{notice}", notice=notice)
-        result = build_table(loaded)
-        for err in tuple(loaded.errors) + tuple(result.errors):
-            log.error("{error}", error=str(err))
-        for warning in result.warnings:
-            log.warn("{warning}", warning=str(warning))
+        result = review(loaded)
+        for error in result.errors:
+            log.error("{error}", error=str(error))
+        self._report_new(result)
         self.table = result.table
+        self.applied = loaded
+        self._static_seen = loaded.static
+
+    def reload(self, force: bool = False) -> bool:
+        """Read the configuration directory again and swap in its table if it has no error.
+
+        Returns whether a new table is in force. A configuration equal to the one in force is
+        not rebuilt unless ``force`` (SIGHUP). Balancer state of unchanged services carries
+        over; of the static configuration only new entrypoints and the log level apply live.
+        """
+        if self.table is None or not self.running:
+            return False
+        loaded = load_directory(self.config_dir)
+        if loaded == self.applied and not force:
+            if self._refused:
+                log.info("configuration files are back to the configuration in force")
+                self._refused = False
+            return False
+        if loaded.static is None:
+            return self._refuse(loaded.errors)
+        change = static_change(self.table.static, loaded.static)
+        if force or loaded.static != self._static_seen:
+            self._static_seen = loaded.static
+            for problem in change.restart:
+                log.warn("{problem}", problem=str(problem))
+        result = review(attrs.evolve(loaded, static=change.effective), self.table)
+        if result.errors:
+            return self._refuse(result.errors)
+        try:
+            self._open_all(change.added)
+        except StartupError as e:
+            return self._refuse([e])
+        self.table = result.table
+        self.applied = loaded
+        self._refused = False
+        apply_log_level(change.effective.log_level)
+        self._report_new(result)
+        log.info(
+            "configuration applied: {routers} routers, {services} services",
+            routers=len(result.table.routers),  # type: ignore[union-attr]
+            services=len(result.table.services),  # type: ignore[union-attr]
+        )
+        return True
+
+    def _refuse(self, errors: Iterable[object]) -> bool:
+        problems = [str(e) for e in errors]
+        for problem in problems:
+            log.error("{error}", error=problem)
+        log.error(
+            "configuration not applied ({count} errors): still serving the last good one",
+            count=len(problems),
+        )
+        self._refused = True
+        return False
+
+    def _report_new(self, result: Review) -> None:
+        """Log warnings and notices not logged before, so a reload repeats none of them."""
+        reported = set()
+        for warning in result.warnings:
+            text = str(warning)
+            reported.add(text)
+            if text not in self._reported:
+                log.warn("{warning}", warning=text)
+        for notice in result.notices:
+            reported.add(notice)
+            if notice not in self._reported:
+                log.info("{notice}", notice=notice)
+        self._reported = reported
 
     def startService(self) -> None:
         try:
@@ -95,46 +183,90 @@ class ProxyService(Service):
         static = self.table.static
         self.pool = BackendPool(self.reactor, self.clock, tls_options=_tls_client_options)
         self.mirrors = MirrorSender(self.reactor)
-        hostname = socket.gethostname().encode("idna")
-        for ep in static.entrypoints:
-            if ep.protocol != "tcp":
-                log.info(
-                    "entrypoint {name}: {protocol} entrypoints are not served yet",
-                    name=ep.name,
-                    protocol=ep.protocol,
-                )
-                continue
-            factory = HTTPEntryPointFactory(
-                ep, self.current_table, self.pool, self.clock, hostname, mirrors=self.mirrors
-            )
-            try:
-                port = self.reactor.listenTCP(ep.port, factory, backlog=1024, interface=ep.host)
-            except CannotListenError as e:
-                self._stop_ports()
-                where = "%s:%d" % (ep.host or "*", ep.port)
-                raise StartupError(
-                    "entrypoint %s: cannot listen on %s: %s" % (ep.name, where, e.socketError)
-                ) from None
-            self.ports[ep.name] = port
-            self.factories.append(factory)
-            log.info("entrypoint {name} listening on {addr}", name=ep.name, addr=port.getHost())
+        self.hostname = socket.gethostname().encode("idna")
+        self._open_all(static.entrypoints)
         if self.handle_signals:
             self.reactor.callWhenRunning(self._install_signal_handlers)
+        if self.watch:
+            self.watcher = watch_directory(self.reactor, self.clock, self.config_dir, self.reload)
+            self.watcher.start()
         Service.startService(self)
 
+    def _open_all(self, entrypoints: Iterable[EntryPoint]) -> None:
+        """Listen on every entrypoint; if one cannot, close the ones opened here and raise."""
+        opened: List[str] = []
+        try:
+            for ep in entrypoints:
+                if self._open(ep):
+                    opened.append(ep.name)
+        except StartupError:
+            for name in opened:
+                self.ports.pop(name).stopListening()
+            self.factories = [f for f in self.factories if f.name not in opened]
+            raise
+
+    def _open(self, ep: EntryPoint) -> bool:
+        """Listen on one entrypoint; False when its kind is not served (yet)."""
+        if ep.protocol != "tcp":
+            log.info(
+                "entrypoint {name}: {protocol} entrypoints are not served yet",
+                name=ep.name,
+                protocol=ep.protocol,
+            )
+            return False
+        assert self.pool is not None, "entrypoints open after the pool"
+        factory = HTTPEntryPointFactory(
+            ep, self.current_table, self.pool, self.clock, self.hostname, mirrors=self.mirrors
+        )
+        try:
+            port = self.reactor.listenTCP(ep.port, factory, backlog=1024, interface=ep.host)
+        except CannotListenError as e:
+            where = "%s:%d" % (ep.host or "*", ep.port)
+            raise StartupError(
+                "%s: entrypoint %s: cannot listen on %s: %s"
+                % (ep.location, ep.name, where, e.socketError)
+            ) from None
+        self.ports[ep.name] = port
+        self.factories.append(factory)
+        log.info("entrypoint {name} listening on {addr}", name=ep.name, addr=port.getHost())
+        return True
+
     def _install_signal_handlers(self) -> None:
-        """SIGTERM/SIGINT stop the proxy gracefully and the process exits 0.
+        """SIGTERM/SIGINT stop the proxy gracefully and the process exits 0; a second one
+        cuts the drain short. SIGHUP reloads the configuration.
 
         The reactor's own handlers make twistd re-raise the signal at exit, which reads
         as a crash to process supervisors; a requested shutdown that went well is not one.
+        Neither twistd nor twist handles SIGHUP.
         """
 
-        def on_signal(signum: int, frame: Any) -> None:
+        def on_stop(signum: int, frame: Any) -> None:
+            if self._stop_requested:
+                log.info("signal {signum} again: cutting open connections now", signum=signum)
+                self.reactor.callFromThread(self._cut_drains)
+                return
+            self._stop_requested = True
             log.info("signal {signum}: shutting down", signum=signum)
             self.reactor.callFromThread(self.reactor.stop)
 
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        def on_hangup(signum: int, frame: Any) -> None:
+            self.reactor.callFromThread(self._reload_on_signal)
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hangup)
+
+    def _reload_on_signal(self) -> None:
+        log.info("SIGHUP: reloading the configuration")
+        try:
+            self.reload(force=True)
+        except Exception:
+            log.failure("reload failed")
+
+    def _cut_drains(self) -> None:
+        self._cut = True
+        for drain in self._drains:
+            drain.cut()
 
     def port_of(self, name: str) -> int:
         """The port an entrypoint actually listens on (for entrypoints configured as :0)."""
@@ -146,26 +278,27 @@ class ProxyService(Service):
 
     @defer.inlineCallbacks
     def stopService(self) -> Any:
+        """Stop accepting (new connections are refused), let each entrypoint's connections
+        finish their exchange within its graceTimeOut, cut the rest, close the pools."""
         Service.stopService(self)
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
         yield self._stop_ports()
-        connections = [c for f in self.factories for c in list(f.connections)]
-        for conn in connections:
-            conn.close()
-        grace = max((f.entrypoint.grace_timeout for f in self.factories), default=0.0)
-        deadline = self.reactor.seconds() + grace
-        while any(f.connections for f in self.factories) and self.reactor.seconds() < deadline:
-            yield _sleep(self.reactor, 0.05)
-        for factory in self.factories:
-            for conn in list(factory.connections):
-                conn.transport.abortConnection()
-        self.factories = []
+        factories, self.factories = self.factories, []
+        busy = sum(len(f.connections) for f in factories)
+        if busy:
+            log.info("draining {count} connections", count=busy)
+        # Real time even when a test drives the HTTP timeouts with a fake clock.
+        self._drains = [
+            Drain(f.connections, 0.0 if self._cut else f.entrypoint.grace_timeout, self.reactor)
+            for f in factories
+        ]
+        cut = yield defer.gatherResults([d.done for d in self._drains])
+        if sum(cut):
+            log.warn("grace time over: cut {count} connections", count=sum(cut))
+        self._drains = []
         if self.pool is not None:
             self.pool.close()
         if self.mirrors is not None:
             yield self.mirrors.close()
-
-
-def _sleep(clock: Any, seconds: float) -> defer.Deferred[None]:
-    d: defer.Deferred = defer.Deferred()
-    clock.callLater(seconds, d.callback, None)
-    return d

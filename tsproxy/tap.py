@@ -51,4 +51,5 @@ def makeService(options: Options) -> IService:
         loaded=options.loaded,
         exit_on_startup_error=True,
         handle_signals=True,
+        watch=True,
     )
