@@ -18,7 +18,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from tsproxy.service import ProxyService
-from tsproxy.testing import listen_app
+from tsproxy.testing import listen_app, listen_udp_echo
 
 CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
 
@@ -26,6 +26,9 @@ STATIC = """\
 entryPoints:
   web:
     address: "127.0.0.1:0"
+  udp:
+    address: "127.0.0.1:0/udp"
+    transport: {lifeCycle: {graceTimeOut: 0s}}
 log:
   level: ERROR
 """
@@ -101,7 +104,7 @@ class ProxyTestCase(TestCase):
             f.write(text)
 
     def use_seed_config(self) -> None:
-        """conf/ as shipped, with Endpoints pointing at two fresh app backends."""
+        """conf/ as shipped, with Endpoints pointing at fresh app and UDP echo backends."""
         for name in os.listdir(CONF):
             if name.endswith(".yaml") and name not in ("tsproxy.yaml", "endpoints.yaml"):
                 shutil.copy(os.path.join(CONF, name), self.config_dir)
@@ -109,6 +112,11 @@ class ProxyTestCase(TestCase):
         docs = [
             ENDPOINTS.format(name=name, port=self.start_app(name)) for name in ("app-v1", "app-v2")
         ]
+        for name in ("echo-1", "echo-2"):
+            port = listen_udp_echo(reactor, name, prefix=name.encode() + b" ")
+            self.addCleanup(port.stopListening)
+            echo = ENDPOINTS.format(name=name, port=port.getHost().port)
+            docs.append(echo.replace("name: http", "name: dns"))
         self.write("endpoints.yaml", "---\n".join(docs))
 
     def start_proxy(self, clock: Any = None, watch: bool = False) -> ProxyService:

@@ -1,17 +1,19 @@
-"""`tsproxy demo`: the proxy on a configuration directory plus the two demo backends.
+"""`tsproxy demo`: the proxy on a configuration directory plus the demo backends.
 
-The backends answer `Hello app-v1` / `Hello app-v2` on 127.0.0.1:9001 and :9002 (the
-addresses conf/'s Endpoints name) and log every request they get, mirrored copies included.
+The HTTP backends answer `Hello app-v1` / `Hello app-v2` on 127.0.0.1:9001 and :9002 and log
+every request they get, mirrored copies included. The UDP backends echo-1 / echo-2 on
+127.0.0.1:9053 and :9054 answer each datagram with `echo-N <datagram>`. These are the
+addresses conf/'s Endpoints name.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any, List
+from typing import Any, List, Tuple
 
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
-from tsproxy.testing import listen_app
+from tsproxy.testing import listen_app, listen_udp_echo
 
 log = Logger()
 
@@ -27,7 +29,19 @@ def _log_request(name: str, record: Any) -> None:
     )
 
 
-def run_demo(config_dir: str, v1_port: int, v2_port: int) -> int:
+def _log_datagram(name: str, addr: Any, data: bytes) -> None:
+    log.info(
+        "{name} got {size} bytes from {host}:{port}",
+        name=name,
+        size=len(data),
+        host=addr[0],
+        port=addr[1],
+    )
+
+
+def run_demo(
+    config_dir: str, v1_port: int, v2_port: int, echo_ports: Tuple[int, int] = (9053, 9054)
+) -> int:
     """Run until interrupted; returns the process exit status."""
     from twisted.internet import reactor
 
@@ -38,6 +52,10 @@ def run_demo(config_dir: str, v1_port: int, v2_port: int) -> int:
         listen_app(reactor, "app-v1", v1_port, on_request=_log_request),
         listen_app(reactor, "app-v2", v2_port, on_request=_log_request),
     ]
+    for number, port in enumerate(echo_ports, 1):
+        name = "echo-%d" % (number,)
+        prefix = ("%s " % (name,)).encode("ascii")
+        ports.append(listen_udp_echo(reactor, name, port, prefix=prefix, on_datagram=_log_datagram))
     service = ProxyService(config_dir, reactor, watch=True)
     try:
         service.startService()
@@ -48,9 +66,12 @@ def run_demo(config_dir: str, v1_port: int, v2_port: int) -> int:
         return 1
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     log.info(
-        "demo backends app-v1 on 127.0.0.1:{p1}, app-v2 on 127.0.0.1:{p2}; Ctrl-C stops",
+        "demo backends app-v1 on 127.0.0.1:{p1}, app-v2 on 127.0.0.1:{p2},"
+        " UDP echo-1 on 127.0.0.1:{e1}, echo-2 on 127.0.0.1:{e2}; Ctrl-C stops",
         p1=v1_port,
         p2=v2_port,
+        e1=echo_ports[0],
+        e2=echo_ports[1],
     )
     reactor.run()
     return 0

@@ -28,6 +28,7 @@ from tsproxy.http.server import HTTPEntryPointFactory
 from tsproxy.logs import apply_log_level
 from tsproxy.runtime.audit import Review, review
 from tsproxy.runtime.reload import static_change
+from tsproxy.udp.listener import UDPEntryPoint
 from tsproxy.watch import ConfigWatcher, watch_directory
 
 log = Logger()
@@ -67,6 +68,7 @@ class ProxyService(Service):
         self.table: Any = None
         self.ports: Dict[str, Any] = {}
         self.factories: List[HTTPEntryPointFactory] = []
+        self.udp: Dict[str, UDPEntryPoint] = {}
         self.pool: Optional[BackendPool] = None
         self.mirrors: Optional[MirrorSender] = None
         self.hostname = b""
@@ -201,19 +203,17 @@ class ProxyService(Service):
                     opened.append(ep.name)
         except StartupError:
             for name in opened:
-                self.ports.pop(name).stopListening()
+                if name in self.udp:
+                    self.udp.pop(name).stop(0.0)
+                else:
+                    self.ports.pop(name).stopListening()
             self.factories = [f for f in self.factories if f.name not in opened]
             raise
 
     def _open(self, ep: EntryPoint) -> bool:
         """Listen on one entrypoint; False when its kind is not served (yet)."""
-        if ep.protocol != "tcp":
-            log.info(
-                "entrypoint {name}: {protocol} entrypoints are not served yet",
-                name=ep.name,
-                protocol=ep.protocol,
-            )
-            return False
+        if ep.protocol == "udp":
+            return self._open_udp(ep)
         assert self.pool is not None, "entrypoints open after the pool"
         factory = HTTPEntryPointFactory(
             ep, self.current_table, self.pool, self.clock, self.hostname, mirrors=self.mirrors
@@ -230,6 +230,33 @@ class ProxyService(Service):
         self.factories.append(factory)
         log.info("entrypoint {name} listening on {addr}", name=ep.name, addr=port.getHost())
         return True
+
+    def _open_udp(self, ep: EntryPoint) -> bool:
+        """Listen on one UDP entrypoint (sessions keep the server they picked on a reload)."""
+        listener = UDPEntryPoint(ep, self.current_table, self.reactor, self.clock)
+        try:
+            listener.listen()
+        except CannotListenError as e:
+            where = "%s:%d/udp" % (ep.host or "*", ep.port)
+            raise StartupError(
+                "%s: entrypoint %s: cannot listen on %s: %s"
+                % (ep.location, ep.name, where, e.socketError)
+            ) from None
+        self.udp[ep.name] = listener
+        log.info(
+            "entrypoint {name} listening on {addr}", name=ep.name, addr=listener.port.getHost()
+        )
+        return True
+
+    def _stop_udp(self, grace: Optional[float] = None) -> defer.Deferred[Any]:
+        """UDP entrypoints take no new session; live ones go on until idle, within their
+        entrypoint's grace time (``grace`` overrides it) on the reactor's real time."""
+        return defer.gatherResults(
+            [
+                u.stop(u.entrypoint.grace_timeout if grace is None else grace, self.reactor)
+                for u in self.udp.values()
+            ]
+        )
 
     def _install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT stop the proxy gracefully and the process exits 0; a second one
@@ -267,9 +294,13 @@ class ProxyService(Service):
         self._cut = True
         for drain in self._drains:
             drain.cut()
+        for listener in self.udp.values():
+            listener.cut()
 
     def port_of(self, name: str) -> int:
         """The port an entrypoint actually listens on (for entrypoints configured as :0)."""
+        if name in self.udp:
+            return int(self.udp[name].port.getHost().port)
         return int(self.ports[name].getHost().port)
 
     def _stop_ports(self) -> defer.Deferred[Any]:
@@ -284,6 +315,8 @@ class ProxyService(Service):
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
+        # UDP sessions drain alongside the TCP connections, within their entrypoint's grace.
+        udp_stopped = self._stop_udp(0.0 if self._cut else None)
         yield self._stop_ports()
         factories, self.factories = self.factories, []
         busy = sum(len(f.connections) for f in factories)
@@ -302,3 +335,5 @@ class ProxyService(Service):
             self.pool.close()
         if self.mirrors is not None:
             yield self.mirrors.close()
+        yield udp_stopped
+        self.udp = {}

@@ -1,4 +1,5 @@
-"""Backends for the demo and for tests: small twisted.web servers that say who they are.
+"""Backends for the demo and for tests: small twisted.web servers that say who they are, and
+UDP echo servers.
 
 Shipped with the package (as treq ships treq.testing) so the demo and the test suite use the
 same servers. They are not on the proxy's data path.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable, List, Optional
 
 from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from twisted.web import server
 from twisted.web.resource import Resource
@@ -134,4 +136,40 @@ def listen_app(
     listening = reactor.listenTCP(port, site, interface=interface)
     listening.site = site
     listening.app = site.resource
+    return listening
+
+
+class UDPEcho(DatagramProtocol):
+    """Answers every datagram with ``prefix + datagram``, to its sender; records the senders."""
+
+    def __init__(
+        self,
+        name: str,
+        prefix: bytes = b"",
+        on_datagram: Optional[Callable[[str, Any, bytes], None]] = None,
+    ) -> None:
+        self.name = name
+        self.prefix = prefix
+        self.peers: List[Any] = []
+        self.on_datagram = on_datagram
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        self.peers.append(addr)
+        if self.on_datagram is not None:
+            self.on_datagram(self.name, addr, data)
+        self.transport.write(self.prefix + data, addr)
+
+
+def listen_udp_echo(
+    reactor: Any,
+    name: str,
+    port: int = 0,
+    interface: str = "127.0.0.1",
+    prefix: bytes = b"",
+    on_datagram: Optional[Callable[[str, Any, bytes], None]] = None,
+) -> Any:
+    """Start a UDP echo backend; returns the listening port (its `.echo` is the protocol)."""
+    echo = UDPEcho(name, prefix, on_datagram)
+    listening = reactor.listenUDP(port, echo, interface=interface, maxPacketSize=65535)
+    listening.echo = echo
     return listening

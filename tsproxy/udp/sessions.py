@@ -11,13 +11,13 @@ from typing import Any, Callable, List, Optional, Protocol, Tuple
 
 import attrs
 from twisted.internet import defer
-from twisted.logger import Logger
 
+from tsproxy.logs import get_logger
 from tsproxy.runtime.udp import UDPServer
 
 __all__ = ["Address", "Backend", "Session", "SessionTable"]
 
-log = Logger()
+log = get_logger(__name__)
 
 Address = Tuple[str, int]
 
@@ -128,7 +128,9 @@ class SessionTable:
         server, backend = opened
         session = Session(client, server, backend, self.clock.seconds() + self.timeout)
         self._sessions[client] = session
-        log.debug("UDP session {client} -> {server}", client=client, server=server.address)
+        log.debug(
+            "UDP session {client} -> {server}", client="%s:%d" % client, server=server.address
+        )
         while len(self._sessions) > self.max_sessions:
             if not self._cap_reported:
                 self._cap_reported = True
@@ -166,7 +168,9 @@ class SessionTable:
     def _close(self, session: Session, reason: str) -> None:
         del self._sessions[session.client]
         session.backend.close()
-        log.debug("UDP session {client} closed: {reason}", client=session.client, reason=reason)
+        log.debug(
+            "UDP session {client} closed: {reason}", client="%s:%d" % session.client, reason=reason
+        )
         if self._sessions:
             return
         if self._timer is not None:

@@ -1,0 +1,239 @@
+"""End-to-end tests of UDP entrypoints: real sockets on 127.0.0.1, sessions, drain, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Optional
+
+from twisted.internet import defer, reactor
+from twisted.internet.task import Clock, deferLater
+
+from tests.proxyfixture import ProxyTestCase
+from tests.udpfixture import UDPTestMixin, service, static, udp_route, unused_udp_port
+from tsproxy.udp.listener import UDPEntryPoint
+
+with open(os.path.join(os.path.dirname(__file__), "data", "services.json")) as _stream:
+    UDP_VECTORS = {
+        case["description"]: case
+        for group in json.load(_stream)["groups"]
+        if group["id"] == "udp"
+        for case in group["cases"]
+    }
+
+
+class UDPProxyTestCase(ProxyTestCase, UDPTestMixin):
+    """A proxy with one UDP entrypoint, ``dns``, routed by the files the test writes."""
+
+    def start(self, *docs: str, clock: Any = None, **settings: Any) -> int:
+        """Write tsproxy.yaml (``settings`` as in udpfixture.static) and the documents, start
+        the proxy; returns the UDP entrypoint's port."""
+        self.write("tsproxy.yaml", static(**settings))
+        self.write("udp.yaml", "---\n".join(docs))
+        return self.start_proxy(clock=clock).port_of("dns")
+
+    @property
+    def listener(self) -> UDPEntryPoint:
+        assert self.service is not None
+        return self.service.udp["dns"]
+
+    @defer.inlineCallbacks
+    def wait_for(self, condition: Any, what: str) -> Any:
+        """Poll a condition on real sockets, at most 100 times 20 ms."""
+        for _ in range(100):
+            if condition():
+                return
+            yield deferLater(reactor, 0.02, lambda: None)
+        self.fail("timed out waiting for " + what)
+
+
+class SessionTests(UDPProxyTestCase):
+    """Sessions through real sockets: weighted split, pinning, big datagrams."""
+
+    @defer.inlineCallbacks
+    def test_weightedSessionsAlternate(self) -> None:
+        """Two echo backends weighted 1:1 take new sessions in turn; a session stays put."""
+        port_a, echo_a = self.udp_echo("a", b"a:")
+        port_b, echo_b = self.udp_echo("b", b"b:")
+        proxy = self.start(
+            service("a", [port_a]), service("b", [port_b]), udp_route(("a", 1), ("b", 1))
+        )
+        clients = [self.udp_client() for _ in range(4)]
+        first = []
+        for number, client in enumerate(clients):
+            first.append((yield client.exchange(proxy, b"hello %d" % number)))
+        self.assertEqual(first, [b"a:hello 0", b"b:hello 1", b"a:hello 2", b"b:hello 3"])
+        for number, client in enumerate(clients):
+            again = yield client.exchange(proxy, b"again")
+            self.assertEqual(again, b"ab"[number % 2 : number % 2 + 1] + b":again")
+        # One connected socket per session: each backend saw two source ports, each twice.
+        for echo in (echo_a, echo_b):
+            self.assertEqual(len(echo.peers), 4)
+            self.assertEqual(len(set(echo.peers)), 2)
+        self.assertEqual(len(self.listener.sessions), 4)
+
+    @defer.inlineCallbacks
+    def test_largeDatagrams(self) -> None:
+        """Datagrams of 65,000 bytes and of the IPv4 maximum (65,507) round-trip intact."""
+        port, _ = self.udp_echo("big")
+        proxy = self.start(service("big", [port]), udp_route(("big", 1)))
+        client = self.udp_client()
+        largest = UDP_VECTORS["maximum payload relayed intact"]["inputs"]["payload_bytes"]
+        for size in (65000, largest):
+            payload = os.urandom(size)
+            reply = yield client.exchange(proxy, payload)
+            self.assertEqual((len(reply), reply == payload), (size, True))
+
+    @defer.inlineCallbacks
+    def test_sessionCap(self) -> None:
+        """udp.maxSessions 2: a third client closes the least recently used session."""
+        port, echo = self.udp_echo("e", b"e:")
+        proxy = self.start(service("e", [port]), udp_route(("e", 1)), max_sessions=2)
+        clients = [self.udp_client() for _ in range(3)]
+        yield clients[0].exchange(proxy, b"1")
+        yield clients[1].exchange(proxy, b"2")
+        yield clients[0].exchange(proxy, b"1 again")
+        yield clients[2].exchange(proxy, b"3")
+        sessions = self.listener.sessions
+        self.assertEqual(
+            [sessions.get(c.address) is not None for c in clients], [True, False, True]
+        )
+        yield clients[1].exchange(proxy, b"2 again")  # a new session, closing client 0's
+        self.assertEqual(len(set(echo.peers)), 4)
+
+
+class FailureTests(UDPProxyTestCase):
+    """A backend that answers ICMP unreachable does not hurt the entrypoint."""
+
+    @defer.inlineCallbacks
+    def test_unreachableBackend(self) -> None:
+        """The refused session closes; other clients, and the same client later, still work."""
+        live, _ = self.udp_echo("live", b"live:")
+        dead = unused_udp_port()
+        proxy = self.start(service("mixed", [dead, live]), udp_route(("mixed", 1)))
+        doomed, other = self.udp_client(), self.udp_client()
+        sessions = self.listener.sessions
+        for attempt in (b"to nobody", b"to nobody again"):
+            doomed.send(proxy, attempt)
+            # Servers go in turn: doomed's datagram, read first, took the dead one, so
+            # other's (new or existing) session is on the live one.
+            reply = yield other.exchange(proxy, b"hi")
+            self.assertEqual(reply, b"live:hi")
+            yield self.wait_for(
+                lambda: sessions.get(doomed.address) is None, "ICMP unreachable to close it"
+            )
+        self.assertEqual(len(sessions), 1)
+        third = self.udp_client()
+        self.assertEqual((yield third.exchange(proxy, b"new")), b"live:new")
+
+
+class ClockTests(UDPProxyTestCase):
+    """Idle expiry and graceful stop through real sockets, with time on a Clock."""
+
+    @defer.inlineCallbacks
+    def test_idleSessionClosesItsSocket(self) -> None:
+        """After udp.timeout idle the session and its backend socket close; the next datagram
+        starts a new session, on the next server."""
+        clock = Clock()
+        port_a, _ = self.udp_echo("a", b"a:")
+        port_b, _ = self.udp_echo("b", b"b:")
+        proxy = self.start(
+            service("a", [port_a]),
+            service("b", [port_b]),
+            udp_route(("a", 1), ("b", 1)),
+            clock=clock,
+        )
+        client = self.udp_client()
+        self.assertEqual((yield client.exchange(proxy, b"1")), b"a:1")
+        backend = self.listener.sessions.get(client.address).backend  # type: ignore[union-attr]
+        clock.advance(2.5)
+        self.assertEqual((yield client.exchange(proxy, b"2")), b"a:2")  # refreshed: until 5.5
+        clock.advance(2.5)
+        self.assertEqual(len(self.listener.sessions), 1)
+        clock.advance(0.5)
+        self.assertEqual(len(self.listener.sessions), 0)
+        self.assertEqual((backend.closed, backend.socket.fileno()), (True, -1))
+        self.assertEqual((yield client.exchange(proxy, b"3")), b"b:3")
+
+    @defer.inlineCallbacks
+    def test_gracefulStop(self) -> None:
+        """Stopping: the live session still relays, a new client gets nothing, and the stop
+        completes as soon as the last session idles out (Traefik's TestShutdown)."""
+        expected = UDP_VECTORS["graceful shutdown waits for live sessions up to graceTimeout"]
+        clock = Clock()
+        port, _ = self.udp_echo("e", b"e:")
+        # The grace time runs on the reactor (real time) and is long: the session must end it.
+        proxy = self.start(service("e", [port]), udp_route(("e", 1)), clock=clock, grace="60s")
+        old, new = self.udp_client(), self.udp_client()
+        yield old.exchange(proxy, b"before")
+        listener = self.listener
+        assert self.service is not None
+        stopped = self.service.stopService()
+        new.send(proxy, b"let me in")
+        # Both go through the one entrypoint socket in order: once old's reply is back, new's
+        # datagram has been read and refused.
+        reply = yield old.exchange(proxy, b"during")
+        self.assertTrue(expected["expected"]["existing_session_still_echoes_during_shutdown"])
+        self.assertEqual(reply, b"e:during")
+        self.assertTrue(expected["expected"]["new_sessions_refused"])
+        self.assertEqual((len(listener.sessions), new.replies), (1, []))
+        self.assertNoResult(stopped)
+        clock.advance(3.0)
+        yield stopped
+        self.assertEqual((len(listener.sessions), listener.port), (0, None))
+
+    @defer.inlineCallbacks
+    def test_graceOverClosesSessions(self) -> None:
+        """With graceTimeOut 0 a stop closes live sessions and every socket at once."""
+        clock = Clock()
+        port, _ = self.udp_echo("e", b"e:")
+        proxy = self.start(service("e", [port]), udp_route(("e", 1)), clock=clock, timeout="1h")
+        client = self.udp_client()
+        yield client.exchange(proxy, b"hi")
+        listener = self.listener
+        backend = listener.sessions.get(client.address).backend  # type: ignore[union-attr]
+        assert self.service is not None
+        yield self.service.stopService()
+        self.assertEqual((len(listener.sessions), listener.port), (0, None))
+        self.assertEqual((backend.closed, backend.socket.fileno()), (True, -1))
+
+
+class SeedConfigTests(UDPProxyTestCase):
+    """conf/ as shipped: the udp entrypoint splits sessions 1:1 over echo-1 and echo-2."""
+
+    @defer.inlineCallbacks
+    def test_echoSplit(self) -> None:
+        """Four clients are answered by echo-1, echo-2, echo-1, echo-2."""
+        self.use_seed_config()
+        proxy = self.start_proxy().port_of("udp")
+        replies = []
+        for _ in range(4):
+            replies.append((yield self.udp_client().exchange(proxy, b"hello")))
+        self.assertEqual(replies, [b"echo-1 hello", b"echo-2 hello"] * 2)
+
+
+class DNSTests(UDPProxyTestCase):
+    """A real resolver behind the proxy, asked by a real DNS client."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        from tests.dnstools import DIG, DNSMASQ
+
+        if DNSMASQ is None or DIG is None:
+            raise self.skipTest(
+                "needs dnsmasq and dig (apt-get install dnsmasq bind9-dnsutils; .ci/run does)"
+            )
+
+    @defer.inlineCallbacks
+    def test_digThroughProxy(self) -> None:
+        """dig @proxy example.test gets dnsmasq's static answer 10.0.0.1."""
+        from tests.dnstools import dig, start_dnsmasq
+
+        dns_port: Optional[int] = yield start_dnsmasq(self)
+        assert dns_port is not None
+        proxy = self.start(service("resolver", [dns_port]), udp_route(("resolver", 1)))
+        answers = []
+        for _ in range(3):
+            answers.append((yield dig(proxy, "example.test")))
+        self.assertEqual(answers, ["10.0.0.1"] * 3)
+        self.assertEqual((yield dig(proxy, "other.test")), "")  # NXDOMAIN: no address
