@@ -846,6 +846,20 @@ def _row_json(row: Row) -> dict:
     return data
 
 
+def tree_revision() -> str:
+    """The commit tsproxy runs from, and whether its code differs from it (others edit this tree)."""
+    def git(*argv: str) -> str:
+        try:
+            out = subprocess.run(["git", "-C", str(REPO_ROOT), *argv], capture_output=True,
+                                 text=True, timeout=20)
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return out.stdout.strip() if out.returncode == 0 else ""
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "tsproxy", "twisted")
+    return head + (" + uncommitted changes in tsproxy/ or twisted/" if dirty else "")
+
+
 def versions(args: argparse.Namespace, pypy: Optional[str]) -> Dict[str, str]:
     def first_line(argv: List[str]) -> str:
         try:
@@ -863,6 +877,7 @@ def versions(args: argparse.Namespace, pypy: Optional[str]) -> Dict[str, str]:
     }
     probe = "import sys, twisted; print(sys.version.split()[0], 'twisted', twisted.__version__)"
     if not args.skip_tsproxy:
+        found["tsproxy tree"] = tree_revision()
         found["tsproxy CPython"] = first_line([args.tsproxy_python, "-c", probe])
     if pypy:
         found["tsproxy PyPy"] = first_line([pypy, "-c", probe])
