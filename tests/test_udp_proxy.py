@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
+import socket
 from typing import Any, Optional
 
 from twisted.internet import defer, reactor
 from twisted.internet.task import Clock, deferLater
 
 from tests.proxyfixture import ProxyTestCase
-from tests.udpfixture import UDPTestMixin, service, static, udp_route, unused_udp_port
+from tests.udpfixture import UDP_VECTORS, UDPTestMixin, service, static, udp_route, unused_udp_port
+from tsproxy.service import ProxyService, StartupError
 from tsproxy.udp.listener import UDPEntryPoint
-
-with open(os.path.join(os.path.dirname(__file__), "data", "services.json")) as _stream:
-    UDP_VECTORS = {
-        case["description"]: case
-        for group in json.load(_stream)["groups"]
-        if group["id"] == "udp"
-        for case in group["cases"]
-    }
 
 
 class UDPProxyTestCase(ProxyTestCase, UDPTestMixin):
@@ -196,6 +189,27 @@ class ClockTests(UDPProxyTestCase):
         yield self.service.stopService()
         self.assertEqual((len(listener.sessions), listener.port), (0, None))
         self.assertEqual((backend.closed, backend.socket.fileno()), (True, -1))
+
+
+class StartupTests(UDPProxyTestCase):
+    """A UDP address already taken stops the start with a located message."""
+
+    def test_addressInUse(self) -> None:
+        """The error names tsproxy.yaml's line, the entrypoint and the /udp address."""
+        taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        self.write("tsproxy.yaml", static().replace("127.0.0.1:0/udp", "127.0.0.1:%d/udp" % port))
+        service = ProxyService(self.config_dir, reactor)
+        error = self.assertRaises(StartupError, service.startService)
+        self.assertTrue(
+            str(error).startswith(
+                "tsproxy.yaml:2: entrypoint dns: cannot listen on 127.0.0.1:%d/udp: " % port
+            ),
+            str(error),
+        )
+        self.assertEqual(service.udp, {})
 
 
 class SeedConfigTests(UDPProxyTestCase):

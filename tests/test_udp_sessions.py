@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any, Callable, List, Optional, Tuple
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.udpfixture import UDP_VECTORS
 from tsproxy.runtime.udp import UDPServer
 from tsproxy.udp.sessions import Address, SessionTable
-
-with open(os.path.join(os.path.dirname(__file__), "data", "services.json")) as _stream:
-    UDP_VECTORS = {
-        case["description"]: case
-        for group in json.load(_stream)["groups"]
-        if group["id"] == "udp"
-        for case in group["cases"]
-    }
 
 
 class FakeBackend:

@@ -5,13 +5,24 @@ Everything on 127.0.0.1; waits on real sockets are bounded by a timeout, never b
 
 from __future__ import annotations
 
+import json
+import os
 import socket
-from typing import Any, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import DatagramProtocol
 
 from tsproxy.testing import listen_udp_echo
+
+with open(os.path.join(os.path.dirname(__file__), "data", "services.json")) as _stream:
+    # Traefik's UDP test cases (pkg/udp), by description.
+    UDP_VECTORS: Dict[str, Any] = {
+        case["description"]: case
+        for group in json.load(_stream)["groups"]
+        if group["id"] == "udp"
+        for case in group["cases"]
+    }
 
 # Long enough for a loaded CI machine, short enough that a lost datagram fails fast.
 REPLY_TIMEOUT = 5.0

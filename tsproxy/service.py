@@ -38,6 +38,17 @@ class StartupError(Exception):
     """The proxy cannot start (a port cannot be opened); the message says why."""
 
 
+def _cannot_listen(ep: EntryPoint, error: CannotListenError) -> str:
+    """``tsproxy.yaml:4: entrypoint dns: cannot listen on *:53/udp: <why>``."""
+    where = "%s:%d%s" % (ep.host or "*", ep.port, "/udp" if ep.protocol == "udp" else "")
+    return "%s: entrypoint %s: cannot listen on %s: %s" % (
+        ep.location,
+        ep.name,
+        where,
+        error.socketError,
+    )
+
+
 def _tls_client_options(hostname: str) -> Any:
     from twisted.internet.ssl import optionsForClientTLS
 
@@ -221,11 +232,7 @@ class ProxyService(Service):
         try:
             port = self.reactor.listenTCP(ep.port, factory, backlog=1024, interface=ep.host)
         except CannotListenError as e:
-            where = "%s:%d" % (ep.host or "*", ep.port)
-            raise StartupError(
-                "%s: entrypoint %s: cannot listen on %s: %s"
-                % (ep.location, ep.name, where, e.socketError)
-            ) from None
+            raise StartupError(_cannot_listen(ep, e)) from None
         self.ports[ep.name] = port
         self.factories.append(factory)
         log.info("entrypoint {name} listening on {addr}", name=ep.name, addr=port.getHost())
@@ -237,11 +244,7 @@ class ProxyService(Service):
         try:
             listener.listen()
         except CannotListenError as e:
-            where = "%s:%d/udp" % (ep.host or "*", ep.port)
-            raise StartupError(
-                "%s: entrypoint %s: cannot listen on %s: %s"
-                % (ep.location, ep.name, where, e.socketError)
-            ) from None
+            raise StartupError(_cannot_listen(ep, e)) from None
         self.udp[ep.name] = listener
         log.info(
             "entrypoint {name} listening on {addr}", name=ep.name, addr=listener.port.getHost()

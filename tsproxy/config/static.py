@@ -6,7 +6,7 @@ Pure: parses text given to it. Any error here is fatal, since the proxy cannot s
 from __future__ import annotations
 
 import ipaddress
-from typing import Union
+from typing import Sequence, Union
 
 import attrs
 
@@ -97,6 +97,27 @@ class StaticConfig:
             if entrypoint.name == name:
                 return entrypoint
         raise KeyError(name)
+
+    def select(
+        self, names: Sequence[str], protocol: str, wrong: str
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Of ``names`` (every entrypoint when it is empty), those speaking ``protocol``, and a
+        message for each name that is unknown or speaks the other protocol (``wrong``, with
+        ``{name}`` in it)."""
+        if not names:
+            return tuple(e.name for e in self.entrypoints if e.protocol == protocol), ()
+        kept, problems = [], []
+        for name in names:
+            try:
+                entrypoint = self.entrypoint(name)
+            except KeyError:
+                problems.append(f"entrypoint {name} not found")
+                continue
+            if entrypoint.protocol != protocol:
+                problems.append(wrong.format(name=name))
+                continue
+            kept.append(name)
+        return tuple(kept), tuple(problems)
 
 
 def parse_address(text: str) -> tuple[str, int, str]:

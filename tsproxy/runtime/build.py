@@ -214,21 +214,10 @@ class _Builder:
     def entrypoints(self, ingress: IngressRoute) -> Tuple[str, ...]:
         """The entrypoints of an IngressRoute: the listed ones that exist and speak TCP, or
         every TCP entrypoint when none is listed."""
-        if not ingress.entry_points:
-            return tuple(e.name for e in self.static.entrypoints if e.protocol == "tcp")
-        kept = []
-        for name in ingress.entry_points:
-            try:
-                entrypoint = self.static.entrypoint(name)
-            except KeyError:
-                self.errors.append(ingress.meta.location.error(f"entrypoint {name} not found"))
-                continue
-            if entrypoint.protocol != "tcp":
-                message = f"entrypoint {name} is a UDP entrypoint, HTTP routes cannot use it"
-                self.errors.append(ingress.meta.location.error(message))
-                continue
-            kept.append(name)
-        return tuple(kept)
+        wrong = "entrypoint {name} is a UDP entrypoint, HTTP routes cannot use it"
+        kept, problems = self.static.select(ingress.entry_points, "tcp", wrong)
+        self.errors.extend(ingress.meta.location.error(problem) for problem in problems)
+        return kept
 
     def route_service(self, ingress: IngressRoute, route: HTTPRoute, key: str) -> Definition:
         """One Service: its servers under the router key. One TraefikService: that service.

@@ -168,21 +168,10 @@ class _UDPBuilder:
 
     def entrypoints(self, ingress: IngressRouteUDP) -> Tuple[str, ...]:
         """The listed entrypoints that exist and are UDP, or every UDP one if none is listed."""
-        if not ingress.entry_points:
-            return tuple(e.name for e in self.static.entrypoints if e.protocol == "udp")
-        kept = []
-        for name in ingress.entry_points:
-            try:
-                entrypoint = self.static.entrypoint(name)
-            except KeyError:
-                self.errors.append(ingress.meta.location.error(f"entrypoint {name} not found"))
-                continue
-            if entrypoint.protocol != "udp":
-                message = f"entrypoint {name} is not a UDP entrypoint (its address needs /udp)"
-                self.errors.append(ingress.meta.location.error(message))
-                continue
-            kept.append(name)
-        return tuple(kept)
+        wrong = "entrypoint {name} is not a UDP entrypoint (its address needs /udp)"
+        kept, problems = self.static.select(ingress.entry_points, "udp", wrong)
+        self.errors.extend(ingress.meta.location.error(problem) for problem in problems)
+        return kept
 
     def servers(self, ref: ServiceRef) -> Tuple[UDPServer, ...]:
         _, pairs = self.directory.addresses(ref)
