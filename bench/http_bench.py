@@ -59,7 +59,9 @@ class Processes:
     def __init__(self) -> None:
         self.children: List[subprocess.Popen] = []
 
-    def start(self, argv: List[str], log_path: Path, cwd: Optional[Path] = None) -> subprocess.Popen:
+    def start(
+        self, argv: List[str], log_path: Path, cwd: Optional[Path] = None
+    ) -> subprocess.Popen:
         log = open(log_path, "ab")
         try:
             proc = subprocess.Popen(
@@ -254,13 +256,22 @@ class CpuWindow:
         self.end_snap = snapshot()
         end_machine = machine_process_ticks()
         ours = tree(self.snap, os.getpid()) | tree(self.end_snap, os.getpid())
-        our_ticks = cpu_ticks(self.snap, self.end_snap, ours) + reaped_children_ticks() - self.reaped
-        self.foreign_pct = max(0.0, 100.0 * (end_machine - self.machine - our_ticks) / CLK_TCK / self.wall)
+        our_ticks = (
+            cpu_ticks(self.snap, self.end_snap, ours) + reaped_children_ticks() - self.reaped
+        )
+        self.foreign_pct = max(
+            0.0, 100.0 * (end_machine - self.machine - our_ticks) / CLK_TCK / self.wall
+        )
         self.core_idle_pct, self.core_steal_pct = core_idle_steal(self.core, core_times(PROXY_CORE))
 
     def cpu_pct(self, root: int) -> float:
         """CPU % of root's process tree over the window (100 = one core)."""
-        return 100.0 * cpu_ticks(self.snap, self.end_snap, tree(self.end_snap, root)) / CLK_TCK / self.wall
+        return (
+            100.0
+            * cpu_ticks(self.snap, self.end_snap, tree(self.end_snap, root))
+            / CLK_TCK
+            / self.wall
+        )
 
 
 def wait_quiet(max_wait: float, threshold: float = 10.0) -> float:
@@ -359,8 +370,21 @@ def run_wrk(
     measured_pid: Optional[int],
 ) -> WrkResult:
     """wrk on core 1, bounded by -d and by `timeout`; samples /proc around it."""
-    argv = ["taskset", "-c", LOAD_CORE, "timeout", "-k", "5", str(duration + 15),
-            "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s"]
+    argv = [
+        "taskset",
+        "-c",
+        LOAD_CORE,
+        "timeout",
+        "-k",
+        "5",
+        str(duration + 15),
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--timeout",
+        "5s",
+    ]
     if latency:
         argv.append("--latency")
     if host:
@@ -381,8 +405,18 @@ def run_wrk(
     if measured_pid is not None:
         cpu = window.cpu_pct(measured_pid)
         rss = rss_mb(tree(window.end_snap, measured_pid))
-    return WrkResult(rps, p50, p99, errors, window.wall, cpu, rss, window.foreign_pct,
-                     window.core_idle_pct, window.core_steal_pct)
+    return WrkResult(
+        rps,
+        p50,
+        p99,
+        errors,
+        window.wall,
+        cpu,
+        rss,
+        window.foreign_pct,
+        window.core_idle_pct,
+        window.core_steal_pct,
+    )
 
 
 # ---------------------------------------------------------------- configurations
@@ -555,7 +589,7 @@ class Row:
     attempts: int = 0
     ratio_haproxy: Optional[float] = None
     ratio_haproxy_per_core: Optional[float] = None
-    rounds: List["Row"] = field(default_factory=list)  # summary rows only: the rounds' rows
+    rounds: List[Row] = field(default_factory=list)  # summary rows only: the rounds' rows
     extra: Dict[str, str] = field(default_factory=dict)
 
 
@@ -589,8 +623,20 @@ class Bench:
         prefix = self.run_dir / "nginx-backend"
         prefix.mkdir()
         (prefix / "nginx.conf").write_text(nginx_backend_conf(self.v1_port, self.v2_port))
-        argv = ["taskset", "-c", LOAD_CORE, "nginx", "-p", f"{prefix}/", "-c", "nginx.conf",
-                "-e", "stderr", "-g", "daemon off; worker_processes 1;"]
+        argv = [
+            "taskset",
+            "-c",
+            LOAD_CORE,
+            "nginx",
+            "-p",
+            f"{prefix}/",
+            "-c",
+            "nginx.conf",
+            "-e",
+            "stderr",
+            "-g",
+            "daemon off; worker_processes 1;",
+        ]
         self.backend = self.procs.start(argv, prefix / "out.log")
         for port in (self.v1_port, self.v2_port):
             try:
@@ -604,12 +650,26 @@ class Bench:
         a = self.args
         ports = free_ports(4)
         rows = [
-            Target("backend direct (nginx+wrk share core 1) = ceiling", "direct", self.v1_port, None, a.warmup),
+            Target(
+                "backend direct (nginx+wrk share core 1) = ceiling",
+                "direct",
+                self.v1_port,
+                None,
+                a.warmup,
+            ),
             Target("haproxy, nbthread 1", "haproxy", ports[0], HOST_HEADER, a.warmup),
-            Target("nginx proxy, 1 worker, upstream keepalive 64", "nginx", ports[1], HOST_HEADER, a.warmup),
+            Target(
+                "nginx proxy, 1 worker, upstream keepalive 64",
+                "nginx",
+                ports[1],
+                HOST_HEADER,
+                a.warmup,
+            ),
         ]
         if not a.skip_tsproxy:
-            rows.append(self._tsproxy_target("tsproxy, CPython", a.tsproxy_python, ports[2], a.warmup))
+            rows.append(
+                self._tsproxy_target("tsproxy, CPython", a.tsproxy_python, ports[2], a.warmup)
+            )
         pypy = self.pypy_python()
         if pypy:
             rows.append(self._tsproxy_target("tsproxy, PyPy", pypy, ports[3], a.pypy_warmup))
@@ -635,11 +695,35 @@ class Bench:
         prefix = self.run_dir / f"{target.kind}-{target.port}"
         prefix.mkdir(exist_ok=True)
         if target.kind == "haproxy":
-            (prefix / "haproxy.cfg").write_text(haproxy_conf(target.port, self.v1_port, self.v2_port))
-            return ["taskset", "-c", PROXY_CORE, "haproxy", "-db", "-f", str(prefix / "haproxy.cfg")]
-        (prefix / "nginx.conf").write_text(nginx_proxy_conf(target.port, self.v1_port, self.v2_port))
-        return ["taskset", "-c", PROXY_CORE, "nginx", "-p", f"{prefix}/", "-c", "nginx.conf",
-                "-e", "stderr", "-g", "daemon off; worker_processes 1;"]
+            (prefix / "haproxy.cfg").write_text(
+                haproxy_conf(target.port, self.v1_port, self.v2_port)
+            )
+            return [
+                "taskset",
+                "-c",
+                PROXY_CORE,
+                "haproxy",
+                "-db",
+                "-f",
+                str(prefix / "haproxy.cfg"),
+            ]
+        (prefix / "nginx.conf").write_text(
+            nginx_proxy_conf(target.port, self.v1_port, self.v2_port)
+        )
+        return [
+            "taskset",
+            "-c",
+            PROXY_CORE,
+            "nginx",
+            "-p",
+            f"{prefix}/",
+            "-c",
+            "nginx.conf",
+            "-e",
+            "stderr",
+            "-g",
+            "daemon off; worker_processes 1;",
+        ]
 
     # -- one row
 
@@ -663,11 +747,20 @@ class Bench:
             v1, v2, other = check_split(target.port, target.host)
             row.split = f"{v1}:{v2}" + (f" (+{other} bad)" if other else "")
             if target.kind != "direct" and not (abs(v1 - 10) <= 2 and v1 + v2 == SPLIT_REQUESTS):
-                raise RuntimeError(f"split is {row.split} of {SPLIT_REQUESTS}, expected about 10:20")
+                raise RuntimeError(
+                    f"split is {row.split} of {SPLIT_REQUESTS}, expected about 10:20"
+                )
             self._measure(target, row, measured_pid)
-        except (RuntimeError, OSError, http.client.HTTPException, subprocess.SubprocessError) as exc:
+        except (
+            RuntimeError,
+            OSError,
+            http.client.HTTPException,
+            subprocess.SubprocessError,
+        ) as exc:
             row.status = "broken"
-            row.reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, RuntimeError) else str(exc)
+            row.reason = (
+                f"{type(exc).__name__}: {exc}" if not isinstance(exc, RuntimeError) else str(exc)
+            )
             if proc is not None and log_path.exists():
                 row.reason += "\n" + _tail(log_path)
         finally:
@@ -680,8 +773,11 @@ class Bench:
             return
         foreign = wait_quiet(self.args.quiet_wait, FOREIGN_CPU_RETRY_PCT)
         if foreign >= FOREIGN_CPU_RETRY_PCT:
-            print(f"   machine still busy after {self.args.quiet_wait:.0f}s (other processes at "
-                  f"{foreign:.0f} % CPU); measuring anyway", flush=True)
+            print(
+                f"   machine still busy after {self.args.quiet_wait:.0f}s (other processes at "
+                f"{foreign:.0f} % CPU); measuring anyway",
+                flush=True,
+            )
 
     def _measure(self, target: Target, row: Row, measured_pid: int) -> None:
         a = self.args
@@ -689,40 +785,70 @@ class Bench:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             self._wait_quiet(target)
             if attempt == 1 and target.warmup > 0:
-                run_wrk(self.procs, self.run_dir, target.port, target.host, target.warmup,
-                        a.connections, False, None)
-            result = run_wrk(self.procs, self.run_dir, target.port, target.host, a.duration,
-                             a.connections, True, measured_pid)
+                run_wrk(
+                    self.procs,
+                    self.run_dir,
+                    target.port,
+                    target.host,
+                    target.warmup,
+                    a.connections,
+                    False,
+                    None,
+                )
+            result = run_wrk(
+                self.procs,
+                self.run_dir,
+                target.port,
+                target.host,
+                a.duration,
+                a.connections,
+                True,
+                measured_pid,
+            )
             row.attempts = attempt
             if best is None or result.foreign_cpu_pct < best.foreign_cpu_pct:
                 best = result
             if result.foreign_cpu_pct <= FOREIGN_CPU_RETRY_PCT:
                 break
             then = "retrying" if attempt < MAX_ATTEMPTS else "keeping the quietest attempt"
-            print(f"   other processes used {result.foreign_cpu_pct:.0f} % CPU during attempt "
-                  f"{attempt}/{MAX_ATTEMPTS} ({result.requests_per_s:,.0f} req/s); {then}", flush=True)
+            print(
+                f"   other processes used {result.foreign_cpu_pct:.0f} % CPU during attempt "
+                f"{attempt}/{MAX_ATTEMPTS} ({result.requests_per_s:,.0f} req/s); {then}",
+                flush=True,
+            )
         assert best is not None
         row.requests_per_s = best.requests_per_s
         row.p50_ms, row.p99_ms = best.p50_ms, best.p99_ms
         row.cpu_pct, row.rss_mb = best.proxy_cpu_pct, best.proxy_rss_mb
         row.foreign_cpu_pct = best.foreign_cpu_pct
-        row.core0_idle_pct, row.core0_steal_pct = best.proxy_core_idle_pct, best.proxy_core_steal_pct
+        row.core0_idle_pct, row.core0_steal_pct = (
+            best.proxy_core_idle_pct,
+            best.proxy_core_steal_pct,
+        )
         row.wrk_errors = best.errors
 
 
 def check_tsproxy_installed(python: str) -> None:
     """Fail early, with the fix, when the interpreter has no tsproxy twistd plugin."""
     try:
-        out = subprocess.run([python, "-m", "twisted", "tsproxy", "--help"], capture_output=True,
-                             text=True, timeout=60, cwd=REPO_ROOT)
+        out = subprocess.run(
+            [python, "-m", "twisted", "tsproxy", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO_ROOT,
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         raise RuntimeError(f"cannot run {python}: {exc}") from None
     if out.returncode != 0 or "Unknown command" in out.stdout + out.stderr:
         lines = (out.stdout + out.stderr).strip().splitlines()
-        shown = [line for line in lines if "Error" in line or "Unknown command" in line][-1:] or lines[-1:]
-        raise RuntimeError(f"`cd {REPO_ROOT} && {python} -m twisted tsproxy --help` fails "
-                           f"(is the venv set up with `pip install {REPO_ROOT}`?): "
-                           + " ".join(shown))
+        shown = [line for line in lines if "Error" in line or "Unknown command" in line][
+            -1:
+        ] or lines[-1:]
+        raise RuntimeError(
+            f"`cd {REPO_ROOT} && {python} -m twisted tsproxy --help` fails "
+            f"(is the venv set up with `pip install {REPO_ROOT}`?): " + " ".join(shown)
+        )
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -782,13 +908,23 @@ def summarize(rounds: List[List[Row]]) -> List[Row]:
             row.status, row.reason, row.split = "broken", runs[-1].reason, runs[-1].split
         else:
             row.split = ok[0].split
-            for name in ("requests_per_s", "p50_ms", "p99_ms", "cpu_pct", "rss_mb",
-                         "foreign_cpu_pct", "core0_idle_pct", "core0_steal_pct",
-                         "ratio_haproxy", "ratio_haproxy_per_core"):
+            for name in (
+                "requests_per_s",
+                "p50_ms",
+                "p99_ms",
+                "cpu_pct",
+                "rss_mb",
+                "foreign_cpu_pct",
+                "core0_idle_pct",
+                "core0_steal_pct",
+                "ratio_haproxy",
+                "ratio_haproxy_per_core",
+            ):
                 setattr(row, name, _median([getattr(r, name) for r in ok]))
             row.attempts = sum(r.attempts for r in ok)
-            row.wrk_errors = "; ".join(f"round {n + 1}: {r.wrk_errors}"
-                                       for n, r in enumerate(runs) if r.wrk_errors)
+            row.wrk_errors = "; ".join(
+                f"round {n + 1}: {r.wrk_errors}" for n, r in enumerate(runs) if r.wrk_errors
+            )
             broken = [n + 1 for n, r in enumerate(runs) if r.status != "ok"]
             if broken:
                 row.reason = f"broken in round(s) {broken}: {runs[broken[0] - 1].reason}"
@@ -797,8 +933,19 @@ def summarize(rounds: List[List[Row]]) -> List[Row]:
 
 
 def print_table(rows: List[Row]) -> None:
-    header = ["setup", "req/s", "p50 ms", "p99 ms", "proxy CPU %", "RSS MB", "÷HAProxy",
-              "req/s per proxy core", "core 0 idle %", "v1:v2 of 30", "foreign CPU %"]
+    header = [
+        "setup",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "proxy CPU %",
+        "RSS MB",
+        "÷HAProxy",
+        "req/s per proxy core",
+        "core 0 idle %",
+        "v1:v2 of 30",
+        "foreign CPU %",
+    ]
     with_rounds = any(r.rounds for r in rows)
     if with_rounds:
         header.append("req/s by round")
@@ -808,19 +955,33 @@ def print_table(rows: List[Row]) -> None:
             cells = [r.setup, r.status.upper(), "", "", "", "", "", "", "", r.split, ""]
         else:
             cells = [
-                r.setup, _fmt(r.requests_per_s, ",.0f"), _fmt(r.p50_ms, ".3g"), _fmt(r.p99_ms, ".3g"),
-                _fmt(r.cpu_pct, ".0f"), _fmt(r.rss_mb, ".1f"), _fmt(r.ratio_haproxy, ".2f"),
-                _fmt(per_core(r), ",.0f"), _fmt(r.core0_idle_pct, ".1f"),
-                r.split, _fmt(r.foreign_cpu_pct, ".1f"),
+                r.setup,
+                _fmt(r.requests_per_s, ",.0f"),
+                _fmt(r.p50_ms, ".3g"),
+                _fmt(r.p99_ms, ".3g"),
+                _fmt(r.cpu_pct, ".0f"),
+                _fmt(r.rss_mb, ".1f"),
+                _fmt(r.ratio_haproxy, ".2f"),
+                _fmt(per_core(r), ",.0f"),
+                _fmt(r.core0_idle_pct, ".1f"),
+                r.split,
+                _fmt(r.foreign_cpu_pct, ".1f"),
             ]
         if with_rounds:
             cells.append(" / ".join(_fmt(x.requests_per_s, ",.0f") or "-" for x in r.rounds))
         body.append(cells)
     widths = [max(len(str(line[i])) for line in [header] + body) for i in range(len(header))]
+
     def line(cells: List[str]) -> str:
-        return "| " + " | ".join(
-            str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        ) + " |"
+        return (
+            "| "
+            + " | ".join(
+                str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                for i, (c, w) in enumerate(zip(cells, widths))
+            )
+            + " |"
+        )
+
     print(line(header))
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for cells in body:
@@ -831,12 +992,16 @@ def print_table(rows: List[Row]) -> None:
         if r.wrk_errors:
             print(f"\n{r.setup}: wrk reported {r.wrk_errors}")
     if with_rounds:
-        print("\nEach number is the median over the rounds; ÷HAProxy is the median of the"
-              " per-round ratios.")
-    print("\n'backend direct' CPU is the backend's; its row is the ceiling of core 1 (wrk + backend),"
-          " which no proxied row can pass: a peer close to it is held back by core 1, so compare"
-          " 'req/s per proxy core' too. Proxy CPU % leaves out the kernel's softirq time;"
-          " core 0 idle near 0 means the proxy's core was saturated.")
+        print(
+            "\nEach number is the median over the rounds; ÷HAProxy is the median of the"
+            " per-round ratios."
+        )
+    print(
+        "\n'backend direct' CPU is the backend's; its row is the ceiling of core 1 (wrk + backend),"
+        " which no proxied row can pass: a peer close to it is held back by core 1, so compare"
+        " 'req/s per proxy core' too. Proxy CPU % leaves out the kernel's softirq time;"
+        " core 0 idle near 0 means the proxy's core was saturated."
+    )
 
 
 def _row_json(row: Row) -> dict:
@@ -847,14 +1012,17 @@ def _row_json(row: Row) -> dict:
 
 
 def tree_revision() -> str:
-    """The commit tsproxy runs from, and whether its code differs from it (others edit this tree)."""
+    """The commit tsproxy runs from, and whether its code differs from it (others edit the tree)."""
+
     def git(*argv: str) -> str:
         try:
-            out = subprocess.run(["git", "-C", str(REPO_ROOT), *argv], capture_output=True,
-                                 text=True, timeout=20)
+            out = subprocess.run(
+                ["git", "-C", str(REPO_ROOT), *argv], capture_output=True, text=True, timeout=20
+            )
         except (OSError, subprocess.SubprocessError):
             return ""
         return out.stdout.strip() if out.returncode == 0 else ""
+
     head = git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = git("status", "--porcelain", "--", "tsproxy", "twisted")
     return head + (" + uncommitted changes in tsproxy/ or twisted/" if dirty else "")
@@ -868,6 +1036,7 @@ def versions(args: argparse.Namespace, pypy: Optional[str]) -> Dict[str, str]:
             return f"unavailable ({exc})"
         text = (out.stdout + out.stderr).strip()
         return text.splitlines()[0] if text else f"rc {out.returncode}"
+
     found = {
         "nginx": first_line(["nginx", "-v"]),
         "haproxy": first_line(["haproxy", "-v"]),
@@ -889,23 +1058,37 @@ def versions(args: argparse.Namespace, pypy: Optional[str]) -> Dict[str, str]:
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--tsproxy-python", default=str(REPO_ROOT / ".venv" / "bin" / "python"),
-                   help="interpreter with tsproxy installed (default: %(default)s)")
-    p.add_argument("--pypy-python", default=None,
-                   help="PyPy interpreter with tsproxy installed, for a second tsproxy row "
-                        "(default: bench/.venv-pypy/bin/python if it exists)")
+    p.add_argument(
+        "--tsproxy-python",
+        default=str(REPO_ROOT / ".venv" / "bin" / "python"),
+        help="interpreter with tsproxy installed (default: %(default)s)",
+    )
+    p.add_argument(
+        "--pypy-python",
+        default=None,
+        help="PyPy interpreter with tsproxy installed, for a second tsproxy row "
+        "(default: bench/.venv-pypy/bin/python if it exists)",
+    )
     p.add_argument("--skip-pypy", action="store_true", help="no PyPy row")
     p.add_argument("--skip-tsproxy", action="store_true", help="peers only (validate the harness)")
     p.add_argument("--duration", type=int, default=10, help="measured seconds per row (max 10)")
     p.add_argument("--connections", type=int, default=50, help="wrk -c (default 50)")
     p.add_argument("--warmup", type=int, default=5, help="discarded warm-up seconds (default 5)")
     p.add_argument("--pypy-warmup", type=int, default=10, help="warm-up for PyPy, JIT (default 10)")
-    p.add_argument("--rounds", type=int, default=1,
-                   help="run every row this many times, interleaved, and report medians "
-                        "(default 1; 3 gives steadier ratios on a shared machine)")
-    p.add_argument("--quiet-wait", type=float, default=30.0,
-                   help="before each measurement, wait up to this many seconds for other processes "
-                        "to use < 10 %% CPU (default 30; 0 = don't wait)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every row this many times, interleaved, and report medians "
+        "(default 1; 3 gives steadier ratios on a shared machine)",
+    )
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=30.0,
+        help="before each measurement, wait up to this many seconds for other processes "
+        "to use < 10 %% CPU (default 30; 0 = don't wait)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also save the results to this file")
     p.add_argument("--keep", action="store_true", help="keep the temporary run directory")
     args = p.parse_args(argv)
@@ -921,16 +1104,22 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    missing = [tool for tool in ("nginx", "haproxy", "wrk", "taskset", "timeout") if not shutil.which(tool)]
+    missing = [
+        tool for tool in ("nginx", "haproxy", "wrk", "taskset", "timeout") if not shutil.which(tool)
+    ]
     if missing:
-        print(f"missing: {', '.join(missing)}; install with:\n  apt-get install -y "
-              "--no-install-recommends nginx haproxy wrk", file=sys.stderr)
+        print(
+            f"missing: {', '.join(missing)}; install with:\n  apt-get install -y "
+            "--no-install-recommends nginx haproxy wrk",
+            file=sys.stderr,
+        )
         return 2
     if (os.cpu_count() or 1) < 2:
         print("needs 2 cores (proxy on core 0, wrk and backend on core 1)", file=sys.stderr)
         return 2
 
-    # A shell that starts us in the background leaves SIGINT ignored; Ctrl-C/kill -INT must still clean up.
+    # A shell that starts us in the background leaves SIGINT ignored: Ctrl-C and kill -INT
+    # must still clean up.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_on_signal)
     signal.signal(signal.SIGHUP, _raise_on_signal)
@@ -941,13 +1130,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         bench = Bench(args, run_dir, procs)
         pypy = bench.pypy_python()
         info = versions(args, pypy)
-        print(f"run dir {run_dir}; backend ports {bench.v1_port}/{bench.v2_port}; "
-              f"wrk -t1 -c{args.connections} -d{args.duration}s after {args.warmup}s warm-up "
-              f"({args.pypy_warmup}s for PyPy)")
+        print(
+            f"run dir {run_dir}; backend ports {bench.v1_port}/{bench.v2_port}; "
+            f"wrk -t1 -c{args.connections} -d{args.duration}s after {args.warmup}s warm-up "
+            f"({args.pypy_warmup}s for PyPy)"
+        )
         for key, value in info.items():
             print(f"  {key}: {value}")
         if not args.skip_pypy and not args.skip_tsproxy and not pypy:
-            print("  PyPy row skipped: no bench/.venv-pypy (see bench/README.md) and no --pypy-python")
+            print(
+                "  PyPy row skipped: no bench/.venv-pypy (see bench/README.md) and no --pypy-python"
+            )
         bench.start_backend()
         targets = bench.targets()
         rounds = []
@@ -959,8 +1152,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"-- {target.setup} ...", flush=True)
                 row = bench.run_target(target)
                 if row.status == "ok":
-                    print(f"   {row.requests_per_s:,.0f} req/s, p99 {_fmt(row.p99_ms, '.3g')} ms, "
-                          f"split {row.split}", flush=True)
+                    print(
+                        f"   {row.requests_per_s:,.0f} req/s, p99 {_fmt(row.p99_ms, '.3g')} ms, "
+                        f"split {row.split}",
+                        flush=True,
+                    )
                 else:
                     print(f"   {row.status}: {row.reason.splitlines()[0]}", flush=True)
                 round_rows.append(row)
@@ -973,7 +1169,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         for r in rows:
             if r.setup.startswith("tsproxy") and r.ratio_haproxy_per_core is not None:
                 impl = r.setup.split(", ", 1)[1]
-                print(f"tsproxy/haproxy ratio per proxy core ({impl}): {r.ratio_haproxy_per_core:.2f}")
+                print(
+                    f"tsproxy/haproxy ratio per proxy core ({impl}): {r.ratio_haproxy_per_core:.2f}"
+                )
         for r in rows:
             if r.setup.startswith("tsproxy"):
                 impl = r.setup.split(", ", 1)[1]
@@ -981,15 +1179,26 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"tsproxy/haproxy ratio ({impl}): {value}")
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps({
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-                "elapsed_s": round(time.time() - started, 1),
-                "settings": {"duration": args.duration, "connections": args.connections,
-                             "warmup": args.warmup, "pypy_warmup": args.pypy_warmup,
-                             "rounds": args.rounds, "quiet_wait": args.quiet_wait},
-                "versions": info,
-                "rows": [_row_json(r) for r in rows],
-            }, indent=2) + "\n")
+            args.json.write_text(
+                json.dumps(
+                    {
+                        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+                        "elapsed_s": round(time.time() - started, 1),
+                        "settings": {
+                            "duration": args.duration,
+                            "connections": args.connections,
+                            "warmup": args.warmup,
+                            "pypy_warmup": args.pypy_warmup,
+                            "rounds": args.rounds,
+                            "quiet_wait": args.quiet_wait,
+                        },
+                        "versions": info,
+                        "rows": [_row_json(r) for r in rows],
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
             print(f"saved {args.json}")
         return 0 if all(r.status == "ok" and not r.reason for r in rows) else 1
     except KeyboardInterrupt:
