@@ -96,7 +96,8 @@ def _split_lines(head: bytes) -> List[bytes]:
     return [line[:-1] if line.endswith(b"\r") else line for line in lines]
 
 
-def _parse_fields(lines: Sequence[bytes], error_status: int) -> Headers:
+def _parse_fields_slowly(lines: Sequence[bytes], error_status: int) -> Headers:
+    """Line by line, to say what is wrong with a header section the fast path refused."""
     headers: Headers = []
     for line in lines:
         if not line:
@@ -114,19 +115,45 @@ def _parse_fields(lines: Sequence[bytes], error_status: int) -> Headers:
     return headers
 
 
-def _comma_tokens(headers: Headers, lname: bytes) -> List[bytes]:
-    out: List[bytes] = []
+# One pass over a whole header section: token names, visible/obs-text values, CRLF or LF.
+_FIELDS_OK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r?\n)*")
+_FIELD = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([\t\x20-\x7e\x80-\xff]*?)[ \t]*\r?\n")
+#: Headers that decide framing and connection handling, gathered in the same pass.
+_SPECIAL = frozenset(
+    [b"connection", b"transfer-encoding", b"content-length", b"host", b"upgrade", b"expect"]
+)
+
+
+def _parse_fields(block: bytes, error_status: int) -> Tuple[Headers, dict]:
+    """The header section after the start line: (headers, {special name: [values]})."""
+    if block:
+        block += b"\n"
+        if _FIELDS_OK.fullmatch(block) is None:
+            _parse_fields_slowly(_split_lines(block), error_status)
+            raise HTTPError(error_status, "malformed header section")
+        headers: Headers = _FIELD.findall(block)
+    else:
+        headers = []
+    special: dict = {}
     for name, value in headers:
-        if name.lower() == lname:
-            out.extend(t.strip().lower() for t in value.split(b",") if t.strip())
+        lname = name.lower()
+        if lname in _SPECIAL:
+            if lname in special:
+                special[lname].append(value)
+            else:
+                special[lname] = [value]
+    return headers, special
+
+
+def _comma_tokens(special: dict, lname: bytes) -> List[bytes]:
+    out: List[bytes] = []
+    for value in special.get(lname, ()):
+        out.extend(t.strip().lower() for t in value.split(b",") if t.strip())
     return out
 
 
-def _content_length(headers: Headers, error_status: int) -> Optional[int]:
-    values: List[bytes] = []
-    for name, value in headers:
-        if name.lower() == b"content-length":
-            values.extend(v.strip() for v in value.split(b","))
+def _content_length(special: dict, error_status: int) -> Optional[int]:
+    values = [v.strip() for value in special.get(b"content-length", ()) for v in value.split(b",")]
     if not values:
         return None
     if any(not _DIGITS.match(v) for v in values) or len(set(values)) != 1:
@@ -136,15 +163,23 @@ def _content_length(headers: Headers, error_status: int) -> Optional[int]:
     return int(values[0])
 
 
+def _start_line(head: bytes) -> Tuple[bytes, bytes]:
+    """(start line, header section) of a head, skipping empty lines before it."""
+    while head.startswith(b"\r\n") or head.startswith(b"\n"):
+        head = head[2:] if head.startswith(b"\r\n") else head[1:]
+    line, sep, block = head.partition(b"\n")
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    return line, block
+
+
 def parse_request_head(head: bytes) -> RequestHead:
     """Parse a request head (without its final blank line); raise HTTPError on bad input."""
-    lines = _split_lines(head)
     # RFC 9112 §2.2: ignore at least one empty line before the request line.
-    while lines and not lines[0]:
-        lines.pop(0)
-    if not lines:
+    line, block = _start_line(head)
+    if not line:
         raise HTTPError(400, "empty request")
-    parts = lines[0].split(b" ")
+    parts = line.split(b" ")
     if len(parts) != 3:
         raise HTTPError(400, "malformed request line")
     method, target, version = parts
@@ -156,21 +191,21 @@ def parse_request_head(head: bytes) -> RequestHead:
         if version.startswith(b"HTTP/") and re.match(rb"^HTTP/[0-9]\.[0-9]$", version):
             raise HTTPError(505, "HTTP version not supported")
         raise HTTPError(400, "malformed HTTP version")
-    headers = _parse_fields(lines[1:], 400)
+    headers, special = _parse_fields(block, 400)
     req = RequestHead(method, target, version, headers)
-    tokens = tuple(_comma_tokens(headers, b"connection"))
+    tokens = tuple(_comma_tokens(special, b"connection"))
     req.connection_tokens = tokens
     if version == b"HTTP/1.1":
         req.keep_alive = b"close" not in tokens
     else:
         req.keep_alive = b"keep-alive" in tokens and b"close" not in tokens
-    hosts = [v for n, v in headers if n.lower() == b"host"]
+    hosts = special.get(b"host", ())
     if len(hosts) > 1:
         raise HTTPError(400, "too many Host headers")
     if version == b"HTTP/1.1" and not hosts:
         raise HTTPError(400, "missing required Host header")
-    te = _comma_tokens(headers, b"transfer-encoding")
-    length = _content_length(headers, 400)
+    te = _comma_tokens(special, b"transfer-encoding")
+    length = _content_length(special, 400)
     if te:
         if te != [b"chunked"]:
             raise HTTPError(501, "Unsupported transfer encoding")
@@ -184,10 +219,10 @@ def parse_request_head(head: bytes) -> RequestHead:
         req.framing = "length"
         req.content_length = length
     if b"upgrade" in tokens:
-        ups = [v for n, v in headers if n.lower() == b"upgrade"]
+        ups = special.get(b"upgrade", ())
         if ups and version == b"HTTP/1.1":
             req.upgrade = b", ".join(ups)
-    expects = [v.lower() for n, v in headers if n.lower() == b"expect"]
+    expects = [v.lower() for v in special.get(b"expect", ())]
     if expects:
         if expects != [b"100-continue"]:
             raise HTTPError(417, "Expectation Failed")
@@ -197,16 +232,17 @@ def parse_request_head(head: bytes) -> RequestHead:
 
 def parse_response_head(head: bytes, request_method: bytes) -> ResponseHead:
     """Parse a response head; raise HTTPError(502) when the backend spoke nonsense."""
-    lines = _split_lines(head)
-    match = _STATUS_LINE.match(lines[0]) if lines else None
+    line, block = _start_line(head)
+    match = _STATUS_LINE.match(line)
     if match is None:
         raise HTTPError(502, "malformed status line")
     minor = int(match.group(1))
     status = int(match.group(2))
     if status < 100:
         raise HTTPError(502, "invalid status code")
-    resp = ResponseHead(minor, status, match.group(3) or b"", _parse_fields(lines[1:], 502))
-    tokens = tuple(_comma_tokens(resp.headers, b"connection"))
+    headers, special = _parse_fields(block, 502)
+    resp = ResponseHead(minor, status, match.group(3) or b"", headers)
+    tokens = tuple(_comma_tokens(special, b"connection"))
     resp.connection_tokens = tokens
     if minor == 1:
         resp.keep_alive = b"close" not in tokens
@@ -215,7 +251,7 @@ def parse_response_head(head: bytes, request_method: bytes) -> ResponseHead:
     if request_method == b"HEAD" or status < 200 or status in (204, 304):
         resp.framing = "none"
         return resp
-    te = _comma_tokens(resp.headers, b"transfer-encoding")
+    te = _comma_tokens(special, b"transfer-encoding")
     if te:
         # RFC 9112 §6.3: Transfer-Encoding overrides Content-Length; a coding we cannot
         # decode means the body runs to the end of the connection.
@@ -223,7 +259,7 @@ def parse_response_head(head: bytes, request_method: bytes) -> ResponseHead:
         if resp.framing == "close":
             resp.keep_alive = False
         return resp
-    length = _content_length(resp.headers, 502)
+    length = _content_length(special, 502)
     if length is not None:
         resp.framing = "length" if length else "none"
         resp.content_length = length
