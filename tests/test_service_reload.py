@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from typing import Any, Callable, Dict, List, Tuple
 
 import treq
@@ -12,7 +13,9 @@ from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
 from twisted.logger import formatEvent, globalLogPublisher
 
+import tsproxy.service
 from tests.proxyfixture import CONF, ENDPOINTS, ProxyTestCase
+from tsproxy.config.load import load_directory
 
 WRR = "traefikservice-wrr.kubesre.lc"
 COPY = "traefikservice-copy.kubesre.lc"
@@ -259,6 +262,43 @@ class StateTests(ReloadTestCase):
         self.assertIsNot(service.table.services["default-app-wrr"], nodes["default-app-wrr"])
         fresh = yield self.bodies(WRR, 3)
         self.assertEqual(fresh, ["Hello app-v1", "Hello app-v1", "Hello app-v2"])
+
+    @defer.inlineCallbacks
+    def test_reloadSoonCoalesces(self) -> None:
+        """The watcher's reload parses off the reactor thread; reloads asked for while one
+        runs make one more run (forced if any of them was), not one each."""
+        self.write("wrr.yaml", wrr_yaml(1, 2))
+        service = self.start_proxy()
+        loads: List[str] = []
+        applied: List[bool] = []
+        finished: List[defer.Deferred[None]] = []
+
+        def load(path: str) -> Any:
+            loads.append(threading.current_thread().name)
+            return load_directory(path)
+
+        original_apply, original_done = service._apply, service._reload_done
+
+        def apply(loaded: Any, force: bool) -> bool:
+            applied.append(force)
+            return original_apply(loaded, force)
+
+        def done(ignored: object) -> None:
+            original_done(ignored)
+            if not service._reloading:
+                finished.pop().callback(None)
+
+        self.patch(tsproxy.service, "load_directory", load)
+        self.patch(service, "_apply", apply)
+        self.patch(service, "_reload_done", done)
+        finished.append(defer.Deferred())
+        service.reload_soon()
+        service.reload_soon(force=True)
+        service.reload_soon()
+        yield finished[0]
+        self.assertEqual(applied, [False, True])
+        self.assertNotIn(threading.current_thread().name, loads)
+        self.assertEqual(len(loads), 2)
 
 
 SERVICE_ONLY = """\

@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterable, List, Optional, Set
 
 import attrs
 from twisted.application.service import Service
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
@@ -91,6 +91,9 @@ class ProxyService(Service):
         self._drains: List[Drain] = []
         self._stop_requested = False
         self._cut = False
+        self._reloading = False
+        self._again = False
+        self._again_forced = False
 
     def current_table(self) -> Any:
         return self.table
@@ -121,9 +124,34 @@ class ProxyService(Service):
         not rebuilt unless ``force`` (SIGHUP). Balancer state of unchanged services carries
         over; of the static configuration only new entrypoints and the log level apply live.
         """
+        return self._apply(load_directory(self.config_dir), force)
+
+    def reload_soon(self, force: bool = False) -> None:
+        """Reload with the files read and parsed in a worker thread, as the watcher and SIGHUP
+        do: parsing thousands of documents takes a second that requests should not wait for.
+        The table is built and swapped in the reactor thread, which owns the balancer state.
+        A reload asked for while one runs makes one more run after it."""
+        if self._reloading:
+            self._again = True
+            self._again_forced = self._again_forced or force
+            return
+        self._reloading = True
+        pool = self.reactor.getThreadPool()
+        d = threads.deferToThreadPool(self.reactor, pool, load_directory, self.config_dir)
+        d.addCallback(self._apply, force)
+        d.addErrback(lambda failure: log.failure("reload failed", failure))
+        d.addBoth(self._reload_done)
+
+    def _reload_done(self, ignored: object) -> None:
+        self._reloading = False
+        if self._again:
+            force, self._again, self._again_forced = self._again_forced, False, False
+            self.reload_soon(force)
+
+    def _apply(self, loaded: LoadedConfig, force: bool) -> bool:
+        """Judge ``loaded`` and swap its table in if it is clean (in the reactor thread)."""
         if self.table is None or not self.running:
             return False
-        loaded = load_directory(self.config_dir)
         if loaded == self.applied and not force:
             if self._refused:
                 log.info("configuration files are back to the configuration in force")
@@ -201,7 +229,9 @@ class ProxyService(Service):
         if self.handle_signals:
             self.reactor.callWhenRunning(self._install_signal_handlers)
         if self.watch:
-            self.watcher = watch_directory(self.reactor, self.clock, self.config_dir, self.reload)
+            self.watcher = watch_directory(
+                self.reactor, self.clock, self.config_dir, self.reload_soon
+            )
             self.watcher.start()
         Service.startService(self)
 
@@ -288,10 +318,7 @@ class ProxyService(Service):
 
     def _reload_on_signal(self) -> None:
         log.info("SIGHUP: reloading the configuration")
-        try:
-            self.reload(force=True)
-        except Exception:
-            log.failure("reload failed")
+        self.reload_soon(force=True)
 
     def _cut_drains(self) -> None:
         self._cut = True
