@@ -10,7 +10,6 @@ import socket
 from typing import Any, Callable, Optional, Tuple
 
 from twisted.internet import defer
-from twisted.internet.error import MessageLengthError
 from twisted.internet.interfaces import IReadDescriptor
 from twisted.internet.protocol import DatagramProtocol
 from zope.interface import implementer
@@ -143,7 +142,7 @@ class UDPEntryPoint(DatagramProtocol):
         )
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
-        self.sessions.from_client((addr[0], addr[1]), data)
+        self.sessions.from_client(addr, data)
 
     def _open_backend(self, client: Address) -> Optional[Tuple[UDPServer, BackendSocket]]:
         name = self.entrypoint.name
@@ -174,8 +173,10 @@ class UDPEntryPoint(DatagramProtocol):
         if self.port is None:
             return
         try:
-            self.port.write(data, client)
-        except (OSError, MessageLengthError) as exc:
+            # The port's own write() checks the address is an IP literal, on every datagram;
+            # this one came from recvfrom.
+            self.port.socket.sendto(data, client)
+        except OSError as exc:
             log.debug("UDP reply to {client} dropped ({e})", client=client, e=exc)
 
     def stop(self, grace: float, clock: Any = None) -> defer.Deferred[None]:
