@@ -7,37 +7,28 @@ from typing import List
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests import test_runtime_build
 from tsproxy.config.load import load_files
 from tsproxy.config.static import EntryPoint
 from tsproxy.rules.parse import parse
 from tsproxy.runtime.audit import port_conflicts, review, rule_shape
 
-# Two TCP entrypoints (web, admin), one Service with one endpoint.
-STATIC = 'entryPoints:\n  web:\n    address: ":8000"\n  admin:\n    address: ":8080"\n'
-BACKEND = """\
-apiVersion: v1
-kind: Service
-metadata: {name: app}
-spec: {ports: [{port: 80}]}
----
-apiVersion: v1
-kind: Endpoints
-metadata: {name: app}
-subsets: [{addresses: [{ip: 127.0.0.1}], ports: [{port: 9001}]}]
-"""
+# Entrypoints web and admin (TCP) and dns (UDP); Services app-v1 and app-v2 with endpoints.
+STATIC = test_runtime_build.STATIC
+BACKENDS = test_runtime_build.BACKENDS
 
 
 def ingress(name: str, match: str, extra: str = "", route_extra: str = "") -> str:
-    """An IngressRoute with one route to the app Service (6 lines before the route)."""
+    """An IngressRoute with one route to the app-v1 Service."""
     return (
         "---\napiVersion: traefik.io/v1alpha1\nkind: IngressRoute\n"
         f"metadata: {{name: {name}}}\nspec:\n{extra}  routes:\n"
-        f"    - match: {match}\n{route_extra}      services: [{{name: app, port: 80}}]\n"
+        f"    - match: {match}\n{route_extra}      services: [{{name: app-v1, port: 80}}]\n"
     )
 
 
 def warnings_of(text: str) -> List[str]:
-    loaded = load_files(STATIC, [("backend.yaml", BACKEND), ("routes.yaml", text)])
+    loaded = load_files(STATIC, [("backends.yaml", BACKENDS), ("routes.yaml", text)])
     result = review(loaded)
     assert result.errors == (), result.errors
     return [str(w) for w in result.warnings]
@@ -182,17 +173,17 @@ class ReviewTests(SynchronousTestCase):
         """Loader errors, build errors and notices all appear; the good route is in the table."""
         text = (
             ingress("good", "Host(`a`)")
-            + ingress("bad", "Host(`b`)").replace("name: app,", "name: nope,")
+            + ingress("bad", "Host(`b`)").replace("name: app-v1,", "name: nope,")
             + "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n"
-            + "---\napiVersion: v1\nkind: Service\nmetadata: {name: app}\nspec: {ports: [{port: 81}]}\n"
+            + "---\napiVersion: v1\nkind: Service\nmetadata: {name: app-v1}\nspec: {ports: [{port: 81}]}\n"
         )
-        loaded = load_files(STATIC, [("backend.yaml", BACKEND), ("routes.yaml", text)])
+        loaded = load_files(STATIC, [("backends.yaml", BACKENDS), ("routes.yaml", text)])
         result = review(loaded)
         self.assertEqual(
             [str(e) for e in result.errors],
             [
-                "routes.yaml:22: Service default/app: defined twice, this one is ignored"
-                " (first at backend.yaml:1)",
+                "routes.yaml:22: Service default/app-v1: defined twice, this one is ignored"
+                " (first at backends.yaml:1)",
                 "routes.yaml:16: IngressRoute default/bad: service default/nope not found",
             ],
         )
@@ -204,7 +195,7 @@ class ReviewTests(SynchronousTestCase):
 
     def test_noStatic(self) -> None:
         """Without tsproxy.yaml there is no table and the loader's error says why."""
-        result = review(load_files(None, [("backend.yaml", BACKEND)]))
+        result = review(load_files(None, [("backends.yaml", BACKENDS)]))
         self.assertIsNone(result.table)
         self.assertEqual(
             [str(e) for e in result.errors],

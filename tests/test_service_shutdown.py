@@ -3,9 +3,7 @@ timeout cuts what is left; and the installed twistd on SIGHUP and SIGTERM."""
 
 from __future__ import annotations
 
-import os
 import signal
-import sys
 from typing import Any, List
 
 import treq
@@ -18,7 +16,7 @@ from twisted.web import server
 from twisted.web.resource import Resource
 
 from tests.proxyfixture import ENDPOINTS, SERVICE, ProxyTestCase, free_port
-from tests.test_tap import _Collect
+from tests.test_tap import _Collect, spawn_proxy
 
 ROUTE = """\
 apiVersion: traefik.io/v1alpha1
@@ -140,38 +138,15 @@ class TwistdSignalTests(ShutdownTestCase):
     def test_hangupThenTerminate(self) -> None:
         """SIGHUP reloads; SIGTERM during a slow request: new connections are refused, the
         request completes, the process exits 0."""
-        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
-        if not os.path.exists(twistd):
-            self.skipTest("twistd is not installed next to " + sys.executable)
         port = free_port()
         app = self.held_backend('entryPoints:\n  web:\n    address: "127.0.0.1:%d"\n' % (port,))
-        proc = _Collect()
-        workdir = self.mktemp()
-        os.makedirs(workdir)
-        transport = reactor.spawnProcess(
-            proc,
-            twistd,
-            [twistd, "-n", "--pidfile=", "tsproxy", "-c", os.path.abspath(self.config_dir)],
-            env=dict(os.environ),
-            path=workdir,
-        )
-        self.addCleanup(lambda: transport.pid and transport.signalProcess("KILL"))
         # Answering means the reactor runs, so the signal handlers are in place.
-        for _ in range(300):  # bounded: ~15 s for the interpreter to start
-            try:
-                response = yield treq.get(
-                    "http://127.0.0.1:%d/" % (port,),
-                    headers={"Host": ["nothing.test"]},
-                    agent=self.agent,
-                )
-                yield treq.content(response)
-                break
-            except ConnectionRefusedError:
-                if proc.ended.called:
-                    self.fail(b"".join(proc.output).decode(errors="replace"))
-                yield deferLater(reactor, 0.05, lambda: None)
-        else:
-            self.fail("twistd never answered:\n" + b"".join(proc.output).decode(errors="replace"))
+        transport, proc, response, _ = yield spawn_proxy(
+            self,
+            ["twistd", "-n", "--pidfile=", "tsproxy"],
+            "http://127.0.0.1:%d/" % (port,),
+            "nothing.test",
+        )
         self.assertEqual(response.code, 404)
 
         transport.signalProcess(signal.SIGHUP)

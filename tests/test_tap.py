@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 from io import BytesIO
-from typing import Any, List
+from typing import Any, List, Sequence
 
 import treq
 from twisted.internet import defer, reactor
@@ -46,6 +46,39 @@ def peak_rss_kib(pid: int) -> int:
     raise AssertionError("no VmHWM for %d" % pid)
 
 
+@defer.inlineCallbacks
+def spawn_proxy(test: ProxyTestCase, argv: Sequence[str], url: str, host: str) -> Any:
+    """Run the installed `argv -c <test's config dir>` (twistd or twist) and wait, bounded
+    (~15 s), until `url` answers a request for `host`; returns (transport, protocol,
+    response, body)."""
+    program = os.path.join(os.path.dirname(sys.executable), argv[0])
+    if not os.path.exists(program):
+        test.skipTest(argv[0] + " is not installed next to " + sys.executable)
+    proc = _Collect()
+    workdir = test.mktemp()
+    os.makedirs(workdir)
+    transport = reactor.spawnProcess(
+        proc,
+        program,
+        [program] + list(argv[1:]) + ["-c", os.path.abspath(test.config_dir)],
+        env=dict(os.environ),
+        path=workdir,
+    )
+    test.addCleanup(lambda: transport.pid and transport.signalProcess("KILL"))
+    for _ in range(300):  # up to ~15 s for the interpreter to start
+        try:
+            response = yield treq.get(url, headers={"Host": [host]}, agent=test.agent)
+            body = yield treq.content(response)
+            break
+        except Exception:
+            if proc.ended.called:
+                test.fail(b"".join(proc.output).decode(errors="replace"))
+            yield deferLater(reactor, 0.05, lambda: None)
+    else:
+        test.fail("no answer:\n" + b"".join(proc.output).decode(errors="replace"))
+    return transport, proc, response, body
+
+
 class TwistdTests(ProxyTestCase):
     """`twistd -n --pidfile= tsproxy -c DIR` from the installed package."""
 
@@ -54,38 +87,14 @@ class TwistdTests(ProxyTestCase):
     @defer.inlineCallbacks
     def start(self, *argv: str) -> Any:
         """Run `argv` on a seed configuration; returns (url, transport, protocol, first body)."""
-        program = os.path.join(os.path.dirname(sys.executable), argv[0])
-        if not os.path.exists(program):
-            self.skipTest(argv[0] + " is not installed next to " + sys.executable)
         self.use_seed_config()
         port = free_port()
         with open(os.path.join(self.config_dir, "tsproxy.yaml"), "w") as f:
             f.write('entryPoints:\n  web:\n    address: "127.0.0.1:%d"\n' % port)
-        proc = _Collect()
-        workdir = self.mktemp()
-        os.makedirs(workdir)
-        transport = reactor.spawnProcess(
-            proc,
-            program,
-            [program] + list(argv[1:]) + ["-c", os.path.abspath(self.config_dir)],
-            env=dict(os.environ),
-            path=workdir,
-        )
-        self.addCleanup(lambda: transport.pid and transport.signalProcess("KILL"))
         url = "http://127.0.0.1:%d" % port
-        for _ in range(300):  # up to ~15 s for the interpreter to start
-            try:
-                response = yield treq.get(
-                    url, headers={"Host": ["traefikservice-wrr.kubesre.lc"]}, agent=self.agent
-                )
-                body = yield treq.content(response)
-                break
-            except Exception:
-                if proc.ended.called:
-                    self.fail(b"".join(proc.output).decode(errors="replace"))
-                yield deferLater(reactor, 0.05, lambda: None)
-        else:
-            self.fail("no answer:\n" + b"".join(proc.output).decode(errors="replace"))
+        transport, proc, _, body = yield spawn_proxy(
+            self, argv, url, "traefikservice-wrr.kubesre.lc"
+        )
         return url, transport, proc, body
 
     @defer.inlineCallbacks
