@@ -11,11 +11,12 @@ from __future__ import annotations
 import sys
 from typing import Any, List, Tuple
 
-from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+from twisted.logger import globalLogBeginner, textFileLogObserver
 
+from tsproxy.logs import get_logger
 from tsproxy.testing import listen_app, listen_udp_echo
 
-log = Logger()
+log = get_logger(__name__)
 
 
 def _log_request(name: str, record: Any) -> None:

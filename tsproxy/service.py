@@ -17,7 +17,6 @@ import attrs
 from twisted.application.service import Service
 from twisted.internet import defer, threads
 from twisted.internet.error import CannotListenError
-from twisted.logger import Logger
 
 from tsproxy.config.load import LoadedConfig, load_directory
 from tsproxy.config.static import EntryPoint
@@ -25,13 +24,13 @@ from tsproxy.drain import Drain
 from tsproxy.http.backend import BackendPool
 from tsproxy.http.mirror import MirrorSender
 from tsproxy.http.server import HTTPEntryPointFactory
-from tsproxy.logs import apply_log_level
+from tsproxy.logs import apply_log_level, get_logger
 from tsproxy.runtime.audit import Review, review
 from tsproxy.runtime.reload import static_change
 from tsproxy.udp.listener import UDPEntryPoint
 from tsproxy.watch import ConfigWatcher, watch_directory
 
-log = Logger()
+log = get_logger(__name__)
 
 
 class StartupError(Exception):

@@ -11,12 +11,13 @@ from typing import Any, Callable, List, Optional
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import DatagramProtocol
-from twisted.logger import Logger
 from twisted.web import server
 from twisted.web.resource import Resource
 from zope.interface import implementer
 
-log = Logger()
+from tsproxy.logs import get_logger
+
+log = get_logger(__name__)
 
 
 class AppResource(Resource):
