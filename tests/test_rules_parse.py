@@ -137,7 +137,9 @@ class ErrorTests(SynchronousTestCase):
 
 NAMES = st.sampled_from(["Host", "PathPrefix", "m", "HOST"])
 # Go string literals hold Unicode scalar values only: a lone surrogate cannot be written in one.
-VALUES = st.text(st.characters(blacklist_characters="`\r", blacklist_categories=("Cs",)), max_size=6)
+VALUES = st.text(
+    st.characters(blacklist_characters="`\r", blacklist_categories=("Cs",)), max_size=6
+)
 
 
 @st.composite

@@ -11,11 +11,13 @@ from typing import Any, Dict
 
 from twisted.logger import (
     FilteringLogObserver,
+    ILogObserver,
     Logger,
     LogLevel,
     LogLevelFilterPredicate,
     globalLogPublisher,
 )
+from zope.interface import implementer
 
 LEVELS: Dict[str, Any] = {
     "TRACE": LogLevel.debug,
@@ -31,6 +33,7 @@ LEVELS: Dict[str, Any] = {
 _predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
 
 
+@implementer(ILogObserver)
 def _to_global(event: Dict[str, Any]) -> None:
     # Looked up per event: whatever observers the runner installed get it.
     globalLogPublisher(event)

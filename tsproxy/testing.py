@@ -158,7 +158,7 @@ class UDPEcho(DatagramProtocol):
         self.peers.append(addr)
         if self.on_datagram is not None:
             self.on_datagram(self.name, addr, data)
-        self.transport.write(self.prefix + data, addr)
+        self.transport.write(self.prefix + data, addr)  # type: ignore[union-attr]
 
 
 def listen_udp_echo(
