@@ -34,8 +34,10 @@ from pathlib import Path
 from typing import List, Optional
 
 from http_bench import (
+    FOREIGN_CPU_RETRY_PCT,
     LOAD_CORE,
     LOOPBACK,
+    MAX_ATTEMPTS,
     PROXY_CORE,
     REPO_ROOT,
     CpuWindow,
@@ -105,6 +107,8 @@ class Row:
     lost: str = ""
     cpu_pct: Optional[float] = None
     rss: Optional[float] = None
+    foreign_pct: Optional[float] = None
+    core_idle_pct: Optional[float] = None
     status: str = "ok"
     reason: str = ""
 
@@ -247,12 +251,22 @@ class Bench:
                 wait_answering(proc, port, 30)
             if warmup:
                 run_dnsperf(port, warmup, self.args, self.queries)
-            window = CpuWindow()
-            row.qps, row.lost = run_dnsperf(port, self.args.duration, self.args, self.queries)
-            window.close()
-            if proc is not None:
-                row.cpu_pct = window.cpu_pct(proc.pid)
-                row.rss = rss_mb(tree(window.end_snap, proc.pid))
+            # Other sessions share the machine: measure again while they disturb the window,
+            # and keep the quietest attempt.
+            for attempt in range(MAX_ATTEMPTS):
+                window = CpuWindow()
+                qps, lost = run_dnsperf(port, self.args.duration, self.args, self.queries)
+                window.close()
+                if row.foreign_pct is None or window.foreign_pct < row.foreign_pct:
+                    row.qps, row.lost, row.foreign_pct = qps, lost, window.foreign_pct
+                    row.core_idle_pct = window.core_idle_pct
+                    if proc is not None:
+                        row.cpu_pct = window.cpu_pct(proc.pid)
+                        row.rss = rss_mb(tree(window.end_snap, proc.pid))
+                if window.foreign_pct < FOREIGN_CPU_RETRY_PCT:
+                    break
+                print(f"   attempt {attempt + 1}: foreign CPU {window.foreign_pct:.0f}%, again")
+                wait_quiet(self.args.quiet_wait)
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
             row.status, row.reason = "BROKEN", str(exc)
         finally:
@@ -271,9 +285,9 @@ def _fmt(value: Optional[float], spec: str) -> str:
 def print_table(rows: List[Row]) -> None:
     nginx = next((r for r in rows if r.setup.startswith("nginx") and r.qps), None)
     columns = ["setup", "q/s", "lost", "proxy CPU %", "q/s per proxy core", "÷nginx"]
-    columns += ["÷nginx per core", "RSS MB"]
+    columns += ["÷nginx per core", "RSS MB", "core 0 idle %", "foreign CPU %"]
     print("| " + " | ".join(columns) + " |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---" * len(columns) + "|")
     for r in rows:
         ratio = per_core = None
         if nginx is not None and r.qps is not None:
@@ -281,12 +295,13 @@ def print_table(rows: List[Row]) -> None:
             if r.per_core is not None and nginx.per_core:
                 per_core = r.per_core / nginx.per_core
         if r.status != "ok":
-            print(f"| {r.setup} | {r.status}: {r.reason.splitlines()[0][:80]} | | | | | | |")
+            print(f"| {r.setup} | {r.status}: {r.reason.splitlines()[0][:80]} |" + " |" * 8)
             continue
         print(
             f"| {r.setup} | {r.qps:,.0f} | {r.lost} | {_fmt(r.cpu_pct, '.0f')} | "
             f"{_fmt(r.per_core, ',.0f')} | {_fmt(ratio, '.2f')} | {_fmt(per_core, '.2f')} | "
-            f"{_fmt(r.rss, '.0f')} |"
+            f"{_fmt(r.rss, '.0f')} | {_fmt(r.core_idle_pct, '.0f')} | "
+            f"{_fmt(r.foreign_pct, '.0f')} |"
         )
 
 
