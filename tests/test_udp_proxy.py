@@ -212,6 +212,40 @@ class StartupTests(UDPProxyTestCase):
         self.assertEqual(service.udp, {})
 
 
+class ReloadTests(UDPProxyTestCase):
+    """A reload changes where new sessions go; live sessions keep their server."""
+
+    @defer.inlineCallbacks
+    def test_liveSessionKeepsServer(self) -> None:
+        """After the route moves to another Service, the old client still reaches the old
+        server and a new client reaches the new one."""
+        port_a, _ = self.udp_echo("a", b"a:")
+        port_b, _ = self.udp_echo("b", b"b:")
+        proxy = self.start(service("a", [port_a]), service("b", [port_b]), udp_route(("a", 1)))
+        old = self.udp_client()
+        self.assertEqual((yield old.exchange(proxy, b"1")), b"a:1")
+        docs = [service("a", [port_a]), service("b", [port_b]), udp_route(("b", 1))]
+        self.write("udp.yaml", "---\n".join(docs))
+        assert self.service is not None
+        self.assertTrue(self.service.reload())
+        self.assertEqual((yield old.exchange(proxy, b"2")), b"a:2")
+        self.assertEqual((yield self.udp_client().exchange(proxy, b"3")), b"b:3")
+
+    @defer.inlineCallbacks
+    def test_addedEntrypoint(self) -> None:
+        """A UDP entrypoint added to tsproxy.yaml opens on reload and serves its route."""
+        port, _ = self.udp_echo("e", b"e:")
+        self.start(service("e", [port]), udp_route(("e", 1)))
+        more = '  more:\n    address: "127.0.0.1:0/udp"\n    transport: {lifeCycle: {graceTimeOut: 0s}}\n'
+        self.write("tsproxy.yaml", static().replace("log:\n", more + "log:\n"))
+        route = udp_route(("e", 1)).replace("metadata: {name: dns}", "metadata: {name: more}")
+        self.write("more.yaml", route.replace("entryPoints: [dns]", "entryPoints: [more]"))
+        assert self.service is not None
+        self.assertTrue(self.service.reload())
+        port_more = self.service.port_of("more")
+        self.assertEqual((yield self.udp_client().exchange(port_more, b"hi")), b"e:hi")
+
+
 class SeedConfigTests(UDPProxyTestCase):
     """conf/ as shipped: the udp entrypoint splits sessions 1:1 over echo-1 and echo-2."""
 
