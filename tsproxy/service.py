@@ -22,8 +22,8 @@ from tsproxy.config.load import LoadedConfig, load_directory
 from tsproxy.config.static import EntryPoint
 from tsproxy.drain import Drain
 from tsproxy.http.backend import BackendPool
+from tsproxy.http.entrypoint import HTTPEntryPointFactory
 from tsproxy.http.mirror import MirrorSender
-from tsproxy.http.server import HTTPEntryPointFactory
 from tsproxy.logs import apply_log_level, get_logger
 from tsproxy.runtime.audit import Review, review
 from tsproxy.runtime.reload import static_change

@@ -34,6 +34,12 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 
+def cancel_call(call: Any) -> None:
+    """Cancel a DelayedCall if there is one and it is still pending."""
+    if call is not None and call.active():
+        call.cancel()
+
+
 class ReadGate:
     """Pauses a transport's reading while any reason to pause holds.
 
@@ -175,10 +181,8 @@ class BackendConnection(Relaying):
             self.timer = self.pool.clock.callLater(seconds, self._timed_out)
 
     def _cancel_timer(self) -> None:
-        if self.timer is not None:
-            if self.timer.active():
-                self.timer.cancel()
-            self.timer = None
+        cancel_call(self.timer)
+        self.timer = None
 
     def _timed_out(self) -> None:
         self.timer = None

@@ -7,21 +7,18 @@ Requests on a connection are served one at a time, so pipelined answers keep the
 
 from __future__ import annotations
 
-import ipaddress
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional
 
 from twisted.internet.interfaces import IHalfCloseableProtocol
-from twisted.internet.protocol import ServerFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from tsproxy.drain import Connections
 from tsproxy.http.backend import (
     BackendConnection,
     BackendListener,
-    BackendPool,
     PendingConnect,
     Relaying,
+    cancel_call,
 )
 from tsproxy.http.headers import (
     client_response_head,
@@ -50,10 +47,8 @@ from tsproxy.rules import HTTPRequestInfo
 from tsproxy.runtime.services import resolve
 
 if TYPE_CHECKING:
-    from tsproxy.config.static import EntryPoint
-    from tsproxy.http.mirror import MirrorSender
+    from tsproxy.http.entrypoint import HTTPEntryPointFactory
     from tsproxy.runtime.services import Pick, Server
-    from tsproxy.runtime.table import RoutingTable
 
 log = get_logger(__name__)
 
@@ -61,57 +56,6 @@ log = get_logger(__name__)
 PIPELINE_LIMIT = 64 * 1024
 
 IDLE, ACTIVE, TUNNEL, CLOSED = "idle", "active", "tunnel", "closed"
-
-
-class TrustedPeers:
-    """Which peers may set X-Forwarded-* themselves (entrypoint forwardedHeaders)."""
-
-    def __init__(self, trusted: Sequence[str], insecure: bool) -> None:
-        self.insecure = insecure
-        self.networks = [ipaddress.ip_network(t, strict=False) for t in trusted]
-
-    def __call__(self, ip: str) -> bool:
-        if self.insecure:
-            return True
-        if not self.networks:
-            return False
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        return any(addr in net for net in self.networks)
-
-
-class HTTPEntryPointFactory(ServerFactory):
-    """Builds the connections of one HTTP entrypoint."""
-
-    noisy = False
-
-    def __init__(
-        self,
-        entrypoint: EntryPoint,
-        get_table: Callable[[], RoutingTable],
-        pool: BackendPool,
-        clock: Any,
-        hostname: bytes,
-        mirrors: Optional[MirrorSender] = None,
-        tls: bool = False,
-    ) -> None:
-        self.entrypoint = entrypoint
-        self.name = entrypoint.name
-        self.get_table = get_table
-        self.pool = pool
-        self.clock = clock
-        self.hostname = hostname
-        self.mirrors = mirrors
-        self.tls = tls
-        self.trusted = TrustedPeers(entrypoint.trusted_ips, entrypoint.insecure_forwarded)
-        self.connections = Connections()
-
-    def buildProtocol(self, addr: Any) -> HTTPServerConnection:  # type: ignore[override]
-        conn = HTTPServerConnection()
-        conn.factory = self
-        return conn
 
 
 @implementer(IHalfCloseableProtocol)
@@ -194,10 +138,8 @@ class HTTPServerConnection(Relaying, BackendListener):
             self.timer = self.factory.clock.callLater(seconds, self._timed_out)
 
     def _cancel_timer(self) -> None:
-        if self.timer is not None:
-            if self.timer.active():
-                self.timer.cancel()
-            self.timer = None
+        cancel_call(self.timer)
+        self.timer = None
 
     def _timed_out(self) -> None:
         self.timer = None

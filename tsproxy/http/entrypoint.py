@@ -1,0 +1,72 @@
+"""An HTTP entrypoint's factory: what every connection of the entrypoint shares.
+
+The routing-table getter, the backend pool, the clock, the mirror sender and which peers are
+trusted with X-Forwarded-*; the per-connection protocol is in tsproxy.http.server.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+
+from twisted.internet.protocol import ServerFactory
+
+from tsproxy.drain import Connections
+from tsproxy.http.server import HTTPServerConnection
+
+if TYPE_CHECKING:
+    from tsproxy.config.static import EntryPoint
+    from tsproxy.http.backend import BackendPool
+    from tsproxy.http.mirror import MirrorSender
+    from tsproxy.runtime.table import RoutingTable
+
+
+class TrustedPeers:
+    """Which peers may set X-Forwarded-* themselves (entrypoint forwardedHeaders)."""
+
+    def __init__(self, trusted: Sequence[str], insecure: bool) -> None:
+        self.insecure = insecure
+        self.networks = [ipaddress.ip_network(t, strict=False) for t in trusted]
+
+    def __call__(self, ip: str) -> bool:
+        if self.insecure:
+            return True
+        if not self.networks:
+            return False
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr in net for net in self.networks)
+
+
+class HTTPEntryPointFactory(ServerFactory):
+    """Builds the connections of one HTTP entrypoint."""
+
+    noisy = False
+
+    def __init__(
+        self,
+        entrypoint: EntryPoint,
+        get_table: Callable[[], RoutingTable],
+        pool: BackendPool,
+        clock: Any,
+        hostname: bytes,
+        mirrors: Optional[MirrorSender] = None,
+        tls: bool = False,
+    ) -> None:
+        self.entrypoint = entrypoint
+        self.name = entrypoint.name
+        self.get_table = get_table
+        self.pool = pool
+        self.clock = clock
+        self.hostname = hostname
+        self.mirrors = mirrors
+        self.tls = tls
+        self.trusted = TrustedPeers(entrypoint.trusted_ips, entrypoint.insecure_forwarded)
+        self.connections = Connections()
+
+    def buildProtocol(self, addr: Any) -> HTTPServerConnection:  # type: ignore[override]
+        conn = HTTPServerConnection()
+        conn.factory = self
+        return conn
