@@ -114,12 +114,13 @@ def _raise_on_signal(signum: int, _frame: object) -> None:
 # ---------------------------------------------------------------- ports and HTTP checks
 
 
-def free_ports(count: int) -> List[int]:
-    """Ports that were free on 127.0.0.1 a moment ago (all held at once, so distinct)."""
+def free_ports(count: int, kind: int = socket.SOCK_STREAM) -> List[int]:
+    """Ports (TCP, or UDP with ``kind=socket.SOCK_DGRAM``) free on 127.0.0.1 a moment ago,
+    all held at once, so distinct."""
     socks = []
     try:
         for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s = socket.socket(socket.AF_INET, kind)
             s.bind((LOOPBACK, 0))
             socks.append(s)
         return [s.getsockname()[1] for s in socks]

@@ -42,7 +42,9 @@ from http_bench import (
     REPO_ROOT,
     CpuWindow,
     Processes,
+    _raise_on_signal,
     check_tsproxy_installed,
+    free_ports,
     rss_mb,
     tree,
     wait_quiet,
@@ -53,20 +55,6 @@ NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 INSTALL = (
     "apt-get install -y --no-install-recommends dnsperf dnsmasq-base nginx libnginx-mod-stream"
 )
-
-
-def free_udp_ports(count: int) -> List[int]:
-    """UDP ports free on 127.0.0.1 a moment ago (all held at once, so distinct)."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.bind((LOOPBACK, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def dns_query(name: str, ident: int) -> bytes:
@@ -156,7 +144,7 @@ class Bench:
         self.args = args
         self.run_dir = run_dir
         self.procs = procs
-        self.dns_port, self.nginx_port, self.tsproxy_port = free_udp_ports(3)
+        self.dns_port, self.nginx_port, self.tsproxy_port = free_ports(3, socket.SOCK_DGRAM)
         self.queries = run_dir / "queries.txt"
         self.queries.write_text(f"{RECORD[0]} A\n")
 
@@ -326,10 +314,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if not 1 <= args.duration <= 30:
         parser.error("--duration must be 1..30 seconds")
     return args
-
-
-def _raise_on_signal(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
