@@ -25,7 +25,7 @@ from tsproxy.config.resources import (
 )
 from tsproxy.config.static import StaticConfig
 from tsproxy.rules import HTTPRule, RuleError, compile_http_rule
-from tsproxy.runtime.endpoints import BuildError, ServiceDirectory
+from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
 from tsproxy.runtime.services import (
     Definition,
     LoadBalancerDef,
@@ -256,11 +256,9 @@ class _Builder:
         self, ingress: IngressRoute, route: HTTPRoute, entrypoints: Tuple[str, ...]
     ) -> Optional[_Route]:
         source = ingress.meta.location.at(route.line)
-        if not entrypoints:
-            self.errors.append(source.error(f"{route.path}: no usable entrypoint, route dropped"))
-            return None
-        if not route.services:
-            self.errors.append(source.error(f"{route.path}.services: no service, route dropped"))
+        problem = unroutable(route.path, entrypoints, route.services)
+        if problem is not None:
+            self.errors.append(source.error(problem))
             return None
         syntax = route.syntax or "v3"
         try:

@@ -19,9 +19,24 @@ from tsproxy.config.resources import (
 )
 from tsproxy.runtime.services import Server, TransportSettings
 
-__all__ = ["BuildError", "ServiceDirectory", "get_service_port", "parse_service_protocol"]
+__all__ = [
+    "BuildError",
+    "ServiceDirectory",
+    "get_service_port",
+    "parse_service_protocol",
+    "unroutable",
+]
 
 PortRef = Union[int, str]
+
+
+def unroutable(path: str, entrypoints: Sequence[str], services: Sequence[object]) -> Optional[str]:
+    """Why a route (HTTP or UDP) cannot be built before its services are looked at, if so."""
+    if not entrypoints:
+        return f"{path}: no usable entrypoint, route dropped"
+    if not services:
+        return f"{path}.services: no service, route dropped"
+    return None
 
 
 class BuildError(Exception):

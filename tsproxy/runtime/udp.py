@@ -16,7 +16,7 @@ from tsproxy.balance.wrr import EarliestDeadlineFirst, RoundRobin
 from tsproxy.config.errors import ConfigError, Location
 from tsproxy.config.resources import IngressRouteUDP, ServiceRef, UDPRoute
 from tsproxy.config.static import StaticConfig
-from tsproxy.runtime.endpoints import BuildError, ServiceDirectory
+from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
 
 __all__ = [
     "UDPDefinition",
@@ -189,11 +189,9 @@ class _UDPBuilder:
         self, ingress: IngressRouteUDP, index: int, route: UDPRoute, entrypoints: Tuple[str, ...]
     ) -> Optional[_Candidate]:
         source = ingress.meta.location.at(route.line)
-        if not entrypoints:
-            self.errors.append(source.error(f"{route.path}: no usable entrypoint, route dropped"))
-            return None
-        if not route.services:
-            self.errors.append(source.error(f"{route.path}.services: no service, route dropped"))
+        problem = unroutable(route.path, entrypoints, route.services)
+        if problem is not None:
+            self.errors.append(source.error(problem))
             return None
         # Traefik's UDP keys are not normalized: "default-test.route-0".
         key = f"{ingress.meta.namespace}-{ingress.meta.name}-{index}"
