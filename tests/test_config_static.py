@@ -6,7 +6,17 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tsproxy.config.errors import Location
 from tsproxy.config.schema import parse_duration
-from tsproxy.config.static import EntryPoint, StaticConfig, parse_address, parse_static
+from tsproxy.config.static import (
+    AccessLogConfig,
+    AccessLogFields,
+    APIConfig,
+    EntryPoint,
+    PingConfig,
+    PrometheusConfig,
+    StaticConfig,
+    parse_address,
+    parse_static,
+)
 
 ADDRESSES = [
     (":8000", ("", 8000, "tcp")),
@@ -165,14 +175,12 @@ class StaticConfigTests(SynchronousTestCase):
                         location=Location("tsproxy.yaml", 19, "entrypoint dns"),
                     ),
                 ),
+                api=APIConfig(),
             ),
         )
         self.assertEqual(
             notices,
-            (
-                "tsproxy.yaml:26: api: not supported yet, ignored",
-                "tsproxy.yaml:28: metrics: not supported yet, ignored",
-            ),
+            ("tsproxy.yaml:26: api.insecure: false: the API is served only with insecure: true",),
         )
 
     def test_defaults(self) -> None:
@@ -292,3 +300,97 @@ class StaticConfigTests(SynchronousTestCase):
         self.assertEqual(errors, ())
         assert config is not None
         self.assertEqual([e.name for e in config.entrypoints], ["a", "b", "c", "d"])
+
+
+_WEB = 'entryPoints:\n  web:\n    address: "127.0.0.1:8000"\n'
+
+
+class ObservabilitySectionTests(SynchronousTestCase):
+    """api, ping, metrics.prometheus and accessLog, with Traefik's defaults."""
+
+    def parse(self, text: str) -> StaticConfig:
+        config, errors, _ = parse_static(_WEB + text)
+        self.assertEqual(errors, ())
+        assert config is not None
+        return config
+
+    def test_sections(self) -> None:
+        """Each section as written, or its defaults when written empty."""
+        cases = [
+            ("api:\n  insecure: true\n", "api", APIConfig(insecure=True)),
+            (
+                "api:\n  insecure: true\n  dashboard: false\n",
+                "api",
+                APIConfig(insecure=True, dashboard=False),
+            ),
+            ("ping: {}\n", "ping", PingConfig()),
+            ("ping:\n", "ping", PingConfig()),
+            ("ping:\n  entryPoint: web\n", "ping", PingConfig(entrypoint="web")),
+            ("metrics:\n  prometheus: {}\n", "prometheus", PrometheusConfig()),
+            (
+                "metrics:\n  prometheus:\n    buckets: [0.5, 1]\n    addRoutersLabels: true\n",
+                "prometheus",
+                PrometheusConfig(buckets=(0.5, 1.0), add_routers_labels=True),
+            ),
+            ("metrics: {}\n", "prometheus", None),
+            ("accessLog: {}\n", "access_log", AccessLogConfig()),
+            (
+                "accessLog:\n  filePath: /tmp/a.log\n  format: json\n  bufferingSize: 100\n"
+                "  fields:\n    defaultMode: drop\n    names: {RouterName: keep}\n"
+                "    headers:\n      names: {User-Agent: redact}\n",
+                "access_log",
+                AccessLogConfig(
+                    "/tmp/a.log",
+                    "json",
+                    100,
+                    AccessLogFields(
+                        "drop", (("RouterName", "keep"),), "drop", (("User-Agent", "redact"),)
+                    ),
+                ),
+            ),
+        ]
+        for text, attr, expected in cases:
+            with self.subTest(text=text):
+                self.assertEqual(getattr(self.parse(text), attr), expected)
+
+    def test_traefik_entrypoint_added(self) -> None:
+        """Serving something on ``traefik`` without defining it adds it on :8080."""
+        config = self.parse("ping: {}\n")
+        self.assertEqual(
+            [(e.name, e.host, e.port) for e in config.entrypoints],
+            [("web", "127.0.0.1", 8000), ("traefik", "", 8080)],
+        )
+        self.assertEqual(config.internal_entrypoints(), {"traefik": ("ping",)})
+        # api without insecure serves nothing, so no entrypoint is added.
+        config = self.parse("api: {}\n")
+        self.assertEqual([e.name for e in config.entrypoints], ["web"])
+
+    def test_defined_traefik_entrypoint_kept(self) -> None:
+        text = (
+            'entryPoints:\n  traefik:\n    address: "127.0.0.1:9000"\n'
+            "api:\n  insecure: true\nmetrics:\n  prometheus:\n    entryPoint: traefik\n"
+        )
+        config, errors, _ = parse_static(text)
+        self.assertEqual(errors, ())
+        assert config is not None
+        self.assertEqual([(e.name, e.port) for e in config.entrypoints], [("traefik", 9000)])
+        self.assertEqual(
+            config.internal_entrypoints(), {"traefik": ("api", "dashboard", "metrics")}
+        )
+
+    def test_errors(self) -> None:
+        """Bad values are located errors."""
+        cases = [
+            ("ping:\n  entryPoint: nowhere\n", "entrypoint nowhere not found"),
+            ("metrics:\n  prometheus:\n    buckets: [1, 0.5]\n", "increasing order"),
+            ("metrics:\n  prometheus:\n    buckets: [-1]\n", "positive number"),
+            ("accessLog:\n  format: xml\n", "must be one of: common, json"),
+            ("accessLog:\n  fields:\n    defaultMode: maybe\n", "must be one of"),
+            ("api:\n  insecure: yes\n", "must be true or false"),
+        ]
+        for text, message in cases:
+            with self.subTest(text=text):
+                config, errors, _ = parse_static(_WEB + text)
+                self.assertIsNone(config)
+                self.assertIn(message, str(errors[0]))
+                self.assertTrue(str(errors[0]).startswith("tsproxy.yaml:"))

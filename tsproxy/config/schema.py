@@ -210,6 +210,15 @@ class Fields:
             return None
         return Fields.of(value, self.path_of(key), self.line_of(key), self.notices)
 
+    def section(self, key: str) -> tuple[bool, Fields | None]:
+        """A mapping that may be written empty (``ping:`` or ``ping: {}``): whether the key is
+        there at all, and its fields when it holds any."""
+        present = key in self.data
+        value = self._get(key, False)
+        if value is None:
+            return present, None
+        return True, Fields.of(value, self.path_of(key), self.line_of(key), self.notices)
+
     def items(self, key: str, required: bool = False) -> list[tuple[object, str, int]]:
         """The items of a list field as (value, path, line); absent means empty."""
         value = self._get(key, required)

@@ -1,4 +1,5 @@
-"""The static configuration (tsproxy.yaml, Traefik's static format): entrypoints and log level.
+"""The static configuration (tsproxy.yaml, Traefik's static format): entrypoints, log level,
+and the observability sections (api, ping, metrics.prometheus, accessLog).
 
 Pure: parses text given to it. Any error here is fatal, since the proxy cannot start without it.
 """
@@ -23,10 +24,6 @@ _NOT_YET = "not supported yet, ignored"
 _IGNORED_SECTIONS = {
     name: _NOT_YET
     for name in (
-        "api",
-        "ping",
-        "metrics",
-        "accessLog",
         "providers",
         "global",
         "serversTransport",
@@ -57,6 +54,10 @@ _IGNORED_ENTRYPOINT_FIELDS = {
 # udp.maxSessions (a tsproxy extension): UDP sessions an entrypoint keeps at once; past it the
 # least recently used one is closed. Each session holds a socket, so this bounds descriptors.
 DEFAULT_UDP_MAX_SESSIONS = 10000
+#: The entrypoint Traefik serves api, dashboard, ping and metrics on, and its default address.
+INTERNAL_ENTRYPOINT = "traefik"
+INTERNAL_DEFAULT_PORT = 8080
+DEFAULT_BUCKETS = (0.1, 0.3, 1.2, 5.0)
 _LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "PANIC")
 
 
@@ -84,12 +85,83 @@ class EntryPoint:
 
 
 @attrs.frozen
+class APIConfig:
+    """``api:``. Only ``insecure: true`` serves it (on the ``traefik`` entrypoint)."""
+
+    insecure: bool = False
+    dashboard: bool = True
+    debug: bool = False
+
+
+@attrs.frozen
+class PingConfig:
+    """``ping:``: ``/ping`` on ``entrypoint`` unless ``manual_routing``."""
+
+    entrypoint: str = INTERNAL_ENTRYPOINT
+    manual_routing: bool = False
+    terminating_status_code: int = 503
+
+
+@attrs.frozen
+class PrometheusConfig:
+    """``metrics.prometheus:``, with Traefik's defaults."""
+
+    entrypoint: str = INTERNAL_ENTRYPOINT
+    buckets: tuple[float, ...] = DEFAULT_BUCKETS
+    add_entrypoints_labels: bool = True
+    add_routers_labels: bool = False
+    add_services_labels: bool = True
+    manual_routing: bool = False
+
+
+@attrs.frozen
+class AccessLogFields:
+    """``accessLog.fields``: ``default_mode`` (keep, drop, redact) for fields not in
+    ``names`` ((field, mode) pairs); the same for request headers (``headers``), whose
+    default is drop."""
+
+    default_mode: str = "keep"
+    names: tuple[tuple[str, str], ...] = ()
+    headers_default_mode: str = "drop"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@attrs.frozen
+class AccessLogConfig:
+    """``accessLog:``. ``file_path`` "" means stdout; ``format`` is common or json;
+    ``buffering_size`` lines are kept before a write (0: each line written at once)."""
+
+    file_path: str = ""
+    format: str = "common"
+    buffering_size: int = 0
+    fields: AccessLogFields = AccessLogFields()
+
+
+@attrs.frozen
 class StaticConfig:
-    """The parsed tsproxy.yaml; ``path`` is the file it came from."""
+    """The parsed tsproxy.yaml; ``path`` is the file it came from. The observability sections
+    are None when absent."""
 
     path: str
     entrypoints: tuple[EntryPoint, ...]
     log_level: str = "INFO"
+    api: APIConfig | None = None
+    ping: PingConfig | None = None
+    prometheus: PrometheusConfig | None = None
+    access_log: AccessLogConfig | None = None
+
+    def internal_entrypoints(self) -> dict[str, tuple[str, ...]]:
+        """What each entrypoint serves of ``api``, ``dashboard``, ``ping``, ``metrics``."""
+        served: dict[str, list[str]] = {}
+        if self.api is not None and self.api.insecure:
+            served.setdefault(INTERNAL_ENTRYPOINT, []).append("api")
+            if self.api.dashboard:
+                served[INTERNAL_ENTRYPOINT].append("dashboard")
+        if self.ping is not None and not self.ping.manual_routing:
+            served.setdefault(self.ping.entrypoint, []).append("ping")
+        if self.prometheus is not None and not self.prometheus.manual_routing:
+            served.setdefault(self.prometheus.entrypoint, []).append("metrics")
+        return {name: tuple(what) for name, what in served.items()}
 
     def entrypoint(self, name: str) -> EntryPoint:
         """The entrypoint called ``name``; KeyError if there is none."""
@@ -220,6 +292,127 @@ def _parse_log_level(root: Fields) -> str:
     return level.upper()
 
 
+def _parse_api(root: Fields) -> APIConfig | None:
+    api = root.mapping("api")
+    if api is None:
+        return None
+    config = APIConfig(
+        insecure=api.boolean("insecure", False),
+        dashboard=api.boolean("dashboard", True),
+        debug=api.boolean("debug", False),
+    )
+    if not config.insecure:
+        api.note("insecure", "false: the API is served only with insecure: true")
+    api.done({"basePath": _NOT_YET, "disableDashboardAd": "", "dashboardName": _NOT_YET})
+    return config
+
+
+def _parse_ping(root: Fields) -> PingConfig | None:
+    present, ping = root.section("ping")
+    if ping is None:  # ``ping:`` or ``ping: {}``, or absent
+        return PingConfig() if present else None
+    config = PingConfig(
+        entrypoint=ping.string("entryPoint", INTERNAL_ENTRYPOINT),
+        manual_routing=ping.boolean("manualRouting", False),
+        terminating_status_code=ping.integer("terminatingStatusCode", 503, 100, 599),
+    )
+    ping.done()
+    return config
+
+
+def _parse_metrics(root: Fields) -> PrometheusConfig | None:
+    metrics = root.mapping("metrics")
+    if metrics is None:
+        return None
+    present, prometheus = metrics.section("prometheus")
+    metrics.done({name: _NOT_YET for name in ("datadog", "statsd", "influxDB2", "otlp")})
+    if prometheus is None:
+        return PrometheusConfig() if present else None
+    buckets = []
+    for item, path, line in prometheus.items("buckets"):
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or item <= 0:
+            raise FieldError(line, path, "must be a positive number of seconds")
+        buckets.append(float(item))
+    if buckets != sorted(set(buckets)):
+        raise prometheus.fail("buckets", "must be in increasing order, without repeats")
+    config = PrometheusConfig(
+        entrypoint=prometheus.string("entryPoint", INTERNAL_ENTRYPOINT),
+        buckets=tuple(buckets) or DEFAULT_BUCKETS,
+        add_entrypoints_labels=prometheus.boolean("addEntryPointsLabels", True),
+        add_routers_labels=prometheus.boolean("addRoutersLabels", False),
+        add_services_labels=prometheus.boolean("addServicesLabels", True),
+        manual_routing=prometheus.boolean("manualRouting", False),
+    )
+    prometheus.done({"headerLabels": _NOT_YET})
+    return config
+
+
+_FIELD_MODES = ("keep", "drop", "redact")
+
+
+def _modes(fields: Fields, key: str) -> tuple[tuple[str, str], ...]:
+    names = fields.mapping(key)
+    if names is None:
+        return ()
+    pairs = []
+    for name in list(names.data):
+        pairs.append((str(name), names.string(str(name), choices=_FIELD_MODES).lower()))
+    names.done()
+    return tuple(pairs)
+
+
+def _parse_access_log(root: Fields) -> AccessLogConfig | None:
+    present, section = root.section("accessLog")
+    if section is None:
+        return AccessLogConfig() if present else None
+    log_fields = AccessLogFields()
+    fields = section.mapping("fields")
+    if fields is not None:
+        headers = fields.mapping("headers")
+        header_default, header_names = "drop", ()
+        if headers is not None:
+            header_default = headers.string("defaultMode", "drop", choices=_FIELD_MODES)
+            header_names = _modes(headers, "names")
+            headers.done()
+        log_fields = AccessLogFields(
+            default_mode=fields.string("defaultMode", "keep", choices=_FIELD_MODES),
+            names=_modes(fields, "names"),
+            headers_default_mode=header_default,
+            headers=header_names,
+        )
+        fields.done()
+    config = AccessLogConfig(
+        file_path=section.string("filePath", ""),
+        format=section.string("format", "common", choices=("common", "json")),
+        buffering_size=section.integer("bufferingSize", 0, minimum=0),
+        fields=log_fields,
+    )
+    section.done({"filters": _NOT_YET, "addInternals": _NOT_YET})
+    return config
+
+
+def _with_internal_entrypoint(
+    config: StaticConfig, file: str, line: int
+) -> tuple[StaticConfig, list[ConfigError]]:
+    """Add Traefik's default ``traefik`` entrypoint (``:8080``) when something is served on
+    it and it is not defined; an internal service on an undefined entrypoint is an error."""
+    names = {e.name for e in config.entrypoints}
+    errors: list[ConfigError] = []
+    entrypoints = config.entrypoints
+    for name in config.internal_entrypoints():
+        if name in names:
+            if config.entrypoint(name).protocol != "tcp":
+                errors.append(ConfigError(file, line, "", f"entrypoint {name} must be TCP"))
+            continue
+        if name != INTERNAL_ENTRYPOINT:
+            errors.append(ConfigError(file, line, "", f"entrypoint {name} not found"))
+            continue
+        location = Location(file, line, f"entrypoint {name}")
+        entrypoints += (EntryPoint(name, "", INTERNAL_DEFAULT_PORT, "tcp", location=location),)
+        names.add(name)
+    return attrs.evolve(config, entrypoints=entrypoints), errors
+
+
 StaticResult = tuple[Union[StaticConfig, None], tuple[ConfigError, ...], tuple[str, ...]]
 
 
@@ -242,6 +435,7 @@ def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> S
     errors: list[ConfigError] = []
     entrypoints: list[EntryPoint] = []
     log_level = "INFO"
+    sections: dict[str, object] = {}
     document = documents[0]
     try:
         root = Fields.of(document.data, "", document.line, notices)
@@ -261,6 +455,16 @@ def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> S
             except FieldError as exc:
                 errors.append(ConfigError(file, exc.line, "", str(exc)))
         log_level = _parse_log_level(root)
+        for key, parse in (
+            ("api", _parse_api),
+            ("ping", _parse_ping),
+            ("prometheus", _parse_metrics),
+            ("access_log", _parse_access_log),
+        ):
+            try:
+                sections[key] = parse(root)
+            except FieldError as exc:
+                errors.append(ConfigError(file, exc.line, "", str(exc)))
         root.done(_IGNORED_SECTIONS)
     except FieldError as exc:
         errors.append(ConfigError(file, exc.line, "", str(exc)))
@@ -268,7 +472,15 @@ def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> S
     located = tuple(f"{file}:{line}: {text}" for line, text in notices)
     if errors:
         return None, tuple(errors), located
-    config = StaticConfig(path=path or file, entrypoints=tuple(entrypoints), log_level=log_level)
+    config = StaticConfig(
+        path=path or file,
+        entrypoints=tuple(entrypoints),
+        log_level=log_level,
+        **sections,  # type: ignore[arg-type]
+    )
+    config, internal_errors = _with_internal_entrypoint(config, file, document.line)
+    if internal_errors:
+        return None, tuple(internal_errors), located
     return config, (), located
 
 

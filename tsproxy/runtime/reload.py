@@ -34,6 +34,14 @@ _KEYS = {
 }
 
 
+_SECTIONS = (
+    ("api", "api"),
+    ("ping", "ping"),
+    ("prometheus", "metrics.prometheus"),
+    ("access_log", "accessLog"),
+)
+
+
 @attrs.frozen
 class StaticChange:
     """``effective`` is the static configuration to build the new table with: the running
@@ -70,7 +78,12 @@ def static_change(running: StaticConfig, wanted: StaticConfig) -> StaticChange:
             kept.append(written)
     known = {entrypoint.name for entrypoint in running.entrypoints}
     added = tuple(e for e in wanted.entrypoints if e.name not in known)
-    effective = StaticConfig(
-        path=wanted.path, entrypoints=tuple(kept) + added, log_level=wanted.log_level
+    for name, key in _SECTIONS:
+        if getattr(wanted, name) != getattr(running, name):
+            message = f"{key} changed; the old settings stay until a restart"
+            restart.append(Location(STATIC_FILE, 1, "").error(message))
+    # The observability sections stay as they started: their listeners and files are open.
+    effective = attrs.evolve(
+        running, path=wanted.path, entrypoints=tuple(kept) + added, log_level=wanted.log_level
     )
     return StaticChange(effective, added, tuple(restart))
