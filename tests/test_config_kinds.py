@@ -158,8 +158,6 @@ class GoodDocumentTests(SynchronousTestCase):
             [
                 "wrr.yaml:12: IngressRoute default/app: spec.routes[0].middlewares:"
                 " not applied yet (middlewares are handled by a later issue)",
-                "wrr.yaml:30: IngressRoute default/app: spec.tls:"
-                " TLS is handled by a later issue: these routes get no plain HTTP traffic",
             ],
         )
 
@@ -421,7 +419,7 @@ class GoodDocumentTests(SynchronousTestCase):
         metadata: {name: strip, namespace: web}
         ---
         apiVersion: traefik.io/v1alpha1
-        kind: IngressRouteTCP
+        kind: MiddlewareTCP
         metadata: {name: db}
         ---
         apiVersion: discovery.k8s.io/v1beta1
@@ -438,7 +436,7 @@ class GoodDocumentTests(SynchronousTestCase):
             [
                 "seed.yaml:1: skipping Deployment default/app-v1 (kind not handled)",
                 "seed.yaml:5: skipping Middleware web/strip (kind not handled)",
-                "seed.yaml:9: skipping IngressRouteTCP default/db (kind not handled)",
+                "seed.yaml:9: skipping MiddlewareTCP default/db (kind not handled)",
                 "seed.yaml:13: skipping EndpointSlice default/old (apiVersion discovery.k8s.io/v1beta1 not handled)",
                 "seed.yaml:17: skipping ConfigMap (kind not handled)",
             ],
@@ -454,12 +452,20 @@ class GoodDocumentTests(SynchronousTestCase):
                     for group in ("traefik.io/v1alpha1", "traefik.containo.us/v1alpha1")
                     for kind in (
                         "IngressRoute",
+                        "IngressRouteTCP",
                         "IngressRouteUDP",
+                        "TLSOption",
+                        "TLSStore",
                         "TraefikService",
                         "ServersTransport",
                     )
                 ]
-                + [("v1", "Service"), ("v1", "Endpoints"), ("discovery.k8s.io/v1", "EndpointSlice")]
+                + [
+                    ("v1", "Service"),
+                    ("v1", "Endpoints"),
+                    ("v1", "Secret"),
+                    ("discovery.k8s.io/v1", "EndpointSlice"),
+                ]
             ),
         )
 

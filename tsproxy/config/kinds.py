@@ -6,6 +6,8 @@ ones are notices); core Kubernetes kinds are read leniently, since we use a smal
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Callable, Optional
 
 import attrs
@@ -19,6 +21,7 @@ from tsproxy.config.resources import (
     EndpointSubset,
     HTTPRoute,
     IngressRoute,
+    IngressRouteTCP,
     IngressRouteUDP,
     Meta,
     Mirroring,
@@ -26,12 +29,17 @@ from tsproxy.config.resources import (
     ObjectRef,
     Resource,
     RouteTLS,
+    Secret,
     ServersTransport,
     Service,
     ServicePort,
     ServiceRef,
     SliceEndpoint,
+    TCPRoute,
+    TCPServiceRef,
     TLSDomain,
+    TLSOption,
+    TLSStore,
     TraefikService,
     TransportSettings,
     UDPRoute,
@@ -129,7 +137,8 @@ def _object_ref(fields: Fields, namespace: str) -> ObjectRef:
     return ref
 
 
-def _route_tls(fields: Fields, namespace: str) -> RouteTLS:
+def _route_tls(fields: Fields, namespace: str, tcp: bool = False) -> RouteTLS:
+    passthrough = fields.boolean("passthrough", False) if tcp else False
     options = fields.mapping("options")
     store = fields.mapping("store")
     domains = []
@@ -138,6 +147,7 @@ def _route_tls(fields: Fields, namespace: str) -> RouteTLS:
         item.done()
     tls = RouteTLS(
         secret_name=fields.string("secretName"),
+        passthrough=passthrough,
         options=None if options is None else _object_ref(options, namespace),
         store=None if store is None else _object_ref(store, namespace),
         cert_resolver=fields.string("certResolver"),
@@ -177,12 +187,143 @@ def parse_ingress_route(root: Fields, meta: Meta) -> IngressRoute:
     entry_points = spec.strings("entryPoints")
     routes = tuple(_http_route(item, meta.namespace) for item in spec.mappings("routes", True))
     tls_fields = spec.mapping("tls")
-    tls = None
-    if tls_fields is not None:
-        tls = _route_tls(tls_fields, meta.namespace)
-        spec.note("tls", "TLS is handled by a later issue: these routes get no plain HTTP traffic")
+    tls = None if tls_fields is None else _route_tls(tls_fields, meta.namespace)
+    if tls is not None and tls.cert_resolver:
+        tls_fields.note("certResolver", "ACME resolvers are not supported; ignored")  # type: ignore[union-attr]
     spec.done({"parentRefs": _NOT_YET, "ingressClassName": _NOT_YET})
     return IngressRoute(meta=meta, routes=routes, entry_points=entry_points, tls=tls)
+
+
+def _tcp_service_ref(fields: Fields, namespace: str) -> TCPServiceRef:
+    """A service of a TCP route: a Kubernetes Service by name and (required) port."""
+    name = fields.string("name", required=True)
+    port = fields.port("port")
+    if port is None:
+        raise fields.fail("port", "is required")
+    proxy_protocol = 0
+    present, proxy = fields.section("proxyProtocol")
+    if present:
+        proxy_protocol = 2
+        if proxy is not None:
+            proxy_protocol = proxy.integer("version", 2, minimum=1, maximum=2)
+            proxy.done()
+    ref = TCPServiceRef(
+        name=name,
+        namespace=fields.string("namespace") or namespace,
+        line=fields.line,
+        path=fields.path,
+        port=port,
+        weight=fields.integer("weight", 1, minimum=0),
+        termination_delay=fields.integer("terminationDelay", 100),
+        proxy_protocol=proxy_protocol,
+        tls=fields.boolean("tls", False),
+        servers_transport=fields.string("serversTransport"),
+    )
+    if ref.tls:
+        fields.note("tls", "dialling the backend with TLS is not supported yet, ignored")
+    if ref.servers_transport:
+        fields.note("serversTransport", "ServersTransportTCP is not supported yet, ignored")
+    fields.done({"nativeLB": _NOT_YET, "nodePortLB": _NOT_YET})
+    return ref
+
+
+def _tcp_route(fields: Fields, namespace: str) -> TCPRoute:
+    match = fields.string("match", required=True)
+    if fields.items("middlewares"):
+        fields.note("middlewares", "TCP middlewares are not applied yet")
+    route = TCPRoute(
+        match=match,
+        line=fields.line,
+        path=fields.path,
+        services=tuple(_tcp_service_ref(item, namespace) for item in fields.mappings("services")),
+        priority=fields.integer("priority", 0, maximum=_MAX_PRIORITY),
+        syntax=fields.string("syntax", choices=("", "v2", "v3")),
+    )
+    fields.done()
+    return route
+
+
+def parse_ingress_route_tcp(root: Fields, meta: Meta) -> IngressRouteTCP:
+    spec = _spec(root)
+    entry_points = spec.strings("entryPoints")
+    routes = tuple(_tcp_route(item, meta.namespace) for item in spec.mappings("routes", True))
+    tls_fields = spec.mapping("tls")
+    tls = None if tls_fields is None else _route_tls(tls_fields, meta.namespace, tcp=True)
+    if tls is not None and tls.cert_resolver:
+        tls_fields.note("certResolver", "ACME resolvers are not supported; ignored")  # type: ignore[union-attr]
+    spec.done({"ingressClassName": _NOT_YET})
+    return IngressRouteTCP(meta=meta, routes=routes, entry_points=entry_points, tls=tls)
+
+
+_TLS_VERSIONS = ("VersionTLS10", "VersionTLS11", "VersionTLS12", "VersionTLS13")
+_CLIENT_AUTH_TYPES = (
+    "NoClientCert",
+    "RequestClientCert",
+    "RequireAnyClientCert",
+    "VerifyClientCertIfGiven",
+    "RequireAndVerifyClientCert",
+)
+
+
+def parse_tls_option(root: Fields, meta: Meta) -> TLSOption:
+    spec = _spec(root)
+    client_auth = spec.mapping("clientAuth")
+    auth_type, auth_secrets = "", ()
+    if client_auth is not None:
+        auth_type = client_auth.string("clientAuthType", choices=("",) + _CLIENT_AUTH_TYPES)
+        auth_secrets = client_auth.strings("secretNames")
+        client_auth.done()
+    alpn = spec.strings("alpnProtocols") if spec.has("alpnProtocols") else None
+    option = TLSOption(
+        meta=meta,
+        min_version=spec.string("minVersion", choices=("",) + _TLS_VERSIONS),
+        max_version=spec.string("maxVersion", choices=("",) + _TLS_VERSIONS),
+        cipher_suites=spec.strings("cipherSuites"),
+        curve_preferences=spec.strings("curvePreferences"),
+        client_auth_type=auth_type,
+        client_auth_secrets=auth_secrets,
+        sni_strict=spec.boolean("sniStrict", False),
+        alpn_protocols=alpn,
+        disable_session_tickets=spec.boolean("disableSessionTickets", False),
+    )
+    spec.done({"preferServerCipherSuites": "deprecated in Traefik, ignored"})
+    return option
+
+
+def parse_tls_store(root: Fields, meta: Meta) -> TLSStore:
+    spec = _spec(root)
+    default = spec.mapping("defaultCertificate")
+    secret = ""
+    if default is not None:
+        secret = default.string("secretName", required=True)
+        default.done()
+    certificates = []
+    for item in spec.mappings("certificates"):
+        certificates.append(item.string("secretName", required=True))
+        item.done()
+    spec.done({"defaultGeneratedCert": "ACME resolvers are not supported; ignored"})
+    if meta.name != "default":
+        root.note("metadata", "only the TLSStore named default takes effect, as in Traefik")
+    return TLSStore(meta, secret, tuple(certificates))
+
+
+def parse_secret(root: Fields, meta: Meta) -> Secret:
+    """A Secret, leniently: ``data`` values are base64, ``stringData`` values plain text."""
+    data: dict[str, bytes] = {}
+    for key in ("data", "stringData"):
+        section = root.mapping(key)
+        if section is None:
+            continue
+        for name in list(section.data):
+            value = section.string(str(name))
+            if key == "stringData":
+                data[str(name)] = value.encode("utf-8")
+                continue
+            try:
+                data[str(name)] = base64.b64decode(value.encode("ascii"), validate=True)
+            except (ValueError, binascii.Error):
+                raise section.fail(str(name), "is not valid base64") from None
+    return Secret(meta, root.string("type", "Opaque"), tuple(data.items()))
 
 
 def _udp_service_ref(fields: Fields, namespace: str) -> ServiceRef:
@@ -341,10 +482,13 @@ def parse_endpoint_slice(root: Fields, meta: Meta) -> EndpointSlice:
 
 
 TRAEFIK_GROUPS = ("traefik.io/v1alpha1", "traefik.containo.us/v1alpha1")
-# The kinds read now. IngressRouteTCP, Middleware, TLSOption and Secret get their rows here
-# when they are read.
+# The kinds read now. Middleware and MiddlewareTCP get their rows here when they are read.
 PARSERS: dict[tuple[str, str], Parser] = {
     **{(group, "IngressRoute"): parse_ingress_route for group in TRAEFIK_GROUPS},
+    **{(group, "IngressRouteTCP"): parse_ingress_route_tcp for group in TRAEFIK_GROUPS},
+    **{(group, "TLSOption"): parse_tls_option for group in TRAEFIK_GROUPS},
+    **{(group, "TLSStore"): parse_tls_store for group in TRAEFIK_GROUPS},
+    ("v1", "Secret"): parse_secret,
     **{(group, "IngressRouteUDP"): parse_ingress_route_udp for group in TRAEFIK_GROUPS},
     **{(group, "TraefikService"): parse_traefik_service for group in TRAEFIK_GROUPS},
     **{(group, "ServersTransport"): parse_servers_transport for group in TRAEFIK_GROUPS},

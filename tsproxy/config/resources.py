@@ -20,7 +20,13 @@ __all__ = [
     "Endpoints",
     "HTTPRoute",
     "IngressRoute",
+    "IngressRouteTCP",
     "IngressRouteUDP",
+    "Secret",
+    "TCPRoute",
+    "TCPServiceRef",
+    "TLSOption",
+    "TLSStore",
     "Meta",
     "MiddlewareRef",
     "MirrorRef",
@@ -115,9 +121,10 @@ class TLSDomain:
 
 @attrs.frozen
 class RouteTLS:
-    """``spec.tls`` of an IngressRoute, kept for the TLS work; not acted on yet."""
+    """``spec.tls`` of an IngressRoute or IngressRouteTCP (``passthrough`` is TCP only)."""
 
     secret_name: str = ""
+    passthrough: bool = False
     options: Optional[ObjectRef] = None
     store: Optional[ObjectRef] = None
     cert_resolver: str = ""
@@ -145,6 +152,89 @@ class IngressRoute:
     routes: tuple[HTTPRoute, ...]
     entry_points: tuple[str, ...] = ()
     tls: Optional[RouteTLS] = None
+
+
+@attrs.frozen
+class TCPServiceRef:
+    """A service of a TCP route: a Kubernetes Service by name and port.
+
+    ``termination_delay`` is in milliseconds (negative: wait forever); ``proxy_protocol`` is
+    the PROXY protocol version sent to the backend, 0 for none.
+    """
+
+    name: str
+    namespace: str
+    line: int
+    path: str
+    port: PortRef
+    weight: int = 1
+    termination_delay: int = 100
+    proxy_protocol: int = 0
+    tls: bool = False
+    servers_transport: str = ""
+
+
+@attrs.frozen
+class TCPRoute:
+    """One entry of ``spec.routes`` of an IngressRouteTCP."""
+
+    match: str
+    line: int
+    path: str
+    services: tuple[TCPServiceRef, ...] = ()
+    priority: int = 0
+    syntax: str = ""
+
+
+@attrs.frozen
+class IngressRouteTCP:
+    """TCP routes; no entryPoints means every TCP entrypoint."""
+
+    meta: Meta
+    routes: tuple[TCPRoute, ...]
+    entry_points: tuple[str, ...] = ()
+    tls: Optional[RouteTLS] = None
+
+
+@attrs.frozen
+class TLSOption:
+    """A TLSOption. Versions are Traefik's names (``VersionTLS12``), "" when unset;
+    ``alpn_protocols`` None means Traefik's default list."""
+
+    meta: Meta
+    min_version: str = ""
+    max_version: str = ""
+    cipher_suites: tuple[str, ...] = ()
+    curve_preferences: tuple[str, ...] = ()
+    client_auth_type: str = ""
+    client_auth_secrets: tuple[str, ...] = ()
+    sni_strict: bool = False
+    alpn_protocols: Optional[tuple[str, ...]] = None
+    disable_session_tickets: bool = False
+
+
+@attrs.frozen
+class TLSStore:
+    """A TLSStore (only the one named ``default`` takes effect, as in Traefik)."""
+
+    meta: Meta
+    default_certificate: str = ""
+    certificates: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class Secret:
+    """A core v1 Secret: its type and decoded ``data`` (``stringData`` merged in)."""
+
+    meta: Meta
+    type: str = "Opaque"
+    data: tuple[tuple[str, bytes], ...] = ()
+
+    def get(self, key: str) -> Optional[bytes]:
+        for name, value in self.data:
+            if name == key:
+                return value
+        return None
 
 
 @attrs.frozen
@@ -280,7 +370,11 @@ class EndpointSlice:
 
 Resource = Union[
     IngressRoute,
+    IngressRouteTCP,
     IngressRouteUDP,
+    TLSOption,
+    TLSStore,
+    Secret,
     TraefikService,
     ServersTransport,
     Service,

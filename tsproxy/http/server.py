@@ -240,7 +240,7 @@ class HTTPServerConnection(Relaying, BackendListener):
             decode_headers(req.headers),
             self.peer_ip,
         )
-        router = factory.get_table().http_route(factory.name, info)
+        router = factory.get_table().http_route(factory.name, info, factory.tls)
         if router is None:
             self._local_response(404)
             return

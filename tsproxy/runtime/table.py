@@ -25,8 +25,7 @@ class HTTPRouter:
     """One IngressRoute route: its rule, priority, entrypoints and service node.
 
     ``source`` locates the route (file, line, resource); ``tls`` is the IngressRoute's TLS
-    section: such routers only take TLS traffic, as in Traefik, so they are kept out of the
-    plain HTTP router lists until TLS termination exists.
+    section: such routers (HTTPS routers) only take TLS traffic, as in Traefik.
     """
 
     name: str
@@ -64,31 +63,35 @@ class RoutingTable:
         self.udp_routers = tuple(udp_routers)
         self.udp_nodes: Mapping[UDPDefinition, UDPNode] = udp_nodes or {}
         self._udp = {name: router for router in self.udp_routers for name in router.entrypoints}
-        by_entrypoint: Dict[str, List[HTTPRouter]] = {e.name: [] for e in static.entrypoints}
+        plain: Dict[str, List[HTTPRouter]] = {e.name: [] for e in static.entrypoints}
+        secure: Dict[str, List[HTTPRouter]] = {e.name: [] for e in static.entrypoints}
         for router in self.routers:
-            if router.tls is not None:
-                continue
             for name in router.entrypoints:
-                by_entrypoint.setdefault(name, []).append(router)
-        self._http: Dict[str, RouterSet] = {
-            name: RouterSet([(r.name, r.matcher, r.priority, r) for r in routers])
-            for name, routers in by_entrypoint.items()
-        }
-        self._ordered: Dict[str, Tuple[HTTPRouter, ...]] = {
-            name: tuple(entry[3] for entry in router_set.ordered())  # type: ignore[misc]
-            for name, router_set in self._http.items()
+                (plain if router.tls is None else secure).setdefault(name, []).append(router)
+        self._http: Dict[Tuple[str, bool], RouterSet] = {}
+        for tls, by_entrypoint in ((False, plain), (True, secure)):
+            for name, routers in by_entrypoint.items():
+                self._http[name, tls] = RouterSet(
+                    [(r.name, r.matcher, r.priority, r) for r in routers]
+                )
+        self._ordered: Dict[Tuple[str, bool], Tuple[HTTPRouter, ...]] = {
+            key: tuple(entry[3] for entry in router_set.ordered())  # type: ignore[misc]
+            for key, router_set in self._http.items()
         }
 
-    def http_route(self, entrypoint: str, req: HTTPRequestInfo) -> Optional[HTTPRouter]:
-        """The router that takes ``req`` on ``entrypoint``, or None (404)."""
-        router_set = self._http.get(entrypoint)
+    def http_route(
+        self, entrypoint: str, req: HTTPRequestInfo, tls: bool = False
+    ) -> Optional[HTTPRouter]:
+        """The router that takes ``req`` on ``entrypoint``, or None (404). ``tls``: the
+        request came over TLS, so the HTTPS routers (IngressRoute with ``tls``) take it."""
+        router_set = self._http.get((entrypoint, tls))
         if router_set is None:
             return None
         return router_set.match(req)  # type: ignore[return-value]
 
-    def http_routers(self, entrypoint: str) -> Tuple[HTTPRouter, ...]:
-        """The plain HTTP routers of ``entrypoint`` in evaluation order."""
-        return self._ordered.get(entrypoint, ())
+    def http_routers(self, entrypoint: str, tls: bool = False) -> Tuple[HTTPRouter, ...]:
+        """The HTTP routers (HTTPS ones with ``tls``) of ``entrypoint`` in evaluation order."""
+        return self._ordered.get((entrypoint, tls), ())
 
     def udp_router(self, entrypoint: str) -> Optional[UDPRouter]:
         """The router serving the UDP entrypoint ``entrypoint``, if any."""
