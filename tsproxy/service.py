@@ -27,6 +27,7 @@ from tsproxy.http.mirror import MirrorSender
 from tsproxy.logs import apply_log_level, get_logger
 from tsproxy.runtime.audit import Review, review
 from tsproxy.runtime.reload import static_change
+from tsproxy.tcp.entrypoint import EntryPointFactory
 from tsproxy.udp.listener import UDPEntryPoint
 from tsproxy.watch import ConfigWatcher, watch_directory
 
@@ -255,8 +256,14 @@ class ProxyService(Service):
         if ep.protocol == "udp":
             return self._open_udp(ep)
         assert self.pool is not None, "entrypoints open after the pool"
-        factory = HTTPEntryPointFactory(
-            ep, self.current_table, self.pool, self.clock, self.hostname, mirrors=self.mirrors
+        factory = EntryPointFactory(
+            ep,
+            self.current_table,
+            self.pool,
+            self.clock,
+            self.hostname,
+            mirrors=self.mirrors,
+            reactor=self.reactor,
         )
         try:
             port = self.reactor.listenTCP(ep.port, factory, backlog=1024, interface=ep.host)

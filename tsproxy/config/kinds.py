@@ -268,7 +268,7 @@ _CLIENT_AUTH_TYPES = (
 def parse_tls_option(root: Fields, meta: Meta) -> TLSOption:
     spec = _spec(root)
     client_auth = spec.mapping("clientAuth")
-    auth_type, auth_secrets = "", ()
+    auth_type, auth_secrets = "", ()  # type: tuple[str, tuple[str, ...]]
     if client_auth is not None:
         auth_type = client_auth.string("clientAuthType", choices=("",) + _CLIENT_AUTH_TYPES)
         auth_secrets = client_auth.strings("secretNames")

@@ -369,7 +369,7 @@ def _parse_access_log(root: Fields) -> AccessLogConfig | None:
     fields = section.mapping("fields")
     if fields is not None:
         headers = fields.mapping("headers")
-        header_default, header_names = "drop", ()
+        header_default, header_names = "drop", ()  # type: tuple[str, tuple[tuple[str, str], ...]]
         if headers is not None:
             header_default = headers.string("defaultMode", "drop", choices=_FIELD_MODES)
             header_names = _modes(headers, "names")

@@ -18,6 +18,7 @@ from tsproxy.config.resources import (
     CookieSpec,
     HTTPRoute,
     IngressRoute,
+    IngressRouteTCP,
     IngressRouteUDP,
     ServersTransport,
     ServiceRef,
@@ -37,6 +38,7 @@ from tsproxy.runtime.services import (
     instantiate,
 )
 from tsproxy.runtime.table import HTTPRouter, RoutingTable
+from tsproxy.runtime.tcp import build_tcp_routers
 from tsproxy.runtime.udp import build_udp_routers
 
 __all__ = ["BuildResult", "build_table", "normalize", "router_key"]
@@ -102,6 +104,7 @@ class _Builder:
         self.transports: Dict[Key, ServersTransport] = {}
         self.ingress_routes: List[IngressRoute] = []
         self.udp_ingresses: List[IngressRouteUDP] = []
+        self.tcp_ingresses: List[IngressRouteTCP] = []
         for resource in resources:
             key = (resource.meta.namespace, resource.meta.name)
             if isinstance(resource, TraefikService):
@@ -112,6 +115,8 @@ class _Builder:
                 self.ingress_routes.append(resource)
             elif isinstance(resource, IngressRouteUDP):
                 self.udp_ingresses.append(resource)
+            elif isinstance(resource, IngressRouteTCP):
+                self.tcp_ingresses.append(resource)
         self.errors: List[ConfigError] = []
         self.warnings: List[ConfigError] = []
         # A TraefikService's definition, or the location of the error that sank it.
@@ -366,6 +371,15 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
         builder.directory,
         previous.udp_nodes if previous is not None else {},
     )
-    table = RoutingTable(static, routers, services, made, udp_routers, udp_nodes)
-    errors = tuple(builder.errors) + tuple(udp_errors)
-    return BuildResult(table, errors, tuple(builder.warnings) + tuple(udp_warnings))
+    tcp_routers, tcp_nodes, tcp_errors, tcp_warnings = build_tcp_routers(
+        builder.tcp_ingresses,
+        static,
+        builder.directory,
+        previous.tcp_nodes if previous is not None else {},
+    )
+    table = RoutingTable(
+        static, routers, services, made, udp_routers, udp_nodes, tcp_routers, tcp_nodes
+    )
+    errors = tuple(builder.errors) + tuple(udp_errors) + tuple(tcp_errors)
+    warnings = tuple(builder.warnings) + tuple(udp_warnings) + tuple(tcp_warnings)
+    return BuildResult(table, errors, warnings)

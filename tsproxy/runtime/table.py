@@ -15,9 +15,10 @@ from tsproxy.config.resources import RouteTLS
 from tsproxy.config.static import StaticConfig
 from tsproxy.rules import HTTPRequestInfo, HTTPRule, RouterSet
 from tsproxy.runtime.services import Definition, Node
+from tsproxy.runtime.tcp import EntryPointTCP, TCPDefinition, TCPNode, TCPRouter
 from tsproxy.runtime.udp import UDPDefinition, UDPNode, UDPRouter
 
-__all__ = ["HTTPRouter", "RoutingTable", "UDPRouter"]
+__all__ = ["HTTPRouter", "RoutingTable", "TCPRouter", "UDPRouter"]
 
 
 @attrs.frozen(eq=False)
@@ -44,7 +45,9 @@ class RoutingTable:
     entrypoint, and ``nodes`` (every service node by definition, for the next rebuild).
 
     UDP has its own routers (at most one per UDP entrypoint) and nodes: ``udp_routers`` and
-    ``udp_nodes``.
+    ``udp_nodes``; so has TCP: ``tcp_routers``, ``tcp_services`` by name and ``tcp_nodes``,
+    with the connection-level routing of each TCP entrypoint in ``entrypoint_tcp(name)``.
+    ``tls`` is the TLS manager (certificates and options) of this configuration, if any.
     """
 
     def __init__(
@@ -55,8 +58,17 @@ class RoutingTable:
         nodes: Mapping[Definition, Node],
         udp_routers: Sequence[UDPRouter] = (),
         udp_nodes: Optional[Mapping[UDPDefinition, UDPNode]] = None,
+        tcp_routers: Sequence[TCPRouter] = (),
+        tcp_nodes: Optional[Mapping[TCPDefinition, TCPNode]] = None,
+        tls: object = None,
     ) -> None:
         self.static = static
+        self.tls = tls
+        self.tcp_routers = tuple(tcp_routers)
+        self.tcp_nodes: Mapping[TCPDefinition, TCPNode] = tcp_nodes or {}
+        self.tcp_services: Dict[str, TCPNode] = {}
+        for node in self.tcp_nodes.values():
+            self.tcp_services.setdefault(node.name, node)
         self.services = services
         self.nodes = nodes
         self.routers = tuple(routers)
@@ -78,6 +90,22 @@ class RoutingTable:
             key: tuple(entry[3] for entry in router_set.ordered())  # type: ignore[misc]
             for key, router_set in self._http.items()
         }
+        self._tcp: Dict[str, EntryPointTCP] = {}
+        for entrypoint in static.entrypoints:
+            if entrypoint.protocol != "tcp":
+                continue
+            name = entrypoint.name
+            mine = [r for r in self.tcp_routers if name in r.entrypoints]
+            self._tcp[name] = EntryPointTCP(
+                plain=[r for r in mine if r.tls is None],
+                tls=[r for r in mine if r.tls is not None],
+                https_routers=secure.get(name, ()),
+                http_routers=len(plain.get(name, ())),
+            )
+
+    def entrypoint_tcp(self, entrypoint: str) -> Optional[EntryPointTCP]:
+        """The connection-level routing of a TCP entrypoint (None for an unknown one)."""
+        return self._tcp.get(entrypoint)
 
     def http_route(
         self, entrypoint: str, req: HTTPRequestInfo, tls: bool = False

@@ -1,0 +1,206 @@
+"""IngressRouteTCP through a running proxy, with real clients: server-first protocols, redis,
+PROXY protocol, weights, half-close, refused backends, the peek and its timeout, and HTTP
+sharing the entrypoint."""
+
+from __future__ import annotations
+
+import socket
+
+from twisted.internet import defer, task, threads
+
+from tests.proxyfixture import ENDPOINTS, SERVICE, free_port
+from tests.tcpfixture import TCPProxyTestCase, route_tcp, run, socket_session
+from tsproxy.tcp import proxyproto
+
+CATCH_ALL = "HostSNI(`*`)"
+
+
+class PlainTCPTests(TCPProxyTestCase):
+    """Non-TLS TCP routers: routed at accept, relayed both ways."""
+
+    @defer.inlineCallbacks
+    def test_serverFirstGreeting(self) -> None:
+        """With only plain HostSNI(`*`) routers the backend is dialled at accept, so its
+        greeting reaches a client that has sent nothing."""
+        self.backend("smtp", self.start_greeter("smtp"))
+        port = self.start_tcp_proxy(route_tcp("mail", CATCH_ALL, ["smtp"]))
+        got = yield socket_session(port, first_read=True, half_close=True)
+        self.assertEqual(got, b"HELLO smtp\r\nBYE\r\n")
+
+    @defer.inlineCallbacks
+    def test_halfClose(self) -> None:
+        """The client's FIN reaches the backend, which still answers before closing."""
+        self.backend("echo", self.start_greeter("echo"))
+        port = self.start_tcp_proxy(
+            route_tcp("echo", CATCH_ALL, ["echo"], extra=", terminationDelay: 5000")
+        )
+        got = yield socket_session(port, send=b"ping", half_close=True)
+        self.assertEqual(got, b"HELLO echo\r\npingBYE\r\n")
+
+    @defer.inlineCallbacks
+    def test_largeBothWays(self) -> None:
+        """8 MiB up and back through the relay arrive intact (backpressure, no loss)."""
+        self.backend("echo", self.start_greeter("echo"))
+        port = self.start_tcp_proxy(
+            route_tcp("echo", CATCH_ALL, ["echo"], extra=", terminationDelay: 10000")
+        )
+        payload = bytes(range(256)) * (8 * 4096)
+        got = yield socket_session(port, send=payload, half_close=True, timeout=30)
+        self.assertEqual(len(got), len(b"HELLO echo\r\n") + len(payload) + len(b"BYE\r\n"))
+        self.assertEqual(got[12:-5], payload)
+
+    @defer.inlineCallbacks
+    def test_weighted(self) -> None:
+        """Two services at weights 1:2 share connections earliest-deadline-first."""
+        self.backend("a", self.start_greeter("a"))
+        self.backend("b", self.start_greeter("b"))
+        port = self.start_tcp_proxy(route_tcp("split", CATCH_ALL, ["a", "b"], weights=[1, 2]))
+        seen = []
+        for _ in range(6):
+            got = yield socket_session(port, first_read=True, half_close=True)
+            seen.append(got.split(b"\r\n")[0].split(b" ")[1].decode())
+        self.assertEqual(seen, ["b", "a", "b", "b", "a", "b"])
+
+    @defer.inlineCallbacks
+    def test_proxyProtocol(self) -> None:
+        """proxyProtocol version 1 or 2: the backend reads the client's address and the
+        proxy's own address before the first byte of the stream."""
+        for version in (1, 2):
+            self.docs = []
+            name = f"pp{version}"
+            self.backend(name, self.start_greeter(name))
+            port = self.start_tcp_proxy(
+                route_tcp(name, CATCH_ALL, [name], extra=f", proxyProtocol: {{version: {version}}}")
+            )
+
+            def session(port: int = port) -> tuple[int, bytes]:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                    local_port = sock.getsockname()[1]
+                    sock.sendall(b"data")
+                    sock.shutdown(socket.SHUT_WR)
+                    while sock.recv(65536):
+                        pass
+                    return local_port, b""
+
+            client_port, _ = yield threads.deferToThread(session)
+            received = b"".join(self.greeters[name].received)
+            parsed = proxyproto.parse(received)
+            assert parsed is not None
+            header, used = parsed
+            self.assertEqual(header.source, ("127.0.0.1", client_port))
+            self.assertEqual(header.destination, ("127.0.0.1", port))
+            self.assertEqual(received[used:], b"data")
+            yield self.service.stopService()  # type: ignore[union-attr]
+
+    @defer.inlineCallbacks
+    def test_backendRefuses(self) -> None:
+        """A backend that refuses the connection: the client is closed, with nothing sent."""
+        self.backend("gone", free_port())
+        port = self.start_tcp_proxy(route_tcp("gone", CATCH_ALL, ["gone"]))
+        got = yield socket_session(port, send=b"hello")
+        self.assertEqual(got, b"")
+
+    @defer.inlineCallbacks
+    def test_terminationDelay(self) -> None:
+        """After the client's FIN, a backend that never closes is cut after terminationDelay."""
+        clock = task.Clock()
+        port_number, received = self.start_half_open()
+        self.backend("mute", port_number)
+        port = self.start_tcp_proxy(
+            route_tcp("mute", CATCH_ALL, ["mute"], extra=", terminationDelay: 250"), clock=clock
+        )
+        done = socket_session(port, send=b"x", half_close=True)
+        for _ in range(500):
+            if b"<EOF>" in received:
+                break
+            yield task.deferLater(_reactor(), 0.01, lambda: None)
+        self.assertEqual(received, [b"x", b"<EOF>"])
+        # The FIN went through and armed the delay; nothing closes before it is over.
+        yield task.deferLater(_reactor(), 0.05, lambda: None)
+        self.assertFalse(done.called)
+        clock.advance(0.25)
+        got = yield done
+        self.assertEqual(got, b"")
+
+    @defer.inlineCallbacks
+    def test_redis(self) -> None:
+        """redis-server behind HostSNI(`*`): redis-cli SET/GET, and a 1 MiB value."""
+        redis_port = yield self.start_redis()
+        self.backend("redis", redis_port)
+        port = self.start_tcp_proxy(route_tcp("redis", CATCH_ALL, ["redis"]))
+        cli = ["redis-cli", "-h", "127.0.0.1", "-p", str(port)]
+        out, err, code = yield run(cli + ["SET", "greeting", "hello"])
+        self.assertEqual((out.strip(), code), (b"OK", 0), err)
+        out, err, code = yield run(cli + ["GET", "greeting"])
+        self.assertEqual((out.strip(), code), (b"hello", 0), err)
+        big = (b"0123456789abcdef" * 65536)[: 1 << 20]
+        out, err, code = yield run(cli + ["-x", "SET", "big"], stdin=big)
+        self.assertEqual((out.strip(), code), (b"OK", 0), err)
+        out, err, code = yield run(cli + ["--raw", "STRLEN", "big"])
+        self.assertEqual(out.strip(), b"1048576")
+        out, err, code = yield run(cli + ["--raw", "GET", "big"])
+        self.assertEqual(out.rstrip(b"\n"), big)
+
+
+def _reactor():  # type: ignore[no-untyped-def]
+    from twisted.internet import reactor
+
+    return reactor
+
+
+class PeekTests(TCPProxyTestCase):
+    """Entrypoints where the proxy reads first: plain bytes to HTTP or TCP routers."""
+
+    def http_route(self) -> str:
+        port = self.start_app("web-app")
+        self.docs.append(SERVICE.format(name="web-app"))
+        self.docs.append(ENDPOINTS.format(name="web-app", port=port))
+        return (
+            "apiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {name: web}\n"
+            "spec:\n  routes:\n    - match: Host(`web.test`)\n      services:\n"
+            "        - {name: web-app, port: 80}\n"
+        )
+
+    @defer.inlineCallbacks
+    def test_httpAlongsideTLSPassthrough(self) -> None:
+        """Plain HTTP on an entrypoint that also has a TLS TCP router goes to the HTTP
+        routers."""
+        self.backend("tls", self.start_greeter("tls"))
+        port = self.start_tcp_proxy(
+            self.http_route(), route_tcp("tls", CATCH_ALL, ["tls"], tls="{passthrough: true}")
+        )
+        request = b"GET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n"
+        got = yield socket_session(port, send=request)
+        self.assertTrue(got.startswith(b"HTTP/1.1 200 OK\r\n"), got[:200])
+        self.assertIn(b"web-app", got)
+
+    @defer.inlineCallbacks
+    def test_plainBytesToTCPWithoutHTTPRouters(self) -> None:
+        """Without HTTP routers, non-TLS bytes go to the plain TCP routers (after the peek:
+        here the client speaks first)."""
+        self.backend("tls", self.start_greeter("tls"))
+        self.backend("plain", self.start_greeter("plain"))
+        port = self.start_tcp_proxy(
+            route_tcp("tls", CATCH_ALL, ["tls"], tls="{passthrough: true}"),
+            route_tcp("plain", CATCH_ALL, ["plain"]),
+        )
+        got = yield socket_session(port, send=b"ping", half_close=True)
+        self.assertEqual(got, b"HELLO plain\r\npingBYE\r\n")
+
+    @defer.inlineCallbacks
+    def test_peekTimeout(self) -> None:
+        """A client that sends nothing is closed after the entrypoint's readTimeout."""
+        clock = task.Clock()
+        self.backend("tls", self.start_greeter("tls"))
+        port = self.start_tcp_proxy(
+            route_tcp("tls", CATCH_ALL, ["tls"], tls="{passthrough: true}"),
+            read_timeout="5s",
+            clock=clock,
+        )
+        done = socket_session(port)
+        yield task.deferLater(_reactor(), 0.1, lambda: None)
+        self.assertFalse(done.called)
+        clock.advance(5)
+        got = yield done
+        self.assertEqual(got, b"")
+        self.assertEqual(self.greeters["tls"].connections, [])

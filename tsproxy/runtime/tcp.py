@@ -1,0 +1,375 @@
+"""TCP services and routers: IngressRouteTCP routes to routers with a rule, a priority, TLS
+settings and a service, and per entrypoint the three router sets Traefik's TCP router keeps.
+
+A TCP service is the servers of one Kubernetes Service (round robin) or, for a route with
+several services, those split by weight (earliest deadline first, as the issue asks; Traefik
+itself interleaves by gcd). A connection picks once. Pure: building and picking, no sockets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import attrs
+
+from tsproxy.balance.wrr import EarliestDeadlineFirst, RoundRobin
+from tsproxy.config.errors import ConfigError, Location
+from tsproxy.config.resources import IngressRouteTCP, RouteTLS, ServiceRef, TCPRoute, TCPServiceRef
+from tsproxy.config.static import StaticConfig
+from tsproxy.rules import RuleError, TCPConnectionInfo, TCPRouterSet, TCPRule, compile_tcp_rule
+from tsproxy.rules.http import parse_domains
+from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
+
+__all__ = [
+    "EntryPointTCP",
+    "TCPDefinition",
+    "TCPLoadBalancer",
+    "TCPLoadBalancerDef",
+    "TCPNode",
+    "TCPRouter",
+    "TCPServer",
+    "TCPWeighted",
+    "TCPWeightedDef",
+    "build_tcp_routers",
+    "tcp_router_key",
+]
+
+
+@attrs.frozen(cache_hash=True)
+class TCPServer:
+    """One backend address and how to talk to it: ``proxy_protocol`` 0 (none), 1 or 2;
+    ``termination_delay`` in seconds after one side half-closes (negative: wait forever)."""
+
+    host: str
+    port: int
+    proxy_protocol: int = 0
+    termination_delay: float = 0.1
+
+    @property
+    def address(self) -> str:
+        """``host:port`` as Traefik writes it (an IPv6 host in brackets)."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@attrs.frozen(cache_hash=True)
+class TCPLoadBalancerDef:
+    """The servers of one Kubernetes Service, taken in turn."""
+
+    name: str
+    servers: Tuple[TCPServer, ...]
+
+
+@attrs.frozen(cache_hash=True)
+class TCPWeightedChild:
+    name: str
+    weight: int
+    definition: TCPLoadBalancerDef
+
+
+@attrs.frozen(cache_hash=True)
+class TCPWeightedDef:
+    """A route's services split by weight; a weight of 0 removes the child."""
+
+    name: str
+    children: Tuple[TCPWeightedChild, ...]
+
+
+TCPDefinition = Union[TCPLoadBalancerDef, TCPWeightedDef]
+
+
+@attrs.define(eq=False)
+class TCPLoadBalancer:
+    """Round robin over a Service's servers, in endpoint order."""
+
+    definition: TCPLoadBalancerDef
+    _order: RoundRobin
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    @property
+    def servers(self) -> Tuple[TCPServer, ...]:
+        return self.definition.servers
+
+    def pick(self) -> Optional[TCPServer]:
+        """The server for a new connection, or None when there is none."""
+        index = self._order.next()
+        return None if index is None else self.definition.servers[index]
+
+
+@attrs.define(eq=False)
+class TCPWeighted:
+    """Earliest-deadline-first over the route's services, then round robin inside one."""
+
+    definition: TCPWeightedDef
+    balancers: Tuple[TCPLoadBalancer, ...]
+    _order: EarliestDeadlineFirst
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    @property
+    def children(self) -> Tuple[Tuple[TCPLoadBalancer, int], ...]:
+        """(child service, weight) pairs, in declaration order."""
+        return tuple(
+            (balancer, child.weight)
+            for balancer, child in zip(self.balancers, self.definition.children)
+        )
+
+    def pick(self) -> Optional[TCPServer]:
+        """The server for a new connection, or None when every weight is 0."""
+        index = self._order.next()
+        return None if index is None else self.balancers[index].pick()
+
+
+TCPNode = Union[TCPLoadBalancer, TCPWeighted]
+
+
+@attrs.frozen(eq=False)
+class TCPRouter:
+    """One IngressRouteTCP route. ``tls`` None: plain TCP; with ``tls.passthrough`` the raw
+    TLS stream is relayed; otherwise TLS is terminated here and plaintext relayed."""
+
+    name: str
+    entrypoints: Tuple[str, ...]
+    rule: str
+    priority: int
+    service: TCPNode
+    source: Location
+    matcher: TCPRule
+    syntax: str = "v3"
+    tls: Optional[RouteTLS] = None
+
+    @property
+    def terminates(self) -> bool:
+        return self.tls is not None and not self.tls.passthrough
+
+
+def tcp_router_key(namespace: str, ingress: str, match: str) -> str:
+    """Traefik's TCP router (and service) key: not normalized, dots are kept."""
+    digest = hashlib.sha256(match.encode()).hexdigest()[:20]
+    return f"{namespace}-{ingress}-{digest}"
+
+
+# Which handler a TLS connection goes to (Traefik's pkg/server/router/tcp/router.go).
+HTTPS, TCP_TLS = "https", "tcp-tls"
+
+
+@attrs.frozen(eq=False)
+class HTTPSName:
+    """A HostSNI route of Traefik's HTTPS muxer: sends matching TLS connections to the HTTPS
+    routers; ``options`` is the TLS option of the HTTPS routers for that host."""
+
+    name: str
+    options: Optional[object]
+
+
+class EntryPointTCP:
+    """What one TCP entrypoint routes at the connection level.
+
+    ``plain``: non-TLS TCP routers; ``tls``: TLS TCP routers (passthrough or terminating);
+    ``https``: one route per host of the entrypoint's HTTPS routers (plus a catch-all when
+    one of them has no Host matcher), which only selects the HTTPS server.
+    """
+
+    def __init__(
+        self,
+        plain: Sequence[TCPRouter],
+        tls: Sequence[TCPRouter],
+        https_routers: Sequence[object],
+        http_routers: int,
+    ) -> None:
+        self.plain = _router_set(plain)
+        self.tls = _router_set(tls)
+        # Traefik tries the exact-catch-all TLS routers (HostSNI(`*`)) after the HTTPS hosts.
+        self.tls_specific = _router_set(r for r in tls if not r.matcher.is_catch_all)
+        self.tls_catch_all = _router_set(r for r in tls if r.matcher.is_catch_all)
+        self.has_http = http_routers > 0
+        entries = []
+        catch_all = False
+        seen = set()
+        for router in https_routers:
+            domains = parse_domains(router.rule)  # type: ignore[attr-defined]
+            if not domains:
+                catch_all = True
+            for domain in domains:
+                if domain not in seen:
+                    seen.add(domain)
+                    rule = compile_tcp_rule("HostSNI(`%s`)" % domain.replace("`", ""))
+                    section = router.tls  # type: ignore[attr-defined]
+                    value = HTTPSName(domain, section.options if section is not None else None)
+                    entries.append((domain, rule, rule.default_priority, value))
+        self.https = TCPRouterSet(entries)
+        self.https_catch_all = catch_all
+        self.has_https = bool(https_routers)
+
+    @property
+    def mode(self) -> str:
+        """``http``: no connection-level routing, every connection is HTTP; ``fast``: plain
+        TCP routers only, routed at accept without reading; ``peek``: read first."""
+        if not len(self.plain) and not len(self.tls) and not self.has_https:
+            return "http"
+        if len(self.plain) and not len(self.tls) and not self.has_https and not self.has_http:
+            return "fast"
+        return "peek"
+
+    def route_plain(self, conn: TCPConnectionInfo) -> Optional[TCPRouter]:
+        return self.plain.match(conn)  # type: ignore[return-value]
+
+    def route_tls(self, conn: TCPConnectionInfo) -> Tuple[str, object]:
+        """Where a TLS connection goes: (HTTPS, HTTPSName or None for the default options)
+        or (TCP_TLS, TCPRouter), in Traefik's order: HTTPS hosts, TLS routers other than the
+        catch-all, HTTPS catch-all, the TLS catch-all, else HTTPS with the default options."""
+        named = self.https.match(conn)
+        if named is not None:
+            return HTTPS, named
+        router = self.tls_specific.match(conn)
+        if router is not None:
+            return TCP_TLS, router
+        if self.https_catch_all:
+            return HTTPS, None
+        router = self.tls_catch_all.match(conn)
+        if router is not None:
+            return TCP_TLS, router
+        return HTTPS, None
+
+
+def _router_set(routers: Iterable[TCPRouter]) -> TCPRouterSet:
+    return TCPRouterSet([(r.name, r.matcher, r.priority, r) for r in routers])
+
+
+def _instantiate(
+    definition: TCPDefinition,
+    previous: Mapping[TCPDefinition, TCPNode],
+    made: Dict[TCPDefinition, TCPNode],
+) -> TCPNode:
+    """The node for ``definition``, reusing the previous table's (and its position) if equal."""
+    node = made.get(definition) or previous.get(definition)
+    if node is None:
+        if isinstance(definition, TCPLoadBalancerDef):
+            node = TCPLoadBalancer(definition, RoundRobin(len(definition.servers)))
+        else:
+            balancers = []
+            for child in definition.children:
+                built = _instantiate(child.definition, previous, made)
+                assert isinstance(built, TCPLoadBalancer)
+                balancers.append(built)
+            order = EarliestDeadlineFirst([child.weight for child in definition.children])
+            node = TCPWeighted(definition, tuple(balancers), order)
+    made[definition] = node
+    if isinstance(node, TCPWeighted):
+        for balancer in node.balancers:
+            made.setdefault(balancer.definition, balancer)
+    return node
+
+
+class _TCPBuilder:
+    def __init__(self, static: StaticConfig, directory: ServiceDirectory) -> None:
+        self.static = static
+        self.directory = directory
+        self.errors: List[ConfigError] = []
+        self.warnings: List[ConfigError] = []
+
+    def entrypoints(self, ingress: IngressRouteTCP) -> Tuple[str, ...]:
+        wrong = "entrypoint {name} is a UDP entrypoint, TCP routes cannot use it"
+        kept, problems = self.static.select(ingress.entry_points, "tcp", wrong)
+        self.errors.extend(ingress.meta.location.error(problem) for problem in problems)
+        return kept
+
+    def servers(self, ref: TCPServiceRef) -> Tuple[TCPServer, ...]:
+        lookup = ServiceRef(ref.name, ref.namespace, ref.line, ref.path, port=ref.port)
+        _, pairs = self.directory.addresses(lookup)
+        delay = ref.termination_delay / 1000.0
+        return tuple(TCPServer(host, port, ref.proxy_protocol, delay) for host, port in pairs)
+
+    def definition(self, key: str, route: TCPRoute, source: Location) -> Optional[TCPDefinition]:
+        children = []
+        for ref in route.services:
+            try:
+                servers = self.servers(ref)
+            except BuildError as exc:
+                self.errors.append(source.at(ref.line).error(f"{exc}, route dropped"))
+                return None
+            child_name = f"{key}-{ref.name}-{ref.port}"
+            children.append(
+                TCPWeightedChild(child_name, ref.weight, TCPLoadBalancerDef(child_name, servers))
+            )
+        if len(children) == 1:
+            return attrs.evolve(children[0].definition, name=key)
+        if not any(child.weight for child in children):
+            message = f"{route.path}: no service with a weight above 0: connections are closed"
+            self.warnings.append(source.error(message))
+        return TCPWeightedDef(key, tuple(children))
+
+    def route(
+        self, ingress: IngressRouteTCP, route: TCPRoute, entrypoints: Tuple[str, ...]
+    ) -> Optional[Tuple[str, TCPRule, Location, TCPDefinition]]:
+        source = ingress.meta.location.at(route.line)
+        problem = unroutable(route.path, entrypoints, route.services)
+        if problem is not None:
+            self.errors.append(source.error(problem))
+            return None
+        try:
+            rule = compile_tcp_rule(route.match, syntax=route.syntax or "v3")
+        except RuleError as exc:
+            self.errors.append(source.error(f"match: {exc}"))
+            return None
+        if rule.uses_sni and ingress.tls is None:
+            message = (
+                f"{route.path}.match: HostSNI or HostSNIRegexp other than HostSNI(`*`) needs"
+                " TLS (spec.tls): without it there is no SNI to match, route dropped"
+            )
+            self.errors.append(source.error(message))
+            return None
+        key = tcp_router_key(ingress.meta.namespace, ingress.meta.name, route.match)
+        definition = self.definition(key, route, source)
+        if definition is None:
+            return None
+        return key, rule, source, definition
+
+
+def build_tcp_routers(
+    ingresses: Sequence[IngressRouteTCP],
+    static: StaticConfig,
+    directory: ServiceDirectory,
+    previous: Mapping[TCPDefinition, TCPNode],
+) -> Tuple[List[TCPRouter], Dict[TCPDefinition, TCPNode], List[ConfigError], List[ConfigError]]:
+    """The TCP routers of ``ingresses``: (routers, nodes by definition, errors, warnings).
+
+    A route with a problem is dropped with a located error; a later route with the same key
+    (same namespace, name and match) replaces an earlier one with a warning. Nodes of
+    ``previous`` with an unchanged definition are kept, with their balancer position.
+    """
+    builder = _TCPBuilder(static, directory)
+    made_routes: Dict[str, Tuple[IngressRouteTCP, TCPRoute, Tuple[str, ...], tuple]] = {}
+    for ingress in ingresses:
+        entrypoints = builder.entrypoints(ingress)
+        for route in ingress.routes:
+            built = builder.route(ingress, route, entrypoints)
+            if built is None:
+                continue
+            earlier = made_routes.pop(built[0], None)
+            if earlier is not None:
+                message = f"{route.path}: same match as the route at {earlier[3][2]}, replaces it"
+                builder.warnings.append(built[2].error(message))
+            made_routes[built[0]] = (ingress, route, entrypoints, built)
+    made: Dict[TCPDefinition, TCPNode] = {}
+    routers = []
+    for ingress, route, entrypoints, (key, rule, source, definition) in made_routes.values():
+        routers.append(
+            TCPRouter(
+                name=key,
+                entrypoints=entrypoints,
+                rule=route.match,
+                priority=route.priority or rule.default_priority,
+                service=_instantiate(definition, previous, made),
+                source=source,
+                matcher=rule,
+                syntax=rule.syntax,
+                tls=ingress.tls,
+            )
+        )
+    return routers, made, builder.errors, builder.warnings

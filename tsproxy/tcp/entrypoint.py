@@ -1,0 +1,261 @@
+"""A TCP entrypoint carrying HTTP, HTTPS and TCP routers together (Traefik's TCP router).
+
+Per connection, from the table current at accept:
+- no TCP router and no HTTPS router: the connection is HTTP from the first byte;
+- only plain TCP routers: route at accept without reading, so protocols where the server
+  speaks first (SMTP, MySQL) work;
+- otherwise peek: a TLS ClientHello (first byte 0x16) is parsed for SNI and ALPN and routed
+  by the TLS rules (HTTPS hosts first, as Traefik does); other bytes go to the HTTP routers
+  if the entrypoint has any, else to the plain TCP routers. The peek is bounded by the
+  entrypoint's readTimeout.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any, List, Optional
+
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import Factory, Protocol
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from tsproxy.http.backend import cancel_call
+from tsproxy.http.entrypoint import HTTPEntryPointFactory
+from tsproxy.http.server import HTTPServerConnection
+from tsproxy.logs import get_logger
+from tsproxy.rules import TCPConnectionInfo
+from tsproxy.runtime.tcp import HTTPS, EntryPointTCP
+from tsproxy.tcp.relay import TCPRelay
+from tsproxy.tcp.sni import MalformedHello, NotTLS, parse_client_hello
+
+if TYPE_CHECKING:
+    from tsproxy.runtime.tcp import HTTPSName, TCPRouter
+
+log = get_logger(__name__)
+
+_TLS_HANDSHAKE = 0x16
+_SSL2_HELLO = 0x80  # Traefik takes it for TLS (and the handshake then fails)
+
+
+class EntryPointFactory(HTTPEntryPointFactory):
+    """Builds the connections of one TCP entrypoint: HTTP ones directly, others through a
+    Dispatch that finds out where they go."""
+
+    def __init__(self, *args: Any, reactor: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reactor = reactor
+        self._secure: Optional[HTTPEntryPointFactory] = None
+
+    def buildProtocol(self, addr: Any) -> Protocol:  # type: ignore[override]
+        routing = self.get_table().entrypoint_tcp(self.name)
+        if routing is None or routing.mode == "http":
+            return super().buildProtocol(addr)
+        dispatch = Dispatch(routing)
+        dispatch.factory = self
+        return dispatch
+
+    @property
+    def secure(self) -> HTTPEntryPointFactory:
+        """The HTTP engine for connections whose TLS ends here (HTTPS routers); it shares
+        this entrypoint's pool, clock, observers and live connections."""
+        if self._secure is None:
+            secure = copy.copy(self)
+            secure.tls = True
+            secure.__class__ = HTTPEntryPointFactory  # type: ignore[assignment]
+            self._secure = secure
+        return self._secure
+
+
+class _Wrapped(Factory):
+    """A factory handing out one protocol already made, for TLSMemoryBIOFactory."""
+
+    def __init__(self, protocol: Protocol) -> None:
+        self.protocol_made = protocol
+
+    def buildProtocol(self, addr: Any) -> Protocol:  # type: ignore[override]
+        return self.protocol_made
+
+
+@implementer(IHalfCloseableProtocol)
+class Dispatch(Protocol):
+    """A connection whose destination is not known yet: route at once or peek first."""
+
+    factory: EntryPointFactory
+
+    def __init__(self, routing: EntryPointTCP) -> None:
+        self.routing = routing
+        self.buf: List[bytes] = []
+        self.size = 0
+        self.timer: Any = None
+        self.peer_ip = ""
+        self.done = False
+
+    def connectionMade(self) -> None:
+        factory = self.factory
+        factory.connections.add(self)
+        self.peer_ip = getattr(self.transport.getPeer(), "host", "")  # type: ignore[union-attr]
+        if self.routing.mode == "fast":
+            router = self.routing.route_plain(TCPConnectionInfo("", (), self.peer_ip))
+            if router is not None:
+                self._relay(router, b"")
+                return
+        timeout = factory.entrypoint.read_timeout
+        if timeout > 0:
+            self.timer = factory.clock.callLater(timeout, self._peek_timed_out)
+
+    def _peek_timed_out(self) -> None:
+        self.timer = None
+        log.debug("no first bytes from {peer} in time: closing", peer=self.peer_ip)
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.done:
+            return
+        self.buf.append(data)
+        self.size += len(data)
+        first = self.buf[0][0]
+        if first not in (_TLS_HANDSHAKE, _SSL2_HELLO):
+            self._plain()
+            return
+        joined = b"".join(self.buf)
+        self.buf = [joined]
+        sni, alpn = "", ()  # type: tuple[str, tuple[str, ...]]
+        try:
+            hello = parse_client_hello(joined)
+        except NotTLS:
+            if first != _SSL2_HELLO:
+                self._plain()
+                return
+        except MalformedHello:
+            pass  # Traefik: still TLS, with an empty SNI; the handshake decides.
+        else:
+            if hello is None:
+                return  # more bytes needed (the parser bounds the size)
+            sni, alpn = hello.server_name, hello.alpn
+        self._tls(TCPConnectionInfo(sni, alpn, self.peer_ip))  # type: ignore[arg-type]
+
+    def readConnectionLost(self) -> None:
+        if not self.done:
+            self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def writeConnectionLost(self) -> None:
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.done = True
+        cancel_call(self.timer)
+        self.timer = None
+        self.factory.connections.discard(self)
+
+    def close(self) -> None:
+        """At shutdown: nothing is in progress yet."""
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def abort(self) -> None:
+        self.transport.abortConnection()  # type: ignore[union-attr]
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def _plain(self) -> None:
+        routing = self.routing
+        if routing.has_http or not len(routing.plain):
+            self._hand_over(self._http(self.factory))
+            return
+        router = routing.route_plain(TCPConnectionInfo("", (), self.peer_ip))
+        if router is None:
+            log.debug("no TCP router for {peer}: closing", peer=self.peer_ip)
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        self._relay(router, self._take())
+
+    def _tls(self, info: TCPConnectionInfo) -> None:
+        kind, target = self.routing.route_tls(info)
+        tls: Any = self.factory.get_table().tls
+        if kind == HTTPS:
+            named: Optional[HTTPSName] = target  # type: ignore[assignment]
+            creator = None
+            if tls is not None:
+                options = named.options if named is not None else None
+                creator = tls.server_creator(info.sni, options, alpn_http11_only=True)
+            if creator is None:
+                self._refuse(info, "no certificate for it")
+                return
+            inner = self._http(self.factory.secure)
+            self._hand_over(TLSMemoryBIOFactory(creator, False, _Wrapped(inner)), tls=True)
+            return
+        router: TCPRouter = target  # type: ignore[assignment]
+        if not router.terminates:
+            self._relay(router, self._take())
+            return
+        creator = None
+        if tls is not None:
+            creator = tls.server_creator(info.sni, router.tls.options)  # type: ignore[union-attr]
+        if creator is None:
+            self._refuse(info, f"TCP router {router.name} has no certificate for it")
+            return
+        relay = self._make_relay(router)
+        if relay is None:
+            return
+        self._hand_over(TLSMemoryBIOFactory(creator, False, _Wrapped(relay)), tls=True)
+
+    def _refuse(self, info: TCPConnectionInfo, why: str) -> None:
+        log.info(
+            "TLS connection from {peer} for {sni!r} closed: {why}",
+            peer=self.peer_ip,
+            sni=info.sni,
+            why=why,
+        )
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    # -- hand-overs ------------------------------------------------------------------------
+
+    def _take(self) -> bytes:
+        data = b"".join(self.buf)
+        self.buf = []
+        return data
+
+    def _http(self, factory: HTTPEntryPointFactory) -> HTTPServerConnection:
+        conn = HTTPServerConnection()
+        conn.factory = factory
+        return conn
+
+    def _make_relay(self, router: TCPRouter, pending: bytes = b"") -> Optional[TCPRelay]:
+        server = router.service.pick()
+        if server is None:
+            log.warn("TCP router {router}: no server available, closing", router=router.name)
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            return None
+        factory = self.factory
+        return TCPRelay(
+            router,
+            server,
+            factory.reactor,
+            factory.clock,
+            factory.connections,
+            pending,
+            observer=getattr(factory, "tcp_observer", None),
+        )
+
+    def _relay(self, router: TCPRouter, pending: bytes) -> None:
+        relay = self._make_relay(router, pending)
+        if relay is not None:
+            self._hand_over(relay)
+
+    def _hand_over(self, protocol: Any, tls: bool = False) -> None:
+        """Give the connection (and what was read of it) to ``protocol``; with ``tls``,
+        ``protocol`` is a TLS factory whose layer ends TLS here first."""
+        self.done = True
+        cancel_call(self.timer)
+        self.timer = None
+        self.factory.connections.discard(self)
+        transport: Any = self.transport
+        assert transport is not None
+        data = self._take()
+        if tls:
+            protocol = protocol.buildProtocol(transport.getPeer())  # type: ignore[union-attr]
+        transport.protocol = protocol  # type: ignore[union-attr]
+        protocol.makeConnection(transport)
+        if data:
+            protocol.dataReceived(data)

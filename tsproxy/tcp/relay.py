@@ -1,0 +1,245 @@
+"""Relaying one client connection to a TCP backend: full duplex, half-close, backpressure.
+
+The client side is whatever transport the connection has by then (the accepted socket, or a
+TLS layer that terminates here). Each transport is registered as the streaming producer of
+the other, so a slow reader pauses the fast writer and nothing is buffered without bound.
+When one side ends its stream, the other side's write half is closed (FIN) and, as in
+Traefik, both are closed after the service's terminationDelay unless the other side ends too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from tsproxy.logs import get_logger
+from tsproxy.tcp import proxyproto
+
+if TYPE_CHECKING:
+    from tsproxy.runtime.tcp import TCPRouter, TCPServer
+
+log = get_logger(__name__)
+
+#: How long a backend connect may take (Traefik v3's ServersTransportTCP dialTimeout).
+DIAL_TIMEOUT = 30.0
+
+
+def _endpoint(address: Any) -> Optional[tuple[str, int]]:
+    host, port = getattr(address, "host", None), getattr(address, "port", None)
+    if host is None or port is None:
+        return None
+    return str(host), int(port)
+
+
+def _close_write(transport: Any) -> None:
+    """Half-close: send FIN where the transport can, else close it."""
+    half = getattr(transport, "loseWriteConnection", None)
+    if half is not None and getattr(transport, "connected", True):
+        try:
+            half()
+            return
+        except (AttributeError, NotImplementedError):
+            pass
+    transport.loseConnection()
+
+
+@implementer(IHalfCloseableProtocol)
+class _BackendSide(Protocol):
+    """The connection to the backend server, reporting to its relay."""
+
+    def __init__(self, relay: TCPRelay) -> None:
+        self.relay = relay
+
+    def connectionMade(self) -> None:
+        self.relay.backend_connected(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.relay.transport.write(data)  # type: ignore[union-attr]
+
+    def readConnectionLost(self) -> None:
+        self.relay.backend_eof()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.relay.backend_lost(reason)
+
+
+class _Connector(ClientFactory):
+    noisy = False
+
+    def __init__(self, relay: TCPRelay) -> None:
+        self.relay = relay
+
+    def buildProtocol(self, addr: Any) -> _BackendSide:  # type: ignore[override]
+        return _BackendSide(self.relay)
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        self.relay.connect_failed(reason)
+
+
+@implementer(IHalfCloseableProtocol)
+class TCPRelay(Protocol):
+    """A client connection relayed to ``server`` for ``router``.
+
+    ``pending`` is what was already read from the client (a peeked ClientHello); ``client``
+    and ``local`` are the addresses of the accepted connection, for the PROXY protocol header.
+    ``connections`` tracks live connections for a graceful shutdown.
+    """
+
+    def __init__(
+        self,
+        router: TCPRouter,
+        server: TCPServer,
+        reactor: Any,
+        clock: Any,
+        connections: Any,
+        pending: bytes = b"",
+        dial_timeout: float = DIAL_TIMEOUT,
+        observer: Any = None,
+    ) -> None:
+        self.router = router
+        self.server = server
+        self.reactor = reactor
+        self.clock = clock
+        self.connections = connections
+        self.pending = [pending] if pending else []
+        self.dial_timeout = dial_timeout
+        self.observer = observer
+        self.backend: Optional[_BackendSide] = None
+        self.connector: Any = None
+        self.client_eof = False
+        self.backend_done = False
+        self.closed = False
+        self.timer: Any = None
+
+    # -- client side -----------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self.connections.add(self)
+        self.transport.pauseProducing()  # type: ignore[union-attr]
+        self.connector = self.reactor.connectTCP(
+            self.server.host, self.server.port, _Connector(self), timeout=self.dial_timeout
+        )
+
+    def dataReceived(self, data: bytes) -> None:
+        backend = self.backend
+        if backend is not None:
+            backend.transport.write(data)  # type: ignore[union-attr]
+        else:
+            self.pending.append(data)
+
+    def readConnectionLost(self) -> None:
+        """The client finished sending: pass the FIN on, then allow terminationDelay."""
+        self.client_eof = True
+        if self.backend is not None:
+            _close_write(self.backend.transport)
+            self._half_closed()
+
+    def writeConnectionLost(self) -> None:
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.closed = True
+        self._cancel_timer()
+        self.connections.discard(self)
+        if self.backend is not None:
+            self.backend.transport.loseConnection()  # type: ignore[union-attr]
+        elif self.connector is not None:
+            self.connector.disconnect()
+        if self.observer is not None:
+            self.observer.connection_closed(self)
+
+    # -- backend side ----------------------------------------------------------------------
+
+    def backend_connected(self, backend: _BackendSide) -> None:
+        if self.closed:
+            backend.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        self.backend = backend
+        out = backend.transport
+        assert out is not None
+        version = self.server.proxy_protocol
+        if version:
+            source = _endpoint(self.transport.getPeer())  # type: ignore[union-attr]
+            destination = _endpoint(self.transport.getHost())  # type: ignore[union-attr]
+            if source is not None and destination is not None:
+                out.write(proxyproto.encode(version, source, destination))
+        pending, self.pending = self.pending, []
+        if pending:
+            out.writeSequence(pending)
+        # Each side produces for the other: a full write buffer pauses the reader across.
+        self.transport.registerProducer(out, True)  # type: ignore[union-attr]
+        out.registerProducer(self.transport, True)  # type: ignore[attr-defined]
+        self.transport.resumeProducing()  # type: ignore[union-attr]
+        if self.client_eof:
+            _close_write(out)
+            self._half_closed()
+
+    def connect_failed(self, reason: Failure) -> None:
+        self.connector = None
+        if self.closed:
+            return
+        log.warn(
+            "TCP router {router}: cannot reach {server}: {why}",
+            router=self.router.name,
+            server=self.server.address,
+            why=reason.getErrorMessage(),
+        )
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def backend_eof(self) -> None:
+        """The backend finished sending: pass the FIN on to the client."""
+        self.backend_done = True
+        if self.client_eof:
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        _close_write(self.transport)
+        self._half_closed()
+
+    def backend_lost(self, reason: Failure) -> None:
+        self.backend = None
+        if not self.closed:
+            if not self.backend_done and not self.client_eof:
+                log.debug(
+                    "TCP router {router}: {server} closed: {why}",
+                    router=self.router.name,
+                    server=self.server.address,
+                    why=reason.getErrorMessage() if reason is not None else "",
+                )
+            self.transport.loseConnection()  # type: ignore[union-attr]
+
+    # -- ending ----------------------------------------------------------------------------
+
+    def _half_closed(self) -> None:
+        """One direction is over: the other gets terminationDelay to end as well."""
+        delay = self.server.termination_delay
+        if delay >= 0 and self.timer is None and not self.closed:
+            self.timer = self.clock.callLater(delay, self._terminate)
+
+    def _terminate(self) -> None:
+        """terminationDelay is over: close both sides (a FIN, as Traefik's Close gives)."""
+        self.timer = None
+        if self.backend is not None:
+            self.backend.transport.loseConnection()  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.timer = None
+
+    def close(self) -> None:
+        """At shutdown: a relayed stream has no exchange boundary, so let it run until the
+        grace time is over (abort) or either side ends it."""
+
+    def abort(self) -> None:
+        if self.backend is not None:
+            self.backend.transport.abortConnection()  # type: ignore[union-attr]
+        if self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
