@@ -1,4 +1,4 @@
-"""Backends and configuration for TCP routing tests: a greeting echo server, a recorder,
+"""Backends and configuration for TCP routing tests: greeting echo servers, a recorder,
 a redis-server subprocess, and IngressRouteTCP documents pointing at them."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 from zope.interface import implementer
 
 from tests.proxyfixture import ProxyTestCase
+from tsproxy.testing import listen_tcp_greeter
 
 TCP_STATIC = """\
 entryPoints:
@@ -71,27 +72,6 @@ def route_tcp(
 
 
 @implementer(IHalfCloseableProtocol)
-class Greeter(Protocol):
-    """Says ``HELLO <name>`` on connect (server first), then echoes; on the client's FIN it
-    answers ``BYE`` and closes."""
-
-    def connectionMade(self) -> None:
-        self.factory.connections.append(self)
-        self.transport.write(b"HELLO " + self.factory.name + b"\r\n")
-
-    def dataReceived(self, data: bytes) -> None:
-        self.factory.received.append(data)
-        self.transport.write(data)
-
-    def readConnectionLost(self) -> None:
-        self.transport.write(b"BYE\r\n")
-        self.transport.loseConnection()
-
-    def writeConnectionLost(self) -> None:
-        pass
-
-
-@implementer(IHalfCloseableProtocol)
 class HalfOpen(Protocol):
     """Records what it gets and never closes, even after the client's FIN."""
 
@@ -114,13 +94,9 @@ class TCPProxyTestCase(ProxyTestCase):
         self.docs: List[str] = []
 
     def start_greeter(self, name: str) -> int:
-        factory = Factory.forProtocol(Greeter)
-        factory.name = name.encode()  # type: ignore[attr-defined]
-        factory.received = []  # type: ignore[attr-defined]
-        factory.connections = []  # type: ignore[attr-defined]
-        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        port = listen_tcp_greeter(reactor, name)
         self.addCleanup(port.stopListening)
-        self.greeters[name] = factory
+        self.greeters[name] = port.greeter
         return int(port.getHost().port)
 
     def start_half_open(self) -> Tuple[int, List[bytes]]:

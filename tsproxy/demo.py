@@ -2,8 +2,9 @@
 
 The HTTP backends answer `Hello app-v1` / `Hello app-v2` on 127.0.0.1:9001 and :9002 and log
 every request they get, mirrored copies included. The UDP backends echo-1 / echo-2 on
-127.0.0.1:9053 and :9054 answer each datagram with `echo-N <datagram>`. These are the
-addresses conf/'s Endpoints name.
+127.0.0.1:9053 and :9054 answer each datagram with `echo-N <datagram>`. The TCP backends
+greeter-1 / greeter-2 on 127.0.0.1:9101 and :9102 say `HELLO greeter-N` first, then echo.
+These are the addresses conf/'s Endpoints name.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, List, Tuple
 from twisted.logger import globalLogBeginner, textFileLogObserver
 
 from tsproxy.logs import get_logger
-from tsproxy.testing import listen_app, listen_udp_echo
+from tsproxy.testing import listen_app, listen_tcp_greeter, listen_udp_echo
 
 log = get_logger(__name__)
 
@@ -40,8 +41,18 @@ def _log_datagram(name: str, addr: Any, data: bytes) -> None:
     )
 
 
+def _log_connection(name: str, addr: Any) -> None:
+    log.info(
+        "{name} got a TCP connection from {host}:{port}", name=name, host=addr.host, port=addr.port
+    )
+
+
 def run_demo(
-    config_dir: str, v1_port: int, v2_port: int, echo_ports: Tuple[int, int] = (9053, 9054)
+    config_dir: str,
+    v1_port: int,
+    v2_port: int,
+    echo_ports: Tuple[int, int] = (9053, 9054),
+    greeter_ports: Tuple[int, int] = (9101, 9102),
 ) -> int:
     """Run until interrupted; returns the process exit status."""
     from twisted.internet import reactor
@@ -57,6 +68,9 @@ def run_demo(
         name = "echo-%d" % (number,)
         prefix = ("%s " % (name,)).encode("ascii")
         ports.append(listen_udp_echo(reactor, name, port, prefix=prefix, on_datagram=_log_datagram))
+    for number, port in enumerate(greeter_ports, 1):
+        name = "greeter-%d" % (number,)
+        ports.append(listen_tcp_greeter(reactor, name, port, on_connection=_log_connection))
     service = ProxyService(config_dir, reactor, watch=True)
     try:
         service.startService()
@@ -68,11 +82,14 @@ def run_demo(
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     log.info(
         "demo backends app-v1 on 127.0.0.1:{p1}, app-v2 on 127.0.0.1:{p2},"
-        " UDP echo-1 on 127.0.0.1:{e1}, echo-2 on 127.0.0.1:{e2}; Ctrl-C stops",
+        " UDP echo-1 on 127.0.0.1:{e1}, echo-2 on 127.0.0.1:{e2},"
+        " TCP greeter-1 on 127.0.0.1:{g1}, greeter-2 on 127.0.0.1:{g2}; Ctrl-C stops",
         p1=v1_port,
         p2=v2_port,
         e1=echo_ports[0],
         e2=echo_ports[1],
+        g1=greeter_ports[0],
+        g2=greeter_ports[1],
     )
     reactor.run()
     return 0

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, List, Optional
 
-from twisted.internet.interfaces import IPushProducer
-from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.web import server
 from twisted.web.resource import Resource
 from zope.interface import implementer
@@ -173,4 +173,57 @@ def listen_udp_echo(
     echo = UDPEcho(name, prefix, on_datagram)
     listening = reactor.listenUDP(port, echo, interface=interface, maxPacketSize=65535)
     listening.echo = echo
+    return listening
+
+
+@implementer(IHalfCloseableProtocol)
+class TCPGreeter(Protocol):
+    """A TCP backend that speaks first: ``HELLO <name>`` on connect, then echoes; on the
+    client's FIN it answers ``BYE`` and closes. Its factory records connections and data."""
+
+    factory: GreeterFactory
+
+    def connectionMade(self) -> None:
+        self.factory.connections.append(self)
+        if self.factory.on_connection is not None:
+            self.factory.on_connection(self.factory.name, self.transport.getPeer())  # type: ignore[union-attr]
+        self.transport.write(b"HELLO " + self.factory.name.encode() + b"\r\n")  # type: ignore[union-attr]
+
+    def dataReceived(self, data: bytes) -> None:
+        self.factory.received.append(data)
+        self.transport.write(data)  # type: ignore[union-attr]
+
+    def readConnectionLost(self) -> None:
+        self.transport.write(b"BYE\r\n")  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+
+class GreeterFactory(Factory):
+    protocol = TCPGreeter
+    noisy = False
+
+    def __init__(
+        self, name: str, on_connection: Optional[Callable[[str, Any], None]] = None
+    ) -> None:
+        self.name = name
+        self.on_connection = on_connection
+        self.connections: List[TCPGreeter] = []
+        self.received: List[bytes] = []
+
+
+def listen_tcp_greeter(
+    reactor: Any,
+    name: str,
+    port: int = 0,
+    interface: str = "127.0.0.1",
+    on_connection: Optional[Callable[[str, Any], None]] = None,
+) -> Any:
+    """Start a greeting TCP echo backend; returns the listening port (``.greeter`` is its
+    factory)."""
+    factory = GreeterFactory(name, on_connection)
+    listening = reactor.listenTCP(port, factory, interface=interface)
+    listening.greeter = factory
     return listening
