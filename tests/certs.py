@@ -137,10 +137,14 @@ def tls_secret(
         assert issued is not None
         crt = issued.cert_pem + b"".join(item.cert_pem for item in chain)
         data = {"tls.crt": crt, "tls.key": issued.key_pem}
-    return Secret(meta("Secret", namespace, name, line=line), "kubernetes.io/tls", tuple(data.items()))
+    return Secret(
+        meta("Secret", namespace, name, line=line), "kubernetes.io/tls", tuple(data.items())
+    )
 
 
-def secret_yaml(name: str, data: Dict[str, bytes], namespace: str = "default", kind: str = "kubernetes.io/tls") -> str:
+def secret_yaml(
+    name: str, data: Dict[str, bytes], namespace: str = "default", kind: str = "kubernetes.io/tls"
+) -> str:
     """The YAML document of a Secret with ``data`` base64-encoded as Kubernetes stores it."""
     lines = [
         "apiVersion: v1",
