@@ -306,9 +306,7 @@ def build_tls(resources: Iterable[Resource], now: Optional[datetime.datetime] = 
                     PROVIDER,
                 )
                 if tls.options.name == "default":
-                    message += (
-                        " (the TLSOption named default applies to routes without tls.options)"
-                    )
+                    message += " (the TLSOption named default serves routes without tls.options)"
                 builder.errors.append(_at(resource, message))
 
     if default_cert is None:
