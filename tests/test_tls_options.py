@@ -197,7 +197,12 @@ class ALPNTests(SynchronousTestCase):
         for server, client, expected in rows:
             with self.subTest(server=server, client=client):
                 if expected is None:
-                    self.assertRaises(ALPNMismatch, negotiate_alpn, server, client)
+                    error = self.assertRaises(ALPNMismatch, negotiate_alpn, server, client)
+                    self.assertEqual(
+                        error.message,
+                        "tls: client requested unsupported application protocols (%s)"
+                        % ", ".join(client),
+                    )
                 else:
                     self.assertEqual(negotiate_alpn(server, client), expected)
 

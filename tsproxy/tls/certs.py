@@ -87,7 +87,7 @@ class Certificate:
     @property
     def not_after(self) -> datetime.datetime:
         """The end of the leaf's validity, an aware UTC datetime."""
-        return _not_after(self.leaf)
+        return self.leaf.not_valid_after_utc
 
     @property
     def subject_cn(self) -> str:
@@ -97,13 +97,6 @@ class Certificate:
     def fingerprint(self) -> str:
         """SHA-256 of the leaf's DER, hex; what the API can show to tell certificates apart."""
         return self.leaf.fingerprint(hashes.SHA256()).hex()
-
-
-def _not_after(cert: x509.Certificate) -> datetime.datetime:
-    if hasattr(cert, "not_valid_after_utc"):
-        return cert.not_valid_after_utc
-    # cryptography < 42 (PyPy 3.9 installs may be older): naive UTC.
-    return cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)  # pragma: no cover
 
 
 def _common_name(cert: x509.Certificate) -> str:

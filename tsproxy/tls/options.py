@@ -132,7 +132,15 @@ except ImportError:  # pragma: no cover
 
 
 class ALPNMismatch(SSL.Error):
-    """The client offered ALPN protocols and none is acceptable (Go fails the handshake)."""
+    """The client offered ALPN protocols and none is acceptable (Go fails the handshake).
+
+    Its argument has the shape of OpenSSL's error queue, as Twisted's TLS layer expects of
+    every ``SSL.Error``; ``message`` is the text.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__([("tsproxy", "negotiate_alpn", message)])
+        self.message = message
 
 
 @attrs.frozen(eq=False)
