@@ -37,7 +37,7 @@ SECRETS: Dict[Tuple[str, str], Secret] = {
     ("default", "client-ca"): certs.tls_secret("client-ca", data={"ca.crt": CLIENT_CA.cert_pem}),
     ("default", "no-ca"): certs.tls_secret("no-ca", data={"a": b"1", "b": b"2"}),
 }
-TLS12, TLS13 = ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3
+TLS10, TLS12, TLS13 = ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3
 
 
 def option(**fields: Any) -> TLSOption:
@@ -238,6 +238,12 @@ class ContextTests(SynchronousTestCase):
             ({}, {"maximum": TLS12}, False, {"version": "TLSv1.2"}),
             ({"max_version": "VersionTLS12"}, {}, False, {"version": "TLSv1.2"}),
             (
+                {"min_version": "VersionTLS10"},
+                {"minimum": TLS10, "maximum": TLS10, "ciphers": "DEFAULT:@SECLEVEL=0"},
+                False,
+                {"version": "TLSv1"},
+            ),
+            (
                 {"cipher_suites": ("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",)},
                 {"maximum": TLS12},
                 False,
@@ -281,6 +287,11 @@ class ContextTests(SynchronousTestCase):
             ({"min_version": "VersionTLS13"}, {"maximum": TLS12}, "unsupported protocol"),
             ({"max_version": "VersionTLS12"}, {"minimum": TLS13}, "unsupported protocol"),
             (
+                {},
+                {"minimum": TLS10, "maximum": TLS10, "ciphers": "DEFAULT:@SECLEVEL=0"},
+                "unsupported protocol",
+            ),
+            (
                 {"alpn_protocols": ("http/1.1",)},
                 {"alpn": ("h2",)},
                 "client requested unsupported application protocols (h2)",
@@ -317,6 +328,18 @@ class ContextTests(SynchronousTestCase):
                 seen = memory_handshake(context, client_context(**client), "tls.example")
                 self.assertNotEqual(seen.error, "")
                 self.assertIn(reason, seen.server_error)
+
+    def test_session_resumption(self) -> None:
+        """Sessions resume (TLS 1.2 and 1.3) unless disableSessionTickets is set."""
+        for fields, resumes in (({}, True), ({"disable_session_tickets": True}, False)):
+            for maximum in (TLS12, TLS13):
+                with self.subTest(fields=fields, maximum=maximum):
+                    context = make_context(settings(**fields), CERT)
+                    client = client_context(maximum=maximum)
+                    first = memory_handshake(context, client, "tls.example")
+                    self.assertEqual(first.error, "")
+                    second = memory_handshake(context, client, "tls.example", first.session)
+                    self.assertEqual((second.error, second.reused), ("", resumes))
 
     def test_chain_sent(self) -> None:
         """The intermediate certificates of tls.crt are sent after the leaf."""

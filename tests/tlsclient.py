@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import ssl
 import tempfile
-from typing import Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import attrs
 from cryptography import x509
@@ -27,6 +27,8 @@ class Seen:
     cipher: str = ""
     error: str = ""
     server_error: str = ""
+    reused: bool = False
+    session: Any = attrs.field(default=None, eq=False)
 
 
 def client_context(
@@ -69,7 +71,10 @@ def describe(der: Optional[bytes]) -> Tuple[Tuple[str, ...], str]:
 
 
 def memory_handshake(
-    server_context: SSL.Context, client: ssl.SSLContext, sni: Optional[str] = None
+    server_context: SSL.Context,
+    client: ssl.SSLContext,
+    sni: Optional[str] = None,
+    session: Optional[ssl.SSLSession] = None,
 ) -> Seen:
     """Run a full handshake between ``client`` and a server connection on
     ``server_context`` through memory buffers, then one application record each way (so
@@ -77,7 +82,7 @@ def memory_handshake(
     server = SSL.Connection(server_context, None)
     server.set_accept_state()
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    conn = client.wrap_bio(incoming, outgoing, server_hostname=sni)
+    conn = client.wrap_bio(incoming, outgoing, server_hostname=sni, session=session)
     client_done = server_done = False
     client_error = server_error = ""
     ponged = False
@@ -139,4 +144,6 @@ def memory_handshake(
         version=conn.version() or "",
         alpn=conn.selected_alpn_protocol(),
         cipher=cipher[0] if cipher else "",
+        reused=conn.session_reused,
+        session=conn.session,
     )
