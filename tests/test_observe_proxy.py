@@ -12,7 +12,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.task import deferLater
 
-from tests.proxyfixture import ProxyTestCase, RawClient
+from tests.proxyfixture import ENDPOINTS, ProxyTestCase, RawClient, free_port
 from tests.udpfixture import UDPTestMixin
 
 WRR = "traefikservice-wrr.kubesre.lc"
@@ -54,8 +54,18 @@ Samples = Dict[Tuple[str, FrozenSet[Tuple[str, str]]], float]
 class ObservedProxyTests(ProxyTestCase, UDPTestMixin):
     """The seed scenarios counted and logged as Traefik would."""
 
-    def start(self, log_format: str = "common") -> None:
+    def start(self, log_format: str = "common", broken: bool = False) -> None:
+        """The seed configuration, observed; ``broken``: app-v1 never answers and nothing
+        listens for app-v2."""
         self.use_seed_config()
+        if broken:
+            silent, self.silent_received = self.start_silent()
+            self.write(
+                "endpoints.yaml",
+                ENDPOINTS.format(name="app-v1", port=silent)
+                + "---\n"
+                + ENDPOINTS.format(name="app-v2", port=free_port()),
+            )
         self.log_path = os.path.join(os.path.abspath(self.mktemp()), "access.log")
         self.write("tsproxy.yaml", STATIC.format(path=self.log_path, format=log_format))
         self.start_proxy()
@@ -221,3 +231,30 @@ class ObservedProxyTests(ProxyTestCase, UDPTestMixin):
         self.assertEqual(self.open_connections("udp", "UDP"), 1)
         self.service.udp["udp"].sessions.close_all()  # type: ignore[union-attr]
         self.assertEqual(self.open_connections("udp", "UDP"), 0)
+
+    @defer.inlineCallbacks
+    def test_failedAndAbandonedExchanges(self) -> None:
+        """A refused server is a 502 answer; a client leaving before the answer is a 499."""
+        self.start("json", broken=True)
+        response, _ = yield self.get(WRR)  # app-v2 first: nothing listens
+        self.assertEqual(response.code, 502)
+        client = RawClient()
+        port = self.service.port_of("web")  # type: ignore[union-attr]
+        yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), client)
+        client.transport.write(b"GET /gone HTTP/1.1\r\nHost: %s\r\n\r\n" % WRR.encode())
+        yield self.wait_for(lambda: self.silent_received, "the request at app-v1")
+        client.transport.abortConnection()  # a reset: a half-close would still get the answer
+        yield client.closed
+        yield self.wait_for(lambda: len(self.lines()) == 2, "two log lines")
+        failed, gone = [json.loads(line) for line in self.lines()]
+        self.assertEqual(
+            (failed["DownstreamStatus"], failed["OriginStatus"], failed["ServiceName"]),
+            (502, 502, V2),
+        )
+        self.assertEqual(
+            (gone["DownstreamStatus"], gone["RequestPath"], gone["ServiceName"]),
+            (499, "/gone", V1),
+        )
+        stats = self.service.metrics.service_stats()  # type: ignore[union-attr]
+        self.assertEqual(stats[V2], {"requests": 1, "errors": 1})
+        self.assertEqual(stats[V1], {"requests": 1, "errors": 0})
