@@ -94,6 +94,11 @@ class CommonFormatTests(SynchronousTestCase):
         ]
         for rec, field_modes, expected in cases:
             self.assertEqual(common_line(rec, 7, field_modes), expected)
+            # The default modes' shortcut writes what the general path writes.
+            general = FieldModes(AccessLogFields(names=(("unused", "keep"),)))
+            if field_modes.plain:
+                self.assertFalse(general.plain)
+                self.assertEqual(common_line(rec, 7, general), expected)
 
     def test_localTime(self) -> None:
         """With StartUTC dropped, StartLocal is written in the local zone."""

@@ -66,6 +66,8 @@ class FieldModes:
             mode != "drop" for mode in self.headers.values()
         )
         self._keep: Dict[str, bool] = {}
+        #: Every core field kept and no header: the common line can skip the field table.
+        self.plain = self.default_keep and not self.names and not self.any_header
 
     def keep(self, field: str) -> bool:
         kept = self._keep.get(field)
@@ -216,8 +218,23 @@ def _struct(t: float, local: bool) -> Tuple[time.struct_time, int]:
     return time.gmtime(whole), 0
 
 
+#: The last UTC second clf_time formatted, and its text (requests come many per second).
+_last_clf: List[Any] = [None, ""]
+
+
 def clf_time(t: float, local: bool = False) -> str:
     """``10/Nov/2009:23:00:00 +0000`` (Go's layout 02/Jan/2006:15:04:05 -0700)."""
+    if not local:
+        second = int(t // 1)
+        if _last_clf[0] == second:
+            return str(_last_clf[1])
+        text = _clf_time(t, False)
+        _last_clf[:] = [second, text]
+        return text
+    return _clf_time(t, True)
+
+
+def _clf_time(t: float, local: bool) -> str:
     tm, offset = _struct(t, local)
     return "%02d/%s/%04d:%02d:%02d:%02d %s" % (
         tm.tm_mday,
@@ -255,6 +272,8 @@ def _to_log(fields: Dict[str, Any], key: str, default: str, quoted: bool) -> str
 
 def common_line(rec: Exchange, count: int, modes: FieldModes) -> str:
     """Traefik's common log format line (with its newline)."""
+    if modes.plain:
+        return _plain_common_line(rec, count)
     fields = _kept(rec, count, modes)
     if "StartUTC" in fields:
         timestamp = clf_time(fields["StartUTC"])
@@ -278,6 +297,33 @@ def common_line(rec: Exchange, count: int, modes: FieldModes) -> str:
         _to_log(fields, "RouterName", '"-"', True),
         _to_log(fields, "ServiceURL", '"-"', True),
         millis,
+    )
+
+
+def _plain_common_line(rec: Exchange, count: int) -> str:
+    """common_line with the default fields (all core fields, no header): the same line,
+    without building the field table (the access log's usual case, once per request)."""
+    client = rec.client_ip
+    if rec.trusted:
+        forwarded = rec.header(b"x-forwarded-for")
+        if forwarded:
+            client = forwarded.decode("latin-1")
+    if rec.server_url:
+        url = '"%s"' % rec.server_url
+    else:
+        url = '"-"'
+    return '%s - - [%s] "%s %s %s" %d %d "-" "-" %d %s %s %dms\n' % (
+        client or "-",
+        clf_time(rec.start),
+        rec.method.decode("utf-8", "replace") or "-",
+        _path(rec.target) or "-",
+        rec.version.decode("latin-1") or "-",
+        rec.status,
+        rec.response_bytes,
+        count,
+        '"%s"' % qualified(rec.router) if rec.router else '"-"',
+        url,
+        int(rec.duration * 1e9) // 1000000,
     )
 
 
