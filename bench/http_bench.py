@@ -967,6 +967,7 @@ def summarize(rounds: List[List[Row]]) -> List[Row]:
             row.status, row.reason, row.split = "broken", runs[-1].reason, runs[-1].split
         else:
             row.split = ok[0].split
+            row.extra = dict(ok[-1].extra)
             for name in (
                 "requests_per_s",
                 "p50_ms",
