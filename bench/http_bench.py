@@ -36,7 +36,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST_HEADER = "bench.local"
@@ -46,6 +46,8 @@ LOAD_CORE = "1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 SPLIT_REQUESTS = 30
+#: Suffix of the rows that run with metrics and the access log on (--observability).
+OBSERVED = ", metrics + access log"
 FOREIGN_CPU_RETRY_PCT = 10.0
 MAX_ATTEMPTS = 3
 
@@ -502,13 +504,30 @@ backend app
 """
 
 
-def tsproxy_static_yaml(port: int) -> str:
-    return f"""entryPoints:
+def tsproxy_static_yaml(port: int, observe: Optional[Tuple[int, Path]] = None) -> str:
+    """The static file; ``observe`` (internal port, access log path) turns Prometheus metrics
+    (routers' labels too) and a buffered common-format access log on."""
+    text = f"""entryPoints:
   web:
     address: "{LOOPBACK}:{port}"
 log:
   level: ERROR
 """
+    if observe is not None:
+        internal, access_log = observe
+        text = text.replace(
+            "log:",
+            f"""  traefik:
+    address: "{LOOPBACK}:{internal}"
+metrics:
+  prometheus:
+    addRoutersLabels: true
+accessLog:
+  filePath: "{access_log}"
+  bufferingSize: 100
+log:""",
+        )
+    return text
 
 
 def tsproxy_app_yaml(v1_port: int, v2_port: int) -> str:
@@ -606,6 +625,7 @@ class Target:
     argv: Optional[List[str]] = None
     python: Optional[str] = None  # tsproxy rows: the interpreter that runs it
     ready_timeout: float = 15.0
+    access_log: Optional[Path] = None  # tsproxy rows with --observability
 
 
 class Bench:
@@ -649,7 +669,7 @@ class Bench:
 
     def targets(self) -> List[Target]:
         a = self.args
-        ports = free_ports(4)
+        ports = free_ports(8)
         rows = [
             Target(
                 "backend direct (nginx+wrk share core 1) = ceiling",
@@ -671,9 +691,25 @@ class Bench:
             rows.append(
                 self._tsproxy_target("tsproxy, CPython", a.tsproxy_python, ports[2], a.warmup)
             )
+            if a.observability:
+                rows.append(
+                    self._tsproxy_target(
+                        "tsproxy, CPython" + OBSERVED,
+                        a.tsproxy_python,
+                        ports[4],
+                        a.warmup,
+                        ports[5],
+                    )
+                )
         pypy = self.pypy_python()
         if pypy:
             rows.append(self._tsproxy_target("tsproxy, PyPy", pypy, ports[3], a.pypy_warmup))
+            if a.observability:
+                rows.append(
+                    self._tsproxy_target(
+                        "tsproxy, PyPy" + OBSERVED, pypy, ports[6], a.pypy_warmup, ports[7]
+                    )
+                )
         return rows
 
     def pypy_python(self) -> Optional[str]:
@@ -684,13 +720,28 @@ class Bench:
         default = REPO_ROOT / "bench" / ".venv-pypy" / "bin" / "python"
         return str(default) if default.exists() else None
 
-    def _tsproxy_target(self, setup: str, python: str, port: int, warmup: int) -> Target:
+    def _tsproxy_target(
+        self, setup: str, python: str, port: int, warmup: int, internal: Optional[int] = None
+    ) -> Target:
+        """A tsproxy row; with an ``internal`` port, metrics and the access log are on."""
         conf = self.run_dir / f"tsproxy-conf-{port}"
         conf.mkdir()
-        (conf / "tsproxy.yaml").write_text(tsproxy_static_yaml(port))
+        access_log = None if internal is None else self.run_dir / f"access-{port}.log"
+        observe = None if internal is None or access_log is None else (internal, access_log)
+        (conf / "tsproxy.yaml").write_text(tsproxy_static_yaml(port, observe))
         (conf / "app.yaml").write_text(tsproxy_app_yaml(self.v1_port, self.v2_port))
         argv = ["taskset", "-c", PROXY_CORE, python, "-m", "twisted", "tsproxy", "-c", str(conf)]
-        return Target(setup, "tsproxy", port, HOST_HEADER, warmup, argv, python, ready_timeout=30.0)
+        return Target(
+            setup,
+            "tsproxy",
+            port,
+            HOST_HEADER,
+            warmup,
+            argv,
+            python,
+            ready_timeout=30.0,
+            access_log=access_log,
+        )
 
     def _peer_argv(self, target: Target) -> List[str]:
         prefix = self.run_dir / f"{target.kind}-{target.port}"
@@ -767,6 +818,13 @@ class Bench:
         finally:
             if proc is not None:
                 self.procs.stop(proc)
+        if target.access_log is not None and row.status == "ok":
+            # The proxy flushed its access log when it stopped: it must hold every request.
+            try:
+                with target.access_log.open("rb") as f:
+                    row.extra["access log lines"] = str(sum(1 for _ in f))
+            except OSError as exc:
+                row.status, row.reason = "broken", f"no access log: {exc}"
         return row
 
     def _wait_quiet(self, target: Target) -> None:
@@ -909,6 +967,7 @@ def summarize(rounds: List[List[Row]]) -> List[Row]:
             row.status, row.reason, row.split = "broken", runs[-1].reason, runs[-1].split
         else:
             row.split = ok[0].split
+            row.extra = dict(ok[-1].extra)
             for name in (
                 "requests_per_s",
                 "p50_ms",
@@ -1090,6 +1149,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help="before each measurement, wait up to this many seconds for other processes "
         "to use < 10 %% CPU (default 30; 0 = don't wait)",
     )
+    p.add_argument(
+        "--observability",
+        action="store_true",
+        help="add a tsproxy row with Prometheus metrics and a buffered access log (to a file) "
+        "on, next to the row without, and report the throughput ratio",
+    )
     p.add_argument("--json", type=Path, default=None, help="also save the results to this file")
     p.add_argument("--keep", action="store_true", help="keep the temporary run directory")
     args = p.parse_args(argv)
@@ -1178,6 +1243,18 @@ def main(argv: Optional[List[str]] = None) -> int:
                 impl = r.setup.split(", ", 1)[1]
                 value = "broken" if r.ratio_haproxy is None else f"{r.ratio_haproxy:.2f}"
                 print(f"tsproxy/haproxy ratio ({impl}): {value}")
+        for r in rows:
+            if r.setup.endswith(OBSERVED):
+                base = next((b for b in rows if b.setup == r.setup[: -len(OBSERVED)]), None)
+                impl = r.setup[len("tsproxy, ") : -len(OBSERVED)]
+                if base and base.requests_per_s and r.requests_per_s:
+                    print(
+                        f"observability on/off throughput ratio ({impl}): "
+                        f"{r.requests_per_s / base.requests_per_s:.2f} "
+                        f"({r.extra.get('access log lines', '?')} access log lines)"
+                    )
+                else:
+                    print(f"observability on/off throughput ratio ({impl}): broken")
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(

@@ -91,6 +91,13 @@ class SeedResolveTests(SynchronousTestCase):
             {(tuple(p.set_cookies), tuple(p.mirrors), p.pass_host_header) for p in picks},
             {((), (), True)},
         )
+        self.assertEqual(
+            [tuple(p.services) for p in picks[:2]],
+            [
+                ("default-app-wrr", "default-app-v2-80"),
+                ("default-app-wrr", "default-app-v1-80"),
+            ],
+        )
 
     def test_cookiePins(self) -> None:
         """A cookie default-app-v1-80 always goes to app-v1 and sets no cookie."""
@@ -132,9 +139,19 @@ class SeedResolveTests(SynchronousTestCase):
         picks = [send(table, COPY) for _ in range(25)]
         self.assertEqual([n for n, p in enumerate(picks, 1) if p.mirrors], [1, 11, 21])
         self.assertEqual({p.service_name for p in picks}, {"default-app-v1-80"})
+        self.assertEqual(
+            {tuple(p.services) for p in picks}, {("default-app-mirror", "default-app-v1-80")}
+        )
         order = picks[0].mirrors[0]
         self.assertEqual(
-            order, MirrorOrder(table.services["default-app-v2-80"], -1, "default-app-v2-80", True)
+            order,
+            MirrorOrder(
+                table.services["default-app-v2-80"],
+                -1,
+                "default-app-v2-80",
+                True,
+                "default-app-mirror",
+            ),
         )
         copy = resolve(order.node, None)
         self.assertEqual(
@@ -172,7 +189,7 @@ class WeightedTests(SynchronousTestCase):
     def test_nothingAvailable(self) -> None:
         """Only weight-0 children: no server, named after the weighted service (503)."""
         pick = resolve(self.weighted([0, 0]), Cookies())
-        self.assertEqual(pick, Pick(None, [], [], True, "w"))
+        self.assertEqual(pick, Pick(None, [], [], True, "w", ["w"]))
 
     def test_noRequestNoCookies(self) -> None:
         """A mirror copy (req None) neither reads nor writes cookies."""
@@ -231,7 +248,9 @@ class LoadBalancerTests(SynchronousTestCase):
 
     def test_noServers(self) -> None:
         """No servers: no pick."""
-        self.assertEqual(resolve(node(balancer("lb")), Cookies()), Pick(None, [], [], True, "lb"))
+        self.assertEqual(
+            resolve(node(balancer("lb")), Cookies()), Pick(None, [], [], True, "lb", ["lb"])
+        )
 
 
 class MirroringTests(SynchronousTestCase):

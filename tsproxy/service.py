@@ -25,6 +25,9 @@ from tsproxy.http.backend import BackendPool
 from tsproxy.http.entrypoint import HTTPEntryPointFactory
 from tsproxy.http.mirror import MirrorSender
 from tsproxy.logs import apply_log_level, get_logger
+from tsproxy.observe import Observer
+from tsproxy.observe.accesslog import AccessLog
+from tsproxy.observe.metrics import Metrics
 from tsproxy.runtime.audit import Review, review
 from tsproxy.runtime.reload import static_change
 from tsproxy.tcp.entrypoint import EntryPointFactory
@@ -83,6 +86,11 @@ class ProxyService(Service):
         self.pool: Optional[BackendPool] = None
         self.mirrors: Optional[MirrorSender] = None
         self.hostname = b""
+        #: Metrics when metrics.prometheus or api is configured (the dashboard reads its
+        #: per-service counts), the access log when accessLog is; None otherwise.
+        self.metrics: Optional[Metrics] = None
+        self.access_log: Optional[AccessLog] = None
+        self.observer: Optional[Observer] = None
         # What the table in force was built from, and what was logged about it.
         self.applied: Optional[LoadedConfig] = None
         self._reported: Set[str] = set()
@@ -174,6 +182,9 @@ class ProxyService(Service):
         self.table = result.table
         self.applied = loaded
         self._refused = False
+        if self.metrics is not None:
+            self.metrics.config_reload(True)
+            self.metrics.set_servers(result.table)
         apply_log_level(change.effective.log_level)
         self._report_new(result)
         log.info(
@@ -192,6 +203,8 @@ class ProxyService(Service):
             count=len(problems),
         )
         self._refused = True
+        if self.metrics is not None:
+            self.metrics.config_reload(False)
         return False
 
     def _report_new(self, result: Review) -> None:
@@ -225,7 +238,16 @@ class ProxyService(Service):
         self.pool = BackendPool(self.reactor, self.clock, tls_options=_tls_client_options)
         self.mirrors = MirrorSender(self.reactor)
         self.hostname = socket.gethostname().encode("idna")
-        self._open_all(static.entrypoints)
+        self._start_observing(static)
+        try:
+            self._open_all(static.entrypoints)
+        except StartupError:
+            self._stop_observing()
+            raise
+        if self.metrics is not None:
+            # The first configuration counts as a reload, as in Traefik.
+            self.metrics.config_reload(True)
+            self.metrics.set_servers(self.table)
         if self.handle_signals:
             self.reactor.callWhenRunning(self._install_signal_handlers)
         if self.watch:
@@ -234,6 +256,28 @@ class ProxyService(Service):
             )
             self.watcher.start()
         Service.startService(self)
+
+    def _start_observing(self, static: Any) -> None:
+        """Create the metrics and the access log the static configuration asks for."""
+        if static.prometheus is not None or static.api is not None:
+            self.metrics = Metrics(static.prometheus, self.clock)
+            if static.prometheus is not None:
+                self.mirrors.observer = self.metrics.mirror_copy  # type: ignore[union-attr]
+        if static.access_log is not None:
+            try:
+                self.access_log = AccessLog(static.access_log, self.clock)
+            except OSError as e:
+                raise StartupError(
+                    "%s: accessLog: cannot open %s: %s"
+                    % (static.path, static.access_log.file_path, e.strerror or e)
+                ) from None
+        if self.metrics is not None or self.access_log is not None:
+            self.observer = Observer(self.metrics, self.access_log)
+
+    def _stop_observing(self) -> None:
+        access_log, self.access_log = self.access_log, None
+        if access_log is not None:
+            access_log.close()
 
     def _open_all(self, entrypoints: Iterable[EntryPoint]) -> None:
         """Listen on every entrypoint; if one cannot, close the ones opened here and raise."""
@@ -263,6 +307,7 @@ class ProxyService(Service):
             self.clock,
             self.hostname,
             mirrors=self.mirrors,
+            observer=self.observer,
             reactor=self.reactor,
         )
         try:
@@ -276,7 +321,9 @@ class ProxyService(Service):
 
     def _open_udp(self, ep: EntryPoint) -> bool:
         """Listen on one UDP entrypoint (sessions keep the server they picked on a reload)."""
-        listener = UDPEntryPoint(ep, self.current_table, self.reactor, self.clock)
+        listener = UDPEntryPoint(
+            ep, self.current_table, self.reactor, self.clock, metrics=self.metrics
+        )
         try:
             listener.listen()
         except CannotListenError as e:
@@ -299,7 +346,8 @@ class ProxyService(Service):
 
     def _install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT stop the proxy gracefully and the process exits 0; a second one
-        cuts the drain short. SIGHUP reloads the configuration.
+        cuts the drain short. SIGHUP reloads the configuration; SIGUSR1 reopens the access
+        log file (after a rotation moved it), as Traefik does.
 
         The reactor's own handlers make twistd re-raise the signal at exit, which reads
         as a crash to process supervisors; a requested shutdown that went well is not one.
@@ -320,7 +368,17 @@ class ProxyService(Service):
 
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
+
+        def on_usr1(signum: int, frame: Any) -> None:
+            self.reactor.callFromThread(self._reopen_logs)
+
         signal.signal(signal.SIGHUP, on_hangup)
+        signal.signal(signal.SIGUSR1, on_usr1)
+
+    def _reopen_logs(self) -> None:
+        if self.access_log is not None:
+            log.info("SIGUSR1: reopening the access log")
+            self.access_log.reopen()
 
     def _reload_on_signal(self) -> None:
         log.info("SIGHUP: reloading the configuration")
@@ -373,3 +431,4 @@ class ProxyService(Service):
             yield self.mirrors.close()
         yield udp_stopped
         self.udp = {}
+        self._stop_observing()

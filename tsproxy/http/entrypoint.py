@@ -1,7 +1,8 @@
 """An HTTP entrypoint's factory: what every connection of the entrypoint shares.
 
-The routing-table getter, the backend pool, the clock, the mirror sender and which peers are
-trusted with X-Forwarded-*; the per-connection protocol is in tsproxy.http.server.
+The routing-table getter, the backend pool, the clock, the mirror sender, the observer
+(metrics, access log) and which peers are trusted with X-Forwarded-*; the per-connection
+protocol is in tsproxy.http.server.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from tsproxy.config.static import EntryPoint
     from tsproxy.http.backend import BackendPool
     from tsproxy.http.mirror import MirrorSender
+    from tsproxy.observe import Observer
     from tsproxy.runtime.table import RoutingTable
 
 
@@ -54,6 +56,7 @@ class HTTPEntryPointFactory(ServerFactory):
         hostname: bytes,
         mirrors: Optional[MirrorSender] = None,
         tls: bool = False,
+        observer: Optional[Observer] = None,
     ) -> None:
         self.entrypoint = entrypoint
         self.name = entrypoint.name
@@ -63,6 +66,8 @@ class HTTPEntryPointFactory(ServerFactory):
         self.hostname = hostname
         self.mirrors = mirrors
         self.tls = tls
+        #: Gets every finished exchange and the connection count; None: nothing observed.
+        self.observer = observer
         self.trusted = TrustedPeers(entrypoint.trusted_ips, entrypoint.insecure_forwarded)
         self.connections = Connections()
 

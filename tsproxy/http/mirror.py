@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import tempfile
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence
 
 import treq
 from treq.client import HTTPClient
@@ -49,6 +49,9 @@ class MirrorSender:
         self.sent = 0
         self.failed = 0
         self.dropped = 0
+        #: Told (mirror service, mirroring service, status) as each copy's answer arrives;
+        #: status 0 when the copy got no answer. Metrics count copies apart from clients'.
+        self.observer: Optional[Callable[[str, str, int], None]] = None
         self._idle_waiters: List[Deferred] = []
 
     def idle(self) -> Deferred[None]:
@@ -177,6 +180,8 @@ class MirrorCapture:
         pick = resolve(order.node, None)
         if pick.server is None:
             log.warn("mirror {name}: no available server", name=order.service_name)
+            # What the mirror's balancer would have answered, had it been asked over HTTP.
+            self._observed(order, 503)
             return succeed(None)
         target = self.out_head.split(b" ", 2)[1]
         url = pick.server.url.encode("ascii") + target
@@ -195,15 +200,22 @@ class MirrorCapture:
             log.warn(
                 "mirror {name}: cannot send to {url!r}: {e}", name=order.service_name, url=url, e=e
             )
+            self._observed(order, 0)
             return succeed(None)
 
+        answered: List[int] = []
+
         def drain(response: Any) -> Any:
+            answered.append(response.code)
+            self._observed(order, response.code)
             return treq.collect(response, lambda _chunk: None)
 
         def done(_: Any) -> None:
             sender.sent += 1
 
         def failed(failure: Any) -> None:
+            if not answered:
+                self._observed(order, 0)
             sender.failed += 1
             log.warn(
                 "mirror {name} ({url}) failed: {error}",
@@ -215,3 +227,11 @@ class MirrorCapture:
         d.addCallback(drain)
         d.addCallbacks(done, failed)
         return d
+
+    def _observed(self, order: MirrorOrder, status: int) -> None:
+        observer = self.sender.observer
+        if observer is not None:
+            try:
+                observer(order.service_name, order.mirror_of, status)
+            except Exception:
+                log.failure("observing a mirror copy failed")

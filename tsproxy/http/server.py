@@ -43,6 +43,7 @@ from tsproxy.http.wire import (
     parse_request_head,
 )
 from tsproxy.logs import get_logger
+from tsproxy.observe.record import Exchange
 from tsproxy.rules import HTTPRequestInfo
 from tsproxy.runtime.services import resolve
 
@@ -68,6 +69,7 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.state = IDLE
         self.buf = b""
         self.peer_ip = ""
+        self.peer_port = 0
         self.trusted = False
         self.client_eof = False
         self.timer: Any = None
@@ -89,20 +91,39 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.out_head = b""
         self.retried = False
         self.capture: Any = None
+        # What an observed exchange reports (t0 None: not observed, or reported already).
+        self.t0: Optional[float] = None
+        self.t_origin: Optional[float] = None
+        self.router: Any = None
+        self.origin_head: Optional[ResponseHead] = None
+        self.req_bytes = 0
+        self.resp_bytes = 0
 
     # -- connection lifecycle -------------------------------------------------------------
 
     def connectionMade(self) -> None:
         self.start_relaying()
-        self.peer_ip = getattr(self.transport.getPeer(), "host", "")
+        peer = self.transport.getPeer()
+        self.peer_ip = getattr(peer, "host", "")
         self.trusted = self.factory.trusted(self.peer_ip)
         self.factory.connections.add(self)
+        observer = self.factory.observer
+        if observer is not None:
+            self.peer_port = getattr(peer, "port", 0)
+            observer.connection_opened(self.factory.name, "TCP")
         self._arm_timer(self.factory.entrypoint.idle_timeout)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.state = CLOSED
         self._cancel_timer()
         self.factory.connections.discard(self)
+        observer = self.factory.observer
+        if observer is not None:
+            if self.t0 is not None:
+                # Cut while in progress: the client left (499, as Traefik logs a canceled
+                # request) or, once answering, the backend or client broke off.
+                self._report(self._sent_status() if self.resp_started else 499)
+            observer.connection_closed(self.factory.name, "TCP")
         if self.pending is not None:
             self.pending.cancel()
             self.pending = None
@@ -220,7 +241,12 @@ class HTTPServerConnection(Relaying, BackendListener):
         """Answer a request that could not be read, and close: the stream is lost."""
         self.state = CLOSED
         self._cancel_timer()
-        self.transport.write(error_response(status, close=True))
+        response = error_response(status, close=True)
+        self.transport.write(response)
+        if self.t0 is not None:
+            # A request whose body turned out malformed: it was an exchange, report it.
+            self.resp_bytes = _body_length(response)
+            self._report(status)
         self.transport.loseConnection()
 
     # -- one exchange --------------------------------------------------------------------
@@ -233,6 +259,8 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.req_body_done = req.framing == "none"
         self.keep_alive = req.keep_alive
         factory = self.factory
+        if factory.observer is not None:
+            self.t0 = factory.clock.seconds()
         info = HTTPRequestInfo.from_request(
             req.method.decode("latin-1"),
             # Go compares paths as UTF-8 bytes; surrogateescape keeps any other byte distinct.
@@ -240,16 +268,17 @@ class HTTPServerConnection(Relaying, BackendListener):
             decode_headers(req.headers),
             self.peer_ip,
         )
-        router = factory.get_table().http_route(factory.name, info, factory.tls)
+        router = self.router = factory.get_table().http_route(factory.name, info, factory.tls)
         if router is None:
             self._local_response(404)
             return
-        pick = resolve(router.service, info)
+        pick = self.pick = resolve(router.service, info)
         if pick.server is None:
             self._local_response(503)
             return
-        self.pick = pick
         server = self.server = pick.server
+        if self.t0 is not None:
+            self.t_origin = factory.clock.seconds()
         self.out_head = forwarded_request_head(
             req,
             peer_ip=self.peer_ip,
@@ -341,6 +370,7 @@ class HTTPServerConnection(Relaying, BackendListener):
                 backend.transport.write(data)
         if self.capture is not None:
             self.capture.feed(data)
+        self.req_bytes += len(data)
 
     def _request_sent(self) -> None:
         """The whole request is on its way to the backend."""
@@ -356,8 +386,12 @@ class HTTPServerConnection(Relaying, BackendListener):
         if not self.req_body_done:
             # The unread request body would be taken for the next request: close instead.
             self.keep_alive = False
-        self.transport.write(error_response(status, close=not self.keep_alive))
+        response = error_response(status, close=not self.keep_alive)
+        self.transport.write(response)
         self.resp_started = True
+        if self.t0 is not None:
+            self.resp_bytes = _body_length(response)
+            self._report(status)
         self._complete()
 
     def _drop_backend(self) -> None:
@@ -368,6 +402,8 @@ class HTTPServerConnection(Relaying, BackendListener):
 
     def _abort_exchange(self, why: str) -> None:
         log.debug("aborting exchange with {peer}: {why}", peer=self.peer_ip, why=why)
+        if self.t0 is not None:
+            self._report(self._sent_status() if self.resp_started else 499)
         self._drop_backend()
         self.state = CLOSED
         self.transport.abortConnection()
@@ -377,6 +413,8 @@ class HTTPServerConnection(Relaying, BackendListener):
         capture, self.capture = self.capture, None
         if capture is not None:
             capture.send()
+        if self.t0 is not None:
+            self._report(self._sent_status())
         keep_alive = self.keep_alive and self.req_body_done
         self._reset_exchange()
         if not keep_alive:
@@ -395,6 +433,7 @@ class HTTPServerConnection(Relaying, BackendListener):
         req = self.req
         assert req is not None
         status = head.status
+        self.origin_head = head
         if status < 200 and status != 101:
             if req.version == b"HTTP/1.1":
                 self.transport.write(informational_head(head))
@@ -445,6 +484,7 @@ class HTTPServerConnection(Relaying, BackendListener):
             self.transport.writeSequence(encode_chunk(data))
         else:
             self.transport.write(data)
+        self.resp_bytes += len(data)
 
     def response_end(self, reusable: bool) -> None:
         if self.resp_framing == "chunked":
@@ -495,6 +535,54 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.set_peer(None)
         self.transport.loseConnection()
 
+    # -- observation ---------------------------------------------------------------------
+
+    def _sent_status(self) -> int:
+        head = self.origin_head
+        return head.status if head is not None else 0
+
+    def _report(self, status: int) -> None:
+        """Hand the exchange's record to the entrypoint's observer (once per exchange)."""
+        t0 = self.t0
+        self.t0 = None
+        req = self.req
+        if t0 is None or req is None:
+            return
+        factory = self.factory
+        now = factory.clock.seconds()
+        pick = self.pick
+        server = self.server
+        head = self.origin_head
+        router = self.router
+        t_origin = self.t_origin
+        rec = Exchange(
+            entrypoint=factory.name,
+            router=router.name if router is not None else "",
+            services=pick.services if pick is not None else (),
+            server_url=server.url if server is not None else "",
+            method=req.method,
+            target=req.target,
+            version=req.version,
+            headers=req.headers,
+            upgrade=req.upgrade,
+            status=status,
+            origin_status=head.status if head is not None else 0,
+            request_bytes=self.req_bytes,
+            response_bytes=self.resp_bytes,
+            start=t0,
+            duration=now - t0,
+            origin_duration=now - t_origin if t_origin is not None else -1.0,
+            client_ip=self.peer_ip,
+            client_port=self.peer_port,
+            trusted=self.trusted,
+            tls=factory.tls,
+            response_headers=head.headers if head is not None else (),
+        )
+        try:
+            factory.observer.exchange(rec)  # type: ignore[union-attr]
+        except Exception:
+            log.failure("observing an exchange failed")
+
     def _log_backend_error(self, status: int, reason: str) -> None:
         server = self.server
         log.warn(
@@ -503,3 +591,8 @@ class HTTPServerConnection(Relaying, BackendListener):
             url=server.url if server is not None else "?",
             reason=reason,
         )
+
+
+def _body_length(response: bytes) -> int:
+    """The body size of a complete response tsproxy wrote itself."""
+    return len(response) - response.index(b"\r\n\r\n") - 4

@@ -6,7 +6,7 @@ mirror counters) lives in the node, so a rebuild can keep a node whose definitio
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Mapping, Optional, Protocol, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 import attrs
 
@@ -180,17 +180,23 @@ class MirrorOrder:
     max_body_size: int
     service_name: str
     mirror_body: bool = True
+    #: The mirroring service that made this copy (metrics count copies per pair).
+    mirror_of: str = ""
 
 
 @attrs.frozen
 class Pick:
-    """Where one request goes. ``server`` None means no available server (503)."""
+    """Where one request goes. ``server`` None means no available server (503).
+
+    ``services`` names every service walked, from the router's to the load balancer (metrics
+    count the request under each, as Traefik's per-service middlewares do)."""
 
     server: Optional[Server]
     set_cookies: List[str]
     mirrors: List[MirrorOrder]
     pass_host_header: bool
     service_name: str
+    services: Sequence[str] = ()
 
 
 def resolve(node: Node, req: Optional[_RequestCookies]) -> Pick:
@@ -202,14 +208,21 @@ def resolve(node: Node, req: Optional[_RequestCookies]) -> Pick:
     """
     set_cookies: List[str] = []
     mirrors: List[MirrorOrder] = []
+    walked: List[str] = []
     current: Optional[Node] = node
     last = node
     while current is not None:
         last = current
+        walked.append(current.definition.name)
         if isinstance(current, LoadBalancer):
             server = current.choose(req, set_cookies)
             return Pick(
-                server, set_cookies, mirrors, current.definition.pass_host_header, current.name
+                server,
+                set_cookies,
+                mirrors,
+                current.definition.pass_host_header,
+                current.definition.name,
+                walked,
             )
         if isinstance(current, MirroringService):
             definition = current.definition
@@ -217,13 +230,17 @@ def resolve(node: Node, req: Optional[_RequestCookies]) -> Pick:
                 mirror = current.mirrors[index]
                 mirrors.append(
                     MirrorOrder(
-                        mirror, definition.max_body_size, mirror.name, definition.mirror_body
+                        mirror,
+                        definition.max_body_size,
+                        mirror.name,
+                        definition.mirror_body,
+                        definition.name,
                     )
                 )
             current = current.main
         else:
             current = current.choose(req, set_cookies)
-    return Pick(None, set_cookies, mirrors, True, last.name)
+    return Pick(None, set_cookies, mirrors, True, last.name, walked)
 
 
 def instantiate(

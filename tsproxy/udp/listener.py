@@ -7,7 +7,7 @@ reactor (sockets) and the clock (timeouts) are parameters.
 from __future__ import annotations
 
 import socket
-from typing import Any, Callable, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReadDescriptor
@@ -18,6 +18,9 @@ from tsproxy.config.static import EntryPoint
 from tsproxy.logs import get_logger
 from tsproxy.runtime.udp import UDPServer
 from tsproxy.udp.sessions import Address, SessionTable
+
+if TYPE_CHECKING:
+    from tsproxy.observe.metrics import Metrics
 
 __all__ = ["BackendSocket", "UDPEntryPoint"]
 
@@ -54,6 +57,9 @@ class BackendSocket:
             self.socket.close()
             raise
         entrypoint.reactor.addReader(self)
+        metrics = entrypoint.metrics
+        if metrics is not None:
+            metrics.connection_opened(entrypoint.entrypoint.name, "UDP")
 
     def fileno(self) -> int:
         return self.socket.fileno() if not self.closed else -1
@@ -103,6 +109,9 @@ class BackendSocket:
         self.entrypoint.reactor.removeReader(self)
         self.closed = True
         self.socket.close()
+        metrics = self.entrypoint.metrics
+        if metrics is not None:
+            metrics.connection_closed(self.entrypoint.entrypoint.name, "UDP")
 
 
 class UDPEntryPoint(DatagramProtocol):
@@ -118,8 +127,11 @@ class UDPEntryPoint(DatagramProtocol):
         current_table: Callable[[], Any],
         reactor: Any,
         clock: Any,
+        metrics: Optional[Metrics] = None,
     ) -> None:
         self.entrypoint = entrypoint
+        #: Counts sessions as open UDP connections (traefik_open_connections).
+        self.metrics = metrics
         self.current_table = current_table
         self.reactor = reactor
         self.clock = clock

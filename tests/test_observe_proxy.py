@@ -1,0 +1,260 @@
+"""Metrics and access log through a running proxy with the seed's configuration."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any, Dict, FrozenSet, Tuple
+
+from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet import defer, reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.task import deferLater
+
+from tests.proxyfixture import ENDPOINTS, ProxyTestCase, RawClient, free_port
+from tests.udpfixture import UDPTestMixin
+
+WRR = "traefikservice-wrr.kubesre.lc"
+COPY = "traefikservice-copy.kubesre.lc"
+ROUTER_WRR = "default-app-wrr-846b2c19626676e0a8ba@kubernetescrd"
+V1 = "default-app-v1-80@kubernetescrd"
+V2 = "default-app-v2-80@kubernetescrd"
+MIRROR = "default-app-mirror@kubernetescrd"
+
+STATIC = """\
+entryPoints:
+  web:
+    address: "127.0.0.1:0"
+  udp:
+    address: "127.0.0.1:0/udp"
+    transport: {{lifeCycle: {{graceTimeOut: 0s}}}}
+  traefik:
+    address: "127.0.0.1:0"
+log:
+  level: ERROR
+metrics:
+  prometheus:
+    addRoutersLabels: true
+accessLog:
+  filePath: "{path}"
+  format: {format}
+"""
+
+#: Traefik's common format, field by field.
+COMMON = re.compile(
+    r'^(?P<client>\S+) - (?P<user>\S+) \[(?P<time>[^]]+)\] "(?P<method>\S+) (?P<path>\S+)'
+    r' (?P<proto>\S+)" (?P<status>\d{3}) (?P<size>\d+) "(?P<referer>[^"]*)" "(?P<agent>[^"]*)"'
+    r' (?P<count>\d+) "(?P<router>[^"]*)" "(?P<url>[^"]*)" (?P<ms>\d+)ms$'
+)
+
+Samples = Dict[Tuple[str, FrozenSet[Tuple[str, str]]], float]
+
+
+class ObservedProxyTests(ProxyTestCase, UDPTestMixin):
+    """The seed scenarios counted and logged as Traefik would."""
+
+    def start(self, log_format: str = "common", broken: bool = False) -> None:
+        """The seed configuration, observed; ``broken``: app-v1 never answers and nothing
+        listens for app-v2."""
+        self.use_seed_config()
+        if broken:
+            silent, self.silent_received = self.start_silent()
+            self.write(
+                "endpoints.yaml",
+                ENDPOINTS.format(name="app-v1", port=silent)
+                + "---\n"
+                + ENDPOINTS.format(name="app-v2", port=free_port()),
+            )
+        self.log_path = os.path.join(os.path.abspath(self.mktemp()), "access.log")
+        self.write("tsproxy.yaml", STATIC.format(path=self.log_path, format=log_format))
+        self.start_proxy()
+
+    def samples(self) -> Samples:
+        assert self.service is not None and self.service.metrics is not None
+        _, body = self.service.metrics.exposition()
+        found: Samples = {}
+        for family in text_string_to_metric_families(body.decode()):
+            for sample in family.samples:
+                found[sample.name, frozenset(sample.labels.items())] = sample.value
+        return found
+
+    def lines(self) -> list:
+        assert self.service is not None and self.service.access_log is not None
+        self.service.access_log.sync()
+        with open(self.log_path) as f:
+            return f.read().splitlines()
+
+    @defer.inlineCallbacks
+    def wait_for(self, condition: Any, what: str) -> Any:
+        """Poll a condition on real sockets, at most 100 times 20 ms."""
+        for _ in range(100):
+            if condition():
+                return
+            yield deferLater(reactor, 0.02, lambda: None)
+        self.fail("timed out waiting for " + what)
+
+    def open_connections(self, entrypoint: str, protocol: str) -> float:
+        labels = frozenset({"entrypoint": entrypoint, "protocol": protocol}.items())
+        return self.samples().get(("traefik_open_connections", labels), 0.0)
+
+    @defer.inlineCallbacks
+    def test_weightedServicesCountedApart(self) -> None:
+        """30 requests to the 1:2 canary: app-v1 10 and app-v2 20, the WRR service 30."""
+        self.start()
+        for _ in range(30):
+            response, _ = yield self.get(WRR)
+            self.assertEqual(response.code, 200)
+        found = self.samples()
+        get = {"code": "200", "method": "GET", "protocol": "http"}
+
+        def count(name: str, **labels: str) -> float:
+            return found.get((name, frozenset(dict(get, **labels).items())), 0.0)
+
+        service = "traefik_service_requests_total"
+        self.assertEqual(count(service, service=V1), 10.0)
+        self.assertEqual(count(service, service=V2), 20.0)
+        self.assertEqual(count(service, service="default-app-wrr@kubernetescrd"), 30.0)
+        self.assertEqual(count("traefik_entrypoint_requests_total", entrypoint="web"), 30.0)
+        self.assertEqual(
+            count(
+                "traefik_router_requests_total",
+                router=ROUTER_WRR,
+                service="default-app-wrr@kubernetescrd",
+            ),
+            30.0,
+        )
+        self.assertEqual(count("traefik_service_responses_bytes_total", service=V2), 20.0 * 13)
+        self.assertEqual(
+            found[
+                "traefik_service_server_up",
+                frozenset({"service": V1, "url": self.url("app-v1")}.items()),
+            ],
+            1.0,
+        )
+        self.assertEqual(found["traefik_config_reloads_total", frozenset()], 1.0)
+        stats = self.service.metrics.service_stats()  # type: ignore[union-attr]
+        self.assertEqual(stats[V1], {"requests": 10, "errors": 0})
+        self.assertEqual(stats[V2], {"requests": 20, "errors": 0})
+
+    def url(self, app: str) -> str:
+        return "http://127.0.0.1:%d" % (self.app_ports[app],)
+
+    def start_app(self, name: str) -> int:
+        port = super().start_app(name)
+        self.app_ports = getattr(self, "app_ports", {})
+        self.app_ports[name] = port
+        return port
+
+    @defer.inlineCallbacks
+    def test_mirrorCopiesCountedApart(self) -> None:
+        """10% mirroring: 2 copies of 20 in tsproxy_mirror_requests_total, none as app-v2."""
+        self.start()
+        for i in range(20):
+            yield self.get(COPY, path="/req/%d" % (i,))
+        yield self.service.mirrors.idle()  # type: ignore[union-attr]
+        found = self.samples()
+        copies = frozenset({"code": "200", "mirror_of": MIRROR, "service": V2}.items())
+        self.assertEqual(found["tsproxy_mirror_requests_total", copies], 2.0)
+        by_service = {
+            dict(labels)["service"]: value
+            for (name, labels), value in found.items()
+            if name == "traefik_service_requests_total"
+        }
+        self.assertEqual(by_service, {MIRROR: 20.0, V1: 20.0})
+        self.assertNotIn(V2, self.service.metrics.service_stats())  # type: ignore[union-attr]
+
+    @defer.inlineCallbacks
+    def test_commonLog(self) -> None:
+        """Common lines name the router, the server URL and the status; 404 has none."""
+        self.start()
+        yield self.get(WRR, headers={"User-Agent": ["probe"]})
+        yield self.get("nowhere.example")
+        first, second = [COMMON.match(line) for line in self.lines()]
+        assert first is not None and second is not None, self.lines()
+        self.assertEqual(
+            (first["client"], first["method"], first["path"], first["proto"], first["status"]),
+            ("127.0.0.1", "GET", "/", "HTTP/1.1", "200"),
+        )
+        self.assertEqual((first["router"], first["url"]), (ROUTER_WRR, self.url("app-v2")))
+        self.assertEqual((first["size"], first["agent"]), ("13", "-"))
+        self.assertEqual((second["status"], second["router"], second["url"]), ("404", "-", "-"))
+        self.assertEqual(int(second["count"]), int(first["count"]) + 1)
+
+    @defer.inlineCallbacks
+    def test_jsonLog(self) -> None:
+        """JSON lines carry Traefik's field names and values."""
+        self.start("json")
+        yield self.get(WRR)
+        yield self.get(WRR)
+        entries = [json.loads(line) for line in self.lines()]
+        self.assertEqual(
+            [(e["RouterName"], e["ServiceName"], e["DownstreamStatus"]) for e in entries],
+            [(ROUTER_WRR, V2, 200), (ROUTER_WRR, V1, 200)],
+        )
+        self.assertEqual(entries[0]["RequestHost"], WRR)
+        self.assertEqual(entries[0]["entryPointName"], "web")
+        self.assertEqual(entries[0]["OriginContentSize"], 13)
+
+    @defer.inlineCallbacks
+    def test_reopenAfterRotation(self) -> None:
+        """SIGUSR1's reopen after a rename: later lines go to a new file at the path."""
+        self.start()
+        yield self.get(WRR)
+        self.lines()
+        os.rename(self.log_path, self.log_path + ".1")
+        self.service._reopen_logs()  # type: ignore[union-attr]
+        yield self.get("nowhere.example")
+        self.assertEqual([COMMON.match(line)["status"] for line in self.lines()], ["404"])
+        with open(self.log_path + ".1") as f:
+            self.assertEqual([COMMON.match(line)["status"] for line in f], ["200"])
+
+    @defer.inlineCallbacks
+    def test_openConnectionsHTTP(self) -> None:
+        """A client connection counts while open, on its entrypoint, as TCP."""
+        self.start()
+        port = self.service.port_of("web")  # type: ignore[union-attr]
+        client = RawClient()
+        yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), client)
+        yield self.wait_for(lambda: self.open_connections("web", "TCP") == 1, "connection")
+        client.transport.loseConnection()
+        yield client.closed
+        yield self.wait_for(lambda: self.open_connections("web", "TCP") == 0, "close")
+
+    @defer.inlineCallbacks
+    def test_openConnectionsUDP(self) -> None:
+        """A UDP session counts while it lives, as UDP."""
+        self.start()
+        port = self.service.port_of("udp")  # type: ignore[union-attr]
+        reply = yield self.udp_client().exchange(port, b"hello")
+        self.assertEqual(reply, b"echo-1 hello")
+        self.assertEqual(self.open_connections("udp", "UDP"), 1)
+        self.service.udp["udp"].sessions.close_all()  # type: ignore[union-attr]
+        self.assertEqual(self.open_connections("udp", "UDP"), 0)
+
+    @defer.inlineCallbacks
+    def test_failedAndAbandonedExchanges(self) -> None:
+        """A refused server is a 502 answer; a client leaving before the answer is a 499."""
+        self.start("json", broken=True)
+        response, _ = yield self.get(WRR)  # app-v2 first: nothing listens
+        self.assertEqual(response.code, 502)
+        client = RawClient()
+        port = self.service.port_of("web")  # type: ignore[union-attr]
+        yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), client)
+        client.transport.write(b"GET /gone HTTP/1.1\r\nHost: %s\r\n\r\n" % WRR.encode())
+        yield self.wait_for(lambda: self.silent_received, "the request at app-v1")
+        client.transport.abortConnection()  # a reset: a half-close would still get the answer
+        yield client.closed
+        yield self.wait_for(lambda: len(self.lines()) == 2, "two log lines")
+        failed, gone = [json.loads(line) for line in self.lines()]
+        self.assertEqual(
+            (failed["DownstreamStatus"], failed["OriginStatus"], failed["ServiceName"]),
+            (502, 502, V2),
+        )
+        self.assertEqual(
+            (gone["DownstreamStatus"], gone["RequestPath"], gone["ServiceName"]),
+            (499, "/gone", V1),
+        )
+        stats = self.service.metrics.service_stats()  # type: ignore[union-attr]
+        self.assertEqual(stats[V2], {"requests": 1, "errors": 1})
+        self.assertEqual(stats[V1], {"requests": 1, "errors": 0})

@@ -1,0 +1,311 @@
+"""Prometheus metrics under Traefik's names, and the per-service counts the dashboard polls.
+
+Counting is plain dict and list arithmetic in the reactor thread; the prometheus_client
+families are built from those counts only when scraped (a custom collector on a registry of
+our own), so a request costs a few dictionary look-ups, not a lock per series.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.utils import floatToGoString
+
+from tsproxy.observe.record import method_label, request_protocol
+
+if TYPE_CHECKING:
+    from tsproxy.config.static import PrometheusConfig
+    from tsproxy.observe.record import Exchange
+
+__all__ = ["PROVIDER", "Metrics", "qualified"]
+
+#: The provider suffix Traefik shows after every router and service name.
+PROVIDER = "@kubernetescrd"
+
+# A series: [requests, duration sum, request bytes, response bytes, bucket counts...].
+Series = List[Any]
+
+_CODES: Dict[int, str] = {}
+
+
+def qualified(name: str) -> str:
+    """``default-app-v1-80`` → ``default-app-v1-80@kubernetescrd``."""
+    return name + PROVIDER
+
+
+def _code(status: int) -> str:
+    code = _CODES.get(status)
+    if code is None:
+        code = _CODES[status] = str(status)
+    return code
+
+
+class Metrics:
+    """Counts client-facing exchanges, open connections, reloads and servers.
+
+    With ``config`` None (the dashboard wants counts but Prometheus is off) only the per-service
+    request and 5xx counts are kept, and ``exposition`` has nothing to show.
+    """
+
+    def __init__(self, config: Optional[PrometheusConfig], clock: Any) -> None:
+        self.config = config
+        self.clock = clock
+        self._stats: Dict[str, List[int]] = {}
+        self._qualified: Dict[str, str] = {}
+        self.registry: Optional[CollectorRegistry] = None
+        self._bounds: Tuple[float, ...] = ()
+        self._entrypoints: Dict[Tuple[str, ...], Series] = {}
+        self._routers: Dict[Tuple[str, ...], Series] = {}
+        self._services: Dict[Tuple[str, ...], Series] = {}
+        self._open: Dict[Tuple[str, str], int] = {}
+        self._servers: Dict[Tuple[str, str], int] = {}
+        self._mirrors: Dict[Tuple[str, str, str], int] = {}
+        self.reloads = 0
+        self.last_reload_success = 0.0
+        self.reload_failures = 0
+        self.last_reload_failure = 0.0
+        if config is None:
+            return
+        self._bounds = tuple(sorted(set(config.buckets)))
+        self._by_entrypoint = config.add_entrypoints_labels
+        self._by_router = config.add_routers_labels
+        self._by_service = config.add_services_labels
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_Collector(self))  # type: ignore[arg-type]
+
+    def _name(self, name: str) -> str:
+        full = self._qualified.get(name)
+        if full is None:
+            full = self._qualified[name] = qualified(name)
+        return full
+
+    # -- counting ------------------------------------------------------------------------
+
+    def exchange(self, rec: Exchange) -> None:
+        """Count one finished client-facing exchange under its entrypoint, router and every
+        service it went through."""
+        status = rec.status
+        error = 1 if status >= 500 else 0
+        stats = self._stats
+        for service in rec.services:
+            counts = stats.get(service)
+            if counts is None:
+                stats[service] = [1, error]
+            else:
+                counts[0] += 1
+                counts[1] += error
+        if self.registry is None:
+            return
+        code = _code(status)
+        method = method_label(rec.method)
+        protocol = request_protocol(rec.upgrade, rec.headers)
+        duration = rec.duration
+        values = (
+            duration,
+            rec.request_bytes,
+            rec.response_bytes,
+            bisect_left(self._bounds, duration),
+        )
+        if self._by_entrypoint:
+            self._observe(self._entrypoints, (code, rec.entrypoint, method, protocol), values)
+        services = rec.services
+        if self._by_router and rec.router:
+            first = self._name(services[0]) if services else ""
+            key = (code, method, protocol, self._name(rec.router), first)
+            self._observe(self._routers, key, values)
+        if self._by_service:
+            table = self._services
+            for service in services:
+                self._observe(table, (code, method, protocol, self._name(service)), values)
+
+    def _observe(
+        self, table: Dict[Tuple[str, ...], Series], key: Tuple[str, ...], values: Tuple[Any, ...]
+    ) -> None:
+        duration, request_bytes, response_bytes, bucket = values
+        series = table.get(key)
+        if series is None:
+            series = table[key] = [0, 0.0, 0, 0] + [0] * (len(self._bounds) + 1)
+        series[0] += 1
+        series[1] += duration
+        series[2] += request_bytes
+        series[3] += response_bytes
+        series[4 + bucket] += 1
+
+    def mirror_copy(self, service: str, mirror_of: str, status: int) -> None:
+        """A mirrored copy's answer arrived (``status`` 0: the copy failed, no answer).
+        Counted apart from client-facing traffic, under tsproxy_mirror_requests_total."""
+        if self.registry is None:
+            return
+        key = (_code(status), self._name(mirror_of), self._name(service))
+        self._mirrors[key] = self._mirrors.get(key, 0) + 1
+
+    def connection_opened(self, entrypoint: str, protocol: str) -> None:
+        """A TCP connection or UDP session opened on ``entrypoint`` (``protocol`` TCP, UDP)."""
+        if self.registry is not None:
+            key = (entrypoint, protocol)
+            self._open[key] = self._open.get(key, 0) + 1
+
+    def connection_closed(self, entrypoint: str, protocol: str) -> None:
+        if self.registry is not None:
+            key = (entrypoint, protocol)
+            self._open[key] = self._open.get(key, 0) - 1
+
+    def config_reload(self, success: bool) -> None:
+        """A configuration was applied (``success``) or refused."""
+        now = self.clock.seconds()
+        if success:
+            self.reloads += 1
+            self.last_reload_success = now
+        else:
+            self.reload_failures += 1
+            self.last_reload_failure = now
+
+    def set_servers(self, table: Any) -> None:
+        """Every server of every load balancer of ``table`` is up (no health checks yet);
+        servers of an earlier table that are gone lose their series."""
+        from tsproxy.runtime.services import LoadBalancer
+
+        servers: Dict[Tuple[str, str], int] = {}
+        for node in table.nodes.values():
+            if isinstance(node, LoadBalancer):
+                name = self._name(node.definition.name)
+                for server in node.definition.servers:
+                    servers[name, server.url] = 1
+        self._servers = servers
+
+    # -- reading -------------------------------------------------------------------------
+
+    def service_stats(self) -> Dict[str, Dict[str, int]]:
+        """``{"name@kubernetescrd": {"requests": n, "errors": n_5xx}}`` since start."""
+        return {
+            self._name(name): {"requests": counts[0], "errors": counts[1]}
+            for name, counts in self._stats.items()
+        }
+
+    def exposition(self) -> Tuple[str, bytes]:
+        """(content type, body) of the Prometheus text format; empty when not configured."""
+        if self.registry is None:
+            return CONTENT_TYPE_LATEST, b""
+        return CONTENT_TYPE_LATEST, generate_latest(self.registry)
+
+    def families(self) -> Iterator[Metric]:
+        """The metric families as they stand (the collector's answer to a scrape)."""
+        yield _counter("traefik_config_reloads", "Config reloads", self.reloads)
+        yield _gauge(
+            "traefik_config_last_reload_success",
+            "Last config reload success",
+            self.last_reload_success,
+        )
+        yield _counter(
+            "traefik_config_reloads_failure", "Config reload failures", self.reload_failures
+        )
+        yield _gauge(
+            "traefik_config_last_reload_failure",
+            "Last config reload failure",
+            self.last_reload_failure,
+        )
+        opened = GaugeMetricFamily(
+            "traefik_open_connections",
+            "How many open connections exist, by entryPoint and protocol",
+            labels=["entrypoint", "protocol"],
+        )
+        for key, count in sorted(self._open.items()):
+            opened.add_metric(key, count)
+        yield opened
+        if self._by_entrypoint:
+            yield from self._request_families(
+                "entrypoint", "entry point", ["code", "entrypoint", "method", "protocol"]
+            )
+        if self._by_router:
+            yield from self._request_families(
+                "router", "router", ["code", "method", "protocol", "router", "service"]
+            )
+        if self._by_service:
+            yield from self._request_families(
+                "service", "service", ["code", "method", "protocol", "service"]
+            )
+        up = GaugeMetricFamily(
+            "traefik_service_server_up",
+            "service server is up, described by gauge value of 0 or 1.",
+            labels=["service", "url"],
+        )
+        for key, value in sorted(self._servers.items()):
+            up.add_metric(key, value)
+        yield up
+        mirrors = CounterMetricFamily(
+            "tsproxy_mirror_requests",
+            "Mirrored copies of requests, by answer code (0: no answer), mirror and mirroring"
+            " service; not counted in traefik_service_*",
+            labels=["code", "mirror_of", "service"],
+        )
+        for labels, count in sorted(self._mirrors.items()):
+            mirrors.add_metric(labels, count)
+        yield mirrors
+
+    def _request_families(self, level: str, what: str, labels: List[str]) -> Iterator[Metric]:
+        table = {
+            "entrypoint": self._entrypoints,
+            "router": self._routers,
+            "service": self._services,
+        }[level]
+        prefix = "traefik_%s_" % level
+        requests = CounterMetricFamily(
+            prefix + "requests", "How many HTTP requests processed on a %s." % what, labels=labels
+        )
+        durations = HistogramMetricFamily(
+            prefix + "request_duration_seconds",
+            "How long it took to process the request on a %s, partitioned by status code,"
+            " protocol, and method." % what,
+            labels=labels,
+        )
+        received = CounterMetricFamily(
+            prefix + "requests_bytes",
+            "The total size of requests in bytes handled by a %s." % what,
+            labels=labels,
+        )
+        sent = CounterMetricFamily(
+            prefix + "responses_bytes",
+            "The total size of responses in bytes handled by a %s." % what,
+            labels=labels,
+        )
+        bounds = [floatToGoString(b) for b in self._bounds] + ["+Inf"]
+        for key, series in sorted(table.items()):
+            requests.add_metric(key, series[0])
+            cumulative = 0
+            buckets = []
+            for bound, count in zip(bounds, series[4:]):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            durations.add_metric(key, buckets, series[1])
+            received.add_metric(key, series[2])
+            sent.add_metric(key, series[3])
+        yield requests
+        yield durations
+        yield received
+        yield sent
+
+
+def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, documentation, value=value)
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+class _Collector:
+    """Hands the registry the families of one Metrics at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return self.metrics.families()
