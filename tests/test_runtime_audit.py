@@ -94,7 +94,7 @@ class UnreachableTests(SynchronousTestCase):
         """Other rules, other entrypoints, TLS against plain, or another syntax: no warning."""
         on_web = "  entryPoints: [web]\n"
         on_admin = "  entryPoints: [admin]\n"
-        tls = "  tls: {secretName: cert}\n"
+        tls = "  tls: {}\n"
         v2 = "      syntax: v2\n"
         cases = [
             ingress("a", "Host(`a`)") + ingress("b", "Host(`b`)"),

@@ -54,7 +54,7 @@ spec:
     - match: Host(`secure.example`)
       priority: 1000
       services: [{name: app, port: 80}]
-  tls: {secretName: cert}
+  tls: {}
 """
 
 
@@ -89,6 +89,13 @@ class RoutingTableTests(SynchronousTestCase):
         self.assertEqual([r.name[:10] for r in admin[1:3]], ["default-a-", "default-b-"])
         self.assertEqual(routing.http_routers("nope"), ())
         self.assertEqual(len(routing.routers), 5)
+        # The TLS router is an HTTPS router: only requests that came over TLS see it.
+        self.assertEqual(
+            [r.rule for r in routing.http_routers("web", tls=True)], ["Host(`secure.example`)"]
+        )
+        secure = HTTPRequestInfo.from_request("GET", "/", [("Host", "secure.example")], "::1")
+        https = routing.http_route("web", secure, tls=True)
+        self.assertEqual(https.rule if https is not None else None, "Host(`secure.example`)")
 
     def test_lookup(self) -> None:
         """A request gets the first matching router of its entrypoint, or None."""

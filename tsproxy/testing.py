@@ -202,7 +202,7 @@ class TCPGreeter(Protocol):
 
 
 class GreeterFactory(Factory):
-    protocol = TCPGreeter
+    protocol = TCPGreeter  # type: ignore[assignment]
     noisy = False
 
     def __init__(

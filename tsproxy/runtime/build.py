@@ -40,6 +40,7 @@ from tsproxy.runtime.services import (
 from tsproxy.runtime.table import HTTPRouter, RoutingTable
 from tsproxy.runtime.tcp import build_tcp_routers
 from tsproxy.runtime.udp import build_udp_routers
+from tsproxy.tls import build_tls
 
 __all__ = ["BuildResult", "build_table", "normalize", "router_key"]
 
@@ -377,9 +378,18 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
         builder.directory,
         previous.tcp_nodes if previous is not None else {},
     )
+    tls = build_tls(loaded.resources)
     table = RoutingTable(
-        static, routers, services, made, udp_routers, udp_nodes, tcp_routers, tcp_nodes
+        static,
+        routers,
+        services,
+        made,
+        udp_routers,
+        udp_nodes,
+        tcp_routers,
+        tcp_nodes,
+        tls=tls.manager,
     )
-    errors = tuple(builder.errors) + tuple(udp_errors) + tuple(tcp_errors)
-    warnings = tuple(builder.warnings) + tuple(udp_warnings) + tuple(tcp_warnings)
+    errors = tuple(builder.errors) + tuple(udp_errors) + tuple(tcp_errors) + tls.errors
+    warnings = tuple(builder.warnings) + tuple(udp_warnings) + tuple(tcp_warnings) + tls.warnings
     return BuildResult(table, errors, warnings)

@@ -178,7 +178,9 @@ class Dispatch(Protocol):
             creator = None
             if tls is not None:
                 options = named.options if named is not None else None
-                creator = tls.server_creator(info.sni, options, alpn_http11_only=True)
+                creator = tls.server_creator(
+                    info.sni, options, alpn_http11_only=True, local_ip=self._local_ip()
+                )
             if creator is None:
                 self._refuse(info, "no certificate for it")
                 return
@@ -191,7 +193,11 @@ class Dispatch(Protocol):
             return
         creator = None
         if tls is not None:
-            creator = tls.server_creator(info.sni, router.tls.options)  # type: ignore[union-attr]
+            creator = tls.server_creator(
+                info.sni,
+                router.tls.options,  # type: ignore[union-attr]
+                local_ip=self._local_ip(),
+            )
         if creator is None:
             self._refuse(info, f"TCP router {router.name} has no certificate for it")
             return
@@ -199,6 +205,9 @@ class Dispatch(Protocol):
         if relay is None:
             return
         self._hand_over(TLSMemoryBIOFactory(creator, False, _Wrapped(relay)), tls=True)
+
+    def _local_ip(self) -> str:
+        return str(getattr(self.transport.getHost(), "host", ""))  # type: ignore[union-attr]
 
     def _refuse(self, info: TCPConnectionInfo, why: str) -> None:
         log.info(
@@ -235,7 +244,8 @@ class Dispatch(Protocol):
             factory.clock,
             factory.connections,
             pending,
-            observer=getattr(factory, "tcp_observer", None),
+            observer=factory.observer,
+            entrypoint=factory.name,
         )
 
     def _relay(self, router: TCPRouter, pending: bytes) -> None:

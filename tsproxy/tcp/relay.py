@@ -89,7 +89,8 @@ class TCPRelay(Protocol):
 
     ``pending`` is what was already read from the client (a peeked ClientHello); ``client``
     and ``local`` are the addresses of the accepted connection, for the PROXY protocol header.
-    ``connections`` tracks live connections for a graceful shutdown.
+    ``connections`` tracks live connections for a graceful shutdown; ``observer`` (if any)
+    counts it open on ``entrypoint``.
     """
 
     def __init__(
@@ -102,6 +103,7 @@ class TCPRelay(Protocol):
         pending: bytes = b"",
         dial_timeout: float = DIAL_TIMEOUT,
         observer: Any = None,
+        entrypoint: str = "",
     ) -> None:
         self.router = router
         self.server = server
@@ -111,6 +113,7 @@ class TCPRelay(Protocol):
         self.pending = [pending] if pending else []
         self.dial_timeout = dial_timeout
         self.observer = observer
+        self.entrypoint = entrypoint
         self.backend: Optional[_BackendSide] = None
         self.connector: Any = None
         self.client_eof = False
@@ -122,6 +125,8 @@ class TCPRelay(Protocol):
 
     def connectionMade(self) -> None:
         self.connections.add(self)
+        if self.observer is not None:
+            self.observer.connection_opened(self.entrypoint, "TCP")
         self.transport.pauseProducing()  # type: ignore[union-attr]
         self.connector = self.reactor.connectTCP(
             self.server.host, self.server.port, _Connector(self), timeout=self.dial_timeout
@@ -153,7 +158,7 @@ class TCPRelay(Protocol):
         elif self.connector is not None:
             self.connector.disconnect()
         if self.observer is not None:
-            self.observer.connection_closed(self)
+            self.observer.connection_closed(self.entrypoint, "TCP")
 
     # -- backend side ----------------------------------------------------------------------
 
