@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, List, Optional
 
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
-from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -66,6 +66,21 @@ class EntryPointFactory(HTTPEntryPointFactory):
             secure.__class__ = HTTPEntryPointFactory  # type: ignore[assignment]
             self._secure = secure
         return self._secure
+
+
+class _TLSLayer(TLSMemoryBIOProtocol):
+    """TLS ended here. Twisted's layer waits for a registered producer to go away before
+    it shuts TLS down on loseConnection; our protocols keep theirs (backpressure watchers)
+    for the connection's life, so closing lets go of it first."""
+
+    def loseConnection(self) -> None:
+        if self._producer is not None:
+            self.unregisterProducer()
+        super().loseConnection()
+
+
+class _TLSFactory(TLSMemoryBIOFactory):
+    protocol = _TLSLayer
 
 
 class _Wrapped(Factory):
@@ -185,7 +200,7 @@ class Dispatch(Protocol):
                 self._refuse(info, "no certificate for it")
                 return
             inner = self._http(self.factory.secure)
-            self._hand_over(TLSMemoryBIOFactory(creator, False, _Wrapped(inner)), tls=True)
+            self._hand_over(_TLSFactory(creator, False, _Wrapped(inner)), tls=True)
             return
         router: TCPRouter = target  # type: ignore[assignment]
         if not router.terminates:
@@ -204,7 +219,7 @@ class Dispatch(Protocol):
         relay = self._make_relay(router)
         if relay is None:
             return
-        self._hand_over(TLSMemoryBIOFactory(creator, False, _Wrapped(relay)), tls=True)
+        self._hand_over(_TLSFactory(creator, False, _Wrapped(relay)), tls=True)
 
     def _local_ip(self) -> str:
         return str(getattr(self.transport.getHost(), "host", ""))  # type: ignore[union-attr]

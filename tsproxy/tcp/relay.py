@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -120,14 +120,22 @@ class TCPRelay(Protocol):
         self.backend_done = False
         self.closed = False
         self.timer: Any = None
+        self.reader: Any = None
 
     # -- client side -----------------------------------------------------------------------
 
     def connectionMade(self) -> None:
+        transport: Any = self.transport
+        # The socket to pause: the transport itself, or under a TLS layer ending here.
+        self.reader = (
+            transport
+            if IPushProducer.providedBy(transport)
+            else getattr(transport, "transport", transport)
+        )
         self.connections.add(self)
         if self.observer is not None:
             self.observer.connection_opened(self.entrypoint, "TCP")
-        self.transport.pauseProducing()  # type: ignore[union-attr]
+        self.reader.pauseProducing()
         self.connector = self.reactor.connectTCP(
             self.server.host, self.server.port, _Connector(self), timeout=self.dial_timeout
         )
@@ -180,8 +188,8 @@ class TCPRelay(Protocol):
             out.writeSequence(pending)
         # Each side produces for the other: a full write buffer pauses the reader across.
         self.transport.registerProducer(out, True)  # type: ignore[union-attr]
-        out.registerProducer(self.transport, True)  # type: ignore[attr-defined]
-        self.transport.resumeProducing()  # type: ignore[union-attr]
+        out.registerProducer(self.reader, True)  # type: ignore[attr-defined]
+        self.reader.resumeProducing()
         if self.client_eof:
             _close_write(out)
             self._half_closed()
