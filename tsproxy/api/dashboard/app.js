@@ -125,11 +125,12 @@
     var totalWeight = children.reduce(function (sum, child) { return sum + (child.weight || 0); }, 0);
     var counts = children.map(function (child) { return counted(child.name, services, stats, {}); });
     var totalRequests = counts.reduce(function (sum, c) { return sum + c.requests; }, 0);
-    var rows = children.map(function (child, index) {
+    var rows = [];
+    children.forEach(function (child, index) {
       var count = counts[index];
       var configured = totalWeight ? child.weight / totalWeight : 0;
       var live = totalRequests ? count.requests / totalRequests : 0;
-      var row = el("tr", {
+      rows.push(el("tr", {
         className: "child",
         "data-child": child.name,
         "data-weight": child.weight,
@@ -138,21 +139,24 @@
         "data-configured-share": configured.toFixed(4),
         "data-live-share": live.toFixed(4)
       }, [
-        el("td", { className: "name" }, [child.name, subtree(child.name, services, stats, depth + 1)]),
+        el("td", { className: "name", text: child.name }),
         el("td", { className: "num weight", text: String(child.weight) }),
         el("td", { className: "num" }, [percent(child.weight, totalWeight), bar("configured", configured)]),
         el("td", { className: "num requests", text: String(count.requests) }),
         el("td", { className: "num" }, [percent(count.requests, totalRequests), bar("live", live)]),
-        el("td", { className: "num errors", text: String(count.errors) }),
-        el("td", { className: "num", text: percent(count.errors, count.requests) })
-      ]);
-      return row;
+        el("td", { className: "num errors", title: count.errors + " errors", text: percent(count.errors, count.requests) })
+      ]));
+      var below = subtree(child.name, services, stats, depth + 1);
+      if (below) {
+        rows.push(el("tr", { className: "below" }, [el("td", { colspan: "6" }, [below])]));
+      }
     });
     return el("table", { className: "children" }, [
       el("thead", {}, [el("tr", {}, [
-        el("th", { text: "Child" }), el("th", { text: "Weight" }), el("th", { text: "Configured share" }),
-        el("th", { text: "Requests" }), el("th", { text: "Live share" }), el("th", { text: "Errors" }),
-        el("th", { text: "Error rate" })
+        el("th", { text: "Child" }), el("th", { text: "Weight", title: "configured weight and share" }),
+        el("th", { text: "Share" }), el("th", { text: "Requests" }),
+        el("th", { text: "Live", title: "share of the children's requests" }),
+        el("th", { text: "Errors", title: "error rate (hover a cell for the count)" })
       ])]),
       el("tbody", {}, rows)
     ]);
@@ -283,9 +287,12 @@
     replaceChildren(document.getElementById(id), rows.length ? rows : [emptyRow(columns, "none")]);
   }
 
+  // Services with a tree (weighted, mirroring) first, then load balancers, each by name.
   function renderServices(id, list, stats) {
     var services = byName(list);
-    var cards = list.map(function (service) { return serviceCard(service, services, stats); });
+    var ordered = list.filter(function (s) { return !s.loadBalancer; })
+      .concat(list.filter(function (s) { return s.loadBalancer; }));
+    var cards = ordered.map(function (service) { return serviceCard(service, services, stats); });
     replaceChildren(document.getElementById(id), cards.length ? cards : [el("p", { className: "muted", text: "none" })]);
   }
 
