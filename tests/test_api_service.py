@@ -14,11 +14,13 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import treq
 from twisted.internet import defer, reactor
+from twisted.internet.error import ProcessDone
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
-from tests.proxyfixture import ProxyTestCase, raw_exchange
+from tests.proxyfixture import ProxyTestCase, free_port, raw_exchange
+from tests.test_tap import spawn_proxy
 from tsproxy.api.internal import load_assets
 
 STATIC = """\
@@ -356,3 +358,35 @@ class DashboardBrowserTests(ProxyTestCase):
             png = f.read()
         self.assertTrue(png.startswith(b"\x89PNG\r\n\x1a\n"), "a PNG")
         self.assertGreater(len(png), 10000)
+
+
+class InstalledTests(ProxyTestCase):
+    """The installed package (``pip install .``) serves the dashboard's files."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_dashboard_files_installed(self) -> None:
+        """`twist tsproxy` from the installed package answers /ping and the dashboard's
+        files, the same bytes as in the checkout, and exits 0 on SIGTERM."""
+        self.use_seed_config()
+        port = free_port()
+        self.write(
+            "tsproxy.yaml",
+            STATIC.replace(
+                'traefik:\n    address: "127.0.0.1:0"', f'traefik:\n    address: "127.0.0.1:{port}"'
+            ),
+        )
+        base = "http://127.0.0.1:%d" % port
+        transport, proc, response, body = yield spawn_proxy(
+            self, ["twist", "tsproxy"], base + "/ping", "a"
+        )
+        self.assertEqual((response.code, body), (200, b"OK"))
+        for name, (content_type, content) in load_assets().items():
+            response = yield treq.get(base + "/dashboard/" + name, agent=self.agent)
+            got = yield treq.content(response)
+            self.assertEqual(response.headers.getRawHeaders("Content-Type"), [content_type])
+            self.assertEqual(got, content, name)
+        transport.signalProcess(signal.SIGTERM)
+        reason = yield proc.ended
+        self.assertIsInstance(reason, ProcessDone, b"".join(proc.output))
