@@ -301,14 +301,16 @@ class DashboardBrowserTests(ProxyTestCase):
         if self.chromium is None:
             self.skipTest("chromium is not installed (Debian package: chromium)")
         self.use_seed_config()
-        self.write("tsproxy.yaml", STATIC)
+        # With metrics, so the proxy's own request counts are there once they are merged.
+        self.write("tsproxy.yaml", STATIC + "metrics:\n  prometheus: {}\n")
 
     @defer.inlineCallbacks
     def test_weighted_service(self) -> None:
         """After three requests to the WRR host, the page shows the WRR service with its
         children's weights 1 and 2 and their live request counts 1 and 2."""
         service = self.start_proxy()
-        # Request counts from the backends until the proxy's own metrics are merged.
+        # Request counts from the backends until the proxy's own metrics are merged; then
+        # this line goes, and the page shows what the proxy counted (the same numbers).
         service.metrics = BackendCounts(self.apps)  # type: ignore[attr-defined]
         for _ in range(3):
             response, _ = yield self.get(WRR_HOST)
