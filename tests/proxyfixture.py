@@ -18,7 +18,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from tsproxy.service import ProxyService
-from tsproxy.testing import listen_app, listen_udp_echo
+from tsproxy.testing import listen_app, listen_tcp_greeter, listen_udp_echo
 
 CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
 
@@ -26,6 +26,9 @@ STATIC = """\
 entryPoints:
   web:
     address: "127.0.0.1:0"
+  tcp:
+    address: "127.0.0.1:0"
+    transport: {lifeCycle: {graceTimeOut: 0s}}
   udp:
     address: "127.0.0.1:0/udp"
     transport: {lifeCycle: {graceTimeOut: 0s}}
@@ -117,6 +120,11 @@ class ProxyTestCase(TestCase):
             self.addCleanup(port.stopListening)
             echo = ENDPOINTS.format(name=name, port=port.getHost().port)
             docs.append(echo.replace("name: http", "name: dns"))
+        for name in ("greeter-1", "greeter-2"):
+            port = listen_tcp_greeter(reactor, name)
+            self.addCleanup(port.stopListening)
+            greeter = ENDPOINTS.format(name=name, port=port.getHost().port)
+            docs.append(greeter.replace("name: http", "name: greet"))
         self.write("endpoints.yaml", "---\n".join(docs))
 
     def start_proxy(self, clock: Any = None, watch: bool = False) -> ProxyService:

@@ -18,6 +18,7 @@ from twisted.application.service import Service
 from twisted.internet import defer, threads
 from twisted.internet.error import CannotListenError
 
+from tsproxy.api.internal import internal_endpoints, rfc3339_now
 from tsproxy.config.load import LoadedConfig, load_directory
 from tsproxy.config.static import EntryPoint
 from tsproxy.drain import Drain
@@ -102,6 +103,9 @@ class ProxyService(Service):
         self._reloading = False
         self._again = False
         self._again_forced = False
+        # For the internal endpoints: /ping answers 503 once a shutdown has begun.
+        self.terminating = False
+        self.start_date = ""
 
     def current_table(self) -> Any:
         return self.table
@@ -235,6 +239,7 @@ class ProxyService(Service):
         if self.table is None:
             self.load()
         static = self.table.static
+        self.start_date = rfc3339_now()
         self.pool = BackendPool(self.reactor, self.clock, tls_options=_tls_client_options)
         self.mirrors = MirrorSender(self.reactor)
         self.hostname = socket.gethostname().encode("idna")
@@ -310,6 +315,7 @@ class ProxyService(Service):
             observer=self.observer,
             reactor=self.reactor,
         )
+        factory.internal = internal_endpoints(self, ep.name)
         try:
             port = self.reactor.listenTCP(ep.port, factory, backlog=1024, interface=ep.host)
         except CannotListenError as e:
@@ -405,6 +411,7 @@ class ProxyService(Service):
     def stopService(self) -> Any:
         """Stop accepting (new connections are refused), let each entrypoint's connections
         finish their exchange within its graceTimeOut, cut the rest, close the pools."""
+        self.terminating = True
         Service.stopService(self)
         if self.watcher is not None:
             self.watcher.stop()

@@ -16,6 +16,7 @@ from tsproxy.drain import Connections
 from tsproxy.http.server import HTTPServerConnection
 
 if TYPE_CHECKING:
+    from tsproxy.api.internal import InternalEndpoints
     from tsproxy.config.static import EntryPoint
     from tsproxy.http.backend import BackendPool
     from tsproxy.http.mirror import MirrorSender
@@ -70,6 +71,9 @@ class HTTPEntryPointFactory(ServerFactory):
         self.observer = observer
         self.trusted = TrustedPeers(entrypoint.trusted_ips, entrypoint.insecure_forwarded)
         self.connections = Connections()
+        #: The internal endpoints (api, dashboard, ping, metrics) this entrypoint answers
+        #: before routing: a tsproxy.api.internal.InternalEndpoints, or None.
+        self.internal: Optional[InternalEndpoints] = None
 
     def buildProtocol(self, addr: Any) -> HTTPServerConnection:  # type: ignore[override]
         conn = HTTPServerConnection()

@@ -48,6 +48,7 @@ from tsproxy.rules import HTTPRequestInfo
 from tsproxy.runtime.services import resolve
 
 if TYPE_CHECKING:
+    from tsproxy.api.internal import InternalEndpoints
     from tsproxy.http.entrypoint import HTTPEntryPointFactory
     from tsproxy.runtime.services import Pick, Server
 
@@ -55,8 +56,15 @@ log = get_logger(__name__)
 
 #: Pipelined input buffered beyond this while a response is pending pauses reading.
 PIPELINE_LIMIT = 64 * 1024
+#: A request body an internal endpoint does not read is dropped up to this size (Go's
+#: maxPostHandlerReadBytes); past it the connection closes after the answer.
+DISCARD_LIMIT = 256 * 1024
 
 IDLE, ACTIVE, TUNNEL, CLOSED = "idle", "active", "tunnel", "closed"
+
+
+def _discard(data: bytes) -> None:
+    """Drop a request body nothing reads."""
 
 
 @implementer(IHalfCloseableProtocol)
@@ -259,6 +267,9 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.req_body_done = req.framing == "none"
         self.keep_alive = req.keep_alive
         factory = self.factory
+        internal = factory.internal
+        if internal is not None and self._answer_internal(internal, req):
+            return  # not observed: Traefik leaves its internal routers out (addInternals)
         if factory.observer is not None:
             self.t0 = factory.clock.seconds()
         info = HTTPRequestInfo.from_request(
@@ -298,6 +309,35 @@ class HTTPServerConnection(Relaying, BackendListener):
             self._attach(conn)
         else:
             self._connect()
+
+    def _answer_internal(self, internal: InternalEndpoints, req: RequestHead) -> bool:
+        """Answer an internal path (api, dashboard, ping, metrics) here; False if not one.
+
+        As Go's server does, a small request body is read and dropped so the connection
+        stays usable; a larger one, or one the client waits for a 100 Continue to send,
+        closes it after the answer.
+        """
+        drain = (
+            req.framing == "length"
+            and req.content_length <= DISCARD_LIMIT
+            and not req.expect_continue
+        )
+        keep_alive = self.keep_alive and (self.req_body_done or drain)
+        answer = internal.respond(req, keep_alive)
+        if answer is None:
+            return False
+        self.keep_alive = keep_alive
+        self.transport.write(answer)
+        self.resp_started = True
+        if self.req_body_done or not keep_alive:
+            self._complete()
+            return True
+        # _feed_request_body completes the exchange once the body is over.
+        self.req_decoder = LengthDecoder(req.content_length, _discard)
+        if self.buf:
+            data, self.buf = self.buf, b""
+            self._feed_request_body(data)
+        return True
 
     def _connect(self) -> None:
         self.gate.pause("connect")  # type: ignore[union-attr]

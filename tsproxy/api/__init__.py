@@ -1,0 +1,1 @@
+"""Traefik's API (``/api/...``), the dashboard and ``/ping`` on an internal entrypoint."""
