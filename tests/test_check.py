@@ -15,7 +15,7 @@ from typing import Dict, List, Tuple
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests import test_config_kinds, test_runtime_build
+from tests import test_config_kinds, test_config_tcp_kinds, test_runtime_build, test_runtime_tcp
 from tsproxy.check import check_directory
 from tsproxy.cli import main
 
@@ -74,6 +74,35 @@ class LoaderCaseTests(CheckTestCase):
             self.assertEqual(
                 (status, errors), (1, [as_reported(directory, e) for e in expected]), text
             )
+
+    def test_badTCPDocuments(self) -> None:
+        """Each row of the TCP kinds' bad-document table (IngressRouteTCP, TLSOption, TLSStore,
+        Secret): exit 1 and exactly its error."""
+        for text, expected in test_config_tcp_kinds.BAD_TCP_DOCUMENTS:
+            files = {"tsproxy.yaml": STATIC.encode(), "wrr.yaml": text.encode()}
+            status, errors, directory = self.errors(files)
+            self.assertEqual((status, errors), (1, [as_reported(directory, expected)]), text)
+
+    def test_tcpRouteProblems(self) -> None:
+        """Each row of the TCP build tests' problem table: unknown services, ports and
+        entrypoints, HostSNI without TLS, bad rules as errors; all weights 0 and duplicate
+        routes as warnings; each at its file:line."""
+        for routes, extra, errors, warnings in test_runtime_tcp.PROBLEMS:
+            files = {
+                "tsproxy.yaml": test_runtime_tcp.STATIC.encode(),
+                "backends.yaml": test_runtime_tcp.BACKENDS.encode(),
+                "db.yaml": test_runtime_tcp.ingress_tcp(
+                    "db", routes + test_runtime_tcp.GOOD, extra
+                ).encode(),
+            }
+            status, output, directory = self.check(files)
+            found = [
+                line for line in output.splitlines() if ": error: " in line or ": warning: " in line
+            ]
+            expected = [as_reported(directory, e) for e in errors] + [
+                as_reported(directory, w, "warning") for w in warnings
+            ]
+            self.assertEqual((status, found), (1 if errors else 0, expected), routes)
 
     def test_brokenFiles(self) -> None:
         """Unreadable bytes, bad YAML, duplicate names and a missing tsproxy.yaml."""
@@ -204,6 +233,35 @@ class VerdictTests(CheckTestCase):
                 ],
                 "counts": {"error": 0, "warning": 1, "notice": 1},
             },
+        )
+
+    def test_tcpRouterBehindHTTPRouters(self) -> None:
+        """A plain TCP router on an entrypoint with HTTP routers is a warning (exit 0)."""
+        tcp = (
+            "apiVersion: traefik.io/v1alpha1\nkind: IngressRouteTCP\nmetadata: {name: db}\n"
+            "spec:\n  entryPoints: [web]\n  routes:\n    - match: HostSNI(`*`)\n"
+            "      services: [{name: app-v1, port: 80}]\n"
+        )
+        files = {
+            "tsproxy.yaml": test_runtime_build.STATIC.encode(),
+            "backends.yaml": test_runtime_build.BACKENDS.encode(),
+            "a.yaml": (SHADOWED % "a").encode(),
+            "db.yaml": tcp.encode(),
+        }
+        status, output, directory = self.check(files)
+        self.assertEqual(
+            (status, output.splitlines()),
+            (
+                0,
+                [
+                    f"{directory}/db.yaml:7: warning: IngressRouteTCP default/db: match"
+                    " HostSNI(`*`): never gets a connection: non-TLS connections on entrypoint"
+                    " web go to the HTTP routers there (like the route at a.yaml:6"
+                    " (IngressRoute default/a)); give this route an entrypoint without HTTP"
+                    " routers, or TLS",
+                    f"{directory}: 0 errors, 1 warning, 0 notices",
+                ],
+            ),
         )
 
     def test_commandLine(self) -> None:

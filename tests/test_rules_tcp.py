@@ -143,7 +143,7 @@ def group_cases() -> List[Tuple[str, str, Body]]:
     cases = []
     for group in load("tcp-rules.json")["groups"]:
         if group["id"].endswith("-entrypoint-routing"):
-            continue  # TCP/HTTP entrypoint multiplexing: a later issue
+            continue  # decided by EntryPointTCP: tests/test_runtime_tcp.py
         for index, case in enumerate(group["cases"]):
             key = "tcp-rules.json#%s#%d" % (group["id"], index)
 
@@ -158,7 +158,8 @@ def group_cases() -> List[Tuple[str, str, Body]]:
 
 
 class TraefikTCPTableTests(SynchronousTestCase):
-    """Every case of tcp-rules.json except the entrypoint-routing matrices."""
+    """Every case of tcp-rules.json except the entrypoint-routing matrices (those are in
+    tests/test_runtime_tcp.py)."""
 
 
 add_case_tests(TraefikTCPTableTests, "vector", group_cases())

@@ -27,8 +27,16 @@ def ingress(name: str, match: str, extra: str = "", route_extra: str = "") -> st
     )
 
 
+TLS_OPTIONS = "".join(
+    f"---\napiVersion: traefik.io/v1alpha1\nkind: TLSOption\nmetadata: {{name: {name}}}\n"
+    "spec: {minVersion: VersionTLS12}\n"
+    for name in ("modern", "legacy")
+)
+
+
 def warnings_of(text: str) -> List[str]:
-    loaded = load_files(STATIC, [("backends.yaml", BACKENDS), ("routes.yaml", text)])
+    files = [("backends.yaml", BACKENDS), ("routes.yaml", text), ("options.yaml", TLS_OPTIONS)]
+    loaded = load_files(STATIC, files)
     result = review(loaded)
     assert result.errors == (), result.errors
     return [str(w) for w in result.warnings]
@@ -201,3 +209,100 @@ class ReviewTests(SynchronousTestCase):
             [str(e) for e in result.errors],
             ["tsproxy.yaml:1: file not found: no entrypoints defined"],
         )
+
+
+def ingress_tcp(name: str, match: str, extra: str = "") -> str:
+    """An IngressRouteTCP with one route to the app-v1 Service; ``extra`` goes in its spec."""
+    return (
+        "---\napiVersion: traefik.io/v1alpha1\nkind: IngressRouteTCP\n"
+        f"metadata: {{name: {name}}}\nspec:\n{extra}  routes:\n"
+        f"    - match: {match}\n      services: [{{name: app-v1, port: 80}}]\n"
+    )
+
+
+class TCPAuditTests(SynchronousTestCase):
+    """TCP routers get the same review as HTTP ones, plus the ones HTTP routers starve."""
+
+    def test_behindHTTPRouters(self) -> None:
+        """A plain TCP router whose every entrypoint has HTTP routers never gets a
+        connection: non-TLS bytes go to the HTTP routers there."""
+        text = ingress("site", "Host(`a`)") + ingress_tcp("db", "HostSNI(`*`)")
+        self.assertEqual(
+            warnings_of(text),
+            [
+                "routes.yaml:15: IngressRouteTCP default/db: match HostSNI(`*`): never gets a"
+                " connection: non-TLS connections on entrypoint web, admin go to the HTTP"
+                " routers there (like the route at routes.yaml:7 (IngressRoute default/site));"
+                " give this route an entrypoint without HTTP routers, or TLS"
+            ],
+        )
+
+    def test_notBehindHTTPRouters(self) -> None:
+        """An entrypoint without HTTP routers, a TLS TCP router, or HTTPS routers only: the
+        TCP router is reachable, no warning."""
+        on_web = "  entryPoints: [web]\n"
+        on_admin = "  entryPoints: [admin]\n"
+        cases = [
+            ingress("site", "Host(`a`)", on_web) + ingress_tcp("db", "HostSNI(`*`)", on_admin),
+            ingress("site", "Host(`a`)", on_web) + ingress_tcp("db", "HostSNI(`*`)"),
+            ingress("site", "Host(`a`)")
+            + ingress_tcp("db", "HostSNI(`db`)", "  tls: {passthrough: true}\n"),
+            ingress("site", "Host(`a`)", "  tls: {}\n") + ingress_tcp("db", "HostSNI(`*`)"),
+        ]
+        for text in cases:
+            self.assertEqual(warnings_of(text), [], text)
+
+    def test_sameRule(self) -> None:
+        """Two IngressRouteTCP with the same rule on the same entrypoints: the one tried
+        second is never reached; a TLS router and a plain one with that rule do not clash."""
+        text = ingress_tcp("b", "ClientIP(`10.0.0.0/8`)") + ingress_tcp(
+            "a", "ClientIP( `10.0.0.0/8` )"
+        )
+        self.assertEqual(
+            warnings_of(text),
+            [
+                "routes.yaml:7: IngressRouteTCP default/b: match ClientIP(`10.0.0.0/8`): never"
+                " reached on entrypoint web, admin: the route at routes.yaml:15 (IngressRouteTCP"
+                " default/a) has the same rule and is tried first"
+            ],
+        )
+        text = ingress_tcp("b", "HostSNI(`*`)") + ingress_tcp(
+            "a", "HostSNI(`*`)", "  tls: {passthrough: true}\n"
+        )
+        self.assertEqual(warnings_of(text), [])
+
+    def test_httpsOptionConflicts(self) -> None:
+        """HTTPS routes of one host with different TLS options: each is warned that the host
+        gets the default options; the same options on both are fine."""
+        text = ingress("one", "Host(`a`)", "  tls: {options: {name: modern}}\n") + ingress(
+            "two", "Host(`a`) && Path(`/x`)", "  tls: {options: {name: legacy}}\n"
+        )
+        self.assertEqual(
+            warnings_of(text),
+            [
+                "routes.yaml:8: IngressRoute default/one: match Host(`a`): host a has HTTPS"
+                " routes with different TLS options (routes.yaml:17 (IngressRoute default/two)):"
+                " it gets the default TLS options",
+                "routes.yaml:17: IngressRoute default/two: match Host(`a`) && Path(`/x`): host"
+                " a has HTTPS routes with different TLS options (routes.yaml:8 (IngressRoute"
+                " default/one)): it gets the default TLS options",
+            ],
+        )
+        same = text.replace("legacy", "modern")
+        self.assertEqual(warnings_of(same), [])
+
+    def test_buildErrorsLocated(self) -> None:
+        """A TCP route with a problem is an error at its file:line, the review keeps the rest."""
+        text = ingress_tcp("db", "HostSNI(`db`)") + ingress_tcp("ok", "HostSNI(`*`)")
+        loaded = load_files(STATIC, [("backends.yaml", BACKENDS), ("routes.yaml", text)])
+        result = review(loaded)
+        self.assertEqual(
+            [str(e) for e in result.errors],
+            [
+                "routes.yaml:7: IngressRouteTCP default/db: spec.routes[0].match: HostSNI or"
+                " HostSNIRegexp other than HostSNI(`*`) needs TLS (spec.tls): without it there"
+                " is no SNI to match, route dropped"
+            ],
+        )
+        assert result.table is not None
+        self.assertEqual([r.rule for r in result.table.tcp_routers], ["HostSNI(`*`)"])

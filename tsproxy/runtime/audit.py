@@ -6,7 +6,7 @@ Shared by `tsproxy check` and by the running proxy's reloads. Pure: no Twisted, 
 
 from __future__ import annotations
 
-from typing import Dict, Hashable, List, Optional, Sequence, Tuple
+from typing import Dict, Hashable, List, Optional, Sequence, Tuple, Union
 
 import attrs
 
@@ -17,9 +17,19 @@ from tsproxy.rules.parse import And, Call, Node, Not
 from tsproxy.rules.table import evaluation_order
 from tsproxy.rules.tree import normalize
 from tsproxy.runtime.build import build_table
-from tsproxy.runtime.table import HTTPRouter, RoutingTable
+from tsproxy.runtime.table import HTTPRouter, RoutingTable, TCPRouter
 
-__all__ = ["Review", "port_conflicts", "review", "rule_shape", "unreachable_routers"]
+__all__ = [
+    "Review",
+    "https_option_conflicts",
+    "port_conflicts",
+    "review",
+    "rule_shape",
+    "tcp_routers_behind_http",
+    "unreachable_routers",
+]
+
+Router = Union[HTTPRouter, TCPRouter]
 
 
 @attrs.frozen
@@ -47,6 +57,9 @@ def review(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -> Rev
         errors += port_conflicts(loaded.static.entrypoints)
     if built.table is not None:
         warnings += unreachable_routers(built.table.routers)
+        warnings += unreachable_routers(built.table.tcp_routers)
+        warnings += tcp_routers_behind_http(built.table)
+        warnings += https_option_conflicts(built.table)
     return Review(built.table, tuple(errors), tuple(warnings), loaded.notices)
 
 
@@ -107,19 +120,21 @@ def _shape(node: Node) -> Hashable:
     return (kind, frozenset(parts))
 
 
-def unreachable_routers(routers: Sequence[HTTPRouter]) -> List[ConfigError]:
-    """Routers that can never take a request: on each of their entrypoints a router tried
-    before them (higher priority, or the same priority and a smaller name) has the same rule.
+def unreachable_routers(routers: Sequence[Router]) -> List[ConfigError]:
+    """Routers that can never take a request (or connection): on each of their entrypoints a
+    router tried before them (higher priority, or the same priority and a smaller name) has
+    the same rule. Give HTTP routers or TCP routers, not both at once: each kind has its own
+    router sets, split by whether they take TLS.
 
     Such a pair usually means a route copied into a second IngressRoute and left behind.
     """
     # (entrypoint, takes TLS) -> rule shape -> the first router with that rule there.
-    first: Dict[Tuple[str, bool], Dict[Hashable, HTTPRouter]] = {}
+    first: Dict[Tuple[str, bool], Dict[Hashable, Router]] = {}
     # id(router) -> the router tried first with the same rule, for each of its entrypoints.
-    shadowed: Dict[int, Dict[str, HTTPRouter]] = {}
+    shadowed: Dict[int, Dict[str, Router]] = {}
     entries = [(r.name, None, r.priority, r) for r in routers]
     for _, _, _, router in evaluation_order(entries):
-        assert isinstance(router, HTTPRouter)
+        assert isinstance(router, (HTTPRouter, TCPRouter))
         shape = (router.syntax, rule_shape(router.matcher.tree))
         for entrypoint in router.entrypoints:
             winner = first.setdefault((entrypoint, router.tls is not None), {}).setdefault(
@@ -145,3 +160,57 @@ def unreachable_routers(routers: Sequence[HTTPRouter]) -> List[ConfigError]:
             )
         errors.append(router.source.error(f"match {router.rule}: " + "; ".join(reasons)))
     return errors
+
+
+def _where(router: Router) -> str:
+    label = f" ({router.source.resource})" if router.source.resource else ""
+    return f"{router.source}{label}"
+
+
+def tcp_routers_behind_http(table: RoutingTable) -> List[ConfigError]:
+    """Plain (non-TLS) TCP routers that never get a connection: every entrypoint of theirs
+    also has HTTP routers, and there tsproxy gives non-TLS connections to the HTTP routers
+    (Traefik would give them to the TCP router, HTTP requests included)."""
+    warnings = []
+    for router in table.tcp_routers:
+        if router.tls is not None:
+            continue
+        blocking = [table.http_routers(name) for name in router.entrypoints]
+        if not router.entrypoints or not all(blocking):
+            continue
+        names = ", ".join(router.entrypoints)
+        message = (
+            f"match {router.rule}: never gets a connection: non-TLS connections on entrypoint"
+            f" {names} go to the HTTP routers there (like the route at {_where(blocking[0][0])});"
+            " give this route an entrypoint without HTTP routers, or TLS"
+        )
+        warnings.append(router.source.error(message))
+    return warnings
+
+
+def https_option_conflicts(table: RoutingTable) -> List[ConfigError]:
+    """HTTPS routers of one host naming different TLS options: the host gets the default
+    options instead, as in Traefik. One warning per router, naming the others."""
+    warnings = []
+    seen = set()
+    for entrypoint in table.static.entrypoints:
+        routing = table.entrypoint_tcp(entrypoint.name)
+        if routing is None:
+            continue
+        for host, routers in routing.option_conflicts.items():
+            for router in routers:
+                assert isinstance(router, HTTPRouter)
+                if (host, id(router)) in seen:
+                    continue
+                seen.add((host, id(router)))
+                others = "; ".join(
+                    _where(other)
+                    for other in routers
+                    if isinstance(other, HTTPRouter) and other is not router
+                )
+                message = (
+                    f"match {router.rule}: host {host} has HTTPS routes with different TLS"
+                    f" options ({others}): it gets the default TLS options"
+                )
+                warnings.append(router.source.error(message))
+    return warnings

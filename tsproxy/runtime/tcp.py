@@ -22,7 +22,13 @@ from tsproxy.rules.http import parse_domains
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
 
 __all__ = [
+    "CLOSE",
+    "HTTP",
+    "HTTPS",
+    "TCP",
+    "TCP_TLS",
     "EntryPointTCP",
+    "HTTPSName",
     "TCPDefinition",
     "TCPLoadBalancer",
     "TCPLoadBalancerDef",
@@ -154,14 +160,17 @@ def tcp_router_key(namespace: str, ingress: str, match: str) -> str:
     return f"{namespace}-{ingress}-{digest}"
 
 
-# Which handler a TLS connection goes to (Traefik's pkg/server/router/tcp/router.go).
+# Where a connection goes: TLS ones (Traefik's pkg/server/router/tcp/router.go) to the HTTPS
+# server or a TLS TCP router; others to the HTTP server, a plain TCP router, or nowhere.
 HTTPS, TCP_TLS = "https", "tcp-tls"
+HTTP, TCP, CLOSE = "http", "tcp", "close"
 
 
 @attrs.frozen(eq=False)
 class HTTPSName:
     """A HostSNI route of Traefik's HTTPS muxer: sends matching TLS connections to the HTTPS
-    routers; ``options`` is the TLS option of the HTTPS routers for that host."""
+    routers; ``options`` is the TLS option of the HTTPS routers for that host (None: the
+    default options, also when those routers disagree)."""
 
     name: str
     options: Optional[object]
@@ -172,7 +181,9 @@ class EntryPointTCP:
 
     ``plain``: non-TLS TCP routers; ``tls``: TLS TCP routers (passthrough or terminating);
     ``https``: one route per host of the entrypoint's HTTPS routers (plus a catch-all when
-    one of them has no Host matcher), which only selects the HTTPS server.
+    one of them has no Host matcher), which only selects the HTTPS server and its TLS
+    options. ``option_conflicts``: hosts whose HTTPS routers name different TLS options
+    (Traefik then uses the default options for the host), with those routers.
     """
 
     def __init__(
@@ -184,24 +195,28 @@ class EntryPointTCP:
     ) -> None:
         self.plain = _router_set(plain)
         self.tls = _router_set(tls)
-        # Traefik tries the exact-catch-all TLS routers (HostSNI(`*`)) after the HTTPS hosts.
-        self.tls_specific = _router_set(r for r in tls if not r.matcher.is_catch_all)
-        self.tls_catch_all = _router_set(r for r in tls if r.matcher.is_catch_all)
         self.has_http = http_routers > 0
-        entries = []
+        options: Dict[str, List[object]] = {}
+        routers: Dict[str, List[object]] = {}
         catch_all = False
-        seen = set()
         for router in https_routers:
             domains = parse_domains(router.rule)  # type: ignore[attr-defined]
             if not domains:
                 catch_all = True
+            section = router.tls  # type: ignore[attr-defined]
+            option = section.options if section is not None else None
             for domain in domains:
-                if domain not in seen:
-                    seen.add(domain)
-                    rule = compile_tcp_rule("HostSNI(`%s`)" % domain.replace("`", ""))
-                    section = router.tls  # type: ignore[attr-defined]
-                    value = HTTPSName(domain, section.options if section is not None else None)
-                    entries.append((domain, rule, rule.default_priority, value))
+                routers.setdefault(domain, []).append(router)
+                if option not in options.setdefault(domain, []):
+                    options[domain].append(option)
+        entries = []
+        self.option_conflicts: Dict[str, Tuple[object, ...]] = {}
+        for domain, found in options.items():
+            if len(found) > 1:
+                self.option_conflicts[domain] = tuple(routers[domain])
+            rule = compile_tcp_rule("HostSNI(`%s`)" % domain.replace("`", ""))
+            value = HTTPSName(domain, found[0] if len(found) == 1 else None)
+            entries.append((domain, rule, rule.default_priority, value))
         self.https = TCPRouterSet(entries)
         self.https_catch_all = catch_all
         self.has_https = bool(https_routers)
@@ -217,21 +232,46 @@ class EntryPointTCP:
         return "peek"
 
     def route_plain(self, conn: TCPConnectionInfo) -> Optional[TCPRouter]:
+        """The first plain TCP router whose rule takes ``conn``, if any."""
         return self.plain.match(conn)  # type: ignore[return-value]
+
+    def route_at_accept(self, client_ip: str) -> Optional[TCPRouter]:
+        """In ``fast`` mode, the plain TCP router that takes a new connection before it sends
+        anything (so the server may speak first); None: read the first bytes instead."""
+        if self.mode != "fast":
+            return None
+        return self.route_plain(TCPConnectionInfo("", (), client_ip))
+
+    def route_cleartext(self, client_ip: str) -> Tuple[str, Optional[TCPRouter]]:
+        """Where a connection whose first bytes are not TLS goes: (HTTP, None) when the
+        entrypoint has HTTP routers or no plain TCP router, else (TCP, router), or (CLOSE,
+        None) when no plain TCP router takes it.
+
+        Traefik tries the plain TCP routers first, so a HostSNI(`*`) TCP router takes the
+        HTTP traffic too; tsproxy gives non-TLS bytes to the HTTP routers when there are any.
+        """
+        if self.has_http or not len(self.plain):
+            return HTTP, None
+        router = self.route_plain(TCPConnectionInfo("", (), client_ip))
+        return (CLOSE, None) if router is None else (TCP, router)
 
     def route_tls(self, conn: TCPConnectionInfo) -> Tuple[str, object]:
         """Where a TLS connection goes: (HTTPS, HTTPSName or None for the default options)
-        or (TCP_TLS, TCPRouter), in Traefik's order: HTTPS hosts, TLS routers other than the
-        catch-all, HTTPS catch-all, the TLS catch-all, else HTTPS with the default options."""
+        or (TCP_TLS, TCPRouter), in Traefik's order: an HTTPS host; the first TLS router
+        that matches, unless its rule is the catch-all HostSNI(`*`); the HTTPS catch-all;
+        that catch-all TLS router; else HTTPS with the default options.
+
+        As in Traefik, only the first matching TLS router counts: a catch-all with a higher
+        priority than a specific router for the same name hides it.
+        """
         named = self.https.match(conn)
         if named is not None:
             return HTTPS, named
-        router = self.tls_specific.match(conn)
-        if router is not None:
+        router: Optional[TCPRouter] = self.tls.match(conn)  # type: ignore[assignment]
+        if router is not None and not router.matcher.is_catch_all:
             return TCP_TLS, router
         if self.https_catch_all:
             return HTTPS, None
-        router = self.tls_catch_all.match(conn)
         if router is not None:
             return TCP_TLS, router
         return HTTPS, None

@@ -26,7 +26,7 @@ from tsproxy.http.entrypoint import HTTPEntryPointFactory
 from tsproxy.http.server import HTTPServerConnection
 from tsproxy.logs import get_logger
 from tsproxy.rules import TCPConnectionInfo
-from tsproxy.runtime.tcp import HTTPS, EntryPointTCP
+from tsproxy.runtime.tcp import HTTP, HTTPS, EntryPointTCP
 from tsproxy.tcp.relay import TCPRelay
 from tsproxy.tcp.sni import MalformedHello, NotTLS, parse_client_hello
 
@@ -111,11 +111,10 @@ class Dispatch(Protocol):
         factory = self.factory
         factory.connections.add(self)
         self.peer_ip = getattr(self.transport.getPeer(), "host", "")  # type: ignore[union-attr]
-        if self.routing.mode == "fast":
-            router = self.routing.route_plain(TCPConnectionInfo("", (), self.peer_ip))
-            if router is not None:
-                self._relay(router, b"")
-                return
+        router = self.routing.route_at_accept(self.peer_ip)
+        if router is not None:
+            self._relay(router, b"")
+            return
         timeout = factory.entrypoint.read_timeout
         if timeout > 0:
             self.timer = factory.clock.callLater(timeout, self._peek_timed_out)
@@ -174,11 +173,10 @@ class Dispatch(Protocol):
     # -- decisions -------------------------------------------------------------------------
 
     def _plain(self) -> None:
-        routing = self.routing
-        if routing.has_http or not len(routing.plain):
+        kind, router = self.routing.route_cleartext(self.peer_ip)
+        if kind == HTTP:
             self._hand_over(self._http(self.factory))
             return
-        router = routing.route_plain(TCPConnectionInfo("", (), self.peer_ip))
         if router is None:
             log.debug("no TCP router for {peer}: closing", peer=self.peer_ip)
             self.transport.loseConnection()  # type: ignore[union-attr]

@@ -293,7 +293,8 @@ def build_tls(resources: Iterable[Resource], now: Optional[datetime.datetime] = 
         elif isinstance(resource, (IngressRoute, IngressRouteTCP)) and resource.tls is not None:
             tls = resource.tls
             meta = resource.meta
-            if tls.secret_name:
+            if tls.secret_name and not tls.passthrough:
+                # Traefik reads the Secret only where it ends TLS.
                 field = "spec.tls.secretName"
                 cert = builder.certificate(meta.namespace, tls.secret_name, meta.location, field)
                 if cert is not None:
