@@ -26,6 +26,8 @@ STATIC = """\
 entryPoints:
   web:
     address: "127.0.0.1:0"
+  tcp:
+    address: "127.0.0.1:0"
   udp:
     address: "127.0.0.1:0/udp"
     transport: {{lifeCycle: {{graceTimeOut: 0s}}}}
@@ -136,6 +138,32 @@ class ObservedProxyTests(ProxyTestCase, UDPTestMixin):
         stats = self.service.metrics.service_stats()  # type: ignore[union-attr]
         self.assertEqual(stats[V1], {"requests": 10, "errors": 0})
         self.assertEqual(stats[V2], {"requests": 20, "errors": 0})
+
+    @defer.inlineCallbacks
+    def test_metricsEndpoint(self) -> None:
+        """GET /metrics on the traefik entrypoint, with a real client: the canary's 1:2 split
+        as Prometheus scrapes it, in the text format Prometheus reads."""
+        import treq
+
+        self.start()
+        for _ in range(30):
+            response, _ = yield self.get(WRR)
+            self.assertEqual(response.code, 200)
+        assert self.service is not None
+        url = "http://127.0.0.1:%d/metrics" % (self.service.port_of("traefik"),)
+        response = yield treq.get(url, agent=self.agent)
+        body = yield treq.content(response)
+        self.assertEqual(response.code, 200)
+        content_type = response.headers.getRawHeaders("content-type")[0]
+        self.assertTrue(content_type.startswith("text/plain; version="), content_type)
+        counts = {}
+        for family in text_string_to_metric_families(body.decode()):
+            for sample in family.samples:
+                if sample.name == "traefik_service_requests_total":
+                    counts[sample.labels["service"]] = sample.value
+        self.assertEqual((counts[V1], counts[V2]), (10.0, 20.0))
+        # The scrape itself is not counted: Traefik leaves its internal routers out.
+        self.assertEqual(set(counts), {V1, V2, "default-app-wrr@kubernetescrd"})
 
     def url(self, app: str) -> str:
         return "http://127.0.0.1:%d" % (self.app_ports[app],)
