@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from typing import Any, List
 
 from twisted.internet import defer, error, protocol, reactor
@@ -30,6 +31,9 @@ class _Collect(protocol.ProcessProtocol):
     def outReceived(self, data: bytes) -> None:
         self.out.append(data)
 
+    def errReceived(self, data: bytes) -> None:
+        self.out.append(data)
+
     def processEnded(self, reason: Any) -> None:
         self.ended.callback(b"".join(self.out))
 
@@ -44,11 +48,27 @@ def dig(port: int, name: str) -> defer.Deferred[str]:
 
 
 @defer.inlineCallbacks
+def unused_dns_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1: dnsmasq listens on both, and a TCP
+    listener of another test on the same number would make it exit."""
+    for _ in range(50):
+        port = unused_udp_port()
+        probe = socket.socket()
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            probe.close()
+        return port
+    raise AssertionError("no port free for both UDP and TCP")
+
+
 def start_dnsmasq(case: Any) -> Any:
     """Start dnsmasq on a free 127.0.0.1 port, stopped by PID when ``case`` ends; returns the
     port once it answers (polled at most 100 times)."""
     assert DNSMASQ is not None
-    port = unused_udp_port()
+    port = unused_dns_port()
     args = [
         DNSMASQ,
         "--keep-in-foreground",

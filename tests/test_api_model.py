@@ -216,7 +216,7 @@ class SeedDocumentTests(TestCase):
                     "routers": {"total": 1, "warnings": 0, "errors": 0},
                     "services": {"total": 3, "warnings": 0, "errors": 0},
                 },
-                "features": {"tracing": "", "metrics": "", "accessLog": False},
+                "features": {"tracing": "", "metrics": "Prometheus", "accessLog": False},
                 "providers": ["KubernetesCRD"],
             },
         )
