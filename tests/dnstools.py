@@ -47,7 +47,6 @@ def dig(port: int, name: str) -> defer.Deferred[str]:
     return collect.ended.addCallback(lambda out: out.decode().strip())
 
 
-@defer.inlineCallbacks
 def unused_dns_port() -> int:
     """A port free for both UDP and TCP on 127.0.0.1: dnsmasq listens on both, and a TCP
     listener of another test on the same number would make it exit."""
@@ -64,6 +63,7 @@ def unused_dns_port() -> int:
     raise AssertionError("no port free for both UDP and TCP")
 
 
+@defer.inlineCallbacks
 def start_dnsmasq(case: Any) -> Any:
     """Start dnsmasq on a free 127.0.0.1 port, stopped by PID when ``case`` ends; returns the
     port once it answers (polled at most 100 times)."""
