@@ -17,6 +17,7 @@ from tsproxy.config.resources import ObjectRef, RouteTLS, TLSDomain
 from tsproxy.runtime.build import build_table
 
 WRR_ROUTER = "default-app-wrr-846b2c19626676e0a8ba@kubernetescrd"
+WRR_TLS_ROUTER = "default-app-wrr-tls-846b2c19626676e0a8ba@kubernetescrd"
 TCP_ROUTER = "default-greeter-673acf455cb2dab0b43a@kubernetescrd"
 COOKIE_ROUTER = "default-app-cookie-cee4cf3c85f95a310363@kubernetescrd"
 MIRROR_ROUTER = "default-app-mirror-65a322ec6e94019ea3b7@kubernetescrd"
@@ -79,7 +80,7 @@ class SeedDocumentTests(TestCase):
                     ]
                 },
                 "status": "enabled",
-                "usedBy": [WRR_ROUTER],
+                "usedBy": [WRR_ROUTER, WRR_TLS_ROUTER],
                 "type": "weighted",
                 "name": "default-app-wrr@kubernetescrd",
                 "provider": "kubernetescrd",
@@ -191,7 +192,8 @@ class SeedDocumentTests(TestCase):
             },
         )
         self.assertEqual(
-            names(get(self.table, "/api/entrypoints")), ["tcp", "traefik", "udp", "web"]
+            names(get(self.table, "/api/entrypoints")),
+            ["tcp", "traefik", "udp", "web", "websecure"],
         )
         self.assertEqual(
             body(get(self.table, "/api/entrypoints/udp"))["address"], "127.0.0.1:5300/udp"
@@ -203,7 +205,7 @@ class SeedDocumentTests(TestCase):
             body(get(self.table, "/api/overview")),
             {
                 "http": {
-                    "routers": {"total": 3, "warnings": 0, "errors": 0},
+                    "routers": {"total": 4, "warnings": 0, "errors": 0},
                     "services": {"total": 5, "warnings": 0, "errors": 0},
                     "middlewares": {"total": 0, "warnings": 0, "errors": 0},
                 },
@@ -228,7 +230,9 @@ class SeedDocumentTests(TestCase):
             sorted(document),
             ["routers", "services", "tcpRouters", "tcpServices", "udpRouters", "udpServices"],
         )
-        self.assertEqual(list(document["routers"]), [COOKIE_ROUTER, MIRROR_ROUTER, WRR_ROUTER])
+        self.assertEqual(
+            list(document["routers"]), [COOKIE_ROUTER, MIRROR_ROUTER, WRR_ROUTER, WRR_TLS_ROUTER]
+        )
         self.assertNotIn("name", document["routers"][WRR_ROUTER])
         self.assertEqual(
             document["services"]["default-app-v2-80@kubernetescrd"]["serverStatus"],
@@ -267,7 +271,7 @@ class ListingTests(TestCase):
     def test_lists(self) -> None:
         """Each list, sorted by name (Traefik's default), with X-Next-Page."""
         cases = [
-            ("/api/http/routers", [COOKIE_ROUTER, MIRROR_ROUTER, WRR_ROUTER]),
+            ("/api/http/routers", [COOKIE_ROUTER, MIRROR_ROUTER, WRR_ROUTER, WRR_TLS_ROUTER]),
             (
                 "/api/http/services",
                 [
@@ -308,15 +312,24 @@ class ListingTests(TestCase):
     def test_filters_and_sorting(self) -> None:
         """search (name or rule), status, serviceName, sortBy and direction."""
         cases = [
-            ("/api/http/routers?search=WRR", [WRR_ROUTER]),
+            ("/api/http/routers?search=WRR", [WRR_ROUTER, WRR_TLS_ROUTER]),
             ("/api/http/routers?search=copy.kubesre", [MIRROR_ROUTER]),
             ("/api/http/routers?status=enabled&search=cookie", [COOKIE_ROUTER]),
             ("/api/http/routers?status=disabled", []),
-            ("/api/http/routers?serviceName=default-app-wrr@kubernetescrd", [WRR_ROUTER]),
-            ("/api/http/routers?serviceName=default-app-wrr", [WRR_ROUTER]),
+            (
+                "/api/http/routers?serviceName=default-app-wrr@kubernetescrd",
+                [WRR_ROUTER, WRR_TLS_ROUTER],
+            ),
+            ("/api/http/routers?serviceName=default-app-wrr", [WRR_ROUTER, WRR_TLS_ROUTER]),
             ("/api/http/routers?middlewareName=auth", []),
-            ("/api/http/routers?sortBy=priority", [WRR_ROUTER, MIRROR_ROUTER, COOKIE_ROUTER]),
-            ("/api/http/routers?direction=desc", [WRR_ROUTER, MIRROR_ROUTER, COOKIE_ROUTER]),
+            (
+                "/api/http/routers?sortBy=priority",
+                [WRR_ROUTER, WRR_TLS_ROUTER, MIRROR_ROUTER, COOKIE_ROUTER],
+            ),
+            (
+                "/api/http/routers?direction=desc",
+                [WRR_TLS_ROUTER, WRR_ROUTER, MIRROR_ROUTER, COOKIE_ROUTER],
+            ),
             (
                 "/api/http/services?search=app-v",
                 ["default-app-v1-80@kubernetescrd", "default-app-v2-80@kubernetescrd"],
@@ -364,11 +377,12 @@ class ListingTests(TestCase):
             ("/api/http/routers?page=0", 400, "invalid request: page: 0", ""),
             ("/api/http/routers?page=-3", 400, "invalid request: page: -3", ""),
             ("/api/http/routers?per_page=abc", 400, "invalid request: per_page: 0", ""),
-            ("/api/entrypoints?per_page=1&page=4", 200, ["web"], "1"),
+            ("/api/entrypoints?per_page=1&page=4", 200, ["web"], "5"),
+            ("/api/entrypoints?per_page=1&page=5", 200, ["websecure"], "1"),
             (
-                "/api/entrypoints?per_page=1&page=5",
+                "/api/entrypoints?per_page=1&page=6",
                 400,
-                "invalid request: page: 5, per_page: 1",
+                "invalid request: page: 6, per_page: 1",
                 "",
             ),
         ]

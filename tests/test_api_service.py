@@ -27,6 +27,8 @@ STATIC = """\
 entryPoints:
   web:
     address: "127.0.0.1:0"
+  websecure:
+    address: "127.0.0.1:0"
   tcp:
     address: "127.0.0.1:0"
   udp:
@@ -121,7 +123,9 @@ class InternalEntrypointTests(ProxyTestCase):
         self.assertEqual(response.headers.getRawHeaders("X-Next-Page"), ["1"])
         self.assertEqual([s["name"] for s in json.loads(body)], [WRR_SERVICE])
         response, body = yield self.fetch("/api/entrypoints")
-        self.assertEqual([e["name"] for e in json.loads(body)], ["tcp", "traefik", "udp", "web"])
+        self.assertEqual(
+            [e["name"] for e in json.loads(body)], ["tcp", "traefik", "udp", "web", "websecure"]
+        )
         response, body = yield self.fetch("/api/http/routers/nope")
         self.assertEqual((response.code, body), (404, b'{"message":"router not found: nope"}\n'))
 
@@ -316,8 +320,8 @@ class DashboardBrowserTests(ProxyTestCase):
             dom[:2000],
         )
         self.assertEqual([row["data-live-share"] for row in page.children], ["0.3333", "0.6667"])
-        self.assertEqual(len(page.routers), 5)  # three HTTP routers, one TCP, one UDP
-        self.assertEqual(page.entrypoints, ["tcp", "traefik", "udp", "web"])
+        self.assertEqual(len(page.routers), 6)  # four HTTP routers (one HTTPS), a TCP, a UDP
+        self.assertEqual(page.entrypoints, ["tcp", "traefik", "udp", "web", "websecure"])
         self.assertGreaterEqual(page.refreshes, 2, "the page redraws on its own")
 
         artifacts = os.environ.get("TSPROXY_ARTIFACTS") or os.path.abspath("artifacts")

@@ -26,6 +26,8 @@ STATIC = """\
 entryPoints:
   web:
     address: "127.0.0.1:0"
+  websecure:
+    address: "127.0.0.1:0"
   tcp:
     address: "127.0.0.1:0"
   udp:

@@ -182,3 +182,21 @@ def _plain_http(port: int, host: bytes) -> bytes:
             if not chunk:
                 return got
             got += chunk
+
+
+class SeedHTTPSTests(TCPProxyTestCase):
+    """conf/websecure.yaml as shipped: the canary over HTTPS with the default certificate."""
+
+    @defer.inlineCallbacks
+    def test_canaryOverHTTPS(self) -> None:
+        self.use_seed_config()
+        service = self.start_proxy()
+        port = service.port_of("websecure")
+        host = "traefikservice-wrr.kubesre.lc"
+        request = b"GET / HTTP/1.1\r\nHost: " + host.encode() + b"\r\nConnection: close\r\n\r\n"
+        answers = []
+        for _ in range(3):
+            cn, alpn, got = yield threads.deferToThread(tls_session, port, host, request)
+            self.assertEqual((cn, alpn), (DEFAULT_CERT_CN, ""))
+            answers.append(got.rsplit(b"\r\n\r\n", 1)[1])
+        self.assertEqual(answers, [b"Hello app-v2\n", b"Hello app-v1\n", b"Hello app-v2\n"])
