@@ -7,6 +7,9 @@ from __future__ import annotations
 import socket
 
 from twisted.internet import defer, task, threads
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Protocol
+from zope.interface import implementer
 
 from tests.proxyfixture import ENDPOINTS, SERVICE, free_port
 from tests.tcpfixture import TCPProxyTestCase, route_tcp, run, socket_session
@@ -97,6 +100,19 @@ class PlainTCPTests(TCPProxyTestCase):
         """A backend that refuses the connection: the client is closed, with nothing sent."""
         self.backend("gone", free_port())
         port = self.start_tcp_proxy(route_tcp("gone", CATCH_ALL, ["gone"]))
+        got = yield socket_session(port, send=b"hello")
+        self.assertEqual(got, b"")
+
+    @defer.inlineCallbacks
+    def test_backendResets(self) -> None:
+        """A backend that resets the connection: the client is closed cleanly (a FIN)."""
+        from twisted.internet import reactor
+        from twisted.internet.protocol import Factory
+
+        listening = reactor.listenTCP(0, Factory.forProtocol(_Reset), interface="127.0.0.1")
+        self.addCleanup(listening.stopListening)
+        self.backend("reset", listening.getHost().port)
+        port = self.start_tcp_proxy(route_tcp("reset", CATCH_ALL, ["reset"]))
         got = yield socket_session(port, send=b"hello")
         self.assertEqual(got, b"")
 
@@ -204,3 +220,82 @@ class PeekTests(TCPProxyTestCase):
         got = yield done
         self.assertEqual(got, b"")
         self.assertEqual(self.greeters["tls"].connections, [])
+
+
+class _Reset(Protocol):
+    """Resets the connection as soon as the client's first bytes arrive."""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.abortConnection()
+
+
+@implementer(IPushProducer)
+class _Flood(Protocol):
+    """Writes as fast as its transport lets it, up to ``LIMIT`` bytes; counts what it wrote.
+    It stops while its transport says the peer is not reading (producer paused)."""
+
+    LIMIT = 128 * 1024 * 1024
+    CHUNK = b"x" * 65536
+
+    def connectionMade(self) -> None:
+        self.factory.floods.append(self)
+        self.written = 0
+        self.paused = False
+        self.transport.registerProducer(self, True)
+        self.resumeProducing()
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        while not self.paused and self.written < self.LIMIT:
+            self.transport.write(self.CHUNK)
+            self.written += len(self.CHUNK)
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def stopProducing(self) -> None:
+        self.paused = True
+
+
+class BackpressureTests(TCPProxyTestCase):
+    @defer.inlineCallbacks
+    def test_slowClientPausesBackend(self) -> None:
+        """A client that does not read: the relay stops reading the backend, so what the
+        backend manages to write stays bounded by socket buffers (not 128 MiB in memory);
+        once the client reads, everything arrives."""
+        from twisted.internet import reactor
+        from twisted.internet.protocol import Factory
+
+        factory = Factory.forProtocol(_Flood)
+        factory.floods = []  # type: ignore[attr-defined]
+        listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(listening.stopListening)
+        self.backend("flood", listening.getHost().port)
+        port = self.start_tcp_proxy(route_tcp("flood", CATCH_ALL, ["flood"]))
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        client.connect(("127.0.0.1", port))
+        self.addCleanup(client.close)
+        floods = factory.floods  # type: ignore[attr-defined]
+        steady = 0
+        for _ in range(1000):  # until the backend has been held back for 20 turns in a row
+            yield task.deferLater(reactor, 0.01, lambda: None)
+            steady = steady + 1 if floods and floods[0].paused else 0
+            if steady >= 20:
+                break
+        self.assertGreaterEqual(steady, 20, "the backend was never held back")
+        written = floods[0].written
+        self.assertLess(written, 32 * 1024 * 1024)
+        # Reading now lets the rest through: the stream is intact, nothing was dropped.
+        client.setblocking(False)
+        total = 0
+        for _ in range(20000):
+            try:
+                chunk = client.recv(1 << 20)
+            except BlockingIOError:
+                yield task.deferLater(reactor, 0.001, lambda: None)
+                continue
+            total += len(chunk)
+            if total >= _Flood.LIMIT:
+                break
+        self.assertEqual(total, _Flood.LIMIT)
