@@ -322,26 +322,29 @@ R = TypeVar("R", bound=Disturbable)
 
 
 def measure_quietest(
-    measure: Callable[[int], R], quiet_wait: float, describe: Callable[[R], str]
+    measure: Callable[[int], R],
+    quiet_wait: float,
+    describe: Callable[[R], str],
+    max_attempts: int = MAX_ATTEMPTS,
 ) -> Tuple[R, int]:
     """Call ``measure(attempt)`` until other processes leave its window alone.
 
     A window where they used more than FOREIGN_CPU_RETRY_PCT % CPU is measured again, up to
-    MAX_ATTEMPTS times; returns the quietest result and the number of attempts.
+    max_attempts times; returns the quietest result and the number of attempts.
     """
     best: Optional[R] = None
     attempt = 0
-    for attempt in range(1, MAX_ATTEMPTS + 1):
+    for attempt in range(1, max_attempts + 1):
         settle(quiet_wait)
         result = measure(attempt)
         if best is None or result.foreign_cpu_pct < best.foreign_cpu_pct:
             best = result
         if result.foreign_cpu_pct <= FOREIGN_CPU_RETRY_PCT:
             break
-        then = "retrying" if attempt < MAX_ATTEMPTS else "keeping the quietest attempt"
+        then = "retrying" if attempt < max_attempts else "keeping the quietest attempt"
         print(
             f"   other processes used {result.foreign_cpu_pct:.0f} % CPU during attempt "
-            f"{attempt}/{MAX_ATTEMPTS} ({describe(result)}); {then}",
+            f"{attempt}/{max_attempts} ({describe(result)}); {then}",
             flush=True,
         )
     assert best is not None
@@ -735,12 +738,7 @@ class Bench:
         return rows
 
     def pypy_python(self) -> Optional[str]:
-        if self.args.skip_pypy or self.args.skip_tsproxy:
-            return None
-        if self.args.pypy_python:
-            return self.args.pypy_python
-        default = REPO_ROOT / "bench" / ".venv-pypy" / "bin" / "python"
-        return str(default) if default.exists() else None
+        return pypy_python(self.args)
 
     def _tsproxy_target(self, setup: str, python: str, port: int, warmup: int) -> Target:
         conf = self.run_dir / f"tsproxy-conf-{port}"
@@ -865,6 +863,17 @@ class Bench:
             best.proxy_core_steal_pct,
         )
         row.wrk_errors = best.errors
+
+
+def pypy_python(args: argparse.Namespace) -> Optional[str]:
+    """The PyPy interpreter for a tsproxy row: --pypy-python, else bench/.venv-pypy if it
+    exists; None with --skip-pypy or --skip-tsproxy."""
+    if args.skip_pypy or args.skip_tsproxy:
+        return None
+    if args.pypy_python:
+        return str(args.pypy_python)
+    default = REPO_ROOT / "bench" / ".venv-pypy" / "bin" / "python"
+    return str(default) if default.exists() else None
 
 
 def check_tsproxy_installed(python: str) -> None:
