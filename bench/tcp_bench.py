@@ -149,17 +149,11 @@ class Measurement:
     rss_mb: Optional[float] = None
     foreign_cpu_pct: float = 0.0
     core0_idle_pct: Optional[float] = None
+    per_core: Optional[float] = None  # requests (SET+GET) per CPU-second of the measured tree
     attempts: int = 1
     ratio_set: Optional[float] = None  # ÷ HAProxy's, same round and pipeline depth
     ratio_get: Optional[float] = None
     ratio_per_core: Optional[float] = None
-
-    @property
-    def per_core(self) -> Optional[float]:
-        """Requests (SET+GET) per CPU-second of the measured process tree."""
-        if not self.cpu_pct or not self.wall_s:
-            return None
-        return 2 * self.requests / (self.cpu_pct / 100.0 * self.wall_s)
 
 
 def parse_csv(text: str) -> Dict[str, Dict[str, float]]:
@@ -238,6 +232,8 @@ def run_benchmark(
     if measured_pid is not None:
         m.cpu_pct = window.cpu_pct(measured_pid)
         m.rss_mb = rss_mb(tree(window.end_snap, measured_pid))
+        if m.cpu_pct:
+            m.per_core = 2 * requests / (m.cpu_pct / 100.0 * window.wall)
     return m
 
 
@@ -622,7 +618,6 @@ def print_profile(path: Path, top: int = 25) -> None:
 
 def _row_json(row: Row) -> dict:
     data = asdict(row)
-    data["measurements"] = [dict(asdict(m), per_core=m.per_core) for m in row.measurements]
     data["rounds"] = [_row_json(r) for r in row.rounds]
     return data
 
@@ -690,9 +685,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument(
         "--budget",
         type=float,
-        default=150.0,
+        default=None,
         help="after this many seconds, stop waiting for quiet and retrying disturbed "
-        "measurements (default 150)",
+        "measurements (default 150 per round)",
     )
     p.add_argument(
         "--profile",
@@ -714,6 +709,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         p.error("--rounds must be between 1 and 9")
     if not 5 <= args.max_seconds <= 600:
         p.error("--max-seconds must be between 5 and 600")
+    if args.budget is None:
+        args.budget = 150.0 * args.rounds
     if args.profile is not None:
         args.profile = args.profile.resolve()
     return args
