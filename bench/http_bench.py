@@ -36,7 +36,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Protocol, Tuple, TypeVar
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST_HEADER = "bench.local"
@@ -111,6 +111,17 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 def _raise_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
+
+
+def install_signal_handlers() -> None:
+    """Ctrl-C, SIGTERM and SIGHUP unwind through `finally`, so every child gets stopped.
+
+    A shell that starts us in the background leaves SIGINT ignored: Ctrl-C and kill -INT must
+    still clean up.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_on_signal)
+    signal.signal(signal.SIGHUP, _raise_on_signal)
 
 
 # ---------------------------------------------------------------- ports and HTTP checks
@@ -290,6 +301,56 @@ def wait_quiet(max_wait: float, threshold: float = 10.0) -> float:
         window.close()
         if window.foreign_pct < threshold or time.monotonic() >= deadline:
             return window.foreign_pct
+
+
+def settle(quiet_wait: float) -> None:
+    """Before a measurement: wait_quiet, and say so when the machine stays busy."""
+    if quiet_wait <= 0:
+        return
+    foreign = wait_quiet(quiet_wait, FOREIGN_CPU_RETRY_PCT)
+    if foreign >= FOREIGN_CPU_RETRY_PCT:
+        print(
+            f"   machine still busy after {quiet_wait:.0f}s (other processes at "
+            f"{foreign:.0f} % CPU); measuring anyway",
+            flush=True,
+        )
+
+
+class Disturbable(Protocol):
+    foreign_cpu_pct: float
+
+
+R = TypeVar("R", bound=Disturbable)
+
+
+def measure_quietest(
+    measure: Callable[[int], R],
+    quiet_wait: float,
+    describe: Callable[[R], str],
+    max_attempts: int = MAX_ATTEMPTS,
+) -> Tuple[R, int]:
+    """Call ``measure(attempt)`` until other processes leave its window alone.
+
+    A window where they used more than FOREIGN_CPU_RETRY_PCT % CPU is measured again, up to
+    max_attempts times; returns the quietest result and the number of attempts.
+    """
+    best: Optional[R] = None
+    attempt = 0
+    for attempt in range(1, max_attempts + 1):
+        settle(quiet_wait)
+        result = measure(attempt)
+        if best is None or result.foreign_cpu_pct < best.foreign_cpu_pct:
+            best = result
+        if result.foreign_cpu_pct <= FOREIGN_CPU_RETRY_PCT:
+            break
+        then = "retrying" if attempt < max_attempts else "keeping the quietest attempt"
+        print(
+            f"   other processes used {result.foreign_cpu_pct:.0f} % CPU during attempt "
+            f"{attempt}/{max_attempts} ({describe(result)}); {then}",
+            flush=True,
+        )
+    assert best is not None
+    return best, attempt
 
 
 def core_times(core: str) -> List[int]:
@@ -713,12 +774,7 @@ class Bench:
         return rows
 
     def pypy_python(self) -> Optional[str]:
-        if self.args.skip_pypy or self.args.skip_tsproxy:
-            return None
-        if self.args.pypy_python:
-            return self.args.pypy_python
-        default = REPO_ROOT / "bench" / ".venv-pypy" / "bin" / "python"
-        return str(default) if default.exists() else None
+        return pypy_python(self.args)
 
     def _tsproxy_target(
         self, setup: str, python: str, port: int, warmup: int, internal: Optional[int] = None
@@ -827,23 +883,11 @@ class Bench:
                 row.status, row.reason = "broken", f"no access log: {exc}"
         return row
 
-    def _wait_quiet(self, target: Target) -> None:
-        if self.args.quiet_wait <= 0:
-            return
-        foreign = wait_quiet(self.args.quiet_wait, FOREIGN_CPU_RETRY_PCT)
-        if foreign >= FOREIGN_CPU_RETRY_PCT:
-            print(
-                f"   machine still busy after {self.args.quiet_wait:.0f}s (other processes at "
-                f"{foreign:.0f} % CPU); measuring anyway",
-                flush=True,
-            )
-
     def _measure(self, target: Target, row: Row, measured_pid: int) -> None:
         a = self.args
-        best: Optional[WrkResult] = None
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            self._wait_quiet(target)
-            if attempt == 1 and target.warmup > 0:
+
+        def attempt(number: int) -> WrkResult:
+            if number == 1 and target.warmup > 0:
                 run_wrk(
                     self.procs,
                     self.run_dir,
@@ -854,7 +898,7 @@ class Bench:
                     False,
                     None,
                 )
-            result = run_wrk(
+            return run_wrk(
                 self.procs,
                 self.run_dir,
                 target.port,
@@ -864,18 +908,10 @@ class Bench:
                 True,
                 measured_pid,
             )
-            row.attempts = attempt
-            if best is None or result.foreign_cpu_pct < best.foreign_cpu_pct:
-                best = result
-            if result.foreign_cpu_pct <= FOREIGN_CPU_RETRY_PCT:
-                break
-            then = "retrying" if attempt < MAX_ATTEMPTS else "keeping the quietest attempt"
-            print(
-                f"   other processes used {result.foreign_cpu_pct:.0f} % CPU during attempt "
-                f"{attempt}/{MAX_ATTEMPTS} ({result.requests_per_s:,.0f} req/s); {then}",
-                flush=True,
-            )
-        assert best is not None
+
+        best, row.attempts = measure_quietest(
+            attempt, a.quiet_wait, lambda r: f"{r.requests_per_s:,.0f} req/s"
+        )
         row.requests_per_s = best.requests_per_s
         row.p50_ms, row.p99_ms = best.p50_ms, best.p99_ms
         row.cpu_pct, row.rss_mb = best.proxy_cpu_pct, best.proxy_rss_mb
@@ -885,6 +921,17 @@ class Bench:
             best.proxy_core_steal_pct,
         )
         row.wrk_errors = best.errors
+
+
+def pypy_python(args: argparse.Namespace) -> Optional[str]:
+    """The PyPy interpreter for a tsproxy row: --pypy-python, else bench/.venv-pypy if it
+    exists; None with --skip-pypy or --skip-tsproxy."""
+    if args.skip_pypy or args.skip_tsproxy:
+        return None
+    if args.pypy_python:
+        return str(args.pypy_python)
+    default = REPO_ROOT / "bench" / ".venv-pypy" / "bin" / "python"
+    return str(default) if default.exists() else None
 
 
 def check_tsproxy_installed(python: str) -> None:
@@ -1030,22 +1077,8 @@ def print_table(rows: List[Row]) -> None:
         if with_rounds:
             cells.append(" / ".join(_fmt(x.requests_per_s, ",.0f") or "-" for x in r.rounds))
         body.append(cells)
-    widths = [max(len(str(line[i])) for line in [header] + body) for i in range(len(header))]
-
-    def line(cells: List[str]) -> str:
-        return (
-            "| "
-            + " | ".join(
-                str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                for i, (c, w) in enumerate(zip(cells, widths))
-            )
-            + " |"
-        )
-
-    print(line(header))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for cells in body:
-        print(line(cells))
+    for text in markdown_table(header, body):
+        print(text)
     for r in rows:
         if r.status != "ok" or r.reason:
             print(f"\n{r.setup}: {r.status}: {r.reason}")
@@ -1062,6 +1095,25 @@ def print_table(rows: List[Row]) -> None:
         " 'req/s per proxy core' too. Proxy CPU % leaves out the kernel's softirq time;"
         " core 0 idle near 0 means the proxy's core was saturated."
     )
+
+
+def markdown_table(header: List[str], body: List[List[str]]) -> List[str]:
+    """Lines of a Markdown table, columns padded; the first left-aligned, the others right."""
+    widths = [max(len(str(line[i])) for line in [header] + body) for i in range(len(header))]
+
+    def line(cells: List[str]) -> str:
+        return (
+            "| "
+            + " | ".join(
+                str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                for i, (c, w) in enumerate(zip(cells, widths))
+            )
+            + " |"
+        )
+
+    return [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [
+        line(cells) for cells in body
+    ]
 
 
 def _row_json(row: Row) -> dict:
@@ -1088,7 +1140,15 @@ def tree_revision() -> str:
     return head + (" + uncommitted changes in tsproxy/ or twisted/" if dirty else "")
 
 
-def versions(args: argparse.Namespace, pypy: Optional[str]) -> Dict[str, str]:
+HTTP_TOOLS = {"nginx": ["nginx", "-v"], "haproxy": ["haproxy", "-v"], "wrk": ["wrk", "-v"]}
+
+
+def versions(
+    args: argparse.Namespace, pypy: Optional[str], tools: Optional[Dict[str, List[str]]] = None
+) -> Dict[str, str]:
+    """First line of each tool's version output (default: HTTP_TOOLS), kernel, CPUs, the tree's
+    commit and the tsproxy interpreters' Python and Twisted versions."""
+
     def first_line(argv: List[str]) -> str:
         try:
             out = subprocess.run(argv, capture_output=True, text=True, timeout=20)
@@ -1097,13 +1157,9 @@ def versions(args: argparse.Namespace, pypy: Optional[str]) -> Dict[str, str]:
         text = (out.stdout + out.stderr).strip()
         return text.splitlines()[0] if text else f"rc {out.returncode}"
 
-    found = {
-        "nginx": first_line(["nginx", "-v"]),
-        "haproxy": first_line(["haproxy", "-v"]),
-        "wrk": first_line(["wrk", "-v"]),
-        "kernel": os.uname().release,
-        "cpus": str(os.cpu_count()),
-    }
+    found = {name: first_line(argv) for name, argv in (tools or HTTP_TOOLS).items()}
+    found["kernel"] = os.uname().release
+    found["cpus"] = str(os.cpu_count())
     probe = "import sys, twisted; print(sys.version.split()[0], 'twisted', twisted.__version__)"
     if not args.skip_tsproxy:
         found["tsproxy tree"] = tree_revision()
@@ -1184,11 +1240,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("needs 2 cores (proxy on core 0, wrk and backend on core 1)", file=sys.stderr)
         return 2
 
-    # A shell that starts us in the background leaves SIGINT ignored: Ctrl-C and kill -INT
-    # must still clean up.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_on_signal)
-    signal.signal(signal.SIGHUP, _raise_on_signal)
+    install_signal_handlers()
     procs = Processes()
     run_dir = Path(tempfile.mkdtemp(prefix="tsproxy-http-bench-"))
     started = time.time()

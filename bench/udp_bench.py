@@ -22,7 +22,6 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -42,9 +41,9 @@ from http_bench import (
     REPO_ROOT,
     CpuWindow,
     Processes,
-    _raise_on_signal,
     check_tsproxy_installed,
     free_ports,
+    install_signal_handlers,
     rss_mb,
     tree,
     wait_quiet,
@@ -331,9 +330,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     default_pypy = REPO_ROOT / "bench" / ".venv-pypy" / "bin" / "python"
     if pypy is None and default_pypy.exists():
         pypy = str(default_pypy)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_on_signal)
-    signal.signal(signal.SIGHUP, _raise_on_signal)
+    install_signal_handlers()
     procs = Processes()
     run_dir = Path(tempfile.mkdtemp(prefix="tsproxy-udp-bench-"))
     try:
