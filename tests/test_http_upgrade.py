@@ -134,6 +134,11 @@ spec:
         self.assertEqual((yield got), "echo: hello")
         got = client.next_message()
         client.transport.sendBytesMessage(b"\x00\x01" * 50000)
-        self.assertEqual((yield got), b"\x00\x01" * 50000)
+        received = bytes((yield got))
+        # Twisted 25.5's WebSocket client (PyPy's) hands over a large message in fragments,
+        # even with no proxy in between: gather them.
+        while len(received) < 100000:
+            received += bytes((yield client.next_message()))
+        self.assertEqual(received, b"\x00\x01" * 50000)
         client.transport.loseConnection()
         yield client.lost

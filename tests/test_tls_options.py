@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from OpenSSL import SSL
 from OpenSSL._util import lib as _lib
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests import certs
 from tests.tlsclient import client_context, memory_handshake
@@ -27,6 +27,7 @@ from tsproxy.tls.options import (
     settings_from_option,
 )
 
+CURVES_SETTABLE = hasattr(_lib, "SSL_CTX_set1_curves_list")
 CA = certs.make_ca()
 CLIENT_CA = certs.make_ca("client CA")
 SERVER = certs.make_leaf(CA, "tls.example", dns=["tls.example"])
@@ -93,7 +94,8 @@ class SettingsTests(SynchronousTestCase):
             ),
             (
                 {"curve_preferences": ("CurveP384", "secp384r1", "X25519")},
-                {"curves": ("P-384", "X25519")},
+                # Without the binding (Debian's PyPy pyOpenSSL) curves are left out, warned.
+                {"curves": ("P-384", "X25519") if CURVES_SETTABLE else ()},
             ),
             ({"alpn_protocols": ("http/1.1",)}, {"alpn": ("http/1.1",)}),
             ({"alpn_protocols": ()}, {"alpn": ()}),
@@ -352,6 +354,8 @@ class ContextTests(SynchronousTestCase):
 
     def test_curves(self) -> None:
         """curvePreferences limits the key exchange groups: a client with none of them fails."""
+        if not CURVES_SETTABLE:
+            raise SkipTest("this pyOpenSSL has no SSL_CTX_set1_curves_list (Debian's PyPy)")
         for server_curves, client_curves, ok in [
             (("CurveP384",), b"X25519", False),
             (("CurveP384",), b"P-384", True),
