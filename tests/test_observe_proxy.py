@@ -167,6 +167,37 @@ class ObservedProxyTests(ProxyTestCase, UDPTestMixin):
         # The scrape itself is not counted: Traefik leaves its internal routers out.
         self.assertEqual(set(counts), {V1, V2, "default-app-wrr@kubernetescrd"})
 
+    @defer.inlineCallbacks
+    def test_tlsRequestsCounted(self) -> None:
+        """HTTPS requests (conf/websecure.yaml) count in *_requests_tls_total with Traefik's
+        tls_version and Go's cipher name."""
+        from twisted.internet import threads
+
+        from tests.test_tcp_tls import tls_session
+
+        self.start()
+        assert self.service is not None
+        port = self.service.port_of("websecure")
+        request = b"GET / HTTP/1.1\r\nHost: " + WRR.encode() + b"\r\nConnection: close\r\n\r\n"
+        for _ in range(2):
+            yield threads.deferToThread(tls_session, port, WRR, request)
+        found = {
+            (name, dict(labels).get("entrypoint"), dict(labels).get("service")): (
+                dict(labels)["tls_version"],
+                dict(labels)["tls_cipher"],
+                value,
+            )
+            for (name, labels), value in self.samples().items()
+            if name.endswith("_requests_tls_total")
+        }
+        version, cipher, count = found["traefik_entrypoint_requests_tls_total", "websecure", None]
+        self.assertEqual((version, count), ("1.3", 2.0))
+        self.assertTrue(cipher.startswith("TLS_"), cipher)
+        self.assertEqual(
+            found["traefik_service_requests_tls_total", None, "default-app-wrr@kubernetescrd"],
+            (version, cipher, 2.0),
+        )
+
     def url(self, app: str) -> str:
         return "http://127.0.0.1:%d" % (self.app_ports[app],)
 

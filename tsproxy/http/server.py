@@ -7,7 +7,7 @@ Requests on a connection are served one at a time, so pipelined answers keep the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.python.failure import Failure
@@ -46,6 +46,7 @@ from tsproxy.logs import get_logger
 from tsproxy.observe.record import Exchange
 from tsproxy.rules import HTTPRequestInfo
 from tsproxy.runtime.services import resolve
+from tsproxy.tls.options import connection_labels
 
 if TYPE_CHECKING:
     from tsproxy.api.internal import InternalEndpoints
@@ -75,6 +76,7 @@ class HTTPServerConnection(Relaying, BackendListener):
 
     def __init__(self) -> None:
         self.state = IDLE
+        self.tls_labels: Optional[Tuple[str, str]] = None
         self.buf = b""
         self.peer_ip = ""
         self.peer_port = 0
@@ -581,6 +583,16 @@ class HTTPServerConnection(Relaying, BackendListener):
         head = self.origin_head
         return head.status if head is not None else 0
 
+    def _tls_labels(self) -> Tuple[str, str]:
+        """Traefik's tls_version and tls_cipher of this TLS connection (read once)."""
+        labels = self.tls_labels
+        if labels is None or not labels[0]:
+            handle = getattr(self.transport, "getHandle", None)
+            connection = handle() if handle is not None else None
+            labels = connection_labels(connection) if connection is not None else ("", "")
+            self.tls_labels = labels
+        return labels
+
     def _report(self, status: int) -> None:
         """Hand the exchange's record to the entrypoint's observer (once per exchange)."""
         t0 = self.t0
@@ -617,6 +629,8 @@ class HTTPServerConnection(Relaying, BackendListener):
             trusted=self.trusted,
             tls=factory.tls,
             response_headers=head.headers if head is not None else (),
+            tls_version=self._tls_labels()[0] if factory.tls else "",
+            tls_cipher=self._tls_labels()[1] if factory.tls else "",
         )
         try:
             factory.observer.exchange(rec)  # type: ignore[union-attr]

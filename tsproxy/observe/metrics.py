@@ -66,6 +66,12 @@ class Metrics:
         self._routers: Dict[Tuple[str, ...], Series] = {}
         self._services: Dict[Tuple[str, ...], Series] = {}
         self._open: Dict[Tuple[str, str], int] = {}
+        # requests_tls_total per level: (entrypoint | router, service | service, cipher, version)
+        self._tls: Dict[str, Dict[Tuple[str, ...], int]] = {
+            "entrypoint": {},
+            "router": {},
+            "service": {},
+        }
         self._servers: Dict[Tuple[str, str], int] = {}
         self._mirrors: Dict[Tuple[str, str, str], int] = {}
         self.reloads = 0
@@ -114,17 +120,28 @@ class Metrics:
             rec.response_bytes,
             bisect_left(self._bounds, duration),
         )
+        tls = (rec.tls_cipher, rec.tls_version) if rec.tls else None
         if self._by_entrypoint:
             self._observe(self._entrypoints, (code, rec.entrypoint, method, protocol), values)
+            if tls is not None:
+                self._count_tls("entrypoint", (rec.entrypoint,) + tls)
         services = rec.services
         if self._by_router and rec.router:
             first = self._name(services[0]) if services else ""
             key = (code, method, protocol, self._name(rec.router), first)
             self._observe(self._routers, key, values)
+            if tls is not None:
+                self._count_tls("router", (self._name(rec.router), first) + tls)
         if self._by_service:
             table = self._services
             for service in services:
                 self._observe(table, (code, method, protocol, self._name(service)), values)
+                if tls is not None:
+                    self._count_tls("service", (self._name(service),) + tls)
+
+    def _count_tls(self, level: str, key: Tuple[str, ...]) -> None:
+        table = self._tls[level]
+        table[key] = table.get(key, 0) + 1
 
     def _observe(
         self, table: Dict[Tuple[str, ...], Series], key: Tuple[str, ...], values: Tuple[Any, ...]
@@ -224,14 +241,17 @@ class Metrics:
             yield from self._request_families(
                 "entrypoint", "entry point", ["code", "entrypoint", "method", "protocol"]
             )
+            yield self._tls_family("entrypoint", "entry point", ["entrypoint"])
         if self._by_router:
             yield from self._request_families(
                 "router", "router", ["code", "method", "protocol", "router", "service"]
             )
+            yield self._tls_family("router", "router", ["router", "service"])
         if self._by_service:
             yield from self._request_families(
                 "service", "service", ["code", "method", "protocol", "service"]
             )
+            yield self._tls_family("service", "service", ["service"])
         up = GaugeMetricFamily(
             "traefik_service_server_up",
             "service server is up, described by gauge value of 0 or 1.",
@@ -249,6 +269,17 @@ class Metrics:
         for labels, count in sorted(self._mirrors.items()):
             mirrors.add_metric(labels, count)
         yield mirrors
+
+    def _tls_family(self, level: str, what: str, labels: List[str]) -> Metric:
+        family = CounterMetricFamily(
+            "traefik_%s_requests_tls" % level,
+            "How many HTTP requests with TLS processed on a %s, partitioned by TLS Version and"
+            " TLS cipher Used." % what,
+            labels=labels + ["tls_cipher", "tls_version"],
+        )
+        for key, count in sorted(self._tls[level].items()):
+            family.add_metric(key, count)
+        return family
 
     def _request_families(self, level: str, what: str, labels: List[str]) -> Iterator[Metric]:
         table = {

@@ -75,6 +75,8 @@ class Exchange:
     trusted: bool
     tls: bool
     response_headers: Headers = ()
+    tls_version: str = ""  # Traefik's label values ("1.3", Go cipher name) when ``tls``
+    tls_cipher: str = ""
 
     @property
     def protocol(self) -> str:

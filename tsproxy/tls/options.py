@@ -8,7 +8,7 @@ nowhere else. Reading settings is pure; only :func:`make_context` touches OpenSS
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import attrs
 from cryptography import x509
@@ -27,6 +27,7 @@ __all__ = [
     "GO_CURVES",
     "ALPNMismatch",
     "TLSSettings",
+    "connection_labels",
     "make_context",
     "negotiate_alpn",
     "server_alpn",
@@ -77,6 +78,26 @@ GO_CIPHER_SUITES: Dict[str, str] = {
     "TLS_CHACHA20_POLY1305_SHA256": "",
     "TLS_FALLBACK_SCSV": "",
 }
+
+#: OpenSSL's names back to Go's (the later, shorter Go alias of CHACHA20 suites loses).
+_OPENSSL_TO_GO: Dict[str, str] = {}
+for _go, _openssl in GO_CIPHER_SUITES.items():
+    if _openssl:
+        _OPENSSL_TO_GO.setdefault(_openssl, _go)
+_PROTOCOL_VERSIONS = {"TLSv1": "1.0", "TLSv1.1": "1.1", "TLSv1.2": "1.2", "TLSv1.3": "1.3"}
+
+
+def connection_labels(connection: Any) -> Tuple[str, str]:
+    """Traefik's ``tls_version`` and ``tls_cipher`` for an established OpenSSL connection:
+    ("1.3", "TLS_AES_128_GCM_SHA256"); ("", "") before the handshake is done."""
+    version = connection.get_protocol_version_name() or ""
+    cipher = connection.get_cipher_name() or ""
+    if not cipher:
+        return "", ""
+    if not cipher.startswith("TLS_"):  # TLS 1.3 suites have the same name in both
+        cipher = _OPENSSL_TO_GO.get(cipher, cipher)
+    return _PROTOCOL_VERSIONS.get(version, version), cipher
+
 
 #: Go's default TLS 1.0-1.2 suites (crypto/tls cipherSuitesPreferenceOrder minus the insecure
 #: ones), the list Traefik serves when ``cipherSuites`` is not set.
