@@ -408,6 +408,14 @@ class ListingTests(TestCase):
             ("GET", "/api/udp/services/u", 404, b'{"message":"service not found: u"}\n'),
             ("GET", "/api/entrypoints/nope", 404, b'{"message":"entry point not found: nope"}\n'),
             ("GET", "/api/entrypoints/w%65b", 200, None),
+            # Not UTF-8 once unescaped: Go shows U+FFFD, and nothing raises.
+            (
+                "GET",
+                "/api/http/routers/%FF",
+                404,
+                '{"message":"router not found: \ufffd"}\n'.encode(),
+            ),
+            ("GET", "/api/udp/services/%ED%A0%80", 404, None),
             (
                 "GET",
                 "/api/http/routers/a%zz",

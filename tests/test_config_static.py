@@ -333,6 +333,11 @@ class ObservabilitySectionTests(SynchronousTestCase):
                 PrometheusConfig(buckets=(0.5, 1.0), add_routers_labels=True),
             ),
             ("metrics: {}\n", "prometheus", None),
+            (
+                "metrics:\n  prometheus:\n    buckets: [0.5, .inf]\n",
+                "prometheus",
+                PrometheusConfig(buckets=(0.5,)),
+            ),
             ("accessLog: {}\n", "access_log", AccessLogConfig()),
             (
                 "accessLog:\n  filePath: /tmp/a.log\n  format: json\n  bufferingSize: 100\n"
@@ -384,6 +389,7 @@ class ObservabilitySectionTests(SynchronousTestCase):
             ("ping:\n  entryPoint: nowhere\n", "entrypoint nowhere not found"),
             ("metrics:\n  prometheus:\n    buckets: [1, 0.5]\n", "increasing order"),
             ("metrics:\n  prometheus:\n    buckets: [-1]\n", "positive number"),
+            ("metrics:\n  prometheus:\n    buckets: [.nan]\n", "positive number"),
             ("accessLog:\n  format: xml\n", "must be one of: common, json"),
             ("accessLog:\n  fields:\n    defaultMode: maybe\n", "must be one of"),
             ("api:\n  insecure: yes\n", "must be true or false"),

@@ -155,6 +155,18 @@ class SeedScenarioTests(ProxyTestCase):
         self.assertEqual(response.code, 200)
 
     @defer.inlineCallbacks
+    def test_headToLocalAnswer(self) -> None:
+        """HEAD answered by the proxy itself (404): the head only, so the pipelined request
+        after it is read as the next answer."""
+        head = "HEAD /x HTTP/1.1\r\nHost: nope.example\r\n\r\n"
+        get = "GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % (WRR,)
+        raw = yield raw_exchange(self.service.port_of("web"), (head + get).encode())
+        first, _, rest = raw.partition(b"\r\n\r\n")
+        self.assertTrue(first.startswith(b"HTTP/1.1 404 Not Found\r\n"), raw)
+        self.assertIn(b"Content-Length: 19", first)
+        self.assertTrue(rest.startswith(b"HTTP/1.1 200 OK\r\n"), raw)
+
+    @defer.inlineCallbacks
     def test_pipelinedInOrder(self) -> None:
         """Pipelined requests are answered in order on one connection."""
         request = "GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % (WRR,)

@@ -114,7 +114,7 @@ class HistogramTests(SynchronousTestCase):
             metrics.exchange(exchange(duration=duration))
         found = named(samples(metrics), "traefik_entrypoint_request_duration_seconds_bucket")
         by_bound = {dict(k)["le"]: v for k, v in found.items()}
-        self.assertEqual(by_bound, {"0.1": 2.0, "0.3": 3.0, "1.2": 4.0, "5.0": 4.0, "+Inf": 5.0})
+        self.assertEqual(by_bound, {"0.1": 2.0, "0.3": 3.0, "1.2": 4.0, "5": 4.0, "+Inf": 5.0})
         total = named(samples(metrics), "traefik_entrypoint_request_duration_seconds_sum")
         self.assertAlmostEqual(list(total.values())[0], 8.35)
 

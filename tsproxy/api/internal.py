@@ -89,7 +89,7 @@ def encode_response(answer: APIAnswer, keep_alive: bool, http10: bool, head: boo
 
 def _split_target(req: RequestHead) -> Optional[Tuple[str, str, str]]:
     """(path, query, host) of a request; None for a target with no path (``*``)."""
-    target = req.target.decode("latin-1")
+    target = req.target.decode("utf-8", "replace")
     host = ""
     if not target.startswith("/"):
         scheme, sep, rest = target.partition("://")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, unquote_to_bytes
 
 import attrs
 
@@ -79,7 +79,8 @@ _UNSAFE = re.compile("[<>&\u2028\u2029]")
 def go_json(value: Any) -> bytes:
     """``value`` as Go's json.Encoder writes it: compact, HTML characters escaped, a newline."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return (_UNSAFE.sub(lambda m: _HTML_UNSAFE[m.group()], text) + "\n").encode("utf-8")
+    # "replace": a lone surrogate from undecodable input becomes "?" rather than an error.
+    return (_UNSAFE.sub(lambda m: _HTML_UNSAFE[m.group()], text) + "\n").encode("utf-8", "replace")
 
 
 def _fraction(value: int, digits: int) -> str:
@@ -735,7 +736,8 @@ def _unescape(value: str) -> Optional[str]:
     """Go's url.PathUnescape; None for a malformed escape."""
     if _ESCAPE_BAD.search(value):
         return None
-    return unquote(value, errors="surrogateescape")
+    # Go keeps the bytes and shows invalid UTF-8 as U+FFFD when encoding JSON.
+    return unquote_to_bytes(value).decode("utf-8", "replace")
 
 
 @attrs.frozen

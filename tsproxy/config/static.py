@@ -330,8 +330,10 @@ def _parse_metrics(root: Fields) -> PrometheusConfig | None:
         return PrometheusConfig() if present else None
     buckets = []
     for item, path, line in prometheus.items("buckets"):
-        if isinstance(item, bool) or not isinstance(item, (int, float)) or item <= 0:
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or not item > 0:
             raise FieldError(line, path, "must be a positive number of seconds")
+        if item == float("inf"):
+            continue  # the +Inf bucket is always there; Go's client drops a written one too
         buckets.append(float(item))
     if buckets != sorted(set(buckets)):
         raise prometheus.fail("buckets", "must be in increasing order, without repeats")

@@ -429,7 +429,12 @@ class HTTPServerConnection(Relaying, BackendListener):
             # The unread request body would be taken for the next request: close instead.
             self.keep_alive = False
         response = error_response(status, close=not self.keep_alive)
-        self.transport.write(response)
+        req = self.req
+        if req is not None and req.method == b"HEAD":
+            # The head only (Content-Length kept): a body would be read as the next answer.
+            self.transport.write(response[: response.index(b"\r\n\r\n") + 4])
+        else:
+            self.transport.write(response)
         self.resp_started = True
         if self.t0 is not None:
             self.resp_bytes = _body_length(response)

@@ -17,7 +17,6 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.utils import floatToGoString
 
 from tsproxy.observe.record import method_label, request_protocol
 
@@ -307,7 +306,7 @@ class Metrics:
             "The total size of responses in bytes handled by a %s." % what,
             labels=labels,
         )
-        bounds = [floatToGoString(b) for b in self._bounds] + ["+Inf"]
+        bounds = [_go_float(b) for b in self._bounds] + ["+Inf"]
         for key, series in sorted(table.items()):
             requests.add_metric(key, series[0])
             cumulative = 0
@@ -322,6 +321,13 @@ class Metrics:
         yield durations
         yield received
         yield sent
+
+
+def _go_float(value: float) -> str:
+    """A bucket bound as Go's client writes it (strconv 'g', shortest): 5 → "5", 0.1 → "0.1"
+    (Python's client would write "5.0", which selectors like le="5" do not match)."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
