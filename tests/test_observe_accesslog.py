@@ -301,6 +301,39 @@ class WritingTests(SynchronousTestCase):
         with open(self.path) as f:
             self.assertEqual(len(f.read().splitlines()), 1)
 
+    def test_closeWithStuckWriter(self) -> None:
+        """A destination that stops taking writes (a pipe nobody reads): requests are not held
+        up (full batches are dropped) and close gives up instead of hanging the shutdown."""
+        import threading
+
+        from tsproxy.observe import accesslog
+
+        access_log = self.open()
+        writer = access_log.writer
+        assert writer is not None
+        release = threading.Event()
+        entered = threading.Event()
+
+        def stuck(data: bytes) -> None:
+            entered.set()
+            release.wait(30)
+
+        writer._write = stuck  # type: ignore[method-assign]
+        self.addCleanup(release.set)
+        access_log.log(exchange())
+        self.clock.advance(0)
+        self.assertTrue(entered.wait(10))
+        for _ in range(accesslog.MAX_PENDING_BATCHES + 5):
+            access_log.log(exchange())
+            self.clock.advance(0)  # one batch per turn; past the queue's size they are dropped
+        self.assertFalse(access_log.sync(timeout=0.05))
+        access_log.close(timeout=0.05)  # returns: the stuck thread is left behind
+        self.assertTrue(writer.thread.is_alive())
+        release.set()
+        writer.queue.put(accesslog._STOP)
+        writer.thread.join(10)
+        self.assertFalse(writer.thread.is_alive())
+
     def test_unwritablePath(self) -> None:
         """A path that cannot be opened fails at once."""
         blocker = self.mktemp()

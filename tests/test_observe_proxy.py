@@ -294,6 +294,26 @@ class ObservedProxyTests(ProxyTestCase, UDPTestMixin):
         self.assertEqual(self.open_connections("udp", "UDP"), 0)
 
     @defer.inlineCallbacks
+    def test_cutAtShutdownIsLogged(self) -> None:
+        """An exchange cut because the grace time is over still gets its access log line
+        (the connection is lost a turn after the cut, before the log closes)."""
+        self.start(broken=True)
+        yield self.get(WRR)  # app-v2 first: 502
+        client = RawClient()
+        assert self.service is not None
+        port = self.service.port_of("web")
+        yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), client)
+        client.transport.write(b"GET /hangs HTTP/1.1\r\nHost: %s\r\n\r\n" % WRR.encode())
+        yield self.wait_for(lambda: self.silent_received, "the request at app-v1")
+        self.service._cut = True  # as a second SIGTERM does: no grace time
+        yield self.service.stopService()
+        yield client.closed
+        with open(self.log_path) as f:
+            lines = f.read().splitlines()
+        self.assertEqual([line.split()[6] for line in lines], ["/", "/hangs"])
+        self.assertEqual(lines[1].split()[8], "499")
+
+    @defer.inlineCallbacks
     def test_failedAndAbandonedExchanges(self) -> None:
         """A refused server is a 502 answer; a client leaving before the answer is a 499."""
         self.start("json", broken=True)

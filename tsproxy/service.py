@@ -38,6 +38,26 @@ from tsproxy.watch import ConfigWatcher, watch_directory
 log = get_logger(__name__)
 
 
+def _within(reactor: Any, d: defer.Deferred[Any], seconds: float) -> defer.Deferred[Any]:
+    """``d``, or None after ``seconds`` if it has not fired by then (``d`` left running)."""
+    done: defer.Deferred[Any] = defer.Deferred()
+
+    def expired() -> None:
+        if not done.called:
+            done.callback(None)
+
+    timer = reactor.callLater(seconds, expired)
+
+    def fired(result: Any) -> None:
+        if timer.active():
+            timer.cancel()
+        if not done.called:
+            done.callback(result)
+
+    d.addBoth(fired)
+    return done
+
+
 class StartupError(Exception):
     """The proxy cannot start (a port cannot be opened); the message says why."""
 
@@ -431,6 +451,10 @@ class ProxyService(Service):
         cut = yield defer.gatherResults([d.done for d in self._drains])
         if sum(cut):
             log.warn("grace time over: cut {count} connections", count=sum(cut))
+            # Aborted connections are lost on a later reactor turn: wait for that (briefly),
+            # so their exchanges reach the access log and metrics before those close.
+            gone = defer.gatherResults([f.connections.when_empty() for f in factories])
+            yield _within(self.reactor, gone, 1.0)
         self._drains = []
         if self.pool is not None:
             self.pool.close()

@@ -126,7 +126,6 @@ class HTTPServerConnection(Relaying, BackendListener):
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.state = CLOSED
         self._cancel_timer()
-        self.factory.connections.discard(self)
         observer = self.factory.observer
         if observer is not None:
             if self.t0 is not None:
@@ -134,6 +133,8 @@ class HTTPServerConnection(Relaying, BackendListener):
                 # request) or, once answering, the backend or client broke off.
                 self._report(self._sent_status() if self.resp_started else 499)
             observer.connection_closed(self.factory.name, "TCP")
+        # Last: a shutdown waiting for the connections to be gone closes the observers then.
+        self.factory.connections.discard(self)
         if self.pending is not None:
             self.pending.cancel()
             self.pending = None

@@ -415,9 +415,22 @@ class _Writer:
         os.close(old)
 
     def stop(self, timeout: float) -> None:
-        self.queue.put(_STOP)
-        self.thread.join(timeout)
-        if self.path and not self.thread.is_alive():
+        """Write what is queued and end the thread, within ``timeout`` seconds; a writer stuck
+        on its destination (a full pipe, a hung disk) is left behind as a daemon thread."""
+        deadline = time.monotonic() + timeout
+        try:
+            self.queue.put(_STOP, timeout=timeout)
+        except queue.Full:
+            log.error(
+                "access log {path}: writer stuck, {n} batches not written",
+                path=self.path or "stdout",
+                n=self.queue.qsize(),
+            )
+            return
+        self.thread.join(max(0.0, deadline - time.monotonic()))
+        if self.thread.is_alive():
+            log.error("access log {path}: writer stuck at shutdown", path=self.path or "stdout")
+        elif self.path:
             os.close(self.fd)
 
 
@@ -488,11 +501,19 @@ class AccessLog:
         if self.writer is not None and not self.writer.submit(_REOPEN):
             log.error("access log: writer behind, cannot reopen now")
 
-    def sync(self) -> None:
-        """Flush and wait until the writer thread has written everything (tests, shutdown)."""
+    def sync(self, timeout: float = 10.0) -> bool:
+        """Flush and wait (at most ``timeout`` seconds) until the writer thread has written
+        everything; whether it did."""
         self.flush()
-        if self.writer is not None:
-            self.writer.queue.join()
+        writer = self.writer
+        if writer is None:
+            return True
+        deadline = time.monotonic() + timeout
+        while writer.queue.unfinished_tasks:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is left and stop the writer thread (waits at most ``timeout``)."""
