@@ -5,9 +5,10 @@ sharing the entrypoint."""
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 from twisted.internet import defer, task, threads
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Protocol
 from zope.interface import implementer
 
@@ -102,6 +103,88 @@ class PlainTCPTests(TCPProxyTestCase):
         port = self.start_tcp_proxy(route_tcp("gone", CATCH_ALL, ["gone"]))
         got = yield socket_session(port, send=b"hello")
         self.assertEqual(got, b"")
+
+    def listen(self, protocol: type) -> int:
+        from twisted.internet import reactor
+        from twisted.internet.protocol import Factory
+
+        factory = Factory.forProtocol(protocol)
+        listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(listening.stopListening)
+        self.factories = getattr(self, "factories", {})
+        self.factories[protocol] = factory
+        return int(listening.getHost().port)
+
+    @defer.inlineCallbacks
+    def wait_no_connections(self) -> Any:
+        assert self.service is not None
+        for _ in range(500):
+            if not any(len(f.connections) for f in self.service.factories):
+                return
+            yield task.deferLater(_reactor(), 0.01, lambda: None)
+        self.fail("connections left: %r" % [list(f.connections) for f in self.service.factories])
+
+    @defer.inlineCallbacks
+    def test_backendFinishesFirst(self) -> None:
+        """The backend half-closes first: the client gets its FIN, and what the client sends
+        after that still reaches the backend (within terminationDelay)."""
+        self.backend("fin", self.listen(_FinFirst))
+        port = self.start_tcp_proxy(
+            route_tcp("fin", CATCH_ALL, ["fin"], extra=", terminationDelay: 10000")
+        )
+
+        def session() -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                got = b""
+                while True:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+                sock.sendall(b"late data")
+                sock.shutdown(socket.SHUT_WR)
+                sock.recv(10)
+                return got
+
+        got = yield threads.deferToThread(session)
+        self.assertEqual(got, b"HELLO\r\n")
+        received = self.factories[_FinFirst].received
+        for _ in range(500):
+            if b"<EOF>" in received:
+                break
+            yield task.deferLater(_reactor(), 0.01, lambda: None)
+        self.assertEqual(b"".join(received), b"late data<EOF>")
+        yield self.wait_no_connections()
+
+    @defer.inlineCallbacks
+    def test_slowClientAfterHalfClose(self) -> None:
+        """terminationDelay ends a relay even while the client is too slow to take the
+        backend's answer (a paused producer must not keep the connection open forever)."""
+        self.backend("big", self.listen(_BigAnswer))
+        port = self.start_tcp_proxy(
+            route_tcp("big", CATCH_ALL, ["big"], extra=", terminationDelay: 50")
+        )
+
+        def session() -> int:
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+                sock.settimeout(10)
+                sock.connect(("127.0.0.1", port))
+                sock.sendall(b"GET")
+                sock.shutdown(socket.SHUT_WR)
+                import time
+
+                time.sleep(0.5)  # not reading: the relay's producer pauses
+                total = 0
+                while True:
+                    chunk = sock.recv(1 << 20)
+                    if not chunk:
+                        return total
+                    total += len(chunk)
+
+        total = yield threads.deferToThread(session)  # ends: the EOF came
+        self.assertLess(total, 8 << 20)
+        yield self.wait_no_connections()
 
     @defer.inlineCallbacks
     def test_backendResets(self) -> None:
@@ -220,6 +303,38 @@ class PeekTests(TCPProxyTestCase):
         got = yield done
         self.assertEqual(got, b"")
         self.assertEqual(self.greeters["tls"].connections, [])
+
+
+@implementer(IHalfCloseableProtocol)
+class _FinFirst(Protocol):
+    """Says HELLO and half-closes at once, then records what it still receives."""
+
+    def connectionMade(self) -> None:
+        self.factory.received = []
+        self.transport.write(b"HELLO\r\n")
+        self.transport.loseWriteConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.factory.received.append(data)
+
+    def readConnectionLost(self) -> None:
+        self.factory.received.append(b"<EOF>")
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+
+@implementer(IHalfCloseableProtocol)
+class _BigAnswer(Protocol):
+    """Answers the client's FIN with 8 MiB, then closes."""
+
+    def readConnectionLost(self) -> None:
+        self.transport.write(b"y" * (8 << 20))
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        pass
 
 
 class _Reset(Protocol):

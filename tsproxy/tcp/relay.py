@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -35,16 +36,22 @@ def _endpoint(address: Any) -> Optional[tuple[str, int]]:
     return str(host), int(port)
 
 
-def _close_write(transport: Any) -> None:
-    """Half-close: send FIN where the transport can, else close it."""
-    half = getattr(transport, "loseWriteConnection", None)
-    if half is not None and getattr(transport, "connected", True):
-        try:
-            half()
-            return
-        except (AttributeError, NotImplementedError):
-            pass
+def _close(transport: Any) -> None:
+    """Close once what is buffered is written. The other side is let go of as producer
+    first: with a paused producer registered, Twisted would wait for it to resume (which a
+    finished peer never does) instead of closing."""
+    transport.unregisterProducer()
     transport.loseConnection()
+
+
+def _close_write(transport: Any) -> None:
+    """Half-close: the stream feeding ``transport`` has ended, so send FIN. A TLS layer
+    ending here is closed whole (close_notify): a FIN under it would cut the TLS stream."""
+    transport.unregisterProducer()
+    if isinstance(transport, TLSMemoryBIOProtocol) or not getattr(transport, "connected", 0):
+        transport.loseConnection()
+        return
+    transport.loseWriteConnection()
 
 
 @implementer(IHalfCloseableProtocol)
@@ -148,25 +155,33 @@ class TCPRelay(Protocol):
             self.pending.append(data)
 
     def readConnectionLost(self) -> None:
-        """The client finished sending: pass the FIN on, then allow terminationDelay."""
+        """The client finished sending: pass the FIN on, then allow terminationDelay (or
+        close now if the backend had finished too)."""
         self.client_eof = True
-        if self.backend is not None:
-            _close_write(self.backend.transport)
-            self._half_closed()
+        backend = self.backend
+        if backend is None:
+            return
+        if self.backend_done:
+            _close(backend.transport)
+            _close(self.transport)
+            return
+        _close_write(backend.transport)
+        self._half_closed()
 
     def writeConnectionLost(self) -> None:
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        """Our FIN to the client went out (the backend had finished): the client may still
+        send, within terminationDelay."""
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.closed = True
         self._cancel_timer()
-        self.connections.discard(self)
         if self.backend is not None:
-            self.backend.transport.loseConnection()  # type: ignore[union-attr]
+            _close(self.backend.transport)
         elif self.connector is not None:
             self.connector.disconnect()
         if self.observer is not None:
             self.observer.connection_closed(self.entrypoint, "TCP")
+        self.connections.discard(self)
 
     # -- backend side ----------------------------------------------------------------------
 
@@ -204,13 +219,15 @@ class TCPRelay(Protocol):
             server=self.server.address,
             why=reason.getErrorMessage(),
         )
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        _close(self.transport)
 
     def backend_eof(self) -> None:
         """The backend finished sending: pass the FIN on to the client."""
         self.backend_done = True
         if self.client_eof:
-            self.transport.loseConnection()  # type: ignore[union-attr]
+            if self.backend is not None:
+                _close(self.backend.transport)
+            _close(self.transport)
             return
         _close_write(self.transport)
         self._half_closed()
@@ -225,7 +242,7 @@ class TCPRelay(Protocol):
                     server=self.server.address,
                     why=reason.getErrorMessage() if reason is not None else "",
                 )
-            self.transport.loseConnection()  # type: ignore[union-attr]
+            _close(self.transport)
 
     # -- ending ----------------------------------------------------------------------------
 
@@ -239,8 +256,8 @@ class TCPRelay(Protocol):
         """terminationDelay is over: close both sides (a FIN, as Traefik's Close gives)."""
         self.timer = None
         if self.backend is not None:
-            self.backend.transport.loseConnection()  # type: ignore[union-attr]
-        self.transport.loseConnection()  # type: ignore[union-attr]
+            _close(self.backend.transport)
+        _close(self.transport)
 
     def _cancel_timer(self) -> None:
         if self.timer is not None and self.timer.active():
