@@ -287,6 +287,21 @@ class PeekTests(TCPProxyTestCase):
         self.assertEqual(got, b"HELLO plain\r\npingBYE\r\n")
 
     @defer.inlineCallbacks
+    def test_handshakeByteIsTLS(self) -> None:
+        """A first byte of 0x16 is TLS even when the rest is not a valid record (Traefik):
+        it goes to the TLS routers with an empty SNI, not to the plain ones."""
+        self.backend("tls", self.start_greeter("tls"))
+        self.backend("plain", self.start_greeter("plain"))
+        port = self.start_tcp_proxy(
+            route_tcp("tls", CATCH_ALL, ["tls"], tls="{passthrough: true}"),
+            route_tcp("plain", CATCH_ALL, ["plain"]),
+        )
+        odd = b"\x16\x09\x09\x00\x05abcde"
+        got = yield socket_session(port, send=odd, half_close=True)
+        self.assertEqual(got, b"HELLO tls\r\n" + odd + b"BYE\r\n")
+        self.assertEqual(self.greeters["plain"].connections, [])
+
+    @defer.inlineCallbacks
     def test_peekTimeout(self) -> None:
         """A client that sends nothing is closed after the entrypoint's readTimeout."""
         clock = task.Clock()

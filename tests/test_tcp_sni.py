@@ -20,6 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tsproxy.tcp.sni import (
     MAX_BUFFER,
     ClientHello,
+    HelloReader,
     MalformedHello,
     NotTLS,
     parse_client_hello,
@@ -365,6 +366,27 @@ class TableTests(SynchronousTestCase):
 
 def allowed(result: object) -> bool:
     return result is None or result in (NotTLS, MalformedHello) or isinstance(result, ClientHello)
+
+
+class ReaderTests(SynchronousTestCase):
+    """HelloReader: the same answers as a whole parse, however the bytes are cut."""
+
+    @settings(max_examples=200)
+    @given(st.data())
+    def test_chunks(self, data: st.DataObject) -> None:
+        case = data.draw(st.sampled_from(HELLOS))
+        step = data.draw(st.integers(1, 64))
+        raw = (
+            reframe(case["bytes"], step, b"\x03\x03") if data.draw(st.booleans()) else case["bytes"]
+        )
+        cuts = sorted(data.draw(st.sets(st.integers(1, len(raw) - 1), max_size=20)))
+        reader = HelloReader()
+        found = None
+        for start, end in zip([0] + cuts, cuts + [len(raw)]):
+            found = reader.feed(raw[start:end])
+            if end < len(raw):
+                self.assertIsNone(found)
+        self.assertEqual(found, parse_client_hello(raw))
 
 
 class FuzzTests(SynchronousTestCase):

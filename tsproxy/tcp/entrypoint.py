@@ -28,7 +28,7 @@ from tsproxy.logs import get_logger
 from tsproxy.rules import TCPConnectionInfo
 from tsproxy.runtime.tcp import HTTP, HTTPS, EntryPointTCP
 from tsproxy.tcp.relay import TCPRelay
-from tsproxy.tcp.sni import MalformedHello, NotTLS, parse_client_hello
+from tsproxy.tcp.sni import HelloReader, MalformedHello, NotTLS
 
 if TYPE_CHECKING:
     from tsproxy.runtime.tcp import HTTPSName, TCPRouter
@@ -49,10 +49,11 @@ class EntryPointFactory(HTTPEntryPointFactory):
         self._secure: Optional[HTTPEntryPointFactory] = None
 
     def buildProtocol(self, addr: Any) -> Protocol:  # type: ignore[override]
-        routing = self.get_table().entrypoint_tcp(self.name)
+        table = self.get_table()
+        routing = table.entrypoint_tcp(self.name)
         if routing is None or routing.mode == "http":
             return super().buildProtocol(addr)
-        dispatch = Dispatch(routing)
+        dispatch = Dispatch(routing, table.tls)
         dispatch.factory = self
         return dispatch
 
@@ -99,10 +100,11 @@ class Dispatch(Protocol):
 
     factory: EntryPointFactory
 
-    def __init__(self, routing: EntryPointTCP) -> None:
+    def __init__(self, routing: EntryPointTCP, tls: Any = None) -> None:
         self.routing = routing
+        self.tls = tls  # the TLS manager of the same table as ``routing``
+        self.hello = HelloReader()
         self.buf: List[bytes] = []
-        self.size = 0
         self.timer: Any = None
         self.peer_ip = ""
         self.done = False
@@ -128,22 +130,17 @@ class Dispatch(Protocol):
         if self.done:
             return
         self.buf.append(data)
-        self.size += len(data)
         first = self.buf[0][0]
         if first not in (_TLS_HANDSHAKE, _SSL2_HELLO):
             self._plain()
             return
-        joined = b"".join(self.buf)
-        self.buf = [joined]
         sni, alpn = "", ()  # type: tuple[str, tuple[str, ...]]
         try:
-            hello = parse_client_hello(joined)
-        except NotTLS:
-            if first != _SSL2_HELLO:
-                self._plain()
-                return
-        except MalformedHello:
-            pass  # Traefik: still TLS, with an empty SNI; the handshake decides.
+            hello = self.hello.feed(data)
+        except (NotTLS, MalformedHello):
+            # The first byte says TLS (a handshake record, or SSLv2's hello): Traefik goes on
+            # as TLS with an empty SNI, and the handshake decides.
+            pass
         else:
             if hello is None:
                 return  # more bytes needed (the parser bounds the size)
@@ -185,7 +182,7 @@ class Dispatch(Protocol):
 
     def _tls(self, info: TCPConnectionInfo) -> None:
         kind, target = self.routing.route_tls(info)
-        tls: Any = self.factory.get_table().tls
+        tls: Any = self.tls
         if kind == HTTPS:
             named: Optional[HTTPSName] = target  # type: ignore[assignment]
             creator = None

@@ -13,7 +13,7 @@ no trailing dot, no empty names, no duplicate extensions, exact vector lengths.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import attrs
 
@@ -21,6 +21,7 @@ __all__ = [
     "MAX_BUFFER",
     "MAX_HELLO_LENGTH",
     "ClientHello",
+    "HelloReader",
     "MalformedHello",
     "NotTLS",
     "parse_client_hello",
@@ -33,6 +34,7 @@ MAX_RECORD_LENGTH = 1 << 14
 MAX_HELLO_LENGTH = 1 << 14
 #: The records holding the hello must end within this many bytes of the stream.
 MAX_BUFFER = 1 << 16
+
 
 EXT_SERVER_NAME = 0
 EXT_ALPN = 16
@@ -96,7 +98,7 @@ class _Reader:
         return _Reader(self.take(length))
 
 
-def _check_record_header(data: bytes, pos: int) -> None:
+def _check_record_header(data: Union[bytes, bytearray], pos: int) -> None:
     """Check the (possibly partial) record header at pos; the first record's faults are NotTLS."""
     error = NotTLS if pos == 0 else MalformedHello
     header = data[pos : pos + 5]
@@ -114,31 +116,47 @@ def _check_record_header(data: bytes, pos: int) -> None:
 
 def parse_client_hello(data: bytes) -> Optional[ClientHello]:
     """Parse the ClientHello at the start of data, or return None if more bytes are needed."""
-    data = bytes(data)
-    if not data:
-        return None
-    handshake = bytearray()
-    pos = 0
-    while True:
-        _check_record_header(data, pos)
-        if len(data) - pos < 5:
+    return HelloReader().feed(bytes(data))
+
+
+class HelloReader:
+    """Reads a ClientHello as it arrives: :meth:`feed` each chunk; the records already read
+    are not read again, so a hello sent a few bytes at a time costs linear work. After it
+    returned a ClientHello or raised, a reader is not fed again."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.handshake = bytearray()
+        self.pos = 0
+
+    def feed(self, chunk: bytes) -> Optional[ClientHello]:
+        """The ClientHello once complete, else None; NotTLS or MalformedHello as documented."""
+        self.data += chunk
+        data = self.data
+        if not data:
             return None
-        end = pos + 5 + int.from_bytes(data[pos + 3 : pos + 5], "big")
-        if end > MAX_BUFFER:
-            raise MalformedHello("ClientHello records exceed %d bytes" % MAX_BUFFER)
-        # The message type and length are checked as soon as they arrive, even mid-record.
-        head = bytes(handshake[:4]) + data[pos + 5 : min(end, pos + 9)]
-        if head[:1] and head[0] != CLIENT_HELLO:
-            raise MalformedHello("handshake message type %d is not ClientHello" % head[0])
-        length = int.from_bytes(head[1:4], "big") if len(head) >= 4 else -1
-        if length > MAX_HELLO_LENGTH:
-            raise MalformedHello("ClientHello of %d bytes exceeds the cap" % length)
-        if len(data) < end:
-            return None
-        handshake += data[pos + 5 : end]
-        pos = end
-        if length >= 0 and len(handshake) >= 4 + length:
-            return _parse_body(bytes(handshake[4 : 4 + length]), pos)
+        handshake = self.handshake
+        while True:
+            pos = self.pos
+            _check_record_header(data, pos)
+            if len(data) - pos < 5:
+                return None
+            end = pos + 5 + int.from_bytes(data[pos + 3 : pos + 5], "big")
+            if end > MAX_BUFFER:
+                raise MalformedHello("ClientHello records exceed %d bytes" % MAX_BUFFER)
+            # The message type and length are checked as soon as they arrive, even mid-record.
+            head = bytes(handshake[:4]) + bytes(data[pos + 5 : min(end, pos + 9)])
+            if head[:1] and head[0] != CLIENT_HELLO:
+                raise MalformedHello("handshake message type %d is not ClientHello" % head[0])
+            length = int.from_bytes(head[1:4], "big") if len(head) >= 4 else -1
+            if length > MAX_HELLO_LENGTH:
+                raise MalformedHello("ClientHello of %d bytes exceeds the cap" % length)
+            if len(data) < end:
+                return None
+            handshake += data[pos + 5 : end]
+            self.pos = end
+            if length >= 0 and len(handshake) >= 4 + length:
+                return _parse_body(bytes(handshake[4 : 4 + length]), end)
 
 
 def _parse_body(body: bytes, length: int) -> ClientHello:
