@@ -125,7 +125,7 @@ class CRDVectorTests(SynchronousTestCase):
             for router in table.udp_routers:
                 got[router.service.name] = render(router.service)
                 if isinstance(router.service, UDPWeighted):
-                    for child in router.service.children:
+                    for child in router.service.balancers:
                         got[child.name] = render(child)
             for service in expected["Services"].values():
                 for child in service.get("Weighted", {}).get("Services", []):

@@ -9,17 +9,27 @@ itself interleaves by gcd). A connection picks once. Pure: building and picking,
 from __future__ import annotations
 
 import hashlib
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import attrs
 
-from tsproxy.balance.wrr import EarliestDeadlineFirst, RoundRobin
 from tsproxy.config.errors import ConfigError, Location
 from tsproxy.config.resources import IngressRouteTCP, RouteTLS, ServiceRef, TCPRoute, TCPServiceRef
 from tsproxy.config.static import StaticConfig
 from tsproxy.rules import RuleError, TCPConnectionInfo, TCPRouterSet, TCPRule, compile_tcp_rule
 from tsproxy.rules.http import parse_domains
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
+from tsproxy.runtime.l4 import (
+    L4Definition,
+    L4LoadBalancer,
+    L4LoadBalancerDef,
+    L4Node,
+    L4Weighted,
+    L4WeightedChild,
+    L4WeightedDef,
+    host_port,
+    instantiate,
+)
 
 __all__ = [
     "CLOSE",
@@ -54,84 +64,17 @@ class TCPServer:
 
     @property
     def address(self) -> str:
-        """``host:port`` as Traefik writes it (an IPv6 host in brackets)."""
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
 
 
-@attrs.frozen(cache_hash=True)
-class TCPLoadBalancerDef:
-    """The servers of one Kubernetes Service, taken in turn."""
-
-    name: str
-    servers: Tuple[TCPServer, ...]
-
-
-@attrs.frozen(cache_hash=True)
-class TCPWeightedChild:
-    name: str
-    weight: int
-    definition: TCPLoadBalancerDef
-
-
-@attrs.frozen(cache_hash=True)
-class TCPWeightedDef:
-    """A route's services split by weight; a weight of 0 removes the child."""
-
-    name: str
-    children: Tuple[TCPWeightedChild, ...]
-
-
-TCPDefinition = Union[TCPLoadBalancerDef, TCPWeightedDef]
-
-
-@attrs.define(eq=False)
-class TCPLoadBalancer:
-    """Round robin over a Service's servers, in endpoint order."""
-
-    definition: TCPLoadBalancerDef
-    _order: RoundRobin
-
-    @property
-    def name(self) -> str:
-        return self.definition.name
-
-    @property
-    def servers(self) -> Tuple[TCPServer, ...]:
-        return self.definition.servers
-
-    def pick(self) -> Optional[TCPServer]:
-        """The server for a new connection, or None when there is none."""
-        index = self._order.next()
-        return None if index is None else self.definition.servers[index]
-
-
-@attrs.define(eq=False)
-class TCPWeighted:
-    """Earliest-deadline-first over the route's services, then round robin inside one."""
-
-    definition: TCPWeightedDef
-    balancers: Tuple[TCPLoadBalancer, ...]
-    _order: EarliestDeadlineFirst
-
-    @property
-    def name(self) -> str:
-        return self.definition.name
-
-    @property
-    def children(self) -> Tuple[Tuple[TCPLoadBalancer, int], ...]:
-        """(child service, weight) pairs, in declaration order."""
-        return tuple(
-            (balancer, child.weight)
-            for balancer, child in zip(self.balancers, self.definition.children)
-        )
-
-    def pick(self) -> Optional[TCPServer]:
-        """The server for a new connection, or None when every weight is 0."""
-        index = self._order.next()
-        return None if index is None else self.balancers[index].pick()
-
-
-TCPNode = Union[TCPLoadBalancer, TCPWeighted]
+# TCP services are the shared layer-4 ones (tsproxy/runtime/l4.py) over TCPServer values.
+TCPLoadBalancerDef = L4LoadBalancerDef
+TCPWeightedChild = L4WeightedChild
+TCPWeightedDef = L4WeightedDef
+TCPDefinition = L4Definition
+TCPLoadBalancer = L4LoadBalancer
+TCPWeighted = L4Weighted
+TCPNode = L4Node
 
 
 @attrs.frozen(eq=False)
@@ -281,31 +224,6 @@ def _router_set(routers: Iterable[TCPRouter]) -> TCPRouterSet:
     return TCPRouterSet([(r.name, r.matcher, r.priority, r) for r in routers])
 
 
-def _instantiate(
-    definition: TCPDefinition,
-    previous: Mapping[TCPDefinition, TCPNode],
-    made: Dict[TCPDefinition, TCPNode],
-) -> TCPNode:
-    """The node for ``definition``, reusing the previous table's (and its position) if equal."""
-    node = made.get(definition) or previous.get(definition)
-    if node is None:
-        if isinstance(definition, TCPLoadBalancerDef):
-            node = TCPLoadBalancer(definition, RoundRobin(len(definition.servers)))
-        else:
-            balancers = []
-            for child in definition.children:
-                built = _instantiate(child.definition, previous, made)
-                assert isinstance(built, TCPLoadBalancer)
-                balancers.append(built)
-            order = EarliestDeadlineFirst([child.weight for child in definition.children])
-            node = TCPWeighted(definition, tuple(balancers), order)
-    made[definition] = node
-    if isinstance(node, TCPWeighted):
-        for balancer in node.balancers:
-            made.setdefault(balancer.definition, balancer)
-    return node
-
-
 class _TCPBuilder:
     def __init__(self, static: StaticConfig, directory: ServiceDirectory) -> None:
         self.static = static
@@ -405,7 +323,7 @@ def build_tcp_routers(
                 entrypoints=entrypoints,
                 rule=route.match,
                 priority=route.priority or rule.default_priority,
-                service=_instantiate(definition, previous, made),
+                service=instantiate(definition, previous, made),
                 source=source,
                 matcher=rule,
                 syntax=rule.syntax,

@@ -8,15 +8,25 @@ sticky: a session picks once. Pure: building and picking, no sockets.
 from __future__ import annotations
 
 import ipaddress
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import attrs
 
-from tsproxy.balance.wrr import EarliestDeadlineFirst, RoundRobin
 from tsproxy.config.errors import ConfigError, Location
 from tsproxy.config.resources import IngressRouteUDP, ServiceRef, UDPRoute
 from tsproxy.config.static import StaticConfig
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
+from tsproxy.runtime.l4 import (
+    L4Definition,
+    L4LoadBalancer,
+    L4LoadBalancerDef,
+    L4Node,
+    L4Weighted,
+    L4WeightedChild,
+    L4WeightedDef,
+    host_port,
+    instantiate,
+)
 
 __all__ = [
     "UDPDefinition",
@@ -41,72 +51,17 @@ class UDPServer:
 
     @property
     def address(self) -> str:
-        """``host:port`` as Traefik writes it (an IPv6 host in brackets)."""
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
 
 
-@attrs.frozen(cache_hash=True)
-class UDPLoadBalancerDef:
-    """The servers of one Kubernetes Service, taken in turn."""
-
-    name: str
-    servers: Tuple[UDPServer, ...]
-
-
-@attrs.frozen(cache_hash=True)
-class UDPWeightedChild:
-    name: str
-    weight: int
-    definition: UDPLoadBalancerDef
-
-
-@attrs.frozen(cache_hash=True)
-class UDPWeightedDef:
-    """A route's services split by weight; a weight of 0 removes the child."""
-
-    name: str
-    children: Tuple[UDPWeightedChild, ...]
-
-
-UDPDefinition = Union[UDPLoadBalancerDef, UDPWeightedDef]
-
-
-@attrs.define(eq=False)
-class UDPLoadBalancer:
-    """Round robin over a Service's servers, in endpoint order."""
-
-    definition: UDPLoadBalancerDef
-    _order: RoundRobin
-
-    @property
-    def name(self) -> str:
-        return self.definition.name
-
-    def pick(self) -> Optional[UDPServer]:
-        """The server for a new session, or None when there is none."""
-        index = self._order.next()
-        return None if index is None else self.definition.servers[index]
-
-
-@attrs.define(eq=False)
-class UDPWeighted:
-    """Earliest-deadline-first over the route's services, then round robin inside one."""
-
-    definition: UDPWeightedDef
-    children: Tuple[UDPLoadBalancer, ...]
-    _order: EarliestDeadlineFirst
-
-    @property
-    def name(self) -> str:
-        return self.definition.name
-
-    def pick(self) -> Optional[UDPServer]:
-        """The server for a new session, or None when every weight is 0."""
-        index = self._order.next()
-        return None if index is None else self.children[index].pick()
-
-
-UDPNode = Union[UDPLoadBalancer, UDPWeighted]
+# UDP services are the shared layer-4 ones (tsproxy/runtime/l4.py) over UDPServer values.
+UDPLoadBalancerDef = L4LoadBalancerDef
+UDPWeightedChild = L4WeightedChild
+UDPWeightedDef = L4WeightedDef
+UDPDefinition = L4Definition
+UDPLoadBalancer = L4LoadBalancer
+UDPWeighted = L4Weighted
+UDPNode = L4Node
 
 
 @attrs.frozen(eq=False)
@@ -121,31 +76,6 @@ class UDPRouter:
     entrypoints: Tuple[str, ...]
     service: UDPNode
     source: Location
-
-
-def _instantiate(
-    definition: UDPDefinition,
-    previous: Mapping[UDPDefinition, UDPNode],
-    made: Dict[UDPDefinition, UDPNode],
-) -> UDPNode:
-    """The node for ``definition``, reusing the previous table's (and its position) if equal."""
-    node = made.get(definition) or previous.get(definition)
-    if node is None:
-        if isinstance(definition, UDPLoadBalancerDef):
-            node = UDPLoadBalancer(definition, RoundRobin(len(definition.servers)))
-        else:
-            balancers = []
-            for child in definition.children:
-                built = _instantiate(child.definition, previous, made)
-                assert isinstance(built, UDPLoadBalancer)
-                balancers.append(built)
-            order = EarliestDeadlineFirst([child.weight for child in definition.children])
-            node = UDPWeighted(definition, tuple(balancers), order)
-    made[definition] = node
-    if isinstance(node, UDPWeighted):
-        for balancer in node.children:
-            made.setdefault(balancer.definition, balancer)
-    return node
 
 
 @attrs.frozen(eq=False)
@@ -262,6 +192,6 @@ def build_udp_routers(
     for candidate in candidates:
         names = served.get(candidate)
         if names:
-            node = _instantiate(candidate.definition, previous, made)
+            node = instantiate(candidate.definition, previous, made)
             routers.append(UDPRouter(candidate.name, names, node, candidate.source))
     return routers, made, builder.errors, builder.warnings
