@@ -245,12 +245,15 @@ class WritingTests(SynchronousTestCase):
             return f.read().splitlines()
 
     def test_unbuffered(self) -> None:
-        """bufferingSize 0: one reactor turn's lines are written together, at its end."""
+        """bufferingSize 0: lines are written within UNBUFFERED_DELAY, a burst together."""
+        from tsproxy.observe.accesslog import UNBUFFERED_DELAY
+
         access_log = self.open()
         for _ in range(3):
             access_log.log(exchange())
+        self.clock.advance(UNBUFFERED_DELAY / 2)
         self.assertEqual(self.written(access_log), [])
-        self.clock.advance(0)
+        self.clock.advance(UNBUFFERED_DELAY / 2)
         lines = self.written(access_log)
         self.assertEqual([line.split()[12] for line in lines], ["1", "2", "3"])
 
@@ -321,11 +324,12 @@ class WritingTests(SynchronousTestCase):
         writer._write = stuck  # type: ignore[method-assign]
         self.addCleanup(release.set)
         access_log.log(exchange())
-        self.clock.advance(0)
+        self.clock.advance(accesslog.UNBUFFERED_DELAY)
         self.assertTrue(entered.wait(10))
         for _ in range(accesslog.MAX_PENDING_BATCHES + 5):
             access_log.log(exchange())
-            self.clock.advance(0)  # one batch per turn; past the queue's size they are dropped
+            # One batch per flush; past the queue's size they are dropped.
+            self.clock.advance(accesslog.UNBUFFERED_DELAY)
         self.assertFalse(access_log.sync(timeout=0.05))
         access_log.close(timeout=0.05)  # returns: the stuck thread is left behind
         self.assertTrue(writer.thread.is_alive())

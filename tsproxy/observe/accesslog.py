@@ -35,6 +35,10 @@ log = get_logger(__name__)
 
 #: Seconds a line may wait in the buffer before it is handed to the writer.
 FLUSH_INTERVAL = 1.0
+#: Without bufferingSize, lines are handed over this soon: often enough to read as "at
+#: once", rarely enough that waking the writer thread (and the GIL hand-off) is not paid
+#: per reactor turn under load.
+UNBUFFERED_DELAY = 0.02
 #: Batches the writer thread may have waiting before new ones are dropped.
 MAX_PENDING_BATCHES = 1024
 REDACTED = "REDACTED"
@@ -468,8 +472,8 @@ class AccessLog:
         if self.limit and len(lines) >= self.limit:
             self.flush()
         elif self.timer is None:
-            # Unbuffered: at the end of this reactor turn, so one turn's lines make one write.
-            delay = FLUSH_INTERVAL if self.limit else 0.0
+            # Unbuffered: within UNBUFFERED_DELAY, so a burst's lines make one write.
+            delay = FLUSH_INTERVAL if self.limit else UNBUFFERED_DELAY
             self.timer = self.reactor.callLater(delay, self._timed_flush)
 
     def _timed_flush(self) -> None:
