@@ -81,7 +81,31 @@ class LabelSetTests(SynchronousTestCase):
         """Code, method and protocol labels come from the record as Traefik derives them."""
         cases = [
             (exchange(status=503, method=b"PURGE"), ("503", "EXTENSION_METHOD", "http")),
-            (exchange(status=101, upgrade=b"websocket"), ("101", "GET", "websocket")),
+            (
+                exchange(
+                    status=101,
+                    upgrade=b"websocket",
+                    headers=[(b"Connection", b"Upgrade"), (b"Upgrade", b"websocket")],
+                ),
+                ("101", "GET", "websocket"),
+            ),
+            # gRPC over HTTP/1.1 too: the code is the Grpc-Status, Unknown (2) without one.
+            (
+                exchange(
+                    headers=[(b"Content-Type", b"application/grpc")],
+                    response_headers=[(b"Grpc-Status", b"5")],
+                    method=b"POST",
+                ),
+                ("5", "POST", "grpc"),
+            ),
+            (
+                exchange(
+                    status=404,
+                    headers=[(b"Content-Type", b"application/grpc-web+proto")],
+                    response_headers=[],
+                ),
+                ("2", "GET", "grpc-web"),
+            ),
             (
                 exchange(headers=[(b"Accept", b"text/event-stream")], method=b"\xff"),
                 ("200", "NON_UTF8_HTTP_METHOD", "sse"),

@@ -18,7 +18,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from tsproxy.observe.record import method_label, request_protocol
+from tsproxy.observe.record import grpc_code, method_label, request_protocol
 
 if TYPE_CHECKING:
     from tsproxy.config.static import PrometheusConfig
@@ -109,9 +109,12 @@ class Metrics:
                 counts[1] += error
         if self.registry is None:
             return
-        code = _code(status)
         method = method_label(rec.method)
-        protocol = request_protocol(rec.upgrade, rec.headers)
+        protocol = request_protocol(rec.headers)
+        if protocol == "grpc" or protocol == "grpc-web":
+            code = grpc_code(rec.response_headers)
+        else:
+            code = _code(status)
         duration = rec.duration
         values = (
             duration,
