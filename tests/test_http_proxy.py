@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import socket
+from typing import Any, List
 
 from twisted.internet import defer, reactor
-from twisted.internet.task import Clock
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import Clock, deferLater
 
 from tests.proxyfixture import ENDPOINTS, SERVICE, STATIC, ProxyTestCase, free_port, raw_exchange
 
@@ -305,3 +309,116 @@ def _tick() -> defer.Deferred:
     from twisted.internet.task import deferLater
 
     return deferLater(reactor, 0.01, lambda: None)
+
+
+class _StalledReader(Protocol):
+    """A client that reads nothing until told to, then collects everything until the
+    server closes. (Its receive buffer is left alone: one shrunk with SO_RCVBUF keeps the
+    TCP window clamped small after it is widened again, and reading back crawls.)"""
+
+    def __init__(self) -> None:
+        self.received: List[bytes] = []
+        self.closed: defer.Deferred = defer.Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.pauseProducing()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received.append(data)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.closed.callback(b"".join(self.received))
+
+
+def _answers(raw: bytes, methods: List[bytes]) -> List[bytes]:
+    """Split pipelined answers (Content-Length framed) by the methods asked; the status lines."""
+    found = []
+    for method in methods:
+        head, sep, rest = raw.partition(b"\r\n\r\n")
+        if not sep:
+            break
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        if method == b"HEAD":
+            length = 0
+        found.append(head.split(b"\r\n", 1)[0])
+        raw = rest[length:]
+    if raw:
+        found.append(b"trailing: " + raw[:80])
+    return found
+
+
+class PipelineBackpressureTests(ProxyTestCase):
+    """Answers the proxy makes itself (404, internal endpoints) to a client that pipelines
+    and does not read are not piled up in memory: serving stops while the client's write
+    buffer is full, and goes on, in order, once it reads."""
+
+    #: Twisted's transport buffer limit (FileDescriptor.bufferSize) plus one answer's slack.
+    BOUND = 65536 + 4096
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.use_seed_config()
+        static = STATIC.replace(
+            "entryPoints:\n", 'entryPoints:\n  traefik:\n    address: "127.0.0.1:0"\n'
+        )
+        self.write("tsproxy.yaml", static + "ping: {}\napi: {insecure: true}\n")
+        self.start_proxy()
+
+    @defer.inlineCallbacks
+    def pipeline(self, entrypoint: str, requests: List[bytes], methods: List[bytes]) -> Any:
+        """Send ``requests`` on one connection without reading; check the proxy holds a
+        bounded amount of answers; then read them all. Returns the status lines."""
+        assert self.service is not None
+        port = self.service.port_of(entrypoint)
+        client = _StalledReader()
+        yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), client)
+        self.addCleanup(client.transport.abortConnection)
+        (factory,) = [f for f in self.service.factories if f.name == entrypoint]
+        (conn,) = list(factory.connections)
+        conn.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        client.transport.write(b"".join(requests))
+
+        def buffered() -> int:
+            transport = conn.transport
+            return len(transport.dataBuffer) + transport._tempDataLen
+
+        # Until the proxy stops reading, or piles up more than the bound (the bug).
+        for _ in range(250):
+            if "answers" in conn.gate.reasons or buffered() > self.BOUND:
+                break
+            yield deferLater(reactor, 0.02, lambda: None)
+        self.assertLessEqual(buffered(), self.BOUND)
+        self.assertIn("answers", conn.gate.reasons)
+        # Reading the answers back through a 4 KiB send buffer would be slow: widen it.
+        conn.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        client.transport.resumeProducing()
+        raw = yield client.closed
+        return _answers(raw, methods)
+
+    @defer.inlineCallbacks
+    def test_localNotFound(self) -> None:
+        """Thousands of pipelined 404s (GET and HEAD alternating) to a stalled reader."""
+        count = 10000
+        methods = [b"GET" if i % 2 == 0 else b"HEAD" for i in range(count)]
+        requests = [
+            b"%s /%d HTTP/1.1\r\nHost: nope.example\r\n\r\n" % (method, i)
+            for i, method in enumerate(methods)
+        ]
+        requests[-1] = requests[-1].replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+        statuses = yield self.pipeline("web", requests, methods)
+        self.assertEqual(statuses, [b"HTTP/1.1 404 Not Found"] * count)
+
+    @defer.inlineCallbacks
+    def test_internalEndpoint(self) -> None:
+        """Thousands of pipelined /api/rawdata to a stalled reader, on the traefik entrypoint."""
+        count = 1500
+        request = b"GET /api/rawdata HTTP/1.1\r\nHost: x\r\n\r\n"
+        last = b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        statuses = yield self.pipeline(
+            "traefik", [request] * (count - 1) + [last], [b"GET"] * count
+        )
+        self.assertEqual(statuses, [b"HTTP/1.1 200 OK"] * count)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, FrozenSet, Optional, Tuple
+from types import SimpleNamespace
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import Clock
@@ -44,6 +45,21 @@ V1 = "default-app-v1-80@kubernetescrd"
 ROUTER = "default-app-wrr-846b2c19626676e0a8ba@kubernetescrd"
 
 
+def fake_table(routers: Sequence[str], services: Dict[str, Sequence[int]]) -> Any:
+    """What Metrics.set_servers reads of a routing table: HTTP routers (by name), services
+    by name and their nodes; each service a load balancer with servers 10.0.0.1:<port>."""
+    nodes = {}
+    for name, ports in services.items():
+        servers = tuple(Server.at("http", "10.0.0.1", port, TransportSettings()) for port in ports)
+        definition = LoadBalancerDef(name, servers)
+        nodes[definition] = LoadBalancer.build(definition)
+    return SimpleNamespace(
+        routers=[SimpleNamespace(name=name) for name in routers],
+        services={node.name: node for node in nodes.values()},
+        nodes=nodes,
+    )
+
+
 class LabelSetTests(SynchronousTestCase):
     """Which families and label sets one exchange lands in, per configuration."""
 
@@ -81,7 +97,31 @@ class LabelSetTests(SynchronousTestCase):
         """Code, method and protocol labels come from the record as Traefik derives them."""
         cases = [
             (exchange(status=503, method=b"PURGE"), ("503", "EXTENSION_METHOD", "http")),
-            (exchange(status=101, upgrade=b"websocket"), ("101", "GET", "websocket")),
+            (
+                exchange(
+                    status=101,
+                    upgrade=b"websocket",
+                    headers=[(b"Connection", b"Upgrade"), (b"Upgrade", b"websocket")],
+                ),
+                ("101", "GET", "websocket"),
+            ),
+            # gRPC over HTTP/1.1 too: the code is the Grpc-Status, Unknown (2) without one.
+            (
+                exchange(
+                    headers=[(b"Content-Type", b"application/grpc")],
+                    response_headers=[(b"Grpc-Status", b"5")],
+                    method=b"POST",
+                ),
+                ("5", "POST", "grpc"),
+            ),
+            (
+                exchange(
+                    status=404,
+                    headers=[(b"Content-Type", b"application/grpc-web+proto")],
+                    response_headers=[],
+                ),
+                ("2", "GET", "grpc-web"),
+            ),
             (
                 exchange(headers=[(b"Accept", b"text/event-stream")], method=b"\xff"),
                 ("200", "NON_UTF8_HTTP_METHOD", "sse"),
@@ -169,29 +209,17 @@ class GaugeTests(SynchronousTestCase):
         )
 
     def test_serversUp(self) -> None:
-        """Every server of every load balancer is up; a server gone loses its series."""
-
-        def table(*ports: int) -> Any:
-            servers = tuple(
-                Server.at("http", "10.0.0.1", port, TransportSettings()) for port in ports
-            )
-            definition = LoadBalancerDef("default-app-v1-80", servers)
-
-            class Table:
-                nodes = {definition: LoadBalancer.build(definition)}
-
-            return Table()
-
+        """Every server of every load balancer is up; a server gone loses its series after
+        one more scrape."""
         metrics = make()
-        metrics.set_servers(table(80, 81))
-        self.assertEqual(
-            named(samples(metrics), "traefik_service_server_up"),
-            {
-                labels(service=V1, url="http://10.0.0.1:80"): 1.0,
-                labels(service=V1, url="http://10.0.0.1:81"): 1.0,
-            },
-        )
-        metrics.set_servers(table(81))
+        metrics.set_servers(fake_table([], {"default-app-v1-80": (80, 81)}))
+        both = {
+            labels(service=V1, url="http://10.0.0.1:80"): 1.0,
+            labels(service=V1, url="http://10.0.0.1:81"): 1.0,
+        }
+        self.assertEqual(named(samples(metrics), "traefik_service_server_up"), both)
+        metrics.set_servers(fake_table([], {"default-app-v1-80": (81,)}))
+        self.assertEqual(named(samples(metrics), "traefik_service_server_up"), both)
         self.assertEqual(
             named(samples(metrics), "traefik_service_server_up"),
             {labels(service=V1, url="http://10.0.0.1:81"): 1.0},
@@ -228,3 +256,125 @@ class GaugeTests(SynchronousTestCase):
         )
         self.assertEqual(named(found, "traefik_service_requests_total"), {})
         self.assertEqual(metrics.service_stats(), {})
+
+
+R1 = "default-app-wrr-846b2c19626676e0a8ba"
+R2 = "default-app-wrr-0123456789abcdef0123"
+FULL = {"default-app-wrr": (), "default-app-v1-80": (80,), "default-app-v2-80": (81,)}
+
+
+def present(metrics: Metrics) -> FrozenSet[str]:
+    """Which router, service, server and mirror series a scrape shows (short names), and
+    which services the dashboard's counts have."""
+    found = samples(metrics)
+    out: List[str] = []
+
+    def short(name: str) -> str:
+        return name.replace("@kubernetescrd", "").replace("default-app-", "")
+
+    for level in ("router", "service"):
+        for key in named(found, "traefik_%s_requests_total" % level):
+            pairs = dict(key)
+            router = short(pairs["router"]) + ">" if level == "router" else ""
+            out.append("%s:%s%s" % (level, router, short(pairs["service"])))
+        for key in named(found, "traefik_%s_requests_tls_total" % level):
+            pairs = dict(key)
+            router = short(pairs["router"]) + ">" if level == "router" else ""
+            out.append("%s-tls:%s%s" % (level, router, short(pairs["service"])))
+    for key in named(found, "tsproxy_mirror_requests_total"):
+        pairs = dict(key)
+        out.append("mirror:%s<%s" % (short(pairs["service"]), short(pairs["mirror_of"])))
+    for key in named(found, "traefik_service_server_up"):
+        pairs = dict(key)
+        out.append("up:%s:%s" % (short(pairs["service"]), pairs["url"].rsplit(":", 1)[1]))
+    for name in metrics.service_stats():
+        out.append("stats:" + short(name))
+    return frozenset(out)
+
+
+class PruneTests(SynchronousTestCase):
+    """Series of routers and services the configuration no longer has are dropped after
+    one more scrape (Traefik's promState); the dashboard's counts at once."""
+
+    def test_table(self) -> None:
+        wrr_r1 = {"router:wrr-846b2c19626676e0a8ba>wrr", "router-tls:wrr-846b2c19626676e0a8ba>wrr"}
+        wrr = {"service:wrr", "service-tls:wrr", "stats:wrr"}
+        v1 = {"service:v1-80", "service-tls:v1-80", "stats:v1-80", "up:v1-80:80"}
+        v2 = {"up:v2-80:81", "mirror:v2-80<wrr"}
+        everything = wrr_r1 | wrr | v1 | v2
+        no_stats = {"stats:v1-80", "stats:wrr"}
+        # (what: routers and services of the reloaded table, or None: no reload;
+        #  shown by the first scrape after it, then by the second)
+        cases = [
+            ("same configuration", ([R1], FULL), everything, everything),
+            (
+                "rule edited: the router's name changes",
+                ([R2], FULL),
+                everything,
+                everything - wrr_r1,
+            ),
+            (
+                "a service gone: its series, router series naming it, its servers",
+                ([R1], {"default-app-wrr": (), "default-app-v2-80": (81,)}),
+                everything - {"stats:v1-80"},
+                everything - v1,
+            ),
+            (
+                "the router and its service gone: mirror copies of it too",
+                ([], {"default-app-v1-80": (80,), "default-app-v2-80": (81,)}),
+                everything - {"stats:wrr"},
+                v1 | {"up:v2-80:81"},
+            ),
+            ("everything gone", ([], {}), everything - no_stats, set()),
+            ("no reload", None, everything, everything),
+        ]
+        for what, reload, first, second in cases:
+            metrics = make(PrometheusConfig(add_routers_labels=True))
+            metrics.set_servers(fake_table([R1], FULL))
+            metrics.exchange(exchange(tls=True, tls_version="1.3", tls_cipher="TLS_AES"))
+            metrics.mirror_copy("default-app-v2-80", "default-app-wrr", 200)
+            if reload is not None:
+                metrics.set_servers(fake_table(*reload))
+            self.assertEqual(present(metrics), frozenset(first), what)
+            self.assertEqual(present(metrics), frozenset(second), what)
+
+    def test_backBeforeScrape(self) -> None:
+        """A router that goes and comes back before a scrape keeps its series."""
+        metrics = make(PrometheusConfig(add_routers_labels=True))
+        metrics.set_servers(fake_table([R1], FULL))
+        metrics.exchange(exchange())
+        metrics.set_servers(fake_table([R2], FULL))
+        metrics.set_servers(fake_table([R1], FULL))
+        samples(metrics)
+        self.assertIn("router:wrr-846b2c19626676e0a8ba>wrr", present(metrics))
+
+    def test_lateExchange(self) -> None:
+        """An exchange of a router already gone (routed on the old table, finished after the
+        reload and the scrape) shows once, then goes."""
+        metrics = make(PrometheusConfig(add_routers_labels=True))
+        metrics.set_servers(fake_table([R1], FULL))
+        metrics.set_servers(fake_table([R2], FULL))
+        samples(metrics)
+        metrics.exchange(exchange())
+        self.assertIn("router:wrr-846b2c19626676e0a8ba>wrr", present(metrics))
+        self.assertNotIn("router:wrr-846b2c19626676e0a8ba>wrr", present(metrics))
+
+    def test_noConfigurationYet(self) -> None:
+        """Before any configuration is known nothing is dropped; entrypoint series never are."""
+        metrics = make(PrometheusConfig(add_routers_labels=True))
+        metrics.exchange(exchange())
+        samples(metrics)
+        self.assertIn("router:wrr-846b2c19626676e0a8ba>wrr", present(metrics))
+        metrics.set_servers(fake_table([], {}))
+        samples(metrics)
+        found = samples(metrics)
+        self.assertEqual(named(found, "traefik_router_requests_total"), {})
+        self.assertEqual(len(named(found, "traefik_entrypoint_requests_total")), 1)
+
+    def test_withoutPrometheus(self) -> None:
+        """Without Prometheus the dashboard's counts are pruned all the same."""
+        metrics = make(None)
+        metrics.set_servers(fake_table([R1], FULL))
+        metrics.exchange(exchange())
+        metrics.set_servers(fake_table([R1], {"default-app-v1-80": (80,)}))
+        self.assertEqual(list(metrics.service_stats()), [V1])

@@ -226,6 +226,50 @@ class ObservedProxyTests(ProxyTestCase, UDPTestMixin):
         self.assertNotIn(V2, self.service.metrics.service_stats())  # type: ignore[union-attr]
 
     @defer.inlineCallbacks
+    def test_reloadDropsGoneSeries(self) -> None:
+        """A rule edit renames the router and a deleted file takes its services away: their
+        series show in one more scrape, then go; the dashboard's counts go at once."""
+        self.start()
+        yield self.get(WRR)
+        for i in range(10):
+            yield self.get(COPY, path="/req/%d" % (i,))
+        yield self.service.mirrors.idle()  # type: ignore[union-attr]
+        metrics = self.service.metrics  # type: ignore[union-attr]
+
+        def shown() -> Dict[str, set]:
+            found: Dict[str, set] = {"router": set(), "service": set(), "mirror_of": set()}
+            for name, labels in self.samples():
+                pairs = dict(labels)
+                if name == "traefik_router_requests_total":
+                    found["router"].add(pairs["router"])
+                elif name == "traefik_service_requests_total":
+                    found["service"].add(pairs["service"])
+                elif name == "tsproxy_mirror_requests_total":
+                    found["mirror_of"].add(pairs["mirror_of"])
+            return found
+
+        before = shown()
+        self.assertIn(ROUTER_WRR, before["router"])
+        self.assertEqual(before["mirror_of"], {MIRROR})
+        self.assertIn(MIRROR, metrics.service_stats())
+        with open(os.path.join(self.config_dir, "wrr.yaml")) as f:
+            text = f.read()
+        self.write("wrr.yaml", text.replace(WRR, "edited-" + WRR))
+        os.remove(os.path.join(self.config_dir, "mirror.yaml"))
+        self.assertTrue(self.service.reload())  # type: ignore[union-attr]
+        self.assertNotIn(MIRROR, metrics.service_stats())
+        self.assertEqual(shown(), before)
+        after = shown()
+        self.assertNotIn(ROUTER_WRR, after["router"])
+        self.assertNotIn(MIRROR, after["service"])
+        self.assertEqual(after["mirror_of"], set())
+        self.assertIn(V1, after["service"])
+        yield self.get("edited-" + WRR)
+        renamed = shown()["router"] - after["router"]
+        self.assertEqual(len(renamed), 1)
+        self.assertTrue(renamed.pop().startswith("default-app-wrr-"))
+
+    @defer.inlineCallbacks
     def test_commonLog(self) -> None:
         """Common lines name the router, the server URL and the status; 404 has none."""
         self.start()

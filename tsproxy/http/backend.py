@@ -83,10 +83,12 @@ class WriteWatcher:
             peer.gate.pause("peer")
 
     def resumeProducing(self) -> None:
-        self.owner.write_blocked = False
-        peer = self.owner.peer
+        owner = self.owner
+        owner.write_blocked = False
+        peer = owner.peer
         if peer is not None and peer.gate is not None:
             peer.gate.resume("peer")
+        owner.write_drained()
 
     def stopProducing(self) -> None:
         pass  # connection loss is handled by the protocol itself
@@ -104,6 +106,9 @@ class Relaying(Protocol):
     def start_relaying(self) -> None:
         self.gate = ReadGate(self.transport)
         self.transport.registerProducer(WriteWatcher(self), True)
+
+    def write_drained(self) -> None:
+        """The transport's write buffer has room again (after ``write_blocked``)."""
 
     def set_peer(self, peer: Optional[Relaying]) -> None:
         """Join or leave a peer, carrying any pause the write buffers already call for."""

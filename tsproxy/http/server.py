@@ -222,6 +222,14 @@ class HTTPServerConnection(Relaying, BackendListener):
                         self.state = CLOSED
                         self.transport.loseConnection()
                     return
+                if self.write_blocked:
+                    # The client is not reading its answers: serve no more of its pipelined
+                    # requests (local answers would pile up in memory) and stop reading until
+                    # the write buffer drains (write_drained). Like Go, no timeout meanwhile.
+                    self.gate.pause("answers")  # type: ignore[union-attr]
+                    self._cancel_timer()
+                    self.head_timer = False
+                    return
                 end, body_start = find_head_end(buf)
                 if end < 0:
                     if self.client_eof:
@@ -247,6 +255,16 @@ class HTTPServerConnection(Relaying, BackendListener):
                 self._start_exchange(req)
         finally:
             self.processing = False
+
+    def write_drained(self) -> None:
+        """The client read enough of its answers: serve its next pipelined requests."""
+        gate = self.gate
+        if gate is None or "answers" not in gate.reasons:
+            return
+        gate.resume("answers")
+        if self.state == IDLE:
+            self._arm_timer(self.factory.entrypoint.idle_timeout)
+            self._process()
 
     def _reject(self, status: int) -> None:
         """Answer a request that could not be read, and close: the stream is lost."""

@@ -8,7 +8,7 @@ our own), so a request costs a few dictionary look-ups, not a lock per series.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -18,7 +18,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from tsproxy.observe.record import method_label, request_protocol
+from tsproxy.observe.record import grpc_code, method_label, request_protocol
 
 if TYPE_CHECKING:
     from tsproxy.config.static import PrometheusConfig
@@ -72,6 +72,11 @@ class Metrics:
             "service": {},
         }
         self._servers: Dict[Tuple[str, str], int] = {}
+        # What the configuration in force has (qualified names; None before the first):
+        # series of anything else are dropped once a scrape has shown them.
+        self._known_routers: Optional[Set[str]] = None
+        self._known_services: Set[str] = set()
+        self._known_servers: Set[Tuple[str, str]] = set()
         self._mirrors: Dict[Tuple[str, str, str], int] = {}
         self.reloads = 0
         self.last_reload_success = 0.0
@@ -109,9 +114,12 @@ class Metrics:
                 counts[1] += error
         if self.registry is None:
             return
-        code = _code(status)
         method = method_label(rec.method)
-        protocol = request_protocol(rec.upgrade, rec.headers)
+        protocol = request_protocol(rec.headers)
+        if protocol == "grpc" or protocol == "grpc-web":
+            code = grpc_code(rec.response_headers)
+        else:
+            code = _code(status)
         duration = rec.duration
         values = (
             duration,
@@ -185,17 +193,55 @@ class Metrics:
             self.last_reload_failure = now
 
     def set_servers(self, table: Any) -> None:
-        """Every server of every load balancer of ``table`` is up (no health checks yet);
-        servers of an earlier table that are gone lose their series."""
+        """Take in the configuration ``table`` now in force (at start and on every applied
+        reload): every server of every load balancer is up (no health checks yet), and the
+        HTTP routers and services it has are recorded.
+
+        As Traefik's promState does, series of a router, service or server that the table no
+        longer has are kept for one more scrape, then dropped (a router's name carries its
+        rule's hash, so each rule edit would otherwise leave dead series forever). The
+        dashboard's per-service counts of services that are gone are dropped now.
+        """
         from tsproxy.runtime.services import LoadBalancer
 
+        self._qualified = {}
+        names = table.services
+        self._known_routers = {self._name(router.name) for router in table.routers}
+        self._known_services = {self._name(name) for name in names}
         servers: Dict[Tuple[str, str], int] = {}
         for node in table.nodes.values():
             if isinstance(node, LoadBalancer):
                 name = self._name(node.definition.name)
                 for server in node.definition.servers:
                     servers[name, server.url] = 1
-        self._servers = servers
+        self._known_servers = set(servers)
+        self._servers.update(servers)
+        for service in [service for service in self._stats if service not in names]:
+            del self._stats[service]
+
+    def _prune(self) -> None:
+        """Drop the series of routers, services and servers the configuration no longer has
+        (after a scrape: each was shown once more). A series goes when its router is gone or
+        its service label (any service-like label) names a service that is gone, as Traefik's
+        DeletePartialMatch does; entrypoints cannot go away on a reload."""
+        routers = self._known_routers
+        if routers is None:
+            return
+        services = self._known_services
+
+        def gone(service: str) -> bool:
+            return bool(service) and service not in services
+
+        # Keys: router series (code, method, protocol, router, service), router TLS
+        # (router, service, cipher, version), service series (code, method, protocol,
+        # service), service TLS (service, cipher, version), mirrors (code, mirror_of, service).
+        _drop(self._routers, lambda k: k[3] not in routers or gone(k[4]))
+        _drop(self._tls["router"], lambda k: k[0] not in routers or gone(k[1]))
+        _drop(self._services, lambda k: gone(k[3]))
+        _drop(self._tls["service"], lambda k: gone(k[0]))
+        _drop(self._mirrors, lambda k: gone(k[1]) or gone(k[2]))
+        known = self._known_servers
+        _drop(self._servers, lambda k: k not in known)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -213,7 +259,13 @@ class Metrics:
         return CONTENT_TYPE_LATEST, generate_latest(self.registry)
 
     def families(self) -> Iterator[Metric]:
-        """The metric families as they stand (the collector's answer to a scrape)."""
+        """The metric families as they stand (the collector's answer to a scrape); series
+        the configuration no longer has are dropped once they are in this answer."""
+        found = list(self._families())
+        self._prune()
+        return iter(found)
+
+    def _families(self) -> Iterator[Metric]:
         yield _counter("traefik_config_reloads", "Config reloads", self.reloads)
         yield _gauge(
             "traefik_config_last_reload_success",
@@ -321,6 +373,12 @@ class Metrics:
         yield durations
         yield received
         yield sent
+
+
+def _drop(table: Dict[Any, Any], dead: Callable[[Any], bool]) -> None:
+    """Remove the entries of ``table`` whose key is ``dead``."""
+    for key in [key for key in table if dead(key)]:
+        del table[key]
 
 
 def _go_float(value: float) -> str:
