@@ -3,6 +3,7 @@ sorting, paging and errors, table-driven, plus TCP routers and services from sta
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any, Dict, List, Tuple
 
@@ -12,7 +13,7 @@ from twisted.trial.unittest import TestCase
 from tests.proxyfixture import CONF
 from tsproxy.api import model
 from tsproxy.config.errors import Location
-from tsproxy.config.load import load_directory
+from tsproxy.config.load import load_directory, load_files
 from tsproxy.config.resources import ObjectRef, RouteTLS, TLSDomain
 from tsproxy.runtime.build import build_table
 
@@ -609,3 +610,262 @@ class EncodingTests(TestCase):
             model.go_json({"rule": "Host(`a`) && Path(`/<x>`)", "é": [1, True, None]}),
             '{"rule":"Host(`a`) \\u0026\\u0026 Path(`/\\u003cx\\u003e`)","é":[1,true,null]}\n'.encode(),
         )
+
+
+# A configuration with one problem of each kind: an HTTP route to a Service that does not
+# exist, a TCP HostSNI route without TLS, a TraefikService reference cycle (and a route to
+# it), a UDP route to a Service that does not exist, and a route listing a missing entrypoint.
+BROKEN_STATIC = """\
+entryPoints:
+  web:
+    address: "127.0.0.1:8000"
+  dns:
+    address: "127.0.0.1:5353/udp"
+"""
+BROKEN = """\
+apiVersion: v1
+kind: Service
+metadata: {name: app}
+spec: {ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: app}
+subsets: [{addresses: [{ip: 127.0.0.1}], ports: [{name: http, port: 9001}]}]
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: web}
+spec:
+  entryPoints: [web]
+  routes:
+    - match: Host(`good.test`)
+      services: [{name: app, port: 80}]
+    - match: Host(`bad.test`)
+      priority: 7
+      services: [{name: nope, port: 80}]
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: loop}
+spec:
+  entryPoints: [web, missing]
+  routes:
+    - match: Host(`loop.test`)
+      services: [{name: loop-a, kind: TraefikService}]
+    - match: Host(`half.test`)
+      services: [{name: app, port: 80}]
+---
+apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata: {name: loop-a}
+spec:
+  weighted:
+    services: [{name: loop-b, kind: TraefikService, weight: 2}]
+---
+apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata: {name: loop-b}
+spec:
+  mirroring:
+    name: loop-a
+    kind: TraefikService
+    mirrors: [{name: app, port: 80, percent: 10}]
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRouteTCP
+metadata: {name: db}
+spec:
+  entryPoints: [web]
+  routes:
+    - match: HostSNI(`db.test`)
+      services: [{name: app, port: 80}]
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRouteUDP
+metadata: {name: echo}
+spec:
+  entryPoints: [dns]
+  routes:
+    - services: [{name: nope, port: 53}]
+"""
+GOOD = "default-web-" + hashlib.sha256(b"Host(`good.test`)").hexdigest()[:20] + "@kubernetescrd"
+BAD = "default-web-" + hashlib.sha256(b"Host(`bad.test`)").hexdigest()[:20] + "@kubernetescrd"
+LOOP = "default-loop-" + hashlib.sha256(b"Host(`loop.test`)").hexdigest()[:20] + "@kubernetescrd"
+HALF = "default-loop-" + hashlib.sha256(b"Host(`half.test`)").hexdigest()[:20] + "@kubernetescrd"
+DB = "default-db-" + hashlib.sha256(b"HostSNI(`db.test`)").hexdigest()[:20] + "@kubernetescrd"
+ECHO = "default-echo-0@kubernetescrd"
+CYCLE = "reference cycle: default/loop-a -> default/loop-b -> default/loop-a"
+
+
+def broken_table() -> Any:
+    loaded = load_files(BROKEN_STATIC, [("broken.yaml", BROKEN)])
+    assert loaded.errors == (), loaded.errors
+    result = build_table(loaded)
+    assert len(result.errors) == 7, result.errors
+    return result.table
+
+
+class DisabledTests(TestCase):
+    """What failed to build shows as Traefik shows it: status "disabled" with its errors;
+    a router missing one of its entrypoints has status "warning"."""
+
+    def setUp(self) -> None:
+        self.table = broken_table()
+
+    def test_disabled_router(self) -> None:
+        """A route to an unknown Service: the router as configured, its error, disabled."""
+        answer = get(self.table, "/api/http/routers/" + BAD)
+        self.assertEqual(
+            answer.body,
+            b'{"entryPoints":["web"],"service":"' + BAD[:-14].encode() + b'","rule":'
+            b'"Host(`bad.test`)","priority":7,"error":["service default/nope not found"],'
+            b'"status":"disabled","using":["web"],"priorityStr":"7","name":"'
+            + BAD.encode()
+            + b'","provider":"kubernetescrd"}\n',
+        )
+
+    def test_documents(self) -> None:
+        """Every kind of failure, field for field where it matters."""
+        loop_errors = [
+            "entrypoint missing not found",
+            "TraefikService default/loop-a has errors (see broken.yaml:39)",
+        ]
+        sni_error = (
+            "spec.routes[0].match: HostSNI or HostSNIRegexp other than HostSNI(`*`) needs TLS"
+            " (spec.tls): without it there is no SNI to match, route dropped"
+        )
+        cases: List[Tuple[str, Dict[str, Any]]] = [
+            (
+                "/api/http/routers/" + LOOP,
+                {
+                    "entryPoints": ["web", "missing"],
+                    "service": "default-loop-a",
+                    "error": loop_errors,
+                    "status": "disabled",
+                    "using": ["web"],
+                },
+            ),
+            (
+                "/api/http/routers/" + HALF,
+                {
+                    "entryPoints": ["web", "missing"],
+                    "error": ["entrypoint missing not found"],
+                    "status": "warning",
+                    "using": ["web"],
+                },
+            ),
+            ("/api/http/routers/" + GOOD, {"status": "enabled", "using": ["web"]}),
+            (
+                "/api/http/services/default-loop-a@kubernetescrd",
+                {
+                    "weighted": {"services": [{"name": "default-loop-b", "weight": 2}]},
+                    "error": [CYCLE],
+                    "status": "disabled",
+                    "usedBy": [LOOP],
+                    "type": "weighted",
+                    "name": "default-loop-a@kubernetescrd",
+                    "provider": "kubernetescrd",
+                },
+            ),
+            (
+                "/api/http/services/default-loop-b@kubernetescrd",
+                {
+                    "mirroring": {
+                        "service": "default-loop-a",
+                        "mirrorBody": True,
+                        "maxBodySize": -1,
+                        "mirrors": [{"name": "default-app-80", "percent": 10}],
+                    },
+                    "error": [CYCLE],
+                    "status": "disabled",
+                    "type": "mirroring",
+                    "name": "default-loop-b@kubernetescrd",
+                    "provider": "kubernetescrd",
+                },
+            ),
+            (
+                "/api/tcp/routers/" + DB,
+                {
+                    "entryPoints": ["web"],
+                    "service": DB[:-14],
+                    "rule": "HostSNI(`db.test`)",
+                    "error": [sni_error],
+                    "status": "disabled",
+                    "using": ["web"],
+                    "name": DB,
+                    "provider": "kubernetescrd",
+                },
+            ),
+            (
+                "/api/udp/routers/" + ECHO,
+                {
+                    "entryPoints": ["dns"],
+                    "service": "default-echo-0",
+                    "error": ["service default/nope not found, route dropped"],
+                    "status": "disabled",
+                    "using": ["dns"],
+                    "name": ECHO,
+                    "provider": "kubernetescrd",
+                },
+            ),
+        ]
+        for target, expected in cases:
+            answer = get(self.table, target)
+            self.assertEqual(answer.status, 200, target)
+            document = body(answer)
+            self.assertEqual({k: document.get(k) for k in expected}, expected, target)
+            if "error" in document:
+                keys = list(document)
+                # Traefik's field order: the error list right before the status.
+                self.assertEqual(keys.index("error") + 1, keys.index("status"), target)
+
+    def test_overview(self) -> None:
+        """Disabled ones count as errors, routers with warnings as warnings."""
+        overview = body(get(self.table, "/api/overview"))
+        cases = [
+            ("http", "routers", {"total": 4, "warnings": 1, "errors": 2}),
+            ("http", "services", {"total": 4, "warnings": 0, "errors": 2}),
+            ("tcp", "routers", {"total": 1, "warnings": 0, "errors": 1}),
+            ("tcp", "services", {"total": 0, "warnings": 0, "errors": 0}),
+            ("udp", "routers", {"total": 1, "warnings": 0, "errors": 1}),
+            ("udp", "services", {"total": 0, "warnings": 0, "errors": 0}),
+        ]
+        for scheme, kind, expected in cases:
+            self.assertEqual(overview[scheme][kind], expected, (scheme, kind))
+
+    def test_filters(self) -> None:
+        """status=disabled/warning/enabled (any case), and the disabled ones in search,
+        serviceName, sorting and usedBy."""
+        cases = [
+            ("/api/http/routers?status=disabled", sorted([BAD, LOOP])),
+            ("/api/http/routers?status=DISABLED", sorted([BAD, LOOP])),
+            ("/api/http/routers?status=warning", [HALF]),
+            ("/api/http/routers?status=enabled", [GOOD]),
+            ("/api/http/routers?search=bad.test", [BAD]),
+            ("/api/http/routers?serviceName=default-loop-a@kubernetescrd", [LOOP]),
+            ("/api/http/routers?sortBy=status&search=.test", sorted([BAD, LOOP]) + [GOOD, HALF]),
+            (
+                "/api/http/services?status=disabled",
+                ["default-loop-a@kubernetescrd", "default-loop-b@kubernetescrd"],
+            ),
+            ("/api/http/services?status=enabled&search=loop-a", []),
+            ("/api/tcp/routers?status=disabled", [DB]),
+            ("/api/tcp/routers?status=enabled", []),
+            ("/api/udp/routers?status=disabled", [ECHO]),
+            ("/api/udp/routers?serviceName=default-echo-0", [ECHO]),
+        ]
+        for target, expected in cases:
+            self.assertEqual(names(get(self.table, target)), expected, target)
+
+    def test_rawdata(self) -> None:
+        """rawdata lists the disabled routers and services with their errors."""
+        raw = body(get(self.table, "/api/rawdata"))
+        self.assertEqual(list(raw["routers"]), sorted([GOOD, BAD, LOOP, HALF]))
+        self.assertEqual(raw["routers"][BAD]["status"], "disabled")
+        self.assertEqual(raw["routers"][BAD]["error"], ["service default/nope not found"])
+        self.assertNotIn("name", raw["routers"][BAD])
+        self.assertEqual(raw["services"]["default-loop-b@kubernetescrd"]["error"], [CYCLE])
+        self.assertEqual(raw["tcpRouters"][DB]["status"], "disabled")
+        self.assertEqual(raw["udpRouters"][ECHO]["status"], "disabled")
+        self.assertNotIn("udpServices", raw)

@@ -334,6 +334,49 @@ class BrokenReferenceTests(SynchronousTestCase):
                 [r.rule for r in result.table.http_routers("web")], ["Host(`good`)"], text
             )
 
+    def test_failedKeptForAPI(self) -> None:
+        """Every row's errors are on the table's failed routers, failed TraefikServices or
+        router warnings (as messages without their location); the good route is not failed."""
+        for text, _expected in BROKEN:
+            result, _, _ = build(text + GOOD_ROUTE)
+            table = result.table
+            assert table is not None
+            recorded = {m for r in table.failed_routers for m in r.errors}
+            recorded |= {m for s in table.failed_services for m in s.errors}
+            recorded |= {m for w in table.router_warnings for m in w.errors}
+            messages = {e.message for e in result.errors}
+            self.assertEqual(recorded, messages, text)
+            self.assertNotIn("Host(`good`)", [r.rule for r in table.failed_routers], text)
+            self.assertEqual(
+                [s.name for s in table.failed_services],
+                [
+                    normalize(e.resource.split(" ")[1])
+                    for e in result.errors
+                    if "TraefikSer" in e.resource
+                ],
+                text,
+            )
+
+    def test_laterFailedRouteReplaces(self) -> None:
+        """A later route with the same match replaces an earlier one even when it fails, as
+        a later key does in Traefik: the router is shown disabled and routes nothing."""
+        text = (
+            route("- {name: app-v1, port: 80}\n")
+            + "    - match: Host(`a`)\n      services: [{name: nope, port: 80}]\n"
+        )
+        result, errors, warnings = build(text)
+        table = result.table
+        assert table is not None
+        self.assertEqual(table.http_routers("web"), ())
+        (failed,) = table.failed_routers
+        key = router_key("default", "app", "Host(`a`)")
+        self.assertEqual(
+            (failed.protocol, failed.name, failed.entrypoints, failed.service, failed.errors),
+            ("http", key, ("web", "admin"), key, ("service default/nope not found",)),
+        )
+        self.assertEqual(len(errors), 1)
+        self.assertIn("replaces it", warnings[0])
+
     def test_cycleStopsWalks(self) -> None:
         """Services in a cycle are left out of the table, the ones outside it stay."""
         text = (

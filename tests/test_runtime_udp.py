@@ -221,6 +221,30 @@ class RouterTests(SynchronousTestCase):
         )
         self.assertEqual(picks(table.udp_service("foo"), 1), ["10.0.0.2:53"])
         self.assertEqual(picks(table.udp_service("dns"), 1), ["10.0.0.1:53"])
+        # For the API: alpha still serves dns, so it is a router with a warning.
+        self.assertEqual(table.failed_routers, ())
+        ((protocol, name, listed, messages),) = [
+            (w.protocol, w.name, w.entrypoints, w.errors) for w in table.router_warnings
+        ]
+        self.assertEqual((protocol, name, listed), ("udp", "default-alpha-0", ("foo", "dns")))
+        self.assertEqual(messages, (errors[0].split(": ", 2)[2],))
+
+    def test_routerServingNothingIsDisabled(self) -> None:
+        """A router that lost every entrypoint it lists is kept for the API as a failed one."""
+        services, _ = backends([("a", 1), ("b", 1)])
+        first = udp_route("alpha", "        - {name: a, port: 53}\n", "  entryPoints: [foo]\n")
+        second = udp_route("beta", "        - {name: b, port: 53}\n")
+        result, errors, _ = build([("a.yaml", services), ("x.yaml", first), ("y.yaml", second)])
+        table = result.table
+        assert table is not None
+        self.assertEqual([r.name for r in table.udp_routers], ["default-beta-0"])
+        self.assertEqual(table.router_warnings, ())
+        (failed,) = table.failed_routers
+        self.assertEqual(
+            (failed.protocol, failed.name, failed.entrypoints, failed.using, failed.service),
+            ("udp", "default-alpha-0", ("foo",), ("foo",), "default-alpha-0"),
+        )
+        self.assertEqual(failed.errors, tuple(e.split(": ", 2)[2] for e in errors))
 
     def test_errors(self) -> None:
         """Each broken route is dropped with exactly this located error."""

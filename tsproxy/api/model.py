@@ -2,7 +2,9 @@
 field names, filters, sorting, paging and error messages (pkg/api of Traefik v3).
 
 Pure: reads a RoutingTable (its HTTP and UDP routers and services, and the TCP ones when the
-table has ``tcp_routers`` and ``tcp_services``) and the static configuration. No I/O.
+table has ``tcp_routers`` and ``tcp_services``; the routers and TraefikServices that failed,
+shown "disabled", and routers with warnings, when it has ``failed_routers``,
+``failed_services`` and ``router_warnings``) and the static configuration. No I/O.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ NEXT_PAGE = "X-Next-Page"
 JSON_TYPE = "application/json"
 TEXT_TYPE = "text/plain; charset=utf-8"
 ENABLED = "enabled"
+DISABLED = "disabled"
+WARNING = "warning"
 #: What Traefik's API uses for a router TLS section without options.
 DEFAULT_TLS_OPTIONS = "default"
 
@@ -147,10 +151,19 @@ def _router_tls(tls: Any, tcp: bool) -> Document:
     return section
 
 
-def _router_info(router: Any, tcp: bool = False) -> Document:
-    """The runtime RouterInfo of an HTTP or TCP router (dynamic config + status, using)."""
+def _status(info: Document, status: str, errors: Sequence[str]) -> None:
+    """Traefik's ``error`` (omitted when empty) and ``status`` fields, in its order."""
+    if errors:
+        info["error"] = list(errors)
+    info["status"] = status
+
+
+def _router_info(router: Any, tcp: bool = False, warning: Any = None) -> Document:
+    """The runtime RouterInfo of an HTTP or TCP router (dynamic config, error, status,
+    using); with a ``warning``, the entrypoints as listed and status "warning"."""
+    listed = router.entrypoints if warning is None else warning.entrypoints
     info: Document = {
-        "entryPoints": list(router.entrypoints),
+        "entryPoints": list(listed),
         "service": router.service.name,
         "rule": router.rule,
     }
@@ -162,10 +175,62 @@ def _router_info(router: Any, tcp: bool = False) -> Document:
         info["priority"] = priority
     if router.tls is not None:
         info["tls"] = _router_tls(router.tls, tcp)
-    info["status"] = ENABLED
+    if warning is None:
+        _status(info, ENABLED, ())
+    else:
+        _status(info, WARNING, warning.errors)
     if router.entrypoints:
         info["using"] = sorted(set(router.entrypoints))
     return info
+
+
+def _failed_router_info(failed: Any) -> Document:
+    """The RouterInfo of a route that failed to build: what it asked for, its errors and
+    status "disabled"."""
+    info: Document = {"entryPoints": list(failed.entrypoints)}
+    if failed.service:
+        info["service"] = failed.service
+    if failed.protocol != "udp":
+        info["rule"] = failed.rule
+        if failed.syntax and failed.syntax != "v3":
+            info["ruleSyntax"] = failed.syntax
+        if failed.priority:
+            info["priority"] = failed.priority
+        if failed.tls is not None:
+            info["tls"] = _router_tls(failed.tls, failed.protocol == "tcp")
+    _status(info, DISABLED, failed.errors)
+    if failed.using:
+        info["using"] = sorted(set(failed.using))
+    return info
+
+
+def _built_routers(table: Any, protocol: str) -> Tuple[Any, ...]:
+    if protocol == "http":
+        return tuple(table.routers)
+    if protocol == "tcp":
+        return tuple(getattr(table, "tcp_routers", ()))
+    return tuple(table.udp_routers)
+
+
+def _failed_routers(table: Any, protocol: str) -> List[Any]:
+    return [r for r in getattr(table, "failed_routers", ()) if r.protocol == protocol]
+
+
+def _router_infos(table: Any, protocol: str) -> Dict[str, Document]:
+    """Qualified name -> RouterInfo of every router of ``protocol`` (``http``, ``tcp`` or
+    ``udp``), the ones that failed to build included."""
+    warnings = {w.name: w for w in getattr(table, "router_warnings", ()) if w.protocol == protocol}
+    infos: Dict[str, Document] = {}
+    for router in _built_routers(table, protocol):
+        warning = warnings.get(router.name)
+        if protocol == "udp":
+            info = _udp_router_info(router, warning)
+        else:
+            info = _router_info(router, protocol == "tcp", warning)
+        infos[qualified(router.name)] = info
+    for failed in _failed_routers(table, protocol):
+        infos.setdefault(qualified(failed.name), _failed_router_info(failed))
+    return infos
 
 
 def _representation(name: str, info: Document, **extra: Any) -> Document:
@@ -180,23 +245,25 @@ def _representation(name: str, info: Document, **extra: Any) -> Document:
 def http_routers(table: Any) -> Dict[str, Document]:
     """Every HTTP router, by qualified name, as ``/api/http/routers`` lists them."""
     return {
-        qualified(router.name): _representation(
-            router.name,
-            _router_info(router),
-            priorityStr=str(_configured_priority(router)),
+        name: _representation(
+            name.rsplit("@", 1)[0], info, priorityStr=str(info.get("priority", 0))
         )
-        for router in table.routers
+        for name, info in _router_infos(table, "http").items()
     }
 
 
-def _used_by(routers: Sequence[Any]) -> Dict[str, List[str]]:
+def _used_by(table: Any, protocol: str) -> Dict[str, List[str]]:
     """Service name -> the qualified names of the routers whose service it is, sorted.
 
-    As in Traefik, only routers count: a service used only inside a TraefikService has none.
+    As in Traefik, only routers count (the disabled ones too): a service used only inside a
+    TraefikService has none.
     """
     used: Dict[str, List[str]] = {}
-    for router in routers:
+    for router in _built_routers(table, protocol):
         used.setdefault(router.service.name, []).append(qualified(router.name))
+    for failed in _failed_routers(table, protocol):
+        if failed.service:
+            used.setdefault(failed.service, []).append(qualified(failed.name))
     return {name: sorted(names) for name, names in used.items()}
 
 
@@ -253,21 +320,42 @@ def _http_service_config(node: Node) -> Tuple[str, Document, Dict[str, str]]:
     return "mirroring", {"mirroring": mirroring}, {}
 
 
-def _service_info(config: Document, used_by: Sequence[str]) -> Document:
+def _service_info(
+    config: Document, used_by: Sequence[str], status: str = ENABLED, errors: Sequence[str] = ()
+) -> Document:
     info = dict(config)
-    info["status"] = ENABLED
+    _status(info, status, errors)
     if used_by:
         info["usedBy"] = list(used_by)
     return info
 
 
+def _failed_service_config(failed: Any) -> Tuple[str, Document]:
+    """(type, the dynamic service section) of a TraefikService that failed, as written."""
+    if failed.kind == "weighted":
+        services = [{"name": name, "weight": weight} for name, weight in failed.children]
+        return "weighted", {"weighted": {"services": services}}
+    mirroring: Document = {
+        "service": failed.main,
+        "mirrorBody": failed.mirror_body,
+        "maxBodySize": failed.max_body_size,
+        "mirrors": [{"name": name, "percent": percent} for name, percent in failed.children],
+    }
+    return "mirroring", {"mirroring": mirroring}
+
+
 def _http_services(table: Any) -> Dict[str, Tuple[str, Document, Dict[str, str]]]:
-    """Qualified name -> (type, ServiceInfo, serverStatus) of every HTTP service."""
-    used = _used_by(table.routers)
+    """Qualified name -> (type, ServiceInfo, serverStatus) of every HTTP service, the
+    TraefikServices that failed to build included (status "disabled")."""
+    used = _used_by(table, "http")
     services = {}
     for name, node in table.services.items():
         kind, config, status = _http_service_config(node)
         services[qualified(name)] = (kind, _service_info(config, used.get(name, ())), status)
+    for failed in getattr(table, "failed_services", ()):
+        kind, config = _failed_service_config(failed)
+        info = _service_info(config, used.get(failed.name, ()), DISABLED, failed.errors)
+        services.setdefault(qualified(failed.name), (kind, info, {}))
     return services
 
 
@@ -303,8 +391,7 @@ def _tcp_service_config(node: Any) -> Tuple[str, Document, Dict[str, str]]:
 
 
 def _tcp_services(table: Any) -> Dict[str, Tuple[str, Document, Dict[str, str]]]:
-    routers = tuple(getattr(table, "tcp_routers", ()))
-    used = _used_by(routers)
+    used = _used_by(table, "tcp")
     services = {}
     for name, node in dict(getattr(table, "tcp_services", {})).items():
         kind, config, status = _tcp_service_config(node)
@@ -315,8 +402,8 @@ def _tcp_services(table: Any) -> Dict[str, Tuple[str, Document, Dict[str, str]]]
 def tcp_routers(table: Any) -> Dict[str, Document]:
     """Every TCP router, by qualified name, as ``/api/tcp/routers`` lists them."""
     return {
-        qualified(router.name): _representation(router.name, _router_info(router, tcp=True))
-        for router in getattr(table, "tcp_routers", ())
+        name: _representation(name.rsplit("@", 1)[0], info)
+        for name, info in _router_infos(table, "tcp").items()
     }
 
 
@@ -331,12 +418,13 @@ def tcp_services(table: Any) -> Dict[str, Document]:
 # -- UDP -----------------------------------------------------------------------------------
 
 
-def _udp_router_info(router: Any) -> Document:
-    info: Document = {
-        "entryPoints": list(router.entrypoints),
-        "service": router.service.name,
-        "status": ENABLED,
-    }
+def _udp_router_info(router: Any, warning: Any = None) -> Document:
+    listed = router.entrypoints if warning is None else warning.entrypoints
+    info: Document = {"entryPoints": list(listed), "service": router.service.name}
+    if warning is None:
+        _status(info, ENABLED, ())
+    else:
+        _status(info, WARNING, warning.errors)
     if router.entrypoints:
         info["using"] = sorted(set(router.entrypoints))
     return info
@@ -351,7 +439,7 @@ def _udp_service_config(node: UDPNode) -> Tuple[str, Document]:
 
 
 def _udp_services(table: Any) -> Dict[str, Tuple[str, Document]]:
-    used = _used_by(table.udp_routers)
+    used = _used_by(table, "udp")
     services = {}
     for node in table.udp_nodes.values():
         kind, config = _udp_service_config(node)
@@ -362,8 +450,8 @@ def _udp_services(table: Any) -> Dict[str, Tuple[str, Document]]:
 def udp_routers(table: Any) -> Dict[str, Document]:
     """Every UDP router, by qualified name, as ``/api/udp/routers`` lists them."""
     return {
-        qualified(router.name): _representation(router.name, _udp_router_info(router))
-        for router in table.udp_routers
+        name: _representation(name.rsplit("@", 1)[0], info)
+        for name, info in _router_infos(table, "udp").items()
     }
 
 
@@ -459,13 +547,11 @@ def rawdata(table: Any) -> Document:
     """``/api/rawdata``: the runtime configuration, maps by qualified name (empty ones left
     out, as Go's omitempty does)."""
     document: Document = {}
-    routers = {qualified(r.name): _router_info(r) for r in table.routers}
+    routers = _router_infos(table, "http")
     services = {n: _with_status(info, s) for n, (_, info, s) in _http_services(table).items()}
-    tcp_routers_ = {
-        qualified(r.name): _router_info(r, tcp=True) for r in getattr(table, "tcp_routers", ())
-    }
+    tcp_routers_ = _router_infos(table, "tcp")
     tcp_services_ = {n: _with_status(info, s) for n, (_, info, s) in _tcp_services(table).items()}
-    udp_routers_ = {qualified(r.name): _udp_router_info(r) for r in table.udp_routers}
+    udp_routers_ = _router_infos(table, "udp")
     udp_services_ = {n: info for n, (_, info) in _udp_services(table).items()}
     for key, items in (
         ("routers", routers),
@@ -611,9 +697,13 @@ def _servers_count(item: Document) -> int:
 Sorts = Mapping[str, Callable[[Document], Any]]
 
 
-def _router_sorts(routers: Sequence[Any]) -> Sorts:
+def _router_sorts(table: Any, protocol: str) -> Sorts:
     """Traefik sorts routers by their effective priority (the rule length when unset)."""
-    effective = {qualified(router.name): int(router.priority) for router in routers}
+    effective = {
+        qualified(r.name): int(getattr(r, "priority", 0)) for r in _built_routers(table, protocol)
+    }
+    for failed in _failed_routers(table, protocol):
+        effective.setdefault(qualified(failed.name), failed.priority or len(failed.rule))
     return {
         "provider": lambda item: item["provider"],
         "priority": lambda item: effective.get(item["name"], 0),
@@ -704,7 +794,7 @@ _KINDS: Dict[str, _Kind] = {
         lambda t: entrypoints(t.static), "entry point", "entryPointID", None, None
     ),
     "http/routers": _Kind(
-        http_routers, "router", "routerID", _keep_router, lambda t: _router_sorts(t.routers)
+        http_routers, "router", "routerID", _keep_router, lambda t: _router_sorts(t, "http")
     ),
     "http/services": _Kind(
         http_services, "service", "serviceID", _keep_named, lambda t: _SERVICE_SORTS
@@ -715,14 +805,14 @@ _KINDS: Dict[str, _Kind] = {
         "router",
         "routerID",
         _keep_router,
-        lambda t: _router_sorts(getattr(t, "tcp_routers", ())),
+        lambda t: _router_sorts(t, "tcp"),
     ),
     "tcp/services": _Kind(
         tcp_services, "service", "serviceID", _keep_named, lambda t: _SERVICE_SORTS
     ),
     "tcp/middlewares": _Kind(_none, "middleware", "middlewareID", _keep_named, lambda t: {}),
     "udp/routers": _Kind(
-        udp_routers, "router", "routerID", _keep_udp_router, lambda t: _router_sorts(())
+        udp_routers, "router", "routerID", _keep_udp_router, lambda t: _router_sorts(t, "udp")
     ),
     "udp/services": _Kind(
         udp_services, "service", "serviceID", _keep_named, lambda t: _SERVICE_SORTS

@@ -1,6 +1,7 @@
 """Loaded resources to a RoutingTable: Service references to servers, TraefikService trees with
 cycle checks, IngressRoute routes to routers. Every problem is a located error, and a route with
-a problem is dropped (as Traefik does) while the others keep working.
+a problem is dropped (as Traefik does) while the others keep working; what was dropped is kept
+on the table as plain values (tsproxy/runtime/failures.py) for the API to show as disabled.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tsproxy.config.resources import (
 from tsproxy.config.static import StaticConfig
 from tsproxy.rules import HTTPRule, RuleError, compile_http_rule
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
+from tsproxy.runtime.failures import HTTP, FailedRouter, FailedService, RouterWarning
 from tsproxy.runtime.services import (
     Definition,
     LoadBalancerDef,
@@ -122,6 +124,7 @@ class _Builder:
         self.warnings: List[ConfigError] = []
         # A TraefikService's definition, or the location of the error that sank it.
         self.built: Dict[Key, Union[Definition, Location]] = {}
+        self.failed_services: List[FailedService] = []
 
     # Service references
 
@@ -151,9 +154,9 @@ class _Builder:
         self, ref: ServiceRef, parent_namespace: str, trail: Tuple[Key, ...]
     ) -> Tuple[str, Definition]:
         """A child of a weighted or mirroring service, with the name Traefik gives it."""
+        name = _child_name(ref)
         if ref.kind == "TraefikService":
-            return normalize(f"{ref.namespace}-{ref.name}"), self.traefik_service(ref.key, trail)
-        name = normalize(f"{ref.namespace}-{ref.name}-{ref.port}")
+            return name, self.traefik_service(ref.key, trail)
         return name, self.load_balancer(ref, name, parent_namespace)
 
     # TraefikServices
@@ -190,6 +193,7 @@ class _Builder:
     def _sink(self, key: Key, location: Location, message: str) -> None:
         self.errors.append(location.error(message))
         self.built[key] = location
+        self.failed_services.append(_failed_service(self.traefik_services[key], message))
 
     def _traefik_service(self, service: TraefikService, trail: Tuple[Key, ...]) -> Definition:
         namespace = service.meta.namespace
@@ -217,13 +221,13 @@ class _Builder:
 
     # IngressRoutes
 
-    def entrypoints(self, ingress: IngressRoute) -> Tuple[str, ...]:
+    def entrypoints(self, ingress: IngressRoute) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
         """The entrypoints of an IngressRoute: the listed ones that exist and speak TCP, or
-        every TCP entrypoint when none is listed."""
+        every TCP entrypoint when none is listed; and the problems with the listed ones."""
         wrong = "entrypoint {name} is a UDP entrypoint, HTTP routes cannot use it"
         kept, problems = self.static.select(ingress.entry_points, "tcp", wrong)
         self.errors.extend(ingress.meta.location.error(problem) for problem in problems)
-        return kept
+        return kept, problems
 
     def route_service(self, ingress: IngressRoute, route: HTTPRoute, key: str) -> Definition:
         """One Service: its servers under the router key. One TraefikService: that service.
@@ -240,15 +244,14 @@ class _Builder:
             children.append(WeightedChild(name, ref.weight, definition))
         return WeightedDef(key, tuple(children))
 
-    def routes(self) -> List[_Route]:
-        """Every usable route, in resource order; a later route with the same key wins."""
-        made: Dict[str, _Route] = {}
+    def routes(self) -> Tuple[List[_Route], List[FailedRouter]]:
+        """Every usable route and every failed one, in resource order; a later route with the
+        same key (usable or not) replaces an earlier one, as a later key does in Traefik."""
+        made: Dict[str, Union[_Route, FailedRouter]] = {}
         for ingress in self.ingress_routes:
-            entrypoints = self.entrypoints(ingress)
+            entrypoints, problems = self.entrypoints(ingress)
             for route in ingress.routes:
-                built = self.route(ingress, route, entrypoints)
-                if built is None:
-                    continue
+                built = self.route(ingress, route, entrypoints, problems)
                 earlier = made.pop(built.name, None)
                 if earlier is not None:
                     message = (
@@ -256,34 +259,64 @@ class _Builder:
                     )
                     self.warnings.append(built.source.error(message))
                 made[built.name] = built
-        return list(made.values())
+        routes = [built for built in made.values() if isinstance(built, _Route)]
+        failed = [built for built in made.values() if isinstance(built, FailedRouter)]
+        return routes, failed
 
     def route(
-        self, ingress: IngressRoute, route: HTTPRoute, entrypoints: Tuple[str, ...]
-    ) -> Optional[_Route]:
+        self,
+        ingress: IngressRoute,
+        route: HTTPRoute,
+        entrypoints: Tuple[str, ...],
+        problems: Tuple[str, ...],
+    ) -> Union[_Route, FailedRouter]:
+        """The route built, or (its error recorded) what the API shows of it."""
         source = ingress.meta.location.at(route.line)
+        key = router_key(ingress.meta.namespace, ingress.meta.name, route.match)
+
+        def failed(error: ConfigError) -> FailedRouter:
+            self.errors.append(error)
+            return FailedRouter(
+                protocol=HTTP,
+                name=key,
+                entrypoints=ingress.entry_points or entrypoints,
+                using=entrypoints,
+                rule=route.match,
+                priority=route.priority,
+                service=_route_service_name(route.services, key),
+                errors=problems + (error.message,),
+                source=source,
+                syntax=route.syntax,
+                tls=ingress.tls,
+            )
+
         problem = unroutable(route.path, entrypoints, route.services)
         if problem is not None:
-            self.errors.append(source.error(problem))
-            return None
+            return failed(source.error(problem))
         syntax = route.syntax or "v3"
         try:
             rule = compile_http_rule(route.match, syntax=syntax)
         except RuleError as exc:
-            self.errors.append(source.error(f"match: {exc}"))
-            return None
-        key = router_key(ingress.meta.namespace, ingress.meta.name, route.match)
+            return failed(source.error(f"match: {exc}"))
         try:
             definition = self.route_service(ingress, route, key)
-        except _RefError as failed:
-            self.errors.append(source.at(failed.ref.line).error(failed.message))
-            return None
+        except _RefError as error:
+            return failed(source.at(error.ref.line).error(error.message))
         if isinstance(definition, WeightedDef) and not any(c.weight for c in definition.children):
             message = f"{route.path}: no service with a weight above 0: requests get 503"
             self.warnings.append(source.error(message))
         priority = route.priority or rule.default_priority
         return _Route(
-            key, entrypoints, route.match, priority, source, rule, syntax, ingress, definition
+            key,
+            entrypoints,
+            route.match,
+            priority,
+            source,
+            rule,
+            syntax,
+            ingress,
+            definition,
+            problems,
         )
 
 
@@ -300,6 +333,14 @@ class _Route:
     syntax: str
     ingress: IngressRoute
     definition: Definition
+    problems: Tuple[str, ...] = ()
+
+    def warning(self) -> Optional[RouterWarning]:
+        """Traefik's "warning" status: some listed entrypoints could not be used."""
+        if not self.problems:
+            return None
+        listed = self.ingress.entry_points or self.entrypoints
+        return RouterWarning(HTTP, self.name, listed, self.problems)
 
     def router(self, service: Node) -> HTTPRouter:
         return HTTPRouter(
@@ -335,6 +376,44 @@ def _located(ref: ServiceRef, build: Callable[[ServiceRef], _T]) -> _T:
         raise
 
 
+def _child_name(ref: ServiceRef) -> str:
+    """The name Traefik gives a child of a weighted or mirroring service."""
+    if ref.kind == "TraefikService":
+        return normalize(f"{ref.namespace}-{ref.name}")
+    return normalize(f"{ref.namespace}-{ref.name}-{ref.port}")
+
+
+def _route_service_name(refs: Tuple[ServiceRef, ...], key: str) -> str:
+    """The service an IngressRoute route's router names: a lone TraefikService by its own
+    name, anything else under the router key ("" without services)."""
+    if len(refs) == 1 and refs[0].kind == "TraefikService":
+        return _child_name(refs[0])
+    return key if refs else ""
+
+
+def _failed_service(service: TraefikService, message: str) -> FailedService:
+    """What the API shows of a TraefikService that did not build: its configuration as
+    written and the error."""
+    name = normalize(f"{service.meta.namespace}-{service.meta.name}")
+    location = service.meta.location
+    if service.weighted is not None:
+        children = tuple((_child_name(ref), ref.weight) for ref in service.weighted.services)
+        return FailedService(name, "weighted", children, (message,), location)
+    assert service.mirroring is not None
+    mirroring = service.mirroring
+    mirrors = tuple((_child_name(m.service), m.percent) for m in mirroring.mirrors)
+    return FailedService(
+        name,
+        "mirroring",
+        mirrors,
+        (message,),
+        location,
+        main=_child_name(mirroring.service),
+        max_body_size=mirroring.max_body_size,
+        mirror_body=mirroring.mirror_body,
+    )
+
+
 def _sticky(spec: Optional[CookieSpec], service: str) -> Optional[StickyCookie]:
     if spec is None:
         return None
@@ -356,7 +435,7 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
             builder.traefik_service(key)
         except BuildError:
             pass  # recorded at the TraefikService; routes using it report their own error
-    routes = builder.routes()
+    routes, failed_routers = builder.routes()
     made: Dict[Definition, Node] = {}
     reuse: Mapping[Definition, Node] = previous.nodes if previous is not None else {}
     for built in builder.built.values():
@@ -366,30 +445,34 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
     services: Dict[str, Node] = {}
     for node in made.values():
         services.setdefault(node.name, node)
-    udp_routers, udp_nodes, udp_errors, udp_warnings = build_udp_routers(
+    udp = build_udp_routers(
         builder.udp_ingresses,
         static,
         builder.directory,
         previous.udp_nodes if previous is not None else {},
     )
-    tcp_routers, tcp_nodes, tcp_errors, tcp_warnings = build_tcp_routers(
+    tcp = build_tcp_routers(
         builder.tcp_ingresses,
         static,
         builder.directory,
         previous.tcp_nodes if previous is not None else {},
     )
     tls = build_tls(loaded.resources)
+    router_warnings = [w for w in (route.warning() for route in routes) if w is not None]
     table = RoutingTable(
         static,
         routers,
         services,
         made,
-        udp_routers,
-        udp_nodes,
-        tcp_routers,
-        tcp_nodes,
+        udp.routers,
+        udp.nodes,
+        tcp.routers,
+        tcp.nodes,
         tls=tls.manager,
+        failed_routers=failed_routers + tcp.failed + udp.failed,
+        failed_services=builder.failed_services,
+        router_warnings=router_warnings + tcp.router_warnings + udp.router_warnings,
     )
-    errors = tuple(builder.errors) + tuple(udp_errors) + tuple(tcp_errors) + tls.errors
-    warnings = tuple(builder.warnings) + tuple(udp_warnings) + tuple(tcp_warnings) + tls.warnings
+    errors = tuple(builder.errors) + tuple(udp.errors) + tuple(tcp.errors) + tls.errors
+    warnings = tuple(builder.warnings) + tuple(udp.warnings) + tuple(tcp.warnings) + tls.warnings
     return BuildResult(table, errors, warnings)

@@ -14,6 +14,7 @@ from tsproxy.config.errors import Location
 from tsproxy.config.resources import RouteTLS
 from tsproxy.config.static import StaticConfig
 from tsproxy.rules import HTTPRequestInfo, HTTPRule, RouterSet
+from tsproxy.runtime.failures import FailedRouter, FailedService, RouterWarning
 from tsproxy.runtime.services import Definition, Node
 from tsproxy.runtime.tcp import EntryPointTCP, TCPDefinition, TCPNode, TCPRouter
 from tsproxy.runtime.udp import UDPDefinition, UDPNode, UDPRouter
@@ -48,6 +49,10 @@ class RoutingTable:
     ``udp_nodes``; so has TCP: ``tcp_routers``, ``tcp_services`` by name and ``tcp_nodes``,
     with the connection-level routing of each TCP entrypoint in ``entrypoint_tcp(name)``.
     ``tls`` is the TLS manager (certificates and options) of this configuration, if any.
+
+    For the API only (routing never reads them): ``failed_routers`` (HTTP, TCP and UDP routes
+    left out because of an error), ``failed_services`` (TraefikServices that did not build)
+    and ``router_warnings`` (routers built without some of what they asked for).
     """
 
     def __init__(
@@ -61,9 +66,15 @@ class RoutingTable:
         tcp_routers: Sequence[TCPRouter] = (),
         tcp_nodes: Optional[Mapping[TCPDefinition, TCPNode]] = None,
         tls: object = None,
+        failed_routers: Sequence[FailedRouter] = (),
+        failed_services: Sequence[FailedService] = (),
+        router_warnings: Sequence[RouterWarning] = (),
     ) -> None:
         self.static = static
         self.tls = tls
+        self.failed_routers = tuple(failed_routers)
+        self.failed_services = tuple(failed_services)
+        self.router_warnings = tuple(router_warnings)
         self.tcp_routers = tuple(tcp_routers)
         self.tcp_nodes: Mapping[TCPDefinition, TCPNode] = tcp_nodes or {}
         self.tcp_services: Dict[str, TCPNode] = {}

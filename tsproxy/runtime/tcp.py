@@ -9,7 +9,7 @@ itself interleaves by gcd). A connection picks once. Pure: building and picking,
 from __future__ import annotations
 
 import hashlib
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import attrs
 
@@ -19,6 +19,8 @@ from tsproxy.config.static import StaticConfig
 from tsproxy.rules import RuleError, TCPConnectionInfo, TCPRouterSet, TCPRule, compile_tcp_rule
 from tsproxy.rules.http import parse_domains
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
+from tsproxy.runtime.failures import TCP as TCP_PROTOCOL
+from tsproxy.runtime.failures import FailedRouter, RouterWarning
 from tsproxy.runtime.l4 import (
     L4Definition,
     L4LoadBalancer,
@@ -39,6 +41,7 @@ __all__ = [
     "TCP_TLS",
     "EntryPointTCP",
     "HTTPSName",
+    "TCPBuild",
     "TCPDefinition",
     "TCPLoadBalancer",
     "TCPLoadBalancerDef",
@@ -224,6 +227,33 @@ def _router_set(routers: Iterable[TCPRouter]) -> TCPRouterSet:
     return TCPRouterSet([(r.name, r.matcher, r.priority, r) for r in routers])
 
 
+@attrs.frozen
+class TCPBuild:
+    """The TCP part of a build: routers, nodes by definition, errors and warnings, and for
+    the API the routes that failed and the routers with warnings."""
+
+    routers: List[TCPRouter]
+    nodes: Dict[TCPDefinition, TCPNode]
+    errors: List[ConfigError]
+    warnings: List[ConfigError]
+    failed: List[FailedRouter]
+    router_warnings: List[RouterWarning]
+
+
+@attrs.frozen
+class _Built:
+    """A route that built, waiting for its node."""
+
+    name: str
+    matcher: TCPRule
+    source: Location
+    definition: TCPDefinition
+    ingress: IngressRouteTCP
+    route: TCPRoute
+    entrypoints: Tuple[str, ...]
+    problems: Tuple[str, ...]
+
+
 class _TCPBuilder:
     def __init__(self, static: StaticConfig, directory: ServiceDirectory) -> None:
         self.static = static
@@ -231,11 +261,11 @@ class _TCPBuilder:
         self.errors: List[ConfigError] = []
         self.warnings: List[ConfigError] = []
 
-    def entrypoints(self, ingress: IngressRouteTCP) -> Tuple[str, ...]:
+    def entrypoints(self, ingress: IngressRouteTCP) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
         wrong = "entrypoint {name} is a UDP entrypoint, TCP routes cannot use it"
         kept, problems = self.static.select(ingress.entry_points, "tcp", wrong)
         self.errors.extend(ingress.meta.location.error(problem) for problem in problems)
-        return kept
+        return kept, problems
 
     def servers(self, ref: TCPServiceRef) -> Tuple[TCPServer, ...]:
         lookup = ServiceRef(ref.name, ref.namespace, ref.line, ref.path, port=ref.port)
@@ -243,14 +273,16 @@ class _TCPBuilder:
         delay = ref.termination_delay / 1000.0
         return tuple(TCPServer(host, port, ref.proxy_protocol, delay) for host, port in pairs)
 
-    def definition(self, key: str, route: TCPRoute, source: Location) -> Optional[TCPDefinition]:
+    def definition(
+        self, key: str, route: TCPRoute, source: Location
+    ) -> Union[TCPDefinition, ConfigError]:
+        """The service of a route, or the error that keeps it from being built."""
         children = []
         for ref in route.services:
             try:
                 servers = self.servers(ref)
             except BuildError as exc:
-                self.errors.append(source.at(ref.line).error(f"{exc}, route dropped"))
-                return None
+                return source.at(ref.line).error(f"{exc}, route dropped")
             child_name = f"{key}-{ref.name}-{ref.port}"
             children.append(
                 TCPWeightedChild(child_name, ref.weight, TCPLoadBalancerDef(child_name, servers))
@@ -263,30 +295,49 @@ class _TCPBuilder:
         return TCPWeightedDef(key, tuple(children))
 
     def route(
-        self, ingress: IngressRouteTCP, route: TCPRoute, entrypoints: Tuple[str, ...]
-    ) -> Optional[Tuple[str, TCPRule, Location, TCPDefinition]]:
+        self,
+        ingress: IngressRouteTCP,
+        route: TCPRoute,
+        entrypoints: Tuple[str, ...],
+        problems: Tuple[str, ...],
+    ) -> Union[_Built, FailedRouter]:
+        """The route built, or (its error recorded) what the API shows of it."""
         source = ingress.meta.location.at(route.line)
+        key = tcp_router_key(ingress.meta.namespace, ingress.meta.name, route.match)
+
+        def failed(error: ConfigError) -> FailedRouter:
+            self.errors.append(error)
+            return FailedRouter(
+                protocol=TCP_PROTOCOL,
+                name=key,
+                entrypoints=ingress.entry_points or entrypoints,
+                using=entrypoints,
+                rule=route.match,
+                priority=route.priority,
+                service=key if route.services else "",
+                errors=problems + (error.message,),
+                source=source,
+                syntax=route.syntax,
+                tls=ingress.tls,
+            )
+
         problem = unroutable(route.path, entrypoints, route.services)
         if problem is not None:
-            self.errors.append(source.error(problem))
-            return None
+            return failed(source.error(problem))
         try:
             rule = compile_tcp_rule(route.match, syntax=route.syntax or "v3")
         except RuleError as exc:
-            self.errors.append(source.error(f"match: {exc}"))
-            return None
+            return failed(source.error(f"match: {exc}"))
         if rule.uses_sni and ingress.tls is None:
             message = (
                 f"{route.path}.match: HostSNI or HostSNIRegexp other than HostSNI(`*`) needs"
                 " TLS (spec.tls): without it there is no SNI to match, route dropped"
             )
-            self.errors.append(source.error(message))
-            return None
-        key = tcp_router_key(ingress.meta.namespace, ingress.meta.name, route.match)
+            return failed(source.error(message))
         definition = self.definition(key, route, source)
-        if definition is None:
-            return None
-        return key, rule, source, definition
+        if isinstance(definition, ConfigError):
+            return failed(definition)
+        return _Built(key, rule, source, definition, ingress, route, entrypoints, problems)
 
 
 def build_tcp_routers(
@@ -294,40 +345,48 @@ def build_tcp_routers(
     static: StaticConfig,
     directory: ServiceDirectory,
     previous: Mapping[TCPDefinition, TCPNode],
-) -> Tuple[List[TCPRouter], Dict[TCPDefinition, TCPNode], List[ConfigError], List[ConfigError]]:
-    """The TCP routers of ``ingresses``: (routers, nodes by definition, errors, warnings).
+) -> TCPBuild:
+    """The TCP routers of ``ingresses``.
 
-    A route with a problem is dropped with a located error; a later route with the same key
-    (same namespace, name and match) replaces an earlier one with a warning. Nodes of
-    ``previous`` with an unchanged definition are kept, with their balancer position.
+    A route with a problem is dropped with a located error (and kept, as a FailedRouter, for
+    the API); a later route with the same key (same namespace, name and match) replaces an
+    earlier one with a warning. Nodes of ``previous`` with an unchanged definition are kept,
+    with their balancer position.
     """
     builder = _TCPBuilder(static, directory)
-    made_routes: Dict[str, Tuple[IngressRouteTCP, TCPRoute, Tuple[str, ...], tuple]] = {}
+    made_routes: Dict[str, Union[_Built, FailedRouter]] = {}
     for ingress in ingresses:
-        entrypoints = builder.entrypoints(ingress)
+        entrypoints, problems = builder.entrypoints(ingress)
         for route in ingress.routes:
-            built = builder.route(ingress, route, entrypoints)
-            if built is None:
-                continue
-            earlier = made_routes.pop(built[0], None)
+            built = builder.route(ingress, route, entrypoints, problems)
+            earlier = made_routes.pop(built.name, None)
             if earlier is not None:
-                message = f"{route.path}: same match as the route at {earlier[3][2]}, replaces it"
-                builder.warnings.append(built[2].error(message))
-            made_routes[built[0]] = (ingress, route, entrypoints, built)
+                message = f"{route.path}: same match as the route at {earlier.source}, replaces it"
+                builder.warnings.append(built.source.error(message))
+            made_routes[built.name] = built
     made: Dict[TCPDefinition, TCPNode] = {}
     routers = []
-    for ingress, route, entrypoints, (key, rule, source, definition) in made_routes.values():
+    failed = []
+    warnings = []
+    for built in made_routes.values():
+        if isinstance(built, FailedRouter):
+            failed.append(built)
+            continue
+        route = built.route
         routers.append(
             TCPRouter(
-                name=key,
-                entrypoints=entrypoints,
+                name=built.name,
+                entrypoints=built.entrypoints,
                 rule=route.match,
-                priority=route.priority or rule.default_priority,
-                service=instantiate(definition, previous, made),
-                source=source,
-                matcher=rule,
-                syntax=rule.syntax,
-                tls=ingress.tls,
+                priority=route.priority or built.matcher.default_priority,
+                service=instantiate(built.definition, previous, made),
+                source=built.source,
+                matcher=built.matcher,
+                syntax=built.matcher.syntax,
+                tls=built.ingress.tls,
             )
         )
-    return routers, made, builder.errors, builder.warnings
+        if built.problems:
+            listed = built.ingress.entry_points or built.entrypoints
+            warnings.append(RouterWarning(TCP_PROTOCOL, built.name, listed, built.problems))
+    return TCPBuild(routers, made, builder.errors, builder.warnings, failed, warnings)

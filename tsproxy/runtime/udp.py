@@ -8,7 +8,7 @@ sticky: a session picks once. Pure: building and picking, no sockets.
 from __future__ import annotations
 
 import ipaddress
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Sequence, Tuple, Union
 
 import attrs
 
@@ -16,6 +16,7 @@ from tsproxy.config.errors import ConfigError, Location
 from tsproxy.config.resources import IngressRouteUDP, ServiceRef, UDPRoute
 from tsproxy.config.static import StaticConfig
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
+from tsproxy.runtime.failures import UDP, FailedRouter, RouterWarning
 from tsproxy.runtime.l4 import (
     L4Definition,
     L4LoadBalancer,
@@ -29,6 +30,7 @@ from tsproxy.runtime.l4 import (
 )
 
 __all__ = [
+    "UDPBuild",
     "UDPDefinition",
     "UDPLoadBalancer",
     "UDPLoadBalancerDef",
@@ -87,6 +89,21 @@ class _Candidate:
     definition: UDPDefinition
     source: Location
     path: str
+    listed: Tuple[str, ...] = ()
+    problems: Tuple[str, ...] = ()
+
+
+@attrs.frozen
+class UDPBuild:
+    """The UDP part of a build: routers, nodes by definition, errors and warnings, and for
+    the API the routes that failed (or serve no entrypoint) and the routers with warnings."""
+
+    routers: List[UDPRouter]
+    nodes: Dict[UDPDefinition, UDPNode]
+    errors: List[ConfigError]
+    warnings: List[ConfigError]
+    failed: List[FailedRouter]
+    router_warnings: List[RouterWarning]
 
 
 class _UDPBuilder:
@@ -95,13 +112,16 @@ class _UDPBuilder:
         self.directory = directory
         self.errors: List[ConfigError] = []
         self.warnings: List[ConfigError] = []
+        # Per route that lost an entrypoint to another UDP router, why.
+        self.lost: Dict[_Candidate, List[str]] = {}
 
-    def entrypoints(self, ingress: IngressRouteUDP) -> Tuple[str, ...]:
-        """The listed entrypoints that exist and are UDP, or every UDP one if none is listed."""
+    def entrypoints(self, ingress: IngressRouteUDP) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+        """The listed entrypoints that exist and are UDP, or every UDP one if none is listed;
+        and the problems with the listed ones."""
         wrong = "entrypoint {name} is not a UDP entrypoint (its address needs /udp)"
         kept, problems = self.static.select(ingress.entry_points, "udp", wrong)
         self.errors.extend(ingress.meta.location.error(problem) for problem in problems)
-        return kept
+        return kept, problems
 
     def servers(self, ref: ServiceRef) -> Tuple[UDPServer, ...]:
         _, pairs = self.directory.addresses(ref)
@@ -116,22 +136,34 @@ class _UDPBuilder:
         return tuple(UDPServer(host, port) for host, port in pairs)
 
     def candidate(
-        self, ingress: IngressRouteUDP, index: int, route: UDPRoute, entrypoints: Tuple[str, ...]
-    ) -> Optional[_Candidate]:
+        self,
+        ingress: IngressRouteUDP,
+        index: int,
+        route: UDPRoute,
+        entrypoints: Tuple[str, ...],
+        problems: Tuple[str, ...],
+    ) -> Union[_Candidate, FailedRouter]:
+        """The route built, or (its error recorded) what the API shows of it."""
         source = ingress.meta.location.at(route.line)
-        problem = unroutable(route.path, entrypoints, route.services)
-        if problem is not None:
-            self.errors.append(source.error(problem))
-            return None
         # Traefik's UDP keys are not normalized: "default-test.route-0".
         key = f"{ingress.meta.namespace}-{ingress.meta.name}-{index}"
+        listed = ingress.entry_points or entrypoints
+
+        def failed(error: ConfigError) -> FailedRouter:
+            self.errors.append(error)
+            service = key if route.services else ""
+            messages = problems + (error.message,)
+            return FailedRouter(UDP, key, listed, entrypoints, "", 0, service, messages, source)
+
+        problem = unroutable(route.path, entrypoints, route.services)
+        if problem is not None:
+            return failed(source.error(problem))
         children = []
         for ref in route.services:
             try:
                 servers = self.servers(ref)
             except BuildError as exc:
-                self.errors.append(source.at(ref.line).error(f"{exc}, route dropped"))
-                return None
+                return failed(source.at(ref.line).error(f"{exc}, route dropped"))
             child_name = f"{key}-{ref.name}-{ref.port}"
             children.append(
                 UDPWeightedChild(child_name, ref.weight, UDPLoadBalancerDef(child_name, servers))
@@ -144,7 +176,7 @@ class _UDPBuilder:
             if not any(child.weight for child in children):
                 message = f"{route.path}: no service with a weight above 0: datagrams are dropped"
                 self.warnings.append(source.error(message))
-        return _Candidate(key, entrypoints, definition, source, route.path)
+        return _Candidate(key, entrypoints, definition, source, route.path, listed, problems)
 
     def choose(self, candidates: Sequence[_Candidate]) -> Dict[_Candidate, Tuple[str, ...]]:
         """Per UDP entrypoint, the one router that serves it: as in Traefik, the first in
@@ -164,6 +196,7 @@ class _UDPBuilder:
                     f" Traefik: {loser.name} is not used there"
                 )
                 self.errors.append(loser.source.error(message))
+                self.lost.setdefault(loser, []).append(message)
         return {candidate: tuple(names) for candidate, names in served.items()}
 
 
@@ -172,26 +205,48 @@ def build_udp_routers(
     static: StaticConfig,
     directory: ServiceDirectory,
     previous: Mapping[UDPDefinition, UDPNode],
-) -> Tuple[List[UDPRouter], Dict[UDPDefinition, UDPNode], List[ConfigError], List[ConfigError]]:
-    """The UDP routers of ``ingresses``: (routers, nodes by definition, errors, warnings).
+) -> UDPBuild:
+    """The UDP routers of ``ingresses``.
 
-    A route whose service cannot be resolved is dropped with a located error; nodes of
-    ``previous`` with an unchanged definition are kept, with their balancer position.
+    A route whose service cannot be resolved is dropped with a located error (and kept, as a
+    FailedRouter, for the API, as is one that lost every entrypoint to another router); nodes
+    of ``previous`` with an unchanged definition are kept, with their balancer position.
     """
     builder = _UDPBuilder(static, directory)
     candidates = []
+    failed = []
     for ingress in ingresses:
-        entrypoints = builder.entrypoints(ingress)
+        entrypoints, problems = builder.entrypoints(ingress)
         for index, route in enumerate(ingress.routes):
-            candidate = builder.candidate(ingress, index, route, entrypoints)
-            if candidate is not None:
+            candidate = builder.candidate(ingress, index, route, entrypoints, problems)
+            if isinstance(candidate, FailedRouter):
+                failed.append(candidate)
+            else:
                 candidates.append(candidate)
     made: Dict[UDPDefinition, UDPNode] = {}
     routers = []
+    warnings = []
     served = builder.choose(candidates)
     for candidate in candidates:
         names = served.get(candidate)
+        messages = candidate.problems + tuple(builder.lost.get(candidate, ()))
         if names:
             node = instantiate(candidate.definition, previous, made)
             routers.append(UDPRouter(candidate.name, names, node, candidate.source))
-    return routers, made, builder.errors, builder.warnings
+            if messages:
+                warnings.append(RouterWarning(UDP, candidate.name, candidate.listed, messages))
+        else:
+            failed.append(
+                FailedRouter(
+                    protocol=UDP,
+                    name=candidate.name,
+                    entrypoints=candidate.listed,
+                    using=candidate.entrypoints,
+                    rule="",
+                    priority=0,
+                    service=candidate.definition.name,
+                    errors=messages,
+                    source=candidate.source,
+                )
+            )
+    return UDPBuild(routers, made, builder.errors, builder.warnings, failed, warnings)

@@ -1,0 +1,75 @@
+"""What a build left out or built with problems, as plain values for the API: routers and
+TraefikServices that failed (Traefik's "disabled" ones) and routers with warnings.
+
+Only read by the API; nothing here takes part in routing.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import attrs
+
+from tsproxy.config.errors import Location
+from tsproxy.config.resources import RouteTLS
+
+__all__ = ["HTTP", "TCP", "UDP", "FailedRouter", "FailedService", "RouterWarning"]
+
+HTTP, TCP, UDP = "http", "tcp", "udp"
+
+
+@attrs.frozen
+class FailedRouter:
+    """A route dropped because of an error, under the router name Traefik gives it.
+
+    ``protocol`` is ``http``, ``tcp`` or ``udp``; ``entrypoints`` as the resource lists them;
+    ``using`` those of them that exist and speak the router's protocol (Traefik fills its
+    ``using`` before it builds anything); ``priority`` as written (0: the default);
+    ``service`` the name of the service the router would use (the router key for its own
+    services, the TraefikService's name otherwise); ``errors`` the messages of the located
+    errors that sank it, without their location.
+    """
+
+    protocol: str
+    name: str
+    entrypoints: Tuple[str, ...]
+    using: Tuple[str, ...]
+    rule: str
+    priority: int
+    service: str
+    errors: Tuple[str, ...]
+    source: Location
+    syntax: str = ""
+    tls: Optional[RouteTLS] = None
+
+
+@attrs.frozen
+class FailedService:
+    """A TraefikService that failed to build (reference cycle, missing child, ...).
+
+    ``kind`` is ``weighted`` (``children``: (service, weight) pairs) or ``mirroring``
+    (``main`` and ``children``: (mirror, percent) pairs, ``max_body_size``, ``mirror_body``).
+    """
+
+    name: str
+    kind: str
+    children: Tuple[Tuple[str, int], ...]
+    errors: Tuple[str, ...]
+    source: Location
+    main: str = ""
+    max_body_size: int = -1
+    mirror_body: bool = True
+
+
+@attrs.frozen
+class RouterWarning:
+    """A router that was built, but not everything its resource asked for could be honoured
+    (an entrypoint it lists is unknown or of the other protocol): Traefik's "warning" status.
+
+    ``entrypoints`` as the resource lists them; the router itself has the usable ones.
+    """
+
+    protocol: str
+    name: str
+    entrypoints: Tuple[str, ...]
+    errors: Tuple[str, ...]
