@@ -193,10 +193,11 @@
     return el("ul", { className: "servers" }, items);
   }
 
-  // What a service contains, drawn inside its parent (depth-limited against cycles).
+  // What a service contains, drawn inside its parent (depth-limited against cycles). A
+  // disabled service is not opened inside another: it did not build, often for a cycle.
   function subtree(name, services, stats, depth) {
     var service = services[qualified(name)];
-    if (!service || depth > 6) {
+    if (!service || depth > 6 || (depth > 0 && service.status === "disabled")) {
       return null;
     }
     if (service.weighted) {
@@ -208,17 +209,38 @@
     return serversList(service);
   }
 
+  // What Traefik's "error" field says of a disabled router or service (or one with a
+  // warning), one line each; null when there is nothing to say.
+  function errorList(item) {
+    var errors = item.error || [];
+    if (!errors.length) {
+      return null;
+    }
+    return el("ul", { className: "errors " + item.status }, errors.map(function (text) {
+      return el("li", { text: text });
+    }));
+  }
+
   function serviceCard(service, services, stats) {
     var usedBy = service.usedBy || [];
-    return el("div", { className: "service", "data-service": service.name, "data-type": service.type || "" }, [
+    var disabled = service.status === "disabled";
+    return el("div", {
+      className: "service",
+      "data-service": service.name,
+      "data-type": service.type || "",
+      "data-status": service.status
+    }, [
       el("h3", {}, [
         service.name + " ",
         el("span", { className: "tag", text: service.type || "" }),
         " ",
         el("span", { className: "status " + service.status, text: service.status })
       ]),
+      errorList(service),
       el("p", { className: "muted", text: usedBy.length ? "used by " + usedBy.join(", ") : "used by no router" }),
-      subtree(service.name, services, stats, 0)
+      // A service that did not build routes nothing: show what it was meant to contain,
+      // without request counts.
+      subtree(service.name, services, disabled ? {} : stats, 0)
     ]);
   }
 
@@ -242,9 +264,17 @@
       cells.push(el("td", { className: "num", text: effectivePriority(router) }));
       cells.push(el("td", { text: tlsText(router.tls) }));
     }
-    cells.push(el("td", { text: router.service }));
-    cells.push(el("td", {}, [el("span", { className: "status " + router.status, text: router.status })]));
-    return el("tr", { "data-router": router.name, "data-kind": kind, "data-service": qualified(router.service) }, cells);
+    cells.push(el("td", { text: router.service || "" }));
+    cells.push(el("td", {}, [
+      el("span", { className: "status " + router.status, text: router.status }),
+      errorList(router)
+    ]));
+    return el("tr", {
+      "data-router": router.name,
+      "data-kind": kind,
+      "data-status": router.status,
+      "data-service": router.service ? qualified(router.service) : ""
+    }, cells);
   }
 
   function emptyRow(columns, text) {
@@ -257,7 +287,14 @@
       var section = overview[scheme] || {};
       Object.keys(section).forEach(function (kind) {
         var counts = section[kind];
-        cards.push(el("div", { className: "card", "data-overview": scheme + "-" + kind, "data-total": counts.total }, [
+        var className = "card" + (counts.errors ? " has-errors" : counts.warnings ? " has-warnings" : "");
+        cards.push(el("div", {
+          className: className,
+          "data-overview": scheme + "-" + kind,
+          "data-total": counts.total,
+          "data-errors": counts.errors,
+          "data-warnings": counts.warnings
+        }, [
           el("div", { className: "label", text: scheme.toUpperCase() + " " + kind }),
           el("div", { className: "total", text: String(counts.total) }),
           el("div", { className: "muted", text: counts.warnings + " warnings, " + counts.errors + " errors" })
