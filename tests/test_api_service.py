@@ -333,7 +333,7 @@ class DashboardBrowserTests(ProxyTestCase):
             self.chromium,
             profile,
             "--virtual-time-budget=3000",
-            "--window-size=1280,900",
+            "--window-size=1280,2000",  # tall enough for the weighted children
             "--hide-scrollbars",
             "--screenshot=" + screenshot,
             url,
