@@ -215,9 +215,12 @@ class SeedHTTPSTests(TCPProxyTestCase):
 class _FinFirst(Protocol):
     """Says HELLO and half-closes at once, then records what it still receives."""
 
+    greeting = b"HELLO\r\n"
+
     def connectionMade(self) -> None:
         self.factory.received = []
-        self.transport.write(b"HELLO\r\n")
+        if self.greeting:
+            self.transport.write(self.greeting)
         self.transport.loseWriteConnection()
 
     def dataReceived(self, data: bytes) -> None:
@@ -229,6 +232,13 @@ class _FinFirst(Protocol):
 
     def writeConnectionLost(self) -> None:
         pass
+
+
+class _FinAtOnce(_FinFirst):
+    """Half-closes at once without a word (a greeting would be held, and the backend
+    paused, until the client's handshake is over)."""
+
+    greeting = b""
 
 
 @defer.inlineCallbacks
@@ -320,6 +330,29 @@ class TLSHalfCloseTests(TCPProxyTestCase):
 
         got, after = yield threads.deferToThread(session)
         self.assertEqual((got, after), (b"HELLO\r\n", b""))
+        yield _until(lambda: b"<EOF>" in factory.received, "the backend's EOF")
+        self.assertEqual(b"".join(factory.received), b"late data<EOF>")
+        yield self.wait_no_connections()
+
+    @defer.inlineCallbacks
+    def test_backendFinishesDuringHandshake(self) -> None:
+        """The backend half-closes before the client's handshake is over: close_notify
+        follows the handshake, and the client may still send."""
+        factory = self.listen(_FinAtOnce)
+        port = self.terminated("finatonce")
+
+        def session() -> Tuple[bytes, str, bool]:
+            client = HalfCloseClient(port, "front.test", hello_pause=0.3)
+            try:
+                got, how = client.read_to_end()
+                client.send(b"late data")
+                client.close_notify()
+                return got, how, client.socket_closed()
+            finally:
+                client.close()
+
+        got, how, closed = yield threads.deferToThread(session)
+        self.assertEqual((got, how, closed), (b"", "close_notify", True))
         yield _until(lambda: b"<EOF>" in factory.received, "the backend's EOF")
         self.assertEqual(b"".join(factory.received), b"late data<EOF>")
         yield self.wait_no_connections()

@@ -8,6 +8,7 @@ import os
 import socket
 import ssl
 import tempfile
+import time
 from typing import Any, Optional, Sequence, Tuple
 
 import attrs
@@ -157,12 +158,26 @@ class HalfCloseClient:
     would wait for the peer's and refuse the data that comes first), ``fin`` shuts the
     socket's write half with no close_notify."""
 
-    def __init__(self, port: int, sni: str, context: Optional[ssl.SSLContext] = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        sni: str,
+        context: Optional[ssl.SSLContext] = None,
+        hello_pause: float = 0.0,
+    ) -> None:
+        """Connect and handshake; ``hello_pause`` seconds pass between the ClientHello
+        and the rest of the handshake."""
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         context = context or client_context()
         self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname=sni)
         self.got = b""
+        if hello_pause:
+            try:
+                self.tls.do_handshake()
+            except ssl.SSLWantReadError:
+                self._flush()  # the ClientHello
+                time.sleep(hello_pause)
         self._step(self.tls.do_handshake)
 
     def _flush(self) -> None:
