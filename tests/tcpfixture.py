@@ -109,6 +109,18 @@ class TCPProxyTestCase(ProxyTestCase):
     def backend(self, name: str, port: int) -> None:
         self.docs.append(BACKEND.format(name=name, port=port))
 
+    @defer.inlineCallbacks
+    def wait_no_connections(self) -> Any:
+        """Until the proxy tracks no connection (5 s at most, else the test fails)."""
+        from twisted.internet.task import deferLater
+
+        assert self.service is not None
+        for _ in range(500):
+            if not any(len(f.connections) for f in self.service.factories):
+                return
+            yield deferLater(reactor, 0.01, lambda: None)
+        self.fail("connections left: %r" % [list(f.connections) for f in self.service.factories])
+
     def start_tcp_proxy(self, *routes: str, read_timeout: str = "60s", clock: Any = None) -> int:
         self.write("tsproxy.yaml", TCP_STATIC.format(read_timeout=read_timeout))
         self.write("routes.yaml", "---\n".join(self.docs + list(routes)))

@@ -5,7 +5,6 @@ sharing the entrypoint."""
 from __future__ import annotations
 
 import socket
-from typing import Any
 
 from twisted.internet import defer, task, threads
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
@@ -114,15 +113,6 @@ class PlainTCPTests(TCPProxyTestCase):
         self.factories = getattr(self, "factories", {})
         self.factories[protocol] = factory
         return int(listening.getHost().port)
-
-    @defer.inlineCallbacks
-    def wait_no_connections(self) -> Any:
-        assert self.service is not None
-        for _ in range(500):
-            if not any(len(f.connections) for f in self.service.factories):
-                return
-            yield task.deferLater(_reactor(), 0.01, lambda: None)
-        self.fail("connections left: %r" % [list(f.connections) for f in self.service.factories])
 
     @defer.inlineCallbacks
     def test_backendFinishesFirst(self) -> None:

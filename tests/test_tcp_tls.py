@@ -4,18 +4,23 @@ HTTPS routers (IngressRoute with tls), the default certificate, TLSOption versio
 
 from __future__ import annotations
 
+import shutil
 import socket
 import ssl
-from typing import Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 from OpenSSL import crypto
-from twisted.internet import defer, reactor, threads
+from twisted.internet import defer, reactor, task, threads
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import CertificateOptions
+from twisted.trial.unittest import SkipTest
+from zope.interface import implementer
 
 from tests.certs import Issued, make_ca, make_leaf, secret_yaml
 from tests.proxyfixture import ENDPOINTS, SERVICE
-from tests.tcpfixture import TCPProxyTestCase, route_tcp
-from tests.tlsclient import client_context, describe
+from tests.tcpfixture import TCPProxyTestCase, route_tcp, run
+from tests.tlsclient import HalfCloseClient, client_context, describe
 from tsproxy.testing import GreeterFactory
 from tsproxy.tls import DEFAULT_CERT_CN
 
@@ -65,7 +70,9 @@ def backend_tls_options(issued: Issued) -> CertificateOptions:
     )
 
 
-class TLSRoutingTests(TCPProxyTestCase):
+class _TLSRoutes(TCPProxyTestCase):
+    """Backends, Secrets and an HTTPS IngressRoute for the tests below."""
+
     def start_tls_greeter(self, name: str, issued: Issued) -> int:
         port = reactor.listenSSL(
             0, GreeterFactory(name), backend_tls_options(issued), interface="127.0.0.1"
@@ -86,6 +93,8 @@ class TLSRoutingTests(TCPProxyTestCase):
             "        - {name: web-app, port: 80}\n" + (f"  tls: {tls}\n" if tls else "")
         )
 
+
+class TLSRoutingTests(_TLSRoutes):
     @defer.inlineCallbacks
     def test_passthroughBySNI(self) -> None:
         """Each SNI reaches its own TLS backend untouched: the client sees that backend's
@@ -200,3 +209,225 @@ class SeedHTTPSTests(TCPProxyTestCase):
             self.assertEqual((cn, alpn), (DEFAULT_CERT_CN, ""))
             answers.append(got.rsplit(b"\r\n\r\n", 1)[1])
         self.assertEqual(answers, [b"Hello app-v2\n", b"Hello app-v1\n", b"Hello app-v2\n"])
+
+
+@implementer(IHalfCloseableProtocol)
+class _FinFirst(Protocol):
+    """Says HELLO and half-closes at once, then records what it still receives."""
+
+    greeting = b"HELLO\r\n"
+
+    def connectionMade(self) -> None:
+        self.factory.received = []
+        if self.greeting:
+            self.transport.write(self.greeting)
+        self.transport.loseWriteConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.factory.received.append(data)
+
+    def readConnectionLost(self) -> None:
+        self.factory.received.append(b"<EOF>")
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+
+class _FinAtOnce(_FinFirst):
+    """Half-closes at once without a word (a greeting would be held, and the backend
+    paused, until the client's handshake is over)."""
+
+    greeting = b""
+
+
+@defer.inlineCallbacks
+def _until(check: Callable[[], bool], what: str) -> Any:
+    for _ in range(500):
+        if check():
+            return
+        yield task.deferLater(reactor, 0.01, lambda: None)
+    raise AssertionError("never happened: " + what)
+
+
+class TLSHalfCloseTests(TCPProxyTestCase):
+    """Half-close where the proxy ends TLS, as Go's tls.Conn gives it to Traefik: the peer's
+    close_notify (or a FIN after the handshake) ends one direction only, and a side that is
+    done gets close_notify while the other may still send. Every relay ends."""
+
+    def terminated(self, backend: str, delay: int = 10000) -> int:
+        self.docs.append(
+            secret_yaml("front-cert", {"tls.crt": FRONT.cert_pem, "tls.key": FRONT.key_pem})
+        )
+        return self.start_tcp_proxy(
+            route_tcp(
+                "front",
+                "HostSNI(`front.test`)",
+                [backend],
+                tls="{secretName: front-cert}",
+                extra=f", terminationDelay: {delay}",
+            )
+        )
+
+    def listen(self, protocol: type) -> Any:
+        factory = Factory.forProtocol(protocol)
+        factory.received = []  # type: ignore[attr-defined]
+        listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(listening.stopListening)
+        self.backend(protocol.__name__.strip("_").lower(), listening.getHost().port)
+        return factory
+
+    @defer.inlineCallbacks
+    def client_ends(self, end: str) -> Any:
+        self.backend("echo", self.start_greeter("echo"))
+        port = self.terminated("echo")
+
+        def session() -> Tuple[bytes, str, bool]:
+            client = HalfCloseClient(port, "front.test")
+            try:
+                client.read_until(b"HELLO echo\r\n")
+                client.send(b"ping")
+                client.read_until(b"ping")
+                getattr(client, end)()
+                got, how = client.read_to_end()
+                return got, how, client.socket_closed()
+            finally:
+                client.close()
+
+        got, how, closed = yield threads.deferToThread(session)
+        self.assertEqual((got, how, closed), (b"HELLO echo\r\npingBYE\r\n", "close_notify", True))
+        self.assertEqual(self.greeters["echo"].received, [b"ping"])
+        yield self.wait_no_connections()
+
+    def test_clientCloseNotify(self) -> Any:
+        """The client sends close_notify and keeps reading: the backend gets the end of the
+        stream (a FIN) and its answer still reaches the client, then close_notify."""
+        return self.client_ends("close_notify")
+
+    def test_clientFinAfterHandshake(self) -> Any:
+        """A bare FIN from the client after the handshake ends its stream the same way."""
+        return self.client_ends("fin")
+
+    @defer.inlineCallbacks
+    def test_backendFinishesFirst(self) -> None:
+        """The backend half-closes first: the client reads close_notify, and what it sends
+        after that still reaches the backend; the client's close_notify ends it all."""
+        factory = self.listen(_FinFirst)
+        port = self.terminated("finfirst")
+
+        def session() -> Tuple[bytes, bytes]:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+                sock = client_context().wrap_socket(raw, server_hostname="front.test")
+                got = b""
+                while True:
+                    chunk = sock.recv(65536)
+                    if not chunk:  # close_notify
+                        break
+                    got += chunk
+                sock.sendall(b"late data")
+                plain = sock.unwrap()  # ours; the proxy's came already
+                return got, plain.recv(100)
+
+        got, after = yield threads.deferToThread(session)
+        self.assertEqual((got, after), (b"HELLO\r\n", b""))
+        yield _until(lambda: b"<EOF>" in factory.received, "the backend's EOF")
+        self.assertEqual(b"".join(factory.received), b"late data<EOF>")
+        yield self.wait_no_connections()
+
+    @defer.inlineCallbacks
+    def test_backendFinishesDuringHandshake(self) -> None:
+        """The backend half-closes before the client's handshake is over: close_notify
+        follows the handshake, and the client may still send."""
+        factory = self.listen(_FinAtOnce)
+        port = self.terminated("finatonce")
+
+        def session() -> Tuple[bytes, str, bool]:
+            client = HalfCloseClient(port, "front.test", hello_pause=0.3)
+            try:
+                got, how = client.read_to_end()
+                client.send(b"late data")
+                client.close_notify()
+                return got, how, client.socket_closed()
+            finally:
+                client.close()
+
+        got, how, closed = yield threads.deferToThread(session)
+        self.assertEqual((got, how, closed), (b"", "close_notify", True))
+        yield _until(lambda: b"<EOF>" in factory.received, "the backend's EOF")
+        self.assertEqual(b"".join(factory.received), b"late data<EOF>")
+        yield self.wait_no_connections()
+
+    @defer.inlineCallbacks
+    def test_terminationDelayAfterCloseNotify(self) -> None:
+        """The backend finished and the client never does: terminationDelay closes both,
+        without waiting for a close_notify from the client."""
+        factory = self.listen(_FinFirst)
+        port = self.terminated("finfirst", delay=50)
+
+        def session() -> Tuple[bytes, str, bool]:
+            client = HalfCloseClient(port, "front.test")
+            try:
+                got, how = client.read_to_end()
+                return got, how, client.socket_closed()
+            finally:
+                client.close()
+
+        got, how, closed = yield threads.deferToThread(session)
+        self.assertEqual((got, how, closed), (b"HELLO\r\n", "close_notify", True))
+        yield _until(lambda: b"<EOF>" in factory.received, "the backend's EOF")
+        yield self.wait_no_connections()
+
+    @defer.inlineCallbacks
+    def test_opensslClient(self) -> None:
+        """openssl s_client sends its input, then close_notify and a FIN at the end of it,
+        and reads on for a while: the backend gets the data and the end, the relay ends."""
+        if shutil.which("openssl") is None:
+            raise SkipTest("openssl is not installed")
+        self.backend("echo", self.start_greeter("echo"))
+        port = self.terminated("echo")
+        argv = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}"]
+        argv += ["-servername", "front.test", "-quiet", "-no_ign_eof"]
+        _, err, code = yield run(argv, stdin=b"ping\n")
+        self.assertEqual(code, 0, err[-300:])
+        self.assertEqual(b"".join(self.greeters["echo"].received), b"ping\n")
+        yield self.wait_no_connections()
+
+
+class HTTPSHalfCloseTests(_TLSRoutes):
+    """The HTTP engine behind TLS: keep-alive, then the client's half-close."""
+
+    @defer.inlineCallbacks
+    def https_ends(self, end: str) -> Any:
+        self.secret("front-cert", FRONT)
+        port = self.start_tcp_proxy(self.web_route("{secretName: front-cert}"))
+        request = b"GET / HTTP/1.1\r\nHost: web.test\r\n\r\n"
+        answer = b"Hello web-app\n"
+
+        def session() -> Tuple[bytes, str, bool]:
+            client = HalfCloseClient(port, "web.test")
+            try:
+                client.send(request)
+                client.read_until(answer)
+                client.send(request)
+                client.read_until(answer, 2)  # keep-alive
+                client.send(request, flush=False)  # the proxy reads both at once
+                getattr(client, end)()
+                got, how = client.read_to_end()
+                return got, how, client.socket_closed()
+            finally:
+                client.close()
+
+        got, how, closed = yield threads.deferToThread(session)
+        self.assertEqual((got.count(b"HTTP/1.1 200 OK\r\n"), got.count(answer)), (3, 3), got)
+        self.assertEqual((how, closed), ("close_notify", True))
+        self.assertEqual(len(self.apps["web-app"].requests), 3)
+        yield self.wait_no_connections()
+
+    def test_keepAliveThenCloseNotify(self) -> Any:
+        """Two exchanges on one connection, a third request with close_notify right after
+        it: its answer comes, then the proxy's close_notify and the socket's end."""
+        return self.https_ends("close_notify")
+
+    def test_keepAliveThenFin(self) -> Any:
+        """The same, ending with a bare FIN after the third request."""
+        return self.https_ends("fin")

@@ -1,11 +1,14 @@
 """Client side helpers for the TLS tests: Python ``ssl`` client contexts, an in-memory
-handshake against a pyOpenSSL server connection (no sockets), and what the client saw."""
+handshake against a pyOpenSSL server connection (no sockets), what the client saw, and a
+socket client that can end each half of a TLS connection on its own."""
 
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import tempfile
+import time
 from typing import Any, Optional, Sequence, Tuple
 
 import attrs
@@ -147,3 +150,124 @@ def memory_handshake(
         reused=conn.session_reused,
         session=conn.session,
     )
+
+
+class HalfCloseClient:
+    """A blocking TLS client on a socket, through Python's ``ssl`` memory BIOs so that each
+    half ends on its own: ``close_notify`` sends ours and keeps reading (SSLSocket.unwrap
+    would wait for the peer's and refuse the data that comes first), ``fin`` shuts the
+    socket's write half with no close_notify."""
+
+    def __init__(
+        self,
+        port: int,
+        sni: str,
+        context: Optional[ssl.SSLContext] = None,
+        hello_pause: float = 0.0,
+    ) -> None:
+        """Connect and handshake; ``hello_pause`` seconds pass between the ClientHello
+        and the rest of the handshake."""
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        context = context or client_context()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname=sni)
+        self.got = b""
+        if hello_pause:
+            try:
+                self.tls.do_handshake()
+            except ssl.SSLWantReadError:
+                self._flush()  # the ClientHello
+                time.sleep(hello_pause)
+        self._step(self.tls.do_handshake)
+
+    def _flush(self) -> None:
+        data = self.outgoing.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _fill(self) -> bool:
+        """More bytes from the socket into the TLS object; False at the socket's EOF."""
+        data = self.sock.recv(65536)
+        if not data:
+            self.incoming.write_eof()
+            return False
+        self.incoming.write(data)
+        return True
+
+    def _step(self, call: Any) -> Any:
+        while True:
+            try:
+                result = call()
+            except ssl.SSLWantReadError:
+                self._flush()
+                self._fill()
+                continue
+            self._flush()
+            return result
+
+    def send(self, data: bytes, flush: bool = True) -> None:
+        """Send ``data``; without ``flush``, it leaves with whatever is sent next (one
+        segment for the request and the close_notify or FIN after it)."""
+        if flush:
+            self._step(lambda: self.tls.write(data))
+        else:
+            self.tls.write(data)  # after the handshake, a write needs no reads
+
+    def close_notify(self) -> None:
+        """Say we are done sending (TLS half-close). Read first what the peer sent before:
+        OpenSSL drops application data it finds while it waits for the peer's close_notify."""
+        while self.incoming.pending or self.tls.pending():
+            try:
+                self.got += self.tls.read(65536)
+            except ssl.SSLError:  # nothing complete yet, or the peer's close_notify
+                break
+        try:
+            self.tls.unwrap()
+        except ssl.SSLWantReadError:
+            pass  # ours is out; the peer's comes later
+        self._flush()
+
+    def fin(self) -> None:
+        """A bare FIN: the socket's write half ends, without close_notify."""
+        self._flush()
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def read_until(self, marker: bytes, count: int = 1) -> bytes:
+        """Read until ``marker`` has arrived ``count`` times (all read is in ``got``)."""
+        while self.got.count(marker) < count:
+            if self._read_some() is not None:
+                raise AssertionError("ended before %r: %r" % (marker, self.got))
+        return self.got
+
+    def read_to_end(self) -> Tuple[bytes, str]:
+        """Read until the peer ends: (all read, "close_notify" or "EOF" (a FIN without
+        close_notify) or the TLS error)."""
+        while True:
+            end = self._read_some()
+            if end is not None:
+                return self.got, end
+
+    def _read_some(self) -> Optional[str]:
+        try:
+            chunk = self.tls.read(65536)
+        except ssl.SSLWantReadError:
+            self._flush()
+            self._fill()  # at the socket's EOF, the next read says how the stream ended
+            return None
+        except ssl.SSLZeroReturnError:
+            return "close_notify"
+        except ssl.SSLEOFError:
+            return "EOF"
+        except ssl.SSLError as exc:
+            return str(exc)
+        if not chunk:
+            return "close_notify"
+        self.got += chunk
+        return None
+
+    def socket_closed(self) -> bool:
+        """Whether the peer closed the socket too (a FIN after everything)."""
+        return self.sock.recv(1) == b""
+
+    def close(self) -> None:
+        self.sock.close()

@@ -15,8 +15,10 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any, List, Optional
 
+from OpenSSL.SSL import SENT_SHUTDOWN, Error, WantReadError, ZeroReturnError
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
+from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -69,15 +71,152 @@ class EntryPointFactory(HTTPEntryPointFactory):
         return self._secure
 
 
+@implementer(IHalfCloseableProtocol)
 class _TLSLayer(TLSMemoryBIOProtocol):
-    """TLS ended here. Twisted's layer waits for a registered producer to go away before
-    it shuts TLS down on loseConnection; our protocols keep theirs (backpressure watchers)
-    for the connection's life, so closing lets go of it first."""
+    """TLS ended here, with half-closes both ways as Go's tls.Conn gives them to Traefik.
+
+    - The peer's close_notify, or a FIN after the handshake, ends only the reading half:
+      the wrapped protocol gets readConnectionLost (when it takes half-closes) and may
+      still answer. Twisted's layer would shut the whole connection down instead.
+    - loseWriteConnection sends close_notify and keeps reading (Go's CloseWrite).
+    - Once both halves are over the socket is closed, without waiting for the peer's
+      close_notify (as Go's Close); connectionLost reaches the wrapped protocol once, from
+      the socket's.
+
+    Twisted's layer waits for a registered producer to go away before it shuts TLS down on
+    loseConnection; our protocols keep theirs (backpressure watchers) for the connection's
+    life, so closing lets go of it first.
+
+    This overrides the private ``_flushReceiveBIO`` of TLSMemoryBIOProtocol and uses its
+    private state (``_handshakeDone``, ``_appSendBuffer``, ``_lostTLSConnection``,
+    ``_producer``); that code is the same in Twisted 25.5 and 26.10.
+    """
+
+    _write_closed = False  # loseWriteConnection (or a close after a half-close) was called
+    _notify_due = False  # ...and our close_notify could not go out yet (handshake, writes)
+    _read_closed = False  # the peer ended its stream; the wrapped protocol was told
+    _lost = False  # connectionLost has begun
+
+    def write(self, data: bytes) -> None:
+        if not self._write_closed:
+            super().write(data)
+
+    def writeSequence(self, data: Any) -> None:
+        if not self._write_closed:
+            super().writeSequence(data)
+
+    def loseWriteConnection(self) -> None:
+        """Send close_notify (after what is buffered) and keep reading."""
+        if self._write_closed or self.disconnecting or not self.connected:
+            return
+        if self._producer is not None:
+            self.unregisterProducer()
+        self._write_closed = True
+        self._notify_due = True
+        self._send_close_notify()
+        if self._read_closed:
+            self._close_socket()
 
     def loseConnection(self) -> None:
         if self._producer is not None:
             self.unregisterProducer()
+        if self.disconnecting or not self.connected:
+            return
+        if self._handshakeDone and (self._read_closed or self._write_closed):
+            # Half of it is over already: end ours and close now. Waiting for the peer's
+            # close_notify could be forever (it sent a FIN, or terminationDelay is over).
+            if not self._write_closed:
+                self._write_closed = True
+                self._notify_due = True
+            self._close_socket()
+            return
         super().loseConnection()
+
+    def _send_close_notify(self) -> None:
+        """Our close_notify, once nothing of ours is waiting for the handshake."""
+        if not self._notify_due or self._lostTLSConnection:
+            return
+        if not self._handshakeDone or self._appSendBuffer:
+            return  # dataReceived tries again when those have gone out
+        self._notify_due = False
+        tls = self._tlsConnection
+        if tls.get_shutdown() & SENT_SHUTDOWN:
+            return
+        try:
+            tls.shutdown()
+        except Error:
+            self._tlsShutdownFinished(Failure())
+            return
+        self._flushSendBIO()
+
+    def _close_socket(self) -> None:
+        """Both halves are over: close once what is written has gone out."""
+        self._send_close_notify()
+        if self._producer is not None:
+            self.unregisterProducer()
+        self.disconnecting = True
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def _peer_finished(self) -> bool:
+        """The peer sends nothing more. With a wrapped protocol that takes half-closes, tell
+        it and go on writing; False if the connection has to end whole instead."""
+        if self._lost or self.disconnecting or self._lostTLSConnection:
+            return False
+        half = IHalfCloseableProtocol(self.wrappedProtocol, None)
+        if half is None:
+            return False
+        self._read_closed = True
+        half.readConnectionLost()
+        if self._write_closed and not self.disconnecting:
+            self._close_socket()
+        return True
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._read_closed:
+            return  # nothing may follow a close_notify
+        super().dataReceived(data)
+        if self._notify_due and not self._notify_blocked():
+            self._send_close_notify()
+            if self._read_closed and not self.disconnecting:
+                self._close_socket()
+
+    def _notify_blocked(self) -> bool:
+        return not self._handshakeDone or bool(self._appSendBuffer) or self._lostTLSConnection
+
+    def _flushReceiveBIO(self) -> None:
+        """Twisted's loop, except that the peer's close_notify ends only the reading half."""
+        while not self._lostTLSConnection and not self._read_closed:
+            try:
+                data = self._tlsConnection.recv(2**15)
+            except WantReadError:
+                break
+            except ZeroReturnError:
+                if not self._peer_finished():
+                    self._shutdownTLS()
+                    self._tlsShutdownFinished(None)
+            except Error:
+                self._tlsShutdownFinished(Failure())
+            else:
+                if not self._aborted:
+                    ProtocolWrapper.dataReceived(self, data)
+        if self._tlsConnection is not None:
+            self._flushSendBIO()
+
+    def readConnectionLost(self) -> None:
+        """A FIN from the peer: after the handshake, the end of its stream (Go reads it as
+        EOF too); before, or with our writes stuck in the handshake, the end of it all."""
+        if self._read_closed:
+            return
+        if self._handshakeDone and not self._appSendBuffer and self._peer_finished():
+            return
+        self._close_socket()
+
+    def writeConnectionLost(self) -> None:
+        """Not used: our half-close is a close_notify, the socket's write half stays open."""
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self._lost = True
+        super().connectionLost(reason)
 
 
 class _TLSFactory(TLSMemoryBIOFactory):

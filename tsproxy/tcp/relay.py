@@ -3,8 +3,9 @@
 The client side is whatever transport the connection has by then (the accepted socket, or a
 TLS layer that terminates here). Each transport is registered as the streaming producer of
 the other, so a slow reader pauses the fast writer and nothing is buffered without bound.
-When one side ends its stream, the other side's write half is closed (FIN) and, as in
-Traefik, both are closed after the service's terminationDelay unless the other side ends too.
+When one side ends its stream, the other side's write half is closed (FIN, or close_notify
+under TLS) and, as in Traefik, both are closed after the service's terminationDelay unless the
+other side ends too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import ClientFactory, Protocol
-from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -45,10 +45,10 @@ def _close(transport: Any) -> None:
 
 
 def _close_write(transport: Any) -> None:
-    """Half-close: the stream feeding ``transport`` has ended, so send FIN. A TLS layer
-    ending here is closed whole (close_notify): a FIN under it would cut the TLS stream."""
+    """Half-close: the stream feeding ``transport`` has ended, so end its write half (a FIN;
+    a TLS layer ending here sends close_notify and keeps reading, as Go's CloseWrite)."""
     transport.unregisterProducer()
-    if isinstance(transport, TLSMemoryBIOProtocol) or not getattr(transport, "connected", 0):
+    if not getattr(transport, "connected", 0):
         transport.loseConnection()
         return
     transport.loseWriteConnection()
