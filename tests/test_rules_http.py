@@ -259,6 +259,8 @@ class CompileAnyTextTests(SynchronousTestCase):
     @given(st.text(max_size=20), st.text(max_size=20))
     def test_quotedHostRoundTrip(self, host: str, target_host: str) -> None:
         """Host(`x`) matches exactly when the request's Host equals x, ignoring case."""
+        # Go drops carriage returns from raw strings: "\r" alone is an empty argument.
+        host = host.replace("\r", "")
         if "`" in host or not host or not host.isascii():
             return
         rule = compile_http_rule("Host(`%s`)" % host)
