@@ -28,7 +28,13 @@ from tsproxy.config.resources import (
 from tsproxy.config.static import StaticConfig
 from tsproxy.rules import HTTPRule, RuleError, compile_http_rule
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
-from tsproxy.runtime.failures import HTTP, FailedRouter, FailedService, RouterWarning
+from tsproxy.runtime.failures import (
+    HTTP,
+    FailedRouter,
+    FailedService,
+    RouterWarning,
+    failed_route,
+)
 from tsproxy.runtime.services import (
     Definition,
     LoadBalancerDef,
@@ -276,18 +282,9 @@ class _Builder:
 
         def failed(error: ConfigError) -> FailedRouter:
             self.errors.append(error)
-            return FailedRouter(
-                protocol=HTTP,
-                name=key,
-                entrypoints=ingress.entry_points or entrypoints,
-                using=entrypoints,
-                rule=route.match,
-                priority=route.priority,
-                service=_route_service_name(route.services, key),
-                errors=problems + (error.message,),
-                source=source,
-                syntax=route.syntax,
-                tls=ingress.tls,
+            service = _route_service_name(route.services, key)
+            return failed_route(
+                HTTP, ingress, route, key, entrypoints, service, problems + (error.message,)
             )
 
         problem = unroutable(route.path, entrypoints, route.services)

@@ -6,14 +6,22 @@ Only read by the API; nothing here takes part in routing.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import attrs
 
 from tsproxy.config.errors import Location
 from tsproxy.config.resources import RouteTLS
 
-__all__ = ["HTTP", "TCP", "UDP", "FailedRouter", "FailedService", "RouterWarning"]
+__all__ = [
+    "HTTP",
+    "TCP",
+    "UDP",
+    "FailedRouter",
+    "FailedService",
+    "RouterWarning",
+    "failed_route",
+]
 
 HTTP, TCP, UDP = "http", "tcp", "udp"
 
@@ -41,6 +49,32 @@ class FailedRouter:
     source: Location
     syntax: str = ""
     tls: Optional[RouteTLS] = None
+
+
+def failed_route(
+    protocol: str,
+    ingress: Any,
+    route: Any,
+    key: str,
+    using: Tuple[str, ...],
+    service: str,
+    errors: Tuple[str, ...],
+) -> FailedRouter:
+    """The FailedRouter of an IngressRoute or IngressRouteTCP ``route`` (its ``match``,
+    ``priority``, ``syntax``, ``line``) named ``key``."""
+    return FailedRouter(
+        protocol=protocol,
+        name=key,
+        entrypoints=ingress.entry_points or using,
+        using=using,
+        rule=route.match,
+        priority=route.priority,
+        service=service,
+        errors=errors,
+        source=ingress.meta.location.at(route.line),
+        syntax=route.syntax,
+        tls=ingress.tls,
+    )
 
 
 @attrs.frozen

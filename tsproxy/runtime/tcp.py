@@ -20,7 +20,7 @@ from tsproxy.rules import RuleError, TCPConnectionInfo, TCPRouterSet, TCPRule, c
 from tsproxy.rules.http import parse_domains
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
 from tsproxy.runtime.failures import TCP as TCP_PROTOCOL
-from tsproxy.runtime.failures import FailedRouter, RouterWarning
+from tsproxy.runtime.failures import FailedRouter, RouterWarning, failed_route
 from tsproxy.runtime.l4 import (
     L4Definition,
     L4LoadBalancer,
@@ -307,18 +307,9 @@ class _TCPBuilder:
 
         def failed(error: ConfigError) -> FailedRouter:
             self.errors.append(error)
-            return FailedRouter(
-                protocol=TCP_PROTOCOL,
-                name=key,
-                entrypoints=ingress.entry_points or entrypoints,
-                using=entrypoints,
-                rule=route.match,
-                priority=route.priority,
-                service=key if route.services else "",
-                errors=problems + (error.message,),
-                source=source,
-                syntax=route.syntax,
-                tls=ingress.tls,
+            service = key if route.services else ""
+            return failed_route(
+                TCP_PROTOCOL, ingress, route, key, entrypoints, service, problems + (error.message,)
             )
 
         problem = unroutable(route.path, entrypoints, route.services)
