@@ -631,6 +631,7 @@ class HTTPServerConnection(Relaying, BackendListener):
         head = self.origin_head
         router = self.router
         t_origin = self.t_origin
+        tls_version, tls_cipher = self._tls_labels() if factory.tls else ("", "")
         rec = Exchange(
             entrypoint=factory.name,
             router=router.name if router is not None else "",
@@ -653,8 +654,8 @@ class HTTPServerConnection(Relaying, BackendListener):
             trusted=self.trusted,
             tls=factory.tls,
             response_headers=head.headers if head is not None else (),
-            tls_version=self._tls_labels()[0] if factory.tls else "",
-            tls_cipher=self._tls_labels()[1] if factory.tls else "",
+            tls_version=tls_version,
+            tls_cipher=tls_cipher,
         )
         try:
             factory.observer.exchange(rec)  # type: ignore[union-attr]
