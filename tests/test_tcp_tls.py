@@ -423,6 +423,41 @@ class HTTPSHalfCloseTests(_TLSRoutes):
         self.assertEqual(len(self.apps["web-app"].requests), 3)
         yield self.wait_no_connections()
 
+    @defer.inlineCallbacks
+    def test_closeNotifyDuringBody(self) -> Any:
+        """close_notify while the request body is unfinished and the backend still being
+        dialled: the exchange is aborted, nothing is left open."""
+        self.secret("front-cert", FRONT)
+        port = self.start_tcp_proxy(self.web_route("{secretName: front-cert}"))
+        head = b"POST /echo HTTP/1.1\r\nHost: web.test\r\nContent-Length: 100\r\n\r\n"
+
+        def session() -> None:
+            client = HalfCloseClient(port, "web.test")
+            try:
+                client.send(head + b"0123456789", flush=False)
+                client.close_notify()
+                client.read_to_end()
+            except OSError:
+                pass  # a reset is a fine answer to a request cut short
+            finally:
+                client.close()
+
+        yield threads.deferToThread(session)
+        yield self.wait_no_connections()
+
+    @defer.inlineCallbacks
+    def test_closeWithoutWaitingForThePeer(self) -> Any:
+        """The proxy ends an HTTPS connection (Connection: close) while the client neither
+        reads nor closes: the socket is closed after our close_notify, as Go does, not kept
+        until the client's close_notify."""
+        self.secret("front-cert", FRONT)
+        port = self.start_tcp_proxy(self.web_route("{secretName: front-cert}"))
+        request = b"GET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n"
+        client = yield threads.deferToThread(HalfCloseClient, port, "web.test")
+        self.addCleanup(client.close)
+        yield threads.deferToThread(client.send, request)
+        yield self.wait_no_connections()  # the client has not read a byte
+
     def test_keepAliveThenCloseNotify(self) -> Any:
         """Two exchanges on one connection, a third request with close_notify right after
         it: its answer comes, then the proxy's close_notify and the socket's end."""

@@ -155,8 +155,9 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.client_eof = True
         if self.state == TUNNEL or (self.state == IDLE and not self.buf):
             self.transport.loseConnection()
-        elif self.req_decoder is not None:
-            # The request body was cut short: nothing sensible can follow.
+        elif self.state == ACTIVE and not self.req_body_done:
+            # The request body was cut short (or will be: the backend is still being
+            # dialled and the body not read yet): nothing sensible can follow.
             self._abort_exchange("client closed before the request body ended")
         elif self.state == IDLE:
             self._process()

@@ -122,9 +122,12 @@ class _TLSLayer(TLSMemoryBIOProtocol):
             self.unregisterProducer()
         if self.disconnecting or not self.connected:
             return
-        if self._handshakeDone and (self._read_closed or self._write_closed):
-            # Half of it is over already: end ours and close now. Waiting for the peer's
-            # close_notify could be forever (it sent a FIN, or terminationDelay is over).
+        if self._handshakeDone and (
+            self._read_closed or self._write_closed or not self._appSendBuffer
+        ):
+            # Send our close_notify (after what is written) and close the socket now, as
+            # Go's tls.Conn.Close does: waiting for the peer's close_notify could be forever
+            # (an idle pooled client that does not read, a FIN, terminationDelay over).
             if not self._write_closed:
                 self._write_closed = True
                 self._notify_due = True
