@@ -1172,21 +1172,46 @@ def versions(
 # ---------------------------------------------------------------- main
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def guarded(run: Callable[[], int], procs: Processes, run_dir: Path, keep: bool) -> int:
+    """``run()``'s exit status; an interrupt or a RuntimeError is reported, and whatever
+    happens every process started is stopped and the run directory removed (unless kept).
+    Shared by the bench scripts."""
+    try:
+        return run()
+    except KeyboardInterrupt:
+        print("\ninterrupted; stopping everything", file=sys.stderr)
+        return 130
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        procs.stop_all()
+        if keep:
+            print(f"kept {run_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def add_interpreter_args(p: argparse.ArgumentParser) -> None:
+    """--tsproxy-python, --pypy-python, --skip-pypy, --skip-tsproxy (shared by the benches)."""
     p.add_argument(
         "--tsproxy-python",
         default=str(REPO_ROOT / ".venv" / "bin" / "python"),
-        help="interpreter with tsproxy installed (default: %(default)s)",
+        help="interpreter with tsproxy's dependencies (default: %(default)s)",
     )
     p.add_argument(
         "--pypy-python",
         default=None,
-        help="PyPy interpreter with tsproxy installed, for a second tsproxy row "
+        help="PyPy interpreter for a second tsproxy row "
         "(default: bench/.venv-pypy/bin/python if it exists)",
     )
     p.add_argument("--skip-pypy", action="store_true", help="no PyPy row")
     p.add_argument("--skip-tsproxy", action="store_true", help="peers only (validate the harness)")
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_interpreter_args(p)
     p.add_argument("--duration", type=int, default=10, help="measured seconds per row (max 10)")
     p.add_argument("--connections", type=int, default=50, help="wrk -c (default 50)")
     p.add_argument("--warmup", type=int, default=5, help="discarded warm-up seconds (default 5)")
@@ -1244,7 +1269,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     procs = Processes()
     run_dir = Path(tempfile.mkdtemp(prefix="tsproxy-http-bench-"))
     started = time.time()
-    try:
+
+    def run() -> int:
         bench = Bench(args, run_dir, procs)
         pypy = bench.pypy_python()
         info = versions(args, pypy)
@@ -1331,18 +1357,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             )
             print(f"saved {args.json}")
         return 0 if all(r.status == "ok" and not r.reason for r in rows) else 1
-    except KeyboardInterrupt:
-        print("\ninterrupted; stopping everything", file=sys.stderr)
-        return 130
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        procs.stop_all()
-        if args.keep:
-            print(f"kept {run_dir}", file=sys.stderr)
-        else:
-            shutil.rmtree(run_dir, ignore_errors=True)
+
+    return guarded(run, procs, run_dir, args.keep)
 
 
 if __name__ == "__main__":

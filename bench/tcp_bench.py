@@ -49,8 +49,10 @@ from http_bench import (
     _fmt,
     _median,
     _tail,
+    add_interpreter_args,
     check_tsproxy_installed,
     free_ports,
+    guarded,
     install_signal_handlers,
     markdown_table,
     measure_quietest,
@@ -627,19 +629,7 @@ def _row_json(row: Row) -> dict:
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--tsproxy-python",
-        default=str(REPO_ROOT / ".venv" / "bin" / "python"),
-        help="interpreter with tsproxy's dependencies (default: %(default)s)",
-    )
-    p.add_argument(
-        "--pypy-python",
-        default=None,
-        help="PyPy interpreter for a second tsproxy row "
-        "(default: bench/.venv-pypy/bin/python if it exists)",
-    )
-    p.add_argument("--skip-pypy", action="store_true", help="no PyPy row")
-    p.add_argument("--skip-tsproxy", action="store_true", help="peers only (validate the harness)")
+    add_interpreter_args(p)
     p.add_argument(
         "--requests", type=int, default=100000, help="redis-benchmark -n at -P 1 (default 100000)"
     )
@@ -731,7 +721,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     procs = Processes()
     run_dir = Path(tempfile.mkdtemp(prefix="tsproxy-tcp-bench-"))
     started = time.time()
-    try:
+
+    def run() -> int:
         bench = Bench(args, run_dir, procs)
         pypy = pypy_python(args)
         info = versions(args, pypy, TOOLS)
@@ -802,18 +793,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"saved {args.json}")
         print(f"elapsed {time.time() - started:.0f}s")
         return 0 if all(r.status == "ok" for r in rows) else 1
-    except KeyboardInterrupt:
-        print("\ninterrupted; stopping everything", file=sys.stderr)
-        return 130
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        procs.stop_all()
-        if args.keep:
-            print(f"kept {run_dir}", file=sys.stderr)
-        else:
-            shutil.rmtree(run_dir, ignore_errors=True)
+
+    return guarded(run, procs, run_dir, args.keep)
 
 
 if __name__ == "__main__":

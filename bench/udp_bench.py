@@ -43,6 +43,7 @@ from http_bench import (
     Processes,
     check_tsproxy_installed,
     free_ports,
+    guarded,
     install_signal_handlers,
     rss_mb,
     tree,
@@ -333,7 +334,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     install_signal_handlers()
     procs = Processes()
     run_dir = Path(tempfile.mkdtemp(prefix="tsproxy-udp-bench-"))
-    try:
+
+    def run() -> int:
         bench = Bench(args, run_dir, procs)
         bench.start_dnsmasq()
         print(
@@ -384,18 +386,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                         parts.append(f"÷nginx per proxy core {r.per_core / nginx.per_core:.2f}")
                 print(", ".join(parts))
         return 0 if all(r.status == "ok" for r in rows) else 1
-    except KeyboardInterrupt:
-        print("\ninterrupted; stopping everything", file=sys.stderr)
-        return 130
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        procs.stop_all()
-        if args.keep:
-            print(f"kept {run_dir}")
-        else:
-            shutil.rmtree(run_dir, ignore_errors=True)
+
+    return guarded(run, procs, run_dir, args.keep)
 
 
 if __name__ == "__main__":
