@@ -64,9 +64,9 @@ class EntryPointFactory(HTTPEntryPointFactory):
         """The HTTP engine for connections whose TLS ends here (HTTPS routers); it shares
         this entrypoint's pool, clock, observers and live connections."""
         if self._secure is None:
+            # Only read by the HTTP connections handed over here, never asked to build one.
             secure = copy.copy(self)
             secure.tls = True
-            secure.__class__ = HTTPEntryPointFactory  # type: ignore[assignment]
             self._secure = secure
         return self._secure
 
