@@ -1,0 +1,1 @@
+"""Traefik's HTTP and TCP middlewares: pure steps over a request head (see `base`)."""

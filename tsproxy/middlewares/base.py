@@ -1,0 +1,216 @@
+"""The contract between the HTTP engine and its middlewares, and nothing else.
+
+A middleware is a step over the request head: it lets the request continue (perhaps changed)
+or answers it in the proxy's name. A step that must ask another server (forwardAuth) returns a
+Deferred of the same result. No reactor import here: time and I/O come in through `Services`.
+"""
+
+from __future__ import annotations
+
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Protocol,
+    Tuple,
+    Union,
+)
+
+import attrs
+
+__all__ = [
+    "Answer",
+    "BuildContext",
+    "BuildError",
+    "HeaderList",
+    "Middleware",
+    "MiddlewareKind",
+    "Request",
+    "Response",
+    "ResponseHook",
+    "StepResult",
+    "canonical_name",
+]
+
+
+def canonical_name(name: str) -> str:
+    """Go's CanonicalMIMEHeaderKey: the spelling Traefik gives headers it adds."""
+    if not name or any(c in name for c in " \t") or not name.isascii():
+        return name
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+class HeaderList:
+    """An ordered header list, names matched case-insensitively, values as latin-1 text.
+
+    Added headers get Go's canonical spelling (as Traefik sends them); received ones keep
+    theirs.
+    """
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: Iterable[Tuple[str, str]] = ()) -> None:
+        self.items: List[Tuple[str, str]] = list(items)
+
+    def __iter__(self) -> Iterator[Tuple[str, str]]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __repr__(self) -> str:
+        return f"HeaderList({self.items!r})"
+
+    def get(self, name: str) -> Optional[str]:
+        """The first value of `name`, or None."""
+        lname = name.lower()
+        for key, value in self.items:
+            if key.lower() == lname:
+                return value
+        return None
+
+    def get_all(self, name: str) -> List[str]:
+        """Every value of `name`, in order."""
+        lname = name.lower()
+        return [value for key, value in self.items if key.lower() == lname]
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every `name` line by one, where the first one stood (else at the end)."""
+        lname = name.lower()
+        out: List[Tuple[str, str]] = []
+        placed = False
+        for key, old in self.items:
+            if key.lower() == lname:
+                if not placed:
+                    out.append((key, value))
+                    placed = True
+                continue
+            out.append((key, old))
+        if not placed:
+            out.append((canonical_name(name), value))
+        self.items = out
+
+    def add(self, name: str, value: str) -> None:
+        """Append one more `name` line."""
+        self.items.append((canonical_name(name), value))
+
+    def remove(self, name: str) -> None:
+        """Drop every `name` line."""
+        lname = name.lower()
+        self.items = [(key, value) for key, value in self.items if key.lower() != lname]
+
+
+@attrs.frozen
+class Answer:
+    """A response the proxy gives itself instead of asking the service (401, 403, 302…)."""
+
+    status: int
+    headers: Tuple[Tuple[str, str], ...] = ()
+    body: bytes = b""
+
+
+@attrs.define(eq=False)
+class Response:
+    """The head of an answer on its way back to the client, as response hooks change it.
+
+    `request` is the request as the service (or the answering step) saw it.
+    """
+
+    status: int
+    headers: HeaderList
+    request: "Request"
+
+
+ResponseHook = Callable[[Response], None]
+
+
+@attrs.define(eq=False)
+class Request:
+    """The request head as the middlewares see it; steps change it in place.
+
+    `path` is the path as received (percent-encoded, after the entrypoint's sanitizing) and
+    `query` the raw query without "?" (None when the target has no "?"). The Host header
+    is in `headers` like any other; `host` reads it. The engine forwards what is here after
+    the last step: method, path + query, headers.
+    """
+
+    method: str
+    path: str
+    query: Optional[str]
+    headers: HeaderList
+    #: The TCP peer's address (the entrypoint's forwardedHeaders decide nothing here).
+    client_ip: str
+    #: The connection to the proxy is TLS.
+    tls: bool = False
+    #: The client's certificate chain, DER, leaf first; read only when asked (mTLS).
+    client_certs: Callable[[], Tuple[bytes, ...]] = lambda: ()
+    #: Hooks that change the response head, called innermost first (Go's wrapped writers).
+    response_hooks: List[ResponseHook] = attrs.Factory(list)
+    #: Values a step leaves for a later one or for observation (e.g. "auth_user").
+    notes: Dict[str, Any] = attrs.Factory(dict)
+
+    @property
+    def host(self) -> str:
+        return self.headers.get("Host") or ""
+
+    @property
+    def target(self) -> str:
+        """The request target sent on: path, then "?" and the query when there is one."""
+        return self.path if self.query is None else f"{self.path}?{self.query}"
+
+    def on_response(self, hook: ResponseHook) -> None:
+        """Have `hook` change the head of whatever answer comes back through this step."""
+        self.response_hooks.append(hook)
+
+
+#: What a step returns: None to continue, an Answer to stop, or a Deferred of either.
+StepResult = Union[None, Answer, Any]
+
+
+class Middleware(Protocol):
+    """One built HTTP middleware, as the router's chain runs it."""
+
+    #: The middleware's qualified name (``default-auth@kubernetescrd``), for logs and errors.
+    name: str
+
+    def handle(self, request: Request) -> StepResult:
+        """Continue (None, maybe after changing `request`), answer, or a Deferred of either."""
+
+
+@attrs.frozen
+class MiddlewareKind:
+    """How one of Traefik's middleware kinds is read and built.
+
+    `parse` reads the kind's section with `tsproxy.config.schema.Fields` (located errors,
+    unknown fields refused) into a frozen spec value; `build` makes the runtime step from the
+    spec and the name, with `context` giving what a step may need from outside (secrets,
+    services, a clock, an HTTP client): see `tsproxy.middlewares.registry`.
+    """
+
+    name: str
+    parse: Callable[..., Any]
+    build: Callable[..., Middleware]
+
+
+class BuildError(Exception):
+    """A middleware's spec cannot be built (a missing Secret, a bad regexp…); the message
+    says what, the caller adds where."""
+
+
+class BuildContext(Protocol):
+    """What building a step may need from outside the middleware's own spec."""
+
+    #: The namespace the middleware lives in (its Secrets are looked up there).
+    namespace: str
+    #: The reactor (a Clock in tests) for steps that keep time or talk to servers.
+    reactor: Any
+
+    def secret(self, name: str) -> Optional[Dict[str, bytes]]:
+        """The data of Secret `name` in `namespace`, or None when there is none."""

@@ -1,0 +1,26 @@
+"""Every middleware kind tsproxy implements, by Traefik's configuration key.
+
+Each implementation module exposes ``KINDS``, a tuple of `MiddlewareKind`; a kind that is
+not here is not implemented, and a router naming a middleware of that kind is disabled.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Dict
+
+from tsproxy.middlewares.base import MiddlewareKind
+
+__all__ = ["http_kinds"]
+
+#: The implementation modules under tsproxy.middlewares, one line each.
+_MODULES: tuple[str, ...] = ()
+
+
+def http_kinds() -> Dict[str, MiddlewareKind]:
+    """The implemented HTTP middleware kinds, by their key (``stripPrefix``…)."""
+    kinds: Dict[str, MiddlewareKind] = {}
+    for module in _MODULES:
+        for kind in importlib.import_module(f"tsproxy.middlewares.{module}").KINDS:
+            kinds[kind.name] = kind
+    return kinds
