@@ -16,6 +16,7 @@ __all__ = ["http_kinds"]
 #: The implementation modules under tsproxy.middlewares, one line each.
 _MODULES: tuple[str, ...] = (
     "basicauth",
+    "digestauth",
 )
 
 
