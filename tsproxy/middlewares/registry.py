@@ -18,6 +18,7 @@ _MODULES: tuple[str, ...] = (
     "basicauth",
     "digestauth",
     "ipallowlist",
+    "passtls",
 )
 
 
