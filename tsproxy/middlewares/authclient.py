@@ -159,18 +159,13 @@ class AgentAuthClient:
         body: Optional[bytes],
         max_body: int,
     ) -> Any:
-        from io import BytesIO
-
-        from twisted.internet.defer import CancelledError
-        from twisted.web.client import FileBodyProducer
+        from twisted.python.failure import Failure
         from twisted.web.http_headers import Headers
 
         raw = Headers()
         for name, value in headers:
             raw.addRawHeader(name.encode("latin-1"), value.encode("latin-1"))
-        producer = None
-        if body is not None:
-            producer = FileBodyProducer(BytesIO(body), cooperator=_Immediate())
+        producer = _bytes_producer(body) if body is not None else None
         timed_out: List[bool] = []
         d = self.agent.request(method.encode("ascii"), url.encode("ascii"), raw, producer)
         d.addCallback(_read_response, max_body)
@@ -184,7 +179,7 @@ class AgentAuthClient:
         def done(result: Any) -> Any:
             if timer.active():
                 timer.cancel()
-            if timed_out and hasattr(result, "check") and result.check(CancelledError):
+            if timed_out and isinstance(result, Failure):
                 raise AuthTimeout(f"no answer from {url} within {self.timeout:g}s")
             return result
 
@@ -195,29 +190,30 @@ class AgentAuthClient:
         return self.pool.closeCachedConnections()
 
 
-class _Immediate:
-    """A cooperator for FileBodyProducer that writes the (small, in-memory) body at once."""
+def _bytes_producer(body: bytes) -> Any:
+    """An IBodyProducer writing an in-memory body at once (its length known up front)."""
+    from twisted.internet.defer import succeed
+    from twisted.web.iweb import IBodyProducer
+    from zope.interface import implementer
 
-    def cooperate(self, iterator: Any) -> Any:
-        from twisted.internet.defer import succeed
+    @implementer(IBodyProducer)
+    class _Bytes:
+        length = len(body)
 
-        for _ in iterator:
+        def startProducing(self, consumer: Any) -> Any:
+            consumer.write(body)
+            return succeed(None)
+
+        def pauseProducing(self) -> None:
             pass
 
-        class _Task:
-            def whenDone(self) -> Any:
-                return succeed(iterator)
+        def resumeProducing(self) -> None:
+            pass
 
-            def stop(self) -> None:
-                pass
+        def stopProducing(self) -> None:
+            pass
 
-            def pause(self) -> None:
-                pass
-
-            def resume(self) -> None:
-                pass
-
-        return _Task()
+    return _Bytes()
 
 
 def _read_response(response: Any, max_body: int) -> Any:

@@ -17,6 +17,7 @@ __all__ = ["http_kinds"]
 _MODULES: tuple[str, ...] = (
     "basicauth",
     "digestauth",
+    "forwardauth",
     "ipallowlist",
     "passtls",
 )
