@@ -48,6 +48,10 @@ class AuthServerProtocol(Protocol):
     def connectionMade(self) -> None:
         self.buffer = b""
         self.factory.connections.append(self)  # type: ignore[attr-defined]
+        self.factory.accepted = getattr(self.factory, "accepted", 0) + 1
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.factory.connections.remove(self)  # type: ignore[attr-defined]
 
     def dataReceived(self, data: bytes) -> None:
         self.buffer += data
@@ -105,7 +109,7 @@ class AuthServer:
         return self.factory.received  # type: ignore[no-any-return,attr-defined]
 
     def stop(self) -> Any:
-        for connection in self.factory.connections:  # type: ignore[attr-defined]
+        for connection in list(self.factory.connections):  # type: ignore[attr-defined]
             connection.transport.abortConnection()
         return self.port.stopListening()
 
@@ -269,7 +273,8 @@ class VectorTests(TestCase):
         for _ in range(3):
             result = yield step.handle(request_of({}))
             self.assertIsNone(result)
-        self.assertEqual(len(self.server.factory.connections), 1)  # type: ignore[attr-defined]
+        self.assertEqual(self.server.factory.accepted, 1)  # type: ignore[attr-defined]
+        self.assertEqual(len(self.server.received), 3)
 
 
 def _sleep(seconds: float) -> Any:
@@ -414,3 +419,67 @@ class StepTests(SynchronousTestCase):
                 case = next(c for c in VECTORS["cases"] if c["name"] == name)
                 self.assertIn("reason", entry)
                 self.assertTrue(case)
+
+
+class TLSTests(TestCase):
+    """The auth client's TLS: a CA and a client certificate from Secrets, or no checks."""
+
+    def setUp(self) -> None:
+        from twisted.internet import ssl
+
+        from tests.certs import make_ca, make_leaf
+
+        self.ca = make_ca()
+        self.client_cert = make_leaf(self.ca, cn="tsproxy", client=True)
+        server = make_leaf(self.ca, cn="auth", ips=["127.0.0.1"])
+        self.factory = Factory.forProtocol(AuthServerProtocol)
+        self.factory.received = []  # type: ignore[attr-defined]
+        self.factory.connections = []  # type: ignore[attr-defined]
+        self.factory.answer = {"status": 200}  # type: ignore[attr-defined]
+        options = ssl.CertificateOptions(
+            privateKey=ssl.PrivateCertificate.loadPEM(server.cert_pem + server.key_pem).privateKey.original,
+            certificate=ssl.Certificate.loadPEM(server.cert_pem).original,
+            verify=True,
+            requireCertificate=True,
+            caCerts=[ssl.Certificate.loadPEM(self.ca.cert_pem).original],
+        )
+        self.port = reactor.listenSSL(0, self.factory, options, interface="127.0.0.1")
+        self.addCleanup(self.stop)
+
+    def stop(self) -> Any:
+        for connection in list(self.factory.connections):  # type: ignore[attr-defined]
+            connection.transport.abortConnection()
+        return self.port.stopListening()
+
+    @defer.inlineCallbacks
+    def ask(self, tls: Dict[str, Any]) -> Any:
+        address = "https://127.0.0.1:%d/" % self.port.getHost().port
+        context = FakeContext(
+            reactor=reactor,
+            secrets={
+                "ca": {"ca.crt": self.ca.cert_pem},
+                "client": {
+                    "tls.crt": self.client_cert.cert_pem,
+                    "tls.key": self.client_cert.key_pem,
+                },
+            },
+        )
+        spec = forwardauth.parse(fields_of({"address": address, "tls": tls}))
+        step = forwardauth.build(spec, "fa", context)
+        self.addCleanup(step.client.close)
+        result = yield step.handle(request_of({}))
+        return result
+
+    @defer.inlineCallbacks
+    def test_table(self) -> Any:
+        """Only a trusted server with our client certificate lets the request on."""
+        table = [
+            ({"caSecret": "ca", "certSecret": "client"}, None),
+            ({"caSecret": "ca"}, 500),
+            ({"certSecret": "client"}, 500),
+            ({"certSecret": "client", "insecureSkipVerify": True}, None),
+        ]
+        for tls, want in table:
+            result = yield self.ask(tls)
+            got = None if result is None else result.status
+            self.assertEqual(got, want, tls)
