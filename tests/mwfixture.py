@@ -117,9 +117,11 @@ def run_step(step: Any, request: Request) -> Any:
 
 def header_value(headers: Any, name: str) -> Optional[Any]:
     """One value, several as a list, or None; as the vectors write expected headers."""
-    values = headers.get_all(name) if hasattr(headers, "get_all") else [
-        v for k, v in headers if k.lower() == name.lower()
-    ]
+    values = (
+        headers.get_all(name)
+        if hasattr(headers, "get_all")
+        else [v for k, v in headers if k.lower() == name.lower()]
+    )
     if not values:
         return None
     return values[0] if len(values) == 1 else values

@@ -198,9 +198,7 @@ class ParseTests(SynchronousTestCase):
             with self.subTest(text):
                 with self.assertRaises(FieldError) as caught:
                     basicauth.parse(fields_yaml(text))
-                self.assertEqual(
-                    (caught.exception.line, caught.exception.path), (line, path), text
-                )
+                self.assertEqual((caught.exception.line, caught.exception.path), (line, path), text)
                 self.assertIn(message, caught.exception.message)
 
 

@@ -115,7 +115,9 @@ class HandshakeTests(SynchronousTestCase):
     def test_replayed_count_refused(self) -> None:
         """The same nc twice is refused; a larger one is accepted."""
         challenge = challenge_of(self.step)
-        self.assertIsNone(self.step.handle(get([("Authorization", respond(challenge, "test", "test"))])))
+        self.assertIsNone(
+            self.step.handle(get([("Authorization", respond(challenge, "test", "test"))]))
+        )
         again = self.step.handle(get([("Authorization", respond(challenge, "test", "test"))]))
         self.assertEqual(again.status, 401)
         later = respond(challenge, "test", "test", nc=2)
@@ -166,7 +168,9 @@ class HandshakeTests(SynchronousTestCase):
         self.assertLessEqual(
             len(step.clients), digestauth.CLIENT_CACHE_SIZE + digestauth.CLIENT_CACHE_TOLERANCE + 1
         )
-        self.assertEqual(step.handle(get([("Authorization", respond(first, "a", "b"))])).status, 401)
+        self.assertEqual(
+            step.handle(get([("Authorization", respond(first, "a", "b"))])).status, 401
+        )
 
     def test_parse_pairs(self) -> None:
         """Quoted values keep their commas; unquoted values are taken as they are."""

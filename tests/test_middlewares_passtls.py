@@ -88,7 +88,9 @@ class StepTests(SynchronousTestCase):
 
     def test_forged_headers_dropped(self) -> None:
         """Without a client certificate a client's own header is removed (unless trusted)."""
-        step = passtls.build(passtls.parse(fields_of({"pem": True, "info": {}})), "p", FakeContext())
+        step = passtls.build(
+            passtls.parse(fields_of({"pem": True, "info": {}})), "p", FakeContext()
+        )
         headers = {passtls.CERT_HEADER: "forged", passtls.INFO_HEADER: "forged"}
         request = request_of({"headers": headers})
         step.handle(request)

@@ -136,9 +136,7 @@ def _pem_blocks(data: bytes) -> List[bytes]:
 class AgentAuthClient:
     """AuthClient on Twisted's Agent with its own persistent connection pool."""
 
-    def __init__(
-        self, reactor: Any, policy: Any = None, timeout: float = TIMEOUT
-    ) -> None:
+    def __init__(self, reactor: Any, policy: Any = None, timeout: float = TIMEOUT) -> None:
         from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
 
         self.reactor = reactor

@@ -185,9 +185,7 @@ def parse_basic_user(line: str) -> Optional[Tuple[str, str]]:
     return (parts[0], parts[1]) if len(parts) == 2 else None
 
 
-def read_users(
-    fields: Fields, check: Callable[[str], Optional[Any]], what: str
-) -> Tuple[str, ...]:
+def read_users(fields: Fields, check: Callable[[str], Optional[Any]], what: str) -> Tuple[str, ...]:
     """The inline `users` lines, each checked where it is written."""
     users = []
     for item, path, line in fields.items("users"):
@@ -268,7 +266,7 @@ class BasicAuth:
     remove_header: bool
     #: Runs a slow (bcrypt) check off the reactor thread; returns a Deferred or the value.
     run_slow: Callable[[Callable[[], bool]], Any]
-    _cache: "collections.OrderedDict[bytes, None]" = attrs.Factory(collections.OrderedDict)
+    _cache: collections.OrderedDict[bytes, None] = attrs.Factory(collections.OrderedDict)
     _pending: Dict[bytes, Any] = attrs.Factory(dict)
 
     def handle(self, request: Request) -> StepResult:
@@ -295,9 +293,7 @@ class BasicAuth:
             if not hasattr(result, "addCallback"):
                 return self._decide(request, user, known, key, bool(result))
             pending = self._pending[key] = _Shared(result, lambda: self._pending.pop(key, None))
-        return pending.wait().addCallback(
-            lambda ok: self._decide(request, user, known, key, ok)
-        )
+        return pending.wait().addCallback(lambda ok: self._decide(request, user, known, key, ok))
 
     def _decide(self, request: Request, user: str, known: bool, key: bytes, ok: bool) -> StepResult:
         if not (ok and known):

@@ -8,8 +8,7 @@ The auth request's head is built purely (`auth_request_headers`); the call goes 
 from __future__ import annotations
 
 import html
-import re
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 from urllib.parse import urljoin, urlsplit
 
 import attrs
@@ -141,7 +140,7 @@ def _tls(fields: Fields) -> Optional[ForwardAuthTLSSpec]:
 
 def _header_names(fields: Fields, key: str) -> Tuple[str, ...]:
     names = fields.strings(key)
-    for (item, path, line), name in zip(fields.items(key), names):
+    for (_item, path, line), name in zip(fields.items(key), names):
         if not name or any(c in name for c in " \t\r\n:"):
             raise FieldError(line, path, f"{name!r} is not a header name")
     return names
@@ -268,7 +267,10 @@ def _cookie_name(set_cookie: str) -> str:
 
 
 def _copy_headers(
-    request: Request, auth: AuthResponse, names: Sequence[str], regex: Optional[Callable[[str], bool]]
+    request: Request,
+    auth: AuthResponse,
+    names: Sequence[str],
+    regex: Optional[Callable[[str], bool]],
 ) -> None:
     auth_headers = HeaderList(auth.headers)
     for name in names:
