@@ -7,8 +7,9 @@ import hashlib
 from typing import Any, Dict, List
 
 import bcrypt
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.mwfixture import FakeContext, fields_of, fields_yaml, load_vectors, request_of, run_step
 from tsproxy.config.schema import FieldError
@@ -275,3 +276,38 @@ class CacheTests(SynchronousTestCase):
         req = request(basic("u", "test"))
         step.handle(req)
         self.assertEqual(req.notes["auth_user"], "u")
+
+
+class RegistryTests(SynchronousTestCase):
+    """The kinds are listed in the registry."""
+
+    def test_registered(self) -> None:
+        """http_kinds() gives this module's kinds by their Traefik key."""
+        from tsproxy.middlewares.registry import http_kinds
+
+        kinds = http_kinds()
+        for kind in basicauth.KINDS:
+            self.assertIs(kinds[kind.name], kind)
+        self.assertEqual({kind.name for kind in basicauth.KINDS}, {"basicAuth"})
+
+
+class ThreadTests(TestCase):
+    """bcrypt runs in the reactor's thread pool."""
+
+    def test_bcrypt_in_thread(self) -> Any:
+        """With a real reactor the check is a Deferred that fires with the step's result."""
+        hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()
+        step = basicauth.build(
+            basicauth.BasicAuthSpec(users=(f"u:{hashed}",)), "a", FakeContext(reactor=reactor)
+        )
+        good = step.handle(request(basic("u", "pw")))
+        self.assertIsInstance(good, Deferred)
+        bad = step.handle(request(basic("u", "no")))
+
+        def check(results: Any) -> None:
+            self.assertIsNone(results[0])
+            self.assertEqual(results[1].status, 401)
+
+        from twisted.internet.defer import gatherResults
+
+        return gatherResults([good, bad]).addCallback(check)

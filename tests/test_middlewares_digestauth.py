@@ -207,3 +207,16 @@ class ParseTests(SynchronousTestCase):
         with self.assertRaises(BuildError) as caught:
             digestauth.build(spec, "d", context)
         self.assertIn("error parsing DigestUser: a:b", str(caught.exception))
+
+
+class RegistryTests(SynchronousTestCase):
+    """The kinds are listed in the registry."""
+
+    def test_registered(self) -> None:
+        """http_kinds() gives this module's kinds by their Traefik key."""
+        from tsproxy.middlewares.registry import http_kinds
+
+        kinds = http_kinds()
+        for kind in digestauth.KINDS:
+            self.assertIs(kinds[kind.name], kind)
+        self.assertEqual({kind.name for kind in digestauth.KINDS}, {"digestAuth"})

@@ -481,3 +481,16 @@ class TLSTests(TestCase):
             result = yield self.ask(tls)
             got = None if result is None else result.status
             self.assertEqual(got, want, tls)
+
+
+class RegistryTests(SynchronousTestCase):
+    """The kinds are listed in the registry."""
+
+    def test_registered(self) -> None:
+        """http_kinds() gives this module's kinds by their Traefik key."""
+        from tsproxy.middlewares.registry import http_kinds
+
+        kinds = http_kinds()
+        for kind in forwardauth.KINDS:
+            self.assertIs(kinds[kind.name], kind)
+        self.assertEqual({kind.name for kind in forwardauth.KINDS}, {"forwardAuth"})

@@ -203,3 +203,16 @@ class StepTests(SynchronousTestCase):
                     ipallowlist.parse(fields_yaml(text))
                 self.assertEqual((caught.exception.line, caught.exception.path), (line, path))
                 self.assertIn(message, caught.exception.message)
+
+
+class RegistryTests(SynchronousTestCase):
+    """The kinds are listed in the registry."""
+
+    def test_registered(self) -> None:
+        """http_kinds() gives this module's kinds by their Traefik key."""
+        from tsproxy.middlewares.registry import http_kinds
+
+        kinds = http_kinds()
+        for kind in ipallowlist.KINDS:
+            self.assertIs(kinds[kind.name], kind)
+        self.assertEqual({kind.name for kind in ipallowlist.KINDS}, {"ipAllowList", "ipWhiteList"})

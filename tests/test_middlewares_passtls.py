@@ -122,3 +122,16 @@ class StepTests(SynchronousTestCase):
                 with self.assertRaises(FieldError) as caught:
                     passtls.parse(fields_yaml(text))
                 self.assertEqual((caught.exception.line, caught.exception.path), (line, path))
+
+
+class RegistryTests(SynchronousTestCase):
+    """The kinds are listed in the registry."""
+
+    def test_registered(self) -> None:
+        """http_kinds() gives this module's kinds by their Traefik key."""
+        from tsproxy.middlewares.registry import http_kinds
+
+        kinds = http_kinds()
+        for kind in passtls.KINDS:
+            self.assertIs(kinds[kind.name], kind)
+        self.assertEqual({kind.name for kind in passtls.KINDS}, {"passTLSClientCert"})

@@ -143,7 +143,7 @@ class AgentAuthClient:
         self.timeout = timeout
         self.pool = HTTPConnectionPool(reactor, persistent=True)
         self.pool.maxPersistentPerHost = 10
-        self.pool.cachedConnectionTimeout = IDLE_TIMEOUT
+        self.pool.cachedConnectionTimeout = IDLE_TIMEOUT  # type: ignore[assignment]
         self.pool.retryAutomatically = False
         self.agent = Agent(
             reactor, contextFactory=policy or BrowserLikePolicyForHTTPS(), pool=self.pool
@@ -249,7 +249,7 @@ def _read_response(response: Any, max_body: int) -> Any:
             self.size += len(data)
             if 0 <= max_body < self.size:
                 self.too_large = True
-                self.transport.stopProducing()
+                self.transport.stopProducing()  # type: ignore[union-attr]
                 return
             self.parts.append(data)
 

@@ -284,7 +284,8 @@ class BasicAuth:
         ).digest()
         if known and key in self._cache:
             self._cache.move_to_end(key)
-            return self._accept(request, user)
+            self._accept(request, user)
+            return None
         if not is_slow(secret):
             return self._decide(request, user, known, key, check_secret(password, secret))
         pending = self._pending.get(key)
@@ -302,7 +303,8 @@ class BasicAuth:
         self._cache.move_to_end(key)
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
-        return self._accept(request, user)
+        self._accept(request, user)
+        return None
 
     def _accept(self, request: Request, user: str) -> None:
         request.notes["auth_user"] = user
@@ -310,7 +312,6 @@ class BasicAuth:
             set_user_header(request, self.header_field, user)
         if self.remove_header:
             request.headers.remove("Authorization")
-        return None
 
     def _refuse(self) -> Answer:
         return unauthorized(f'Basic realm="{self.realm}"')
