@@ -120,6 +120,7 @@ class HandshakeTests(SynchronousTestCase):
         )
         again = self.step.handle(get([("Authorization", respond(challenge, "test", "test"))]))
         self.assertEqual(again.status, 401)
+        self.assertTrue(HeaderList(again.headers).get("WWW-Authenticate").endswith("stale=true"))
         later = respond(challenge, "test", "test", nc=2)
         self.assertIsNone(self.step.handle(get([("Authorization", later)])))
 
@@ -128,6 +129,9 @@ class HandshakeTests(SynchronousTestCase):
         challenge = challenge_of(self.step).replace('nonce="', 'nonce="x')
         answer = self.step.handle(get([("Authorization", respond(challenge, "test", "test"))]))
         self.assertEqual(answer.status, 401)
+        self.assertIn("stale=true", HeaderList(answer.headers).get("WWW-Authenticate"))
+        wrong = self.step.handle(get([("Authorization", respond(challenge, "test", "bad"))]))
+        self.assertNotIn("stale", HeaderList(wrong.headers).get("WWW-Authenticate"))
 
     def test_wrong_fields_refused(self) -> None:
         """Wrong password, realm, opaque, qop, algorithm or method are refused."""

@@ -142,9 +142,9 @@ class DigestAuth:
     clients: Dict[str, _Client] = attrs.Factory(dict)
 
     def handle(self, request: Request) -> StepResult:
-        user = self.check(request)
+        user, stale = self.check(request)
         if user is None:
-            return self.challenge()
+            return self.challenge(stale)
         request.notes["auth_user"] = user
         if self.header_field:
             set_user_header(request, self.header_field, user)
@@ -152,27 +152,28 @@ class DigestAuth:
             request.headers.remove("Authorization")
         return None
 
-    def check(self, request: Request) -> Optional[str]:
-        """The user when the request's Digest credentials are good, else None."""
+    def check(self, request: Request) -> Tuple[Optional[str], bool]:
+        """The user when the request's Digest credentials are good, else None; and whether
+        they were right but for a nonce this step forgot or a count already seen (stale)."""
         auth = digest_params(request.headers.get("Authorization"))
         if auth is None:
-            return None
+            return None, False
         auth.setdefault("algorithm", "MD5")
         if (
             auth.get("opaque") != self.opaque
             or auth["algorithm"] != "MD5"
             or auth.get("qop") != "auth"
         ):
-            return None
+            return None, False
         uri = auth.get("uri", "")
         if uri != request.target:
             # The library lets the uri's path be a prefix of the request's path.
             try:
                 uri_path = urlsplit(uri).path
             except ValueError:
-                return None
+                return None, False
             if not request.path.startswith(uri_path):
-                return None
+                return None, False
         username = auth.get("username", "")
         ha1 = self.secrets.get(username, "")
         ha2 = md5_hex(f"{request.method}:{uri}")
@@ -180,28 +181,29 @@ class DigestAuth:
         expected = md5_hex(":".join((*parts, auth["qop"], ha2)))
         response = auth.get("response", "")
         if not hmac.compare_digest(expected.encode(), response.encode("utf-8", "replace")):
-            return None
+            return None, False
         if not ha1:
-            return None
+            return None, False
         try:
             nc = int(auth.get("nc", ""), 16)
         except ValueError:
-            return None
+            return None, False
         client = self.clients.get(auth.get("nonce", ""))
         if client is None or (client.nc != 0 and client.nc >= nc):
-            return None
+            # The password was right: the client should retry with a new nonce, unprompted.
+            return None, True
         client.nc = nc
         client.last_seen = self.now()
-        return username
+        return username, False
 
-    def challenge(self) -> Answer:
+    def challenge(self, stale: bool = False) -> Answer:
         if len(self.clients) > CLIENT_CACHE_SIZE + CLIENT_CACHE_TOLERANCE:
             self._purge(CLIENT_CACHE_TOLERANCE * 2)
         nonce = self.random_key()
         self.clients[nonce] = _Client(0, self.now())
         return unauthorized(
             f'Digest realm="{self.realm}", nonce="{nonce}", opaque="{self.opaque}", '
-            'algorithm=MD5, qop="auth"'
+            'algorithm=MD5, qop="auth"' + (", stale=true" if stale else "")
         )
 
     def _purge(self, count: int) -> None:
