@@ -11,7 +11,14 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from tests.mwfixture import FakeContext, fields_of, fields_yaml, load_vectors, request_of, run_step
+from tests.authfixture import (
+    FakeContext,
+    fields_of,
+    fields_yaml,
+    load_vectors,
+    request_of,
+    run_step,
+)
 from tsproxy.config.schema import FieldError
 from tsproxy.middlewares import basicauth
 from tsproxy.middlewares.base import Answer, BuildError, HeaderList, Request

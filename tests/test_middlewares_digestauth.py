@@ -8,7 +8,14 @@ from typing import Any, Dict, Optional
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.mwfixture import FakeContext, fields_of, fields_yaml, load_vectors, request_of, run_step
+from tests.authfixture import (
+    FakeContext,
+    fields_of,
+    fields_yaml,
+    load_vectors,
+    request_of,
+    run_step,
+)
 from tsproxy.config.schema import FieldError
 from tsproxy.middlewares import digestauth
 from tsproxy.middlewares.base import Answer, BuildError, HeaderList, Request

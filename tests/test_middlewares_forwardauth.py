@@ -11,7 +11,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from tests.mwfixture import (
+from tests.authfixture import (
     FakeContext,
     fields_of,
     fields_yaml,

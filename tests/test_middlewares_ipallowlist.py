@@ -7,7 +7,7 @@ from typing import Any, Dict
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.mwfixture import (
+from tests.authfixture import (
     FakeContext,
     deviations,
     fields_of,

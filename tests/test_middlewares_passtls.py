@@ -13,7 +13,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.mwfixture import FakeContext, fields_of, fields_yaml, load_vectors, request_of, run_step
+from tests.authfixture import (
+    FakeContext,
+    fields_of,
+    fields_yaml,
+    load_vectors,
+    request_of,
+    run_step,
+)
 from tsproxy.config.schema import FieldError
 from tsproxy.middlewares import passtls
 

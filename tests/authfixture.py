@@ -1,5 +1,5 @@
-"""Shared helpers for the middleware tests: YAML sections as Fields, a fake build context,
-requests made from vector cases, and the deviation list of the access-control kinds."""
+"""Helpers for the access-control middleware tests: YAML sections as Fields, a fake build
+context, requests made from vector cases, and the list of deliberate deviations."""
 
 from __future__ import annotations
 
