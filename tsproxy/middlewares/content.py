@@ -172,10 +172,10 @@ class ContentTypeSpec:
 
 
 def parse_content_type(fields: Fields) -> ContentTypeSpec:
-    auto_detect = fields.boolean("autoDetect", False) if fields.has("autoDetect") else None
-    fields.boolean("autoDetect", False)
+    present = fields.has("autoDetect")
+    value = fields.boolean("autoDetect", False)
     fields.done()
-    return ContentTypeSpec(auto_detect)
+    return ContentTypeSpec(value if present else None)
 
 
 def _enable_sniffing(response: Response) -> None:
