@@ -36,7 +36,7 @@ def load(name: str) -> Any:
         return json.load(stream)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def deviations() -> Dict[str, Dict[str, Any]]:
     """Listed cases where tsproxy deliberately differs from a vector, by case key."""
     return {entry["case"]: entry for entry in load("deviations.json")["deviations"]}
@@ -180,7 +180,9 @@ def _compare_headers(
         got_names = {name.lower() for name, _ in actual} - set(ignore)
         want_names = {name.lower() for name, value in expected.items() if value is not None}
         if got_names != want_names:
-            out.append((aspect, "header names %s, want %s" % (sorted(got_names), sorted(want_names))))
+            out.append(
+                (aspect, "header names %s, want %s" % (sorted(got_names), sorted(want_names)))
+            )
     return out
 
 
@@ -307,8 +309,6 @@ def add_vector_tests(cls: type, filename: str, kind: str) -> None:
 
 def case_keys(filename: str) -> List[str]:
     return ["%s#%d" % (filename, index) for index in range(len(load(filename)["cases"]))]
-
-
 
 
 def parse_error(kind: str, text: str) -> Tuple[int, str]:

@@ -76,14 +76,21 @@ class ContentTypeTests(SynchronousTestCase):
 
     def test_parse(self) -> None:
         """autoDetect is the only field, a boolean."""
-        self.assertEqual(parse_error("contentType", "spec:\n  autoDetect: 'no'\n"),
-                         (2, "spec.autoDetect: must be true or false"))
-        self.assertEqual(parse_error("contentType", "spec:\n  sniff: true\n"),
-                         (2, "spec.sniff: unknown field"))
+        self.assertEqual(
+            parse_error("contentType", "spec:\n  autoDetect: 'no'\n"),
+            (2, "spec.autoDetect: must be true or false"),
+        )
+        self.assertEqual(
+            parse_error("contentType", "spec:\n  sniff: true\n"), (2, "spec.sniff: unknown field")
+        )
 
     def test_hook(self) -> None:
         """The step asks the engine to sniff; autoDetect false makes it do nothing."""
-        for config, asked in [({}, True), ({"autoDetect": True}, True), ({"autoDetect": False}, False)]:
+        for config, asked in [
+            ({}, True),
+            ({"autoDetect": True}, True),
+            ({"autoDetect": False}, False),
+        ]:
             request = Request("GET", "/", None, HeaderList(), "192.0.2.1")
             self.assertIsNone(build("contentType", config).handle(request))
             response = Response(200, HeaderList(), request)

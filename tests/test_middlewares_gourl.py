@@ -21,8 +21,13 @@ class GoURLTests(SynchronousTestCase):
     def test_unescape(self) -> None:
         """%XX decodes (to UTF-8 text, other bytes kept apart); a bad escape is Go's error."""
         table = [
-            ("/a%2Fb", "/a/b"), ("/caf%C3%A9", "/caf\u00e9"), ("/a+b", "/a+b"),
-            ("/%FF", "/\udcff"), ("/%zz", None), ("/%4", None), ("/%", None),
+            ("/a%2Fb", "/a/b"),
+            ("/caf%C3%A9", "/caf\u00e9"),
+            ("/a+b", "/a+b"),
+            ("/%FF", "/\udcff"),
+            ("/%zz", None),
+            ("/%4", None),
+            ("/%", None),
         ]
         for raw, decoded in table:
             self.assertEqual(unescape(raw)[0], decoded, raw)
@@ -46,7 +51,9 @@ class GoURLTests(SynchronousTestCase):
     def test_cut_raw(self) -> None:
         """A %XX escape stands for one decoded byte."""
         for raw, count, rest in [
-            ("/ap%69/a%2Fb", 5, "a%2Fb"), ("/caf%C3%A9/x", 6, "/x"), ("/abc", 9, ""),
+            ("/ap%69/a%2Fb", 5, "a%2Fb"),
+            ("/caf%C3%A9/x", 6, "/x"),
+            ("/abc", 9, ""),
             ("/caf\u00e9/x", 6, "/x"),
         ]:
             self.assertEqual(cut_raw(raw, count), rest, raw)
@@ -54,8 +61,13 @@ class GoURLTests(SynchronousTestCase):
     def test_dot_segments(self) -> None:
         """RFC 3986 removal; only a path it changes has dot segments."""
         for path, cleaned in [
-            ("/a/./b", "/a/b"), ("/a/../b", "/b"), ("/../b", "/b"), ("/a/..", "/"),
-            ("/a/.", "/a/"), ("/a//b/", "/a//b/"), ("/a..b/.c", "/a..b/.c"),
+            ("/a/./b", "/a/b"),
+            ("/a/../b", "/b"),
+            ("/../b", "/b"),
+            ("/a/..", "/"),
+            ("/a/.", "/a/"),
+            ("/a//b/", "/a//b/"),
+            ("/a..b/.c", "/a..b/.c"),
         ]:
             self.assertEqual(remove_dot_segments(path), cleaned, path)
         self.assertEqual(
@@ -80,6 +92,12 @@ class GoURLTests(SynchronousTestCase):
         for url, error in refused.items():
             self.assertEqual(url_parse_error(url), error, url)
         self.assertEqual(url_parse_error("1a:b"), "first path segment in URL cannot contain colon")
-        for url in ["https://foo", "http://foo:80/x?q=%zz#f", "http://[::1]:80/", "/a:b",
-                    "http://%C3%A9.example/", "http://u:p@host:1/"]:
+        for url in [
+            "https://foo",
+            "http://foo:80/x?q=%zz#f",
+            "http://[::1]:80/",
+            "/a:b",
+            "http://%C3%A9.example/",
+            "http://u:p@host:1/",
+        ]:
             self.assertEqual(url_parse_error(url), "", url)

@@ -19,40 +19,91 @@ class HeadersVectorTests(SynchronousTestCase):
 add_vector_tests(HeadersVectorTests, "headers.json", "headers")
 
 PARSE_ERRORS = [
-    ("headers", "spec:\n  customRequestHeaders: [a]\n", 2,
-     "spec.customRequestHeaders: must be a mapping"),
-    ("headers", "spec:\n  customRequestHeaders:\n    X-A: 1\n", 3,
-     "spec.customRequestHeaders.X-A: must be a string"),
-    ("headers", "spec:\n  customResponseHeaders:\n    'X A': b\n", 3,
-     "spec.customResponseHeaders.X A: is not a valid header name"),
-    ("headers", "spec:\n  customResponseHeaders:\n    X-A: \"b\\r\\nX-B: c\"\n", 3,
-     "spec.customResponseHeaders.X-A: must not contain CR, LF or NUL"),
-    ("headers", "spec:\n  accessControlMaxAge: 1m\n", 2,
-     "spec.accessControlMaxAge: must be an integer between -9223372036854775808 and "
-     "9223372036854775807"),
-    ("headers", "spec:\n  accessControlAllowOriginList: '*'\n", 2,
-     "spec.accessControlAllowOriginList: must be a list"),
-    ("headers", "spec:\n  stsSeconds: '31536000'\n", 2,
-     "spec.stsSeconds: must be an integer between -9223372036854775808 and 9223372036854775807"),
+    (
+        "headers",
+        "spec:\n  customRequestHeaders: [a]\n",
+        2,
+        "spec.customRequestHeaders: must be a mapping",
+    ),
+    (
+        "headers",
+        "spec:\n  customRequestHeaders:\n    X-A: 1\n",
+        3,
+        "spec.customRequestHeaders.X-A: must be a string",
+    ),
+    (
+        "headers",
+        "spec:\n  customResponseHeaders:\n    'X A': b\n",
+        3,
+        "spec.customResponseHeaders.X A: is not a valid header name",
+    ),
+    (
+        "headers",
+        'spec:\n  customResponseHeaders:\n    X-A: "b\\r\\nX-B: c"\n',
+        3,
+        "spec.customResponseHeaders.X-A: must not contain CR, LF or NUL",
+    ),
+    (
+        "headers",
+        "spec:\n  accessControlMaxAge: 1m\n",
+        2,
+        "spec.accessControlMaxAge: must be an integer between -9223372036854775808 and "
+        "9223372036854775807",
+    ),
+    (
+        "headers",
+        "spec:\n  accessControlAllowOriginList: '*'\n",
+        2,
+        "spec.accessControlAllowOriginList: must be a list",
+    ),
+    (
+        "headers",
+        "spec:\n  stsSeconds: '31536000'\n",
+        2,
+        "spec.stsSeconds: must be an integer between -9223372036854775808 and 9223372036854775807",
+    ),
     ("headers", "spec:\n  frameDeny: 1\n", 2, "spec.frameDeny: must be true or false"),
-    ("headers", "spec:\n  sslProxyHeaders:\n    X-Forwarded-Proto: [https]\n", 3,
-     "spec.sslProxyHeaders.X-Forwarded-Proto: must be a string"),
-    ("headers", "spec:\n  contentSecurityPolicy: \"a\\nb\"\n", 2,
-     "spec.contentSecurityPolicy: must not contain CR, LF or NUL"),
-    ("headers", "spec:\n  accessControlAllowHeaders: [\"a\\nb\"]\n", 2,
-     "spec.accessControlAllowHeaders: item 0 must not contain CR, LF or NUL"),
-    ("headers", "spec:\n  frameDeny: true\n  xssFilter: true\n", 3, "spec.xssFilter: unknown field"),
+    (
+        "headers",
+        "spec:\n  sslProxyHeaders:\n    X-Forwarded-Proto: [https]\n",
+        3,
+        "spec.sslProxyHeaders.X-Forwarded-Proto: must be a string",
+    ),
+    (
+        "headers",
+        'spec:\n  contentSecurityPolicy: "a\\nb"\n',
+        2,
+        "spec.contentSecurityPolicy: must not contain CR, LF or NUL",
+    ),
+    (
+        "headers",
+        'spec:\n  accessControlAllowHeaders: ["a\\nb"]\n',
+        2,
+        "spec.accessControlAllowHeaders: item 0 must not contain CR, LF or NUL",
+    ),
+    (
+        "headers",
+        "spec:\n  frameDeny: true\n  xssFilter: true\n",
+        3,
+        "spec.xssFilter: unknown field",
+    ),
 ]
 
 
 def _request(
-    method: str = "GET", host: str = "example.com", headers: Tuple[Tuple[str, str], ...] = (),
+    method: str = "GET",
+    host: str = "example.com",
+    headers: Tuple[Tuple[str, str], ...] = (),
     tls: bool = False,
 ) -> Request:
-    return Request(method, "/foo", None, HeaderList((("Host", host),) + headers), "192.0.2.1", tls=tls)
+    return Request(
+        method, "/foo", None, HeaderList((("Host", host),) + headers), "192.0.2.1", tls=tls
+    )
 
 
-def _respond(step: object, request: Request, headers: Tuple[Tuple[str, str], ...] = ()) -> Dict[str, str]:
+def _respond(
+    step: object, request: Request, headers: Tuple[Tuple[str, str], ...] = ()
+) -> Dict[str, str]:
     """Run the step and its hooks over a 200 with `headers`; the final head as a dict."""
     result = step.handle(request)  # type: ignore[attr-defined]
     assert result is None, result
@@ -83,9 +134,11 @@ class HeadersTests(SynchronousTestCase):
         for config, message in [
             ({}, "headers configuration not valid"),
             ({"sslRedirect": True}, "headers configuration not valid"),
-            ({"accessControlAllowOriginListRegex": ["(?=x)"]},
-             "error occurred during origin parsing: error parsing regexp: lookahead (?=...) is "
-             "not supported by RE2"),
+            (
+                {"accessControlAllowOriginListRegex": ["(?=x)"]},
+                "error occurred during origin parsing: error parsing regexp: lookahead (?=...) is "
+                "not supported by RE2",
+            ),
         ]:
             with self.assertRaises(BuildError) as caught:
                 build("headers", config)
@@ -95,22 +148,36 @@ class HeadersTests(SynchronousTestCase):
         """unrolled/secure's headers: STS only over TLS (or an sslProxyHeaders match, or
         forced) and never in development; customs override the booleans."""
         full = {
-            "stsSeconds": 60, "stsIncludeSubdomains": True, "stsPreload": True,
-            "frameDeny": True, "customFrameOptionsValue": "SAMEORIGIN", "contentTypeNosniff": True,
-            "browserXssFilter": True, "contentSecurityPolicy": "default-src 'self'",
-            "contentSecurityPolicyReportOnly": "img-src *", "publicKey": "pin-sha256=\"x\"",
-            "referrerPolicy": "no-referrer", "permissionsPolicy": "camera=()",
+            "stsSeconds": 60,
+            "stsIncludeSubdomains": True,
+            "stsPreload": True,
+            "frameDeny": True,
+            "customFrameOptionsValue": "SAMEORIGIN",
+            "contentTypeNosniff": True,
+            "browserXssFilter": True,
+            "contentSecurityPolicy": "default-src 'self'",
+            "contentSecurityPolicyReportOnly": "img-src *",
+            "publicKey": 'pin-sha256="x"',
+            "referrerPolicy": "no-referrer",
+            "permissionsPolicy": "camera=()",
             "sslProxyHeaders": {"X-Forwarded-Proto": "https"},
         }
         expected_tls = {
             "Strict-Transport-Security": "max-age=60; includeSubDomains; preload",
-            "X-Frame-Options": "SAMEORIGIN", "X-Content-Type-Options": "nosniff",
-            "X-Xss-Protection": "1; mode=block", "Content-Security-Policy": "default-src 'self'",
-            "Content-Security-Policy-Report-Only": "img-src *", "Public-Key-Pins": "pin-sha256=\"x\"",
-            "Referrer-Policy": "no-referrer", "Permissions-Policy": "camera=()",
+            "X-Frame-Options": "SAMEORIGIN",
+            "X-Content-Type-Options": "nosniff",
+            "X-Xss-Protection": "1; mode=block",
+            "Content-Security-Policy": "default-src 'self'",
+            "Content-Security-Policy-Report-Only": "img-src *",
+            "Public-Key-Pins": 'pin-sha256="x"',
+            "Referrer-Policy": "no-referrer",
+            "Permissions-Policy": "camera=()",
         }
-        plain = {k: v for k, v in expected_tls.items()
-                 if k not in ("Strict-Transport-Security", "Public-Key-Pins")}
+        plain = {
+            k: v
+            for k, v in expected_tls.items()
+            if k not in ("Strict-Transport-Security", "Public-Key-Pins")
+        }
         step = build("headers", full)
         self.assertEqual(_respond(step, _request(tls=True)), expected_tls)
         self.assertEqual(_respond(step, _request()), plain)
@@ -122,7 +189,9 @@ class HeadersTests(SynchronousTestCase):
         self.assertEqual(_respond(custom_xss, _request()), {"X-Xss-Protection": "0"})
         # The backend's own values are replaced, as Header.Set does.
         self.assertEqual(
-            _respond(build("headers", {"frameDeny": True}), _request(), (("X-Frame-Options", "x"),)),
+            _respond(
+                build("headers", {"frameDeny": True}), _request(), (("X-Frame-Options", "x"),)
+            ),
             {"X-Frame-Options": "DENY"},
         )
 
@@ -130,8 +199,10 @@ class HeadersTests(SynchronousTestCase):
         """allowedHosts compares case-insensitively, reads hostsProxyHeaders first, is off in
         development, and its 500 carries the custom and CORS response headers."""
         config = {
-            "allowedHosts": ["good.example"], "hostsProxyHeaders": ["X-Forwarded-Host"],
-            "customResponseHeaders": {"X-Resp": "yes"}, "accessControlAllowOriginList": ["*"],
+            "allowedHosts": ["good.example"],
+            "hostsProxyHeaders": ["X-Forwarded-Host"],
+            "customResponseHeaders": {"X-Resp": "yes"},
+            "accessControlAllowOriginList": ["*"],
         }
         step = build("headers", config)
         self.assertIsNone(step.handle(_request(host="GOOD.example")))
@@ -141,41 +212,64 @@ class HeadersTests(SynchronousTestCase):
             step.handle(_request(host="bad.example")),
             Answer(
                 500,
-                (("Content-Type", "text/plain; charset=utf-8"), ("X-Content-Type-Options", "nosniff"),
-                 ("X-Resp", "yes"), ("Access-Control-Allow-Origin", "*")),
+                (
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                    ("X-Content-Type-Options", "nosniff"),
+                    ("X-Resp", "yes"),
+                    ("Access-Control-Allow-Origin", "*"),
+                ),
                 b"Bad Host\n",
             ),
         )
-        self.assertIsNone(build("headers", dict(config, isDevelopment=True)).handle(_request(host="x")))
+        self.assertIsNone(
+            build("headers", dict(config, isDevelopment=True)).handle(_request(host="x"))
+        )
         # The preflight is answered before the host check, as in Traefik.
-        preflight = _request("OPTIONS", "bad.example",
-                             (("Origin", "http://o"), ("Access-Control-Request-Method", "GET")))
+        preflight = _request(
+            "OPTIONS",
+            "bad.example",
+            (("Origin", "http://o"), ("Access-Control-Request-Method", "GET")),
+        )
         self.assertEqual(step.handle(preflight).status, 200)  # type: ignore[union-attr]
 
     def test_custom_request_headers(self) -> None:
         """A Host entry rewrites the Host; an empty X-Forwarded-For (exact spelling) also tells
         the engine to add none; an empty Host entry does nothing, as in Go."""
-        step = build("headers", {"customRequestHeaders": {"host": "new.example", "X-Forwarded-For": ""}})
+        step = build(
+            "headers", {"customRequestHeaders": {"host": "new.example", "X-Forwarded-For": ""}}
+        )
         request = _request(headers=(("X-Forwarded-For", "1.2.3.4"),))
         step.handle(request)
         self.assertEqual(list(request.headers), [("Host", "new.example")])
         self.assertTrue(request.notes[NO_X_FORWARDED_FOR])
         request = _request()
-        build("headers", {"customRequestHeaders": {"Host": "", "x-forwarded-for": ""}}).handle(request)
+        build("headers", {"customRequestHeaders": {"Host": "", "x-forwarded-for": ""}}).handle(
+            request
+        )
         self.assertEqual((request.host, request.notes), ("example.com", {}))
 
     def test_cors_with_credentials(self) -> None:
         """With credentials, '*' lists echo what the preflight asked for and '*' expose
         headers are withheld; exact origins win over '*'."""
-        step = build("headers", {
-            "accessControlAllowCredentials": True, "accessControlAllowOriginList": ["*"],
-            "accessControlAllowHeaders": ["*"], "accessControlAllowMethods": ["*"],
-            "accessControlExposeHeaders": ["*"], "accessControlMaxAge": 0,
-        })
-        preflight = _request("OPTIONS", headers=(
-            ("Origin", "https://a.example"), ("Access-Control-Request-Method", "PATCH"),
-            ("Access-Control-Request-Headers", "x-token"),
-        ))
+        step = build(
+            "headers",
+            {
+                "accessControlAllowCredentials": True,
+                "accessControlAllowOriginList": ["*"],
+                "accessControlAllowHeaders": ["*"],
+                "accessControlAllowMethods": ["*"],
+                "accessControlExposeHeaders": ["*"],
+                "accessControlMaxAge": 0,
+            },
+        )
+        preflight = _request(
+            "OPTIONS",
+            headers=(
+                ("Origin", "https://a.example"),
+                ("Access-Control-Request-Method", "PATCH"),
+                ("Access-Control-Request-Headers", "x-token"),
+            ),
+        )
         self.assertEqual(
             dict(step.handle(preflight).headers),  # type: ignore[union-attr]
             {
@@ -195,5 +289,7 @@ class HeadersTests(SynchronousTestCase):
     def test_hook_order(self) -> None:
         """Security headers are set first (inner handler), then custom response headers,
         which may remove them."""
-        step = build("headers", {"frameDeny": True, "customResponseHeaders": {"X-Frame-Options": ""}})
+        step = build(
+            "headers", {"frameDeny": True, "customResponseHeaders": {"X-Frame-Options": ""}}
+        )
         self.assertEqual(_respond(step, _request()), {})

@@ -42,8 +42,12 @@ add_vector_tests(ReplacePathRegexVectorTests, "replacePathRegex.json", "replaceP
 PARSE_ERRORS = [
     ("stripPrefix", "spec:\n  prefixes: /api\n", 2, "spec.prefixes: must be a list"),
     ("stripPrefix", "spec:\n  prefixes:\n  - 1\n", 3, "spec.prefixes[0]: must be a string"),
-    ("stripPrefix", "spec:\n  prefixes: []\n  forceSlash: yes\n", 3,
-     "spec.forceSlash: must be true or false"),
+    (
+        "stripPrefix",
+        "spec:\n  prefixes: []\n  forceSlash: yes\n",
+        3,
+        "spec.forceSlash: must be true or false",
+    ),
     ("stripPrefix", "spec:\n  prefix: [/api]\n", 2, "spec.prefix: unknown field"),
     ("stripPrefixRegex", "spec:\n  regex: ^/api\n", 2, "spec.regex: must be a list"),
     ("stripPrefixRegex", "spec:\n  regex: []\n  regexp: []\n", 3, "spec.regexp: unknown field"),
@@ -53,20 +57,34 @@ PARSE_ERRORS = [
     ("replacePath", "spec:\n  path: /a\n  regex: x\n", 3, "spec.regex: unknown field"),
     ("replacePathRegex", "spec:\n  replacement: /a\n", 1, "spec.regex: is required"),
     ("replacePathRegex", "spec:\n  regex: ''\n", 2, "spec.regex: must not be empty"),
-    ("replacePathRegex", "spec:\n  regex: x\n  replacement: 1\n", 3,
-     "spec.replacement: must be a string"),
-    ("replacePathRegex", "spec:\n  regex: x\n  permanent: true\n", 3,
-     "spec.permanent: unknown field"),
+    (
+        "replacePathRegex",
+        "spec:\n  regex: x\n  replacement: 1\n",
+        3,
+        "spec.replacement: must be a string",
+    ),
+    (
+        "replacePathRegex",
+        "spec:\n  regex: x\n  permanent: true\n",
+        3,
+        "spec.permanent: unknown field",
+    ),
 ]
 
 # (kind, config, BuildError text)
 BUILD_ERRORS = [
     ("addPrefix", {}, "prefix cannot be empty"),
-    ("stripPrefixRegex", {"regex": ["/ok", "a(b"]},
-     "error compiling regular expression a(b: error parsing regexp: missing closing ): `a(b`"),
-    ("replacePathRegex", {"regex": "(?<=x)y"},
-     "error compiling regular expression (?<=x)y: error parsing regexp: "
-     "lookbehind (?<=...) is not supported by RE2"),
+    (
+        "stripPrefixRegex",
+        {"regex": ["/ok", "a(b"]},
+        "error compiling regular expression a(b: error parsing regexp: missing closing ): `a(b`",
+    ),
+    (
+        "replacePathRegex",
+        {"regex": "(?<=x)y"},
+        "error compiling regular expression (?<=x)y: error parsing regexp: "
+        "lookbehind (?<=...) is not supported by RE2",
+    ),
 ]
 
 
@@ -94,7 +112,9 @@ class ParseTests(SynchronousTestCase):
 
 def _request(target: str, headers: Tuple[Tuple[str, str], ...] = ()) -> Request:
     path, mark, query = target.partition("?")
-    return Request("GET", path, query if mark else None, HeaderList((("Host", "h"),) + headers), "192.0.2.1")
+    return Request(
+        "GET", path, query if mark else None, HeaderList((("Host", "h"),) + headers), "192.0.2.1"
+    )
 
 
 # (steps as (kind, config), request target, target sent upstream or status answered,
@@ -103,18 +123,42 @@ BEHAVIOUR: List[Tuple[List[Tuple[str, dict]], str, object, List[str], List[str]]
     ([("stripPrefix", {"prefixes": ["/api"]})], "/api/x?q=1&r", "/x?q=1&r", ["/api"], []),
     ([("stripPrefix", {"prefixes": ["/api"]})], "/api?q", "/?q", ["/api"], []),
     ([("stripPrefix", {"prefixes": ["/api"], "forceSlash": True})], "/api", "/", ["/api"], []),
-    ([("stripPrefix", {"prefixes": ["/api/"], "forceSlash": True})], "/api//x", "/x", ["/api/"], []),
-    ([("stripPrefix", {"prefixes": ["/api"], "forceSlash": True}), ("addPrefix", {"prefix": "/v2"})],
-     "/api", "/v2/", ["/api"], []),
+    (
+        [("stripPrefix", {"prefixes": ["/api/"], "forceSlash": True})],
+        "/api//x",
+        "/x",
+        ["/api/"],
+        [],
+    ),
+    (
+        [
+            ("stripPrefix", {"prefixes": ["/api"], "forceSlash": True}),
+            ("addPrefix", {"prefix": "/v2"}),
+        ],
+        "/api",
+        "/v2/",
+        ["/api"],
+        [],
+    ),
     ([("stripPrefix", {"prefixes": [" /api "]})], "/api/x", "/x", ["/api"], []),
     ([("stripPrefix", {"prefixes": ["/api"]})], "/api/%2e%2e/etc", 400, [], []),
     ([("stripPrefix", {"prefixes": ["/api"]})], "/api/%zz", 400, [], []),
     ([("stripPrefix", {"prefixes": ["/caf\u00e9"]})], "/caf%C3%A9/x", "/x", ["/caf\u00e9"], []),
     # Traefik strips then adds on the emptied path: /v2, not /v2/.
-    ([("stripPrefix", {"prefixes": ["/api"]}), ("addPrefix", {"prefix": "/v2"})], "/api",
-     "/v2", ["/api"], []),
-    ([("stripPrefix", {"prefixes": ["/a"]}), ("stripPrefix", {"prefixes": ["/b"]})], "/a/b/c",
-     "/c", ["/a", "/b"], []),
+    (
+        [("stripPrefix", {"prefixes": ["/api"]}), ("addPrefix", {"prefix": "/v2"})],
+        "/api",
+        "/v2",
+        ["/api"],
+        [],
+    ),
+    (
+        [("stripPrefix", {"prefixes": ["/a"]}), ("stripPrefix", {"prefixes": ["/b"]})],
+        "/a/b/c",
+        "/c",
+        ["/a", "/b"],
+        [],
+    ),
     ([("stripPrefixRegex", {"regex": ["/[0-9]+"]})], "/v/123/x", "/v/123/x", [], []),
     ([("stripPrefixRegex", {"regex": ["^/v[0-9]+", "/api"]})], "/api/x", "/x", ["/api"], []),
     ([("stripPrefixRegex", {"regex": ["/x*"]})], "/xxx/y", "/y", ["/xxx"], []),
@@ -125,16 +169,37 @@ BEHAVIOUR: List[Tuple[List[Tuple[str, dict]], str, object, List[str], List[str]]
     ([("replacePath", {"path": "/new"})], "/old?q", "/new?q", [], ["/old"]),
     ([("replacePath", {"path": "/bad%zz"})], "/old", 500, [], []),
     ([("replacePath", {"path": "/a?b"})], "/old", "/a%3Fb", [], ["/old"]),
-    ([("replacePathRegex", {"regex": "^/rp/(.*)", "replacement": "/x/$1"})], "/rp/a%3Fb",
-     "/x/a%3Fb", [], ["/rp/a%3Fb"]),
-    ([("replacePathRegex", {"regex": "^/(?P<first>[a-z]+)/(?P<second>[a-z]+)",
-                            "replacement": "/${second}/${first}"})], "/ab/cd/e", "/cd/ab/e", [],
-     ["/ab/cd/e"]),
+    (
+        [("replacePathRegex", {"regex": "^/rp/(.*)", "replacement": "/x/$1"})],
+        "/rp/a%3Fb",
+        "/x/a%3Fb",
+        [],
+        ["/rp/a%3Fb"],
+    ),
+    (
+        [
+            (
+                "replacePathRegex",
+                {
+                    "regex": "^/(?P<first>[a-z]+)/(?P<second>[a-z]+)",
+                    "replacement": "/${second}/${first}",
+                },
+            )
+        ],
+        "/ab/cd/e",
+        "/cd/ab/e",
+        [],
+        ["/ab/cd/e"],
+    ),
     ([("replacePathRegex", {"regex": "^/(.*)", "replacement": "/$1x"})], "/ab", "/", [], ["/ab"]),
-    ([("replacePathRegex", {"regex": "^/(.*)", "replacement": "/${1}x"})], "/ab", "/abx", [],
-     ["/ab"]),
-    ([("replacePathRegex", {"regex": "^/(.*)", "replacement": "/$$1"})], "/ab", "/$1", [],
-     ["/ab"]),
+    (
+        [("replacePathRegex", {"regex": "^/(.*)", "replacement": "/${1}x"})],
+        "/ab",
+        "/abx",
+        [],
+        ["/ab"],
+    ),
+    ([("replacePathRegex", {"regex": "^/(.*)", "replacement": "/$$1"})], "/ab", "/$1", [], ["/ab"]),
     ([("replacePathRegex", {"regex": "^/a", "replacement": "/%zz"})], "/ab", 500, [], []),
     ([("replacePathRegex", {"regex": "^/a(.*)", "replacement": "/$1"})], "/a%2e%2e/b", 400, [], []),
 ]
@@ -166,7 +231,10 @@ class BehaviourTests(SynchronousTestCase):
             answer,
             Answer(
                 400,
-                (("Content-Type", "text/plain; charset=utf-8"), ("X-Content-Type-Options", "nosniff")),
+                (
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                    ("X-Content-Type-Options", "nosniff"),
+                ),
                 b"Bad Request\n",
             ),
         )

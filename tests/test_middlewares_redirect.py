@@ -24,27 +24,57 @@ add_vector_tests(RedirectSchemeVectorTests, "redirectScheme.json", "redirectSche
 add_vector_tests(RedirectRegexVectorTests, "redirectRegex.json", "redirectRegex")
 
 PARSE_ERRORS = [
-    ("redirectScheme", "spec:\n  scheme: https\n  port: 443\n", 3,
-     'spec.port: must be a string (quote it: port: "443")'),
+    (
+        "redirectScheme",
+        "spec:\n  scheme: https\n  port: 443\n",
+        3,
+        'spec.port: must be a string (quote it: port: "443")',
+    ),
     ("redirectScheme", "spec:\n  scheme: [https]\n", 2, "spec.scheme: must be a string"),
-    ("redirectScheme", "spec:\n  scheme: https\n  permanent: 'true'\n", 3,
-     "spec.permanent: must be true or false"),
-    ("redirectScheme", "spec:\n  scheme: https\n  forcePermanentRedirect: true\n", 3,
-     "spec.forcePermanentRedirect: unknown field"),
+    (
+        "redirectScheme",
+        "spec:\n  scheme: https\n  permanent: 'true'\n",
+        3,
+        "spec.permanent: must be true or false",
+    ),
+    (
+        "redirectScheme",
+        "spec:\n  scheme: https\n  forcePermanentRedirect: true\n",
+        3,
+        "spec.forcePermanentRedirect: unknown field",
+    ),
     ("redirectRegex", "spec:\n  replacement: x\n", 1, "spec.regex: is required"),
-    ("redirectRegex", "spec:\n  regex: x\n  replacement: {a: b}\n", 3,
-     "spec.replacement: must be a string"),
-    ("redirectRegex", "spec:\n  regex: x\n  statusCode: 308\n", 3, "spec.statusCode: unknown field"),
+    (
+        "redirectRegex",
+        "spec:\n  regex: x\n  replacement: {a: b}\n",
+        3,
+        "spec.replacement: must be a string",
+    ),
+    (
+        "redirectRegex",
+        "spec:\n  regex: x\n  statusCode: 308\n",
+        3,
+        "spec.statusCode: unknown field",
+    ),
 ]
 
 
 def _request(
-    target: str, host: str = "foo", method: str = "GET", tls: bool = False,
+    target: str,
+    host: str = "foo",
+    method: str = "GET",
+    tls: bool = False,
     headers: Tuple[Tuple[str, str], ...] = (),
 ) -> Request:
     path, mark, query = target.partition("?")
-    return Request(method, path, query if mark else None, HeaderList((("Host", host),) + headers),
-                   "192.0.2.1", tls=tls)
+    return Request(
+        method,
+        path,
+        query if mark else None,
+        HeaderList((("Host", host),) + headers),
+        "192.0.2.1",
+        tls=tls,
+    )
 
 
 # (kind, config, request, Location or None for "continues")
@@ -52,23 +82,55 @@ BEHAVIOUR = [
     ("redirectScheme", {"scheme": "https"}, _request("/a?b=1&c"), "https://foo/a?b=1&c"),
     ("redirectScheme", {"scheme": "https"}, _request("/a", tls=True), None),
     # Behind a TLS-terminating hop: no redirect loop.
-    ("redirectScheme", {"scheme": "https"},
-     _request("/a", headers=(("X-Forwarded-Proto", "HTTPS"),)), None),
-    ("redirectScheme", {"scheme": "https", "port": "8443"},
-     _request("/a", headers=(("X-Forwarded-Proto", "https"),)), "https://foo:8443/a"),
-    ("redirectScheme", {"scheme": "https", "port": "8443"}, _request("/a", host="foo:8443", tls=True),
-     None),
-    ("redirectScheme", {"scheme": "http"}, _request("/a", host="[2001:db8::1]:8080"),
-     "http://[2001:db8::1]/a"),
+    (
+        "redirectScheme",
+        {"scheme": "https"},
+        _request("/a", headers=(("X-Forwarded-Proto", "HTTPS"),)),
+        None,
+    ),
+    (
+        "redirectScheme",
+        {"scheme": "https", "port": "8443"},
+        _request("/a", headers=(("X-Forwarded-Proto", "https"),)),
+        "https://foo:8443/a",
+    ),
+    (
+        "redirectScheme",
+        {"scheme": "https", "port": "8443"},
+        _request("/a", host="foo:8443", tls=True),
+        None,
+    ),
+    (
+        "redirectScheme",
+        {"scheme": "http"},
+        _request("/a", host="[2001:db8::1]:8080"),
+        "http://[2001:db8::1]/a",
+    ),
     ("redirectScheme", {"scheme": "https"}, _request("/", host="a:b:c"), "https://a:b:c/"),
-    ("redirectRegex", {"regex": "^http://foo/(.*)", "replacement": "https://bar/$1"},
-     _request("/x?y"), "https://bar/x?y"),
-    ("redirectRegex", {"regex": "^https://foo/(.*)", "replacement": "http://bar/$1"},
-     _request("/x", tls=True), "http://bar/x"),
-    ("redirectRegex", {"regex": "^http://foo/(.*)", "replacement": "http://foo/$1"},
-     _request("/x"), None),
-    ("redirectRegex", {"regex": "^http://(?P<host>[a-z]+)/", "replacement": "https://${host}.example/"},
-     _request("/"), "https://foo.example/"),
+    (
+        "redirectRegex",
+        {"regex": "^http://foo/(.*)", "replacement": "https://bar/$1"},
+        _request("/x?y"),
+        "https://bar/x?y",
+    ),
+    (
+        "redirectRegex",
+        {"regex": "^https://foo/(.*)", "replacement": "http://bar/$1"},
+        _request("/x", tls=True),
+        "http://bar/x",
+    ),
+    (
+        "redirectRegex",
+        {"regex": "^http://foo/(.*)", "replacement": "http://foo/$1"},
+        _request("/x"),
+        None,
+    ),
+    (
+        "redirectRegex",
+        {"regex": "^http://(?P<host>[a-z]+)/", "replacement": "https://${host}.example/"},
+        _request("/"),
+        "https://foo.example/",
+    ),
 ]
 
 
@@ -104,8 +166,12 @@ class BehaviourTests(SynchronousTestCase):
     def test_statuses(self) -> None:
         """GET gets 302/301; every other method (HEAD too) 307/308, as Traefik."""
         table = [
-            ("GET", False, 302), ("GET", True, 301), ("HEAD", False, 307), ("POST", True, 308),
-            ("PUT", False, 307), ("OPTIONS", True, 308),
+            ("GET", False, 302),
+            ("GET", True, 301),
+            ("HEAD", False, 307),
+            ("POST", True, 308),
+            ("PUT", False, 307),
+            ("OPTIONS", True, 308),
         ]
         for method, permanent, status in table:
             self.assertEqual(redirect_status(method, permanent), status)

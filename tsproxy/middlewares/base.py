@@ -125,7 +125,7 @@ class Response:
 
     status: int
     headers: HeaderList
-    request: "Request"
+    request: Request
     #: Set by a hook (the contentType middleware) to have the engine fill a missing
     #: Content-Type from the first body bytes, as Go's ResponseWriter does: the engine calls
     #: it with the first (up to 512) body bytes when, after every hook, the head has no

@@ -103,7 +103,11 @@ _SIGNATURES: Tuple[Tuple[Optional[bytes], bytes, str], ...] = (
     (None, b"BM", "image/bmp"),
     (None, b"GIF87a", "image/gif"),
     (None, b"GIF89a", "image/gif"),
-    (b"\xff\xff\xff\xff\x00\x00\x00\x00\xff\xff\xff\xff\xff\xff", b"RIFF\x00\x00\x00\x00WEBPVP", "image/webp"),
+    (
+        b"\xff\xff\xff\xff\x00\x00\x00\x00\xff\xff\xff\xff\xff\xff",
+        b"RIFF\x00\x00\x00\x00WEBPVP",
+        "image/webp",
+    ),
     (None, b"\x89PNG\r\n\x1a\n", "image/png"),
     (None, b"\xff\xd8\xff", "image/jpeg"),
     (_FF4, b".snd", "audio/basic"),

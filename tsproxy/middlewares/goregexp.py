@@ -101,11 +101,11 @@ class GoRegexp:
     """
 
     pattern: str
-    compiled: "re.Pattern[str]"
+    compiled: re.Pattern[str]
     names: Tuple[str, ...]  # group names by number - 1 ("" for unnamed)
     prefilter: Optional[regex.Search]
 
-    def search(self, text: str) -> Optional["re.Match[str]"]:
+    def search(self, text: str) -> Optional[re.Match[str]]:
         """The leftmost-first match in text, or None."""
         if self.prefilter is not None and not self.prefilter(text):
             return None
@@ -145,9 +145,7 @@ def compile_go(pattern: str) -> GoRegexp:
     parser = _CaptureParser(pattern)
     tree = parser.parse()
     prefilter = None if regex.backtrack_safe(plain) else dfa.compile_search(plain)
-    return GoRegexp(
-        pattern, re.compile(_to_python(tree)), tuple(parser.group_names), prefilter
-    )
+    return GoRegexp(pattern, re.compile(_to_python(tree)), tuple(parser.group_names), prefilter)
 
 
 def _extract(text: str) -> Optional[Tuple[str, int, str]]:
@@ -173,7 +171,7 @@ def _extract(text: str) -> Optional[Tuple[str, int, str]]:
     return name, num, text[i:]
 
 
-def expand(compiled: GoRegexp, template: str, match: "re.Match[str]") -> str:
+def expand(compiled: GoRegexp, template: str, match: re.Match[str]) -> str:
     """Go's Regexp.Expand: $1, ${1}, $name, ${name}, $$; $1x means ${1x}; unknown = ""."""
     out: List[str] = []
     while template:

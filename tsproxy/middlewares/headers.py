@@ -319,11 +319,7 @@ class Headers:
             request.headers.get(name) == value for name, value in spec.ssl_proxy_headers
         )
         out: List[Tuple[str, str]] = []
-        if (
-            spec.sts_seconds
-            and (ssl or spec.force_sts_header)
-            and not spec.is_development
-        ):
+        if spec.sts_seconds and (ssl or spec.force_sts_header) and not spec.is_development:
             value = "max-age=%d" % spec.sts_seconds
             if spec.sts_include_subdomains:
                 value += "; includeSubDomains"

@@ -164,7 +164,9 @@ class RedirectRegex:
         return _redirect(request, new, self.permanent)
 
 
-def build_redirect_regex(spec: RedirectRegexSpec, name: str, context: BuildContext) -> RedirectRegex:
+def build_redirect_regex(
+    spec: RedirectRegexSpec, name: str, context: BuildContext
+) -> RedirectRegex:
     try:
         expression = compile_go(spec.regex)
     except RegexError as error:
