@@ -59,7 +59,8 @@ class _CaptureParser(regex_syntax._Parser):
         super().close_group()
         if info is not None:
             items = self.frames[-1].items
-            items[-1] = Group(info[0], info[1], items[-1])
+            # A Group stands where the tree expects a Node; only this module walks it.
+            items[-1] = Group(info[0], info[1], items[-1])  # type: ignore[call-overload]
 
 
 def _quantifier(node: Repeat) -> str:

@@ -7,7 +7,7 @@ surrogateescape (as the HTTP engine decodes targets); "decoded" means percent-de
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 from tsproxy.middlewares.base import Answer
 
@@ -105,7 +105,7 @@ def cut_raw(raw: str, decoded_bytes: int) -> str:
 def remove_dot_segments(path: str) -> str:
     """RFC 3986 section 5.2.4 on an absolute path ("/a/./b/../c" -> "/a/c")."""
     segments = path.split("/")
-    out = []
+    out: List[str] = []
     last = len(segments) - 1
     for index, segment in enumerate(segments):
         if segment in (".", ".."):
