@@ -7,6 +7,7 @@ surrogateescape (as the HTTP engine decodes targets); "decoded" means percent-de
 
 from __future__ import annotations
 
+import re
 from typing import List, Optional, Tuple
 
 from tsproxy.middlewares.base import Answer
@@ -31,6 +32,9 @@ _PATH_SAFE = _UNRESERVED | frozenset(b"$&+,/:;=@")
 # Go's validEncoded: what may stand unescaped in a RawPath Go keeps as it is.
 _VALID_IN_RAW = _PATH_SAFE | frozenset(b"!'()*[]%")
 
+_ALL_PATH_SAFE = re.compile(r"[A-Za-z0-9\-_.~$&+,/:;=@]*\Z")
+_ALL_VALID_IN_RAW = re.compile(r"[A-Za-z0-9\-_.~$&+,/:;=@!'()*\[\]%]*\Z")
+
 _STATUS_TEXT = {
     200: "OK",
     301: "Moved Permanently",
@@ -54,6 +58,8 @@ def _text(data: bytes) -> str:
 
 def unescape(raw: str) -> Tuple[Optional[str], str]:
     """Go's url.PathUnescape: (decoded, "") or (None, Go's error text) for a bad %-escape."""
+    if "%" not in raw:
+        return raw, ""
     data = path_bytes(raw)
     out = bytearray()
     i = 0
@@ -74,6 +80,8 @@ def unescape(raw: str) -> Tuple[Optional[str], str]:
 
 def escape_path(decoded: str) -> str:
     """Go's escaping of a decoded path (URL.EscapedPath when there is no usable RawPath)."""
+    if _ALL_PATH_SAFE.match(decoded):
+        return decoded
     return "".join(
         chr(byte) if byte in _PATH_SAFE else "%%%02X" % byte for byte in path_bytes(decoded)
     )
@@ -82,7 +90,7 @@ def escape_path(decoded: str) -> str:
 def wire_path(raw: str, decoded: str) -> str:
     """Go's URL.EscapedPath for a URL holding RawPath `raw` and Path `decoded`: the raw form
     when Go accepts it as encoded and it decodes to the path, else the path's default escaping."""
-    if all(byte in _VALID_IN_RAW for byte in path_bytes(raw)) and unescape(raw)[0] == decoded:
+    if _ALL_VALID_IN_RAW.match(raw) and unescape(raw)[0] == decoded:
         return raw
     return escape_path(decoded)
 
