@@ -7,7 +7,7 @@ from typing import List, Optional, Tuple
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.mwvectors import add_vector_tests, build, parse_error
+from tests.mwvectors import add_vector_tests, build, case_keys, deviations, load, parse_error
 from tsproxy.middlewares.base import Answer, BuildError, HeaderList, Request
 
 
@@ -244,3 +244,28 @@ class BehaviourTests(SynchronousTestCase):
         request = _request("/api/x", (("X-Forwarded-Prefix", "/outer"),))
         build("stripPrefix", {"prefixes": ["/api"]}).handle(request)
         self.assertEqual(request.headers.get_all("X-Forwarded-Prefix"), ["/outer", "/api"])
+
+
+class DeviationListTests(SynchronousTestCase):
+    """tests/data/middlewares/deviations.json stays honest."""
+
+    def test_every_deviation_names_a_run_case(self) -> None:
+        """Each listed deviation is a case some vector test runs (and so checks differs)."""
+        files = [
+            "stripPrefix.json",
+            "stripPrefixRegex.json",
+            "addPrefix.json",
+            "replacePath.json",
+            "replacePathRegex.json",
+            "redirectScheme.json",
+            "redirectRegex.json",
+            "headers.json",
+            "contentType.json",
+        ]
+        run = {key for name in files for key in case_keys(name)}
+        for key, entry in deviations().items():
+            self.assertIn(key, run)
+            self.assertEqual(
+                load(key.split("#")[0])["cases"][int(key.split("#")[1])]["name"], entry["name"]
+            )
+            self.assertTrue(entry["differs_in"] and entry["reason"], key)
