@@ -280,10 +280,24 @@ class HeadersTests(SynchronousTestCase):
                 "Access-Control-Max-Age": "0",
             },
         )
-        exact = build("headers", {"accessControlAllowOriginList": ["*", "https://a.example"]})
+        # The list is read in order: "*" first wins over a later exact entry; an exact entry
+        # first echoes the origin (both checked against Traefik 3.7.15).
+        for origins, expected in [
+            (["*", "https://a.example"], "*"),
+            (["https://a.example", "*"], "https://a.example"),
+            (["https://b.example"], None),
+        ]:
+            step = build("headers", {"accessControlAllowOriginList": origins})
+            got = _respond(step, _request(headers=(("Origin", "https://a.example"),)))
+            self.assertEqual(got.get("Access-Control-Allow-Origin"), expected, origins)
+        # With credentials and no Origin at all, Traefik sends the echoed origin: empty.
+        step = build(
+            "headers",
+            {"accessControlAllowCredentials": True, "accessControlAllowOriginList": ["*"]},
+        )
         self.assertEqual(
-            _respond(exact, _request(headers=(("Origin", "https://a.example"),))),
-            {"Access-Control-Allow-Origin": "https://a.example"},
+            _respond(step, _request()),
+            {"Access-Control-Allow-Origin": "", "Access-Control-Allow-Credentials": "true"},
         )
 
     def test_hook_order(self) -> None:

@@ -274,12 +274,13 @@ class Headers:
 
     def _allowed_origin(self, origin: str) -> Optional[str]:
         """The Access-Control-Allow-Origin value for `origin`, or None when not allowed."""
-        origins = self.spec.access_control_allow_origin_list
-        if origin and origin in origins:
-            return origin
-        if "*" in origins:
-            # With credentials a literal "*" is not honoured by browsers: echo the origin.
-            return origin if self.spec.access_control_allow_credentials else "*"
+        # The list in order: a "*" before the exact entry wins (checked against Traefik 3.7).
+        for item in self.spec.access_control_allow_origin_list:
+            if item == "*":
+                # With credentials a literal "*" is not honoured by browsers: echo the origin.
+                return origin if self.spec.access_control_allow_credentials else "*"
+            if item == origin:
+                return origin
         for search in self.origin_regexes:
             if search(origin):
                 return origin
