@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from tsproxy.middlewares.goregexp import RegexError, compile_go
@@ -60,3 +62,15 @@ class GoRegexpTests(SynchronousTestCase):
         self.assertIsNone(dangerous.search("a" * 40 + "b"))
         self.assertLess(time.monotonic() - started, 1.0)
         self.assertEqual(dangerous.replace_all("aaa", "[$1]"), "[aaa]")
+
+
+class GoRegexpPropertyTests(SynchronousTestCase):
+    """Replacement invariants over arbitrary subjects."""
+
+    @given(
+        st.sampled_from(["a*", "(a|b)+", "x?", "", "^", "$", "\\b", "(a)(b)?", "[ab]*?", "a|"]),
+        st.text(alphabet="abx \n"),
+    )
+    def test_whole_match_template_is_identity(self, pattern: str, subject: str) -> None:
+        """Replacing every match by itself (${0}) gives the subject back."""
+        self.assertEqual(compile_go(pattern).replace_all(subject, "${0}"), subject)

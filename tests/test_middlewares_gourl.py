@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from tsproxy.middlewares.gourl import (
@@ -101,3 +103,21 @@ class GoURLTests(SynchronousTestCase):
             "http://u:p@host:1/",
         ]:
             self.assertEqual(url_parse_error(url), "", url)
+
+
+class GoURLPropertyTests(SynchronousTestCase):
+    """Invariants of the path model over arbitrary text."""
+
+    @given(st.text())
+    def test_escape_round_trip(self, decoded: str) -> None:
+        """Escaping then unescaping gives the text back, and Go would send the escaped form."""
+        escaped = escape_path(decoded)
+        self.assertEqual(unescape(escaped), (decoded, ""))
+        self.assertEqual(wire_path(escaped, decoded), escaped)
+
+    @given(st.text(), st.data())
+    def test_cut_raw_matches_decoded_cut(self, decoded: str, data: st.DataObject) -> None:
+        """Cutting the escaped path after a decoded prefix's bytes leaves the escaped rest."""
+        index = data.draw(st.integers(0, len(decoded)))
+        cut = cut_raw(escape_path(decoded), len(decoded[:index].encode("utf-8")))
+        self.assertEqual(cut, escape_path(decoded[index:]))
