@@ -127,6 +127,11 @@ class Response:
     status: int
     headers: HeaderList
     request: Request
+    #: Set by a hook (the contentType middleware) to have the engine fill a missing
+    #: Content-Type from the first body bytes, as Go's ResponseWriter does: the engine calls
+    #: it with the first (up to 512) body bytes when, after every hook, the head has no
+    #: Content-Type and no Content-Encoding, the status allows a body and the body is not empty.
+    sniff: Optional[Callable[[bytes], str]] = None
 
 
 ResponseHook = Callable[[Response], None]
@@ -173,8 +178,12 @@ class Request:
 
     @property
     def target(self) -> str:
-        """The request target sent on: path, then "?" and the query when there is one."""
-        return self.path if self.query is None else f"{self.path}?{self.query}"
+        """The request target sent on: path, then "?" and the query when there is one.
+
+        An empty path (stripPrefix took all of it; Go's URL.RequestURI) is sent as "/".
+        """
+        path = self.path or "/"
+        return path if self.query is None else f"{path}?{self.query}"
 
     def on_response(self, hook: ResponseHook) -> None:
         """Have `hook` change the head of whatever answer comes back through this step."""

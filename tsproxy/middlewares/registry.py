@@ -20,6 +20,10 @@ _MODULES: tuple[str, ...] = (
     "forwardauth",
     "ipallowlist",
     "passtls",
+    "paths",
+    "redirect",
+    "headers",
+    "content",
 )
 
 
