@@ -1,0 +1,159 @@
+"""Server health as Traefik keeps it: the check's settings, the request a check sends, what
+answer counts as healthy, the UP/DOWN state of a balancer's servers and the passive failure
+window. Pure values and state machines: no clock, no socket (the checker in
+tsproxy/http/healthcheck.py drives them).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Sequence, Tuple
+from urllib.parse import urlsplit, urlunsplit
+
+import attrs
+
+__all__ = [
+    "DEFAULT_INTERVAL",
+    "DEFAULT_TIMEOUT",
+    "HealthCheckSpec",
+    "PassiveHealthSpec",
+    "PassiveWindow",
+    "ServerStates",
+    "check_target",
+    "healthy_status",
+    "transition_text",
+]
+
+DEFAULT_INTERVAL = 30.0
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_FAILURE_WINDOW = 10.0
+
+
+@attrs.frozen(cache_hash=True)
+class HealthCheckSpec:
+    """Traefik's ``healthCheck`` of a load balancer, defaults applied (``status`` 0: any
+    2xx or 3xx; ``port`` 0: the server's; ``scheme``/``hostname`` "": the server's)."""
+
+    path: str
+    interval: float = DEFAULT_INTERVAL
+    unhealthy_interval: float = DEFAULT_INTERVAL
+    timeout: float = DEFAULT_TIMEOUT
+    scheme: str = ""
+    mode: str = "http"
+    hostname: str = ""
+    port: int = 0
+    headers: Tuple[Tuple[str, str], ...] = ()
+    follow_redirects: bool = True
+    method: str = "GET"
+    status: int = 0
+
+
+@attrs.frozen(cache_hash=True)
+class PassiveHealthSpec:
+    """Traefik's ``passiveHealthCheck``: ``max_failed_attempts`` failures within
+    ``failure_window`` seconds take a server out."""
+
+    failure_window: float = DEFAULT_FAILURE_WINDOW
+    max_failed_attempts: int = 1
+
+
+class TargetError(ValueError):
+    """The health check path cannot be joined to the server URL."""
+
+
+def check_target(server_url: str, spec: HealthCheckSpec) -> Tuple[str, str]:
+    """(URL to request, Host header) of a check of ``server_url``, as Traefik builds it: the
+    path (a query allowed, an absolute URL refused) on the server URL, with the scheme and
+    port replaced when set; the Host is ``hostname`` when set, else the URL's host[:port]."""
+    path = spec.path
+    parts = urlsplit(path)
+    if parts.scheme or parts.netloc or path.startswith(":"):
+        raise TargetError(f"health check path {path!r} must be a path, not a URL")
+    server = urlsplit(server_url)
+    scheme = spec.scheme or server.scheme
+    netloc = server.netloc
+    if spec.port:
+        host = server.hostname or ""
+        shown = f"[{host}]" if ":" in host else host
+        netloc = f"{shown}:{spec.port}"
+    if not parts.path.startswith("/"):
+        base = server.path or "/"
+        joined = base[: base.rfind("/") + 1] + parts.path
+    else:
+        joined = parts.path
+    url = urlunsplit((scheme, netloc, joined, parts.query, ""))
+    return url, spec.hostname or netloc
+
+
+def healthy_status(code: int, expected: int) -> bool:
+    """Traefik's verdict on a check's answer: ``expected`` exactly when set, else 2xx/3xx."""
+    if expected:
+        return code == expected
+    return 200 <= code < 400
+
+
+@attrs.define
+class ServerStates:
+    """UP/DOWN per server key of one balancer; every server starts UP, as in Traefik v3."""
+
+    keys: Tuple[str, ...]
+    _down: Dict[str, bool] = attrs.field(factory=dict)
+
+    def up(self, key: str) -> bool:
+        return key not in self._down
+
+    def any_up(self) -> bool:
+        return len(self._down) < len(self.keys)
+
+    def down_keys(self) -> Tuple[str, ...]:
+        return tuple(key for key in self.keys if key in self._down)
+
+    def up_keys(self) -> Tuple[str, ...]:
+        return tuple(key for key in self.keys if key not in self._down)
+
+    def set(self, key: str, up: bool) -> bool:
+        """Record a verdict; True when it changes the server's state (a transition)."""
+        if key not in self.keys or up == self.up(key):
+            return False
+        if up:
+            del self._down[key]
+        else:
+            self._down[key] = True
+        return True
+
+    def status(self) -> Dict[str, str]:
+        """Traefik's ``serverStatus``: key -> "UP" or "DOWN"."""
+        return {key: "UP" if self.up(key) else "DOWN" for key in self.keys}
+
+
+@attrs.define
+class PassiveWindow:
+    """Failures of proxied requests per server within a sliding window (``now`` in seconds).
+
+    ``failure`` says when a server has reached ``max_failed_attempts`` within the window; a
+    success forgets the server's failures, as Traefik's passive check does.
+    """
+
+    spec: PassiveHealthSpec
+    _failures: Dict[str, List[float]] = attrs.field(factory=dict)
+
+    def failure(self, key: str, now: float) -> bool:
+        """Count one failure at ``now``; True when the server is to be taken out."""
+        window = self.spec.failure_window
+        recent = [t for t in self._failures.get(key, ()) if now - t < window]
+        recent.append(now)
+        if len(recent) >= self.spec.max_failed_attempts:
+            self._failures.pop(key, None)
+            return True
+        self._failures[key] = recent
+        return False
+
+    def success(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+    def pending(self) -> Sequence[str]:
+        return tuple(self._failures)
+
+
+def transition_text(service: str, key: str, up: bool, why: str) -> str:
+    """The log line of a server's transition."""
+    return "%s: server %s is %s (%s)" % (service, key, "UP" if up else "DOWN", why)
