@@ -1,0 +1,341 @@
+"""Health checks through a running proxy: the seed's canary with health checks, a server
+killed and brought back, failover, HRW, the API, the metrics and reloads.
+
+The checks' schedule runs on a Clock the tests advance; the checks themselves are real HTTP
+requests to backends on 127.0.0.1 that the tests start and stop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from typing import Any, Callable, Dict, List, Optional
+
+import treq
+from twisted.internet import defer, reactor, task
+from twisted.protocols.policies import WrappingFactory
+
+from tests.proxyfixture import CONF, ENDPOINTS, ProxyTestCase
+from tsproxy.testing import app_site
+
+STATIC = """\
+entryPoints:
+  web:
+    address: "127.0.0.1:0"
+  traefik:
+    address: "127.0.0.1:0"
+api: {insecure: true}
+metrics:
+  prometheus: {}
+log:
+  level: ERROR
+"""
+
+WRR_HOST = "traefikservice-wrr.kubesre.lc"
+HEALTH = "healthCheck: {path: /health, interval: 10s, timeout: 3s}"
+V1, V2 = "default-app-v1-80", "default-app-v2-80"
+
+
+class Backend:
+    """An app backend that can be killed (listener closed, connections cut) and restarted on
+    the same port."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.port = 0
+        self.listening: Any = None
+        self.wrapper: Optional[WrappingFactory] = None
+
+    def start(self) -> None:
+        self.wrapper = WrappingFactory(app_site(self.name))
+        self.listening = reactor.listenTCP(self.port, self.wrapper, interface="127.0.0.1")
+        self.port = self.listening.getHost().port
+
+    @property
+    def requests(self) -> List[dict]:
+        assert self.wrapper is not None
+        return self.wrapper.wrappedFactory.resource.requests  # type: ignore[attr-defined]
+
+    def stop(self) -> defer.Deferred[Any]:
+        listening, self.listening = self.listening, None
+        if listening is None:
+            return defer.succeed(None)
+        assert self.wrapper is not None
+        for protocol in list(self.wrapper.protocols):
+            protocol.transport.abortConnection()
+        return defer.maybeDeferred(listening.stopListening)
+
+
+def with_health(text: str) -> str:
+    """A seed file with an active health check on every reference to port 80."""
+    return re.sub(r"(?m)^(\s+)port: 80$", lambda m: m.group(0) + "\n" + m.group(1) + HEALTH, text)
+
+
+@defer.inlineCallbacks
+def until(condition: Callable[[], bool], seconds: float = 5.0) -> Any:
+    """Wait (real time, polling the reactor) until ``condition()`` holds; fail after
+    ``seconds``. The checks are real I/O: the clock only starts them."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        yield task.deferLater(reactor, 0.01, lambda: None)
+    raise AssertionError("condition not met in %.1fs" % seconds)
+
+
+class _HealthSetup(ProxyTestCase):
+    """The seed's configuration, each reference to a Service health checked, the canary's
+    weighted level following them; two app backends that can be killed."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.clock = task.Clock()
+        self.backends: Dict[str, Backend] = {}
+        for name in ("app-v1", "app-v2"):
+            backend = self.backends[name] = Backend(name)
+            backend.start()
+            self.addCleanup(backend.stop)
+        self.write("tsproxy.yaml", STATIC)
+        shutil.copy(os.path.join(CONF, "app.yaml"), self.config_dir)
+        for name in ("cookie.yaml", "mirror.yaml"):
+            with open(os.path.join(CONF, name)) as f:
+                self.write(name, with_health(f.read()))
+        with open(os.path.join(CONF, "wrr.yaml")) as f:
+            wrr = with_health(f.read())
+        self.write("wrr.yaml", wrr.replace("  weighted:\n", "  weighted:\n    healthCheck: {}\n"))
+        self.write_endpoints()
+
+    def write_endpoints(self) -> None:
+        docs = [ENDPOINTS.format(name=n, port=b.port) for n, b in self.backends.items()]
+        self.write("endpoints.yaml", "---\n".join(docs))
+
+    def node(self, name: str) -> Any:
+        assert self.service is not None
+        return self.service.table.services[name]
+
+    @defer.inlineCallbacks
+    def split(self, count: int) -> Any:
+        """(answers by backend name, number of client errors) of ``count`` canary requests."""
+        seen: Dict[str, int] = {}
+        errors = 0
+        for _ in range(count):
+            response, body = yield self.get(WRR_HOST)
+            if response.code != 200:
+                errors += 1
+                continue
+            name = body.decode().split()[-1]
+            seen[name] = seen.get(name, 0) + 1
+        return seen, errors
+
+    @defer.inlineCallbacks
+    def api(self, path: str) -> Any:
+        assert self.service is not None
+        url = "http://127.0.0.1:%d%s" % (self.service.port_of("traefik"), path)
+        response = yield treq.get(url, agent=self.agent)
+        body = yield treq.content(response)
+        return response.code, body
+
+    @defer.inlineCallbacks
+    def server_up_metric(self, service: str) -> Any:
+        _, body = yield self.api("/metrics")
+        pattern = r'traefik_service_server_up\{service="%s@kubernetescrd",url="[^"]+"\} (\S+)'
+        found = re.findall(pattern % re.escape(service), body.decode())
+        return [float(value) for value in found]
+
+
+class HealthCheckProxyTests(_HealthSetup):
+    """The seed's canary with health checks."""
+
+    @defer.inlineCallbacks
+    def test_killed_server_leaves_and_comes_back(self) -> None:
+        """app-v2 killed: after one health interval no client error and all to app-v1, the
+        API, stats and metrics say DOWN; back: UP again and the 1:2 split returns."""
+        self.start_proxy(clock=self.clock)
+        seen, errors = yield self.split(9)
+        self.assertEqual((seen, errors), ({"app-v1": 3, "app-v2": 6}, 0))
+        v2 = self.backends["app-v2"]
+        v2_url = "http://127.0.0.1:%d" % (v2.port,)
+        yield v2.stop()
+        self.clock.advance(10)
+        yield until(lambda: not self.node(V2).states.up(v2_url))
+        seen, errors = yield self.split(9)
+        self.assertEqual((seen, errors), ({"app-v1": 9}, 0))
+        code, body = yield self.api("/api/http/services/%s@kubernetescrd" % V2)
+        service = json.loads(body)
+        self.assertEqual((code, service["serverStatus"]), (200, {v2_url: "DOWN"}))
+        self.assertEqual(service["loadBalancer"]["healthCheck"]["path"], "/health")
+        code, body = yield self.api("/api/tsproxy/stats")
+        health = json.loads(body)["health"]
+        self.assertEqual(health[V2 + "@kubernetescrd"], {"up": False, "servers": {v2_url: "DOWN"}})
+        self.assertEqual(health["default-app-wrr@kubernetescrd"], {"up": True})
+        self.assertEqual((yield self.server_up_metric(V2)), [0.0])
+        self.assertEqual((yield self.server_up_metric(V1)), [1.0])
+
+        v2.start()
+        self.clock.advance(10)
+        yield until(lambda: self.node(V2).states.up(v2_url))
+        seen, errors = yield self.split(9)
+        self.assertEqual(errors, 0)
+        self.assertEqual(sorted(seen.items()), [("app-v1", 3), ("app-v2", 6)])
+        code, body = yield self.api("/api/http/services")
+        listed = {s["name"]: s for s in json.loads(body)}
+        self.assertEqual(listed[V2 + "@kubernetescrd"]["serverStatus"], {v2_url: "UP"})
+        self.assertEqual(listed["default-app-wrr@kubernetescrd"]["weighted"]["healthCheck"], {})
+        self.assertEqual((yield self.server_up_metric(V2)), [1.0])
+
+    @defer.inlineCallbacks
+    def test_all_down_is_503(self) -> None:
+        """Both versions down: the canary answers 503 no available server."""
+        self.start_proxy(clock=self.clock)
+        for backend in self.backends.values():
+            yield backend.stop()
+        self.clock.advance(10)
+        yield until(lambda: not self.node(V1).states.any_up() and not self.node(V2).states.any_up())
+        response, body = yield self.get(WRR_HOST)
+        self.assertEqual((response.code, body), (503, b"no available server\n"))
+
+    @defer.inlineCallbacks
+    def test_first_check_after_one_interval(self) -> None:
+        """No check before the first interval has passed; then each server once."""
+        self.start_proxy(clock=self.clock)
+        self.clock.advance(9.9)
+        yield task.deferLater(reactor, 0.05, lambda: None)
+        checks = lambda: [r for b in self.backends.values() for r in b.requests]  # noqa: E731
+        self.assertEqual(checks(), [])
+        self.clock.advance(0.1)
+        yield until(lambda: len(checks()) == 2)
+        self.assertEqual(
+            sorted((r["method"], r["uri"]) for r in checks()), [("GET", "/health")] * 2
+        )
+
+    @defer.inlineCallbacks
+    def test_reload_keeps_status_and_schedule(self) -> None:
+        """A reload with the canary unchanged keeps app-v2 DOWN and checks nothing at once; a
+        reload that removes the health check stops its checker and resets the status."""
+        service = self.start_proxy(clock=self.clock)
+        v2 = self.backends["app-v2"]
+        v2_url = "http://127.0.0.1:%d" % (v2.port,)
+        yield v2.stop()
+        self.clock.advance(10)
+        yield until(lambda: not self.node(V2).states.up(v2_url))
+        checker_count = len(service.health.checkers)  # type: ignore[union-attr]
+        before = len(self.backends["app-v1"].requests)
+        # An unrelated change: a new IngressRoute for another host.
+        self.write(
+            "extra.yaml",
+            "apiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {name: extra}\n"
+            "spec:\n  routes:\n    - match: Host(`extra`)\n      services:\n"
+            "        - {name: app-v1, port: 80}\n",
+        )
+        self.assertTrue(service.reload())
+        self.assertFalse(self.node(V2).states.up(v2_url))
+        self.clock.advance(5)
+        yield task.deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(len(self.backends["app-v1"].requests), before)
+        self.assertEqual(len(service.health.checkers), checker_count)  # type: ignore[union-attr]
+        seen, errors = yield self.split(3)
+        self.assertEqual((seen, errors), ({"app-v1": 3}, 0))
+        # Health checks removed: their checkers stop, the new balancers start UP.
+        for name in ("cookie.yaml", "mirror.yaml", "wrr.yaml"):
+            shutil.copy(os.path.join(CONF, name), self.config_dir)
+        self.assertTrue(service.reload())
+        self.assertEqual(service.health.checkers, {})  # type: ignore[union-attr]
+        self.assertTrue(self.node(V2).states.up(v2_url))
+
+
+FAILOVER = """\
+apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata: {name: app-failover}
+spec:
+  failover:
+    healthCheck: {}
+    service:
+      name: app-v1
+      port: 80
+      %s
+    fallback:
+      name: app-v2
+      port: 80
+      %s
+---
+apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata: {name: app-hrw}
+spec:
+  highestRandomWeight:
+    services:
+      - {name: app-v1, port: 80, weight: 1}
+      - {name: app-v2, port: 80, weight: 1}
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: balancers}
+spec:
+  routes:
+    - match: Host(`failover`)
+      services:
+        - {name: app-failover, kind: TraefikService}
+    - match: Host(`hrw`)
+      services:
+        - {name: app-hrw, kind: TraefikService}
+"""
+
+
+class FailoverProxyTests(_HealthSetup):
+    """failover and highestRandomWeight TraefikServices through the proxy."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        for name in ("cookie.yaml", "mirror.yaml", "wrr.yaml"):
+            os.remove(os.path.join(self.config_dir, name))
+        self.write("failover.yaml", FAILOVER % (HEALTH, HEALTH))
+
+    @defer.inlineCallbacks
+    def answers(self, host: str, count: int) -> Any:
+        names = []
+        for _ in range(count):
+            response, body = yield self.get(host)
+            names.append(body.decode().split()[-1] if response.code == 200 else response.code)
+        return names
+
+    @defer.inlineCallbacks
+    def test_failover_switches_and_back(self) -> None:
+        """The failover serves app-v1; app-v1 down: app-v2; both down: 503; app-v1 back:
+        app-v1 again. The API shows the failover's shape."""
+        self.start_proxy(clock=self.clock)
+        self.assertEqual((yield self.answers("failover", 3)), ["app-v1"] * 3)
+        v1, v2 = self.backends["app-v1"], self.backends["app-v2"]
+        yield v1.stop()
+        self.clock.advance(10)
+        yield until(lambda: not self.node(V1).states.any_up())
+        self.assertEqual((yield self.answers("failover", 3)), ["app-v2"] * 3)
+        yield v2.stop()
+        self.clock.advance(10)
+        yield until(lambda: not self.node(V2).states.any_up())
+        self.assertEqual((yield self.answers("failover", 1)), [503])
+        v1.start()
+        self.clock.advance(10)
+        yield until(lambda: self.node(V1).states.any_up())
+        self.assertEqual((yield self.answers("failover", 3)), ["app-v1"] * 3)
+        code, body = yield self.api("/api/http/services/default-app-failover@kubernetescrd")
+        document = json.loads(body)
+        self.assertEqual(
+            (code, document["type"], document["failover"]),
+            (200, "failover", {"service": V1, "fallback": V2, "healthCheck": {}}),
+        )
+
+    @defer.inlineCallbacks
+    def test_hrw_sticks_to_client_ip(self) -> None:
+        """highestRandomWeight sends one client IP to one child, every time."""
+        self.start_proxy(clock=self.clock)
+        names = yield self.answers("hrw", 5)
+        self.assertEqual(len(set(names)), 1, names)
+        self.assertIn(names[0], ("app-v1", "app-v2"))
+        code, body = yield self.api("/api/http/services/default-app-hrw@kubernetescrd")
+        document = json.loads(body)
+        self.assertEqual(
+            (code, document["type"], document["highestRandomWeight"]["services"]),
+            (200, "highestrandomweight", [{"name": V1, "weight": 1}, {"name": V2, "weight": 1}]),
+        )
