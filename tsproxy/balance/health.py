@@ -14,10 +14,12 @@ import attrs
 __all__ = [
     "DEFAULT_INTERVAL",
     "DEFAULT_TIMEOUT",
+    "CheckRequest",
     "HealthCheckSpec",
     "PassiveHealthSpec",
     "PassiveWindow",
     "ServerStates",
+    "check_request",
     "check_target",
     "healthy_status",
     "transition_text",
@@ -82,6 +84,24 @@ def check_target(server_url: str, spec: HealthCheckSpec) -> Tuple[str, str]:
         joined = parts.path
     url = urlunsplit((scheme, netloc, joined, parts.query, ""))
     return url, spec.hostname or netloc
+
+
+@attrs.frozen
+class CheckRequest:
+    """The request one check sends: method, URL and headers (Host first)."""
+
+    method: str
+    url: str
+    headers: Tuple[Tuple[str, str], ...]
+
+
+def check_request(server_url: str, spec: HealthCheckSpec) -> CheckRequest:
+    """The request of a check of ``server_url`` (TargetError when the path is unusable)."""
+    url, host = check_target(server_url, spec)
+    headers = (("Host", host),) + tuple(
+        (name, value) for name, value in spec.headers if name.lower() != "host"
+    )
+    return CheckRequest(spec.method, url, headers)
 
 
 def healthy_status(code: int, expected: int) -> bool:

@@ -20,7 +20,7 @@ from twisted.web.http_headers import Headers
 from tsproxy.balance.health import (
     PassiveWindow,
     TargetError,
-    check_target,
+    check_request,
     healthy_status,
     transition_text,
 )
@@ -141,13 +141,15 @@ class _Checker:
         if self.stopped:
             return defer.succeed(None)
         try:
-            url, host = check_target(server.url, spec)
+            request = check_request(server.url, spec)
         except TargetError as e:
             return defer.succeed((False, str(e)))
-        headers = Headers({b"Host": [host.encode("idna")]})
-        for name, value in spec.headers:
-            headers.setRawHeaders(name.encode("latin-1"), [value.encode("latin-1")])
-        d = self.agent.request(spec.method.encode("ascii"), url.encode("ascii"), headers)
+        headers = Headers()
+        for name, value in request.headers:
+            headers.addRawHeader(name.encode("latin-1"), value.encode("latin-1"))
+        d = self.agent.request(
+            request.method.encode("ascii"), request.url.encode("ascii"), headers
+        )
         d.addCallback(self._answer)
         d.addErrback(self._unreachable)
         d.addTimeout(spec.timeout, self.monitor.clock)
