@@ -11,13 +11,20 @@ import json
 import os
 import re
 import shutil
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import treq
 from twisted.internet import defer, reactor, task
 from twisted.protocols.policies import WrappingFactory
+from twisted.trial.unittest import TestCase
+from twisted.web import server
+from twisted.web.resource import Resource
 
-from tests.proxyfixture import CONF, ENDPOINTS, ProxyTestCase
+from tests.proxyfixture import CONF, ENDPOINTS, ProxyTestCase, free_port
+from tsproxy.balance.health import HealthCheckSpec
+from tsproxy.config.resources import TransportSettings
+from tsproxy.http.healthcheck import HealthMonitor
+from tsproxy.runtime.services import LoadBalancer, LoadBalancerDef, Server
 from tsproxy.testing import app_site
 
 STATIC = """\
@@ -339,3 +346,183 @@ class FailoverProxyTests(_HealthSetup):
             (code, document["type"], document["highestRandomWeight"]["services"]),
             (200, "highestrandomweight", [{"name": V1, "weight": 1}, {"name": V2, "weight": 1}]),
         )
+
+
+class _CheckTarget(Resource):
+    """A backend for checks: /ok 200, /bad 500, /missing 404, /redirect -> /ok,
+    /redirect-bad -> /bad, /slow never answers; records (method, path, Host, X-Check)."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: List[Tuple[str, str, str, str]] = []
+        self.waiting: List[Any] = []
+
+    def render(self, request: Any) -> Any:
+        path = request.path.decode()
+        self.seen.append(
+            (
+                request.method.decode(),
+                path,
+                (request.getHeader(b"host") or b"").decode(),
+                (request.getHeader(b"x-check") or b"").decode(),
+            )
+        )
+        if path == "/slow":
+            self.waiting.append(request)
+            return server.NOT_DONE_YET
+        if path.startswith("/redirect"):
+            request.setResponseCode(302)
+            request.setHeader(b"Location", b"/bad" if path == "/redirect-bad" else b"/ok")
+            return b""
+        request.setResponseCode({"/ok": 200, "/bad": 500}.get(path, 404))
+        return b"x" * 10
+
+
+class _Table:
+    """What HealthMonitor reads of a routing table."""
+
+    def __init__(self, *nodes: LoadBalancer) -> None:
+        self.nodes = {node.definition: node for node in nodes}
+
+
+class CheckerTests(TestCase):
+    """HealthMonitor against a real backend, its schedule on a Clock."""
+
+    def setUp(self) -> None:
+        self.target = _CheckTarget()
+        site = server.Site(self.target)
+        site.noisy = False
+        self.wrapper = WrappingFactory(site)
+        self.listening = reactor.listenTCP(0, self.wrapper, interface="127.0.0.1")
+        self.addCleanup(self.listening.stopListening)
+        self.addCleanup(self._cut)
+        self.port = self.listening.getHost().port
+        self.clock = task.Clock()
+        self.changes: List[Tuple[str, str, bool]] = []
+        self.monitor = HealthMonitor(reactor, self.clock, lambda *c: self.changes.append(c))
+        self.addCleanup(self.monitor.stop)
+
+    def _cut(self) -> None:
+        for request in self.target.waiting:
+            if request.channel is not None:
+                request.channel.transport.abortConnection()
+        for protocol in list(self.wrapper.protocols):
+            protocol.transport.abortConnection()
+
+    def balancer(self, spec: HealthCheckSpec, *ports: int) -> LoadBalancer:
+        servers = tuple(
+            Server.at("http", "127.0.0.1", port, TransportSettings())
+            for port in (ports or (self.port,))
+        )
+        return LoadBalancer.build(LoadBalancerDef("svc", servers, health_check=spec))
+
+    @defer.inlineCallbacks
+    def check_once(self, spec: HealthCheckSpec, port: int = 0) -> Any:
+        """Run one scheduled check; (server UP afterwards, what the backend saw)."""
+        self.target.seen = []
+        node = self.balancer(spec, port or self.port)
+        self.monitor.update(_Table(node))
+        checker = self.monitor.checkers[node]
+        self.clock.advance(spec.interval)
+        yield until(lambda: not checker.in_flight)
+        up = node.states.up(node.definition.servers[0].url)
+        self.monitor.update(_Table())
+        return up, list(self.target.seen)
+
+    @defer.inlineCallbacks
+    def test_options(self) -> None:
+        """Path, status, hostname, headers, method, redirects and port as Traefik uses them."""
+        host = "127.0.0.1:%d" % (self.port,)
+        table = [
+            (HealthCheckSpec("/ok"), True, [("GET", "/ok", host, "")]),
+            (HealthCheckSpec("/bad"), False, [("GET", "/bad", host, "")]),
+            (HealthCheckSpec("/missing"), False, [("GET", "/missing", host, "")]),
+            (HealthCheckSpec("/missing", status=404), True, [("GET", "/missing", host, "")]),
+            (HealthCheckSpec("/ok", status=204), False, [("GET", "/ok", host, "")]),
+            (
+                HealthCheckSpec(
+                    "/ok", hostname="x.example", headers=(("X-Check", "1"),), method="HEAD"
+                ),
+                True,
+                [("HEAD", "/ok", "x.example", "1")],
+            ),
+            (
+                HealthCheckSpec("/redirect"),
+                True,
+                [("GET", "/redirect", host, ""), ("GET", "/ok", host, "")],
+            ),
+            (
+                HealthCheckSpec("/redirect-bad"),
+                False,
+                [("GET", "/redirect-bad", host, ""), ("GET", "/bad", host, "")],
+            ),
+            (
+                HealthCheckSpec("/redirect-bad", follow_redirects=False),
+                True,
+                [("GET", "/redirect-bad", host, "")],
+            ),
+        ]
+        for spec, up, seen in table:
+            result = yield self.check_once(spec)
+            self.assertEqual(result, (up, seen), spec)
+
+    @defer.inlineCallbacks
+    def test_port_override_and_refused(self) -> None:
+        """``port`` replaces the server's port; a refused connection is DOWN."""
+        closed = free_port()
+        up, seen = yield self.check_once(HealthCheckSpec("/ok", port=self.port), port=closed)
+        self.assertEqual((up, len(seen)), (True, 1))
+        up, seen = yield self.check_once(HealthCheckSpec("/ok"), port=closed)
+        self.assertEqual((up, seen), (False, []))
+        self.assertEqual(
+            self.changes,
+            [("svc", "http://127.0.0.1:%d" % (closed,), False)],
+        )
+
+    @defer.inlineCallbacks
+    def test_timeout_and_unhealthy_interval(self) -> None:
+        """A check that gets no answer within ``timeout`` is DOWN; DOWN servers are checked
+        every ``unhealthyInterval``, UP ones every ``interval``."""
+        spec = HealthCheckSpec("/slow", interval=10.0, unhealthy_interval=3.0, timeout=2.0)
+        node = self.balancer(spec)
+        url = node.definition.servers[0].url
+        self.monitor.update(_Table(node))
+        checker = self.monitor.checkers[node]
+        self.clock.advance(9.0)  # the DOWN loop runs (at 3, 6, 9) with nothing to check
+        self.assertEqual(self.target.seen, [])
+        self.clock.advance(1.0)
+        yield until(lambda: len(self.target.seen) == 1)
+        self.clock.advance(1.9)
+        self.assertTrue(node.states.up(url))
+        self.clock.advance(0.1)
+        yield until(lambda: not checker.in_flight)
+        self.assertFalse(node.states.up(url))
+        # Now DOWN (at 12): the DOWN loop's next turn (15) checks it again.
+        self.target.seen = []
+        self.clock.advance(2.9)
+        yield task.deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(self.target.seen, [])
+        self.clock.advance(0.1)
+        yield until(lambda: len(self.target.seen) == 1)
+
+    @defer.inlineCallbacks
+    def test_concurrency_bound(self) -> None:
+        """No more checks in flight than the bound, however many servers are due."""
+        monitor = HealthMonitor(reactor, self.clock, concurrency=2)
+        self.addCleanup(monitor.stop)
+        ports = [self.port]
+        for _ in range(4):
+            listening = reactor.listenTCP(0, self.wrapper, interface="127.0.0.1")
+            self.addCleanup(listening.stopListening)
+            ports.append(listening.getHost().port)
+        node = self.balancer(HealthCheckSpec("/slow", timeout=60.0), *ports)
+        monitor.update(_Table(node))
+        self.clock.advance(30.0)
+        yield until(lambda: len(self.target.seen) == 2)
+        yield task.deferLater(reactor, 0.1, lambda: None)
+        self.assertEqual(len(self.target.seen), 2)
+        self.assertEqual(len(monitor.checkers[node].in_flight), 5)
+        monitor.stop()
+        self.assertEqual(monitor.checkers, {})
