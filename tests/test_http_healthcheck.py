@@ -526,3 +526,82 @@ class CheckerTests(TestCase):
         self.assertEqual(len(monitor.checkers[node].in_flight), 5)
         monitor.stop()
         self.assertEqual(monitor.checkers, {})
+
+
+PASSIVE = """\
+apiVersion: v1
+kind: Service
+metadata: {name: pair}
+spec: {ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: pair}
+subsets:
+  - addresses: [{ip: 127.0.0.1}]
+    ports: [{name: http, port: %d}]
+  - addresses: [{ip: 127.0.0.1}]
+    ports: [{name: http, port: %d}]
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: pair}
+spec:
+  routes:
+    - match: Host(`pair`)
+      services:
+        - name: pair
+          port: 80
+          passiveHealthCheck: {failureWindow: 10s, maxFailedAttempts: 2}
+"""
+
+
+class _Failing(Resource):
+    """Answers every request 500."""
+
+    isLeaf = True
+
+    def render(self, request: Any) -> bytes:
+        request.setResponseCode(500)
+        return b"broken\n"
+
+
+class PassiveProxyTests(ProxyTestCase):
+    """passiveHealthCheck through the proxy: failures of proxied requests take a server out."""
+
+    @defer.inlineCallbacks
+    def test_failures_take_out_and_window_brings_back(self) -> None:
+        """Two 500s within the window take the failing server out (clients then get only the
+        good one); with no active check it comes back after the failure window; a refused
+        connection counts as a failure too."""
+        good = self.start_app("good")
+        site = server.Site(_Failing())
+        site.noisy = False
+        wrapper = WrappingFactory(site)
+        failing = reactor.listenTCP(0, wrapper, interface="127.0.0.1")
+        self.addCleanup(failing.stopListening)
+        bad = failing.getHost().port
+        self.write("tsproxy.yaml", STATIC)
+        self.write("pair.yaml", PASSIVE % (good, bad))
+        clock = task.Clock()
+        self.start_proxy(clock=clock)
+        codes = []
+        for _ in range(8):
+            response, _ = yield self.get("pair")
+            codes.append(response.code)
+        self.assertEqual(codes, [200, 500, 200, 500] + [200] * 4)
+        node = self.service.table.services[  # type: ignore[union-attr]
+            self.service.table.routers[0].service.name  # type: ignore[union-attr]
+        ]
+        bad_url = "http://127.0.0.1:%d" % (bad,)
+        self.assertEqual(node.states.down_keys(), (bad_url,))
+        clock.advance(10)
+        self.assertEqual(node.states.down_keys(), ())
+        yield failing.stopListening()
+        for protocol in list(wrapper.protocols):
+            protocol.transport.abortConnection()
+        codes = []
+        for _ in range(6):
+            response, _ = yield self.get("pair")
+            codes.append(response.code)
+        self.assertEqual(codes, [502, 200, 502] + [200] * 3)
