@@ -163,7 +163,10 @@ class VectorTests(SynchronousTestCase):
             expected = case["expected"]
             self.assertEqual(
                 (spec.interval, spec.timeout),
-                (go_seconds(expected["expInterval"]["$expr"]), go_seconds(expected["expTimeout"]["$expr"])),
+                (
+                    go_seconds(expected["expInterval"]["$expr"]),
+                    go_seconds(expected["expTimeout"]["$expr"]),
+                ),
                 case["description"],
             )
 
@@ -232,7 +235,10 @@ class ReadingTests(SynchronousTestCase):
                     status=204,
                 ),
             ),
-            ("{path: /h, interval: 7s}", HealthCheckSpec(path="/h", interval=7.0, unhealthy_interval=7.0)),
+            (
+                "{path: /h, interval: 7s}",
+                HealthCheckSpec(path="/h", interval=7.0, unhealthy_interval=7.0),
+            ),
         ]
         for text, expected in table:
             self.assertEqual(route_health(text), expected, text)
@@ -293,4 +299,6 @@ class PassiveWindowTests(SynchronousTestCase):
 
     def test_spec_is_a_value(self) -> None:
         """Equal settings are equal values (a reload with the same settings keeps the node)."""
-        self.assertEqual(PassiveHealthSpec(10.0, 2), attrs.evolve(PassiveHealthSpec(), max_failed_attempts=2))
+        self.assertEqual(
+            PassiveHealthSpec(10.0, 2), attrs.evolve(PassiveHealthSpec(), max_failed_attempts=2)
+        )

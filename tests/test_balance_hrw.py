@@ -33,13 +33,18 @@ class ChooseTests(SynchronousTestCase):
             ("10.0.0.2", [1, 1, 1], set(), 2),
             ("::1", [1, 1, 1], set(), 0),
             ("10.0.0.1", [1, 2, 3], set(), 2),
-            ("10.0.0.1", [1, 1, 1], {0}, 1 if hrw_score("10.0.0.1", NAMES[1], 1) > hrw_score("10.0.0.1", NAMES[2], 1) else 2),
+            (
+                "10.0.0.1",
+                [1, 1, 1],
+                {0},
+                1 if hrw_score("10.0.0.1", NAMES[1], 1) > hrw_score("10.0.0.1", NAMES[2], 1) else 2,
+            ),
             ("10.0.0.1", [0, 1, 1], set(), hrw_choose("10.0.0.1", NAMES[1:], [1, 1]) + 1),  # type: ignore[operator]
             ("10.0.0.1", [1, 1, 1], {0, 1, 2}, None),
             ("10.0.0.1", [0, 0, 0], set(), None),
         ]
         for ip, weights, down, expected in table:
-            got = hrw_choose(ip, NAMES, weights, lambda index: index not in down)
+            got = hrw_choose(ip, NAMES, weights, lambda index, down=down: index not in down)  # type: ignore[misc]
             self.assertEqual(got, expected, (ip, weights, down))
 
     def test_score_formula(self) -> None:

@@ -621,7 +621,8 @@ BAD_DOCUMENTS = [
         "wrr.yaml:5: TraefikService default/wrr: spec.failover.fallback: is required",
     ),
     (
-        TS_HEAD + "  failover:\n    service: {name: a, port: 80}\n    fallback: {name: b, port: 80}\n"
+        TS_HEAD
+        + "  failover:\n    service: {name: a, port: 80}\n    fallback: {name: b, port: 80}\n"
         "    errors: {status: ['500']}\n",
         "wrr.yaml:8: TraefikService default/wrr: spec.failover.errors:"
         " failover on error statuses is not supported",
@@ -631,7 +632,8 @@ BAD_DOCUMENTS = [
         "wrr.yaml:7: TraefikService default/wrr: spec.weighted.healthCheck.path: unknown field",
     ),
     (
-        TS_HEAD + "  highestRandomWeight:\n    services:\n      - name: a\n        kind: TraefikService\n"
+        TS_HEAD
+        + "  highestRandomWeight:\n    services:\n      - name: a\n        kind: TraefikService\n"
         "        passiveHealthCheck: {}\n",
         "wrr.yaml:9: TraefikService default/wrr: spec.highestRandomWeight.services[0]"
         ".passiveHealthCheck: applies to Service references only",

@@ -53,9 +53,11 @@ def service_tree(definition: Any, prefix: str = "") -> List[str]:
         children = [("service: ", definition.main), ("fallback: ", definition.fallback)]
     elif isinstance(definition, LoadBalancerDef):
         sticky = " sticky cookie %r" % definition.sticky.name if definition.sticky else ""
-        health = " health check %s" % (definition.health_check.path or "/",) if (
-            definition.health_check is not None
-        ) else ""
+        health = (
+            " health check %s" % (definition.health_check.path or "/",)
+            if (definition.health_check is not None)
+            else ""
+        )
         lines.append("%s (load balancer%s%s)" % (definition.name, sticky, health))
         children = [("", server.url) for server in definition.servers]
     else:

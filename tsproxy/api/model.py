@@ -337,7 +337,11 @@ def _http_service_config(node: Node) -> Tuple[str, Document, Dict[str, str]]:
             }
         balancer["passHostHeader"] = definition.pass_host_header
         balancer["responseForwarding"] = {"flushInterval": "100ms"}
-        return "loadbalancer", {"loadBalancer": balancer}, dict(sorted(node.states.status().items()))
+        return (
+            "loadbalancer",
+            {"loadBalancer": balancer},
+            dict(sorted(node.states.status().items())),
+        )
     if isinstance(node, WeightedService):
         weighted_def = node.definition
         weighted: Document = {

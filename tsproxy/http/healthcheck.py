@@ -147,9 +147,7 @@ class _Checker:
         headers = Headers()
         for name, value in request.headers:
             headers.addRawHeader(name.encode("latin-1"), value.encode("latin-1"))
-        d = self.agent.request(
-            request.method.encode("ascii"), request.url.encode("ascii"), headers
-        )
+        d = self.agent.request(request.method.encode("ascii"), request.url.encode("ascii"), headers)
         d.addCallback(self._answer)
         d.addErrback(self._unreachable)
         d.addTimeout(spec.timeout, self.monitor.clock)

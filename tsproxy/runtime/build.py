@@ -226,9 +226,9 @@ class _Builder:
         self, refs: Tuple[ServiceRef, ...], namespace: str, trail: Tuple[Key, ...], follow: bool
     ) -> Tuple[WeightedChild, ...]:
         children = []
+        why = "the parent has healthCheck: {}"
         for ref in refs:
             if follow:
-                why = "the parent has healthCheck: {}"
                 build = lambda r: self.status_child(r, namespace, trail, why)  # noqa: E731
             else:
                 build = lambda r: self.child(r, namespace, trail)  # noqa: E731

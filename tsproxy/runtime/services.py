@@ -233,9 +233,7 @@ class HighestRandomWeightService:
     def choose(self, req: Optional[_RequestCookies], set_cookies: List[str]) -> Optional[Node]:
         """The child with the highest score for the client IP (a mirror copy: no IP, "")."""
         definition = self.definition
-        available = (
-            (lambda index: is_up(self.children[index])) if definition.health_check else None
-        )
+        available = (lambda index: is_up(self.children[index])) if definition.health_check else None
         index = hrw_choose(
             req.client_ip if req is not None else "",
             [child.name for child in definition.children],
