@@ -19,6 +19,7 @@ from tsproxy.balance.health import (
     ServerStates,
     TargetError,
     check_request,
+    grpc_verdict,
     healthy_status,
 )
 from tsproxy.config.load import load_files
@@ -103,6 +104,8 @@ class VectorTests(SynchronousTestCase):
     def test_v3_launch(self) -> None:
         """v3 TestServiceHealthChecker_Launch: one SetStatus per check, the final status."""
         for case in cases("TestServiceHealthChecker_Launch"):
+            if case["inputs"].get("mode") == "grpc":
+                continue  # run against a gRPC server in tests/test_http_healthcheck.py
             inputs, expected = case["inputs"], case["expected"]
             codes = inputs["server"]["httpServerReturnsStatusSequence"]
             got = run_checks(True, codes, inputs.get("status", 0))
@@ -302,3 +305,63 @@ class PassiveWindowTests(SynchronousTestCase):
         self.assertEqual(
             PassiveHealthSpec(10.0, 2), attrs.evolve(PassiveHealthSpec(), max_failed_attempts=2)
         )
+
+
+class GRPCVerdictTests(SynchronousTestCase):
+    """The verdict on a grpc.health.v1 Check answer."""
+
+    def test_table(self) -> None:
+        """(HTTP status, grpc-status, body) -> (healthy, why)."""
+        serving = b"\x00\x00\x00\x00\x02\x08\x01"
+        table = [
+            (200, "0", serving, (True, "gRPC health check: SERVING")),
+            (
+                200,
+                "0",
+                b"\x00\x00\x00\x00\x02\x08\x02",
+                (False, "received gRPC status code: NOT_SERVING"),
+            ),
+            (
+                200,
+                "0",
+                b"\x00\x00\x00\x00\x02\x08\x03",
+                (False, "received gRPC status code: SERVICE_UNKNOWN"),
+            ),
+            (200, "0", b"\x00\x00\x00\x00\x00", (False, "received gRPC status code: UNKNOWN")),
+            # Unknown fields (a string, a fixed64) are skipped.
+            (
+                200,
+                "0",
+                b"\x00\x00\x00\x00\x0f\x12\x02hi\x19" + b"\x00" * 8 + b"\x08\x01",
+                (True, "gRPC health check: SERVING"),
+            ),
+            (200, "12", b"", (False, "gRPC health check failed: grpc-status 12")),
+            (200, "", serving, (False, "gRPC health check failed: grpc-status missing")),
+            (503, "0", serving, (False, "gRPC health check answered HTTP 503")),
+            (
+                200,
+                "0",
+                b"\x01\x00\x00\x00\x02\x08\x01",
+                (False, "gRPC health check: no uncompressed response message"),
+            ),
+            (
+                200,
+                "0",
+                b"\x00\x00\x00\x00\x03\x08\x01",
+                (False, "gRPC health check: malformed response message"),
+            ),
+            (
+                200,
+                "0",
+                b"\x00\x00\x00\x00\x02\x08\x81",
+                (False, "gRPC health check: malformed response message"),
+            ),
+            (
+                200,
+                "0",
+                b"\x00\x00\x00\x00\x02\x0b\x01",
+                (False, "gRPC health check: malformed response message"),
+            ),
+        ]
+        for status, grpc_status, body, expected in table:
+            self.assertEqual(grpc_verdict(status, grpc_status, body), expected, body)

@@ -639,9 +639,9 @@ BAD_DOCUMENTS = [
         ".passiveHealthCheck: applies to Service references only",
     ),
     (
-        ROUTE_HEAD + "        - {name: a, port: 80, healthCheck: {path: /h, mode: grpc}}\n",
-        "wrr.yaml:8: IngressRoute default/app: spec.routes[0].services[0].healthCheck.mode:"
-        " grpc health checks are not supported (only http)",
+        ROUTE_HEAD + "        - {name: a, port: 80, healthCheck: {path: /h, scheme: h2c}}\n",
+        "wrr.yaml:8: IngressRoute default/app: spec.routes[0].services[0].healthCheck.scheme:"
+        " h2c is for mode grpc only",
     ),
     (
         ROUTE_HEAD + "        - {name: a, port: 80, healthCheck: {path: 'http://b/health'}}\n",
@@ -656,7 +656,7 @@ BAD_DOCUMENTS = [
     (
         ROUTE_HEAD + "        - {name: a, port: 80, healthCheck: {path: /, scheme: ftp}}\n",
         "wrr.yaml:8: IngressRoute default/app: spec.routes[0].services[0].healthCheck.scheme:"
-        " must be one of: , http, https",
+        " must be one of: , http, https, h2c",
     ),
     (
         ROUTE_HEAD + "        - {name: a, port: 80, passiveHealthCheck: {maxFailedAttempts: 0}}\n",

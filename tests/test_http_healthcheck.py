@@ -14,13 +14,20 @@ import shutil
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import treq
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.events import DataReceived as H2DataReceived
+from h2.events import RequestReceived
+from h2.events import StreamEnded as H2StreamEnded
 from twisted.internet import defer, reactor, task
+from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.policies import WrappingFactory
 from twisted.trial.unittest import TestCase
 from twisted.web import server
 from twisted.web.resource import Resource
 
 from tests.proxyfixture import CONF, ENDPOINTS, ProxyTestCase, free_port
+from tests.test_balance_health import _GROUP
 from tsproxy.balance.health import HealthCheckSpec
 from tsproxy.config.resources import TransportSettings
 from tsproxy.http.healthcheck import HealthMonitor
@@ -605,3 +612,99 @@ class PassiveProxyTests(ProxyTestCase):
             response, _ = yield self.get("pair")
             codes.append(response.code)
         self.assertEqual(codes, [502, 200, 502] + [200] * 3)
+
+
+class _GRPCHealth(Protocol):
+    """A grpc.health.v1 server over h2c: each Check answers the factory's next status
+    (1 SERVING, 2 NOT_SERVING); other methods answer grpc-status 12 (unimplemented)."""
+
+    def connectionMade(self) -> None:
+        self.h2 = H2Connection(H2Configuration(client_side=False, header_encoding=None))
+        self.h2.initiate_connection()
+        self.paths: Dict[int, bytes] = {}
+        self.transport.write(self.h2.data_to_send())  # type: ignore[union-attr]
+
+    def dataReceived(self, data: bytes) -> None:
+        for event in self.h2.receive_data(data):
+            if isinstance(event, RequestReceived):
+                self.paths[event.stream_id] = dict(event.headers)[b":path"]
+                self.factory.calls.append(dict(event.headers))  # type: ignore[attr-defined]
+            elif isinstance(event, H2DataReceived):
+                self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, H2StreamEnded):
+                self.answer(event.stream_id)
+        self.transport.write(self.h2.data_to_send())  # type: ignore[union-attr]
+
+    def answer(self, stream: int) -> None:
+        h2 = self.h2
+        if self.paths[stream] != b"/grpc.health.v1.Health/Check":
+            headers = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+            h2.send_headers(stream, headers + [(b"grpc-status", b"12")], end_stream=True)
+            return
+        status = self.factory.statuses.pop(0)  # type: ignore[attr-defined]
+        message = bytes([0x08, status])
+        h2.send_headers(stream, [(b":status", b"200"), (b"content-type", b"application/grpc")])
+        h2.send_data(stream, b"\x00" + len(message).to_bytes(4, "big") + message)
+        h2.send_headers(stream, [(b"grpc-status", b"0")], end_stream=True)
+
+
+_GRPC_STATUS = {
+    "healthpb.HealthCheckResponse_SERVING": 1,
+    "healthpb.HealthCheckResponse_NOT_SERVING": 2,
+}
+
+
+class GRPCCheckerTests(TestCase):
+    """mode: grpc against an HTTP/2 gRPC health server, Traefik's Launch vectors."""
+
+    def setUp(self) -> None:
+        self.factory = Factory.forProtocol(_GRPCHealth)
+        self.factory.statuses = []  # type: ignore[attr-defined]
+        self.factory.calls = []  # type: ignore[attr-defined]
+        self.wrapper = WrappingFactory(self.factory)
+        listening = reactor.listenTCP(0, self.wrapper, interface="127.0.0.1")
+        self.addCleanup(listening.stopListening)
+        self.addCleanup(
+            lambda: [p.transport.abortConnection() for p in list(self.wrapper.protocols)]
+        )
+        self.port = listening.getHost().port
+        self.clock = task.Clock()
+        self.monitor = HealthMonitor(reactor, self.clock)
+        self.addCleanup(self.monitor.stop)
+
+    @defer.inlineCallbacks
+    def test_launch_vectors(self) -> None:
+        """Each grpc case of TestServiceHealthChecker_Launch: one check per status sent,
+        SERVING is UP, anything else DOWN."""
+        grpc_cases = [c for c in _GROUP["cases"] if c["inputs"].get("mode") == "grpc"]
+        self.assertEqual(len(grpc_cases), 3)
+        for case in grpc_cases:
+            expr = case["inputs"]["server"]["$expr"]
+            statuses = [_GRPC_STATUS[s] for s in re.findall(r"healthpb\.\w+", expr)]
+            self.factory.statuses = list(statuses)  # type: ignore[attr-defined]
+            spec = HealthCheckSpec("", mode="grpc", interval=5.0)
+            server_ = Server.at("http", "127.0.0.1", self.port, TransportSettings())
+            node = LoadBalancer.build(LoadBalancerDef("svc", (server_,), health_check=spec))
+            self.monitor.update(_Table(node))
+            checker = self.monitor.checkers[node]
+            verdicts = []
+            for _ in statuses:
+                self.clock.advance(5.0)
+                yield until(lambda checker=checker: not checker.in_flight)  # type: ignore[misc]
+                verdicts.append(node.states.up(server_.url))
+            expected = case["expected"]
+            self.assertEqual(
+                (verdicts.count(False), verdicts.count(True), verdicts[-1]),
+                (
+                    expected["expNumRemovedServers"],
+                    expected["expNumUpsertedServers"],
+                    expected["targetStatus"] == "UP",
+                ),
+                case["description"],
+            )
+            self.monitor.update(_Table())
+        call = self.factory.calls[0]  # type: ignore[attr-defined]
+        self.assertEqual(
+            (call[b":method"], call[b":path"], call[b"content-type"], call[b"te"]),
+            (b"POST", b"/grpc.health.v1.Health/Check", b"application/grpc", b"trailers"),
+        )

@@ -19,7 +19,11 @@ __all__ = [
     "PassiveHealthSpec",
     "PassiveWindow",
     "ServerStates",
+    "GRPC_HEALTH_PATH",
+    "GRPC_HEALTH_REQUEST",
     "check_request",
+    "grpc_verdict",
+    "serving_status",
     "check_target",
     "healthy_status",
     "transition_text",
@@ -37,7 +41,10 @@ class HealthCheckSpec:
 
     path: str
     interval: float = DEFAULT_INTERVAL
-    unhealthy_interval: float = DEFAULT_INTERVAL
+    #: Defaults to ``interval``.
+    unhealthy_interval: float = attrs.field(
+        default=attrs.Factory(lambda self: self.interval, takes_self=True)
+    )
     timeout: float = DEFAULT_TIMEOUT
     scheme: str = ""
     mode: str = "http"
@@ -102,6 +109,75 @@ def check_request(server_url: str, spec: HealthCheckSpec) -> CheckRequest:
         (name, value) for name, value in spec.headers if name.lower() != "host"
     )
     return CheckRequest(spec.method, url, headers)
+
+
+#: The gRPC health check's method and its request: an empty HealthCheckRequest (service ""),
+#: as Traefik sends it, in one uncompressed length-prefixed message.
+GRPC_HEALTH_PATH = "/grpc.health.v1.Health/Check"
+GRPC_HEALTH_REQUEST = b"\x00\x00\x00\x00\x00"
+_SERVING_STATUS = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
+
+
+class _Truncated(ValueError):
+    pass
+
+
+def _varint(data: bytes, position: int) -> Tuple[int, int]:
+    value = shift = 0
+    while True:
+        if position >= len(data) or shift > 63:
+            raise _Truncated()
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, position
+
+
+def serving_status(message: bytes) -> int:
+    """The ``status`` (field 1) of a protobuf HealthCheckResponse; 0 (UNKNOWN) when absent.
+    ValueError for bytes that are no protobuf message."""
+    status, position = 0, 0
+    while position < len(message):
+        key, position = _varint(message, position)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, position = _varint(message, position)
+            if field == 1:
+                status = value
+        elif wire == 2:
+            length, position = _varint(message, position)
+            position += length
+        elif wire in (1, 5):
+            position += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"protobuf wire type {wire}")
+        if position > len(message):
+            raise _Truncated()
+    return status
+
+
+def grpc_verdict(http_status: int, grpc_status: str, body: bytes) -> Tuple[bool, str]:
+    """(healthy, why) of a gRPC health check's answer: HTTP 200, grpc-status 0 and one
+    uncompressed HealthCheckResponse whose status is SERVING."""
+    if http_status != 200:
+        return False, f"gRPC health check answered HTTP {http_status}"
+    if grpc_status != "0":
+        return False, f"gRPC health check failed: grpc-status {grpc_status or 'missing'}"
+    if len(body) < 5 or body[0] != 0:
+        return False, "gRPC health check: no uncompressed response message"
+    length = int.from_bytes(body[1:5], "big")
+    if len(body) != 5 + length:
+        return False, "gRPC health check: malformed response message"
+    try:
+        status = serving_status(body[5:])
+    except ValueError:
+        return False, "gRPC health check: malformed response message"
+    if status != 1:
+        name = _SERVING_STATUS.get(status, str(status))
+        return False, f"received gRPC status code: {name}"
+    return True, "gRPC health check: SERVING"
 
 
 def healthy_status(code: int, expected: int) -> bool:

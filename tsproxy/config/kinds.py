@@ -96,7 +96,7 @@ def _sticky(fields: Fields) -> Optional[CookieSpec]:
     return spec
 
 
-_HEALTH_SCHEMES = ("", "http", "https")
+_HEALTH_SCHEMES = ("", "http", "https", "h2c")
 
 
 def _health_check(fields: Fields) -> Optional[HealthCheckSpec]:
@@ -107,8 +107,6 @@ def _health_check(fields: Fields) -> Optional[HealthCheckSpec]:
     if section is None:
         return HealthCheckSpec(path="")
     mode = section.string("mode", "http", choices=("http", "grpc"))
-    if mode == "grpc":
-        raise section.fail("mode", "grpc health checks are not supported (only http)")
     path = section.string("path")
     if "://" in path or path.startswith(":"):
         raise section.fail("path", "must be a path (with an optional query), not a URL")
@@ -136,6 +134,8 @@ def _health_check(fields: Fields) -> Optional[HealthCheckSpec]:
         status=section.integer("status", 0, minimum=0, maximum=599),
     )
     section.done()
+    if spec.scheme == "h2c" and mode != "grpc":
+        raise section.fail("scheme", "h2c is for mode grpc only")
     return spec
 
 

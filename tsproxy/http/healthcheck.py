@@ -24,6 +24,7 @@ from tsproxy.balance.health import (
     healthy_status,
     transition_text,
 )
+from tsproxy.http.grpccheck import grpc_check
 from tsproxy.logs import get_logger
 from tsproxy.runtime.services import LoadBalancer, Server
 
@@ -135,11 +136,13 @@ class _Checker:
         d.addCallbacks(finished, failed)
 
     def _check(self, server: Server) -> defer.Deferred[Any]:
-        """One HTTP check of ``server``: (up, why)."""
+        """One check of ``server``: (up, why)."""
         spec = self.spec
         assert spec is not None and self.agent is not None
         if self.stopped:
             return defer.succeed(None)
+        if spec.mode == "grpc":
+            return self._check_grpc(server)
         try:
             request = check_request(server.url, spec)
         except TargetError as e:
@@ -149,6 +152,25 @@ class _Checker:
             headers.addRawHeader(name.encode("latin-1"), value.encode("latin-1"))
         d = self.agent.request(request.method.encode("ascii"), request.url.encode("ascii"), headers)
         d.addCallback(self._answer)
+        d.addErrback(self._unreachable)
+        d.addTimeout(spec.timeout, self.monitor.clock)
+        d.addErrback(self._timed_out)
+        return d
+
+    def _check_grpc(self, server: Server) -> defer.Deferred[Any]:
+        """A grpc.health.v1 check, as Traefik's: on the server's host, at ``port`` if set;
+        TLS when the scheme is https, h2c otherwise."""
+        spec = self.spec
+        assert spec is not None
+        tls = (spec.scheme or server.scheme) == "https"
+        options = None
+        if tls:
+            from twisted.internet.ssl import optionsForClientTLS
+
+            options = optionsForClientTLS(server.host, acceptableProtocols=[b"h2"])
+        d = grpc_check(
+            self.monitor.reactor, server.host, spec.port or server.port, tls, spec.timeout, options
+        )
         d.addErrback(self._unreachable)
         d.addTimeout(spec.timeout, self.monitor.clock)
         d.addErrback(self._timed_out)
