@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections import Counter
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -70,3 +72,15 @@ class ChooseTests(SynchronousTestCase):
         self.assertEqual(shares, sorted(shares))
         self.assertGreater(shares[-1], 0.7, shares)
         self.assertLess(shares[0], 0.5, shares)
+
+
+class TraefikRunTests(SynchronousTestCase):
+    def test_same_choices_as_traefik(self) -> None:
+        """For 20 client IPs, the child real Traefik 3.7 chose (tests/data/hrw-traefik.json)."""
+        with open(os.path.join(os.path.dirname(__file__), "data", "hrw-traefik.json")) as f:
+            recorded = json.load(f)
+        names = [name for name, _ in recorded["children"]]
+        weights = [weight for _, weight in recorded["children"]]
+        for case in recorded["cases"]:
+            chosen = hrw_choose(case["client_ip"], names, weights)
+            self.assertEqual(names[chosen], case["chosen"], case["client_ip"])  # type: ignore[index]
