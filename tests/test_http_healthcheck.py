@@ -708,3 +708,49 @@ class GRPCCheckerTests(TestCase):
             (call[b":method"], call[b":path"], call[b"content-type"], call[b"te"]),
             (b"POST", b"/grpc.health.v1.Health/Check", b"application/grpc", b"trailers"),
         )
+
+
+class HealthPathProxyTests(ProxyTestCase):
+    """The issue's case: a Service whose second server answers its health path with 500."""
+
+    @defer.inlineCallbacks
+    def test_failing_health_path_loses_its_share(self) -> None:
+        """Before the first check both servers get requests; one interval later the server
+        whose /health answers 500 gets none and the API shows it DOWN."""
+        good = self.start_app("good")
+        site = server.Site(_Failing())
+        site.noisy = False
+        failing = reactor.listenTCP(0, site, interface="127.0.0.1")
+        self.addCleanup(failing.stopListening)
+        bad = failing.getHost().port
+        self.write("tsproxy.yaml", STATIC)
+        self.write(
+            "pair.yaml",
+            PASSIVE.replace(
+                "passiveHealthCheck: {failureWindow: 10s, maxFailedAttempts: 2}",
+                "healthCheck: {path: /health, interval: 5s}",
+            )
+            % (good, bad),
+        )
+        clock = task.Clock()
+        service = self.start_proxy(clock=clock)
+        codes = []
+        for _ in range(4):
+            response, _ = yield self.get("pair")
+            codes.append(response.code)
+        self.assertEqual(sorted(codes), [200, 200, 500, 500])
+        clock.advance(5)
+        node = service.table.routers[0].service
+        yield until(lambda: node.states.down_keys() != ())
+        codes = []
+        for _ in range(4):
+            response, _ = yield self.get("pair")
+            codes.append(response.code)
+        self.assertEqual(codes, [200] * 4)
+        url = "http://127.0.0.1:%d/api/http/services" % (service.port_of("traefik"),)
+        response = yield treq.get(url, agent=self.agent)
+        listed = {s["name"]: s for s in json.loads((yield treq.content(response)))}
+        self.assertEqual(
+            listed[node.name + "@kubernetescrd"]["serverStatus"],
+            {"http://127.0.0.1:%d" % good: "UP", "http://127.0.0.1:%d" % bad: "DOWN"},
+        )
