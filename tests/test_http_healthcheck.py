@@ -28,9 +28,11 @@ from twisted.web.resource import Resource
 
 from tests.proxyfixture import CONF, ENDPOINTS, ProxyTestCase, free_port
 from tests.test_balance_health import _GROUP
+from tests.test_service_reload import LogLines
 from tsproxy.balance.health import HealthCheckSpec
 from tsproxy.config.resources import TransportSettings
 from tsproxy.http.healthcheck import HealthMonitor
+from tsproxy.logs import apply_log_level
 from tsproxy.runtime.services import LoadBalancer, LoadBalancerDef, Server
 from tsproxy.testing import app_site
 
@@ -477,7 +479,11 @@ class CheckerTests(TestCase):
 
     @defer.inlineCallbacks
     def test_port_override_and_refused(self) -> None:
-        """``port`` replaces the server's port; a refused connection is DOWN."""
+        """``port`` replaces the server's port; a refused connection is DOWN, with one log
+        line (a warning) for the transition."""
+        apply_log_level("INFO")
+        self.addCleanup(apply_log_level, "INFO")
+        lines = LogLines(self)
         closed = free_port()
         up, seen = yield self.check_once(HealthCheckSpec("/ok", port=self.port), port=closed)
         self.assertEqual((up, len(seen)), (True, 1))
@@ -486,6 +492,12 @@ class CheckerTests(TestCase):
         self.assertEqual(
             self.changes,
             [("svc", "http://127.0.0.1:%d" % (closed,), False)],
+        )
+        transitions = [line for line in lines.lines if " is DOWN " in line or " is UP " in line]
+        self.assertEqual(len(transitions), 1, transitions)
+        self.assertTrue(
+            transitions[0].startswith("svc: server http://127.0.0.1:%d is DOWN (" % (closed,)),
+            transitions,
         )
 
     @defer.inlineCallbacks
