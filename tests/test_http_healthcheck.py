@@ -49,6 +49,17 @@ log:
   level: ERROR
 """
 
+TWO_ENDPOINTS = """\
+apiVersion: v1
+kind: Endpoints
+metadata:
+  name: {name}
+subsets:
+  - addresses: [{{ip: 127.0.0.1}}]
+    ports: [{{name: http, port: {first}}}]
+  - addresses: [{{ip: 127.0.0.1}}]
+    ports: [{{name: http, port: {second}}}]
+"""
 WRR_HOST = "traefikservice-wrr.kubesre.lc"
 HEALTH = "healthCheck: {path: /health, interval: 10s, timeout: 3s}"
 V1, V2 = "default-app-v1-80", "default-app-v2-80"
@@ -227,8 +238,9 @@ class HealthCheckProxyTests(_HealthSetup):
 
     @defer.inlineCallbacks
     def test_reload_keeps_status_and_schedule(self) -> None:
-        """A reload with the canary unchanged keeps app-v2 DOWN and checks nothing at once; a
-        reload that removes the health check stops its checker and resets the status."""
+        """A reload with the canary unchanged keeps app-v2 DOWN and checks nothing at once; one
+        that adds a server to app-v2 keeps the DOWN one DOWN; one that removes the health
+        checks stops their checkers and resets the status."""
         service = self.start_proxy(clock=self.clock)
         v2 = self.backends["app-v2"]
         v2_url = "http://127.0.0.1:%d" % (v2.port,)
@@ -252,6 +264,21 @@ class HealthCheckProxyTests(_HealthSetup):
         self.assertEqual(len(service.health.checkers), checker_count)  # type: ignore[union-attr]
         seen, errors = yield self.split(3)
         self.assertEqual((seen, errors), ({"app-v1": 3}, 0))
+        # app-v2's Service changes (a second, live server): the DOWN one stays DOWN.
+        extra = Backend("app-v2b")
+        extra.start()
+        self.addCleanup(extra.stop)
+        extra_url = "http://127.0.0.1:%d" % (extra.port,)
+        self.write(
+            "endpoints.yaml",
+            ENDPOINTS.format(name="app-v1", port=self.backends["app-v1"].port)
+            + "---\n"
+            + TWO_ENDPOINTS.format(name="app-v2", first=v2.port, second=extra.port),
+        )
+        self.assertTrue(service.reload())
+        self.assertEqual(self.node(V2).states.status(), {v2_url: "DOWN", extra_url: "UP"})
+        seen, errors = yield self.split(3)
+        self.assertEqual((seen, errors), ({"app-v1": 1, "app-v2b": 2}, 0))
         # Health checks removed: their checkers stop, the new balancers start UP.
         for name in ("cookie.yaml", "mirror.yaml", "wrr.yaml"):
             shutil.copy(os.path.join(CONF, name), self.config_dir)

@@ -225,6 +225,19 @@ class _Checker:
             self.monitor.changed(self.name, url, up, why)
 
 
+def _carry_down(gone: List[_Checker], node: LoadBalancer) -> None:
+    """A service a reload changed (say, a server added) with the same active check keeps
+    its servers that were DOWN DOWN, instead of sending them traffic until the next check."""
+    spec = node.definition.health_check
+    if spec is None:
+        return
+    for checker in gone:
+        old = checker.node
+        if old.definition.name == node.definition.name and checker.spec == spec:
+            for url in old.states.down_keys():
+                node.states.set(url, False)
+
+
 class HealthMonitor:
     """The checkers of the load balancers of the routing table in force.
 
@@ -257,10 +270,12 @@ class HealthMonitor:
             definition = node.definition
             if definition.health_check is not None or definition.passive is not None:
                 wanted.append(node)
-        for node in [node for node in self.checkers if node not in seen]:
-            self.checkers.pop(node).stop()
+        gone = [self.checkers.pop(node) for node in list(self.checkers) if node not in seen]
+        for checker in gone:
+            checker.stop()
         for node in wanted:
             if node not in self.checkers:
+                _carry_down(gone, node)
                 checker = self.checkers[node] = _Checker(self, node)
                 checker.start()
 
