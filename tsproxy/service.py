@@ -24,6 +24,7 @@ from tsproxy.config.static import EntryPoint
 from tsproxy.drain import Drain
 from tsproxy.http.backend import BackendPool
 from tsproxy.http.entrypoint import HTTPEntryPointFactory
+from tsproxy.http.healthcheck import HealthMonitor
 from tsproxy.http.mirror import MirrorSender
 from tsproxy.logs import apply_log_level, get_logger
 from tsproxy.observe import Observer
@@ -106,6 +107,8 @@ class ProxyService(Service):
         self.udp: Dict[str, UDPEntryPoint] = {}
         self.pool: Optional[BackendPool] = None
         self.mirrors: Optional[MirrorSender] = None
+        #: The health checkers of the table in force (while running).
+        self.health: Optional[HealthMonitor] = None
         self.hostname = b""
         #: Metrics when metrics.prometheus or api is configured (the dashboard reads its
         #: per-service counts), the access log when accessLog is; None otherwise.
@@ -206,6 +209,8 @@ class ProxyService(Service):
         self.table = result.table
         self.applied = loaded
         self._refused = False
+        if self.health is not None:
+            self.health.update(result.table)
         if self.metrics is not None:
             self.metrics.config_reload(True)
             self.metrics.set_servers(result.table)
@@ -269,6 +274,8 @@ class ProxyService(Service):
         except StartupError:
             self._stop_observing()
             raise
+        self.health = HealthMonitor(self.reactor, self.clock, self._server_changed)
+        self.health.update(self.table)
         if self.metrics is not None:
             # The first configuration counts as a reload, as in Traefik.
             self.metrics.config_reload(True)
@@ -298,6 +305,10 @@ class ProxyService(Service):
                 ) from None
         if self.metrics is not None or self.access_log is not None:
             self.observer = Observer(self.metrics, self.access_log)
+
+    def _server_changed(self, service: str, url: str, up: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.server_status(service, url, up)
 
     def _stop_observing(self) -> None:
         access_log, self.access_log = self.access_log, None
@@ -436,6 +447,9 @@ class ProxyService(Service):
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
+        if self.health is not None:
+            self.health.stop()
+            self.health = None
         # UDP sessions drain alongside the TCP connections, within their entrypoint's grace.
         udp_stopped = self._stop_udp(0.0 if self._cut else None)
         yield self._stop_ports()

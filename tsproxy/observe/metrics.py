@@ -194,8 +194,8 @@ class Metrics:
 
     def set_servers(self, table: Any) -> None:
         """Take in the configuration ``table`` now in force (at start and on every applied
-        reload): every server of every load balancer is up (no health checks yet), and the
-        HTTP routers and services it has are recorded.
+        reload): every server of every load balancer with its UP (1) or DOWN (0) state, and
+        the HTTP routers and services it has are recorded.
 
         As Traefik's promState does, series of a router, service or server that the table no
         longer has are kept for one more scrape, then dropped (a router's name carries its
@@ -213,11 +213,17 @@ class Metrics:
             if isinstance(node, LoadBalancer):
                 name = self._name(node.definition.name)
                 for server in node.definition.servers:
-                    servers[name, server.url] = 1
+                    servers[name, server.url] = 1 if node.states.up(server.url) else 0
         self._known_servers = set(servers)
         self._servers.update(servers)
         for service in [service for service in self._stats if service not in names]:
             del self._stats[service]
+
+    def server_status(self, service: str, url: str, up: bool) -> None:
+        """A health check moved ``url`` of ``service`` UP or DOWN."""
+        key = (self._name(service), url)
+        if key in self._known_servers:
+            self._servers[key] = 1 if up else 0
 
     def _prune(self) -> None:
         """Drop the series of routers, services and servers the configuration no longer has
