@@ -55,7 +55,7 @@ WARNING = "warning"
 DEFAULT_TLS_OPTIONS = "default"
 
 Document = Dict[str, Any]
-Stats = Mapping[str, Mapping[str, int]]
+Stats = Mapping[str, Any]
 
 
 def qualified(name: str) -> str:
@@ -572,15 +572,23 @@ def version_document(version: str, start_date: str) -> Document:
 
 
 def stats_document(stats: Optional[Stats]) -> Document:
-    """``/api/tsproxy/stats`` (tsproxy's own): requests and errors per service since start,
-    by qualified name; ``metrics`` false when nothing counts them."""
+    """``/api/tsproxy/stats`` (tsproxy's own, for the dashboard): since start, requests and
+    5xx per service, per parent's child (``children``: what that parent sent it), mirrored
+    copies, requests and unrouted ones per entrypoint, TCP connections and UDP sessions; by
+    qualified name. ``metrics`` false when nothing counts them."""
+    if stats is None:
+        return {"metrics": False, "services": {}}
     services = {}
-    for name, counts in sorted((stats or {}).items()):
+    for name, counts in sorted(stats.get("services", {}).items()):
         services[name] = {
             "requests": int(counts.get("requests", 0)),
             "errors": int(counts.get("errors", 0)),
         }
-    return {"metrics": stats is not None, "services": services}
+    document: Document = {"metrics": True, "services": services}
+    for key in ("children", "mirrored", "entrypoints", "tcp", "udp"):
+        if key in stats:
+            document[key] = stats[key]
+    return document
 
 
 # -- requests: filters, sorting, paging ------------------------------------------------------
