@@ -16,9 +16,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import treq
 from twisted.internet import defer, reactor, task
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectError
 from twisted.internet.protocol import Protocol
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 
 from tests.proxyfixture import STATIC, ProxyTestCase, free_port
 
@@ -127,9 +127,7 @@ def file_config(backend_port: int) -> str:
                 "middlewares": MIDDLEWARES,
                 "services": {
                     "app": {
-                        "loadBalancer": {
-                            "servers": [{"url": "http://127.0.0.1:%d" % backend_port}]
-                        }
+                        "loadBalancer": {"servers": [{"url": "http://127.0.0.1:%d" % backend_port}]}
                     }
                 },
             }
@@ -265,9 +263,7 @@ class ChainAsTraefikTests(ProxyTestCase):
             allow_redirects=False,
         )
         body = yield treq.content(response)
-        seen = {
-            name: response.headers.getRawHeaders(name, [None])[0] for name in RESPONSE_HEADERS
-        }
+        seen = {name: response.headers.getRawHeaders(name, [None])[0] for name in RESPONSE_HEADERS}
         return response.code, seen, body
 
     @defer.inlineCallbacks
