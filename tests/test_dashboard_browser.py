@@ -23,6 +23,7 @@ COOKIE_HOST = "traefikservice-cokie.kubesre.lc"
 COPY_HOST = "traefikservice-copy.kubesre.lc"
 V1 = "default-app-v1-80"
 V2 = "default-app-v2-80"
+ROUTER_WRR = "default-app-wrr-846b2c19626676e0a8ba@kubernetescrd"
 
 
 def children(service: str) -> str:
@@ -153,6 +154,16 @@ class DashboardLiveTests(ProxyTestCase):
             "the new weights and the shares since start",
         )
 
+        # The canary's router: entrypoint → service, with its children and servers.
+        yield browser.open(base + "#/http/routers/" + ROUTER_WRR)
+        chain = yield browser.wait_for(
+            "JSON.stringify(Array.from(document.querySelectorAll('.chain .step'))"
+            ".map(function (s) { return [s.dataset.step, s.dataset.name]; }))",
+            "the router's chain",
+        )
+        self.assertEqual(json.loads(chain), [["entrypoint", "web"], ["service", "default-app-wrr"]])
+        yield browser.screenshot(self.artifact("dashboard-router.png"))
+
         # Requests nobody routes, on the overview.
         yield self.send("nowhere.test", 2)
         yield browser.open(base + "#/")
@@ -161,6 +172,7 @@ class DashboardLiveTests(ProxyTestCase):
             "document.querySelector('tr[data-entrypoint=\"web\"]'))",
             "two unrouted requests on web",
         )
+        yield browser.screenshot(self.artifact("dashboard-overview.png"))
 
         # The canary's server dies.
         yield self.kill_app("app-v2")
