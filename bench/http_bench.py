@@ -864,7 +864,11 @@ class Bench:
             if a.middlewares:
                 rows.append(
                     self._tsproxy_target(
-                        "tsproxy, CPython" + CHAINED, a.tsproxy_python, ports[8], a.warmup, chain=True
+                        "tsproxy, CPython" + CHAINED,
+                        a.tsproxy_python,
+                        ports[8],
+                        a.warmup,
+                        chain=True,
                     )
                 )
         pypy = self.pypy_python()
