@@ -63,7 +63,7 @@ WARNING = "warning"
 DEFAULT_TLS_OPTIONS = "default"
 
 Document = Dict[str, Any]
-Stats = Mapping[str, Mapping[str, int]]
+Stats = Mapping[str, Any]
 
 
 def qualified(name: str) -> str:
@@ -650,16 +650,24 @@ def health_document(table: Any) -> Document:
 
 
 def stats_document(stats: Optional[Stats], table: Any = None) -> Document:
-    """``/api/tsproxy/stats`` (tsproxy's own): requests and errors per service since start,
-    by qualified name; ``metrics`` false when nothing counts them; ``health``: each
-    service's health (see health_document)."""
+    """``/api/tsproxy/stats`` (tsproxy's own, for the dashboard): since start, requests and
+    5xx per service, per parent's child (``children``: what that parent sent it), mirrored
+    copies, requests and unrouted ones per entrypoint, TCP connections and UDP sessions; by
+    qualified name. ``metrics`` false when nothing counts them; ``health``: each service's
+    health (see health_document)."""
+    if stats is None:
+        return {"metrics": False, "services": {}, "health": health_document(table)}
     services = {}
-    for name, counts in sorted((stats or {}).items()):
+    for name, counts in sorted(stats.get("services", {}).items()):
         services[name] = {
             "requests": int(counts.get("requests", 0)),
             "errors": int(counts.get("errors", 0)),
         }
-    return {"metrics": stats is not None, "services": services, "health": health_document(table)}
+    document: Document = {"metrics": True, "services": services, "health": health_document(table)}
+    for key in ("children", "mirrored", "entrypoints", "tcp", "udp"):
+        if key in stats:
+            document[key] = stats[key]
+    return document
 
 
 # -- requests: filters, sorting, paging ------------------------------------------------------

@@ -383,7 +383,10 @@ class Dispatch(Protocol):
         return conn
 
     def _make_relay(self, router: TCPRouter, pending: bytes = b"") -> Optional[TCPRelay]:
-        server = router.service.pick()
+        server, services = router.service.pick_path()
+        observer = self.factory.observer
+        if observer is not None and observer.metrics is not None and server is not None:
+            observer.metrics.l4_session("tcp", services)
         if server is None:
             log.warn("TCP router {router}: no server available, closing", router=router.name)
             self.transport.loseConnection()  # type: ignore[union-attr]

@@ -164,7 +164,9 @@ class UDPEntryPoint(DatagramProtocol):
                 self._unrouted_reported = True
                 log.warn("entrypoint {name}: no UDP router, datagrams are dropped", name=name)
             return None
-        server = node.pick()
+        server, services = node.pick_path()
+        if server is not None and self.metrics is not None:
+            self.metrics.l4_session("udp", services)
         if server is None:
             log.debug("entrypoint {name}: no server to pick, datagram dropped", name=name)
             return None
