@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any, List
 
 from twisted.internet import defer, reactor
@@ -102,7 +103,8 @@ class DashboardLiveTests(ProxyTestCase):
         """On one open page: the canary's 1:2 split counted per parent (the cookie service
         sending the same children 3:6 does not blur it), the mirror's served and mirrored
         counts, a weight change to 1:1 with its new configured and live shares, unrouted
-        requests per entrypoint, and the canary server killed: its errors shown."""
+        requests per entrypoint, and the canary server killed: shown DOWN by its health check
+        while app-v1 takes its traffic without a client error."""
         service = self.start_proxy()
         browser = Browser(self.chromium, os.path.abspath(self.mktemp()))
         self.addCleanup(browser.stop)
@@ -138,10 +140,20 @@ class DashboardLiveTests(ProxyTestCase):
         self.assertEqual(mirror, ["20", "2"])
         yield browser.screenshot(self.artifact("dashboard.png"))
 
-        # The canary's weight goes to 1:1, the page still open.
-        with open(os.path.join(self.config_dir, "wrr.yaml")) as f:
-            text = f.read()
-        self.write("wrr.yaml", text.replace("weight: 2", "weight: 1"))
+        # The canary's weight goes to 1:1 and every reference to the apps gets a health
+        # check (the same settings everywhere: one balancer per Service), the page open.
+        for name in ("wrr.yaml", "cookie.yaml", "mirror.yaml"):
+            with open(os.path.join(self.config_dir, name)) as f:
+                text = f.read()
+            text = re.sub(
+                r"(?m)^( +)port: 80\n",
+                r"\1port: 80\n\1healthCheck: {path: /health, interval: 1s, timeout: 1s}\n",
+                text,
+            )
+            if name == "wrr.yaml":
+                text = text.replace("weight: 2", "weight: 1")
+                text = text.replace("  weighted:\n", "  weighted:\n    healthCheck: {}\n")
+            self.write(name, text)
         self.assertTrue(service.reload())
         codes = yield self.send(WRR_HOST, 30)
         self.assertEqual(set(codes), {200})
@@ -174,15 +186,24 @@ class DashboardLiveTests(ProxyTestCase):
         )
         yield browser.screenshot(self.artifact("dashboard-overview.png"))
 
-        # The canary's server dies.
+        # The canary's server dies: within a health interval the page shows it DOWN, and
+        # the canary's traffic goes to app-v1 without a client error.
         yield self.kill_app("app-v2")
-        codes = yield self.send(WRR_HOST, 10)
-        self.assertIn(502, codes)
         yield browser.open(base + "#/http/services")
-        errors = yield browser.wait_for(
-            "(function () { var rows = JSON.parse(%s); return rows.length === 2 && Number(rows[1][5]) > 0 && rows[1][5]; })()"
-            % children("default-app-wrr"),
-            "errors on the canary",
+        yield browser.wait_for(
+            "(function (r) { return r && r.dataset.health === 'DOWN'; })(document.querySelector("
+            '\'.service[data-service="default-app-wrr@kubernetescrd"] tr.child[data-child="%s"]\'))'
+            % V2,
+            "the canary's server DOWN",
         )
-        self.assertEqual(int(errors), codes.count(502))
+        codes = yield self.send(WRR_HOST, 10)
+        self.assertEqual(set(codes), {200})
+        yield browser.wait_for(
+            "%s === %r"
+            % (
+                children("default-app-wrr"),
+                rows([V1, 1, 35, "0.5000", "0.5000", 0], [V2, 1, 35, "0.5000", "0.5000", 0]),
+            ),
+            "app-v1 taking the canary's traffic",
+        )
         yield browser.screenshot(self.artifact("dashboard-canary-down.png"))
