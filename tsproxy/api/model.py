@@ -16,7 +16,9 @@ from urllib.parse import parse_qs, unquote_to_bytes
 
 import attrs
 
+from tsproxy import providers
 from tsproxy.config.static import EntryPoint, StaticConfig
+from tsproxy.runtime.internal import InternalService
 from tsproxy.runtime.services import LoadBalancer, MirroringService, Node, WeightedService
 from tsproxy.runtime.udp import UDPLoadBalancer, UDPNode
 
@@ -59,8 +61,9 @@ Stats = Mapping[str, Mapping[str, int]]
 
 
 def qualified(name: str) -> str:
-    """``name@kubernetescrd``: how Traefik's API and metrics name a router or service."""
-    return f"{name}@{PROVIDER}"
+    """``name@provider``: how Traefik's API and metrics name a router or service (a bare
+    table name is the Kubernetes CRD provider's, see tsproxy.providers)."""
+    return providers.qualified(name)
 
 
 @attrs.frozen
@@ -164,7 +167,7 @@ def _router_info(router: Any, tcp: bool = False, warning: Any = None) -> Documen
     listed = router.entrypoints if warning is None else warning.entrypoints
     info: Document = {
         "entryPoints": list(listed),
-        "service": router.service.name,
+        "service": _service_reference(router.name, router.service.name),
         "rule": router.rule,
     }
     syntax = getattr(router, "syntax", "v3")
@@ -184,12 +187,20 @@ def _router_info(router: Any, tcp: bool = False, warning: Any = None) -> Documen
     return info
 
 
+def _service_reference(router: str, service: str) -> str:
+    """A router's service as written in its provider: bare in the same provider, else
+    ``name@provider``."""
+    if providers.provider_of(router) == providers.provider_of(service):
+        return providers.bare(service)
+    return providers.qualified(service)
+
+
 def _failed_router_info(failed: Any) -> Document:
     """The RouterInfo of a route that failed to build: what it asked for, its errors and
     status "disabled"."""
     info: Document = {"entryPoints": list(failed.entrypoints)}
     if failed.service:
-        info["service"] = failed.service
+        info["service"] = _service_reference(failed.name, failed.service)
     if failed.protocol != "udp":
         info["rule"] = failed.rule
         if failed.syntax and failed.syntax != "v3":
@@ -238,7 +249,7 @@ def _representation(name: str, info: Document, **extra: Any) -> Document:
     entry = dict(info)
     entry.update(extra)
     entry["name"] = qualified(name)
-    entry["provider"] = PROVIDER
+    entry["provider"] = providers.provider_of(name)
     return entry
 
 
@@ -286,6 +297,8 @@ def _cookie(sticky: Any) -> Document:
 
 def _http_service_config(node: Node) -> Tuple[str, Document, Dict[str, str]]:
     """(type, the dynamic service section, serverStatus) of one service node."""
+    if isinstance(node, InternalService):
+        return "", {}, {}
     if isinstance(node, LoadBalancer):
         definition = node.definition
         balancer: Document = {}
@@ -335,6 +348,8 @@ def _failed_service_config(failed: Any) -> Tuple[str, Document]:
     if failed.kind == "weighted":
         services = [{"name": name, "weight": weight} for name, weight in failed.children]
         return "weighted", {"weighted": {"services": services}}
+    if failed.kind == "loadbalancer":
+        return "loadbalancer", {"loadBalancer": {}}
     mirroring: Document = {
         "service": failed.main,
         "mirrorBody": failed.mirror_body,
@@ -369,7 +384,7 @@ def _with_status(info: Document, status: Mapping[str, str]) -> Document:
 def http_services(table: Any) -> Dict[str, Document]:
     """Every HTTP service, by qualified name, as ``/api/http/services`` lists them."""
     return {
-        name: _representation(name.rsplit("@", 1)[0], _with_status(info, status), type=kind)
+        name: _representation(name, _with_status(info, status), **({"type": kind} if kind else {}))
         for name, (kind, info, status) in _http_services(table).items()
     }
 
@@ -402,7 +417,7 @@ def _tcp_services(table: Any) -> Dict[str, Tuple[str, Document, Dict[str, str]]]
 def tcp_routers(table: Any) -> Dict[str, Document]:
     """Every TCP router, by qualified name, as ``/api/tcp/routers`` lists them."""
     return {
-        name: _representation(name.rsplit("@", 1)[0], info)
+        name: _representation(name, info)
         for name, info in _router_infos(table, "tcp").items()
     }
 
@@ -410,7 +425,7 @@ def tcp_routers(table: Any) -> Dict[str, Document]:
 def tcp_services(table: Any) -> Dict[str, Document]:
     """Every TCP service, by qualified name, as ``/api/tcp/services`` lists them."""
     return {
-        name: _representation(name.rsplit("@", 1)[0], _with_status(info, status), type=kind)
+        name: _representation(name, _with_status(info, status), type=kind)
         for name, (kind, info, status) in _tcp_services(table).items()
     }
 
@@ -450,7 +465,7 @@ def _udp_services(table: Any) -> Dict[str, Tuple[str, Document]]:
 def udp_routers(table: Any) -> Dict[str, Document]:
     """Every UDP router, by qualified name, as ``/api/udp/routers`` lists them."""
     return {
-        name: _representation(name.rsplit("@", 1)[0], info)
+        name: _representation(name, info)
         for name, info in _router_infos(table, "udp").items()
     }
 
@@ -458,7 +473,7 @@ def udp_routers(table: Any) -> Dict[str, Document]:
 def udp_services(table: Any) -> Dict[str, Document]:
     """Every UDP service, by qualified name, as ``/api/udp/services`` lists them."""
     return {
-        name: _representation(name.rsplit("@", 1)[0], info, type=kind)
+        name: _representation(name, info, type=kind)
         for name, (kind, info) in _udp_services(table).items()
     }
 
@@ -539,7 +554,7 @@ def overview(table: Any) -> Document:
             "metrics": "Prometheus" if static.prometheus is not None else "",
             "accessLog": static.access_log is not None,
         },
-        "providers": ["KubernetesCRD"],
+        "providers": list(getattr(table, "providers", None) or ["KubernetesCRD"]),
     }
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "MiddlewareRef",
     "MirrorRef",
     "Mirroring",
+    "Node",
     "ObjectRef",
     "Resource",
     "RouteTLS",
@@ -57,6 +58,8 @@ class Meta:
     namespace: str
     name: str
     location: Location
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
 
     @property
     def label(self) -> str:
@@ -88,6 +91,12 @@ class ServiceRef:
     pass_host_header: bool = True
     servers_transport: str = ""
     sticky: Optional[CookieSpec] = None
+    #: nativeLB (the Service's ClusterIP instead of its endpoints; None: the provider's
+    #: default) and nodePortLB (the nodes' addresses and the node port).
+    native_lb: Optional[bool] = None
+    node_port_lb: bool = False
+    #: The reference names a namespace other than its resource's (allowCrossNamespace).
+    cross_namespace: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -172,6 +181,14 @@ class TCPServiceRef:
     proxy_protocol: int = 0
     tls: bool = False
     servers_transport: str = ""
+    native_lb: Optional[bool] = None
+    node_port_lb: bool = False
+    #: The reference names a namespace other than its resource's (allowCrossNamespace).
+    cross_namespace: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
 
 
 @attrs.frozen
@@ -316,6 +333,7 @@ class ServicePort:
     name: str = ""
     target_port: Optional[PortRef] = None
     protocol: str = "TCP"
+    node_port: int = 0
 
 
 @attrs.frozen
@@ -326,6 +344,15 @@ class Service:
     ports: tuple[ServicePort, ...] = ()
     type: str = "ClusterIP"
     external_name: str = ""
+    cluster_ip: str = ""
+
+
+@attrs.frozen
+class Node:
+    """A core v1 Node: its InternalIP addresses."""
+
+    meta: Meta
+    addresses: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -380,4 +407,5 @@ Resource = Union[
     Service,
     Endpoints,
     EndpointSlice,
+    Node,
 ]

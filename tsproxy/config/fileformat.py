@@ -1,0 +1,376 @@
+"""Traefik's dynamic configuration format (what its file provider reads), YAML or TOML, into
+frozen values: ``http`` routers, services, serversTransports and middlewares.
+
+Pure: parses located documents. Names stay as written (the provider suffix is added when the
+configurations are merged). Go templates are not supported: a ``{{`` in a file is an error.
+The ``tcp``, ``udp`` and ``tls`` sections are errors until the file provider reads them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import attrs
+
+from tsproxy.config.errors import ConfigError, Location
+from tsproxy.config.kinds import read_sticky, read_transport
+from tsproxy.config.resources import CookieSpec, RouteTLS, TLSDomain, TransportSettings
+from tsproxy.config.schema import FieldError, Fields
+from tsproxy.config.tomlio import load_toml
+from tsproxy.config.yamlio import Document, YAMLMap, load_documents
+
+__all__ = [
+    "FileChild",
+    "FileConfiguration",
+    "FileLoadBalancer",
+    "FileMiddleware",
+    "FileMirroring",
+    "FileRouter",
+    "FileServer",
+    "FileService",
+    "FileTransport",
+    "FileWeighted",
+    "is_dynamic_document",
+    "parse_dynamic_files",
+]
+
+_NOT_YET = "not supported yet, ignored"
+_MAX_PRIORITY = 2**63 - 1 - 1000
+_SECTIONS = ("http", "tcp", "udp", "tls")
+
+
+@attrs.frozen
+class FileServer:
+    """``servers[i].url`` of a load balancer; ``line``/``path`` locate it."""
+
+    url: str
+    line: int
+    path: str
+    weight: Optional[int] = None
+
+
+@attrs.frozen
+class FileLoadBalancer:
+    servers: Tuple[FileServer, ...]
+    pass_host_header: bool = True
+    sticky: Optional[CookieSpec] = None
+    servers_transport: str = ""
+
+
+@attrs.frozen
+class FileChild:
+    """A child of a weighted service (``amount`` its weight) or a mirror (its percent)."""
+
+    name: str
+    amount: int
+    line: int
+    path: str
+
+
+@attrs.frozen
+class FileWeighted:
+    services: Tuple[FileChild, ...]
+    sticky: Optional[CookieSpec] = None
+
+
+@attrs.frozen
+class FileMirroring:
+    service: str
+    line: int
+    mirrors: Tuple[FileChild, ...] = ()
+    max_body_size: int = -1
+    mirror_body: bool = True
+
+
+@attrs.frozen
+class FileService:
+    """One of ``http.services``: exactly one of the three kinds is set."""
+
+    name: str
+    location: Location
+    load_balancer: Optional[FileLoadBalancer] = None
+    weighted: Optional[FileWeighted] = None
+    mirroring: Optional[FileMirroring] = None
+
+
+@attrs.frozen
+class FileRouter:
+    """One of ``http.routers``. ``service`` and ``middlewares`` as written (``x`` or
+    ``x@provider``); ``tls`` None for a plain HTTP router."""
+
+    name: str
+    location: Location
+    rule: str
+    service: str
+    entry_points: Tuple[str, ...] = ()
+    priority: int = 0
+    syntax: str = ""
+    middlewares: Tuple[str, ...] = ()
+    tls: Optional[RouteTLS] = None
+
+
+@attrs.frozen
+class FileTransport:
+    name: str
+    location: Location
+    settings: TransportSettings = TransportSettings()
+
+
+@attrs.frozen
+class FileMiddleware:
+    """One of ``http.middlewares``: its kind (``stripPrefix``...) and the kind's parsed spec."""
+
+    name: str
+    location: Location
+    kind: str
+    spec: Any
+
+
+@attrs.frozen
+class FileConfiguration:
+    """What the file provider read, every section keyed by name in file order."""
+
+    routers: Tuple[FileRouter, ...] = ()
+    services: Tuple[FileService, ...] = ()
+    transports: Tuple[FileTransport, ...] = ()
+    middlewares: Tuple[FileMiddleware, ...] = ()
+
+
+def is_dynamic_document(data: object) -> bool:
+    """Whether a document looks like Traefik's dynamic configuration (no apiVersion/kind,
+    only http/tcp/udp/tls at the top)."""
+    return (
+        isinstance(data, YAMLMap)
+        and bool(data)
+        and all(isinstance(key, str) and key in _SECTIONS for key in data)
+    )
+
+
+def _server(fields: Fields) -> FileServer:
+    url = fields.string("url", required=True)
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("http", "https", "h2c") or not rest:
+        raise fields.fail("url", "must be an http, https or h2c URL (like http://10.0.0.1:80)")
+    hostport, slash, path = rest.partition("/")
+    if path or "?" in hostport or "@" in hostport:
+        raise fields.fail("url", "a path, query or user in a server URL is not supported yet")
+    weight = fields.integer("weight", 1, minimum=0) if fields.has("weight") else None
+    server = FileServer(url, fields.line, fields.path, weight)
+    fields.done({"preservePath": _NOT_YET})
+    return server
+
+
+def _load_balancer(fields: Fields) -> FileLoadBalancer:
+    servers = tuple(_server(item) for item in fields.mappings("servers"))
+    strategy = fields.string("strategy")
+    if strategy not in ("", "wrr", "RoundRobin"):
+        raise fields.fail("strategy", f"{strategy} is not supported yet (wrr only)")
+    balancer = FileLoadBalancer(
+        servers=servers,
+        pass_host_header=fields.boolean("passHostHeader", True),
+        sticky=read_sticky(fields),
+        servers_transport=fields.string("serversTransport"),
+    )
+    fields.done(
+        {
+            "healthCheck": _NOT_YET,
+            "passiveHealthCheck": _NOT_YET,
+            "responseForwarding": _NOT_YET,
+        }
+    )
+    return balancer
+
+
+def _child(fields: Fields, amount_key: str, maximum: Optional[int]) -> FileChild:
+    child = FileChild(
+        fields.string("name", required=True),
+        fields.integer(amount_key, 1 if amount_key == "weight" else 0, 0, maximum),
+        fields.line,
+        fields.path,
+    )
+    fields.done()
+    return child
+
+
+def _service(name: str, fields: Fields, location: Location) -> FileService:
+    kinds = [key for key in ("loadBalancer", "weighted", "mirroring") if fields.has(key)]
+    for unsupported in ("failover", "highestRandomWeight"):
+        if fields.has(unsupported):
+            raise fields.fail(unsupported, "not supported yet: the route using it is disabled")
+    if len(kinds) != 1:
+        raise fields.whole("exactly one of loadBalancer, weighted or mirroring is required")
+    service = FileService(name, location)
+    balancer_fields = fields.mapping("loadBalancer")
+    if balancer_fields is not None:
+        service = attrs.evolve(service, load_balancer=_load_balancer(balancer_fields))
+    weighted_fields = fields.mapping("weighted")
+    if weighted_fields is not None:
+        children = tuple(_child(i, "weight", None) for i in weighted_fields.mappings("services"))
+        sticky = read_sticky(weighted_fields)
+        weighted_fields.done({"healthCheck": _NOT_YET})
+        service = attrs.evolve(service, weighted=FileWeighted(children, sticky))
+    mirroring_fields = fields.mapping("mirroring")
+    if mirroring_fields is not None:
+        mirroring = FileMirroring(
+            service=mirroring_fields.string("service", required=True),
+            line=mirroring_fields.line_of("service"),
+            mirrors=tuple(_child(i, "percent", 100) for i in mirroring_fields.mappings("mirrors")),
+            max_body_size=mirroring_fields.integer("maxBodySize", -1, minimum=-1),
+            mirror_body=mirroring_fields.boolean("mirrorBody", True),
+        )
+        mirroring_fields.done({"healthCheck": _NOT_YET})
+        service = attrs.evolve(service, mirroring=mirroring)
+    fields.done()
+    return service
+
+
+def _router_tls(fields: Fields) -> RouteTLS:
+    if fields.string("certResolver"):
+        raise fields.fail("certResolver", "ACME certificate resolvers are not supported")
+    options = fields.string("options")
+    if options not in ("", "default", "default@internal"):
+        raise fields.fail(
+            "options", "TLS options of the file provider are not supported yet (only default)"
+        )
+    domains = []
+    for item in fields.mappings("domains"):
+        domains.append(TLSDomain(item.string("main"), item.strings("sans")))
+        item.done()
+    fields.done()
+    return RouteTLS(domains=tuple(domains))
+
+
+def _router(name: str, fields: Fields, location: Location) -> FileRouter:
+    present, tls_fields = fields.section("tls")
+    router = FileRouter(
+        name=name,
+        location=location,
+        rule=fields.string("rule", required=True),
+        service=fields.string("service", required=True),
+        entry_points=fields.strings("entryPoints"),
+        priority=fields.integer("priority", 0, maximum=_MAX_PRIORITY),
+        syntax=fields.string("ruleSyntax", choices=("", "v2", "v3")),
+        middlewares=fields.strings("middlewares"),
+        tls=(RouteTLS() if tls_fields is None else _router_tls(tls_fields)) if present else None,
+    )
+    fields.done({"observability": _NOT_YET})
+    return router
+
+
+def _transport(name: str, fields: Fields, location: Location) -> FileTransport:
+    return FileTransport(name, location, read_transport(fields))
+
+
+def _middleware(name: str, fields: Fields, location: Location) -> FileMiddleware:
+    from tsproxy.middlewares.registry import http_kinds
+
+    keys = [key for key in fields.data if isinstance(key, str)]
+    if len(keys) != 1:
+        raise fields.whole("a middleware has exactly one kind (like stripPrefix)")
+    kind = http_kinds().get(keys[0])
+    if kind is None:
+        raise fields.fail(keys[0], "this middleware kind is not implemented yet")
+    section = fields.mapping(keys[0])
+    spec = kind.parse(section if section is not None else Fields(YAMLMap(), keys[0], []))
+    fields.done()
+    return FileMiddleware(name, location, keys[0], spec)
+
+
+_HTTP_SECTIONS = (
+    ("routers", "router", _router),
+    ("services", "service", _service),
+    ("serversTransports", "serversTransport", _transport),
+    ("middlewares", "middleware", _middleware),
+)
+
+
+class _Reader:
+    """Reads documents into one FileConfiguration; the first definition of a name wins."""
+
+    def __init__(self) -> None:
+        self.sections: Dict[str, Dict[str, Any]] = {key: {} for key, _, _ in _HTTP_SECTIONS}
+        self.errors: List[ConfigError] = []
+        self.notices: List[str] = []
+
+    def document(self, document: Document, file: str) -> None:
+        data = document.data
+        if not isinstance(data, YAMLMap):
+            self.errors.append(ConfigError(file, document.line, "", "not a mapping"))
+            return
+        notices: List[Tuple[int, str]] = []
+        try:
+            root = Fields(data, "", notices)
+            for section in ("tcp", "udp", "tls"):
+                if root.has(section):
+                    message = "not supported yet by the file provider (use the CRD files)"
+                    raise root.fail(section, message)
+            http = root.mapping("http")
+            root.done()
+        except FieldError as exc:
+            self.errors.append(ConfigError(file, exc.line, "", str(exc)))
+            http = None
+        if http is not None:
+            self._http(http, file)
+        self.notices.extend(f"{file}:{line}: {text}" for line, text in notices)
+
+    def _http(self, http: Fields, file: str) -> None:
+        for key, what, parse in _HTTP_SECTIONS:
+            try:
+                section = http.mapping(key)
+            except FieldError as exc:
+                self.errors.append(ConfigError(file, exc.line, "", str(exc)))
+                continue
+            if section is None:
+                continue
+            for name in list(section.data):
+                line = section.line_of(str(name))
+                location = Location(file, line, f"{what} {name}")
+                try:
+                    if not isinstance(name, str) or not name or "@" in name:
+                        raise FieldError(line, section.path_of(str(name)), "invalid name")
+                    fields = section.mapping(name, required=True)
+                    assert fields is not None
+                    value = parse(name, fields, location)
+                except FieldError as exc:
+                    self.errors.append(location.error(str(exc)))
+                    continue
+                first = self.sections[key].setdefault(name, value)
+                if first is not value:
+                    message = f"{what} {name} defined twice, this one is ignored (first at "
+                    self.errors.append(location.error(message + f"{first.location})"))
+        try:
+            http.done()
+        except FieldError as exc:
+            self.errors.append(ConfigError(file, exc.line, "", str(exc)))
+
+    def configuration(self) -> FileConfiguration:
+        return FileConfiguration(
+            routers=tuple(self.sections["routers"].values()),
+            services=tuple(self.sections["services"].values()),
+            transports=tuple(self.sections["serversTransports"].values()),
+            middlewares=tuple(self.sections["middlewares"].values()),
+        )
+
+
+def _template_line(text: str) -> int:
+    index = text.find("{{")
+    return 0 if index < 0 else text.count("\n", 0, index) + 1
+
+
+def parse_dynamic_files(
+    files: Sequence[Tuple[str, str]],
+) -> Tuple[FileConfiguration, Tuple[ConfigError, ...], Tuple[str, ...]]:
+    """Read (name, text) pairs, YAML or TOML by extension, into one configuration."""
+    reader = _Reader()
+    for name, text in files:
+        template = _template_line(text)
+        if template:
+            message = "Go templates ({{ ... }}) are not supported: the file is not read"
+            reader.errors.append(ConfigError(name, template, "", message))
+            continue
+        load = load_toml if name.endswith(".toml") else load_documents
+        documents, errors = load(text, name)
+        reader.errors.extend(errors)
+        for document in documents:
+            reader.document(document, name)
+    return reader.configuration(), tuple(reader.errors), tuple(reader.notices)

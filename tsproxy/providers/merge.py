@@ -1,0 +1,115 @@
+"""Merging the providers' configurations into one routing table, as Traefik's aggregator
+does: each provider's names are qualified by the provider, a reference ``name@provider``
+reaches into another provider, and one provider's errors disable only what they touch.
+
+The Kubernetes CRD part is built by tsproxy.runtime.build; this module resolves the
+qualified references between it, the file provider and Traefik's internal services.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+from tsproxy.config.errors import ConfigError, Location
+
+from tsproxy.config.fileformat import FileConfiguration
+from tsproxy.config.providers import CRDProviderConfig
+from tsproxy.config.resources import TransportSettings
+from tsproxy.config.static import StaticConfig
+from tsproxy.providers import CRD, FILE, INTERNAL, split
+from tsproxy.providers.file import FileBuilder, FileRoute
+from tsproxy.runtime.endpoints import BuildError
+from tsproxy.runtime.failures import FailedRouter, FailedService
+from tsproxy.runtime.internal import InternalService, InternalServiceDef, internal_problem
+from tsproxy.runtime.services import Definition, Node
+
+__all__ = ["Merge", "crd_options", "node_of"]
+
+AnyDefinition = Union[Definition, InternalServiceDef]
+
+
+def crd_options(static: StaticConfig) -> CRDProviderConfig:
+    """The Kubernetes CRD provider's options (its defaults when it is not configured)."""
+    return static.providers.crd or CRDProviderConfig()
+
+
+class Merge:
+    """Qualified references across providers for one build. ``crd`` is the CRD builder
+    (tsproxy.runtime.build._Builder): its TraefikServices, route services and transports."""
+
+    def __init__(self, crd: Any, file: Optional[FileConfiguration], static: StaticConfig) -> None:
+        self.crd = crd
+        self.static = static
+        self.crd_routes: Dict[str, Definition] = {}
+        self.file: Optional[FileBuilder] = None
+        if file is not None:
+            self.file = FileBuilder(file, static, self.resolve, self.transport)
+        crd.other = self.resolve
+        crd.other_transport = self.transport
+
+    def resolve(self, qualified: str, top: bool = False) -> AnyDefinition:
+        """The definition ``name@provider`` names; BuildError when there is none."""
+        name, provider = split(qualified)
+        if provider == INTERNAL:
+            problem = internal_problem(qualified, self.static)
+            if problem is not None:
+                raise BuildError(problem)
+            if not top:
+                raise BuildError(f"{qualified}: an internal service can only be a router's service")
+            return InternalServiceDef(qualified)
+        if provider == FILE:
+            if self.file is None:
+                raise BuildError(f"service {qualified} does not exist: no file provider")
+            return self.file.service(name)
+        if provider == CRD:
+            for key in self.crd.traefik_services:
+                if self.crd.normalized(key) == name:
+                    return self.crd.traefik_service(key)  # type: ignore[no-any-return]
+            found = self.crd_routes.get(name)
+            if found is not None:
+                return found
+            raise BuildError(f"service {qualified} does not exist")
+        raise BuildError(f"service {qualified} does not exist: provider {provider} is not enabled")
+
+    def file_routes(self) -> Tuple[List[FileRoute], List[FailedRouter]]:
+        """The file provider's routers (every one of its services is built too, so the API
+        lists those no router uses, as Traefik does)."""
+        if self.file is None:
+            return [], []
+        for name in self.file.services:
+            try:
+                self.file.service(name)
+            except BuildError:
+                pass  # recorded at the service
+        return self.file.routes()
+
+    def definitions(self) -> List[Definition]:
+        """Every service definition built (CRD TraefikServices, file services)."""
+        found = [d for d in self.crd.built.values() if not isinstance(d, Location)]
+        if self.file is not None:
+            found.extend(d for d in self.file.built.values() if not isinstance(d, Location))
+        return found
+
+    def failed_services(self) -> List[FailedService]:
+        return [] if self.file is None else list(self.file.failed_services)
+
+    def errors(self) -> Tuple[ConfigError, ...]:
+        return () if self.file is None else tuple(self.file.errors)
+
+    def warnings(self) -> Tuple[ConfigError, ...]:
+        return () if self.file is None else tuple(self.file.warnings)
+
+    def transport(self, qualified: str) -> TransportSettings:
+        name, provider = split(qualified)
+        if provider == FILE and self.file is not None:
+            return self.file.transport(name)
+        if provider == CRD:
+            return self.crd.transport_named(name)  # type: ignore[no-any-return]
+        raise BuildError(f"serversTransport {qualified} does not exist")
+
+
+def node_of(definition: AnyDefinition, instantiate: Any) -> Node:
+    """The node of a router's definition: internal services have their own node."""
+    if isinstance(definition, InternalServiceDef):
+        return InternalService(definition)  # type: ignore[return-value]
+    return instantiate(definition)  # type: ignore[no-any-return]
