@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
+import attrs
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from tsproxy.config.errors import Location
@@ -127,6 +129,7 @@ class GoodDocumentTests(SynchronousTestCase):
                                     line=23,
                                     path="spec.routes[0].services[1]",
                                     kind="TraefikService",
+                                    cross_namespace=True,
                                 ),
                             ),
                         ),
@@ -209,7 +212,12 @@ class GoodDocumentTests(SynchronousTestCase):
                     meta=meta("TraefikService", "shadow", line=11),
                     mirroring=Mirroring(
                         service=ServiceRef(
-                            "wrr", "ns", 16, "spec.mirroring", kind="TraefikService"
+                            "wrr",
+                            "ns",
+                            16,
+                            "spec.mirroring",
+                            kind="TraefikService",
+                            cross_namespace=True,
                         ),
                         mirrors=(
                             MirrorRef(
@@ -322,6 +330,7 @@ class GoodDocumentTests(SynchronousTestCase):
                 Service(
                     meta("Service", "app", namespace="ns"),
                     ports=(ServicePort(80, "http", "web"), ServicePort(443, "", 8443)),
+                    cluster_ip="10.0.0.10",
                 ),
                 Service(
                     meta("Service", "ext", line=11),
@@ -333,7 +342,10 @@ class GoodDocumentTests(SynchronousTestCase):
                     (EndpointSubset(("10.0.0.1", "10.0.0.2"), (EndpointPort(8080, "http"),)),),
                 ),
                 EndpointSlice(
-                    meta("EndpointSlice", "app-abc", line=24, namespace="ns"),
+                    attrs.evolve(
+                        meta("EndpointSlice", "app-abc", line=24, namespace="ns"),
+                        labels=(("kubernetes.io/service-name", "app"),),
+                    ),
                     service_name="app",
                     address_type="IPv6",
                     ports=(EndpointPort(8080, "http"),),
@@ -384,6 +396,7 @@ class GoodDocumentTests(SynchronousTestCase):
                                         "spec.routes[0].services[0]",
                                         port=53,
                                         weight=3,
+                                        native_lb=True,
                                     ),
                                     ServiceRef(
                                         "resolver-b",
@@ -391,6 +404,7 @@ class GoodDocumentTests(SynchronousTestCase):
                                         12,
                                         "spec.routes[0].services[1]",
                                         port="dns",
+                                        cross_namespace=True,
                                     ),
                                 ),
                             ),
@@ -399,13 +413,7 @@ class GoodDocumentTests(SynchronousTestCase):
                     ),
                 ),
             )
-            self.assertEqual(
-                notices,
-                [
-                    "wrr.yaml:11: IngressRouteUDP net/dns: spec.routes[0].services[0].nativeLB:"
-                    " not supported yet, ignored"
-                ],
-            )
+            self.assertEqual(notices, [])
 
     def test_skippedKinds(self) -> None:
         """Kinds not read (yet) are skipped with one notice each, naming file, line and object."""
@@ -463,6 +471,7 @@ class GoodDocumentTests(SynchronousTestCase):
                 + [
                     ("v1", "Service"),
                     ("v1", "Endpoints"),
+                    ("v1", "Node"),
                     ("v1", "Secret"),
                     ("discovery.k8s.io/v1", "EndpointSlice"),
                 ]
@@ -533,9 +542,9 @@ BAD_DOCUMENTS = [
         "wrr.yaml:8: IngressRoute default/app: spec.routes[0].services[0].weigth: unknown field",
     ),
     (
-        ROUTE_HEAD + "        - {name: api@internal, kind: TraefikService}\n",
+        ROUTE_HEAD + "        - {name: app@file, port: 80}\n",
         "wrr.yaml:8: IngressRoute default/app: spec.routes[0].services[0].name:"
-        " references to other providers (name@provider) are not supported",
+        " name@provider references are for kind TraefikService",
     ),
     (
         ROUTE_HEAD + "        - {port: 80}\n",
