@@ -9,6 +9,7 @@ grace timeout, then cuts what is left.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 from typing import Any, Dict, Iterable, List, Optional, Set
@@ -18,7 +19,7 @@ from twisted.application.service import Service
 from twisted.internet import defer, threads
 from twisted.internet.error import CannotListenError
 
-from tsproxy.api.internal import internal_endpoints, rfc3339_now
+from tsproxy.api.internal import internal_endpoints, rfc3339_now, routed_internal_endpoints
 from tsproxy.config.load import LoadedConfig, load_directory
 from tsproxy.config.static import EntryPoint
 from tsproxy.drain import Drain
@@ -95,6 +96,8 @@ class ProxyService(Service):
         self.handle_signals = handle_signals
         self.watch = watch
         self.watcher: Optional[ConfigWatcher] = None
+        #: The file provider's watcher (providers.file.watch), outside the directory.
+        self.file_watcher: Optional[ConfigWatcher] = None
         self.clock = clock if clock is not None else reactor
         self.config_dir = config_dir
         self.exit_on_startup_error = exit_on_startup_error
@@ -280,7 +283,25 @@ class ProxyService(Service):
                 self.reactor, self.clock, self.config_dir, self.reload_soon
             )
             self.watcher.start()
+        self._watch_file_provider(static)
         Service.startService(self)
+
+    def _watch_file_provider(self, static: Any) -> None:
+        """Reload when the file provider's files change (``watch``, Traefik's default on);
+        its directory, or the directory holding its ``filename``."""
+        config = static.providers.file
+        if config is None or not config.watch:
+            return
+        target = os.path.join(self.config_dir, config.directory or config.filename)
+        if config.filename:
+            target = os.path.dirname(target) or self.config_dir
+        if self.watch and os.path.abspath(target) == os.path.abspath(self.config_dir):
+            return  # the directory watcher sees these files already
+        if not os.path.isdir(target):
+            log.warn("providers.file: {path} is not a directory, not watched", path=target)
+            return
+        self.file_watcher = watch_directory(self.reactor, self.clock, target, self.reload_soon)
+        self.file_watcher.start()
 
     def _start_observing(self, static: Any) -> None:
         """Create the metrics and the access log the static configuration asks for."""
@@ -336,6 +357,7 @@ class ProxyService(Service):
             reactor=self.reactor,
         )
         factory.internal = internal_endpoints(self, ep.name)
+        factory.routed_internal = routed_internal_endpoints(self)
         try:
             port = self.reactor.listenTCP(ep.port, factory, backlog=1024, interface=ep.host)
         except CannotListenError as e:
@@ -436,6 +458,9 @@ class ProxyService(Service):
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
+        if self.file_watcher is not None:
+            self.file_watcher.stop()
+            self.file_watcher = None
         # UDP sessions drain alongside the TCP connections, within their entrypoint's grace.
         udp_stopped = self._stop_udp(0.0 if self._cut else None)
         yield self._stop_ports()
