@@ -332,12 +332,12 @@ class _Reader:
                     assert fields is not None
                     value = parse(name, fields, location)
                 except FieldError as exc:
-                    self.errors.append(location.error(str(exc)))
+                    self.errors.append(ConfigError(file, exc.line, location.resource, str(exc)))
                     continue
                 first = self.sections[key].setdefault(name, value)
                 if first is not value:
-                    message = f"{what} {name} defined twice, this one is ignored (first at "
-                    self.errors.append(location.error(message + f"{first.location})"))
+                    message = f"defined twice, this one is ignored (first at {first.location})"
+                    self.errors.append(location.error(message))
         try:
             http.done()
         except FieldError as exc:

@@ -239,7 +239,7 @@ class FileBuilder:
         try:
             definition = self.ref(spec.service, top=True)
         except BuildError as exc:
-            return failed(f"service: {exc}")
+            return failed(str(exc))
         priority = spec.priority or matcher.default_priority
         return FileRoute(spec, name, entrypoints, priority, matcher, definition, problems)
 
