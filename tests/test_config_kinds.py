@@ -5,7 +5,6 @@ from __future__ import annotations
 import textwrap
 
 import attrs
-
 from twisted.trial.unittest import SynchronousTestCase
 
 from tsproxy.config.errors import Location

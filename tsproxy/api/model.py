@@ -416,10 +416,7 @@ def _tcp_services(table: Any) -> Dict[str, Tuple[str, Document, Dict[str, str]]]
 
 def tcp_routers(table: Any) -> Dict[str, Document]:
     """Every TCP router, by qualified name, as ``/api/tcp/routers`` lists them."""
-    return {
-        name: _representation(name, info)
-        for name, info in _router_infos(table, "tcp").items()
-    }
+    return {name: _representation(name, info) for name, info in _router_infos(table, "tcp").items()}
 
 
 def tcp_services(table: Any) -> Dict[str, Document]:
@@ -464,10 +461,7 @@ def _udp_services(table: Any) -> Dict[str, Tuple[str, Document]]:
 
 def udp_routers(table: Any) -> Dict[str, Document]:
     """Every UDP router, by qualified name, as ``/api/udp/routers`` lists them."""
-    return {
-        name: _representation(name, info)
-        for name, info in _router_infos(table, "udp").items()
-    }
+    return {name: _representation(name, info) for name, info in _router_infos(table, "udp").items()}
 
 
 def udp_services(table: Any) -> Dict[str, Document]:

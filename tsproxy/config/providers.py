@@ -229,4 +229,3 @@ def parse_providers(root: Fields, file: str) -> ProvidersConfig:
     )
     section.done()
     return config
-

@@ -340,6 +340,7 @@ class HTTPServerConnection(Relaying, BackendListener):
         """A router's service is an internal one: noop@internal answers 418 and nothing else
         (as Traefik's noop handler); the others answer their paths, 404 elsewhere."""
         from tsproxy.api.internal import APIAnswer, encode_response
+
         routed = self.factory.routed_internal
         endpoints = routed.get(service.serves) if routed is not None else None
         if endpoints is not None and self._answer_internal(endpoints, req):

@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional, Set, Tuple, Union
 
 import attrs
 
+from tsproxy.balance.sticky import cookie_name
 from tsproxy.config.errors import ConfigError, Location
 from tsproxy.config.fileformat import FileConfiguration, FileRouter, FileService
 from tsproxy.config.resources import TransportSettings
@@ -32,7 +33,6 @@ from tsproxy.runtime.services import (
     WeightedDef,
 )
 from tsproxy.runtime.table import HTTPRouter
-from tsproxy.balance.sticky import cookie_name
 
 __all__ = ["FileBuilder", "FileRoute", "parse_server_url"]
 

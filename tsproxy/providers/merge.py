@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from tsproxy.config.errors import ConfigError, Location
-
 from tsproxy.config.fileformat import FileConfiguration
 from tsproxy.config.providers import CRDProviderConfig
 from tsproxy.config.resources import TransportSettings
