@@ -1,20 +1,31 @@
 """Traefik's dynamic configuration format (what its file provider reads), YAML or TOML, into
-frozen values: ``http`` routers, services, serversTransports and middlewares.
+frozen values: ``http`` routers, services, serversTransports and middlewares, and ``tls``
+certificates, options and stores (as the Secrets and TLSOptions the TLS build reads).
 
-Pure: parses located documents. Names stay as written (the provider suffix is added when the
+Pure: parses located documents; certificate files are read through the ``read_file``
+callable it is given. Names stay as written (the provider suffix is added when the
 configurations are merged). Go templates are not supported: a ``{{`` in a file is an error.
-The ``tcp``, ``udp`` and ``tls`` sections are errors until the file provider reads them.
+The ``tcp`` and ``udp`` sections are errors until the file provider reads them.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import attrs
 
 from tsproxy.config.errors import ConfigError, Location
-from tsproxy.config.kinds import read_sticky, read_transport
-from tsproxy.config.resources import CookieSpec, RouteTLS, TLSDomain, TransportSettings
+from tsproxy.config.kinds import read_sticky, read_tls_option, read_transport
+from tsproxy.config.resources import (
+    CookieSpec,
+    Meta,
+    ObjectRef,
+    Resource,
+    RouteTLS,
+    Secret,
+    TLSDomain,
+    TransportSettings,
+)
 from tsproxy.config.schema import FieldError, Fields
 from tsproxy.config.tomlio import load_toml
 from tsproxy.config.yamlio import Document, YAMLMap, load_documents
@@ -126,6 +137,22 @@ class FileMiddleware:
     spec: Any
 
 
+#: The namespace of the Secrets made of the file provider's certificates.
+FILE_SECRETS = "@file"
+SecretKey = Tuple[str, str, Location]
+
+
+@attrs.frozen
+class FileTLS:
+    """``tls``: ``resources`` are Secrets (one per certificate) and TLSOptions (named
+    ``x@file``, or ``default``); ``certificates`` the Secrets served by SNI;
+    ``default_certificate`` the default store's, if any."""
+
+    resources: Tuple[Resource, ...] = ()
+    certificates: Tuple[SecretKey, ...] = ()
+    default_certificate: Optional[SecretKey] = None
+
+
 @attrs.frozen
 class FileConfiguration:
     """What the file provider read, every section keyed by name in file order."""
@@ -134,6 +161,7 @@ class FileConfiguration:
     services: Tuple[FileService, ...] = ()
     transports: Tuple[FileTransport, ...] = ()
     middlewares: Tuple[FileMiddleware, ...] = ()
+    tls: FileTLS = FileTLS()
 
 
 def is_dynamic_document(data: object) -> bool:
@@ -227,17 +255,19 @@ def _service(name: str, fields: Fields, location: Location) -> FileService:
 def _router_tls(fields: Fields) -> RouteTLS:
     if fields.string("certResolver"):
         raise fields.fail("certResolver", "ACME certificate resolvers are not supported")
-    options = fields.string("options")
-    if options not in ("", "default", "default@internal"):
-        raise fields.fail(
-            "options", "TLS options of the file provider are not supported yet (only default)"
-        )
+    written = fields.string("options")
+    options = None
+    if written not in ("", "default", "default@internal"):
+        name, _, provider = written.partition("@")
+        if provider not in ("", "file"):
+            raise fields.fail("options", "TLS options of another provider are not supported yet")
+        options = ObjectRef(f"{name}@file", "")
     domains = []
     for item in fields.mappings("domains"):
         domains.append(TLSDomain(item.string("main"), item.strings("sans")))
         item.done()
     fields.done()
-    return RouteTLS(domains=tuple(domains))
+    return RouteTLS(options=options, domains=tuple(domains))
 
 
 def _router(name: str, fields: Fields, location: Location) -> FileRouter:
@@ -287,10 +317,15 @@ _HTTP_SECTIONS = (
 class _Reader:
     """Reads documents into one FileConfiguration; the first definition of a name wins."""
 
-    def __init__(self) -> None:
+    def __init__(self, read_file: Optional[Callable[[str], bytes]] = None) -> None:
         self.sections: Dict[str, Dict[str, Any]] = {key: {} for key, _, _ in _HTTP_SECTIONS}
         self.errors: List[ConfigError] = []
         self.notices: List[str] = []
+        self.read_file = read_file
+        self.tls_resources: List[Resource] = []
+        self.tls_options: Dict[str, Location] = {}
+        self.certificates: List[SecretKey] = []
+        self.default_certificate: Optional[SecretKey] = None
 
     def document(self, document: Document, file: str) -> None:
         data = document.data
@@ -300,17 +335,20 @@ class _Reader:
         notices: List[Tuple[int, str]] = []
         try:
             root = Fields(data, "", notices)
-            for section in ("tcp", "udp", "tls"):
+            for section in ("tcp", "udp"):
                 if root.has(section):
                     message = "not supported yet by the file provider (use the CRD files)"
                     raise root.fail(section, message)
             http = root.mapping("http")
+            tls = root.mapping("tls")
             root.done()
         except FieldError as exc:
             self.errors.append(ConfigError(file, exc.line, "", str(exc)))
-            http = None
+            http = tls = None
         if http is not None:
             self._http(http, file)
+        if tls is not None:
+            self._tls(tls, file)
         self.notices.extend(f"{file}:{line}: {text}" for line, text in notices)
 
     def _http(self, http: Fields, file: str) -> None:
@@ -343,12 +381,93 @@ class _Reader:
         except FieldError as exc:
             self.errors.append(ConfigError(file, exc.line, "", str(exc)))
 
+    def _pem(self, fields: Fields, key: str) -> bytes:
+        """``certFile``/``keyFile``: PEM text, or a file path (relative: to the
+        configuration directory), as Traefik's FileOrContent."""
+        value = fields.string(key, required=True)
+        if value.lstrip().startswith("-----BEGIN"):
+            return value.encode()
+        if self.read_file is None:
+            raise fields.fail(key, "a file path needs the configuration directory")
+        try:
+            return self.read_file(value)
+        except OSError as exc:
+            raise fields.fail(key, f"cannot read {value}: {exc.strerror or exc}") from None
+
+    def _secret(self, fields: Fields, location: Location) -> SecretKey:
+        name = f"certificate-{len(self.tls_resources)}"
+        data = (
+            ("tls.crt", self._pem(fields, "certFile")),
+            ("tls.key", self._pem(fields, "keyFile")),
+        )
+        meta = Meta("Secret", FILE_SECRETS, name, location)
+        self.tls_resources.append(Secret(meta, "kubernetes.io/tls", data))
+        return (FILE_SECRETS, name, location)
+
+    def _tls(self, tls: Fields, file: str) -> None:
+        def located(read: Callable[[], None]) -> None:
+            try:
+                read()
+            except FieldError as exc:
+                self.errors.append(ConfigError(file, exc.line, "", str(exc)))
+
+        def certificates() -> None:
+            for item in tls.mappings("certificates"):
+                location = Location(file, item.line, item.path)
+                stores = item.strings("stores")
+                if any(store != "default" for store in stores):
+                    item.note("stores", "only the default store takes effect, as in Traefik")
+                key = self._secret(item, location)
+                item.done()
+                self.certificates.append(key)
+
+        def options() -> None:
+            section = tls.mapping("options")
+            for name in list(section.data) if section is not None else ():
+                assert section is not None
+                line = section.line_of(str(name))
+                location = Location(file, line, f"tls option {name}")
+                first = self.tls_options.setdefault(str(name), location)
+                if first is not location:
+                    message = f"defined twice, this one is ignored (first at {first})"
+                    self.errors.append(location.error(message))
+                    continue
+                fields = section.mapping(str(name), required=True)
+                assert fields is not None
+                full = "default" if name == "default" else f"{name}@file"
+                meta = Meta("TLSOption", "", full, location)
+                self.tls_resources.append(read_tls_option(fields, meta))
+
+        def stores() -> None:
+            section = tls.mapping("stores")
+            for name in list(section.data) if section is not None else ():
+                assert section is not None
+                fields = section.mapping(str(name), required=True)
+                assert fields is not None
+                if name != "default":
+                    section.note(str(name), "only the store named default takes effect")
+                if fields.has("defaultGeneratedCert"):
+                    raise fields.fail("defaultGeneratedCert", "ACME resolvers are not supported")
+                default = fields.mapping("defaultCertificate")
+                if default is not None and name == "default":
+                    location = Location(file, default.line, default.path)
+                    self.default_certificate = self._secret(default, location)
+                    default.done()
+                fields.done()
+
+        for read in (certificates, options, stores):
+            located(read)
+        located(tls.done)
+
     def configuration(self) -> FileConfiguration:
         return FileConfiguration(
             routers=tuple(self.sections["routers"].values()),
             services=tuple(self.sections["services"].values()),
             transports=tuple(self.sections["serversTransports"].values()),
             middlewares=tuple(self.sections["middlewares"].values()),
+            tls=FileTLS(
+                tuple(self.tls_resources), tuple(self.certificates), self.default_certificate
+            ),
         )
 
 
@@ -359,9 +478,11 @@ def _template_line(text: str) -> int:
 
 def parse_dynamic_files(
     files: Sequence[Tuple[str, str]],
+    read_file: Optional[Callable[[str], bytes]] = None,
 ) -> Tuple[FileConfiguration, Tuple[ConfigError, ...], Tuple[str, ...]]:
-    """Read (name, text) pairs, YAML or TOML by extension, into one configuration."""
-    reader = _Reader()
+    """Read (name, text) pairs, YAML or TOML by extension, into one configuration;
+    ``read_file`` reads the certificate files they name (None: only inline PEM)."""
+    reader = _Reader(read_file)
     for name, text in files:
         template = _template_line(text)
         if template:

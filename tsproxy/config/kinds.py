@@ -279,7 +279,11 @@ _CLIENT_AUTH_TYPES = (
 
 
 def parse_tls_option(root: Fields, meta: Meta) -> TLSOption:
-    spec = _spec(root)
+    return read_tls_option(_spec(root), meta)
+
+
+def read_tls_option(spec: Fields, meta: Meta) -> TLSOption:
+    """The fields of a TLSOption spec (or a file provider's ``tls.options`` entry)."""
     client_auth = spec.mapping("clientAuth")
     auth_type, auth_secrets = "", ()  # type: tuple[str, tuple[str, ...]]
     if client_auth is not None:

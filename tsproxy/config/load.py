@@ -9,7 +9,7 @@ part, given file names and texts.
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import attrs
 
@@ -52,6 +52,7 @@ def load_files(
     path: str = "",
     static_file: str = STATIC_FILE,
     dynamic: Sequence[tuple[str, str]] = (),
+    read_file: Optional[Callable[[str], bytes]] = None,
 ) -> LoadedConfig:
     """Parse the static text (None: absent, read from ``static_file``), the Kubernetes CRD
     provider's files and the file provider's (``dynamic``), all given as (name, text) pairs.
@@ -70,7 +71,7 @@ def load_files(
     if static is not None:
         crd = static.providers.crd
         if static.providers.file is not None:
-            file_config, file_errors, file_notices = parse_dynamic_files(dynamic)
+            file_config, file_errors, file_notices = parse_dynamic_files(dynamic, read_file)
             errors.extend(file_errors)
             notices.extend(file_notices)
     if crd is None and files:
@@ -222,7 +223,12 @@ def load_directory(path: str) -> LoadedConfig:
             dynamic, claimed, file_errors = _read_file_provider(path, static.providers.file)
             read_errors.extend(file_errors)
             texts = {name: text for name, text in texts.items() if name not in claimed}
-    loaded = load_files(static_text, sorted(texts.items()), path, static_file, dynamic)
+
+    def read_file(name: str) -> bytes:
+        with open(os.path.join(path, name), "rb") as stream:
+            return stream.read()
+
+    loaded = load_files(static_text, sorted(texts.items()), path, static_file, dynamic, read_file)
     if not read_errors:
         return loaded
     later = loaded.errors

@@ -22,7 +22,7 @@ from tsproxy.runtime.failures import FailedRouter, FailedService
 from tsproxy.runtime.internal import InternalService, InternalServiceDef, internal_problem
 from tsproxy.runtime.services import Definition, Node
 
-__all__ = ["Merge", "crd_options", "node_of"]
+__all__ = ["Merge", "build_file_tls", "crd_options", "node_of"]
 
 AnyDefinition = Union[Definition, InternalServiceDef]
 
@@ -105,6 +105,19 @@ class Merge:
         if provider == CRD:
             return self.crd.transport_named(name)  # type: ignore[no-any-return]
         raise BuildError(f"serversTransport {qualified} does not exist")
+
+
+def build_file_tls(loaded: Any, build_tls: Any) -> Any:
+    """The TLS build of the CRD resources plus the file provider's certificates, options
+    and default store."""
+    if loaded.file is None:
+        return build_tls(loaded.resources)
+    tls = loaded.file.tls
+    return build_tls(
+        loaded.resources + tls.resources,
+        certificates=tls.certificates,
+        default_certificate=tls.default_certificate,
+    )
 
 
 def node_of(definition: AnyDefinition, instantiate: Any) -> Node:

@@ -26,7 +26,7 @@ from tsproxy.config.resources import (
     TraefikService,
 )
 from tsproxy.config.static import StaticConfig
-from tsproxy.providers.merge import Merge, crd_options, node_of
+from tsproxy.providers.merge import Merge, build_file_tls, crd_options, node_of
 from tsproxy.rules import HTTPRule, RuleError, compile_http_rule
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
 from tsproxy.runtime.failures import (
@@ -490,7 +490,7 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
         builder.directory,
         previous.tcp_nodes if previous is not None else {},
     )
-    tls = build_tls(loaded.resources)
+    tls = build_file_tls(loaded, build_tls)
     router_warnings = [w for w in (r.warning() for r in [*routes, *file_routes]) if w is not None]
     table = RoutingTable(
         static,
