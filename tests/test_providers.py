@@ -849,3 +849,103 @@ class InternalServiceTests(ProxyTestCase):
         self.assertEqual(response.code, 404)
         response, body = yield self.get("ping", "/ping")
         self.assertEqual((response.code, body), (200, b"OK"))
+
+
+class FileTLSTests(SynchronousTestCase):
+    """The file provider's tls section: certificates from files or inline, options, the
+    default store; through the same TLS manager the CRD Secrets feed."""
+
+    def test_certificates_options_store(self) -> None:
+        """SNI picks the file certificate, other names get the default store's certificate,
+        and a router's tls.options names an x@file option that takes effect."""
+        import ssl
+
+        from tests.certs import make_ca, make_leaf
+        from tests.tlsclient import client_context, memory_handshake
+
+        ca = make_ca()
+        leaf = make_leaf(ca, "secure.test", dns=["secure.test"])
+        fallback = make_leaf(ca, "default.test", dns=["default.test"])
+        directory = self.mktemp()
+        os.makedirs(os.path.join(directory, "certs"))
+        for name, data in (("certs/s.crt", leaf.cert_pem), ("certs/s.key", leaf.key_pem)):
+            with open(os.path.join(directory, name), "wb") as stream:
+                stream.write(data)
+        indent = "\n" + " " * 10
+        dynamic = dedent(
+            """
+            http:
+              routers:
+                secure:
+                  rule: Host(`secure.test`)
+                  service: s
+                  tls: {options: modern}
+              services:
+                s: {loadBalancer: {servers: [{url: "http://10.0.0.5"}]}}
+            tls:
+              certificates:
+                - {certFile: certs/s.crt, keyFile: certs/s.key}
+              options:
+                modern: {minVersion: VersionTLS13}
+              stores:
+                default:
+                  defaultCertificate:
+                    certFile: |
+                      CERT
+                    keyFile: |
+                      KEY
+            """
+        )
+        dynamic = dynamic.replace("CERT", indent.join(fallback.cert_pem.decode().splitlines()))
+        dynamic = dynamic.replace("KEY", indent.join(fallback.key_pem.decode().splitlines()))
+        files = {
+            "traefik.yml": STATIC + "providers:\n  file: {filename: dynamic.yml}\n",
+            "dynamic.yml": dynamic,
+        }
+        for name, text in files.items():
+            with open(os.path.join(directory, name), "w") as stream:
+                stream.write(text)
+        result = review(load_directory(directory))
+        self.assertEqual([str(e) for e in result.errors], [])
+        manager = result.table.tls
+        (router,) = result.table.routers
+        option = router.tls.options
+        self.assertEqual((option.name, option.namespace), ("modern@file", ""))
+        creator = manager.server_creator("secure.test", option)
+        seen = memory_handshake(creator.context, client_context(), "secure.test")
+        self.assertEqual((seen.cn, seen.version, seen.error), ("secure.test", "TLSv1.3", ""))
+        old = client_context(maximum=ssl.TLSVersion.TLSv1_2)
+        self.assertNotEqual(memory_handshake(creator.context, old, "secure.test").error, "")
+        other = manager.server_creator("other.test", None)
+        self.assertEqual(
+            memory_handshake(other.context, client_context(), "other.test").cn, "default.test"
+        )
+        self.assertEqual(
+            rawdata(result.table)["routers"]["secure@file"]["tls"], {"options": "modern@file"}
+        )
+
+    def test_errors(self) -> None:
+        """A certificate file that cannot be read, an unknown option field, ACME stores."""
+        rows = [
+            (
+                "tls:\n  certificates:\n    - {certFile: nothing.crt, keyFile: nothing.key}\n",
+                "d.yml:3: tls.certificates[0].certFile: cannot read nothing.crt: no such file",
+            ),
+            (
+                "tls:\n  options:\n    o: {minVersion: TLS9}\n",
+                "d.yml:3: tls.options.o.minVersion: must be one of: , VersionTLS10,"
+                " VersionTLS11, VersionTLS12, VersionTLS13",
+            ),
+            (
+                "tls:\n  stores:\n    default: {defaultGeneratedCert: {resolver: le}}\n",
+                "d.yml:3: tls.stores.default.defaultGeneratedCert: ACME resolvers are not"
+                " supported",
+            ),
+        ]
+
+        def missing(name: str) -> bytes:
+            raise FileNotFoundError(2, "no such file")
+
+        for text, expected in rows:
+            _, errors, _ = parse_dynamic_files([("d.yml", text)], missing)
+            self.assertEqual([str(e) for e in errors], [expected], text)
