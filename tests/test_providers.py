@@ -11,7 +11,7 @@ import textwrap
 from typing import Any, Dict, List, Sequence, Tuple
 
 import treq
-from twisted.internet import defer
+from twisted.internet import defer, reactor
 from twisted.trial.unittest import SynchronousTestCase
 
 from tsproxy.api.model import rawdata
@@ -22,6 +22,8 @@ from tsproxy.config.tomlio import toml_lines
 from tsproxy.runtime.audit import review
 from tsproxy.runtime.build import build_table
 from tsproxy.runtime.internal import InternalService
+
+from tsproxy.testing import listen_udp_echo
 
 from .proxyfixture import ProxyTestCase
 
@@ -288,8 +290,13 @@ YAML_ERRORS = [
         " is not implemented yet",
     ),
     (
-        "tcp:\n  routers: {}\n",
-        "d.yml:1: tcp: not supported yet by the file provider (use the CRD files)",
+        "tcp:\n  services:\n    s:\n      loadBalancer:\n        servers: [{address: nope}]\n",
+        "d.yml:5: TCP service s: tcp.services.s.loadBalancer.servers[0].address: must be"
+        " host:port (like 10.0.0.1:5432 or [fd00::1]:53)",
+    ),
+    (
+        "tcp:\n  middlewares:\n    m: {ipAllowList: {sourceRange: [10.0.0.0/8]}}\n",
+        "d.yml:3: TCP middleware m: tcp.middlewares.m: TCP middlewares are not supported yet",
     ),
     (
         "http:\n  routers:\n    r:\n      rule: Host(`a`)\n      service: s\n      colour: red\n",
@@ -327,8 +334,8 @@ TOML_ERRORS = [
     ),
     ("[http.routers.r]\nrule = \n", "d.toml:2: invalid TOML: Invalid value"),
     (
-        '[udp.routers.r]\nservice = "s"\n',
-        "d.toml:1: udp: not supported yet by the file provider (use the CRD files)",
+        '[udp.routers.r]\nentryPoints = ["dns"]\n',
+        "d.toml:1: UDP router r: udp.routers.r.service: is required",
     ),
 ]
 
@@ -949,3 +956,72 @@ class FileTLSTests(SynchronousTestCase):
         for text, expected in rows:
             _, errors, _ = parse_dynamic_files([("d.yml", text)], missing)
             self.assertEqual([str(e) for e in errors], [expected], text)
+
+
+class FileLayer4Tests(ProxyTestCase):
+    """The file provider's tcp and udp sections, through a running proxy."""
+
+    @defer.inlineCallbacks
+    def test_tcp_and_udp(self) -> None:
+        """A file TCP router relays to its weighted service's servers (both get a
+        connection); a file UDP router answers through its service; the API lists them."""
+        from tests.tcpfixture import socket_session
+        from tests.udpfixture import UDPClient
+        from tsproxy.testing import listen_tcp_greeter
+
+        greeters = []
+        for name in ("g1", "g2"):
+            listening = listen_tcp_greeter(reactor, name)
+            self.addCleanup(listening.stopListening)
+            greeters.append(listening.getHost().port)
+        echo = listen_udp_echo(reactor, "echo", prefix=b"echo ")
+        self.addCleanup(echo.stopListening)
+        self.write(
+            "traefik.yml",
+            "entryPoints:\n  tcp: {address: '127.0.0.1:0'}\n  dns: {address: '127.0.0.1:0/udp'}\n"
+            "log: {level: ERROR}\nproviders:\n  file: {filename: d.toml}\n",
+        )
+        self.write(
+            "d.toml",
+            dedent(
+                f"""
+                [tcp.routers.all]
+                entryPoints = ["tcp"]
+                rule = "HostSNI(`*`)"
+                service = "split"
+                [[tcp.services.split.weighted.services]]
+                name = "one"
+                weight = 1
+                [[tcp.services.split.weighted.services]]
+                name = "two"
+                weight = 1
+                [[tcp.services.one.loadBalancer.servers]]
+                address = "127.0.0.1:{greeters[0]}"
+                [[tcp.services.two.loadBalancer.servers]]
+                address = "127.0.0.1:{greeters[1]}"
+
+                [udp.routers.dns]
+                entryPoints = ["dns"]
+                service = "echo"
+                [[udp.services.echo.loadBalancer.servers]]
+                address = "127.0.0.1:{echo.getHost().port}"
+                """
+            ),
+        )
+        service = self.start_proxy()
+        port = service.port_of("tcp")
+        seen = []
+        for _ in range(2):
+            got = yield socket_session(port, first_read=True, half_close=True)
+            seen.append(got)
+        self.assertEqual(sorted(seen), [b"HELLO g1\r\nBYE\r\n", b"HELLO g2\r\nBYE\r\n"])
+        self.assertEqual([r.name for r in service.table.tcp_routers], ["all@file"])
+        client = UDPClient()
+        listening = reactor.listenUDP(0, client, interface="127.0.0.1")
+        self.addCleanup(listening.stopListening)
+        reply = yield client.exchange(service.port_of("dns"), b"ping")
+        self.assertEqual(reply, b"echo ping")
+        document = rawdata(service.table)
+        self.assertEqual(document["tcpRouters"]["all@file"]["service"], "split")
+        self.assertEqual(document["udpRouters"]["dns@file"]["status"], "enabled")
+        self.assertEqual(sorted(document["tcpServices"]), ["one@file", "split@file", "two@file"])

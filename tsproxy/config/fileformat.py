@@ -154,6 +154,29 @@ class FileTLS:
 
 
 @attrs.frozen
+class FileAddress:
+    """``servers[i].address`` of a TCP or UDP load balancer."""
+
+    host: str
+    port: int
+    line: int
+    path: str
+
+
+@attrs.frozen
+class FileL4Service:
+    """One of ``tcp.services`` or ``udp.services``: ``servers`` (a load balancer, with the
+    TCP-only ``proxy_protocol`` version and ``termination_delay`` in ms) or ``weighted``."""
+
+    name: str
+    location: Location
+    servers: Tuple[FileAddress, ...] = ()
+    proxy_protocol: int = 0
+    termination_delay: int = 100
+    weighted: Optional[Tuple[FileChild, ...]] = None
+
+
+@attrs.frozen
 class FileConfiguration:
     """What the file provider read, every section keyed by name in file order."""
 
@@ -162,6 +185,10 @@ class FileConfiguration:
     transports: Tuple[FileTransport, ...] = ()
     middlewares: Tuple[FileMiddleware, ...] = ()
     tls: FileTLS = FileTLS()
+    tcp_routers: Tuple[FileRouter, ...] = ()
+    tcp_services: Tuple[FileL4Service, ...] = ()
+    udp_routers: Tuple[FileRouter, ...] = ()
+    udp_services: Tuple[FileL4Service, ...] = ()
 
 
 def is_dynamic_document(data: object) -> bool:
@@ -306,19 +333,123 @@ def _middleware(name: str, fields: Fields, location: Location) -> FileMiddleware
     return FileMiddleware(name, location, keys[0], spec)
 
 
-_HTTP_SECTIONS = (
-    ("routers", "router", _router),
-    ("services", "service", _service),
-    ("serversTransports", "serversTransport", _transport),
-    ("middlewares", "middleware", _middleware),
-)
+def _address(fields: Fields) -> FileAddress:
+    address = fields.string("address", required=True)
+    host, colon, port = address.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise fields.fail("address", "must be host:port (like 10.0.0.1:5432 or [fd00::1]:53)")
+    if fields.has("tls") and fields.boolean("tls", False):
+        raise fields.fail("tls", "dialling servers with TLS is not supported yet")
+    fields.done()
+    return FileAddress(host, int(port), fields.line, fields.path)
+
+
+def _l4_service(name: str, fields: Fields, location: Location, tcp: bool) -> FileL4Service:
+    kinds = [key for key in ("loadBalancer", "weighted") if fields.has(key)]
+    if len(kinds) != 1:
+        raise fields.whole("exactly one of loadBalancer or weighted is required")
+    service = FileL4Service(name, location)
+    balancer = fields.mapping("loadBalancer")
+    if balancer is not None:
+        servers = tuple(_address(item) for item in balancer.mappings("servers"))
+        proxy_protocol, delay = 0, 100
+        if tcp:
+            present, proxy = balancer.section("proxyProtocol")
+            if present:
+                proxy_protocol = 2
+                if proxy is not None:
+                    proxy_protocol = proxy.integer("version", 2, minimum=1, maximum=2)
+                    proxy.done()
+            delay = balancer.integer("terminationDelay", 100)
+            if balancer.string("serversTransport"):
+                raise balancer.fail(
+                    "serversTransport", "TCP servers transports are not supported yet"
+                )
+        balancer.done()
+        service = attrs.evolve(
+            service, servers=servers, proxy_protocol=proxy_protocol, termination_delay=delay
+        )
+    weighted = fields.mapping("weighted")
+    if weighted is not None:
+        children = tuple(_child(i, "weight", None) for i in weighted.mappings("services"))
+        weighted.done()
+        service = attrs.evolve(service, weighted=children)
+    fields.done()
+    return service
+
+
+def _tcp_router(name: str, fields: Fields, location: Location) -> FileRouter:
+    present, tls_fields = fields.section("tls")
+    tls = None
+    if present:
+        passthrough = tls_fields.boolean("passthrough", False) if tls_fields else False
+        tls = RouteTLS() if tls_fields is None else _router_tls(tls_fields)
+        tls = attrs.evolve(tls, passthrough=passthrough)
+    router = FileRouter(
+        name=name,
+        location=location,
+        rule=fields.string("rule", required=True),
+        service=fields.string("service", required=True),
+        entry_points=fields.strings("entryPoints"),
+        priority=fields.integer("priority", 0, maximum=_MAX_PRIORITY),
+        syntax=fields.string("ruleSyntax", choices=("", "v2", "v3")),
+        middlewares=fields.strings("middlewares"),
+        tls=tls,
+    )
+    fields.done()
+    return router
+
+
+def _udp_router(name: str, fields: Fields, location: Location) -> FileRouter:
+    router = FileRouter(
+        name=name,
+        location=location,
+        rule="",
+        service=fields.string("service", required=True),
+        entry_points=fields.strings("entryPoints"),
+    )
+    fields.done()
+    return router
+
+
+def _unsupported(what: str) -> Callable[[str, Fields, Location], Any]:
+    def parse(name: str, fields: Fields, location: Location) -> Any:
+        raise fields.whole(f"{what} are not supported yet")
+
+    return parse
+
+
+_SECTIONS_OF = {
+    "http": (
+        ("routers", "router", _router),
+        ("services", "service", _service),
+        ("serversTransports", "serversTransport", _transport),
+        ("middlewares", "middleware", _middleware),
+    ),
+    "tcp": (
+        ("routers", "TCP router", _tcp_router),
+        ("services", "TCP service", lambda n, f, loc: _l4_service(n, f, loc, True)),
+        ("middlewares", "TCP middleware", _unsupported("TCP middlewares")),
+        ("serversTransports", "TCP serversTransport", _unsupported("TCP servers transports")),
+    ),
+    "udp": (
+        ("routers", "UDP router", _udp_router),
+        ("services", "UDP service", lambda n, f, loc: _l4_service(n, f, loc, False)),
+    ),
+}
 
 
 class _Reader:
     """Reads documents into one FileConfiguration; the first definition of a name wins."""
 
     def __init__(self, read_file: Optional[Callable[[str], bytes]] = None) -> None:
-        self.sections: Dict[str, Dict[str, Any]] = {key: {} for key, _, _ in _HTTP_SECTIONS}
+        self.sections: Dict[str, Dict[str, Any]] = {
+            f"{group}.{key}": {}
+            for group, sections in _SECTIONS_OF.items()
+            for key, _, _ in sections
+        }
         self.errors: List[ConfigError] = []
         self.notices: List[str] = []
         self.read_file = read_file
@@ -335,24 +466,21 @@ class _Reader:
         notices: List[Tuple[int, str]] = []
         try:
             root = Fields(data, "", notices)
-            for section in ("tcp", "udp"):
-                if root.has(section):
-                    message = "not supported yet by the file provider (use the CRD files)"
-                    raise root.fail(section, message)
-            http = root.mapping("http")
+            groups = {group: root.mapping(group) for group in _SECTIONS_OF}
             tls = root.mapping("tls")
             root.done()
         except FieldError as exc:
             self.errors.append(ConfigError(file, exc.line, "", str(exc)))
-            http = tls = None
-        if http is not None:
-            self._http(http, file)
+            groups, tls = {}, None
+        for group, fields in groups.items():
+            if fields is not None:
+                self._group(group, fields, file)
         if tls is not None:
             self._tls(tls, file)
         self.notices.extend(f"{file}:{line}: {text}" for line, text in notices)
 
-    def _http(self, http: Fields, file: str) -> None:
-        for key, what, parse in _HTTP_SECTIONS:
+    def _group(self, group: str, http: Fields, file: str) -> None:
+        for key, what, parse in _SECTIONS_OF[group]:
             try:
                 section = http.mapping(key)
             except FieldError as exc:
@@ -372,7 +500,7 @@ class _Reader:
                 except FieldError as exc:
                     self.errors.append(ConfigError(file, exc.line, location.resource, str(exc)))
                     continue
-                first = self.sections[key].setdefault(name, value)
+                first = self.sections[f"{group}.{key}"].setdefault(name, value)
                 if first is not value:
                     message = f"defined twice, this one is ignored (first at {first.location})"
                     self.errors.append(location.error(message))
@@ -461,10 +589,14 @@ class _Reader:
 
     def configuration(self) -> FileConfiguration:
         return FileConfiguration(
-            routers=tuple(self.sections["routers"].values()),
-            services=tuple(self.sections["services"].values()),
-            transports=tuple(self.sections["serversTransports"].values()),
-            middlewares=tuple(self.sections["middlewares"].values()),
+            routers=tuple(self.sections["http.routers"].values()),
+            services=tuple(self.sections["http.services"].values()),
+            transports=tuple(self.sections["http.serversTransports"].values()),
+            middlewares=tuple(self.sections["http.middlewares"].values()),
+            tcp_routers=tuple(self.sections["tcp.routers"].values()),
+            tcp_services=tuple(self.sections["tcp.services"].values()),
+            udp_routers=tuple(self.sections["udp.routers"].values()),
+            udp_services=tuple(self.sections["udp.services"].values()),
             tls=FileTLS(
                 tuple(self.tls_resources), tuple(self.certificates), self.default_certificate
             ),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+import attrs
+
 from tsproxy.config.errors import ConfigError, Location
 from tsproxy.config.fileformat import FileConfiguration
 from tsproxy.config.providers import CRDProviderConfig
@@ -17,10 +19,12 @@ from tsproxy.config.resources import TransportSettings
 from tsproxy.config.static import StaticConfig
 from tsproxy.providers import CRD, FILE, INTERNAL, split
 from tsproxy.providers.file import FileBuilder, FileRoute
+from tsproxy.providers.file_l4 import FileL4Build, build_file_tcp, file_udp_candidates
 from tsproxy.runtime.endpoints import BuildError
 from tsproxy.runtime.failures import FailedRouter, FailedService
 from tsproxy.runtime.internal import InternalService, InternalServiceDef, internal_problem
 from tsproxy.runtime.services import Definition, Node
+from tsproxy.runtime.udp import UDPCandidate
 
 __all__ = ["Merge", "build_file_tls", "crd_options", "node_of"]
 
@@ -98,6 +102,18 @@ class Merge:
     def warnings(self) -> Tuple[ConfigError, ...]:
         return () if self.file is None else tuple(self.file.warnings)
 
+    def layer4(self, previous: Any) -> FileLayer4:
+        """The file provider's tcp and udp sections (``previous``: the table being
+        replaced, for its TCP nodes)."""
+        if self.file is None:
+            return FileLayer4()
+        config = self.file.config
+        tcp = build_file_tcp(config, self.static, previous.tcp_nodes if previous else {})
+        candidates, failed, errors = file_udp_candidates(config, self.static)
+        return FileLayer4(
+            tcp, tuple(candidates), tuple(tcp.failed + failed), tuple(tcp.errors + errors)
+        )
+
     def transport(self, qualified: str) -> TransportSettings:
         name, provider = split(qualified)
         if provider == FILE and self.file is not None:
@@ -105,6 +121,16 @@ class Merge:
         if provider == CRD:
             return self.crd.transport_named(name)  # type: ignore[no-any-return]
         raise BuildError(f"serversTransport {qualified} does not exist")
+
+
+@attrs.frozen
+class FileLayer4:
+    """The file provider's TCP build and UDP candidates (empty without the provider)."""
+
+    tcp: FileL4Build = attrs.field(factory=FileL4Build)
+    udp_candidates: Tuple[UDPCandidate, ...] = ()
+    failed: Tuple[FailedRouter, ...] = ()
+    errors: Tuple[ConfigError, ...] = ()
 
 
 def build_file_tls(loaded: Any, build_tls: Any) -> Any:

@@ -478,11 +478,13 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
     services: Dict[str, Node] = {}
     for node in [*made.values(), *(r.service for r in routers)]:
         services.setdefault(node.name, node)
+    file_l4 = merge.layer4(previous)
     udp = build_udp_routers(
         builder.udp_ingresses,
         static,
         builder.directory,
         previous.udp_nodes if previous is not None else {},
+        file_l4.udp_candidates,
     )
     tcp = build_tcp_routers(
         builder.tcp_ingresses,
@@ -492,6 +494,7 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
     )
     tls = build_file_tls(loaded, build_tls)
     router_warnings = [w for w in (r.warning() for r in [*routes, *file_routes]) if w is not None]
+    router_warnings += file_l4.tcp.router_warnings
     table = RoutingTable(
         static,
         routers,
@@ -499,16 +502,16 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
         made,
         udp.routers,
         udp.nodes,
-        tcp.routers,
-        tcp.nodes,
+        tcp.routers + file_l4.tcp.routers,
+        {**tcp.nodes, **file_l4.tcp.nodes},
         tls=tls.manager,
-        failed_routers=failed_routers + file_failed + tcp.failed + udp.failed,
+        failed_routers=failed_routers + file_failed + tcp.failed + udp.failed + [*file_l4.failed],
         failed_services=builder.failed_services + merge.failed_services(),
         router_warnings=router_warnings + tcp.router_warnings + udp.router_warnings,
     )
     table.providers = static.providers.names
     errors = tuple(builder.errors) + tuple(udp.errors) + tuple(tcp.errors) + tls.errors
-    errors += merge.errors()
+    errors += merge.errors() + file_l4.errors
     warnings = tuple(builder.warnings) + tuple(udp.warnings) + tuple(tcp.warnings) + tls.warnings
     warnings += merge.warnings()
     return BuildResult(table, errors, warnings)
