@@ -22,7 +22,6 @@ from tsproxy.config.tomlio import toml_lines
 from tsproxy.runtime.audit import review
 from tsproxy.runtime.build import build_table
 from tsproxy.runtime.internal import InternalService
-
 from tsproxy.testing import listen_udp_echo
 
 from .proxyfixture import ProxyTestCase
