@@ -927,7 +927,7 @@ class FileTLSTests(SynchronousTestCase):
             memory_handshake(other.context, client_context(), "other.test").cn, "default.test"
         )
         self.assertEqual(
-            rawdata(result.table)["routers"]["secure@file"]["tls"], {"options": "modern@file"}
+            rawdata(result.table)["routers"]["secure@file"]["tls"], {"options": "modern"}
         )
 
     def test_errors(self) -> None:
@@ -1024,3 +1024,36 @@ class FileLayer4Tests(ProxyTestCase):
         self.assertEqual(document["tcpRouters"]["all@file"]["service"], "split")
         self.assertEqual(document["udpRouters"]["dns@file"]["status"], "enabled")
         self.assertEqual(sorted(document["tcpServices"]), ["one@file", "split@file", "two@file"])
+
+
+class FileWatchTests(ProxyTestCase):
+    """providers.file.watch: a change to the file provider's files reloads the proxy."""
+
+    @defer.inlineCallbacks
+    def test_change_reloads(self) -> None:
+        """A router added to a watched file-provider directory is routed after the reload,
+        without SIGHUP and with the configuration directory itself not watched."""
+        from twisted.internet.task import deferLater
+
+        os.makedirs(os.path.join(self.config_dir, "dyn"))
+        self.write(
+            "traefik.yml",
+            "entryPoints:\n  web: {address: '127.0.0.1:0'}\nlog: {level: ERROR}\n"
+            "providers:\n  file: {directory: dyn}\n",
+        )
+        self.write(
+            "dyn/a.yml", "http:\n  routers:\n    a: {rule: Host(`a`), service: noop@internal}\n"
+        )
+        service = self.start_proxy()
+        self.assertIsNotNone(service.file_watcher)
+        response, _ = yield self.get("b")
+        self.assertEqual(response.code, 404)
+        self.write(
+            "dyn/b.toml", '[http.routers.b]\nrule = "Host(`b`)"\nservice = "noop@internal"\n'
+        )
+        for _ in range(100):
+            if len(service.table.routers) == 2:
+                break
+            yield deferLater(reactor, 0.05, lambda: None)
+        response, _ = yield self.get("b")
+        self.assertEqual(response.code, 418)

@@ -131,6 +131,8 @@ def _tls_options_name(tls: Any) -> str:
     ref = tls.options
     if ref is None or not ref.name:
         return DEFAULT_TLS_OPTIONS
+    if ref.name.endswith("@file"):
+        return str(ref.name)[: -len("@file")]  # a file router's own option, as written
     if "@" in ref.name or not ref.namespace:
         return str(ref.name)
     return f"{ref.namespace}-{ref.name}"

@@ -143,7 +143,9 @@ def _refs(fields: Fields, key: str, namespace: str) -> tuple[ServiceRef, ...]:
 
 
 def _object_ref(fields: Fields, namespace: str) -> ObjectRef:
-    ref = ObjectRef(fields.string("name", required=True), fields.string("namespace") or namespace)
+    name = fields.string("name", required=True)
+    # name@provider: another provider's object, which has no namespace.
+    ref = ObjectRef(name, "" if "@" in name else fields.string("namespace") or namespace)
     fields.done()
     return ref
 
