@@ -59,8 +59,10 @@
     return page(1);
   }
 
-  function qualified(name) {
-    return name.indexOf("@") >= 0 ? name : name + PROVIDER;
+  // A reference as a service's key: name@provider as written, else in the referrer's
+  // provider (Traefik's rule), the CRD provider when none is known.
+  function qualified(name, provider) {
+    return name.indexOf("@") >= 0 ? name : name + (provider ? "@" + provider : PROVIDER);
   }
 
   function byName(list) {
@@ -89,8 +91,8 @@
 
   // Requests and errors of a service: its own counts, or for a service nothing counts
   // directly, the sum over what it sends requests to (a mirroring service's main only).
-  function counted(name, services, stats, seen) {
-    var key = qualified(name);
+  function counted(name, services, stats, seen, provider) {
+    var key = qualified(name, provider);
     if (stats[key]) {
       return { requests: stats[key].requests, errors: stats[key].errors };
     }
@@ -107,7 +109,7 @@
       below = [service.mirroring.service];
     }
     below.forEach(function (child) {
-      var counts = counted(child, services, stats, seen);
+      var counts = counted(child, services, stats, seen, service.provider);
       total.requests += counts.requests;
       total.errors += counts.errors;
     });
@@ -123,7 +125,7 @@
   function weightedTable(service, services, stats, depth) {
     var children = service.weighted.services;
     var totalWeight = children.reduce(function (sum, child) { return sum + (child.weight || 0); }, 0);
-    var counts = children.map(function (child) { return counted(child.name, services, stats, {}); });
+    var counts = children.map(function (child) { return counted(child.name, services, stats, {}, service.provider); });
     var totalRequests = counts.reduce(function (sum, c) { return sum + c.requests; }, 0);
     var rows = [];
     children.forEach(function (child, index) {
@@ -146,7 +148,7 @@
         el("td", { className: "num" }, [percent(count.requests, totalRequests), bar("live", live)]),
         el("td", { className: "num errors", title: count.errors + " errors", text: percent(count.errors, count.requests) })
       ]));
-      var below = subtree(child.name, services, stats, depth + 1);
+      var below = subtree(child.name, services, stats, depth + 1, service.provider);
       if (below) {
         rows.push(el("tr", { className: "below" }, [el("td", { colspan: "6" }, [below])]));
       }
@@ -166,12 +168,12 @@
     var mirroring = service.mirroring;
     var items = [el("li", { className: "main", "data-child": mirroring.service, "data-role": "main" }, [
       el("span", { className: "tag", text: "main" }), " " + mirroring.service,
-      subtree(mirroring.service, services, stats, depth + 1)
+      subtree(mirroring.service, services, stats, depth + 1, service.provider)
     ])];
     (mirroring.mirrors || []).forEach(function (mirror) {
       items.push(el("li", { className: "mirror", "data-child": mirror.name, "data-role": "mirror", "data-percent": mirror.percent }, [
         el("span", { className: "tag", text: "mirror " + mirror.percent + "%" }), " " + mirror.name,
-        subtree(mirror.name, services, stats, depth + 1)
+        subtree(mirror.name, services, stats, depth + 1, service.provider)
       ]));
     });
     return el("ul", { className: "tree" }, items);
@@ -195,8 +197,8 @@
 
   // What a service contains, drawn inside its parent (depth-limited against cycles). A
   // disabled service is not opened inside another: it did not build, often for a cycle.
-  function subtree(name, services, stats, depth) {
-    var service = services[qualified(name)];
+  function subtree(name, services, stats, depth, provider) {
+    var service = services[qualified(name, provider)];
     if (!service || depth > 6 || (depth > 0 && service.status === "disabled")) {
       return null;
     }
@@ -273,7 +275,7 @@
       "data-router": router.name,
       "data-kind": kind,
       "data-status": router.status,
-      "data-service": router.service ? qualified(router.service) : ""
+      "data-service": router.service ? qualified(router.service, router.provider) : ""
     }, cells);
   }
 
