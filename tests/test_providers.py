@@ -1039,7 +1039,7 @@ class FileWatchTests(ProxyTestCase):
         self.write(
             "traefik.yml",
             "entryPoints:\n  web: {address: '127.0.0.1:0'}\nlog: {level: ERROR}\n"
-            "providers:\n  file: {directory: dyn}\n",
+            "providers:\n  providersThrottleDuration: 0s\n  file: {directory: dyn}\n",
         )
         self.write(
             "dyn/a.yml", "http:\n  routers:\n    a: {rule: Host(`a`), service: noop@internal}\n"
@@ -1057,3 +1057,37 @@ class FileWatchTests(ProxyTestCase):
             yield deferLater(reactor, 0.05, lambda: None)
         response, _ = yield self.get("b")
         self.assertEqual(response.code, 418)
+
+    @defer.inlineCallbacks
+    def test_throttle(self) -> None:
+        """providersThrottleDuration: a reload asked for sooner after the last one waits for
+        the rest of it, and later asks join the one waiting."""
+        from twisted.internet.task import Clock, deferLater
+
+        clock = Clock()
+        os.makedirs(os.path.join(self.config_dir, "dyn"))
+        self.write(
+            "traefik.yml",
+            "entryPoints:\n  web: {address: '127.0.0.1:0'}\nlog: {level: ERROR}\n"
+            "providers:\n  providersThrottleDuration: 10s\n"
+            "  file: {directory: dyn, watch: false}\n",
+        )
+        route = "http:\n  routers:\n    {0}: {{rule: Host(`{0}`), service: noop@internal}}\n"
+        self.write("dyn/a.yml", route.format("a"))
+        service = self.start_proxy(clock=clock)
+        self.write("dyn/b.yml", route.format("b"))
+        clock.advance(4)
+        service.reload_soon()
+        pending = service._throttled
+        self.assertIsNotNone(pending)
+        self.assertEqual(pending.getTime(), 10)
+        service.reload_soon()
+        self.assertIs(service._throttled, pending)
+        yield deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual(len(service.table.routers), 1)
+        clock.advance(6)
+        for _ in range(100):
+            if len(service.table.routers) == 2:
+                break
+            yield deferLater(reactor, 0.02, lambda: None)
+        self.assertEqual(sorted(r.name for r in service.table.routers), ["a@file", "b@file"])

@@ -126,6 +126,9 @@ class ProxyService(Service):
         self._reloading = False
         self._again = False
         self._again_forced = False
+        # providersThrottleDuration: when the last reload started, and a delayed one.
+        self._last_reload = 0.0
+        self._throttled: Any = None
         # For the internal endpoints: /ping answers 503 once a shutdown has begun.
         self.terminating = False
         self.start_date = ""
@@ -151,6 +154,7 @@ class ProxyService(Service):
         self.table = result.table
         self.applied = loaded
         self._static_seen = loaded.static
+        self._last_reload = self.clock.seconds()
 
     def reload(self, force: bool = False) -> bool:
         """Read the configuration directory again and swap in its table if it has no error.
@@ -165,17 +169,33 @@ class ProxyService(Service):
         """Reload with the files read and parsed in a worker thread, as the watcher and SIGHUP
         do: parsing thousands of documents takes a second that requests should not wait for.
         The table is built and swapped in the reactor thread, which owns the balancer state.
-        A reload asked for while one runs makes one more run after it."""
+        A reload asked for while one runs makes one more run after it.
+
+        With a ``providers`` section, reloads that are not forced (the watchers') start at
+        most once per providersThrottleDuration (or the CRD provider's throttleDuration, the
+        longer): one asked for sooner waits, and the ones after it join it."""
+        if not force and self.table is not None:
+            wait = self._last_reload + self.table.static.providers.reload_throttle
+            wait -= self.clock.seconds()
+            if wait > 0:
+                if self._throttled is None:
+                    self._throttled = self.clock.callLater(wait, self._throttle_done)
+                return
         if self._reloading:
             self._again = True
             self._again_forced = self._again_forced or force
             return
         self._reloading = True
+        self._last_reload = self.clock.seconds()
         pool = self.reactor.getThreadPool()
         d = threads.deferToThreadPool(self.reactor, pool, load_directory, self.config_dir)
         d.addCallback(self._apply, force)
         d.addErrback(lambda failure: log.failure("reload failed", failure))
         d.addBoth(self._reload_done)
+
+    def _throttle_done(self) -> None:
+        self._throttled = None
+        self.reload_soon()
 
     def _reload_done(self, ignored: object) -> None:
         self._reloading = False
@@ -461,6 +481,9 @@ class ProxyService(Service):
         if self.file_watcher is not None:
             self.file_watcher.stop()
             self.file_watcher = None
+        if self._throttled is not None and self._throttled.active():
+            self._throttled.cancel()
+        self._throttled = None
         # UDP sessions drain alongside the TCP connections, within their entrypoint's grace.
         udp_stopped = self._stop_udp(0.0 if self._cut else None)
         yield self._stop_ports()

@@ -147,6 +147,15 @@ class ProvidersConfig:
     crd: Optional[CRDProviderConfig] = CRDProviderConfig()
 
     @property
+    def reload_throttle(self) -> float:
+        """Seconds between two watcher reloads: providersThrottleDuration (or the CRD
+        provider's throttleDuration, the longer) with a ``providers`` section, else none."""
+        if not self.written:
+            return 0.0
+        crd = self.crd.throttle_duration if self.crd is not None else 0.0
+        return max(self.throttle_duration, crd)
+
+    @property
     def names(self) -> Tuple[str, ...]:
         """The active providers as ``/api/overview`` lists them."""
         names = []
