@@ -212,6 +212,12 @@ def routed_internal_endpoints(service: Any) -> Dict[str, InternalEndpoints]:
     "metrics"); the build only lets a router use those the static configuration enables."""
     static = service.current_table().static
     ping_status = static.ping.terminating_status_code if static.ping is not None else 503
+    enabled = {
+        "api": static.api is not None,
+        "dashboard": static.api is not None and static.api.dashboard,
+        "ping": static.ping is not None,
+        "metrics": static.prometheus is not None,
+    }
     return {
         serves: InternalEndpoints(
             (serves,),
@@ -221,7 +227,8 @@ def routed_internal_endpoints(service: Any) -> Dict[str, InternalEndpoints]:
             service.start_date,
             ping_status,
         )
-        for serves in ("api", "dashboard", "ping", "metrics")
+        for serves, on in enabled.items()
+        if on
     }
 
 
