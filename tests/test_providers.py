@@ -1091,3 +1091,25 @@ class FileWatchTests(ProxyTestCase):
                 break
             yield deferLater(reactor, 0.02, lambda: None)
         self.assertEqual(sorted(r.name for r in service.table.routers), ["a@file", "b@file"])
+
+
+class TLSConflictTests(SynchronousTestCase):
+    """A TLS option named default in both providers: both dropped, an error at each."""
+
+    def test_default_option_twice(self) -> None:
+        """Each definition is reported at its own file and line."""
+        crd = (
+            "apiVersion: traefik.io/v1alpha1\nkind: TLSOption\nmetadata: {name: default}\n"
+            "spec: {minVersion: VersionTLS12}\n"
+        )
+        dynamic = "tls:\n  options:\n    default: {minVersion: VersionTLS13}\n"
+        static = STATIC + "providers:\n  file: {filename: d.yml}\n  kubernetesCRD: {}\n"
+        _, errors = build(static, [("o.yaml", crd)], [("d.yml", dynamic)])
+        message = "TLSOption named default defined in several namespaces (@file, default): all are ignored"
+        self.assertEqual(
+            errors,
+            [
+                f"o.yaml:1: TLSOption default/default: {message}",
+                f"d.yml:3: tls option default: {message}",
+            ],
+        )

@@ -220,7 +220,8 @@ def _single_default(
     if len(candidates) == 1:
         return candidates[0]
     if candidates:
-        namespaces = ", ".join(sorted(item.meta.namespace for item in candidates))
+        # The file provider's (tsproxy/config/fileformat.py) have no namespace.
+        namespaces = ", ".join(sorted(item.meta.namespace or "@file" for item in candidates))
         for item in candidates:
             message = "%s named default defined in several namespaces (%s): all are ignored" % (
                 what,
