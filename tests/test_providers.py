@@ -1113,3 +1113,25 @@ class TLSConflictTests(SynchronousTestCase):
                 f"d.yml:3: tls option default: {message}",
             ],
         )
+
+
+class SameDirectoryTests(SynchronousTestCase):
+    """providers.file.directory may be the configuration directory itself."""
+
+    def test_split_by_provider(self) -> None:
+        """The file provider then reads every YAML and TOML file there except the static
+        one, and the CRD provider reads none of them."""
+        path = self.mktemp()
+        os.makedirs(path)
+        files = {
+            "traefik.yml": STATIC + "providers:\n  file: {directory: .}\n",
+            "a.yml": "http:\n  routers:\n    a: {rule: Host(`a`), service: noop@internal}\n",
+            "b.toml": '[http.routers.b]\nrule = "Host(`b`)"\nservice = "noop@internal"\n',
+        }
+        for name, text in files.items():
+            with open(os.path.join(path, name), "w") as stream:
+                stream.write(text)
+        result = review(load_directory(path))
+        self.assertEqual([str(e) for e in result.errors], [])
+        self.assertEqual(sorted(r.name for r in result.table.routers), ["a@file", "b@file"])
+        self.assertEqual(result.table.providers, ("File",))

@@ -172,6 +172,8 @@ def _read_file_provider(
     for full in paths:
         shown = _shown(directory, full)
         if os.path.dirname(os.path.abspath(full)) == os.path.abspath(directory):
+            if os.path.basename(full) in STATIC_FILES:
+                continue  # the static configuration is not dynamic configuration
             claimed.add(os.path.basename(full))
         text = _read_text(os.path.dirname(full), os.path.basename(full))
         if isinstance(text, ConfigError):
