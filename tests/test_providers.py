@@ -1135,3 +1135,33 @@ class SameDirectoryTests(SynchronousTestCase):
         self.assertEqual([str(e) for e in result.errors], [])
         self.assertEqual(sorted(r.name for r in result.table.routers), ["a@file", "b@file"])
         self.assertEqual(result.table.providers, ("File",))
+
+
+class CrossProviderTLSOptionTests(SynchronousTestCase):
+    """A CRD route may use a file TLS option by its qualified name."""
+
+    def test_crd_route_file_option(self) -> None:
+        """tls.options.name: modern@file finds the file option; the API shows it qualified."""
+        crd = BACKENDS + dedent(
+            """
+            ---
+            apiVersion: traefik.io/v1alpha1
+            kind: IngressRoute
+            metadata: {name: ir}
+            spec:
+              routes:
+                - match: Host(`a`)
+                  services: [{name: app-v1, port: 80}]
+              tls:
+                options: {name: modern@file}
+            """
+        )
+        dynamic = "tls:\n  options:\n    modern: {minVersion: VersionTLS13}\n"
+        static = STATIC + "providers:\n  file: {filename: d.yml}\n  kubernetesCRD: {}\n"
+        table, errors = build(static, [("crd.yaml", crd)], [("d.yml", dynamic)])
+        self.assertEqual(errors, [])
+        (router,) = table.routers
+        self.assertIsNone(table.tls.option_problem(router.tls.options))
+        self.assertEqual(table.tls.option_settings(router.tls.options).min_version, 0x0304)
+        info = rawdata(table)["routers"][router.name + "@kubernetescrd"]
+        self.assertEqual(info["tls"], {"options": "modern@file"})

@@ -126,21 +126,21 @@ def _configured_priority(router: Any) -> int:
     return 0 if router.priority == default else int(router.priority)
 
 
-def _tls_options_name(tls: Any) -> str:
+def _tls_options_name(tls: Any, router: str = "") -> str:
     """The TLSOption a route names, as Traefik's CRD provider writes it (``<ns>-<name>``)."""
     ref = tls.options
     if ref is None or not ref.name:
         return DEFAULT_TLS_OPTIONS
-    if ref.name.endswith("@file"):
-        return str(ref.name)[: -len("@file")]  # a file router's own option, as written
+    if providers.provider_of(router) == providers.provider_of(ref.name) != providers.CRD:
+        return providers.bare(ref.name)  # an option of the router's own provider, as written
     if "@" in ref.name or not ref.namespace:
         return str(ref.name)
     return f"{ref.namespace}-{ref.name}"
 
 
-def _router_tls(tls: Any, tcp: bool) -> Document:
+def _router_tls(tls: Any, tcp: bool, router: str = "") -> Document:
     section: Document = {"passthrough": bool(tls.passthrough)} if tcp else {}
-    section["options"] = _tls_options_name(tls)
+    section["options"] = _tls_options_name(tls, router)
     if tls.cert_resolver:
         section["certResolver"] = tls.cert_resolver
     domains = []
@@ -179,7 +179,7 @@ def _router_info(router: Any, tcp: bool = False, warning: Any = None) -> Documen
     if priority:
         info["priority"] = priority
     if router.tls is not None:
-        info["tls"] = _router_tls(router.tls, tcp)
+        info["tls"] = _router_tls(router.tls, tcp, router.name)
     if warning is None:
         _status(info, ENABLED, ())
     else:
@@ -210,7 +210,7 @@ def _failed_router_info(failed: Any) -> Document:
         if failed.priority:
             info["priority"] = failed.priority
         if failed.tls is not None:
-            info["tls"] = _router_tls(failed.tls, failed.protocol == "tcp")
+            info["tls"] = _router_tls(failed.tls, failed.protocol == "tcp", failed.name)
     _status(info, DISABLED, failed.errors)
     if failed.using:
         info["using"] = sorted(set(failed.using))
