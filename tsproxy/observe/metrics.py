@@ -30,6 +30,7 @@ from prometheus_client.core import (
 )
 
 from tsproxy.observe.counts import DashboardCounts
+from tsproxy import providers
 from tsproxy.observe.record import grpc_code, method_label, request_protocol
 
 if TYPE_CHECKING:
@@ -48,8 +49,8 @@ _CODES: Dict[int, str] = {}
 
 
 def qualified(name: str) -> str:
-    """``default-app-v1-80`` → ``default-app-v1-80@kubernetescrd``."""
-    return name + PROVIDER
+    """``default-app-v1-80`` → ``default-app-v1-80@kubernetescrd``; ``web@file`` stays."""
+    return providers.qualified(name)
 
 
 def _code(status: int) -> str:

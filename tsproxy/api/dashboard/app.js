@@ -77,8 +77,16 @@
     return page(1);
   }
 
-  function qualified(name) {
-    return name.indexOf("@") >= 0 ? name : name + PROVIDER;
+  // A reference as a service's key: name@provider as written, else in the referrer's
+  // provider (Traefik's rule), the CRD provider when none is known.
+  function qualified(name, provider) {
+    return name.indexOf("@") >= 0 ? name : name + (provider ? "@" + provider : PROVIDER);
+  }
+
+  // The provider of a qualified name ("kubernetescrd" of "a@kubernetescrd").
+  function providerOf(name) {
+    var at = (name || "").lastIndexOf("@");
+    return at >= 0 ? name.slice(at + 1) : "";
   }
 
   function byName(list) {
@@ -130,12 +138,13 @@
   // What `parent` sent `child`: {requests, errors} for HTTP, sessions for TCP and UDP.
   function childCount(protocol, parent, child) {
     var stats = data.stats;
+    var key = qualified(child, providerOf(qualified(parent)));
     if (protocol === "http") {
       var children = (stats.children || {})[qualified(parent)] || {};
-      return children[qualified(child)] || { requests: 0, errors: 0 };
+      return children[key] || { requests: 0, errors: 0 };
     }
     var layer = stats[protocol] || {};
-    var sessions = ((layer.children || {})[qualified(parent)] || {})[qualified(child)] || 0;
+    var sessions = ((layer.children || {})[qualified(parent)] || {})[key] || 0;
     return { requests: sessions, errors: 0 };
   }
 
@@ -164,7 +173,7 @@
       var count = counts[index];
       var configured = totalWeight ? child.weight / totalWeight : 0;
       var live = totalRequests ? count.requests / totalRequests : 0;
-      var state = serviceState(protocol, child.name, services);
+      var state = serviceState(protocol, child.name, services, providerOf(service.name));
       rows.push(el("tr", {
         className: "child",
         "data-child": child.name,
@@ -182,7 +191,7 @@
         el("td", { className: "num" }, [percent(count.requests, totalRequests), bar("live", live)]),
         el("td", { className: "num errors", title: count.errors + " errors", text: protocol === "http" ? percent(count.errors, count.requests) : "" })
       ]));
-      var below = subtree(protocol, child.name, services, depth + 1);
+      var below = subtree(protocol, child.name, services, depth + 1, providerOf(service.name));
       if (below) {
         rows.push(el("tr", { className: "below" }, [el("td", { colspan: "6" }, [below])]));
       }
@@ -204,12 +213,12 @@
     var mirrored = (data.stats.mirrored || {})[qualified(service.name)] || { copies: 0, errors: 0 };
     var items = [el("li", { className: "main", "data-child": mirroring.service, "data-role": "main" }, [
       el("span", { className: "tag", text: "main" }), " " + mirroring.service,
-      subtree("http", mirroring.service, services, depth + 1)
+      subtree("http", mirroring.service, services, depth + 1, providerOf(service.name))
     ])];
     (mirroring.mirrors || []).forEach(function (mirror) {
       items.push(el("li", { className: "mirror", "data-child": mirror.name, "data-role": "mirror", "data-percent": mirror.percent }, [
         el("span", { className: "tag", text: "mirror " + mirror.percent + "%" }), " " + mirror.name,
-        subtree("http", mirror.name, services, depth + 1)
+        subtree("http", mirror.name, services, depth + 1, providerOf(service.name))
       ]));
     });
     return el("div", { className: "mirroring" }, [
@@ -224,11 +233,11 @@
     return el("ul", { className: "tree" }, [
       el("li", { "data-child": failover.service, "data-role": "service" }, [
         el("span", { className: "tag", text: "service" }), " " + failover.service,
-        subtree("http", failover.service, services, depth + 1)
+        subtree("http", failover.service, services, depth + 1, providerOf(service.name))
       ]),
       el("li", { "data-child": failover.fallback, "data-role": "fallback" }, [
         el("span", { className: "tag", text: "fallback" }), " " + failover.fallback,
-        subtree("http", failover.fallback, services, depth + 1)
+        subtree("http", failover.fallback, services, depth + 1, providerOf(service.name))
       ])
     ]);
   }
@@ -250,8 +259,8 @@
   }
 
   // UP when some server of a load balancer is up, DOWN when all are down, "" when unknown.
-  function serviceState(protocol, name, services) {
-    var service = services[qualified(name)];
+  function serviceState(protocol, name, services, provider) {
+    var service = services[qualified(name, provider)];
     if (!service || !service.serverStatus) {
       return "";
     }
@@ -264,8 +273,8 @@
 
   // What a service contains, drawn inside its parent (depth-limited against cycles). A
   // disabled service is not opened inside another: it did not build, often for a cycle.
-  function subtree(protocol, name, services, depth) {
-    var service = services[qualified(name)];
+  function subtree(protocol, name, services, depth, provider) {
+    var service = services[qualified(name, provider)];
     if (!service || depth > 6 || (depth > 0 && service.status === "disabled")) {
       return null;
     }
@@ -429,12 +438,12 @@
       ]));
     });
     (router.middlewares || []).forEach(function (mwName) {
-      var mw = middlewares[qualified(mwName)] || middlewares[mwName] || { status: "disabled", type: "?" };
+      var mw = middlewares[qualified(mwName, providerOf(router.name))] || { status: "disabled", type: "?" };
       steps.push(el("div", { className: "step middleware", "data-step": "middleware", "data-name": mwName, "data-status": mw.status }, [
         el("div", { className: "label", text: "middleware " + (mw.type || "") }), el("div", { text: mwName }), statusTag(mw.status)
       ]));
     });
-    var service = services[qualified(router.service || "")];
+    var service = services[qualified(router.service || "", providerOf(router.name))];
     steps.push(el("div", { className: "step service", "data-step": "service", "data-name": router.service || "" }, [
       el("div", { className: "label", text: "service " + (service ? service.type || "" : "") }),
       el("div", { text: router.service || "" }),
