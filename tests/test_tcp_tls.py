@@ -466,3 +466,103 @@ class HTTPSHalfCloseTests(_TLSRoutes):
     def test_keepAliveThenFin(self) -> Any:
         """The same, ending with a bare FIN after the third request."""
         return self.https_ends("fin")
+
+
+def client_hello(sni: str) -> bytes:
+    """The ClientHello Python's ssl client sends for ``sni`` (made in memory, no socket)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = client_context().wrap_bio(incoming, outgoing, server_hostname=sni)
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+#: A handshake record announcing a ClientHello larger than the peek takes (16 KiB), cut
+#: short: the peek gives up at once, and OpenSSL waits for the rest of the record.
+OVERSIZED_HELLO = b"\x16\x03\x01\x40\x00" + b"\x01\x00\x50\x00" + b"\x03\x03" + b"\x00" * 32
+
+
+def stalled_session(port: int, send: bytes) -> Any:
+    """A client in a thread that sends ``send`` and then nothing; fires with what it read
+    once the proxy closes (a FIN or a reset)."""
+
+    def session() -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(send)
+            got = b""
+            while True:
+                try:
+                    chunk = sock.recv(65536)
+                except ConnectionResetError:
+                    return got
+                if not chunk:
+                    return got
+                got += chunk
+
+    return threads.deferToThread(session)
+
+
+class HandshakeDeadlineTests(_TLSRoutes):
+    """Where TLS ends here, the handshake must be over within the entrypoint's readTimeout
+    of the accept, and a TCP router's backend is dialled only after it."""
+
+    def proxy(self, kind: str, clock: task.Clock) -> int:
+        self.backend("plain", self.start_greeter("plain"))
+        self.secret("front-cert", FRONT)
+        tls = "{secretName: front-cert}"
+        routes = {
+            "tcp": route_tcp("front", "HostSNI(`front.test`)", ["plain"], tls=tls),
+            "tcp-any": route_tcp("front", "HostSNI(`*`)", ["plain"], tls=tls),
+            "https": self.web_route(tls),
+        }
+        return self.start_tcp_proxy(routes[kind], read_timeout="5s", clock=clock)
+
+    @defer.inlineCallbacks
+    def stalled(self, kind: str, hello: bytes) -> Any:
+        """The client stops after ``hello``: it holds no backend connection, and is closed
+        at readTimeout (5 s on the test's clock), not before."""
+        clock = task.Clock()
+        port = self.proxy(kind, clock)
+        done = stalled_session(port, hello)
+        yield task.deferLater(reactor, 0.2, lambda: None)
+        clock.advance(4.9)
+        yield task.deferLater(reactor, 0.1, lambda: None)
+        self.assertFalse(done.called)
+        self.assertEqual(self.greeters["plain"].connections, [])
+        clock.advance(0.1)
+        yield done
+        yield self.wait_no_connections()
+        self.assertEqual(self.greeters["plain"].connections, [])
+
+    def test_stalledHelloTCP(self) -> Any:
+        """A bare ClientHello to a TCP router ending TLS: no backend dial, closed in time."""
+        return self.stalled("tcp", client_hello("front.test"))
+
+    def test_stalledOversizedHello(self) -> Any:
+        """A cut-short oversized hello (the peek gives up, OpenSSL waits): closed in time."""
+        return self.stalled("tcp-any", OVERSIZED_HELLO)
+
+    def test_stalledHelloHTTPS(self) -> Any:
+        """A bare ClientHello to an HTTPS router: closed at readTimeout, not idleTimeout."""
+        return self.stalled("https", client_hello("web.test"))
+
+    @defer.inlineCallbacks
+    def test_finishedHandshakeOutlivesDeadline(self) -> None:
+        """Once the handshake is over, readTimeout no longer applies: the relay goes on."""
+        clock = task.Clock()
+        port = self.proxy("tcp", clock)
+
+        def session() -> bytes:
+            client = HalfCloseClient(port, "front.test")
+            try:
+                client.read_until(b"HELLO plain\r\n")
+                threads.blockingCallFromThread(reactor, clock.advance, 60)
+                client.send(b"ping")
+                return client.read_until(b"ping")
+            finally:
+                client.close()
+
+        got = yield threads.deferToThread(session)
+        self.assertTrue(got.endswith(b"ping"), got)
