@@ -16,6 +16,7 @@ from zope.interface import implementer
 
 from tsproxy.config.static import EntryPoint
 from tsproxy.logs import get_logger
+from tsproxy.repeated import RepeatedError
 from tsproxy.runtime.udp import UDPServer
 from tsproxy.udp.sessions import Address, SessionTable
 
@@ -118,7 +119,8 @@ class UDPEntryPoint(DatagramProtocol):
     """The listening socket of a UDP entrypoint and its sessions.
 
     A new session asks the current table for the entrypoint's UDP service once and keeps the
-    server it picked; a reload changes where new sessions go, not live ones.
+    server it picked; a reload changes where new sessions go, not live ones. ``max_sessions``
+    (default: the entrypoint's udp.maxSessions) bounds the sessions, hence the sockets.
     """
 
     def __init__(
@@ -128,6 +130,7 @@ class UDPEntryPoint(DatagramProtocol):
         reactor: Any,
         clock: Any,
         metrics: Optional[Metrics] = None,
+        max_sessions: Optional[int] = None,
     ) -> None:
         self.entrypoint = entrypoint
         #: Counts sessions as open UDP connections (traefik_open_connections).
@@ -138,12 +141,20 @@ class UDPEntryPoint(DatagramProtocol):
         self.sessions = SessionTable(
             clock,
             entrypoint.udp_timeout,
-            entrypoint.udp_max_sessions,
+            entrypoint.udp_max_sessions if max_sessions is None else max_sessions,
             self._open_backend,
             self._send_to_client,
         )
         self.port: Any = None
         self._unrouted_reported = False
+        # Out of descriptors, a flood would otherwise log a line per datagram.
+        self.socket_errors = RepeatedError(
+            clock,
+            log,
+            "entrypoint {name}: cannot open a UDP socket to {server}: {error}; datagram dropped",
+            name=entrypoint.name,
+            server="",
+        )
         self._stopped: Optional[defer.Deferred[None]] = None
 
     def listen(self) -> None:
@@ -172,12 +183,8 @@ class UDPEntryPoint(DatagramProtocol):
             backend = BackendSocket(self, client, server)
         except OSError as exc:
             # Out of descriptors, most likely: this client waits, the others go on.
-            log.warn(
-                "entrypoint {name}: cannot open a UDP socket to {server}: {e}",
-                name=name,
-                server=server.address,
-                e=exc,
-            )
+            self.socket_errors.fields["server"] = server.address
+            self.socket_errors(exc.strerror or exc)
             return None
         return server, backend
 
@@ -216,6 +223,7 @@ class UDPEntryPoint(DatagramProtocol):
         if stopped is None or self.port is None:
             return
         port, self.port = self.port, None
+        self.socket_errors.stop()
         self.sessions.close_all()
         closing = defer.maybeDeferred(port.stopListening)
         closing.addCallback(lambda _: stopped.callback(None))
