@@ -7,13 +7,19 @@ from __future__ import annotations
 import shutil
 import socket
 import ssl
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from OpenSSL import crypto
 from twisted.internet import defer, reactor, task, threads
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import CertificateOptions
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest
 from zope.interface import implementer
 
@@ -566,3 +572,71 @@ class HandshakeDeadlineTests(_TLSRoutes):
 
         got = yield threads.deferToThread(session)
         self.assertTrue(got.endswith(b"ping"), got)
+
+
+HELLO = client_hello("front.test")
+
+
+@st.composite
+def peeked_bytes(draw: Any) -> List[bytes]:
+    """What a client may send first, in the chunks it arrives in: random bytes, bytes that
+    start like a TLS record, or a real ClientHello cut short or with bytes changed."""
+    kind = draw(st.sampled_from(["random", "record", "mutated", "cut"]))
+    if kind == "random":
+        data = draw(st.binary(min_size=1, max_size=300))
+    elif kind == "record":
+        data = draw(st.sampled_from([b"\x16\x03\x01", b"\x16\x03\x03", b"\x80"]))
+        data += draw(st.binary(max_size=300))
+    elif kind == "cut":
+        data = HELLO[: draw(st.integers(1, len(HELLO)))]
+    else:
+        data = bytearray(HELLO)
+        for _ in range(draw(st.integers(1, 8))):
+            data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+        data = bytes(data)
+    cuts = sorted(draw(st.lists(st.integers(1, len(data)), max_size=4)))
+    bounds = [0, *cuts, len(data)]
+    return [data[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+class PeekFuzzTests(_TLSRoutes):
+    """The peek and the TLS hand-over on whatever a client sends first (the entrypoint's
+    own protocol objects on an in-memory transport): nothing raises, and every connection is
+    closed once readTimeout is over."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.backend("plain", self.start_greeter("plain"))
+        self.secret("front-cert", FRONT)
+        tls = "{secretName: front-cert}"
+        self.clock = task.Clock()
+        self.start_tcp_proxy(
+            route_tcp("front", "HostSNI(`*`)", ["plain"], tls=tls),
+            self.web_route(tls),
+            read_timeout="5s",
+            clock=self.clock,
+        )
+        assert self.service is not None
+        self.factory = self.service.factories[0]
+
+    @settings(max_examples=150, deadline=None)
+    @given(peeked_bytes())
+    def test_firstBytes(self, chunks: List[bytes]) -> None:
+        """Any first bytes: no exception, closed within readTimeout, nothing left behind."""
+        peer = IPv4Address("TCP", "127.0.0.1", 40000)
+        transport = StringTransport(
+            hostAddress=IPv4Address("TCP", "127.0.0.1", 443), peerAddress=peer
+        )
+        protocol = self.factory.buildProtocol(peer)
+        transport.protocol = protocol  # type: ignore[attr-defined]
+        protocol.makeConnection(transport)
+        for chunk in chunks:
+            if transport.disconnecting:
+                break
+            transport.protocol.dataReceived(chunk)  # type: ignore[attr-defined]
+        self.clock.advance(5)
+        self.assertTrue(transport.disconnecting, chunks)
+        transport.protocol.connectionLost(Failure(ConnectionDone()))  # type: ignore[attr-defined]
+        self.assertEqual(len(self.factory.connections), 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.greeters["plain"].connections, [])

@@ -9,8 +9,10 @@ except ImportError:  # not POSIX: FloodTests are skipped
 
 import os
 import socket
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet import defer, reactor
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import formatEvent, globalLogPublisher
@@ -409,3 +411,36 @@ class FloodTests(UDPProxyTestCase):
         self.assertEqual(len(errors), 2, errors)
         self.assertIn("Too many open files", errors[0])
         self.assertIn("49 more times in 10 s", errors[1])
+
+
+class DatagramFuzzTests(UDPProxyTestCase):
+    """Whatever datagrams arrive from whatever sources (the entrypoint's own objects, real
+    backend sockets): nothing raises, sessions stay within udp.maxSessions, and every one
+    is closed, its socket with it, once udp.timeout is over."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        port, _ = self.udp_echo("e")
+        self.clock = Clock()
+        self.start(service("e", [port]), udp_route(("e", 1)), clock=self.clock, max_sessions=8)
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(st.integers(1, 20), st.binary(max_size=2000), st.floats(0, 2)),
+            max_size=30,
+        )
+    )
+    def test_datagrams(self, datagrams: List[Tuple[int, bytes, float]]) -> None:
+        """Datagrams from up to 20 source ports, with time passing between them."""
+        listener = self.listener
+        sockets = []
+        for source, data, later in datagrams:
+            listener.datagramReceived(data, ("127.0.0.1", 50000 + source))
+            self.assertLessEqual(len(listener.sessions), 8)
+            sockets.extend(s.backend for s in listener.sessions._sessions.values())
+            self.clock.advance(later)
+        self.clock.advance(3)
+        self.assertEqual(len(listener.sessions), 0)
+        self.assertTrue(all(backend.closed for backend in sockets))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
