@@ -199,7 +199,8 @@ class Sample:
 class Result:
     target: str
     attack: str
-    opened: int = 0  # attacking connections established (or UDP source ports used)
+    #: Attacking connections established (or UDP source ports used).
+    opened: int = 0
     refused: int = 0  # attacking connections that could not connect
     samples: List[Sample] = field(default_factory=list)
     probes_ok: int = 0
@@ -209,8 +210,8 @@ class Result:
     log_lines: int = 0
     error: str = ""
 
-    def held_at(self, t: float) -> Optional[int]:
-        return next((s.held for s in self.samples if s.t >= t - 0.01), None)
+    def at(self, t: float) -> Optional[Sample]:
+        return next((s for s in self.samples if s.t >= t - 0.5), None)
 
 
 def proc_fds(pids: set) -> int:
@@ -501,19 +502,21 @@ def _pct(ok: int, count: int) -> str:
 def summary(r: Result) -> str:
     if r.error:
         return f"error: {r.error}"
-    held = " ".join(f"{s.t:g}s:{s.held}" for s in r.samples) if r.attack != "udp-flood" else ""
-    fds = max((s.fds for s in r.samples), default=0)
+    if r.attack == "udp-flood":
+        text = f"{r.opened} source ports; proxy fds "
+        text += " ".join(f"{s.t:g}s:{s.fds}" for s in r.samples)
+    else:
+        text = "held (proxy fds) " + " ".join(f"{s.t:g}s:{s.held}({s.fds})" for s in r.samples)
     rss = max((s.rss_mb for s in r.samples), default=0.0)
-    text = f"held {held}; " if held else f"{r.opened} source ports; "
-    text += f"probes {_pct(r.probes_ok, r.probes)}"
+    text += f"; probes {_pct(r.probes_ok, r.probes)}"
     if r.udp_probes:
         text += f", UDP probes {_pct(r.udp_probes_ok, r.udp_probes)}"
-    return text + f"; max fds {fds}, max RSS {rss:.0f} MB, {r.log_lines} log lines"
+    return text + f"; max RSS {rss:.0f} MB, {r.log_lines} log lines"
 
 
 def print_table(results: List[Result], duration: int) -> None:
     marks = [t for t in (5, 10, 15, 20, 30, 45, 60) if t <= duration]
-    columns = ["proxy", "attack", "opened"] + [f"held {t}s" for t in marks]
+    columns = ["proxy", "attack", "opened"] + [f"held (fds) {t}s" for t in marks]
     columns += ["HTTP probes ok", "UDP probes ok", "max fds", "max RSS MB", "log lines"]
     print("| " + " | ".join(columns) + " |")
     print("|---" * len(columns) + "|")
@@ -523,8 +526,11 @@ def print_table(results: List[Result], duration: int) -> None:
             continue
         held = []
         for t in marks:
-            value = r.held_at(t)
-            held.append("" if value is None or value < 0 else str(value))
+            at = r.at(t)
+            if at is None:
+                held.append("")
+            else:
+                held.append(f"({at.fds})" if at.held < 0 else f"{at.held} ({at.fds})")
         cells = [r.target, r.attack, str(r.opened), *held, _pct(r.probes_ok, r.probes)]
         cells += [_pct(r.udp_probes_ok, r.udp_probes)]
         cells += [str(max((s.fds for s in r.samples), default=0))]
