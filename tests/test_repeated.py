@@ -21,6 +21,9 @@ class _Log:
     def warn(self, format: str, **fields: Any) -> None:
         self.lines.append(formatEvent(dict(fields, log_format=format)))
 
+    def debug(self, format: str, **fields: Any) -> None:
+        self.lines.append("debug: " + formatEvent(dict(fields, log_format=format)))
+
 
 # (what happens: "e" an error, a number: seconds passing, "stop"), the lines logged.
 TABLE: List[Tuple[str, Tuple[Any, ...], List[str]]] = [
@@ -79,3 +82,12 @@ class RepeatedErrorTests(TestCase):
         clock.advance(10)
         self.assertEqual(log.lines, ["EMFILE", "EMFILE (99999 more times in 10 s)"])
         self.assertEqual(error.total, 100000)
+
+    def test_level(self) -> None:
+        """``level`` picks the logger's method (debug for drops a flood makes by design)."""
+        clock, log = Clock(), _Log()
+        error = RepeatedError(clock, log, "{error}", level="debug")
+        error("dropped")
+        error("dropped")
+        error.stop()
+        self.assertEqual(log.lines, ["debug: dropped", "debug: dropped (1 more times)"])

@@ -14,7 +14,7 @@ INTERVAL = 10.0
 
 
 class RepeatedError:
-    """One kind of error, logged by ``log`` at warn level with ``message`` (a Twisted
+    """One kind of error, logged by ``log`` at ``level`` (default warn) with ``message`` (a Twisted
     format string; ``{error}`` is the detail of the latest occurrence) and ``fields``.
 
     Call it once per occurrence. The first is logged with ``count`` 1; later ones within
@@ -23,10 +23,17 @@ class RepeatedError:
     """
 
     def __init__(
-        self, clock: Any, log: Any, message: str, interval: float = INTERVAL, **fields: Any
+        self,
+        clock: Any,
+        log: Any,
+        message: str,
+        interval: float = INTERVAL,
+        level: str = "warn",
+        **fields: Any,
     ) -> None:
         self.clock = clock
         self.log = log
+        self.level = level
         self.message = message
         self.interval = interval
         self.fields = fields
@@ -45,7 +52,7 @@ class RepeatedError:
             self._counted += 1
 
     def _emit(self, count: int, suffix: str) -> None:
-        self.log.warn(
+        getattr(self.log, self.level)(
             self.message + suffix,
             count=count,
             interval=self.interval,

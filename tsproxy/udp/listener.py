@@ -102,7 +102,7 @@ class BackendSocket:
             self._failed(exc)
         except OSError as exc:
             # UDP may drop: a full send buffer loses this datagram, not the session.
-            log.debug("UDP session {client}: datagram dropped ({e})", client=self.client, e=exc)
+            self.entrypoint.drops("datagram to a server: %s" % (exc.strerror or exc))
 
     def close(self) -> None:
         if self.closed:
@@ -155,6 +155,14 @@ class UDPEntryPoint(DatagramProtocol):
             name=entrypoint.name,
             server="",
         )
+        #: Datagrams dropped one by one (full buffers, no server): debug lines, counted.
+        self.drops = RepeatedError(
+            clock,
+            log,
+            "entrypoint {name}: datagram dropped: {error}",
+            level="debug",
+            name=entrypoint.name,
+        )
         self._stopped: Optional[defer.Deferred[None]] = None
 
     def listen(self) -> None:
@@ -177,7 +185,7 @@ class UDPEntryPoint(DatagramProtocol):
             return None
         server = node.pick()
         if server is None:
-            log.debug("entrypoint {name}: no server to pick, datagram dropped", name=name)
+            self.drops("no server to pick")
             return None
         try:
             backend = BackendSocket(self, client, server)
@@ -196,7 +204,7 @@ class UDPEntryPoint(DatagramProtocol):
             # this one came from recvfrom.
             self.port.socket.sendto(data, client)
         except OSError as exc:
-            log.debug("UDP reply to {client} dropped ({e})", client=client, e=exc)
+            self.drops("reply to a client: %s" % (exc.strerror or exc))
 
     def stop(self, grace: float, clock: Any = None) -> defer.Deferred[None]:
         """Take no new session; let live ones run until idle, at most ``grace`` seconds on
@@ -224,6 +232,7 @@ class UDPEntryPoint(DatagramProtocol):
             return
         port, self.port = self.port, None
         self.socket_errors.stop()
+        self.drops.stop()
         self.sessions.close_all()
         closing = defer.maybeDeferred(port.stopListening)
         closing.addCallback(lambda _: stopped.callback(None))
