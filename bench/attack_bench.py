@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
-"""Attack bench: tsproxy and nginx, configured alike, under slowloris, slow body, slow read and
-a UDP source-port flood, in one run.
+"""Attack bench: tsproxy and nginx, configured alike, under slowloris, slow body, slow read,
+stalled TLS handshakes and a UDP source-port flood, in one run.
 
 For each proxy and each attack the script reports the attacking connections the proxy still
 holds over time (as the attacker sees them: a connection is let go once the proxy closes it),
 the proxy's open descriptors and RSS over time, the success rate of a normal client probing
-the proxy meanwhile (HTTP, and UDP during the flood), and how many lines the proxy logged.
+the proxy meanwhile (HTTP, and UDP during the flood), the backend's open descriptors (a
+proxy that dials the backend for a stalled client shows there), and how many lines the proxy
+logged. A slow reader does not see the proxy close (the FIN waits behind unread data): for
+slow read, the proxy's descriptors tell.
 Both proxies run pinned to core 0 under the same open-files limit (``--nofile``, default 4096,
 below the UDP session cap of 10,000: the case where one socket per session runs out) and the
 same timeouts (``--timeout``, default 10 s): tsproxy's readTimeout/writeTimeout/idleTimeout,
 nginx's client_header_timeout/client_body_timeout/send_timeout/keepalive_timeout, and a
-3 s UDP session timeout on both.
+3 s UDP session timeout on both; the TLS handshake is bounded by readTimeout and by
+ssl_handshake_timeout (a TCP route ending TLS, to the same backend).
 
 Safety bounds: everything is on 127.0.0.1, on free ports picked by binding port 0; each
 attack opens at most ``--connections`` (default 1,000, max 2,000) TCP connections, or sends
@@ -23,11 +27,13 @@ unless --keep.  Python 3 standard library only.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import select
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -57,7 +63,7 @@ from http_bench import (
 
 HOST = "bench.local"
 ANSWER = "Hello app-v1\n"
-ATTACKS = ("slowloris", "slow-body", "slow-read", "udp-flood")
+ATTACKS = ("slowloris", "slow-body", "slow-read", "tls-hello", "udp-flood")
 NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 INSTALL = "apt-get install -y --no-install-recommends nginx libnginx-mod-stream"
 #: Seconds between two drips of a slow client (a header line, a body byte).
@@ -104,8 +110,9 @@ http {{
 
 
 def nginx_conf(
-    http_port: int, udp_port: int, backend: int, echo: int, timeout: int, nofile: int
+    ports: Tuple[int, int, int], backend: int, echo: int, timeout: int, nofile: int, cert: Path
 ) -> str:
+    http_port, udp_port, tls_port = ports
     return f"""# nginx under attack: 1 worker, the same timeouts as tsproxy.
 load_module {NGINX_STREAM_MODULE};
 user root;
@@ -135,6 +142,13 @@ http {{
 }}
 stream {{
     server {{
+        listen {LOOPBACK}:{tls_port} ssl backlog=4096;
+        ssl_certificate {cert}.crt;
+        ssl_certificate_key {cert}.key;
+        ssl_handshake_timeout {timeout}s;
+        proxy_pass {LOOPBACK}:{backend};
+    }}
+    server {{
         listen {LOOPBACK}:{udp_port} udp;
         proxy_pass {LOOPBACK}:{echo};
         proxy_timeout {UDP_SESSION_TIMEOUT}s;
@@ -143,7 +157,8 @@ stream {{
 """
 
 
-def tsproxy_static(http_port: int, udp_port: int, timeout: int) -> str:
+def tsproxy_static(ports: Tuple[int, int, int], timeout: int) -> str:
+    http_port, udp_port, tls_port = ports
     return f"""entryPoints:
   web:
     address: "{LOOPBACK}:{http_port}"
@@ -152,6 +167,10 @@ def tsproxy_static(http_port: int, udp_port: int, timeout: int) -> str:
         readTimeout: {timeout}s
         writeTimeout: {timeout}s
         idleTimeout: {timeout}s
+  tls:
+    address: "{LOOPBACK}:{tls_port}"
+    transport:
+      respondingTimeouts: {{readTimeout: {timeout}s}}
   dns:
     address: "{LOOPBACK}:{udp_port}/udp"
     udp: {{timeout: {UDP_SESSION_TIMEOUT}s}}
@@ -160,8 +179,15 @@ log:
 """
 
 
-def tsproxy_routes(backend: int, echo: int) -> str:
-    docs = []
+def tsproxy_routes(backend: int, echo: int, cert: Path) -> str:
+    data = {
+        key: base64.b64encode(cert.with_suffix(ext).read_bytes()).decode()
+        for key, ext in (("tls.crt", ".crt"), ("tls.key", ".key"))
+    }
+    docs = [
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: cert}\ntype: kubernetes.io/tls\n"
+        f"data:\n  tls.crt: {data['tls.crt']}\n  tls.key: {data['tls.key']}\n"
+    ]
     for name, port, proto in (("app", backend, "TCP"), ("echo", echo, "UDP")):
         docs.append(
             f"apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\n"
@@ -176,6 +202,11 @@ def tsproxy_routes(backend: int, echo: int) -> str:
         "apiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {name: app}\n"
         f"spec:\n  entryPoints: [web]\n  routes:\n    - match: Host(`{HOST}`)\n"
         "      services: [{name: app, port: 80}]\n"
+    )
+    docs.append(
+        "apiVersion: traefik.io/v1alpha1\nkind: IngressRouteTCP\nmetadata: {name: tls}\n"
+        "spec:\n  entryPoints: [tls]\n  routes:\n    - match: HostSNI(`*`)\n"
+        "      services: [{name: app, port: 80}]\n  tls: {secretName: cert}\n"
     )
     docs.append(
         "apiVersion: traefik.io/v1alpha1\nkind: IngressRouteUDP\nmetadata: {name: echo}\n"
@@ -193,6 +224,7 @@ class Sample:
     held: int
     fds: int
     rss_mb: float
+    backend_fds: int = 0
 
 
 @dataclass
@@ -222,6 +254,21 @@ def proc_fds(pids: set) -> int:
         except OSError:
             pass
     return count
+
+
+def client_hello() -> bytes:
+    """The ClientHello Python's ssl client sends (made in memory): the whole attack is to
+    send it and nothing more."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="bench.local")
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
 
 
 class Prober(threading.Thread):
@@ -272,18 +319,30 @@ class Attack:
     """One attack on one proxy, for ``duration`` seconds."""
 
     def __init__(
-        self, kind: str, args: argparse.Namespace, http_port: int, udp_port: int, pid: int
+        self,
+        kind: str,
+        args: argparse.Namespace,
+        ports: Tuple[int, int, int],
+        pid: int,
+        backend_pid: int,
     ) -> None:
         self.kind = kind
         self.args = args
-        self.http_port = http_port
-        self.udp_port = udp_port
+        self.http_port, self.udp_port, self.tls_port = ports
         self.pid = pid
+        self.backend_pid = backend_pid
 
     def sample(self, result: Result, start: float, held: int) -> None:
-        pids = tree(snapshot(), self.pid)
+        snap = snapshot()
+        pids = tree(snap, self.pid)
         result.samples.append(
-            Sample(round(time.monotonic() - start, 1), held, proc_fds(pids), rss_mb(pids))
+            Sample(
+                round(time.monotonic() - start, 1),
+                held,
+                proc_fds(pids),
+                rss_mb(pids),
+                proc_fds(tree(snap, self.backend_pid)),
+            )
         )
 
     def run(self, result: Result) -> None:
@@ -308,7 +367,9 @@ class Attack:
                 b"a",
             ),
             "slow-read": (f"GET /big HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode(), b""),
+            "tls-hello": (client_hello(), b""),
         }[self.kind]
+        port = self.tls_port if self.kind == "tls-hello" else self.http_port
         poller = select.poll()
         connecting: Dict[int, socket.socket] = {}
         held: Dict[int, socket.socket] = {}
@@ -320,7 +381,7 @@ class Attack:
                 if self.kind == "slow-read":
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                 s.setblocking(False)
-                s.connect_ex((LOOPBACK, self.http_port))
+                s.connect_ex((LOOPBACK, port))
                 connecting[s.fileno()] = s
                 poller.register(s, select.POLLOUT | _GONE)
             next_drip = start + DRIP_EVERY
@@ -407,8 +468,11 @@ class Bench:
         self.args = args
         self.run_dir = run_dir
         self.procs = procs
-        self.backend_port, self.http_port = free_ports(2)
-        self.echo_port, self.udp_port = free_ports(2, socket.SOCK_DGRAM)
+        self.backend_port, self.http_port, tls_port = free_ports(3)
+        self.echo_port, udp_port = free_ports(2, socket.SOCK_DGRAM)
+        self.ports = (self.http_port, udp_port, tls_port)
+        self.cert = run_dir / "cert"
+        self.backend_pid = 0
 
     def start_backends(self) -> None:
         prefix = self.run_dir / "backend"
@@ -418,6 +482,7 @@ class Bench:
         argv = ["nginx", "-p", f"{prefix}/", "-c", "nginx.conf", "-e", "stderr"]
         argv += ["-g", "daemon off; worker_processes 1;"]
         proc = self.procs.start(argv, prefix / "out.log")
+        self.backend_pid = proc.pid
         try:
             wait_ready(proc, self.backend_port, None, 10.0)
         except RuntimeError as exc:
@@ -425,6 +490,10 @@ class Bench:
         self.procs.start(
             [sys.executable, "-c", UDP_ECHO, str(self.echo_port)], self.run_dir / "echo.log"
         )
+        argv = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+        argv += ["-nodes", "-days", "2", "-subj", "/CN=bench.local"]
+        argv += ["-keyout", f"{self.cert}.key", "-out", f"{self.cert}.crt"]
+        subprocess.run(argv, check=True, capture_output=True, timeout=60)
 
     def limited(self, argv: List[str]) -> List[str]:
         """``argv`` on core 0 with the open-files limit of the run."""
@@ -438,22 +507,16 @@ class Bench:
         log = prefix / "out.log"
         if name == "nginx":
             conf = nginx_conf(
-                self.http_port,
-                self.udp_port,
-                self.backend_port,
-                self.echo_port,
-                a.timeout,
-                a.nofile,
+                self.ports, self.backend_port, self.echo_port, a.timeout, a.nofile, self.cert
             )
             (prefix / "nginx.conf").write_text(conf)
             argv = ["nginx", "-p", f"{prefix}/", "-c", "nginx.conf", "-e", "stderr"]
             argv += ["-g", "daemon off; worker_processes 1;"]
             proc = self.procs.start(self.limited(argv), log)
         else:
-            (prefix / "tsproxy.yaml").write_text(
-                tsproxy_static(self.http_port, self.udp_port, a.timeout)
-            )
-            (prefix / "routes.yaml").write_text(tsproxy_routes(self.backend_port, self.echo_port))
+            (prefix / "tsproxy.yaml").write_text(tsproxy_static(self.ports, a.timeout))
+            routes = tsproxy_routes(self.backend_port, self.echo_port, self.cert)
+            (prefix / "routes.yaml").write_text(routes)
             argv = [a.tsproxy_python, "-m", "twisted", "tsproxy", "-c", str(prefix)]
             proc = self.procs.start(self.limited(argv), log, cwd=REPO_ROOT)
         try:
@@ -472,7 +535,8 @@ class Bench:
                 result = Result(name, kind)
                 lines_before = _count_lines(log)
                 try:
-                    Attack(kind, self.args, self.http_port, self.udp_port, proc.pid).run(result)
+                    attack = Attack(kind, self.args, self.ports, proc.pid, self.backend_pid)
+                    attack.run(result)
                 except OSError as exc:
                     result.error = f"{type(exc).__name__}: {exc}"
                 result.log_lines = _count_lines(log) - lines_before
@@ -506,7 +570,8 @@ def summary(r: Result) -> str:
         text = f"{r.opened} source ports; proxy fds "
         text += " ".join(f"{s.t:g}s:{s.fds}" for s in r.samples)
     else:
-        text = "held (proxy fds) " + " ".join(f"{s.t:g}s:{s.held}({s.fds})" for s in r.samples)
+        text = "held (proxy fds, backend fds) "
+        text += " ".join(f"{s.t:g}s:{s.held}({s.fds},{s.backend_fds})" for s in r.samples)
     rss = max((s.rss_mb for s in r.samples), default=0.0)
     text += f"; probes {_pct(r.probes_ok, r.probes)}"
     if r.udp_probes:
@@ -517,7 +582,8 @@ def summary(r: Result) -> str:
 def print_table(results: List[Result], duration: int) -> None:
     marks = [t for t in (5, 10, 15, 20, 30, 45, 60) if t <= duration]
     columns = ["proxy", "attack", "opened"] + [f"held (fds) {t}s" for t in marks]
-    columns += ["HTTP probes ok", "UDP probes ok", "max fds", "max RSS MB", "log lines"]
+    columns += ["HTTP probes ok", "UDP probes ok", "max fds", "max backend fds", "max RSS MB"]
+    columns += ["log lines"]
     print("| " + " | ".join(columns) + " |")
     print("|---" * len(columns) + "|")
     for r in results:
@@ -534,6 +600,7 @@ def print_table(results: List[Result], duration: int) -> None:
         cells = [r.target, r.attack, str(r.opened), *held, _pct(r.probes_ok, r.probes)]
         cells += [_pct(r.udp_probes_ok, r.udp_probes)]
         cells += [str(max((s.fds for s in r.samples), default=0))]
+        cells += [str(max((s.backend_fds for s in r.samples), default=0))]
         cells += [f"{max((s.rss_mb for s in r.samples), default=0.0):.0f}", str(r.log_lines)]
         print("| " + " | ".join(cells) + " |")
 
@@ -573,7 +640,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    missing = [tool for tool in ("nginx", "taskset", "prlimit") if not shutil.which(tool)]
+    tools = ("nginx", "taskset", "prlimit", "openssl")
+    missing = [tool for tool in tools if not shutil.which(tool)]
     if not os.path.exists(NGINX_STREAM_MODULE):
         missing.append("libnginx-mod-stream")
     if missing:
