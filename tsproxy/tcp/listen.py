@@ -73,7 +73,7 @@ class GuardedPort(tcp.Port):
         if len(addr) == 4:
             host = socket.getnameinfo(addr, socket.NI_NUMERICHOST | socket.NI_NUMERICSERV)
             addr = tuple([host[0]] + list(addr[1:]))
-        protocol = self.factory.buildProtocol(self._buildAddr(addr))
+        protocol = self.factory.buildProtocol(self._buildAddr(addr))  # type: ignore[union-attr]
         if protocol is None:
             skt.close()
             return
