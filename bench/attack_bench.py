@@ -240,6 +240,8 @@ class Result:
     udp_probes_ok: int = 0
     udp_probes: int = 0
     log_lines: int = 0
+    #: The backend's descriptors just before the attack (what the attack added is the rest).
+    backend_fds_before: int = 0
     error: str = ""
 
     def at(self, t: float) -> Optional[Sample]:
@@ -346,6 +348,7 @@ class Attack:
         )
 
     def run(self, result: Result) -> None:
+        result.backend_fds_before = proc_fds(tree(snapshot(), self.backend_pid))
         prober = Prober(self.http_port, self.udp_port if self.kind == "udp-flood" else None)
         prober.start()
         try:
@@ -582,7 +585,7 @@ def summary(r: Result) -> str:
 def print_table(results: List[Result], duration: int) -> None:
     marks = [t for t in (5, 10, 15, 20, 30, 45, 60) if t <= duration]
     columns = ["proxy", "attack", "opened"] + [f"held (fds) {t}s" for t in marks]
-    columns += ["HTTP probes ok", "UDP probes ok", "max fds", "max backend fds", "max RSS MB"]
+    columns += ["HTTP probes ok", "UDP probes ok", "max fds", "backend fds added", "max RSS MB"]
     columns += ["log lines"]
     print("| " + " | ".join(columns) + " |")
     print("|---" * len(columns) + "|")
@@ -600,7 +603,8 @@ def print_table(results: List[Result], duration: int) -> None:
         cells = [r.target, r.attack, str(r.opened), *held, _pct(r.probes_ok, r.probes)]
         cells += [_pct(r.udp_probes_ok, r.udp_probes)]
         cells += [str(max((s.fds for s in r.samples), default=0))]
-        cells += [str(max((s.backend_fds for s in r.samples), default=0))]
+        added = max((s.backend_fds for s in r.samples), default=0) - r.backend_fds_before
+        cells += [str(max(added, 0))]
         cells += [f"{max((s.rss_mb for s in r.samples), default=0.0):.0f}", str(r.log_lines)]
         print("| " + " | ".join(cells) + " |")
 
