@@ -23,6 +23,7 @@ from tsproxy.api.internal import internal_endpoints, rfc3339_now, routed_interna
 from tsproxy.config.load import LoadedConfig, load_directory
 from tsproxy.config.static import EntryPoint
 from tsproxy.drain import Drain
+from tsproxy.fdlimit import open_files, raise_open_files_limit, udp_session_budget
 from tsproxy.http.backend import BackendPool
 from tsproxy.http.entrypoint import HTTPEntryPointFactory
 from tsproxy.http.healthcheck import HealthMonitor
@@ -34,8 +35,14 @@ from tsproxy.observe.metrics import Metrics
 from tsproxy.runtime.audit import Review, review
 from tsproxy.runtime.reload import static_change
 from tsproxy.tcp.entrypoint import EntryPointFactory
+from tsproxy.tcp.listen import listen_tcp
 from tsproxy.udp.listener import UDPEntryPoint
 from tsproxy.watch import ConfigWatcher, watch_directory
+
+try:
+    import resource as _resource
+except ImportError:  # not a POSIX system: no descriptor limit to raise
+    _resource = None  # type: ignore[assignment]
 
 log = get_logger(__name__)
 
@@ -108,6 +115,8 @@ class ProxyService(Service):
         self.ports: Dict[str, Any] = {}
         self.factories: List[HTTPEntryPointFactory] = []
         self.udp: Dict[str, UDPEntryPoint] = {}
+        #: Sessions each UDP entrypoint may keep, from the open-files limit (None: no limit).
+        self.udp_budget: Optional[int] = None
         self.pool: Optional[BackendPool] = None
         self.mirrors: Optional[MirrorSender] = None
         #: The health checkers of the table in force (while running).
@@ -292,6 +301,7 @@ class ProxyService(Service):
         self.mirrors = MirrorSender(self.reactor)
         self.hostname = socket.gethostname().encode("idna")
         self._start_observing(static)
+        self._budget_files(static.entrypoints)
         try:
             self._open_all(static.entrypoints)
         except StartupError:
@@ -351,6 +361,20 @@ class ProxyService(Service):
         if self.metrics is not None:
             self.metrics.server_status(service, url, up)
 
+    def _budget_files(self, entrypoints: Iterable[EntryPoint]) -> None:
+        """Raise the soft open-files limit to the hard one, and keep UDP sessions (a socket
+        each) below it with room left for TCP connections."""
+        limit = raise_open_files_limit(_resource)
+        udp = sum(1 for ep in entrypoints if ep.protocol == "udp")
+        if limit is None or not udp:
+            return
+        self.udp_budget = udp_session_budget(limit, open_files(), udp)
+        log.debug(
+            "open files limit {limit}: at most {budget} UDP sessions per entrypoint",
+            limit=limit,
+            budget=self.udp_budget,
+        )
+
     def _stop_observing(self) -> None:
         access_log, self.access_log = self.access_log, None
         if access_log is not None:
@@ -390,7 +414,9 @@ class ProxyService(Service):
         factory.internal = internal_endpoints(self, ep.name)
         factory.routed_internal = routed_internal_endpoints(self)
         try:
-            port = self.reactor.listenTCP(ep.port, factory, backlog=1024, interface=ep.host)
+            port = listen_tcp(
+                self.reactor, self.clock, ep.port, factory, backlog=1024, interface=ep.host
+            )
         except CannotListenError as e:
             raise StartupError(_cannot_listen(ep, e)) from None
         self.ports[ep.name] = port
@@ -400,8 +426,23 @@ class ProxyService(Service):
 
     def _open_udp(self, ep: EntryPoint) -> bool:
         """Listen on one UDP entrypoint (sessions keep the server they picked on a reload)."""
+        max_sessions = ep.udp_max_sessions
+        if self.udp_budget is not None and self.udp_budget < max_sessions:
+            log.warn(
+                "entrypoint {name}: udp.maxSessions {wanted} lowered to {budget}: the process"
+                " may not open more files (raise its open-files limit, ulimit -n)",
+                name=ep.name,
+                wanted=max_sessions,
+                budget=self.udp_budget,
+            )
+            max_sessions = self.udp_budget
         listener = UDPEntryPoint(
-            ep, self.current_table, self.reactor, self.clock, metrics=self.metrics
+            ep,
+            self.current_table,
+            self.reactor,
+            self.clock,
+            metrics=self.metrics,
+            max_sessions=max_sessions,
         )
         try:
             listener.listen()
