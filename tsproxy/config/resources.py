@@ -28,7 +28,9 @@ __all__ = [
     "TLSOption",
     "TLSStore",
     "Meta",
+    "Middleware",
     "MiddlewareRef",
+    "MiddlewareTCP",
     "MirrorRef",
     "Mirroring",
     "ObjectRef",
@@ -88,6 +90,8 @@ class ServiceRef:
     pass_host_header: bool = True
     servers_transport: str = ""
     sticky: Optional[CookieSpec] = None
+    #: Middlewares in front of this service (Traefik's LoadBalancerSpec.middlewares).
+    middlewares: tuple[MiddlewareRef, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -110,7 +114,16 @@ class ObjectRef:
     namespace: str
 
 
-MiddlewareRef = ObjectRef
+@attrs.frozen
+class MiddlewareRef:
+    """A reference to a Middleware (or MiddlewareTCP): ``{name, namespace}`` with the
+    namespace defaulted to the referencing object's, or ``name@provider`` in ``name`` (then
+    ``namespace`` is ignored, as Traefik ignores it); ``line``/``path`` locate it."""
+
+    name: str
+    namespace: str
+    line: int = 0
+    path: str = ""
 
 
 @attrs.frozen
@@ -184,6 +197,7 @@ class TCPRoute:
     services: tuple[TCPServiceRef, ...] = ()
     priority: int = 0
     syntax: str = ""
+    middlewares: tuple[MiddlewareRef, ...] = ()
 
 
 @attrs.frozen
@@ -368,6 +382,30 @@ class EndpointSlice:
     address_type: str = "IPv4"
 
 
+@attrs.frozen
+class Middleware:
+    """A Middleware or MiddlewareTCP: the one kind its spec names (``kind``, Traefik's key
+    such as ``stripPrefix``), the spec that kind's parser made, and the section as written
+    (``config``, plain values, for the API).
+
+    ``error`` is not empty when the middleware cannot be used (no kind, an unimplemented
+    kind, a section that does not parse): it is still a resource, listed with its error,
+    and every router naming it is disabled. ``line`` locates the error.
+    """
+
+    meta: Meta
+    kind: str
+    spec: object = None
+    config: object = None
+    error: str = ""
+    line: int = 0
+
+
+@attrs.frozen
+class MiddlewareTCP(Middleware):
+    """A MiddlewareTCP (same shape as Middleware, its own kinds)."""
+
+
 Resource = Union[
     IngressRoute,
     IngressRouteTCP,
@@ -380,4 +418,5 @@ Resource = Union[
     Service,
     Endpoints,
     EndpointSlice,
+    Middleware,
 ]
