@@ -19,6 +19,7 @@ from tsproxy.config.resources import (
     IngressRoute,
     IngressRouteUDP,
     Meta,
+    MiddlewareRef,
     Mirroring,
     MirrorRef,
     ObjectRef,
@@ -107,7 +108,9 @@ class GoodDocumentTests(SynchronousTestCase):
                             path="spec.routes[0]",
                             priority=10,
                             syntax="v2",
-                            middlewares=(ObjectRef("strip", "default"),),
+                            middlewares=(
+                                MiddlewareRef("strip", "default", 13, "spec.routes[0].middlewares[0]"),
+                            ),
                             services=(
                                 ServiceRef(
                                     name="app-v1",
@@ -153,13 +156,7 @@ class GoodDocumentTests(SynchronousTestCase):
                 ),
             ),
         )
-        self.assertEqual(
-            notices,
-            [
-                "wrr.yaml:12: IngressRoute default/app: spec.routes[0].middlewares:"
-                " not applied yet (middlewares are handled by a later issue)",
-            ],
-        )
+        self.assertEqual(notices, [])
 
     def test_traefikServices(self) -> None:
         """Weighted and mirroring TraefikServices with their defaults."""
@@ -414,14 +411,6 @@ class GoodDocumentTests(SynchronousTestCase):
         kind: Deployment
         metadata: {name: app-v1}
         ---
-        apiVersion: traefik.io/v1alpha1
-        kind: Middleware
-        metadata: {name: strip, namespace: web}
-        ---
-        apiVersion: traefik.io/v1alpha1
-        kind: MiddlewareTCP
-        metadata: {name: db}
-        ---
         apiVersion: discovery.k8s.io/v1beta1
         kind: EndpointSlice
         metadata: {name: old}
@@ -435,10 +424,8 @@ class GoodDocumentTests(SynchronousTestCase):
             notices,
             [
                 "seed.yaml:1: skipping Deployment default/app-v1 (kind not handled)",
-                "seed.yaml:5: skipping Middleware web/strip (kind not handled)",
-                "seed.yaml:9: skipping MiddlewareTCP default/db (kind not handled)",
-                "seed.yaml:13: skipping EndpointSlice default/old (apiVersion discovery.k8s.io/v1beta1 not handled)",
-                "seed.yaml:17: skipping ConfigMap (kind not handled)",
+                "seed.yaml:5: skipping EndpointSlice default/old (apiVersion discovery.k8s.io/v1beta1 not handled)",
+                "seed.yaml:9: skipping ConfigMap (kind not handled)",
             ],
         )
 
@@ -458,6 +445,8 @@ class GoodDocumentTests(SynchronousTestCase):
                         "TLSStore",
                         "TraefikService",
                         "ServersTransport",
+                        "Middleware",
+                        "MiddlewareTCP",
                     )
                 ]
                 + [

@@ -7,6 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.test_config_kinds import load, meta
 from tsproxy.config.resources import (
+    MiddlewareRef,
     IngressRouteTCP,
     ObjectRef,
     RouteTLS,
@@ -87,6 +88,11 @@ class IngressRouteTCPTests(SynchronousTestCase):
                                 path="spec.routes[0]",
                                 priority=12,
                                 syntax="v2",
+                                middlewares=(
+                                    MiddlewareRef(
+                                        "limit", "data", 11, "spec.routes[0].middlewares[0]"
+                                    ),
+                                ),
                                 services=(
                                     TCPServiceRef(
                                         name="pg",
@@ -147,8 +153,6 @@ class IngressRouteTCPTests(SynchronousTestCase):
             self.assertEqual(
                 notices,
                 [
-                    label.format(10) + "spec.routes[0].middlewares: TCP middlewares are not"
-                    " applied yet",
                     label.format(18) + "spec.routes[0].services[0].nativeLB: not supported"
                     " yet, ignored",
                     label.format(25) + "spec.routes[0].services[1].tls: dialling the backend"

@@ -59,8 +59,9 @@ Stats = Mapping[str, Mapping[str, int]]
 
 
 def qualified(name: str) -> str:
-    """``name@kubernetescrd``: how Traefik's API and metrics name a router or service."""
-    return f"{name}@{PROVIDER}"
+    """``name@kubernetescrd``: how Traefik's API and metrics name a router or service (a
+    name that has its provider already, such as an ``@internal`` router, is kept)."""
+    return name if "@" in name else f"{name}@{PROVIDER}"
 
 
 @attrs.frozen

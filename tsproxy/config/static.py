@@ -41,7 +41,6 @@ _IGNORED_SECTIONS = {
 _IGNORED_ENTRYPOINT_FIELDS = {
     name: _NOT_YET
     for name in (
-        "http",
         "http2",
         "http3",
         "proxyProtocol",
@@ -59,6 +58,21 @@ INTERNAL_ENTRYPOINT = "traefik"
 INTERNAL_DEFAULT_PORT = 8080
 DEFAULT_BUCKETS = (0.1, 0.3, 1.2, 5.0)
 _LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "PANIC")
+
+
+#: Traefik's default priority of a redirection router: MaxInt - 1.
+REDIRECTION_PRIORITY = 2**63 - 2
+
+
+@attrs.frozen
+class Redirection:
+    """``http.redirections.entryPoint``: every request on the entrypoint is redirected to
+    ``scheme`` on entrypoint ``to`` (a name, or ``:port``)."""
+
+    to: str
+    scheme: str = "https"
+    permanent: bool = True
+    priority: int = REDIRECTION_PRIORITY
 
 
 @attrs.frozen
@@ -82,6 +96,9 @@ class EntryPoint:
     udp_timeout: float = 3.0
     udp_max_sessions: int = DEFAULT_UDP_MAX_SESSIONS
     location: Location = Location(STATIC_FILE, 1)
+    #: ``http.middlewares``: run before every router's own, on this entrypoint only.
+    middlewares: tuple[str, ...] = ()
+    redirection: Redirection | None = None
 
 
 @attrs.frozen
@@ -219,6 +236,46 @@ def _is_ip(text: str, version: int) -> bool:
         return False
 
 
+# http.* options of an entrypoint that do not change what reaches a backend.
+_HTTP_NOTICES = {"maxHeaderBytes": _NOT_YET}
+
+
+def _parse_entrypoint_http(fields: Fields) -> tuple[tuple[str, ...], Redirection | None]:
+    """``http.middlewares`` and ``http.redirections``; the options that would change how
+    requests are routed or secured and are not implemented are errors, not notices."""
+    middlewares = fields.strings("middlewares")
+    for index, name in enumerate(middlewares):
+        if not name or name.endswith("@") or name.startswith("@"):
+            raise FieldError(
+                fields.line_of("middlewares"),
+                f"{fields.path_of('middlewares')}[{index}]",
+                "must be a middleware name (name@provider)",
+            )
+    redirection = None
+    redirections = fields.mapping("redirections")
+    if redirections is not None:
+        target = redirections.mapping("entryPoint", required=True)
+        assert target is not None
+        redirection = Redirection(
+            to=target.string("to", required=True),
+            scheme=target.string("scheme", "https") or "https",
+            permanent=target.boolean("permanent", True),
+            priority=target.integer("priority", REDIRECTION_PRIORITY, minimum=1),
+        )
+        target.done()
+        redirections.done()
+    for unsupported, why in (
+        ("tls", "default TLS for the entrypoint's routers is not supported yet"),
+        ("encodeQuerySemicolons", "is not supported yet"),
+        ("sanitizePath", "is not supported yet (paths are always sanitized)"),
+        ("encodedCharacters", "is not supported yet"),
+    ):
+        if fields.has(unsupported):
+            raise fields.fail(unsupported, why)
+    fields.done(_HTTP_NOTICES)
+    return middlewares, redirection
+
+
 def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoint:
     address = fields.string("address", required=True)
     try:
@@ -263,6 +320,11 @@ def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoi
             raise udp.fail("timeout", "must be above 0 (as in Traefik)")
         udp_max_sessions = udp.integer("maxSessions", udp_max_sessions, minimum=1)
         udp.done()
+    middlewares: tuple[str, ...] = ()
+    redirection = None
+    http = fields.mapping("http")
+    if http is not None:
+        middlewares, redirection = _parse_entrypoint_http(http)
     fields.done(_IGNORED_ENTRYPOINT_FIELDS)
     return EntryPoint(
         name=name,
@@ -278,6 +340,8 @@ def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoi
         udp_timeout=udp_timeout,
         udp_max_sessions=udp_max_sessions,
         location=location,
+        middlewares=middlewares,
+        redirection=redirection,
     )
 
 

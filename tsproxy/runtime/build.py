@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
 import attrs
 
@@ -21,12 +21,14 @@ from tsproxy.config.resources import (
     IngressRoute,
     IngressRouteTCP,
     IngressRouteUDP,
+    MiddlewareRef,
     ServersTransport,
     ServiceRef,
     TraefikService,
 )
 from tsproxy.config.static import StaticConfig
 from tsproxy.rules import HTTPRule, RuleError, compile_http_rule
+from tsproxy.middlewares.redirection import SchemeRedirect
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
 from tsproxy.runtime.failures import (
     HTTP,
@@ -35,8 +37,16 @@ from tsproxy.runtime.failures import (
     RouterWarning,
     failed_route,
 )
+from tsproxy.runtime.middlewares import (
+    PROVIDER,
+    MiddlewareInfo,
+    MiddlewareSet,
+    Step,
+    middleware_id,
+)
 from tsproxy.runtime.services import (
     Definition,
+    LoadBalancer,
     LoadBalancerDef,
     MirroringDef,
     Node,
@@ -105,9 +115,16 @@ def _label(key: Key) -> str:
 class _Builder:
     """One build: resource indexes, TraefikService results, collected problems."""
 
-    def __init__(self, loaded: LoadedConfig, static: StaticConfig) -> None:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        static: StaticConfig,
+        reactor: Any = None,
+        reuse: Optional[Mapping[Any, Any]] = None,
+    ) -> None:
         self.static = static
         resources = loaded.resources
+        self.middlewares = MiddlewareSet(resources, False, reactor, dict(reuse or {}))
         self.directory = ServiceDirectory(resources)
         self.traefik_services: Dict[Key, TraefikService] = {}
         self.transports: Dict[Key, ServersTransport] = {}
@@ -160,6 +177,11 @@ class _Builder:
         self, ref: ServiceRef, parent_namespace: str, trail: Tuple[Key, ...]
     ) -> Tuple[str, Definition]:
         """A child of a weighted or mirroring service, with the name Traefik gives it."""
+        if ref.middlewares:
+            raise BuildError(
+                "middlewares on a service of a weighted or mirroring service (or of a route"
+                " with several services) are not supported yet"
+            )
         name = _child_name(ref)
         if ref.kind == "TraefikService":
             return name, self.traefik_service(ref.key, trail)
@@ -280,12 +302,16 @@ class _Builder:
         source = ingress.meta.location.at(route.line)
         key = router_key(ingress.meta.namespace, ingress.meta.name, route.match)
 
+        refs = _route_refs(route)
+
         def failed(error: ConfigError) -> FailedRouter:
             self.errors.append(error)
             service = _route_service_name(route.services, key)
-            return failed_route(
+            self.middlewares.mark_used(refs, key)
+            made = failed_route(
                 HTTP, ingress, route, key, entrypoints, service, problems + (error.message,)
             )
+            return attrs.evolve(made, middlewares=tuple(map(_api_name, refs)))
 
         problem = unroutable(route.path, entrypoints, route.services)
         if problem is not None:
@@ -314,7 +340,108 @@ class _Builder:
             ingress,
             definition,
             problems,
+            route,
+            refs,
         )
+
+    # Middlewares
+
+    def entrypoint_refs(self, entrypoint: str) -> Tuple[MiddlewareRef, ...]:
+        """The entrypoint's ``http.middlewares``, as references (``name@provider``)."""
+        names = self.static.entrypoint(entrypoint).middlewares
+        path = f"entryPoints.{entrypoint}.http.middlewares"
+        return tuple(MiddlewareRef(name, "", 0, f"{path}[{i}]") for i, name in enumerate(names))
+
+    def with_middlewares(self, routes: List[_Route]) -> Tuple[List[_Route], List[FailedRouter]]:
+        """Each route with its steps; a route on an entrypoint with ``http.middlewares`` gets
+        those first, and a route on several such entrypoints is split into one router per
+        entrypoint named ``<entrypoint>-<router>``, as Traefik's applyModel does. A router
+        whose middlewares cannot all be built is disabled (fail closed)."""
+        done: List[_Route] = []
+        failed: List[FailedRouter] = []
+        for route in routes:
+            plain = []
+            variants = []
+            for entrypoint in route.entrypoints:
+                if self.static.entrypoint(entrypoint).middlewares:
+                    name = f"{entrypoint}-{route.name}" if len(route.entrypoints) > 1 else route.name
+                    refs = self.entrypoint_refs(entrypoint) + route.refs
+                    variants.append((name, (entrypoint,), refs))
+                else:
+                    plain.append(entrypoint)
+            if plain:
+                variants.insert(0, (route.name, tuple(plain), route.refs))
+            for name, entrypoints, refs in variants:
+                variant = attrs.evolve(route, name=name, entrypoints=entrypoints, refs=refs)
+                built = self.route_steps(variant, len(variants) > 1)
+                (done if isinstance(built, _Route) else failed).append(built)  # type: ignore[arg-type]
+        return done, failed
+
+    def route_steps(self, route: _Route, split: bool = False) -> Union[_Route, FailedRouter]:
+        """``route`` with its chain, or the FailedRouter its first broken reference makes."""
+        self.middlewares.mark_used(route.refs, route.name)
+        steps: List[Step] = []
+        for ref in route.refs:
+            try:
+                steps.extend(self.middlewares.steps((ref,), route.name))
+            except BuildError as exc:
+                where = route.source.at(ref.line) if ref.line else route.source
+                error = where.error(f"{ref.path}: {exc}")
+                self.errors.append(error)
+                made = failed_route(
+                    HTTP,
+                    route.ingress,
+                    route.route,
+                    route.name,
+                    route.entrypoints,
+                    _route_service_name(route.route.services, route.name),
+                    route.problems + (error.message,),
+                )
+                return attrs.evolve(
+                    made,
+                    middlewares=tuple(map(_api_name, route.refs)),
+                    entrypoints=route.entrypoints if split else made.entrypoints,
+                )
+        return attrs.evolve(route, steps=tuple(steps))
+
+    def redirections(self) -> List[HTTPRouter]:
+        """Traefik's ``<entrypoint>-to-<target>`` internal routers of every entrypoint with
+        ``http.redirections.entryPoint`` (their steps: the entrypoint's middlewares, then the
+        redirect); a router whose entrypoint middlewares cannot be built is left out."""
+        routers = []
+        for entrypoint in self.static.entrypoints:
+            redirection = entrypoint.redirection
+            if redirection is None:
+                continue
+            target = redirection.to
+            port = target[1:] if target.startswith(":") else ""
+            if not port:
+                port = str(self.static.entrypoint(target).port)
+            name = normalize(f"{entrypoint.name}-to-{target}")
+            step_name = f"redirect-{name}@internal"
+            step = SchemeRedirect(step_name, redirection.scheme, port, redirection.permanent)
+            refs = self.entrypoint_refs(entrypoint.name)
+            location = entrypoint.location
+            try:
+                steps = self.middlewares.steps(refs, f"{name}@internal")
+            except BuildError as exc:
+                self.errors.append(location.error(f"http.middlewares: {exc}"))
+                continue
+            rule = "HostRegexp(`^.+$`)"
+            routers.append(
+                HTTPRouter(
+                    name=f"{name}@internal",
+                    entrypoints=(entrypoint.name,),
+                    rule=rule,
+                    priority=redirection.priority,
+                    service=LoadBalancer.build(LoadBalancerDef("noop@internal", ())),
+                    source=location,
+                    matcher=compile_http_rule(rule),
+                    middlewares=tuple(map(_api_name, refs)) + (step_name,),
+                    chain=steps + ((step_name, step),),
+                )
+            )
+        return routers
 
 
 @attrs.frozen
@@ -331,6 +458,10 @@ class _Route:
     ingress: IngressRoute
     definition: Definition
     problems: Tuple[str, ...] = ()
+    route: Any = None
+    #: The route's middleware references (entrypoint ones first once split), its steps.
+    refs: Tuple[MiddlewareRef, ...] = ()
+    steps: Tuple[Step, ...] = ()
 
     def warning(self) -> Optional[RouterWarning]:
         """Traefik's "warning" status: some listed entrypoints could not be used."""
@@ -350,7 +481,24 @@ class _Route:
             matcher=self.matcher,
             syntax=self.syntax,
             tls=self.ingress.tls,
+            middlewares=tuple(map(_api_name, self.refs)),
+            chain=self.steps,
         )
+
+
+def _route_refs(route: HTTPRoute) -> Tuple[MiddlewareRef, ...]:
+    """The route's middlewares, then those of its service when it has exactly one (Traefik
+    runs a service's middlewares in front of it, after the router's)."""
+    if len(route.services) == 1:
+        return route.middlewares + route.services[0].middlewares
+    return route.middlewares
+
+
+def _api_name(ref: MiddlewareRef) -> str:
+    """A reference as Traefik's API lists it: ``name@provider``."""
+    if "@" in ref.name:
+        return ref.name
+    return f"{middleware_id(ref.namespace, ref.name)}@{PROVIDER}"
 
 
 class _RefError(Exception):
@@ -411,13 +559,30 @@ def _failed_service(service: TraefikService, message: str) -> FailedService:
     )
 
 
+def _qualified(router: str) -> str:
+    return router if "@" in router else f"{router}@{PROVIDER}"
+
+
+def _redirection_infos(routers: List[HTTPRouter]) -> List[MiddlewareInfo]:
+    """The redirectScheme middlewares Traefik lists for entrypoint redirections."""
+    infos = []
+    for router in routers:
+        for name, step in router.chain:
+            if isinstance(step, SchemeRedirect):
+                config = {"scheme": step.scheme, "port": step.port, "permanent": step.permanent}
+                infos.append(MiddlewareInfo(name, "redirectScheme", config, (), (router.name,)))
+    return infos
+
+
 def _sticky(spec: Optional[CookieSpec], service: str) -> Optional[StickyCookie]:
     if spec is None:
         return None
     return attrs.evolve(spec, name=cookie_name(spec.name, service))
 
 
-def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -> BuildResult:
+def build_table(
+    loaded: LoadedConfig, previous: Optional[RoutingTable] = None, reactor: Any = None
+) -> BuildResult:
     """Build the routing table of ``loaded``.
 
     Nodes of ``previous`` whose definition is unchanged are kept, with their balancer state
@@ -426,19 +591,24 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
     static = loaded.static
     if static is None:
         return BuildResult(None, (), ())
-    builder = _Builder(loaded, static)
+    reuse: Mapping[Any, Any] = previous.middleware_reuse if previous is not None else {}
+    builder = _Builder(loaded, static, reactor, reuse.get("http"))
     for key in builder.traefik_services:
         try:
             builder.traefik_service(key)
         except BuildError:
             pass  # recorded at the TraefikService; routes using it report their own error
     routes, failed_routers = builder.routes()
+    routes, failed_steps = builder.with_middlewares(routes)
+    failed_routers += failed_steps
     made: Dict[Definition, Node] = {}
-    reuse: Mapping[Definition, Node] = previous.nodes if previous is not None else {}
+    nodes: Mapping[Definition, Node] = previous.nodes if previous is not None else {}
     for built in builder.built.values():
         if not isinstance(built, Location):
-            instantiate(built, reuse, made)
-    routers = [route.router(instantiate(route.definition, reuse, made)) for route in routes]
+            instantiate(built, nodes, made)
+    routers = [route.router(instantiate(route.definition, nodes, made)) for route in routes]
+    routers += builder.redirections()
+    builder.middlewares.build_all()
     services: Dict[str, Node] = {}
     for node in made.values():
         services.setdefault(node.name, node)
@@ -448,12 +618,15 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
         builder.directory,
         previous.udp_nodes if previous is not None else {},
     )
+    tcp_middlewares = MiddlewareSet(loaded.resources, True, reactor, reuse.get("tcp"))
     tcp = build_tcp_routers(
         builder.tcp_ingresses,
         static,
         builder.directory,
         previous.tcp_nodes if previous is not None else {},
+        tcp_middlewares,
     )
+    tcp_middlewares.build_all()
     tls = build_tls(loaded.resources)
     router_warnings = [w for w in (route.warning() for route in routes) if w is not None]
     table = RoutingTable(
@@ -469,7 +642,18 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
         failed_routers=failed_routers + tcp.failed + udp.failed,
         failed_services=builder.failed_services,
         router_warnings=router_warnings + tcp.router_warnings + udp.router_warnings,
+        middlewares=builder.middlewares.infos(_qualified)
+        + tcp_middlewares.infos(_qualified)
+        + tuple(_redirection_infos(routers)),
+        middleware_reuse={"http": builder.middlewares.reuse, "tcp": tcp_middlewares.reuse},
     )
-    errors = tuple(builder.errors) + tuple(udp.errors) + tuple(tcp.errors) + tls.errors
+    errors = (
+        tuple(builder.errors)
+        + tuple(builder.middlewares.errors)
+        + tuple(tcp_middlewares.errors)
+        + tuple(udp.errors)
+        + tuple(tcp.errors)
+        + tls.errors
+    )
     warnings = tuple(builder.warnings) + tuple(udp.warnings) + tuple(tcp.warnings) + tls.warnings
     return BuildResult(table, errors, warnings)

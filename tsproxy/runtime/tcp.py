@@ -9,7 +9,7 @@ itself interleaves by gcd). A connection picks once. Pure: building and picking,
 from __future__ import annotations
 
 import hashlib
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import attrs
 
@@ -21,6 +21,7 @@ from tsproxy.rules.http import parse_domains
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
 from tsproxy.runtime.failures import TCP as TCP_PROTOCOL
 from tsproxy.runtime.failures import FailedRouter, RouterWarning, failed_route
+from tsproxy.runtime.middlewares import middleware_id
 from tsproxy.runtime.l4 import (
     L4Definition,
     L4LoadBalancer,
@@ -94,6 +95,9 @@ class TCPRouter:
     matcher: TCPRule
     syntax: str = "v3"
     tls: Optional[RouteTLS] = None
+    #: The MiddlewareTCPs the route names (qualified, for the API) and their steps, in order.
+    middlewares: Tuple[str, ...] = ()
+    chain: Tuple[Tuple[str, Any], ...] = ()
 
     @property
     def terminates(self) -> bool:
@@ -260,6 +264,7 @@ class _TCPBuilder:
         self.directory = directory
         self.errors: List[ConfigError] = []
         self.warnings: List[ConfigError] = []
+        self.middlewares: Any = None
 
     def entrypoints(self, ingress: IngressRouteTCP) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
         wrong = "entrypoint {name} is a UDP entrypoint, TCP routes cannot use it"
@@ -308,9 +313,12 @@ class _TCPBuilder:
         def failed(error: ConfigError) -> FailedRouter:
             self.errors.append(error)
             service = key if route.services else ""
-            return failed_route(
+            made = failed_route(
                 TCP_PROTOCOL, ingress, route, key, entrypoints, service, problems + (error.message,)
             )
+            if self.middlewares is not None:
+                self.middlewares.mark_used(route.middlewares, key)
+            return attrs.evolve(made, middlewares=tuple(map(_api_name, route.middlewares)))
 
         problem = unroutable(route.path, entrypoints, route.services)
         if problem is not None:
@@ -331,11 +339,18 @@ class _TCPBuilder:
         return _Built(key, rule, source, definition, ingress, route, entrypoints, problems)
 
 
+def _api_name(ref: Any) -> str:
+    if "@" in ref.name:
+        return str(ref.name)
+    return f"{middleware_id(ref.namespace, ref.name)}@kubernetescrd"
+
+
 def build_tcp_routers(
     ingresses: Sequence[IngressRouteTCP],
     static: StaticConfig,
     directory: ServiceDirectory,
     previous: Mapping[TCPDefinition, TCPNode],
+    middlewares: Any = None,
 ) -> TCPBuild:
     """The TCP routers of ``ingresses``.
 
@@ -345,6 +360,7 @@ def build_tcp_routers(
     with their balancer position.
     """
     builder = _TCPBuilder(static, directory)
+    builder.middlewares = middlewares
     made_routes: Dict[str, Union[_Built, FailedRouter]] = {}
     for ingress in ingresses:
         entrypoints, problems = builder.entrypoints(ingress)
@@ -364,6 +380,26 @@ def build_tcp_routers(
             failed.append(built)
             continue
         route = built.route
+        names = tuple(_api_name(ref) for ref in route.middlewares)
+        steps: Tuple[Tuple[str, Any], ...] = ()
+        if middlewares is not None:
+            middlewares.mark_used(route.middlewares, built.name)
+            try:
+                steps = middlewares.steps(route.middlewares, built.name)
+            except BuildError as exc:
+                error = built.source.error(f"{route.path}.middlewares: {exc}")
+                builder.errors.append(error)
+                made_failed = failed_route(
+                    TCP_PROTOCOL,
+                    built.ingress,
+                    route,
+                    built.name,
+                    built.entrypoints,
+                    built.name if route.services else "",
+                    built.problems + (error.message,),
+                )
+                failed.append(attrs.evolve(made_failed, middlewares=names))
+                continue
         routers.append(
             TCPRouter(
                 name=built.name,
@@ -375,6 +411,8 @@ def build_tcp_routers(
                 matcher=built.matcher,
                 syntax=built.matcher.syntax,
                 tls=built.ingress.tls,
+                middlewares=names,
+                chain=steps,
             )
         )
         if built.problems:
