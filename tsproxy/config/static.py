@@ -535,6 +535,7 @@ def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> S
     except FieldError as exc:
         errors.append(ConfigError(file, exc.line, "", str(exc)))
     errors.extend(_duplicate_listeners(entrypoints))
+    errors.extend(_redirection_targets(entrypoints))
     located = tuple(f"{file}:{line}: {text}" for line, text in notices)
     if errors:
         return None, tuple(errors), located
@@ -548,6 +549,26 @@ def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> S
     if internal_errors:
         return None, tuple(internal_errors), located
     return config, (), located
+
+
+def _redirection_targets(entrypoints: list[EntryPoint]) -> list[ConfigError]:
+    """A redirection must name a TCP entrypoint or ``:port``: Traefik would log the problem
+    and serve the entrypoint unredirected, which is not what the file asks for."""
+    protocols = {entrypoint.name: entrypoint.protocol for entrypoint in entrypoints}
+    errors = []
+    for entrypoint in entrypoints:
+        redirection = entrypoint.redirection
+        if redirection is None:
+            continue
+        to = redirection.to
+        where = "http.redirections.entryPoint.to"
+        if to.startswith(":"):
+            if not to[1:].isdigit() or not 0 < int(to[1:]) < 65536:
+                errors.append(entrypoint.location.error(f"{where}: {to!r} is not a port"))
+        elif protocols.get(to) != "tcp":
+            problem = "not found" if to not in protocols else "not a TCP entrypoint"
+            errors.append(entrypoint.location.error(f"{where}: entrypoint {to} {problem}"))
+    return errors
 
 
 def _duplicate_listeners(entrypoints: list[EntryPoint]) -> list[ConfigError]:
