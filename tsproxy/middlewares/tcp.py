@@ -7,7 +7,7 @@ byte) or a release function to call once the connection is over. Pure: no Twiste
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import attrs
 
@@ -15,7 +15,7 @@ from tsproxy.config.schema import Fields
 from tsproxy.middlewares.base import MiddlewareKind
 from tsproxy.rules.ipcheck import IPChecker, build_checker, parse_ip
 
-__all__ = ["KINDS", "InFlightConn", "IPAllowListTCP", "Release"]
+__all__ = ["KINDS", "InFlightConn", "IPAllowListTCP", "Release", "admit"]
 
 Release = Callable[[], None]
 
@@ -102,6 +102,20 @@ class InFlightConn:
 
 def build_in_flight_conn(spec: InFlightConnSpec, name: str, context: Any) -> InFlightConn:
     return InFlightConn(name, spec.amount)
+
+
+def admit(chain: Sequence[Tuple[str, Any]], client_ip: str) -> Optional[List[Release]]:
+    """Run a TCP router's steps for a new connection from ``client_ip``: None if one
+    refuses it (what the earlier ones took is given back), else what to release at its end."""
+    releases: List[Release] = []
+    for _, step in chain:
+        release = step.admit(client_ip)
+        if release is None:
+            for taken in releases:
+                taken()
+            return None
+        releases.append(release)
+    return releases
 
 
 KINDS = (

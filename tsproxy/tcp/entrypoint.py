@@ -29,6 +29,7 @@ from tsproxy.http.server import HTTPServerConnection
 from tsproxy.logs import get_logger
 from tsproxy.rules import TCPConnectionInfo
 from tsproxy.runtime.tcp import HTTP, HTTPS, EntryPointTCP
+from tsproxy.middlewares.tcp import admit
 from tsproxy.tcp.relay import TCPRelay
 from tsproxy.tcp.sni import HelloReader, MalformedHello, NotTLS
 
@@ -383,13 +384,21 @@ class Dispatch(Protocol):
         return conn
 
     def _make_relay(self, router: TCPRouter, pending: bytes = b"") -> Optional[TCPRelay]:
+        releases = admit(router.chain, self.peer_ip) if router.chain else []
+        if releases is None:
+            # A TCP middleware refused it: closed before the backend is dialled, no byte sent.
+            log.debug("TCP router {router}: {peer} refused", router=router.name, peer=self.peer_ip)
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            return None
         server = router.service.pick()
         if server is None:
+            for release in releases:
+                release()
             log.warn("TCP router {router}: no server available, closing", router=router.name)
             self.transport.loseConnection()  # type: ignore[union-attr]
             return None
         factory = self.factory
-        return TCPRelay(
+        relay = TCPRelay(
             router,
             server,
             factory.reactor,
@@ -399,6 +408,8 @@ class Dispatch(Protocol):
             observer=factory.observer,
             entrypoint=factory.name,
         )
+        relay.releases = releases
+        return relay
 
     def _relay(self, router: TCPRouter, pending: bytes) -> None:
         relay = self._make_relay(router, pending)
