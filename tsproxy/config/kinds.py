@@ -560,9 +560,9 @@ def _parse_any_middleware(root: Fields, meta: Meta, tcp: bool) -> Middleware:
     kind = named[0]
     line = spec.line_of(kind)
     config = plain(spec.data[kind])
-    if kind not in known:
-        return made(meta, kind, None, config, f"spec.{kind}: unknown middleware kind", line)
     implemented = registry.tcp_kinds() if tcp else registry.http_kinds()
+    if kind not in known and kind not in implemented:
+        return made(meta, kind, None, config, f"spec.{kind}: unknown middleware kind", line)
     if kind == "chain" and not tcp:
         parse = lambda fields: _chain_spec(fields, meta.namespace)  # noqa: E731
     elif kind in implemented:

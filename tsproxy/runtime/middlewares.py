@@ -56,6 +56,8 @@ class _Cycle(Exception):
     def __init__(self, cycle: Tuple[str, ...]) -> None:
         super().__init__(cycle)
         self.cycle = cycle
+        # The reference (line, path) the cycle went through in the middleware unwinding.
+        self.where: Optional[Tuple[int, str]] = None
 
     @property
     def message(self) -> str:
@@ -177,7 +179,11 @@ class MiddlewareSet:
         try:
             steps = self._expand(key, middleware, trail + (key,))
         except _Cycle as cycle:
-            self._sink(key, location, cycle.message)
+            message = cycle.message
+            if cycle.where is not None:
+                location = location.at(cycle.where[0])
+                message = f"{cycle.where[1]}: {message}"
+            self._sink(key, location, message)
             if cycle.cycle[0] != key:
                 raise
         except _LocatedError as failed:
@@ -208,6 +214,7 @@ class MiddlewareSet:
                 except _Cycle as cycle:
                     if cycle.cycle[0] == key:
                         raise _LocatedError(ref.line, f"{ref.path}: {cycle.message}") from None
+                    cycle.where = (ref.line, ref.path)
                     raise
             return tuple(steps)
         return ((f"{key}@{PROVIDER}", self._build(key, middleware)),)
