@@ -155,10 +155,6 @@ class IngressRouteTCPTests(SynchronousTestCase):
                 [
                     label.format(18) + "spec.routes[0].services[0].nativeLB: not supported"
                     " yet, ignored",
-                    label.format(25) + "spec.routes[0].services[1].tls: dialling the backend"
-                    " with TLS is not supported yet, ignored",
-                    label.format(26) + "spec.routes[0].services[1].serversTransport:"
-                    " ServersTransportTCP is not supported yet, ignored",
                     label.format(35) + "spec.tls.certResolver: ACME resolvers are not"
                     " supported; ignored",
                     label.format(40) + "spec.ingressClassName: not supported yet, ignored",

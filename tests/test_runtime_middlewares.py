@@ -369,3 +369,63 @@ spec:
                     (router,) = table.tcp_routers
                     self.assertEqual([n for n, _ in router.chain], steps)
                     self.assertEqual(router.middlewares, tuple(steps))
+
+
+class UnsupportedTests(SynchronousTestCase):
+    """Settings that used to be ignored with a notice and would weaken security or change
+    routing now disable what uses them (or fail the document), located."""
+
+    def test_table(self) -> None:
+        """(documents, the errors, whether a router survives)."""
+        transport = (
+            "---\napiVersion: traefik.io/v1alpha1\nkind: ServersTransport\n"
+            "metadata: {name: pinned, namespace: ns}\nspec: {rootCAsSecrets: [ca], minVersion: VersionTLS13}\n"
+        )
+        tcp = """\
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRouteTCP
+metadata: {name: t, namespace: ns}
+spec:
+  routes:
+    - match: HostSNI(`*`)
+      services: [{name: app, port: 80, %s}]
+"""
+        cases = [
+            (
+                route("", service_extra=", serversTransport: pinned") + transport,
+                [
+                    "mw.yaml:10: IngressRoute ns/r: serversTransport pinned: rootCAsSecrets,"
+                    " minVersion not supported yet (backend TLS would be weaker than configured)"
+                ],
+            ),
+            (
+                tcp % "tls: true",
+                [
+                    "mw.yaml:8: IngressRouteTCP ns/t: spec.routes[0].services[0].tls: dialling"
+                    " the backend with TLS is not supported yet, route dropped"
+                ],
+            ),
+            (
+                tcp % "serversTransport: st",
+                [
+                    "mw.yaml:8: IngressRouteTCP ns/t: spec.routes[0].services[0].serversTransport:"
+                    " ServersTransportTCP is not supported yet, route dropped"
+                ],
+            ),
+        ]
+        for text, errors in cases:
+            with self.subTest(errors=errors):
+                result, found = build(text)
+                assert result.table is not None
+                self.assertEqual(found, errors)
+                self.assertEqual((result.table.routers, result.table.tcp_routers), ((), ()))
+
+    def test_parentRefs(self) -> None:
+        """An IngressRoute with parentRefs (multi-layer routing) is an error, not served."""
+        text = route("").replace("  routes:", "  parentRefs: [{name: p}]\n  routes:", 1)
+        loaded = load_files(STATIC, [("mw.yaml", text)])
+        self.assertEqual(
+            [str(e) for e in loaded.errors],
+            ["mw.yaml:6: IngressRoute ns/r: spec.parentRefs: multi-layer routing is not supported yet"],
+        )

@@ -204,7 +204,11 @@ def parse_ingress_route(root: Fields, meta: Meta) -> IngressRoute:
     tls = None if tls_fields is None else _route_tls(tls_fields, meta.namespace)
     if tls is not None and tls.cert_resolver:
         tls_fields.note("certResolver", "ACME resolvers are not supported; ignored")  # type: ignore[union-attr]
-    spec.done({"parentRefs": _NOT_YET, "ingressClassName": _NOT_YET})
+    if spec.has("parentRefs"):
+        # A child route is only reachable through its parent (and the parent's middlewares):
+        # served on its own it would skip them.
+        raise spec.fail("parentRefs", "multi-layer routing is not supported yet")
+    spec.done({"ingressClassName": _NOT_YET})
     return IngressRoute(meta=meta, routes=routes, entry_points=entry_points, tls=tls)
 
 
@@ -233,10 +237,6 @@ def _tcp_service_ref(fields: Fields, namespace: str) -> TCPServiceRef:
         tls=fields.boolean("tls", False),
         servers_transport=fields.string("serversTransport"),
     )
-    if ref.tls:
-        fields.note("tls", "dialling the backend with TLS is not supported yet, ignored")
-    if ref.servers_transport:
-        fields.note("serversTransport", "ServersTransportTCP is not supported yet, ignored")
     fields.done({"nativeLB": _NOT_YET, "nodePortLB": _NOT_YET})
     return ref
 
@@ -431,8 +431,9 @@ def parse_servers_transport(root: Fields, meta: Meta) -> ServersTransport:
         "minVersion",
         "maxVersion",
     )
-    spec.done({name: _NOT_YET for name in tls_fields})
-    return ServersTransport(meta, settings)
+    unsupported = tuple(name for name in tls_fields if spec.has(name))
+    spec.done(tls_fields)
+    return ServersTransport(meta, settings, unsupported)
 
 
 def _endpoint_ports(fields: Fields, key: str) -> tuple[EndpointPort, ...]:

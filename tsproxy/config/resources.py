@@ -322,6 +322,9 @@ class ServersTransport:
 
     meta: Meta
     settings: TransportSettings = TransportSettings()
+    #: TLS settings it has that tsproxy cannot honour (they would make backend TLS weaker
+    #: if ignored): a service using this transport is disabled.
+    unsupported: tuple[str, ...] = ()
 
 
 @attrs.frozen

@@ -31,7 +31,6 @@ _IGNORED_SECTIONS = {
         "certificatesResolvers",
         "experimental",
         "tracing",
-        "core",
         "hostResolver",
         "spiffe",
         "hub",
@@ -45,7 +44,6 @@ _IGNORED_ENTRYPOINT_FIELDS = {
         "http3",
         "proxyProtocol",
         "reusePort",
-        "asDefault",
         "allowACMEByPass",
         "observability",
     )
@@ -99,6 +97,8 @@ class EntryPoint:
     #: ``http.middlewares``: run before every router's own, on this entrypoint only.
     middlewares: tuple[str, ...] = ()
     redirection: Redirection | None = None
+    #: ``asDefault``: routers that list no entrypoint use the asDefault ones, when any is.
+    as_default: bool = False
 
 
 @attrs.frozen
@@ -194,7 +194,9 @@ class StaticConfig:
         message for each name that is unknown or speaks the other protocol (``wrong``, with
         ``{name}`` in it)."""
         if not names:
-            return tuple(e.name for e in self.entrypoints if e.protocol == protocol), ()
+            mine = [e for e in self.entrypoints if e.protocol == protocol]
+            defaults = [e for e in mine if e.as_default]
+            return tuple(e.name for e in (defaults or mine)), ()
         kept, problems = [], []
         for name in names:
             try:
@@ -266,12 +268,15 @@ def _parse_entrypoint_http(fields: Fields) -> tuple[tuple[str, ...], Redirection
         redirections.done()
     for unsupported, why in (
         ("tls", "default TLS for the entrypoint's routers is not supported yet"),
-        ("encodeQuerySemicolons", "is not supported yet"),
-        ("sanitizePath", "is not supported yet (paths are always sanitized)"),
         ("encodedCharacters", "is not supported yet"),
     ):
         if fields.has(unsupported):
             raise fields.fail(unsupported, why)
+    # What tsproxy always does is accepted; the other choice would change routing.
+    if not fields.boolean("sanitizePath", True):
+        raise fields.fail("sanitizePath", "false is not supported (paths are always sanitized)")
+    if fields.boolean("encodeQuerySemicolons", False):
+        raise fields.fail("encodeQuerySemicolons", "true is not supported yet")
     fields.done(_HTTP_NOTICES)
     return middlewares, redirection
 
@@ -325,6 +330,7 @@ def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoi
     http = fields.mapping("http")
     if http is not None:
         middlewares, redirection = _parse_entrypoint_http(http)
+    as_default = fields.boolean("asDefault", False)
     fields.done(_IGNORED_ENTRYPOINT_FIELDS)
     return EntryPoint(
         name=name,
@@ -342,6 +348,7 @@ def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoi
         location=location,
         middlewares=middlewares,
         redirection=redirection,
+        as_default=as_default,
     )
 
 
@@ -521,6 +528,11 @@ def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> S
             except FieldError as exc:
                 errors.append(ConfigError(file, exc.line, "", str(exc)))
         log_level = _parse_log_level(root)
+        core = root.mapping("core")
+        if core is not None:
+            # v2 would read every rule without a syntax of its own differently.
+            core.string("defaultRuleSyntax", "v3", choices=("v3",))
+            core.done()
         for key, parse in (
             ("api", _parse_api),
             ("ping", _parse_ping),

@@ -167,6 +167,12 @@ class _Builder:
             found = [] if transport is None else [transport]
         if not found:
             raise BuildError(f"serversTransport {name} not found in namespace {parent_namespace}")
+        if found[0].unsupported:
+            fields = ", ".join(found[0].unsupported)
+            raise BuildError(
+                f"serversTransport {name}: {fields} not supported yet (backend TLS would be"
+                " weaker than configured)"
+            )
         return found[0].settings
 
     def load_balancer(self, ref: ServiceRef, name: str, parent_namespace: str) -> LoadBalancerDef:

@@ -33,6 +33,7 @@ _KEYS = {
     "udp_max_sessions": "udp.maxSessions",
     "middlewares": "http.middlewares",
     "redirection": "http.redirections",
+    "as_default": "asDefault",
 }
 
 

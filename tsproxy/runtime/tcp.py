@@ -284,6 +284,17 @@ class _TCPBuilder:
         """The service of a route, or the error that keeps it from being built."""
         children = []
         for ref in route.services:
+            unsupported = [
+                f"{ref.path}.{field}: {why}"
+                for field, why, used in (
+                    ("tls", "dialling the backend with TLS is not supported yet", ref.tls),
+                    ("serversTransport", "ServersTransportTCP is not supported yet",
+                     ref.servers_transport),
+                )
+                if used
+            ]
+            if unsupported:
+                return source.at(ref.line).error("; ".join(unsupported) + ", route dropped")
             try:
                 servers = self.servers(ref)
             except BuildError as exc:
