@@ -140,6 +140,11 @@ ROUTES = (
     + ingress("forever", "forever.example", "{name: forever}")
     + ingress("down", "down.example", "{name: tag-a}", service="down")
     + ingress("guarded", "guarded.example", "{name: tag-b}", eps="[guarded]")
+    + ingress("split", "split.example", "{name: tag-a}").replace(
+        "services: [{name: app, port: 80}]",
+        "services: [{name: app, port: 80}, {name: app, port: 80, middlewares: [{name: later-yes},"
+        " {name: tag-b}]}]",
+    )
 )
 
 
@@ -279,6 +284,20 @@ class MiddlewareProxyTests(ProxyTestCase):
         yield client.closed
         yield task.deferLater(reactor, 0.05, lambda: None)
         self.assertEqual(step.cancelled, 1)
+
+    @defer.inlineCallbacks
+    def test_weightedChildMiddlewares(self) -> None:
+        """A weighted child's middlewares (a later step among them) run when it is picked,
+        after the router's."""
+        hooks = []
+        for _ in range(2):
+            response = yield self.exchange(request("split.example"))
+            self.assertTrue(response.startswith(b"HTTP/1.1 200 "), response)
+            hooks.append(header(response, "X-Hooks"))
+        self.assertEqual(hooks, [["a"], ["b,a"]])
+        self.assertEqual(
+            [r["headers"].get("x-step-b") for r in self.seen()], [None, ["b"]]
+        )
 
     @defer.inlineCallbacks
     def test_hooksOnLocalAnswers(self) -> None:

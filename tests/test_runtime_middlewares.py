@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests import middlewarekinds
 from tsproxy.config.load import load_files
 from tsproxy.runtime.build import BuildResult, build_table, router_key
+from tsproxy.runtime.services import resolve
 from tsproxy.runtime.table import RoutingTable
 
 STATIC = """\
@@ -141,15 +142,36 @@ class ReferenceTests(SynchronousTestCase):
         (router,) = result.table.routers
         self.assertEqual(router.middlewares, ("ns-a@kubernetescrd", "ns-b@kubernetescrd"))
 
-    def test_weightedChildMiddlewaresRefused(self) -> None:
-        """Middlewares on a child of a route with several services are an error, not ignored."""
+    def test_weightedChildMiddlewares(self) -> None:
+        """A weighted child's middlewares are run once it is picked (resolve hands them on);
+        those of a mirroring service's children are an error, not ignored."""
         text = route("", service_extra=", middlewares: [{name: a}]").replace(
             "      services:\n", "      services:\n        - {name: app, port: 80}\n"
         )
         result, errors = build(text + mw("a", "testTag: {name: X-A}"))
         assert result.table is not None
-        self.assertEqual(result.table.routers, ())
-        self.assertIn("are not supported yet", errors[0])
+        self.assertEqual(errors, [])
+        (router,) = result.table.routers
+        picked = [resolve(router.service, None).steps for _ in range(2)]
+        self.assertEqual([[n for n, _ in steps] for steps in picked], [[], ["ns-a@kubernetescrd"]])
+        mirror = """---
+apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata: {name: m, namespace: ns}
+spec:
+  mirroring:
+    name: app
+    port: 80
+    mirrors: [{name: app, port: 80, percent: 10, middlewares: [{name: a}]}]
+"""
+        result, errors = build(mirror + mw("a", "testTag: {name: X-A}"))
+        self.assertEqual(
+            errors,
+            [
+                "mw.yaml:9: TraefikService ns/m: middlewares on a service of a mirroring"
+                " service are not supported yet"
+            ],
+        )
 
 
 class ChainTests(SynchronousTestCase):

@@ -326,28 +326,39 @@ class HTTPServerConnection(Relaying, BackendListener):
             return
         self._forward(req, info)
 
-    def _run_middlewares(self, chain: Any, req: RequestHead, info: HTTPRequestInfo) -> None:
-        """Run the router's steps (tsproxy/http/pipeline.py). While a step answers later,
-        what the client sends is buffered up to PIPELINE_LIMIT (then reading pauses), so a
-        client that leaves is noticed and cancels the step."""
-        certs = client_certs_of(self.transport) if self.factory.tls else tuple
-        request = self.mw_request = make_request(req, self.peer_ip, self.factory.tls, certs)
+    def _run_middlewares(
+        self, chain: Any, req: RequestHead, info: HTTPRequestInfo, picked: bool = False
+    ) -> None:
+        """Run the router's steps, or (``picked``) those of the weighted children picked
+        (tsproxy/http/pipeline.py). While a step answers later, what the client sends is
+        buffered up to PIPELINE_LIMIT (then reading pauses), so a client that leaves is
+        noticed and cancels the step."""
+        request = self.mw_request
+        if request is None:
+            certs = client_certs_of(self.transport) if self.factory.tls else tuple
+            request = self.mw_request = make_request(req, self.peer_ip, self.factory.tls, certs)
         result = run_chain(chain, request)
         if isinstance(result, Deferred):
             self.mw_pending = result
-            result.addCallback(self._middlewares_done, req, info)
+            result.addCallback(self._middlewares_done, req, info, picked)
             result.addErrback(_client_left)
             return
-        self._middlewares_done(result, req, info)
+        self._middlewares_done(result, req, info, picked)
 
-    def _middlewares_done(self, result: Any, req: RequestHead, info: HTTPRequestInfo) -> None:
+    def _middlewares_done(
+        self, result: Any, req: RequestHead, info: HTTPRequestInfo, picked: bool
+    ) -> None:
         self.mw_pending = None
         if self.state != ACTIVE:
             return
         if result is not None:
             self._answer(result)
             return
-        self._forward(forwarded_head(req, self.mw_request), info)
+        out = forwarded_head(req, self.mw_request)
+        if picked:
+            self._send(out)
+        else:
+            self._forward(out, info)
 
     def _answer(self, answer: Any) -> None:
         """Send a step's answer (or a local one through the steps' response hooks)."""
@@ -365,8 +376,17 @@ class HTTPServerConnection(Relaying, BackendListener):
 
     def _forward(self, req: RequestHead, info: HTTPRequestInfo) -> None:
         """Send ``req`` (as the steps left it) on to the router's service."""
-        factory = self.factory
         pick = self.pick = resolve(self.router.service, info)
+        if pick.steps:
+            self._run_middlewares(pick.steps, req, info, picked=True)
+            return
+        self._send(req)
+
+    def _send(self, req: RequestHead) -> None:
+        """Send ``req`` to the server picked."""
+        factory = self.factory
+        pick = self.pick
+        assert pick is not None
         if pick.server is None:
             self._local_response(503)
             return

@@ -180,14 +180,15 @@ class _Builder:
         return LoadBalancerDef(name, servers, ref.pass_host_header, _sticky(ref.sticky, name))
 
     def child(
-        self, ref: ServiceRef, parent_namespace: str, trail: Tuple[Key, ...]
+        self,
+        ref: ServiceRef,
+        parent_namespace: str,
+        trail: Tuple[Key, ...],
+        weighted: bool = False,
     ) -> Tuple[str, Definition]:
         """A child of a weighted or mirroring service, with the name Traefik gives it."""
-        if ref.middlewares:
-            raise BuildError(
-                "middlewares on a service of a weighted or mirroring service (or of a route"
-                " with several services) are not supported yet"
-            )
+        if ref.middlewares and not weighted:
+            raise BuildError("middlewares on a service of a mirroring service are not supported yet")
         name = _child_name(ref)
         if ref.kind == "TraefikService":
             return name, self.traefik_service(ref.key, trail)
@@ -235,8 +236,11 @@ class _Builder:
         if service.weighted is not None:
             children = []
             for ref in service.weighted.services:
-                child_name, definition = _located(ref, lambda r: self.child(r, namespace, trail))
-                children.append(WeightedChild(child_name, ref.weight, definition))
+                child_name, definition = _located(
+                    ref, lambda r: self.child(r, namespace, trail, weighted=True)
+                )
+                steps = _located(ref, self.child_steps)
+                children.append(WeightedChild(child_name, ref.weight, definition, steps))
             if not any(child.weight for child in children):
                 message = "no service with a weight above 0: requests get 503"
                 self.warnings.append(service.meta.location.error(message))
@@ -274,9 +278,19 @@ class _Builder:
             return _located(refs[0], lambda r: self.load_balancer(r, key, namespace))
         children = []
         for ref in refs:
-            name, definition = _located(ref, lambda r: self.child(r, namespace, ()))
-            children.append(WeightedChild(name, ref.weight, definition))
+            name, definition = _located(ref, lambda r: self.child(r, namespace, (), True))
+            steps = _located(ref, self.child_steps)
+            children.append(WeightedChild(name, ref.weight, definition, steps))
         return WeightedDef(key, tuple(children))
+
+    def child_steps(self, ref: ServiceRef) -> Tuple[Step, ...]:
+        """The steps in front of a weighted child, run once it is picked."""
+        if not ref.middlewares:
+            return ()
+        try:
+            return self.middlewares.steps(ref.middlewares, None)
+        except BuildError as exc:
+            raise BuildError(f"middlewares: {exc}") from None
 
     def routes(self) -> Tuple[List[_Route], List[FailedRouter]]:
         """Every usable route and every failed one, in resource order; a later route with the

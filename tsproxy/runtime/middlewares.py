@@ -137,15 +137,17 @@ class MiddlewareSet:
             raise BuildError(f'middleware "{key}@{PROVIDER}" does not exist')
         return key
 
-    def steps(self, refs: Sequence[MiddlewareRef], router: str) -> Tuple[Step, ...]:
-        """The steps of ``refs`` in order, chains expanded; the router is counted as a user
-        of each (also when a later one fails). BuildError says what is wrong."""
+    def steps(self, refs: Sequence[MiddlewareRef], router: Optional[str]) -> Tuple[Step, ...]:
+        """The steps of ``refs`` in order, chains expanded; the router (if any: a service's
+        middlewares count for none, as in Traefik) is counted as a user of each, also when a
+        later one fails. BuildError says what is wrong."""
         steps: List[Step] = []
         keys = []
         for ref in refs:
             key = self.resolve(ref.name, ref.namespace)
             keys.append(key)
-            self._used_by.setdefault(key, []).append(router)
+            if router is not None:
+                self._used_by.setdefault(key, []).append(router)
         for key in keys:
             steps.extend(self.expand(key))
         return tuple(steps)

@@ -6,7 +6,7 @@ mirror counters) lives in the node, so a rebuild can keep a node whose definitio
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 import attrs
 
@@ -62,9 +62,13 @@ class LoadBalancerDef:
 
 @attrs.frozen(cache_hash=True)
 class WeightedChild:
+    """``middlewares``: the steps (qualified name, step) in front of this child, run once
+    it is picked (Traefik's LoadBalancerSpec.middlewares)."""
+
     name: str
     weight: int
     definition: Definition
+    middlewares: Tuple[Tuple[str, Any], ...] = ()
 
 
 @attrs.frozen(cache_hash=True)
@@ -149,8 +153,14 @@ class WeightedService:
 
     def choose(self, req: Optional[_RequestCookies], set_cookies: List[str]) -> Optional[Node]:
         """A child (sticky cookie first), adding a Set-Cookie when a new pick is made."""
-        index = _choose(self._sticky, self._order.next, req, set_cookies)
+        index = self.choose_index(req, set_cookies)
         return None if index is None else self.children[index]
+
+    def choose_index(
+        self, req: Optional[_RequestCookies], set_cookies: List[str]
+    ) -> Optional[int]:
+        """The index of the child ``choose`` would give."""
+        return _choose(self._sticky, self._order.next, req, set_cookies)
 
 
 @attrs.define(eq=False)
@@ -197,6 +207,8 @@ class Pick:
     pass_host_header: bool
     service_name: str
     services: Sequence[str] = ()
+    #: The middlewares of the picked weighted children, in walk order, still to run.
+    steps: Tuple[Tuple[str, Any], ...] = ()
 
 
 def resolve(node: Node, req: Optional[_RequestCookies]) -> Pick:
@@ -209,6 +221,7 @@ def resolve(node: Node, req: Optional[_RequestCookies]) -> Pick:
     set_cookies: List[str] = []
     mirrors: List[MirrorOrder] = []
     walked: List[str] = []
+    steps: Tuple[Tuple[str, Any], ...] = ()
     current: Optional[Node] = node
     last = node
     while current is not None:
@@ -223,6 +236,7 @@ def resolve(node: Node, req: Optional[_RequestCookies]) -> Pick:
                 current.definition.pass_host_header,
                 current.definition.name,
                 walked,
+                steps,
             )
         if isinstance(current, MirroringService):
             definition = current.definition
@@ -239,8 +253,12 @@ def resolve(node: Node, req: Optional[_RequestCookies]) -> Pick:
                 )
             current = current.main
         else:
-            current = current.choose(req, set_cookies)
-    return Pick(None, set_cookies, mirrors, True, last.name, walked)
+            index = current.choose_index(req, set_cookies)
+            if index is None:
+                break
+            steps += current.definition.children[index].middlewares
+            current = current.children[index]
+    return Pick(None, set_cookies, mirrors, True, last.name, walked, steps)
 
 
 def instantiate(
