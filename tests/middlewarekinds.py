@@ -43,7 +43,9 @@ class Tag:
 
         def hook(response: Response) -> None:
             trail = response.headers.get("X-Hooks")
-            response.headers.set("X-Hooks", f"{trail},{self.spec.value}" if trail else self.spec.value)
+            response.headers.set(
+                "X-Hooks", f"{trail},{self.spec.value}" if trail else self.spec.value
+            )
 
         request.on_response(hook)
 

@@ -109,7 +109,9 @@ class GoodDocumentTests(SynchronousTestCase):
                             priority=10,
                             syntax="v2",
                             middlewares=(
-                                MiddlewareRef("strip", "default", 13, "spec.routes[0].middlewares[0]"),
+                                MiddlewareRef(
+                                    "strip", "default", 13, "spec.routes[0].middlewares[0]"
+                                ),
                             ),
                             services=(
                                 ServiceRef(

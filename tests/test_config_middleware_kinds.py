@@ -38,21 +38,41 @@ class MiddlewareTests(SynchronousTestCase):
             ("testTag: {name: X-A, value: a}", "testTag", "", 0),
             ("testDeny: {}", "testDeny", "", 0),
             ("testDeny:", "testDeny", "", 0),
-            ("testDeny: {status: 99}", "testDeny", "spec.testDeny.status: must be an integer"
-             " between 200 and 599", 5),
+            (
+                "testDeny: {status: 99}",
+                "testDeny",
+                "spec.testDeny.status: must be an integer between 200 and 599",
+                5,
+            ),
             ("testDeny: {color: red}", "testDeny", "spec.testDeny.color: unknown field", 5),
             ("testDeny: [1]", "testDeny", "spec.testDeny: must be a mapping", 5),
-            ("rateLimit: {average: 5}", "rateLimit",
-             "spec.rateLimit: the rateLimit middleware is not implemented by tsproxy", 5),
+            (
+                "rateLimit: {average: 5}",
+                "rateLimit",
+                "spec.rateLimit: the rateLimit middleware is not implemented by tsproxy",
+                5,
+            ),
             ("frobnicate: {}", "frobnicate", "spec.frobnicate: unknown middleware kind", 5),
             ("{}", "", "spec: names no middleware kind", 4),
-            ("testDeny: {}\ntestTag: {name: a}", "",
-             "spec: names several kinds (testDeny, testTag): a middleware has exactly one,"
-             " declare one middleware per kind", 4),
-            ("chain:\n  middlewares:\n    - name: a\n    - {name: b, namespace: other}",
-             "chain", "", 0),
-            ("chain: {middlewares: [{}]}", "chain",
-             "spec.chain.middlewares[0].name: is required", 5),
+            (
+                "testDeny: {}\ntestTag: {name: a}",
+                "",
+                "spec: names several kinds (testDeny, testTag): a middleware has exactly one,"
+                " declare one middleware per kind",
+                4,
+            ),
+            (
+                "chain:\n  middlewares:\n    - name: a\n    - {name: b, namespace: other}",
+                "chain",
+                "",
+                0,
+            ),
+            (
+                "chain: {middlewares: [{}]}",
+                "chain",
+                "spec.chain.middlewares[0].name: is required",
+                5,
+            ),
         ]
         for spec, kind, error, line in cases:
             with self.subTest(spec=spec):
@@ -93,7 +113,9 @@ class MiddlewareTests(SynchronousTestCase):
         """A Middleware without spec is an error of its document, as for any kind."""
         text = "apiVersion: traefik.io/v1alpha1\nkind: Middleware\nmetadata: {name: m}\n"
         resources, errors, _ = load(text)
-        self.assertEqual((resources, errors), ((), ["mw.yaml:1: Middleware default/m: spec: is required"]))
+        self.assertEqual(
+            (resources, errors), ((), ["mw.yaml:1: Middleware default/m: spec: is required"])
+        )
 
 
 class MiddlewareTCPTests(SynchronousTestCase):
@@ -104,16 +126,28 @@ class MiddlewareTCPTests(SynchronousTestCase):
         cases = [
             ("ipAllowList: {sourceRange: [10.0.0.0/8, 1.2.3.4]}", "ipAllowList", ""),
             ("ipWhiteList: {sourceRange: [10.0.0.0/8]}", "ipWhiteList", ""),
-            ("ipAllowList: {}", "ipAllowList",
-             "spec.ipAllowList.sourceRange: sourceRange is empty, IPAllowLister not created"),
-            ("ipAllowList: {sourceRange: [foo]}", "ipAllowList",
-             "spec.ipAllowList.sourceRange: cannot parse CIDRs: 'foo' is neither IP nor CIDR"),
+            (
+                "ipAllowList: {}",
+                "ipAllowList",
+                "spec.ipAllowList.sourceRange: sourceRange is empty, IPAllowLister not created",
+            ),
+            (
+                "ipAllowList: {sourceRange: [foo]}",
+                "ipAllowList",
+                "spec.ipAllowList.sourceRange: cannot parse CIDRs: 'foo' is neither IP nor CIDR",
+            ),
             ("inFlightConn: {amount: 3}", "inFlightConn", ""),
-            ("inFlightConn: {amount: -1}", "inFlightConn",
-             "spec.inFlightConn.amount: must be an integer >= 0"),
+            (
+                "inFlightConn: {amount: -1}",
+                "inFlightConn",
+                "spec.inFlightConn.amount: must be an integer >= 0",
+            ),
             ("chain: {}", "chain", "spec.chain: unknown middleware kind"),
-            ("stripPrefix: {prefixes: [/a]}", "stripPrefix",
-             "spec.stripPrefix: unknown middleware kind"),
+            (
+                "stripPrefix: {prefixes: [/a]}",
+                "stripPrefix",
+                "spec.stripPrefix: unknown middleware kind",
+            ),
         ]
         for spec, kind, error in cases:
             with self.subTest(spec=spec):
@@ -166,5 +200,7 @@ class ReferenceTests(SynchronousTestCase):
         _, errors, _ = load(text)
         self.assertEqual(
             errors,
-            ["mw.yaml:8: IngressRoute default/r: spec.routes[0].middlewares[0].kind: unknown field"],
+            [
+                "mw.yaml:8: IngressRoute default/r: spec.routes[0].middlewares[0].kind: unknown field"
+            ],
         )

@@ -7,8 +7,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.test_config_kinds import load, meta
 from tsproxy.config.resources import (
-    MiddlewareRef,
     IngressRouteTCP,
+    MiddlewareRef,
     ObjectRef,
     RouteTLS,
     Secret,

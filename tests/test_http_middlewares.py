@@ -116,7 +116,9 @@ spec:
 """
 
 
-def ingress(name: str, host: str, middlewares: str, service: str = "app", eps: str = "[web]") -> str:
+def ingress(
+    name: str, host: str, middlewares: str, service: str = "app", eps: str = "[web]"
+) -> str:
     return f"""\
 ---
 apiVersion: traefik.io/v1alpha1
@@ -295,9 +297,7 @@ class MiddlewareProxyTests(ProxyTestCase):
             self.assertTrue(response.startswith(b"HTTP/1.1 200 "), response)
             hooks.append(header(response, "X-Hooks"))
         self.assertEqual(hooks, [["a"], ["b,a"]])
-        self.assertEqual(
-            [r["headers"].get("x-step-b") for r in self.seen()], [None, ["b"]]
-        )
+        self.assertEqual([r["headers"].get("x-step-b") for r in self.seen()], [None, ["b"]])
 
     @defer.inlineCallbacks
     def test_hooksOnLocalAnswers(self) -> None:
@@ -338,8 +338,12 @@ class MiddlewareProxyTests(ProxyTestCase):
             for line in raw.decode().splitlines()
             if line.startswith("traefik_router_requests_total")
         ]
-        self.assertTrue(any('code="403"' in l and "default-denied-" in l for l in lines), lines)
-        self.assertTrue(any('code="401"' in l and "default-lateno-" in l for l in lines), lines)
+        self.assertTrue(
+            any('code="403"' in line and "default-denied-" in line for line in lines), lines
+        )
+        self.assertTrue(
+            any('code="401"' in line and "default-lateno-" in line for line in lines), lines
+        )
 
     @defer.inlineCallbacks
     def test_api(self) -> None:
@@ -378,7 +382,12 @@ class FailClosedTests(ProxyTestCase):
     def setUp(self) -> None:
         super().setUp()
         middlewarekinds.register(self)
-        self.write("tsproxy.yaml", STATIC.replace("      middlewares: [default-tag-a@kubernetescrd]\n", "      middlewares: []\n"))
+        self.write(
+            "tsproxy.yaml",
+            STATIC.replace(
+                "      middlewares: [default-tag-a@kubernetescrd]\n", "      middlewares: []\n"
+            ),
+        )
         self.write("backend.yaml", BACKEND % (self.start_app("app"), free_port()))
         self.write("middlewares.yaml", MIDDLEWARES)
 
@@ -411,7 +420,10 @@ class FailClosedTests(ProxyTestCase):
             ),
         )
         self.assertEqual(disabled["Host(`rl.example`)"][0], "disabled")
-        raw = yield raw_exchange(service.port_of("traefik"), request("api", "/api/http/middlewares/default-rl@kubernetescrd"))
+        raw = yield raw_exchange(
+            service.port_of("traefik"),
+            request("api", "/api/http/middlewares/default-rl@kubernetescrd"),
+        )
         item = json.loads(raw.split(b"\r\n\r\n", 1)[1])
         self.assertEqual(
             (item["status"], item["type"], item["error"]),
@@ -518,7 +530,9 @@ class TCPMiddlewareTests(ProxyTestCase):
         assert self.service is not None
         self.write(
             "tcp.yaml",
-            open(os.path.join(self.config_dir, "tcp.yaml")).read().replace("[{name: local}]", "[{name: elsewhere}]"),
+            open(os.path.join(self.config_dir, "tcp.yaml"))
+            .read()
+            .replace("[{name: local}]", "[{name: elsewhere}]"),
         )
         self.assertTrue(self.service.reload())
         client = yield self.connect()

@@ -139,9 +139,23 @@ class AnswerTests(SynchronousTestCase):
         """(answer, method, keep-alive) -> the bytes written and the body size reported."""
         body = Answer(403, (("Content-Type", "text/plain"), ("Content-Length", "99")), b"no")
         cases = [
-            (body, "GET", True, b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n", b"Content-Length: 2\r\n\r\nno", 2),
+            (
+                body,
+                "GET",
+                True,
+                b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n",
+                b"Content-Length: 2\r\n\r\nno",
+                2,
+            ),
             (body, "HEAD", True, b"HTTP/1.1 403 Forbidden\r\n", b"Content-Length: 2\r\n\r\n", 0),
-            (body, "GET", False, b"HTTP/1.1 403 ", b"Content-Length: 2\r\nConnection: close\r\n\r\nno", 2),
+            (
+                body,
+                "GET",
+                False,
+                b"HTTP/1.1 403 ",
+                b"Content-Length: 2\r\nConnection: close\r\n\r\nno",
+                2,
+            ),
             (Answer(204, (), b"x"), "GET", True, b"HTTP/1.1 204 No Content\r\n", b"GMT\r\n\r\n", 0),
         ]
         for answer, method, keep_alive, start, end, size in cases:

@@ -59,7 +59,10 @@ class IPAllowListVectorTests(SynchronousTestCase):
         """ipWhiteList is the same middleware."""
         spec = parse("ipWhiteList", {"sourceRange": ["10.0.0.0/8"]})
         step = _KINDS["ipWhiteList"].build(spec, "n", None)
-        self.assertEqual([step.admit(ip) is not None for ip in ("10.1.2.3", "11.0.0.1", "")], [True, False, False])
+        self.assertEqual(
+            [step.admit(ip) is not None for ip in ("10.1.2.3", "11.0.0.1", "")],
+            [True, False, False],
+        )
 
 
 _OPEN = re.compile(r"open connection (\w) from ([0-9.]+):(\d+)")
@@ -101,7 +104,9 @@ class AdmitTests(SynchronousTestCase):
     def test_giveBack(self) -> None:
         """inFlightConn then a refusing ipAllowList: the inFlightConn slot is released."""
         counter = _KINDS["inFlightConn"].build(parse("inFlightConn", {"amount": 1}), "n", None)
-        deny = _KINDS["ipAllowList"].build(parse("ipAllowList", {"sourceRange": ["10.0.0.1"]}), "d", None)
+        deny = _KINDS["ipAllowList"].build(
+            parse("ipAllowList", {"sourceRange": ["10.0.0.1"]}), "d", None
+        )
         self.assertIsNone(admit((("n", counter), ("d", deny)), "127.0.0.1"))
         self.assertEqual(counter.open, {})
         releases = admit((("n", counter),), "127.0.0.1")

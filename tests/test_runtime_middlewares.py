@@ -97,26 +97,58 @@ class ReferenceTests(SynchronousTestCase):
         tag = mw("a", "testTag: {name: X-A, value: a}") + mw("b", "testTag: {name: X-B}")
         cases = [
             ("{name: a}, {name: b}", tag, ["ns-a@kubernetescrd", "ns-b@kubernetescrd"], []),
-            ("{name: ns-b@kubernetescrd}, {name: a}", tag,
-             ["ns-b@kubernetescrd", "ns-a@kubernetescrd"], []),
-            ("{name: a, namespace: other}", tag + mw("a", "testDeny: {}", "other"),
-             ["other-a@kubernetescrd"], []),
-            ("{name: nope}", tag, None,
-             ['mw.yaml:8: IngressRoute ns/r: spec.routes[0].middlewares[0]: middleware'
-              ' "ns-nope@kubernetescrd" does not exist']),
-            ("{name: a}, {name: x@file}", tag, None,
-             ['mw.yaml:8: IngressRoute ns/r: spec.routes[0].middlewares[1]: middleware'
-              ' "x@file": only kubernetescrd middlewares are known (provider file is not'
-              ' supported)']),
-            ("{name: rl}", mw("rl", "rateLimit: {average: 1}"), None,
-             ["mw.yaml:16: Middleware ns/rl: spec.rateLimit: the rateLimit middleware is not"
-              " implemented by tsproxy",
-              'mw.yaml:8: IngressRoute ns/r: spec.routes[0].middlewares[0]: middleware'
-              ' "ns-rl@kubernetescrd" has errors (see mw.yaml:16)']),
-            ("{name: s}", mw("s", "testSecret: {secret: gone}"), None,
-             ["mw.yaml:16: Middleware ns/s: spec.testSecret: secret gone not found",
-              'mw.yaml:8: IngressRoute ns/r: spec.routes[0].middlewares[0]: middleware'
-              ' "ns-s@kubernetescrd" has errors (see mw.yaml:16)']),
+            (
+                "{name: ns-b@kubernetescrd}, {name: a}",
+                tag,
+                ["ns-b@kubernetescrd", "ns-a@kubernetescrd"],
+                [],
+            ),
+            (
+                "{name: a, namespace: other}",
+                tag + mw("a", "testDeny: {}", "other"),
+                ["other-a@kubernetescrd"],
+                [],
+            ),
+            (
+                "{name: nope}",
+                tag,
+                None,
+                [
+                    "mw.yaml:8: IngressRoute ns/r: spec.routes[0].middlewares[0]: middleware"
+                    ' "ns-nope@kubernetescrd" does not exist'
+                ],
+            ),
+            (
+                "{name: a}, {name: x@file}",
+                tag,
+                None,
+                [
+                    "mw.yaml:8: IngressRoute ns/r: spec.routes[0].middlewares[1]: middleware"
+                    ' "x@file": only kubernetescrd middlewares are known (provider file is not'
+                    " supported)"
+                ],
+            ),
+            (
+                "{name: rl}",
+                mw("rl", "rateLimit: {average: 1}"),
+                None,
+                [
+                    "mw.yaml:16: Middleware ns/rl: spec.rateLimit: the rateLimit middleware is not"
+                    " implemented by tsproxy",
+                    "mw.yaml:8: IngressRoute ns/r: spec.routes[0].middlewares[0]: middleware"
+                    ' "ns-rl@kubernetescrd" has errors (see mw.yaml:16)',
+                ],
+            ),
+            (
+                "{name: s}",
+                mw("s", "testSecret: {secret: gone}"),
+                None,
+                [
+                    "mw.yaml:16: Middleware ns/s: spec.testSecret: secret gone not found",
+                    "mw.yaml:8: IngressRoute ns/r: spec.routes[0].middlewares[0]: middleware"
+                    ' "ns-s@kubernetescrd" has errors (see mw.yaml:16)',
+                ],
+            ),
         ]
         for refs, extra, steps, errors in cases:
             with self.subTest(refs=refs):
@@ -191,12 +223,12 @@ class ChainTests(SynchronousTestCase):
         table = result.table
         assert table is not None
         self.assertEqual(errors, [])
-        self.assertEqual(
-            chain_of(table), [f"ns-{n}@kubernetescrd" for n in "abca"]
-        )
+        self.assertEqual(chain_of(table), [f"ns-{n}@kubernetescrd" for n in "abca"])
         self.assertEqual(table.routers[0].middlewares, ("ns-outer@kubernetescrd",))
         used = {m.name: m.used_by for m in table.middlewares}
-        self.assertEqual(used["ns-outer@kubernetescrd"], (table.routers[0].name + "@kubernetescrd",))
+        self.assertEqual(
+            used["ns-outer@kubernetescrd"], (table.routers[0].name + "@kubernetescrd",)
+        )
         self.assertEqual(used["ns-a@kubernetescrd"], ())  # only routers count, as in Traefik
 
     def test_cycle(self) -> None:
@@ -216,9 +248,9 @@ class ChainTests(SynchronousTestCase):
                 [
                     f"mw.yaml:22: Middleware ns/a: spec.chain.middlewares[0]: {cycle}",
                     f"mw.yaml:28: Middleware ns/b: spec.chain.middlewares[0]: {cycle}",
-                    'mw.yaml:16: Middleware ns/x: spec.chain.middlewares[0]: middleware'
+                    "mw.yaml:16: Middleware ns/x: spec.chain.middlewares[0]: middleware"
                     ' "ns-a@kubernetescrd" has errors (see mw.yaml:22)',
-                    'mw.yaml:8: IngressRoute ns/r: spec.routes[0].middlewares[0]: middleware'
+                    "mw.yaml:8: IngressRoute ns/r: spec.routes[0].middlewares[0]: middleware"
                     ' "ns-x@kubernetescrd" has errors (see mw.yaml:16)',
                 ]
             ),
@@ -449,5 +481,7 @@ spec:
         loaded = load_files(STATIC, [("mw.yaml", text)])
         self.assertEqual(
             [str(e) for e in loaded.errors],
-            ["mw.yaml:6: IngressRoute ns/r: spec.parentRefs: multi-layer routing is not supported yet"],
+            [
+                "mw.yaml:6: IngressRoute ns/r: spec.parentRefs: multi-layer routing is not supported yet"
+            ],
         )

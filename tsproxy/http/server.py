@@ -30,6 +30,15 @@ from tsproxy.http.headers import (
     set_cookie_headers,
     switching_protocols_head,
 )
+from tsproxy.http.pipeline import (
+    answer_bytes,
+    client_certs_of,
+    forwarded_head,
+    hooked_head,
+    local_answer,
+    make_request,
+    run_chain,
+)
 from tsproxy.http.wire import (
     LAST_CHUNK,
     MAX_HEAD_BYTES,
@@ -42,15 +51,6 @@ from tsproxy.http.wire import (
     encode_chunk,
     find_head_end,
     parse_request_head,
-)
-from tsproxy.http.pipeline import (
-    answer_bytes,
-    client_certs_of,
-    forwarded_head,
-    hooked_head,
-    local_answer,
-    make_request,
-    run_chain,
 )
 from tsproxy.logs import get_logger
 from tsproxy.observe.record import Exchange

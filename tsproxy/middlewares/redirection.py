@@ -13,7 +13,12 @@ from tsproxy.middlewares.base import Answer, Request
 
 __all__ = ["SchemeRedirect", "redirect_status"]
 
-_TEXT = {301: "Moved Permanently", 302: "Found", 307: "Temporary Redirect", 308: "Permanent Redirect"}
+_TEXT = {
+    301: "Moved Permanently",
+    302: "Found",
+    307: "Temporary Redirect",
+    308: "Permanent Redirect",
+}
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 

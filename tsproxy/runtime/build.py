@@ -27,8 +27,8 @@ from tsproxy.config.resources import (
     TraefikService,
 )
 from tsproxy.config.static import StaticConfig
-from tsproxy.rules import HTTPRule, RuleError, compile_http_rule
 from tsproxy.middlewares.redirection import SchemeRedirect
+from tsproxy.rules import HTTPRule, RuleError, compile_http_rule
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
 from tsproxy.runtime.failures import (
     HTTP,
@@ -188,7 +188,9 @@ class _Builder:
     ) -> Tuple[str, Definition]:
         """A child of a weighted or mirroring service, with the name Traefik gives it."""
         if ref.middlewares and not weighted:
-            raise BuildError("middlewares on a service of a mirroring service are not supported yet")
+            raise BuildError(
+                "middlewares on a service of a mirroring service are not supported yet"
+            )
         name = _child_name(ref)
         if ref.kind == "TraefikService":
             return name, self.traefik_service(ref.key, trail)
@@ -384,7 +386,9 @@ class _Builder:
             variants = []
             for entrypoint in route.entrypoints:
                 if self.static.entrypoint(entrypoint).middlewares:
-                    name = f"{entrypoint}-{route.name}" if len(route.entrypoints) > 1 else route.name
+                    name = (
+                        f"{entrypoint}-{route.name}" if len(route.entrypoints) > 1 else route.name
+                    )
                     refs = self.entrypoint_refs(entrypoint) + route.refs
                     variants.append((name, (entrypoint,), refs))
                 else:

@@ -156,9 +156,7 @@ class WeightedService:
         index = self.choose_index(req, set_cookies)
         return None if index is None else self.children[index]
 
-    def choose_index(
-        self, req: Optional[_RequestCookies], set_cookies: List[str]
-    ) -> Optional[int]:
+    def choose_index(self, req: Optional[_RequestCookies], set_cookies: List[str]) -> Optional[int]:
         """The index of the child ``choose`` would give."""
         return _choose(self._sticky, self._order.next, req, set_cookies)
 

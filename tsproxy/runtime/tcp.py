@@ -21,7 +21,6 @@ from tsproxy.rules.http import parse_domains
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
 from tsproxy.runtime.failures import TCP as TCP_PROTOCOL
 from tsproxy.runtime.failures import FailedRouter, RouterWarning, failed_route
-from tsproxy.runtime.middlewares import middleware_id
 from tsproxy.runtime.l4 import (
     L4Definition,
     L4LoadBalancer,
@@ -33,6 +32,7 @@ from tsproxy.runtime.l4 import (
     host_port,
     instantiate,
 )
+from tsproxy.runtime.middlewares import middleware_id
 
 __all__ = [
     "CLOSE",
@@ -288,8 +288,11 @@ class _TCPBuilder:
                 f"{ref.path}.{field}: {why}"
                 for field, why, used in (
                     ("tls", "dialling the backend with TLS is not supported yet", ref.tls),
-                    ("serversTransport", "ServersTransportTCP is not supported yet",
-                     ref.servers_transport),
+                    (
+                        "serversTransport",
+                        "ServersTransportTCP is not supported yet",
+                        ref.servers_transport,
+                    ),
                 )
                 if used
             ]

@@ -27,9 +27,9 @@ from tsproxy.http.backend import cancel_call
 from tsproxy.http.entrypoint import HTTPEntryPointFactory
 from tsproxy.http.server import HTTPServerConnection
 from tsproxy.logs import get_logger
+from tsproxy.middlewares.tcp import admit
 from tsproxy.rules import TCPConnectionInfo
 from tsproxy.runtime.tcp import HTTP, HTTPS, EntryPointTCP
-from tsproxy.middlewares.tcp import admit
 from tsproxy.tcp.relay import TCPRelay
 from tsproxy.tcp.sni import HelloReader, MalformedHello, NotTLS
 
