@@ -7,7 +7,7 @@ byte) or a release function to call once the connection is over. Pure: no Twiste
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
 
 import attrs
 
@@ -85,7 +85,7 @@ class InFlightConn:
         if count >= self.amount:
             return None
         self.open[client_ip] = count + 1
-        released = []
+        released: List[bool] = []
 
         def release() -> None:
             if released:
@@ -118,8 +118,9 @@ def admit(chain: Sequence[Tuple[str, Any]], client_ip: str) -> Optional[List[Rel
     return releases
 
 
+# TCP steps admit connections instead of handling request heads: same registry, own shape.
 KINDS = (
-    MiddlewareKind("ipAllowList", parse_ip_allow_list, build_ip_allow_list),
-    MiddlewareKind("ipWhiteList", parse_ip_allow_list, build_ip_allow_list),
-    MiddlewareKind("inFlightConn", parse_in_flight_conn, build_in_flight_conn),
+    MiddlewareKind("ipAllowList", parse_ip_allow_list, cast(Any, build_ip_allow_list)),
+    MiddlewareKind("ipWhiteList", parse_ip_allow_list, cast(Any, build_ip_allow_list)),
+    MiddlewareKind("inFlightConn", parse_in_flight_conn, cast(Any, build_in_flight_conn)),
 )

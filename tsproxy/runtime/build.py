@@ -383,7 +383,7 @@ class _Builder:
         failed: List[FailedRouter] = []
         for route in routes:
             plain = []
-            variants = []
+            variants: List[Tuple[str, Tuple[str, ...], Tuple[MiddlewareRef, ...]]] = []
             for entrypoint in route.entrypoints:
                 if self.static.entrypoint(entrypoint).middlewares:
                     name = (

@@ -251,11 +251,11 @@ def resolve(node: Node, req: Optional[_RequestCookies]) -> Pick:
                 )
             current = current.main
         else:
-            index = current.choose_index(req, set_cookies)
-            if index is None:
+            picked = current.choose_index(req, set_cookies)
+            if picked is None:
                 break
-            steps += current.definition.children[index].middlewares
-            current = current.children[index]
+            steps += current.definition.children[picked].middlewares
+            current = current.children[picked]
     return Pick(None, set_cookies, mirrors, True, last.name, walked, steps)
 
 
