@@ -489,3 +489,23 @@ class EntryPointHTTPTests(SynchronousTestCase):
         self.assertEqual(
             [str(e) for e in errors], ["tsproxy.yaml:3: core.defaultRuleSyntax: must be one of: v3"]
         )
+
+
+class InternalEntryPointMiddlewareTests(SynchronousTestCase):
+    """Entrypoint middlewares where api/ping/metrics are served would be skipped by them."""
+
+    def test_refused(self) -> None:
+        """http.middlewares on the entrypoint serving the API is an error (fail closed)."""
+        text = (
+            "entryPoints:\n  traefik:\n    address: ':8080'\n"
+            "    http: {middlewares: [auth@kubernetescrd]}\napi: {insecure: true}\n"
+        )
+        config, errors, _ = parse_static(text)
+        self.assertIsNone(config)
+        self.assertEqual(
+            [str(e) for e in errors],
+            [
+                "tsproxy.yaml:2: entrypoint traefik: http.middlewares: not supported yet on an"
+                " entrypoint serving api, dashboard"
+            ],
+        )

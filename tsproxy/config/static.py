@@ -558,6 +558,19 @@ def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> S
         **sections,  # type: ignore[arg-type]
     )
     config, internal_errors = _with_internal_entrypoint(config, file, document.line)
+    for name in config.internal_entrypoints():
+        try:
+            entrypoint = config.entrypoint(name)
+        except KeyError:
+            continue  # reported above
+        if entrypoint.middlewares:
+            # Traefik runs them in front of api/dashboard/ping/metrics too; serving those
+            # without them (a basicAuth in front of the dashboard, say) would fail open.
+            message = (
+                "http.middlewares: not supported yet on an entrypoint serving"
+                f" {', '.join(config.internal_entrypoints()[name])}"
+            )
+            internal_errors.append(entrypoint.location.error(message))
     if internal_errors:
         return None, tuple(internal_errors), located
     return config, (), located

@@ -36,8 +36,9 @@ _CODES: Dict[int, str] = {}
 
 
 def qualified(name: str) -> str:
-    """``default-app-v1-80`` → ``default-app-v1-80@kubernetescrd``."""
-    return name + PROVIDER
+    """``default-app-v1-80`` → ``default-app-v1-80@kubernetescrd``; a name with its provider
+    already (``web-to-websecure@internal``) is kept."""
+    return name if "@" in name else name + PROVIDER
 
 
 def _code(status: int) -> str:
