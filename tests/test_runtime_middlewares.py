@@ -485,3 +485,21 @@ spec:
                 "mw.yaml:6: IngressRoute ns/r: spec.parentRefs: multi-layer routing is not supported yet"
             ],
         )
+
+
+class ExplainTests(SynchronousTestCase):
+    """`tsproxy route` shows the steps a request would run through."""
+
+    def test_steps(self) -> None:
+        """The chosen router's steps, in order, on a line of their own."""
+        from tsproxy.explain import explain
+        from tsproxy.rules import HTTPRequestInfo
+
+        middlewarekinds.register(self)
+        text = route("{name: a}, {name: b}")
+        text += mw("a", "testTag: {name: X-A}") + mw("b", "testDeny: {}")
+        result, _ = build(text)
+        req = HTTPRequestInfo.from_request("GET", "/", [("Host", "a")], "10.0.0.1")
+        status, shown = explain(result.table, "web", req, False)
+        self.assertEqual(status, 0)
+        self.assertIn("\nsteps     ns-a@kubernetescrd, ns-b@kubernetescrd\n", shown)
