@@ -186,6 +186,22 @@ class ReferenceTests(SynchronousTestCase):
         (router,) = result.table.routers
         picked = [resolve(router.service, None).steps for _ in range(2)]
         self.assertEqual([[n for n, _ in steps] for steps in picked], [[], ["ns-a@kubernetescrd"]])
+        weighted = """---
+apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata: {name: w, namespace: ns}
+spec:
+  weighted:
+    services: [{name: app, port: 80, middlewares: [{name: gone}]}]
+"""
+        result, errors = build(weighted)
+        self.assertEqual(
+            errors,
+            [
+                'mw.yaml:7: TraefikService ns/w: middlewares: middleware "ns-gone@kubernetescrd"'
+                " does not exist"
+            ],
+        )
         mirror = """---
 apiVersion: traefik.io/v1alpha1
 kind: TraefikService
@@ -376,6 +392,28 @@ class ReuseTests(SynchronousTestCase):
         self.assertIs(steps[0], before[0])
         self.assertIsNot(steps[1], before[1])
         self.assertEqual(steps[1].data, {"token": b"two"})
+
+    def test_tcpStepKept(self) -> None:
+        """An inFlightConn keeps its counts across a reload that leaves it unchanged."""
+        text = """apiVersion: traefik.io/v1alpha1
+kind: IngressRouteTCP
+metadata: {name: t, namespace: ns}
+spec:
+  routes:
+    - match: HostSNI(`*`)
+      middlewares: [{name: n}]
+      services: [{name: app, port: 80}]
+"""
+        text += mw("n", "inFlightConn: {amount: 1}", kind="MiddlewareTCP")
+        first, _ = build(text)
+        assert first.table is not None
+        step = first.table.tcp_routers[0].chain[0][1]
+        self.assertIsNotNone(step.admit("10.0.0.1"))
+        again, _ = build(text, previous=first.table)
+        assert again.table is not None
+        kept = again.table.tcp_routers[0].chain[0][1]
+        self.assertIs(kept, step)
+        self.assertIsNone(kept.admit("10.0.0.1"))
 
     def test_reactorHandedOn(self) -> None:
         """Steps are built with the reactor given to the build."""
