@@ -157,11 +157,15 @@ class AnswerTests(SynchronousTestCase):
                 2,
             ),
             (Answer(204, (), b"x"), "GET", True, b"HTTP/1.1 204 No Content\r\n", b"GMT\r\n\r\n", 0),
+            (body, "PUT", True, b"HTTP/1.1 403 ", b"\r\nConnection: keep-alive\r\n\r\nno", 2),
         ]
         for answer, method, keep_alive, start, end, size in cases:
             with self.subTest(answer=answer, method=method, keep_alive=keep_alive):
                 req = request(method=method.encode())
-                status, data, written = answer_bytes(answer, req, keep_alive, method == "HEAD")
+                http10 = method == "PUT"  # the PUT row stands for an HTTP/1.0 client
+                status, data, written = answer_bytes(
+                    answer, req, keep_alive, method == "HEAD", http10
+                )
                 self.assertEqual(status, answer.status)
                 self.assertTrue(data.startswith(start), data)
                 self.assertTrue(data.endswith(end), data)

@@ -177,9 +177,10 @@ def local_answer(status: int) -> Answer:
 
 
 def answer_bytes(
-    answer: Answer, request: Request, keep_alive: bool, head_only: bool
+    answer: Answer, request: Request, keep_alive: bool, head_only: bool, http10: bool = False
 ) -> Tuple[int, bytes, int]:
-    """The response for ``answer`` after the hooks: (status, bytes to write, body size)."""
+    """The response for ``answer`` after the hooks: (status, bytes to write, body size);
+    an HTTP/1.0 client kept alive is told so, as for a service's answers."""
     headers = [(n, v) for n, v in answer.headers if n.lower() not in _FRAMING]
     response = _hooked(request, answer.status, headers)
     body = answer.body
@@ -198,6 +199,8 @@ def answer_bytes(
         lines.append(b"Content-Length: %d\r\n" % len(body))
     if not keep_alive:
         lines.append(b"Connection: close\r\n")
+    elif http10:
+        lines.append(b"Connection: keep-alive\r\n")
     lines.append(b"\r\n")
     if head_only or no_body:
         return response.status, b"".join(lines), 0

@@ -365,8 +365,15 @@ class HTTPServerConnection(Relaying, BackendListener):
         if not self.req_body_done:
             # The unread request body would be taken for the next request: close instead.
             self.keep_alive = False
-        head_only = self.req is not None and self.req.method == b"HEAD"
-        status, data, size = answer_bytes(answer, self.mw_request, self.keep_alive, head_only)
+        req = self.req
+        assert req is not None
+        status, data, size = answer_bytes(
+            answer,
+            self.mw_request,
+            self.keep_alive,
+            req.method == b"HEAD",
+            req.version == b"HTTP/1.0",
+        )
         self.transport.write(data)
         self.resp_started = True
         if self.t0 is not None:
