@@ -160,6 +160,16 @@ def request(host: str, path: str = "/", method: str = "GET", close: bool = True)
     )
 
 
+@defer.inlineCallbacks
+def wait_until(condition: Any, seconds: float = 5.0) -> Any:
+    """Poll ``condition`` every 10 ms until it holds (False after ``seconds``)."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return True
+        yield task.deferLater(reactor, 0.01, lambda: None)
+    return bool(condition())
+
+
 def head_of(response: bytes) -> List[str]:
     return response.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
 
@@ -284,8 +294,8 @@ class MiddlewareProxyTests(ProxyTestCase):
         self.assertEqual(step.cancelled, 0)
         client.transport.abortConnection()
         yield client.closed
-        yield task.deferLater(reactor, 0.05, lambda: None)
-        self.assertEqual(step.cancelled, 1)
+        cancelled = yield wait_until(lambda: step.cancelled == 1)
+        self.assertTrue(cancelled)
 
     @defer.inlineCallbacks
     def test_weightedChildMiddlewares(self) -> None:
@@ -551,7 +561,10 @@ class TCPMiddlewareTests(ProxyTestCase):
         self.assertEqual(received, b"")
         first.transport.loseConnection()
         yield first.closed
-        yield task.deferLater(reactor, 0.02, lambda: None)
+        assert self.service is not None
+        step = self.service.table.tcp_routers[0].chain[0][1]
+        released = yield wait_until(lambda: not step.open)
+        self.assertTrue(released)
         third = yield self.connect()
         greeting = yield third.first
         self.assertTrue(greeting)
