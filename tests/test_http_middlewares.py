@@ -280,6 +280,25 @@ class MiddlewareProxyTests(ProxyTestCase):
         self.assertEqual((seen["method"], seen["headers"]["x-step-b"]), ("POST", ["b"]))
 
     @defer.inlineCallbacks
+    def test_largeBodyWhileStepPending(self) -> None:
+        """A body larger than what is buffered while a step is pending (reading pauses at
+        64 KiB) still goes through once the step lets the request on: reading resumes."""
+        assert self.service is not None
+        body = b"x" * (1024 * 1024)
+        client = RawClient()
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.service.port_of("web"))
+        yield connectProtocol(endpoint, client)
+        self.addCleanup(lambda: client.transport.abortConnection())
+        client.transport.write(
+            b"POST /echo HTTP/1.1\r\nHost: lateyes.example\r\nContent-Length: %d\r\n\r\n"
+            % len(body)
+            + body
+        )
+        echoed = yield wait_until(lambda: client.received.endswith(body), 20.0)
+        self.assertTrue(echoed, client.received[:200])
+        self.assertTrue(client.received.startswith(b"HTTP/1.1 200 "))
+
+    @defer.inlineCallbacks
     def test_clientLeavingCancels(self) -> None:
         """A client that leaves while a step has not answered cancels the step."""
         assert self.service is not None

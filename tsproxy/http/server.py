@@ -359,6 +359,10 @@ class HTTPServerConnection(Relaying, BackendListener):
             self._send(out)
         else:
             self._forward(out, info)
+        if self.state == ACTIVE and self.gate is not None:
+            # What was buffered meanwhile is the body's start (handed on now) or pipelined
+            # requests: read again (PIPELINE_LIMIT pauses it anew if need be).
+            self.gate.resume("pipeline")
 
     def _answer(self, answer: Any) -> None:
         """Send a step's answer (or a local one through the steps' response hooks)."""
