@@ -41,7 +41,6 @@ _IGNORED_SECTIONS = {
 _IGNORED_ENTRYPOINT_FIELDS = {
     name: _NOT_YET
     for name in (
-        "http",
         "http2",
         "http3",
         "proxyProtocol",
@@ -54,6 +53,31 @@ _IGNORED_ENTRYPOINT_FIELDS = {
 # udp.maxSessions (a tsproxy extension): UDP sessions an entrypoint keeps at once; past it the
 # least recently used one is closed. Each session holds a socket, so this bounds descriptors.
 DEFAULT_UDP_MAX_SESSIONS = 10000
+#: http.maxHeaderBytes (Go's and Traefik's 1 MiB) and http.maxHeaders (a tsproxy limit on
+#: the number of header lines of a request; past it, 431).
+DEFAULT_MAX_HEADER_BYTES = 1 << 20
+DEFAULT_MAX_HEADERS = 100
+#: http.encodedCharacters options and the escape each allows in a path. Traefik 3.7's
+#: entrypoint default is true for every one (allowed; opt-in rejection since v3.6.7).
+ENCODED_CHARACTERS = (
+    ("allowEncodedSlash", "2F"),
+    ("allowEncodedBackSlash", "5C"),
+    ("allowEncodedNullCharacter", "00"),
+    ("allowEncodedSemicolon", "3B"),
+    ("allowEncodedPercent", "25"),
+    ("allowEncodedQuestionMark", "3F"),
+    ("allowEncodedHash", "23"),
+)
+_IGNORED_HTTP_FIELDS = {
+    name: _NOT_YET
+    for name in (
+        "redirections",
+        "middlewares",
+        "tls",
+        "encodeQuerySemicolons",
+        "underscoreHeadersStrategy",
+    )
+}
 #: The entrypoint Traefik serves api, dashboard, ping and metrics on, and its default address.
 INTERNAL_ENTRYPOINT = "traefik"
 INTERNAL_DEFAULT_PORT = 8080
@@ -81,6 +105,12 @@ class EntryPoint:
     grace_timeout: float = 10.0
     udp_timeout: float = 3.0
     udp_max_sessions: int = DEFAULT_UDP_MAX_SESSIONS
+    #: http.sanitizePath: dot segments resolved and repeated slashes merged before routing.
+    sanitize_path: bool = True
+    #: The path escapes (upper-case hex, "2F") http.encodedCharacters refuses with 400.
+    denied_escapes: tuple[str, ...] = ()
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    max_headers: int = DEFAULT_MAX_HEADERS
     location: Location = Location(STATIC_FILE, 1)
 
 
@@ -263,6 +293,7 @@ def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoi
             raise udp.fail("timeout", "must be above 0 (as in Traefik)")
         udp_max_sessions = udp.integer("maxSessions", udp_max_sessions, minimum=1)
         udp.done()
+    http_options = _parse_http_options(fields)
     fields.done(_IGNORED_ENTRYPOINT_FIELDS)
     return EntryPoint(
         name=name,
@@ -278,7 +309,30 @@ def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoi
         udp_timeout=udp_timeout,
         udp_max_sessions=udp_max_sessions,
         location=location,
+        **http_options,
     )
+
+
+def _parse_http_options(fields: Fields) -> dict:
+    """The entrypoint's ``http:`` section: what its HTTP engine accepts of a request."""
+    http = fields.mapping("http")
+    if http is None:
+        return {}
+    denied = []
+    encoded = http.mapping("encodedCharacters")
+    if encoded is not None:
+        for option, escape in ENCODED_CHARACTERS:
+            if not encoded.boolean(option, True):
+                denied.append(escape)
+        encoded.done()
+    options = {
+        "sanitize_path": http.boolean("sanitizePath", True),
+        "denied_escapes": tuple(denied),
+        "max_header_bytes": http.integer("maxHeaderBytes", DEFAULT_MAX_HEADER_BYTES, minimum=1),
+        "max_headers": http.integer("maxHeaders", DEFAULT_MAX_HEADERS, minimum=1),
+    }
+    http.done(_IGNORED_HTTP_FIELDS)
+    return options
 
 
 def _parse_log_level(root: Fields) -> str:

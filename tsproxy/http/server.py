@@ -31,7 +31,6 @@ from tsproxy.http.headers import (
 )
 from tsproxy.http.wire import (
     LAST_CHUNK,
-    MAX_HEAD_BYTES,
     BodyDecoder,
     ChunkedDecoder,
     HTTPError,
@@ -60,6 +59,11 @@ PIPELINE_LIMIT = 64 * 1024
 #: A request body an internal endpoint does not read is dropped up to this size (Go's
 #: maxPostHandlerReadBytes); past it the connection closes after the answer.
 DISCARD_LIMIT = 256 * 1024
+#: With Expect: 100-continue, the proxy tells the client to send its body itself when the
+#: backend has said nothing after this long (as Go's transport stops waiting after Traefik's
+#: ExpectContinueTimeout of 1 s, and Go's server then sends 100 Continue on the first read).
+CONTINUE_DELAY = 1.0
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 IDLE, ACTIVE, TUNNEL, CLOSED = "idle", "active", "tunnel", "closed"
 
@@ -85,6 +89,7 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.timer: Any = None
         self.processing = False
         self.head_timer = False
+        self.continue_call: Any = None
         self._reset_exchange()
 
     def _reset_exchange(self) -> None:
@@ -100,6 +105,7 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.pending: Optional[PendingConnect] = None
         self.out_head = b""
         self.retried = False
+        self.continued = False
         self.capture: Any = None
         # What an observed exchange reports (t0 None: not observed, or reported already).
         self.t0: Optional[float] = None
@@ -126,6 +132,7 @@ class HTTPServerConnection(Relaying, BackendListener):
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.state = CLOSED
         self._cancel_timer()
+        self._cancel_continue()
         observer = self.factory.observer
         if observer is not None:
             if self.t0 is not None:
@@ -151,16 +158,15 @@ class HTTPServerConnection(Relaying, BackendListener):
             self.capture = None
 
     def readConnectionLost(self) -> None:
-        """The client half-closed: answer what it already sent, then close."""
+        """The client closed its side: it has gone (as Go's server and nginx take it). The
+        exchange in progress is aborted at once, backend included, and counted as 499;
+        requests it pipelined before are not started."""
         self.client_eof = True
-        if self.state == TUNNEL or (self.state == IDLE and not self.buf):
+        if self.state == ACTIVE:
+            self._abort_exchange("client closed before the response ended")
+        elif self.state != CLOSED:
+            self.state = CLOSED
             self.transport.loseConnection()
-        elif self.state == ACTIVE and not self.req_body_done:
-            # The request body was cut short (or will be: the backend is still being
-            # dialled and the body not read yet): nothing sensible can follow.
-            self._abort_exchange("client closed before the request body ended")
-        elif self.state == IDLE:
-            self._process()
 
     def writeConnectionLost(self) -> None:
         self.transport.loseConnection()
@@ -176,9 +182,22 @@ class HTTPServerConnection(Relaying, BackendListener):
 
     def _timed_out(self) -> None:
         self.timer = None
-        if self.state == IDLE:
-            # Idle keep-alive or a request head that never finished: close, as Go does.
-            self.transport.loseConnection()
+        state = self.state
+        if state == IDLE:
+            if self.buf:
+                self._reject(408)  # a request head that never finished within readTimeout
+            else:
+                self.transport.loseConnection()  # idle keep-alive
+        elif state == ACTIVE and not self.req_body_done:
+            # readTimeout covers the whole request, body included (Go's ReadTimeout).
+            if self.resp_started:
+                self._abort_exchange("request not read within readTimeout")
+            else:
+                if self.pending is not None:
+                    self.pending.cancel()
+                    self.pending = None
+                self._drop_backend()
+                self._reject(408)
 
     def close(self) -> None:
         """Close once the exchange in progress (if any) is over: used at shutdown."""
@@ -232,27 +251,34 @@ class HTTPServerConnection(Relaying, BackendListener):
                     self.head_timer = False
                     return
                 end, body_start = find_head_end(buf)
+                limits = self.factory.limits
                 if end < 0:
                     if self.client_eof:
                         self.state = CLOSED
                         self.transport.loseConnection()
-                    elif len(buf) > MAX_HEAD_BYTES:
+                    elif len(buf) > limits.max_head_bytes:
                         self._reject(431)
                     elif not self.head_timer:
                         # A started head must finish within readTimeout (slowloris guard).
                         self.head_timer = True
                         self._arm_timer(self.factory.entrypoint.read_timeout)
                     return
-                if end > MAX_HEAD_BYTES:
+                if end > limits.max_head_bytes:
                     self._reject(431)
                     return
                 head = buf[:end]
                 self.buf = buf[body_start:]
                 try:
-                    req = parse_request_head(head)
+                    req = parse_request_head(head, limits.policy)
                 except HTTPError as e:
                     self._reject(e.status)
                     return
+                if req.framing == "none":
+                    self._cancel_timer()
+                elif not self.head_timer:
+                    # readTimeout runs on until the body is read (Go's ReadTimeout).
+                    self._arm_timer(self.factory.entrypoint.read_timeout)
+                self.head_timer = False
                 self._start_exchange(req)
         finally:
             self.processing = False
@@ -282,8 +308,6 @@ class HTTPServerConnection(Relaying, BackendListener):
     # -- one exchange --------------------------------------------------------------------
 
     def _start_exchange(self, req: RequestHead) -> None:
-        self._cancel_timer()
-        self.head_timer = False
         self.state = ACTIVE
         self.req = req
         self.req_body_done = req.framing == "none"
@@ -296,8 +320,9 @@ class HTTPServerConnection(Relaying, BackendListener):
             self.t0 = factory.clock.seconds()
         info = HTTPRequestInfo.from_request(
             req.method.decode("latin-1"),
-            # Go compares paths as UTF-8 bytes; surrogateescape keeps any other byte distinct.
-            req.target.decode("utf-8", "surrogateescape"),
+            # The cleaned path, and the host it is forwarded with (an absolute-form target's
+            # authority wins over Host): what is routed on is what the backend gets.
+            routing_target(req),
             decode_headers(req.headers),
             self.peer_ip,
         )
@@ -319,7 +344,7 @@ class HTTPServerConnection(Relaying, BackendListener):
             tls=factory.tls,
             proxy_hostname=factory.hostname,
             host_override=None
-            if pick.pass_host_header
+            if pick.pass_host_header and (req.host or req.version != b"HTTP/1.0")
             else ("%s:%d" % (server.host, server.port)).encode("idna"),
         )
         if pick.mirrors and factory.mirrors is not None:
@@ -382,6 +407,8 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.set_peer(conn)
         conn.transport.write(self.out_head)
         self.gate.resume("connect")  # type: ignore[union-attr]
+        if req.expect_continue and not self.req_body_done and not self.continued:
+            self.continue_call = self.factory.clock.callLater(CONTINUE_DELAY, self._continue)
         if self.req_body_done:
             self._request_sent()
             return
@@ -399,7 +426,20 @@ class HTTPServerConnection(Relaying, BackendListener):
         self._log_backend_error(status, reason)
         self._local_response(status)
 
+    def _continue(self) -> None:
+        """The backend said nothing to an Expect: 100-continue: let the client send."""
+        self.continue_call = None
+        if self.state == ACTIVE and not self.resp_started and not self.continued:
+            self.continued = True
+            self.transport.write(CONTINUE)
+
+    def _cancel_continue(self) -> None:
+        call, self.continue_call = self.continue_call, None
+        cancel_call(call)
+
     def _feed_request_body(self, data: bytes) -> None:
+        if self.continue_call is not None:
+            self._cancel_continue()
         try:
             leftover = self.req_decoder.feed(data)  # type: ignore[union-attr]
         except HTTPError as e:
@@ -411,6 +451,7 @@ class HTTPServerConnection(Relaying, BackendListener):
             return
         if leftover is not None:
             self.req_decoder = None
+            self._cancel_timer()  # the readTimeout of this request
             if leftover:
                 self.buf = leftover
                 if len(leftover) > PIPELINE_LIMIT:
@@ -477,6 +518,8 @@ class HTTPServerConnection(Relaying, BackendListener):
 
     def _complete(self) -> None:
         """The response is written: send the mirrors, then serve the next request or close."""
+        if self.continue_call is not None:
+            self._cancel_continue()
         capture, self.capture = self.capture, None
         if capture is not None:
             capture.send()
@@ -502,9 +545,16 @@ class HTTPServerConnection(Relaying, BackendListener):
         status = head.status
         self.origin_head = head
         if status < 200 and status != 101:
+            if status == 100:
+                if self.continued:
+                    return  # the client was told to go on already: once is enough
+                self.continued = True
+                self._cancel_continue()
             if req.version == b"HTTP/1.1":
                 self.transport.write(informational_head(head))
             return
+        if self.continue_call is not None:
+            self._cancel_continue()
         if status == 101:
             if req.upgrade is None:
                 self.backend_failed(502, "101 without an upgrade request", True)
@@ -671,6 +721,16 @@ class HTTPServerConnection(Relaying, BackendListener):
             url=server.url if server is not None else "?",
             reason=reason,
         )
+
+
+def routing_target(req: RequestHead) -> str:
+    """The target the router sees: the forwarded path, in absolute form when the host came
+    from the request line. Go compares paths as UTF-8 bytes; surrogateescape keeps any
+    other byte distinct."""
+    target = req.path
+    if req.host_in_target and req.method != b"CONNECT":
+        target = b"http://" + req.host + target
+    return target.decode("utf-8", "surrogateescape")
 
 
 def _body_length(response: bytes) -> int:
