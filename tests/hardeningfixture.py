@@ -67,6 +67,8 @@ class RawBackend(Protocol):
             answer = self.factory.answer(request)
             if answer is not None:
                 self.transport.write(answer)
+                if self.factory.close_after:
+                    self.transport.loseConnection()
 
     def connectionLost(self, reason: Any = None) -> None:
         self.factory.closed += 1
@@ -136,6 +138,7 @@ class HardeningTestCase(ProxyTestCase):
         factory.requests = []  # type: ignore[attr-defined]
         factory.closed = 0  # type: ignore[attr-defined]
         factory.answer = ok  # type: ignore[attr-defined]
+        factory.close_after = False  # type: ignore[attr-defined]
         self.backend = factory
         port = reactor.listenTCP(0, factory, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
