@@ -143,8 +143,7 @@ class HardeningTestCase(ProxyTestCase):
         port = reactor.listenTCP(0, factory, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         self.backend_port = port.getHost().port
-        for conn_list in (factory.conns,):  # abort what is left at the end
-            self.addCleanup(lambda: [c.transport.abortConnection() for c in conn_list])
+        self.addCleanup(lambda: [c.transport.abortConnection() for c in factory.conns])
 
     def configure(self, clock: Any = None) -> None:
         web = '  web:\n    address: "127.0.0.1:0"\n'

@@ -69,8 +69,7 @@ class CorpusTests(HardeningTestCase):
             self.backend.answer = lambda request, data=case["backend"]: expand(data)
             client = yield self.connect()
             client.transport.write(
-                b"%s /r HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
-                % case["method"].encode()
+                b"%s /r HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n" % case["method"].encode()
             )
             raw = yield client.closed
             reset = not client.reason.check(ConnectionDone)

@@ -169,7 +169,9 @@ class ParserTests(SynchronousTestCase):
             pass
 
     @_FAST
-    @given(st.lists(st.sampled_from(["", ".", "..", "a", "b%2F", "..."]), max_size=8), st.booleans())
+    @given(
+        st.lists(st.sampled_from(["", ".", "..", "a", "b%2F", "..."]), max_size=8), st.booleans()
+    )
     def test_cleanPath(self, segments: List[str], slash: bool) -> None:
         """clean_path is idempotent and leaves no dot segment and no empty segment."""
         path = ("/" + "/".join(segments) + ("/" if slash else "")).encode()
@@ -201,9 +203,16 @@ class ConnectionTests(SynchronousTestCase):
     @given(
         st.binary(max_size=400)
         | st.builds(
-            lambda status, headers, body: status + b"".join(h + b"\r\n" for h in headers) + b"\r\n" + body,
+            lambda status, headers, body: (
+                status + b"".join(h + b"\r\n" for h in headers) + b"\r\n" + body
+            ),
             st.sampled_from(
-                [b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 100 Continue\r\n", b"HTTP/1.0 204 X\r\n", b"HTTP/2 200\r\n"]
+                [
+                    b"HTTP/1.1 200 OK\r\n",
+                    b"HTTP/1.1 100 Continue\r\n",
+                    b"HTTP/1.0 204 X\r\n",
+                    b"HTTP/2 200\r\n",
+                ]
             ),
             st.lists(st.sampled_from(_HEADERS[2:]), max_size=4),
             st.sampled_from(_BODIES) | st.binary(max_size=40),

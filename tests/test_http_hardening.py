@@ -54,15 +54,15 @@ class SmugglingTests(HardeningTestCase):
         targets = [r.split(b" ")[1] for r in self.backend.requests]
         self.assertEqual(targets, [b"/a", b"/normal"])
         post = self.backend.requests[0]
-        self.assertEqual(header_values(first_head(post), b"content-length"), [b"%d" % len(smuggled)])
+        self.assertEqual(
+            header_values(first_head(post), b"content-length"), [b"%d" % len(smuggled)]
+        )
         self.assertTrue(post.endswith(smuggled))
 
     @defer.inlineCallbacks
     def test_connectionCannotRemoveHost(self) -> None:
         """`Connection: Host` leaves the Host the request was routed with."""
-        raw = yield self.exchange(
-            b"GET /x HTTP/1.1\r\nHost: h\r\nConnection: Host, close\r\n\r\n"
-        )
+        raw = yield self.exchange(b"GET /x HTTP/1.1\r\nHost: h\r\nConnection: Host, close\r\n\r\n")
         self.assertIn(b"seen GET /x", raw)
         (request,) = self.backend.requests
         self.assertEqual(header_values(first_head(request), b"host"), [b"h"])
@@ -277,7 +277,9 @@ class EncodedCharactersTests(HardeningTestCase):
             self.http_options = _encoded_options(case["config"])
             self.configure()
             url = case["request"]["url"].encode()
-            raw = yield self.exchange(b"GET %s HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n" % url)
+            raw = yield self.exchange(
+                b"GET %s HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n" % url
+            )
             status = int(raw.split(b" ", 2)[1])
             expect = case["expect"]
             self.assertEqual(status, expect["status"], case["name"])
@@ -437,7 +439,9 @@ class HeaderCountTests(HardeningTestCase):
         """http.maxHeaders: 3 allows three lines."""
         self.http_options = "    http:\n      maxHeaders: 3\n"
         self.configure()
-        raw = yield self.exchange(b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nConnection: close\r\n\r\n")
+        raw = yield self.exchange(
+            b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nConnection: close\r\n\r\n"
+        )
         self.assertTrue(raw.startswith(b"HTTP/1.1 431 "), raw)
         raw = yield self.exchange(b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nConnection: close\r\n\r\n")
         self.assertTrue(raw.startswith(b"HTTP/1.1 200 "), raw)

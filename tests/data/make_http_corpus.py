@@ -34,7 +34,9 @@ def forwarded(
     lines += "X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n"
     if host:
         lines += f"X-Forwarded-Host: {host}\r\n"
-    lines += f"X-Forwarded-Port: {port}\r\nX-Forwarded-Server: {{proxy}}\r\nX-Real-Ip: 127.0.0.1\r\n"
+    lines += (
+        f"X-Forwarded-Port: {port}\r\nX-Forwarded-Server: {{proxy}}\r\nX-Real-Ip: 127.0.0.1\r\n"
+    )
     if framing:
         lines += framing
     elif method not in NO_BODY:
@@ -109,7 +111,13 @@ def main() -> None:
     body_cases = [
         ("length", "Content-Length: 3\r\n", "abc", "Content-Length: 3\r\n", "abc"),
         ("length list", "Content-Length: 3, 3\r\n", "abc", "Content-Length: 3\r\n", "abc"),
-        ("length twice", "Content-Length: 3\r\nContent-Length: 3\r\n", "abc", "Content-Length: 3\r\n", "abc"),
+        (
+            "length twice",
+            "Content-Length: 3\r\nContent-Length: 3\r\n",
+            "abc",
+            "Content-Length: 3\r\n",
+            "abc",
+        ),
         ("length zero", "Content-Length: 0\r\n", "", "Content-Length: 0\r\n", ""),
         ("length leading zeros", "Content-Length: 003\r\n", "abc", "Content-Length: 3\r\n", "abc"),
         (
@@ -278,7 +286,7 @@ def main() -> None:
         "h@x",
         "h?x",
         "h#x",
-        "h\"x",
+        'h"x',
         "h<x",
         "h{x}",
         "h|x",
@@ -361,7 +369,11 @@ def main() -> None:
 
     ok_head = "HTTP/1.1 200 OK\r\n"
     end = "Connection: close\r\n\r\n"
-    answer("length", ok_head + "Content-Length: 2\r\n\r\nok", ok_head + "Content-Length: 2\r\n" + end + "ok")
+    answer(
+        "length",
+        ok_head + "Content-Length: 2\r\n\r\nok",
+        ok_head + "Content-Length: 2\r\n" + end + "ok",
+    )
     answer(
         "length list",
         ok_head + "Content-Length: 2, 2\r\n\r\nok",
@@ -408,7 +420,11 @@ def main() -> None:
         ok_head + "Content-Length: 9\r\n" + end,
         method="HEAD",
     )
-    answer("204", "HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n", "HTTP/1.1 204 No Content\r\nX-A: 1\r\n" + end)
+    answer(
+        "204",
+        "HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n",
+        "HTTP/1.1 204 No Content\r\nX-A: 1\r\n" + end,
+    )
     answer(
         "304",
         "HTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n",
@@ -417,7 +433,11 @@ def main() -> None:
     answer(
         "103 relayed",
         "HTTP/1.1 103 Early Hints\r\nLink: </s>\r\n\r\n" + ok_head + "Content-Length: 2\r\n\r\nok",
-        "HTTP/1.1 103 Early Hints\r\nLink: </s>\r\n\r\n" + ok_head + "Content-Length: 2\r\n" + end + "ok",
+        "HTTP/1.1 103 Early Hints\r\nLink: </s>\r\n\r\n"
+        + ok_head
+        + "Content-Length: 2\r\n"
+        + end
+        + "ok",
     )
     answer(
         "100 once",
@@ -445,7 +465,9 @@ def main() -> None:
         "HTTP/1.1 299 \r\nContent-Length: 0\r\n\r\n",
         "HTTP/1.1 299 \r\nContent-Length: 0\r\n" + end,
     )
-    bad_gateway = "HTTP/1.1 502 Bad Gateway\r\nDate: {date}\r\nContent-Length: 11\r\n" + end + "Bad Gateway"
+    bad_gateway = (
+        "HTTP/1.1 502 Bad Gateway\r\nDate: {date}\r\nContent-Length: 11\r\n" + end + "Bad Gateway"
+    )
     for name, backend in [
         ("garbage", "garbage\r\n\r\n"),
         ("http/2 status", "HTTP/2 200 OK\r\n\r\n"),
@@ -458,7 +480,10 @@ def main() -> None:
         ("nul in value", ok_head + "X-A: a\x00b\r\nContent-Length: 2\r\n\r\nok"),
         ("space before colon", ok_head + "X-A : 1\r\nContent-Length: 2\r\n\r\nok"),
         ("101 unasked", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"),
-        ("11 interim", "HTTP/1.1 103 Early Hints\r\n\r\n" * 11 + ok_head + "Content-Length: 0\r\n\r\n"),
+        (
+            "11 interim",
+            "HTTP/1.1 103 Early Hints\r\n\r\n" * 11 + ok_head + "Content-Length: 0\r\n\r\n",
+        ),
         ("closed before head", "HTTP/1.1 200 OK\r\nContent-"),
     ]:
         if name == "11 interim":

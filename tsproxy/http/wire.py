@@ -227,7 +227,7 @@ def clean_path(path: bytes) -> bytes:
     repeated slashes merged, a trailing slash kept, never above the root."""
     segments: List[bytes] = []
     for segment in path.split(b"/"):
-        if segment == b".." :
+        if segment == b"..":
             if segments:
                 segments.pop()
         elif segment and segment != b".":
