@@ -105,6 +105,22 @@ class SmugglingTests(HardeningTestCase):
         self.assertNotIn(b"890GET", b"".join(self.backend.raw))
 
 
+class _Observer:
+    """Records the status of each finished exchange (the entrypoint's observer)."""
+
+    def __init__(self) -> None:
+        self.statuses: list = []
+
+    def connection_opened(self, entrypoint: str, protocol: str) -> None:
+        pass
+
+    def connection_closed(self, entrypoint: str, protocol: str) -> None:
+        pass
+
+    def exchange(self, record: Any) -> None:
+        self.statuses.append(record.status)
+
+
 class ClientGoneTests(HardeningTestCase):
     """Finding 4: a client that leaves cancels its exchange at once (499)."""
 
@@ -115,7 +131,11 @@ class ClientGoneTests(HardeningTestCase):
 
     @defer.inlineCallbacks
     def test_closeAbortsBackend(self) -> None:
-        """Clients that give up on a backend that never answers leave no sockets behind."""
+        """Clients that give up on a backend that never answers leave no sockets behind,
+        and each exchange is counted as 499."""
+        (web,) = [f for f in self.service.factories if f.name == "web"]
+        observer = _Observer()
+        web.observer = observer
         clients = []
         for i in range(20):
             client = yield self.connect()
@@ -128,6 +148,7 @@ class ClientGoneTests(HardeningTestCase):
         (factory,) = [f for f in self.service.factories if f.name == "web"]
         yield wait_for(lambda: not list(factory.connections))
         self.assertEqual(len(self.service.pool.active), 0)
+        self.assertEqual(observer.statuses, [499] * 20)
 
     @defer.inlineCallbacks
     def test_halfCloseAbortsToo(self) -> None:
