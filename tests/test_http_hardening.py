@@ -17,6 +17,7 @@ from tests.hardeningfixture import (
     HardeningTestCase,
     first_head,
     header_values,
+    ok,
     wait_for,
 )
 from tsproxy.config.static import ENCODED_CHARACTERS, parse_static
@@ -96,8 +97,6 @@ class SmugglingTests(HardeningTestCase):
         yield wait_for(lambda: b"\r\n\r\nok" in first.received)
         first.transport.write(b"890")
         yield first.closed
-        from tests.hardeningfixture import ok
-
         self.backend.answer = ok
         raw = yield self.exchange(b"GET /next HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
         self.assertIn(b"seen GET /next HTTP/1.1", raw)
