@@ -63,6 +63,7 @@ def host_port(host: bytes) -> Optional[bytes]:
 FRAMING = frozenset([b"content-length", b"transfer-encoding", b"host"])
 #: Dropped from a client's request in any case: the proxy writes them itself.
 _REQUEST_OWN = HOP_BY_HOP | frozenset([b"content-length", b"host"])
+_RESPONSE_OWN = HOP_BY_HOP | frozenset([b"content-length"])
 #: Methods Go's transport sends "Content-Length: 0" for when there is no body.
 _NO_EMPTY_LENGTH = frozenset([b"GET", b"HEAD", b"CONNECT"])
 
@@ -86,7 +87,9 @@ def forwarded_request_head(
     """
     drop = _REQUEST_OWN
     if req.connection_tokens:
-        drop = drop | frozenset(t for t in req.connection_tokens if t not in MANAGED_FORWARDED)
+        named = [t for t in req.connection_tokens if t not in drop and t not in MANAGED_FORWARDED]
+        if named:
+            drop = drop | frozenset(named)
     if not trusted:
         drop = drop | MANAGED_FORWARDED
     host = req.host
@@ -147,12 +150,12 @@ def client_response_head(
     `framing_out` is how tsproxy frames the body towards the client: "length" (the
     backend's Content-Length), "chunked" (re-chunked), "close" (until close) or "none".
     """
-    drop = HOP_BY_HOP
+    # With a body, the framing sent is the proxy's own, from what it decodes (one value).
+    drop = HOP_BY_HOP if framing_out == "none" else _RESPONSE_OWN
     if resp.connection_tokens:
-        drop = drop | (frozenset(resp.connection_tokens) - FRAMING)
-    if framing_out != "none":
-        # The framing sent is the proxy's own, from what it decodes (one value, never two).
-        drop = drop | {b"content-length"}
+        named = [t for t in resp.connection_tokens if t not in drop and t not in FRAMING]
+        if named:
+            drop = drop | frozenset(named)
     lines: List[bytes] = [b"HTTP/1.1 %d " % resp.status, resp.reason, b"\r\n"]
     for name, value in resp.headers:
         if name.lower() not in drop:

@@ -29,7 +29,9 @@ _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _TARGET_BAD = re.compile(rb"[\x00-\x20\x7f-\xff#]")
 _ABSOLUTE = re.compile(rb"^[A-Za-z][A-Za-z0-9+.\-]*://")
 # Go's httpguts.validHostByte, without the comma: a Host naming a list is refused.
-_HOST_OK = re.compile(rb"^[0-9A-Za-z!$%&'()*+;=\-.:\[\]_~]*$")
+_HOST_BYTES = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!$%&'()*+;=-.:[]_~"
+# An origin-form target that needs no cleaning: no escape, no dot segment, no empty segment.
+_PATH_WORK = re.compile(rb"%|/\.|//")
 _AUTHORITY_FORM = re.compile(rb"^(?:\[[0-9A-Fa-f:.]+\]|[0-9A-Za-z!$%&'()*+;=\-._~]+):[0-9]+$")
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _DIGITS = re.compile(rb"^[0-9]+$")
@@ -256,7 +258,7 @@ def forwarded_path(path: bytes, policy: RequestPolicy) -> bytes:
 
 def valid_host(host: bytes) -> bool:
     """A Host value Go would accept (any byte of a host, IP literal or port), no list."""
-    return _HOST_OK.match(host) is not None
+    return not host.translate(None, _HOST_BYTES)
 
 
 def _split_target(req: RequestHead, policy: RequestPolicy) -> None:
@@ -327,10 +329,14 @@ def parse_request_head(head: bytes, policy: RequestPolicy = DEFAULT_POLICY) -> R
     if version == b"HTTP/1.1" and not hosts:
         raise HTTPError(400, "missing required Host header")
     if hosts:
-        if not valid_host(hosts[0]):
+        host = hosts[0]
+        if host.translate(None, _HOST_BYTES):
             raise HTTPError(400, "malformed Host header")
-        req.host = hosts[0]
-    _split_target(req, policy)
+        req.host = host
+    if target[0] == 47 and _PATH_WORK.search(target) is None:
+        req.path = target  # origin form, already clean: the common case
+    else:
+        _split_target(req, policy)
     te = _comma_tokens(special, b"transfer-encoding")
     length = _content_length(special, 400)
     if te:
