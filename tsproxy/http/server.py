@@ -162,10 +162,13 @@ class HTTPServerConnection(Relaying, BackendListener):
         exchange in progress is aborted at once, backend included, and counted as 499;
         requests it pipelined before are not started."""
         self.client_eof = True
-        if self.state == ACTIVE:
+        state = self.state
+        if state == ACTIVE:
             self._abort_exchange("client closed before the response ended")
-        elif self.state != CLOSED:
+        elif state == IDLE:
             self.state = CLOSED
+            self.transport.loseConnection()
+        elif state == TUNNEL:
             self.transport.loseConnection()
 
     def writeConnectionLost(self) -> None:
