@@ -10,6 +10,7 @@ from typing import Any
 
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock, deferLater
 
 from tests.hardeningfixture import (
@@ -334,6 +335,21 @@ class ReadTimeoutTests(HardeningTestCase):
         raw = yield client.closed
         self.assertTrue(raw.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), raw)
         yield wait_for(lambda: self.backend.closed == 1)
+
+    @defer.inlineCallbacks
+    def test_answeredBeforeBodyEnds(self) -> None:
+        """A backend that answered early, a body that never ends: the connection is reset
+        at readTimeout (the answer is out, a 408 cannot follow it)."""
+        self.backend.answer = lambda request: None
+        client = yield self.connect()
+        client.transport.write(b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nx")
+        yield wait_for(lambda: b"x" in b"".join(self.backend.raw))
+        self.backend.conns[0].transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        yield wait_for(lambda: client.received.endswith(b"\r\n\r\nok"))
+        self.clock.advance(10)
+        raw = yield client.closed
+        self.assertNotIn(b"408", raw)
+        self.assertFalse(client.reason.check(ConnectionDone))
 
     @defer.inlineCallbacks
     def test_unfinishedHead(self) -> None:
