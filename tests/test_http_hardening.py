@@ -12,6 +12,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock, deferLater
+from twisted.trial.unittest import SynchronousTestCase
 
 from tests.hardeningfixture import (
     Collector,
@@ -258,6 +259,67 @@ def _encoded_options(config: dict) -> str:
     for option, _ in ENCODED_CHARACTERS:
         lines.append("        %s: %s\n" % (option, "true" if config.get(option) else "false"))
     return "".join(lines)
+
+
+class StaticOptionsTests(SynchronousTestCase):
+    """The entrypoint ``http:`` options: values, located errors, notices."""
+
+    def test_table(self) -> None:
+        """Each section gives its values, or its located error, or its notice."""
+        cases = [
+            ("", ((), True, 1 << 20, 100), None, ()),
+            (
+                "http:\n      maxHeaderBytes: 4096\n      maxHeaders: 7\n      sanitizePath: false\n",
+                ((), False, 4096, 7),
+                None,
+                (),
+            ),
+            (
+                "http:\n      encodedCharacters: {allowEncodedSlash: false, allowEncodedHash: false}\n",
+                (("2F", "23"), True, 1 << 20, 100),
+                None,
+                (),
+            ),
+            (
+                "http:\n      maxHeaders: 0\n",
+                None,
+                "5: entryPoints.web.http.maxHeaders: must be",
+                (),
+            ),
+            (
+                "http:\n      sanitizePath: maybe\n",
+                None,
+                "5: entryPoints.web.http.sanitizePath",
+                (),
+            ),
+            ("http:\n      bogus: 1\n", None, "5: entryPoints.web.http.bogus: unknown field", ()),
+            (
+                "http:\n      encodedCharacters: {nope: true}\n",
+                None,
+                "5: entryPoints.web.http.encodedCharacters.nope: unknown field",
+                (),
+            ),
+            (
+                "http:\n      redirections: {}\n",
+                ((), True, 1 << 20, 100),
+                None,
+                ("tsproxy.yaml:5: entryPoints.web.http.redirections: not supported yet, ignored",),
+            ),
+        ]
+        for section, values, error, notices in cases:
+            text = 'entryPoints:\n  web:\n    address: ":80"\n' + (
+                "    " + section if section else ""
+            )
+            config, errors, got_notices = parse_static(text)
+            if error is not None:
+                self.assertEqual(len(errors), 1, section)
+                self.assertIn(error, str(errors[0]), section)
+                continue
+            self.assertEqual(errors, (), section)
+            web = config.entrypoint("web")
+            got = (web.denied_escapes, web.sanitize_path, web.max_header_bytes, web.max_headers)
+            self.assertEqual(got, values, section)
+            self.assertEqual(got_notices, notices, section)
 
 
 class EncodedCharactersTests(HardeningTestCase):
