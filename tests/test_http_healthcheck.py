@@ -386,7 +386,8 @@ class FailoverProxyTests(_HealthSetup):
 
 class _CheckTarget(Resource):
     """A backend for checks: /ok 200, /bad 500, /missing 404, /redirect -> /ok,
-    /redirect-bad -> /bad, /slow never answers; records (method, path, Host, X-Check)."""
+    /redirect-bad -> /bad, /slow never answers, /drip answers 200 and a first piece of a
+    body that never ends; records (method, path, Host, X-Check)."""
 
     isLeaf = True
 
@@ -405,8 +406,11 @@ class _CheckTarget(Resource):
                 (request.getHeader(b"x-check") or b"").decode(),
             )
         )
-        if path == "/slow":
+        if path in ("/slow", "/drip"):
             self.waiting.append(request)
+            if path == "/drip":
+                request.setHeader(b"Content-Length", b"1000000")
+                request.write(b"x" * 100)
             return server.NOT_DONE_YET
         if path.startswith("/redirect"):
             request.setResponseCode(302)
@@ -552,6 +556,22 @@ class CheckerTests(TestCase):
         self.assertEqual(self.target.seen, [])
         self.clock.advance(0.1)
         yield until(lambda: len(self.target.seen) == 1)
+
+    @defer.inlineCallbacks
+    def test_timeout_closes_a_dripping_answer(self) -> None:
+        """A check whose answer's body never ends is DOWN at ``timeout`` and its connection
+        is closed then (one check per interval must not leave one connection each)."""
+        spec = HealthCheckSpec("/drip", interval=10.0, timeout=2.0)
+        node = self.balancer(spec)
+        self.monitor.update(_Table(node))
+        checker = self.monitor.checkers[node]
+        self.clock.advance(10.0)
+        yield until(lambda: len(self.target.seen) == 1 and len(self.wrapper.protocols) == 1)
+        yield task.deferLater(reactor, 0.05, lambda: None)
+        self.clock.advance(2.0)
+        yield until(lambda: not checker.in_flight)
+        self.assertFalse(node.states.up(node.definition.servers[0].url))
+        yield until(lambda: not self.wrapper.protocols)
 
     @defer.inlineCallbacks
     def test_concurrency_bound(self) -> None:

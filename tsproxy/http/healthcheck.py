@@ -43,8 +43,8 @@ Change = Callable[[str, str, bool], None]
 class _Discard(Protocol):
     """Reads a check's answer body (up to a limit) and fires when it is over."""
 
-    def __init__(self, done: defer.Deferred[None]) -> None:
-        self.done = done
+    def __init__(self) -> None:
+        self.done: defer.Deferred[None] = defer.Deferred(self._cancel)
         self.seen = 0
 
     def dataReceived(self, data: bytes) -> None:
@@ -55,6 +55,12 @@ class _Discard(Protocol):
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         if not self.done.called:
             self.done.callback(None)
+
+    def _cancel(self, done: defer.Deferred[None]) -> None:
+        """The check timed out (or stopped) while the body was coming: close the connection,
+        or a body that never ends would keep it open, one more each interval."""
+        if self.transport is not None:
+            self.transport.stopProducing()  # type: ignore[attr-defined]
 
 
 class _Checker:
@@ -178,11 +184,11 @@ class _Checker:
 
     def _answer(self, response: Any) -> defer.Deferred[Any]:
         code = int(response.code)
-        body_done: defer.Deferred[None] = defer.Deferred()
-        response.deliverBody(_Discard(body_done))
+        reader = _Discard()
+        response.deliverBody(reader)
         assert self.spec is not None
         verdict = (healthy_status(code, self.spec.status), f"health check answered {code}")
-        return body_done.addCallback(lambda _: verdict)
+        return reader.done.addCallback(lambda _: verdict)
 
     def _unreachable(self, failure: Failure) -> Any:
         if failure.check(defer.CancelledError):
