@@ -511,7 +511,7 @@ class CheckerTests(TestCase):
     @defer.inlineCallbacks
     def test_port_override_and_refused(self) -> None:
         """``port`` replaces the server's port; a refused connection is DOWN, with one log
-        line (a warning) for the transition."""
+        line (a warning) for the transition and none for the checks' connections."""
         apply_log_level("INFO")
         self.addCleanup(apply_log_level, "INFO")
         lines = LogLines(self)
@@ -526,6 +526,8 @@ class CheckerTests(TestCase):
         )
         transitions = [line for line in lines.lines if " is DOWN " in line or " is UP " in line]
         self.assertEqual(len(transitions), 1, transitions)
+        # No "Starting factory"/"Stopping factory" lines: two per check would flood the log.
+        self.assertEqual([line for line in lines.lines if " factory " in line], [])
         self.assertTrue(
             transitions[0].startswith("svc: server http://127.0.0.1:%d is DOWN (" % (closed,)),
             transitions,

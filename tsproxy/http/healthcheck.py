@@ -14,7 +14,12 @@ from typing import Any, Callable, Dict, List, Optional, Set
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool, RedirectAgent
+from twisted.web.client import (
+    Agent,
+    HTTPConnectionPool,
+    RedirectAgent,
+    _HTTP11ClientFactory,
+)
 from twisted.web.http_headers import Headers
 
 from tsproxy.balance.health import (
@@ -63,6 +68,14 @@ class _Discard(Protocol):
             self.transport.stopProducing()  # type: ignore[attr-defined]
 
 
+class _QuietFactory(_HTTP11ClientFactory):
+    noisy = False  # no "Starting factory" / "Stopping factory" lines for every check
+
+
+class _QuietPool(HTTPConnectionPool):
+    _factory = _QuietFactory
+
+
 class _Checker:
     """The health of one load balancer: its active check loops and its passive window."""
 
@@ -78,7 +91,7 @@ class _Checker:
         self.stopped = False
         self.agent: Any = None
         if self.spec is not None:
-            pool = HTTPConnectionPool(monitor.reactor, persistent=False)
+            pool = _QuietPool(monitor.reactor, persistent=False)
             agent: Any = Agent(monitor.reactor, pool=pool, connectTimeout=self.spec.timeout)
             if self.spec.follow_redirects:
                 agent = RedirectAgent(agent)
