@@ -386,7 +386,7 @@ class FailoverProxyTests(_HealthSetup):
 
 class _CheckTarget(Resource):
     """A backend for checks: /ok 200, /bad 500, /missing 404, /redirect -> /ok,
-    /redirect-bad -> /bad, /slow never answers, /drip answers 200 and a first piece of a
+    /redirect-bad -> /bad, /redirect-away -> http://localhost:<port>/ok, /slow never answers, /drip answers 200 and a first piece of a
     body that never ends; records (method, path, Host, X-Check)."""
 
     isLeaf = True
@@ -412,6 +412,11 @@ class _CheckTarget(Resource):
                 request.setHeader(b"Content-Length", b"1000000")
                 request.write(b"x" * 100)
             return server.NOT_DONE_YET
+        if path == "/redirect-away":
+            request.setResponseCode(302)
+            port = request.getHost().port
+            request.setHeader(b"Location", b"http://localhost:%d/ok" % (port,))
+            return b""
         if path.startswith("/redirect"):
             request.setResponseCode(302)
             request.setHeader(b"Location", b"/bad" if path == "/redirect-bad" else b"/ok")
@@ -497,6 +502,21 @@ class CheckerTests(TestCase):
                 HealthCheckSpec("/redirect-bad"),
                 False,
                 [("GET", "/redirect-bad", host, ""), ("GET", "/bad", host, "")],
+            ),
+            (
+                # A redirect to another host: the Host header is the new URL's (as in Go),
+                # even when hostname is set; a relative one keeps it.
+                HealthCheckSpec("/redirect-away", hostname="x.example"),
+                True,
+                [
+                    ("GET", "/redirect-away", "x.example", ""),
+                    ("GET", "/ok", "localhost:%d" % (self.port,), ""),
+                ],
+            ),
+            (
+                HealthCheckSpec("/redirect", hostname="x.example"),
+                True,
+                [("GET", "/redirect", "x.example", ""), ("GET", "/ok", "x.example", "")],
             ),
             (
                 HealthCheckSpec("/redirect-bad", follow_redirects=False),

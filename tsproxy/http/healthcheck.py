@@ -10,6 +10,7 @@ of checks, no status reset); the checkers of balancers a reload removed stop.
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Set
+from urllib.parse import urlsplit
 
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
@@ -76,6 +77,20 @@ class _QuietPool(HTTPConnectionPool):
     _factory = _QuietFactory
 
 
+class _RedirectAgent(RedirectAgent):
+    """RedirectAgent whose redirect to an absolute Location sends that URL's Host (as Go's
+    client does); a relative one keeps the check's Host (``hostname``)."""
+
+    def _handleRedirect(  # type: ignore[no-untyped-def]
+        self, response, method, uri, headers, redirectCount
+    ):
+        locations = response.headers.getRawHeaders(b"location", [])
+        if headers is not None and locations and urlsplit(locations[0]).scheme:
+            headers = headers.copy()
+            headers.removeHeader(b"host")
+        return super()._handleRedirect(response, method, uri, headers, redirectCount)
+
+
 class _Checker:
     """The health of one load balancer: its active check loops and its passive window."""
 
@@ -94,7 +109,7 @@ class _Checker:
             pool = _QuietPool(monitor.reactor, persistent=False)
             agent: Any = Agent(monitor.reactor, pool=pool, connectTimeout=self.spec.timeout)
             if self.spec.follow_redirects:
-                agent = RedirectAgent(agent)
+                agent = _RedirectAgent(agent)
             self.agent = agent
 
     @property
