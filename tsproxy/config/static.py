@@ -44,7 +44,6 @@ _IGNORED_SECTIONS = {
 _IGNORED_ENTRYPOINT_FIELDS = {
     name: _NOT_YET
     for name in (
-        "http",
         "http2",
         "http3",
         "proxyProtocol",
@@ -54,6 +53,35 @@ _IGNORED_ENTRYPOINT_FIELDS = {
         "observability",
     )
 }
+#: An entrypoint's ``http`` settings that change what reaches the backends of every router on
+#: it, with the values that change nothing: any other value is an error (fail closed).
+_ENTRYPOINT_HTTP_INERT = {
+    "middlewares": [],
+    "redirections": None,
+    "tls": None,
+    "encodeQuerySemicolons": False,
+    "sanitizePath": True,
+    "maxHeaderBytes": None,
+}
+
+
+def _entrypoint_http(fields: Fields) -> None:
+    """An entrypoint's ``http`` section: its middlewares, redirections, TLS and request
+    rewriting would apply to every router on the entrypoint, so one that is set is an error
+    rather than served without it."""
+    present, section = fields.section("http")
+    if not present or section is None:
+        return
+    for key, inert in _ENTRYPOINT_HTTP_INERT.items():
+        if section.has(key) and section.data[key] != inert:
+            raise section.fail(
+                key,
+                "not supported yet: it would apply to every router on the entrypoint, so the"
+                " configuration is refused rather than served without it",
+            )
+    section.done(list(_ENTRYPOINT_HTTP_INERT))
+
+
 # udp.maxSessions (a tsproxy extension): UDP sessions an entrypoint keeps at once; past it the
 # least recently used one is closed. Each session holds a socket, so this bounds descriptors.
 DEFAULT_UDP_MAX_SESSIONS = 10000
@@ -267,6 +295,7 @@ def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoi
             raise udp.fail("timeout", "must be above 0 (as in Traefik)")
         udp_max_sessions = udp.integer("maxSessions", udp_max_sessions, minimum=1)
         udp.done()
+    _entrypoint_http(fields)
     fields.done(_IGNORED_ENTRYPOINT_FIELDS)
     return EntryPoint(
         name=name,
