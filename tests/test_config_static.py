@@ -298,6 +298,10 @@ class StaticConfigTests(SynchronousTestCase):
                 ],
             ),
             (
+                'entryPoints:\n  web:\n    address: ":80"\n    proxyProtocol: {insecure: true}\n',
+                ["tsproxy.yaml:4: entryPoints.web.proxyProtocol: not supported yet on entrypoints"],
+            ),
+            (
                 'entryPoints:\n  web:\n    address: ":80"\n    http: {bogus: 1}\n',
                 ["tsproxy.yaml:4: entryPoints.web.http.bogus: unknown field"],
             ),

@@ -46,7 +46,6 @@ _IGNORED_ENTRYPOINT_FIELDS = {
     for name in (
         "http2",
         "http3",
-        "proxyProtocol",
         "reusePort",
         "asDefault",
         "allowACMEByPass",
@@ -296,6 +295,10 @@ def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoi
         udp_max_sessions = udp.integer("maxSessions", udp_max_sessions, minimum=1)
         udp.done()
     _entrypoint_http(fields)
+    if fields.has("proxyProtocol"):
+        # Traefik strips (and, from trusted peers, reads) PROXY headers on such an entrypoint;
+        # ignored, they would reach TCP backends and the client address would be the peer's.
+        raise fields.fail("proxyProtocol", "not supported yet on entrypoints")
     fields.done(_IGNORED_ENTRYPOINT_FIELDS)
     return EntryPoint(
         name=name,
