@@ -654,8 +654,37 @@ class _Failing(Resource):
         return b"broken\n"
 
 
+class _CutAnswer(Protocol):
+    """Answers 500 with a body shorter than its Content-Length, then closes."""
+
+    def dataReceived(self, data: bytes) -> None:
+        if b"\r\n\r\n" in data:
+            self.transport.write(b"HTTP/1.1 500 Oops\r\nContent-Length: 100\r\n\r\nabc")
+            self.transport.loseConnection()
+
+
 class PassiveProxyTests(ProxyTestCase):
     """passiveHealthCheck through the proxy: failures of proxied requests take a server out."""
+
+    @defer.inlineCallbacks
+    def test_one_request_counts_once(self) -> None:
+        """A 500 whose body is then cut short is one failed request, not two: with
+        maxFailedAttempts 2 the server stays in after it."""
+        good = self.start_app("good")
+        cutting = reactor.listenTCP(0, Factory.forProtocol(_CutAnswer), interface="127.0.0.1")
+        self.addCleanup(cutting.stopListening)
+        self.write("tsproxy.yaml", STATIC)
+        self.write("pair.yaml", PASSIVE % (good, cutting.getHost().port))
+        self.start_proxy(clock=task.Clock())
+        for _ in range(2):
+            try:
+                yield self.get("pair")
+            except Exception:
+                pass  # the cut answer
+        node = self.service.table.services[  # type: ignore[union-attr]
+            self.service.table.routers[0].service.name  # type: ignore[union-attr]
+        ]
+        self.assertEqual(node.states.down_keys(), ())
 
     @defer.inlineCallbacks
     def test_failures_take_out_and_window_brings_back(self) -> None:
