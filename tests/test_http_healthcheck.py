@@ -726,7 +726,8 @@ class PassiveProxyTests(ProxyTestCase):
 
 class _GRPCHealth(Protocol):
     """A grpc.health.v1 server over h2c: each Check answers the factory's next status
-    (1 SERVING, 2 NOT_SERVING); other methods answer grpc-status 12 (unimplemented)."""
+    (1 SERVING, 2 NOT_SERVING); /bad answers 500; other methods answer grpc-status 12
+    (unimplemented) with status 200."""
 
     def connectionMade(self) -> None:
         self.h2 = H2Connection(H2Configuration(client_side=False, header_encoding=None))
@@ -747,6 +748,9 @@ class _GRPCHealth(Protocol):
 
     def answer(self, stream: int) -> None:
         h2 = self.h2
+        if self.paths[stream] == b"/bad":
+            h2.send_headers(stream, [(b":status", b"500")], end_stream=True)
+            return
         if self.paths[stream] != b"/grpc.health.v1.Health/Check":
             headers = [(b":status", b"200"), (b"content-type", b"application/grpc")]
             h2.send_headers(stream, headers + [(b"grpc-status", b"12")], end_stream=True)
@@ -817,6 +821,35 @@ class GRPCCheckerTests(TestCase):
         self.assertEqual(
             (call[b":method"], call[b":path"], call[b"content-type"], call[b"te"]),
             (b"POST", b"/grpc.health.v1.Health/Check", b"application/grpc", b"trailers"),
+        )
+
+    @defer.inlineCallbacks
+    def test_h2c_server(self) -> None:
+        """mode: http on a server of scheme h2c speaks h2c, as Traefik's check does: the
+        method, path and query, Host (as :authority) and headers; a 200 is UP, a 500 DOWN."""
+        server_ = Server.at("h2c", "127.0.0.1", self.port, TransportSettings())
+        table = [
+            (HealthCheckSpec("/ok?x=1", hostname="h.example", headers=(("X-Check", "1"),)), True),
+            (HealthCheckSpec("/bad"), False),
+        ]
+        for spec, up in table:
+            node = LoadBalancer.build(LoadBalancerDef("svc", (server_,), health_check=spec))
+            self.monitor.update(_Table(node))
+            checker = self.monitor.checkers[node]
+            self.clock.advance(spec.interval)
+            yield until(lambda checker=checker: not checker.in_flight)  # type: ignore[misc]
+            self.assertEqual(node.states.up(server_.url), up, spec)
+            self.monitor.update(_Table())
+        seen = [
+            (call[b":method"], call[b":path"], call[b":authority"], call.get(b"x-check"))
+            for call in self.factory.calls  # type: ignore[attr-defined]
+        ]
+        self.assertEqual(
+            seen,
+            [
+                (b"GET", b"/ok?x=1", b"h.example", b"1"),
+                (b"GET", b"/bad", b"127.0.0.1:%d" % (self.port,), None),
+            ],
         )
 
 

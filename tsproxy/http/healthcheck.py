@@ -30,7 +30,7 @@ from tsproxy.balance.health import (
     healthy_status,
     transition_text,
 )
-from tsproxy.http.grpccheck import grpc_check
+from tsproxy.http.grpccheck import grpc_check, h2c_check
 from tsproxy.logs import get_logger
 from tsproxy.runtime.services import LoadBalancer, Server
 
@@ -181,15 +181,42 @@ class _Checker:
             request = check_request(server.url, spec)
         except TargetError as e:
             return defer.succeed((False, str(e)))
+        target = urlsplit(request.url)
+        if target.scheme == "h2c":
+            d = self._check_h2c(server, request, target)
+        else:
+            d = self._check_http(request)
+        d.addErrback(self._unreachable)
+        d.addTimeout(spec.timeout, self.monitor.clock)
+        d.addErrback(self._timed_out)
+        return d
+
+    def _check_http(self, request: Any) -> defer.Deferred[Any]:
         headers = Headers()
         for name, value in request.headers:
             headers.addRawHeader(name.encode("latin-1"), value.encode("latin-1"))
         d = self.agent.request(request.method.encode("ascii"), request.url.encode("ascii"), headers)
         d.addCallback(self._answer)
-        d.addErrback(self._unreachable)
-        d.addTimeout(spec.timeout, self.monitor.clock)
-        d.addErrback(self._timed_out)
-        return d
+        return d  # type: ignore[no-any-return]
+
+    def _check_h2c(self, server: Server, request: Any, target: Any) -> defer.Deferred[Any]:
+        """A server of scheme h2c is checked over h2c, as Traefik does (no redirects)."""
+        spec = self.spec
+        assert spec is not None
+        path = target.path + ("?" + target.query if target.query else "")
+        (host,) = [value for name, value in request.headers if name == "Host"]
+        others = tuple((name, value) for name, value in request.headers if name != "Host")
+        return h2c_check(
+            self.monitor.reactor,
+            server.host,
+            spec.port or server.port,
+            spec.timeout,
+            request.method,
+            path,
+            host,
+            others,
+            spec.status,
+        )
 
     def _check_grpc(self, server: Server) -> defer.Deferred[Any]:
         """A grpc.health.v1 check, as Traefik's: on the server's host, at ``port`` if set;
