@@ -240,7 +240,8 @@ class GoodDocumentTests(SynchronousTestCase):
         )
 
     def test_serversTransport(self) -> None:
-        """A ServersTransport reads its timeouts; absent maxIdleConnsPerHost means 200, -1 means 0."""
+        """A ServersTransport reads its timeouts; absent maxIdleConnsPerHost means 200, -1 means 0;
+        a TLS field tsproxy cannot honour (rootCAsSecrets) is an error."""
         text = """\
         apiVersion: traefik.io/v1alpha1
         kind: ServersTransport
@@ -256,10 +257,23 @@ class GoodDocumentTests(SynchronousTestCase):
         metadata: {name: noreuse}
         spec:
           maxIdleConnsPerHost: -1
+        ---
+        apiVersion: traefik.io/v1alpha1
+        kind: ServersTransport
+        metadata: {name: pinned}
+        spec:
           rootCAsSecrets: [ca]
         """
         resources, errors, notices = load(text)
-        self.assertEqual(errors, [])
+        # rootCAsSecrets (like the other TLS fields) would restrict the trusted servers:
+        # refused, not ignored.
+        self.assertEqual(
+            errors,
+            [
+                "wrr.yaml:20: ServersTransport default/pinned: spec.rootCAsSecrets: not supported"
+                " yet: TLS towards servers uses the system's trusted CAs only"
+            ],
+        )
         self.assertEqual(
             resources,
             (
@@ -273,12 +287,7 @@ class GoodDocumentTests(SynchronousTestCase):
                 ),
             ),
         )
-        self.assertEqual(
-            notices,
-            [
-                "wrr.yaml:15: ServersTransport default/noreuse: spec.rootCAsSecrets: not supported yet, ignored"
-            ],
-        )
+        self.assertEqual(notices, [])
 
     def test_coreKinds(self) -> None:
         """Service, Endpoints (ready addresses only) and EndpointSlice (ready not false)."""

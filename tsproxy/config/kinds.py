@@ -560,7 +560,14 @@ def read_transport(spec: Fields) -> TransportSettings:
         "minVersion",
         "maxVersion",
     )
-    spec.done({name: _NOT_YET for name in tls_fields})
+    for name in tls_fields:
+        if spec.has(name):
+            # Each restricts which servers are trusted (or who the proxy is to them); ignored,
+            # any server the system trusts would get the traffic: refuse the transport.
+            raise spec.fail(
+                name, "not supported yet: TLS towards servers uses the system's trusted CAs only"
+            )
+    spec.done()
     return settings
 
 
