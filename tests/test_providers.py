@@ -644,6 +644,54 @@ class CRDOptionTests(SynchronousTestCase):
         self.assertEqual(len(errors), 1)
         self.assertIn("other/wrr is in another namespace", errors[0])
 
+    def test_cross_namespace_tls_options(self) -> None:
+        """An IngressRoute or IngressRouteTCP using another namespace's TLSOption is disabled
+        without allowCrossNamespace (as in Traefik), and works with it."""
+        option = dedent(
+            """
+            ---
+            apiVersion: traefik.io/v1alpha1
+            kind: TLSOption
+            metadata: {name: loose, namespace: other}
+            spec: {minVersion: VersionTLS10}
+            """
+        )
+        route = ROUTE.format(namespace="default", extra="", ref="")
+        route += "  tls:\n    options: {name: loose, namespace: other}\n"
+        tcp = dedent(
+            """
+            ---
+            apiVersion: traefik.io/v1alpha1
+            kind: IngressRouteTCP
+            metadata: {name: t}
+            spec:
+              routes:
+                - match: HostSNI(`t`)
+                  services: [{name: app-v1, port: 80}]
+              tls:
+                options: {name: loose, namespace: other}
+            """
+        )
+        text = route + tcp
+        problem = (
+            "spec.tls.options: TLSOption other/loose is in another namespace: cross-namespace"
+            " references need providers.kubernetesCRD.allowCrossNamespace"
+        )
+        self.assertEqual(
+            self.servers("    allowCrossNamespace: false\n", text, option),
+            (
+                [],
+                [
+                    f"r.yaml:6: IngressRoute default/ir: {problem}",
+                    f"r.yaml:16: IngressRouteTCP default/t: {problem}",
+                ],
+            ),
+        )
+        self.assertEqual(
+            self.servers("    allowCrossNamespace: true\n", text, option),
+            (["http://10.0.0.1:8080"], []),
+        )
+
     def test_native_and_node_port(self) -> None:
         """nativeLB sends to the ClusterIP; nodePortLB to every Node's InternalIP at the node
         port, and is an error without Nodes."""

@@ -387,6 +387,9 @@ class _Builder:
             rule = compile_http_rule(route.match, syntax=syntax)
         except RuleError as exc:
             return failed(source.error(f"match: {exc}"))
+        problem = self.directory.tls_options_problem(ingress.tls, ingress.meta.namespace)
+        if problem is not None:
+            return failed(source.error(problem))
         try:
             definition = self.route_service(ingress, route, key)
         except _RefError as error:
