@@ -493,6 +493,12 @@ class CheckerTests(TestCase):
                 True,
                 [("HEAD", "/ok", "x.example", "1")],
             ),
+            # Values outside Latin-1 go as UTF-8 bytes, as Go sends a string.
+            (
+                HealthCheckSpec("/ok", headers=(("X-Check", "✓"),)),
+                True,
+                [("GET", "/ok", host, "✓")],
+            ),
             (
                 HealthCheckSpec("/redirect"),
                 True,

@@ -212,7 +212,7 @@ def h2c_check(
         authority.encode("idna"),
         method.encode("ascii"),
         path.encode("ascii"),
-        tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers),
+        tuple((name.encode("utf-8"), value.encode("utf-8")) for name, value in headers),
         expected,
     )
     return _connect(reactor, host, port, timeout, call)

@@ -194,7 +194,7 @@ class _Checker:
     def _check_http(self, request: Any) -> defer.Deferred[Any]:
         headers = Headers()
         for name, value in request.headers:
-            headers.addRawHeader(name.encode("latin-1"), value.encode("latin-1"))
+            headers.addRawHeader(name.encode("utf-8"), value.encode("utf-8"))
         d = self.agent.request(request.method.encode("ascii"), request.url.encode("ascii"), headers)
         d.addCallback(self._answer)
         return d  # type: ignore[no-any-return]
