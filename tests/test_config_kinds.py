@@ -656,6 +656,11 @@ BAD_DOCUMENTS = [
         ".passiveHealthCheck: applies to Service references only",
     ),
     (
+        ROUTE_HEAD + "        - {name: a, port: 80, healthCheck: {path: /h, method: GÉT}}\n",
+        "wrr.yaml:8: IngressRoute default/app: spec.routes[0].services[0].healthCheck.method:"
+        " must be an HTTP method name",
+    ),
+    (
         ROUTE_HEAD + "        - {name: a, port: 80, healthCheck: {path: /h, scheme: h2c}}\n",
         "wrr.yaml:8: IngressRoute default/app: spec.routes[0].services[0].healthCheck.scheme:"
         " h2c is for mode grpc only",
