@@ -35,6 +35,7 @@ from tsproxy.runtime.reload import static_change
 from tsproxy.tcp.entrypoint import EntryPointFactory
 from tsproxy.udp.listener import UDPEntryPoint
 from tsproxy.watch import ConfigWatcher, watch_directory
+from tsproxy.workers.sockets import listen_tcp_shared
 
 log = get_logger(__name__)
 
@@ -82,6 +83,9 @@ def _tls_client_options(hostname: str) -> Any:
 
 class ProxyService(Service):
     """The running proxy."""
+
+    #: Listen with SO_REUSEPORT, sharing each port with the other workers (tsproxy.workers).
+    reuse_port = False
 
     def __init__(
         self,
@@ -348,7 +352,7 @@ class ProxyService(Service):
         )
         factory.internal = internal_endpoints(self, ep.name)
         try:
-            port = self.reactor.listenTCP(ep.port, factory, backlog=1024, interface=ep.host)
+            port = self._listen_tcp(ep, factory)
         except CannotListenError as e:
             raise StartupError(_cannot_listen(ep, e)) from None
         self.ports[ep.name] = port
@@ -356,13 +360,18 @@ class ProxyService(Service):
         log.info("entrypoint {name} listening on {addr}", name=ep.name, addr=port.getHost())
         return True
 
+    def _listen_tcp(self, ep: EntryPoint, factory: Any) -> Any:
+        if self.reuse_port:
+            return listen_tcp_shared(self.reactor, ep.host, ep.port, factory)
+        return self.reactor.listenTCP(ep.port, factory, backlog=1024, interface=ep.host)
+
     def _open_udp(self, ep: EntryPoint) -> bool:
         """Listen on one UDP entrypoint (sessions keep the server they picked on a reload)."""
         listener = UDPEntryPoint(
             ep, self.current_table, self.reactor, self.clock, metrics=self.metrics
         )
         try:
-            listener.listen()
+            listener.listen(self.reuse_port)
         except CannotListenError as e:
             raise StartupError(_cannot_listen(ep, e)) from None
         self.udp[ep.name] = listener
