@@ -97,8 +97,8 @@ class Channel(Int32StringReceiver):
 
     def connectionLost(self, reason: Any = None) -> None:
         self.connected_now = False
+        self.on_close()
         pending, self._pending = self._pending, {}
         for d, timer in pending.values():
             timer.cancel()
             d.errback(ChannelError("channel closed"))
-        self.on_close()
