@@ -75,56 +75,76 @@ class MergeTests(SynchronousTestCase):
         rows = [
             (
                 "equal labels are summed",
-                [COUNTER + REQ + '{code="200",entrypoint="web"} 3\n',
-                 COUNTER + REQ + '{code="200",entrypoint="web"} 4\n'],
+                [
+                    COUNTER + REQ + '{code="200",entrypoint="web"} 3\n',
+                    COUNTER + REQ + '{code="200",entrypoint="web"} 4\n',
+                ],
                 {key(REQ, **CODE_200): 7},
             ),
             (
                 "other labels are kept apart",
-                [COUNTER + REQ + '{code="200",entrypoint="web"} 3\n',
-                 COUNTER + REQ + '{code="404",entrypoint="web"} 1\n'],
+                [
+                    COUNTER + REQ + '{code="200",entrypoint="web"} 3\n',
+                    COUNTER + REQ + '{code="404",entrypoint="web"} 1\n',
+                ],
                 {key(REQ, **CODE_200): 3, key(REQ, **CODE_404): 1},
             ),
             (
                 "open connections (a gauge) are summed",
-                [OPEN + 'traefik_open_connections{entrypoint="web",protocol="TCP"} 2\n',
-                 OPEN + 'traefik_open_connections{entrypoint="web",protocol="TCP"} 5\n'],
+                [
+                    OPEN + 'traefik_open_connections{entrypoint="web",protocol="TCP"} 2\n',
+                    OPEN + 'traefik_open_connections{entrypoint="web",protocol="TCP"} 5\n',
+                ],
                 {key("traefik_open_connections", entrypoint="web", protocol="TCP"): 7},
             ),
             (
                 "a server is up if any worker finds it up",
-                [UP + 'traefik_service_server_up{service="s",url="http://a"} 0\n'
-                 'traefik_service_server_up{service="s",url="http://b"} 0\n',
-                 UP + 'traefik_service_server_up{service="s",url="http://a"} 1\n'
-                 'traefik_service_server_up{service="s",url="http://b"} 0\n'],
-                {key("traefik_service_server_up", service="s", url="http://a"): 1,
-                 key("traefik_service_server_up", service="s", url="http://b"): 0},
+                [
+                    UP + 'traefik_service_server_up{service="s",url="http://a"} 0\n'
+                    'traefik_service_server_up{service="s",url="http://b"} 0\n',
+                    UP + 'traefik_service_server_up{service="s",url="http://a"} 1\n'
+                    'traefik_service_server_up{service="s",url="http://b"} 0\n',
+                ],
+                {
+                    key("traefik_service_server_up", service="s", url="http://a"): 1,
+                    key("traefik_service_server_up", service="s", url="http://b"): 0,
+                },
             ),
             (
                 "reload counts and times: the largest, every worker reloads each time",
-                [RELOADS + "traefik_config_reloads_total 3\n" + LAST
-                 + "traefik_config_last_reload_success 1700000000\n",
-                 RELOADS + "traefik_config_reloads_total 1\n" + LAST
-                 + "traefik_config_last_reload_success 1700000100\n"],
-                {key("traefik_config_reloads_total"): 3,
-                 key("traefik_config_last_reload_success"): 1700000100},
+                [
+                    RELOADS
+                    + "traefik_config_reloads_total 3\n"
+                    + LAST
+                    + "traefik_config_last_reload_success 1700000000\n",
+                    RELOADS
+                    + "traefik_config_reloads_total 1\n"
+                    + LAST
+                    + "traefik_config_last_reload_success 1700000100\n",
+                ],
+                {
+                    key("traefik_config_reloads_total"): 3,
+                    key("traefik_config_last_reload_success"): 1700000100,
+                },
             ),
             (
                 "histogram buckets, sums and counts are summed",
-                [HISTOGRAM
-                 + 'traefik_entrypoint_request_duration_seconds_bucket{le="0.1"} 1\n'
-                 'traefik_entrypoint_request_duration_seconds_bucket{le="+Inf"} 2\n'
-                 "traefik_entrypoint_request_duration_seconds_count 2\n"
-                 "traefik_entrypoint_request_duration_seconds_sum 0.5\n",
-                 HISTOGRAM
-                 + 'traefik_entrypoint_request_duration_seconds_bucket{le="0.1"} 0\n'
-                 'traefik_entrypoint_request_duration_seconds_bucket{le="+Inf"} 1\n'
-                 "traefik_entrypoint_request_duration_seconds_count 1\n"
-                 "traefik_entrypoint_request_duration_seconds_sum 0.25\n"],
-                {key("traefik_entrypoint_request_duration_seconds_bucket", le="0.1"): 1,
-                 key("traefik_entrypoint_request_duration_seconds_bucket", le="+Inf"): 3,
-                 key("traefik_entrypoint_request_duration_seconds_count"): 3,
-                 key("traefik_entrypoint_request_duration_seconds_sum"): 0.75},
+                [
+                    HISTOGRAM + 'traefik_entrypoint_request_duration_seconds_bucket{le="0.1"} 1\n'
+                    'traefik_entrypoint_request_duration_seconds_bucket{le="+Inf"} 2\n'
+                    "traefik_entrypoint_request_duration_seconds_count 2\n"
+                    "traefik_entrypoint_request_duration_seconds_sum 0.5\n",
+                    HISTOGRAM + 'traefik_entrypoint_request_duration_seconds_bucket{le="0.1"} 0\n'
+                    'traefik_entrypoint_request_duration_seconds_bucket{le="+Inf"} 1\n'
+                    "traefik_entrypoint_request_duration_seconds_count 1\n"
+                    "traefik_entrypoint_request_duration_seconds_sum 0.25\n",
+                ],
+                {
+                    key("traefik_entrypoint_request_duration_seconds_bucket", le="0.1"): 1,
+                    key("traefik_entrypoint_request_duration_seconds_bucket", le="+Inf"): 3,
+                    key("traefik_entrypoint_request_duration_seconds_count"): 3,
+                    key("traefik_entrypoint_request_duration_seconds_sum"): 0.75,
+                },
             ),
             (
                 "a family only one worker has",
@@ -140,8 +160,9 @@ class MergeTests(SynchronousTestCase):
     def test_roundTrip(self) -> None:
         """One worker's real exposition comes out of the merge as it went in."""
         metrics = make()
-        metrics.set_servers(fake_table(["default-app-wrr-846b2c19626676e0a8ba"],
-                                       {"default-app-v1-80": [80, 81]}))
+        metrics.set_servers(
+            fake_table(["default-app-wrr-846b2c19626676e0a8ba"], {"default-app-v1-80": [80, 81]})
+        )
         metrics.config_reload(True)
         metrics.exchange(exchange())
         metrics.exchange(exchange(status=502, duration=3.0))
@@ -197,8 +218,10 @@ class StatsTests(SynchronousTestCase):
             ([], {}),
             ([{a: {"requests": 2, "errors": 1}}], {a: {"requests": 2, "errors": 1}}),
             (
-                [{a: {"requests": 2, "errors": 1}},
-                 {a: {"requests": 3, "errors": 0}, b: {"requests": 1, "errors": 1}}],
+                [
+                    {a: {"requests": 2, "errors": 1}},
+                    {a: {"requests": 3, "errors": 0}, b: {"requests": 1, "errors": 1}},
+                ],
                 {a: {"requests": 5, "errors": 1}, b: {"requests": 1, "errors": 1}},
             ),
         ]

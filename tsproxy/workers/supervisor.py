@@ -19,7 +19,7 @@ from twisted.internet import defer
 from twisted.internet.protocol import Factory, ProcessProtocol
 
 from tsproxy.api.internal import rfc3339_now
-from tsproxy.logs import get_logger
+from tsproxy.logs import apply_log_level, get_logger
 from tsproxy.watch import ConfigWatcher, watch_directory
 from tsproxy.workers.channel import Channel, ChannelError, Message
 from tsproxy.workers.merge import WorkerScrape, merge_workers, sum_stats
@@ -158,6 +158,7 @@ class Supervisor(Service):
 
     def startService(self) -> None:
         self.start_date = rfc3339_now()
+        apply_log_level(self.static.log_level)
         log.info("supervisor: starting {count} workers", count=len(self.slots))
         for slot in self.slots:
             self._spawn(slot)
@@ -225,9 +226,7 @@ class Supervisor(Service):
         if self.stopping:
             log.info("worker {index} (pid {pid}) {how}", index=slot.index, pid=slot.pid, how=how)
         else:
-            decision = self.policy.after_exit(
-                slot.failures, slot.start_failures, was_ready, lived
-            )
+            decision = self.policy.after_exit(slot.failures, slot.start_failures, was_ready, lived)
             slot.failures, slot.start_failures = decision.failures, decision.start_failures
             if decision.delay is None:
                 log.critical(
@@ -380,7 +379,11 @@ class Supervisor(Service):
     def _kill_all(self) -> None:
         for slot in self.slots:
             if slot.process is not None:
-                log.warn("worker {index} (pid {pid}) still running: killed", index=slot.index, pid=slot.pid)
+                log.warn(
+                    "worker {index} (pid {pid}) still running: killed",
+                    index=slot.index,
+                    pid=slot.pid,
+                )
                 slot.process.signalProcess("KILL")
 
     def _stop_reactor(self) -> None:

@@ -11,10 +11,10 @@ import os
 import socket
 from typing import Any, Dict, Optional
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from twisted.internet import defer, threads
 from twisted.internet.error import ReactorNotRunning
 from twisted.internet.protocol import Factory
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from tsproxy.config.load import load_directory
 from tsproxy.logs import get_logger
