@@ -10,12 +10,13 @@ import shutil
 import signal
 import socket
 import sys
-from typing import Any, Dict, FrozenSet, Tuple
+from typing import Any, Dict, FrozenSet, List, Tuple
 
 import treq
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer, reactor
 from twisted.internet.error import ConnectionRefusedError, ProcessDone, ProcessTerminated
+from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import server
@@ -24,6 +25,7 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from tests.proxyfixture import CONF, ENDPOINTS, SERVICE, ProxyTestCase, free_port
 from tests.test_service_shutdown import ROUTE, HeldApp, connect
 from tests.test_tap import _Collect, spawn_proxy
+from tsproxy.testing import listen_udp_echo
 from tsproxy.workers.supervisor import Decision, RestartPolicy
 
 Samples = Dict[Tuple[str, FrozenSet[Tuple[str, str]]], float]
@@ -109,6 +111,14 @@ def by_worker(found: Samples, name: str) -> Dict[str, Tuple[str, float]]:
         values = dict(labels)
         result[values["worker"]] = (values.get("pid", ""), value)
     return result
+
+
+class _UDPClient(DatagramProtocol):
+    def __init__(self) -> None:
+        self.got: List[Tuple[bytes, Any]] = []
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        self.got.append((data, addr))
 
 
 class SupervisorTests(ProxyTestCase):
@@ -226,6 +236,57 @@ class SupervisorTests(ProxyTestCase):
         )
         stats = yield response.json()
         self.assertEqual(stats["services"]["default-app-wrr@kubernetescrd"]["requests"], total)
+        yield self.stop()
+
+    @defer.inlineCallbacks
+    def test_udpRepliesFromTheEntrypoint(self) -> None:
+        """UDP on a shared port: each client's replies come from the address it sent to
+        (its socket is connected, so others would be dropped), all from one session's server;
+        the sessions of every worker show in traefik_open_connections."""
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind(("127.0.0.1", 0))
+        udp = probe.getsockname()[1]
+        probe.close()
+        static = STATIC.format(web=self.web, traefik=self.traefik).replace(
+            "api:", '  udp:\n    address: "127.0.0.1:%d/udp"\napi:' % udp
+        )
+        self.write("tsproxy.yaml", static)
+        shutil.copy(os.path.join(CONF, "udp.yaml"), self.config_dir)
+        docs = []
+        for name in ("echo-1", "echo-2"):
+            port = listen_udp_echo(reactor, name, prefix=name.encode() + b" ")
+            self.addCleanup(port.stopListening)
+            docs.append(
+                ENDPOINTS.format(name=name, port=port.getHost().port).replace(
+                    "name: http", "name: dns"
+                )
+            )
+        self.write("udp-endpoints.yaml", "---\n".join(docs))
+        yield self.start()
+        clients = []
+        for _ in range(12):
+            client = _UDPClient()
+            port = reactor.listenUDP(0, client, interface="127.0.0.1")
+            self.addCleanup(port.stopListening)
+            client.transport.connect("127.0.0.1", udp)
+            clients.append(client)
+        for round in range(3):
+            for client in clients:
+                client.transport.write(b"ping %d" % round)
+            for _ in range(100):
+                if all(len(c.got) == round + 1 for c in clients):
+                    break
+                yield deferLater(reactor, 0.02, lambda: None)
+        servers = set()
+        for client in clients:
+            self.assertEqual([addr for _, addr in client.got], [("127.0.0.1", udp)] * 3)
+            names = {data.split(b" ")[0] for data, _ in client.got}
+            self.assertEqual(len(names), 1, client.got)
+            servers |= names
+        self.assertEqual(servers, {b"echo-1", b"echo-2"})
+        found = yield self.scrape()
+        opened = named(found, "traefik_open_connections")
+        self.assertEqual(opened[frozenset({"entrypoint": "udp", "protocol": "UDP"}.items())], 12)
         yield self.stop()
 
     @defer.inlineCallbacks

@@ -18,7 +18,7 @@ from twisted.internet.protocol import Factory
 
 from tsproxy.config.load import load_directory
 from tsproxy.logs import get_logger
-from tsproxy.service import ProxyService
+from tsproxy.service import ProxyService, StartupError
 from tsproxy.workers.channel import Channel, Message
 
 __all__ = ["Aggregate", "WorkerService"]
@@ -98,6 +98,15 @@ class WorkerService(ProxyService):
         os.close(self.channel_fd)
         super().startService()
         channel.send({"op": "ready", "pid": os.getpid()})
+
+    def _open(self, ep: Any) -> bool:
+        if ep.port == 0:
+            # Each worker would listen on a port of its own (a reload adding one is refused).
+            raise StartupError(
+                "%s: entrypoint %s: with --workers, an entrypoint needs a fixed port, not :0"
+                % (ep.location, ep.name)
+            )
+        return super()._open(ep)
 
     def _start_observing(self, static: Any) -> None:
         super()._start_observing(static)
