@@ -52,7 +52,7 @@ class WorkerScrape:
     requests: int = 0
 
 
-def _families(text: str) -> Iterator[Metric]:
+def _families(text: str) -> Iterable[Metric]:
     return text_string_to_metric_families(text)
 
 

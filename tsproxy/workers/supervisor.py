@@ -357,7 +357,7 @@ class Supervisor(Service):
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
-        waiting = []
+        waiting: List[defer.Deferred[None]] = []
         for slot in self.slots:
             if slot.timer is not None and slot.timer.active():
                 slot.timer.cancel()
@@ -368,7 +368,8 @@ class Supervisor(Service):
                 slot.channel.send({"op": "stop"})
             else:
                 slot.process.signalProcess("TERM")
-            waiting.append(slot.ended)
+            if slot.ended is not None:
+                waiting.append(slot.ended)
         grace = max([ep.grace_timeout for ep in self.static.entrypoints] + [0.0])
         overdue = self.reactor.callLater(grace + 10.0, self._kill_all)
         done = defer.gatherResults(waiting)

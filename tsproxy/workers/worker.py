@@ -147,7 +147,9 @@ class WorkerService(ProxyService):
     def _reload(self, force: bool) -> defer.Deferred[Any]:
         """Reload as on SIGHUP, and say what came of it: applied, refused or unchanged."""
         pool = self.reactor.getThreadPool()
-        d = threads.deferToThreadPool(self.reactor, pool, load_directory, self.config_dir)
+        d: defer.Deferred[Any] = threads.deferToThreadPool(
+            self.reactor, pool, load_directory, self.config_dir
+        )
         d.addCallback(self._apply, force)
 
         def verdict(applied: bool) -> Dict[str, Any]:
