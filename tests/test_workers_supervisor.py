@@ -248,7 +248,9 @@ class SupervisorTests(ProxyTestCase):
         udp = probe.getsockname()[1]
         probe.close()
         static = STATIC.format(web=self.web, traefik=self.traefik).replace(
-            "api:", '  udp:\n    address: "127.0.0.1:%d/udp"\napi:' % udp
+            "api:",
+            '  udp:\n    address: "127.0.0.1:%d/udp"\n    transport: {lifeCycle: {graceTimeOut: 0s}}\napi:'
+            % udp,
         )
         self.write("tsproxy.yaml", static)
         shutil.copy(os.path.join(CONF, "udp.yaml"), self.config_dir)
