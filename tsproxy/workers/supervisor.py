@@ -364,10 +364,10 @@ class Supervisor(Service):
             slot.timer = None
             if slot.process is None:
                 continue
+            # A closed channel: the worker is exiting already (it stopped on a signal of its
+            # own, Ctrl-C reaches the whole process group); a signal now would only cut its exit.
             if slot.channel is not None and slot.channel.connected_now:
                 slot.channel.send({"op": "stop"})
-            else:
-                slot.process.signalProcess("TERM")
             if slot.ended is not None:
                 waiting.append(slot.ended)
         grace = max([ep.grace_timeout for ep in self.static.entrypoints] + [0.0])
