@@ -38,6 +38,7 @@ from tsproxy.tcp.entrypoint import EntryPointFactory
 from tsproxy.tcp.listen import listen_tcp
 from tsproxy.udp.listener import UDPEntryPoint
 from tsproxy.watch import ConfigWatcher, watch_directory
+from tsproxy.workers.sockets import listen_tcp_shared
 
 try:
     import resource as _resource
@@ -90,6 +91,9 @@ def _tls_client_options(hostname: str) -> Any:
 
 class ProxyService(Service):
     """The running proxy."""
+
+    #: Listen with SO_REUSEPORT, sharing each port with the other workers (tsproxy.workers).
+    reuse_port = False
 
     def __init__(
         self,
@@ -414,15 +418,20 @@ class ProxyService(Service):
         factory.internal = internal_endpoints(self, ep.name)
         factory.routed_internal = routed_internal_endpoints(self)
         try:
-            port = listen_tcp(
-                self.reactor, self.clock, ep.port, factory, backlog=1024, interface=ep.host
-            )
+            port = self._listen_tcp(ep, factory)
         except CannotListenError as e:
             raise StartupError(_cannot_listen(ep, e)) from None
         self.ports[ep.name] = port
         self.factories.append(factory)
         log.info("entrypoint {name} listening on {addr}", name=ep.name, addr=port.getHost())
         return True
+
+    def _listen_tcp(self, ep: EntryPoint, factory: Any) -> Any:
+        if self.reuse_port:
+            return listen_tcp_shared(self.reactor, ep.host, ep.port, factory)
+        return listen_tcp(
+            self.reactor, self.clock, ep.port, factory, backlog=1024, interface=ep.host
+        )
 
     def _open_udp(self, ep: EntryPoint) -> bool:
         """Listen on one UDP entrypoint (sessions keep the server they picked on a reload)."""
@@ -445,7 +454,7 @@ class ProxyService(Service):
             max_sessions=max_sessions,
         )
         try:
-            listener.listen()
+            listener.listen(self.reuse_port)
         except CannotListenError as e:
             raise StartupError(_cannot_listen(ep, e)) from None
         self.udp[ep.name] = listener
