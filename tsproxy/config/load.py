@@ -44,6 +44,9 @@ class LoadedConfig:
     path: str = ""
     #: What the file provider read (None when it is not configured).
     file: Optional[FileConfiguration] = None
+    #: What the key-value providers read, as (provider, configuration): ``etcd``, ``redis``
+    #: (filled in by the running proxy from its watchers, tsproxy.providers.kv).
+    kv: tuple[tuple[str, FileConfiguration], ...] = ()
 
 
 def load_files(

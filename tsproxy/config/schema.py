@@ -9,7 +9,7 @@ import math
 import re
 from typing import Iterable, Mapping, Sequence, Union
 
-from tsproxy.config.yamlio import YAMLList, YAMLMap
+from tsproxy.config.yamlio import CaselessMap, KVText, YAMLList, YAMLMap
 
 __all__ = ["FieldError", "Fields", "parse_duration"]
 
@@ -40,6 +40,7 @@ _UNIT_SECONDS = {
     "m": 60.0,
     "h": 3600.0,
 }
+_KV_INT = re.compile(r"^[-+]?[0-9]+$")
 _BARE_NUMBER = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
 
 
@@ -121,6 +122,8 @@ class Fields:
 
     def line_of(self, key: str) -> int:
         """The line of ``key`` if present, else the line that names the mapping."""
+        if isinstance(self.data, CaselessMap):
+            return self.data.line_of(key, self.named_at)
         return self.data.key_lines.get(key, self.named_at)
 
     def path_of(self, key: str) -> str:
@@ -156,6 +159,8 @@ class Fields:
         value = self._get(key, False)
         if value is None:
             return default
+        if isinstance(value, KVText) and _KV_INT.match(value):
+            value = int(value)
         ok = isinstance(value, int) and not isinstance(value, bool)
         if ok and minimum is not None and value < minimum:  # type: ignore[operator]
             ok = False
@@ -175,6 +180,8 @@ class Fields:
         value = self._get(key, False)
         if value is None:
             return default
+        if isinstance(value, KVText) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
         if not isinstance(value, bool):
             raise self.fail(key, "must be true or false")
         return value
@@ -196,6 +203,8 @@ class Fields:
     def port(self, key: str) -> PortRef | None:
         """A Kubernetes int-or-string port: 1..65535 or a non-empty name; 0 and "" mean unset."""
         value = self._get(key, False)
+        if isinstance(value, KVText) and _KV_INT.match(value):
+            value = int(value)
         if value is None or value == 0 or value == "":
             return None
         if isinstance(value, str) or (
@@ -257,8 +266,11 @@ class Fields:
         accepted silently (fields that exist in the source format but mean nothing here).
         """
         texts = ignored if isinstance(ignored, Mapping) else dict.fromkeys(ignored, "")
+        if isinstance(self.data, CaselessMap):
+            read = {str(k).lower() for k in self._read}
+            texts = {k: texts[w] for w in texts for k in self.data if k.lower() == w.lower()}
         for key in self.data:
-            if key in self._read:
+            if key in self._read or (isinstance(self.data, CaselessMap) and key.lower() in read):
                 continue
             if not isinstance(key, str) or key not in texts:
                 raise FieldError(

@@ -458,7 +458,7 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
     if static is None:
         return BuildResult(None, (), ())
     builder = _Builder(loaded, static)
-    merge = Merge(builder, loaded.file, static)
+    merge = Merge(builder, loaded.file, static, loaded.kv)
     for key in builder.traefik_services:
         try:
             builder.traefik_service(key)
