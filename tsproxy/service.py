@@ -30,6 +30,7 @@ from tsproxy.logs import apply_log_level, get_logger
 from tsproxy.observe import Observer
 from tsproxy.observe.accesslog import AccessLog
 from tsproxy.observe.metrics import Metrics
+from tsproxy.providers.kv import parse_kv
 from tsproxy.runtime.audit import Review, review
 from tsproxy.runtime.reload import static_change
 from tsproxy.tcp.entrypoint import EntryPointFactory
@@ -98,6 +99,10 @@ class ProxyService(Service):
         self.watcher: Optional[ConfigWatcher] = None
         #: The file provider's watcher (providers.file.watch), outside the directory.
         self.file_watcher: Optional[ConfigWatcher] = None
+        #: The key-value providers' watchers, and the last tree each one read (absent until
+        #: its first read: its routes are then not there yet).
+        self.kv_watchers: List[Any] = []
+        self.kv_pairs: Dict[str, Dict[str, str]] = {}
         self.clock = clock if clock is not None else reactor
         self.config_dir = config_dir
         self.exit_on_startup_error = exit_on_startup_error
@@ -144,6 +149,7 @@ class ProxyService(Service):
         """
         loaded = self.loaded if self.loaded is not None else load_directory(self.config_dir)
         self.loaded = None
+        loaded = self._with_kv(loaded)
         if loaded.static is None:
             raise StartupError("\n".join(str(e) for e in loaded.errors))
         apply_log_level(loaded.static.log_level)
@@ -203,10 +209,47 @@ class ProxyService(Service):
             force, self._again, self._again_forced = self._again_forced, False, False
             self.reload_soon(force)
 
+    def _with_kv(self, loaded: LoadedConfig) -> LoadedConfig:
+        """``loaded`` with the configurations the key-value providers last read (in the
+        reactor thread, which owns them); a key that does not parse is an error at its key."""
+        if loaded.static is None or not loaded.static.providers.kv:
+            return loaded
+        kv = []
+        errors = list(loaded.errors)
+        notices = list(loaded.notices)
+        for config in loaded.static.providers.kv:
+            pairs = self.kv_pairs.get(config.kind)
+            if pairs is None:
+                continue
+            parsed, parse_errors, parse_notices = parse_kv(pairs, config.root_key, config.kind)
+            kv.append((config.kind, parsed))
+            errors += parse_errors
+            notices += parse_notices
+        return attrs.evolve(loaded, kv=tuple(kv), errors=tuple(errors), notices=tuple(notices))
+
+    def _kv_changed(self, provider: str, pairs: Dict[str, str]) -> None:
+        """A key-value provider read a new tree: reload (throttled like the file watchers)."""
+        self.kv_pairs[provider] = pairs
+        log.info("{provider}: {count} keys read", provider=provider, count=len(pairs))
+        self.reload_soon()
+
+    def _watch_kv(self, static: Any) -> None:
+        from tsproxy.providers.etcd import EtcdWatcher
+        from tsproxy.providers.redis_watch import RedisWatcher
+
+        kinds = {"etcd": EtcdWatcher, "redis": RedisWatcher}
+        for config in static.providers.kv:
+            watcher = kinds[config.kind](
+                config, self.reactor, self._kv_changed, base_dir=self.config_dir
+            )
+            self.kv_watchers.append(watcher)
+            watcher.start()
+
     def _apply(self, loaded: LoadedConfig, force: bool) -> bool:
         """Judge ``loaded`` and swap its table in if it is clean (in the reactor thread)."""
         if self.table is None or not self.running:
             return False
+        loaded = self._with_kv(loaded)
         if loaded == self.applied and not force:
             if self._refused:
                 log.info("configuration files are back to the configuration in force")
@@ -305,6 +348,7 @@ class ProxyService(Service):
             self.watcher.start()
         self._watch_file_provider(static)
         Service.startService(self)
+        self._watch_kv(static)
 
     def _watch_file_provider(self, static: Any) -> None:
         """Reload when the file provider's files change (``watch``, Traefik's default on);
@@ -481,6 +525,8 @@ class ProxyService(Service):
         if self.file_watcher is not None:
             self.file_watcher.stop()
             self.file_watcher = None
+        watchers, self.kv_watchers = self.kv_watchers, []
+        kv_stopped = defer.gatherResults([w.stop() for w in watchers])
         if self._throttled is not None and self._throttled.active():
             self._throttled.cancel()
         self._throttled = None
@@ -509,5 +555,6 @@ class ProxyService(Service):
         if self.mirrors is not None:
             yield self.mirrors.close()
         yield udp_stopped
+        yield kv_stopped
         self.udp = {}
         self._stop_observing()

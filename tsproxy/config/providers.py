@@ -18,7 +18,9 @@ from tsproxy.config.schema import Fields
 
 __all__ = [
     "CRDProviderConfig",
+    "ClientTLS",
     "FileProviderConfig",
+    "KVProviderConfig",
     "LabelSelector",
     "ProvidersConfig",
     "parse_label_selector",
@@ -39,9 +41,7 @@ _OTHER_PROVIDERS = (
     "nomad",
     "ecs",
     "consul",
-    "etcd",
     "zooKeeper",
-    "redis",
     "http",
     "plugin",
 )
@@ -58,6 +58,83 @@ class FileProviderConfig:
     directory: str = ""
     watch: bool = True
     location: Location = Location("", 1)
+
+
+@attrs.frozen
+class ClientTLS:
+    """``tls`` of a key-value provider: ``ca`` to verify the server with (none: the system's
+    roots), ``cert``/``key`` to present, ``insecureSkipVerify``. Paths as written (relative
+    to the configuration directory)."""
+
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
+    insecure_skip_verify: bool = False
+
+
+@attrs.frozen
+class KVProviderConfig:
+    """``providers.etcd`` or ``providers.redis`` (``kind``): the store's ``endpoints``
+    (host:port; the first that answers is used), ``rootKey``, credentials, ``tls``, and
+    Redis' ``db``."""
+
+    kind: str
+    endpoints: Tuple[str, ...]
+    root_key: str = "traefik"
+    username: str = ""
+    password: str = ""
+    tls: Optional[ClientTLS] = None
+    db: int = 0
+    location: Location = Location("", 1)
+
+
+_KV_DEFAULT_ENDPOINTS = {"etcd": ("127.0.0.1:2379",), "redis": ("127.0.0.1:6379",)}
+
+
+def _kv(kind: str, fields: Optional[Fields], location: Location) -> KVProviderConfig:
+    if fields is None:
+        return KVProviderConfig(kind, _KV_DEFAULT_ENDPOINTS[kind], location=location)
+    endpoints = fields.strings("endpoints") or _KV_DEFAULT_ENDPOINTS[kind]
+    for index, endpoint in enumerate(endpoints):
+        host, colon, port = endpoint.rpartition(":")
+        if "://" in endpoint:
+            host, colon, port = endpoint.partition("://")[2].rpartition(":")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise fields.fail(
+                f"endpoints[{index}]" if fields.has("endpoints") else "endpoints",
+                f"{endpoint!r}: must be host:port (like 127.0.0.1:2379)",
+            )
+    tls = None
+    present, tls_fields = fields.section("tls")
+    if present:
+        tls = ClientTLS()
+        if tls_fields is not None:
+            tls = ClientTLS(
+                ca=tls_fields.string("ca"),
+                cert=tls_fields.string("cert"),
+                key=tls_fields.string("key"),
+                insecure_skip_verify=tls_fields.boolean("insecureSkipVerify", False),
+            )
+            if bool(tls.cert) != bool(tls.key):
+                raise tls_fields.whole("cert and key go together")
+            tls_fields.done()
+    root_key = fields.string("rootKey", "traefik").strip("/")
+    if not root_key:
+        raise fields.fail("rootKey", "must not be empty")
+    config = KVProviderConfig(
+        kind=kind,
+        endpoints=tuple(e.partition("://")[2] if "://" in e else e for e in endpoints),
+        root_key=root_key,
+        username=fields.string("username"),
+        password=fields.string("password"),
+        tls=tls,
+        db=fields.integer("db", 0, minimum=0) if kind == "redis" else 0,
+        location=location,
+    )
+    if kind == "redis" and fields.has("sentinel"):
+        raise fields.fail("sentinel", "Redis Sentinel is not supported yet")
+    fields.done()
+    return config
 
 
 # A requirement of a label selector: (key, operator, values); operators are Kubernetes':
@@ -145,6 +222,13 @@ class ProvidersConfig:
     throttle_duration: float = 2.0
     file: Optional[FileProviderConfig] = None
     crd: Optional[CRDProviderConfig] = CRDProviderConfig()
+    etcd: Optional[KVProviderConfig] = None
+    redis: Optional[KVProviderConfig] = None
+
+    @property
+    def kv(self) -> Tuple[KVProviderConfig, ...]:
+        """The key-value providers configured (etcd, redis)."""
+        return tuple(c for c in (self.etcd, self.redis) if c is not None)
 
     @property
     def reload_throttle(self) -> float:
@@ -163,6 +247,10 @@ class ProvidersConfig:
             names.append("KubernetesCRD")
         if self.file is not None:
             names.append("File")
+        if self.etcd is not None:
+            names.append("Etcd")
+        if self.redis is not None:
+            names.append("Redis")
         return tuple(names)
 
 
@@ -230,11 +318,19 @@ def parse_providers(root: Fields, file: str) -> ProvidersConfig:
     if crd_present:
         crd_location = Location(file, section.line_of("kubernetesCRD"), "providers.kubernetesCRD")
         crd = _crd(crd_fields, crd_location)
+    kv = {}
+    for kind in ("etcd", "redis"):
+        kv_present, kv_fields = section.section(kind)
+        if kv_present:
+            kv_location = Location(file, section.line_of(kind), f"providers.{kind}")
+            kv[kind] = _kv(kind, kv_fields, kv_location)
     config = ProvidersConfig(
         written=True,
         throttle_duration=section.duration("providersThrottleDuration", 2.0),
         file=file_config,
         crd=crd,
+        etcd=kv.get("etcd"),
+        redis=kv.get("redis"),
     )
     section.done()
     return config
