@@ -616,15 +616,60 @@ BAD_DOCUMENTS = [
     (
         TS_HEAD
         + "  weighted:\n    services:\n      - {name: a, port: 80}\n  mirroring: {name: a, port: 80}\n",
-        "wrr.yaml:4: TraefikService default/wrr: spec: exactly one of weighted or mirroring is required",
+        "wrr.yaml:4: TraefikService default/wrr: spec: exactly one of weighted, mirroring,"
+        " highestRandomWeight, failover is required",
     ),
     (
         TS_HEAD + "  weigthed: {}\n",
-        "wrr.yaml:4: TraefikService default/wrr: spec: exactly one of weighted or mirroring is required",
+        "wrr.yaml:4: TraefikService default/wrr: spec: exactly one of weighted, mirroring,"
+        " highestRandomWeight, failover is required",
     ),
     (
-        TS_HEAD + "  failover: {service: {name: a}}\n",
-        "wrr.yaml:5: TraefikService default/wrr: spec.failover: not supported yet",
+        TS_HEAD + "  failover: {service: {name: a, port: 80}}\n",
+        "wrr.yaml:5: TraefikService default/wrr: spec.failover.fallback: is required",
+    ),
+    (
+        TS_HEAD
+        + "  failover:\n    service: {name: a, port: 80}\n    fallback: {name: b, port: 80}\n"
+        "    errors: {status: ['500']}\n",
+        "wrr.yaml:8: TraefikService default/wrr: spec.failover.errors:"
+        " failover on error statuses is not supported",
+    ),
+    (
+        TS_HEAD + "  weighted:\n    services: []\n    healthCheck: {path: /}\n",
+        "wrr.yaml:7: TraefikService default/wrr: spec.weighted.healthCheck.path: unknown field",
+    ),
+    (
+        TS_HEAD
+        + "  highestRandomWeight:\n    services:\n      - name: a\n        kind: TraefikService\n"
+        "        passiveHealthCheck: {}\n",
+        "wrr.yaml:9: TraefikService default/wrr: spec.highestRandomWeight.services[0]"
+        ".passiveHealthCheck: applies to Service references only",
+    ),
+    (
+        ROUTE_HEAD + "        - {name: a, port: 80, healthCheck: {path: /h, scheme: h2c}}\n",
+        "wrr.yaml:8: IngressRoute default/app: spec.routes[0].services[0].healthCheck.scheme:"
+        " h2c is for mode grpc only",
+    ),
+    (
+        ROUTE_HEAD + "        - {name: a, port: 80, healthCheck: {path: 'http://b/health'}}\n",
+        "wrr.yaml:8: IngressRoute default/app: spec.routes[0].services[0].healthCheck.path:"
+        " must be a path (with an optional query), not a URL",
+    ),
+    (
+        ROUTE_HEAD + "        - {name: a, port: 80, healthCheck: {path: /, status: 600}}\n",
+        "wrr.yaml:8: IngressRoute default/app: spec.routes[0].services[0].healthCheck.status:"
+        " must be an integer between 0 and 599",
+    ),
+    (
+        ROUTE_HEAD + "        - {name: a, port: 80, healthCheck: {path: /, scheme: ftp}}\n",
+        "wrr.yaml:8: IngressRoute default/app: spec.routes[0].services[0].healthCheck.scheme:"
+        " must be one of: , http, https, h2c",
+    ),
+    (
+        ROUTE_HEAD + "        - {name: a, port: 80, passiveHealthCheck: {maxFailedAttempts: 0}}\n",
+        "wrr.yaml:8: IngressRoute default/app: spec.routes[0].services[0]"
+        ".passiveHealthCheck.maxFailedAttempts: must be an integer >= 1",
     ),
     (
         TS_HEAD
@@ -732,9 +777,10 @@ class BadDocumentTests(SynchronousTestCase):
         self.assertEqual(errors, [BAD_DOCUMENTS[0][1].replace("wrr.yaml:9:", "wrr.yaml:14:")])
 
     def test_unsupportedFieldsAreNotices(self) -> None:
-        """Fields Traefik has and tsproxy does not act on yet are accepted with a notice."""
+        """Fields whose absence changes nothing a client or backend sees are accepted with a
+        notice (nativeLB is implemented: no notice)."""
         resources, errors, notices = load(
-            ROUTE_HEAD + "        - name: a\n          port: 80\n          healthCheck: {path: /}\n"
+            ROUTE_HEAD + "        - name: a\n          port: 80\n          nativeLB: true\n"
             "          strategy: p2c\n          sticky: {}\n"
         )
         self.assertEqual((len(resources), errors), (1, []))
@@ -745,7 +791,5 @@ class BadDocumentTests(SynchronousTestCase):
                 " p2c is not supported yet, using round robin",
                 "wrr.yaml:12: IngressRoute default/app: spec.routes[0].services[0].sticky:"
                 " no cookie section: stickiness stays off",
-                "wrr.yaml:10: IngressRoute default/app: spec.routes[0].services[0].healthCheck:"
-                " not supported yet, ignored",
             ],
         )

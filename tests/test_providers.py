@@ -284,8 +284,8 @@ YAML_ERRORS = [
         " not supported",
     ),
     (
-        "http:\n  middlewares:\n    strip:\n      stripPrefix: {prefixes: [/a]}\n",
-        "d.yml:4: middleware strip: http.middlewares.strip.stripPrefix: this middleware kind"
+        "http:\n  middlewares:\n    ext:\n      plugin: {demo: {headerName: X}}\n",
+        "d.yml:4: middleware ext: http.middlewares.ext.plugin: this middleware kind"
         " is not implemented yet",
     ),
     (
@@ -489,6 +489,40 @@ class FileRouterTests(SynchronousTestCase):
             ],
         )
         self.assertEqual(document["services"]["mixed@file"]["usedBy"], [name])
+
+    def test_crd_child_service(self) -> None:
+        """A file service may name a child service the CRD provider made
+        (``<ns>-<service>-<port>@kubernetescrd``), as in Traefik; one no CRD object made does
+        not exist."""
+        crd = BACKENDS + dedent(
+            """
+            ---
+            apiVersion: traefik.io/v1alpha1
+            kind: TraefikService
+            metadata: {name: wrr}
+            spec:
+              weighted:
+                services: [{name: app-v1, port: 80}]
+            """
+        )
+        dynamic = dedent(
+            """
+            http:
+              routers:
+                r: {rule: Host(`r`), service: default-app-v1-80@kubernetescrd}
+                s: {rule: Host(`s`), service: other-app-v1-80@kubernetescrd}
+            """
+        )
+        static = STATIC + "providers:\n  file: {filename: d.yml}\n  kubernetesCRD: {}\n"
+        table, errors = build(static, [("crd.yaml", crd)], [("d.yml", dynamic)])
+        self.assertEqual(
+            errors, ["d.yml:4: router s: service other-app-v1-80@kubernetescrd does not exist"]
+        )
+        (router,) = table.routers
+        self.assertEqual(router.service.name, "default-app-v1-80")
+        self.assertEqual(
+            rawdata(table)["routers"]["r@file"]["service"], "default-app-v1-80@kubernetescrd"
+        )
 
 
 # -- the Kubernetes CRD provider's options ----------------------------------------------------

@@ -315,6 +315,40 @@ BROKEN = [
         ],
     ),
     (
+        traefik_service(
+            "wrr",
+            "weighted:\n  healthCheck: {}\n  services:\n    - {name: app-v1, port: 80, healthCheck: {path: /}}\n"
+            "    - {name: app-v2, port: 80}\n",
+        ),
+        [
+            "wrr.yaml:9: TraefikService default/wrr: service default-app-v2-80 reports no status"
+            " (the parent has healthCheck: {}): it needs a healthCheck"
+        ],
+    ),
+    (
+        traefik_service(
+            "fo",
+            "failover:\n  service: {name: inner, kind: TraefikService}\n  fallback: {name: app-v2, port: 80}\n",
+        )
+        + "---\n"
+        + traefik_service("inner", "weighted:\n  services:\n    - {name: app-v1, port: 80}\n"),
+        [
+            "wrr.yaml:6: TraefikService default/fo: service default-inner reports no status"
+            " (failover follows it): it needs healthCheck: {}"
+        ],
+    ),
+    (
+        traefik_service(
+            "fo",
+            "failover:\n  healthCheck: {}\n  service: {name: app-v1, port: 80, passiveHealthCheck: {}}\n"
+            "  fallback: {name: app-v2, port: 80}\n",
+        ),
+        [
+            "wrr.yaml:8: TraefikService default/fo: service default-app-v2-80 reports no status"
+            " (the failover has healthCheck: {}): it needs a healthCheck"
+        ],
+    ),
+    (
         "apiVersion: v1\nkind: Service\nmetadata: {name: lonely}\nspec: {ports: [{port: 80}]}\n---\n"
         + route("- {name: lonely, port: 80}\n"),
         ["wrr.yaml:13: IngressRoute default/app: no endpoints for service default/lonely"],

@@ -23,8 +23,10 @@ from tsproxy.api.internal import internal_endpoints, rfc3339_now, routed_interna
 from tsproxy.config.load import LoadedConfig, load_directory
 from tsproxy.config.static import EntryPoint
 from tsproxy.drain import Drain
+from tsproxy.fdlimit import open_files, raise_open_files_limit, udp_session_budget
 from tsproxy.http.backend import BackendPool
 from tsproxy.http.entrypoint import HTTPEntryPointFactory
+from tsproxy.http.healthcheck import HealthMonitor
 from tsproxy.http.mirror import MirrorSender
 from tsproxy.logs import apply_log_level, get_logger
 from tsproxy.observe import Observer
@@ -34,8 +36,14 @@ from tsproxy.providers.kv import parse_kv
 from tsproxy.runtime.audit import Review, review
 from tsproxy.runtime.reload import static_change
 from tsproxy.tcp.entrypoint import EntryPointFactory
+from tsproxy.tcp.listen import listen_tcp
 from tsproxy.udp.listener import UDPEntryPoint
 from tsproxy.watch import ConfigWatcher, watch_directory
+
+try:
+    import resource as _resource
+except ImportError:  # not a POSIX system: no descriptor limit to raise
+    _resource = None  # type: ignore[assignment]
 
 log = get_logger(__name__)
 
@@ -112,8 +120,12 @@ class ProxyService(Service):
         self.ports: Dict[str, Any] = {}
         self.factories: List[HTTPEntryPointFactory] = []
         self.udp: Dict[str, UDPEntryPoint] = {}
+        #: Sessions each UDP entrypoint may keep, from the open-files limit (None: no limit).
+        self.udp_budget: Optional[int] = None
         self.pool: Optional[BackendPool] = None
         self.mirrors: Optional[MirrorSender] = None
+        #: The health checkers of the table in force (while running).
+        self.health: Optional[HealthMonitor] = None
         self.hostname = b""
         #: Metrics when metrics.prometheus or api is configured (the dashboard reads its
         #: per-service counts), the access log when accessLog is; None otherwise.
@@ -272,6 +284,8 @@ class ProxyService(Service):
         self.table = result.table
         self.applied = loaded
         self._refused = False
+        if self.health is not None:
+            self.health.update(result.table)
         if self.metrics is not None:
             self.metrics.config_reload(True)
             self.metrics.set_servers(result.table)
@@ -330,11 +344,14 @@ class ProxyService(Service):
         self.mirrors = MirrorSender(self.reactor)
         self.hostname = socket.gethostname().encode("idna")
         self._start_observing(static)
+        self._budget_files(static.entrypoints)
         try:
             self._open_all(static.entrypoints)
         except StartupError:
             self._stop_observing()
             raise
+        self.health = HealthMonitor(self.reactor, self.clock, self._server_changed)
+        self.health.update(self.table)
         if self.metrics is not None:
             # The first configuration counts as a reload, as in Traefik.
             self.metrics.config_reload(True)
@@ -384,6 +401,24 @@ class ProxyService(Service):
         if self.metrics is not None or self.access_log is not None:
             self.observer = Observer(self.metrics, self.access_log)
 
+    def _server_changed(self, service: str, url: str, up: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.server_status(service, url, up)
+
+    def _budget_files(self, entrypoints: Iterable[EntryPoint]) -> None:
+        """Raise the soft open-files limit to the hard one, and keep UDP sessions (a socket
+        each) below it with room left for TCP connections."""
+        limit = raise_open_files_limit(_resource)
+        udp = sum(1 for ep in entrypoints if ep.protocol == "udp")
+        if limit is None or not udp:
+            return
+        self.udp_budget = udp_session_budget(limit, open_files(), udp)
+        log.debug(
+            "open files limit {limit}: at most {budget} UDP sessions per entrypoint",
+            limit=limit,
+            budget=self.udp_budget,
+        )
+
     def _stop_observing(self) -> None:
         access_log, self.access_log = self.access_log, None
         if access_log is not None:
@@ -423,7 +458,9 @@ class ProxyService(Service):
         factory.internal = internal_endpoints(self, ep.name)
         factory.routed_internal = routed_internal_endpoints(self)
         try:
-            port = self.reactor.listenTCP(ep.port, factory, backlog=1024, interface=ep.host)
+            port = listen_tcp(
+                self.reactor, self.clock, ep.port, factory, backlog=1024, interface=ep.host
+            )
         except CannotListenError as e:
             raise StartupError(_cannot_listen(ep, e)) from None
         self.ports[ep.name] = port
@@ -433,8 +470,23 @@ class ProxyService(Service):
 
     def _open_udp(self, ep: EntryPoint) -> bool:
         """Listen on one UDP entrypoint (sessions keep the server they picked on a reload)."""
+        max_sessions = ep.udp_max_sessions
+        if self.udp_budget is not None and self.udp_budget < max_sessions:
+            log.warn(
+                "entrypoint {name}: udp.maxSessions {wanted} lowered to {budget}: the process"
+                " may not open more files (raise its open-files limit, ulimit -n)",
+                name=ep.name,
+                wanted=max_sessions,
+                budget=self.udp_budget,
+            )
+            max_sessions = self.udp_budget
         listener = UDPEntryPoint(
-            ep, self.current_table, self.reactor, self.clock, metrics=self.metrics
+            ep,
+            self.current_table,
+            self.reactor,
+            self.clock,
+            metrics=self.metrics,
+            max_sessions=max_sessions,
         )
         try:
             listener.listen()
@@ -522,6 +574,9 @@ class ProxyService(Service):
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
+        if self.health is not None:
+            self.health.stop()
+            self.health = None
         if self.file_watcher is not None:
             self.file_watcher.stop()
             self.file_watcher = None

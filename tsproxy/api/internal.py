@@ -114,7 +114,7 @@ class InternalEndpoints:
 
     Every answer reads the state it shows at the time: ``get_table()`` (so the API shows a
     reload at once), ``get_metrics()`` (None, or an object with ``exposition()`` ->
-    (content type, bytes) and ``service_stats()`` -> {service@provider: {requests, errors}})
+    (content type, bytes) and ``dashboard_stats()`` -> the counts the dashboard shows)
     and ``is_terminating()`` (a shutdown has begun: ``/ping`` answers ``ping_status``).
     """
 
@@ -168,7 +168,7 @@ class InternalEndpoints:
 
     def _context(self) -> APIContext:
         metrics = self.get_metrics()
-        stats = metrics.service_stats() if metrics is not None else None
+        stats = metrics.dashboard_stats() if metrics is not None else None
         return APIContext(tsproxy.__version__, self.start_date, stats)
 
     def _ping(self) -> APIAnswer:

@@ -19,7 +19,15 @@ import attrs
 from tsproxy import providers
 from tsproxy.config.static import EntryPoint, StaticConfig
 from tsproxy.runtime.internal import InternalService
-from tsproxy.runtime.services import LoadBalancer, MirroringService, Node, WeightedService
+from tsproxy.runtime.services import (
+    FailoverService,
+    HighestRandomWeightService,
+    LoadBalancer,
+    MirroringService,
+    Node,
+    WeightedService,
+    is_up,
+)
 from tsproxy.runtime.udp import UDPLoadBalancer, UDPNode
 
 __all__ = [
@@ -57,7 +65,7 @@ WARNING = "warning"
 DEFAULT_TLS_OPTIONS = "default"
 
 Document = Dict[str, Any]
-Stats = Mapping[str, Mapping[str, int]]
+Stats = Mapping[str, Any]
 
 
 def qualified(name: str) -> str:
@@ -297,6 +305,32 @@ def _cookie(sticky: Any) -> Document:
     return {"cookie": cookie}
 
 
+def _health_check(spec: Any) -> Document:
+    """A load balancer's ``healthCheck`` as Traefik's API shows it (defaults filled in)."""
+    check: Document = {}
+    if spec.scheme:
+        check["scheme"] = spec.scheme
+    check["mode"] = spec.mode
+    if spec.path:
+        check["path"] = spec.path
+    if spec.method != "GET":
+        check["method"] = spec.method
+    if spec.status:
+        check["status"] = spec.status
+    if spec.port:
+        check["port"] = spec.port
+    check["interval"] = go_duration(spec.interval)
+    if spec.unhealthy_interval != spec.interval:
+        check["unhealthyInterval"] = go_duration(spec.unhealthy_interval)
+    check["timeout"] = go_duration(spec.timeout)
+    if spec.hostname:
+        check["hostname"] = spec.hostname
+    check["followRedirects"] = spec.follow_redirects
+    if spec.headers:
+        check["headers"] = dict(spec.headers)
+    return check
+
+
 def _http_service_config(node: Node) -> Tuple[str, Document, Dict[str, str]]:
     """(type, the dynamic service section, serverStatus) of one service node."""
     if isinstance(node, InternalService):
@@ -309,10 +343,20 @@ def _http_service_config(node: Node) -> Tuple[str, Document, Dict[str, str]]:
         if definition.servers:
             balancer["servers"] = [{"url": server.url} for server in definition.servers]
         balancer["strategy"] = "wrr"
+        if definition.health_check is not None:
+            balancer["healthCheck"] = _health_check(definition.health_check)
+        if definition.passive is not None:
+            balancer["passiveHealthCheck"] = {
+                "failureWindow": go_duration(definition.passive.failure_window),
+                "maxFailedAttempts": definition.passive.max_failed_attempts,
+            }
         balancer["passHostHeader"] = definition.pass_host_header
         balancer["responseForwarding"] = {"flushInterval": "100ms"}
-        status = {server.url: "UP" for server in definition.servers}
-        return "loadbalancer", {"loadBalancer": balancer}, dict(sorted(status.items()))
+        return (
+            "loadbalancer",
+            {"loadBalancer": balancer},
+            dict(sorted(node.states.status().items())),
+        )
     if isinstance(node, WeightedService):
         weighted_def = node.definition
         weighted: Document = {
@@ -320,7 +364,26 @@ def _http_service_config(node: Node) -> Tuple[str, Document, Dict[str, str]]:
         }
         if weighted_def.sticky is not None:
             weighted["sticky"] = _cookie(weighted_def.sticky)
+        if weighted_def.health_check:
+            weighted["healthCheck"] = {}
         return "weighted", {"weighted": weighted}, {}
+    if isinstance(node, HighestRandomWeightService):
+        hrw_def = node.definition
+        hrw: Document = {
+            "services": [{"name": c.name, "weight": c.weight} for c in hrw_def.children]
+        }
+        if hrw_def.health_check:
+            hrw["healthCheck"] = {}
+        return "highestrandomweight", {"highestRandomWeight": hrw}, {}
+    if isinstance(node, FailoverService):
+        failover_def = node.definition
+        failover: Document = {
+            "service": failover_def.main_name,
+            "fallback": failover_def.fallback_name,
+        }
+        if failover_def.health_check:
+            failover["healthCheck"] = {}
+        return "failover", {"failover": failover}, {}
     assert isinstance(node, MirroringService)
     mirroring_def = node.definition
     mirroring: Document = {
@@ -347,9 +410,12 @@ def _service_info(
 
 def _failed_service_config(failed: Any) -> Tuple[str, Document]:
     """(type, the dynamic service section) of a TraefikService that failed, as written."""
-    if failed.kind == "weighted":
+    if failed.kind in ("weighted", "highestrandomweight"):
         services = [{"name": name, "weight": weight} for name, weight in failed.children]
-        return "weighted", {"weighted": {"services": services}}
+        key = "weighted" if failed.kind == "weighted" else "highestRandomWeight"
+        return failed.kind, {key: {"services": services}}
+    if failed.kind == "failover":
+        return "failover", {"failover": {"service": failed.main, "fallback": failed.children[0][0]}}
     if failed.kind == "loadbalancer":
         return "loadbalancer", {"loadBalancer": {}}
     mirroring: Document = {
@@ -582,16 +648,37 @@ def version_document(version: str, start_date: str) -> Document:
     return {"Version": version, "Codename": "tsproxy", "startDate": start_date}
 
 
-def stats_document(stats: Optional[Stats]) -> Document:
-    """``/api/tsproxy/stats`` (tsproxy's own): requests and errors per service since start,
-    by qualified name; ``metrics`` false when nothing counts them."""
+def health_document(table: Any) -> Document:
+    """Every HTTP service's health, by qualified name: ``up`` (whether it can serve, as its
+    parents see it) and, for a load balancer, ``servers`` {url: "UP" | "DOWN"}."""
+    health: Document = {}
+    for name, node in sorted(getattr(table, "services", {}).items()):
+        entry: Document = {"up": is_up(node)}
+        if isinstance(node, LoadBalancer):
+            entry["servers"] = dict(sorted(node.states.status().items()))
+        health[qualified(name)] = entry
+    return health
+
+
+def stats_document(stats: Optional[Stats], table: Any = None) -> Document:
+    """``/api/tsproxy/stats`` (tsproxy's own, for the dashboard): since start, requests and
+    5xx per service, per parent's child (``children``: what that parent sent it), mirrored
+    copies, requests and unrouted ones per entrypoint, TCP connections and UDP sessions; by
+    qualified name. ``metrics`` false when nothing counts them; ``health``: each service's
+    health (see health_document)."""
+    if stats is None:
+        return {"metrics": False, "services": {}, "health": health_document(table)}
     services = {}
-    for name, counts in sorted((stats or {}).items()):
+    for name, counts in sorted(stats.get("services", {}).items()):
         services[name] = {
             "requests": int(counts.get("requests", 0)),
             "errors": int(counts.get("errors", 0)),
         }
-    return {"metrics": stats is not None, "services": services}
+    document: Document = {"metrics": True, "services": services, "health": health_document(table)}
+    for key in ("children", "mirrored", "entrypoints", "tcp", "udp"):
+        if key in stats:
+            document[key] = stats[key]
+    return document
 
 
 # -- requests: filters, sorting, paging ------------------------------------------------------
@@ -855,7 +942,7 @@ _DOCUMENTS: Dict[str, Callable[[Any, APIContext], Document]] = {
     "overview": lambda table, context: overview(table),
     "rawdata": lambda table, context: rawdata(table),
     "version": lambda table, context: version_document(context.version, context.start_date),
-    "tsproxy/stats": lambda table, context: stats_document(context.stats),
+    "tsproxy/stats": lambda table, context: stats_document(context.stats, table),
 }
 
 

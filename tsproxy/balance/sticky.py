@@ -198,11 +198,16 @@ class StickyLevel:
         return cls(cookie, CookieValues.for_servers(urls), tuple(urls))
 
     def choose(
-        self, cookies: Mapping[str, str], pick: Callable[[], Optional[int]], set_cookies: list[str]
+        self,
+        cookies: Mapping[str, str],
+        pick: Callable[[], Optional[int]],
+        set_cookies: list[str],
+        available: Optional[Callable[[int], bool]] = None,
     ) -> Optional[int]:
-        """The child the cookie points at; else ``pick()``'s, with its Set-Cookie added."""
+        """The child the cookie points at if ``available`` (when given) says it is up; else
+        ``pick()``'s, with its Set-Cookie added."""
         index = self.values.lookup(cookies.get(self.cookie.name))
-        if index is not None:
+        if index is not None and (available is None or available(index)):
             return index
         index = pick()
         written = None if index is None else self.written[index]

@@ -19,6 +19,9 @@ from tsproxy.config.resources import (
     Endpoints,
     EndpointSlice,
     EndpointSubset,
+    Failover,
+    HealthCheckSpec,
+    HighestRandomWeight,
     HTTPRoute,
     IngressRoute,
     IngressRouteTCP,
@@ -28,6 +31,7 @@ from tsproxy.config.resources import (
     MirrorRef,
     Node,
     ObjectRef,
+    PassiveHealthSpec,
     Resource,
     RouteTLS,
     Secret,
@@ -61,8 +65,6 @@ _REF_IGNORED = {
     name: _NOT_YET
     for name in (
         "responseForwarding",
-        "healthCheck",
-        "passiveHealthCheck",
         "middlewares",
     )
 }
@@ -93,6 +95,71 @@ def _sticky(fields: Fields) -> Optional[CookieSpec]:
     return spec
 
 
+_HEALTH_SCHEMES = ("", "http", "https", "h2c")
+
+
+def _health_check(fields: Fields) -> Optional[HealthCheckSpec]:
+    """A Service reference's active ``healthCheck``, Traefik's defaults applied."""
+    present, section = fields.section("healthCheck")
+    if not present:
+        return None
+    if section is None:
+        return HealthCheckSpec(path="")
+    mode = section.string("mode", "http", choices=("http", "grpc"))
+    path = section.string("path")
+    if "://" in path or path.startswith(":"):
+        raise section.fail("path", "must be a path (with an optional query), not a URL")
+    interval = section.duration("interval", 30.0) or 30.0
+    headers = section.mapping("headers")
+    header_items = []
+    if headers is not None:
+        for name in list(headers.data):
+            header_items.append((str(name), headers.string(str(name))))
+    method = section.string("method", "GET") or "GET"
+    if not method.isalpha():
+        raise section.fail("method", "must be an HTTP method name")
+    spec = HealthCheckSpec(
+        path=path,
+        interval=interval,
+        unhealthy_interval=section.duration("unhealthyInterval", interval) or interval,
+        timeout=section.duration("timeout", 5.0) or 5.0,
+        scheme=section.string("scheme", choices=_HEALTH_SCHEMES),
+        mode=mode,
+        hostname=section.string("hostname"),
+        port=section.integer("port", 0, minimum=0, maximum=65535),
+        headers=tuple(header_items),
+        follow_redirects=section.boolean("followRedirects", True),
+        method=method,
+        status=section.integer("status", 0, minimum=0, maximum=599),
+    )
+    section.done()
+    if spec.scheme == "h2c" and mode != "grpc":
+        raise section.fail("scheme", "h2c is for mode grpc only")
+    return spec
+
+
+def _passive_health_check(fields: Fields) -> Optional[PassiveHealthSpec]:
+    present, section = fields.section("passiveHealthCheck")
+    if not present:
+        return None
+    if section is None:
+        return PassiveHealthSpec()
+    window = section.duration("failureWindow", 10.0)
+    if window <= 0:
+        raise section.fail("failureWindow", "must be above 0")
+    spec = PassiveHealthSpec(window, section.integer("maxFailedAttempts", 1, minimum=1))
+    section.done()
+    return spec
+
+
+def _propagation(fields: Fields) -> bool:
+    """A TraefikService level's ``healthCheck: {}``: it follows its children's status."""
+    present, section = fields.section("healthCheck")
+    if section is not None:
+        section.done()
+    return present
+
+
 def _service_ref(fields: Fields, parent_namespace: str) -> ServiceRef:
     """The LoadBalancerSpec fields of ``fields``; the caller checks for leftovers."""
     name = fields.string("name", required=True)
@@ -107,6 +174,15 @@ def _service_ref(fields: Fields, parent_namespace: str) -> ServiceRef:
     strategy = fields.string("strategy")
     if strategy not in ("", "RoundRobin", "wrr"):
         fields.note("strategy", f"{strategy} is not supported yet, using round robin")
+    if kind == "Service":
+        health_check = _health_check(fields)
+        passive = _passive_health_check(fields)
+    else:
+        # A TraefikService reference: ``healthCheck: {}`` (status propagation) only.
+        health_check, passive = None, None
+        _propagation(fields)
+        if fields.has("passiveHealthCheck"):
+            raise fields.fail("passiveHealthCheck", "applies to Service references only")
     namespace = fields.string("namespace") or parent_namespace
     return ServiceRef(
         name=name,
@@ -121,6 +197,8 @@ def _service_ref(fields: Fields, parent_namespace: str) -> ServiceRef:
         pass_host_header=fields.boolean("passHostHeader", True),
         servers_transport=fields.string("serversTransport"),
         sticky=_sticky(fields),
+        health_check=health_check,
+        passive_health_check=passive,
         **_lb_modes(fields),
     )
 
@@ -382,20 +460,46 @@ def parse_ingress_route_udp(root: Fields, meta: Meta) -> IngressRouteUDP:
     return IngressRouteUDP(meta=meta, routes=tuple(routes), entry_points=entry_points)
 
 
+def _lone_ref(fields: Fields, key: str, namespace: str) -> ServiceRef:
+    section = fields.mapping(key, required=True)
+    assert section is not None
+    ref = _service_ref(section, namespace)
+    section.done(_REF_IGNORED)
+    return ref
+
+
+_TRAEFIK_SERVICE_TYPES = ("weighted", "mirroring", "highestRandomWeight", "failover")
+
+
 def parse_traefik_service(root: Fields, meta: Meta) -> TraefikService:
     spec = _spec(root)
-    for unsupported in ("highestRandomWeight", "failover"):
-        if spec.has(unsupported):
-            raise spec.fail(unsupported, "not supported yet")
+    present = [name for name in _TRAEFIK_SERVICE_TYPES if spec.has(name)]
+    if len(present) != 1:
+        raise spec.whole("exactly one of " + ", ".join(_TRAEFIK_SERVICE_TYPES) + " is required")
+    weighted = mirroring = failover = hrw = None
     weighted_fields = spec.mapping("weighted")
     mirroring_fields = spec.mapping("mirroring")
-    if (weighted_fields is None) == (mirroring_fields is None):
-        raise spec.whole("exactly one of weighted or mirroring is required")
-    weighted = mirroring = None
+    hrw_fields = spec.mapping("highestRandomWeight")
+    failover_fields = spec.mapping("failover")
     if weighted_fields is not None:
         services = _refs(weighted_fields, "services", meta.namespace)
-        weighted = Weighted(services, _sticky(weighted_fields))
+        weighted = Weighted(
+            services, _sticky(weighted_fields), health_check=_propagation(weighted_fields)
+        )
         weighted_fields.done()
+    if hrw_fields is not None:
+        services = _refs(hrw_fields, "services", meta.namespace)
+        hrw = HighestRandomWeight(services, health_check=_propagation(hrw_fields))
+        hrw_fields.done()
+    if failover_fields is not None:
+        if failover_fields.has("errors"):
+            raise failover_fields.fail("errors", "failover on error statuses is not supported")
+        failover = Failover(
+            _lone_ref(failover_fields, "service", meta.namespace),
+            _lone_ref(failover_fields, "fallback", meta.namespace),
+            health_check=_propagation(failover_fields),
+        )
+        failover_fields.done()
     if mirroring_fields is not None:
         main = _service_ref(mirroring_fields, meta.namespace)
         mirrors = []
@@ -410,8 +514,16 @@ def parse_traefik_service(root: Fields, meta: Meta) -> TraefikService:
             mirror_body=mirroring_fields.boolean("mirrorBody", True),
         )
         mirroring_fields.done(_REF_IGNORED)
+    if weighted is None and mirroring is None and failover is None and hrw is None:
+        raise spec.fail(present[0], "must be a mapping")
     spec.done()
-    return TraefikService(meta=meta, weighted=weighted, mirroring=mirroring)
+    return TraefikService(
+        meta=meta,
+        weighted=weighted,
+        mirroring=mirroring,
+        failover=failover,
+        highest_random_weight=hrw,
+    )
 
 
 def parse_servers_transport(root: Fields, meta: Meta) -> ServersTransport:

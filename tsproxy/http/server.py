@@ -533,6 +533,7 @@ class HTTPServerConnection(Relaying, BackendListener):
             if req.version == b"HTTP/1.1":
                 self.transport.write(informational_head(head))
             return
+        self._outcome(status < 500)
         if status == 101:
             if req.upgrade is None:
                 self.backend_failed(502, "101 without an upgrade request", True)
@@ -691,7 +692,14 @@ class HTTPServerConnection(Relaying, BackendListener):
         except Exception:
             log.failure("observing an exchange failed")
 
+    def _outcome(self, ok: bool) -> None:
+        """Tell the passive health check, if the service has one, how the server did."""
+        pick, server = self.pick, self.server
+        if pick is not None and pick.report is not None and server is not None:
+            pick.report(server, ok)
+
     def _log_backend_error(self, status: int, reason: str) -> None:
+        self._outcome(False)
         server = self.server
         log.warn(
             "{status} from {url}: {reason}",

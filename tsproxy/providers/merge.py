@@ -23,7 +23,7 @@ from tsproxy.providers.file_l4 import FileL4Build, build_file_tcp, file_udp_cand
 from tsproxy.runtime.endpoints import BuildError
 from tsproxy.runtime.failures import FailedRouter, FailedService
 from tsproxy.runtime.internal import InternalService, InternalServiceDef, internal_problem
-from tsproxy.runtime.services import Definition, Node
+from tsproxy.runtime.services import Definition, MirroringDef, Node, WeightedDef
 from tsproxy.runtime.udp import UDPCandidate
 
 __all__ = ["Merge", "build_file_tls", "crd_options", "node_of"]
@@ -81,11 +81,32 @@ class Merge:
             for key in self.crd.traefik_services:
                 if self.crd.normalized(key) == name:
                     return self.crd.traefik_service(key)  # type: ignore[no-any-return]
-            found = self.crd_routes.get(name)
+            found = self.crd_routes.get(name) or self._crd_child(name)
             if found is not None:
                 return found
             raise BuildError(f"service {qualified} does not exist")
         raise BuildError(f"service {qualified} does not exist: provider {provider} is not enabled")
+
+    def _crd_child(self, name: str) -> Optional[Definition]:
+        """A service the CRD provider made inside a weighted or mirroring one (Traefik's
+        ``<ns>-<service>-<port>``), if some TraefikService or route made it."""
+        built = [d for d in self.crd.built.values() if not isinstance(d, Location)]
+        pending = built + list(self.crd_routes.values())
+        seen = set()
+        while pending:
+            definition = pending.pop()
+            if id(definition) in seen:
+                continue
+            seen.add(id(definition))
+            if isinstance(definition, WeightedDef):
+                for child in definition.children:
+                    if child.name == name and "@" not in name:
+                        return child.definition
+                    pending.append(child.definition)
+            elif isinstance(definition, MirroringDef):
+                pending.append(definition.main)
+                pending.extend(mirror for mirror, _ in definition.mirrors)
+        return None
 
     def file_routes(self) -> Tuple[List[FileRoute], List[FailedRouter]]:
         """The file provider's routers (every one of its services is built too, so the API

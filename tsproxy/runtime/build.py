@@ -38,6 +38,8 @@ from tsproxy.runtime.failures import (
 )
 from tsproxy.runtime.services import (
     Definition,
+    FailoverDef,
+    HighestRandomWeightDef,
     LoadBalancerDef,
     MirroringDef,
     Node,
@@ -45,6 +47,7 @@ from tsproxy.runtime.services import (
     WeightedChild,
     WeightedDef,
     instantiate,
+    reports_status,
 )
 from tsproxy.runtime.table import HTTPRouter, RoutingTable
 from tsproxy.runtime.tcp import build_tcp_routers
@@ -168,7 +171,14 @@ class _Builder:
 
     def load_balancer(self, ref: ServiceRef, name: str, parent_namespace: str) -> LoadBalancerDef:
         servers = self.directory.servers(ref, self.transport(ref, parent_namespace))
-        return LoadBalancerDef(name, servers, ref.pass_host_header, _sticky(ref.sticky, name))
+        return LoadBalancerDef(
+            name,
+            servers,
+            ref.pass_host_header,
+            _sticky(ref.sticky, name),
+            ref.health_check,
+            ref.passive_health_check,
+        )
 
     def child(
         self, ref: ServiceRef, parent_namespace: str, trail: Tuple[Key, ...]
@@ -226,19 +236,64 @@ class _Builder:
         self.built[key] = location
         self.failed_services.append(_failed_service(self.traefik_services[key], message))
 
+    def status_child(
+        self, ref: ServiceRef, parent_namespace: str, trail: Tuple[Key, ...], why: str
+    ) -> Tuple[str, Definition]:
+        """A child whose status its parent follows (``why``): one that reports none is an
+        error, as Traefik's "all or nothing" propagation makes it."""
+        name, definition = self.child(ref, parent_namespace, trail)
+        if not reports_status(definition):
+            what = "healthCheck: {}" if ref.kind == "TraefikService" else "a healthCheck"
+            raise BuildError(f"service {name} reports no status ({why}): it needs {what}")
+        return name, definition
+
+    def _children(
+        self, refs: Tuple[ServiceRef, ...], namespace: str, trail: Tuple[Key, ...], follow: bool
+    ) -> Tuple[WeightedChild, ...]:
+        children = []
+        why = "the parent has healthCheck: {}"
+        for ref in refs:
+            if follow:
+                build = lambda r: self.status_child(r, namespace, trail, why)  # noqa: E731
+            else:
+                build = lambda r: self.child(r, namespace, trail)  # noqa: E731
+            child_name, definition = _located(ref, build)
+            children.append(WeightedChild(child_name, ref.weight, definition))
+        return tuple(children)
+
     def _traefik_service(self, service: TraefikService, trail: Tuple[Key, ...]) -> Definition:
         namespace = service.meta.namespace
         name = normalize(f"{namespace}-{service.meta.name}")
         if service.weighted is not None:
-            children = []
-            for ref in service.weighted.services:
-                child_name, definition = _located(ref, lambda r: self.child(r, namespace, trail))
-                children.append(WeightedChild(child_name, ref.weight, definition))
+            weighted = service.weighted
+            children = self._children(weighted.services, namespace, trail, weighted.health_check)
             if not any(child.weight for child in children):
                 message = "no service with a weight above 0: requests get 503"
                 self.warnings.append(service.meta.location.error(message))
-            sticky = _sticky(service.weighted.sticky, name)
-            return WeightedDef(name, tuple(children), sticky)
+            sticky = _sticky(weighted.sticky, name)
+            return WeightedDef(name, children, sticky, weighted.health_check)
+        if service.highest_random_weight is not None:
+            hrw = service.highest_random_weight
+            children = self._children(hrw.services, namespace, trail, hrw.health_check)
+            if not any(child.weight for child in children):
+                message = "no service with a weight above 0: requests get 503"
+                self.warnings.append(service.meta.location.error(message))
+            return HighestRandomWeightDef(name, children, hrw.health_check)
+        if service.failover is not None:
+            failover = service.failover
+            main_name, main = _located(
+                failover.service,
+                lambda r: self.status_child(r, namespace, trail, "failover follows it"),
+            )
+            if failover.health_check:
+                why = "the failover has healthCheck: {}"
+                build = lambda r: self.status_child(r, namespace, trail, why)  # noqa: E731
+            else:
+                build = lambda r: self.child(r, namespace, trail)  # noqa: E731
+            fallback_name, fallback = _located(failover.fallback, build)
+            return FailoverDef(
+                name, main, main_name, fallback, fallback_name, failover.health_check
+            )
         assert service.mirroring is not None
         mirroring = service.mirroring
         _, main = _located(mirroring.service, lambda r: self.child(r, namespace, trail))
@@ -423,6 +478,20 @@ def _failed_service(service: TraefikService, message: str) -> FailedService:
     if service.weighted is not None:
         children = tuple((_child_name(ref), ref.weight) for ref in service.weighted.services)
         return FailedService(name, "weighted", children, (message,), location)
+    if service.highest_random_weight is not None:
+        refs = service.highest_random_weight.services
+        children = tuple((_child_name(ref), ref.weight) for ref in refs)
+        return FailedService(name, "highestrandomweight", children, (message,), location)
+    if service.failover is not None:
+        failover = service.failover
+        return FailedService(
+            name,
+            "failover",
+            ((_child_name(failover.fallback), 0),),
+            (message,),
+            location,
+            main=_child_name(failover.service),
+        )
     assert service.mirroring is not None
     mirroring = service.mirroring
     mirrors = tuple((_child_name(m.service), m.percent) for m in mirroring.mirrors)
