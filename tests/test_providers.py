@@ -195,11 +195,11 @@ level = "ERROR"
 [providers.file]
 filename = "{filename}"
 """
-_SUFFIX = re.compile(r"@(file|kubernetescrd)\b")
+_SUFFIX = re.compile(r"@(file|kubernetescrd|etcd|redis)\b")
 
 
 def without_providers(document: Any) -> Any:
-    """The document with the provider suffixes of file and kubernetescrd names removed."""
+    """The document with the provider suffixes (file, kubernetescrd, etcd, redis) removed."""
     return json.loads(_SUFFIX.sub("", json.dumps(document, sort_keys=True)))
 
 

@@ -104,6 +104,9 @@ class Fields:
     @classmethod
     def of(cls, value: object, path: str, line: int, notices: list[tuple[int, str]]) -> Fields:
         """Fields over ``value``, which must be a mapping named at ``path`` on ``line``."""
+        if isinstance(value, KVText) and value.lower() == "true":
+            # A key-value store's "enabled with its defaults" (``.../tls`` = ``true``).
+            value = CaselessMap.empty(line)
         if not isinstance(value, YAMLMap):
             raise FieldError(line, path, "must be a mapping")
         return cls(value, path, notices, line)
@@ -224,6 +227,8 @@ class Fields:
         there at all, and its fields when it holds any."""
         present = key in self.data
         value = self._get(key, False)
+        if isinstance(value, KVText) and value.lower() == "false":
+            return False, None  # a key-value store's "not enabled"
         if value is None:
             return present, None
         return True, Fields.of(value, self.path_of(key), self.line_of(key), self.notices)

@@ -39,6 +39,14 @@ class CaselessMap(YAMLMap):
     caseless = True
     lower: dict[str, str]
 
+    @classmethod
+    def empty(cls, line: int) -> CaselessMap:
+        made = cls()
+        made.line = line
+        made.key_lines = {}
+        made.lower = {}
+        return made
+
     def put(self, key: str, value: object, line: int) -> None:
         self.lower[key.lower()] = key
         self[key] = value

@@ -100,10 +100,7 @@ def _value(node: _Node, tree: KVTree) -> object:
             items.item_lines.append(len(tree.paths) + 1)
             items.append(_value(child, tree))
         return items
-    mapping = CaselessMap()
-    mapping.line = line
-    mapping.key_lines = {}
-    mapping.lower = {}
+    mapping = CaselessMap.empty(line)
     for child in children:
         child_line = len(tree.paths) + 1
         mapping.put(_segment(child), _value(child, tree), child_line)
