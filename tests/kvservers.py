@@ -32,7 +32,7 @@ def _b64(text: str) -> str:
 
 class _Server:
     def __init__(self, directory: str) -> None:
-        self.directory = directory
+        self.directory = os.path.abspath(directory)
         os.makedirs(directory, exist_ok=True)
         self.process: Optional[subprocess.Popen[bytes]] = None
 
@@ -147,7 +147,10 @@ class RedisServer(_Server):
         ]
 
     def ready(self) -> bool:
-        return self.command_(["PING"]) == "PONG"
+        try:
+            return bool(self.command_(["PING"]) == "PONG")
+        except RuntimeError as exc:
+            return "NOAUTH" in str(exc)  # up, with a password
 
     def command_(self, words: List[str]) -> Any:
         """Send one command, read one reply (simple strings, integers, errors, bulk)."""

@@ -418,7 +418,7 @@ class KVServerTestCase(ProxyTestCase):
                 agent=self.agent,
             )
             body = yield treq.content(response)
-            names.append(body.split(b" ")[0].decode() if response.code == 200 else response.code)
+            names.append(body.split()[1].decode() if response.code == 200 else response.code)
         return names
 
     def weight_of_v2(self, service: ProxyService) -> Optional[int]:
@@ -552,8 +552,6 @@ class RedisTests(KVServerTestCase):
     def test_db_and_password(self) -> None:
         """``db`` selects the database (its notifications only); ``password`` is sent."""
         redis = self.start_redis("--requirepass", "s3cret")
-        words = ["SELECT", "2"]
-        del words
         directory = self.mktemp()
         os.makedirs(directory)
         with open(os.path.join(directory, "traefik.yml"), "w") as stream:
