@@ -714,10 +714,10 @@ class CRDOptionTests(SynchronousTestCase):
             self.assertEqual(len(loaded.errors), 1)
             self.assertIn("tsproxy.yaml:6: providers.kubernetesCRD.", str(loaded.errors[0]))
             self.assertIn("not supported yet", str(loaded.errors[0]))
-        loaded = load_files(STATIC + "providers:\n  redis: {endpoints: [x]}\n", [])
+        loaded = load_files(STATIC + "providers:\n  consul: {endpoints: [x]}\n", [])
         self.assertEqual(
             [str(e) for e in loaded.errors],
-            ["tsproxy.yaml:5: providers.redis: this provider is not supported yet"],
+            ["tsproxy.yaml:5: providers.consul: this provider is not supported yet"],
         )
 
 
