@@ -162,8 +162,11 @@ class KVTreeTests(SynchronousTestCase):
 
 KV_ERRORS = [
     (
-        {"traefik/http/routers/r/rule": "Host(`a`)", "traefik/http/routers/r/service": "s",
-         "traefik/http/routers/r/priority": "high"},
+        {
+            "traefik/http/routers/r/rule": "Host(`a`)",
+            "traefik/http/routers/r/service": "s",
+            "traefik/http/routers/r/priority": "high",
+        },
         "etcd:traefik/http/routers/r/priority: router r: http.routers.r.priority: must be an"
         " integer <= 9223372036854774807",
     ),
@@ -178,14 +181,19 @@ KV_ERRORS = [
         " (like http://10.0.0.1:80)",
     ),
     (
-        {"traefik/http/services/s/loadBalancer/passHostHeader": "maybe",
-         "traefik/http/services/s/loadBalancer/servers/0/url": "http://a:1"},
+        {
+            "traefik/http/services/s/loadBalancer/passHostHeader": "maybe",
+            "traefik/http/services/s/loadBalancer/servers/0/url": "http://a:1",
+        },
         "etcd:traefik/http/services/s/loadBalancer/passHostHeader: service s:"
         " http.services.s.loadBalancer.passHostHeader: must be true or false",
     ),
     (
-        {"traefik/http/routers/r/rule": "Host(`a`)", "traefik/http/routers/r/service": "s",
-         "traefik/http/routers/r/colour": "red"},
+        {
+            "traefik/http/routers/r/rule": "Host(`a`)",
+            "traefik/http/routers/r/service": "s",
+            "traefik/http/routers/r/colour": "red",
+        },
         "etcd:traefik/http/routers/r/colour: router r: http.routers.r.colour: unknown field",
     ),
     (
@@ -204,8 +212,11 @@ KV_ERRORS = [
         "etcd:traefik/colour: colour: unknown field",
     ),
     (
-        {"traefik/http/routers/r/entryPoints/x": "web", "traefik/http/routers/r/rule": "H",
-         "traefik/http/routers/r/service": "s"},
+        {
+            "traefik/http/routers/r/entryPoints/x": "web",
+            "traefik/http/routers/r/rule": "H",
+            "traefik/http/routers/r/service": "s",
+        },
         "etcd:traefik/http/routers/r/entryPoints: router r: http.routers.r.entryPoints:"
         " must be a list",
     ),
@@ -306,7 +317,9 @@ class StaticTests(SynchronousTestCase):
         static = load_files(ENTRY + "providers:\n  etcd: {}\n  redis:\n", []).static
         assert static is not None
         etcd, redis = static.providers.kv
-        self.assertEqual((etcd.endpoints, etcd.root_key, etcd.tls), (("127.0.0.1:2379",), "traefik", None))
+        self.assertEqual(
+            (etcd.endpoints, etcd.root_key, etcd.tls), (("127.0.0.1:2379",), "traefik", None)
+        )
         self.assertEqual((redis.endpoints, redis.db), (("127.0.0.1:6379",), 0))
         self.assertEqual(static.providers.names, ("Etcd", "Redis"))
 
@@ -332,16 +345,24 @@ class StaticTests(SynchronousTestCase):
     def test_errors(self) -> None:
         """Wrong options are located errors."""
         cases = [
-            ("providers:\n  etcd: {endpoints: [nope]}\n",
-             "tsproxy.yaml:4: providers.etcd.endpoints[0]: 'nope': must be host:port (like"
-             " 127.0.0.1:2379)"),
+            (
+                "providers:\n  etcd: {endpoints: [nope]}\n",
+                "tsproxy.yaml:4: providers.etcd.endpoints[0]: 'nope': must be host:port (like"
+                " 127.0.0.1:2379)",
+            ),
             ("providers:\n  etcd: {db: 1}\n", "tsproxy.yaml:4: providers.etcd.db: unknown field"),
-            ("providers:\n  redis: {sentinel: {masterName: m}}\n",
-             "tsproxy.yaml:4: providers.redis.sentinel: Redis Sentinel is not supported yet"),
-            ("providers:\n  redis:\n    tls: {cert: c.pem}\n",
-             "tsproxy.yaml:5: providers.redis.tls: cert and key go together"),
-            ("providers:\n  consul: {}\n",
-             "tsproxy.yaml:4: providers.consul: this provider is not supported yet"),
+            (
+                "providers:\n  redis: {sentinel: {masterName: m}}\n",
+                "tsproxy.yaml:4: providers.redis.sentinel: Redis Sentinel is not supported yet",
+            ),
+            (
+                "providers:\n  redis:\n    tls: {cert: c.pem}\n",
+                "tsproxy.yaml:5: providers.redis.tls: cert and key go together",
+            ),
+            (
+                "providers:\n  consul: {}\n",
+                "tsproxy.yaml:4: providers.consul: this provider is not supported yet",
+            ),
         ]
         for text, expected in cases:
             loaded = load_files(ENTRY + text, [])
@@ -555,9 +576,7 @@ class RedisTests(KVServerTestCase):
         directory = self.mktemp()
         os.makedirs(directory)
         with open(os.path.join(directory, "traefik.yml"), "w") as stream:
-            stream.write(
-                static_for("redis", redis.endpoint) + "    db: 2\n    password: s3cret\n"
-            )
+            stream.write(static_for("redis", redis.endpoint) + "    db: 2\n    password: s3cret\n")
         # Keys in db 2 (MSET after SELECT on one connection).
         payload: List[str] = ["MSET"]
         for key, value in self.keys().items():
@@ -568,7 +587,10 @@ class RedisTests(KVServerTestCase):
         self.addCleanup(service.stopService)
         yield self.until(lambda: self.weight_of_v2(service) == 0)
         _redis_in_db(
-            redis, "s3cret", 2, ["SET", "traefik/http/services/split/weighted/services/1/weight", "3"]
+            redis,
+            "s3cret",
+            2,
+            ["SET", "traefik/http/services/split/weighted/services/1/weight", "3"],
         )
         took = yield self.until(lambda: self.weight_of_v2(service) == 3, 1.0)
         self.assertLess(took, 1.0)

@@ -19,7 +19,7 @@ import txredisapi
 from twisted.internet import defer, endpoints, protocol
 
 from tsproxy.logs import get_logger
-from tsproxy.providers.kvwatch import KVWatcher, Pairs, client_tls_creator
+from tsproxy.providers.kvwatch import KVWatcher, client_tls_creator
 
 __all__ = ["RedisWatcher"]
 
