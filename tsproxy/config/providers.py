@@ -19,7 +19,9 @@ from tsproxy.config.schema import Fields
 __all__ = [
     "CRDProviderConfig",
     "ClientTLS",
+    "APIServer",
     "FileProviderConfig",
+    "IngressProviderConfig",
     "KVProviderConfig",
     "LabelSelector",
     "ProvidersConfig",
@@ -34,7 +36,6 @@ _NOT_YET = "not supported yet, ignored"
 _OTHER_PROVIDERS = (
     "docker",
     "swarm",
-    "kubernetesIngress",
     "kubernetesIngressNGINX",
     "kubernetesGateway",
     "consulCatalog",
@@ -45,7 +46,23 @@ _OTHER_PROVIDERS = (
     "http",
     "plugin",
 )
-_API_SERVER_OPTIONS = ("endpoint", "token", "certAuthFilePath")
+
+@attrs.frozen
+class APIServer:
+    """``endpoint``, ``token`` and ``certAuthFilePath`` of a Kubernetes provider, as written
+    (all empty: inside a cluster, the service account's; outside, the configuration
+    directory is read instead)."""
+
+    endpoint: str = ""
+    token: str = ""
+    cert_auth_file_path: str = ""
+
+
+def _api_server(fields: Fields) -> APIServer:
+    endpoint = fields.string("endpoint")
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise fields.fail("endpoint", "must be an http:// or https:// URL")
+    return APIServer(endpoint, fields.string("token"), fields.string("certAuthFilePath"))
 
 
 @attrs.frozen
@@ -210,6 +227,23 @@ class CRDProviderConfig:
     ingress_class: str = ""
     throttle_duration: float = 0.0
     location: Location = Location("", 1)
+    api: APIServer = APIServer()
+
+
+@attrs.frozen
+class IngressProviderConfig:
+    """``providers.kubernetesIngress``: which Ingresses are read (``namespaces``,
+    ``labelSelector``, ``ingressClass``) and how their Services are (Traefik's defaults)."""
+
+    namespaces: Tuple[str, ...] = ()
+    label_selector: LabelSelector = ()
+    ingress_class: str = ""
+    allow_empty_services: bool = False
+    allow_external_name_services: bool = False
+    native_lb_by_default: bool = False
+    throttle_duration: float = 0.0
+    location: Location = Location("", 1)
+    api: APIServer = APIServer()
 
 
 @attrs.frozen
@@ -224,6 +258,7 @@ class ProvidersConfig:
     crd: Optional[CRDProviderConfig] = CRDProviderConfig()
     etcd: Optional[KVProviderConfig] = None
     redis: Optional[KVProviderConfig] = None
+    ingress: Optional[IngressProviderConfig] = None
 
     @property
     def kv(self) -> Tuple[KVProviderConfig, ...]:
@@ -237,7 +272,8 @@ class ProvidersConfig:
         if not self.written:
             return 0.0
         crd = self.crd.throttle_duration if self.crd is not None else 0.0
-        return max(self.throttle_duration, crd)
+        ingress = self.ingress.throttle_duration if self.ingress is not None else 0.0
+        return max(self.throttle_duration, crd, ingress)
 
     @property
     def names(self) -> Tuple[str, ...]:
@@ -245,6 +281,8 @@ class ProvidersConfig:
         names = []
         if self.crd is not None:
             names.append("KubernetesCRD")
+        if self.ingress is not None:
+            names.append("KubernetesIngress")
         if self.file is not None:
             names.append("File")
         if self.etcd is not None:
@@ -271,13 +309,6 @@ def _file(fields: Fields, location: Location) -> FileProviderConfig:
 def _crd(fields: Optional[Fields], location: Location) -> CRDProviderConfig:
     if fields is None:
         return CRDProviderConfig(location=location)
-    for name in _API_SERVER_OPTIONS:
-        if fields.has(name):
-            raise fields.fail(
-                name,
-                "reading resources from a Kubernetes API server is not supported yet: the "
-                "provider reads the configuration directory",
-            )
     selector_text = fields.string("labelSelector")
     try:
         selector = parse_label_selector(selector_text)
@@ -294,7 +325,33 @@ def _crd(fields: Optional[Fields], location: Location) -> CRDProviderConfig:
         ingress_class=fields.string("ingressClass"),
         throttle_duration=fields.duration("throttleDuration", 0.0),
         location=location,
+        api=_api_server(fields),
     )
+    fields.done({"disableClusterScopeResources": ""})
+    return config
+
+
+def _ingress(fields: Optional[Fields], location: Location) -> IngressProviderConfig:
+    if fields is None:
+        return IngressProviderConfig(location=location)
+    try:
+        selector = parse_label_selector(fields.string("labelSelector"))
+    except ValueError as exc:
+        raise fields.fail("labelSelector", f"not a label selector: {exc}") from None
+    config = IngressProviderConfig(
+        namespaces=fields.strings("namespaces"),
+        label_selector=selector,
+        ingress_class=fields.string("ingressClass"),
+        allow_empty_services=fields.boolean("allowEmptyServices", False),
+        allow_external_name_services=fields.boolean("allowExternalNameServices", False),
+        native_lb_by_default=fields.boolean("nativeLBByDefault", False),
+        throttle_duration=fields.duration("throttleDuration", 0.0),
+        location=location,
+        api=_api_server(fields),
+    )
+    for name in ("ingressEndpoint", "strictPrefixMatching", "disableIngressClassLookup"):
+        if fields.has(name):
+            raise fields.fail(name, "not supported yet")
     fields.done({"disableClusterScopeResources": ""})
     return config
 
@@ -324,6 +381,11 @@ def parse_providers(root: Fields, file: str) -> ProvidersConfig:
         if kv_present:
             kv_location = Location(file, section.line_of(kind), f"providers.{kind}")
             kv[kind] = _kv(kind, kv_fields, kv_location)
+    ingress = None
+    ingress_present, ingress_fields = section.section("kubernetesIngress")
+    if ingress_present:
+        where = Location(file, section.line_of("kubernetesIngress"), "providers.kubernetesIngress")
+        ingress = _ingress(ingress_fields, where)
     config = ProvidersConfig(
         written=True,
         throttle_duration=section.duration("providersThrottleDuration", 2.0),
@@ -331,6 +393,7 @@ def parse_providers(root: Fields, file: str) -> ProvidersConfig:
         crd=crd,
         etcd=kv.get("etcd"),
         redis=kv.get("redis"),
+        ingress=ingress,
     )
     section.done()
     return config
