@@ -111,6 +111,9 @@ class ProxyService(Service):
         #: its first read: its routes are then not there yet).
         self.kv_watchers: List[Any] = []
         self.kv_pairs: Dict[str, Dict[str, str]] = {}
+        #: The Kubernetes providers reading an API server, and the objects they last saw.
+        self.kube_watchers: Dict[str, Any] = {}
+        self.kube_objects: Dict[str, List[Dict[str, Any]]] = {}
         self.clock = clock if clock is not None else reactor
         self.config_dir = config_dir
         self.exit_on_startup_error = exit_on_startup_error
@@ -224,9 +227,13 @@ class ProxyService(Service):
     def _with_kv(self, loaded: LoadedConfig) -> LoadedConfig:
         """``loaded`` with the configurations the key-value providers last read (in the
         reactor thread, which owns them); a key that does not parse is an error at its key."""
-        if loaded.static is None or not loaded.static.providers.kv:
+        if loaded.static is None:
             return loaded
-        kv = []
+        if self.kube_watchers:
+            loaded = self._with_kube(loaded)
+        if not loaded.static.providers.kv:
+            return loaded
+        kv = list(loaded.kv)
         errors = list(loaded.errors)
         notices = list(loaded.notices)
         for config in loaded.static.providers.kv:
@@ -238,6 +245,54 @@ class ProxyService(Service):
             errors += parse_errors
             notices += parse_notices
         return attrs.evolve(loaded, kv=tuple(kv), errors=tuple(errors), notices=tuple(notices))
+
+    def _with_kube(self, loaded: LoadedConfig) -> LoadedConfig:
+        """``loaded`` with the objects the Kubernetes API watchers last saw in place of the
+        configuration directory's (nothing until every kind has been listed once)."""
+        from tsproxy.providers.kubeobjects import api_resources, with_api_ingress
+
+        static = loaded.static
+        assert static is not None
+        if "kubernetescrd" in self.kube_watchers and static.providers.crd is not None:
+            objects = self.kube_objects.get("kubernetescrd", [])
+            resources, errors, notices = api_resources(objects, static.providers.crd)
+            loaded = attrs.evolve(
+                loaded,
+                resources=resources,
+                errors=loaded.errors + errors,
+                notices=loaded.notices + notices,
+            )
+        if "kubernetes" in self.kube_watchers and static.providers.ingress is not None:
+            objects = self.kube_objects.get("kubernetes", [])
+            loaded = with_api_ingress(loaded, objects, static.providers.ingress)
+        return loaded
+
+    def _kube_changed(self, provider: str, objects: List[Dict[str, Any]]) -> None:
+        self.kube_objects[provider] = objects
+        self.reload_soon()
+
+    def _watch_kube(self, static: Any) -> None:
+        from tsproxy.providers.kubeapi import CRD_KINDS, INGRESS_KINDS, KubeWatcher, kube_connection
+
+        for provider, config, kinds in (
+            ("kubernetescrd", static.providers.crd, CRD_KINDS),
+            ("kubernetes", static.providers.ingress, INGRESS_KINDS),
+        ):
+            if config is None:
+                continue
+            api = config.api
+            path = api.cert_auth_file_path
+            if path and not os.path.isabs(path):
+                path = os.path.join(self.config_dir, path)
+            connection = kube_connection(api.endpoint, api.token, path)
+            if connection is None:
+                continue
+            watcher = KubeWatcher(
+                provider, connection, kinds, config.namespaces, self.reactor, self._kube_changed
+            )
+            self.kube_watchers[provider] = watcher
+            log.info("{provider}: reading {endpoint}", provider=provider, endpoint=connection.endpoint)
+            watcher.start()
 
     def _kv_changed(self, provider: str, pairs: Dict[str, str]) -> None:
         """A key-value provider read a new tree: reload (throttled like the file watchers)."""
@@ -366,6 +421,7 @@ class ProxyService(Service):
         self._watch_file_provider(static)
         Service.startService(self)
         self._watch_kv(static)
+        self._watch_kube(static)
 
     def _watch_file_provider(self, static: Any) -> None:
         """Reload when the file provider's files change (``watch``, Traefik's default on);
@@ -581,6 +637,8 @@ class ProxyService(Service):
             self.file_watcher.stop()
             self.file_watcher = None
         watchers, self.kv_watchers = self.kv_watchers, []
+        watchers += list(self.kube_watchers.values())
+        self.kube_watchers = {}
         kv_stopped = defer.gatherResults([w.stop() for w in watchers])
         if self._throttled is not None and self._throttled.active():
             self._throttled.cancel()

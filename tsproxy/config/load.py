@@ -79,6 +79,13 @@ def load_files(
             file_config, file_errors, file_notices = parse_dynamic_files(dynamic, read_file)
             errors.extend(file_errors)
             notices.extend(file_notices)
+    if crd is not None and crd.api.endpoint and files:
+        # The resources come from the API server (the running proxy's watcher).
+        notices.append(
+            f"{static_file}:1: providers.kubernetesCRD reads {crd.api.endpoint}: the"
+            f" {len(files)} YAML files of the configuration directory are not read"
+        )
+        files = ()
     ingress = static.providers.ingress if static is not None else None
     ingresses: list[Any] = []
     core_only = crd is None and ingress is not None
