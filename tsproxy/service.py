@@ -291,7 +291,9 @@ class ProxyService(Service):
                 provider, connection, kinds, config.namespaces, self.reactor, self._kube_changed
             )
             self.kube_watchers[provider] = watcher
-            log.info("{provider}: reading {endpoint}", provider=provider, endpoint=connection.endpoint)
+            log.info(
+                "{provider}: reading {endpoint}", provider=provider, endpoint=connection.endpoint
+            )
             watcher.start()
 
     def _kv_changed(self, provider: str, pairs: Dict[str, str]) -> None:

@@ -47,6 +47,7 @@ _OTHER_PROVIDERS = (
     "plugin",
 )
 
+
 @attrs.frozen
 class APIServer:
     """``endpoint``, ``token`` and ``certAuthFilePath`` of a Kubernetes provider, as written

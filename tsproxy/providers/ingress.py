@@ -94,7 +94,9 @@ def normalize(text: str) -> str:
     return "-".join(part for part in re.split(r"[^0-9A-Za-z]+", text) if part)
 
 
-def _selected(document: IngressDocument, classes: Sequence[str], options: IngressProviderConfig) -> bool:
+def _selected(
+    document: IngressDocument, classes: Sequence[str], options: IngressProviderConfig
+) -> bool:
     meta = document.meta
     annotations = meta.get("annotations") or {}
     if options.namespaces and meta.get("namespace", "default") not in options.namespaces:
@@ -218,8 +220,9 @@ class _Builder:
         matcher = annotations.get("router.pathmatcher", "")
         if matcher and matcher not in _PATH_MATCHERS:
             self.errors.append(
-                location.error(f"router.pathmatcher {matcher}: must be one of Path, PathPrefix,"
-                               " PathRegexp")
+                location.error(
+                    f"router.pathmatcher {matcher}: must be one of Path, PathPrefix, PathRegexp"
+                )
             )
             return
         if spec.get("defaultBackend"):

@@ -67,21 +67,24 @@ _CORE = (
     KubeKind("v1", "Secret", "secrets"),
 )
 #: What the kubernetesCRD provider reads.
-CRD_KINDS: Tuple[KubeKind, ...] = tuple(
-    KubeKind(_TRAEFIK, kind, kind.lower() + "s")
-    for kind in (
-        "IngressRoute",
-        "IngressRouteTCP",
-        "IngressRouteUDP",
-        "Middleware",
-        "MiddlewareTCP",
-        "TraefikService",
-        "ServersTransport",
-        "ServersTransportTCP",
-        "TLSOption",
-        "TLSStore",
+CRD_KINDS: Tuple[KubeKind, ...] = (
+    tuple(
+        KubeKind(_TRAEFIK, kind, kind.lower() + "s")
+        for kind in (
+            "IngressRoute",
+            "IngressRouteTCP",
+            "IngressRouteUDP",
+            "Middleware",
+            "MiddlewareTCP",
+            "TraefikService",
+            "ServersTransport",
+            "ServersTransportTCP",
+            "TLSOption",
+            "TLSStore",
+        )
     )
-) + _CORE
+    + _CORE
+)
 #: What the kubernetesIngress provider reads.
 INGRESS_KINDS: Tuple[KubeKind, ...] = (
     KubeKind("networking.k8s.io/v1", "Ingress", "ingresses"),
@@ -153,6 +156,13 @@ class _Lines(protocol.Protocol):
         if not self.done.called:
             self.done.callback(None)
 
+    def abort(self) -> None:
+        """Drop the watch's connection (the stream then ends)."""
+        if self.transport is not None:
+            self.transport.stopProducing()
+        if not self.done.called:
+            self.done.callback(None)
+
 
 class _Gone(Exception):
     """410: the resourceVersion is too old; list again."""
@@ -215,12 +225,11 @@ class KubeWatcher:
 
     def stop(self) -> defer.Deferred[Any]:
         self.running = False
+        for stream in list(self._streams):
+            stream.abort()
         for d in list(self._pending) + list(self._sleeps):
             if not d.called:
                 d.cancel()
-        for stream in self._streams:
-            if stream.transport is not None:
-                stream.transport.stopProducing()
         self._pool.closeCachedConnections()
         return defer.DeferredList(self._loops)
 
@@ -241,9 +250,7 @@ class KubeWatcher:
         return d.addBoth(forget)
 
     def _notify(self) -> None:
-        wanted = sum(
-            1 if k.kind in _CLUSTER_SCOPED else len(self.namespaces) for k in self.kinds
-        )
+        wanted = sum(1 if k.kind in _CLUSTER_SCOPED else len(self.namespaces) for k in self.kinds)
         if len(self.listed) < wanted:
             return
         objects = [self.objects[key] for key in sorted(self.objects)]
@@ -266,7 +273,9 @@ class KubeWatcher:
         if response.code != 200:
             raise RuntimeError(f"GET {kind.path(namespace)}: HTTP {response.code}")
         data = json.loads(body)
-        for key in [k for k in self.objects if k[0] == kind.kind and (not namespace or k[1] == namespace)]:
+        for key in [
+            k for k in self.objects if k[0] == kind.kind and (not namespace or k[1] == namespace)
+        ]:
             del self.objects[key]
         for item in data.get("items") or []:
             self._set(kind, item)
@@ -313,6 +322,8 @@ class KubeWatcher:
         stream = _Lines(event, done)
         self._streams.append(stream)
         response.deliverBody(stream)
+        if not self.running:
+            stream.abort()  # stopped while the watch was being answered
         try:
             yield done
         finally:

@@ -47,7 +47,9 @@ def api_resources(
     return tuple(resources), tuple(errors), tuple(notices)
 
 
-def with_api_ingress(loaded: Any, objects: Sequence[Dict[str, Any]], options: IngressProviderConfig) -> Any:
+def with_api_ingress(
+    loaded: Any, objects: Sequence[Dict[str, Any]], options: IngressProviderConfig
+) -> Any:
     """``loaded`` with the kubernetesIngress provider's configuration made of ``objects``."""
     documents = [
         IngressDocument(as_yaml(item), Location(API_SOURCE, 0, _label(item)))
