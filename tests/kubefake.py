@@ -73,7 +73,7 @@ class FakeAPI(resource.Resource):
 
     def bookmark(self) -> None:
         """Send every open watch a BOOKMARK at the current version."""
-        for request, plural, _ in self.watches:
+        for request, _, _ in self.watches:
             self._send(request, "BOOKMARK", {"metadata": {"resourceVersion": str(self.version)}})
 
     # -- the server side --------------------------------------------------------------------

@@ -351,9 +351,9 @@ class IngressFileTests(SynchronousTestCase):
     def test_rules(self) -> None:
         """Every table case: the routers, their rules and priorities, the service
         default-whoami-80@kubernetes over the EndpointSlice."""
-        for annotations, cls, host, path, kind, expected in INGRESS_CASES:
+        for written, cls, host, path, kind, expected in INGRESS_CASES:
             doc = INGRESS_DOC.format(
-                annotations=annotations, cls=cls, host=host, path=path, kind=kind
+                annotations=written, cls=cls, host=host, path=path, kind=kind
             )
             result, document = self.build(doc)
             self.assertEqual([str(e) for e in result.errors], [], doc)
