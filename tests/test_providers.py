@@ -713,11 +713,15 @@ class CRDOptionTests(SynchronousTestCase):
         loaded = load_files(STATIC + "providers:\n  kubernetesCRD:\n    " + text + "\n", [])
         self.assertEqual(loaded.errors, ())
         api = loaded.static.providers.crd.api
-        self.assertEqual((api.endpoint, api.token, api.cert_auth_file_path), ("https://k8s:6443", "x", "/ca"))
+        self.assertEqual(
+            (api.endpoint, api.token, api.cert_auth_file_path), ("https://k8s:6443", "x", "/ca")
+        )
         loaded = load_files(STATIC + "providers:\n  kubernetesCRD:\n    endpoint: k8s\n", [])
         self.assertEqual(
             [str(e) for e in loaded.errors],
-            ["tsproxy.yaml:6: providers.kubernetesCRD.endpoint: must be an http:// or https:// URL"],
+            [
+                "tsproxy.yaml:6: providers.kubernetesCRD.endpoint: must be an http:// or https:// URL"
+            ],
         )
         loaded = load_files(STATIC + "providers:\n  consul: {endpoints: [x]}\n", [])
         self.assertEqual(

@@ -352,9 +352,7 @@ class IngressFileTests(SynchronousTestCase):
         """Every table case: the routers, their rules and priorities, the service
         default-whoami-80@kubernetes over the EndpointSlice."""
         for written, cls, host, path, kind, expected in INGRESS_CASES:
-            doc = INGRESS_DOC.format(
-                annotations=written, cls=cls, host=host, path=path, kind=kind
-            )
+            doc = INGRESS_DOC.format(annotations=written, cls=cls, host=host, path=path, kind=kind)
             result, document = self.build(doc)
             self.assertEqual([str(e) for e in result.errors], [], doc)
             routers = document.get("routers", {})
