@@ -13,10 +13,11 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .proxyfixture import free_port
 
@@ -70,19 +71,42 @@ class _Server:
 
 
 class EtcdServer(_Server):
-    """One etcd member; its data directory survives a stop, so a restart keeps the keys."""
+    """One etcd member; its data directory survives a stop, so a restart keeps the keys.
+    With ``tls`` (paths of the CA, the server's certificate and key, a client's certificate
+    and key) it serves HTTPS only and asks clients for a certificate of that CA."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(
+        self, directory: str, tls: Optional[Tuple[str, str, str, str, str]] = None
+    ) -> None:
         super().__init__(directory)
         self.port = free_port()
         self.peer = free_port()
         self.endpoint = f"127.0.0.1:{self.port}"
+        self.tls = tls
+        self.scheme = "https" if tls else "http"
+
+    def _context(self) -> Any:
+        if self.tls is None:
+            return None
+        context = ssl.create_default_context(cafile=self.tls[0])
+        context.load_cert_chain(self.tls[3], self.tls[4])
+        return context
 
     def command(self) -> List[str]:
-        client = f"http://127.0.0.1:{self.port}"
+        client = f"{self.scheme}://127.0.0.1:{self.port}"
         peer = f"http://127.0.0.1:{self.peer}"
+        extra = []
+        if self.tls is not None:
+            ca, cert, key = self.tls[:3]
+            extra = [
+                f"--cert-file={cert}",
+                f"--key-file={key}",
+                f"--trusted-ca-file={ca}",
+                "--client-cert-auth",
+            ]
         return [
             str(ETCD),
+            *extra,
             "--name=test",
             f"--data-dir={os.path.join(self.directory, 'data')}",
             f"--listen-client-urls={client}",
@@ -94,16 +118,17 @@ class EtcdServer(_Server):
         ]
 
     def ready(self) -> bool:
-        with urllib.request.urlopen(f"http://{self.endpoint}/health", timeout=1) as answer:
+        url = f"{self.scheme}://{self.endpoint}/health"
+        with urllib.request.urlopen(url, timeout=1, context=self._context()) as answer:
             return bool(json.loads(answer.read()).get("health") == "true")
 
     def call(self, path: str, body: Dict[str, Any]) -> Any:
         request = urllib.request.Request(
-            f"http://{self.endpoint}{path}",
+            f"{self.scheme}://{self.endpoint}{path}",
             data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=5) as answer:
+        with urllib.request.urlopen(request, timeout=5, context=self._context()) as answer:
             return json.loads(answer.read())
 
     def put(self, pairs: Dict[str, str]) -> None:

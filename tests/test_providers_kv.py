@@ -517,6 +517,112 @@ class EtcdTests(KVServerTestCase):
         self.assertEqual((yield self.answers(service, 1)), [404])
 
 
+def both_uses(ca: Any, leaf: Any) -> Any:
+    """``leaf`` re-signed for server and client authentication (etcd's gateway dials its own
+    gRPC port with the server's certificate when clients must present one)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from .certs import Issued
+
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(leaf.cert.subject)
+        .issuer_name(ca.cert.subject)
+        .public_key(leaf.key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(leaf.cert.not_valid_before_utc)
+        .not_valid_after(leaf.cert.not_valid_after_utc)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            leaf.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value,
+            critical=False,
+        )
+    )
+    return Issued(builder.sign(ca.key, hashes.SHA256()), leaf.key)
+
+
+class EtcdTLSTests(KVServerTestCase):
+    """providers.etcd.tls against an etcd serving HTTPS and asking for client certificates."""
+
+    def setUp(self) -> None:
+        if ETCD is None:
+            raise SkipTest(NO_ETCD)
+        super().setUp()
+        from .certs import make_ca, make_leaf
+
+        ca = make_ca()
+        server = both_uses(ca, make_leaf(ca, "etcd", dns=["localhost"], ips=["127.0.0.1"]))
+        client = make_leaf(ca, "tsproxy", client=True)
+        self.files: Dict[str, str] = {}
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        for name, data in (
+            ("ca.pem", ca.cert_pem),
+            ("server.pem", server.cert_pem),
+            ("server-key.pem", server.key_pem),
+            ("client.pem", client.cert_pem),
+            ("client-key.pem", client.key_pem),
+        ):
+            self.files[name] = os.path.join(directory, name)
+            with open(self.files[name], "wb") as stream:
+                stream.write(data)
+        f = self.files
+        tls = (
+            f["ca.pem"],
+            f["server.pem"],
+            f["server-key.pem"],
+            f["client.pem"],
+            f["client-key.pem"],
+        )
+        self.etcd = EtcdServer(self.mktemp(), tls)
+        self.etcd.start()
+        self.addCleanup(self.etcd.stop)
+        self.etcd.put(self.keys())
+
+    def tls_proxy(self, tls: str) -> ProxyService:
+        directory = self.mktemp()
+        os.makedirs(directory)
+        with open(os.path.join(directory, "traefik.yml"), "w") as stream:
+            stream.write(static_for("etcd", self.etcd.endpoint) + f"    tls: {tls}\n")
+        service = ProxyService(directory, reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+        return service
+
+    @defer.inlineCallbacks
+    def test_verified(self) -> None:
+        """ca verifies the server, cert/key are presented: the keys are read; a CA that did
+        not sign the server's certificate reads nothing; insecureSkipVerify reads again."""
+        f = self.files
+        good = self.tls_proxy(
+            f"{{ca: {f['ca.pem']}, cert: {f['client.pem']}, key: {f['client-key.pem']}}}"
+        )
+        yield self.until(lambda: self.weight_of_v2(good) == 0)
+        self.assertEqual((yield self.answers(good)), ["app-v1"] * 4)
+        from .certs import make_ca
+
+        other = os.path.join(os.path.dirname(f["ca.pem"]), "other.pem")
+        with open(other, "wb") as stream:
+            stream.write(make_ca("another CA").cert_pem)
+        wrong = self.tls_proxy(
+            f"{{ca: {other}, cert: {f['client.pem']}, key: {f['client-key.pem']}}}"
+        )
+        yield deferLater(reactor, 0.5, lambda: None)
+        self.assertEqual(len(wrong.table.routers), 0)
+        self.assertIsNone(wrong.kv_watchers[0].pairs)
+        skip = self.tls_proxy(
+            f"{{insecureSkipVerify: true, cert: {f['client.pem']}, key: {f['client-key.pem']}}}"
+        )
+        yield self.until(lambda: self.weight_of_v2(skip) == 0)
+
+
 class RedisTests(KVServerTestCase):
     """The Redis provider against a real Redis."""
 
