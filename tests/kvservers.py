@@ -83,6 +83,7 @@ class EtcdServer(_Server):
         self.peer = free_port()
         self.endpoint = f"127.0.0.1:{self.port}"
         self.tls = tls
+        self.token = ""
         self.scheme = "https" if tls else "http"
 
     def _context(self) -> Any:
@@ -123,10 +124,13 @@ class EtcdServer(_Server):
             return bool(json.loads(answer.read()).get("health") == "true")
 
     def call(self, path: str, body: Dict[str, Any]) -> Any:
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = self.token
         request = urllib.request.Request(
             f"{self.scheme}://{self.endpoint}{path}",
             data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+            headers=headers,
         )
         with urllib.request.urlopen(request, timeout=5, context=self._context()) as answer:
             return json.loads(answer.read())

@@ -489,6 +489,35 @@ class EtcdTests(KVServerTestCase):
             self.assertEqual((yield self.answers(service)), ["app-v1"] * 4)
 
     @defer.inlineCallbacks
+    def test_username_password(self) -> None:
+        """With etcd's authentication on, username and password get a token the range and
+        the watch carry; /api/overview lists the provider."""
+        self.etcd.put(self.keys())
+        self.etcd.call("/v3/auth/role/add", {"name": "root"})
+        self.etcd.call("/v3/auth/user/add", {"name": "root", "password": "pw"})
+        self.etcd.call("/v3/auth/user/grant", {"user": "root", "role": "root"})
+        self.etcd.call("/v3/auth/enable", {})
+        directory = self.mktemp()
+        os.makedirs(directory)
+        with open(os.path.join(directory, "traefik.yml"), "w") as stream:
+            stream.write(
+                static_for("etcd", self.etcd.endpoint) + "    username: root\n    password: pw\n"
+            )
+        service = ProxyService(directory, reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+        yield self.until(lambda: self.weight_of_v2(service) == 0)
+        token = self.etcd.call("/v3/auth/authenticate", {"name": "root", "password": "pw"})["token"]
+        self.etcd.token = token
+        self.etcd.put({"traefik/http/services/split/weighted/services/1/weight": "9"})
+        took = yield self.until(lambda: self.weight_of_v2(service) == 9, 1.0)
+        self.assertLess(took, 1.0)
+        api = "http://127.0.0.1:%d/api/overview" % service.port_of("traefik")
+        response = yield treq.get(api, agent=self.agent)
+        overview = json.loads((yield treq.content(response)))
+        self.assertEqual(overview["providers"], ["Etcd"])
+
+    @defer.inlineCallbacks
     def test_bad_key_keeps_last(self) -> None:
         """A key that does not parse: the reload is refused with the key's path, the last
         configuration keeps serving; fixed, the next change applies; the key tree removed,
@@ -700,6 +729,61 @@ class RedisTests(KVServerTestCase):
         )
         took = yield self.until(lambda: self.weight_of_v2(service) == 3, 1.0)
         self.assertLess(took, 1.0)
+
+
+class RedisACLTests(KVServerTestCase):
+    """providers.redis.username: a Redis 6+ ACL user."""
+
+    @defer.inlineCallbacks
+    def test_acl_user(self) -> None:
+        """AUTH with username and password; the user's keys are read and watched."""
+        if REDIS is None:
+            raise SkipTest(NO_REDIS)
+        redis = RedisServer(self.mktemp())
+        redis.start()
+        self.addCleanup(redis.stop)
+        redis.command_(["ACL", "SETUSER", "edge", "on", ">pw", "~traefik/*", "&*", "+@all"])
+        redis.command_(["ACL", "SETUSER", "default", "off"])
+        directory = self.mktemp()
+        os.makedirs(directory)
+        with open(os.path.join(directory, "traefik.yml"), "w") as stream:
+            stream.write(
+                static_for("redis", redis.endpoint) + "    username: edge\n    password: pw\n"
+            )
+        words: List[str] = ["MSET"]
+        for key, value in self.keys().items():
+            words += [key, value]
+        _redis_as(redis, ["AUTH", "edge", "pw"], words)
+        service = ProxyService(directory, reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+        yield self.until(lambda: self.weight_of_v2(service) == 0)
+        _redis_as(
+            redis,
+            ["AUTH", "edge", "pw"],
+            ["SET", "traefik/http/services/split/weighted/services/1/weight", "4"],
+        )
+        took = yield self.until(lambda: self.weight_of_v2(service) == 4, 1.0)
+        self.assertLess(took, 1.0)
+
+
+def _redis_as(redis: RedisServer, auth: Sequence[str], words: Sequence[str]) -> None:
+    """AUTH then one command on one connection."""
+    import socket
+
+    def encode(parts: Sequence[str]) -> bytes:
+        out = f"*{len(parts)}\r\n".encode()
+        for part in parts:
+            data = part.encode()
+            out += b"$%d\r\n%s\r\n" % (len(data), data)
+        return out
+
+    with socket.create_connection(("127.0.0.1", redis.port), timeout=5) as sock:
+        sock.sendall(encode(auth) + encode(words))
+        reader = sock.makefile("rb")
+        for _ in range(2):
+            line = reader.readline()
+            assert line.startswith(b"+"), line
 
 
 def _redis_in_db(redis: RedisServer, password: str, db: int, words: Sequence[str]) -> None:
