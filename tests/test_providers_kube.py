@@ -400,6 +400,24 @@ class IngressFileTests(SynchronousTestCase):
         self.assertEqual(loaded.kv, ())
         self.assertTrue(any("skipping Ingress default/web" in n for n in loaded.notices))
 
+    def test_crd_from_api(self) -> None:
+        """kubernetesCRD reading an API server and kubernetesIngress the directory: the
+        Ingress and its Service are read, the directory's IngressRoutes are not."""
+        doc = INGRESS_DOC.format(annotations="{}", cls="traefik", host="a", path="/", kind="Prefix")
+        route = (
+            "---\napiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {name: r}\n"
+            "spec: {routes: [{match: Host(`r`), services: [{name: whoami, port: 80}]}]}\n"
+        )
+        static = (
+            ENTRY + "providers:\n  kubernetesIngress: {}\n"
+            "  kubernetesCRD: {endpoint: 'http://127.0.0.1:1'}\n"
+        )
+        loaded = load_files(static, [("routes.yaml", BACKEND + doc + route)])
+        result = review(loaded)
+        self.assertEqual(result.errors, ())
+        self.assertEqual([r.name for r in result.table.routers], ["default-web-a@kubernetes"])
+        self.assertFalse(any(r.meta.kind == "IngressRoute" for r in loaded.resources))
+
     def test_overview(self) -> None:
         """/api/overview lists KubernetesIngress among the providers."""
         loaded = load_files(STATIC_INGRESS, [])

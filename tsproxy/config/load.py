@@ -79,21 +79,25 @@ def load_files(
             file_config, file_errors, file_notices = parse_dynamic_files(dynamic, read_file)
             errors.extend(file_errors)
             notices.extend(file_notices)
-    if crd is not None and crd.api.endpoint and files:
-        # The resources come from the API server (the running proxy's watcher).
+    ingress = static.providers.ingress if static is not None else None
+    if ingress is not None and ingress.api.endpoint:
+        ingress = None  # its Ingresses come from the API server (the running proxy's watcher)
+    ingresses: list[Any] = []
+    crd_from_api = crd is not None and bool(crd.api.endpoint)
+    if crd_from_api and files:
+        assert crd is not None
         notices.append(
             f"{static_file}:1: providers.kubernetesCRD reads {crd.api.endpoint}: the"
-            f" {len(files)} YAML files of the configuration directory are not read"
+            f" {len(files)} YAML files of the configuration directory are not read by it"
         )
-        files = ()
-    ingress = static.providers.ingress if static is not None else None
-    ingresses: list[Any] = []
-    core_only = crd is None and ingress is not None
-    if crd is None and files and ingress is None:
-        notices.append(
-            f"{static_file}:1: providers has no kubernetesCRD: the {len(files)} YAML files"
-            " of the configuration directory are not read"
-        )
+    # Only the resources Ingresses need, when the CRD provider does not read the directory.
+    core_only = (crd is None or crd_from_api) and ingress is not None
+    if (crd is None or crd_from_api) and files and ingress is None:
+        if crd is None:
+            notices.append(
+                f"{static_file}:1: providers has no kubernetesCRD: the {len(files)} YAML files"
+                " of the configuration directory are not read"
+            )
         files = ()
     for name, text in files:
         if name.endswith(".toml"):
@@ -124,7 +128,9 @@ def load_files(
             if parsed.error is not None:
                 errors.append(parsed.error)
             resource = parsed.resource
-            if resource is None or (crd is not None and not visible(resource, crd)):
+            if resource is None or (
+                crd is not None and not core_only and not visible(resource, crd)
+            ):
                 continue
             meta = resource.meta
             first = seen.setdefault((meta.kind, meta.namespace, meta.name), resource)
@@ -134,7 +140,7 @@ def load_files(
                 continue
             resources.append(resource)
     kv: tuple[tuple[str, FileConfiguration], ...] = ()
-    if ingress is not None and not ingress.api.endpoint:
+    if ingress is not None:
         from tsproxy.providers.ingress import INGRESS, ingress_configuration
 
         config, ingress_errors, ingress_notices = ingress_configuration(

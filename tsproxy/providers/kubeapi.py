@@ -339,8 +339,11 @@ class KubeWatcher:
                 if version is None:
                     version = yield self._list(kind, namespace)
                 backoff.reset()
+                started = self.reactor.seconds()
                 version = yield self._watch(kind, namespace, version)
-                continue  # the server ended the watch: resume from where it got
+                if self.reactor.seconds() - started >= 1.0:
+                    continue  # the server ended the watch: resume from where it got
+                # A watch ended at once: resume after a pause, not in a tight loop.
             except _Gone:
                 version = None
                 continue
