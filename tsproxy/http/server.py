@@ -112,6 +112,7 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.keep_alive = True
         self.pick: Optional[Pick] = None
         self.server: Optional[Server] = None
+        self.failure_told = False  # the passive health check heard this exchange failed
         self.backend: Optional[BackendConnection] = None
         self.pending: Optional[PendingConnect] = None
         self.out_head = b""
@@ -423,6 +424,7 @@ class HTTPServerConnection(Relaying, BackendListener):
             self._answer_routed_internal(service, req)
             return
         pick = self.pick = resolve(service, info)
+        self.failure_told = False
         if pick.steps:
             self._run_middlewares(pick.steps, req, info, picked=True)
             return
@@ -848,10 +850,14 @@ class HTTPServerConnection(Relaying, BackendListener):
             log.failure("observing an exchange failed")
 
     def _outcome(self, ok: bool) -> None:
-        """Tell the passive health check, if the service has one, how the server did."""
+        """Tell the passive health check, if the service has one, how the server did; a
+        failure at most once per exchange (a 500 whose body is then cut short is one failed
+        request; a 200 whose body is cut short is one too)."""
         pick, server = self.pick, self.server
         if pick is not None and pick.report is not None and server is not None:
-            pick.report(server, ok)
+            if not self.failure_told:
+                self.failure_told = not ok
+                pick.report(server, ok)
 
     def _log_backend_error(self, status: int, reason: str) -> None:
         self._outcome(False)
