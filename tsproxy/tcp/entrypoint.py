@@ -28,7 +28,7 @@ from zope.interface import implementer
 
 from tsproxy.http.backend import cancel_call
 from tsproxy.http.entrypoint import HTTPEntryPointFactory
-from tsproxy.http.server import HTTPServerConnection
+from tsproxy.http.h2server import HTTPSwitch
 from tsproxy.logs import get_logger
 from tsproxy.rules import TCPConnectionInfo
 from tsproxy.runtime.tcp import HTTP, HTTPS, EntryPointTCP
@@ -360,7 +360,7 @@ class Dispatch(Protocol):
             if tls is not None:
                 options = named.options if named is not None else None
                 creator = tls.server_creator(
-                    info.sni, options, alpn_http11_only=True, local_ip=self._local_ip()
+                    info.sni, options, local_ip=self._local_ip()
                 )
             if creator is None:
                 self._refuse(info, "no certificate for it")
@@ -406,10 +406,8 @@ class Dispatch(Protocol):
         self.buf = []
         return data
 
-    def _http(self, factory: HTTPEntryPointFactory) -> HTTPServerConnection:
-        conn = HTTPServerConnection()
-        conn.factory = factory
-        return conn
+    def _http(self, factory: HTTPEntryPointFactory) -> HTTPSwitch:
+        return HTTPSwitch(factory)
 
     def _make_relay(
         self, router: TCPRouter, pending: bytes = b"", after_handshake: bool = False
