@@ -106,29 +106,25 @@ SNIFF_LIMIT = 16 * 1024
 
 @implementer(IHalfCloseableProtocol)
 class HTTPSwitch(Protocol):
-    """A new connection of an HTTP entrypoint: becomes HTTP/2 or HTTP/1.1 by what it sees.
+    """A new connection of an HTTP entrypoint: becomes HTTP/2 or stays HTTP/1.1.
 
     ``h2`` negotiated by ALPN, or the HTTP/2 connection preface, make it HTTP/2; a first
-    request ``Upgrade: h2c`` without a body is upgraded (RFC 7540 §3.2); anything else is
-    handed to the HTTP/1.1 engine as it came.
+    request ``Upgrade: h2c`` without a body is upgraded (RFC 7540 §3.2). The HTTP/1.1
+    connection is made at once (it is what is counted, drained and timed out while the first
+    bytes are awaited); once the protocol is known the switch steps out of the transport's
+    way, so HTTP/1.1 pays nothing after the first read.
     """
 
     def __init__(self, factory: HTTPEntryPointFactory, limits: H2Limits = DEFAULT_LIMITS) -> None:
         self.factory = factory
         self.limits = limits
+        self.http1 = HTTPServerConnection()
+        self.http1.factory = factory
         self.inner: Any = None
         self.buf = b""
-        self.timer: Any = None
 
     def connectionMade(self) -> None:
-        self.factory.connections.add(self)
-        timeout = self.factory.entrypoint.read_timeout
-        if timeout > 0:
-            self.timer = self.factory.clock.callLater(timeout, self._timed_out)
-
-    def _timed_out(self) -> None:
-        self.timer = None
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        self.http1.makeConnection(self.transport)
 
     def dataReceived(self, data: bytes) -> None:
         inner = self.inner
@@ -137,25 +133,25 @@ class HTTPSwitch(Protocol):
             return
         buf = self.buf = self.buf + data
         if getattr(self.transport, "negotiatedProtocol", None) == b"h2":
-            self._choose(H2ServerConnection(self.factory, self.limits))
+            self._choose_h2(None)
             return
         if buf[: len(PREFACE)] == PREFACE:
-            self._choose(H2ServerConnection(self.factory, self.limits))
+            self._choose_h2(None)
             return
         if PREFACE.startswith(buf):
             return  # maybe the preface: wait for more
         if self.factory.tls or b"h2c" not in buf[:SNIFF_LIMIT].lower():
-            self._choose(self._http1())
+            self._choose(self.http1)
             return
         end, body_start = find_head_end(buf)
         if end < 0:
             if len(buf) > SNIFF_LIMIT:
-                self._choose(self._http1())
+                self._choose(self.http1)
             return
         try:
             req = parse_request_head(buf[:end])
         except HTTPError:
-            self._choose(self._http1())
+            self._choose(self.http1)
             return
         settings = _upgrade_settings(req.headers, req.connection_tokens)
         if (
@@ -164,24 +160,25 @@ class HTTPSwitch(Protocol):
             or settings is None
             or req.framing != "none"
         ):
-            self._choose(self._http1())
+            self._choose(self.http1)
             return
-        h2 = H2ServerConnection(self.factory, self.limits, upgrade=(settings, req.headers, req))
         self.buf = buf[body_start:]
         self.transport.write(  # type: ignore[union-attr]
             b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
         )
-        self._choose(h2)
+        self._choose_h2((settings, req))
 
-    def _http1(self) -> HTTPServerConnection:
-        conn = HTTPServerConnection()
-        conn.factory = self.factory
-        return conn
+    def _choose_h2(self, upgrade: Any) -> None:
+        """Retire the HTTP/1.1 connection (it has read nothing) for an HTTP/2 one, which
+        takes over its place in the connection count."""
+        http1 = self.http1
+        http1.state = "closed"
+        http1._cancel_timer()
+        self.transport.unregisterProducer()  # type: ignore[union-attr]
+        self.factory.connections.discard(http1)
+        self._choose(H2ServerConnection(self.factory, self.limits, upgrade=upgrade))
 
     def _choose(self, inner: Any) -> None:
-        cancel_call(self.timer)
-        self.timer = None
-        self.factory.connections.discard(self)
         self.inner = inner
         transport: Any = self.transport
         # Step out of the way: the transport delivers to the chosen protocol directly.
@@ -189,39 +186,28 @@ class HTTPSwitch(Protocol):
             transport.protocol = inner
         elif getattr(transport, "wrappedProtocol", None) is self:
             transport.wrappedProtocol = inner
-        inner.makeConnection(transport)
+        if inner is not self.http1:
+            inner.makeConnection(transport)
         data, self.buf = self.buf, b""
         if data:
             inner.dataReceived(data)
 
     def readConnectionLost(self) -> None:
+        if self.inner is None:
+            self._choose(self.http1)
         inner = self.inner
-        if inner is None and self.buf:
-            self._choose(self._http1())
-            inner = self.inner
-        if inner is None:
-            self.transport.loseConnection()  # type: ignore[union-attr]
-        elif hasattr(inner, "readConnectionLost"):
+        if hasattr(inner, "readConnectionLost"):
             inner.readConnectionLost()
         else:
             self.transport.loseConnection()  # type: ignore[union-attr]
 
     def writeConnectionLost(self) -> None:
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        inner = self.inner if self.inner is not None else self.http1
+        inner.writeConnectionLost()
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        cancel_call(self.timer)
-        self.timer = None
-        self.factory.connections.discard(self)
-        if self.inner is not None:
-            self.inner.connectionLost(reason)
-
-    def close(self) -> None:
-        """At shutdown, before a protocol is chosen: nothing is in progress."""
-        self.transport.loseConnection()  # type: ignore[union-attr]
-
-    def abort(self) -> None:
-        self.transport.abortConnection()  # type: ignore[union-attr]
+        inner = self.inner if self.inner is not None else self.http1
+        inner.connectionLost(reason)
 
 
 def _upgrade_settings(headers: Any, tokens: Tuple[bytes, ...]) -> Optional[bytes]:
@@ -313,7 +299,7 @@ class H2ServerConnection(Protocol):
         self,
         factory: HTTPEntryPointFactory,
         limits: H2Limits = DEFAULT_LIMITS,
-        upgrade: Optional[Tuple[bytes, Any, Any]] = None,
+        upgrade: Optional[Tuple[bytes, Any]] = None,
     ) -> None:
         self.factory = factory
         self.limits = limits
@@ -354,14 +340,13 @@ class H2ServerConnection(Protocol):
     def connectionMade(self) -> None:
         factory = self.factory
         self.peer_ip = getattr(self.transport.getPeer(), "host", "")  # type: ignore[union-attr]
+        # Counted as opened by the HTTP/1.1 connection it replaces (HTTPSwitch).
         factory.connections.add(self)
-        if factory.observer is not None:
-            factory.observer.connection_opened(factory.name, "TCP")
         self.transport.registerProducer(_TransportWatch(self), True)  # type: ignore[union-attr]
         conn = self.conn
         upgrade = self.upgrade
         if upgrade is not None:
-            settings, headers, req = upgrade
+            settings, req = upgrade
             try:
                 conn.initiate_upgrade_connection(settings)
             except (H2Error, ValueError):
