@@ -452,9 +452,7 @@ class H2ServerConnection(Protocol):
             elif event.flow_controlled_length:
                 self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
         elif isinstance(event, RequestReceived):
-            self._open_stream(
-                event.stream_id, event.headers, event.stream_ended is not None
-            )
+            self._open_stream(event.stream_id, event.headers, event.stream_ended is not None)
         elif isinstance(event, StreamEnded):
             stream = self.streams.get(event.stream_id)
             if stream is not None:
@@ -502,7 +500,10 @@ class H2ServerConnection(Protocol):
 
     def _open_stream(self, stream_id: int, headers: Any, ended: bool) -> None:
         if self.closing:
-            self.conn.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            try:
+                self.conn.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            except H2Error:
+                pass
             return
         cancel_call(self.timer)
         self.timer = None
@@ -559,7 +560,7 @@ class H2ServerConnection(Protocol):
 
     def _flush_streams(self) -> None:
         for stream in list(self.streams.values()):
-            if stream.out:
+            if stream.out or stream.producer_paused:
                 stream.send_queued()
 
     def stream_output(self) -> None:
@@ -622,6 +623,7 @@ class StreamTransport:
         self.producer: Any = None
         self.paused = False
         self.pending: List[Tuple[bytes, int]] = []
+        self.drain_call: Any = None
         self.chunked = False
         self.request_done = False
         self.req_trailers: List[Tuple[bytes, bytes]] = []
@@ -688,6 +690,8 @@ class StreamTransport:
         self.finished = True
         self.out = []
         self.pending = []
+        cancel_call(self.drain_call)
+        self.drain_call = None
         self._exchange_lost(reason)
 
     def _exchange_lost(self, reason: Failure) -> None:
@@ -895,7 +899,14 @@ class StreamTransport:
 
     def resumeProducing(self) -> None:
         self.paused = False
-        while self.pending and not self.paused:
+        if self.pending and self.drain_call is None:
+            # As a socket would: what is pending comes after the caller has returned (the
+            # exchange resumes reading before it sets up its body decoder).
+            self.drain_call = self.owner.factory.clock.callLater(0, self._drain_pending)
+
+    def _drain_pending(self) -> None:
+        self.drain_call = None
+        while self.pending and not self.paused and not self.exchange_gone:
             data, flow = self.pending.pop(0)
             if flow < 0:
                 self._request_ended()

@@ -131,4 +131,3 @@ def trailer_fields(headers: Iterable[Tuple[bytes, bytes]]) -> Headers:
             continue
         out.append((lname, value))
     return out
-

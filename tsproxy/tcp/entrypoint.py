@@ -359,9 +359,7 @@ class Dispatch(Protocol):
             creator = None
             if tls is not None:
                 options = named.options if named is not None else None
-                creator = tls.server_creator(
-                    info.sni, options, local_ip=self._local_ip()
-                )
+                creator = tls.server_creator(info.sni, options, local_ip=self._local_ip())
             if creator is None:
                 self._refuse(info, "no certificate for it")
                 return
