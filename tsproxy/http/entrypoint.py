@@ -15,10 +15,10 @@ from twisted.internet.protocol import ServerFactory
 from tsproxy.drain import Connections
 
 if TYPE_CHECKING:
-    from tsproxy.http.h2server import HTTPSwitch
     from tsproxy.api.internal import InternalEndpoints
     from tsproxy.config.static import EntryPoint
     from tsproxy.http.backend import BackendPool
+    from tsproxy.http.h2server import HTTPSwitch
     from tsproxy.http.mirror import MirrorSender
     from tsproxy.observe import Observer
     from tsproxy.runtime.table import RoutingTable

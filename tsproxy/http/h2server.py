@@ -47,7 +47,6 @@ from tsproxy.http.h2wire import (
     StreamRequestError,
     response_headers,
     stream_request,
-    trailer_fields,
 )
 from tsproxy.http.headers import error_response
 from tsproxy.http.server import HTTPServerConnection
@@ -636,6 +635,8 @@ class StreamTransport:
         self.out_bytes = 0
         self.resp_ended = False
         self.resp_trailers: List[Tuple[bytes, bytes]] = []
+        #: Set by an HTTP/2 backend stream whose answer ended with its headers.
+        self.headers_only = False
         self.producer_paused = False
         self.finished = False
         self.exchange_gone = False
@@ -744,7 +745,7 @@ class StreamTransport:
 
     def _response_head(self, head: ResponseHead, rest: bytes) -> None:
         framing = head.framing
-        if framing == "none":
+        if framing == "none" or self.headers_only:
             self._send_headers(response_headers(head), True)
             self.state = _DONE
             self.resp_ended = True
