@@ -36,6 +36,43 @@ WRR = "traefikservice-wrr.kubesre.lc"
 COOKIE = "traefikservice-cokie.kubesre.lc"
 COPY = "traefikservice-copy.kubesre.lc"
 
+MIDDLEWARES = """\
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: addhdr
+spec:
+  headers:
+    customResponseHeaders:
+      X-Via: h2-test
+    customRequestHeaders:
+      X-Req: r
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: locked
+spec:
+  basicAuth:
+    users: ["u:$2b$04$QDALmgkIEFZIG0sR5b3v4ODQoxkyqj3GGONRstwhT7RYdGItUR5Sq"]
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: mw
+spec:
+  entryPoints: [web]
+  routes:
+    - match: Host(`mw.test`)
+      kind: Rule
+      middlewares: [{name: addhdr}]
+      services: [{name: app-v1, port: 80}]
+    - match: Host(`locked.test`)
+      kind: Rule
+      middlewares: [{name: locked}]
+      services: [{name: app-v1, port: 80}]
+"""
+
 BASE = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a.test"), (b":path", b"/")]
 
 STREAM_REQUESTS = [
@@ -161,6 +198,7 @@ class CurlTests(ProxyTestCase):
         super().setUp()
         _need("curl")
         self.use_seed_config()
+        self.write("mw.yaml", MIDDLEWARES)
         self.start_proxy()
 
     def url(self, path: str = "/", entrypoint: str = "web") -> str:
@@ -264,6 +302,29 @@ class CurlTests(ProxyTestCase):
             "--http2-prior-knowledge", "-H", "Host: " + WRR, self.url("/bytes/3000000")
         )
         self.assertEqual(big, b"x" * 3000000)
+
+    @defer.inlineCallbacks
+    def test_middlewares(self) -> None:
+        """A router's middlewares apply to HTTP/2 streams as to HTTP/1.1 requests: headers
+        added both ways, and basicAuth answering 401 before any backend is reached."""
+        out = yield self.curl(
+            "--http2-prior-knowledge", "-i", "-H", "Host: mw.test", self.url("/headers")
+        )
+        text = out.decode()
+        self.assertIn("HTTP/2 200", text)
+        self.assertIn("x-via: h2-test", text)
+        self.assertIn("x-req: r", text)
+        out = yield self.curl(
+            "--http2-prior-knowledge", "-i", "-H", "Host: locked.test", self.url("/")
+        )
+        self.assertIn(b"HTTP/2 401", out)
+        self.assertIn(b"www-authenticate: Basic", out)
+        before = len(self.apps["app-v1"].requests)
+        out = yield self.curl(
+            "--http2-prior-knowledge", "-u", "u:p", "-H", "Host: locked.test", self.url("/")
+        )
+        self.assertEqual(out, b"Hello app-v1\n")
+        self.assertEqual(len(self.apps["app-v1"].requests), before + 1)
 
     @defer.inlineCallbacks
     def test_notFoundAndHead(self) -> None:
