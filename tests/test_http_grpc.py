@@ -197,3 +197,30 @@ class GRPCTests(ProxyTestCase):
         pools = list(found.values())
         conns = [c for p in pools if p.h2 is not None for cs in p.h2.conns.values() for c in cs]
         self.assertEqual(len(conns), 1)
+
+    @defer.inlineCallbacks
+    def test_cancel(self) -> None:
+        """A client cancelling a server stream midway resets the proxy's stream to the server
+        too; the connection serves the next call."""
+
+        def run() -> List[bytes]:
+            stub = self.channel.unary_stream("/t.Echo/Many")
+            call = stub(b"100000", timeout=20)
+            got = [next(call) for _ in range(5)]
+            call.cancel()
+            return got
+
+        got = yield threads.deferToThread(run)
+        self.assertEqual(len(got), 5)
+        answer = yield self.call("unary_unary", "Unary", b"after")
+        self.assertEqual(answer, b"retfa")
+        assert self.service is not None
+        pools = {id(f.pool): f.pool for f in self.service.factories if getattr(f, "pool", None)}
+        streams = [
+            len(c.streams)
+            for p in pools.values()
+            if p.h2 is not None
+            for cs in p.h2.conns.values()
+            for c in cs
+        ]
+        self.assertEqual(streams, [0])

@@ -15,7 +15,7 @@ from typing import Any, List, Optional, Tuple
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
-from h2.events import ResponseReceived, StreamEnded
+from h2.events import DataReceived, ResponseReceived, StreamEnded
 from hpack import Encoder
 from twisted.internet import defer, threads
 from twisted.internet.task import Clock
@@ -465,6 +465,42 @@ class AttackTests(ProxyTestCase):
                     return status
             client.flush()
         return status
+
+    @defer.inlineCallbacks
+    def test_resetMidResponse(self) -> None:
+        """A client that resets a stream in the middle of a large answer cancels it alone:
+        the next stream on the same connection is answered."""
+
+        def run() -> Tuple[int, bytes]:
+            client = _Client(self.port)
+            client.h2.send_headers(1, self.headers(b"/bytes/50000000"), end_stream=True)
+            client.flush()
+            got = 0
+            status = b""
+            reset = False
+            while True:
+                data = client.sock.recv(65536)
+                if not data:
+                    break
+                for event in client.h2.receive_data(data):
+                    if isinstance(event, DataReceived) and event.stream_id == 1:
+                        got += len(event.data)
+                        client.h2.acknowledge_received_data(event.flow_controlled_length, 1)
+                    if isinstance(event, ResponseReceived) and event.stream_id == 3:
+                        status = dict(event.headers)[b":status"]
+                    if isinstance(event, StreamEnded) and event.stream_id == 3:
+                        client.sock.close()
+                        return got, status
+                if got > 200000 and not reset:
+                    reset = True
+                    client.h2.reset_stream(1)
+                    client.h2.send_headers(3, self.headers(), end_stream=True)
+                client.flush()
+            return got, status
+
+        got, status = yield threads.deferToThread(run)
+        self.assertLess(got, 50000000)
+        self.assertEqual(status, b"200")
 
     @defer.inlineCallbacks
     def test_continuationFlood(self) -> None:
