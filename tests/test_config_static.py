@@ -448,11 +448,8 @@ class EntryPointHTTPTests(SynchronousTestCase):
                 " routers is not supported yet",
             ),
             ("    http: {sanitizePath: true, encodeQuerySemicolons: false}\n", ((), None)),
-            (
-                "    http: {sanitizePath: false}\n",
-                "tsproxy.yaml:4: entryPoints.web.http.sanitizePath: false is not supported"
-                " (paths are always sanitized)",
-            ),
+            ("    http: {sanitizePath: false}\n", ((), None)),
+            ("    http: {redirections: {}}\n", ((), None)),
             (
                 "    http: {encodeQuerySemicolons: true}\n",
                 "tsproxy.yaml:4: entryPoints.web.http.encodeQuerySemicolons: true is not"
