@@ -321,6 +321,10 @@ class H2ServerConnection(Protocol):
             header_encoding=None,
             validate_inbound_headers=True,
             normalize_inbound_headers=True,
+            # What is sent comes from a parsed HTTP/1.1 head, names lower-cased and
+            # connection fields dropped by response_headers: checked already.
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
         )
         conn = self.conn = H2Connection(config)
         conn.local_settings = Settings(
@@ -332,6 +336,7 @@ class H2ServerConnection(Protocol):
             },
         )
         conn.decoder.max_header_list_size = limits.max_header_list_size
+        _plain_hpack(conn)
         _bound_header_blocks(conn, limits.max_header_block)
 
     # -- connection lifecycle ---------------------------------------------------------------
@@ -588,6 +593,17 @@ def _upgraded_headers(req: Any, tls: bool) -> List[Tuple[bytes, bytes]]:
     ] + out
 
 
+def _plain_hpack(conn: H2Connection) -> None:
+    """Encode header blocks without Huffman coding: a little larger, much cheaper in Python."""
+    encoder = conn.encoder
+    encode = encoder.encode
+
+    def plain(headers: Any, huffman: bool = True) -> bytes:
+        return encode(headers, huffman=False)
+
+    encoder.encode = plain  # type: ignore[method-assign]
+
+
 def _bound_header_blocks(conn: H2Connection, limit: int) -> None:
     """Refuse a header block (HEADERS plus CONTINUATIONs) larger than ``limit`` encoded
     bytes as it arrives: a CONTINUATION flood never gets buffered whole."""
@@ -772,6 +788,12 @@ class StreamTransport:
         self.owner.stream_output()
 
     def _response_data(self, data: bytes) -> None:
+        decoder = self.decoder
+        if decoder is not None and decoder.done:
+            # The body's last piece (a length-framed body ends with it): END_STREAM rides on
+            # its DATA frame instead of an empty one.
+            self.state = _DONE
+            self.resp_ended = True
         self.out.append(data)
         self.out_bytes += len(data)
         self.send_queued()
@@ -807,13 +829,16 @@ class StreamTransport:
                         chunk = chunk[:size]
                     else:
                         out.pop(0)
-                    conn.send_data(sid, chunk)
+                    last = not out and self.resp_ended and not self.resp_trailers
+                    conn.send_data(sid, chunk, end_stream=last)
                     self.out_bytes -= len(chunk)
+                    if last:
+                        self.finished = True
             except H2Error:
                 self.cut(Failure(ConnectionLost("stream closed")))
                 owner._forget(self)
                 return
-        if self.resp_ended and not self.out:
+        if self.resp_ended and not self.out and not self.finished:
             try:
                 if self.resp_trailers:
                     conn.send_headers(sid, self.resp_trailers, end_stream=True)
