@@ -17,12 +17,13 @@ from h2.connection import H2Connection
 from h2.errors import ErrorCodes
 from h2.events import DataReceived, ResponseReceived, StreamEnded
 from hpack import Encoder
-from twisted.internet import defer, threads
-from twisted.internet.task import Clock
+from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet import defer, reactor, threads
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SkipTest, TestCase
 
-from tests.proxyfixture import ProxyTestCase
+from tests.proxyfixture import STATIC, ProxyTestCase
 from tsproxy.http.h2server import H2Limits, H2ServerConnection
 from tsproxy.http.h2wire import (
     StreamRequestError,
@@ -618,6 +619,15 @@ class FloodTests(TestCase):
         self.assertFalse(transport.disconnecting)
         conn.connectionLost(None)
 
+    def test_shutdownGoaway(self) -> None:
+        """At shutdown an idle connection gets GOAWAY NO_ERROR and is closed."""
+        conn, transport = self.connection()
+        transport.clear()
+        conn.close()
+        self.assertEqual(_goaway(transport.value()), ErrorCodes.NO_ERROR)
+        self.assertTrue(transport.disconnecting)
+        conn.connectionLost(None)
+
     def test_heldAnswersDrain(self) -> None:
         """Answers held while the client's socket was full go out when it drains, in order."""
         conn, transport = self.connection()
@@ -632,3 +642,65 @@ class FloodTests(TestCase):
             [out[i * 17 + 9 : i * 17 + 17] for i in range(5)], [b"%08d" % i for i in range(5)]
         )
         conn.connectionLost(None)
+
+
+OBSERVED = """\
+  traefik:
+    address: "127.0.0.1:0"
+metrics:
+  prometheus: {{}}
+accessLog:
+  filePath: "{path}"
+"""
+
+
+class ObservedTests(ProxyTestCase):
+    """HTTP/2 exchanges are observed as HTTP/1.1 ones are: metrics, access log, connections."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        _need("curl")
+        self.use_seed_config()
+        self.log_path = self.mktemp()
+        static = STATIC.replace("log:\n", OBSERVED.format(path=self.log_path) + "log:\n")
+        self.write("tsproxy.yaml", static)
+        self.start_proxy()
+
+    def samples(self) -> dict:
+        assert self.service is not None and self.service.metrics is not None
+        _, body = self.service.metrics.exposition()
+        found = {}
+        for family in text_string_to_metric_families(body.decode()):
+            for sample in family.samples:
+                found[sample.name, frozenset(sample.labels.items())] = sample.value
+        return found
+
+    @defer.inlineCallbacks
+    def test_observed(self) -> None:
+        """Three streams on one connection: three requests in the service metrics, three
+        access log lines as HTTP/2.0, one open connection while it lasts and none after."""
+        assert self.service is not None
+        port = self.service.port_of("web")
+        url = "http://127.0.0.1:%d/" % port
+        done = yield _run(["curl", "-s", "--http2", "-H", "Host: " + WRR, url, url, url])
+        self.assertEqual(done.stdout.decode().count("Hello app-"), 3, done.stderr)
+        samples = self.samples()
+        total = sum(
+            value
+            for (name, labels), value in samples.items()
+            if name == "traefik_service_requests_total"
+            and dict(labels).get("service") == "default-app-wrr@kubernetescrd"
+        )
+        self.assertEqual(total, 3)
+        opened = frozenset({"entrypoint": "web", "protocol": "TCP"}.items())
+        for _ in range(100):  # the proxy sees curl's close a moment after curl exits
+            if self.samples().get(("traefik_open_connections", opened), 0.0) == 0.0:
+                break
+            yield deferLater(reactor, 0.02, lambda: None)
+        self.assertEqual(self.samples().get(("traefik_open_connections", opened), 0.0), 0.0)
+        self.service.access_log.flush()  # type: ignore[union-attr]
+        with open(self.log_path) as f:
+            lines = f.read().splitlines()
+        self.assertEqual(len(lines), 3, lines)
+        for line in lines:
+            self.assertIn('"GET / HTTP/2.0" 200', line)
