@@ -17,7 +17,10 @@ import attrs
 from twisted.application.service import Service
 from twisted.internet import defer, threads
 from twisted.internet.error import CannotListenError
+from twisted.logger import ILogObserver
+from twisted.python.components import Componentized
 
+from tsproxy import __version__
 from tsproxy.api.internal import internal_endpoints, rfc3339_now
 from tsproxy.config.load import LoadedConfig, load_directory
 from tsproxy.config.static import EntryPoint
@@ -25,7 +28,7 @@ from tsproxy.drain import Drain
 from tsproxy.http.backend import BackendPool
 from tsproxy.http.entrypoint import HTTPEntryPointFactory
 from tsproxy.http.mirror import MirrorSender
-from tsproxy.logs import apply_log_level, get_logger
+from tsproxy.logs import apply_log_level, format_address, get_logger
 from tsproxy.observe import Observer
 from tsproxy.observe.accesslog import AccessLog
 from tsproxy.observe.metrics import Metrics
@@ -71,6 +74,34 @@ def _cannot_listen(ep: EntryPoint, error: CannotListenError) -> str:
         where,
         error.socketError,
     )
+
+
+def _plural(count: int, word: str) -> str:
+    return "%d %s%s" % (count, word, "" if count == 1 else "s")
+
+
+def _by_protocol(http: int, tcp: int, udp: int) -> str:
+    parts = ["%d %s" % (n, name) for n, name in ((http, "HTTP"), (tcp, "TCP"), (udp, "UDP")) if n]
+    return " (%s)" % ", ".join(parts) if parts else ""
+
+
+def table_summary(table: Any) -> str:
+    """``6 routers (4 HTTP, 1 TCP, 1 UDP), 11 services (5 HTTP, 3 TCP, 3 UDP)``."""
+    routers = (len(table.routers), len(table.tcp_routers), len(table.udp_routers))
+    udp_services = {node.name for node in table.udp_nodes.values()}
+    services = (len(table.services), len(table.tcp_services), len(udp_services))
+    return "%s%s, %s%s" % (
+        _plural(sum(routers), "router"),
+        _by_protocol(*routers),
+        _plural(sum(services), "service"),
+        _by_protocol(*services),
+    )
+
+
+def _url_host(host: str) -> str:
+    if not host or host in ("0.0.0.0", "::"):
+        return "localhost"
+    return "[%s]" % (host,) if ":" in host else host
 
 
 def _tls_client_options(hostname: str) -> Any:
@@ -126,6 +157,14 @@ class ProxyService(Service):
         # For the internal endpoints: /ping answers 503 once a shutdown has begun.
         self.terminating = False
         self.start_date = ""
+        #: Set by tsproxy.tap under twistd: handed to twistd as the application's log observer.
+        self.log_observer: Optional[ILogObserver] = None
+
+    def setServiceParent(self, parent: Any) -> None:
+        # twistd reads the application's ILogObserver once the service has joined it.
+        if self.log_observer is not None and isinstance(parent, Componentized):
+            parent.setComponent(ILogObserver, self.log_observer)
+        Service.setServiceParent(self, parent)
 
     def current_table(self) -> Any:
         return self.table
@@ -140,7 +179,7 @@ class ProxyService(Service):
         self.loaded = None
         if loaded.static is None:
             raise StartupError("\n".join(str(e) for e in loaded.errors))
-        apply_log_level(loaded.static.log_level)
+        apply_log_level(loaded.static.log_level, loaded.static.log_format)
         result = review(loaded)
         for error in result.errors:
             log.error("{error}", error=str(error))
@@ -209,13 +248,9 @@ class ProxyService(Service):
         if self.metrics is not None:
             self.metrics.config_reload(True)
             self.metrics.set_servers(result.table)
-        apply_log_level(change.effective.log_level)
+        apply_log_level(change.effective.log_level, change.effective.log_format)
         self._report_new(result)
-        log.info(
-            "configuration applied: {routers} routers, {services} services",
-            routers=len(result.table.routers),  # type: ignore[union-attr]
-            services=len(result.table.services),  # type: ignore[union-attr]
-        )
+        log.info("configuration applied: {summary}", summary=table_summary(result.table))
         return True
 
     def _refuse(self, errors: Iterable[object]) -> bool:
@@ -223,8 +258,8 @@ class ProxyService(Service):
         for problem in problems:
             log.error("{error}", error=problem)
         log.error(
-            "configuration not applied ({count} errors): still serving the last good one",
-            count=len(problems),
+            "configuration not applied ({count}): still serving the last good one",
+            count=_plural(len(problems), "error"),
         )
         self._refused = True
         if self.metrics is not None:
@@ -281,6 +316,36 @@ class ProxyService(Service):
             )
             self.watcher.start()
         Service.startService(self)
+        self._log_summary()
+
+    def _log_summary(self) -> None:
+        """One line saying what runs: the table's routers and services, the entrypoints, and
+        where the dashboard (or the API) is."""
+        static = self.table.static
+        tcp = [ep.name for ep in static.entrypoints if ep.protocol != "udp"]
+        udp = [ep.name for ep in static.entrypoints if ep.protocol == "udp"]
+        entrypoints = "%s%s" % (
+            _plural(len(tcp) + len(udp), "entrypoint"),
+            _by_protocol(0, len(tcp), len(udp)),
+        )
+        where = ""
+        api = static.api
+        served = static.internal_entrypoints()
+        for name, things in served.items():
+            if "api" in things and name in self.ports:
+                ep = next(e for e in static.entrypoints if e.name == name)
+                base = "http://%s:%d" % (_url_host(ep.host), self.port_of(name))
+                if api is not None and api.dashboard:
+                    where = "; dashboard at %s/dashboard/" % (base,)
+                else:
+                    where = "; API at %s/api/" % (base,)
+        log.info(
+            "tsproxy {version} started: {summary}, {entrypoints}{where}",
+            version=__version__,
+            summary=table_summary(self.table),
+            entrypoints=entrypoints,
+            where=where,
+        )
 
     def _start_observing(self, static: Any) -> None:
         """Create the metrics and the access log the static configuration asks for."""
@@ -342,7 +407,11 @@ class ProxyService(Service):
             raise StartupError(_cannot_listen(ep, e)) from None
         self.ports[ep.name] = port
         self.factories.append(factory)
-        log.info("entrypoint {name} listening on {addr}", name=ep.name, addr=port.getHost())
+        log.info(
+            "entrypoint {name} listening on {addr}",
+            name=ep.name,
+            addr=format_address(port.getHost()),
+        )
         return True
 
     def _open_udp(self, ep: EntryPoint) -> bool:
@@ -356,7 +425,9 @@ class ProxyService(Service):
             raise StartupError(_cannot_listen(ep, e)) from None
         self.udp[ep.name] = listener
         log.info(
-            "entrypoint {name} listening on {addr}", name=ep.name, addr=listener.port.getHost()
+            "entrypoint {name} listening on {addr}",
+            name=ep.name,
+            addr=format_address(listener.port.getHost()),
         )
         return True
 
