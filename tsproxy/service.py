@@ -513,7 +513,7 @@ class ProxyService(Service):
         factories, self.factories = self.factories, []
         busy = sum(len(f.connections) for f in factories)
         if busy:
-            log.info("draining {count} connections", count=busy)
+            log.info("draining {connections}", connections=_plural(busy, "connection"))
         # Real time even when a test drives the HTTP timeouts with a fake clock.
         self._drains = [
             Drain(f.connections, 0.0 if self._cut else f.entrypoint.grace_timeout, self.reactor)
@@ -521,7 +521,9 @@ class ProxyService(Service):
         ]
         cut = yield defer.gatherResults([d.done for d in self._drains])
         if sum(cut):
-            log.warn("grace time over: cut {count} connections", count=sum(cut))
+            log.warn(
+                "grace time over: cut {connections}", connections=_plural(sum(cut), "connection")
+            )
             # Aborted connections are lost on a later reactor turn: wait for that (briefly),
             # so their exchanges reach the access log and metrics before those close.
             gone = defer.gatherResults([f.connections.when_empty() for f in factories])
