@@ -41,8 +41,9 @@ PORTS: Dict[str, int] = {
     "echo-2": 9054,
     "greeter-1": 9101,
     "greeter-2": 9102,
+    "dnsmasq": 5454,
 }
-UDP = ("udp", "echo-1", "echo-2")
+UDP = ("udp", "echo-1", "echo-2", "dnsmasq")
 MARK = "@@end-of-command@@"
 
 
@@ -186,7 +187,10 @@ class DemoTests(TestCase):
             '%s\n__s=$?; echo "%s"; (exit $__s)\n' % (self.to_ours(command), MARK)
             for command, _ in commands
         )
-        env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
+        # What a transcript leaves running in the background (dnsmasq) ends with it.
+        script += "kill $(jobs -p) 2>/dev/null; wait\n"
+        path = os.pathsep.join([BIN, os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+        env = dict(os.environ, PATH=path)
         out, err, code = yield getProcessOutputAndValue(
             "/bin/bash", ["-c", "set -o pipefail 2>/dev/null; " + script], env=env, path=cwd
         )
@@ -230,6 +234,28 @@ class DemoTests(TestCase):
         shutil.copytree(CONF, os.path.join(cwd, "conf"))
         self.ports = dict(PORTS)  # the copy keeps conf/'s ports: nothing to substitute
         yield self.run_block(blocks[0][1], cwd, blocks[0][0])
+
+    @defer.inlineCallbacks
+    def test_readmeDNSTranscript(self) -> None:
+        """The README's DNS transcript: dnsmasq behind the demo's UDP entrypoint, with both
+        UDP Endpoints set to dnsmasq's port as the README says, answers dig."""
+        path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+        for tool, package in (("dnsmasq", "dnsmasq-base"), ("dig", "bind9-dnsutils")):
+            if shutil.which(tool, path=path) is None:
+                self.skipTest("needs %s (apt-get install %s)" % (tool, package))
+        with open(README) as f:
+            blocks = [b for b in console_blocks(f.read()) if any("dnsmasq" in c for c, _ in b[1])]
+        self.assertEqual(len(blocks), 1)
+        endpoints = os.path.join(self.conf, "endpoints.yaml")
+        with open(endpoints) as f:
+            text = f.read()
+        for name in ("echo-1", "echo-2"):
+            text = number(self.ports[name]).sub(str(self.ports["dnsmasq"]), text)
+        with open(endpoints, "w") as f:
+            f.write(text)
+        transport, proc = yield self.start_demo()
+        yield self.run_block(blocks[0][1], ROOT, blocks[0][0])
+        yield self.stop_demo(transport, proc)
 
     @defer.inlineCallbacks
     def test_hangupReloads(self) -> None:
