@@ -841,6 +841,7 @@ class Bench:
         log_path = self.run_dir / f"{target.kind}-{target.port}.log"
         try:
             if target.kind == "direct":
+                assert self.backend is not None, "the backend starts before any target"
                 measured_pid = self.backend.pid
             else:
                 if target.python:
@@ -983,7 +984,7 @@ def set_ratios(rows: List[Row]) -> None:
     """Ratios to the HAProxy row of the same round (None when HAProxy is broken)."""
     haproxy = next((r for r in rows if r.setup.startswith("haproxy") and r.status == "ok"), None)
     for r in rows:
-        if haproxy and r.requests_per_s is not None:
+        if haproxy and haproxy.requests_per_s and r.requests_per_s is not None:
             r.ratio_haproxy = r.requests_per_s / haproxy.requests_per_s
             mine, theirs = per_core(r), per_core(haproxy)
             if mine and theirs:

@@ -12,7 +12,8 @@ configuration and SIGTERM/SIGINT stop it gracefully.
 from __future__ import annotations
 
 import sys
-from typing import Any, List, Tuple
+from functools import partial
+from typing import Any, Callable, List, Tuple
 
 from twisted.internet.error import CannotListenError
 from twisted.logger import globalLogBeginner
@@ -64,45 +65,31 @@ def run_demo(
 
     globalLogBeginner.beginLoggingTo([log_observer(sys.stdout)], redirectStandardIO=False)
     ports: List[Any] = []
-    backends = [
+    backends: List[Tuple[str, int, str, Callable[[], Any]]] = [
         (
             "app-v1",
             v1_port,
             "",
-            lambda: listen_app(reactor, "app-v1", v1_port, on_request=_log_request),
+            partial(listen_app, reactor, "app-v1", v1_port, on_request=_log_request),
         ),
         (
             "app-v2",
             v2_port,
             "",
-            lambda: listen_app(reactor, "app-v2", v2_port, on_request=_log_request),
+            partial(listen_app, reactor, "app-v2", v2_port, on_request=_log_request),
         ),
     ]
     for number, port in enumerate(echo_ports, 1):
         name = "echo-%d" % (number,)
         prefix = ("%s " % (name,)).encode("ascii")
-        backends.append(
-            (
-                name,
-                port,
-                "/udp",
-                lambda name=name, port=port, prefix=prefix: listen_udp_echo(
-                    reactor, name, port, prefix=prefix, on_datagram=_log_datagram
-                ),
-            )
+        echo = partial(
+            listen_udp_echo, reactor, name, port, prefix=prefix, on_datagram=_log_datagram
         )
+        backends.append((name, port, "/udp", echo))
     for number, port in enumerate(greeter_ports, 1):
         name = "greeter-%d" % (number,)
-        backends.append(
-            (
-                name,
-                port,
-                "",
-                lambda name=name, port=port: listen_tcp_greeter(
-                    reactor, name, port, on_connection=_log_connection
-                ),
-            )
-        )
+        greeter = partial(listen_tcp_greeter, reactor, name, port, on_connection=_log_connection)
+        backends.append((name, port, "", greeter))
     service = ProxyService(config_dir, reactor, watch=True, handle_signals=True)
     try:
         for name, port, suffix, listen in backends:

@@ -125,7 +125,7 @@ class Response:
 
     status: int
     headers: HeaderList
-    request: "Request"
+    request: Request
 
 
 ResponseHook = Callable[[Response], None]
