@@ -166,6 +166,19 @@ class TwistdTests(ProxyTestCase):
         self.assert_text_lines(proc)
 
     @defer.inlineCallbacks
+    def test_twistdLogFile(self) -> None:
+        """`twistd -n --logfile FILE` writes the same lines to the file, nothing to stdout."""
+        path = os.path.abspath(self.mktemp())
+        _, transport, proc, _ = yield self.start(
+            "twistd", "-n", "--pidfile=", "--logfile", path, "tsproxy"
+        )
+        yield self.stop(transport, proc)
+        self.assertEqual(b"".join(proc.output), b"")
+        with open(path, "rb") as f:
+            proc.output = [f.read()]
+        self.assert_text_lines(proc)
+
+    @defer.inlineCallbacks
     def test_twistdLogLevelError(self) -> None:
         """With log.level ERROR, twistd writes only the errors (the seed's TCP, UDP and HTTPS
         routes name entrypoints this configuration lacks), none of Twisted's INFO lines."""
