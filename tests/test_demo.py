@@ -23,6 +23,8 @@ from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
+from tsproxy import __version__
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONF = os.path.join(ROOT, "conf")
 README = os.path.join(ROOT, "README.md")
@@ -259,9 +261,16 @@ class DemoTests(TestCase):
 
     @defer.inlineCallbacks
     def test_hangupReloads(self) -> None:
-        """SIGHUP reloads the configuration (even unchanged) and the demo keeps running;
-        SIGTERM then stops it with status 0."""
+        """The start-up summary names what runs and the dashboard; SIGHUP reloads the
+        configuration (even unchanged) and the demo keeps running; SIGTERM then stops it
+        with status 0."""
         transport, proc = yield self.start_demo()
+        summary = (
+            "INFO  tsproxy %s started: 6 routers (4 HTTP, 1 TCP, 1 UDP), 11 services (5 HTTP,"
+            " 3 TCP, 3 UDP), 5 entrypoints (4 TCP, 1 UDP); dashboard at"
+            " http://127.0.0.1:8080/dashboard/\n" % (__version__,)
+        )
+        self.assertIn(summary, self.to_readme(proc.text()))
         transport.signalProcess(signal.SIGHUP)
         yield self.wait_output(proc, "SIGHUP: reloading the configuration")
         yield self.wait_output(
