@@ -246,20 +246,27 @@ class SeedDocumentTests(TestCase):
             body(get(self.table, "/api/version")),
             {"Version": "0.1.0", "Codename": "tsproxy", "startDate": "2024-05-01T10:00:00.5Z"},
         )
+        stats = body(get(self.table, "/api/tsproxy/stats"))
+        self.assertEqual((stats["metrics"], stats["services"]), (False, {}))
         self.assertEqual(
-            body(get(self.table, "/api/tsproxy/stats")), {"metrics": False, "services": {}}
+            stats["health"]["default-app-v2-80@kubernetescrd"],
+            {"up": True, "servers": {"http://127.0.0.1:9002": "UP"}},
         )
+        self.assertEqual(stats["health"]["default-app-wrr@kubernetescrd"], {"up": True})
         counted = attrs.evolve(
             CONTEXT,
             stats={
-                "b@kubernetescrd": {"requests": 3},
-                "a@kubernetescrd": {"requests": 2, "errors": 1},
+                "services": {
+                    "b@kubernetescrd": {"requests": 3},
+                    "a@kubernetescrd": {"requests": 2, "errors": 1},
+                }
             },
         )
-        self.assertEqual(
-            get(self.table, "/api/tsproxy/stats", context=counted).body,
-            b'{"metrics":true,"services":{"a@kubernetescrd":{"requests":2,"errors":1},'
-            b'"b@kubernetescrd":{"requests":3,"errors":0}}}\n',
+        self.assertTrue(
+            get(self.table, "/api/tsproxy/stats", context=counted).body.startswith(
+                b'{"metrics":true,"services":{"a@kubernetescrd":{"requests":2,"errors":1},'
+                b'"b@kubernetescrd":{"requests":3,"errors":0}},"health":{'
+            )
         )
 
 

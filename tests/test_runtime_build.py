@@ -240,7 +240,10 @@ BROKEN = [
     ),
     (
         route("- {name: app-v1, port: 80}\n- {name: app-v1, port: 80, namespace: other}\n"),
-        ["wrr.yaml:9: IngressRoute default/app: service other/app-v1 not found"],
+        [
+            "wrr.yaml:9: IngressRoute default/app: other/app-v1 is in another namespace:"
+            " cross-namespace references need providers.kubernetesCRD.allowCrossNamespace"
+        ],
     ),
     (
         route("- {name: wrr, kind: TraefikService}\n"),
@@ -264,9 +267,7 @@ BROKEN = [
     ),
     (
         route("- {name: app-v1, port: 80, serversTransport: fast@file}\n"),
-        [
-            "wrr.yaml:8: IngressRoute default/app: serversTransport fast@file: only @kubernetescrd transports are known"
-        ],
+        ["wrr.yaml:8: IngressRoute default/app: serversTransport fast@file does not exist"],
     ),
     (
         traefik_service(
@@ -311,6 +312,40 @@ BROKEN = [
         [
             "wrr.yaml:15: TraefikService default/inner: port 99 not found in service default/app-v1",
             "wrr.yaml:7: TraefikService default/outer: TraefikService default/inner has errors (see wrr.yaml:15)",
+        ],
+    ),
+    (
+        traefik_service(
+            "wrr",
+            "weighted:\n  healthCheck: {}\n  services:\n    - {name: app-v1, port: 80, healthCheck: {path: /}}\n"
+            "    - {name: app-v2, port: 80}\n",
+        ),
+        [
+            "wrr.yaml:9: TraefikService default/wrr: service default-app-v2-80 reports no status"
+            " (the parent has healthCheck: {}): it needs a healthCheck"
+        ],
+    ),
+    (
+        traefik_service(
+            "fo",
+            "failover:\n  service: {name: inner, kind: TraefikService}\n  fallback: {name: app-v2, port: 80}\n",
+        )
+        + "---\n"
+        + traefik_service("inner", "weighted:\n  services:\n    - {name: app-v1, port: 80}\n"),
+        [
+            "wrr.yaml:6: TraefikService default/fo: service default-inner reports no status"
+            " (failover follows it): it needs healthCheck: {}"
+        ],
+    ),
+    (
+        traefik_service(
+            "fo",
+            "failover:\n  healthCheck: {}\n  service: {name: app-v1, port: 80, passiveHealthCheck: {}}\n"
+            "  fallback: {name: app-v2, port: 80}\n",
+        ),
+        [
+            "wrr.yaml:8: TraefikService default/fo: service default-app-v2-80 reports no status"
+            " (the failover has healthCheck: {}): it needs a healthCheck"
         ],
     ),
     (

@@ -14,6 +14,8 @@ from tsproxy.rules import HTTPRequestInfo
 from tsproxy.runtime.build import build_table
 from tsproxy.runtime.services import (
     Definition,
+    FailoverDef,
+    HighestRandomWeightDef,
     LoadBalancerDef,
     MirroringDef,
     MirrorOrder,
@@ -24,6 +26,7 @@ from tsproxy.runtime.services import (
     WeightedChild,
     WeightedDef,
     instantiate,
+    is_up,
     resolve,
 )
 from tsproxy.runtime.table import RoutingTable
@@ -57,6 +60,7 @@ class Cookies:
     """The part of a request resolve reads."""
 
     cookies: Dict[str, str] = {}
+    client_ip: str = "127.0.0.1"
 
 
 def server(port: int) -> Server:
@@ -301,3 +305,88 @@ class InstantiateTests(SynchronousTestCase):
         self.assertIs(kept, first)
         self.assertIs(again[shared], first.children[0])  # type: ignore[union-attr]
         self.assertEqual(resolve(kept, None).server, server(2))
+
+
+@attrs.frozen
+class Client:
+    """A request with a client IP (HRW reads it)."""
+
+    client_ip: str
+    cookies: Dict[str, str] = {}
+
+
+class HealthTests(SynchronousTestCase):
+    """Servers and children that are DOWN, as the health checks set them."""
+
+    def down(self, service: Node, *ports: int) -> Node:
+        for port in ports:
+            service.states.set(server(port).url, False)  # type: ignore[union-attr]
+        return service
+
+    def ports(self, service: Node, count: int, req: object = None) -> List[Optional[int]]:
+        picks = [resolve(service, req or Cookies()) for _ in range(count)]  # type: ignore[arg-type]
+        return [p.server.port if p.server is not None else None for p in picks]
+
+    def test_loadBalancerSkipsDown(self) -> None:
+        """DOWN servers are passed over; all DOWN: no server (503); a sticky cookie to a
+        DOWN server makes a new pick with its cookie."""
+        self.assertEqual(self.ports(self.down(node(balancer("lb", 1, 2, 3)), 2), 4), [1, 3, 1, 3])
+        self.assertEqual(self.ports(self.down(node(balancer("lb", 1, 2)), 1, 2), 2), [None, None])
+        sticky = self.down(node(balancer("lb", 1, 2, sticky=StickyCookie("s"))), 2)
+        pick = resolve(sticky, Cookies({"s": "http://10.0.0.1:2"}))
+        self.assertEqual(
+            (pick.server, pick.set_cookies), (server(1), ["s=http://10.0.0.1:1; Path=/"])
+        )
+
+    def test_weightedFollowsChildrenOnlyWithHealthCheck(self) -> None:
+        """With healthCheck: {} a weighted service skips a child whose servers are all DOWN;
+        without it the child keeps its share and those requests find no server."""
+        table = [(True, [1, 1, 1, 1]), (False, [None, 1, None, None])]
+        for health_check, expected in table:
+            children = (
+                WeightedChild("c1", 1, balancer("c1", 1)),
+                WeightedChild("c2", 2, balancer("c2", 2)),
+            )
+            made: Dict[Definition, Node] = {}
+            service = instantiate(WeightedDef("w", children, None, health_check), {}, made)
+            self.down(made[children[1].definition], 2)
+            self.assertEqual(self.ports(service, 4), expected, health_check)
+            # One child is still up: so is the weighted service (with or without the flag).
+            self.assertTrue(is_up(service), health_check)
+
+    def test_failover(self) -> None:
+        """(main down, fallback down, healthCheck: {}) -> the server answering (None: 503)
+        and whether the failover is up."""
+        table = [
+            (False, False, False, 1, True),
+            (True, False, False, 2, True),
+            (True, True, False, None, True),
+            (True, True, True, None, False),
+            (False, True, True, 1, True),
+        ]
+        for main_down, fallback_down, health_check, expected, up in table:
+            main, fallback = balancer("main", 1), balancer("fallback", 2)
+            made: Dict[Definition, Node] = {}
+            definition = FailoverDef("f", main, "main", fallback, "fallback", health_check)
+            service = instantiate(definition, {}, made)
+            if main_down:
+                self.down(made[main], 1)
+            if fallback_down:
+                self.down(made[fallback], 2)
+            case = (main_down, fallback_down, health_check)
+            self.assertEqual(self.ports(service, 1), [expected], case)
+            self.assertEqual(is_up(service), up, case)
+
+    def test_hrw(self) -> None:
+        """HRW picks by client IP, skips a DOWN child with healthCheck: {}; a mirror copy
+        (no request) hashes the empty IP."""
+        children = tuple(WeightedChild(f"c{p}", 1, balancer(f"c{p}", p)) for p in (1, 2, 3))
+        made: Dict[Definition, Node] = {}
+        service = instantiate(HighestRandomWeightDef("h", children, True), {}, made)
+        chosen = self.ports(service, 3, Client("10.0.0.7"))
+        self.assertEqual(len(set(chosen)), 1)
+        self.down(made[children[chosen[0] - 1].definition], chosen[0])  # type: ignore[operator]
+        moved = self.ports(service, 3, Client("10.0.0.7"))
+        self.assertEqual(len(set(moved)), 1)
+        self.assertNotEqual(moved, chosen)
+        self.assertIsNotNone(resolve(service, None).server)

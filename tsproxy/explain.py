@@ -14,7 +14,13 @@ from urllib.parse import urlsplit
 
 from tsproxy.rules import HTTPRequestInfo, TCPConnectionInfo
 from tsproxy.runtime.l4 import L4LoadBalancerDef, L4WeightedDef, host_port
-from tsproxy.runtime.services import LoadBalancerDef, MirroringDef, WeightedDef
+from tsproxy.runtime.services import (
+    FailoverDef,
+    HighestRandomWeightDef,
+    LoadBalancerDef,
+    MirroringDef,
+    WeightedDef,
+)
 from tsproxy.runtime.tcp import CLOSE, HTTP, TCP, TCP_TLS
 
 
@@ -50,9 +56,20 @@ def service_tree(definition: Any, prefix: str = "") -> List[str]:
     elif isinstance(definition, L4LoadBalancerDef):
         lines.append("%s (load balancer)" % (definition.name,))
         children = [("", host_port(server.host, server.port)) for server in definition.servers]
+    elif isinstance(definition, HighestRandomWeightDef):
+        lines.append("%s (highest random weight on the client IP)" % (definition.name,))
+        children = [("weight %d: " % c.weight, c.definition) for c in definition.children]
+    elif isinstance(definition, FailoverDef):
+        lines.append("%s (failover)" % (definition.name,))
+        children = [("service: ", definition.main), ("fallback: ", definition.fallback)]
     elif isinstance(definition, LoadBalancerDef):
         sticky = " sticky cookie %r" % definition.sticky.name if definition.sticky else ""
-        lines.append("%s (load balancer%s)" % (definition.name, sticky))
+        health = (
+            " health check %s" % (definition.health_check.path or "/",)
+            if (definition.health_check is not None)
+            else ""
+        )
+        lines.append("%s (load balancer%s%s)" % (definition.name, sticky, health))
         children = [("", server.url) for server in definition.servers]
     else:
         lines.append(str(definition))

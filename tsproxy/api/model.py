@@ -16,8 +16,18 @@ from urllib.parse import parse_qs, unquote_to_bytes
 
 import attrs
 
+from tsproxy import providers
 from tsproxy.config.static import EntryPoint, StaticConfig
-from tsproxy.runtime.services import LoadBalancer, MirroringService, Node, WeightedService
+from tsproxy.runtime.internal import InternalService
+from tsproxy.runtime.services import (
+    FailoverService,
+    HighestRandomWeightService,
+    LoadBalancer,
+    MirroringService,
+    Node,
+    WeightedService,
+    is_up,
+)
 from tsproxy.runtime.udp import UDPLoadBalancer, UDPNode
 
 __all__ = [
@@ -55,12 +65,13 @@ WARNING = "warning"
 DEFAULT_TLS_OPTIONS = "default"
 
 Document = Dict[str, Any]
-Stats = Mapping[str, Mapping[str, int]]
+Stats = Mapping[str, Any]
 
 
 def qualified(name: str) -> str:
-    """``name@kubernetescrd``: how Traefik's API and metrics name a router or service."""
-    return f"{name}@{PROVIDER}"
+    """``name@provider``: how Traefik's API and metrics name a router or service (a bare
+    table name is the Kubernetes CRD provider's, see tsproxy.providers)."""
+    return providers.qualified(name)
 
 
 @attrs.frozen
@@ -123,19 +134,21 @@ def _configured_priority(router: Any) -> int:
     return 0 if router.priority == default else int(router.priority)
 
 
-def _tls_options_name(tls: Any) -> str:
+def _tls_options_name(tls: Any, router: str = "") -> str:
     """The TLSOption a route names, as Traefik's CRD provider writes it (``<ns>-<name>``)."""
     ref = tls.options
     if ref is None or not ref.name:
         return DEFAULT_TLS_OPTIONS
+    if providers.provider_of(router) == providers.provider_of(ref.name) != providers.CRD:
+        return providers.bare(ref.name)  # an option of the router's own provider, as written
     if "@" in ref.name or not ref.namespace:
         return str(ref.name)
     return f"{ref.namespace}-{ref.name}"
 
 
-def _router_tls(tls: Any, tcp: bool) -> Document:
+def _router_tls(tls: Any, tcp: bool, router: str = "") -> Document:
     section: Document = {"passthrough": bool(tls.passthrough)} if tcp else {}
-    section["options"] = _tls_options_name(tls)
+    section["options"] = _tls_options_name(tls, router)
     if tls.cert_resolver:
         section["certResolver"] = tls.cert_resolver
     domains = []
@@ -164,7 +177,7 @@ def _router_info(router: Any, tcp: bool = False, warning: Any = None) -> Documen
     listed = router.entrypoints if warning is None else warning.entrypoints
     info: Document = {
         "entryPoints": list(listed),
-        "service": router.service.name,
+        "service": _service_reference(router.name, router.service.name),
         "rule": router.rule,
     }
     syntax = getattr(router, "syntax", "v3")
@@ -174,7 +187,7 @@ def _router_info(router: Any, tcp: bool = False, warning: Any = None) -> Documen
     if priority:
         info["priority"] = priority
     if router.tls is not None:
-        info["tls"] = _router_tls(router.tls, tcp)
+        info["tls"] = _router_tls(router.tls, tcp, router.name)
     if warning is None:
         _status(info, ENABLED, ())
     else:
@@ -184,12 +197,20 @@ def _router_info(router: Any, tcp: bool = False, warning: Any = None) -> Documen
     return info
 
 
+def _service_reference(router: str, service: str) -> str:
+    """A router's service as written in its provider: bare in the same provider, else
+    ``name@provider``."""
+    if providers.provider_of(router) == providers.provider_of(service):
+        return providers.bare(service)
+    return providers.qualified(service)
+
+
 def _failed_router_info(failed: Any) -> Document:
     """The RouterInfo of a route that failed to build: what it asked for, its errors and
     status "disabled"."""
     info: Document = {"entryPoints": list(failed.entrypoints)}
     if failed.service:
-        info["service"] = failed.service
+        info["service"] = _service_reference(failed.name, failed.service)
     if failed.protocol != "udp":
         info["rule"] = failed.rule
         if failed.syntax and failed.syntax != "v3":
@@ -197,7 +218,7 @@ def _failed_router_info(failed: Any) -> Document:
         if failed.priority:
             info["priority"] = failed.priority
         if failed.tls is not None:
-            info["tls"] = _router_tls(failed.tls, failed.protocol == "tcp")
+            info["tls"] = _router_tls(failed.tls, failed.protocol == "tcp", failed.name)
     _status(info, DISABLED, failed.errors)
     if failed.using:
         info["using"] = sorted(set(failed.using))
@@ -238,7 +259,7 @@ def _representation(name: str, info: Document, **extra: Any) -> Document:
     entry = dict(info)
     entry.update(extra)
     entry["name"] = qualified(name)
-    entry["provider"] = PROVIDER
+    entry["provider"] = providers.provider_of(name)
     return entry
 
 
@@ -284,8 +305,36 @@ def _cookie(sticky: Any) -> Document:
     return {"cookie": cookie}
 
 
+def _health_check(spec: Any) -> Document:
+    """A load balancer's ``healthCheck`` as Traefik's API shows it (defaults filled in)."""
+    check: Document = {}
+    if spec.scheme:
+        check["scheme"] = spec.scheme
+    check["mode"] = spec.mode
+    if spec.path:
+        check["path"] = spec.path
+    if spec.method != "GET":
+        check["method"] = spec.method
+    if spec.status:
+        check["status"] = spec.status
+    if spec.port:
+        check["port"] = spec.port
+    check["interval"] = go_duration(spec.interval)
+    if spec.unhealthy_interval != spec.interval:
+        check["unhealthyInterval"] = go_duration(spec.unhealthy_interval)
+    check["timeout"] = go_duration(spec.timeout)
+    if spec.hostname:
+        check["hostname"] = spec.hostname
+    check["followRedirects"] = spec.follow_redirects
+    if spec.headers:
+        check["headers"] = dict(spec.headers)
+    return check
+
+
 def _http_service_config(node: Node) -> Tuple[str, Document, Dict[str, str]]:
     """(type, the dynamic service section, serverStatus) of one service node."""
+    if isinstance(node, InternalService):
+        return "", {}, {}
     if isinstance(node, LoadBalancer):
         definition = node.definition
         balancer: Document = {}
@@ -294,10 +343,20 @@ def _http_service_config(node: Node) -> Tuple[str, Document, Dict[str, str]]:
         if definition.servers:
             balancer["servers"] = [{"url": server.url} for server in definition.servers]
         balancer["strategy"] = "wrr"
+        if definition.health_check is not None:
+            balancer["healthCheck"] = _health_check(definition.health_check)
+        if definition.passive is not None:
+            balancer["passiveHealthCheck"] = {
+                "failureWindow": go_duration(definition.passive.failure_window),
+                "maxFailedAttempts": definition.passive.max_failed_attempts,
+            }
         balancer["passHostHeader"] = definition.pass_host_header
         balancer["responseForwarding"] = {"flushInterval": "100ms"}
-        status = {server.url: "UP" for server in definition.servers}
-        return "loadbalancer", {"loadBalancer": balancer}, dict(sorted(status.items()))
+        return (
+            "loadbalancer",
+            {"loadBalancer": balancer},
+            dict(sorted(node.states.status().items())),
+        )
     if isinstance(node, WeightedService):
         weighted_def = node.definition
         weighted: Document = {
@@ -305,7 +364,26 @@ def _http_service_config(node: Node) -> Tuple[str, Document, Dict[str, str]]:
         }
         if weighted_def.sticky is not None:
             weighted["sticky"] = _cookie(weighted_def.sticky)
+        if weighted_def.health_check:
+            weighted["healthCheck"] = {}
         return "weighted", {"weighted": weighted}, {}
+    if isinstance(node, HighestRandomWeightService):
+        hrw_def = node.definition
+        hrw: Document = {
+            "services": [{"name": c.name, "weight": c.weight} for c in hrw_def.children]
+        }
+        if hrw_def.health_check:
+            hrw["healthCheck"] = {}
+        return "highestrandomweight", {"highestRandomWeight": hrw}, {}
+    if isinstance(node, FailoverService):
+        failover_def = node.definition
+        failover: Document = {
+            "service": failover_def.main_name,
+            "fallback": failover_def.fallback_name,
+        }
+        if failover_def.health_check:
+            failover["healthCheck"] = {}
+        return "failover", {"failover": failover}, {}
     assert isinstance(node, MirroringService)
     mirroring_def = node.definition
     mirroring: Document = {
@@ -332,9 +410,14 @@ def _service_info(
 
 def _failed_service_config(failed: Any) -> Tuple[str, Document]:
     """(type, the dynamic service section) of a TraefikService that failed, as written."""
-    if failed.kind == "weighted":
+    if failed.kind in ("weighted", "highestrandomweight"):
         services = [{"name": name, "weight": weight} for name, weight in failed.children]
-        return "weighted", {"weighted": {"services": services}}
+        key = "weighted" if failed.kind == "weighted" else "highestRandomWeight"
+        return failed.kind, {key: {"services": services}}
+    if failed.kind == "failover":
+        return "failover", {"failover": {"service": failed.main, "fallback": failed.children[0][0]}}
+    if failed.kind == "loadbalancer":
+        return "loadbalancer", {"loadBalancer": {}}
     mirroring: Document = {
         "service": failed.main,
         "mirrorBody": failed.mirror_body,
@@ -369,7 +452,7 @@ def _with_status(info: Document, status: Mapping[str, str]) -> Document:
 def http_services(table: Any) -> Dict[str, Document]:
     """Every HTTP service, by qualified name, as ``/api/http/services`` lists them."""
     return {
-        name: _representation(name.rsplit("@", 1)[0], _with_status(info, status), type=kind)
+        name: _representation(name, _with_status(info, status), **({"type": kind} if kind else {}))
         for name, (kind, info, status) in _http_services(table).items()
     }
 
@@ -401,16 +484,13 @@ def _tcp_services(table: Any) -> Dict[str, Tuple[str, Document, Dict[str, str]]]
 
 def tcp_routers(table: Any) -> Dict[str, Document]:
     """Every TCP router, by qualified name, as ``/api/tcp/routers`` lists them."""
-    return {
-        name: _representation(name.rsplit("@", 1)[0], info)
-        for name, info in _router_infos(table, "tcp").items()
-    }
+    return {name: _representation(name, info) for name, info in _router_infos(table, "tcp").items()}
 
 
 def tcp_services(table: Any) -> Dict[str, Document]:
     """Every TCP service, by qualified name, as ``/api/tcp/services`` lists them."""
     return {
-        name: _representation(name.rsplit("@", 1)[0], _with_status(info, status), type=kind)
+        name: _representation(name, _with_status(info, status), type=kind)
         for name, (kind, info, status) in _tcp_services(table).items()
     }
 
@@ -449,16 +529,13 @@ def _udp_services(table: Any) -> Dict[str, Tuple[str, Document]]:
 
 def udp_routers(table: Any) -> Dict[str, Document]:
     """Every UDP router, by qualified name, as ``/api/udp/routers`` lists them."""
-    return {
-        name: _representation(name.rsplit("@", 1)[0], info)
-        for name, info in _router_infos(table, "udp").items()
-    }
+    return {name: _representation(name, info) for name, info in _router_infos(table, "udp").items()}
 
 
 def udp_services(table: Any) -> Dict[str, Document]:
     """Every UDP service, by qualified name, as ``/api/udp/services`` lists them."""
     return {
-        name: _representation(name.rsplit("@", 1)[0], info, type=kind)
+        name: _representation(name, info, type=kind)
         for name, (kind, info) in _udp_services(table).items()
     }
 
@@ -539,7 +616,7 @@ def overview(table: Any) -> Document:
             "metrics": "Prometheus" if static.prometheus is not None else "",
             "accessLog": static.access_log is not None,
         },
-        "providers": ["KubernetesCRD"],
+        "providers": list(getattr(table, "providers", None) or ["KubernetesCRD"]),
     }
 
 
@@ -571,16 +648,37 @@ def version_document(version: str, start_date: str) -> Document:
     return {"Version": version, "Codename": "tsproxy", "startDate": start_date}
 
 
-def stats_document(stats: Optional[Stats]) -> Document:
-    """``/api/tsproxy/stats`` (tsproxy's own): requests and errors per service since start,
-    by qualified name; ``metrics`` false when nothing counts them."""
+def health_document(table: Any) -> Document:
+    """Every HTTP service's health, by qualified name: ``up`` (whether it can serve, as its
+    parents see it) and, for a load balancer, ``servers`` {url: "UP" | "DOWN"}."""
+    health: Document = {}
+    for name, node in sorted(getattr(table, "services", {}).items()):
+        entry: Document = {"up": is_up(node)}
+        if isinstance(node, LoadBalancer):
+            entry["servers"] = dict(sorted(node.states.status().items()))
+        health[qualified(name)] = entry
+    return health
+
+
+def stats_document(stats: Optional[Stats], table: Any = None) -> Document:
+    """``/api/tsproxy/stats`` (tsproxy's own, for the dashboard): since start, requests and
+    5xx per service, per parent's child (``children``: what that parent sent it), mirrored
+    copies, requests and unrouted ones per entrypoint, TCP connections and UDP sessions; by
+    qualified name. ``metrics`` false when nothing counts them; ``health``: each service's
+    health (see health_document)."""
+    if stats is None:
+        return {"metrics": False, "services": {}, "health": health_document(table)}
     services = {}
-    for name, counts in sorted((stats or {}).items()):
+    for name, counts in sorted(stats.get("services", {}).items()):
         services[name] = {
             "requests": int(counts.get("requests", 0)),
             "errors": int(counts.get("errors", 0)),
         }
-    return {"metrics": stats is not None, "services": services}
+    document: Document = {"metrics": True, "services": services, "health": health_document(table)}
+    for key in ("children", "mirrored", "entrypoints", "tcp", "udp"):
+        if key in stats:
+            document[key] = stats[key]
+    return document
 
 
 # -- requests: filters, sorting, paging ------------------------------------------------------
@@ -844,7 +942,7 @@ _DOCUMENTS: Dict[str, Callable[[Any, APIContext], Document]] = {
     "overview": lambda table, context: overview(table),
     "rawdata": lambda table, context: rawdata(table),
     "version": lambda table, context: version_document(context.version, context.start_date),
-    "tsproxy/stats": lambda table, context: stats_document(context.stats),
+    "tsproxy/stats": lambda table, context: stats_document(context.stats, table),
 }
 
 

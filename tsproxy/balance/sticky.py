@@ -53,10 +53,11 @@ def generated_name(qualified_service: str) -> str:
 
 
 def cookie_name(configured: str, service: str) -> str:
-    """The cookie name for a sticky level of ``service`` (a name without provider)."""
+    """The cookie name for a sticky level of ``service`` (a bare name is the CRD
+    provider's; ``web@file`` is already qualified)."""
     if configured:
         return sanitize_name(configured)
-    return generated_name(f"{service}@{PROVIDER}")
+    return generated_name(service if "@" in service else f"{service}@{PROVIDER}")
 
 
 def fnv1_64(data: str) -> int:
@@ -197,11 +198,16 @@ class StickyLevel:
         return cls(cookie, CookieValues.for_servers(urls), tuple(urls))
 
     def choose(
-        self, cookies: Mapping[str, str], pick: Callable[[], Optional[int]], set_cookies: list[str]
+        self,
+        cookies: Mapping[str, str],
+        pick: Callable[[], Optional[int]],
+        set_cookies: list[str],
+        available: Optional[Callable[[int], bool]] = None,
     ) -> Optional[int]:
-        """The child the cookie points at; else ``pick()``'s, with its Set-Cookie added."""
+        """The child the cookie points at if ``available`` (when given) says it is up; else
+        ``pick()``'s, with its Set-Cookie added."""
         index = self.values.lookup(cookies.get(self.cookie.name))
-        if index is not None:
+        if index is not None and (available is None or available(index)):
             return index
         index = pick()
         written = None if index is None else self.written[index]

@@ -64,10 +64,12 @@ class RoundRobin:
     size: int
     _position: int = 0
 
-    def next(self) -> Optional[int]:
-        """The index of the next child, or None when there are none."""
-        if self.size <= 0:
-            return None
-        index = self._position % self.size
-        self._position = index + 1
-        return index
+    def next(self, available: Optional[Callable[[int], bool]] = None) -> Optional[int]:
+        """The index of the next child, or None when there are none (or none ``available``
+        says is up: those are passed over)."""
+        for _ in range(max(self.size, 0)):
+            index = self._position % self.size
+            self._position = index + 1
+            if available is None or available(index):
+                return index
+        return None

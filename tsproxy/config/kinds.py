@@ -19,6 +19,9 @@ from tsproxy.config.resources import (
     Endpoints,
     EndpointSlice,
     EndpointSubset,
+    Failover,
+    HealthCheckSpec,
+    HighestRandomWeight,
     HTTPRoute,
     IngressRoute,
     IngressRouteTCP,
@@ -26,7 +29,9 @@ from tsproxy.config.resources import (
     Meta,
     Mirroring,
     MirrorRef,
+    Node,
     ObjectRef,
+    PassiveHealthSpec,
     Resource,
     RouteTLS,
     Secret,
@@ -60,10 +65,6 @@ _REF_IGNORED = {
     name: _NOT_YET
     for name in (
         "responseForwarding",
-        "healthCheck",
-        "passiveHealthCheck",
-        "nativeLB",
-        "nodePortLB",
         "middlewares",
     )
 }
@@ -94,23 +95,99 @@ def _sticky(fields: Fields) -> Optional[CookieSpec]:
     return spec
 
 
+_HEALTH_SCHEMES = ("", "http", "https", "h2c")
+
+
+def _health_check(fields: Fields) -> Optional[HealthCheckSpec]:
+    """A Service reference's active ``healthCheck``, Traefik's defaults applied."""
+    present, section = fields.section("healthCheck")
+    if not present:
+        return None
+    if section is None:
+        return HealthCheckSpec(path="")
+    mode = section.string("mode", "http", choices=("http", "grpc"))
+    path = section.string("path")
+    if "://" in path or path.startswith(":"):
+        raise section.fail("path", "must be a path (with an optional query), not a URL")
+    interval = section.duration("interval", 30.0) or 30.0
+    headers = section.mapping("headers")
+    header_items = []
+    if headers is not None:
+        for name in list(headers.data):
+            header_items.append((str(name), headers.string(str(name))))
+    method = section.string("method", "GET") or "GET"
+    if not method.isalpha():
+        raise section.fail("method", "must be an HTTP method name")
+    spec = HealthCheckSpec(
+        path=path,
+        interval=interval,
+        unhealthy_interval=section.duration("unhealthyInterval", interval) or interval,
+        timeout=section.duration("timeout", 5.0) or 5.0,
+        scheme=section.string("scheme", choices=_HEALTH_SCHEMES),
+        mode=mode,
+        hostname=section.string("hostname"),
+        port=section.integer("port", 0, minimum=0, maximum=65535),
+        headers=tuple(header_items),
+        follow_redirects=section.boolean("followRedirects", True),
+        method=method,
+        status=section.integer("status", 0, minimum=0, maximum=599),
+    )
+    section.done()
+    if spec.scheme == "h2c" and mode != "grpc":
+        raise section.fail("scheme", "h2c is for mode grpc only")
+    return spec
+
+
+def _passive_health_check(fields: Fields) -> Optional[PassiveHealthSpec]:
+    present, section = fields.section("passiveHealthCheck")
+    if not present:
+        return None
+    if section is None:
+        return PassiveHealthSpec()
+    window = section.duration("failureWindow", 10.0)
+    if window <= 0:
+        raise section.fail("failureWindow", "must be above 0")
+    spec = PassiveHealthSpec(window, section.integer("maxFailedAttempts", 1, minimum=1))
+    section.done()
+    return spec
+
+
+def _propagation(fields: Fields) -> bool:
+    """A TraefikService level's ``healthCheck: {}``: it follows its children's status."""
+    present, section = fields.section("healthCheck")
+    if section is not None:
+        section.done()
+    return present
+
+
 def _service_ref(fields: Fields, parent_namespace: str) -> ServiceRef:
     """The LoadBalancerSpec fields of ``fields``; the caller checks for leftovers."""
     name = fields.string("name", required=True)
-    if "@" in name:
-        raise fields.fail("name", "references to other providers (name@provider) are not supported")
     kind = fields.string("kind") or "Service"
     if kind not in ("Service", "TraefikService"):
         raise fields.fail("kind", "must be one of: Service, TraefikService")
+    if "@" in name and kind == "Service":
+        raise fields.fail("name", "name@provider references are for kind TraefikService")
     port = fields.port("port")
     if kind == "Service" and port is None:
         raise fields.fail("port", "is required for a Service reference")
     strategy = fields.string("strategy")
     if strategy not in ("", "RoundRobin", "wrr"):
         fields.note("strategy", f"{strategy} is not supported yet, using round robin")
+    if kind == "Service":
+        health_check = _health_check(fields)
+        passive = _passive_health_check(fields)
+    else:
+        # A TraefikService reference: ``healthCheck: {}`` (status propagation) only.
+        health_check, passive = None, None
+        _propagation(fields)
+        if fields.has("passiveHealthCheck"):
+            raise fields.fail("passiveHealthCheck", "applies to Service references only")
+    namespace = fields.string("namespace") or parent_namespace
     return ServiceRef(
         name=name,
-        namespace=fields.string("namespace") or parent_namespace,
+        namespace=namespace,
+        cross_namespace=namespace != parent_namespace,
         line=fields.line,
         path=fields.path,
         kind=kind,
@@ -120,7 +197,19 @@ def _service_ref(fields: Fields, parent_namespace: str) -> ServiceRef:
         pass_host_header=fields.boolean("passHostHeader", True),
         servers_transport=fields.string("serversTransport"),
         sticky=_sticky(fields),
+        health_check=health_check,
+        passive_health_check=passive,
+        **_lb_modes(fields),
     )
+
+
+def _lb_modes(fields: Fields) -> dict[str, object]:
+    """``nativeLB`` (None: the provider's nativeLBByDefault) and ``nodePortLB``."""
+    native = fields.boolean("nativeLB", False) if fields.has("nativeLB") else None
+    return {"native_lb": native, "node_port_lb": fields.boolean("nodePortLB", False)}
+
+
+read_sticky = _sticky
 
 
 def _refs(fields: Fields, key: str, namespace: str) -> tuple[ServiceRef, ...]:
@@ -132,7 +221,9 @@ def _refs(fields: Fields, key: str, namespace: str) -> tuple[ServiceRef, ...]:
 
 
 def _object_ref(fields: Fields, namespace: str) -> ObjectRef:
-    ref = ObjectRef(fields.string("name", required=True), fields.string("namespace") or namespace)
+    name = fields.string("name", required=True)
+    # name@provider: another provider's object, which has no namespace.
+    ref = ObjectRef(name, "" if "@" in name else fields.string("namespace") or namespace)
     fields.done()
     return ref
 
@@ -210,6 +301,7 @@ def _tcp_service_ref(fields: Fields, namespace: str) -> TCPServiceRef:
     ref = TCPServiceRef(
         name=name,
         namespace=fields.string("namespace") or namespace,
+        cross_namespace=fields.string("namespace") not in ("", namespace),
         line=fields.line,
         path=fields.path,
         port=port,
@@ -218,12 +310,13 @@ def _tcp_service_ref(fields: Fields, namespace: str) -> TCPServiceRef:
         proxy_protocol=proxy_protocol,
         tls=fields.boolean("tls", False),
         servers_transport=fields.string("serversTransport"),
+        **_lb_modes(fields),
     )
     if ref.tls:
         fields.note("tls", "dialling the backend with TLS is not supported yet, ignored")
     if ref.servers_transport:
         fields.note("serversTransport", "ServersTransportTCP is not supported yet, ignored")
-    fields.done({"nativeLB": _NOT_YET, "nodePortLB": _NOT_YET})
+    fields.done()
     return ref
 
 
@@ -266,7 +359,11 @@ _CLIENT_AUTH_TYPES = (
 
 
 def parse_tls_option(root: Fields, meta: Meta) -> TLSOption:
-    spec = _spec(root)
+    return read_tls_option(_spec(root), meta)
+
+
+def read_tls_option(spec: Fields, meta: Meta) -> TLSOption:
+    """The fields of a TLSOption spec (or a file provider's ``tls.options`` entry)."""
     client_auth = spec.mapping("clientAuth")
     auth_type, auth_secrets = "", ()  # type: tuple[str, tuple[str, ...]]
     if client_auth is not None:
@@ -320,10 +417,15 @@ def parse_secret(root: Fields, meta: Meta) -> Secret:
                 data[str(name)] = value.encode("utf-8")
                 continue
             try:
-                data[str(name)] = base64.b64decode(value.encode("ascii"), validate=True)
+                # Go's decoder (and so Kubernetes) skips line breaks inside the value.
+                packed = "".join(value.split("\r\n")).replace("\n", "").replace("\r", "")
+                data[str(name)] = base64.b64decode(packed.encode("ascii"), validate=True)
             except (ValueError, binascii.Error):
                 raise section.fail(str(name), "is not valid base64") from None
-    return Secret(meta, root.string("type", "Opaque"), tuple(data.items()))
+    secret_type = root.string("type", "Opaque")
+    if secret_type == "kubernetes.io/basic-auth" and not ({"username", "password"} & set(data)):
+        raise root.fail("type", "a kubernetes.io/basic-auth Secret needs username or password")
+    return Secret(meta, secret_type, tuple(data.items()))
 
 
 def _udp_service_ref(fields: Fields, namespace: str) -> ServiceRef:
@@ -335,12 +437,14 @@ def _udp_service_ref(fields: Fields, namespace: str) -> ServiceRef:
     ref = ServiceRef(
         name=name,
         namespace=fields.string("namespace") or namespace,
+        cross_namespace=fields.string("namespace") not in ("", namespace),
         line=fields.line,
         path=fields.path,
         port=port,
         weight=fields.integer("weight", 1, minimum=0),
+        **_lb_modes(fields),
     )
-    fields.done({"nativeLB": _NOT_YET, "nodePortLB": _NOT_YET})
+    fields.done()
     return ref
 
 
@@ -356,20 +460,46 @@ def parse_ingress_route_udp(root: Fields, meta: Meta) -> IngressRouteUDP:
     return IngressRouteUDP(meta=meta, routes=tuple(routes), entry_points=entry_points)
 
 
+def _lone_ref(fields: Fields, key: str, namespace: str) -> ServiceRef:
+    section = fields.mapping(key, required=True)
+    assert section is not None
+    ref = _service_ref(section, namespace)
+    section.done(_REF_IGNORED)
+    return ref
+
+
+_TRAEFIK_SERVICE_TYPES = ("weighted", "mirroring", "highestRandomWeight", "failover")
+
+
 def parse_traefik_service(root: Fields, meta: Meta) -> TraefikService:
     spec = _spec(root)
-    for unsupported in ("highestRandomWeight", "failover"):
-        if spec.has(unsupported):
-            raise spec.fail(unsupported, "not supported yet")
+    present = [name for name in _TRAEFIK_SERVICE_TYPES if spec.has(name)]
+    if len(present) != 1:
+        raise spec.whole("exactly one of " + ", ".join(_TRAEFIK_SERVICE_TYPES) + " is required")
+    weighted = mirroring = failover = hrw = None
     weighted_fields = spec.mapping("weighted")
     mirroring_fields = spec.mapping("mirroring")
-    if (weighted_fields is None) == (mirroring_fields is None):
-        raise spec.whole("exactly one of weighted or mirroring is required")
-    weighted = mirroring = None
+    hrw_fields = spec.mapping("highestRandomWeight")
+    failover_fields = spec.mapping("failover")
     if weighted_fields is not None:
         services = _refs(weighted_fields, "services", meta.namespace)
-        weighted = Weighted(services, _sticky(weighted_fields))
+        weighted = Weighted(
+            services, _sticky(weighted_fields), health_check=_propagation(weighted_fields)
+        )
         weighted_fields.done()
+    if hrw_fields is not None:
+        services = _refs(hrw_fields, "services", meta.namespace)
+        hrw = HighestRandomWeight(services, health_check=_propagation(hrw_fields))
+        hrw_fields.done()
+    if failover_fields is not None:
+        if failover_fields.has("errors"):
+            raise failover_fields.fail("errors", "failover on error statuses is not supported")
+        failover = Failover(
+            _lone_ref(failover_fields, "service", meta.namespace),
+            _lone_ref(failover_fields, "fallback", meta.namespace),
+            health_check=_propagation(failover_fields),
+        )
+        failover_fields.done()
     if mirroring_fields is not None:
         main = _service_ref(mirroring_fields, meta.namespace)
         mirrors = []
@@ -384,12 +514,24 @@ def parse_traefik_service(root: Fields, meta: Meta) -> TraefikService:
             mirror_body=mirroring_fields.boolean("mirrorBody", True),
         )
         mirroring_fields.done(_REF_IGNORED)
+    if weighted is None and mirroring is None and failover is None and hrw is None:
+        raise spec.fail(present[0], "must be a mapping")
     spec.done()
-    return TraefikService(meta=meta, weighted=weighted, mirroring=mirroring)
+    return TraefikService(
+        meta=meta,
+        weighted=weighted,
+        mirroring=mirroring,
+        failover=failover,
+        highest_random_weight=hrw,
+    )
 
 
 def parse_servers_transport(root: Fields, meta: Meta) -> ServersTransport:
-    spec = _spec(root)
+    return ServersTransport(meta, read_transport(_spec(root)))
+
+
+def read_transport(spec: Fields) -> TransportSettings:
+    """The fields of a ServersTransport spec (or a file provider's serversTransports entry)."""
     timeouts = spec.mapping("forwardingTimeouts")
     dial, header, idle = 30.0, 0.0, 90.0
     if timeouts is not None:
@@ -419,7 +561,7 @@ def parse_servers_transport(root: Fields, meta: Meta) -> ServersTransport:
         "maxVersion",
     )
     spec.done({name: _NOT_YET for name in tls_fields})
-    return ServersTransport(meta, settings)
+    return settings
 
 
 def _endpoint_ports(fields: Fields, key: str) -> tuple[EndpointPort, ...]:
@@ -444,12 +586,24 @@ def parse_service(root: Fields, meta: Meta) -> Service:
                 name=item.string("name"),
                 target_port=item.port("targetPort"),
                 protocol=item.string("protocol", "TCP"),
+                node_port=item.integer("nodePort", 0, minimum=0, maximum=65535),
             )
         )
     external_name = spec.string("externalName")
     if service_type == "ExternalName" and not external_name:
         raise spec.fail("externalName", "is required for type ExternalName")
-    return Service(meta, tuple(ports), service_type, external_name)
+    cluster_ip = spec.string("clusterIP")
+    return Service(meta, tuple(ports), service_type, external_name, cluster_ip)
+
+
+def parse_node(root: Fields, meta: Meta) -> Node:
+    """A core v1 Node: its InternalIP addresses (what nodePortLB sends to)."""
+    status = root.mapping("status")
+    addresses = []
+    for item in status.mappings("addresses") if status is not None else ():
+        if item.string("type") == "InternalIP":
+            addresses.append(item.string("address", required=True))
+    return Node(meta, tuple(addresses))
 
 
 def parse_endpoints(root: Fields, meta: Meta) -> Endpoints:
@@ -493,6 +647,7 @@ PARSERS: dict[tuple[str, str], Parser] = {
     **{(group, "TraefikService"): parse_traefik_service for group in TRAEFIK_GROUPS},
     **{(group, "ServersTransport"): parse_servers_transport for group in TRAEFIK_GROUPS},
     ("v1", "Service"): parse_service,
+    ("v1", "Node"): parse_node,
     ("v1", "Endpoints"): parse_endpoints,
     ("discovery.k8s.io/v1", "EndpointSlice"): parse_endpoint_slice,
 }
@@ -519,6 +674,16 @@ def _metadata(data: YAMLMap) -> tuple[str, str]:
         namespace if isinstance(namespace, str) and namespace else "default",
         name if isinstance(name, str) else "",
     )
+
+
+def _string_maps(metadata: Fields) -> tuple[tuple[tuple[str, str], ...], ...]:
+    """``metadata.labels`` and ``metadata.annotations`` as (key, value) pairs, leniently."""
+    found = []
+    for key in ("labels", "annotations"):
+        section = metadata.data.get(key)
+        pairs = section.items() if isinstance(section, YAMLMap) else ()
+        found.append(tuple((str(k), str(v)) for k, v in pairs if isinstance(v, str)))
+    return found[0], found[1]
 
 
 def parse_document(document: Document, file: str) -> ParsedDocument:
@@ -548,7 +713,8 @@ def parse_document(document: Document, file: str) -> ParsedDocument:
         metadata.string("name", required=True)
         metadata.string("namespace")
         location = Location(file, document.line, label)
-        resource = parser(root, Meta(kind, namespace, name, location))
+        labels, annotations = _string_maps(metadata)
+        resource = parser(root, Meta(kind, namespace, name, location, labels, annotations))
     except FieldError as exc:
         return ParsedDocument(error=ConfigError(file, exc.line, label, str(exc)))
     texts = tuple(f"{file}:{line}: {label}: {text}" for line, text in notices)

@@ -9,6 +9,7 @@ from typing import Optional, Union
 
 import attrs
 
+from tsproxy.balance.health import HealthCheckSpec, PassiveHealthSpec
 from tsproxy.balance.sticky import StickyCookie
 from tsproxy.config.errors import Location
 
@@ -18,10 +19,14 @@ __all__ = [
     "EndpointSlice",
     "EndpointSubset",
     "Endpoints",
+    "Failover",
+    "HealthCheckSpec",
+    "HighestRandomWeight",
     "HTTPRoute",
     "IngressRoute",
     "IngressRouteTCP",
     "IngressRouteUDP",
+    "PassiveHealthSpec",
     "Secret",
     "TCPRoute",
     "TCPServiceRef",
@@ -31,6 +36,7 @@ __all__ = [
     "MiddlewareRef",
     "MirrorRef",
     "Mirroring",
+    "Node",
     "ObjectRef",
     "Resource",
     "RouteTLS",
@@ -57,6 +63,8 @@ class Meta:
     namespace: str
     name: str
     location: Location
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
 
     @property
     def label(self) -> str:
@@ -88,6 +96,14 @@ class ServiceRef:
     pass_host_header: bool = True
     servers_transport: str = ""
     sticky: Optional[CookieSpec] = None
+    health_check: Optional[HealthCheckSpec] = None
+    passive_health_check: Optional[PassiveHealthSpec] = None
+    #: nativeLB (the Service's ClusterIP instead of its endpoints; None: the provider's
+    #: default) and nodePortLB (the nodes' addresses and the node port).
+    native_lb: Optional[bool] = None
+    node_port_lb: bool = False
+    #: The reference names a namespace other than its resource's (allowCrossNamespace).
+    cross_namespace: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -172,6 +188,14 @@ class TCPServiceRef:
     proxy_protocol: int = 0
     tls: bool = False
     servers_transport: str = ""
+    native_lb: Optional[bool] = None
+    node_port_lb: bool = False
+    #: The reference names a namespace other than its resource's (allowCrossNamespace).
+    cross_namespace: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
 
 
 @attrs.frozen
@@ -260,8 +284,12 @@ class IngressRouteUDP:
 
 @attrs.frozen
 class Weighted:
+    """``health_check``: ``healthCheck: {}`` is set (children that are down are skipped and
+    the service's own status follows theirs)."""
+
     services: tuple[ServiceRef, ...]
     sticky: Optional[CookieSpec] = None
+    health_check: bool = False
 
 
 @attrs.frozen
@@ -272,15 +300,36 @@ class Mirroring:
     mirrors: tuple[MirrorRef, ...] = ()
     max_body_size: int = -1
     mirror_body: bool = True
+    health_check: bool = False
+
+
+@attrs.frozen
+class Failover:
+    """Requests go to ``service`` while it is up, else to ``fallback``."""
+
+    service: ServiceRef
+    fallback: ServiceRef
+    health_check: bool = False
+
+
+@attrs.frozen
+class HighestRandomWeight:
+    """Rendezvous hashing of the client IP over ``services`` (their weights count)."""
+
+    services: tuple[ServiceRef, ...]
+    health_check: bool = False
 
 
 @attrs.frozen
 class TraefikService:
-    """Exactly one of ``weighted`` or ``mirroring`` is set."""
+    """Exactly one of ``weighted``, ``mirroring``, ``failover``, ``highest_random_weight``
+    is set."""
 
     meta: Meta
     weighted: Optional[Weighted] = None
     mirroring: Optional[Mirroring] = None
+    failover: Optional[Failover] = None
+    highest_random_weight: Optional[HighestRandomWeight] = None
 
 
 @attrs.frozen
@@ -316,6 +365,7 @@ class ServicePort:
     name: str = ""
     target_port: Optional[PortRef] = None
     protocol: str = "TCP"
+    node_port: int = 0
 
 
 @attrs.frozen
@@ -326,6 +376,15 @@ class Service:
     ports: tuple[ServicePort, ...] = ()
     type: str = "ClusterIP"
     external_name: str = ""
+    cluster_ip: str = ""
+
+
+@attrs.frozen
+class Node:
+    """A core v1 Node: its InternalIP addresses."""
+
+    meta: Meta
+    addresses: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -380,4 +439,5 @@ Resource = Union[
     Service,
     Endpoints,
     EndpointSlice,
+    Node,
 ]

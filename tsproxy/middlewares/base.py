@@ -24,6 +24,7 @@ import attrs
 
 __all__ = [
     "Answer",
+    "BodyTooLarge",
     "BuildContext",
     "BuildError",
     "HeaderList",
@@ -126,6 +127,11 @@ class Response:
     status: int
     headers: HeaderList
     request: Request
+    #: Set by a hook (the contentType middleware) to have the engine fill a missing
+    #: Content-Type from the first body bytes, as Go's ResponseWriter does: the engine calls
+    #: it with the first (up to 512) body bytes when, after every hook, the head has no
+    #: Content-Type and no Content-Encoding, the status allows a body and the body is not empty.
+    sniff: Optional[Callable[[bytes], str]] = None
 
 
 ResponseHook = Callable[[Response], None]
@@ -155,6 +161,16 @@ class Request:
     response_hooks: List[ResponseHook] = attrs.Factory(list)
     #: Values a step leaves for a later one or for observation (e.g. "auth_user").
     notes: Dict[str, Any] = attrs.Factory(dict)
+    #: The entrypoint trusts this client's X-Forwarded-* headers (forwardedHeaders.insecure or
+    #: trustedIPs). forwardAuth's trustForwardHeader only keeps them when this is true too,
+    #: since Traefik's entrypoint would have replaced untrusted ones before any middleware.
+    forwarded_trusted: bool = False
+    #: Reads the request body for a step that needs it (forwardAuth forwardBody): called with
+    #: a size limit (-1: none), returns a Deferred of the whole body, failing with
+    #: `BodyTooLarge` past the limit; the engine then sends the same bytes on. None when the
+    #: engine cannot buffer bodies (then a kind needing one refuses to build, see
+    #: `BuildContext`).
+    read_body: Optional[Callable[[int], Any]] = None
 
     @property
     def host(self) -> str:
@@ -162,8 +178,12 @@ class Request:
 
     @property
     def target(self) -> str:
-        """The request target sent on: path, then "?" and the query when there is one."""
-        return self.path if self.query is None else f"{self.path}?{self.query}"
+        """The request target sent on: path, then "?" and the query when there is one.
+
+        An empty path (stripPrefix took all of it; Go's URL.RequestURI) is sent as "/".
+        """
+        path = self.path or "/"
+        return path if self.query is None else f"{path}?{self.query}"
 
     def on_response(self, hook: ResponseHook) -> None:
         """Have `hook` change the head of whatever answer comes back through this step."""
@@ -204,8 +224,19 @@ class BuildError(Exception):
     says what, the caller adds where."""
 
 
+class BodyTooLarge(Exception):
+    """The request body is longer than the limit a step gave `Request.read_body`."""
+
+
 class BuildContext(Protocol):
-    """What building a step may need from outside the middleware's own spec."""
+    """What building a step may need from outside the middleware's own spec.
+
+    Optional members, read with getattr so older contexts still work:
+    ``secret_type(name) -> Optional[str]``, the Secret's ``type`` (basicAuth reads a
+    ``kubernetes.io/basic-auth`` Secret differently; without it the type is inferred from
+    the keys); ``request_bodies: bool``, the engine fills `Request.read_body` (forwardAuth
+    with forwardBody refuses to build without it).
+    """
 
     #: The namespace the middleware lives in (its Secrets are looked up there).
     namespace: str

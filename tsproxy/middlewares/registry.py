@@ -14,7 +14,17 @@ from tsproxy.middlewares.base import MiddlewareKind
 __all__ = ["http_kinds"]
 
 #: The implementation modules under tsproxy.middlewares, one line each.
-_MODULES: tuple[str, ...] = ()
+_MODULES: tuple[str, ...] = (
+    "basicauth",
+    "digestauth",
+    "forwardauth",
+    "ipallowlist",
+    "passtls",
+    "paths",
+    "redirect",
+    "headers",
+    "content",
+)
 
 
 def http_kinds() -> Dict[str, MiddlewareKind]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
 import attrs
 
@@ -26,6 +26,7 @@ from tsproxy.config.resources import (
     TraefikService,
 )
 from tsproxy.config.static import StaticConfig
+from tsproxy.providers.merge import Merge, build_file_tls, crd_options, node_of
 from tsproxy.rules import HTTPRule, RuleError, compile_http_rule
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
 from tsproxy.runtime.failures import (
@@ -37,6 +38,8 @@ from tsproxy.runtime.failures import (
 )
 from tsproxy.runtime.services import (
     Definition,
+    FailoverDef,
+    HighestRandomWeightDef,
     LoadBalancerDef,
     MirroringDef,
     Node,
@@ -44,6 +47,7 @@ from tsproxy.runtime.services import (
     WeightedChild,
     WeightedDef,
     instantiate,
+    reports_status,
 )
 from tsproxy.runtime.table import HTTPRouter, RoutingTable
 from tsproxy.runtime.tcp import build_tcp_routers
@@ -108,7 +112,7 @@ class _Builder:
     def __init__(self, loaded: LoadedConfig, static: StaticConfig) -> None:
         self.static = static
         resources = loaded.resources
-        self.directory = ServiceDirectory(resources)
+        self.directory = ServiceDirectory(resources, crd_options(static))
         self.traefik_services: Dict[Key, TraefikService] = {}
         self.transports: Dict[Key, ServersTransport] = {}
         self.ingress_routes: List[IngressRoute] = []
@@ -131,6 +135,19 @@ class _Builder:
         # A TraefikService's definition, or the location of the error that sank it.
         self.built: Dict[Key, Union[Definition, Location]] = {}
         self.failed_services: List[FailedService] = []
+        # Qualified references to other providers (set by tsproxy.providers.merge).
+        self.other: Callable[[str, bool], Definition] = _no_other
+        self.other_transport: Callable[[str], TransportSettings] = _no_other
+
+    def normalized(self, key: Key) -> str:
+        return normalize(f"{key[0]}-{key[1]}")
+
+    def transport_named(self, wanted: str) -> TransportSettings:
+        """The ServersTransport ``<ns>-<name>`` (how other providers name it)."""
+        found = [t for k, t in self.transports.items() if self.normalized(k) == wanted]
+        if not found:
+            raise BuildError(f"serversTransport {wanted}{_PROVIDER_SUFFIX} not found")
+        return found[0].settings
 
     # Service references
 
@@ -144,7 +161,7 @@ class _Builder:
             wanted = name[: -len(_PROVIDER_SUFFIX)]
             found = [t for k, t in self.transports.items() if normalize(f"{k[0]}-{k[1]}") == wanted]
         elif "@" in name:
-            raise BuildError(f"serversTransport {name}: only @kubernetescrd transports are known")
+            return self.other_transport(name)
         else:
             transport = self.transports.get((parent_namespace, name))
             found = [] if transport is None else [transport]
@@ -154,7 +171,14 @@ class _Builder:
 
     def load_balancer(self, ref: ServiceRef, name: str, parent_namespace: str) -> LoadBalancerDef:
         servers = self.directory.servers(ref, self.transport(ref, parent_namespace))
-        return LoadBalancerDef(name, servers, ref.pass_host_header, _sticky(ref.sticky, name))
+        return LoadBalancerDef(
+            name,
+            servers,
+            ref.pass_host_header,
+            _sticky(ref.sticky, name),
+            ref.health_check,
+            ref.passive_health_check,
+        )
 
     def child(
         self, ref: ServiceRef, parent_namespace: str, trail: Tuple[Key, ...]
@@ -162,10 +186,21 @@ class _Builder:
         """A child of a weighted or mirroring service, with the name Traefik gives it."""
         name = _child_name(ref)
         if ref.kind == "TraefikService":
-            return name, self.traefik_service(ref.key, trail)
+            return name, self.traefik_service_ref(ref, trail)
         return name, self.load_balancer(ref, name, parent_namespace)
 
     # TraefikServices
+
+    def traefik_service_ref(
+        self, ref: ServiceRef, trail: Tuple[Key, ...], top: bool = False
+    ) -> Definition:
+        """What a TraefikService reference names: one of this provider (its namespace
+        allowed), or ``name@provider`` of another provider (``other``; ``top``: the route's
+        own service, which may be an internal one)."""
+        if "@" in ref.name:
+            return self.other(ref.name, top)
+        self.directory.check_namespace(ref)
+        return self.traefik_service(ref.key, trail)
 
     def traefik_service(self, key: Key, trail: Tuple[Key, ...] = ()) -> Definition:
         """The definition of a TraefikService; BuildError if it (or anything below) is broken."""
@@ -201,19 +236,64 @@ class _Builder:
         self.built[key] = location
         self.failed_services.append(_failed_service(self.traefik_services[key], message))
 
+    def status_child(
+        self, ref: ServiceRef, parent_namespace: str, trail: Tuple[Key, ...], why: str
+    ) -> Tuple[str, Definition]:
+        """A child whose status its parent follows (``why``): one that reports none is an
+        error, as Traefik's "all or nothing" propagation makes it."""
+        name, definition = self.child(ref, parent_namespace, trail)
+        if not reports_status(definition):
+            what = "healthCheck: {}" if ref.kind == "TraefikService" else "a healthCheck"
+            raise BuildError(f"service {name} reports no status ({why}): it needs {what}")
+        return name, definition
+
+    def _children(
+        self, refs: Tuple[ServiceRef, ...], namespace: str, trail: Tuple[Key, ...], follow: bool
+    ) -> Tuple[WeightedChild, ...]:
+        children = []
+        why = "the parent has healthCheck: {}"
+        for ref in refs:
+            if follow:
+                build = lambda r: self.status_child(r, namespace, trail, why)  # noqa: E731
+            else:
+                build = lambda r: self.child(r, namespace, trail)  # noqa: E731
+            child_name, definition = _located(ref, build)
+            children.append(WeightedChild(child_name, ref.weight, definition))
+        return tuple(children)
+
     def _traefik_service(self, service: TraefikService, trail: Tuple[Key, ...]) -> Definition:
         namespace = service.meta.namespace
         name = normalize(f"{namespace}-{service.meta.name}")
         if service.weighted is not None:
-            children = []
-            for ref in service.weighted.services:
-                child_name, definition = _located(ref, lambda r: self.child(r, namespace, trail))
-                children.append(WeightedChild(child_name, ref.weight, definition))
+            weighted = service.weighted
+            children = self._children(weighted.services, namespace, trail, weighted.health_check)
             if not any(child.weight for child in children):
                 message = "no service with a weight above 0: requests get 503"
                 self.warnings.append(service.meta.location.error(message))
-            sticky = _sticky(service.weighted.sticky, name)
-            return WeightedDef(name, tuple(children), sticky)
+            sticky = _sticky(weighted.sticky, name)
+            return WeightedDef(name, children, sticky, weighted.health_check)
+        if service.highest_random_weight is not None:
+            hrw = service.highest_random_weight
+            children = self._children(hrw.services, namespace, trail, hrw.health_check)
+            if not any(child.weight for child in children):
+                message = "no service with a weight above 0: requests get 503"
+                self.warnings.append(service.meta.location.error(message))
+            return HighestRandomWeightDef(name, children, hrw.health_check)
+        if service.failover is not None:
+            failover = service.failover
+            main_name, main = _located(
+                failover.service,
+                lambda r: self.status_child(r, namespace, trail, "failover follows it"),
+            )
+            if failover.health_check:
+                why = "the failover has healthCheck: {}"
+                build = lambda r: self.status_child(r, namespace, trail, why)  # noqa: E731
+            else:
+                build = lambda r: self.child(r, namespace, trail)  # noqa: E731
+            fallback_name, fallback = _located(failover.fallback, build)
+            return FailoverDef(
+                name, main, main_name, fallback, fallback_name, failover.health_check
+            )
         assert service.mirroring is not None
         mirroring = service.mirroring
         _, main = _located(mirroring.service, lambda r: self.child(r, namespace, trail))
@@ -242,7 +322,7 @@ class _Builder:
         refs = route.services
         if len(refs) == 1:
             if refs[0].kind == "TraefikService":
-                return _located(refs[0], lambda r: self.traefik_service(r.key))
+                return _located(refs[0], lambda r: self.traefik_service_ref(r, (), True))
             return _located(refs[0], lambda r: self.load_balancer(r, key, namespace))
         children = []
         for ref in refs:
@@ -375,6 +455,8 @@ def _located(ref: ServiceRef, build: Callable[[ServiceRef], _T]) -> _T:
 
 def _child_name(ref: ServiceRef) -> str:
     """The name Traefik gives a child of a weighted or mirroring service."""
+    if "@" in ref.name:
+        return ref.name
     if ref.kind == "TraefikService":
         return normalize(f"{ref.namespace}-{ref.name}")
     return normalize(f"{ref.namespace}-{ref.name}-{ref.port}")
@@ -396,6 +478,20 @@ def _failed_service(service: TraefikService, message: str) -> FailedService:
     if service.weighted is not None:
         children = tuple((_child_name(ref), ref.weight) for ref in service.weighted.services)
         return FailedService(name, "weighted", children, (message,), location)
+    if service.highest_random_weight is not None:
+        refs = service.highest_random_weight.services
+        children = tuple((_child_name(ref), ref.weight) for ref in refs)
+        return FailedService(name, "highestrandomweight", children, (message,), location)
+    if service.failover is not None:
+        failover = service.failover
+        return FailedService(
+            name,
+            "failover",
+            ((_child_name(failover.fallback), 0),),
+            (message,),
+            location,
+            main=_child_name(failover.service),
+        )
     assert service.mirroring is not None
     mirroring = service.mirroring
     mirrors = tuple((_child_name(m.service), m.percent) for m in mirroring.mirrors)
@@ -409,6 +505,10 @@ def _failed_service(service: TraefikService, message: str) -> FailedService:
         max_body_size=mirroring.max_body_size,
         mirror_body=mirroring.mirror_body,
     )
+
+
+def _no_other(name: str, top: bool = False) -> Any:
+    raise BuildError(f"{name} does not exist")
 
 
 def _sticky(spec: Optional[CookieSpec], service: str) -> Optional[StickyCookie]:
@@ -427,26 +527,33 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
     if static is None:
         return BuildResult(None, (), ())
     builder = _Builder(loaded, static)
+    merge = Merge(builder, loaded.file, static)
     for key in builder.traefik_services:
         try:
             builder.traefik_service(key)
         except BuildError:
             pass  # recorded at the TraefikService; routes using it report their own error
     routes, failed_routers = builder.routes()
+    merge.crd_routes.update((r.name, r.definition) for r in routes)
+    file_routes, file_failed = merge.file_routes()
     made: Dict[Definition, Node] = {}
     reuse: Mapping[Definition, Node] = previous.nodes if previous is not None else {}
-    for built in builder.built.values():
-        if not isinstance(built, Location):
-            instantiate(built, reuse, made)
-    routers = [route.router(instantiate(route.definition, reuse, made)) for route in routes]
+    for built in merge.definitions():
+        instantiate(built, reuse, made)
+    routers = [
+        route.router(node_of(route.definition, lambda d: instantiate(d, reuse, made)))
+        for route in [*routes, *file_routes]
+    ]
     services: Dict[str, Node] = {}
-    for node in made.values():
+    for node in [*made.values(), *(r.service for r in routers)]:
         services.setdefault(node.name, node)
+    file_l4 = merge.layer4(previous)
     udp = build_udp_routers(
         builder.udp_ingresses,
         static,
         builder.directory,
         previous.udp_nodes if previous is not None else {},
+        file_l4.udp_candidates,
     )
     tcp = build_tcp_routers(
         builder.tcp_ingresses,
@@ -454,8 +561,9 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
         builder.directory,
         previous.tcp_nodes if previous is not None else {},
     )
-    tls = build_tls(loaded.resources)
-    router_warnings = [w for w in (route.warning() for route in routes) if w is not None]
+    tls = build_file_tls(loaded, build_tls)
+    router_warnings = [w for w in (r.warning() for r in [*routes, *file_routes]) if w is not None]
+    router_warnings += file_l4.tcp.router_warnings
     table = RoutingTable(
         static,
         routers,
@@ -463,13 +571,16 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
         made,
         udp.routers,
         udp.nodes,
-        tcp.routers,
-        tcp.nodes,
+        tcp.routers + file_l4.tcp.routers,
+        {**tcp.nodes, **file_l4.tcp.nodes},
         tls=tls.manager,
-        failed_routers=failed_routers + tcp.failed + udp.failed,
-        failed_services=builder.failed_services,
+        failed_routers=failed_routers + file_failed + tcp.failed + udp.failed + [*file_l4.failed],
+        failed_services=builder.failed_services + merge.failed_services(),
         router_warnings=router_warnings + tcp.router_warnings + udp.router_warnings,
     )
+    table.providers = static.providers.names
     errors = tuple(builder.errors) + tuple(udp.errors) + tuple(tcp.errors) + tls.errors
+    errors += merge.errors() + file_l4.errors
     warnings = tuple(builder.warnings) + tuple(udp.warnings) + tuple(tcp.warnings) + tls.warnings
+    warnings += merge.warnings()
     return BuildResult(table, errors, warnings)

@@ -10,6 +10,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Protocol, Sequence, 
 
 import attrs
 
+from tsproxy.balance.health import HealthCheckSpec, PassiveHealthSpec, ServerStates
+from tsproxy.balance.hrw import hrw_choose
 from tsproxy.balance.mirror import MirrorCounter
 from tsproxy.balance.sticky import StickyCookie, StickyLevel
 from tsproxy.balance.wrr import EarliestDeadlineFirst, RoundRobin
@@ -17,6 +19,10 @@ from tsproxy.config.resources import TransportSettings
 
 __all__ = [
     "Definition",
+    "FailoverDef",
+    "FailoverService",
+    "HighestRandomWeightDef",
+    "HighestRandomWeightService",
     "LoadBalancer",
     "LoadBalancerDef",
     "MirrorOrder",
@@ -30,6 +36,8 @@ __all__ = [
     "WeightedDef",
     "WeightedService",
     "instantiate",
+    "is_up",
+    "reports_status",
     "resolve",
 ]
 
@@ -52,12 +60,15 @@ class Server:
 
 @attrs.frozen(cache_hash=True)
 class LoadBalancerDef:
-    """Servers balanced round robin, optionally sticky on the server URL."""
+    """Servers balanced round robin, optionally sticky on the server URL, optionally health
+    checked (actively with ``health_check``, from proxied requests with ``passive``)."""
 
     name: str
     servers: Tuple[Server, ...]
     pass_host_header: bool = True
     sticky: Optional[StickyCookie] = None
+    health_check: Optional[HealthCheckSpec] = None
+    passive: Optional[PassiveHealthSpec] = None
 
 
 @attrs.frozen(cache_hash=True)
@@ -74,6 +85,28 @@ class WeightedDef:
     name: str
     children: Tuple[WeightedChild, ...]
     sticky: Optional[StickyCookie] = None
+    health_check: bool = False
+
+
+@attrs.frozen(cache_hash=True)
+class HighestRandomWeightDef:
+    """Children chosen by rendezvous hashing of the client IP (their weights count)."""
+
+    name: str
+    children: Tuple[WeightedChild, ...]
+    health_check: bool = False
+
+
+@attrs.frozen(cache_hash=True)
+class FailoverDef:
+    """``main`` while it is up, else ``fallback``."""
+
+    name: str
+    main: Definition
+    main_name: str
+    fallback: Definition
+    fallback_name: str
+    health_check: bool = False
 
 
 @attrs.frozen(cache_hash=True)
@@ -87,14 +120,18 @@ class MirroringDef:
     mirror_body: bool = True
 
 
-Definition = Union[LoadBalancerDef, WeightedDef, MirroringDef]
+Definition = Union[LoadBalancerDef, WeightedDef, MirroringDef, HighestRandomWeightDef, FailoverDef]
 
 
 class _RequestCookies(Protocol):
-    """What resolve needs of a request: its cookies (tsproxy.rules' HTTPRequestInfo has them)."""
+    """What resolve needs of a request: its cookies and client IP (tsproxy.rules'
+    HTTPRequestInfo has them)."""
 
     @property
     def cookies(self) -> Mapping[str, str]: ...
+
+    @property
+    def client_ip(self) -> str: ...
 
 
 def _choose(
@@ -102,35 +139,57 @@ def _choose(
     pick: Callable[[], Optional[int]],
     req: Optional[_RequestCookies],
     set_cookies: List[str],
+    available: Optional[Callable[[int], bool]] = None,
 ) -> Optional[int]:
-    """A child index: through the sticky level when there is one and a request to read."""
+    """A child index: through the sticky level when there is one and a request to read; a
+    cookie pointing at a child that is down falls back to ``pick`` (as in Traefik)."""
     if sticky is None or req is None:
         return pick()
-    return sticky.choose(req.cookies, pick, set_cookies)
+    return sticky.choose(req.cookies, pick, set_cookies, available)
 
 
 @attrs.define(eq=False)
 class LoadBalancer:
-    """A Kubernetes Service's servers: round robin in endpoint order, sticky if configured."""
+    """A Kubernetes Service's servers: round robin in endpoint order, sticky if configured;
+    servers that are DOWN (``states``, set by the health checkers) are skipped.
+
+    ``report`` is set by the health monitor when the service has a passive health check:
+    the engine calls it with each proxied request's server and whether it went well.
+    """
 
     definition: LoadBalancerDef
     _order: RoundRobin
     _sticky: Optional[StickyLevel]
+    states: ServerStates
+    report: Optional[Callable[[Server, bool], None]] = None
 
     @classmethod
     def build(cls, definition: LoadBalancerDef) -> LoadBalancer:
         urls = [server.url for server in definition.servers]
         cookie = definition.sticky
         sticky = None if cookie is None else StickyLevel.for_servers(cookie, urls)
-        return cls(definition, RoundRobin(len(urls)), sticky)
+        return cls(definition, RoundRobin(len(urls)), sticky, ServerStates(tuple(urls)))
 
     @property
     def name(self) -> str:
         return self.definition.name
 
+    def _available(self, index: int) -> bool:
+        return self.states.up(self.definition.servers[index].url)
+
     def choose(self, req: Optional[_RequestCookies], set_cookies: List[str]) -> Optional[Server]:
         """A server (sticky cookie first), adding a Set-Cookie when a new pick is made."""
-        index = _choose(self._sticky, self._order.next, req, set_cookies)
+        if self.states.any_up():
+            available = self._available if self.states.down_keys() else None
+            index = _choose(
+                self._sticky,
+                lambda: self._order.next(available),
+                req,
+                set_cookies,
+                available,
+            )
+        else:
+            index = None
         return None if index is None else self.definition.servers[index]
 
 
@@ -147,10 +206,62 @@ class WeightedService:
     def name(self) -> str:
         return self.definition.name
 
+    def _available(self, index: int) -> bool:
+        return is_up(self.children[index])
+
     def choose(self, req: Optional[_RequestCookies], set_cookies: List[str]) -> Optional[Node]:
-        """A child (sticky cookie first), adding a Set-Cookie when a new pick is made."""
-        index = _choose(self._sticky, self._order.next, req, set_cookies)
+        """A child (sticky cookie first), adding a Set-Cookie when a new pick is made. With
+        ``healthCheck: {}``, children that are down are skipped (they keep their turn)."""
+        available = self._available if self.definition.health_check else None
+        index = _choose(
+            self._sticky, lambda: self._order.next(available), req, set_cookies, available
+        )
         return None if index is None else self.children[index]
+
+
+@attrs.define(eq=False)
+class HighestRandomWeightService:
+    """A highestRandomWeight TraefikService: the client IP picks the child."""
+
+    definition: HighestRandomWeightDef
+    children: Tuple[Node, ...]
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def choose(self, req: Optional[_RequestCookies], set_cookies: List[str]) -> Optional[Node]:
+        """The child with the highest score for the client IP (a mirror copy: no IP, "")."""
+        definition = self.definition
+        available = (lambda index: is_up(self.children[index])) if definition.health_check else None
+        index = hrw_choose(
+            req.client_ip if req is not None else "",
+            [child.name for child in definition.children],
+            [child.weight for child in definition.children],
+            available,
+        )
+        return None if index is None else self.children[index]
+
+
+@attrs.define(eq=False)
+class FailoverService:
+    """A failover TraefikService: the main node while it is up, else the fallback node
+    (whose own status counts only with ``healthCheck: {}``, as in Traefik)."""
+
+    definition: FailoverDef
+    main: Node
+    fallback: Node
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def choose(self, req: Optional[_RequestCookies], set_cookies: List[str]) -> Optional[Node]:
+        if is_up(self.main):
+            return self.main
+        if not self.definition.health_check or is_up(self.fallback):
+            return self.fallback
+        return None
 
 
 @attrs.define(eq=False)
@@ -167,7 +278,53 @@ class MirroringService:
         return self.definition.name
 
 
-Node = Union[LoadBalancer, WeightedService, MirroringService]
+Node = Union[
+    LoadBalancer,
+    WeightedService,
+    MirroringService,
+    HighestRandomWeightService,
+    FailoverService,
+]
+
+
+def is_up(node: Node) -> bool:
+    """Whether ``node`` can serve, as its parents see it: a load balancer while one server is
+    UP; a weighted or HRW service with ``healthCheck: {}`` while one child is up (without it,
+    always: its children's status does not reach it); a mirroring service as its main one;
+    a failover while its main, or its fallback, is up."""
+    if isinstance(node, LoadBalancer):
+        return node.states.any_up()
+    if isinstance(node, MirroringService):
+        return is_up(node.main)
+    if isinstance(node, FailoverService):
+        if is_up(node.main):
+            return True
+        return not node.definition.health_check or is_up(node.fallback)
+    if not node.definition.health_check:
+        return True
+    return any(is_up(child) for child in node.children)
+
+
+def reports_status(definition: Definition) -> bool:
+    """Whether ``definition`` tells its parents its status (Traefik's StatusUpdater): a load
+    balancer with an active or passive health check, a mirroring service whose main one
+    does, the others with ``healthCheck: {}``."""
+    if isinstance(definition, LoadBalancerDef):
+        return definition.health_check is not None or definition.passive is not None
+    if isinstance(definition, MirroringDef):
+        return reports_status(definition.main)
+    return definition.health_check
+
+
+def children_of(node: Node) -> Tuple[Node, ...]:
+    """The nodes right below ``node``."""
+    if isinstance(node, WeightedService) or isinstance(node, HighestRandomWeightService):
+        return node.children
+    if isinstance(node, MirroringService):
+        return (node.main,) + node.mirrors
+    if isinstance(node, FailoverService):
+        return (node.main, node.fallback)
+    return ()
 
 
 @attrs.frozen
@@ -197,6 +354,8 @@ class Pick:
     pass_host_header: bool
     service_name: str
     services: Sequence[str] = ()
+    #: The load balancer's passive health check hook, if it has one: (server, ok).
+    report: Optional[Callable[[Server, bool], None]] = None
 
 
 def resolve(node: Node, req: Optional[_RequestCookies]) -> Pick:
@@ -223,6 +382,7 @@ def resolve(node: Node, req: Optional[_RequestCookies]) -> Pick:
                 current.definition.pass_host_header,
                 current.definition.name,
                 walked,
+                current.report,
             )
         if isinstance(current, MirroringService):
             definition = current.definition
@@ -269,13 +429,7 @@ def _adopt(node: Node, made: Dict[Definition, Node]) -> None:
     """Register a kept node and everything below it, so later references share them."""
     if made.setdefault(node.definition, node) is not node:
         return
-    if isinstance(node, WeightedService):
-        below: Tuple[Node, ...] = node.children
-    elif isinstance(node, MirroringService):
-        below = (node.main,) + node.mirrors
-    else:
-        below = ()
-    for child in below:
+    for child in children_of(node):
         _adopt(child, made)
 
 
@@ -295,6 +449,14 @@ def _fresh(
             sticky = StickyLevel.for_names(definition.sticky, names)
         order = EarliestDeadlineFirst([child.weight for child in definition.children])
         return WeightedService(definition, children, order, sticky)
+    if isinstance(definition, HighestRandomWeightDef):
+        children = tuple(
+            instantiate(child.definition, previous, made) for child in definition.children
+        )
+        return HighestRandomWeightService(definition, children)
+    if isinstance(definition, FailoverDef):
+        main = instantiate(definition.main, previous, made)
+        return FailoverService(definition, main, instantiate(definition.fallback, previous, made))
     main = instantiate(definition.main, previous, made)
     mirrors = tuple(instantiate(mirror, previous, made) for mirror, _ in definition.mirrors)
     counter = MirrorCounter([percent for _, percent in definition.mirrors])
