@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import attrs
 
@@ -203,7 +203,7 @@ def _service_ref(fields: Fields, parent_namespace: str) -> ServiceRef:
     )
 
 
-def _lb_modes(fields: Fields) -> dict[str, object]:
+def _lb_modes(fields: Fields) -> dict[str, Any]:
     """``nativeLB`` (None: the provider's nativeLBByDefault) and ``nodePortLB``."""
     native = fields.boolean("nativeLB", False) if fields.has("nativeLB") else None
     return {"native_lb": native, "node_port_lb": fields.boolean("nodePortLB", False)}

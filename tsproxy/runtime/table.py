@@ -71,6 +71,8 @@ class RoutingTable:
         router_warnings: Sequence[RouterWarning] = (),
     ) -> None:
         self.static = static
+        #: The active providers as /api/overview lists them (set by the build).
+        self.providers: Tuple[str, ...] = ()
         self.tls = tls
         self.failed_routers = tuple(failed_routers)
         self.failed_services = tuple(failed_services)
