@@ -73,6 +73,21 @@ CASES: List[Tuple[Tuple[str, ...], int, Tuple[str, ...]]] = [
         ),
     ),
     (
+        (
+            "--entrypoint",
+            "websecure",
+            "GET",
+            "https://127.0.0.1:8443/",
+            "-H",
+            "Host: traefikservice-wrr.kubesre.lc",
+        ),
+        0,
+        (
+            "a TLS connection without SNI: TLS ends here, then the HTTPS routers",
+            "rule      Host(`traefikservice-wrr.kubesre.lc`)",
+        ),
+    ),
+    (
         ("--entrypoint", "websecure", "GET", "http://traefikservice-wrr.kubesre.lc/"),
         1,
         (

@@ -8,8 +8,10 @@ exit status says the verdict.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import sys
 from typing import List, Optional, Tuple
+from urllib.parse import urlsplit
 
 from tsproxy import __version__
 
@@ -48,6 +50,11 @@ def _route(args: argparse.Namespace) -> int:
     if args.url is not None:
         req = request_info(args.method, args.url, headers, args.client_ip)
         tls = args.url.lower().startswith("https://")
+        if tls and args.sni is None:
+            # As curl does: the SNI is the URL's host, whatever Host header is sent, and
+            # none for an IP address.
+            host = urlsplit(args.url).hostname or ""
+            args.sni = "" if _is_ip(host) else host
     status, text = explain(
         result.table,
         args.entrypoint,
@@ -59,6 +66,14 @@ def _route(args: argparse.Namespace) -> int:
     )
     print(text)
     return status
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _two_ports(text: str) -> Tuple[int, int]:
