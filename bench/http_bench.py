@@ -1121,6 +1121,7 @@ class Bench:
         log_path = self.run_dir / f"{target.kind}-{target.port}.log"
         try:
             if target.kind == "direct":
+                assert self.backend is not None, "the backend starts before any target"
                 measured_pid = self.backend.pid
             else:
                 if target.python:
@@ -1302,7 +1303,7 @@ def set_ratios(rows: List[Row]) -> None:
                 if mine and theirs:
                     r.ratio_haproxy_per_core = mine / theirs
             continue
-        if haproxy and r.requests_per_s is not None:
+        if haproxy and haproxy.requests_per_s and r.requests_per_s is not None:
             r.ratio_haproxy = r.requests_per_s / haproxy.requests_per_s
             mine, theirs = per_core(r), per_core(haproxy)
             if mine and theirs:

@@ -43,9 +43,7 @@ class SlowAggregate:
         return self._later("metrics", ("text/plain; version=0.0.4", b"merged 1\n"))
 
     def stats(self) -> defer.Deferred[Any]:
-        return self._later(
-            "stats", {"services": {"x@kubernetescrd": {"requests": 7, "errors": 2}}}
-        )
+        return self._later("stats", {"services": {"x@kubernetescrd": {"requests": 7, "errors": 2}}})
 
 
 class GatheredAnswerTests(ProxyTestCase):

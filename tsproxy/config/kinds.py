@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import attrs
 
@@ -65,12 +65,7 @@ _NOT_YET = "not supported yet, ignored"
 _MAX_PRIORITY = 2**63 - 1 - 1000  # Traefik reserves the top 1000 for its internal routers
 _SERVICE_LABEL = "kubernetes.io/service-name"
 # Fields of Traefik's LoadBalancerSpec that we accept and do not act on yet.
-_REF_IGNORED = {
-    name: _NOT_YET
-    for name in (
-        "responseForwarding",
-    )
-}
+_REF_IGNORED = {name: _NOT_YET for name in ("responseForwarding",)}
 
 
 def _sticky(fields: Fields) -> Optional[CookieSpec]:
@@ -207,7 +202,7 @@ def _service_ref(fields: Fields, parent_namespace: str) -> ServiceRef:
     )
 
 
-def _lb_modes(fields: Fields) -> dict[str, object]:
+def _lb_modes(fields: Fields) -> dict[str, Any]:
     """``nativeLB`` (None: the provider's nativeLBByDefault) and ``nodePortLB``."""
     native = fields.boolean("nativeLB", False) if fields.has("nativeLB") else None
     return {"native_lb": native, "node_port_lb": fields.boolean("nodePortLB", False)}

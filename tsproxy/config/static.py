@@ -185,6 +185,7 @@ class StaticConfig:
     path: str
     entrypoints: tuple[EntryPoint, ...]
     log_level: str = "INFO"
+    log_format: str = "common"
     api: APIConfig | None = None
     ping: PingConfig | None = None
     prometheus: PrometheusConfig | None = None
@@ -307,9 +308,7 @@ def _parse_entrypoint_http(
     options = {
         "sanitize_path": fields.boolean("sanitizePath", True),
         "denied_escapes": tuple(denied),
-        "max_header_bytes": fields.integer(
-            "maxHeaderBytes", DEFAULT_MAX_HEADER_BYTES, minimum=1
-        ),
+        "max_header_bytes": fields.integer("maxHeaderBytes", DEFAULT_MAX_HEADER_BYTES, minimum=1),
         "max_headers": fields.integer("maxHeaders", DEFAULT_MAX_HEADERS, minimum=1),
     }
     fields.done({"underscoreHeadersStrategy": _NOT_YET})
@@ -393,15 +392,17 @@ def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoi
     )
 
 
-def _parse_log_level(root: Fields) -> str:
+def _parse_log(root: Fields) -> tuple[str, str]:
+    """``log.level`` and ``log.format`` (Traefik's ``common`` text lines or ``json``)."""
     log = root.mapping("log")
     if log is None:
-        return "INFO"
+        return "INFO", "common"
     level = log.string("level", "INFO")
     if level.upper() not in _LOG_LEVELS:
         raise log.fail("level", "must be one of: " + ", ".join(_LOG_LEVELS))
-    log.done({name: _NOT_YET for name in ("filePath", "format", "noColor", "maxSize")})
-    return level.upper()
+    fmt = log.string("format", "common", choices=("common", "json"))
+    log.done({name: _NOT_YET for name in ("filePath", "noColor", "maxSize")})
+    return level.upper(), fmt
 
 
 def _parse_api(root: Fields) -> APIConfig | None:
@@ -549,7 +550,7 @@ def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> S
     notices: list[tuple[int, str]] = []
     errors: list[ConfigError] = []
     entrypoints: list[EntryPoint] = []
-    log_level = "INFO"
+    log_level, log_format = "INFO", "common"
     sections: dict[str, object] = {}
     document = documents[0]
     try:
@@ -569,7 +570,7 @@ def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> S
                 entrypoints.append(_parse_entrypoint(name, fields, location))
             except FieldError as exc:
                 errors.append(ConfigError(file, exc.line, "", str(exc)))
-        log_level = _parse_log_level(root)
+        log_level, log_format = _parse_log(root)
         try:
             sections["providers"] = parse_providers(root, file)
         except FieldError as exc:
@@ -601,6 +602,7 @@ def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> S
         path=path or file,
         entrypoints=tuple(entrypoints),
         log_level=log_level,
+        log_format=log_format,
         **sections,  # type: ignore[arg-type]
     )
     config, internal_errors = _with_internal_entrypoint(config, file, document.line)

@@ -761,9 +761,10 @@ def build_table(
     reuse: Mapping[Definition, Node] = previous.nodes if previous is not None else {}
     for built in merge.definitions():
         instantiate(built, reuse, made)
+    every_route: List[Any] = [*routes, *file_routes]
     routers = [
         route.router(node_of(route.definition, lambda d: instantiate(d, reuse, made)))
-        for route in [*routes, *file_routes]
+        for route in every_route
     ]
     routers += builder.redirections()
     builder.middlewares.build_all()
@@ -788,7 +789,7 @@ def build_table(
     )
     tcp_middlewares.build_all()
     tls = build_file_tls(loaded, build_tls)
-    router_warnings = [w for w in (r.warning() for r in [*routes, *file_routes]) if w is not None]
+    router_warnings = [w for w in (r.warning() for r in every_route) if w is not None]
     router_warnings += file_l4.tcp.router_warnings
     table = RoutingTable(
         static,

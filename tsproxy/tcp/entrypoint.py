@@ -390,7 +390,7 @@ class Dispatch(Protocol):
         return str(getattr(self.transport.getHost(), "host", ""))  # type: ignore[union-attr]
 
     def _refuse(self, info: TCPConnectionInfo, why: str) -> None:
-        log.info(
+        log.debug(
             "TLS connection from {peer} for {sni!r} closed: {why}",
             peer=self.peer_ip,
             sni=info.sni,
