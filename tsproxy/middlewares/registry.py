@@ -24,6 +24,7 @@ _MODULES: tuple[str, ...] = (
     "redirect",
     "headers",
     "content",
+    "ratelimit",
 )
 
 
