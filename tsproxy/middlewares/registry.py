@@ -25,6 +25,8 @@ _MODULES: tuple[str, ...] = (
     "headers",
     "content",
     "ratelimit",
+    "inflight",
+    "circuitbreaker",
 )
 
 
