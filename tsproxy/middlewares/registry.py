@@ -27,6 +27,7 @@ _MODULES: tuple[str, ...] = (
     "ratelimit",
     "inflight",
     "circuitbreaker",
+    "compress",
 )
 
 
