@@ -28,6 +28,7 @@ _MODULES: tuple[str, ...] = (
     "inflight",
     "circuitbreaker",
     "compress",
+    "retry",
 )
 
 
