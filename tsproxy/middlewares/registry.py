@@ -29,6 +29,7 @@ _MODULES: tuple[str, ...] = (
     "circuitbreaker",
     "compress",
     "retry",
+    "errorpage",
 )
 
 
