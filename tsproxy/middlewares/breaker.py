@@ -6,7 +6,7 @@ recovering state machine. Time is a number of seconds handed in; no Twisted, no 
 from __future__ import annotations
 
 import re
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import attrs
 
@@ -20,7 +20,7 @@ class ExpressionError(ValueError):
 Condition = Callable[["Metrics"], bool]
 
 _TOKEN = re.compile(
-    r"\s*(?:(?P<float>\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|(?P<int>\d+)|(?P<name>[A-Za-z_]\w*)"
+    r"\s*(?:(?P<string>\"[^\"\\\\]*\")|(?P<float>\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|(?P<int>\d+)|(?P<name>[A-Za-z_]\w*)"
     r"|(?P<op>&&|\|\||>=|<=|==|!=|[<>(),!]))"
 )
 
@@ -31,7 +31,7 @@ _METRICS: Dict[str, Tuple[Tuple[str, ...], str]] = {
     "LatencyAtQuantileMS": (("float",), "int"),
     "RequestThreshold": ((), "int"),
 }
-_COMPARE: Dict[str, Callable[[float, float], bool]] = {
+_COMPARE: Dict[str, Callable[[Any, Any], bool]] = {
     ">": lambda a, b: a > b,
     ">=": lambda a, b: a >= b,
     "<": lambda a, b: a < b,
@@ -61,6 +61,10 @@ def _tokens(text: str) -> List[Tuple[str, str, int]]:
 @attrs.define
 class _Parser:
     tokens: List[Tuple[str, str, int]]
+    #: Function name -> (argument kinds, result kind: float, int, bool or string).
+    functions: Dict[str, Tuple[Tuple[str, ...], str]] = attrs.Factory(lambda: dict(_METRICS))
+    #: Makes the evaluator of a call from its name and arguments.
+    make: Callable[[str, List[Any]], Callable[[Any], Any]] = attrs.Factory(lambda: _metric)
     index: int = 0
 
     def peek(self) -> Tuple[str, str, int]:
@@ -106,8 +110,10 @@ class _Parser:
             raise ExpressionError(f"column {column}: the operator ! is not supported")
         return self.comparison()
 
-    def literal(self) -> Tuple[str, float, int]:
+    def literal(self) -> Tuple[str, Any, int]:
         kind, text, column = self.take()
+        if kind == "string":
+            return kind, text[1:-1], column
         if kind not in ("int", "float"):
             found = "the end" if kind == "end" else repr(text)
             raise ExpressionError(f"column {column}: expected a number, found {found}")
@@ -118,12 +124,12 @@ class _Parser:
         if kind != "name":
             found = "the end" if kind == "end" else repr(name)
             raise ExpressionError(f"column {column}: expected a metric, found {found}")
-        if name not in _METRICS:
-            known = ", ".join(sorted(_METRICS))
+        if name not in self.functions:
+            known = ", ".join(sorted(self.functions))
             raise ExpressionError(f"column {column}: unknown function {name} (known: {known})")
-        kinds, result = _METRICS[name]
+        kinds, result = self.functions[name]
         self.expect("(")
-        args: List[float] = []
+        args: List[Any] = []
         for position, wanted in enumerate(kinds):
             if position:
                 self.expect(",")
@@ -134,7 +140,12 @@ class _Parser:
                 )
             args.append(value)
         self.expect(")")
+        metric = self.make(name, args)
+        if result == "bool":
+            return lambda metrics: bool(metric(metrics))
         op_kind, op, op_column = self.take()
+        if result == "string" and op not in ("==", "!="):
+            raise ExpressionError(f"column {op_column}: {name}() is compared with == or !=")
         if op not in _COMPARE or op_kind != "op":
             raise ExpressionError(
                 f"column {op_column}: {name}() must be compared (> >= < <= == !=) with a "
@@ -145,11 +156,10 @@ class _Parser:
             raise ExpressionError(f"column {at}: {name}() is a {result}: compare it with a "
                                   f"{result} literal")
         compare = _COMPARE[op]
-        metric = _metric(name, args)
         return lambda metrics: compare(metric(metrics), limit)
 
 
-def _metric(name: str, args: List[float]) -> Callable[["Metrics"], float]:
+def _metric(name: str, args: List[Any]) -> Callable[[Any], Any]:
     if name == "NetworkErrorRatio":
         return lambda metrics: metrics.network_error_ratio()
     if name == "ResponseCodeRatio":
@@ -161,12 +171,19 @@ def _metric(name: str, args: List[float]) -> Callable[["Metrics"], float]:
     return lambda metrics: metrics.total()
 
 
-def parse_expression(text: str) -> Condition:
+def parse_expression(
+    text: str,
+    functions: Optional[Dict[str, Tuple[Tuple[str, ...], str]]] = None,
+    make: Optional[Callable[[str, List[Any]], Callable[[Any], Any]]] = None,
+) -> Condition:
     """The condition `text` states, or ExpressionError (with the column) when it is not one
-    oxy's parser accepts."""
+    oxy's parser accepts. `functions` and `make` give another vocabulary than the circuit
+    breaker's metrics (the buffering middleware's retry expression)."""
     if not text.strip():
         raise ExpressionError("the expression is empty")
     parser = _Parser(_tokens(text))
+    if functions is not None and make is not None:
+        parser.functions, parser.make = functions, make
     condition = parser.either()
     kind, token, column = parser.peek()
     if kind != "end":

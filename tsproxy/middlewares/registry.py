@@ -30,6 +30,7 @@ _MODULES: tuple[str, ...] = (
     "compress",
     "retry",
     "errorpage",
+    "buffering",
 )
 
 
