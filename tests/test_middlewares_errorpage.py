@@ -18,7 +18,11 @@ from tsproxy.middlewares.base import BuildError, HeaderList, Request, Response
 from tsproxy.middlewares.ipallowlist import go_status_text
 
 VECTORS = load_vectors("errors.json")
-INTERNAL = "nginxHeaders"
+DEVIATIONS = {
+    entry["case"]: entry
+    for entry in load_vectors("traffic-deviations.json")["deviations"]
+    if entry["file"] == "errors.json"
+}
 
 
 def crd_config(config: Dict[str, Any]) -> Dict[str, Any]:
@@ -67,11 +71,19 @@ class VectorTests(SynchronousTestCase):
         for index, case in enumerate(VECTORS["cases"]):
             with self.subTest("%d %s" % (index, case["name"])):
                 config = crd_config(case["config"])
-                if INTERNAL in config:
-                    # Listed deviation: an ingress-nginx-internal field, not CRD configuration.
+                listed = DEVIATIONS.get(case["name"])
+                if listed is not None:
+                    # Listed as differing in its configuration: tsproxy must refuse it.
+                    self.assertEqual(listed["differs_in"], ["config"])
                     self.assertRaises(FieldError, errorpage.parse, fields_of(config))
                     continue
                 self.run_case(case, config)
+
+    def test_deviations_name_cases(self) -> None:
+        """Every listed deviation names a case of its file."""
+        names = {case["name"] for case in VECTORS["cases"]}
+        self.assertLessEqual(set(DEVIATIONS), names)
+        self.assertEqual(len(DEVIATIONS), 2)
 
     def run_case(self, case: Dict[str, Any], config: Dict[str, Any]) -> None:
         calls: List[Request] = []
