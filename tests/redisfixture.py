@@ -30,7 +30,7 @@ class RedisServer:
         self.process: Optional[subprocess.Popen[bytes]] = None
         self.directory = ""
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise SkipTest("redis-server is not installed (Debian package redis-server)")
@@ -40,9 +40,7 @@ class RedisServer:
         args += ["--appendonly", "no", "--dir", self.directory, "--protected-mode", "no"]
         if self.password:
             args += ["--requirepass", self.password]
-        self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:

@@ -42,11 +42,17 @@ def context() -> HookedContext:
     return built
 
 
-def exchange(step: buffering.Buffering, case_request: Dict[str, Any], backend: bytes,
-             servers: Optional[List[str]] = None) -> Collected:
+def exchange(
+    step: buffering.Buffering,
+    case_request: Dict[str, Any],
+    backend: bytes,
+    servers: Optional[List[str]] = None,
+) -> Collected:
     """One request through the step, the (possibly retried) service, and the sinks."""
-    request = request_of({k: v for k, v in case_request.items() if k in ("method", "headers")},
-                         read_body=reader(body_of(case_request)))
+    request = request_of(
+        {k: v for k, v in case_request.items() if k in ("method", "headers")},
+        read_body=reader(body_of(case_request)),
+    )
     result = step.handle(request)
     box: List[Any] = []
     result.addBoth(box.append)
@@ -95,7 +101,9 @@ class VectorTests(SynchronousTestCase):
                     if "body" in expect:
                         self.assertEqual(client.body, expect["body"].encode())
                     if client.status == 200:
-                        self.assertEqual(client.headers.get("Content-Length"), str(len(client.body)))
+                        self.assertEqual(
+                            client.headers.get("Content-Length"), str(len(client.body))
+                        )
 
 
 class SinkTests(SynchronousTestCase):
@@ -127,8 +135,12 @@ class SinkTests(SynchronousTestCase):
                 with self.assertRaises(FieldError) as caught:
                     buffering.parse(fields_of({"retryExpression": text}))
                 self.assertIn("retryExpression", str(caught.exception))
-        spec = buffering.parse(fields_of({'retryExpression': 'RequestMethod() == "GET" && Attempts() < 3'}))
+        spec = buffering.parse(
+            fields_of({"retryExpression": 'RequestMethod() == "GET" && Attempts() < 3'})
+        )
         self.assertRaises(BuildError, buffering.build, spec, "b", FakeContext())
-        condition = buffering.parse_retry_expression('RequestMethod() == "GET" && ResponseCode() >= 500')
+        condition = buffering.parse_retry_expression(
+            'RequestMethod() == "GET" && ResponseCode() >= 500'
+        )
         self.assertTrue(condition(buffering.Attempt(1, False, 503, "GET")))
         self.assertFalse(condition(buffering.Attempt(1, False, 503, "POST")))

@@ -83,7 +83,9 @@ def backend_plan(backend: Dict[str, Any]) -> Tuple[int, List[Tuple[str, str]], L
     return status, headers, actions
 
 
-def play(sink: Any, request: Any, status: int, headers: List[Tuple[str, str]], actions: List[Any]) -> None:
+def play(
+    sink: Any, request: Any, status: int, headers: List[Tuple[str, str]], actions: List[Any]
+) -> None:
     sink.head(Response(status, HeaderList(headers), request))
     for action in actions:
         if action == "flush":
@@ -134,9 +136,7 @@ class VectorTests(SynchronousTestCase):
         self.assertEqual(media_type_equals(configured, response), case["expect"]["equal"])
 
     def run_middleware(self, case: Dict[str, Any]) -> None:
-        step = compress.build(
-            compress.parse(fields_of(case["config"])), "c", HookedContext()
-        )
+        step = compress.build(compress.parse(fields_of(case["config"])), "c", HookedContext())
         request = request_of(case["request"])
         self.assertIsNone(step.handle(request))
         status, headers, actions = backend_plan(case["backendResponse"])
@@ -158,7 +158,11 @@ class VectorTests(SynchronousTestCase):
         for item in case.get("steps", [case]):
             client = Collected()
             sink = compress.CompressSink(
-                client, case["algorithm"], config["minSize"], excluded, included  # type: ignore[arg-type]
+                client,
+                case["algorithm"],
+                config["minSize"],
+                excluded,
+                included,  # type: ignore[arg-type]
             )
             status, headers, actions = backend_plan(item["backendResponse"])
             play(sink, request_of({}), status, headers, actions)
@@ -172,13 +176,17 @@ class VectorTests(SynchronousTestCase):
             if name == "Accept-Encoding":
                 continue  # a request header in the Go test's response check: always absent
             got = client.headers.get_all(name)
-            self.assertEqual(got, [] if value is None else (value if isinstance(value, list) else [value]), name)
+            self.assertEqual(
+                got, [] if value is None else (value if isinstance(value, list) else [value]), name
+            )
         for name, value in expect.get("headersNot", {}).items():
             self.assertNotIn(value, client.headers.get_all(name))
         encoding = client.headers.get("Content-Encoding")
         if "body" in expect:
             want = expect["body"]
-            wanted = original if want == "backend body unchanged" else NAMED.get(want, want.encode())
+            wanted = (
+                original if want == "backend body unchanged" else NAMED.get(want, want.encode())
+            )
             self.assertEqual(client.body, wanted)
         if expect.get("bodyCompressed"):
             self.assertNotEqual(client.body, original)

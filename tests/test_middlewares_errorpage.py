@@ -145,7 +145,9 @@ class ConfigTests(SynchronousTestCase):
 
     def test_build(self) -> None:
         """The page's service must exist and the engine must wire sinks."""
-        spec = errorpage.parse(fields_of({"status": ["500"], "service": {"name": "x", "port": 8080}}))
+        spec = errorpage.parse(
+            fields_of({"status": ["500"], "service": {"name": "x", "port": 8080}})
+        )
         self.assertRaises(BuildError, errorpage.build, spec, "e", FakeContext())
         with self.assertRaises(BuildError) as caught:
             errorpage.build(spec, "e", HookedContext())
@@ -153,10 +155,14 @@ class ConfigTests(SynchronousTestCase):
 
     def test_page_unreachable(self) -> None:
         """An error service that fails: the caught status with its status text."""
-        spec = errorpage.parse(fields_of({"status": ["500-599"], "service": {"name": "x", "port": 1}}))
+        spec = errorpage.parse(
+            fields_of({"status": ["500-599"], "service": {"name": "x", "port": 1}})
+        )
         request = request_of({})
         client = Collected()
-        sink = errorpage.ErrorPageSink(client, spec, request, lambda r: defer.fail(OSError("refused")))
+        sink = errorpage.ErrorPageSink(
+            client, spec, request, lambda r: defer.fail(OSError("refused"))
+        )
         sink.head(Response(503, HeaderList(), request))
         sink.end()
         self.assertEqual((client.status, client.body), (503, b"Service Unavailable"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List
 
 from twisted.internet import defer, reactor
 from twisted.internet.task import Clock
@@ -217,7 +217,11 @@ class RedisTests(TestCase):
     @defer.inlineCallbacks
     def test_real_time_step(self) -> Any:
         """Through the step with Redis's own clock: a burst of 5 then about 10/s."""
-        config = {"average": 10, "burst": 5, "redis": {"endpoints": [f"127.0.0.1:{self.redis.port}"]}}
+        config = {
+            "average": 10,
+            "burst": 5,
+            "redis": {"endpoints": [f"127.0.0.1:{self.redis.port}"]},
+        }
         step = build_step(config, reactor)
         self.addCleanup(step.stop)
         results: List[Any] = []
@@ -236,12 +240,12 @@ class RedisTests(TestCase):
     @defer.inlineCallbacks
     def test_redis_down(self) -> Any:
         """Redis unreachable: 500, never a request let through unchecked."""
-        config = {"average": 10, "redis": {"endpoints": ["127.0.0.1:1"], "dialTimeout": "0.3s",
-                                                      "readTimeout": "0.2s"}}
+        config = {
+            "average": 10,
+            "redis": {"endpoints": ["127.0.0.1:1"], "dialTimeout": "0.3s", "readTimeout": "0.2s"},
+        }
         step = build_step(config, reactor)
         self.addCleanup(step.stop)
         answer = yield step.handle(request_of({}))
         self.assertIsInstance(answer, Answer)
         self.assertEqual(answer.status, 500)
-
-

@@ -123,8 +123,10 @@ class BackoffTests(SynchronousTestCase):
     def test_status_ranges(self) -> None:
         """Codes and inclusive ranges; Go's Atoi text for a bad one."""
         ranges = parse_status_ranges(["404", "500-503"])
-        self.assertEqual([status_in(s, ranges) for s in (404, 405, 500, 503, 504)],
-                         [True, False, True, True, False])
+        self.assertEqual(
+            [status_in(s, ranges) for s in (404, 405, 500, 503, 504)],
+            [True, False, True, True, False],
+        )
         with self.assertRaises(ValueError) as caught:
             parse_status_ranges(["5xx"])
         self.assertEqual(str(caught.exception), 'strconv.Atoi: parsing "5xx": invalid syntax')

@@ -153,8 +153,9 @@ class _Parser:
             )
         got, limit, at = self.literal()
         if got != result:
-            raise ExpressionError(f"column {at}: {name}() is a {result}: compare it with a "
-                                  f"{result} literal")
+            raise ExpressionError(
+                f"column {at}: {name}() is a {result}: compare it with a {result} literal"
+            )
         compare = _COMPARE[op]
         return lambda metrics: compare(metric(metrics), limit)
 

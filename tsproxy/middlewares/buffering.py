@@ -190,7 +190,9 @@ def build(spec: BufferingSpec, name: str, context: BuildContext) -> Buffering:
     if not getattr(context, "traffic_hooks", False) or not getattr(
         context, "request_bodies", False
     ):
-        raise BuildError("buffering needs the engine's body reading and response sinks, not wired yet")
+        raise BuildError(
+            "buffering needs the engine's body reading and response sinks, not wired yet"
+        )
     condition = parse_retry_expression(spec.retry_expression) if spec.retry_expression else None
     return Buffering(name, spec, condition)
 

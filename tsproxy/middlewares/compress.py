@@ -5,7 +5,7 @@ by chunk, never holding more than the minimum; never over an existing Content-En
 from __future__ import annotations
 
 import zlib
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import attrs
 
@@ -81,14 +81,10 @@ def parse(fields: Fields) -> CompressSpec:
             raise fields.fail("encodings", "at least one encoding must be specified")
         for name in encodings:
             if name not in ENCODINGS:
-                raise fields.fail(
-                    "encodings", f"unsupported encoding {name!r} (gzip, br, zstd)"
-                )
+                raise fields.fail("encodings", f"unsupported encoding {name!r} (gzip, br, zstd)")
     default = fields.string("defaultEncoding")
     if default and default not in encodings:
-        raise fields.fail(
-            "defaultEncoding", f"defaultEncoding {default!r} is not in encodings"
-        )
+        raise fields.fail("defaultEncoding", f"defaultEncoding {default!r} is not in encodings")
     fields.done()
     return CompressSpec(excluded, included, min_size, tuple(encodings), default)
 
@@ -267,9 +263,7 @@ class Compress:
         spec = self.spec
 
         def wrap(downstream: ResponseSink) -> ResponseSink:
-            return CompressSink(
-                downstream, encoding, spec.min_size, spec.excluded, spec.included
-            )
+            return CompressSink(downstream, encoding, spec.min_size, spec.excluded, spec.included)
 
         request.wrap_response(wrap)
         return None
@@ -291,12 +285,8 @@ def build(spec: CompressSpec, name: str, context: BuildContext) -> Compress:
     if missing and spec.encodings != ENCODINGS:
         raise BuildError(f"encodings: {', '.join(missing)} not available in this Python")
     if missing:
-        spec = attrs.evolve(
-            spec, encodings=tuple(e for e in spec.encodings if e not in missing)
-        )
+        spec = attrs.evolve(spec, encodings=tuple(e for e in spec.encodings if e not in missing))
     return Compress(name, spec)
 
 
 KINDS = (MiddlewareKind("compress", parse, build),)
-
-

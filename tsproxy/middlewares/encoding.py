@@ -48,7 +48,9 @@ def parse_accept_encoding(
     return entries, weighted
 
 
-def _best_first(entries: List[Tuple[str, float]], encodings: Sequence[str]) -> List[Tuple[str, float]]:
+def _best_first(
+    entries: List[Tuple[str, float]], encodings: Sequence[str]
+) -> List[Tuple[str, float]]:
     """Best weight first; equal weights keep Traefik's priority: * first, then the
     configured order, identity last."""
 
@@ -65,9 +67,7 @@ def _best_first(entries: List[Tuple[str, float]], encodings: Sequence[str]) -> L
     return sorted(entries, key=rank)
 
 
-def select_encoding(
-    values: Optional[Sequence[str]], encodings: Sequence[str], default: str
-) -> str:
+def select_encoding(values: Optional[Sequence[str]], encodings: Sequence[str], default: str) -> str:
     """The encoding to answer with: one of `encodings`, IDENTITY or NOT_ACCEPTABLE (both
     mean uncompressed). `values` None: the request has no Accept-Encoding."""
     if values is None:

@@ -175,7 +175,8 @@ class ErrorPageSink:
     def _write(self, page: Page) -> None:
         _, headers, body = page
         out = HeaderList(
-            (name, value) for name, value in headers
+            (name, value)
+            for name, value in headers
             if name.lower() not in ("content-length", "transfer-encoding", "connection")
         )
         self.downstream.head(Response(self.status, out, self.request))
@@ -184,10 +185,13 @@ class ErrorPageSink:
         self.downstream.end()
 
     def _failed(self, failure: Any) -> None:
-        log.error("errors: the error page could not be fetched: {why}",
-                  why=failure.getErrorMessage())
+        log.error(
+            "errors: the error page could not be fetched: {why}", why=failure.getErrorMessage()
+        )
         text = go_status_text(self.status).encode("ascii")
-        self._write((self.status, HeaderList([("Content-Type", "text/plain; charset=utf-8")]), text))
+        self._write(
+            (self.status, HeaderList([("Content-Type", "text/plain; charset=utf-8")]), text)
+        )
 
 
 @attrs.define(eq=False)
@@ -211,7 +215,9 @@ class ErrorPage:
 def build(spec: ErrorsSpec, name: str, context: BuildContext) -> ErrorPage:
     client = getattr(context, "service_client", None)
     if not getattr(context, "traffic_hooks", False) or client is None:
-        raise BuildError("errors needs the engine's response sinks and service client, not wired yet")
+        raise BuildError(
+            "errors needs the engine's response sinks and service client, not wired yet"
+        )
     ref = spec.service
     if not ref.namespace:
         ref = attrs.evolve(ref, namespace=context.namespace)
@@ -223,5 +229,3 @@ def build(spec: ErrorsSpec, name: str, context: BuildContext) -> ErrorPage:
 
 
 KINDS = (MiddlewareKind("errors", parse, build),)
-
-

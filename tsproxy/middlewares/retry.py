@@ -7,7 +7,7 @@ client."""
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Callable, List, Optional
 
 import attrs
 
@@ -133,5 +133,3 @@ def build(spec: RetrySpec, name: str, context: BuildContext) -> Retry:
 
 
 KINDS = (MiddlewareKind("retry", parse, build),)
-
-

@@ -100,7 +100,7 @@ class BucketTable:
     burst: int
     limit: float
     capacity: int = MAX_SOURCES
-    buckets: "OrderedDict[str, TokenBucket]" = attrs.Factory(OrderedDict)
+    buckets: OrderedDict[str, TokenBucket] = attrs.Factory(OrderedDict)
 
     def take(self, source: str, now: float) -> Tuple[bool, float]:
         """Reserve a token for `source` at `now`: (allowed, wait seconds)."""
