@@ -9,8 +9,12 @@ import re
 from typing import Any, Dict, List, Tuple
 
 import brotli
-import zstandard
 from twisted.trial.unittest import SynchronousTestCase
+
+try:
+    import zstandard
+except ImportError:  # PyPy: zstandard has no wheel there (docs/middlewares-traffic.md)
+    zstandard = None
 
 from tests.authfixture import FakeContext, fields_of, load_vectors, request_of
 from tests.trafficfixture import Collected, HookedContext
@@ -39,6 +43,7 @@ def decode(encoding: str, body: bytes) -> bytes:
         return gzip.decompress(body)
     if encoding == "br":
         return bytes(brotli.decompress(body))
+    assert zstandard is not None
     return zstandard.ZstdDecompressor().decompressobj().decompress(body)
 
 
@@ -107,6 +112,15 @@ class VectorTests(SynchronousTestCase):
         seen = set()
         for index, case in enumerate(VECTORS["cases"]):
             seen.add(case["harness"])
+            uses_zstd = case.get("algorithm") == "zstd" or "zstd" in str(
+                case["request"].get("headers", {}) if "request" in case else ""
+            )
+            if (
+                zstandard is None
+                and uses_zstd
+                and case["harness"] in ("middleware", "brotliZstdHandler")
+            ):
+                continue  # zstd is not available on this Python
             with self.subTest("%d %s" % (index, case["name"])):
                 getattr(self, "run_" + case["harness"].lower())(case)
         self.assertEqual(len(seen), 5)
