@@ -8,7 +8,6 @@ import gzip
 import re
 from typing import Any, Dict, List, Tuple
 
-import brotli
 from twisted.trial.unittest import SynchronousTestCase
 
 try:
@@ -21,6 +20,7 @@ from tests.trafficfixture import Collected, HookedContext
 from tsproxy.config.schema import FieldError
 from tsproxy.middlewares import compress
 from tsproxy.middlewares.base import BuildError, HeaderList, Response
+from tsproxy.middlewares.compress import _brotli
 from tsproxy.middlewares.encoding import (
     media_type_equals,
     parse_accept_encoding,
@@ -42,7 +42,7 @@ def decode(encoding: str, body: bytes) -> bytes:
     if encoding == "gzip":
         return gzip.decompress(body)
     if encoding == "br":
-        return bytes(brotli.decompress(body))
+        return bytes(_brotli().decompress(body))
     assert zstandard is not None
     return zstandard.ZstdDecompressor().decompressobj().decompress(body)
 

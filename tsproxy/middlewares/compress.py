@@ -5,7 +5,7 @@ by chunk, never holding more than the minimum; never over an existing Content-En
 from __future__ import annotations
 
 import zlib
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import attrs
 
@@ -37,13 +37,27 @@ _GRPC: MediaType = ("application/grpc", {})
 def available_encodings() -> Tuple[str, ...]:
     """The encodings this Python can produce (zstandard may be missing on PyPy)."""
     found = ["gzip"]
-    for name, module in (("br", "brotli"), ("zstd", "zstandard")):
-        try:
-            __import__(module)
-        except ImportError:
-            continue
-        found.append(name)
+    if _brotli() is not None:
+        found.append("br")
+    try:
+        import zstandard  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        found.append("zstd")
     return tuple(found)
+
+
+def _brotli() -> Any:
+    """Google's brotli module (CPython) or brotlicffi (PyPy wheels), same API; None."""
+    try:
+        import brotli
+    except ImportError:
+        try:
+            import brotlicffi as brotli
+        except ImportError:
+            return None
+    return brotli
 
 
 @attrs.frozen
@@ -117,9 +131,7 @@ class _Encoder:
         if encoding == "gzip":
             self.gzip = zlib.compressobj(6, zlib.DEFLATED, 31)
         elif encoding == "br":
-            import brotli
-
-            self.br = brotli.Compressor()
+            self.br = _brotli().Compressor()
         else:
             import zstandard
 
