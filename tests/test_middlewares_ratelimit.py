@@ -5,10 +5,12 @@ answer, the delay, and two limiters sharing one Redis bucket as two proxies woul
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from typing import Any, Dict, List
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, utils
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -22,6 +24,35 @@ from tsproxy.middlewares.source import source_of
 from tsproxy.middlewares.tokenbucket import BucketTable, go_duration
 
 VECTORS = load_vectors("rateLimit.json")
+
+#: One proxy process's limiter: from a common start time, a request every 20 ms for 2 s;
+#: prints how many were let through (at once or after a wait within maxDelay).
+CHILD = """
+import sys, time
+from twisted.internet import defer, task
+from tsproxy.middlewares.redislimit import RedisLimiter, RedisSettings
+
+def main(reactor):
+    port, start = int(sys.argv[1]), float(sys.argv[2])
+    settings = RedisSettings("127.0.0.1", port, pool_size=1)
+    limiter = RedisLimiter("default-shared@kubernetescrd", 10.0, 5, 0.05, settings,
+                           reactor=reactor)
+
+    @defer.inlineCallbacks
+    def run():
+        yield task.deferLater(reactor, max(0.0, start - time.time()), lambda: None)
+        accepted = 0
+        while time.time() < start + 2.0:
+            allowed, _ = yield limiter.take("10.0.0.1")
+            accepted += allowed
+            yield task.deferLater(reactor, 0.02, lambda: None)
+        print(accepted)
+        yield limiter.stop()
+
+    return run()
+
+task.react(main)
+"""
 
 
 def load_times(load: Dict[str, Any]) -> List[float]:
@@ -213,6 +244,28 @@ class RedisTests(TestCase):
             accepted[tick % 2] += allowed
         self.assertIn(sum(accepted), (34, 35, 36))
         self.assertGreater(min(accepted), 2)
+
+    @defer.inlineCallbacks
+    def test_two_processes_share(self) -> Any:
+        """Two proxy processes, each with its own Redis connection and real clock, hammer one
+        source for 2 s: together they get average 10/s burst 5 (25 ± 2), not 25 each."""
+        start = time.time() + 3.0
+        runs = [
+            utils.getProcessOutputAndValue(
+                sys.executable,
+                ["-c", CHILD, str(self.redis.port), repr(start)],
+                env=dict(os.environ),
+                reactor=reactor,
+            )
+            for _ in range(2)
+        ]
+        results = yield defer.gatherResults(runs)
+        counts = []
+        for out, err, code in results:
+            self.assertEqual(code, 0, err)
+            counts.append(int(out.split()[-1]))
+        self.assertTrue(23 <= sum(counts) <= 27, counts)
+        self.assertTrue(all(count >= 5 for count in counts), counts)
 
     @defer.inlineCallbacks
     def test_real_time_step(self) -> Any:
