@@ -146,6 +146,28 @@ class StepTests(SynchronousTestCase):
         clock.advance(0.001)
         self.assertEqual(fired, [None])
 
+    def test_three_seconds(self) -> None:
+        """average 10/s burst 5, 100 requests/s for 3 s: 5 + 10 × 3 pass (± one token), the
+        rest get 429; delayed ones pass once their token is due."""
+        clock = Clock()
+        step = build_step({"average": 10, "burst": 5}, clock)
+        passed, delayed = 0, []
+        for _ in range(300):
+            clock.advance(0.01)
+            result = step.handle(request_of({}))
+            if result is None:
+                passed += 1
+            elif isinstance(result, defer.Deferred):
+                delayed.append(result)
+            else:
+                self.assertEqual(result.status, 429)
+        fired: List[Any] = []
+        for waiting in delayed:
+            waiting.addCallback(fired.append)
+        clock.advance(1)
+        self.assertEqual(len(fired), len(delayed))
+        self.assertIn(passed + len(delayed), (34, 35, 36))
+
     def test_sources_apart(self) -> None:
         """Each source has its own bucket; the table forgets refilled ones."""
         clock = Clock()
