@@ -192,7 +192,9 @@ class RetryPolicy(Protocol):
     so a body that has started to go out makes the request not retryable).
     """
 
-    body_limit: int
+    @property
+    def body_limit(self) -> int:
+        """Request body bytes the engine keeps to replay."""
 
     def next_delay(self, attempt: int, network_error: bool, status: int, elapsed: float) -> Any:
         """None, or seconds to wait before attempt `attempt + 1` (attempts count from 1)."""

@@ -6,7 +6,7 @@ recovering state machine. Time is a number of seconds handed in; no Twisted, no 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import attrs
 
@@ -17,7 +17,8 @@ class ExpressionError(ValueError):
     """A circuit-breaker expression that does not parse; the message says where (column)."""
 
 
-Condition = Callable[["Metrics"], bool]
+#: A parsed expression: true when the metrics (or a retry Attempt) meet it.
+Condition = Callable[[Any], bool]
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<string>\"[^\"\\\\]*\")|(?P<float>\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|(?P<int>\d+)|(?P<name>[A-Za-z_]\w*)"
@@ -174,7 +175,7 @@ def _metric(name: str, args: List[Any]) -> Callable[[Any], Any]:
 
 def parse_expression(
     text: str,
-    functions: Optional[Dict[str, Tuple[Tuple[str, ...], str]]] = None,
+    functions: Optional[Mapping[str, Tuple[Tuple[str, ...], str]]] = None,
     make: Optional[Callable[[str, List[Any]], Callable[[Any], Any]]] = None,
 ) -> Condition:
     """The condition `text` states, or ExpressionError (with the column) when it is not one
@@ -184,7 +185,7 @@ def parse_expression(
         raise ExpressionError("the expression is empty")
     parser = _Parser(_tokens(text))
     if functions is not None and make is not None:
-        parser.functions, parser.make = functions, make
+        parser.functions, parser.make = dict(functions), make
     condition = parser.either()
     kind, token, column = parser.peek()
     if kind != "end":

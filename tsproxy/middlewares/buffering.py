@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import attrs
 
@@ -31,7 +31,7 @@ __all__ = ["KINDS", "Buffering", "BufferingSink", "BufferingSpec", "parse_retry_
 _TEXT = (("Content-Type", "text/plain; charset=utf-8"),)
 _CHUNK = 65536
 
-_RETRY_FUNCTIONS = {
+_RETRY_FUNCTIONS: Dict[str, Tuple[Tuple[str, ...], str]] = {
     "IsNetworkError": ((), "bool"),
     "Attempts": ((), "int"),
     "ResponseCode": ((), "int"),

@@ -88,7 +88,7 @@ def parse(fields: Fields) -> CompressSpec:
             "excludedContentTypes and includedContentTypes options are mutually exclusive",
         )
     min_size = fields.integer("minResponseBodyBytes", 1024, minimum=0) or 1024
-    encodings = ENCODINGS
+    encodings: Tuple[str, ...] = ENCODINGS
     if fields.has("encodings"):
         encodings = fields.strings("encodings")
         if not encodings:

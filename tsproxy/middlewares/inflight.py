@@ -3,7 +3,7 @@ source in flight at once; the slot is given back when the exchange ends, however
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, List
 
 import attrs
 
@@ -59,7 +59,7 @@ class InFlightReq:
             body = b"max connections reached: %d" % self.amount
             return Answer(429, (("Content-Type", "text/plain; charset=utf-8"),), body)
         self.counts[key] = held + 1
-        released = []
+        released: List[bool] = []
 
         def release(end: ExchangeEnd) -> None:
             if released:
