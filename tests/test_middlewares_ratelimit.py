@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 import sys
 import time
 from typing import Any, Dict, List
 
+import attrs
 from twisted.internet import defer, reactor, utils
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -311,6 +313,40 @@ class RedisTests(TestCase):
         refused = [result for result in results if isinstance(result, Answer)]
         self.assertTrue(5 + 8 <= passed <= 5 + 12, passed)
         self.assertTrue(refused and all(answer.status == 429 for answer in refused))
+
+    @defer.inlineCallbacks
+    def test_secret_and_db(self) -> Any:
+        """The password comes from the Secret named by redis.secret; the bucket lives in db."""
+        server = RedisServer(password="s3cret").start()
+        self.addCleanup(server.stop)
+        redis = {"endpoints": [f"127.0.0.1:{server.port}"], "secret": "redis-auth", "db": 3}
+        spec = ratelimit.parse(fields_of({"average": 1, "period": "1m", "redis": redis}))
+        context = FakeContext(reactor, secrets={"redis-auth": {"password": b"s3cret"}})
+        step = ratelimit.build(spec, "default-rl@kubernetescrd", context)
+        self.addCleanup(step.stop)
+        self.assertIsNone((yield step.handle(request_of({}))))
+        refused = yield step.handle(request_of({}))
+        self.assertEqual(refused.status, 429)
+
+        def keys(db: int) -> bytes:
+            argv = ["redis-cli", "-p", str(server.port), "-a", "s3cret", "--no-auth-warning"]
+            done = subprocess.run(argv + ["-n", str(db), "KEYS", "*"], capture_output=True)
+            return done.stdout.strip()
+
+        self.assertEqual(keys(3), b"rate:default-rl@kubernetescrd:192.0.2.1")
+        self.assertEqual(keys(0), b"")
+        wrong = ratelimit.build(
+            ratelimit.parse(fields_of({"average": 1, "redis": dict(redis, secret="")})),
+            "default-rl@kubernetescrd",
+            FakeContext(reactor),
+        )
+        self.addCleanup(wrong.stop)
+        wrong.shared.settings = attrs.evolve(
+            wrong.shared.settings, dial_timeout=0.5, reply_timeout=0.5
+        )
+        answer = yield wrong.handle(request_of({}))
+        self.assertEqual(answer.status, 500)  # no password: refused by Redis
+        self.flushLoggedErrors()
 
     @defer.inlineCallbacks
     def test_redis_down(self) -> Any:
