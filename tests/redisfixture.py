@@ -3,12 +3,13 @@ stopped by its PID when the test ends; tests skip when redis-server is not insta
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
-from typing import Optional
+from typing import Optional, Tuple
 
 from twisted.trial.unittest import SkipTest
 
@@ -24,8 +25,12 @@ def _free_port() -> int:
 class RedisServer:
     """Start with `start()`, stop with `stop()` (both synchronous, bounded in time)."""
 
-    def __init__(self, password: Optional[str] = None) -> None:
+    def __init__(
+        self, password: Optional[str] = None, tls: Optional[Tuple[bytes, bytes]] = None
+    ) -> None:
+        """`tls`: (certificate PEM, key PEM) to serve TLS only (no client certificates)."""
         self.password = password
+        self.tls = tls
         self.port = 0
         self.process: Optional[subprocess.Popen[bytes]] = None
         self.directory = ""
@@ -40,11 +45,21 @@ class RedisServer:
         args += ["--appendonly", "no", "--dir", self.directory, "--protected-mode", "no"]
         if self.password:
             args += ["--requirepass", self.password]
+        if self.tls is not None:
+            cert, key = os.path.join(self.directory, "c.pem"), os.path.join(self.directory, "k.pem")
+            for path, pem in ((cert, self.tls[0]), (key, self.tls[1])):
+                with open(path, "wb") as stream:
+                    stream.write(pem)
+            args[2] = "0"
+            args += ["--tls-port", str(self.port), "--tls-cert-file", cert]
+            args += ["--tls-key-file", key, "--tls-auth-clients", "no"]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    if self.tls is not None:
+                        return self  # listening; the TLS handshake is the client's test
                     sock.sendall(b"PING\r\n")
                     reply = sock.recv(64)
                     if reply.startswith((b"+PONG", b"-NOAUTH")):

@@ -17,6 +17,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.authfixture import FakeContext, fields_of, load_vectors, request_of
+from tests.certs import make_ca, make_leaf
 from tests.redisfixture import RedisServer
 from tsproxy.config.schema import FieldError, parse_duration
 from tsproxy.middlewares import ratelimit
@@ -346,6 +347,27 @@ class RedisTests(TestCase):
         )
         answer = yield wrong.handle(request_of({}))
         self.assertEqual(answer.status, 500)  # no password: refused by Redis
+        self.flushLoggedErrors()
+
+    @defer.inlineCallbacks
+    def test_tls(self) -> Any:
+        """redis.tls.caSecret: the server's certificate is checked against that CA; a CA
+        that did not sign it fails the request with 500, never lets it through."""
+        ca, other = make_ca(), make_ca("another CA")
+        leaf = make_leaf(ca, dns=["localhost"], ips=["127.0.0.1"])
+        server = RedisServer(tls=(leaf.cert_pem, leaf.key_pem)).start()
+        self.addCleanup(server.stop)
+        redis = {"endpoints": [f"127.0.0.1:{server.port}"], "tls": {"caSecret": "ca"}}
+        spec = ratelimit.parse(fields_of({"average": 1, "period": "1m", "redis": redis}))
+        for authority, want in ((ca, None), (other, 500)):
+            context = FakeContext(reactor, secrets={"ca": {"ca.crt": authority.cert_pem}})
+            step = ratelimit.build(spec, "default-tls@kubernetescrd", context)
+            step.shared.settings = attrs.evolve(
+                step.shared.settings, dial_timeout=1.0, reply_timeout=1.0
+            )
+            self.addCleanup(step.stop)
+            result = yield step.handle(request_of({}))
+            self.assertEqual(None if result is None else result.status, want)
         self.flushLoggedErrors()
 
     @defer.inlineCallbacks
