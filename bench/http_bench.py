@@ -48,6 +48,8 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 SPLIT_REQUESTS = 30
 #: Suffix of the rows that run with metrics and the access log on (--observability).
 OBSERVED = ", metrics + access log"
+#: Suffix of the rows whose route has the middleware chain (--middlewares).
+CHAINED = ", stripPrefix+headers+basicAuth(bcrypt)+ipAllowList"
 FOREIGN_CPU_RETRY_PCT = 10.0
 MAX_ATTEMPTS = 3
 
@@ -142,19 +144,33 @@ def free_ports(count: int, kind: int = socket.SOCK_STREAM) -> List[int]:
             s.close()
 
 
-def http_get(port: int, host: Optional[str], timeout: float = 2.0) -> tuple:
-    """One GET / on a fresh connection; returns (status, body)."""
+def http_get(
+    port: int,
+    host: Optional[str],
+    timeout: float = 2.0,
+    path: str = "/",
+    extra: Tuple[Tuple[str, str], ...] = (),
+) -> tuple:
+    """One GET `path` on a fresh connection; returns (status, body)."""
     conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
     try:
         headers = {"Host": host} if host else {}
-        conn.request("GET", "/", headers=headers)
+        headers.update(extra)
+        conn.request("GET", path, headers=headers)
         resp = conn.getresponse()
         return resp.status, resp.read().decode("latin-1")
     finally:
         conn.close()
 
 
-def wait_ready(proc: subprocess.Popen, port: int, host: Optional[str], timeout: float) -> None:
+def wait_ready(
+    proc: subprocess.Popen,
+    port: int,
+    host: Optional[str],
+    timeout: float,
+    path: str = "/",
+    extra: Tuple[Tuple[str, str], ...] = (),
+) -> None:
     """Poll until the server answers 200, it exits, or `timeout` seconds pass."""
     deadline = time.monotonic() + timeout
     last_error = "no answer"
@@ -162,7 +178,7 @@ def wait_ready(proc: subprocess.Popen, port: int, host: Optional[str], timeout: 
         if proc.poll() is not None:
             raise RuntimeError(f"exited with code {proc.returncode} before answering")
         try:
-            status, _ = http_get(port, host, timeout=1.0)
+            status, _ = http_get(port, host, timeout=1.0, path=path, extra=extra)
             if status == 200:
                 return
             last_error = f"HTTP {status}"
@@ -172,13 +188,17 @@ def wait_ready(proc: subprocess.Popen, port: int, host: Optional[str], timeout: 
     raise RuntimeError(f"not answering 200 on port {port} after {timeout:.0f}s ({last_error})")
 
 
-def check_split(port: int, host: Optional[str]) -> tuple:
+def check_split(
+    port: int, host: Optional[str], path: str = "/", extra: Tuple[Tuple[str, str], ...] = ()
+) -> tuple:
     """Count app-v1/app-v2 answers over SPLIT_REQUESTS requests on one keep-alive connection."""
     counts = {"v1": 0, "v2": 0, "other": 0}
     conn = http.client.HTTPConnection(LOOPBACK, port, timeout=3.0)
+    headers = {"Host": host} if host else {}
+    headers.update(extra)
     try:
         for _ in range(SPLIT_REQUESTS):
-            conn.request("GET", "/", headers={"Host": host} if host else {})
+            conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
             body = resp.read().decode("latin-1")
             if resp.status == 200 and body == "Hello app-v1\n":
@@ -432,6 +452,8 @@ def run_wrk(
     connections: int,
     latency: bool,
     measured_pid: Optional[int],
+    path: str = "/",
+    extra: Tuple[Tuple[str, str], ...] = (),
 ) -> WrkResult:
     """wrk on core 1, bounded by -d and by `timeout`; samples /proc around it."""
     argv = [
@@ -453,7 +475,9 @@ def run_wrk(
         argv.append("--latency")
     if host:
         argv += ["-H", f"Host: {host}"]
-    argv.append(f"http://{LOOPBACK}:{port}/")
+    for name, value in extra:
+        argv += ["-H", f"{name}: {value}"]
+    argv.append(f"http://{LOOPBACK}:{port}{path}")
     out_path = run_dir / "wrk.out"
     out_path.write_bytes(b"")
     window = CpuWindow()
@@ -649,6 +673,79 @@ spec:
     return "---\n".join(docs)
 
 
+#: The --middlewares rows' chain, as Traefik users write it: stripPrefix, headers, basicAuth
+#: with a bcrypt user (cost 10, as htpasswd -B makes it; the password is "bench") and an
+#: ipAllowList; the load sends the user's credentials to /api/.
+CHAIN_USER = "bench:$2y$10$ZSO2UGW1XlPdkY8J2NKj5un0tmIBs.7ou1UA7/gB3ZrQDFKmaXIwi"
+CHAIN_CREDENTIALS = (("Authorization", "Basic YmVuY2g6YmVuY2g="),)
+CHAIN_PATH = "/api/"
+
+
+def tsproxy_chain_yaml() -> str:
+    """Middlewares and a route to the same WRR service behind them (Host + /api prefix)."""
+    return f"""apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: strip
+  namespace: default
+spec:
+  stripPrefix:
+    prefixes: ["/api"]
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: headers
+  namespace: default
+spec:
+  headers:
+    customRequestHeaders:
+      X-Bench: "chain"
+    customResponseHeaders:
+      X-Served-By: "tsproxy"
+    frameDeny: true
+    contentTypeNosniff: true
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: auth
+  namespace: default
+spec:
+  basicAuth:
+    users: ["{CHAIN_USER}"]
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: local
+  namespace: default
+spec:
+  ipAllowList:
+    sourceRange: ["127.0.0.1/32"]
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: chain
+  namespace: default
+spec:
+  entryPoints:
+    - web
+  routes:
+    - match: Host(`bench.local`) && PathPrefix(`/api`)
+      kind: Rule
+      middlewares:
+        - name: strip
+        - name: headers
+        - name: auth
+        - name: local
+      services:
+        - name: app-wrr
+          kind: TraefikService
+"""
+
+
 # ---------------------------------------------------------------- rows
 
 
@@ -687,6 +784,8 @@ class Target:
     python: Optional[str] = None  # tsproxy rows: the interpreter that runs it
     ready_timeout: float = 15.0
     access_log: Optional[Path] = None  # tsproxy rows with --observability
+    path: str = "/"  # what the load asks for (the chain rows: under /api)
+    extra: Tuple[Tuple[str, str], ...] = ()  # headers every request sends (credentials)
 
 
 class Bench:
@@ -730,7 +829,7 @@ class Bench:
 
     def targets(self) -> List[Target]:
         a = self.args
-        ports = free_ports(8)
+        ports = free_ports(10)
         rows = [
             Target(
                 "backend direct (nginx+wrk share core 1) = ceiling",
@@ -762,9 +861,25 @@ class Bench:
                         ports[5],
                     )
                 )
+            if a.middlewares:
+                rows.append(
+                    self._tsproxy_target(
+                        "tsproxy, CPython" + CHAINED,
+                        a.tsproxy_python,
+                        ports[8],
+                        a.warmup,
+                        chain=True,
+                    )
+                )
         pypy = self.pypy_python()
         if pypy:
             rows.append(self._tsproxy_target("tsproxy, PyPy", pypy, ports[3], a.pypy_warmup))
+            if a.middlewares:
+                rows.append(
+                    self._tsproxy_target(
+                        "tsproxy, PyPy" + CHAINED, pypy, ports[9], a.pypy_warmup, chain=True
+                    )
+                )
             if a.observability:
                 rows.append(
                     self._tsproxy_target(
@@ -777,17 +892,26 @@ class Bench:
         return pypy_python(self.args)
 
     def _tsproxy_target(
-        self, setup: str, python: str, port: int, warmup: int, internal: Optional[int] = None
+        self,
+        setup: str,
+        python: str,
+        port: int,
+        warmup: int,
+        internal: Optional[int] = None,
+        chain: bool = False,
     ) -> Target:
-        """A tsproxy row; with an ``internal`` port, metrics and the access log are on."""
+        """A tsproxy row; with an ``internal`` port, metrics and the access log are on; with
+        ``chain`` the load goes through the middleware chain (``--middlewares``)."""
         conf = self.run_dir / f"tsproxy-conf-{port}"
         conf.mkdir()
         access_log = None if internal is None else self.run_dir / f"access-{port}.log"
         observe = None if internal is None or access_log is None else (internal, access_log)
         (conf / "tsproxy.yaml").write_text(tsproxy_static_yaml(port, observe))
         (conf / "app.yaml").write_text(tsproxy_app_yaml(self.v1_port, self.v2_port))
+        if chain:
+            (conf / "chain.yaml").write_text(tsproxy_chain_yaml())
         argv = ["taskset", "-c", PROXY_CORE, python, "-m", "twisted", "tsproxy", "-c", str(conf)]
-        return Target(
+        target = Target(
             setup,
             "tsproxy",
             port,
@@ -798,6 +922,9 @@ class Bench:
             ready_timeout=30.0,
             access_log=access_log,
         )
+        if chain:
+            target.path, target.extra = CHAIN_PATH, CHAIN_CREDENTIALS
+        return target
 
     def _peer_argv(self, target: Target) -> List[str]:
         prefix = self.run_dir / f"{target.kind}-{target.port}"
@@ -851,8 +978,15 @@ class Bench:
                 # tree's tsproxy and twisted/plugins are measured; the venv gives the dependencies.
                 proc = self.procs.start(argv, log_path, cwd=REPO_ROOT if target.python else None)
                 measured_pid = proc.pid
-                wait_ready(proc, target.port, target.host, target.ready_timeout)
-            v1, v2, other = check_split(target.port, target.host)
+                wait_ready(
+                    proc,
+                    target.port,
+                    target.host,
+                    target.ready_timeout,
+                    target.path,
+                    target.extra,
+                )
+            v1, v2, other = check_split(target.port, target.host, target.path, target.extra)
             row.split = f"{v1}:{v2}" + (f" (+{other} bad)" if other else "")
             if target.kind != "direct" and not (abs(v1 - 10) <= 2 and v1 + v2 == SPLIT_REQUESTS):
                 raise RuntimeError(
@@ -907,6 +1041,8 @@ class Bench:
                 a.connections,
                 True,
                 measured_pid,
+                target.path,
+                target.extra,
             )
 
         best, row.attempts = measure_quietest(
@@ -1236,6 +1372,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help="add a tsproxy row with Prometheus metrics and a buffered access log (to a file) "
         "on, next to the row without, and report the throughput ratio",
     )
+    p.add_argument(
+        "--middlewares",
+        action="store_true",
+        help="add tsproxy rows whose route has a chain of stripPrefix, headers, basicAuth "
+        "(bcrypt user) and ipAllowList, and print their ratio to the plain route",
+    )
     p.add_argument("--json", type=Path, default=None, help="also save the results to this file")
     p.add_argument("--keep", action="store_true", help="keep the temporary run directory")
     args = p.parse_args(argv)
@@ -1333,6 +1475,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                     )
                 else:
                     print(f"observability on/off throughput ratio ({impl}): broken")
+            if r.setup.endswith(CHAINED):
+                base = next((b for b in rows if b.setup == r.setup[: -len(CHAINED)]), None)
+                impl = r.setup[len("tsproxy, ") : -len(CHAINED)]
+                if base and base.requests_per_s and r.requests_per_s:
+                    print(
+                        f"middleware chain / plain route throughput ratio ({impl}): "
+                        f"{r.requests_per_s / base.requests_per_s:.2f}"
+                    )
+                else:
+                    print(f"middleware chain / plain route throughput ratio ({impl}): broken")
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(

@@ -23,8 +23,8 @@ class StandInMetrics:
     def exposition(self) -> Tuple[str, bytes]:
         return "text/plain; version=0.0.4; charset=utf-8", b"traefik_config_reloads_total 1\n"
 
-    def service_stats(self) -> Dict[str, Dict[str, int]]:
-        return self.stats
+    def dashboard_stats(self) -> Dict[str, Dict[str, Dict[str, int]]]:
+        return {"services": self.stats}
 
 
 def parse(raw: bytes) -> Tuple[int, Dict[str, str], bytes]:

@@ -256,8 +256,10 @@ class SeedDocumentTests(TestCase):
         counted = attrs.evolve(
             CONTEXT,
             stats={
-                "b@kubernetescrd": {"requests": 3},
-                "a@kubernetescrd": {"requests": 2, "errors": 1},
+                "services": {
+                    "b@kubernetescrd": {"requests": 3},
+                    "a@kubernetescrd": {"requests": 2, "errors": 1},
+                }
             },
         )
         self.assertTrue(

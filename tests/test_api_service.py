@@ -1,23 +1,19 @@
 """The internal entrypoint of a running proxy, over real sockets: /ping (and 503 once a
-shutdown begins), the API's JSON, 405, redirects, dashboard files, reloads shown at once;
-and the dashboard itself in headless Chromium, after requests through the WRR route."""
+shutdown begins), the API's JSON, 405, redirects, dashboard files, reloads shown at once.
+The dashboard in a browser: tests/test_dashboard_browser.py."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
-from html.parser import HTMLParser
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import treq
 from twisted.internet import defer, reactor
 from twisted.internet.error import ProcessDone
-from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
-from twisted.python.failure import Failure
 
 from tests.proxyfixture import ProxyTestCase, free_port, raw_exchange
 from tests.test_tap import spawn_proxy
@@ -45,8 +41,6 @@ log:
 WRR_HOST = "traefikservice-wrr.kubesre.lc"
 WRR_SERVICE = "default-app-wrr@kubernetescrd"
 PING = b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-#: How long one Chromium run may take before it is killed.
-CHROMIUM_TIMEOUT = 60.0
 
 
 @defer.inlineCallbacks
@@ -178,170 +172,6 @@ class InternalEntrypointTests(ProxyTestCase):
 
 
 # -- the dashboard in a browser --------------------------------------------------------------
-
-
-def find_chromium() -> Optional[str]:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path is not None:
-            return path
-    return None
-
-
-class _Collect(ProcessProtocol):
-    """Gathers a process's stdout; ``ended`` fires with (exit code or signal, stdout)."""
-
-    def __init__(self) -> None:
-        self.out = b""
-        self.err = b""
-        self.ended: defer.Deferred[Tuple[Any, bytes]] = defer.Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        self.out += data
-
-    def errReceived(self, data: bytes) -> None:
-        self.err += data
-
-    def processEnded(self, reason: Failure) -> None:
-        self.ended.callback((reason.value, self.out))
-
-
-@defer.inlineCallbacks
-def run_chromium(chromium: str, profile: str, *arguments: str) -> Any:
-    """Run headless Chromium in its own process group and return its stdout; the group is
-    killed (by its leader's PID) after CHROMIUM_TIMEOUT or once it has ended."""
-    collect = _Collect()
-    argv = [
-        "setsid",
-        chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-extensions",
-        "--user-data-dir=" + profile,
-        *arguments,
-    ]
-    process = reactor.spawnProcess(collect, shutil.which("setsid") or "setsid", argv, env=None)
-    pid = process.pid
-
-    def kill() -> None:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    timer = reactor.callLater(CHROMIUM_TIMEOUT, kill)
-    try:
-        _, out = yield collect.ended
-    finally:
-        if timer.active():
-            timer.cancel()
-        kill()  # helpers it may have left behind
-    return out
-
-
-class _Dashboard(HTMLParser):
-    """Reads the dumped DOM: the rows of one service card's children, router and
-    entrypoint rows, the body's refresh count."""
-
-    def __init__(self, service: str) -> None:
-        super().__init__()
-        self.service = service
-        self.depth = 0  # divs open inside the service card, 0 outside it
-        self.children: List[Dict[str, str]] = []
-        self.routers: List[str] = []
-        self.entrypoints: List[str] = []
-        self.refreshes = 0
-
-    def handle_starttag(self, tag: str, attrs: List[Tuple[str, Optional[str]]]) -> None:
-        found = {name: value or "" for name, value in attrs}
-        if tag == "body":
-            self.refreshes = int(found.get("data-refreshes", "0"))
-        if tag == "div":
-            if self.depth:
-                self.depth += 1
-            elif found.get("class") == "service" and found.get("data-service") == self.service:
-                self.depth = 1
-        if tag == "tr":
-            if "data-router" in found:
-                self.routers.append(found["data-router"])
-            if "data-entrypoint" in found:
-                self.entrypoints.append(found["data-entrypoint"])
-            if self.depth and "data-child" in found:
-                self.children.append(found)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "div" and self.depth:
-            self.depth -= 1
-
-
-class DashboardBrowserTests(ProxyTestCase):
-    """The dashboard as a browser draws it."""
-
-    def setUp(self) -> None:
-        super().setUp()
-        self.chromium = find_chromium()
-        if self.chromium is None:
-            self.skipTest("chromium is not installed (Debian package: chromium)")
-        self.use_seed_config()
-        # With metrics: the page shows the proxy's own request counts.
-        self.write("tsproxy.yaml", STATIC + "metrics:\n  prometheus: {}\n")
-
-    @defer.inlineCallbacks
-    def test_weighted_service(self) -> None:
-        """After three requests to the WRR host, the page shows the WRR service with its
-        children's weights 1 and 2 and their live request counts 1 and 2."""
-        service = self.start_proxy()
-        for _ in range(3):
-            response, _ = yield self.get(WRR_HOST)
-            self.assertEqual(response.code, 200)
-        received = {name: len(app.requests) for name, app in self.apps.items()}
-        self.assertEqual(received, {"app-v1": 1, "app-v2": 2})
-
-        url = "http://127.0.0.1:%d/dashboard/" % service.port_of("traefik")
-        assert self.chromium is not None
-        profile = os.path.abspath(self.mktemp())
-        dom = yield run_chromium(
-            self.chromium, profile, "--virtual-time-budget=5000", "--dump-dom", url
-        )
-        page = _Dashboard(WRR_SERVICE)
-        page.feed(dom.decode("utf-8"))
-        rows = [
-            (row["data-child"], row["data-weight"], row["data-requests"]) for row in page.children
-        ]
-        self.assertEqual(
-            rows,
-            [
-                ("default-app-v1-80", "1", str(received["app-v1"])),
-                ("default-app-v2-80", "2", str(received["app-v2"])),
-            ],
-            dom[:2000],
-        )
-        self.assertEqual([row["data-live-share"] for row in page.children], ["0.3333", "0.6667"])
-        self.assertEqual(len(page.routers), 6)  # four HTTP routers (one HTTPS), a TCP, a UDP
-        self.assertEqual(page.entrypoints, ["tcp", "traefik", "udp", "web", "websecure"])
-        self.assertGreaterEqual(page.refreshes, 2, "the page redraws on its own")
-
-        artifacts = os.environ.get("TSPROXY_ARTIFACTS") or os.path.abspath("artifacts")
-        os.makedirs(artifacts, exist_ok=True)
-        screenshot = os.path.join(artifacts, "dashboard.png")
-        if os.path.exists(screenshot):
-            os.remove(screenshot)
-        yield run_chromium(
-            self.chromium,
-            profile,
-            "--virtual-time-budget=3000",
-            "--window-size=1280,2000",  # tall enough for the weighted children
-            "--hide-scrollbars",
-            "--screenshot=" + screenshot,
-            url,
-        )
-        with open(screenshot, "rb") as f:
-            png = f.read()
-        self.assertTrue(png.startswith(b"\x89PNG\r\n\x1a\n"), "a PNG")
-        self.assertGreater(len(png), 10000)
 
 
 class InstalledTests(ProxyTestCase):

@@ -280,3 +280,39 @@ class VerdictTests(CheckTestCase):
         )
         self.assertEqual(done.returncode, 1, done.stderr)
         self.assertIn(f"{bad}/b.yaml:2: error: invalid YAML", done.stdout)
+
+
+class ProviderFormatTests(CheckTestCase):
+    """check reads every format: traefik.toml, file-provider YAML and TOML, CRD YAML."""
+
+    def test_file_provider_rows(self) -> None:
+        """Each row of the file-format error tables, as check reports it from a directory
+        whose traefik.toml names the file."""
+        from tests import test_providers
+
+        rows = [("d.yml", text, error) for text, error in test_providers.YAML_ERRORS]
+        rows += [("d.toml", text, error) for text, error in test_providers.TOML_ERRORS]
+        for name, text, expected in rows:
+            static = (
+                f'[entryPoints.web]\naddress = ":8000"\n[providers.file]\nfilename = "{name}"\n'
+            )
+            files = {"traefik.toml": static.encode(), name: text.encode()}
+            status, errors, directory = self.errors(files)
+            self.assertEqual((status, errors), (1, [as_reported(directory, expected)]), text)
+
+    def test_clean_mix(self) -> None:
+        """A CRD file and a file-provider file that reference each other check clean."""
+        static = STATIC + "providers:\n  file: {filename: dynamic.yml}\n  kubernetesCRD: {}\n"
+        crd = (
+            "apiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {name: ir}\n"
+            "spec:\n  routes:\n    - match: Host(`a`)\n"
+            "      services: [{name: s@file, kind: TraefikService}]\n"
+        )
+        dynamic = "http:\n  services:\n    s:\n      loadBalancer: {servers: [{url: 'http://10.0.0.1'}]}\n"
+        files = {
+            "traefik.yml": static.encode(),
+            "crd.yaml": crd.encode(),
+            "dynamic.yml": dynamic.encode(),
+        }
+        status, output, directory = self.check(files)
+        self.assertEqual((status, output), (0, f"{directory}: 0 errors, 0 warnings, 0 notices\n"))

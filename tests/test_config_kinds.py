@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
+import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
 from tsproxy.config.errors import Location
@@ -127,6 +128,7 @@ class GoodDocumentTests(SynchronousTestCase):
                                     line=23,
                                     path="spec.routes[0].services[1]",
                                     kind="TraefikService",
+                                    cross_namespace=True,
                                 ),
                             ),
                         ),
@@ -209,7 +211,12 @@ class GoodDocumentTests(SynchronousTestCase):
                     meta=meta("TraefikService", "shadow", line=11),
                     mirroring=Mirroring(
                         service=ServiceRef(
-                            "wrr", "ns", 16, "spec.mirroring", kind="TraefikService"
+                            "wrr",
+                            "ns",
+                            16,
+                            "spec.mirroring",
+                            kind="TraefikService",
+                            cross_namespace=True,
                         ),
                         mirrors=(
                             MirrorRef(
@@ -322,6 +329,7 @@ class GoodDocumentTests(SynchronousTestCase):
                 Service(
                     meta("Service", "app", namespace="ns"),
                     ports=(ServicePort(80, "http", "web"), ServicePort(443, "", 8443)),
+                    cluster_ip="10.0.0.10",
                 ),
                 Service(
                     meta("Service", "ext", line=11),
@@ -333,7 +341,10 @@ class GoodDocumentTests(SynchronousTestCase):
                     (EndpointSubset(("10.0.0.1", "10.0.0.2"), (EndpointPort(8080, "http"),)),),
                 ),
                 EndpointSlice(
-                    meta("EndpointSlice", "app-abc", line=24, namespace="ns"),
+                    attrs.evolve(
+                        meta("EndpointSlice", "app-abc", line=24, namespace="ns"),
+                        labels=(("kubernetes.io/service-name", "app"),),
+                    ),
                     service_name="app",
                     address_type="IPv6",
                     ports=(EndpointPort(8080, "http"),),
@@ -384,6 +395,7 @@ class GoodDocumentTests(SynchronousTestCase):
                                         "spec.routes[0].services[0]",
                                         port=53,
                                         weight=3,
+                                        native_lb=True,
                                     ),
                                     ServiceRef(
                                         "resolver-b",
@@ -391,6 +403,7 @@ class GoodDocumentTests(SynchronousTestCase):
                                         12,
                                         "spec.routes[0].services[1]",
                                         port="dns",
+                                        cross_namespace=True,
                                     ),
                                 ),
                             ),
@@ -399,13 +412,7 @@ class GoodDocumentTests(SynchronousTestCase):
                     ),
                 ),
             )
-            self.assertEqual(
-                notices,
-                [
-                    "wrr.yaml:11: IngressRouteUDP net/dns: spec.routes[0].services[0].nativeLB:"
-                    " not supported yet, ignored"
-                ],
-            )
+            self.assertEqual(notices, [])
 
     def test_skippedKinds(self) -> None:
         """Kinds not read (yet) are skipped with one notice each, naming file, line and object."""
@@ -463,6 +470,7 @@ class GoodDocumentTests(SynchronousTestCase):
                 + [
                     ("v1", "Service"),
                     ("v1", "Endpoints"),
+                    ("v1", "Node"),
                     ("v1", "Secret"),
                     ("discovery.k8s.io/v1", "EndpointSlice"),
                 ]
@@ -533,9 +541,9 @@ BAD_DOCUMENTS = [
         "wrr.yaml:8: IngressRoute default/app: spec.routes[0].services[0].weigth: unknown field",
     ),
     (
-        ROUTE_HEAD + "        - {name: api@internal, kind: TraefikService}\n",
+        ROUTE_HEAD + "        - {name: app@file, port: 80}\n",
         "wrr.yaml:8: IngressRoute default/app: spec.routes[0].services[0].name:"
-        " references to other providers (name@provider) are not supported",
+        " name@provider references are for kind TraefikService",
     ),
     (
         ROUTE_HEAD + "        - {port: 80}\n",
@@ -769,7 +777,8 @@ class BadDocumentTests(SynchronousTestCase):
         self.assertEqual(errors, [BAD_DOCUMENTS[0][1].replace("wrr.yaml:9:", "wrr.yaml:14:")])
 
     def test_unsupportedFieldsAreNotices(self) -> None:
-        """Fields Traefik has and tsproxy does not act on yet are accepted with a notice."""
+        """Fields whose absence changes nothing a client or backend sees are accepted with a
+        notice (nativeLB is implemented: no notice)."""
         resources, errors, notices = load(
             ROUTE_HEAD + "        - name: a\n          port: 80\n          nativeLB: true\n"
             "          strategy: p2c\n          sticky: {}\n"
@@ -782,7 +791,5 @@ class BadDocumentTests(SynchronousTestCase):
                 " p2c is not supported yet, using round robin",
                 "wrr.yaml:12: IngressRoute default/app: spec.routes[0].services[0].sticky:"
                 " no cookie section: stickiness stays off",
-                "wrr.yaml:10: IngressRoute default/app: spec.routes[0].services[0].nativeLB:"
-                " not supported yet, ignored",
             ],
         )

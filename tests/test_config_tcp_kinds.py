@@ -97,6 +97,7 @@ class IngressRouteTCPTests(SynchronousTestCase):
                                         weight=3,
                                         termination_delay=400,
                                         proxy_protocol=2,
+                                        native_lb=True,
                                     ),
                                     TCPServiceRef(
                                         name="pg-replica",
@@ -105,6 +106,7 @@ class IngressRouteTCPTests(SynchronousTestCase):
                                         path="spec.routes[0].services[1]",
                                         port="postgres",
                                         weight=0,
+                                        cross_namespace=True,
                                         termination_delay=-1,
                                         proxy_protocol=1,
                                         tls=True,
@@ -149,8 +151,6 @@ class IngressRouteTCPTests(SynchronousTestCase):
                 [
                     label.format(10) + "spec.routes[0].middlewares: TCP middlewares are not"
                     " applied yet",
-                    label.format(18) + "spec.routes[0].services[0].nativeLB: not supported"
-                    " yet, ignored",
                     label.format(25) + "spec.routes[0].services[1].tls: dialling the backend"
                     " with TLS is not supported yet, ignored",
                     label.format(26) + "spec.routes[0].services[1].serversTransport:"

@@ -57,6 +57,8 @@ def fake_table(routers: Sequence[str], services: Dict[str, Sequence[int]]) -> An
         routers=[SimpleNamespace(name=name) for name in routers],
         services={node.name: node for node in nodes.values()},
         nodes=nodes,
+        tcp_services={},
+        udp_nodes={},
     )
 
 

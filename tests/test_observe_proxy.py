@@ -12,11 +12,12 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.task import deferLater
 
-from tests.proxyfixture import ENDPOINTS, ProxyTestCase, RawClient, free_port
+from tests.proxyfixture import ENDPOINTS, ProxyTestCase, RawClient, free_port, raw_exchange
 from tests.udpfixture import UDPTestMixin
 
 WRR = "traefikservice-wrr.kubesre.lc"
 COPY = "traefikservice-copy.kubesre.lc"
+COOKIE = "traefikservice-cokie.kubesre.lc"
 ROUTER_WRR = "default-app-wrr-846b2c19626676e0a8ba@kubernetescrd"
 V1 = "default-app-v1-80@kubernetescrd"
 V2 = "default-app-v2-80@kubernetescrd"
@@ -224,6 +225,52 @@ class ObservedProxyTests(ProxyTestCase, UDPTestMixin):
         }
         self.assertEqual(by_service, {MIRROR: 20.0, V1: 20.0})
         self.assertNotIn(V2, self.service.metrics.service_stats())  # type: ignore[union-attr]
+
+    @defer.inlineCallbacks
+    def test_dashboardCountsPerParent(self) -> None:
+        """The dashboard's counts: a child shared by the canary and the cookie service is
+        counted under each parent for what that parent sent it (10:20 and 3:6), mirrored
+        copies apart, unrouted requests per entrypoint, TCP connections and UDP sessions per
+        service and per parent's child."""
+        self.start()
+        for _ in range(30):
+            yield self.get(WRR)
+        for _ in range(9):
+            yield self.get(COOKIE)
+        for i in range(20):
+            yield self.get(COPY, path="/req/%d" % (i,))
+        yield self.service.mirrors.idle()  # type: ignore[union-attr]
+        response, _ = yield self.get("nowhere.test")
+        self.assertEqual(response.code, 404)
+        tcp = self.service.port_of("tcp")  # type: ignore[union-attr]
+        for _ in range(3):
+            greeting = yield raw_exchange(tcp, b"")
+            self.assertTrue(greeting.startswith(b"HELLO greeter-"), greeting)
+        reply = yield self.udp_client().exchange(self.service.port_of("udp"), b"hi")  # type: ignore[union-attr]
+        self.assertEqual(reply, b"echo-1 hi")
+        stats = self.service.metrics.dashboard_stats()  # type: ignore[union-attr]
+        children = stats["children"]
+
+        def split(parent: str) -> Dict[str, Dict[str, int]]:
+            return children["default-%s@kubernetescrd" % (parent,)]
+
+        self.assertEqual(
+            split("app-wrr"),
+            {V1: {"requests": 10, "errors": 0}, V2: {"requests": 20, "errors": 0}},
+        )
+        self.assertEqual(
+            split("app-cookie"),
+            {V1: {"requests": 3, "errors": 0}, V2: {"requests": 6, "errors": 0}},
+        )
+        self.assertEqual(stats["services"][V1], {"requests": 10 + 3 + 20, "errors": 0})
+        self.assertEqual(stats["mirrored"], {MIRROR: {"copies": 2, "errors": 0}})
+        self.assertEqual(stats["entrypoints"]["web"], {"requests": 60, "notFound": 1})
+        (tcp_parent,) = stats["tcp"]["children"].values()
+        self.assertEqual(sorted(tcp_parent.values()), [1, 2])
+        self.assertEqual(
+            stats["udp"]["children"],
+            {"default-echo-0@kubernetescrd": {"default-echo-0-echo-1-53@kubernetescrd": 1}},
+        )
 
     @defer.inlineCallbacks
     def test_reloadDropsGoneSeries(self) -> None:

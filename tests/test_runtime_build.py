@@ -240,7 +240,10 @@ BROKEN = [
     ),
     (
         route("- {name: app-v1, port: 80}\n- {name: app-v1, port: 80, namespace: other}\n"),
-        ["wrr.yaml:9: IngressRoute default/app: service other/app-v1 not found"],
+        [
+            "wrr.yaml:9: IngressRoute default/app: other/app-v1 is in another namespace:"
+            " cross-namespace references need providers.kubernetesCRD.allowCrossNamespace"
+        ],
     ),
     (
         route("- {name: wrr, kind: TraefikService}\n"),
@@ -264,9 +267,7 @@ BROKEN = [
     ),
     (
         route("- {name: app-v1, port: 80, serversTransport: fast@file}\n"),
-        [
-            "wrr.yaml:8: IngressRoute default/app: serversTransport fast@file: only @kubernetescrd transports are known"
-        ],
+        ["wrr.yaml:8: IngressRoute default/app: serversTransport fast@file does not exist"],
     ),
     (
         traefik_service(

@@ -21,12 +21,15 @@ STATIC = 'entryPoints:\n  web:\n    address: ":8000"\n  foo:\n    address: ":800
 with open(os.path.join(DATA, "crd-provider.json")) as _stream:
     GROUPS = {group["id"]: group["cases"] for group in json.load(_stream)["groups"]}
 
-# Cases that rely on the provider option allowEmptyServices, which tsproxy does not have: a
-# Service without endpoints is always an error there, and the route is dropped.
-EMPTY_SERVICE_CASES = {
-    "Ingress Route, empty service allowed",
-    "Ingress Route, nil endpointslice port name",
-}
+# The provider options of Traefik's TestLoadIngressRoutes: ExternalName Services allowed for
+# every case; allowCrossNamespace and allowEmptyServices as each case sets them.
+PROVIDER_OPTIONS = """\
+providers:
+  kubernetesCRD:
+    allowExternalNameServices: true
+    allowCrossNamespace: {cross}
+    allowEmptyServices: {empty}
+"""
 
 
 def render_node(node: Node) -> Dict[str, Any]:
@@ -125,7 +128,12 @@ def build_case(case: Dict[str, Any]) -> Tuple[Any, List[str]]:
         (name, text.replace("\n------\n", "\n---\n"))
         for name, text in case["inputs"]["fixtures"].items()
     )
-    loaded = load_files(STATIC, files)
+    inputs = case["inputs"]
+    options = PROVIDER_OPTIONS.format(
+        cross=str(inputs.get("allowCrossNamespace", False)).lower(),
+        empty=str(inputs.get("allowEmptyServices", False)).lower(),
+    )
+    loaded = load_files(STATIC + options, files)
     result = build_table(loaded)
     return result.table, [str(e) for e in loaded.errors + result.errors]
 
@@ -140,11 +148,6 @@ class IngressRouteVectorTests(SynchronousTestCase):
             description = case["description"]
             table, errors = build_case(case)
             expected = case["expected"]["HTTP"]
-            if description in EMPTY_SERVICE_CASES:
-                self.assertEqual(table.routers, (), description)
-                self.assertEqual(len(errors), 1, (description, errors))
-                self.assertIn("no endpoints for service default/", errors[0])
-                continue
             routers = {}
             for router in table.routers:
                 routers[router.name] = router
@@ -185,10 +188,6 @@ class IngressRouteVectorTests(SynchronousTestCase):
             "Ingress Route, empty service disallowed": (
                 "with_empty_services.yml:16: IngressRoute default/test.route:"
                 " no endpoints for service default/whoami-without-endpointslice-endpoints"
-            ),
-            "Ingress Route, nil endpointslice port name": (
-                "with_nil_endpointslice_port_name.yml:16: IngressRoute default/test.route:"
-                " no endpoints for service default/whoami-nil-port-name"
             ),
         }
         for description, message in expectations.items():

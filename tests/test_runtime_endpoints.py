@@ -7,6 +7,7 @@ from typing import List, Optional, Union
 from twisted.trial.unittest import SynchronousTestCase
 
 from tsproxy.config.load import load_files
+from tsproxy.config.providers import CRDProviderConfig
 from tsproxy.config.resources import ServiceRef
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory
 from tsproxy.runtime.services import TransportSettings
@@ -72,7 +73,9 @@ spec: {type: ExternalName, externalName: "2001:db8::7"}
 def servers(name: str, port: Optional[Union[int, str]], scheme: str = "") -> List[str]:
     loaded = load_files(STATIC, [("s.yaml", RESOURCES)])
     assert loaded.errors == (), loaded.errors
-    directory = ServiceDirectory(loaded.resources)
+    directory = ServiceDirectory(
+        loaded.resources, CRDProviderConfig(allow_external_name_services=True)
+    )
     ref = ServiceRef(name, "default", 1, "ref", port=port, scheme=scheme)
     return [server.url for server in directory.servers(ref, TransportSettings())]
 

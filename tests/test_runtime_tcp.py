@@ -318,7 +318,10 @@ PROBLEMS: List[Tuple[str, str, List[str], List[str]]] = [
     (
         "- match: HostSNI(`*`)\n  services:\n    - {name: pg, namespace: other, port: 5432}\n",
         "",
-        [_DB.format(8) + "service other/pg not found, route dropped"],
+        [
+            _DB.format(8) + "other/pg is in another namespace: cross-namespace references need"
+            " providers.kubernetesCRD.allowCrossNamespace, route dropped"
+        ],
         [],
     ),
     (

@@ -23,6 +23,9 @@ entryPoints:
     address: ":8001/udp"
   dns:
     address: "127.0.0.1:5353/udp"
+providers:
+  kubernetesCRD:
+    allowExternalNameServices: true
 """
 
 with open(os.path.join(DATA, "crd-provider.json")) as _stream:

@@ -7,13 +7,19 @@ from __future__ import annotations
 import shutil
 import socket
 import ssl
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from OpenSSL import crypto
 from twisted.internet import defer, reactor, task, threads
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import CertificateOptions
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest
 from zope.interface import implementer
 
@@ -466,3 +472,171 @@ class HTTPSHalfCloseTests(_TLSRoutes):
     def test_keepAliveThenFin(self) -> Any:
         """The same, ending with a bare FIN after the third request."""
         return self.https_ends("fin")
+
+
+def client_hello(sni: str) -> bytes:
+    """The ClientHello Python's ssl client sends for ``sni`` (made in memory, no socket)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = client_context().wrap_bio(incoming, outgoing, server_hostname=sni)
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+#: A handshake record announcing a ClientHello larger than the peek takes (16 KiB), cut
+#: short: the peek gives up at once, and OpenSSL waits for the rest of the record.
+OVERSIZED_HELLO = b"\x16\x03\x01\x40\x00" + b"\x01\x00\x50\x00" + b"\x03\x03" + b"\x00" * 32
+
+
+def stalled_session(port: int, send: bytes) -> Any:
+    """A client in a thread that sends ``send`` and then nothing; fires with what it read
+    once the proxy closes (a FIN or a reset)."""
+
+    def session() -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(send)
+            got = b""
+            while True:
+                try:
+                    chunk = sock.recv(65536)
+                except ConnectionResetError:
+                    return got
+                if not chunk:
+                    return got
+                got += chunk
+
+    return threads.deferToThread(session)
+
+
+class HandshakeDeadlineTests(_TLSRoutes):
+    """Where TLS ends here, the handshake must be over within the entrypoint's readTimeout
+    of the accept, and a TCP router's backend is dialled only after it."""
+
+    def proxy(self, kind: str, clock: task.Clock) -> int:
+        self.backend("plain", self.start_greeter("plain"))
+        self.secret("front-cert", FRONT)
+        tls = "{secretName: front-cert}"
+        routes = {
+            "tcp": route_tcp("front", "HostSNI(`front.test`)", ["plain"], tls=tls),
+            "tcp-any": route_tcp("front", "HostSNI(`*`)", ["plain"], tls=tls),
+            "https": self.web_route(tls),
+        }
+        return self.start_tcp_proxy(routes[kind], read_timeout="5s", clock=clock)
+
+    @defer.inlineCallbacks
+    def stalled(self, kind: str, hello: bytes) -> Any:
+        """The client stops after ``hello``: it holds no backend connection, and is closed
+        at readTimeout (5 s on the test's clock), not before."""
+        clock = task.Clock()
+        port = self.proxy(kind, clock)
+        done = stalled_session(port, hello)
+        yield task.deferLater(reactor, 0.2, lambda: None)
+        clock.advance(4.9)
+        yield task.deferLater(reactor, 0.1, lambda: None)
+        self.assertFalse(done.called)
+        self.assertEqual(self.greeters["plain"].connections, [])
+        clock.advance(0.1)
+        yield done
+        yield self.wait_no_connections()
+        self.assertEqual(self.greeters["plain"].connections, [])
+
+    def test_stalledHelloTCP(self) -> Any:
+        """A bare ClientHello to a TCP router ending TLS: no backend dial, closed in time."""
+        return self.stalled("tcp", client_hello("front.test"))
+
+    def test_stalledOversizedHello(self) -> Any:
+        """A cut-short oversized hello (the peek gives up, OpenSSL waits): closed in time."""
+        return self.stalled("tcp-any", OVERSIZED_HELLO)
+
+    def test_stalledHelloHTTPS(self) -> Any:
+        """A bare ClientHello to an HTTPS router: closed at readTimeout, not idleTimeout."""
+        return self.stalled("https", client_hello("web.test"))
+
+    @defer.inlineCallbacks
+    def test_finishedHandshakeOutlivesDeadline(self) -> None:
+        """Once the handshake is over, readTimeout no longer applies: the relay goes on."""
+        clock = task.Clock()
+        port = self.proxy("tcp", clock)
+
+        def session() -> bytes:
+            client = HalfCloseClient(port, "front.test")
+            try:
+                client.read_until(b"HELLO plain\r\n")
+                threads.blockingCallFromThread(reactor, clock.advance, 60)
+                client.send(b"ping")
+                return client.read_until(b"ping")
+            finally:
+                client.close()
+
+        got = yield threads.deferToThread(session)
+        self.assertTrue(got.endswith(b"ping"), got)
+
+
+HELLO = client_hello("front.test")
+
+
+@st.composite
+def peeked_bytes(draw: Any) -> List[bytes]:
+    """What a client may send first, in the chunks it arrives in: random bytes, bytes that
+    start like a TLS record, or a real ClientHello cut short or with bytes changed."""
+    kind = draw(st.sampled_from(["random", "record", "mutated", "cut"]))
+    if kind == "random":
+        data = draw(st.binary(min_size=1, max_size=300))
+    elif kind == "record":
+        data = draw(st.sampled_from([b"\x16\x03\x01", b"\x16\x03\x03", b"\x80"]))
+        data += draw(st.binary(max_size=300))
+    elif kind == "cut":
+        data = HELLO[: draw(st.integers(1, len(HELLO)))]
+    else:
+        data = bytearray(HELLO)
+        for _ in range(draw(st.integers(1, 8))):
+            data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+        data = bytes(data)
+    cuts = sorted(draw(st.lists(st.integers(1, len(data)), max_size=4)))
+    bounds = [0, *cuts, len(data)]
+    return [data[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+class PeekFuzzTests(_TLSRoutes):
+    """The peek and the TLS hand-over on whatever a client sends first (the entrypoint's
+    own protocol objects on an in-memory transport): nothing raises, and every connection is
+    closed once readTimeout is over."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.backend("plain", self.start_greeter("plain"))
+        self.secret("front-cert", FRONT)
+        tls = "{secretName: front-cert}"
+        self.clock = task.Clock()
+        self.start_tcp_proxy(
+            route_tcp("front", "HostSNI(`*`)", ["plain"], tls=tls),
+            self.web_route(tls),
+            read_timeout="5s",
+            clock=self.clock,
+        )
+        assert self.service is not None
+        self.factory = self.service.factories[0]
+
+    @settings(max_examples=150, deadline=None)
+    @given(peeked_bytes())
+    def test_firstBytes(self, chunks: List[bytes]) -> None:
+        """Any first bytes: no exception, closed within readTimeout, nothing left behind."""
+        peer = IPv4Address("TCP", "127.0.0.1", 40000)
+        transport = StringTransport(
+            hostAddress=IPv4Address("TCP", "127.0.0.1", 443), peerAddress=peer
+        )
+        protocol = self.factory.buildProtocol(peer)
+        transport.protocol = protocol  # type: ignore[attr-defined]
+        protocol.makeConnection(transport)
+        for chunk in chunks:
+            if transport.disconnecting:
+                break
+            transport.protocol.dataReceived(chunk)  # type: ignore[attr-defined]
+        self.clock.advance(5)
+        self.assertTrue(transport.disconnecting, chunks)
+        transport.protocol.connectionLost(Failure(ConnectionDone()))  # type: ignore[attr-defined]
+        self.assertEqual(len(self.factory.connections), 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.greeters["plain"].connections, [])

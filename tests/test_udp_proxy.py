@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+try:
+    import resource
+except ImportError:  # not POSIX: FloodTests are skipped
+    resource = None  # type: ignore[assignment]
+
 import os
 import socket
-from typing import Any, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet import defer, reactor
 from twisted.internet.task import Clock, deferLater
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.trial.unittest import SkipTest
 
-from tests.proxyfixture import ProxyTestCase
+from tests.proxyfixture import ENDPOINTS, SERVICE, ProxyTestCase
 from tests.udpfixture import UDP_VECTORS, UDPTestMixin, service, static, udp_route, unused_udp_port
+from tsproxy import service as service_module
 from tsproxy.service import ProxyService, StartupError
 from tsproxy.udp.listener import UDPEntryPoint
 
@@ -285,3 +295,152 @@ class DNSTests(UDPProxyTestCase):
             answers.append((yield dig(proxy, "example.test")))
         self.assertEqual(answers, ["10.0.0.1"] * 3)
         self.assertEqual((yield dig(proxy, "other.test")), "")  # NXDOMAIN: no address
+
+
+FLOOD_STATIC = """\
+entryPoints:
+  web:
+    address: "127.0.0.1:0"
+  dns:
+    address: "127.0.0.1:0/udp"
+    udp: {maxSessions: 10000}
+    transport: {lifeCycle: {graceTimeOut: 0s}}
+log:
+  level: WARN
+"""
+
+FLOOD_ROUTE = """\
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: app}
+spec:
+  entryPoints: [web]
+  routes:
+    - match: Host(`app.test`)
+      services: [{name: app, port: 80}]
+"""
+
+
+class FloodTests(UDPProxyTestCase):
+    """A flood from many source ports while the open-files limit is below udp.maxSessions:
+    sessions stay within what the process can open, HTTP goes on, errors are counted."""
+
+    def lower_files_limit(self, spare: int) -> int:
+        """Make the soft open-files limit ``spare`` above the highest descriptor open now
+        (restored when the test ends); the proxy is told that is all it may have."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        highest = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+        limit = highest + 1 + spare
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        self.patch(service_module, "raise_open_files_limit", lambda _: limit)
+        return limit
+
+    def warnings(self) -> List[str]:
+        """Warnings from the UDP listener, formatted, from now until the test ends."""
+        seen: List[str] = []
+
+        def observe(event: Dict[str, Any]) -> None:
+            if event.get("log_namespace") == "tsproxy.udp.listener":
+                seen.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        return seen
+
+    def clients(self, count: int) -> List[socket.socket]:
+        made = []
+        for _ in range(count):
+            client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.addCleanup(client.close)
+            client.bind(("127.0.0.1", 0))
+            made.append(client)
+        return made
+
+    @defer.inlineCallbacks
+    def test_floodWithinFilesLimit(self) -> None:
+        """400 source ports with room for about 200 sockets: sessions are capped below the
+        limit, every datagram is relayed, HTTP answers; out of descriptors, a socket error
+        is logged once and then as a count, not once per datagram."""
+        if not os.path.isdir("/proc/self/fd"):
+            raise SkipTest("needs /proc/self/fd")
+        echo_port, echo = self.udp_echo("e")
+        self.write("tsproxy.yaml", FLOOD_STATIC)
+        app = self.start_app("app")
+        docs = [
+            service("e", [echo_port]),
+            udp_route(("e", 1)),
+            SERVICE.format(name="app"),
+            ENDPOINTS.format(name="app", port=app),
+            FLOOD_ROUTE,
+        ]
+        self.write("routes.yaml", "---\n".join(docs))
+        flood = self.clients(400)
+        seen = self.warnings()
+        self.lower_files_limit(200)
+        clock = Clock()
+        proxy = self.start_proxy(clock=clock).port_of("dns")
+        budget = self.service.udp_budget  # type: ignore[union-attr]
+        self.assertIsNotNone(budget)
+        self.assertLess(budget, 200)
+        for start in range(0, 400, 50):  # in bursts that no socket buffer drops
+            for client in flood[start : start + 50]:
+                client.sendto(b"x", ("127.0.0.1", proxy))
+            yield self.wait_for(lambda n=start + 50: len(echo.peers) == n, "datagrams relayed")
+        self.assertLessEqual(len(self.listener.sessions), budget)
+        for _ in range(5):
+            response, _ = yield self.get("app.test")
+            self.assertEqual(response.code, 200)
+        self.assertEqual([w for w in seen if "UDP socket" in w], [])
+        # Now take every descriptor left: each new source's datagram fails to open a socket.
+        fillers = []
+        try:
+            while True:
+                fillers.append(open(os.devnull))
+        except OSError:
+            pass
+        try:
+            for client in flood[:50]:  # sessions long closed by the cap: new ones
+                client.sendto(b"y", ("127.0.0.1", proxy))
+            yield self.wait_for(lambda: self.listener.socket_errors.total == 50, "50 errors")
+            clock.advance(10)
+        finally:
+            for filler in fillers:
+                filler.close()
+        errors = [w for w in seen if "UDP socket" in w]
+        self.assertEqual(len(errors), 2, errors)
+        self.assertIn("Too many open files", errors[0])
+        self.assertIn("49 more times in 10 s", errors[1])
+
+
+class DatagramFuzzTests(UDPProxyTestCase):
+    """Whatever datagrams arrive from whatever sources (the entrypoint's own objects, real
+    backend sockets): nothing raises, sessions stay within udp.maxSessions, and every one
+    is closed, its socket with it, once udp.timeout is over."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        port, _ = self.udp_echo("e")
+        self.clock = Clock()
+        self.start(service("e", [port]), udp_route(("e", 1)), clock=self.clock, max_sessions=8)
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(st.integers(1, 20), st.binary(max_size=2000), st.floats(0, 2)),
+            max_size=30,
+        )
+    )
+    def test_datagrams(self, datagrams: List[Tuple[int, bytes, float]]) -> None:
+        """Datagrams from up to 20 source ports, with time passing between them."""
+        listener = self.listener
+        sockets = []
+        for source, data, later in datagrams:
+            listener.datagramReceived(data, ("127.0.0.1", 50000 + source))
+            self.assertLessEqual(len(listener.sessions), 8)
+            sockets.extend(s.backend for s in listener.sessions._sessions.values())
+            self.clock.advance(later)
+        self.clock.advance(3)
+        self.assertEqual(len(listener.sessions), 0)
+        self.assertTrue(all(backend.closed for backend in sockets))
+        self.assertEqual(self.clock.getDelayedCalls(), [])

@@ -9,6 +9,7 @@ grace timeout, then cuts what is left.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 from typing import Any, Dict, Iterable, List, Optional, Set
@@ -18,10 +19,11 @@ from twisted.application.service import Service
 from twisted.internet import defer, threads
 from twisted.internet.error import CannotListenError
 
-from tsproxy.api.internal import internal_endpoints, rfc3339_now
+from tsproxy.api.internal import internal_endpoints, rfc3339_now, routed_internal_endpoints
 from tsproxy.config.load import LoadedConfig, load_directory
 from tsproxy.config.static import EntryPoint
 from tsproxy.drain import Drain
+from tsproxy.fdlimit import open_files, raise_open_files_limit, udp_session_budget
 from tsproxy.http.backend import BackendPool
 from tsproxy.http.entrypoint import HTTPEntryPointFactory
 from tsproxy.http.healthcheck import HealthMonitor
@@ -33,8 +35,14 @@ from tsproxy.observe.metrics import Metrics
 from tsproxy.runtime.audit import Review, review
 from tsproxy.runtime.reload import static_change
 from tsproxy.tcp.entrypoint import EntryPointFactory
+from tsproxy.tcp.listen import listen_tcp
 from tsproxy.udp.listener import UDPEntryPoint
 from tsproxy.watch import ConfigWatcher, watch_directory
+
+try:
+    import resource as _resource
+except ImportError:  # not a POSIX system: no descriptor limit to raise
+    _resource = None  # type: ignore[assignment]
 
 log = get_logger(__name__)
 
@@ -96,6 +104,8 @@ class ProxyService(Service):
         self.handle_signals = handle_signals
         self.watch = watch
         self.watcher: Optional[ConfigWatcher] = None
+        #: The file provider's watcher (providers.file.watch), outside the directory.
+        self.file_watcher: Optional[ConfigWatcher] = None
         self.clock = clock if clock is not None else reactor
         self.config_dir = config_dir
         self.exit_on_startup_error = exit_on_startup_error
@@ -105,6 +115,8 @@ class ProxyService(Service):
         self.ports: Dict[str, Any] = {}
         self.factories: List[HTTPEntryPointFactory] = []
         self.udp: Dict[str, UDPEntryPoint] = {}
+        #: Sessions each UDP entrypoint may keep, from the open-files limit (None: no limit).
+        self.udp_budget: Optional[int] = None
         self.pool: Optional[BackendPool] = None
         self.mirrors: Optional[MirrorSender] = None
         #: The health checkers of the table in force (while running).
@@ -126,6 +138,9 @@ class ProxyService(Service):
         self._reloading = False
         self._again = False
         self._again_forced = False
+        # providersThrottleDuration: when the last reload started, and a delayed one.
+        self._last_reload = 0.0
+        self._throttled: Any = None
         # For the internal endpoints: /ping answers 503 once a shutdown has begun.
         self.terminating = False
         self.start_date = ""
@@ -151,6 +166,7 @@ class ProxyService(Service):
         self.table = result.table
         self.applied = loaded
         self._static_seen = loaded.static
+        self._last_reload = self.clock.seconds()
 
     def reload(self, force: bool = False) -> bool:
         """Read the configuration directory again and swap in its table if it has no error.
@@ -165,17 +181,33 @@ class ProxyService(Service):
         """Reload with the files read and parsed in a worker thread, as the watcher and SIGHUP
         do: parsing thousands of documents takes a second that requests should not wait for.
         The table is built and swapped in the reactor thread, which owns the balancer state.
-        A reload asked for while one runs makes one more run after it."""
+        A reload asked for while one runs makes one more run after it.
+
+        With a ``providers`` section, reloads that are not forced (the watchers') start at
+        most once per providersThrottleDuration (or the CRD provider's throttleDuration, the
+        longer): one asked for sooner waits, and the ones after it join it."""
+        if not force and self.table is not None:
+            wait = self._last_reload + self.table.static.providers.reload_throttle
+            wait -= self.clock.seconds()
+            if wait > 0:
+                if self._throttled is None:
+                    self._throttled = self.clock.callLater(wait, self._throttle_done)
+                return
         if self._reloading:
             self._again = True
             self._again_forced = self._again_forced or force
             return
         self._reloading = True
+        self._last_reload = self.clock.seconds()
         pool = self.reactor.getThreadPool()
         d = threads.deferToThreadPool(self.reactor, pool, load_directory, self.config_dir)
         d.addCallback(self._apply, force)
         d.addErrback(lambda failure: log.failure("reload failed", failure))
         d.addBoth(self._reload_done)
+
+    def _throttle_done(self) -> None:
+        self._throttled = None
+        self.reload_soon()
 
     def _reload_done(self, ignored: object) -> None:
         self._reloading = False
@@ -269,6 +301,7 @@ class ProxyService(Service):
         self.mirrors = MirrorSender(self.reactor)
         self.hostname = socket.gethostname().encode("idna")
         self._start_observing(static)
+        self._budget_files(static.entrypoints)
         try:
             self._open_all(static.entrypoints)
         except StartupError:
@@ -287,7 +320,25 @@ class ProxyService(Service):
                 self.reactor, self.clock, self.config_dir, self.reload_soon
             )
             self.watcher.start()
+        self._watch_file_provider(static)
         Service.startService(self)
+
+    def _watch_file_provider(self, static: Any) -> None:
+        """Reload when the file provider's files change (``watch``, Traefik's default on);
+        its directory, or the directory holding its ``filename``."""
+        config = static.providers.file
+        if config is None or not config.watch:
+            return
+        target = os.path.join(self.config_dir, config.directory or config.filename)
+        if config.filename:
+            target = os.path.dirname(target) or self.config_dir
+        if self.watch and os.path.abspath(target) == os.path.abspath(self.config_dir):
+            return  # the directory watcher sees these files already
+        if not os.path.isdir(target):
+            log.warn("providers.file: {path} is not a directory, not watched", path=target)
+            return
+        self.file_watcher = watch_directory(self.reactor, self.clock, target, self.reload_soon)
+        self.file_watcher.start()
 
     def _start_observing(self, static: Any) -> None:
         """Create the metrics and the access log the static configuration asks for."""
@@ -309,6 +360,20 @@ class ProxyService(Service):
     def _server_changed(self, service: str, url: str, up: bool) -> None:
         if self.metrics is not None:
             self.metrics.server_status(service, url, up)
+
+    def _budget_files(self, entrypoints: Iterable[EntryPoint]) -> None:
+        """Raise the soft open-files limit to the hard one, and keep UDP sessions (a socket
+        each) below it with room left for TCP connections."""
+        limit = raise_open_files_limit(_resource)
+        udp = sum(1 for ep in entrypoints if ep.protocol == "udp")
+        if limit is None or not udp:
+            return
+        self.udp_budget = udp_session_budget(limit, open_files(), udp)
+        log.debug(
+            "open files limit {limit}: at most {budget} UDP sessions per entrypoint",
+            limit=limit,
+            budget=self.udp_budget,
+        )
 
     def _stop_observing(self) -> None:
         access_log, self.access_log = self.access_log, None
@@ -347,8 +412,11 @@ class ProxyService(Service):
             reactor=self.reactor,
         )
         factory.internal = internal_endpoints(self, ep.name)
+        factory.routed_internal = routed_internal_endpoints(self)
         try:
-            port = self.reactor.listenTCP(ep.port, factory, backlog=1024, interface=ep.host)
+            port = listen_tcp(
+                self.reactor, self.clock, ep.port, factory, backlog=1024, interface=ep.host
+            )
         except CannotListenError as e:
             raise StartupError(_cannot_listen(ep, e)) from None
         self.ports[ep.name] = port
@@ -358,8 +426,23 @@ class ProxyService(Service):
 
     def _open_udp(self, ep: EntryPoint) -> bool:
         """Listen on one UDP entrypoint (sessions keep the server they picked on a reload)."""
+        max_sessions = ep.udp_max_sessions
+        if self.udp_budget is not None and self.udp_budget < max_sessions:
+            log.warn(
+                "entrypoint {name}: udp.maxSessions {wanted} lowered to {budget}: the process"
+                " may not open more files (raise its open-files limit, ulimit -n)",
+                name=ep.name,
+                wanted=max_sessions,
+                budget=self.udp_budget,
+            )
+            max_sessions = self.udp_budget
         listener = UDPEntryPoint(
-            ep, self.current_table, self.reactor, self.clock, metrics=self.metrics
+            ep,
+            self.current_table,
+            self.reactor,
+            self.clock,
+            metrics=self.metrics,
+            max_sessions=max_sessions,
         )
         try:
             listener.listen()
@@ -450,6 +533,12 @@ class ProxyService(Service):
         if self.health is not None:
             self.health.stop()
             self.health = None
+        if self.file_watcher is not None:
+            self.file_watcher.stop()
+            self.file_watcher = None
+        if self._throttled is not None and self._throttled.active():
+            self._throttled.cancel()
+        self._throttled = None
         # UDP sessions drain alongside the TCP connections, within their entrypoint's grace.
         udp_stopped = self._stop_udp(0.0 if self._cut else None)
         yield self._stop_ports()

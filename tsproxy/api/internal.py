@@ -26,6 +26,7 @@ __all__ = [
     "internal_endpoints",
     "load_assets",
     "rfc3339_now",
+    "routed_internal_endpoints",
     "status_text",
 ]
 
@@ -65,6 +66,8 @@ def load_assets(directory: str = DASHBOARD_DIR) -> Dict[str, Tuple[str, bytes]]:
 
 def status_text(status: int) -> str:
     """Go's http.StatusText: the reason phrase, "" for a code it does not know."""
+    if status == 418:
+        return "I'm a teapot"  # Go's spelling (Python's HTTPStatus says "I'm a Teapot")
     try:
         return HTTPStatus(status).phrase
     except ValueError:
@@ -111,7 +114,7 @@ class InternalEndpoints:
 
     Every answer reads the state it shows at the time: ``get_table()`` (so the API shows a
     reload at once), ``get_metrics()`` (None, or an object with ``exposition()`` ->
-    (content type, bytes) and ``service_stats()`` -> {service@provider: {requests, errors}})
+    (content type, bytes) and ``dashboard_stats()`` -> the counts the dashboard shows)
     and ``is_terminating()`` (a shutdown has begun: ``/ping`` answers ``ping_status``).
     """
 
@@ -165,7 +168,7 @@ class InternalEndpoints:
 
     def _context(self) -> APIContext:
         metrics = self.get_metrics()
-        stats = metrics.service_stats() if metrics is not None else None
+        stats = metrics.dashboard_stats() if metrics is not None else None
         return APIContext(tsproxy.__version__, self.start_date, stats)
 
     def _ping(self) -> APIAnswer:
@@ -201,6 +204,32 @@ class InternalEndpoints:
 def rfc3339_now() -> str:
     """The current time as Go marshals a time.Time in JSON (RFC 3339, UTC here)."""
     return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def routed_internal_endpoints(service: Any) -> Dict[str, InternalEndpoints]:
+    """What api@internal, dashboard@internal, ping@internal and prometheus@internal answer
+    when a router on any entrypoint sends a request there (by "api", "dashboard", "ping",
+    "metrics"); the build only lets a router use those the static configuration enables."""
+    static = service.current_table().static
+    ping_status = static.ping.terminating_status_code if static.ping is not None else 503
+    enabled = {
+        "api": static.api is not None,
+        "dashboard": static.api is not None and static.api.dashboard,
+        "ping": static.ping is not None,
+        "metrics": static.prometheus is not None,
+    }
+    return {
+        serves: InternalEndpoints(
+            (serves,),
+            service.current_table,
+            lambda: getattr(service, "metrics", None),
+            lambda: bool(service.terminating),
+            service.start_date,
+            ping_status,
+        )
+        for serves, on in enabled.items()
+        if on
+    }
 
 
 def internal_endpoints(service: Any, entrypoint: str) -> Optional[InternalEndpoints]:

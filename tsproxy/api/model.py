@@ -16,7 +16,9 @@ from urllib.parse import parse_qs, unquote_to_bytes
 
 import attrs
 
+from tsproxy import providers
 from tsproxy.config.static import EntryPoint, StaticConfig
+from tsproxy.runtime.internal import InternalService
 from tsproxy.runtime.services import (
     FailoverService,
     HighestRandomWeightService,
@@ -63,12 +65,13 @@ WARNING = "warning"
 DEFAULT_TLS_OPTIONS = "default"
 
 Document = Dict[str, Any]
-Stats = Mapping[str, Mapping[str, int]]
+Stats = Mapping[str, Any]
 
 
 def qualified(name: str) -> str:
-    """``name@kubernetescrd``: how Traefik's API and metrics name a router or service."""
-    return f"{name}@{PROVIDER}"
+    """``name@provider``: how Traefik's API and metrics name a router or service (a bare
+    table name is the Kubernetes CRD provider's, see tsproxy.providers)."""
+    return providers.qualified(name)
 
 
 @attrs.frozen
@@ -131,19 +134,21 @@ def _configured_priority(router: Any) -> int:
     return 0 if router.priority == default else int(router.priority)
 
 
-def _tls_options_name(tls: Any) -> str:
+def _tls_options_name(tls: Any, router: str = "") -> str:
     """The TLSOption a route names, as Traefik's CRD provider writes it (``<ns>-<name>``)."""
     ref = tls.options
     if ref is None or not ref.name:
         return DEFAULT_TLS_OPTIONS
+    if providers.provider_of(router) == providers.provider_of(ref.name) != providers.CRD:
+        return providers.bare(ref.name)  # an option of the router's own provider, as written
     if "@" in ref.name or not ref.namespace:
         return str(ref.name)
     return f"{ref.namespace}-{ref.name}"
 
 
-def _router_tls(tls: Any, tcp: bool) -> Document:
+def _router_tls(tls: Any, tcp: bool, router: str = "") -> Document:
     section: Document = {"passthrough": bool(tls.passthrough)} if tcp else {}
-    section["options"] = _tls_options_name(tls)
+    section["options"] = _tls_options_name(tls, router)
     if tls.cert_resolver:
         section["certResolver"] = tls.cert_resolver
     domains = []
@@ -172,7 +177,7 @@ def _router_info(router: Any, tcp: bool = False, warning: Any = None) -> Documen
     listed = router.entrypoints if warning is None else warning.entrypoints
     info: Document = {
         "entryPoints": list(listed),
-        "service": router.service.name,
+        "service": _service_reference(router.name, router.service.name),
         "rule": router.rule,
     }
     syntax = getattr(router, "syntax", "v3")
@@ -182,7 +187,7 @@ def _router_info(router: Any, tcp: bool = False, warning: Any = None) -> Documen
     if priority:
         info["priority"] = priority
     if router.tls is not None:
-        info["tls"] = _router_tls(router.tls, tcp)
+        info["tls"] = _router_tls(router.tls, tcp, router.name)
     if warning is None:
         _status(info, ENABLED, ())
     else:
@@ -192,12 +197,20 @@ def _router_info(router: Any, tcp: bool = False, warning: Any = None) -> Documen
     return info
 
 
+def _service_reference(router: str, service: str) -> str:
+    """A router's service as written in its provider: bare in the same provider, else
+    ``name@provider``."""
+    if providers.provider_of(router) == providers.provider_of(service):
+        return providers.bare(service)
+    return providers.qualified(service)
+
+
 def _failed_router_info(failed: Any) -> Document:
     """The RouterInfo of a route that failed to build: what it asked for, its errors and
     status "disabled"."""
     info: Document = {"entryPoints": list(failed.entrypoints)}
     if failed.service:
-        info["service"] = failed.service
+        info["service"] = _service_reference(failed.name, failed.service)
     if failed.protocol != "udp":
         info["rule"] = failed.rule
         if failed.syntax and failed.syntax != "v3":
@@ -205,7 +218,7 @@ def _failed_router_info(failed: Any) -> Document:
         if failed.priority:
             info["priority"] = failed.priority
         if failed.tls is not None:
-            info["tls"] = _router_tls(failed.tls, failed.protocol == "tcp")
+            info["tls"] = _router_tls(failed.tls, failed.protocol == "tcp", failed.name)
     _status(info, DISABLED, failed.errors)
     if failed.using:
         info["using"] = sorted(set(failed.using))
@@ -246,7 +259,7 @@ def _representation(name: str, info: Document, **extra: Any) -> Document:
     entry = dict(info)
     entry.update(extra)
     entry["name"] = qualified(name)
-    entry["provider"] = PROVIDER
+    entry["provider"] = providers.provider_of(name)
     return entry
 
 
@@ -320,6 +333,8 @@ def _health_check(spec: Any) -> Document:
 
 def _http_service_config(node: Node) -> Tuple[str, Document, Dict[str, str]]:
     """(type, the dynamic service section, serverStatus) of one service node."""
+    if isinstance(node, InternalService):
+        return "", {}, {}
     if isinstance(node, LoadBalancer):
         definition = node.definition
         balancer: Document = {}
@@ -401,6 +416,8 @@ def _failed_service_config(failed: Any) -> Tuple[str, Document]:
         return failed.kind, {key: {"services": services}}
     if failed.kind == "failover":
         return "failover", {"failover": {"service": failed.main, "fallback": failed.children[0][0]}}
+    if failed.kind == "loadbalancer":
+        return "loadbalancer", {"loadBalancer": {}}
     mirroring: Document = {
         "service": failed.main,
         "mirrorBody": failed.mirror_body,
@@ -435,7 +452,7 @@ def _with_status(info: Document, status: Mapping[str, str]) -> Document:
 def http_services(table: Any) -> Dict[str, Document]:
     """Every HTTP service, by qualified name, as ``/api/http/services`` lists them."""
     return {
-        name: _representation(name.rsplit("@", 1)[0], _with_status(info, status), type=kind)
+        name: _representation(name, _with_status(info, status), **({"type": kind} if kind else {}))
         for name, (kind, info, status) in _http_services(table).items()
     }
 
@@ -467,16 +484,13 @@ def _tcp_services(table: Any) -> Dict[str, Tuple[str, Document, Dict[str, str]]]
 
 def tcp_routers(table: Any) -> Dict[str, Document]:
     """Every TCP router, by qualified name, as ``/api/tcp/routers`` lists them."""
-    return {
-        name: _representation(name.rsplit("@", 1)[0], info)
-        for name, info in _router_infos(table, "tcp").items()
-    }
+    return {name: _representation(name, info) for name, info in _router_infos(table, "tcp").items()}
 
 
 def tcp_services(table: Any) -> Dict[str, Document]:
     """Every TCP service, by qualified name, as ``/api/tcp/services`` lists them."""
     return {
-        name: _representation(name.rsplit("@", 1)[0], _with_status(info, status), type=kind)
+        name: _representation(name, _with_status(info, status), type=kind)
         for name, (kind, info, status) in _tcp_services(table).items()
     }
 
@@ -515,16 +529,13 @@ def _udp_services(table: Any) -> Dict[str, Tuple[str, Document]]:
 
 def udp_routers(table: Any) -> Dict[str, Document]:
     """Every UDP router, by qualified name, as ``/api/udp/routers`` lists them."""
-    return {
-        name: _representation(name.rsplit("@", 1)[0], info)
-        for name, info in _router_infos(table, "udp").items()
-    }
+    return {name: _representation(name, info) for name, info in _router_infos(table, "udp").items()}
 
 
 def udp_services(table: Any) -> Dict[str, Document]:
     """Every UDP service, by qualified name, as ``/api/udp/services`` lists them."""
     return {
-        name: _representation(name.rsplit("@", 1)[0], info, type=kind)
+        name: _representation(name, info, type=kind)
         for name, (kind, info) in _udp_services(table).items()
     }
 
@@ -605,7 +616,7 @@ def overview(table: Any) -> Document:
             "metrics": "Prometheus" if static.prometheus is not None else "",
             "accessLog": static.access_log is not None,
         },
-        "providers": ["KubernetesCRD"],
+        "providers": list(getattr(table, "providers", None) or ["KubernetesCRD"]),
     }
 
 
@@ -650,16 +661,24 @@ def health_document(table: Any) -> Document:
 
 
 def stats_document(stats: Optional[Stats], table: Any = None) -> Document:
-    """``/api/tsproxy/stats`` (tsproxy's own): requests and errors per service since start,
-    by qualified name; ``metrics`` false when nothing counts them; ``health``: each
-    service's health (see health_document)."""
+    """``/api/tsproxy/stats`` (tsproxy's own, for the dashboard): since start, requests and
+    5xx per service, per parent's child (``children``: what that parent sent it), mirrored
+    copies, requests and unrouted ones per entrypoint, TCP connections and UDP sessions; by
+    qualified name. ``metrics`` false when nothing counts them; ``health``: each service's
+    health (see health_document)."""
+    if stats is None:
+        return {"metrics": False, "services": {}, "health": health_document(table)}
     services = {}
-    for name, counts in sorted((stats or {}).items()):
+    for name, counts in sorted(stats.get("services", {}).items()):
         services[name] = {
             "requests": int(counts.get("requests", 0)),
             "errors": int(counts.get("errors", 0)),
         }
-    return {"metrics": stats is not None, "services": services, "health": health_document(table)}
+    document: Document = {"metrics": True, "services": services, "health": health_document(table)}
+    for key in ("children", "mirrored", "entrypoints", "tcp", "udp"):
+        if key in stats:
+            document[key] = stats[key]
+    return document
 
 
 # -- requests: filters, sorting, paging ------------------------------------------------------

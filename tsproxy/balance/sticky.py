@@ -53,10 +53,11 @@ def generated_name(qualified_service: str) -> str:
 
 
 def cookie_name(configured: str, service: str) -> str:
-    """The cookie name for a sticky level of ``service`` (a name without provider)."""
+    """The cookie name for a sticky level of ``service`` (a bare name is the CRD
+    provider's; ``web@file`` is already qualified)."""
     if configured:
         return sanitize_name(configured)
-    return generated_name(f"{service}@{PROVIDER}")
+    return generated_name(service if "@" in service else f"{service}@{PROVIDER}")
 
 
 def fnv1_64(data: str) -> int:

@@ -29,6 +29,7 @@ from tsproxy.config.resources import (
     Meta,
     Mirroring,
     MirrorRef,
+    Node,
     ObjectRef,
     PassiveHealthSpec,
     Resource,
@@ -64,8 +65,6 @@ _REF_IGNORED = {
     name: _NOT_YET
     for name in (
         "responseForwarding",
-        "nativeLB",
-        "nodePortLB",
         "middlewares",
     )
 }
@@ -164,11 +163,11 @@ def _propagation(fields: Fields) -> bool:
 def _service_ref(fields: Fields, parent_namespace: str) -> ServiceRef:
     """The LoadBalancerSpec fields of ``fields``; the caller checks for leftovers."""
     name = fields.string("name", required=True)
-    if "@" in name:
-        raise fields.fail("name", "references to other providers (name@provider) are not supported")
     kind = fields.string("kind") or "Service"
     if kind not in ("Service", "TraefikService"):
         raise fields.fail("kind", "must be one of: Service, TraefikService")
+    if "@" in name and kind == "Service":
+        raise fields.fail("name", "name@provider references are for kind TraefikService")
     port = fields.port("port")
     if kind == "Service" and port is None:
         raise fields.fail("port", "is required for a Service reference")
@@ -184,9 +183,11 @@ def _service_ref(fields: Fields, parent_namespace: str) -> ServiceRef:
         _propagation(fields)
         if fields.has("passiveHealthCheck"):
             raise fields.fail("passiveHealthCheck", "applies to Service references only")
+    namespace = fields.string("namespace") or parent_namespace
     return ServiceRef(
         name=name,
-        namespace=fields.string("namespace") or parent_namespace,
+        namespace=namespace,
+        cross_namespace=namespace != parent_namespace,
         line=fields.line,
         path=fields.path,
         kind=kind,
@@ -198,7 +199,17 @@ def _service_ref(fields: Fields, parent_namespace: str) -> ServiceRef:
         sticky=_sticky(fields),
         health_check=health_check,
         passive_health_check=passive,
+        **_lb_modes(fields),
     )
+
+
+def _lb_modes(fields: Fields) -> dict[str, object]:
+    """``nativeLB`` (None: the provider's nativeLBByDefault) and ``nodePortLB``."""
+    native = fields.boolean("nativeLB", False) if fields.has("nativeLB") else None
+    return {"native_lb": native, "node_port_lb": fields.boolean("nodePortLB", False)}
+
+
+read_sticky = _sticky
 
 
 def _refs(fields: Fields, key: str, namespace: str) -> tuple[ServiceRef, ...]:
@@ -210,7 +221,9 @@ def _refs(fields: Fields, key: str, namespace: str) -> tuple[ServiceRef, ...]:
 
 
 def _object_ref(fields: Fields, namespace: str) -> ObjectRef:
-    ref = ObjectRef(fields.string("name", required=True), fields.string("namespace") or namespace)
+    name = fields.string("name", required=True)
+    # name@provider: another provider's object, which has no namespace.
+    ref = ObjectRef(name, "" if "@" in name else fields.string("namespace") or namespace)
     fields.done()
     return ref
 
@@ -288,6 +301,7 @@ def _tcp_service_ref(fields: Fields, namespace: str) -> TCPServiceRef:
     ref = TCPServiceRef(
         name=name,
         namespace=fields.string("namespace") or namespace,
+        cross_namespace=fields.string("namespace") not in ("", namespace),
         line=fields.line,
         path=fields.path,
         port=port,
@@ -296,12 +310,13 @@ def _tcp_service_ref(fields: Fields, namespace: str) -> TCPServiceRef:
         proxy_protocol=proxy_protocol,
         tls=fields.boolean("tls", False),
         servers_transport=fields.string("serversTransport"),
+        **_lb_modes(fields),
     )
     if ref.tls:
         fields.note("tls", "dialling the backend with TLS is not supported yet, ignored")
     if ref.servers_transport:
         fields.note("serversTransport", "ServersTransportTCP is not supported yet, ignored")
-    fields.done({"nativeLB": _NOT_YET, "nodePortLB": _NOT_YET})
+    fields.done()
     return ref
 
 
@@ -344,7 +359,11 @@ _CLIENT_AUTH_TYPES = (
 
 
 def parse_tls_option(root: Fields, meta: Meta) -> TLSOption:
-    spec = _spec(root)
+    return read_tls_option(_spec(root), meta)
+
+
+def read_tls_option(spec: Fields, meta: Meta) -> TLSOption:
+    """The fields of a TLSOption spec (or a file provider's ``tls.options`` entry)."""
     client_auth = spec.mapping("clientAuth")
     auth_type, auth_secrets = "", ()  # type: tuple[str, tuple[str, ...]]
     if client_auth is not None:
@@ -398,10 +417,15 @@ def parse_secret(root: Fields, meta: Meta) -> Secret:
                 data[str(name)] = value.encode("utf-8")
                 continue
             try:
-                data[str(name)] = base64.b64decode(value.encode("ascii"), validate=True)
+                # Go's decoder (and so Kubernetes) skips line breaks inside the value.
+                packed = "".join(value.split("\r\n")).replace("\n", "").replace("\r", "")
+                data[str(name)] = base64.b64decode(packed.encode("ascii"), validate=True)
             except (ValueError, binascii.Error):
                 raise section.fail(str(name), "is not valid base64") from None
-    return Secret(meta, root.string("type", "Opaque"), tuple(data.items()))
+    secret_type = root.string("type", "Opaque")
+    if secret_type == "kubernetes.io/basic-auth" and not ({"username", "password"} & set(data)):
+        raise root.fail("type", "a kubernetes.io/basic-auth Secret needs username or password")
+    return Secret(meta, secret_type, tuple(data.items()))
 
 
 def _udp_service_ref(fields: Fields, namespace: str) -> ServiceRef:
@@ -413,12 +437,14 @@ def _udp_service_ref(fields: Fields, namespace: str) -> ServiceRef:
     ref = ServiceRef(
         name=name,
         namespace=fields.string("namespace") or namespace,
+        cross_namespace=fields.string("namespace") not in ("", namespace),
         line=fields.line,
         path=fields.path,
         port=port,
         weight=fields.integer("weight", 1, minimum=0),
+        **_lb_modes(fields),
     )
-    fields.done({"nativeLB": _NOT_YET, "nodePortLB": _NOT_YET})
+    fields.done()
     return ref
 
 
@@ -501,7 +527,11 @@ def parse_traefik_service(root: Fields, meta: Meta) -> TraefikService:
 
 
 def parse_servers_transport(root: Fields, meta: Meta) -> ServersTransport:
-    spec = _spec(root)
+    return ServersTransport(meta, read_transport(_spec(root)))
+
+
+def read_transport(spec: Fields) -> TransportSettings:
+    """The fields of a ServersTransport spec (or a file provider's serversTransports entry)."""
     timeouts = spec.mapping("forwardingTimeouts")
     dial, header, idle = 30.0, 0.0, 90.0
     if timeouts is not None:
@@ -531,7 +561,7 @@ def parse_servers_transport(root: Fields, meta: Meta) -> ServersTransport:
         "maxVersion",
     )
     spec.done({name: _NOT_YET for name in tls_fields})
-    return ServersTransport(meta, settings)
+    return settings
 
 
 def _endpoint_ports(fields: Fields, key: str) -> tuple[EndpointPort, ...]:
@@ -556,12 +586,24 @@ def parse_service(root: Fields, meta: Meta) -> Service:
                 name=item.string("name"),
                 target_port=item.port("targetPort"),
                 protocol=item.string("protocol", "TCP"),
+                node_port=item.integer("nodePort", 0, minimum=0, maximum=65535),
             )
         )
     external_name = spec.string("externalName")
     if service_type == "ExternalName" and not external_name:
         raise spec.fail("externalName", "is required for type ExternalName")
-    return Service(meta, tuple(ports), service_type, external_name)
+    cluster_ip = spec.string("clusterIP")
+    return Service(meta, tuple(ports), service_type, external_name, cluster_ip)
+
+
+def parse_node(root: Fields, meta: Meta) -> Node:
+    """A core v1 Node: its InternalIP addresses (what nodePortLB sends to)."""
+    status = root.mapping("status")
+    addresses = []
+    for item in status.mappings("addresses") if status is not None else ():
+        if item.string("type") == "InternalIP":
+            addresses.append(item.string("address", required=True))
+    return Node(meta, tuple(addresses))
 
 
 def parse_endpoints(root: Fields, meta: Meta) -> Endpoints:
@@ -605,6 +647,7 @@ PARSERS: dict[tuple[str, str], Parser] = {
     **{(group, "TraefikService"): parse_traefik_service for group in TRAEFIK_GROUPS},
     **{(group, "ServersTransport"): parse_servers_transport for group in TRAEFIK_GROUPS},
     ("v1", "Service"): parse_service,
+    ("v1", "Node"): parse_node,
     ("v1", "Endpoints"): parse_endpoints,
     ("discovery.k8s.io/v1", "EndpointSlice"): parse_endpoint_slice,
 }
@@ -631,6 +674,16 @@ def _metadata(data: YAMLMap) -> tuple[str, str]:
         namespace if isinstance(namespace, str) and namespace else "default",
         name if isinstance(name, str) else "",
     )
+
+
+def _string_maps(metadata: Fields) -> tuple[tuple[tuple[str, str], ...], ...]:
+    """``metadata.labels`` and ``metadata.annotations`` as (key, value) pairs, leniently."""
+    found = []
+    for key in ("labels", "annotations"):
+        section = metadata.data.get(key)
+        pairs = section.items() if isinstance(section, YAMLMap) else ()
+        found.append(tuple((str(k), str(v)) for k, v in pairs if isinstance(v, str)))
+    return found[0], found[1]
 
 
 def parse_document(document: Document, file: str) -> ParsedDocument:
@@ -660,7 +713,8 @@ def parse_document(document: Document, file: str) -> ParsedDocument:
         metadata.string("name", required=True)
         metadata.string("namespace")
         location = Location(file, document.line, label)
-        resource = parser(root, Meta(kind, namespace, name, location))
+        labels, annotations = _string_maps(metadata)
+        resource = parser(root, Meta(kind, namespace, name, location, labels, annotations))
     except FieldError as exc:
         return ParsedDocument(error=ConfigError(file, exc.line, label, str(exc)))
     texts = tuple(f"{file}:{line}: {label}: {text}" for line, text in notices)

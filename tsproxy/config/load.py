@@ -1,4 +1,6 @@
-"""Reading a configuration directory: tsproxy.yaml (static) plus every other *.yaml/*.yml.
+"""Reading a configuration directory: the static configuration (tsproxy.yaml, or Traefik's
+traefik.yml / traefik.yaml / traefik.toml) plus every other *.yaml/*.yml, the Kubernetes CRD
+provider's resources; and the file provider's files the static configuration names.
 
 The only module of tsproxy.config that touches the file system; ``load_files`` is the pure
 part, given file names and texts.
@@ -7,19 +9,23 @@ part, given file names and texts.
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import attrs
 
 from tsproxy.config.errors import ConfigError
+from tsproxy.config.fileformat import FileConfiguration, is_dynamic_document, parse_dynamic_files
 from tsproxy.config.kinds import parse_document
+from tsproxy.config.providers import CRDProviderConfig, FileProviderConfig
 from tsproxy.config.resources import Resource
-from tsproxy.config.static import STATIC_FILE, StaticConfig, parse_static
+from tsproxy.config.static import STATIC_FILE, STATIC_FILES, StaticConfig, parse_static
 from tsproxy.config.yamlio import load_documents
+from tsproxy.providers.crd import visible
 
 __all__ = ["LoadedConfig", "load_directory", "load_files"]
 
 _DYNAMIC_SUFFIXES = (".yaml", ".yml")
+_FILE_PROVIDER_SUFFIXES = (".yaml", ".yml", ".toml")
 
 
 @attrs.frozen
@@ -36,32 +42,68 @@ class LoadedConfig:
     errors: tuple[ConfigError, ...]
     notices: tuple[str, ...]
     path: str = ""
+    #: What the file provider read (None when it is not configured).
+    file: Optional[FileConfiguration] = None
 
 
 def load_files(
-    static_text: Optional[str], files: Sequence[tuple[str, str]], path: str = ""
+    static_text: Optional[str],
+    files: Sequence[tuple[str, str]],
+    path: str = "",
+    static_file: str = STATIC_FILE,
+    dynamic: Sequence[tuple[str, str]] = (),
+    read_file: Optional[Callable[[str], bytes]] = None,
 ) -> LoadedConfig:
-    """Parse the static text (None: absent) and dynamic files given as (name, text) pairs.
+    """Parse the static text (None: absent, read from ``static_file``), the Kubernetes CRD
+    provider's files and the file provider's (``dynamic``), all given as (name, text) pairs.
 
     A resource defined twice (same kind, namespace and name) keeps its first definition; the
     second is an error.
     """
-    static_path = os.path.join(path, STATIC_FILE) if path else STATIC_FILE
-    static, static_errors, static_notices = parse_static(static_text, STATIC_FILE, static_path)
+    static_path = os.path.join(path, static_file) if path else static_file
+    static, static_errors, static_notices = parse_static(static_text, static_file, static_path)
     errors = list(static_errors)
     notices = list(static_notices)
     resources: list[Resource] = []
     seen: dict[tuple[str, str, str], Resource] = {}
+    crd: Optional[CRDProviderConfig] = CRDProviderConfig()
+    file_config: Optional[FileConfiguration] = None
+    if static is not None:
+        crd = static.providers.crd
+        if static.providers.file is not None:
+            file_config, file_errors, file_notices = parse_dynamic_files(dynamic, read_file)
+            errors.extend(file_errors)
+            notices.extend(file_notices)
+    if crd is None and files:
+        notices.append(
+            f"{static_file}:1: providers has no kubernetesCRD: the {len(files)} YAML files"
+            " of the configuration directory are not read"
+        )
+        files = ()
     for name, text in files:
+        if name.endswith(".toml"):
+            message = (
+                "TOML files here are not read (this directory holds Kubernetes YAML):"
+                " name it in providers.file of the static configuration"
+            )
+            errors.append(ConfigError(name, 1, "", message))
+            continue
         documents, yaml_errors = load_documents(text, name)
         errors.extend(yaml_errors)
         for document in documents:
+            if is_dynamic_document(document.data):
+                message = (
+                    "this is Traefik's dynamic configuration format (the file provider's):"
+                    " name the file in providers.file of the static configuration"
+                )
+                errors.append(ConfigError(name, document.line, "", message))
+                continue
             parsed = parse_document(document, name)
             notices.extend(parsed.notices)
             if parsed.error is not None:
                 errors.append(parsed.error)
             resource = parsed.resource
-            if resource is None:
+            if resource is None or (crd is not None and not visible(resource, crd)):
                 continue
             meta = resource.meta
             first = seen.setdefault((meta.kind, meta.namespace, meta.name), resource)
@@ -70,7 +112,9 @@ def load_files(
                 errors.append(meta.location.error(message))
                 continue
             resources.append(resource)
-    return LoadedConfig(static, tuple(resources), tuple(errors), tuple(notices), path)
+    return LoadedConfig(
+        static, tuple(resources), tuple(errors), tuple(notices), path, file=file_config
+    )
 
 
 def _read_text(directory: str, name: str) -> Union[str, ConfigError]:
@@ -86,8 +130,66 @@ def _read_text(directory: str, name: str) -> Union[str, ConfigError]:
         return ConfigError(name, line, "", f"not UTF-8 text (byte {exc.start})")
 
 
+def _shown(directory: str, full: str) -> str:
+    """How errors name a file: relative to the configuration directory when inside it."""
+    relative = os.path.relpath(full, directory)
+    return full if relative.startswith("..") else relative
+
+
+def file_provider_paths(directory: str, config: FileProviderConfig) -> tuple[str, ...]:
+    """The files the file provider reads: its ``filename``, or every YAML and TOML file under
+    its ``directory`` (recursively, hidden ones left out), sorted. Relative paths are taken
+    from the configuration directory; OSError when the directory cannot be listed."""
+    if config.filename:
+        return (os.path.join(directory, config.filename),)
+    root = os.path.join(directory, config.directory)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(2, "no such directory", root)
+    found = []
+    for parent, subdirectories, names in os.walk(root):
+        subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
+        for name in names:
+            if name.endswith(_FILE_PROVIDER_SUFFIXES) and not name.startswith("."):
+                found.append(os.path.join(parent, name))
+    return tuple(sorted(found))
+
+
+def _read_file_provider(
+    directory: str, config: FileProviderConfig
+) -> tuple[list[tuple[str, str]], set[str], list[ConfigError]]:
+    """(name, text) of every file the file provider reads, the names of the configuration
+    directory it claims (the CRD provider leaves those alone) and read errors."""
+    location = config.location
+    try:
+        paths = file_provider_paths(directory, config)
+    except OSError as exc:
+        target = config.filename or config.directory
+        message = f"cannot read {target}: {exc.strerror or exc}"
+        return [], set(), [location.error(message)]
+    files: list[tuple[str, str]] = []
+    claimed: set[str] = set()
+    errors: list[ConfigError] = []
+    for full in paths:
+        shown = _shown(directory, full)
+        if os.path.dirname(os.path.abspath(full)) == os.path.abspath(directory):
+            if os.path.basename(full) in STATIC_FILES:
+                continue  # the static configuration is not dynamic configuration
+            claimed.add(os.path.basename(full))
+        text = _read_text(os.path.dirname(full), os.path.basename(full))
+        if isinstance(text, ConfigError):
+            if not os.path.exists(full) and config.filename:
+                errors.append(location.error(f"cannot read {config.filename}: no such file"))
+            else:
+                errors.append(attrs.evolve(text, file=shown))
+        else:
+            files.append((shown, text))
+    return files, claimed, errors
+
+
 def load_directory(path: str) -> LoadedConfig:
-    """Read ``path``: tsproxy.yaml and the other YAML files, sorted by name, not recursive.
+    """Read ``path``: the static file (the first of tsproxy.yaml, traefik.yml, traefik.yaml,
+    traefik.toml found) and the other YAML files, sorted by name, not recursive; then the
+    files the file provider names.
 
     Hidden files (editor droppings like ``.#routes.yaml``) are left out. Problems reading a
     file are located errors like any other.
@@ -97,10 +199,17 @@ def load_directory(path: str) -> LoadedConfig:
     except OSError as exc:
         error = ConfigError(path, 1, "", f"cannot read directory: {exc.strerror or exc}")
         return LoadedConfig(None, (), (error,), (), path)
+    statics = [n for n in STATIC_FILES if n in names and os.path.isfile(os.path.join(path, n))]
+    static_file = statics[0] if statics else STATIC_FILE
     read_errors: list[ConfigError] = []
+    for other in statics[1:]:
+        message = f"a second static configuration file: {static_file} is the one read"
+        read_errors.append(ConfigError(other, 1, "", message))
     texts: dict[str, str] = {}
     for name in names:
-        wanted = name == STATIC_FILE or name.endswith(_DYNAMIC_SUFFIXES)
+        if name in STATIC_FILES and name != static_file:
+            continue
+        wanted = name == static_file or name.endswith(_FILE_PROVIDER_SUFFIXES)
         if not wanted or name.startswith(".") or not os.path.isfile(os.path.join(path, name)):
             continue
         text = _read_text(path, name)
@@ -108,12 +217,24 @@ def load_directory(path: str) -> LoadedConfig:
             read_errors.append(text)
         else:
             texts[name] = text
-    static_text = texts.pop(STATIC_FILE, None)
-    loaded = load_files(static_text, sorted(texts.items()), path)
+    static_text = texts.pop(static_file, None)
+    dynamic: list[tuple[str, str]] = []
+    if static_text is not None:
+        static, _, _ = parse_static(static_text, static_file)
+        if static is not None and static.providers.file is not None:
+            dynamic, claimed, file_errors = _read_file_provider(path, static.providers.file)
+            read_errors.extend(file_errors)
+            texts = {name: text for name, text in texts.items() if name not in claimed}
+
+    def read_file(name: str) -> bytes:
+        with open(os.path.join(path, name), "rb") as stream:
+            return stream.read()
+
+    loaded = load_files(static_text, sorted(texts.items()), path, static_file, dynamic, read_file)
     if not read_errors:
         return loaded
     later = loaded.errors
-    if any(error.file == STATIC_FILE for error in read_errors):
+    if any(error.file == static_file for error in read_errors):
         # The read error says it all; drop the "file not found" that followed from it.
-        later = tuple(error for error in later if error.file != STATIC_FILE)
+        later = tuple(error for error in later if error.file != static_file)
     return attrs.evolve(loaded, errors=tuple(read_errors) + later)

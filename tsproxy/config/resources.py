@@ -36,6 +36,7 @@ __all__ = [
     "MiddlewareRef",
     "MirrorRef",
     "Mirroring",
+    "Node",
     "ObjectRef",
     "Resource",
     "RouteTLS",
@@ -62,6 +63,8 @@ class Meta:
     namespace: str
     name: str
     location: Location
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
 
     @property
     def label(self) -> str:
@@ -95,6 +98,12 @@ class ServiceRef:
     sticky: Optional[CookieSpec] = None
     health_check: Optional[HealthCheckSpec] = None
     passive_health_check: Optional[PassiveHealthSpec] = None
+    #: nativeLB (the Service's ClusterIP instead of its endpoints; None: the provider's
+    #: default) and nodePortLB (the nodes' addresses and the node port).
+    native_lb: Optional[bool] = None
+    node_port_lb: bool = False
+    #: The reference names a namespace other than its resource's (allowCrossNamespace).
+    cross_namespace: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -179,6 +188,14 @@ class TCPServiceRef:
     proxy_protocol: int = 0
     tls: bool = False
     servers_transport: str = ""
+    native_lb: Optional[bool] = None
+    node_port_lb: bool = False
+    #: The reference names a namespace other than its resource's (allowCrossNamespace).
+    cross_namespace: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
 
 
 @attrs.frozen
@@ -348,6 +365,7 @@ class ServicePort:
     name: str = ""
     target_port: Optional[PortRef] = None
     protocol: str = "TCP"
+    node_port: int = 0
 
 
 @attrs.frozen
@@ -358,6 +376,15 @@ class Service:
     ports: tuple[ServicePort, ...] = ()
     type: str = "ClusterIP"
     external_name: str = ""
+    cluster_ip: str = ""
+
+
+@attrs.frozen
+class Node:
+    """A core v1 Node: its InternalIP addresses."""
+
+    meta: Meta
+    addresses: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -412,4 +439,5 @@ Resource = Union[
     Service,
     Endpoints,
     EndpointSlice,
+    Node,
 ]

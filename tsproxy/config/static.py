@@ -12,19 +12,22 @@ from typing import Sequence, Union
 import attrs
 
 from tsproxy.config.errors import ConfigError, Location
+from tsproxy.config.providers import ProvidersConfig, parse_providers
 from tsproxy.config.schema import FieldError, Fields
+from tsproxy.config.tomlio import load_toml
 from tsproxy.config.yamlio import load_documents
 
 __all__ = ["EntryPoint", "StaticConfig", "parse_address", "parse_static"]
 
 STATIC_FILE = "tsproxy.yaml"
+#: The static configuration file names read in the configuration directory (one of them).
+STATIC_FILES = (STATIC_FILE, "traefik.yml", "traefik.yaml", "traefik.toml")
 
 _NOT_YET = "not supported yet, ignored"
 # Top-level sections Traefik's static configuration has and we do not act on yet.
 _IGNORED_SECTIONS = {
     name: _NOT_YET
     for name in (
-        "providers",
         "global",
         "serversTransport",
         "tcpServersTransport",
@@ -149,6 +152,7 @@ class StaticConfig:
     ping: PingConfig | None = None
     prometheus: PrometheusConfig | None = None
     access_log: AccessLogConfig | None = None
+    providers: ProvidersConfig = ProvidersConfig()
 
     def internal_entrypoints(self) -> dict[str, tuple[str, ...]]:
         """What each entrypoint serves of ``api``, ``dashboard``, ``ping``, ``metrics``."""
@@ -425,7 +429,8 @@ def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> S
     """
     if text is None:
         return None, (ConfigError(file, 1, "", "file not found: no entrypoints defined"),), ()
-    documents, yaml_errors = load_documents(text, file)
+    load = load_toml if file.endswith(".toml") else load_documents
+    documents, yaml_errors = load(text, file)
     if yaml_errors:
         return None, yaml_errors, ()
     if not documents:
@@ -457,6 +462,10 @@ def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> S
             except FieldError as exc:
                 errors.append(ConfigError(file, exc.line, "", str(exc)))
         log_level = _parse_log_level(root)
+        try:
+            sections["providers"] = parse_providers(root, file)
+        except FieldError as exc:
+            errors.append(ConfigError(file, exc.line, "", str(exc)))
         for key, parse in (
             ("api", _parse_api),
             ("ping", _parse_ping),

@@ -8,7 +8,7 @@ protocol is in tsproxy.http.server.
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence
 
 from twisted.internet.protocol import ServerFactory
 
@@ -74,6 +74,9 @@ class HTTPEntryPointFactory(ServerFactory):
         #: The internal endpoints (api, dashboard, ping, metrics) this entrypoint answers
         #: before routing: a tsproxy.api.internal.InternalEndpoints, or None.
         self.internal: Optional[InternalEndpoints] = None
+        #: What a router whose service is api@internal, dashboard@internal, ping@internal or
+        #: prometheus@internal answers, by the part served ("api", ...); None: not served.
+        self.routed_internal: Optional[Dict[str, InternalEndpoints]] = None
 
     def buildProtocol(self, addr: Any) -> HTTPServerConnection:  # type: ignore[override]
         conn = HTTPServerConnection()

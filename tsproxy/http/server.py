@@ -45,6 +45,7 @@ from tsproxy.http.wire import (
 from tsproxy.logs import get_logger
 from tsproxy.observe.record import Exchange
 from tsproxy.rules import HTTPRequestInfo
+from tsproxy.runtime.internal import NOOP_STATUS, InternalService
 from tsproxy.runtime.services import resolve
 from tsproxy.tls.options import connection_labels
 
@@ -305,6 +306,9 @@ class HTTPServerConnection(Relaying, BackendListener):
         if router is None:
             self._local_response(404)
             return
+        if isinstance(router.service, InternalService):
+            self._answer_routed_internal(router.service, req)
+            return
         pick = self.pick = resolve(router.service, info)
         if pick.server is None:
             self._local_response(503)
@@ -331,6 +335,30 @@ class HTTPServerConnection(Relaying, BackendListener):
             self._attach(conn)
         else:
             self._connect()
+
+    def _answer_routed_internal(self, service: InternalService, req: RequestHead) -> None:
+        """A router's service is an internal one: noop@internal answers 418 and nothing else
+        (as Traefik's noop handler); the others answer their paths, 404 elsewhere."""
+        from tsproxy.api.internal import APIAnswer, encode_response
+
+        routed = self.factory.routed_internal
+        endpoints = routed.get(service.serves) if routed is not None else None
+        if endpoints is not None and self._answer_internal(endpoints, req):
+            return
+        if service.serves:
+            self._local_response(404)
+            return
+        if not self.req_body_done:
+            self.keep_alive = False
+        answer = APIAnswer(NOOP_STATUS, b"", "")
+        head = req.method == b"HEAD"
+        self.transport.write(
+            encode_response(answer, self.keep_alive, req.version == b"HTTP/1.0", head)
+        )
+        self.resp_started = True
+        if self.t0 is not None:
+            self._report(NOOP_STATUS)
+        self._complete()
 
     def _answer_internal(self, internal: InternalEndpoints, req: RequestHead) -> bool:
         """Answer an internal path (api, dashboard, ping, metrics) here; False if not one.

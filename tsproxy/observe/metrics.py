@@ -8,7 +8,18 @@ our own), so a request costs a few dictionary look-ups, not a lock per series.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+)
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -18,6 +29,8 @@ from prometheus_client.core import (
     Metric,
 )
 
+from tsproxy.observe.counts import DashboardCounts
+from tsproxy import providers
 from tsproxy.observe.record import grpc_code, method_label, request_protocol
 
 if TYPE_CHECKING:
@@ -36,8 +49,8 @@ _CODES: Dict[int, str] = {}
 
 
 def qualified(name: str) -> str:
-    """``default-app-v1-80`` → ``default-app-v1-80@kubernetescrd``."""
-    return name + PROVIDER
+    """``default-app-v1-80`` → ``default-app-v1-80@kubernetescrd``; ``web@file`` stays."""
+    return providers.qualified(name)
 
 
 def _code(status: int) -> str:
@@ -57,7 +70,7 @@ class Metrics:
     def __init__(self, config: Optional[PrometheusConfig], clock: Any) -> None:
         self.config = config
         self.clock = clock
-        self._stats: Dict[str, List[int]] = {}
+        self.counts = DashboardCounts()
         self._qualified: Dict[str, str] = {}
         self.registry: Optional[CollectorRegistry] = None
         self._bounds: Tuple[float, ...] = ()
@@ -103,15 +116,7 @@ class Metrics:
         """Count one finished client-facing exchange under its entrypoint, router and every
         service it went through."""
         status = rec.status
-        error = 1 if status >= 500 else 0
-        stats = self._stats
-        for service in rec.services:
-            counts = stats.get(service)
-            if counts is None:
-                stats[service] = [1, error]
-            else:
-                counts[0] += 1
-                counts[1] += error
+        self.counts.exchange(rec.entrypoint, bool(rec.router), rec.services, status)
         if self.registry is None:
             return
         method = method_label(rec.method)
@@ -166,6 +171,7 @@ class Metrics:
     def mirror_copy(self, service: str, mirror_of: str, status: int) -> None:
         """A mirrored copy's answer arrived (``status`` 0: the copy failed, no answer).
         Counted apart from client-facing traffic, under tsproxy_mirror_requests_total."""
+        self.counts.mirror_copy(mirror_of, status)
         if self.registry is None:
             return
         key = (_code(status), self._name(mirror_of), self._name(service))
@@ -216,8 +222,9 @@ class Metrics:
                     servers[name, server.url] = 1 if node.states.up(server.url) else 0
         self._known_servers = set(servers)
         self._servers.update(servers)
-        for service in [service for service in self._stats if service not in names]:
-            del self._stats[service]
+        self.counts.keep_only(
+            names, table.tcp_services, [node.name for node in table.udp_nodes.values()]
+        )
 
     def server_status(self, service: str, url: str, up: bool) -> None:
         """A health check moved ``url`` of ``service`` UP or DOWN."""
@@ -251,11 +258,50 @@ class Metrics:
 
     # -- reading -------------------------------------------------------------------------
 
+    def l4_session(self, protocol: str, services: Sequence[str]) -> None:
+        """A TCP connection (``protocol`` "tcp") or UDP session ("udp") went to ``services``,
+        outermost first (for the dashboard)."""
+        self.counts.session(protocol, services)
+
     def service_stats(self) -> Dict[str, Dict[str, int]]:
         """``{"name@kubernetescrd": {"requests": n, "errors": n_5xx}}`` since start."""
         return {
             self._name(name): {"requests": counts[0], "errors": counts[1]}
-            for name, counts in self._stats.items()
+            for name, counts in self.counts.services.items()
+        }
+
+    def dashboard_stats(self) -> Dict[str, Any]:
+        """What the dashboard shows live, by qualified name: per service and per parent's
+        child (what that parent sent it), mirrored copies, per entrypoint requests and
+        unrouted ones, TCP connections and UDP sessions per service and per parent's child."""
+        name = self._name
+        counts = self.counts
+        children: Dict[str, Dict[str, Dict[str, int]]] = {}
+        for (parent, child), (requests, errors) in counts.edges.items():
+            children.setdefault(name(parent), {})[name(child)] = {
+                "requests": requests,
+                "errors": errors,
+            }
+        layer4: Dict[str, Any] = {}
+        for protocol in ("tcp", "udp"):
+            edges: Dict[str, Dict[str, int]] = {}
+            for (parent, child), sessions in counts.session_edges[protocol].items():
+                edges.setdefault(name(parent), {})[name(child)] = sessions
+            layer4[protocol] = {
+                "services": {name(s): n for s, n in counts.sessions[protocol].items()},
+                "children": edges,
+            }
+        return {
+            "services": self.service_stats(),
+            "children": children,
+            "mirrored": {
+                name(s): {"copies": c[0], "errors": c[1]} for s, c in counts.mirrored.items()
+            },
+            "entrypoints": {
+                ep: {"requests": c[0], "notFound": c[1]} for ep, c in counts.entrypoints.items()
+            },
+            "tcp": layer4["tcp"],
+            "udp": layer4["udp"],
         }
 
     def exposition(self) -> Tuple[str, bytes]:

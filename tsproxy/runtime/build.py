@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
 import attrs
 
@@ -26,6 +26,7 @@ from tsproxy.config.resources import (
     TraefikService,
 )
 from tsproxy.config.static import StaticConfig
+from tsproxy.providers.merge import Merge, build_file_tls, crd_options, node_of
 from tsproxy.rules import HTTPRule, RuleError, compile_http_rule
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
 from tsproxy.runtime.failures import (
@@ -111,7 +112,7 @@ class _Builder:
     def __init__(self, loaded: LoadedConfig, static: StaticConfig) -> None:
         self.static = static
         resources = loaded.resources
-        self.directory = ServiceDirectory(resources)
+        self.directory = ServiceDirectory(resources, crd_options(static))
         self.traefik_services: Dict[Key, TraefikService] = {}
         self.transports: Dict[Key, ServersTransport] = {}
         self.ingress_routes: List[IngressRoute] = []
@@ -134,6 +135,19 @@ class _Builder:
         # A TraefikService's definition, or the location of the error that sank it.
         self.built: Dict[Key, Union[Definition, Location]] = {}
         self.failed_services: List[FailedService] = []
+        # Qualified references to other providers (set by tsproxy.providers.merge).
+        self.other: Callable[[str, bool], Definition] = _no_other
+        self.other_transport: Callable[[str], TransportSettings] = _no_other
+
+    def normalized(self, key: Key) -> str:
+        return normalize(f"{key[0]}-{key[1]}")
+
+    def transport_named(self, wanted: str) -> TransportSettings:
+        """The ServersTransport ``<ns>-<name>`` (how other providers name it)."""
+        found = [t for k, t in self.transports.items() if self.normalized(k) == wanted]
+        if not found:
+            raise BuildError(f"serversTransport {wanted}{_PROVIDER_SUFFIX} not found")
+        return found[0].settings
 
     # Service references
 
@@ -147,7 +161,7 @@ class _Builder:
             wanted = name[: -len(_PROVIDER_SUFFIX)]
             found = [t for k, t in self.transports.items() if normalize(f"{k[0]}-{k[1]}") == wanted]
         elif "@" in name:
-            raise BuildError(f"serversTransport {name}: only @kubernetescrd transports are known")
+            return self.other_transport(name)
         else:
             transport = self.transports.get((parent_namespace, name))
             found = [] if transport is None else [transport]
@@ -172,10 +186,21 @@ class _Builder:
         """A child of a weighted or mirroring service, with the name Traefik gives it."""
         name = _child_name(ref)
         if ref.kind == "TraefikService":
-            return name, self.traefik_service(ref.key, trail)
+            return name, self.traefik_service_ref(ref, trail)
         return name, self.load_balancer(ref, name, parent_namespace)
 
     # TraefikServices
+
+    def traefik_service_ref(
+        self, ref: ServiceRef, trail: Tuple[Key, ...], top: bool = False
+    ) -> Definition:
+        """What a TraefikService reference names: one of this provider (its namespace
+        allowed), or ``name@provider`` of another provider (``other``; ``top``: the route's
+        own service, which may be an internal one)."""
+        if "@" in ref.name:
+            return self.other(ref.name, top)
+        self.directory.check_namespace(ref)
+        return self.traefik_service(ref.key, trail)
 
     def traefik_service(self, key: Key, trail: Tuple[Key, ...] = ()) -> Definition:
         """The definition of a TraefikService; BuildError if it (or anything below) is broken."""
@@ -297,7 +322,7 @@ class _Builder:
         refs = route.services
         if len(refs) == 1:
             if refs[0].kind == "TraefikService":
-                return _located(refs[0], lambda r: self.traefik_service(r.key))
+                return _located(refs[0], lambda r: self.traefik_service_ref(r, (), True))
             return _located(refs[0], lambda r: self.load_balancer(r, key, namespace))
         children = []
         for ref in refs:
@@ -430,6 +455,8 @@ def _located(ref: ServiceRef, build: Callable[[ServiceRef], _T]) -> _T:
 
 def _child_name(ref: ServiceRef) -> str:
     """The name Traefik gives a child of a weighted or mirroring service."""
+    if "@" in ref.name:
+        return ref.name
     if ref.kind == "TraefikService":
         return normalize(f"{ref.namespace}-{ref.name}")
     return normalize(f"{ref.namespace}-{ref.name}-{ref.port}")
@@ -480,6 +507,10 @@ def _failed_service(service: TraefikService, message: str) -> FailedService:
     )
 
 
+def _no_other(name: str, top: bool = False) -> Any:
+    raise BuildError(f"{name} does not exist")
+
+
 def _sticky(spec: Optional[CookieSpec], service: str) -> Optional[StickyCookie]:
     if spec is None:
         return None
@@ -496,26 +527,33 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
     if static is None:
         return BuildResult(None, (), ())
     builder = _Builder(loaded, static)
+    merge = Merge(builder, loaded.file, static)
     for key in builder.traefik_services:
         try:
             builder.traefik_service(key)
         except BuildError:
             pass  # recorded at the TraefikService; routes using it report their own error
     routes, failed_routers = builder.routes()
+    merge.crd_routes.update((r.name, r.definition) for r in routes)
+    file_routes, file_failed = merge.file_routes()
     made: Dict[Definition, Node] = {}
     reuse: Mapping[Definition, Node] = previous.nodes if previous is not None else {}
-    for built in builder.built.values():
-        if not isinstance(built, Location):
-            instantiate(built, reuse, made)
-    routers = [route.router(instantiate(route.definition, reuse, made)) for route in routes]
+    for built in merge.definitions():
+        instantiate(built, reuse, made)
+    routers = [
+        route.router(node_of(route.definition, lambda d: instantiate(d, reuse, made)))
+        for route in [*routes, *file_routes]
+    ]
     services: Dict[str, Node] = {}
-    for node in made.values():
+    for node in [*made.values(), *(r.service for r in routers)]:
         services.setdefault(node.name, node)
+    file_l4 = merge.layer4(previous)
     udp = build_udp_routers(
         builder.udp_ingresses,
         static,
         builder.directory,
         previous.udp_nodes if previous is not None else {},
+        file_l4.udp_candidates,
     )
     tcp = build_tcp_routers(
         builder.tcp_ingresses,
@@ -523,8 +561,9 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
         builder.directory,
         previous.tcp_nodes if previous is not None else {},
     )
-    tls = build_tls(loaded.resources)
-    router_warnings = [w for w in (route.warning() for route in routes) if w is not None]
+    tls = build_file_tls(loaded, build_tls)
+    router_warnings = [w for w in (r.warning() for r in [*routes, *file_routes]) if w is not None]
+    router_warnings += file_l4.tcp.router_warnings
     table = RoutingTable(
         static,
         routers,
@@ -532,13 +571,16 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
         made,
         udp.routers,
         udp.nodes,
-        tcp.routers,
-        tcp.nodes,
+        tcp.routers + file_l4.tcp.routers,
+        {**tcp.nodes, **file_l4.tcp.nodes},
         tls=tls.manager,
-        failed_routers=failed_routers + tcp.failed + udp.failed,
-        failed_services=builder.failed_services,
+        failed_routers=failed_routers + file_failed + tcp.failed + udp.failed + [*file_l4.failed],
+        failed_services=builder.failed_services + merge.failed_services(),
         router_warnings=router_warnings + tcp.router_warnings + udp.router_warnings,
     )
+    table.providers = static.providers.names
     errors = tuple(builder.errors) + tuple(udp.errors) + tuple(tcp.errors) + tls.errors
+    errors += merge.errors() + file_l4.errors
     warnings = tuple(builder.warnings) + tuple(udp.warnings) + tuple(tcp.warnings) + tls.warnings
+    warnings += merge.warnings()
     return BuildResult(table, errors, warnings)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from tsproxy.config.providers import CRDProviderConfig
 from tsproxy.config.resources import (
     EndpointPort,
     Endpoints,
     EndpointSlice,
+    Node,
     Resource,
     Service,
     ServicePort,
@@ -77,9 +79,17 @@ class ServiceDirectory:
 
     When a Service has both, its EndpointSlices win: they are what current Kubernetes (and
     Traefik v3.1+) read, and Endpoints are deprecated; the two are not merged.
+
+    ``options`` are the Kubernetes CRD provider's: cross-namespace references, ExternalName
+    Services and Services without endpoints are refused unless they allow them; nativeLB
+    (the ClusterIP) and nodePortLB (the Nodes' InternalIP addresses) as Traefik reads them.
     """
 
-    def __init__(self, resources: Sequence[Resource]) -> None:
+    def __init__(
+        self, resources: Sequence[Resource], options: CRDProviderConfig = CRDProviderConfig()
+    ) -> None:
+        self.options = options
+        self.nodes: List[str] = []
         self.services: Dict[Tuple[str, str], Service] = {}
         self.endpoints: Dict[Tuple[str, str], Endpoints] = {}
         self.slices: Dict[Tuple[str, str], List[EndpointSlice]] = {}
@@ -92,6 +102,16 @@ class ServiceDirectory:
             elif isinstance(resource, EndpointSlice):
                 owner = (resource.meta.namespace, resource.service_name)
                 self.slices.setdefault(owner, []).append(resource)
+            elif isinstance(resource, Node):
+                self.nodes.extend(a for a in resource.addresses if a not in self.nodes)
+
+    def check_namespace(self, ref: ServiceRef) -> None:
+        """BuildError for a reference into another namespace unless allowCrossNamespace."""
+        if ref.cross_namespace and not self.options.allow_cross_namespace:
+            raise BuildError(
+                f"{ref.namespace}/{ref.name} is in another namespace: cross-namespace"
+                " references need providers.kubernetesCRD.allowCrossNamespace"
+            )
 
     def servers(self, ref: ServiceRef, transport: TransportSettings) -> Tuple[Server, ...]:
         """The servers behind ``ref``, in endpoint order without duplicates; BuildError when
@@ -104,14 +124,33 @@ class ServiceDirectory:
         """The Service port ``ref`` names and the (address, port) pairs behind it, in endpoint
         order without duplicates (an ExternalName Service gives its host name)."""
         label = f"{ref.namespace}/{ref.name}"
+        self.check_namespace(ref)
         service = self.services.get(ref.key)
         if service is None:
             raise BuildError(f"service {label} not found")
         service_port = get_service_port(service, ref.port)
         if service.type == "ExternalName":
+            if not self.options.allow_external_name_services:
+                raise BuildError(
+                    f"service {label} is an ExternalName Service: those need"
+                    " providers.kubernetesCRD.allowExternalNameServices"
+                )
             return service_port, ((service.external_name, service_port.port),)
+        if ref.node_port_lb and service.type == "NodePort":
+            if not service_port.node_port:
+                raise BuildError(f"nodePortLB: port {ref.port} of service {label} has no nodePort")
+            if not self.nodes:
+                raise BuildError(
+                    "nodePortLB: no Node with an InternalIP address in the configuration"
+                )
+            return service_port, tuple((node, service_port.node_port) for node in self.nodes)
+        native = ref.native_lb if ref.native_lb is not None else self.options.native_lb_by_default
+        if native:
+            if service.cluster_ip in ("", "None"):
+                raise BuildError(f"nativeLB: service {label} has no clusterIP")
+            return service_port, ((service.cluster_ip, service_port.port),)
         pairs = tuple(dict.fromkeys(self._addresses(ref.key, service_port.name)))
-        if not pairs:
+        if not pairs and not self.options.allow_empty_services:
             raise BuildError(f"no endpoints for service {label}")
         return service_port, pairs
 

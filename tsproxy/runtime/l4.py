@@ -77,6 +77,10 @@ class L4LoadBalancer:
         index = self._order.next()
         return None if index is None else self.definition.servers[index]
 
+    def pick_path(self) -> Tuple[Optional[Any], Tuple[str, ...]]:
+        """`pick`, with the services the choice went through (for the dashboard's counts)."""
+        return self.pick(), (self.definition.name,)
+
 
 @attrs.define(eq=False)
 class L4Weighted:
@@ -102,6 +106,14 @@ class L4Weighted:
         """The server for a new connection or session, or None when every weight is 0."""
         index = self._order.next()
         return None if index is None else self.balancers[index].pick()
+
+    def pick_path(self) -> Tuple[Optional[Any], Tuple[str, ...]]:
+        """`pick`, with the services the choice went through (for the dashboard's counts)."""
+        index = self._order.next()
+        if index is None:
+            return None, ()
+        balancer = self.balancers[index]
+        return balancer.pick(), (self.definition.name, balancer.definition.name)
 
 
 L4Node = Union[L4LoadBalancer, L4Weighted]

@@ -84,6 +84,10 @@ def static_change(running: StaticConfig, wanted: StaticConfig) -> StaticChange:
             restart.append(Location(STATIC_FILE, 1, "").error(message))
     # The observability sections stay as they started: their listeners and files are open.
     effective = attrs.evolve(
-        running, path=wanted.path, entrypoints=tuple(kept) + added, log_level=wanted.log_level
+        running,
+        path=wanted.path,
+        entrypoints=tuple(kept) + added,
+        log_level=wanted.log_level,
+        providers=wanted.providers,
     )
     return StaticChange(effective, added, tuple(restart))

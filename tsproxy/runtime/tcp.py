@@ -268,7 +268,16 @@ class _TCPBuilder:
         return kept, problems
 
     def servers(self, ref: TCPServiceRef) -> Tuple[TCPServer, ...]:
-        lookup = ServiceRef(ref.name, ref.namespace, ref.line, ref.path, port=ref.port)
+        lookup = ServiceRef(
+            ref.name,
+            ref.namespace,
+            ref.line,
+            ref.path,
+            port=ref.port,
+            native_lb=ref.native_lb,
+            node_port_lb=ref.node_port_lb,
+            cross_namespace=ref.cross_namespace,
+        )
         _, pairs = self.directory.addresses(lookup)
         delay = ref.termination_delay / 1000.0
         return tuple(TCPServer(host, port, ref.proxy_protocol, delay) for host, port in pairs)

@@ -200,11 +200,16 @@ class _UDPBuilder:
         return {candidate: tuple(names) for candidate, names in served.items()}
 
 
+#: A UDP route before the choice; other providers (tsproxy/providers/file_l4.py) make them too.
+UDPCandidate = _Candidate
+
+
 def build_udp_routers(
     ingresses: Sequence[IngressRouteUDP],
     static: StaticConfig,
     directory: ServiceDirectory,
     previous: Mapping[UDPDefinition, UDPNode],
+    others: Sequence[_Candidate] = (),
 ) -> UDPBuild:
     """The UDP routers of ``ingresses``.
 
@@ -223,6 +228,7 @@ def build_udp_routers(
                 failed.append(candidate)
             else:
                 candidates.append(candidate)
+    candidates.extend(others)
     made: Dict[UDPDefinition, UDPNode] = {}
     routers = []
     warnings = []

@@ -8,6 +8,9 @@ Per connection, from the table current at accept:
   by the TLS rules (HTTPS hosts first, as Traefik does); other bytes go to the HTTP routers
   if the entrypoint has any, else to the plain TCP routers. The peek is bounded by the
   entrypoint's readTimeout.
+Where TLS ends here, the handshake must be over within readTimeout of the accept too (a
+client that sends a ClientHello and stops is closed then, as Go's http.Server does with its
+read deadline), and a TCP router's backend is dialled only once the handshake is over.
 """
 
 from __future__ import annotations
@@ -96,6 +99,28 @@ class _TLSLayer(TLSMemoryBIOProtocol):
     _notify_due = False  # ...and our close_notify could not go out yet (handshake, writes)
     _read_closed = False  # the peer ended its stream; the wrapped protocol was told
     _lost = False  # connectionLost has begun
+    _handshake_timer: Any = None  # aborts the connection if the handshake is not over in time
+
+    def bound_handshake(self, clock: Any, seconds: float) -> None:
+        """Abort the connection unless the handshake is over within ``seconds`` on
+        ``clock``."""
+        self._handshake_timer = clock.callLater(max(seconds, 0.0), self._handshake_timed_out)
+
+    def _handshake_timed_out(self) -> None:
+        self._handshake_timer = None
+        if self._handshakeDone or self._lost or self.transport is None:
+            return
+        log.debug(
+            "TLS handshake from {peer} not over in time: closing",
+            peer=getattr(self.getPeer(), "host", ""),
+        )
+        self.abortConnection()
+
+    def _checkHandshakeStatus(self) -> None:
+        super()._checkHandshakeStatus()
+        if self._handshakeDone:
+            cancel_call(self._handshake_timer)
+            self._handshake_timer = None
 
     def write(self, data: bytes) -> None:
         if not self._write_closed:
@@ -219,6 +244,8 @@ class _TLSLayer(TLSMemoryBIOProtocol):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._lost = True
+        cancel_call(self._handshake_timer)
+        self._handshake_timer = None
         super().connectionLost(reason)
 
 
@@ -248,6 +275,7 @@ class Dispatch(Protocol):
         self.hello = HelloReader()
         self.buf: List[bytes] = []
         self.timer: Any = None
+        self.deadline: Optional[float] = None  # when the peek, and a TLS handshake, must end
         self.peer_ip = ""
         self.done = False
 
@@ -261,6 +289,7 @@ class Dispatch(Protocol):
             return
         timeout = factory.entrypoint.read_timeout
         if timeout > 0:
+            self.deadline = factory.clock.seconds() + timeout
             self.timer = factory.clock.callLater(timeout, self._peek_timed_out)
 
     def _peek_timed_out(self) -> None:
@@ -353,7 +382,7 @@ class Dispatch(Protocol):
         if creator is None:
             self._refuse(info, f"TCP router {router.name} has no certificate for it")
             return
-        relay = self._make_relay(router)
+        relay = self._make_relay(router, after_handshake=True)
         if relay is None:
             return
         self._hand_over(_TLSFactory(creator, False, _Wrapped(relay)), tls=True)
@@ -382,8 +411,13 @@ class Dispatch(Protocol):
         conn.factory = factory
         return conn
 
-    def _make_relay(self, router: TCPRouter, pending: bytes = b"") -> Optional[TCPRelay]:
-        server = router.service.pick()
+    def _make_relay(
+        self, router: TCPRouter, pending: bytes = b"", after_handshake: bool = False
+    ) -> Optional[TCPRelay]:
+        server, services = router.service.pick_path()
+        observer = self.factory.observer
+        if observer is not None and observer.metrics is not None and server is not None:
+            observer.metrics.l4_session("tcp", services)
         if server is None:
             log.warn("TCP router {router}: no server available, closing", router=router.name)
             self.transport.loseConnection()  # type: ignore[union-attr]
@@ -398,6 +432,7 @@ class Dispatch(Protocol):
             pending,
             observer=factory.observer,
             entrypoint=factory.name,
+            after_handshake=after_handshake,
         )
 
     def _relay(self, router: TCPRouter, pending: bytes) -> None:
@@ -417,6 +452,9 @@ class Dispatch(Protocol):
         data = self._take()
         if tls:
             protocol = protocol.buildProtocol(transport.getPeer())  # type: ignore[union-attr]
+            if self.deadline is not None:
+                clock = self.factory.clock
+                protocol.bound_handshake(clock, self.deadline - clock.seconds())
         transport.protocol = protocol  # type: ignore[union-attr]
         protocol.makeConnection(transport)
         if data:

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
-from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
+from twisted.internet.interfaces import (
+    IHalfCloseableProtocol,
+    IHandshakeListener,
+    IPushProducer,
+)
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -90,14 +94,16 @@ class _Connector(ClientFactory):
         self.relay.connect_failed(reason)
 
 
-@implementer(IHalfCloseableProtocol)
+@implementer(IHalfCloseableProtocol, IHandshakeListener)
 class TCPRelay(Protocol):
     """A client connection relayed to ``server`` for ``router``.
 
     ``pending`` is what was already read from the client (a peeked ClientHello); ``client``
     and ``local`` are the addresses of the accepted connection, for the PROXY protocol header.
     ``connections`` tracks live connections for a graceful shutdown; ``observer`` (if any)
-    counts it open on ``entrypoint``.
+    counts it open on ``entrypoint``. With ``after_handshake`` the client side is a TLS
+    layer ending TLS here, and the backend is dialled only once its handshake is over: a
+    client that sends a ClientHello and stops never costs a backend connection.
     """
 
     def __init__(
@@ -111,6 +117,7 @@ class TCPRelay(Protocol):
         dial_timeout: float = DIAL_TIMEOUT,
         observer: Any = None,
         entrypoint: str = "",
+        after_handshake: bool = False,
     ) -> None:
         self.router = router
         self.server = server
@@ -121,6 +128,7 @@ class TCPRelay(Protocol):
         self.dial_timeout = dial_timeout
         self.observer = observer
         self.entrypoint = entrypoint
+        self.after_handshake = after_handshake
         self.backend: Optional[_BackendSide] = None
         self.connector: Any = None
         self.client_eof = False
@@ -142,6 +150,16 @@ class TCPRelay(Protocol):
         self.connections.add(self)
         if self.observer is not None:
             self.observer.connection_opened(self.entrypoint, "TCP")
+        if not self.after_handshake:
+            self._dial()
+
+    def handshakeCompleted(self) -> None:
+        """The client's TLS handshake is over: now the backend is worth a connection."""
+        if self.after_handshake and not self.closed and self.connector is None:
+            self._dial()
+
+    def _dial(self) -> None:
+        # Nothing more is read from the client until the backend can take it.
         self.reader.pauseProducing()
         self.connector = self.reactor.connectTCP(
             self.server.host, self.server.port, _Connector(self), timeout=self.dial_timeout

@@ -97,7 +97,8 @@ class TLSManager:
         problem = self.problems.get(key)
         if problem is not None:
             return problem
-        return "unknown TLS options: %s@%s" % (self.option_name(option), PROVIDER)
+        name = self.option_name(option)
+        return "unknown TLS options: %s" % (name if "@" in name else f"{name}@{PROVIDER}")
 
     def option_settings(self, option: Optional[ObjectRef]) -> Optional[TLSSettings]:
         """The settings of the referenced option; None when it is unknown or broken."""
@@ -219,7 +220,8 @@ def _single_default(
     if len(candidates) == 1:
         return candidates[0]
     if candidates:
-        namespaces = ", ".join(sorted(item.meta.namespace for item in candidates))
+        # The file provider's (tsproxy/config/fileformat.py) have no namespace.
+        namespaces = ", ".join(sorted(item.meta.namespace or "@file" for item in candidates))
         for item in candidates:
             message = "%s named default defined in several namespaces (%s): all are ignored" % (
                 what,
@@ -229,11 +231,19 @@ def _single_default(
     return None
 
 
-def build_tls(resources: Iterable[Resource], now: Optional[datetime.datetime] = None) -> TLSBuild:
+def build_tls(
+    resources: Iterable[Resource],
+    now: Optional[datetime.datetime] = None,
+    certificates: Sequence[Tuple[str, str, Location]] = (),
+    default_certificate: Optional[Tuple[str, str, Location]] = None,
+) -> TLSBuild:
     """Read the TLS resources: every certificate a route's ``tls.secretName`` or the
     ``default`` TLSStore names, the default certificate, and every TLSOption.
 
     ``now`` (default: the current time) decides which certificates are reported expired.
+    ``certificates`` ((namespace, Secret name, where) each) are served too, and
+    ``default_certificate`` is the default one unless the default TLSStore names one: the
+    file provider's ``tls.certificates`` and ``tls.stores.default``, as Secrets.
     """
     resources = tuple(resources)
     if now is None:
@@ -275,7 +285,7 @@ def build_tls(resources: Iterable[Resource], now: Optional[datetime.datetime] = 
     store = _single_default(
         [s for s in stores if s.meta.name == "default"], "TLSStore", builder.errors
     )
-    certificates: List[Certificate] = []
+    served: List[Certificate] = []
     default_cert: Optional[Certificate] = None
     for resource in resources:
         if isinstance(resource, TLSStore) and resource is store:
@@ -289,7 +299,7 @@ def build_tls(resources: Iterable[Resource], now: Optional[datetime.datetime] = 
                 field = "spec.certificates.secretName"
                 cert = builder.certificate(ns, secret_name, where, field)
                 if cert is not None:
-                    certificates.append(cert)
+                    served.append(cert)
         elif isinstance(resource, (IngressRoute, IngressRouteTCP)) and resource.tls is not None:
             tls = resource.tls
             meta = resource.meta
@@ -298,7 +308,7 @@ def build_tls(resources: Iterable[Resource], now: Optional[datetime.datetime] = 
                 field = "spec.tls.secretName"
                 cert = builder.certificate(meta.namespace, tls.secret_name, meta.location, field)
                 if cert is not None:
-                    certificates.append(cert)
+                    served.append(cert)
             if tls.options is not None and _key(tls.options) not in settings:
                 if _key(tls.options) in problems:
                     continue  # reported at the TLSOption itself
@@ -310,7 +320,14 @@ def build_tls(resources: Iterable[Resource], now: Optional[datetime.datetime] = 
                     message += " (the TLSOption named default serves routes without tls.options)"
                 builder.errors.append(_at(resource, message))
 
+    for namespace, name, where in certificates:
+        cert = builder.certificate(namespace, name, where, "tls.certificates")
+        if cert is not None:
+            served.append(cert)
+    if default_cert is None and default_certificate is not None:
+        namespace, name, where = default_certificate
+        default_cert = builder.certificate(namespace, name, where, "tls.stores.default")
     if default_cert is None:
         default_cert = generated_default_certificate()
-    manager = TLSManager(CertificateStore.build(default_cert, certificates), settings, problems)
+    manager = TLSManager(CertificateStore.build(default_cert, served), settings, problems)
     return TLSBuild(manager, tuple(builder.errors), tuple(builder.warnings))

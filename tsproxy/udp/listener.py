@@ -16,6 +16,7 @@ from zope.interface import implementer
 
 from tsproxy.config.static import EntryPoint
 from tsproxy.logs import get_logger
+from tsproxy.repeated import RepeatedError
 from tsproxy.runtime.udp import UDPServer
 from tsproxy.udp.sessions import Address, SessionTable
 
@@ -101,7 +102,7 @@ class BackendSocket:
             self._failed(exc)
         except OSError as exc:
             # UDP may drop: a full send buffer loses this datagram, not the session.
-            log.debug("UDP session {client}: datagram dropped ({e})", client=self.client, e=exc)
+            self.entrypoint.drops("datagram to a server: %s" % (exc.strerror or exc))
 
     def close(self) -> None:
         if self.closed:
@@ -118,7 +119,8 @@ class UDPEntryPoint(DatagramProtocol):
     """The listening socket of a UDP entrypoint and its sessions.
 
     A new session asks the current table for the entrypoint's UDP service once and keeps the
-    server it picked; a reload changes where new sessions go, not live ones.
+    server it picked; a reload changes where new sessions go, not live ones. ``max_sessions``
+    (default: the entrypoint's udp.maxSessions) bounds the sessions, hence the sockets.
     """
 
     def __init__(
@@ -128,6 +130,7 @@ class UDPEntryPoint(DatagramProtocol):
         reactor: Any,
         clock: Any,
         metrics: Optional[Metrics] = None,
+        max_sessions: Optional[int] = None,
     ) -> None:
         self.entrypoint = entrypoint
         #: Counts sessions as open UDP connections (traefik_open_connections).
@@ -138,12 +141,28 @@ class UDPEntryPoint(DatagramProtocol):
         self.sessions = SessionTable(
             clock,
             entrypoint.udp_timeout,
-            entrypoint.udp_max_sessions,
+            entrypoint.udp_max_sessions if max_sessions is None else max_sessions,
             self._open_backend,
             self._send_to_client,
         )
         self.port: Any = None
         self._unrouted_reported = False
+        # Out of descriptors, a flood would otherwise log a line per datagram.
+        self.socket_errors = RepeatedError(
+            clock,
+            log,
+            "entrypoint {name}: cannot open a UDP socket to {server}: {error}; datagram dropped",
+            name=entrypoint.name,
+            server="",
+        )
+        #: Datagrams dropped one by one (full buffers, no server): debug lines, counted.
+        self.drops = RepeatedError(
+            clock,
+            log,
+            "entrypoint {name}: datagram dropped: {error}",
+            level="debug",
+            name=entrypoint.name,
+        )
         self._stopped: Optional[defer.Deferred[None]] = None
 
     def listen(self) -> None:
@@ -164,20 +183,18 @@ class UDPEntryPoint(DatagramProtocol):
                 self._unrouted_reported = True
                 log.warn("entrypoint {name}: no UDP router, datagrams are dropped", name=name)
             return None
-        server = node.pick()
+        server, services = node.pick_path()
+        if server is not None and self.metrics is not None:
+            self.metrics.l4_session("udp", services)
         if server is None:
-            log.debug("entrypoint {name}: no server to pick, datagram dropped", name=name)
+            self.drops("no server to pick")
             return None
         try:
             backend = BackendSocket(self, client, server)
         except OSError as exc:
             # Out of descriptors, most likely: this client waits, the others go on.
-            log.warn(
-                "entrypoint {name}: cannot open a UDP socket to {server}: {e}",
-                name=name,
-                server=server.address,
-                e=exc,
-            )
+            self.socket_errors.fields["server"] = server.address
+            self.socket_errors(exc.strerror or exc)
             return None
         return server, backend
 
@@ -189,7 +206,7 @@ class UDPEntryPoint(DatagramProtocol):
             # this one came from recvfrom.
             self.port.socket.sendto(data, client)
         except OSError as exc:
-            log.debug("UDP reply to {client} dropped ({e})", client=client, e=exc)
+            self.drops("reply to a client: %s" % (exc.strerror or exc))
 
     def stop(self, grace: float, clock: Any = None) -> defer.Deferred[None]:
         """Take no new session; let live ones run until idle, at most ``grace`` seconds on
@@ -216,6 +233,8 @@ class UDPEntryPoint(DatagramProtocol):
         if stopped is None or self.port is None:
             return
         port, self.port = self.port, None
+        self.socket_errors.stop()
+        self.drops.stop()
         self.sessions.close_all()
         closing = defer.maybeDeferred(port.stopListening)
         closing.addCallback(lambda _: stopped.callback(None))

@@ -1,0 +1,264 @@
+"""The file provider's configuration to routing-table parts: its services as the same
+definitions the CRD provider's become (load balancers, weighted, mirroring), its routers as
+the same HTTP routers, every name ending in ``@file``.
+
+Pure. References to other providers (``x@kubernetescrd``, ``noop@internal``) go through the
+``other`` callable the merge gives; a problem is a located error that disables the router or
+service it sank, and leaves every other route alone.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Optional, Set, Tuple, Union
+
+import attrs
+
+from tsproxy.balance.sticky import cookie_name
+from tsproxy.config.errors import ConfigError, Location
+from tsproxy.config.fileformat import FileConfiguration, FileRouter, FileService
+from tsproxy.config.resources import TransportSettings
+from tsproxy.config.static import StaticConfig
+from tsproxy.providers import FILE, reference
+from tsproxy.rules import HTTPRule, RuleError, compile_http_rule
+from tsproxy.runtime.endpoints import BuildError
+from tsproxy.runtime.failures import HTTP, FailedRouter, FailedService, RouterWarning
+from tsproxy.runtime.internal import InternalServiceDef
+from tsproxy.runtime.services import (
+    Definition,
+    LoadBalancerDef,
+    MirroringDef,
+    Node,
+    Server,
+    WeightedChild,
+    WeightedDef,
+)
+from tsproxy.runtime.table import HTTPRouter
+
+__all__ = ["FileBuilder", "FileRoute", "parse_server_url"]
+
+AnyDefinition = Union[Definition, InternalServiceDef]
+_DEFAULT_PORTS = {"http": 80, "https": 443, "h2c": 80}
+
+
+def parse_server_url(url: str, transport: TransportSettings) -> Server:
+    """A server from ``scheme://host[:port]``; BuildError says what is wrong."""
+    scheme, _, hostport = url.partition("://")
+    host, port_text = hostport, ""
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0:
+            raise BuildError(f"server URL {url}: unclosed [ in the host")
+        host, port_text = hostport[1:end], hostport[end + 1 :].lstrip(":")
+    elif ":" in hostport:
+        host, _, port_text = hostport.rpartition(":")
+    if not host:
+        raise BuildError(f"server URL {url}: no host")
+    if port_text and (not port_text.isdigit() or not 0 < int(port_text) < 65536):
+        raise BuildError(f"server URL {url}: invalid port {port_text!r}")
+    port = int(port_text) if port_text else _DEFAULT_PORTS[scheme]
+    return Server.at(scheme, host, port, transport)
+
+
+@attrs.frozen
+class FileRoute:
+    """A file router that built, waiting for its service node."""
+
+    spec: FileRouter
+    name: str
+    entrypoints: Tuple[str, ...]
+    priority: int
+    matcher: HTTPRule
+    definition: AnyDefinition
+    problems: Tuple[str, ...] = ()
+
+    def warning(self) -> Optional[RouterWarning]:
+        if not self.problems:
+            return None
+        return RouterWarning(HTTP, self.name, self.spec.entry_points, self.problems)
+
+    def router(self, service: Node) -> HTTPRouter:
+        spec = self.spec
+        return HTTPRouter(
+            name=self.name,
+            entrypoints=self.entrypoints,
+            rule=spec.rule,
+            priority=self.priority,
+            service=service,
+            source=spec.location,
+            matcher=self.matcher,
+            syntax=spec.syntax or "v3",
+            tls=spec.tls,
+        )
+
+
+class FileBuilder:
+    """One build of the file provider's part. ``other(name, top)`` resolves a qualified
+    reference to another provider (``top``: it is a router's own service)."""
+
+    def __init__(
+        self,
+        config: FileConfiguration,
+        static: StaticConfig,
+        other: Callable[[str, bool], AnyDefinition],
+        transport_of: Callable[[str], TransportSettings],
+    ) -> None:
+        self.config = config
+        self.static = static
+        self.other = other
+        self.transport_of = transport_of
+        self.services: Dict[str, FileService] = {s.name: s for s in config.services}
+        self.transports = {t.name: t.settings for t in config.transports}
+        self.built: Dict[str, Union[Definition, Location]] = {}
+        self.building: Set[str] = set()
+        self.errors: List[ConfigError] = []
+        self.warnings: List[ConfigError] = []
+        self.failed_services: List[FailedService] = []
+
+    def ref(self, written: str, top: bool = False) -> AnyDefinition:
+        """The definition a service name written in this provider refers to."""
+        name, provider = reference(written, FILE)
+        if provider != FILE:
+            return self.other(f"{name}@{provider}", top)
+        return self.service(name)
+
+    def service(self, name: str) -> Definition:
+        done = self.built.get(name)
+        if isinstance(done, Location):
+            raise BuildError(f"service {name}@file has errors (see {done})")
+        if done is not None:
+            return done
+        spec = self.services.get(name)
+        if spec is None:
+            raise BuildError(f"service {name}@file does not exist")
+        if name in self.building:
+            raise BuildError(f"reference cycle through service {name}@file")
+        self.building.add(name)
+        try:
+            definition = self._build(spec)
+        except BuildError as exc:
+            self.errors.append(spec.location.error(str(exc)))
+            self.built[name] = spec.location
+            self.failed_services.append(_failed_service(spec, str(exc)))
+            raise BuildError(f"service {name}@file has errors (see {spec.location})") from None
+        finally:
+            self.building.discard(name)
+        self.built[name] = definition
+        return definition
+
+    def transport(self, written: str) -> TransportSettings:
+        if written in ("", "default@internal"):
+            return TransportSettings()
+        name, provider = reference(written, FILE)
+        if provider != FILE:
+            return self.transport_of(f"{name}@{provider}")
+        settings = self.transports.get(name)
+        if settings is None:
+            raise BuildError(f"serversTransport {name}@file does not exist")
+        return settings
+
+    def child(self, written: str) -> Definition:
+        definition = self.ref(written)
+        if isinstance(definition, InternalServiceDef):
+            raise BuildError(f"{written}: an internal service can only be a router's service")
+        return definition
+
+    def _build(self, spec: FileService) -> Definition:
+        qualified = f"{spec.name}@file"
+        if spec.load_balancer is not None:
+            balancer = spec.load_balancer
+            transport = self.transport(balancer.servers_transport)
+            if any(s.weight not in (None, 1) for s in balancer.servers):
+                raise BuildError("server weights are not supported yet")
+            servers = tuple(parse_server_url(s.url, transport) for s in balancer.servers)
+            sticky = balancer.sticky
+            if sticky is not None:
+                sticky = attrs.evolve(sticky, name=cookie_name(sticky.name, qualified))
+            return LoadBalancerDef(qualified, servers, balancer.pass_host_header, sticky)
+        if spec.weighted is not None:
+            children = tuple(
+                WeightedChild(c.name, c.amount, self.child(c.name)) for c in spec.weighted.services
+            )
+            if not any(child.weight for child in children):
+                message = "no service with a weight above 0: requests get 503"
+                self.warnings.append(spec.location.error(message))
+            sticky = spec.weighted.sticky
+            if sticky is not None:
+                sticky = attrs.evolve(sticky, name=cookie_name(sticky.name, qualified))
+            return WeightedDef(qualified, children, sticky)
+        mirroring = spec.mirroring
+        assert mirroring is not None
+        main = self.child(mirroring.service)
+        mirrors = tuple((self.child(m.name), m.amount) for m in mirroring.mirrors)
+        return MirroringDef(
+            qualified, main, mirrors, mirroring.max_body_size, mirroring.mirror_body
+        )
+
+    def routes(self) -> Tuple[List[FileRoute], List[FailedRouter]]:
+        routes: List[FileRoute] = []
+        failed: List[FailedRouter] = []
+        for spec in self.config.routers:
+            built = self.route(spec)
+            (routes if isinstance(built, FileRoute) else failed).append(built)  # type: ignore[arg-type]
+        return routes, failed
+
+    def route(self, spec: FileRouter) -> Union[FileRoute, FailedRouter]:
+        name = f"{spec.name}@file"
+        wrong = "entrypoint {name} is a UDP entrypoint, HTTP routes cannot use it"
+        entrypoints, problems = self.static.select(spec.entry_points, "tcp", wrong)
+        self.errors.extend(spec.location.error(problem) for problem in problems)
+
+        def failed(message: str) -> FailedRouter:
+            self.errors.append(spec.location.error(message))
+            service_name, provider = reference(spec.service, FILE)
+            return FailedRouter(
+                protocol=HTTP,
+                name=name,
+                entrypoints=spec.entry_points or entrypoints,
+                using=entrypoints,
+                rule=spec.rule,
+                priority=spec.priority,
+                service=f"{service_name}@{provider}",
+                errors=problems + (message,),
+                source=spec.location,
+                syntax=spec.syntax,
+                tls=spec.tls,
+            )
+
+        if not entrypoints:
+            return failed("no usable entrypoint, router disabled")
+        if spec.middlewares:
+            return failed(
+                "middlewares: not applied by tsproxy yet, so the router is disabled"
+                f" rather than served without them ({', '.join(spec.middlewares)})"
+            )
+        syntax = spec.syntax or "v3"
+        try:
+            matcher = compile_http_rule(spec.rule, syntax=syntax)
+        except RuleError as exc:
+            return failed(f"rule: {exc}")
+        try:
+            definition = self.ref(spec.service, top=True)
+        except BuildError as exc:
+            return failed(str(exc))
+        priority = spec.priority or matcher.default_priority
+        return FileRoute(spec, name, entrypoints, priority, matcher, definition, problems)
+
+
+def _failed_service(spec: FileService, message: str) -> FailedService:
+    name = f"{spec.name}@file"
+    if spec.weighted is not None:
+        children = tuple((c.name, c.amount) for c in spec.weighted.services)
+        return FailedService(name, "weighted", children, (message,), spec.location)
+    if spec.mirroring is not None:
+        mirroring = spec.mirroring
+        return FailedService(
+            name,
+            "mirroring",
+            tuple((m.name, m.amount) for m in mirroring.mirrors),
+            (message,),
+            spec.location,
+            main=mirroring.service,
+            max_body_size=mirroring.max_body_size,
+            mirror_body=mirroring.mirror_body,
+        )
+    return FailedService(name, "loadbalancer", (), (message,), spec.location)

@@ -1,0 +1,223 @@
+"""The file provider's ``tcp`` and ``udp`` sections as the same TCP and UDP routers and
+layer-4 services the CRD routes become, every name ending in ``@file``.
+
+Pure. A TCP or UDP router reaches services of the file provider only (layer-4 services of
+other providers are not resolvable yet: an error). UDP routers go through the same
+one-router-per-entrypoint choice as the CRD ones.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Mapping, Optional, Tuple, Union
+
+from tsproxy.config.errors import ConfigError
+from tsproxy.config.fileformat import FileConfiguration, FileL4Service, FileRouter
+from tsproxy.config.static import StaticConfig
+from tsproxy.providers import FILE, reference
+from tsproxy.rules import RuleError, compile_tcp_rule
+from tsproxy.runtime.endpoints import BuildError
+from tsproxy.runtime.failures import TCP, UDP, FailedRouter, RouterWarning
+from tsproxy.runtime.l4 import (
+    L4Definition,
+    L4LoadBalancerDef,
+    L4Node,
+    L4WeightedChild,
+    L4WeightedDef,
+    instantiate,
+)
+from tsproxy.runtime.tcp import TCPRouter, TCPServer
+from tsproxy.runtime.udp import UDPCandidate, UDPServer
+
+__all__ = ["FileL4Build", "build_file_tcp", "file_udp_candidates"]
+
+
+class FileL4Build:
+    """What the tcp section built: routers, nodes, failed routers, errors, warnings."""
+
+    def __init__(self) -> None:
+        self.routers: List[TCPRouter] = []
+        self.nodes: Dict[L4Definition, L4Node] = {}
+        self.failed: List[FailedRouter] = []
+        self.errors: List[ConfigError] = []
+        self.router_warnings: List[RouterWarning] = []
+
+
+def _definition(
+    services: Mapping[str, FileL4Service], written: str, tcp: bool, nested: bool = False
+) -> L4Definition:
+    name, provider = reference(written, FILE)
+    if provider != FILE:
+        raise BuildError(
+            f"service {name}@{provider}: TCP and UDP services of other providers"
+            " are not reachable from the file provider yet"
+        )
+    service = services.get(name)
+    if service is None:
+        raise BuildError(f"service {name}@file does not exist")
+    qualified = f"{name}@file"
+    if service.weighted is None:
+        servers: Tuple[object, ...]
+        if tcp:
+            delay = service.termination_delay / 1000.0
+            servers = tuple(
+                TCPServer(a.host, a.port, service.proxy_protocol, delay) for a in service.servers
+            )
+        else:
+            servers = tuple(UDPServer(a.host, a.port) for a in service.servers)
+        return L4LoadBalancerDef(qualified, servers)  # type: ignore[arg-type]
+    if nested:
+        raise BuildError(
+            f"service {qualified}: a weighted service inside a weighted one is not"
+            " supported for TCP and UDP"
+        )
+    children = []
+    for child in service.weighted:
+        definition = _definition(services, child.name, tcp, nested=True)
+        assert isinstance(definition, L4LoadBalancerDef)
+        children.append(L4WeightedChild(child.name, child.amount, definition))
+    return L4WeightedDef(qualified, tuple(children))
+
+
+def _entrypoints(
+    static: StaticConfig, spec: FileRouter, protocol: str
+) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    wrong = (
+        "entrypoint {name} is a UDP entrypoint, TCP routes cannot use it"
+        if protocol == "tcp"
+        else "entrypoint {name} is not a UDP entrypoint (its address needs /udp)"
+    )
+    return static.select(spec.entry_points, protocol, wrong)
+
+
+def build_file_tcp(
+    config: FileConfiguration,
+    static: StaticConfig,
+    previous: Mapping[L4Definition, L4Node],
+) -> FileL4Build:
+    """The file provider's TCP routers; nodes of ``previous`` with an unchanged definition
+    are kept."""
+    build = FileL4Build()
+    services = {s.name: s for s in config.tcp_services}
+    for spec in config.tcp_routers:
+        name = f"{spec.name}@file"
+        entrypoints, problems = _entrypoints(static, spec, "tcp")
+        build.errors.extend(spec.location.error(problem) for problem in problems)
+        built = _tcp_router(spec, name, entrypoints, problems, services)
+        if isinstance(built, str):
+            build.errors.append(spec.location.error(built))
+            service, provider = reference(spec.service, FILE)
+            build.failed.append(
+                FailedRouter(
+                    TCP,
+                    name,
+                    spec.entry_points or entrypoints,
+                    entrypoints,
+                    spec.rule,
+                    spec.priority,
+                    f"{service}@{provider}",
+                    problems + (built,),
+                    spec.location,
+                    spec.syntax,
+                    spec.tls,
+                )
+            )
+            continue
+        matcher, definition = built
+        build.routers.append(
+            TCPRouter(
+                name=name,
+                entrypoints=entrypoints,
+                rule=spec.rule,
+                priority=spec.priority or matcher.default_priority,
+                service=instantiate(definition, previous, build.nodes),
+                source=spec.location,
+                matcher=matcher,
+                syntax=matcher.syntax,
+                tls=spec.tls,
+            )
+        )
+        if problems:
+            build.router_warnings.append(
+                RouterWarning(TCP, name, spec.entry_points or entrypoints, problems)
+            )
+    return build
+
+
+def _tcp_router(
+    spec: FileRouter,
+    name: str,
+    entrypoints: Tuple[str, ...],
+    problems: Tuple[str, ...],
+    services: Mapping[str, FileL4Service],
+) -> Union[str, Tuple[object, L4Definition]]:
+    """(matcher, definition), or why the router is disabled."""
+    if not entrypoints:
+        return "no usable entrypoint, router disabled"
+    if spec.middlewares:
+        return "middlewares: TCP middlewares are not applied by tsproxy yet, router disabled"
+    try:
+        matcher = compile_tcp_rule(spec.rule, syntax=spec.syntax or "v3")
+    except RuleError as exc:
+        return f"rule: {exc}"
+    if matcher.uses_sni and spec.tls is None:
+        return (
+            "rule: HostSNI or HostSNIRegexp other than HostSNI(`*`) needs tls: without it"
+            " there is no SNI to match, router disabled"
+        )
+    try:
+        return matcher, _definition(services, spec.service, tcp=True)
+    except BuildError as exc:
+        return str(exc)
+
+
+def file_udp_candidates(
+    config: FileConfiguration, static: StaticConfig
+) -> Tuple[List[UDPCandidate], List[FailedRouter], List[ConfigError]]:
+    """The file provider's UDP routers, as candidates for the one-router-per-entrypoint
+    choice the CRD ones go through."""
+    services = {s.name: s for s in config.udp_services}
+    candidates: List[UDPCandidate] = []
+    failed: List[FailedRouter] = []
+    errors: List[ConfigError] = []
+    for spec in config.udp_routers:
+        name = f"{spec.name}@file"
+        entrypoints, problems = _entrypoints(static, spec, "udp")
+        errors.extend(spec.location.error(problem) for problem in problems)
+        listed = spec.entry_points or entrypoints
+        message: Optional[str] = None
+        if not entrypoints:
+            message = "no usable entrypoint, router disabled"
+        else:
+            try:
+                definition = _definition(services, spec.service, tcp=False)
+            except BuildError as exc:
+                message = str(exc)
+        if message is not None:
+            errors.append(spec.location.error(message))
+            service, provider = reference(spec.service, FILE)
+            failed.append(
+                FailedRouter(
+                    UDP,
+                    name,
+                    listed,
+                    entrypoints,
+                    "",
+                    0,
+                    f"{service}@{provider}",
+                    problems + (message,),
+                    spec.location,
+                )
+            )
+            continue
+        candidates.append(
+            UDPCandidate(
+                name,
+                entrypoints,
+                definition,
+                spec.location,
+                f"udp.routers.{spec.name}",
+                listed,
+                problems,
+            )
+        )
+    return candidates, failed, errors
