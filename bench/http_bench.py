@@ -50,6 +50,8 @@ SPLIT_REQUESTS = 30
 OBSERVED = ", metrics + access log"
 #: Suffix of the rows whose route has the middleware chain (--middlewares).
 CHAINED = ", stripPrefix+headers+basicAuth(bcrypt)+ipAllowList"
+#: Suffix of the rows whose route has the traffic-control chain (--traffic).
+TRAFFIC = ", retry+circuitBreaker+rateLimit"
 FOREIGN_CPU_RETRY_PCT = 10.0
 MAX_ATTEMPTS = 3
 
@@ -746,6 +748,63 @@ spec:
 """
 
 
+#: The --traffic rows' route: retry, circuitBreaker and a rateLimit far above what the bench
+#: sends (it is checked, never limits), under /traffic (any path reaches the backends).
+TRAFFIC_PATH = "/traffic/"
+
+
+def tsproxy_traffic_yaml() -> str:
+    """retry + circuitBreaker + rateLimit on a route to the same WRR service."""
+    return """apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: retry
+  namespace: default
+spec:
+  retry:
+    attempts: 3
+    initialInterval: 100ms
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: breaker
+  namespace: default
+spec:
+  circuitBreaker:
+    expression: NetworkErrorRatio() > 0.5 || ResponseCodeRatio(500, 600, 0, 600) > 0.5
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: limit
+  namespace: default
+spec:
+  rateLimit:
+    average: 10000000
+    burst: 1000000
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: traffic
+  namespace: default
+spec:
+  entryPoints:
+    - web
+  routes:
+    - match: Host(`bench.local`) && PathPrefix(`/traffic`)
+      kind: Rule
+      middlewares:
+        - name: retry
+        - name: breaker
+        - name: limit
+      services:
+        - name: app-wrr
+          kind: TraefikService
+"""
+
+
 # ---------------------------------------------------------------- rows
 
 
@@ -829,7 +888,7 @@ class Bench:
 
     def targets(self) -> List[Target]:
         a = self.args
-        ports = free_ports(10)
+        ports = free_ports(12)
         rows = [
             Target(
                 "backend direct (nginx+wrk share core 1) = ceiling",
@@ -871,6 +930,16 @@ class Bench:
                         chain=True,
                     )
                 )
+            if a.traffic:
+                rows.append(
+                    self._tsproxy_target(
+                        "tsproxy, CPython" + TRAFFIC,
+                        a.tsproxy_python,
+                        ports[10],
+                        a.warmup,
+                        traffic=True,
+                    )
+                )
         pypy = self.pypy_python()
         if pypy:
             rows.append(self._tsproxy_target("tsproxy, PyPy", pypy, ports[3], a.pypy_warmup))
@@ -878,6 +947,12 @@ class Bench:
                 rows.append(
                     self._tsproxy_target(
                         "tsproxy, PyPy" + CHAINED, pypy, ports[9], a.pypy_warmup, chain=True
+                    )
+                )
+            if a.traffic:
+                rows.append(
+                    self._tsproxy_target(
+                        "tsproxy, PyPy" + TRAFFIC, pypy, ports[11], a.pypy_warmup, traffic=True
                     )
                 )
             if a.observability:
@@ -899,6 +974,7 @@ class Bench:
         warmup: int,
         internal: Optional[int] = None,
         chain: bool = False,
+        traffic: bool = False,
     ) -> Target:
         """A tsproxy row; with an ``internal`` port, metrics and the access log are on; with
         ``chain`` the load goes through the middleware chain (``--middlewares``)."""
@@ -910,6 +986,8 @@ class Bench:
         (conf / "app.yaml").write_text(tsproxy_app_yaml(self.v1_port, self.v2_port))
         if chain:
             (conf / "chain.yaml").write_text(tsproxy_chain_yaml())
+        if traffic:
+            (conf / "traffic.yaml").write_text(tsproxy_traffic_yaml())
         argv = ["taskset", "-c", PROXY_CORE, python, "-m", "twisted", "tsproxy", "-c", str(conf)]
         target = Target(
             setup,
@@ -924,6 +1002,8 @@ class Bench:
         )
         if chain:
             target.path, target.extra = CHAIN_PATH, CHAIN_CREDENTIALS
+        if traffic:
+            target.path = TRAFFIC_PATH
         return target
 
     def _peer_argv(self, target: Target) -> List[str]:
@@ -1378,6 +1458,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help="add tsproxy rows whose route has a chain of stripPrefix, headers, basicAuth "
         "(bcrypt user) and ipAllowList, and print their ratio to the plain route",
     )
+    p.add_argument(
+        "--traffic",
+        action="store_true",
+        help="add tsproxy rows whose route has retry, circuitBreaker and a rateLimit that never "
+        "limits the bench, and print their ratio to the plain route",
+    )
     p.add_argument("--json", type=Path, default=None, help="also save the results to this file")
     p.add_argument("--keep", action="store_true", help="keep the temporary run directory")
     args = p.parse_args(argv)
@@ -1485,6 +1571,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                     )
                 else:
                     print(f"middleware chain / plain route throughput ratio ({impl}): broken")
+            if r.setup.endswith(TRAFFIC):
+                base = next((b for b in rows if b.setup == r.setup[: -len(TRAFFIC)]), None)
+                impl = r.setup[len("tsproxy, ") : -len(TRAFFIC)]
+                if base and base.requests_per_s and r.requests_per_s:
+                    print(
+                        f"traffic chain / plain route throughput ratio ({impl}): "
+                        f"{r.requests_per_s / base.requests_per_s:.2f}"
+                    )
+                else:
+                    print(f"traffic chain / plain route throughput ratio ({impl}): broken")
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(
