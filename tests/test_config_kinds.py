@@ -20,6 +20,7 @@ from tsproxy.config.resources import (
     IngressRoute,
     IngressRouteUDP,
     Meta,
+    MiddlewareRef,
     Mirroring,
     MirrorRef,
     ObjectRef,
@@ -108,7 +109,11 @@ class GoodDocumentTests(SynchronousTestCase):
                             path="spec.routes[0]",
                             priority=10,
                             syntax="v2",
-                            middlewares=(ObjectRef("strip", "default"),),
+                            middlewares=(
+                                MiddlewareRef(
+                                    "strip", "default", 13, "spec.routes[0].middlewares[0]"
+                                ),
+                            ),
                             services=(
                                 ServiceRef(
                                     name="app-v1",
@@ -155,13 +160,7 @@ class GoodDocumentTests(SynchronousTestCase):
                 ),
             ),
         )
-        self.assertEqual(
-            notices,
-            [
-                "wrr.yaml:12: IngressRoute default/app: spec.routes[0].middlewares:"
-                " not applied yet (middlewares are handled by a later issue)",
-            ],
-        )
+        self.assertEqual(notices, [])
 
     def test_traefikServices(self) -> None:
         """Weighted and mirroring TraefikServices with their defaults."""
@@ -270,15 +269,11 @@ class GoodDocumentTests(SynchronousTestCase):
                 ServersTransport(
                     meta("ServersTransport", "noreuse", line=10),
                     TransportSettings(max_idle_conns_per_host=0),
+                    unsupported=("rootCAsSecrets",),
                 ),
             ),
         )
-        self.assertEqual(
-            notices,
-            [
-                "wrr.yaml:15: ServersTransport default/noreuse: spec.rootCAsSecrets: not supported yet, ignored"
-            ],
-        )
+        self.assertEqual(notices, [])
 
     def test_coreKinds(self) -> None:
         """Service, Endpoints (ready addresses only) and EndpointSlice (ready not false)."""
@@ -421,14 +416,6 @@ class GoodDocumentTests(SynchronousTestCase):
         kind: Deployment
         metadata: {name: app-v1}
         ---
-        apiVersion: traefik.io/v1alpha1
-        kind: Middleware
-        metadata: {name: strip, namespace: web}
-        ---
-        apiVersion: traefik.io/v1alpha1
-        kind: MiddlewareTCP
-        metadata: {name: db}
-        ---
         apiVersion: discovery.k8s.io/v1beta1
         kind: EndpointSlice
         metadata: {name: old}
@@ -442,10 +429,8 @@ class GoodDocumentTests(SynchronousTestCase):
             notices,
             [
                 "seed.yaml:1: skipping Deployment default/app-v1 (kind not handled)",
-                "seed.yaml:5: skipping Middleware web/strip (kind not handled)",
-                "seed.yaml:9: skipping MiddlewareTCP default/db (kind not handled)",
-                "seed.yaml:13: skipping EndpointSlice default/old (apiVersion discovery.k8s.io/v1beta1 not handled)",
-                "seed.yaml:17: skipping ConfigMap (kind not handled)",
+                "seed.yaml:5: skipping EndpointSlice default/old (apiVersion discovery.k8s.io/v1beta1 not handled)",
+                "seed.yaml:9: skipping ConfigMap (kind not handled)",
             ],
         )
 
@@ -465,6 +450,8 @@ class GoodDocumentTests(SynchronousTestCase):
                         "TLSStore",
                         "TraefikService",
                         "ServersTransport",
+                        "Middleware",
+                        "MiddlewareTCP",
                     )
                 ]
                 + [

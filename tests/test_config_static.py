@@ -400,3 +400,112 @@ class ObservabilitySectionTests(SynchronousTestCase):
                 self.assertIsNone(config)
                 self.assertIn(message, str(errors[0]))
                 self.assertTrue(str(errors[0]).startswith("tsproxy.yaml:"))
+
+
+class EntryPointHTTPTests(SynchronousTestCase):
+    """``http.middlewares``, ``http.redirections``, ``asDefault``, ``core``; options that
+    would change routing or security and are not implemented are errors, not notices."""
+
+    def test_table(self) -> None:
+        """(the web entrypoint's extra YAML, its (middlewares, redirection) or the error)."""
+        from tsproxy.config.static import REDIRECTION_PRIORITY, Redirection
+
+        head = "entryPoints:\n  web:\n    address: ':80'\n"
+        tail = "  websecure:\n    address: ':443'\n"
+        cases = [
+            ("    http: {middlewares: [a@kubernetescrd, b]}\n", (("a@kubernetescrd", "b"), None)),
+            (
+                "    http: {redirections: {entryPoint: {to: websecure}}}\n",
+                ((), Redirection("websecure", "https", True, REDIRECTION_PRIORITY)),
+            ),
+            (
+                "    http: {redirections: {entryPoint: {to: ':8443', scheme: http,"
+                " permanent: false, priority: 7}}}\n",
+                ((), Redirection(":8443", "http", False, 7)),
+            ),
+            (
+                "    http: {redirections: {entryPoint: {to: nowhere}}}\n",
+                "tsproxy.yaml:2: entrypoint web: http.redirections.entryPoint.to: entrypoint"
+                " nowhere not found",
+            ),
+            (
+                "    http: {redirections: {entryPoint: {to: ':0x'}}}\n",
+                "tsproxy.yaml:2: entrypoint web: http.redirections.entryPoint.to: ':0x' is not"
+                " a port",
+            ),
+            (
+                "    http: {redirections: {entryPoint: {}}}\n",
+                "tsproxy.yaml:4: entryPoints.web.http.redirections.entryPoint.to: is required",
+            ),
+            (
+                "    http: {middlewares: ['@file']}\n",
+                "tsproxy.yaml:4: entryPoints.web.http.middlewares[0]: must be a middleware name"
+                " (name@provider)",
+            ),
+            (
+                "    http: {tls: {}}\n",
+                "tsproxy.yaml:4: entryPoints.web.http.tls: default TLS for the entrypoint's"
+                " routers is not supported yet",
+            ),
+            ("    http: {sanitizePath: true, encodeQuerySemicolons: false}\n", ((), None)),
+            (
+                "    http: {sanitizePath: false}\n",
+                "tsproxy.yaml:4: entryPoints.web.http.sanitizePath: false is not supported"
+                " (paths are always sanitized)",
+            ),
+            (
+                "    http: {encodeQuerySemicolons: true}\n",
+                "tsproxy.yaml:4: entryPoints.web.http.encodeQuerySemicolons: true is not"
+                " supported yet",
+            ),
+        ]
+        for extra, expected in cases:
+            with self.subTest(extra=extra):
+                config, errors, _ = parse_static(head + extra + tail)
+                if isinstance(expected, str):
+                    self.assertEqual([str(e) for e in errors], [expected])
+                    continue
+                self.assertEqual(errors, ())
+                assert config is not None
+                web = config.entrypoint("web")
+                self.assertEqual((web.middlewares, web.redirection), expected)
+
+    def test_asDefault(self) -> None:
+        """Routers listing no entrypoint use the asDefault ones when any is marked."""
+        text = "entryPoints:\n  a: {address: ':1'}\n  b: {address: ':2', asDefault: true}\n"
+        config, errors, _ = parse_static(text)
+        assert config is not None
+        self.assertEqual(config.select((), "tcp", ""), (("b",), ()))
+        config, errors, _ = parse_static(text.replace(", asDefault: true", ""))
+        assert config is not None
+        self.assertEqual(config.select((), "tcp", ""), (("a", "b"), ()))
+
+    def test_core(self) -> None:
+        """core.defaultRuleSyntax v3 is what tsproxy does; v2 is an error."""
+        head = "entryPoints:\n  a: {address: ':1'}\ncore: {defaultRuleSyntax: %s}\n"
+        _, errors, _ = parse_static(head % "v3")
+        self.assertEqual(errors, ())
+        _, errors, _ = parse_static(head % "v2")
+        self.assertEqual(
+            [str(e) for e in errors], ["tsproxy.yaml:3: core.defaultRuleSyntax: must be one of: v3"]
+        )
+
+
+class InternalEntryPointMiddlewareTests(SynchronousTestCase):
+    """Entrypoint middlewares where api/ping/metrics are served would be skipped by them."""
+
+    def test_refused(self) -> None:
+        """http.middlewares on the entrypoint serving the API is an error (fail closed)."""
+        text = (
+            "entryPoints:\n  traefik:\n    address: ':8080'\n"
+            "    http: {middlewares: [auth@kubernetescrd]}\napi: {insecure: true}\n"
+        )
+        config, errors, _ = parse_static(text)
+        self.assertIsNone(config)
+        self.assertEqual(
+            [str(e) for e in errors],
+            [
+                "tsproxy.yaml:2: entrypoint traefik: http.middlewares: not supported yet on an"
+                " entrypoint serving api, dashboard"
+            ],
+        )

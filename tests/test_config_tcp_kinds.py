@@ -8,6 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.test_config_kinds import load, meta
 from tsproxy.config.resources import (
     IngressRouteTCP,
+    MiddlewareRef,
     ObjectRef,
     RouteTLS,
     Secret,
@@ -87,6 +88,11 @@ class IngressRouteTCPTests(SynchronousTestCase):
                                 path="spec.routes[0]",
                                 priority=12,
                                 syntax="v2",
+                                middlewares=(
+                                    MiddlewareRef(
+                                        "limit", "data", 11, "spec.routes[0].middlewares[0]"
+                                    ),
+                                ),
                                 services=(
                                     TCPServiceRef(
                                         name="pg",
@@ -149,12 +155,6 @@ class IngressRouteTCPTests(SynchronousTestCase):
             self.assertEqual(
                 notices,
                 [
-                    label.format(10) + "spec.routes[0].middlewares: TCP middlewares are not"
-                    " applied yet",
-                    label.format(25) + "spec.routes[0].services[1].tls: dialling the backend"
-                    " with TLS is not supported yet, ignored",
-                    label.format(26) + "spec.routes[0].services[1].serversTransport:"
-                    " ServersTransportTCP is not supported yet, ignored",
                     label.format(35) + "spec.tls.certResolver: ACME resolvers are not"
                     " supported; ignored",
                     label.format(40) + "spec.ingressClassName: not supported yet, ignored",

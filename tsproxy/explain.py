@@ -94,6 +94,8 @@ def explain(table: Any, entrypoint: str, req: HTTPRequestInfo, show_all: bool) -
         "from      %s:%s (%s)" % (source.file, source.line, source.resource),
         "rule      %s" % (chosen.rule,),
         "priority  %d" % (chosen.priority,),
-        "service   " + "\n          ".join(service_tree(chosen.service.definition)),
     ]
+    if chosen.chain:
+        out.append("steps     " + ", ".join(name for name, _ in chosen.chain))
+    out.append("service   " + "\n          ".join(service_tree(chosen.service.definition)))
     return 0, "\n".join(out)

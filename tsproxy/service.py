@@ -159,7 +159,7 @@ class ProxyService(Service):
         if loaded.static is None:
             raise StartupError("\n".join(str(e) for e in loaded.errors))
         apply_log_level(loaded.static.log_level)
-        result = review(loaded)
+        result = review(loaded, reactor=self.reactor)
         for error in result.errors:
             log.error("{error}", error=str(error))
         self._report_new(result)
@@ -231,7 +231,7 @@ class ProxyService(Service):
             self._static_seen = loaded.static
             for problem in change.restart:
                 log.warn("{problem}", problem=str(problem))
-        result = review(attrs.evolve(loaded, static=change.effective), self.table)
+        result = review(attrs.evolve(loaded, static=change.effective), self.table, self.reactor)
         if result.errors:
             return self._refuse(result.errors)
         try:

@@ -38,6 +38,7 @@ __all__ = [
     "entrypoints",
     "go_duration",
     "go_json",
+    "http_middlewares",
     "http_routers",
     "http_services",
     "not_found",
@@ -45,6 +46,7 @@ __all__ = [
     "qualified",
     "rawdata",
     "stats_document",
+    "tcp_middlewares",
     "tcp_routers",
     "tcp_services",
     "udp_routers",
@@ -175,11 +177,12 @@ def _router_info(router: Any, tcp: bool = False, warning: Any = None) -> Documen
     """The runtime RouterInfo of an HTTP or TCP router (dynamic config, error, status,
     using); with a ``warning``, the entrypoints as listed and status "warning"."""
     listed = router.entrypoints if warning is None else warning.entrypoints
-    info: Document = {
-        "entryPoints": list(listed),
-        "service": _service_reference(router.name, router.service.name),
-        "rule": router.rule,
-    }
+    info: Document = {"entryPoints": list(listed)}
+    middlewares = getattr(router, "middlewares", ())
+    if middlewares:
+        info["middlewares"] = list(middlewares)
+    info["service"] = _service_reference(router.name, router.service.name)
+    info["rule"] = router.rule
     syntax = getattr(router, "syntax", "v3")
     if syntax and syntax != "v3":
         info["ruleSyntax"] = syntax
@@ -209,6 +212,8 @@ def _failed_router_info(failed: Any) -> Document:
     """The RouterInfo of a route that failed to build: what it asked for, its errors and
     status "disabled"."""
     info: Document = {"entryPoints": list(failed.entrypoints)}
+    if failed.middlewares:
+        info["middlewares"] = list(failed.middlewares)
     if failed.service:
         info["service"] = _service_reference(failed.name, failed.service)
     if failed.protocol != "udp":
@@ -584,6 +589,53 @@ def entrypoints(static: StaticConfig) -> Dict[str, Document]:
     return {entrypoint.name: _entrypoint(entrypoint) for entrypoint in static.entrypoints}
 
 
+def _middleware_infos(table: Any, tcp: bool) -> Dict[str, Document]:
+    """Qualified name -> Traefik's MiddlewareInfo: the kind's section under its key, errors,
+    status, the routers using it."""
+    infos: Dict[str, Document] = {}
+    for middleware in getattr(table, "middlewares", ()):
+        if middleware.tcp != tcp:
+            continue
+        info: Document = {}
+        if middleware.kind:
+            info[middleware.kind] = middleware.config if middleware.config is not None else {}
+        _status(info, DISABLED if middleware.errors else ENABLED, middleware.errors)
+        if middleware.used_by:
+            info["usedBy"] = list(middleware.used_by)
+        infos[middleware.name] = info
+    return infos
+
+
+def _middlewares(table: Any, tcp: bool) -> Dict[str, Document]:
+    """Every middleware of ``table`` (HTTP, or TCP with ``tcp``) as the API lists them."""
+    listed: Dict[str, Document] = {}
+    for name, info in _middleware_infos(table, tcp).items():
+        entry = dict(info)
+        entry["name"] = name
+        entry["provider"] = name.rsplit("@", 1)[1] if "@" in name else PROVIDER
+        kinds = [key for key in info if key not in ("error", "status", "usedBy")]
+        entry["type"] = kinds[0].lower() if kinds else ""
+        listed[name] = entry
+    return listed
+
+
+def http_middlewares(table: Any) -> Dict[str, Document]:
+    """Every HTTP middleware, by qualified name, as ``/api/http/middlewares`` lists them."""
+    return _middlewares(table, False)
+
+
+def tcp_middlewares(table: Any) -> Dict[str, Document]:
+    """Every TCP middleware, by qualified name, as ``/api/tcp/middlewares`` lists them."""
+    return _middlewares(table, True)
+
+
+_MIDDLEWARE_SORTS: Sorts = {
+    "type": lambda item: item.get("type", ""),
+    "provider": lambda item: item["provider"],
+    "status": lambda item: item.get("status", ""),
+}
+
+
 def _section(items: Mapping[str, Document]) -> Document:
     statuses = [item.get("status") for item in items.values()]
     return {
@@ -600,12 +652,12 @@ def overview(table: Any) -> Document:
         "http": {
             "routers": _section(http_routers(table)),
             "services": _section(http_services(table)),
-            "middlewares": _section({}),
+            "middlewares": _section(http_middlewares(table)),
         },
         "tcp": {
             "routers": _section(tcp_routers(table)),
             "services": _section(tcp_services(table)),
-            "middlewares": _section({}),
+            "middlewares": _section(tcp_middlewares(table)),
         },
         "udp": {
             "routers": _section(udp_routers(table)),
@@ -632,8 +684,10 @@ def rawdata(table: Any) -> Document:
     udp_services_ = {n: info for n, (_, info) in _udp_services(table).items()}
     for key, items in (
         ("routers", routers),
+        ("middlewares", _middleware_infos(table, False)),
         ("services", services),
         ("tcpRouters", tcp_routers_),
+        ("tcpMiddlewares", _middleware_infos(table, True)),
         ("tcpServices", tcp_services_),
         ("udpRouters", udp_routers_),
         ("udpServices", udp_services_),
@@ -883,10 +937,6 @@ class _Kind:
         return _json(item)
 
 
-def _none(table: Any) -> Dict[str, Document]:
-    return {}
-
-
 _KINDS: Dict[str, _Kind] = {
     "entrypoints": _Kind(
         lambda t: entrypoints(t.static), "entry point", "entryPointID", None, None
@@ -897,7 +947,9 @@ _KINDS: Dict[str, _Kind] = {
     "http/services": _Kind(
         http_services, "service", "serviceID", _keep_named, lambda t: _SERVICE_SORTS
     ),
-    "http/middlewares": _Kind(_none, "middleware", "middlewareID", _keep_named, lambda t: {}),
+    "http/middlewares": _Kind(
+        http_middlewares, "middleware", "middlewareID", _keep_named, lambda t: _MIDDLEWARE_SORTS
+    ),
     "tcp/routers": _Kind(
         tcp_routers,
         "router",
@@ -908,7 +960,9 @@ _KINDS: Dict[str, _Kind] = {
     "tcp/services": _Kind(
         tcp_services, "service", "serviceID", _keep_named, lambda t: _SERVICE_SORTS
     ),
-    "tcp/middlewares": _Kind(_none, "middleware", "middlewareID", _keep_named, lambda t: {}),
+    "tcp/middlewares": _Kind(
+        tcp_middlewares, "middleware", "middlewareID", _keep_named, lambda t: _MIDDLEWARE_SORTS
+    ),
     "udp/routers": _Kind(
         udp_routers, "router", "routerID", _keep_udp_router, lambda t: _router_sorts(t, "udp")
     ),

@@ -27,6 +27,9 @@ from tsproxy.config.resources import (
     IngressRouteTCP,
     IngressRouteUDP,
     Meta,
+    Middleware,
+    MiddlewareRef,
+    MiddlewareTCP,
     Mirroring,
     MirrorRef,
     Node,
@@ -51,7 +54,8 @@ from tsproxy.config.resources import (
     Weighted,
 )
 from tsproxy.config.schema import FieldError, Fields
-from tsproxy.config.yamlio import Document, YAMLMap
+from tsproxy.config.yamlio import Document, YAMLList, YAMLMap
+from tsproxy.middlewares import registry
 
 __all__ = ["PARSERS", "ParsedDocument", "parse_document"]
 
@@ -65,7 +69,6 @@ _REF_IGNORED = {
     name: _NOT_YET
     for name in (
         "responseForwarding",
-        "middlewares",
     )
 }
 
@@ -200,6 +203,7 @@ def _service_ref(fields: Fields, parent_namespace: str) -> ServiceRef:
         health_check=health_check,
         passive_health_check=passive,
         **_lb_modes(fields),
+        middlewares=middleware_refs(fields, parent_namespace),
     )
 
 
@@ -228,6 +232,18 @@ def _object_ref(fields: Fields, namespace: str) -> ObjectRef:
     return ref
 
 
+def middleware_refs(fields: Fields, namespace: str) -> tuple[MiddlewareRef, ...]:
+    """``middlewares: [{name, namespace}]`` of a route, a service or a chain."""
+    refs = []
+    for item in fields.mappings("middlewares"):
+        name = item.string("name", required=True)
+        refs.append(
+            MiddlewareRef(name, item.string("namespace") or namespace, item.line, item.path)
+        )
+        item.done()
+    return tuple(refs)
+
+
 def _route_tls(fields: Fields, namespace: str, tcp: bool = False) -> RouteTLS:
     passthrough = fields.boolean("passthrough", False) if tcp else False
     options = fields.mapping("options")
@@ -251,9 +267,7 @@ def _route_tls(fields: Fields, namespace: str, tcp: bool = False) -> RouteTLS:
 def _http_route(fields: Fields, namespace: str) -> HTTPRoute:
     match = fields.string("match", required=True)
     fields.string("kind", choices=("", "Rule"))
-    middlewares = tuple(_object_ref(item, namespace) for item in fields.mappings("middlewares"))
-    if middlewares:
-        fields.note("middlewares", "not applied yet (middlewares are handled by a later issue)")
+    middlewares = middleware_refs(fields, namespace)
     route = HTTPRoute(
         match=match,
         line=fields.line,
@@ -281,7 +295,11 @@ def parse_ingress_route(root: Fields, meta: Meta) -> IngressRoute:
     tls = None if tls_fields is None else _route_tls(tls_fields, meta.namespace)
     if tls is not None and tls.cert_resolver:
         tls_fields.note("certResolver", "ACME resolvers are not supported; ignored")  # type: ignore[union-attr]
-    spec.done({"parentRefs": _NOT_YET, "ingressClassName": _NOT_YET})
+    if spec.has("parentRefs"):
+        # A child route is only reachable through its parent (and the parent's middlewares):
+        # served on its own it would skip them.
+        raise spec.fail("parentRefs", "multi-layer routing is not supported yet")
+    spec.done({"ingressClassName": _NOT_YET})
     return IngressRoute(meta=meta, routes=routes, entry_points=entry_points, tls=tls)
 
 
@@ -312,18 +330,14 @@ def _tcp_service_ref(fields: Fields, namespace: str) -> TCPServiceRef:
         servers_transport=fields.string("serversTransport"),
         **_lb_modes(fields),
     )
-    if ref.tls:
-        fields.note("tls", "dialling the backend with TLS is not supported yet, ignored")
-    if ref.servers_transport:
-        fields.note("serversTransport", "ServersTransportTCP is not supported yet, ignored")
+    # tls and serversTransport are kept: the route using them is disabled at build time
+    # (dialling backends with TLS is not implemented for TCP), never served without them.
     fields.done()
     return ref
 
 
 def _tcp_route(fields: Fields, namespace: str) -> TCPRoute:
     match = fields.string("match", required=True)
-    if fields.items("middlewares"):
-        fields.note("middlewares", "TCP middlewares are not applied yet")
     route = TCPRoute(
         match=match,
         line=fields.line,
@@ -331,6 +345,7 @@ def _tcp_route(fields: Fields, namespace: str) -> TCPRoute:
         services=tuple(_tcp_service_ref(item, namespace) for item in fields.mappings("services")),
         priority=fields.integer("priority", 0, maximum=_MAX_PRIORITY),
         syntax=fields.string("syntax", choices=("", "v2", "v3")),
+        middlewares=middleware_refs(fields, namespace),
     )
     fields.done()
     return route
@@ -527,11 +542,32 @@ def parse_traefik_service(root: Fields, meta: Meta) -> TraefikService:
 
 
 def parse_servers_transport(root: Fields, meta: Meta) -> ServersTransport:
-    return ServersTransport(meta, read_transport(_spec(root)))
+    """A ServersTransport; its TLS fields are kept by name (``unsupported``) so that the
+    services using it are disabled rather than served without them."""
+    spec = _spec(root)
+    unsupported = tuple(name for name in _TRANSPORT_TLS_FIELDS if spec.has(name))
+    return ServersTransport(meta, read_transport(spec, tls_fields_allowed=True), unsupported)
 
 
-def read_transport(spec: Fields) -> TransportSettings:
-    """The fields of a ServersTransport spec (or a file provider's serversTransports entry)."""
+#: ServersTransport fields about TLS towards the servers, which tsproxy does not implement.
+_TRANSPORT_TLS_FIELDS = (
+    "rootCAsSecrets",
+    "rootCAs",
+    "certificatesSecrets",
+    "peerCertURI",
+    "peerCertSANs",
+    "spiffe",
+    "cipherSuites",
+    "minVersion",
+    "maxVersion",
+)
+
+
+def read_transport(spec: Fields, tls_fields_allowed: bool = False) -> TransportSettings:
+    """The fields of a ServersTransport spec (or a file provider's serversTransports entry).
+
+    TLS fields are refused with a located error unless ``tls_fields_allowed`` (the caller
+    then disables what uses the transport): they change what reaches a server."""
     timeouts = spec.mapping("forwardingTimeouts")
     dial, header, idle = 30.0, 0.0, 90.0
     if timeouts is not None:
@@ -549,18 +585,11 @@ def read_transport(spec: Fields) -> TransportSettings:
         insecure_skip_verify=spec.boolean("insecureSkipVerify", False),
         server_name=spec.string("serverName"),
     )
-    tls_fields = (
-        "rootCAsSecrets",
-        "rootCAs",
-        "certificatesSecrets",
-        "peerCertURI",
-        "peerCertSANs",
-        "spiffe",
-        "cipherSuites",
-        "minVersion",
-        "maxVersion",
-    )
-    spec.done({name: _NOT_YET for name in tls_fields})
+    if not tls_fields_allowed:
+        for name in _TRANSPORT_TLS_FIELDS:
+            if spec.has(name):
+                raise spec.fail(name, "TLS towards the servers is not supported yet")
+    spec.done(_TRANSPORT_TLS_FIELDS)
     return settings
 
 
@@ -635,8 +664,105 @@ def parse_endpoint_slice(root: Fields, meta: Meta) -> EndpointSlice:
     )
 
 
+#: Every middleware kind of Traefik's Middleware and MiddlewareTCP CRDs, implemented or not.
+HTTP_MIDDLEWARE_KINDS = (
+    "addPrefix",
+    "basicAuth",
+    "buffering",
+    "chain",
+    "circuitBreaker",
+    "compress",
+    "contentType",
+    "digestAuth",
+    "errors",
+    "forwardAuth",
+    "grpcWeb",
+    "headers",
+    "inFlightReq",
+    "ipAllowList",
+    "ipWhiteList",
+    "passTLSClientCert",
+    "plugin",
+    "rateLimit",
+    "redirectRegex",
+    "redirectScheme",
+    "replacePath",
+    "replacePathRegex",
+    "retry",
+    "stripPrefix",
+    "stripPrefixRegex",
+)
+TCP_MIDDLEWARE_KINDS = ("inFlightConn", "ipAllowList", "ipWhiteList")
+
+
+def plain(value: object) -> object:
+    """A YAML value as plain dicts, lists and scalars (for the API)."""
+    if isinstance(value, YAMLMap):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, YAMLList):
+        return [plain(item) for item in value]
+    return value
+
+
+def _chain_spec(fields: Fields, namespace: str) -> tuple[MiddlewareRef, ...]:
+    refs = middleware_refs(fields, namespace)
+    fields.done()
+    return refs
+
+
+def _parse_any_middleware(root: Fields, meta: Meta, tcp: bool) -> Middleware:
+    """The one kind a Middleware's spec names, parsed by that kind's reader; a problem with
+    the kind or its section makes a failed Middleware (located), not a document error."""
+    spec = _spec(root)
+    made = MiddlewareTCP if tcp else Middleware
+    known = TCP_MIDDLEWARE_KINDS if tcp else HTTP_MIDDLEWARE_KINDS
+    named = [key for key in spec.data if isinstance(key, str) and key]
+    if len(named) != len(spec.data):
+        spec.done()  # a key that is not text: the usual "unknown field"
+    if len(named) != 1:
+        message = (
+            "names no middleware kind"
+            if not named
+            else "names several kinds (%s): a middleware has exactly one, declare one"
+            " middleware per kind" % ", ".join(named)
+        )
+        return made(meta, "", error=f"spec: {message}", line=spec.named_at)
+    kind = named[0]
+    line = spec.line_of(kind)
+    config = plain(spec.data[kind])
+    implemented = registry.tcp_kinds() if tcp else registry.http_kinds()
+    if kind not in known and kind not in implemented:
+        return made(meta, kind, None, config, f"spec.{kind}: unknown middleware kind", line)
+    if kind == "chain" and not tcp:
+        parse = lambda fields: _chain_spec(fields, meta.namespace)  # noqa: E731
+    elif kind in implemented:
+        parse = implemented[kind].parse
+    else:
+        message = f"spec.{kind}: the {kind} middleware is not implemented by tsproxy"
+        return made(meta, kind, None, config, message, line)
+    try:
+        fields = spec.mapping(kind)
+        if fields is None:  # ``headers:`` written empty: an empty section
+            empty = YAMLMap()
+            empty.line, empty.key_lines = line, {}
+            fields = Fields(empty, spec.path_of(kind), spec.notices, line)
+        parsed = parse(fields)
+    except FieldError as exc:
+        return made(meta, kind, None, config, str(exc), exc.line)
+    except Exception as exc:  # a kind's reader failing is this middleware's problem only
+        return made(meta, kind, None, config, f"spec.{kind}: cannot be read: {exc}", line)
+    return made(meta, kind, parsed, config, "", line)
+
+
+def parse_middleware(root: Fields, meta: Meta) -> Middleware:
+    return _parse_any_middleware(root, meta, tcp=False)
+
+
+def parse_middleware_tcp(root: Fields, meta: Meta) -> Middleware:
+    return _parse_any_middleware(root, meta, tcp=True)
+
+
 TRAEFIK_GROUPS = ("traefik.io/v1alpha1", "traefik.containo.us/v1alpha1")
-# The kinds read now. Middleware and MiddlewareTCP get their rows here when they are read.
 PARSERS: dict[tuple[str, str], Parser] = {
     **{(group, "IngressRoute"): parse_ingress_route for group in TRAEFIK_GROUPS},
     **{(group, "IngressRouteTCP"): parse_ingress_route_tcp for group in TRAEFIK_GROUPS},
@@ -650,6 +776,8 @@ PARSERS: dict[tuple[str, str], Parser] = {
     ("v1", "Node"): parse_node,
     ("v1", "Endpoints"): parse_endpoints,
     ("discovery.k8s.io/v1", "EndpointSlice"): parse_endpoint_slice,
+    **{(group, "Middleware"): parse_middleware for group in TRAEFIK_GROUPS},
+    **{(group, "MiddlewareTCP"): parse_middleware_tcp for group in TRAEFIK_GROUPS},
 }
 _HANDLED_KINDS = {kind for _, kind in PARSERS}
 

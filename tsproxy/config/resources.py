@@ -33,7 +33,9 @@ __all__ = [
     "TLSOption",
     "TLSStore",
     "Meta",
+    "Middleware",
     "MiddlewareRef",
+    "MiddlewareTCP",
     "MirrorRef",
     "Mirroring",
     "Node",
@@ -104,6 +106,8 @@ class ServiceRef:
     node_port_lb: bool = False
     #: The reference names a namespace other than its resource's (allowCrossNamespace).
     cross_namespace: bool = False
+    #: Middlewares in front of this service (Traefik's LoadBalancerSpec.middlewares).
+    middlewares: tuple[MiddlewareRef, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -126,7 +130,16 @@ class ObjectRef:
     namespace: str
 
 
-MiddlewareRef = ObjectRef
+@attrs.frozen
+class MiddlewareRef:
+    """A reference to a Middleware (or MiddlewareTCP): ``{name, namespace}`` with the
+    namespace defaulted to the referencing object's, or ``name@provider`` in ``name`` (then
+    ``namespace`` is ignored, as Traefik ignores it); ``line``/``path`` locate it."""
+
+    name: str
+    namespace: str
+    line: int = 0
+    path: str = ""
 
 
 @attrs.frozen
@@ -208,6 +221,7 @@ class TCPRoute:
     services: tuple[TCPServiceRef, ...] = ()
     priority: int = 0
     syntax: str = ""
+    middlewares: tuple[MiddlewareRef, ...] = ()
 
 
 @attrs.frozen
@@ -357,6 +371,9 @@ class ServersTransport:
 
     meta: Meta
     settings: TransportSettings = TransportSettings()
+    #: TLS settings it has that tsproxy cannot honour (they would make backend TLS weaker
+    #: if ignored): a service using this transport is disabled.
+    unsupported: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -427,6 +444,30 @@ class EndpointSlice:
     address_type: str = "IPv4"
 
 
+@attrs.frozen
+class Middleware:
+    """A Middleware or MiddlewareTCP: the one kind its spec names (``kind``, Traefik's key
+    such as ``stripPrefix``), the spec that kind's parser made, and the section as written
+    (``config``, plain values, for the API).
+
+    ``error`` is not empty when the middleware cannot be used (no kind, an unimplemented
+    kind, a section that does not parse): it is still a resource, listed with its error,
+    and every router naming it is disabled. ``line`` locates the error.
+    """
+
+    meta: Meta
+    kind: str
+    spec: object = None
+    config: object = None
+    error: str = ""
+    line: int = 0
+
+
+@attrs.frozen
+class MiddlewareTCP(Middleware):
+    """A MiddlewareTCP (same shape as Middleware, its own kinds)."""
+
+
 Resource = Union[
     IngressRoute,
     IngressRouteTCP,
@@ -440,4 +481,5 @@ Resource = Union[
     Endpoints,
     EndpointSlice,
     Node,
+    Middleware,
 ]

@@ -34,7 +34,6 @@ _IGNORED_SECTIONS = {
         "certificatesResolvers",
         "experimental",
         "tracing",
-        "core",
         "hostResolver",
         "spiffe",
         "hub",
@@ -44,12 +43,10 @@ _IGNORED_SECTIONS = {
 _IGNORED_ENTRYPOINT_FIELDS = {
     name: _NOT_YET
     for name in (
-        "http",
         "http2",
         "http3",
         "proxyProtocol",
         "reusePort",
-        "asDefault",
         "allowACMEByPass",
         "observability",
     )
@@ -62,6 +59,21 @@ INTERNAL_ENTRYPOINT = "traefik"
 INTERNAL_DEFAULT_PORT = 8080
 DEFAULT_BUCKETS = (0.1, 0.3, 1.2, 5.0)
 _LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "PANIC")
+
+
+#: Traefik's default priority of a redirection router: MaxInt - 1.
+REDIRECTION_PRIORITY = 2**63 - 2
+
+
+@attrs.frozen
+class Redirection:
+    """``http.redirections.entryPoint``: every request on the entrypoint is redirected to
+    ``scheme`` on entrypoint ``to`` (a name, or ``:port``)."""
+
+    to: str
+    scheme: str = "https"
+    permanent: bool = True
+    priority: int = REDIRECTION_PRIORITY
 
 
 @attrs.frozen
@@ -85,6 +97,11 @@ class EntryPoint:
     udp_timeout: float = 3.0
     udp_max_sessions: int = DEFAULT_UDP_MAX_SESSIONS
     location: Location = Location(STATIC_FILE, 1)
+    #: ``http.middlewares``: run before every router's own, on this entrypoint only.
+    middlewares: tuple[str, ...] = ()
+    redirection: Redirection | None = None
+    #: ``asDefault``: routers that list no entrypoint use the asDefault ones, when any is.
+    as_default: bool = False
 
 
 @attrs.frozen
@@ -181,7 +198,9 @@ class StaticConfig:
         message for each name that is unknown or speaks the other protocol (``wrong``, with
         ``{name}`` in it)."""
         if not names:
-            return tuple(e.name for e in self.entrypoints if e.protocol == protocol), ()
+            mine = [e for e in self.entrypoints if e.protocol == protocol]
+            defaults = [e for e in mine if e.as_default]
+            return tuple(e.name for e in (defaults or mine)), ()
         kept, problems = [], []
         for name in names:
             try:
@@ -221,6 +240,49 @@ def _is_ip(text: str, version: int) -> bool:
         return ipaddress.ip_address(text).version == version
     except ValueError:
         return False
+
+
+# http.* options of an entrypoint that do not change what reaches a backend.
+_HTTP_NOTICES = {"maxHeaderBytes": _NOT_YET}
+
+
+def _parse_entrypoint_http(fields: Fields) -> tuple[tuple[str, ...], Redirection | None]:
+    """``http.middlewares`` and ``http.redirections``; the options that would change how
+    requests are routed or secured and are not implemented are errors, not notices."""
+    middlewares = fields.strings("middlewares")
+    for index, name in enumerate(middlewares):
+        if not name or name.endswith("@") or name.startswith("@"):
+            raise FieldError(
+                fields.line_of("middlewares"),
+                f"{fields.path_of('middlewares')}[{index}]",
+                "must be a middleware name (name@provider)",
+            )
+    redirection = None
+    redirections = fields.mapping("redirections")
+    if redirections is not None:
+        target = redirections.mapping("entryPoint", required=True)
+        assert target is not None
+        redirection = Redirection(
+            to=target.string("to", required=True),
+            scheme=target.string("scheme", "https") or "https",
+            permanent=target.boolean("permanent", True),
+            priority=target.integer("priority", REDIRECTION_PRIORITY, minimum=1),
+        )
+        target.done()
+        redirections.done()
+    for unsupported, why in (
+        ("tls", "default TLS for the entrypoint's routers is not supported yet"),
+        ("encodedCharacters", "is not supported yet"),
+    ):
+        if fields.has(unsupported):
+            raise fields.fail(unsupported, why)
+    # What tsproxy always does is accepted; the other choice would change routing.
+    if not fields.boolean("sanitizePath", True):
+        raise fields.fail("sanitizePath", "false is not supported (paths are always sanitized)")
+    if fields.boolean("encodeQuerySemicolons", False):
+        raise fields.fail("encodeQuerySemicolons", "true is not supported yet")
+    fields.done(_HTTP_NOTICES)
+    return middlewares, redirection
 
 
 def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoint:
@@ -267,6 +329,12 @@ def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoi
             raise udp.fail("timeout", "must be above 0 (as in Traefik)")
         udp_max_sessions = udp.integer("maxSessions", udp_max_sessions, minimum=1)
         udp.done()
+    middlewares: tuple[str, ...] = ()
+    redirection = None
+    http = fields.mapping("http")
+    if http is not None:
+        middlewares, redirection = _parse_entrypoint_http(http)
+    as_default = fields.boolean("asDefault", False)
     fields.done(_IGNORED_ENTRYPOINT_FIELDS)
     return EntryPoint(
         name=name,
@@ -282,6 +350,9 @@ def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoi
         udp_timeout=udp_timeout,
         udp_max_sessions=udp_max_sessions,
         location=location,
+        middlewares=middlewares,
+        redirection=redirection,
+        as_default=as_default,
     )
 
 
@@ -466,6 +537,11 @@ def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> S
             sections["providers"] = parse_providers(root, file)
         except FieldError as exc:
             errors.append(ConfigError(file, exc.line, "", str(exc)))
+        core = root.mapping("core")
+        if core is not None:
+            # v2 would read every rule without a syntax of its own differently.
+            core.string("defaultRuleSyntax", "v3", choices=("v3",))
+            core.done()
         for key, parse in (
             ("api", _parse_api),
             ("ping", _parse_ping),
@@ -480,6 +556,7 @@ def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> S
     except FieldError as exc:
         errors.append(ConfigError(file, exc.line, "", str(exc)))
     errors.extend(_duplicate_listeners(entrypoints))
+    errors.extend(_redirection_targets(entrypoints))
     located = tuple(f"{file}:{line}: {text}" for line, text in notices)
     if errors:
         return None, tuple(errors), located
@@ -490,9 +567,42 @@ def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> S
         **sections,  # type: ignore[arg-type]
     )
     config, internal_errors = _with_internal_entrypoint(config, file, document.line)
+    for name in config.internal_entrypoints():
+        try:
+            entrypoint = config.entrypoint(name)
+        except KeyError:
+            continue  # reported above
+        if entrypoint.middlewares:
+            # Traefik runs them in front of api/dashboard/ping/metrics too; serving those
+            # without them (a basicAuth in front of the dashboard, say) would fail open.
+            message = (
+                "http.middlewares: not supported yet on an entrypoint serving"
+                f" {', '.join(config.internal_entrypoints()[name])}"
+            )
+            internal_errors.append(entrypoint.location.error(message))
     if internal_errors:
         return None, tuple(internal_errors), located
     return config, (), located
+
+
+def _redirection_targets(entrypoints: list[EntryPoint]) -> list[ConfigError]:
+    """A redirection must name a TCP entrypoint or ``:port``: Traefik would log the problem
+    and serve the entrypoint unredirected, which is not what the file asks for."""
+    protocols = {entrypoint.name: entrypoint.protocol for entrypoint in entrypoints}
+    errors = []
+    for entrypoint in entrypoints:
+        redirection = entrypoint.redirection
+        if redirection is None:
+            continue
+        to = redirection.to
+        where = "http.redirections.entryPoint.to"
+        if to.startswith(":"):
+            if not to[1:].isdigit() or not 0 < int(to[1:]) < 65536:
+                errors.append(entrypoint.location.error(f"{where}: {to!r} is not a port"))
+        elif protocols.get(to) != "tcp":
+            problem = "not found" if to not in protocols else "not a TCP entrypoint"
+            errors.append(entrypoint.location.error(f"{where}: entrypoint {to} {problem}"))
+    return errors
 
 
 def _duplicate_listeners(entrypoints: list[EntryPoint]) -> list[ConfigError]:

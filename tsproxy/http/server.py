@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional, Tuple
 
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -28,6 +29,15 @@ from tsproxy.http.headers import (
     informational_head,
     set_cookie_headers,
     switching_protocols_head,
+)
+from tsproxy.http.pipeline import (
+    answer_bytes,
+    client_certs_of,
+    forwarded_head,
+    hooked_head,
+    local_answer,
+    make_request,
+    run_chain,
 )
 from tsproxy.http.wire import (
     LAST_CHUNK,
@@ -109,6 +119,10 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.origin_head: Optional[ResponseHead] = None
         self.req_bytes = 0
         self.resp_bytes = 0
+        # The middlewares' view of the request (None: the router has none), and a step's
+        # answer still to come.
+        self.mw_request: Any = None
+        self.mw_pending: Optional[Deferred[Any]] = None
 
     # -- connection lifecycle -------------------------------------------------------------
 
@@ -139,6 +153,8 @@ class HTTPServerConnection(Relaying, BackendListener):
         if self.pending is not None:
             self.pending.cancel()
             self.pending = None
+        if self.mw_pending is not None:
+            self.mw_pending.cancel()
         backend, self.backend = self.backend, None
         if backend is not None:
             self.set_peer(None)
@@ -306,10 +322,87 @@ class HTTPServerConnection(Relaying, BackendListener):
         if router is None:
             self._local_response(404)
             return
-        if isinstance(router.service, InternalService):
-            self._answer_routed_internal(router.service, req)
+        if router.chain:
+            self._run_middlewares(router.chain, req, info)
             return
-        pick = self.pick = resolve(router.service, info)
+        self._forward(req, info)
+
+    def _run_middlewares(
+        self, chain: Any, req: RequestHead, info: HTTPRequestInfo, picked: bool = False
+    ) -> None:
+        """Run the router's steps, or (``picked``) those of the weighted children picked
+        (tsproxy/http/pipeline.py). While a step answers later, what the client sends is
+        buffered up to PIPELINE_LIMIT (then reading pauses), so a client that leaves is
+        noticed and cancels the step."""
+        request = self.mw_request
+        if request is None:
+            certs = client_certs_of(self.transport) if self.factory.tls else tuple
+            request = self.mw_request = make_request(req, self.peer_ip, self.factory.tls, certs)
+        result = run_chain(chain, request)
+        if isinstance(result, Deferred):
+            self.mw_pending = result
+            result.addCallback(self._middlewares_done, req, info, picked)
+            result.addErrback(_client_left)
+            return
+        self._middlewares_done(result, req, info, picked)
+
+    def _middlewares_done(
+        self, result: Any, req: RequestHead, info: HTTPRequestInfo, picked: bool
+    ) -> None:
+        self.mw_pending = None
+        if self.state != ACTIVE:
+            return
+        if result is not None:
+            self._answer(result)
+            return
+        out = forwarded_head(req, self.mw_request)
+        if picked:
+            self._send(out)
+        else:
+            self._forward(out, info)
+        if self.state == ACTIVE and self.gate is not None:
+            # What was buffered meanwhile is the body's start (handed on now) or pipelined
+            # requests: read again (PIPELINE_LIMIT pauses it anew if need be).
+            self.gate.resume("pipeline")
+
+    def _answer(self, answer: Any) -> None:
+        """Send a step's answer (or a local one through the steps' response hooks)."""
+        if not self.req_body_done:
+            # The unread request body would be taken for the next request: close instead.
+            self.keep_alive = False
+        req = self.req
+        assert req is not None
+        status, data, size = answer_bytes(
+            answer,
+            self.mw_request,
+            self.keep_alive,
+            req.method == b"HEAD",
+            req.version == b"HTTP/1.0",
+        )
+        self.transport.write(data)
+        self.resp_started = True
+        if self.t0 is not None:
+            self.resp_bytes = size
+            self._report(status)
+        self._complete()
+
+    def _forward(self, req: RequestHead, info: HTTPRequestInfo) -> None:
+        """Send ``req`` (as the steps left it) on to the router's service."""
+        service = self.router.service
+        if isinstance(service, InternalService):
+            self._answer_routed_internal(service, req)
+            return
+        pick = self.pick = resolve(service, info)
+        if pick.steps:
+            self._run_middlewares(pick.steps, req, info, picked=True)
+            return
+        self._send(req)
+
+    def _send(self, req: RequestHead) -> None:
+        """Send ``req`` to the server picked."""
+        factory = self.factory
+        pick = self.pick
+        assert pick is not None
         if pick.server is None:
             self._local_response(503)
             return
@@ -473,6 +566,9 @@ class HTTPServerConnection(Relaying, BackendListener):
 
     def _local_response(self, status: int) -> None:
         """Answer from the proxy itself (404, 503, 502, 504)."""
+        if self.mw_request is not None and self.mw_request.response_hooks:
+            self._answer(local_answer(status))
+            return
         if not self.req_body_done:
             # The unread request body would be taken for the next request: close instead.
             self.keep_alive = False
@@ -548,6 +644,8 @@ class HTTPServerConnection(Relaying, BackendListener):
                 backend.transport.write(data)
             backend.start_tunnel(rest)
             return
+        if self.mw_request is not None and self.mw_request.response_hooks:
+            head = self.origin_head = hooked_head(head, self.mw_request)
         http10 = req.version == b"HTTP/1.0"
         framing = head.framing
         if framing in ("none", "length"):
@@ -707,6 +805,12 @@ class HTTPServerConnection(Relaying, BackendListener):
             url=server.url if server is not None else "?",
             reason=reason,
         )
+
+
+def _client_left(failure: Failure) -> None:
+    """A step's answer was cancelled because its client left; anything else is a bug."""
+    if not failure.check(CancelledError):
+        log.failure("serving a middleware's result failed", failure)
 
 
 def _body_length(response: bytes) -> int:

@@ -29,8 +29,8 @@ from prometheus_client.core import (
     Metric,
 )
 
-from tsproxy.observe.counts import DashboardCounts
 from tsproxy import providers
+from tsproxy.observe.counts import DashboardCounts
 from tsproxy.observe.record import grpc_code, method_label, request_protocol
 
 if TYPE_CHECKING:

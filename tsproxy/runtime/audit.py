@@ -6,7 +6,7 @@ Shared by `tsproxy check` and by the running proxy's reloads. Pure: no Twisted, 
 
 from __future__ import annotations
 
-from typing import Dict, Hashable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple, Union
 
 import attrs
 
@@ -47,10 +47,13 @@ class Review:
     notices: Tuple[str, ...]
 
 
-def review(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -> Review:
+def review(
+    loaded: LoadedConfig, previous: Optional[RoutingTable] = None, reactor: Any = None
+) -> Review:
     """Build ``loaded`` (keeping the nodes of ``previous`` whose definition is unchanged) and
-    run the cross-resource checks on the result."""
-    built = build_table(loaded, previous)
+    run the cross-resource checks on the result; ``reactor`` is handed to middleware steps
+    that keep time or talk to servers."""
+    built = build_table(loaded, previous, reactor)
     errors = list(loaded.errors) + list(built.errors)
     warnings = list(built.warnings)
     if loaded.static is not None:

@@ -21,11 +21,13 @@ from tsproxy.config.resources import (
     IngressRoute,
     IngressRouteTCP,
     IngressRouteUDP,
+    MiddlewareRef,
     ServersTransport,
     ServiceRef,
     TraefikService,
 )
 from tsproxy.config.static import StaticConfig
+from tsproxy.middlewares.redirection import SchemeRedirect
 from tsproxy.providers.merge import Merge, build_file_tls, crd_options, node_of
 from tsproxy.rules import HTTPRule, RuleError, compile_http_rule
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
@@ -36,10 +38,18 @@ from tsproxy.runtime.failures import (
     RouterWarning,
     failed_route,
 )
+from tsproxy.runtime.middlewares import (
+    PROVIDER,
+    MiddlewareInfo,
+    MiddlewareSet,
+    Step,
+    middleware_id,
+)
 from tsproxy.runtime.services import (
     Definition,
     FailoverDef,
     HighestRandomWeightDef,
+    LoadBalancer,
     LoadBalancerDef,
     MirroringDef,
     Node,
@@ -109,9 +119,16 @@ def _label(key: Key) -> str:
 class _Builder:
     """One build: resource indexes, TraefikService results, collected problems."""
 
-    def __init__(self, loaded: LoadedConfig, static: StaticConfig) -> None:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        static: StaticConfig,
+        reactor: Any = None,
+        reuse: Optional[Mapping[Any, Any]] = None,
+    ) -> None:
         self.static = static
         resources = loaded.resources
+        self.middlewares = MiddlewareSet(resources, False, reactor, dict(reuse or {}))
         self.directory = ServiceDirectory(resources, crd_options(static))
         self.traefik_services: Dict[Key, TraefikService] = {}
         self.transports: Dict[Key, ServersTransport] = {}
@@ -167,6 +184,12 @@ class _Builder:
             found = [] if transport is None else [transport]
         if not found:
             raise BuildError(f"serversTransport {name} not found in namespace {parent_namespace}")
+        if found[0].unsupported:
+            fields = ", ".join(found[0].unsupported)
+            raise BuildError(
+                f"serversTransport {name}: {fields} not supported yet (backend TLS would be"
+                " weaker than configured)"
+            )
         return found[0].settings
 
     def load_balancer(self, ref: ServiceRef, name: str, parent_namespace: str) -> LoadBalancerDef:
@@ -181,9 +204,17 @@ class _Builder:
         )
 
     def child(
-        self, ref: ServiceRef, parent_namespace: str, trail: Tuple[Key, ...]
+        self,
+        ref: ServiceRef,
+        parent_namespace: str,
+        trail: Tuple[Key, ...],
+        weighted: bool = False,
     ) -> Tuple[str, Definition]:
         """A child of a weighted or mirroring service, with the name Traefik gives it."""
+        if ref.middlewares and not weighted:
+            raise BuildError(
+                "middlewares on a service of a mirroring service are not supported yet"
+            )
         name = _child_name(ref)
         if ref.kind == "TraefikService":
             return name, self.traefik_service_ref(ref, trail)
@@ -237,28 +268,43 @@ class _Builder:
         self.failed_services.append(_failed_service(self.traefik_services[key], message))
 
     def status_child(
-        self, ref: ServiceRef, parent_namespace: str, trail: Tuple[Key, ...], why: str
+        self,
+        ref: ServiceRef,
+        parent_namespace: str,
+        trail: Tuple[Key, ...],
+        why: str,
+        weighted: bool = False,
     ) -> Tuple[str, Definition]:
         """A child whose status its parent follows (``why``): one that reports none is an
         error, as Traefik's "all or nothing" propagation makes it."""
-        name, definition = self.child(ref, parent_namespace, trail)
+        name, definition = self.child(ref, parent_namespace, trail, weighted)
         if not reports_status(definition):
             what = "healthCheck: {}" if ref.kind == "TraefikService" else "a healthCheck"
             raise BuildError(f"service {name} reports no status ({why}): it needs {what}")
         return name, definition
 
     def _children(
-        self, refs: Tuple[ServiceRef, ...], namespace: str, trail: Tuple[Key, ...], follow: bool
+        self,
+        refs: Tuple[ServiceRef, ...],
+        namespace: str,
+        trail: Tuple[Key, ...],
+        follow: bool,
+        weighted: bool = False,
     ) -> Tuple[WeightedChild, ...]:
+        """The children of a weighted (``weighted``: with their own middlewares) or HRW
+        service; ``follow``: the parent follows their status (``healthCheck: {}``)."""
         children = []
         why = "the parent has healthCheck: {}"
         for ref in refs:
             if follow:
-                build = lambda r: self.status_child(r, namespace, trail, why)  # noqa: E731
+                build = lambda r: self.status_child(  # noqa: E731
+                    r, namespace, trail, why, weighted
+                )
             else:
-                build = lambda r: self.child(r, namespace, trail)  # noqa: E731
+                build = lambda r: self.child(r, namespace, trail, weighted)  # noqa: E731
             child_name, definition = _located(ref, build)
-            children.append(WeightedChild(child_name, ref.weight, definition))
+            steps = _located(ref, self.child_steps) if weighted else ()
+            children.append(WeightedChild(child_name, ref.weight, definition, steps))
         return tuple(children)
 
     def _traefik_service(self, service: TraefikService, trail: Tuple[Key, ...]) -> Definition:
@@ -266,7 +312,9 @@ class _Builder:
         name = normalize(f"{namespace}-{service.meta.name}")
         if service.weighted is not None:
             weighted = service.weighted
-            children = self._children(weighted.services, namespace, trail, weighted.health_check)
+            children = self._children(
+                weighted.services, namespace, trail, weighted.health_check, weighted=True
+            )
             if not any(child.weight for child in children):
                 message = "no service with a weight above 0: requests get 503"
                 self.warnings.append(service.meta.location.error(message))
@@ -326,9 +374,19 @@ class _Builder:
             return _located(refs[0], lambda r: self.load_balancer(r, key, namespace))
         children = []
         for ref in refs:
-            name, definition = _located(ref, lambda r: self.child(r, namespace, ()))
-            children.append(WeightedChild(name, ref.weight, definition))
+            name, definition = _located(ref, lambda r: self.child(r, namespace, (), True))
+            steps = _located(ref, self.child_steps)
+            children.append(WeightedChild(name, ref.weight, definition, steps))
         return WeightedDef(key, tuple(children))
+
+    def child_steps(self, ref: ServiceRef) -> Tuple[Step, ...]:
+        """The steps in front of a weighted child, run once it is picked."""
+        if not ref.middlewares:
+            return ()
+        try:
+            return self.middlewares.steps(ref.middlewares, None)
+        except BuildError as exc:
+            raise BuildError(f"middlewares: {exc}") from None
 
     def routes(self) -> Tuple[List[_Route], List[FailedRouter]]:
         """Every usable route and every failed one, in resource order; a later route with the
@@ -360,12 +418,16 @@ class _Builder:
         source = ingress.meta.location.at(route.line)
         key = router_key(ingress.meta.namespace, ingress.meta.name, route.match)
 
+        refs = _route_refs(route)
+
         def failed(error: ConfigError) -> FailedRouter:
             self.errors.append(error)
             service = _route_service_name(route.services, key)
-            return failed_route(
+            self.middlewares.mark_used(refs, key)
+            made = failed_route(
                 HTTP, ingress, route, key, entrypoints, service, problems + (error.message,)
             )
+            return attrs.evolve(made, middlewares=tuple(map(_api_name, refs)))
 
         problem = unroutable(route.path, entrypoints, route.services)
         if problem is not None:
@@ -394,7 +456,110 @@ class _Builder:
             ingress,
             definition,
             problems,
+            route,
+            refs,
         )
+
+    # Middlewares
+
+    def entrypoint_refs(self, entrypoint: str) -> Tuple[MiddlewareRef, ...]:
+        """The entrypoint's ``http.middlewares``, as references (``name@provider``)."""
+        names = self.static.entrypoint(entrypoint).middlewares
+        path = f"entryPoints.{entrypoint}.http.middlewares"
+        return tuple(MiddlewareRef(name, "", 0, f"{path}[{i}]") for i, name in enumerate(names))
+
+    def with_middlewares(self, routes: List[_Route]) -> Tuple[List[_Route], List[FailedRouter]]:
+        """Each route with its steps; a route on an entrypoint with ``http.middlewares`` gets
+        those first, and a route on several such entrypoints is split into one router per
+        entrypoint named ``<entrypoint>-<router>``, as Traefik's applyModel does. A router
+        whose middlewares cannot all be built is disabled (fail closed)."""
+        done: List[_Route] = []
+        failed: List[FailedRouter] = []
+        for route in routes:
+            plain = []
+            variants: List[Tuple[str, Tuple[str, ...], Tuple[MiddlewareRef, ...]]] = []
+            for entrypoint in route.entrypoints:
+                if self.static.entrypoint(entrypoint).middlewares:
+                    name = (
+                        f"{entrypoint}-{route.name}" if len(route.entrypoints) > 1 else route.name
+                    )
+                    refs = self.entrypoint_refs(entrypoint) + route.refs
+                    variants.append((name, (entrypoint,), refs))
+                else:
+                    plain.append(entrypoint)
+            if plain:
+                variants.insert(0, (route.name, tuple(plain), route.refs))
+            for name, entrypoints, refs in variants:
+                variant = attrs.evolve(route, name=name, entrypoints=entrypoints, refs=refs)
+                built = self.route_steps(variant, len(variants) > 1)
+                (done if isinstance(built, _Route) else failed).append(built)  # type: ignore[arg-type]
+        return done, failed
+
+    def route_steps(self, route: _Route, split: bool = False) -> Union[_Route, FailedRouter]:
+        """``route`` with its chain, or the FailedRouter its first broken reference makes."""
+        self.middlewares.mark_used(route.refs, route.name)
+        steps: List[Step] = []
+        for ref in route.refs:
+            try:
+                steps.extend(self.middlewares.steps((ref,), route.name))
+            except BuildError as exc:
+                where = route.source.at(ref.line) if ref.line else route.source
+                error = where.error(f"{ref.path}: {exc}")
+                self.errors.append(error)
+                made = failed_route(
+                    HTTP,
+                    route.ingress,
+                    route.route,
+                    route.name,
+                    route.entrypoints,
+                    _route_service_name(route.route.services, route.name),
+                    route.problems + (error.message,),
+                )
+                return attrs.evolve(
+                    made,
+                    middlewares=tuple(map(_api_name, route.refs)),
+                    entrypoints=route.entrypoints if split else made.entrypoints,
+                )
+        return attrs.evolve(route, steps=tuple(steps))
+
+    def redirections(self) -> List[HTTPRouter]:
+        """Traefik's ``<entrypoint>-to-<target>`` internal routers of every entrypoint with
+        ``http.redirections.entryPoint`` (their steps: the entrypoint's middlewares, then the
+        redirect); a router whose entrypoint middlewares cannot be built is left out."""
+        routers = []
+        for entrypoint in self.static.entrypoints:
+            redirection = entrypoint.redirection
+            if redirection is None:
+                continue
+            target = redirection.to
+            port = target[1:] if target.startswith(":") else ""
+            if not port:
+                port = str(self.static.entrypoint(target).port)
+            name = normalize(f"{entrypoint.name}-to-{target}")
+            step_name = f"redirect-{name}@internal"
+            step = SchemeRedirect(step_name, redirection.scheme, port, redirection.permanent)
+            refs = self.entrypoint_refs(entrypoint.name)
+            location = entrypoint.location
+            try:
+                steps = self.middlewares.steps(refs, f"{name}@internal")
+            except BuildError as exc:
+                self.errors.append(location.error(f"http.middlewares: {exc}"))
+                continue
+            rule = "HostRegexp(`^.+$`)"
+            routers.append(
+                HTTPRouter(
+                    name=f"{name}@internal",
+                    entrypoints=(entrypoint.name,),
+                    rule=rule,
+                    priority=redirection.priority,
+                    service=LoadBalancer.build(LoadBalancerDef("noop@internal", ())),
+                    source=location,
+                    matcher=compile_http_rule(rule),
+                    middlewares=tuple(map(_api_name, refs)) + (step_name,),
+                    chain=steps + ((step_name, step),),
+                )
+            )
+        return routers
 
 
 @attrs.frozen
@@ -411,6 +576,10 @@ class _Route:
     ingress: IngressRoute
     definition: Definition
     problems: Tuple[str, ...] = ()
+    route: Any = None
+    #: The route's middleware references (entrypoint ones first once split), its steps.
+    refs: Tuple[MiddlewareRef, ...] = ()
+    steps: Tuple[Step, ...] = ()
 
     def warning(self) -> Optional[RouterWarning]:
         """Traefik's "warning" status: some listed entrypoints could not be used."""
@@ -430,7 +599,24 @@ class _Route:
             matcher=self.matcher,
             syntax=self.syntax,
             tls=self.ingress.tls,
+            middlewares=tuple(map(_api_name, self.refs)),
+            chain=self.steps,
         )
+
+
+def _route_refs(route: HTTPRoute) -> Tuple[MiddlewareRef, ...]:
+    """The route's middlewares, then those of its service when it has exactly one (Traefik
+    runs a service's middlewares in front of it, after the router's)."""
+    if len(route.services) == 1:
+        return route.middlewares + route.services[0].middlewares
+    return route.middlewares
+
+
+def _api_name(ref: MiddlewareRef) -> str:
+    """A reference as Traefik's API lists it: ``name@provider``."""
+    if "@" in ref.name:
+        return ref.name
+    return f"{middleware_id(ref.namespace, ref.name)}@{PROVIDER}"
 
 
 class _RefError(Exception):
@@ -511,13 +697,30 @@ def _no_other(name: str, top: bool = False) -> Any:
     raise BuildError(f"{name} does not exist")
 
 
+def _qualified(router: str) -> str:
+    return router if "@" in router else f"{router}@{PROVIDER}"
+
+
+def _redirection_infos(routers: List[HTTPRouter]) -> List[MiddlewareInfo]:
+    """The redirectScheme middlewares Traefik lists for entrypoint redirections."""
+    infos = []
+    for router in routers:
+        for name, step in router.chain:
+            if isinstance(step, SchemeRedirect):
+                config = {"scheme": step.scheme, "port": step.port, "permanent": step.permanent}
+                infos.append(MiddlewareInfo(name, "redirectScheme", config, (), (router.name,)))
+    return infos
+
+
 def _sticky(spec: Optional[CookieSpec], service: str) -> Optional[StickyCookie]:
     if spec is None:
         return None
     return attrs.evolve(spec, name=cookie_name(spec.name, service))
 
 
-def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -> BuildResult:
+def build_table(
+    loaded: LoadedConfig, previous: Optional[RoutingTable] = None, reactor: Any = None
+) -> BuildResult:
     """Build the routing table of ``loaded``.
 
     Nodes of ``previous`` whose definition is unchanged are kept, with their balancer state
@@ -526,7 +729,8 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
     static = loaded.static
     if static is None:
         return BuildResult(None, (), ())
-    builder = _Builder(loaded, static)
+    steps_reuse: Mapping[Any, Any] = previous.middleware_reuse if previous is not None else {}
+    builder = _Builder(loaded, static, reactor, steps_reuse.get("http"))
     merge = Merge(builder, loaded.file, static)
     for key in builder.traefik_services:
         try:
@@ -534,6 +738,8 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
         except BuildError:
             pass  # recorded at the TraefikService; routes using it report their own error
     routes, failed_routers = builder.routes()
+    routes, failed_steps = builder.with_middlewares(routes)
+    failed_routers += failed_steps
     merge.crd_routes.update((r.name, r.definition) for r in routes)
     file_routes, file_failed = merge.file_routes()
     made: Dict[Definition, Node] = {}
@@ -544,6 +750,8 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
         route.router(node_of(route.definition, lambda d: instantiate(d, reuse, made)))
         for route in [*routes, *file_routes]
     ]
+    routers += builder.redirections()
+    builder.middlewares.build_all()
     services: Dict[str, Node] = {}
     for node in [*made.values(), *(r.service for r in routers)]:
         services.setdefault(node.name, node)
@@ -555,12 +763,15 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
         previous.udp_nodes if previous is not None else {},
         file_l4.udp_candidates,
     )
+    tcp_middlewares = MiddlewareSet(loaded.resources, True, reactor, steps_reuse.get("tcp"))
     tcp = build_tcp_routers(
         builder.tcp_ingresses,
         static,
         builder.directory,
         previous.tcp_nodes if previous is not None else {},
+        tcp_middlewares,
     )
+    tcp_middlewares.build_all()
     tls = build_file_tls(loaded, build_tls)
     router_warnings = [w for w in (r.warning() for r in [*routes, *file_routes]) if w is not None]
     router_warnings += file_l4.tcp.router_warnings
@@ -577,10 +788,22 @@ def build_table(loaded: LoadedConfig, previous: Optional[RoutingTable] = None) -
         failed_routers=failed_routers + file_failed + tcp.failed + udp.failed + [*file_l4.failed],
         failed_services=builder.failed_services + merge.failed_services(),
         router_warnings=router_warnings + tcp.router_warnings + udp.router_warnings,
+        middlewares=builder.middlewares.infos(_qualified)
+        + tcp_middlewares.infos(_qualified)
+        + tuple(_redirection_infos(routers)),
+        middleware_reuse={"http": builder.middlewares.reuse, "tcp": tcp_middlewares.reuse},
+    )
+    errors = (
+        tuple(builder.errors)
+        + tuple(builder.middlewares.errors)
+        + tuple(tcp_middlewares.errors)
+        + tuple(udp.errors)
+        + tuple(tcp.errors)
+        + tls.errors
+        + merge.errors()
+        + file_l4.errors
     )
     table.providers = static.providers.names
-    errors = tuple(builder.errors) + tuple(udp.errors) + tuple(tcp.errors) + tls.errors
-    errors += merge.errors() + file_l4.errors
     warnings = tuple(builder.warnings) + tuple(udp.warnings) + tuple(tcp.warnings) + tls.warnings
     warnings += merge.warnings()
     return BuildResult(table, errors, warnings)

@@ -49,6 +49,8 @@ class FailedRouter:
     source: Location
     syntax: str = ""
     tls: Optional[RouteTLS] = None
+    #: The middlewares the router names, qualified (Traefik's API lists them).
+    middlewares: Tuple[str, ...] = ()
 
 
 def failed_route(

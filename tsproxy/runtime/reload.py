@@ -31,6 +31,9 @@ _KEYS = {
     "grace_timeout": "transport.lifeCycle.graceTimeOut",
     "udp_timeout": "udp.timeout",
     "udp_max_sessions": "udp.maxSessions",
+    "middlewares": "http.middlewares",
+    "redirection": "http.redirections",
+    "as_default": "asDefault",
 }
 
 

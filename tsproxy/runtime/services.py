@@ -6,7 +6,7 @@ mirror counters) lives in the node, so a rebuild can keep a node whose definitio
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 import attrs
 
@@ -73,9 +73,13 @@ class LoadBalancerDef:
 
 @attrs.frozen(cache_hash=True)
 class WeightedChild:
+    """``middlewares``: the steps (qualified name, step) in front of this child, run once
+    it is picked (Traefik's LoadBalancerSpec.middlewares)."""
+
     name: str
     weight: int
     definition: Definition
+    middlewares: Tuple[Tuple[str, Any], ...] = ()
 
 
 @attrs.frozen(cache_hash=True)
@@ -212,11 +216,15 @@ class WeightedService:
     def choose(self, req: Optional[_RequestCookies], set_cookies: List[str]) -> Optional[Node]:
         """A child (sticky cookie first), adding a Set-Cookie when a new pick is made. With
         ``healthCheck: {}``, children that are down are skipped (they keep their turn)."""
+        index = self.choose_index(req, set_cookies)
+        return None if index is None else self.children[index]
+
+    def choose_index(self, req: Optional[_RequestCookies], set_cookies: List[str]) -> Optional[int]:
+        """The index of the child ``choose`` would give."""
         available = self._available if self.definition.health_check else None
-        index = _choose(
+        return _choose(
             self._sticky, lambda: self._order.next(available), req, set_cookies, available
         )
-        return None if index is None else self.children[index]
 
 
 @attrs.define(eq=False)
@@ -356,6 +364,8 @@ class Pick:
     services: Sequence[str] = ()
     #: The load balancer's passive health check hook, if it has one: (server, ok).
     report: Optional[Callable[[Server, bool], None]] = None
+    #: The middlewares of the picked weighted children, in walk order, still to run.
+    steps: Tuple[Tuple[str, Any], ...] = ()
 
 
 def resolve(node: Node, req: Optional[_RequestCookies]) -> Pick:
@@ -368,6 +378,7 @@ def resolve(node: Node, req: Optional[_RequestCookies]) -> Pick:
     set_cookies: List[str] = []
     mirrors: List[MirrorOrder] = []
     walked: List[str] = []
+    steps: Tuple[Tuple[str, Any], ...] = ()
     current: Optional[Node] = node
     last = node
     while current is not None:
@@ -383,6 +394,7 @@ def resolve(node: Node, req: Optional[_RequestCookies]) -> Pick:
                 current.definition.name,
                 walked,
                 current.report,
+                steps,
             )
         if isinstance(current, MirroringService):
             definition = current.definition
@@ -398,9 +410,16 @@ def resolve(node: Node, req: Optional[_RequestCookies]) -> Pick:
                     )
                 )
             current = current.main
+        elif isinstance(current, WeightedService):
+            picked = current.choose_index(req, set_cookies)
+            if picked is None:
+                break
+            steps += current.definition.children[picked].middlewares
+            current = current.children[picked]
         else:
+            # highestRandomWeight and failover (their children carry no middlewares).
             current = current.choose(req, set_cookies)
-    return Pick(None, set_cookies, mirrors, True, last.name, walked)
+    return Pick(None, set_cookies, mirrors, True, last.name, walked, None, steps)
 
 
 def instantiate(

@@ -6,7 +6,7 @@ service nodes, which a rebuild may carry over (see ``nodes``).
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import attrs
 
@@ -39,6 +39,10 @@ class HTTPRouter:
     matcher: HTTPRule
     syntax: str = "v3"
     tls: Optional[RouteTLS] = None
+    #: The middlewares the router names, qualified, entrypoint ones first (for the API).
+    middlewares: Tuple[str, ...] = ()
+    #: The steps a request runs through, in order: (qualified name, step) pairs.
+    chain: Tuple[Tuple[str, Any], ...] = ()
 
 
 class RoutingTable:
@@ -69,8 +73,14 @@ class RoutingTable:
         failed_routers: Sequence[FailedRouter] = (),
         failed_services: Sequence[FailedService] = (),
         router_warnings: Sequence[RouterWarning] = (),
+        middlewares: Sequence[Any] = (),
+        middleware_reuse: Optional[Mapping[Any, Any]] = None,
     ) -> None:
         self.static = static
+        #: For the API: every HTTP and TCP middleware (MiddlewareInfo values).
+        self.middlewares = tuple(middlewares)
+        #: The built middleware steps, for the next rebuild to keep (HTTP, TCP).
+        self.middleware_reuse: Mapping[Any, Any] = middleware_reuse or {}
         self.tls = tls
         self.failed_routers = tuple(failed_routers)
         self.failed_services = tuple(failed_services)

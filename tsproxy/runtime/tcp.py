@@ -9,7 +9,7 @@ itself interleaves by gcd). A connection picks once. Pure: building and picking,
 from __future__ import annotations
 
 import hashlib
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import attrs
 
@@ -32,6 +32,7 @@ from tsproxy.runtime.l4 import (
     host_port,
     instantiate,
 )
+from tsproxy.runtime.middlewares import middleware_id
 
 __all__ = [
     "CLOSE",
@@ -94,6 +95,9 @@ class TCPRouter:
     matcher: TCPRule
     syntax: str = "v3"
     tls: Optional[RouteTLS] = None
+    #: The MiddlewareTCPs the route names (qualified, for the API) and their steps, in order.
+    middlewares: Tuple[str, ...] = ()
+    chain: Tuple[Tuple[str, Any], ...] = ()
 
     @property
     def terminates(self) -> bool:
@@ -260,6 +264,7 @@ class _TCPBuilder:
         self.directory = directory
         self.errors: List[ConfigError] = []
         self.warnings: List[ConfigError] = []
+        self.middlewares: Any = None
 
     def entrypoints(self, ingress: IngressRouteTCP) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
         wrong = "entrypoint {name} is a UDP entrypoint, TCP routes cannot use it"
@@ -288,6 +293,20 @@ class _TCPBuilder:
         """The service of a route, or the error that keeps it from being built."""
         children = []
         for ref in route.services:
+            unsupported = [
+                f"{ref.path}.{field}: {why}"
+                for field, why, used in (
+                    ("tls", "dialling the backend with TLS is not supported yet", ref.tls),
+                    (
+                        "serversTransport",
+                        "ServersTransportTCP is not supported yet",
+                        ref.servers_transport,
+                    ),
+                )
+                if used
+            ]
+            if unsupported:
+                return source.at(ref.line).error("; ".join(unsupported) + ", route dropped")
             try:
                 servers = self.servers(ref)
             except BuildError as exc:
@@ -317,9 +336,12 @@ class _TCPBuilder:
         def failed(error: ConfigError) -> FailedRouter:
             self.errors.append(error)
             service = key if route.services else ""
-            return failed_route(
+            made = failed_route(
                 TCP_PROTOCOL, ingress, route, key, entrypoints, service, problems + (error.message,)
             )
+            if self.middlewares is not None:
+                self.middlewares.mark_used(route.middlewares, key)
+            return attrs.evolve(made, middlewares=tuple(map(_api_name, route.middlewares)))
 
         problem = unroutable(route.path, entrypoints, route.services)
         if problem is not None:
@@ -340,11 +362,18 @@ class _TCPBuilder:
         return _Built(key, rule, source, definition, ingress, route, entrypoints, problems)
 
 
+def _api_name(ref: Any) -> str:
+    if "@" in ref.name:
+        return str(ref.name)
+    return f"{middleware_id(ref.namespace, ref.name)}@kubernetescrd"
+
+
 def build_tcp_routers(
     ingresses: Sequence[IngressRouteTCP],
     static: StaticConfig,
     directory: ServiceDirectory,
     previous: Mapping[TCPDefinition, TCPNode],
+    middlewares: Any = None,
 ) -> TCPBuild:
     """The TCP routers of ``ingresses``.
 
@@ -354,6 +383,7 @@ def build_tcp_routers(
     with their balancer position.
     """
     builder = _TCPBuilder(static, directory)
+    builder.middlewares = middlewares
     made_routes: Dict[str, Union[_Built, FailedRouter]] = {}
     for ingress in ingresses:
         entrypoints, problems = builder.entrypoints(ingress)
@@ -373,6 +403,26 @@ def build_tcp_routers(
             failed.append(built)
             continue
         route = built.route
+        names = tuple(_api_name(ref) for ref in route.middlewares)
+        steps: Tuple[Tuple[str, Any], ...] = ()
+        if middlewares is not None:
+            middlewares.mark_used(route.middlewares, built.name)
+            try:
+                steps = middlewares.steps(route.middlewares, built.name)
+            except BuildError as exc:
+                error = built.source.error(f"{route.path}.middlewares: {exc}")
+                builder.errors.append(error)
+                made_failed = failed_route(
+                    TCP_PROTOCOL,
+                    built.ingress,
+                    route,
+                    built.name,
+                    built.entrypoints,
+                    built.name if route.services else "",
+                    built.problems + (error.message,),
+                )
+                failed.append(attrs.evolve(made_failed, middlewares=names))
+                continue
         routers.append(
             TCPRouter(
                 name=built.name,
@@ -384,6 +434,8 @@ def build_tcp_routers(
                 matcher=built.matcher,
                 syntax=built.matcher.syntax,
                 tls=built.ingress.tls,
+                middlewares=names,
+                chain=steps,
             )
         )
         if built.problems:

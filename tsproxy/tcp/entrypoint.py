@@ -30,6 +30,7 @@ from tsproxy.http.backend import cancel_call
 from tsproxy.http.entrypoint import HTTPEntryPointFactory
 from tsproxy.http.server import HTTPServerConnection
 from tsproxy.logs import get_logger
+from tsproxy.middlewares.tcp import admit
 from tsproxy.rules import TCPConnectionInfo
 from tsproxy.runtime.tcp import HTTP, HTTPS, EntryPointTCP
 from tsproxy.tcp.relay import TCPRelay
@@ -414,16 +415,24 @@ class Dispatch(Protocol):
     def _make_relay(
         self, router: TCPRouter, pending: bytes = b"", after_handshake: bool = False
     ) -> Optional[TCPRelay]:
+        releases = admit(router.chain, self.peer_ip) if router.chain else []
+        if releases is None:
+            # A TCP middleware refused it: closed before the backend is dialled, no byte sent.
+            log.debug("TCP router {router}: {peer} refused", router=router.name, peer=self.peer_ip)
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            return None
         server, services = router.service.pick_path()
         observer = self.factory.observer
         if observer is not None and observer.metrics is not None and server is not None:
             observer.metrics.l4_session("tcp", services)
         if server is None:
+            for release in releases:
+                release()
             log.warn("TCP router {router}: no server available, closing", router=router.name)
             self.transport.loseConnection()  # type: ignore[union-attr]
             return None
         factory = self.factory
-        return TCPRelay(
+        relay = TCPRelay(
             router,
             server,
             factory.reactor,
@@ -434,6 +443,8 @@ class Dispatch(Protocol):
             entrypoint=factory.name,
             after_handshake=after_handshake,
         )
+        relay.releases = releases
+        return relay
 
     def _relay(self, router: TCPRouter, pending: bytes) -> None:
         relay = self._make_relay(router, pending)

@@ -136,6 +136,7 @@ class TCPRelay(Protocol):
         self.closed = False
         self.timer: Any = None
         self.reader: Any = None
+        self.releases: Any = ()
 
     # -- client side -----------------------------------------------------------------------
 
@@ -193,6 +194,9 @@ class TCPRelay(Protocol):
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.closed = True
         self._cancel_timer()
+        releases, self.releases = self.releases, ()
+        for release in releases:
+            release()  # what the router's TCP middlewares counted (inFlightConn)
         if self.backend is not None:
             _close(self.backend.transport)
         elif self.connector is not None:
