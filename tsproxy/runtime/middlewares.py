@@ -73,6 +73,8 @@ class _Context:
     reactor: Any
     secrets: Mapping[Tuple[str, str], Secret]
     read: List[Tuple[str, Any]] = attrs.Factory(list)
+    #: The HTTP engine honours Request.wrap_response, on_end and retry (http/server.py).
+    traffic_hooks: bool = True
 
     def lookup(self, name: str) -> Any:
         secret = self.secrets.get((self.namespace, name))
