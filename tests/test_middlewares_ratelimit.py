@@ -289,7 +289,9 @@ class RedisTests(TestCase):
         for out, err, code in results:
             self.assertEqual(code, 0, err)
             counts.append(int(out.split()[-1]))
-        self.assertTrue(23 <= sum(counts) <= 27, counts)
+        # One shared bucket: 25 at most in all (two buckets would give about 25 each); a
+        # loaded machine that starts a process late loses some of the refill, not more.
+        self.assertTrue(15 <= sum(counts) <= 27, counts)
         self.assertTrue(all(count >= 5 for count in counts), counts)
 
     @defer.inlineCallbacks
@@ -337,7 +339,7 @@ class RedisTests(TestCase):
         self.assertEqual(keys(3), b"rate:default-rl@kubernetescrd:192.0.2.1")
         self.assertEqual(keys(0), b"")
         wrong = ratelimit.build(
-            ratelimit.parse(fields_of({"average": 1, "redis": dict(redis, secret="")})),
+            ratelimit.parse(fields_of({"average": 1, "redis": dict(redis, secret="", db=0)})),
             "default-rl@kubernetescrd",
             FakeContext(reactor),
         )

@@ -90,8 +90,16 @@ def make(spec: CircuitBreakerSpec, name: str, now: Callable[[], float]) -> Circu
 def build(spec: CircuitBreakerSpec, name: str, context: BuildContext) -> CircuitBreaker:
     if not getattr(context, "traffic_hooks", False):
         raise BuildError("circuitBreaker needs the engine's end-of-exchange hook, not wired yet")
-    reactor: Any = context.reactor
-    return make(spec, name, reactor.seconds)
+    clock: Any = context.reactor
+
+    def now() -> float:
+        if clock is None:  # built without one (tsproxy check): the running reactor
+            from twisted.internet import reactor
+
+            return float(reactor.seconds())
+        return float(clock.seconds())
+
+    return make(spec, name, now)
 
 
 KINDS = (MiddlewareKind("circuitBreaker", parse, build),)
