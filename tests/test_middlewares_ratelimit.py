@@ -384,3 +384,28 @@ class RedisTests(TestCase):
         answer = yield step.handle(request_of({}))
         self.assertIsInstance(answer, Answer)
         self.assertEqual(answer.status, 500)
+
+
+class StopTests(SynchronousTestCase):
+    """Steps a reload drops are stopped (their Redis connections closed); kept ones are not."""
+
+    def test_stop_dropped(self) -> None:
+        """Only the steps the new table does not keep get stop()."""
+        from tsproxy.service import stop_dropped_steps
+
+        class Step:
+            def __init__(self) -> None:
+                self.stopped = 0
+
+            def stop(self) -> None:
+                self.stopped += 1
+
+        class Table:
+            def __init__(self, *steps: Any) -> None:
+                self.middleware_reuse = {"http": {i: (s, ()) for i, s in enumerate(steps)}}
+
+        kept, dropped, plain = Step(), Step(), object()
+        stop_dropped_steps(Table(kept, dropped, plain), Table(kept))
+        self.assertEqual((kept.stopped, dropped.stopped), (0, 1))
+        stop_dropped_steps(Table(kept), None)  # shutdown: every step
+        self.assertEqual(kept.stopped, 1)
