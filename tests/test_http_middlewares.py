@@ -12,8 +12,8 @@ from typing import Any, List
 from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 
-from tests import middlewarekinds
-from tests.proxyfixture import ProxyTestCase, RawClient, free_port, raw_exchange
+from tests import middlewarekinds, proxyfixture
+from tests.proxyfixture import ProxyTestCase, RawClient, free_port
 from tsproxy.check import check_directory
 from tsproxy.testing import listen_tcp_greeter
 
@@ -148,6 +148,12 @@ ROUTES = (
         " {name: tag-b}]}]",
     )
 )
+
+
+def raw_exchange(port: int, payload: bytes, half_close: bool = False) -> Any:
+    """Send ``payload`` and read until the proxy closes (each payload ends with a request
+    that says Connection: close); no half-close, which the engine takes as a client gone."""
+    return proxyfixture.raw_exchange(port, payload, half_close)
 
 
 def request(host: str, path: str = "/", method: str = "GET", close: bool = True) -> bytes:

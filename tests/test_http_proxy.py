@@ -163,8 +163,8 @@ class SeedScenarioTests(ProxyTestCase):
         """HEAD answered by the proxy itself (404): the head only, so the pipelined request
         after it is read as the next answer."""
         head = "HEAD /x HTTP/1.1\r\nHost: nope.example\r\n\r\n"
-        get = "GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % (WRR,)
-        raw = yield raw_exchange(self.service.port_of("web"), (head + get).encode())
+        get = "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (WRR,)
+        raw = yield raw_exchange(self.service.port_of("web"), (head + get).encode(), False)
         first, _, rest = raw.partition(b"\r\n\r\n")
         self.assertTrue(first.startswith(b"HTTP/1.1 404 Not Found\r\n"), raw)
         self.assertIn(b"Content-Length: 19", first)
@@ -174,7 +174,8 @@ class SeedScenarioTests(ProxyTestCase):
     def test_pipelinedInOrder(self) -> None:
         """Pipelined requests are answered in order on one connection."""
         request = "GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % (WRR,)
-        raw = yield raw_exchange(self.service.port_of("web"), (request * 3).encode())
+        last = request.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n")
+        raw = yield raw_exchange(self.service.port_of("web"), (request * 2 + last).encode(), False)
         bodies = [part.split(b"\r\n\r\n", 1)[1] for part in raw.split(b"HTTP/1.1 ")[1:]]
         self.assertEqual(bodies, [b"Hello app-v2\n", b"Hello app-v1\n", b"Hello app-v2\n"])
 

@@ -278,6 +278,12 @@ class ChainAsTraefikTests(ProxyTestCase):
         ts_port = self.service.port_of("web")  # type: ignore[union-attr]
         tr_port = self.start_traefik(tr_backend)
         yield wait_listening(tr_port)
+        # Listening comes before the file provider's configuration is applied.
+        for _ in range(100):
+            status, _, _ = yield self.ask(tr_port, "deny.test", "/", {})
+            if status == 403:
+                break
+            yield task.deferLater(reactor, 0.1, lambda: None)
         differences = []
         for host, path, headers in CASES:
             before = (len(self.apps["ts"].requests), len(self.apps["tr"].requests))
@@ -300,4 +306,4 @@ class ChainAsTraefikTests(ProxyTestCase):
                 theirs = (b["uri"], {h: b["headers"].get(h) for h in BACKEND_HEADERS})
                 if mine != theirs:
                     differences.append(f"{label}: backend saw {mine} != traefik {theirs}")
-        self.assertEqual(differences, [])
+        self.assertEqual(differences, [], "\n".join(differences))

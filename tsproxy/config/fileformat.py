@@ -14,8 +14,16 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import attrs
 
+from tsproxy.balance.health import HealthCheckSpec, PassiveHealthSpec
 from tsproxy.config.errors import ConfigError, Location
-from tsproxy.config.kinds import read_sticky, read_tls_option, read_transport
+from tsproxy.config.kinds import (
+    _health_check,
+    _passive_health_check,
+    _propagation,
+    read_sticky,
+    read_tls_option,
+    read_transport,
+)
 from tsproxy.config.resources import (
     CookieSpec,
     Meta,
@@ -66,6 +74,8 @@ class FileLoadBalancer:
     pass_host_header: bool = True
     sticky: Optional[CookieSpec] = None
     servers_transport: str = ""
+    health_check: Optional[HealthCheckSpec] = None
+    passive: Optional[PassiveHealthSpec] = None
 
 
 @attrs.frozen
@@ -82,6 +92,8 @@ class FileChild:
 class FileWeighted:
     services: Tuple[FileChild, ...]
     sticky: Optional[CookieSpec] = None
+    #: ``healthCheck: {}``: children that are down are skipped (each must report a status).
+    health_check: bool = False
 
 
 @attrs.frozen
@@ -91,6 +103,8 @@ class FileMirroring:
     mirrors: Tuple[FileChild, ...] = ()
     max_body_size: int = -1
     mirror_body: bool = True
+    #: ``healthCheck: {}``: the main service must report a status.
+    health_check: bool = False
 
 
 @attrs.frozen
@@ -225,14 +239,10 @@ def _load_balancer(fields: Fields) -> FileLoadBalancer:
         pass_host_header=fields.boolean("passHostHeader", True),
         sticky=read_sticky(fields),
         servers_transport=fields.string("serversTransport"),
+        health_check=_health_check(fields),
+        passive=_passive_health_check(fields),
     )
-    fields.done(
-        {
-            "healthCheck": _NOT_YET,
-            "passiveHealthCheck": _NOT_YET,
-            "responseForwarding": _NOT_YET,
-        }
-    )
+    fields.done({"responseForwarding": _NOT_YET})
     return balancer
 
 
@@ -262,8 +272,9 @@ def _service(name: str, fields: Fields, location: Location) -> FileService:
     if weighted_fields is not None:
         children = tuple(_child(i, "weight", None) for i in weighted_fields.mappings("services"))
         sticky = read_sticky(weighted_fields)
-        weighted_fields.done({"healthCheck": _NOT_YET})
-        service = attrs.evolve(service, weighted=FileWeighted(children, sticky))
+        follow = _propagation(weighted_fields)
+        weighted_fields.done()
+        service = attrs.evolve(service, weighted=FileWeighted(children, sticky, follow))
     mirroring_fields = fields.mapping("mirroring")
     if mirroring_fields is not None:
         mirroring = FileMirroring(
@@ -272,8 +283,9 @@ def _service(name: str, fields: Fields, location: Location) -> FileService:
             mirrors=tuple(_child(i, "percent", 100) for i in mirroring_fields.mappings("mirrors")),
             max_body_size=mirroring_fields.integer("maxBodySize", -1, minimum=-1),
             mirror_body=mirroring_fields.boolean("mirrorBody", True),
+            health_check=_propagation(mirroring_fields),
         )
-        mirroring_fields.done({"healthCheck": _NOT_YET})
+        mirroring_fields.done()
         service = attrs.evolve(service, mirroring=mirroring)
     fields.done()
     return service

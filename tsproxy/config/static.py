@@ -45,7 +45,6 @@ _IGNORED_ENTRYPOINT_FIELDS = {
     for name in (
         "http2",
         "http3",
-        "proxyProtocol",
         "reusePort",
         "allowACMEByPass",
         "observability",
@@ -54,6 +53,21 @@ _IGNORED_ENTRYPOINT_FIELDS = {
 # udp.maxSessions (a tsproxy extension): UDP sessions an entrypoint keeps at once; past it the
 # least recently used one is closed. Each session holds a socket, so this bounds descriptors.
 DEFAULT_UDP_MAX_SESSIONS = 10000
+#: http.maxHeaderBytes (Go's and Traefik's 1 MiB) and http.maxHeaders (a tsproxy limit on
+#: the number of header lines of a request; past it, 431).
+DEFAULT_MAX_HEADER_BYTES = 1 << 20
+DEFAULT_MAX_HEADERS = 100
+#: http.encodedCharacters options and the escape each allows in a path. Traefik 3.7's
+#: entrypoint default is true for every one (allowed; opt-in rejection since v3.6.7).
+ENCODED_CHARACTERS = (
+    ("allowEncodedSlash", "2F"),
+    ("allowEncodedBackSlash", "5C"),
+    ("allowEncodedNullCharacter", "00"),
+    ("allowEncodedSemicolon", "3B"),
+    ("allowEncodedPercent", "25"),
+    ("allowEncodedQuestionMark", "3F"),
+    ("allowEncodedHash", "23"),
+)
 #: The entrypoint Traefik serves api, dashboard, ping and metrics on, and its default address.
 INTERNAL_ENTRYPOINT = "traefik"
 INTERNAL_DEFAULT_PORT = 8080
@@ -96,6 +110,12 @@ class EntryPoint:
     grace_timeout: float = 10.0
     udp_timeout: float = 3.0
     udp_max_sessions: int = DEFAULT_UDP_MAX_SESSIONS
+    #: http.sanitizePath: dot segments resolved and repeated slashes merged before routing.
+    sanitize_path: bool = True
+    #: The path escapes (upper-case hex, "2F") http.encodedCharacters refuses with 400.
+    denied_escapes: tuple[str, ...] = ()
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    max_headers: int = DEFAULT_MAX_HEADERS
     location: Location = Location(STATIC_FILE, 1)
     #: ``http.middlewares``: run before every router's own, on this entrypoint only.
     middlewares: tuple[str, ...] = ()
@@ -243,12 +263,15 @@ def _is_ip(text: str, version: int) -> bool:
 
 
 # http.* options of an entrypoint that do not change what reaches a backend.
-_HTTP_NOTICES = {"maxHeaderBytes": _NOT_YET}
 
 
-def _parse_entrypoint_http(fields: Fields) -> tuple[tuple[str, ...], Redirection | None]:
-    """``http.middlewares`` and ``http.redirections``; the options that would change how
-    requests are routed or secured and are not implemented are errors, not notices."""
+def _parse_entrypoint_http(
+    fields: Fields,
+) -> tuple[tuple[str, ...], Redirection | None, dict]:
+    """The entrypoint's ``http:`` section: ``middlewares``, ``redirections``, and what its
+    HTTP engine accepts of a request (sanitizePath, encodedCharacters, maxHeaderBytes,
+    maxHeaders); the options that would change how requests are routed or secured and are not
+    implemented are errors, not notices."""
     middlewares = fields.strings("middlewares")
     for index, name in enumerate(middlewares):
         if not name or name.endswith("@") or name.startswith("@"):
@@ -260,29 +283,37 @@ def _parse_entrypoint_http(fields: Fields) -> tuple[tuple[str, ...], Redirection
     redirection = None
     redirections = fields.mapping("redirections")
     if redirections is not None:
-        target = redirections.mapping("entryPoint", required=True)
-        assert target is not None
-        redirection = Redirection(
-            to=target.string("to", required=True),
-            scheme=target.string("scheme", "https") or "https",
-            permanent=target.boolean("permanent", True),
-            priority=target.integer("priority", REDIRECTION_PRIORITY, minimum=1),
-        )
-        target.done()
+        target = redirections.mapping("entryPoint")
+        if target is not None:  # an empty ``redirections`` redirects nothing, as in Traefik
+            redirection = Redirection(
+                to=target.string("to", required=True),
+                scheme=target.string("scheme", "https") or "https",
+                permanent=target.boolean("permanent", True),
+                priority=target.integer("priority", REDIRECTION_PRIORITY, minimum=1),
+            )
+            target.done()
         redirections.done()
-    for unsupported, why in (
-        ("tls", "default TLS for the entrypoint's routers is not supported yet"),
-        ("encodedCharacters", "is not supported yet"),
-    ):
-        if fields.has(unsupported):
-            raise fields.fail(unsupported, why)
-    # What tsproxy always does is accepted; the other choice would change routing.
-    if not fields.boolean("sanitizePath", True):
-        raise fields.fail("sanitizePath", "false is not supported (paths are always sanitized)")
+    if fields.has("tls"):
+        raise fields.fail("tls", "default TLS for the entrypoint's routers is not supported yet")
     if fields.boolean("encodeQuerySemicolons", False):
         raise fields.fail("encodeQuerySemicolons", "true is not supported yet")
-    fields.done(_HTTP_NOTICES)
-    return middlewares, redirection
+    denied = []
+    encoded = fields.mapping("encodedCharacters")
+    if encoded is not None:
+        for option, escape in ENCODED_CHARACTERS:
+            if not encoded.boolean(option, True):
+                denied.append(escape)
+        encoded.done()
+    options = {
+        "sanitize_path": fields.boolean("sanitizePath", True),
+        "denied_escapes": tuple(denied),
+        "max_header_bytes": fields.integer(
+            "maxHeaderBytes", DEFAULT_MAX_HEADER_BYTES, minimum=1
+        ),
+        "max_headers": fields.integer("maxHeaders", DEFAULT_MAX_HEADERS, minimum=1),
+    }
+    fields.done({"underscoreHeadersStrategy": _NOT_YET})
+    return middlewares, redirection, options
 
 
 def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoint:
@@ -331,10 +362,15 @@ def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoi
         udp.done()
     middlewares: tuple[str, ...] = ()
     redirection = None
+    http_options: dict = {}
     http = fields.mapping("http")
     if http is not None:
-        middlewares, redirection = _parse_entrypoint_http(http)
+        middlewares, redirection, http_options = _parse_entrypoint_http(http)
     as_default = fields.boolean("asDefault", False)
+    if fields.has("proxyProtocol"):
+        # Traefik strips (and, from trusted peers, reads) PROXY headers on such an entrypoint;
+        # ignored, they would reach TCP backends and the client address would be the peer's.
+        raise fields.fail("proxyProtocol", "not supported yet on entrypoints")
     fields.done(_IGNORED_ENTRYPOINT_FIELDS)
     return EntryPoint(
         name=name,
@@ -353,6 +389,7 @@ def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoi
         middlewares=middlewares,
         redirection=redirection,
         as_default=as_default,
+        **http_options,
     )
 
 

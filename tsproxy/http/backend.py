@@ -33,6 +33,12 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
+#: Interim (1xx) responses a backend may send before its final one; past it, 502.
+MAX_INTERIM = 10
+#: A relaying transport pauses its peer past this much unsent data, and reads this much at
+#: a time: what one connection holds toward a slow reader stays near twice this (64 KiB).
+RELAY_BUFFER = 32 * 1024
+
 
 def cancel_call(call: Any) -> None:
     """Cancel a DelayedCall if there is one and it is still pending."""
@@ -104,6 +110,7 @@ class Relaying(Protocol):
     write_blocked = False
 
     def start_relaying(self) -> None:
+        self.transport.bufferSize = RELAY_BUFFER
         self.gate = ReadGate(self.transport)
         self.transport.registerProducer(WriteWatcher(self), True)
 
@@ -156,6 +163,7 @@ class BackendConnection(Relaying):
         self.decoder: Optional[BodyDecoder] = None
         self.head: Optional[ResponseHead] = None
         self.got_bytes = False
+        self.interim = 0
         self.reused = False
         self.tunnel = False
         self.closed = False
@@ -178,6 +186,7 @@ class BackendConnection(Relaying):
         self.decoder = None
         self.head = None
         self.got_bytes = False
+        self.interim = 0
         self.tunnel = False
 
     def arm_timeout(self, seconds: float) -> None:
@@ -233,6 +242,10 @@ class BackendConnection(Relaying):
                 return
             buf = buf[body_start:]
             if 100 <= head.status < 200 and head.status != 101:
+                self.interim += 1
+                if self.interim > MAX_INTERIM:
+                    self._protocol_error("more than %d interim responses" % MAX_INTERIM)
+                    return
                 listener.response_head(head, b"")
                 if self.listener is not listener:
                     return
@@ -291,7 +304,10 @@ class BackendConnection(Relaying):
             return
         if self.tunnel:
             listener.tunnel_closed()
-        elif isinstance(self.decoder, CloseDecoder):
+        elif isinstance(self.decoder, CloseDecoder) and (
+            reason is None or reason.check(ierror.ConnectionDone)
+        ):
+            # Only a clean close ends a body read until close; a reset cuts it short.
             listener.response_end(False)
         else:
             listener.backend_failed(502, "backend closed the connection", self.got_bytes)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence
 
+import attrs
 from twisted.internet.protocol import ServerFactory
 
 from tsproxy.drain import Connections
 from tsproxy.http.server import HTTPServerConnection
+from tsproxy.http.wire import RequestPolicy
 
 if TYPE_CHECKING:
     from tsproxy.api.internal import InternalEndpoints
@@ -43,6 +45,25 @@ class TrustedPeers:
         return any(addr in net for net in self.networks)
 
 
+@attrs.frozen
+class RequestLimits:
+    """What the entrypoint's connections accept of a request head (from its http: options)."""
+
+    max_head_bytes: int
+    policy: RequestPolicy
+
+    @classmethod
+    def of(cls, entrypoint: EntryPoint) -> RequestLimits:
+        return cls(
+            max_head_bytes=entrypoint.max_header_bytes,
+            policy=RequestPolicy(
+                max_headers=entrypoint.max_headers,
+                sanitize_path=entrypoint.sanitize_path,
+                denied_escapes=frozenset(e.encode("ascii") for e in entrypoint.denied_escapes),
+            ),
+        )
+
+
 class HTTPEntryPointFactory(ServerFactory):
     """Builds the connections of one HTTP entrypoint."""
 
@@ -70,6 +91,7 @@ class HTTPEntryPointFactory(ServerFactory):
         #: Gets every finished exchange and the connection count; None: nothing observed.
         self.observer = observer
         self.trusted = TrustedPeers(entrypoint.trusted_ips, entrypoint.insecure_forwarded)
+        self.limits = RequestLimits.of(entrypoint)
         self.connections = Connections()
         #: The internal endpoints (api, dashboard, ping, metrics) this entrypoint answers
         #: before routing: a tsproxy.api.internal.InternalEndpoints, or None.

@@ -58,18 +58,14 @@ def host_port(host: bytes) -> Optional[bytes]:
     return None
 
 
-def origin_form(target: bytes) -> bytes:
-    """Turn an absolute-form request target into the origin form a server expects."""
-    if target.startswith(b"/"):
-        return target
-    scheme_end = target.find(b"://")
-    if scheme_end < 0:
-        return target  # asterisk-form ("*") or authority-form: passed as given
-    path_start = target.find(b"/", scheme_end + 3)
-    query_start = target.find(b"?", scheme_end + 3)
-    if path_start < 0 or (0 <= query_start < path_start):
-        return b"/" + (target[query_start:] if query_start >= 0 else b"")
-    return target[path_start:]
+#: What a Connection header can never remove: the framing and the Host are the proxy's own
+#: (regenerated from what it decoded), whatever the client lists.
+FRAMING = frozenset([b"content-length", b"transfer-encoding", b"host"])
+#: Dropped from a client's request in any case: the proxy writes them itself.
+_REQUEST_OWN = HOP_BY_HOP | frozenset([b"content-length", b"host"])
+_RESPONSE_OWN = HOP_BY_HOP | frozenset([b"content-length"])
+#: Methods Go's transport sends "Content-Length: 0" for when there is no body.
+_NO_EMPTY_LENGTH = frozenset([b"GET", b"HEAD", b"CONNECT"])
 
 
 def forwarded_request_head(
@@ -81,25 +77,31 @@ def forwarded_request_head(
     proxy_hostname: bytes,
     host_override: Optional[bytes],
 ) -> bytes:
-    """The head tsproxy sends to a backend for `req`."""
-    drop = HOP_BY_HOP
+    """The head tsproxy sends to a backend for `req`.
+
+    The target is ``req.path`` (the cleaned origin form), Host is ``req.host`` (the
+    absolute-form authority or the Host header) unless `host_override` (passHostHeader
+    false, or an HTTP/1.0 request without a host), and the body framing is written anew
+    from what the proxy decodes: nothing the client sends can make the backend read the
+    body differently from the proxy.
+    """
+    drop = _REQUEST_OWN
     if req.connection_tokens:
-        drop = drop | frozenset(t for t in req.connection_tokens if t not in MANAGED_FORWARDED)
+        named = [t for t in req.connection_tokens if t not in drop and t not in MANAGED_FORWARDED]
+        if named:
+            drop = drop | frozenset(named)
     if not trusted:
         drop = drop | MANAGED_FORWARDED
-    lines: List[bytes] = [req.method, b" ", origin_form(req.target), b" HTTP/1.1\r\n"]
+    host = req.host
+    sent_host = host_override if host_override is not None else host
+    lines: List[bytes] = [req.method, b" ", req.path, b" HTTP/1.1\r\nHost: ", sent_host, b"\r\n"]
     prior_for: List[bytes] = []
     present = set()
-    host = b""
     for name, value in req.headers:
         lname = name.lower()
         if lname in drop:
             continue
-        if lname == b"host":
-            host = value
-            if host_override is not None:
-                value = host_override
-        elif lname == b"x-forwarded-for":
+        if lname == b"x-forwarded-for":
             # Folded into one line below, with the peer appended, as Go's ReverseProxy does.
             prior_for.append(value)
             continue
@@ -127,6 +129,10 @@ def forwarded_request_head(
         lines += [b"Connection: Upgrade\r\nUpgrade: ", req.upgrade, b"\r\n"]
     if req.framing == "chunked":
         lines.append(b"Transfer-Encoding: chunked\r\n")
+    elif req.framing == "length":
+        lines.append(b"Content-Length: %d\r\n" % req.content_length)
+    elif req.method not in _NO_EMPTY_LENGTH and req.upgrade is None:
+        lines.append(b"Content-Length: 0\r\n")
     lines.append(b"\r\n")
     return b"".join(lines)
 
@@ -144,18 +150,21 @@ def client_response_head(
     `framing_out` is how tsproxy frames the body towards the client: "length" (the
     backend's Content-Length), "chunked" (re-chunked), "close" (until close) or "none".
     """
-    drop = HOP_BY_HOP
+    # With a body, the framing sent is the proxy's own, from what it decodes (one value).
+    drop = HOP_BY_HOP if framing_out == "none" else _RESPONSE_OWN
     if resp.connection_tokens:
-        drop = drop | frozenset(resp.connection_tokens)
-    if framing_out not in ("length", "none"):
-        drop = drop | {b"content-length"}
+        named = [t for t in resp.connection_tokens if t not in drop and t not in FRAMING]
+        if named:
+            drop = drop | frozenset(named)
     lines: List[bytes] = [b"HTTP/1.1 %d " % resp.status, resp.reason, b"\r\n"]
     for name, value in resp.headers:
         if name.lower() not in drop:
             lines += [name, b": ", value, b"\r\n"]
     for name, value in extra:
         lines += [name, b": ", value, b"\r\n"]
-    if framing_out == "chunked":
+    if framing_out == "length":
+        lines.append(b"Content-Length: %d\r\n" % resp.content_length)
+    elif framing_out == "chunked":
         lines.append(b"Transfer-Encoding: chunked\r\n")
     if not keep_alive:
         lines.append(b"Connection: close\r\n")
@@ -182,7 +191,7 @@ def switching_protocols_head(resp: ResponseHead) -> bytes:
         lname = name.lower()
         if lname == b"upgrade":
             upgrade = value
-        elif lname not in HOP_BY_HOP and lname not in resp.connection_tokens:
+        elif lname not in HOP_BY_HOP and (lname in FRAMING or lname not in resp.connection_tokens):
             lines += [name, b": ", value, b"\r\n"]
     lines += [b"Connection: Upgrade\r\nUpgrade: ", upgrade, b"\r\n\r\n"]
     return b"".join(lines)
@@ -192,6 +201,9 @@ _REASONS = {
     400: b"Bad Request",
     404: b"Not Found",
     408: b"Request Timeout",
+    411: b"Length Required",
+    413: b"Request Entity Too Large",
+    414: b"Request URI Too Long",
     417: b"Expectation Failed",
     431: b"Request Header Fields Too Large",
     500: b"Internal Server Error",

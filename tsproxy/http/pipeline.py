@@ -12,7 +12,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 from twisted.internet.defer import Deferred, maybeDeferred
 
-from tsproxy.http.headers import error_response, http_date
+from tsproxy.http.headers import MANAGED_FORWARDED, error_response, http_date
 from tsproxy.http.wire import RequestHead, ResponseHead
 from tsproxy.logs import get_logger
 from tsproxy.middlewares.base import Answer, HeaderList, Request, Response
@@ -36,12 +36,28 @@ _FAILED = Answer(500, (("Content-Type", "text/plain; charset=utf-8"),), b"Intern
 
 
 def make_request(
-    req: RequestHead, peer_ip: str, tls: bool, client_certs: Callable[[], Tuple[bytes, ...]]
+    req: RequestHead,
+    peer_ip: str,
+    tls: bool,
+    client_certs: Callable[[], Tuple[bytes, ...]],
+    trusted: bool = False,
 ) -> Request:
-    """The Request the steps see for ``req`` (headers as latin-1 text)."""
-    target = req.target.decode("latin-1")
+    """The Request the steps see for ``req`` (headers as latin-1 text): the cleaned path it
+    was routed on, Host the host it was routed on, and, unless the peer is trusted, none of
+    the client's own X-Forwarded-* / X-Real-Ip headers (Traefik's entrypoint removes them
+    before any middleware runs, so a step never trusts them and a header a step sets, such
+    as X-Forwarded-Prefix, reaches the backend)."""
+    target = req.path.decode("latin-1")
     path, mark, query = target.partition("?")
-    headers = HeaderList((n.decode("latin-1"), v.decode("latin-1")) for n, v in req.headers)
+    items = []
+    for name, value in req.headers:
+        lname = name.lower()
+        if lname == b"host" or (not trusted and lname in MANAGED_FORWARDED):
+            continue
+        items.append((name.decode("latin-1"), value.decode("latin-1")))
+    headers = HeaderList(items)
+    if req.host:
+        headers.items.insert(0, ("Host", req.host.decode("latin-1")))
     return Request(
         method=req.method.decode("latin-1"),
         path=path,
@@ -50,6 +66,7 @@ def make_request(
         client_ip=peer_ip,
         tls=tls,
         client_certs=client_certs,
+        forwarded_trusted=trusted,
     )
 
 
@@ -107,18 +124,28 @@ def _step_failed(failure: Any, name: str) -> Any:
 
 
 def forwarded_head(req: RequestHead, request: Request) -> RequestHead:
-    """``req`` with the method, target and headers the steps left (Host included)."""
+    """``req`` with the method, target and headers the steps left (Host included: a step
+    may set it, as the headers middleware does)."""
+    target = request.target.encode("latin-1")
+    host = request.headers.get("Host")
+    headers = [
+        (n.encode("latin-1"), v.encode("latin-1"))
+        for n, v in request.headers
+        if n.lower() != "host"
+    ]
     return RequestHead(
         method=request.method.encode("latin-1"),
-        target=request.target.encode("latin-1"),
+        target=target,
         version=req.version,
-        headers=[(n.encode("latin-1"), v.encode("latin-1")) for n, v in request.headers],
+        headers=headers,
         framing=req.framing,
         content_length=req.content_length,
         keep_alive=req.keep_alive,
         connection_tokens=req.connection_tokens,
         upgrade=req.upgrade,
         expect_continue=req.expect_continue,
+        host=host.encode("latin-1") if host is not None else req.host,
+        path=target,
     )
 
 

@@ -42,7 +42,6 @@ from tsproxy.http.pipeline import (
 from tsproxy.http.traffic import ClientSink, sink_response
 from tsproxy.http.wire import (
     LAST_CHUNK,
-    MAX_HEAD_BYTES,
     BodyDecoder,
     ChunkedDecoder,
     HTTPError,
@@ -74,6 +73,11 @@ PIPELINE_LIMIT = 64 * 1024
 #: A request body an internal endpoint does not read is dropped up to this size (Go's
 #: maxPostHandlerReadBytes); past it the connection closes after the answer.
 DISCARD_LIMIT = 256 * 1024
+#: With Expect: 100-continue, the proxy tells the client to send its body itself when the
+#: backend has said nothing after this long (as Go's transport stops waiting after Traefik's
+#: ExpectContinueTimeout of 1 s, and Go's server then sends 100 Continue on the first read).
+CONTINUE_DELAY = 1.0
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 IDLE, ACTIVE, TUNNEL, CLOSED = "idle", "active", "tunnel", "closed"
 
@@ -99,6 +103,7 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.timer: Any = None
         self.processing = False
         self.head_timer = False
+        self.continue_call: Any = None
         self._reset_exchange()
 
     def _reset_exchange(self) -> None:
@@ -110,10 +115,12 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.keep_alive = True
         self.pick: Optional[Pick] = None
         self.server: Optional[Server] = None
+        self.failure_told = False  # the passive health check heard this exchange failed
         self.backend: Optional[BackendConnection] = None
         self.pending: Optional[PendingConnect] = None
         self.out_head = b""
         self.retried = False
+        self.continued = False
         self.capture: Any = None
         # What an observed exchange reports (t0 None: not observed, or reported already).
         self.t0: Optional[float] = None
@@ -153,6 +160,7 @@ class HTTPServerConnection(Relaying, BackendListener):
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.state = CLOSED
         self._cancel_timer()
+        self._cancel_continue()
         observer = self.factory.observer
         if observer is not None:
             if self.t0 is not None:
@@ -184,16 +192,18 @@ class HTTPServerConnection(Relaying, BackendListener):
             self.capture = None
 
     def readConnectionLost(self) -> None:
-        """The client half-closed: answer what it already sent, then close."""
+        """The client closed its side: it has gone (as Go's server and nginx take it). The
+        exchange in progress is aborted at once, backend included, and counted as 499;
+        requests it pipelined before are not started."""
         self.client_eof = True
-        if self.state == TUNNEL or (self.state == IDLE and not self.buf):
+        state = self.state
+        if state == ACTIVE:
+            self._abort_exchange("client closed before the response ended")
+        elif state == IDLE:
+            self.state = CLOSED
             self.transport.loseConnection()
-        elif self.state == ACTIVE and not self.req_body_done:
-            # The request body was cut short (or will be: the backend is still being
-            # dialled and the body not read yet): nothing sensible can follow.
-            self._abort_exchange("client closed before the request body ended")
-        elif self.state == IDLE:
-            self._process()
+        elif state == TUNNEL:
+            self.transport.loseConnection()
 
     def writeConnectionLost(self) -> None:
         self.transport.loseConnection()
@@ -209,9 +219,22 @@ class HTTPServerConnection(Relaying, BackendListener):
 
     def _timed_out(self) -> None:
         self.timer = None
-        if self.state == IDLE:
-            # Idle keep-alive or a request head that never finished: close, as Go does.
-            self.transport.loseConnection()
+        state = self.state
+        if state == IDLE:
+            if self.buf:
+                self._reject(408)  # a request head that never finished within readTimeout
+            else:
+                self.transport.loseConnection()  # idle keep-alive
+        elif state == ACTIVE and not self.req_body_done:
+            # readTimeout covers the whole request, body included (Go's ReadTimeout).
+            if self.resp_started:
+                self._abort_exchange("request not read within readTimeout")
+            else:
+                if self.pending is not None:
+                    self.pending.cancel()
+                    self.pending = None
+                self._drop_backend()
+                self._reject(408)
 
     def close(self) -> None:
         """Close once the exchange in progress (if any) is over: used at shutdown."""
@@ -265,27 +288,34 @@ class HTTPServerConnection(Relaying, BackendListener):
                     self.head_timer = False
                     return
                 end, body_start = find_head_end(buf)
+                limits = self.factory.limits
                 if end < 0:
                     if self.client_eof:
                         self.state = CLOSED
                         self.transport.loseConnection()
-                    elif len(buf) > MAX_HEAD_BYTES:
+                    elif len(buf) > limits.max_head_bytes:
                         self._reject(431)
                     elif not self.head_timer:
                         # A started head must finish within readTimeout (slowloris guard).
                         self.head_timer = True
                         self._arm_timer(self.factory.entrypoint.read_timeout)
                     return
-                if end > MAX_HEAD_BYTES:
+                if end > limits.max_head_bytes:
                     self._reject(431)
                     return
                 head = buf[:end]
                 self.buf = buf[body_start:]
                 try:
-                    req = parse_request_head(head)
+                    req = parse_request_head(head, limits.policy)
                 except HTTPError as e:
                     self._reject(e.status)
                     return
+                if req.framing == "none":
+                    self._cancel_timer()
+                elif not self.head_timer:
+                    # readTimeout runs on until the body is read (Go's ReadTimeout).
+                    self._arm_timer(self.factory.entrypoint.read_timeout)
+                self.head_timer = False
                 self._start_exchange(req)
         finally:
             self.processing = False
@@ -315,8 +345,6 @@ class HTTPServerConnection(Relaying, BackendListener):
     # -- one exchange --------------------------------------------------------------------
 
     def _start_exchange(self, req: RequestHead) -> None:
-        self._cancel_timer()
-        self.head_timer = False
         self.state = ACTIVE
         self.req = req
         self.req_body_done = req.framing == "none"
@@ -329,8 +357,9 @@ class HTTPServerConnection(Relaying, BackendListener):
             self.t0 = factory.clock.seconds()
         info = HTTPRequestInfo.from_request(
             req.method.decode("latin-1"),
-            # Go compares paths as UTF-8 bytes; surrogateescape keeps any other byte distinct.
-            req.target.decode("utf-8", "surrogateescape"),
+            # The cleaned path, and the host it is forwarded with (an absolute-form target's
+            # authority wins over Host): what is routed on is what the backend gets.
+            routing_target(req),
             decode_headers(req.headers),
             self.peer_ip,
         )
@@ -353,7 +382,9 @@ class HTTPServerConnection(Relaying, BackendListener):
         request = self.mw_request
         if request is None:
             certs = client_certs_of(self.transport) if self.factory.tls else tuple
-            request = self.mw_request = make_request(req, self.peer_ip, self.factory.tls, certs)
+            request = self.mw_request = make_request(
+                req, self.peer_ip, self.factory.tls, certs, self.trusted
+            )
             self.mw_hooks = ExchangeHooks(request, self.factory.clock.seconds())
         result = run_chain(chain, request)
         if isinstance(result, Deferred):
@@ -496,6 +527,7 @@ class HTTPServerConnection(Relaying, BackendListener):
             self._answer_routed_internal(service, req)
             return
         pick = self.pick = resolve(service, info)
+        self.failure_told = False
         if pick.steps:
             self._run_middlewares(pick.steps, req, info, picked=True)
             return
@@ -515,11 +547,13 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.out_head = forwarded_request_head(
             req,
             peer_ip=self.peer_ip,
-            trusted=self.trusted,
+            # The steps saw the client's X-Forwarded-* only from a trusted peer (make_request
+            # removed them otherwise): what is left is the steps' own, kept.
+            trusted=self.trusted or self.mw_request is not None,
             tls=factory.tls,
             proxy_hostname=factory.hostname,
             host_override=None
-            if pick.pass_host_header
+            if pick.pass_host_header and (req.host or req.version != b"HTTP/1.0")
             else ("%s:%d" % (server.host, server.port)).encode("idna"),
         )
         if pick.mirrors and factory.mirrors is not None:
@@ -606,6 +640,8 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.set_peer(conn)
         conn.transport.write(self.out_head)
         self.gate.resume("connect")  # type: ignore[union-attr]
+        if req.expect_continue and not self.req_body_done and not self.continued:
+            self.continue_call = self.factory.clock.callLater(CONTINUE_DELAY, self._continue)
         if self.req_body_done:
             self._request_sent()
             return
@@ -626,7 +662,20 @@ class HTTPServerConnection(Relaying, BackendListener):
             return
         self._local_response(status)
 
+    def _continue(self) -> None:
+        """The backend said nothing to an Expect: 100-continue: let the client send."""
+        self.continue_call = None
+        if self.state == ACTIVE and not self.resp_started and not self.continued:
+            self.continued = True
+            self.transport.write(CONTINUE)
+
+    def _cancel_continue(self) -> None:
+        call, self.continue_call = self.continue_call, None
+        cancel_call(call)
+
     def _feed_request_body(self, data: bytes) -> None:
+        if self.continue_call is not None:
+            self._cancel_continue()
         try:
             leftover = self.req_decoder.feed(data)  # type: ignore[union-attr]
         except HTTPError as e:
@@ -638,6 +687,7 @@ class HTTPServerConnection(Relaying, BackendListener):
             return
         if leftover is not None:
             self.req_decoder = None
+            self._cancel_timer()  # the readTimeout of this request
             if leftover:
                 self.buf = leftover
                 if len(leftover) > PIPELINE_LIMIT:
@@ -711,6 +761,8 @@ class HTTPServerConnection(Relaying, BackendListener):
 
     def _complete(self) -> None:
         """The response is written: send the mirrors, then serve the next request or close."""
+        if self.continue_call is not None:
+            self._cancel_continue()
         capture, self.capture = self.capture, None
         if capture is not None:
             capture.send()
@@ -737,10 +789,17 @@ class HTTPServerConnection(Relaying, BackendListener):
         status = head.status
         self.origin_head = head
         if status < 200 and status != 101:
+            if status == 100:
+                if self.continued:
+                    return  # the client was told to go on already: once is enough
+                self.continued = True
+                self._cancel_continue()
             if req.version == b"HTTP/1.1":
                 self.transport.write(informational_head(head))
             return
         self._outcome(status < 500)
+        if self.continue_call is not None:
+            self._cancel_continue()
         if status == 101:
             if req.upgrade is None:
                 self.backend_failed(502, "101 without an upgrade request", True)
@@ -926,10 +985,14 @@ class HTTPServerConnection(Relaying, BackendListener):
             log.failure("observing an exchange failed")
 
     def _outcome(self, ok: bool) -> None:
-        """Tell the passive health check, if the service has one, how the server did."""
+        """Tell the passive health check, if the service has one, how the server did; a
+        failure at most once per exchange (a 500 whose body is then cut short is one failed
+        request; a 200 whose body is cut short is one too)."""
         pick, server = self.pick, self.server
         if pick is not None and pick.report is not None and server is not None:
-            pick.report(server, ok)
+            if not self.failure_told:
+                self.failure_told = not ok
+                pick.report(server, ok)
 
     def _log_backend_error(self, status: int, reason: str) -> None:
         self._outcome(False)
@@ -946,6 +1009,16 @@ def _client_left(failure: Failure) -> None:
     """A step's answer was cancelled because its client left; anything else is a bug."""
     if not failure.check(CancelledError):
         log.failure("serving a middleware's result failed", failure)
+
+
+def routing_target(req: RequestHead) -> str:
+    """The target the router sees: the forwarded path, in absolute form when the host came
+    from the request line. Go compares paths as UTF-8 bytes; surrogateescape keeps any
+    other byte distinct."""
+    target = req.path
+    if req.host_in_target and req.method != b"CONNECT":
+        target = b"http://" + req.host + target
+    return target.decode("utf-8", "surrogateescape")
 
 
 def _body_length(response: bytes) -> int:

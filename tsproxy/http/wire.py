@@ -7,7 +7,7 @@ It is strict where laxness lets a proxy be smuggled through (RFC 9112 §6.3, §1
 from __future__ import annotations
 
 import re
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, FrozenSet, List, Optional, Sequence, Tuple
 
 import attrs
 
@@ -17,13 +17,23 @@ MAX_HEAD_BYTES = 1 << 20
 MAX_CHUNK_LINE = 4096
 #: Trailer section limit: trailers are read and dropped.
 MAX_TRAILER_BYTES = 64 * 1024
+#: Header lines a request may carry (a tsproxy limit, entrypoint http.maxHeaders): past it, 431.
+MAX_HEADERS = 100
 
 Headers = List[Tuple[bytes, bytes]]
 
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # Field values: visible ASCII, obs-text, space and tab; never CR, LF or NUL (RFC 9110 §5.5).
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-_TARGET_BAD = re.compile(rb"[\x00-\x20\x7f]")
+# A request target is visible ASCII; a fragment is never sent (Traefik's denyFragment).
+_TARGET_BAD = re.compile(rb"[\x00-\x20\x7f-\xff#]")
+_ABSOLUTE = re.compile(rb"^[A-Za-z][A-Za-z0-9+.\-]*://")
+# Go's httpguts.validHostByte, without the comma: a Host naming a list is refused.
+_HOST_BYTES = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!$%&'()*+;=-.:[]_~"
+# An origin-form target that needs no cleaning: no escape, no dot segment, no empty segment.
+_PATH_WORK = re.compile(rb"%|/\.|//")
+_AUTHORITY_FORM = re.compile(rb"^(?:\[[0-9A-Fa-f:.]+\]|[0-9A-Za-z!$%&'()*+;=\-._~]+):[0-9]+$")
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _DIGITS = re.compile(rb"^[0-9]+$")
 _HEX = re.compile(rb"^[0-9A-Fa-f]+$")
 _STATUS_LINE = re.compile(rb"^HTTP/1\.([01]) ([0-9]{3})(?: (.*))?$")
@@ -36,6 +46,21 @@ class HTTPError(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+@attrs.frozen
+class RequestPolicy:
+    """What an entrypoint accepts of a request head, and how it cleans the path.
+
+    ``denied_escapes`` are upper-case hex pairs (b"2F") refused in the path with 400.
+    """
+
+    max_headers: int = MAX_HEADERS
+    sanitize_path: bool = True
+    denied_escapes: FrozenSet[bytes] = frozenset()
+
+
+DEFAULT_POLICY = RequestPolicy()
 
 
 @attrs.define(slots=True)
@@ -56,6 +81,14 @@ class RequestHead:
     #: A protocol upgrade (WebSocket) was asked for: the Upgrade header's value.
     upgrade: Optional[bytes] = None
     expect_continue: bool = False
+    #: Where the request goes: the absolute-form target's authority, else the Host header
+    #: ("" for HTTP/1.0 without one). Validated; routed on and sent on as Host.
+    host: bytes = b""
+    #: The host came from an absolute-form target, not from the Host header.
+    host_in_target: bool = False
+    #: The target as forwarded: origin form with the cleaned path (or "*", or a CONNECT
+    #: authority). Routing sees the same path.
+    path: bytes = b"/"
 
 
 @attrs.define(slots=True)
@@ -173,7 +206,96 @@ def _start_line(head: bytes) -> Tuple[bytes, bytes]:
     return line, block
 
 
-def parse_request_head(head: bytes) -> RequestHead:
+def _normalize_escapes(path: bytes) -> bytes:
+    """Traefik's normalizePath: %XX of unreserved characters decoded, others upper-cased."""
+    out: List[bytes] = []
+    pos = 0
+    while True:
+        pct = path.find(b"%", pos)
+        if pct < 0:
+            out.append(path[pos:])
+            return b"".join(out)
+        pair = path[pct + 1 : pct + 3]
+        if len(pair) != 2 or not _HEX.match(pair):
+            raise HTTPError(400, "invalid percent-encoding in path")
+        out.append(path[pos:pct])
+        byte = int(pair, 16)
+        out.append(bytes((byte,)) if byte in _UNRESERVED else b"%" + pair.upper())
+        pos = pct + 3
+
+
+def clean_path(path: bytes) -> bytes:
+    """Go's url.JoinPath() as Traefik's sanitizePath uses it: dot segments resolved,
+    repeated slashes merged, a trailing slash kept, never above the root."""
+    segments: List[bytes] = []
+    for segment in path.split(b"/"):
+        if segment == b"..":
+            if segments:
+                segments.pop()
+        elif segment and segment != b".":
+            segments.append(segment)
+    cleaned = b"/" + b"/".join(segments)
+    if path.endswith(b"/") and not cleaned.endswith(b"/"):
+        cleaned += b"/"
+    return cleaned
+
+
+def forwarded_path(path: bytes, policy: RequestPolicy) -> bytes:
+    """The path (without query) to route on and forward; HTTPError(400) if refused."""
+    if b"%" in path:
+        path = _normalize_escapes(path)
+        denied = policy.denied_escapes
+        if denied:
+            pos = path.find(b"%")
+            while pos >= 0:
+                if path[pos + 1 : pos + 3] in denied:
+                    raise HTTPError(400, "encoded character refused in path")
+                pos = path.find(b"%", pos + 3)
+    if policy.sanitize_path and (b"//" in path or b"/." in path):
+        path = clean_path(path)
+    return path
+
+
+def valid_host(host: bytes) -> bool:
+    """A Host value Go would accept (any byte of a host, IP literal or port), no list."""
+    return not host.translate(None, _HOST_BYTES)
+
+
+def _split_target(req: RequestHead, policy: RequestPolicy) -> None:
+    """Check the request-target's form (RFC 9112 §3.2) and fill req.path (and req.host
+    for absolute form)."""
+    target = req.target
+    if target[0] == 47:  # "/": origin form
+        path, q, query = target.partition(b"?")
+        path = forwarded_path(path, policy)
+        req.path = path + q + query
+        return
+    if req.method == b"CONNECT":
+        if _AUTHORITY_FORM.match(target) is None:
+            raise HTTPError(400, "invalid CONNECT target")
+        req.path = target
+        req.host = target
+        req.host_in_target = True
+        return
+    if target == b"*":  # asterisk form (Go takes it with any method)
+        req.path = target
+        return
+    scheme = _ABSOLUTE.match(target)
+    if scheme is None:
+        raise HTTPError(400, "invalid request target")
+    rest, q, query = target[scheme.end() :].partition(b"?")
+    slash = rest.find(b"/")
+    authority, path = (rest[:slash], rest[slash:]) if slash >= 0 else (rest, b"/")
+    authority = authority[authority.rfind(b"@") + 1 :]
+    if not valid_host(authority):
+        raise HTTPError(400, "invalid authority in request target")
+    if authority:
+        req.host = authority
+        req.host_in_target = True
+    req.path = forwarded_path(path, policy) + q + query
+
+
+def parse_request_head(head: bytes, policy: RequestPolicy = DEFAULT_POLICY) -> RequestHead:
     """Parse a request head (without its final blank line); raise HTTPError on bad input."""
     # RFC 9112 §2.2: ignore at least one empty line before the request line.
     line, block = _start_line(head)
@@ -192,6 +314,8 @@ def parse_request_head(head: bytes) -> RequestHead:
             raise HTTPError(505, "HTTP version not supported")
         raise HTTPError(400, "malformed HTTP version")
     headers, special = _parse_fields(block, 400)
+    if len(headers) > policy.max_headers:
+        raise HTTPError(431, "too many header lines")
     req = RequestHead(method, target, version, headers)
     tokens = tuple(_comma_tokens(special, b"connection"))
     req.connection_tokens = tokens
@@ -204,6 +328,15 @@ def parse_request_head(head: bytes) -> RequestHead:
         raise HTTPError(400, "too many Host headers")
     if version == b"HTTP/1.1" and not hosts:
         raise HTTPError(400, "missing required Host header")
+    if hosts:
+        host = hosts[0]
+        if host.translate(None, _HOST_BYTES):
+            raise HTTPError(400, "malformed Host header")
+        req.host = host
+    if target[0] == 47 and _PATH_WORK.search(target) is None:
+        req.path = target  # origin form, already clean: the common case
+    else:
+        _split_target(req, policy)
     te = _comma_tokens(special, b"transfer-encoding")
     length = _content_length(special, 400)
     if te:

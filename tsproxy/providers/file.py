@@ -31,6 +31,7 @@ from tsproxy.runtime.services import (
     Server,
     WeightedChild,
     WeightedDef,
+    reports_status,
 )
 from tsproxy.runtime.table import HTTPRouter
 
@@ -156,10 +157,17 @@ class FileBuilder:
             raise BuildError(f"serversTransport {name}@file does not exist")
         return settings
 
-    def child(self, written: str) -> Definition:
+    def child(self, written: str, follow: bool = False) -> Definition:
+        """A child service; ``follow``: its parent has ``healthCheck: {}``, so it must
+        report its status (Traefik's all or nothing)."""
         definition = self.ref(written)
         if isinstance(definition, InternalServiceDef):
             raise BuildError(f"{written}: an internal service can only be a router's service")
+        if follow and not reports_status(definition):
+            raise BuildError(
+                f"service {written} reports no status (the parent has healthCheck: {{}}):"
+                " it needs a healthCheck (or healthCheck: {} on a weighted one)"
+            )
         return definition
 
     def _build(self, spec: FileService) -> Definition:
@@ -173,10 +181,19 @@ class FileBuilder:
             sticky = balancer.sticky
             if sticky is not None:
                 sticky = attrs.evolve(sticky, name=cookie_name(sticky.name, qualified))
-            return LoadBalancerDef(qualified, servers, balancer.pass_host_header, sticky)
+            return LoadBalancerDef(
+                qualified,
+                servers,
+                balancer.pass_host_header,
+                sticky,
+                balancer.health_check,
+                balancer.passive,
+            )
         if spec.weighted is not None:
+            follow = spec.weighted.health_check
             children = tuple(
-                WeightedChild(c.name, c.amount, self.child(c.name)) for c in spec.weighted.services
+                WeightedChild(c.name, c.amount, self.child(c.name, follow))
+                for c in spec.weighted.services
             )
             if not any(child.weight for child in children):
                 message = "no service with a weight above 0: requests get 503"
@@ -184,10 +201,10 @@ class FileBuilder:
             sticky = spec.weighted.sticky
             if sticky is not None:
                 sticky = attrs.evolve(sticky, name=cookie_name(sticky.name, qualified))
-            return WeightedDef(qualified, children, sticky)
+            return WeightedDef(qualified, children, sticky, follow)
         mirroring = spec.mirroring
         assert mirroring is not None
-        main = self.child(mirroring.service)
+        main = self.child(mirroring.service, mirroring.health_check)
         mirrors = tuple((self.child(m.name), m.amount) for m in mirroring.mirrors)
         return MirroringDef(
             qualified, main, mirrors, mirroring.max_body_size, mirroring.mirror_body
