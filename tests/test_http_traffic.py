@@ -114,7 +114,7 @@ class TrafficProxyTests(ProxyTestCase):
 
     def get(self, payload: bytes) -> Any:
         assert self.service is not None
-        return raw_exchange(self.service.port_of("web"), payload)
+        return raw_exchange(self.service.port_of("web"), payload, half_close=False)
 
     @defer.inlineCallbacks
     def test_rate_limit(self) -> Any:
