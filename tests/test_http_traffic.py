@@ -68,6 +68,16 @@ apiVersion: traefik.io/v1alpha1
 kind: Middleware
 metadata: {name: squeeze}
 spec: {compress: {minResponseBodyBytes: 5}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {name: pages}
+spec:
+  errors:
+    status: ["500-599"]
+    service: {name: pages, port: 80}
+    query: "/{status}.html?from={url}"
+    statusRewrites: {"502": 503}
 """
 
 
@@ -100,6 +110,7 @@ class TrafficProxyTests(ProxyTestCase):
             service("app", self.app_port)
             + service("silent", self.silent_port)
             + service("dead", self.dead_port)
+            + service("pages", self.start_app("pages"))
         )
         self.write("backend.yaml", backends)
         self.write("middlewares.yaml", MIDDLEWARES)
@@ -109,6 +120,8 @@ class TrafficProxyTests(ProxyTestCase):
             + ingress("counted", "counted.example", "{name: inflight}")
             + ingress("broken", "broken.example", "{name: breaker}", service="dead")
             + ingress("squeezed", "squeeze.example", "{name: squeeze}")
+            + ingress("paged", "paged.example", "{name: pages}", service="dead")
+            + ingress("fine", "fine.example", "{name: pages}")
         )
         self.write("routes.yaml", routes)
 
@@ -212,6 +225,21 @@ class TrafficProxyTests(ProxyTestCase):
         self.assertEqual(statuses[-5:], [200] * 5, statuses)
         self.assertIn(503, statuses)  # still tripped, then ramping up, before standby
         self.assertEqual(set(statuses), {200, 503})
+
+    @defer.inlineCallbacks
+    def test_error_page(self) -> Any:
+        """A 502 from a dead server is replaced by the page service's answer, sent with the
+        rewritten status; the page service is asked for the query with {status} and {url};
+        a 200 passes untouched."""
+        self.start_proxy()
+        response = yield self.get(request("paged.example", "/x?y=1"))
+        self.assertEqual(status_of(response), 503)
+        self.assertEqual(dechunk(body_of(response)) or body_of(response), b"Hello pages\n")
+        asked = self.apps["pages"].requests
+        self.assertEqual(len(asked), 1)
+        self.assertIn("/503.html?from=http%3A%2F%2Fpaged.example%2Fx%3Fy%3D1", str(asked[0]))
+        fine = yield self.get(request("fine.example"))
+        self.assertEqual((status_of(fine), body_of(fine)), (200, b"Hello app\n"))
 
     @defer.inlineCallbacks
     def test_compress(self) -> Any:
