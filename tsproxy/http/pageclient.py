@@ -22,7 +22,7 @@ def page_fetch(reactor: Any, servers: Sequence[Any]) -> Any:
         from twisted.internet import reactor as running
 
         clock: Any = reactor if reactor is not None else running
-        headers: Dict[bytes, List[bytes]] = {}
+        headers: Dict[Any, List[Any]] = {}
         for name, value in request.headers:
             headers.setdefault(name.encode("latin-1"), []).append(value.encode("latin-1"))
 
