@@ -11,6 +11,9 @@ shared/reference/perf-anchors.md.  Each row is checked first (30 requests with
 Host: bench.local must split about 10:20), then warmed up (discarded) and measured with
 `wrk -t1 -c50 -d10s --latency`.  The ratio column is req/s divided by HAProxy's req/s in the
 same run: compare ratios, not absolute numbers (the shared VM varies by about 10 %).
+With `--workers N` a further row runs tsproxy with `--workers N`, not pinned: its processes
+share both cores with each other and with wrk and the backend (core 1), and its ratio to
+the one-process row is printed.
 
 Safety bounds: every socket is on 127.0.0.1 and every port is a free one picked by binding
 port 0; every wrk run is bounded by its -d (at most 10 s by default) and by `timeout`; every
@@ -888,7 +891,7 @@ class Bench:
 
     def targets(self) -> List[Target]:
         a = self.args
-        ports = free_ports(12)
+        ports = free_ports(13)
         rows = [
             Target(
                 "backend direct (nginx+wrk share core 1) = ceiling",
@@ -935,11 +938,21 @@ class Bench:
                     self._tsproxy_target(
                         "tsproxy, CPython" + TRAFFIC,
                         a.tsproxy_python,
-                        ports[10],
+                        ports[12],
                         a.warmup,
                         traffic=True,
                     )
                 )
+        if not a.skip_tsproxy and a.workers > 1:
+            rows.append(
+                self._tsproxy_target(
+                    "tsproxy, CPython" + workers_suffix(a.workers),
+                    a.tsproxy_python,
+                    ports[10],
+                    a.warmup,
+                    workers=a.workers,
+                )
+            )
         pypy = self.pypy_python()
         if pypy:
             rows.append(self._tsproxy_target("tsproxy, PyPy", pypy, ports[3], a.pypy_warmup))
@@ -975,9 +988,11 @@ class Bench:
         internal: Optional[int] = None,
         chain: bool = False,
         traffic: bool = False,
+        workers: int = 1,
     ) -> Target:
         """A tsproxy row; with an ``internal`` port, metrics and the access log are on; with
-        ``chain`` the load goes through the middleware chain (``--middlewares``)."""
+        ``chain`` the load goes through the middleware chain (``--middlewares``); with
+        ``workers`` > 1, `--workers N` not pinned to a core (its workers may use both)."""
         conf = self.run_dir / f"tsproxy-conf-{port}"
         conf.mkdir()
         access_log = None if internal is None else self.run_dir / f"access-{port}.log"
@@ -989,6 +1004,8 @@ class Bench:
         if traffic:
             (conf / "traffic.yaml").write_text(tsproxy_traffic_yaml())
         argv = ["taskset", "-c", PROXY_CORE, python, "-m", "twisted", "tsproxy", "-c", str(conf)]
+        if workers > 1:
+            argv = argv[3:] + ["--workers", str(workers)]
         target = Target(
             setup,
             "tsproxy",
@@ -1182,6 +1199,12 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 # ---------------------------------------------------------------- report
+
+
+def workers_suffix(workers: int) -> str:
+    """The --workers row's setup: its processes are not pinned, so they share core 1 with
+    wrk and the backend (the only other core of a 2-core machine)."""
+    return f", --workers {workers}, not pinned (shares core 1 with wrk + backend)"
 
 
 def _fmt(value: Optional[float], spec: str) -> str:
@@ -1464,6 +1487,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help="add tsproxy rows whose route has retry, circuitBreaker and a rateLimit that never "
         "limits the bench, and print their ratio to the plain route",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="add a tsproxy row run with --workers N (N >= 2), not pinned to core 0, and "
+        "report its throughput ratio to the one-worker row",
+    )
     p.add_argument("--json", type=Path, default=None, help="also save the results to this file")
     p.add_argument("--keep", action="store_true", help="keep the temporary run directory")
     args = p.parse_args(argv)
@@ -1472,6 +1502,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
             p.error(f"--{name.replace('_', '-')} must be between 1 (0 for warm-ups) and 10 seconds")
     if not 1 <= args.rounds <= 9:
         p.error("--rounds must be between 1 and 9")
+    if args.workers == 1 or not 0 <= args.workers <= 64:
+        p.error("--workers must be between 2 and 64 (0: no such row)")
     if not 1 <= args.connections <= 1000:
         p.error("--connections must be between 1 and 1000")
     return args
@@ -1549,6 +1581,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                 impl = r.setup.split(", ", 1)[1]
                 value = "broken" if r.ratio_haproxy is None else f"{r.ratio_haproxy:.2f}"
                 print(f"tsproxy/haproxy ratio ({impl}): {value}")
+        single = next((r for r in rows if r.setup == "tsproxy, CPython"), None)
+        for r in rows:
+            if r.setup.endswith(workers_suffix(args.workers)) and args.workers > 1:
+                if single and single.requests_per_s and r.requests_per_s:
+                    print(
+                        f"--workers {args.workers} / one worker on core 0 throughput ratio "
+                        f"(CPython): {r.requests_per_s / single.requests_per_s:.2f}"
+                    )
+                else:
+                    print(f"--workers {args.workers} / one worker throughput ratio: broken")
         for r in rows:
             if r.setup.endswith(OBSERVED):
                 base = next((b for b in rows if b.setup == r.setup[: -len(OBSERVED)]), None)

@@ -196,11 +196,11 @@ level = "ERROR"
 [providers.file]
 filename = "{filename}"
 """
-_SUFFIX = re.compile(r"@(file|kubernetescrd)\b")
+_SUFFIX = re.compile(r"@(file|kubernetescrd|etcd|redis)\b")
 
 
 def without_providers(document: Any) -> Any:
-    """The document with the provider suffixes of file and kubernetescrd names removed."""
+    """The document with the provider suffixes (file, kubernetescrd, etcd, redis) removed."""
     return json.loads(_SUFFIX.sub("", json.dumps(document, sort_keys=True)))
 
 
@@ -812,18 +812,27 @@ class CRDOptionTests(SynchronousTestCase):
         self.assertRaises(ValueError, parse_label_selector, "app in a")
 
     def test_api_server_options(self) -> None:
-        """endpoint, token and certAuthFilePath are located errors until the API-server mode
-        exists; other providers too."""
-        for option in ("endpoint: https://k8s", "token: x", "certAuthFilePath: /ca"):
-            loaded = load_files(STATIC + "providers:\n  kubernetesCRD:\n    " + option + "\n", [])
-            self.assertIsNone(loaded.static)
-            self.assertEqual(len(loaded.errors), 1)
-            self.assertIn("tsproxy.yaml:6: providers.kubernetesCRD.", str(loaded.errors[0]))
-            self.assertIn("not supported yet", str(loaded.errors[0]))
-        loaded = load_files(STATIC + "providers:\n  redis: {endpoints: [x]}\n", [])
+        """endpoint, token and certAuthFilePath are read (the API-server mode, tested in
+        tests.test_providers_kube); an endpoint that is not a URL is an error; providers
+        tsproxy does not have are errors too."""
+        text = "endpoint: https://k8s:6443\n    token: x\n    certAuthFilePath: /ca"
+        loaded = load_files(STATIC + "providers:\n  kubernetesCRD:\n    " + text + "\n", [])
+        self.assertEqual(loaded.errors, ())
+        api = loaded.static.providers.crd.api
+        self.assertEqual(
+            (api.endpoint, api.token, api.cert_auth_file_path), ("https://k8s:6443", "x", "/ca")
+        )
+        loaded = load_files(STATIC + "providers:\n  kubernetesCRD:\n    endpoint: k8s\n", [])
         self.assertEqual(
             [str(e) for e in loaded.errors],
-            ["tsproxy.yaml:5: providers.redis: this provider is not supported yet"],
+            [
+                "tsproxy.yaml:6: providers.kubernetesCRD.endpoint: must be an http:// or https:// URL"
+            ],
+        )
+        loaded = load_files(STATIC + "providers:\n  consul: {endpoints: [x]}\n", [])
+        self.assertEqual(
+            [str(e) for e in loaded.errors],
+            ["tsproxy.yaml:5: providers.consul: this provider is not supported yet"],
         )
 
 

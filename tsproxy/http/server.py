@@ -607,10 +607,13 @@ class HTTPServerConnection(Relaying, BackendListener):
         if answer is None:
             return False
         self.keep_alive = keep_alive
-        self.transport.write(answer)
-        self.resp_started = True
-        if self.req_body_done or not keep_alive:
-            self._complete()
+        if isinstance(answer, bytes):
+            self._internal_answered(answer, req)
+        else:
+            # Gathered from the other workers (tsproxy.workers): it comes on a later turn.
+            answer.addCallback(self._internal_answered, req)
+            answer.addErrback(lambda f: log.failure("internal answer", f))
+        if self.state != ACTIVE or self.req is not req or self.req_body_done or not keep_alive:
             return True
         # _feed_request_body completes the exchange once the body is over.
         self.req_decoder = LengthDecoder(req.content_length, _discard)
@@ -618,6 +621,14 @@ class HTTPServerConnection(Relaying, BackendListener):
             data, self.buf = self.buf, b""
             self._feed_request_body(data)
         return True
+
+    def _internal_answered(self, answer: bytes, req: RequestHead) -> None:
+        if self.state != ACTIVE or self.req is not req:
+            return  # the client left meanwhile
+        self.transport.write(answer)
+        self.resp_started = True
+        if self.req_body_done or not self.keep_alive:
+            self._complete()
 
     def _connect(self) -> None:
         self.gate.pause("connect")  # type: ignore[union-attr]

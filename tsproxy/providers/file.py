@@ -102,7 +102,9 @@ class FileBuilder:
         static: StaticConfig,
         other: Callable[[str, bool], AnyDefinition],
         transport_of: Callable[[str], TransportSettings],
+        provider: str = FILE,
     ) -> None:
+        self.provider = provider
         self.config = config
         self.static = static
         self.other = other
@@ -117,30 +119,32 @@ class FileBuilder:
 
     def ref(self, written: str, top: bool = False) -> AnyDefinition:
         """The definition a service name written in this provider refers to."""
-        name, provider = reference(written, FILE)
-        if provider != FILE:
+        name, provider = reference(written, self.provider)
+        if provider != self.provider:
             return self.other(f"{name}@{provider}", top)
         return self.service(name)
 
     def service(self, name: str) -> Definition:
         done = self.built.get(name)
         if isinstance(done, Location):
-            raise BuildError(f"service {name}@file has errors (see {done})")
+            raise BuildError(f"service {name}@{self.provider} has errors (see {done})")
         if done is not None:
             return done
         spec = self.services.get(name)
         if spec is None:
-            raise BuildError(f"service {name}@file does not exist")
+            raise BuildError(f"service {name}@{self.provider} does not exist")
         if name in self.building:
-            raise BuildError(f"reference cycle through service {name}@file")
+            raise BuildError(f"reference cycle through service {name}@{self.provider}")
         self.building.add(name)
         try:
             definition = self._build(spec)
         except BuildError as exc:
             self.errors.append(spec.location.error(str(exc)))
             self.built[name] = spec.location
-            self.failed_services.append(_failed_service(spec, str(exc)))
-            raise BuildError(f"service {name}@file has errors (see {spec.location})") from None
+            self.failed_services.append(_failed_service(spec, str(exc), self.provider))
+            raise BuildError(
+                f"service {name}@{self.provider} has errors (see {spec.location})"
+            ) from None
         finally:
             self.building.discard(name)
         self.built[name] = definition
@@ -149,12 +153,12 @@ class FileBuilder:
     def transport(self, written: str) -> TransportSettings:
         if written in ("", "default@internal"):
             return TransportSettings()
-        name, provider = reference(written, FILE)
-        if provider != FILE:
+        name, provider = reference(written, self.provider)
+        if provider != self.provider:
             return self.transport_of(f"{name}@{provider}")
         settings = self.transports.get(name)
         if settings is None:
-            raise BuildError(f"serversTransport {name}@file does not exist")
+            raise BuildError(f"serversTransport {name}@{self.provider} does not exist")
         return settings
 
     def child(self, written: str, follow: bool = False) -> Definition:
@@ -171,7 +175,7 @@ class FileBuilder:
         return definition
 
     def _build(self, spec: FileService) -> Definition:
-        qualified = f"{spec.name}@file"
+        qualified = f"{spec.name}@{self.provider}"
         if spec.load_balancer is not None:
             balancer = spec.load_balancer
             transport = self.transport(balancer.servers_transport)
@@ -219,14 +223,14 @@ class FileBuilder:
         return routes, failed
 
     def route(self, spec: FileRouter) -> Union[FileRoute, FailedRouter]:
-        name = f"{spec.name}@file"
+        name = f"{spec.name}@{self.provider}"
         wrong = "entrypoint {name} is a UDP entrypoint, HTTP routes cannot use it"
         entrypoints, problems = self.static.select(spec.entry_points, "tcp", wrong)
         self.errors.extend(spec.location.error(problem) for problem in problems)
 
         def failed(message: str) -> FailedRouter:
             self.errors.append(spec.location.error(message))
-            service_name, provider = reference(spec.service, FILE)
+            service_name, provider = reference(spec.service, self.provider)
             return FailedRouter(
                 protocol=HTTP,
                 name=name,
@@ -261,8 +265,8 @@ class FileBuilder:
         return FileRoute(spec, name, entrypoints, priority, matcher, definition, problems)
 
 
-def _failed_service(spec: FileService, message: str) -> FailedService:
-    name = f"{spec.name}@file"
+def _failed_service(spec: FileService, message: str, provider: str = FILE) -> FailedService:
+    name = f"{spec.name}@{provider}"
     if spec.weighted is not None:
         children = tuple((c.name, c.amount) for c in spec.weighted.services)
         return FailedService(name, "weighted", children, (message,), spec.location)

@@ -758,7 +758,7 @@ def build_table(
         return BuildResult(None, (), ())
     steps_reuse: Mapping[Any, Any] = previous.middleware_reuse if previous is not None else {}
     builder = _Builder(loaded, static, reactor, steps_reuse.get("http"))
-    merge = Merge(builder, loaded.file, static)
+    merge = Merge(builder, loaded.file, static, loaded.kv)
     for key in builder.traefik_services:
         try:
             builder.traefik_service(key)
