@@ -57,6 +57,8 @@ CHAINED = ", stripPrefix+headers+basicAuth(bcrypt)+ipAllowList"
 H2 = "h2c: "
 #: h2load's load: 100 streams at once, over 10 connections.
 H2_CONNECTIONS, H2_STREAMS = 10, 10
+#: Suffix of the rows whose route has the traffic-control chain (--traffic).
+TRAFFIC = ", retry+circuitBreaker+rateLimit"
 FOREIGN_CPU_RETRY_PCT = 10.0
 MAX_ATTEMPTS = 3
 
@@ -860,6 +862,63 @@ spec:
 """
 
 
+#: The --traffic rows' route: retry, circuitBreaker and a rateLimit far above what the bench
+#: sends (it is checked, never limits), under /traffic (any path reaches the backends).
+TRAFFIC_PATH = "/traffic/"
+
+
+def tsproxy_traffic_yaml() -> str:
+    """retry + circuitBreaker + rateLimit on a route to the same WRR service."""
+    return """apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: retry
+  namespace: default
+spec:
+  retry:
+    attempts: 3
+    initialInterval: 100ms
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: breaker
+  namespace: default
+spec:
+  circuitBreaker:
+    expression: NetworkErrorRatio() > 0.5 || ResponseCodeRatio(500, 600, 0, 600) > 0.5
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: limit
+  namespace: default
+spec:
+  rateLimit:
+    average: 10000000
+    burst: 1000000
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: traffic
+  namespace: default
+spec:
+  entryPoints:
+    - web
+  routes:
+    - match: Host(`bench.local`) && PathPrefix(`/traffic`)
+      kind: Rule
+      middlewares:
+        - name: retry
+        - name: breaker
+        - name: limit
+      services:
+        - name: app-wrr
+          kind: TraefikService
+"""
+
+
 # ---------------------------------------------------------------- rows
 
 
@@ -944,7 +1003,7 @@ class Bench:
 
     def targets(self) -> List[Target]:
         a = self.args
-        ports = free_ports(15)
+        ports = free_ports(17)
         rows = [
             Target(
                 "backend direct (nginx+wrk share core 1) = ceiling",
@@ -984,6 +1043,16 @@ class Bench:
                         ports[8],
                         a.warmup,
                         chain=True,
+                    )
+                )
+            if a.traffic:
+                rows.append(
+                    self._tsproxy_target(
+                        "tsproxy, CPython" + TRAFFIC,
+                        a.tsproxy_python,
+                        ports[15],
+                        a.warmup,
+                        traffic=True,
                     )
                 )
         if not a.skip_tsproxy and a.workers > 1:
@@ -1029,6 +1098,12 @@ class Bench:
                         "tsproxy, PyPy" + CHAINED, pypy, ports[9], a.pypy_warmup, chain=True
                     )
                 )
+            if a.traffic:
+                rows.append(
+                    self._tsproxy_target(
+                        "tsproxy, PyPy" + TRAFFIC, pypy, ports[16], a.pypy_warmup, traffic=True
+                    )
+                )
             if a.observability:
                 rows.append(
                     self._tsproxy_target(
@@ -1048,6 +1123,7 @@ class Bench:
         warmup: int,
         internal: Optional[int] = None,
         chain: bool = False,
+        traffic: bool = False,
         workers: int = 1,
     ) -> Target:
         """A tsproxy row; with an ``internal`` port, metrics and the access log are on; with
@@ -1061,6 +1137,8 @@ class Bench:
         (conf / "app.yaml").write_text(tsproxy_app_yaml(self.v1_port, self.v2_port))
         if chain:
             (conf / "chain.yaml").write_text(tsproxy_chain_yaml())
+        if traffic:
+            (conf / "traffic.yaml").write_text(tsproxy_traffic_yaml())
         argv = ["taskset", "-c", PROXY_CORE, python, "-m", "twisted", "tsproxy", "-c", str(conf)]
         if workers > 1:
             argv = argv[3:] + ["--workers", str(workers)]
@@ -1077,6 +1155,8 @@ class Bench:
         )
         if chain:
             target.path, target.extra = CHAIN_PATH, CHAIN_CREDENTIALS
+        if traffic:
+            target.path = TRAFFIC_PATH
         return target
 
     def _peer_argv(self, target: Target) -> List[str]:
@@ -1570,6 +1650,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         "ratios are to the h2c HAProxy row",
     )
     p.add_argument(
+        "--traffic",
+        action="store_true",
+        help="add tsproxy rows whose route has retry, circuitBreaker and a rateLimit that never "
+        "limits the bench, and print their ratio to the plain route",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=0,
@@ -1701,6 +1787,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                     )
                 else:
                     print(f"middleware chain / plain route throughput ratio ({impl}): broken")
+            if r.setup.endswith(TRAFFIC):
+                base = next((b for b in rows if b.setup == r.setup[: -len(TRAFFIC)]), None)
+                impl = r.setup[len("tsproxy, ") : -len(TRAFFIC)]
+                if base and base.requests_per_s and r.requests_per_s:
+                    print(
+                        f"traffic chain / plain route throughput ratio ({impl}): "
+                        f"{r.requests_per_s / base.requests_per_s:.2f}"
+                    )
+                else:
+                    print(f"traffic chain / plain route throughput ratio ({impl}): broken")
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(

@@ -47,9 +47,9 @@ class MiddlewareTests(SynchronousTestCase):
             ("testDeny: {color: red}", "testDeny", "spec.testDeny.color: unknown field", 5),
             ("testDeny: [1]", "testDeny", "spec.testDeny: must be a mapping", 5),
             (
-                "rateLimit: {average: 5}",
-                "rateLimit",
-                "spec.rateLimit: the rateLimit middleware is not implemented by tsproxy",
+                "grpcWeb: {allowOrigins: ['*']}",
+                "grpcWeb",
+                "spec.grpcWeb: the grpcWeb middleware is not implemented by tsproxy",
                 5,
             ),
             ("frobnicate: {}", "frobnicate", "spec.frobnicate: unknown middleware kind", 5),

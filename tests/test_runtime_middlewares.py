@@ -130,10 +130,10 @@ class ReferenceTests(SynchronousTestCase):
             ),
             (
                 "{name: rl}",
-                mw("rl", "rateLimit: {average: 1}"),
+                mw("rl", "grpcWeb: {allowOrigins: ['*']}"),
                 None,
                 [
-                    "mw.yaml:16: Middleware ns/rl: spec.rateLimit: the rateLimit middleware is not"
+                    "mw.yaml:16: Middleware ns/rl: spec.grpcWeb: the grpcWeb middleware is not"
                     " implemented by tsproxy",
                     "mw.yaml:8: IngressRoute ns/r: spec.routes[0].middlewares[0]: middleware"
                     ' "ns-rl@kubernetescrd" has errors (see mw.yaml:16)',
@@ -285,7 +285,7 @@ class ChainTests(SynchronousTestCase):
 
     def test_unusedBrokenMiddlewareIsAnError(self) -> None:
         """A middleware nobody uses is still built and its error reported (check fails)."""
-        result, errors = build(route("") + mw("rl", "rateLimit: {average: 1}"))
+        result, errors = build(route("") + mw("rl", "grpcWeb: {allowOrigins: ['*']}"))
         assert result.table is not None
         self.assertEqual(len(result.table.routers), 1)
         self.assertEqual(len(errors), 1)

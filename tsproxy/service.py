@@ -76,6 +76,25 @@ class StartupError(Exception):
     """The proxy cannot start (a port cannot be opened); the message says why."""
 
 
+def stop_dropped_steps(old: Any, new: Any) -> None:
+    """Call ``stop()`` on the middleware steps of table ``old`` that table ``new`` (None:
+    none) does not keep: a shared rateLimit's Redis connections are closed with its step."""
+    if old is None:
+        return
+    kept = set()
+    if new is not None:
+        kept = {id(entry[0]) for part in new.middleware_reuse.values() for entry in part.values()}
+    for part in old.middleware_reuse.values():
+        for step, _ in part.values():
+            stop = getattr(step, "stop", None)
+            if id(step) in kept or stop is None:
+                continue
+            try:
+                stop()
+            except Exception:
+                log.failure("stopping middleware {name} failed", name=getattr(step, "name", "?"))
+
+
 def _cannot_listen(ep: EntryPoint, error: CannotListenError) -> str:
     """``tsproxy.yaml:4: entrypoint dns: cannot listen on *:53/udp: <why>``."""
     where = "%s:%d%s" % (ep.host or "*", ep.port, "/udp" if ep.protocol == "udp" else "")
@@ -381,6 +400,7 @@ class ProxyService(Service):
             self._open_all(change.added)
         except StartupError as e:
             return self._refuse([e])
+        stop_dropped_steps(self.table, result.table)
         self.table = result.table
         self.applied = loaded
         self._refused = False
@@ -709,6 +729,7 @@ class ProxyService(Service):
         finish their exchange within its graceTimeOut, cut the rest, close the pools."""
         self.terminating = True
         Service.stopService(self)
+        stop_dropped_steps(self.table, None)
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None

@@ -130,6 +130,7 @@ class _Builder:
         resources = loaded.resources
         self.middlewares = MiddlewareSet(resources, False, reactor, dict(reuse or {}))
         self.directory = ServiceDirectory(resources, crd_options(static))
+        self.middlewares.servers_of = self._page_servers
         self.traefik_services: Dict[Key, TraefikService] = {}
         self.transports: Dict[Key, ServersTransport] = {}
         self.ingress_routes: List[IngressRoute] = []
@@ -155,6 +156,17 @@ class _Builder:
         # Qualified references to other providers (set by tsproxy.providers.merge).
         self.other: Callable[[str, bool], Definition] = _no_other
         self.other_transport: Callable[[str], TransportSettings] = _no_other
+
+    def _page_servers(self, ref: Any) -> Tuple[Any, ...]:
+        """The servers of the errors middleware's page Service (none when it is missing or
+        a TraefikService: those pages are not supported yet)."""
+        if ref.port is None:
+            return ()
+        wanted = ServiceRef(ref.name, ref.namespace, 0, "service", port=ref.port)
+        try:
+            return self.directory.servers(wanted, self.transport(wanted, ref.namespace))
+        except BuildError:
+            return ()
 
     def normalized(self, key: Key) -> str:
         return normalize(f"{key[0]}-{key[1]}")

@@ -73,6 +73,21 @@ class _Context:
     reactor: Any
     secrets: Mapping[Tuple[str, str], Secret]
     read: List[Tuple[str, Any]] = attrs.Factory(list)
+    #: The HTTP engine honours Request.wrap_response, on_end and retry (http/server.py).
+    traffic_hooks: bool = True
+    #: The servers of a Service reference (errors' page service), None when it has none.
+    servers_of: Any = None
+
+    def service_client(self, ref: Any) -> Any:
+        """A fetch for the errors middleware's page service (tsproxy.http.pageclient)."""
+        if self.servers_of is None:
+            return None
+        servers = self.servers_of(ref)
+        if not servers:
+            return None
+        from tsproxy.http.pageclient import page_fetch
+
+        return page_fetch(self.reactor, servers)
 
     def lookup(self, name: str) -> Any:
         secret = self.secrets.get((self.namespace, name))
@@ -117,6 +132,8 @@ class MiddlewareSet:
         self._done: Dict[str, Any] = {}
         self._failed: Dict[str, str] = {}
         self._used_by: Dict[str, List[str]] = {}
+        #: The servers of a Service reference, set by the table builder (errors pages).
+        self.servers_of: Any = None
 
     # -- references ----------------------------------------------------------------------
 
@@ -233,6 +250,7 @@ class MiddlewareSet:
         except TypeError:
             reuse_key = None
         context = _Context(middleware.meta.namespace, self.reactor, self.secrets)
+        context.servers_of = self.servers_of
         if reuse_key is not None:
             kept = self.previous.get(reuse_key)
             if kept is not None and all(context.lookup(n) == data for n, data in kept[1]):
