@@ -97,8 +97,10 @@ class MiddlewareSet:
         tcp: bool,
         reactor: Any = None,
         previous: Optional[_Reuse] = None,
+        allow_cross_namespace: bool = False,
     ) -> None:
         self.tcp = tcp
+        self.allow_cross_namespace = allow_cross_namespace
         self.reactor = reactor
         self.previous: _Reuse = previous or {}
         self.reuse: _Reuse = {}
@@ -137,6 +139,26 @@ class MiddlewareSet:
             raise BuildError(f'middleware "{key}@{PROVIDER}" does not exist')
         return key
 
+    def resolve_ref(self, ref: MiddlewareRef) -> str:
+        """The id ``ref`` names; also a BuildError for a reference out of its resource's
+        namespace unless allowCrossNamespace (Traefik's makeMiddlewareKeys: a
+        ``name@kubernetescrd`` could hide another namespace, so it is refused too)."""
+        parent = ref.parent
+        if parent is not None and not self.allow_cross_namespace:
+            if ref.name.endswith(f"@{PROVIDER}"):
+                raise BuildError(
+                    f'invalid reference to middleware "{ref.name}": with cross-namespace'
+                    " references disallowed (providers.kubernetesCRD.allowCrossNamespace),"
+                    " the namespace field needs to be explicitly specified"
+                )
+            if "@" not in ref.name and ref.namespace != parent:
+                raise BuildError(
+                    f"middleware {ref.namespace}/{ref.name} is not in the namespace of its"
+                    f" referrer ({parent}): cross-namespace references need"
+                    " providers.kubernetesCRD.allowCrossNamespace"
+                )
+        return self.resolve(ref.name, ref.namespace)
+
     def steps(self, refs: Sequence[MiddlewareRef], router: Optional[str]) -> Tuple[Step, ...]:
         """The steps of ``refs`` in order, chains expanded; the router (if any: a service's
         middlewares count for none, as in Traefik) is counted as a user of each, also when a
@@ -144,7 +166,7 @@ class MiddlewareSet:
         steps: List[Step] = []
         keys = []
         for ref in refs:
-            key = self.resolve(ref.name, ref.namespace)
+            key = self.resolve_ref(ref)
             keys.append(key)
             if router is not None:
                 self._used_by.setdefault(key, []).append(router)
@@ -209,7 +231,7 @@ class MiddlewareSet:
             refs: Tuple[MiddlewareRef, ...] = middleware.spec  # type: ignore[assignment]
             for ref in refs:
                 try:
-                    inner = self.resolve(ref.name, ref.namespace)
+                    inner = self.resolve_ref(ref)
                     steps.extend(self.expand(inner, trail))
                 except BuildError as exc:
                     raise _LocatedError(ref.line, f"{ref.path}: {exc}") from None
