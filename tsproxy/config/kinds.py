@@ -65,12 +65,7 @@ _NOT_YET = "not supported yet, ignored"
 _MAX_PRIORITY = 2**63 - 1 - 1000  # Traefik reserves the top 1000 for its internal routers
 _SERVICE_LABEL = "kubernetes.io/service-name"
 # Fields of Traefik's LoadBalancerSpec that we accept and do not act on yet.
-_REF_IGNORED = {
-    name: _NOT_YET
-    for name in (
-        "responseForwarding",
-    )
-}
+_REF_IGNORED = {name: _NOT_YET for name in ("responseForwarding",)}
 
 
 def _sticky(fields: Fields) -> Optional[CookieSpec]:
