@@ -315,6 +315,30 @@ stringData: {users: "u:p"}
         self.assertEqual(result.table.routers, ())
 
 
+class SecretTypeTests(SynchronousTestCase):
+    """The build context tells a step a Secret's type (basicAuth reads by it)."""
+
+    def test_basicAuthByType(self) -> None:
+        """A kubernetes.io/basic-auth Secret is one user; an Opaque Secret with the same
+        two keys is not (Traefik wants exactly one key of htpasswd lines there)."""
+        secret = """---
+apiVersion: v1
+kind: Secret
+metadata: {name: users, namespace: ns}
+type: %s
+stringData: {username: u, password: p}
+"""
+        text = route("{name: ba}") + mw("ba", "basicAuth: {secret: users}")
+        result, errors = build(text + secret % "kubernetes.io/basic-auth")
+        self.assertEqual(errors, [])
+        assert result.table is not None
+        self.assertEqual(len(result.table.routers), 1)
+        result, errors = build(text + secret % "Opaque")
+        self.assertTrue(any("spec.basicAuth:" in e for e in errors), errors)
+        assert result.table is not None
+        self.assertEqual(result.table.routers, ())
+
+
 class ChainTests(SynchronousTestCase):
     """Chains expand in place, nest, and a reference cycle is a located error."""
 

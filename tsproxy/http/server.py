@@ -34,10 +34,11 @@ from tsproxy.http.pipeline import (
     answer_bytes,
     client_certs_of,
     forwarded_head,
-    hooked_head,
+    hooked_response,
     local_answer,
     make_request,
     run_chain,
+    with_content_type,
 )
 from tsproxy.http.wire import (
     LAST_CHUNK,
@@ -129,6 +130,8 @@ class HTTPServerConnection(Relaying, BackendListener):
         # answer still to come.
         self.mw_request: Any = None
         self.mw_pending: Optional[Deferred[Any]] = None
+        # A response head held until the first body bytes fill its Content-Type (sniffing).
+        self.held_head: Any = None
 
     # -- connection lifecycle -------------------------------------------------------------
 
@@ -450,6 +453,8 @@ class HTTPServerConnection(Relaying, BackendListener):
             host_override=None
             if pick.pass_host_header and (req.host or req.version != b"HTTP/1.0")
             else ("%s:%d" % (server.host, server.port)).encode("idna"),
+            add_forwarded_for=self.mw_request is None
+            or not self.mw_request.notes.get("no_x_forwarded_for"),
         )
         if pick.mirrors and factory.mirrors is not None:
             self.capture = factory.mirrors.capture(pick.mirrors, req, self.out_head)
@@ -701,8 +706,10 @@ class HTTPServerConnection(Relaying, BackendListener):
                 backend.transport.write(data)
             backend.start_tunnel(rest)
             return
+        sniff = None
         if self.mw_request is not None and self.mw_request.response_hooks:
-            head = self.origin_head = hooked_head(head, self.mw_request)
+            head, sniff = hooked_response(head, self.mw_request)
+            self.origin_head = head
         http10 = req.version == b"HTTP/1.0"
         framing = head.framing
         if framing in ("none", "length"):
@@ -714,6 +721,14 @@ class HTTPServerConnection(Relaying, BackendListener):
             out = "chunked"
         if not self.req_body_done:
             self.keep_alive = False
+        self.resp_framing = out
+        if sniff is not None and req.method != b"HEAD":
+            # Written with the first body bytes (or as is at the end of an empty body).
+            self.held_head = (head, sniff)
+            return
+        self._write_head(head)
+
+    def _write_head(self, head: ResponseHead) -> None:
         pick = self.pick
         extra = (
             set_cookie_headers(pick.set_cookies) if pick is not None and pick.set_cookies else ()
@@ -721,16 +736,27 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.transport.write(
             client_response_head(
                 head,
-                framing_out=out,
+                framing_out=self.resp_framing,
                 keep_alive=self.keep_alive,
-                client_http10=http10,
+                client_http10=self.req.version == b"HTTP/1.0",  # type: ignore[union-attr]
                 extra=extra,
             )
         )
         self.resp_started = True
-        self.resp_framing = out
+
+    def _release_head(self, data: bytes) -> None:
+        """Write the held head, its Content-Type sniffed from ``data`` when there is any."""
+        head, sniff = self.held_head
+        self.held_head = None
+        if data:
+            head = self.origin_head = with_content_type(head, sniff(data[:512]))
+        self._write_head(head)
 
     def response_data(self, data: bytes) -> None:
+        if self.held_head is not None:
+            if not data:
+                return
+            self._release_head(data)
         if self.resp_framing == "chunked":
             self.transport.writeSequence(encode_chunk(data))
         else:
@@ -738,6 +764,8 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.resp_bytes += len(data)
 
     def response_end(self, reusable: bool) -> None:
+        if self.held_head is not None:
+            self._release_head(b"")
         if self.resp_framing == "chunked":
             self.transport.write(LAST_CHUNK)
         backend, self.backend = self.backend, None

@@ -75,13 +75,20 @@ class _Context:
     read: List[Tuple[str, Any]] = attrs.Factory(list)
 
     def lookup(self, name: str) -> Any:
+        """(type, data) of Secret ``name`` in the middleware's namespace, or None."""
         secret = self.secrets.get((self.namespace, name))
-        return None if secret is None else secret.data
+        return None if secret is None else (secret.type, secret.data)
 
     def secret(self, name: str) -> Optional[Dict[str, bytes]]:
-        data = self.lookup(name)
-        self.read.append((name, data))
-        return None if data is None else dict(data)
+        found = self.lookup(name)
+        self.read.append((name, found))
+        return None if found is None else dict(found[1])
+
+    def secret_type(self, name: str) -> Optional[str]:
+        """The Secret's ``type`` (basicAuth reads kubernetes.io/basic-auth ones by it)."""
+        found = self.lookup(name)
+        self.read.append((name, found))
+        return None if found is None else str(found[0])
 
 
 class MiddlewareSet:
