@@ -400,8 +400,8 @@ class FileRouterTests(SynchronousTestCase):
     """File routers and services as routing-table parts, and references across providers."""
 
     def test_routers_fail_closed(self) -> None:
-        """Routers naming middlewares, unknown services or internal services not enabled are
-        disabled with a located error; the others serve."""
+        """Routers naming a middleware that does not exist, unknown services or internal
+        services not enabled are disabled with a located error; the others serve."""
         dynamic = dedent(
             """
             http:
@@ -423,8 +423,8 @@ class FileRouterTests(SynchronousTestCase):
         self.assertEqual(
             errors,
             [
-                "d.yml:4: router mw: middlewares: not applied by tsproxy yet, so the router is"
-                " disabled rather than served without them (auth)",
+                "d.yml:4: router mw: http.routers.mw.middlewares[0]: middleware"
+                ' "auth@file" does not exist',
                 "d.yml:5: router gone: service nothing@file does not exist",
                 "d.yml:6: router api: service api@internal does not exist: the static"
                 " configuration has no api",

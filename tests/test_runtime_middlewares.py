@@ -126,8 +126,17 @@ class ReferenceTests(SynchronousTestCase):
                 None,
                 [
                     "mw.yaml:8: IngressRoute ns/r: spec.routes[0].middlewares[1]: middleware"
-                    ' "x@file": only kubernetescrd middlewares are known (provider file is not'
-                    " supported)"
+                    ' "x@file" does not exist'
+                ],
+            ),
+            (
+                "{name: a}, {name: x@docker}",
+                tag,
+                None,
+                [
+                    "mw.yaml:8: IngressRoute ns/r: spec.routes[0].middlewares[1]: middleware"
+                    ' "x@docker": only kubernetescrd and file middlewares are known (provider'
+                    " docker is not supported)"
                 ],
             ),
             (

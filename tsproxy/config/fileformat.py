@@ -19,6 +19,7 @@ from tsproxy.config.kinds import read_sticky, read_tls_option, read_transport
 from tsproxy.config.resources import (
     CookieSpec,
     Meta,
+    MiddlewareRef,
     ObjectRef,
     Resource,
     RouteTLS,
@@ -324,6 +325,8 @@ def _middleware(name: str, fields: Fields, location: Location) -> FileMiddleware
     keys = [key for key in fields.data if isinstance(key, str)]
     if len(keys) != 1:
         raise fields.whole("a middleware has exactly one kind (like stripPrefix)")
+    if keys[0] == "chain":
+        return FileMiddleware(name, location, "chain", _file_chain(fields))
     kind = http_kinds().get(keys[0])
     if kind is None:
         raise fields.fail(keys[0], "this middleware kind is not implemented yet")
@@ -331,6 +334,22 @@ def _middleware(name: str, fields: Fields, location: Location) -> FileMiddleware
     spec = kind.parse(section if section is not None else Fields(YAMLMap(), keys[0], []))
     fields.done()
     return FileMiddleware(name, location, keys[0], spec)
+
+
+def _file_chain(fields: Fields) -> Tuple[MiddlewareRef, ...]:
+    """``chain: {middlewares: [a, b@kubernetescrd]}``: a bare name is one of this
+    provider's (``a@file``), as Traefik resolves it."""
+    section = fields.mapping("chain")
+    if section is None:
+        raise fields.fail("chain", "must be a mapping")
+    names = section.strings("middlewares")
+    section.done()
+    fields.done()
+    path = f"{section.path}.middlewares" if section.path else "chain.middlewares"
+    return tuple(
+        MiddlewareRef(name if "@" in name else f"{name}@file", "", section.line, f"{path}[{i}]")
+        for i, name in enumerate(names)
+    )
 
 
 def _address(fields: Fields) -> FileAddress:

@@ -46,7 +46,9 @@ class Merge:
         self.crd_routes: Dict[str, Definition] = {}
         self.file: Optional[FileBuilder] = None
         if file is not None:
-            self.file = FileBuilder(file, static, self.resolve, self.transport)
+            self.file = FileBuilder(
+                file, static, self.resolve, self.transport, getattr(crd, "middlewares", None)
+            )
         crd.other = self.resolve
         crd.other_transport = self.transport
 

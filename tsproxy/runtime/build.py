@@ -130,7 +130,12 @@ class _Builder:
         resources = loaded.resources
         options = crd_options(static)
         self.middlewares = MiddlewareSet(
-            resources, False, reactor, dict(reuse or {}), options.allow_cross_namespace
+            resources,
+            False,
+            reactor,
+            dict(reuse or {}),
+            options.allow_cross_namespace,
+            loaded.file.middlewares if loaded.file is not None else (),
         )
         self.directory = ServiceDirectory(resources, options)
         self.traefik_services: Dict[Key, TraefikService] = {}

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import attrs
 
 from tsproxy.config.errors import ConfigError, Location
-from tsproxy.config.resources import Middleware, MiddlewareRef, MiddlewareTCP, Secret
+from tsproxy.config.resources import Meta, Middleware, MiddlewareRef, MiddlewareTCP, Secret
 from tsproxy.middlewares import registry
 from tsproxy.middlewares.base import BuildError as StepBuildError
 from tsproxy.runtime.endpoints import BuildError
@@ -28,10 +28,17 @@ __all__ = [
 ]
 
 PROVIDER = "kubernetescrd"
+FILE = "file"
 _SEPARATORS = re.compile(r"[\W_]+")
 #: One built step: its qualified name and the runtime object.
 Step = Tuple[str, Any]
 _Reuse = Dict[Any, Tuple[Any, Tuple[Tuple[str, Any], ...]]]
+
+
+def qualified_key(key: str) -> str:
+    """The name Traefik shows for a key of the set: CRD ids get ``@kubernetescrd``, file
+    middlewares are kept as ``name@file``."""
+    return key if "@" in key else f"{key}@{PROVIDER}"
 
 
 def middleware_id(namespace: str, name: str) -> str:
@@ -61,7 +68,7 @@ class _Cycle(Exception):
 
     @property
     def message(self) -> str:
-        return "reference cycle: " + " -> ".join(f"{key}@{PROVIDER}" for key in self.cycle)
+        return "reference cycle: " + " -> ".join(qualified_key(key) for key in self.cycle)
 
 
 @attrs.define(eq=False)
@@ -105,6 +112,7 @@ class MiddlewareSet:
         reactor: Any = None,
         previous: Optional[_Reuse] = None,
         allow_cross_namespace: bool = False,
+        file_middlewares: Sequence[Any] = (),
     ) -> None:
         self.tcp = tcp
         self.allow_cross_namespace = allow_cross_namespace
@@ -120,6 +128,13 @@ class MiddlewareSet:
             elif type(resource) is wanted:
                 key = middleware_id(resource.meta.namespace, resource.meta.name)
                 self.by_id.setdefault(key, resource)
+        for found in file_middlewares:
+            # The file provider's http.middlewares, as resources with no namespace (so no
+            # Secret): keyed ``name@file``.
+            location = found.location
+            meta = Meta("Middleware", "", found.name, location)
+            resource = Middleware(meta, found.kind, found.spec, None, "", location.line)
+            self.by_id.setdefault(f"{found.name}@{FILE}", resource)
         self.kinds = registry.tcp_kinds() if tcp else registry.http_kinds()
         self.errors: List[ConfigError] = []
         # id -> the expanded steps, or the message of the error that sank it.
@@ -134,16 +149,20 @@ class MiddlewareSet:
         a middleware that does not exist."""
         if "@" in name:
             base, _, provider = name.rpartition("@")
-            if provider != PROVIDER:
+            if provider == FILE and not self.tcp:
+                key = name
+            elif provider != PROVIDER:
+                known = PROVIDER if self.tcp else f"{PROVIDER} and {FILE}"
                 raise BuildError(
-                    f'middleware "{name}": only {PROVIDER} middlewares are known'
+                    f'middleware "{name}": only {known} middlewares are known'
                     f" (provider {provider} is not supported)"
                 )
-            key = base
+            else:
+                key = base
         else:
             key = middleware_id(namespace, name)
         if key not in self.by_id:
-            raise BuildError(f'middleware "{key}@{PROVIDER}" does not exist')
+            raise BuildError(f'middleware "{qualified_key(key)}" does not exist')
         return key
 
     def resolve_ref(self, ref: MiddlewareRef) -> str:
@@ -203,7 +222,7 @@ class MiddlewareSet:
         done = self._done.get(key)
         if done is not None:
             if isinstance(done, str):
-                raise BuildError(f'middleware "{key}@{PROVIDER}" has errors (see {done})')
+                raise BuildError(f'middleware "{qualified_key(key)}" has errors (see {done})')
             return done  # type: ignore[no-any-return]
         middleware = self.by_id[key]
         location = middleware.meta.location.at(middleware.line or middleware.meta.location.line)
@@ -223,7 +242,7 @@ class MiddlewareSet:
         else:
             self._done[key] = steps
             return steps
-        raise BuildError(f'middleware "{key}@{PROVIDER}" has errors (see {location})')
+        raise BuildError(f'middleware "{qualified_key(key)}" has errors (see {location})')
 
     def _sink(self, key: str, location: Location, message: str) -> None:
         self.errors.append(location.error(message))
@@ -248,14 +267,14 @@ class MiddlewareSet:
                     cycle.where = (ref.line, ref.path)
                     raise
             return tuple(steps)
-        return ((f"{key}@{PROVIDER}", self._build(key, middleware)),)
+        return ((qualified_key(key), self._build(key, middleware)),)
 
     def _build(self, key: str, middleware: Middleware) -> Any:
         kind = self.kinds.get(middleware.kind)
         if kind is None:  # the registry changed since the YAML was read
             message = f"the {middleware.kind} middleware is not implemented by tsproxy"
             raise _LocatedError(middleware.line, message)
-        name = f"{key}@{PROVIDER}"
+        name = qualified_key(key)
         try:
             reuse_key: Any = (middleware.kind, name, middleware.spec)
             hash(reuse_key)
@@ -270,7 +289,10 @@ class MiddlewareSet:
         try:
             step = kind.build(middleware.spec, name, context)
         except (StepBuildError, BuildError) as exc:
-            raise _LocatedError(middleware.line, f"spec.{middleware.kind}: {exc}") from None
+            where = f"spec.{middleware.kind}"
+            if key.endswith(f"@{FILE}"):
+                where = f"http.middlewares.{middleware.meta.name}.{middleware.kind}"
+            raise _LocatedError(middleware.line, f"{where}: {exc}") from None
         if reuse_key is not None:
             self.reuse[reuse_key] = (step, tuple(context.read))
         return step
@@ -293,7 +315,7 @@ class MiddlewareSet:
             users = sorted({qualify(router) for router in self._used_by.get(key, ())})
             infos.append(
                 MiddlewareInfo(
-                    name=f"{key}@{PROVIDER}",
+                    name=qualified_key(key),
                     kind=middleware.kind,
                     config=middleware.config,
                     errors=(failed,) if failed else (),
