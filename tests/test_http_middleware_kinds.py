@@ -5,7 +5,9 @@ engine's sniffing), and customRequestHeaders X-Forwarded-For "" (no X-Forwarded-
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import os
 from typing import Any, Dict, List
 
 from twisted.internet import defer, reactor
@@ -332,3 +334,81 @@ class MiddlewareKindsTests(ProxyTestCase):
         (seen,) = self.seen()
         self.assertNotIn("x-forwarded-for", seen["headers"])
         self.assertIn("x-real-ip", seen["headers"])
+
+
+#: {SHA} of "pw", as htpasswd -s writes it.
+SHA_USER = "u:{SHA}" + base64.b64encode(hashlib.sha1(b"pw").digest()).decode()
+
+FILE_STATIC = """\
+entryPoints:
+  web:
+    address: "127.0.0.1:0"
+providers:
+  file: {directory: dynamic, watch: false}
+log:
+  level: ERROR
+"""
+
+FILE_YAML = """\
+http:
+  routers:
+    y: {rule: Host(`yaml.example`), service: app, middlewares: [guard]}
+  middlewares:
+    guard: {chain: {middlewares: [strip, auth, tag]}}
+    strip: {stripPrefix: {prefixes: [/api]}}
+    auth: {basicAuth: {users: ["%(user)s"], removeHeader: true}}
+    tag: {headers: {customRequestHeaders: {X-Tag: yaml}}}
+  services:
+    app:
+      loadBalancer: {servers: [{url: "http://127.0.0.1:%(port)d"}]}
+"""
+
+FILE_TOML = """\
+[http.routers.t]
+rule = "Host(`toml.example`)"
+service = "app@file"
+middlewares = ["strip@file", "tauth", "ttag"]
+
+[http.middlewares.tauth.basicAuth]
+users = ["%(user)s"]
+
+[http.middlewares.ttag.headers.customRequestHeaders]
+X-Tag = "toml"
+"""
+
+
+class FileProviderChainTests(ProxyTestCase):
+    """The same chain from the file provider's YAML and TOML, through a running proxy."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        values = {"user": SHA_USER, "port": self.start_app("app")}
+        self.write("tsproxy.yaml", FILE_STATIC)
+        os.makedirs(os.path.join(self.config_dir, "dynamic"))
+        self.write("dynamic/m.yml", FILE_YAML % values)
+        self.write("dynamic/m.toml", FILE_TOML % values)
+        self.start_proxy()
+
+    @defer.inlineCallbacks
+    def exchange(self, payload: bytes) -> Any:
+        assert self.service is not None
+        raw = yield proxyfixture.raw_exchange(self.service.port_of("web"), payload, False)
+        return split(raw)
+
+    @defer.inlineCallbacks
+    def test_chains(self) -> None:
+        """Without credentials 401; with them the backend sees the stripped path, the
+        header the chain adds and (removeHeader) no Authorization."""
+        credentials = b"Authorization: Basic " + base64.b64encode(b"u:pw") + b"\r\n"
+        for host, tag in (("yaml.example", "yaml"), ("toml.example", "toml")):
+            status, headers, _ = yield self.exchange(request(host, "/api/x"))
+            self.assertEqual(status, 401, host)
+            self.assertEqual(headers["www-authenticate"], ['Basic realm="traefik"'])
+            status, _, body = yield self.exchange(request(host, "/api/x", extra=credentials))
+            self.assertEqual((status, body), (200, b"Hello app\n"), host)
+            seen = self.apps["app"].requests[-1]
+            self.assertEqual(seen["uri"], "/x")
+            self.assertEqual(seen["headers"]["x-tag"], [tag])
+            if tag == "yaml":
+                self.assertNotIn("authorization", seen["headers"])
+        self.assertEqual(len(self.apps["app"].requests), 2)
