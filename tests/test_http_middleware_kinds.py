@@ -1,22 +1,28 @@
 """The real middleware kinds end to end through a running proxy, with raw-socket clients:
 forwardAuth against a real auth server (twisted.web), digestAuth challenge and response,
 redirectScheme on a noop@internal route, CORS preflight, contentType autoDetect (the
-engine's sniffing), and customRequestHeaders X-Forwarded-For "" (no X-Forwarded-For sent)."""
+engine's sniffing), customRequestHeaders X-Forwarded-For "" (no X-Forwarded-For sent),
+passTLSClientCert over mutual TLS, and the same chain from file-provider YAML and TOML."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import os
+import socket
 from typing import Any, Dict, List
+from urllib.parse import unquote
 
+from cryptography.hazmat.primitives import serialization
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.threads import deferToThread
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from tests import proxyfixture
+from tests import certs, proxyfixture
 from tests.proxyfixture import ProxyTestCase, free_port
+from tests.tlsclient import client_context
 from tsproxy.middlewares import digestauth
 
 STATIC = """\
@@ -412,3 +418,97 @@ class FileProviderChainTests(ProxyTestCase):
             if tag == "yaml":
                 self.assertNotIn("authorization", seen["headers"])
         self.assertEqual(len(self.apps["app"].requests), 2)
+
+
+CLIENT_CA = certs.make_ca("client CA")
+CLIENT = certs.make_leaf(CLIENT_CA, "client", client=True)
+SERVER_CA = certs.make_ca()
+SERVER = certs.make_leaf(SERVER_CA, "mtls.example", dns=["mtls.example"])
+
+MTLS_STATIC = """\
+entryPoints:
+  websecure:
+    address: "127.0.0.1:0"
+log:
+  level: ERROR
+"""
+
+MTLS = """\
+---
+apiVersion: traefik.io/v1alpha1
+kind: TLSOption
+metadata: {name: mtls, namespace: default}
+spec:
+  clientAuth:
+    secretNames: [client-ca]
+    clientAuthType: RequireAndVerifyClientCert
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {name: pass, namespace: default}
+spec:
+  passTLSClientCert:
+    pem: true
+    info: {subject: {commonName: true}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: m, namespace: default}
+spec:
+  entryPoints: [websecure]
+  routes:
+    - match: Host(`mtls.example`)
+      middlewares: [{name: pass}]
+      services: [{name: app, port: 80}]
+  tls: {secretName: server, options: {name: mtls}}
+"""
+
+
+def tls_exchange(port: int, payload: bytes) -> bytes:
+    """A blocking TLS client with the client certificate (run in a thread)."""
+    context = client_context(client_cert=CLIENT)
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="mtls.example") as tls:
+            tls.sendall(payload)
+            while True:
+                data = tls.recv(65536)
+                if not data:
+                    break
+                received += data
+    return received
+
+
+class PassTLSClientCertTests(ProxyTestCase):
+    """passTLSClientCert over a real mutual-TLS connection."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.write("tsproxy.yaml", MTLS_STATIC)
+        secrets = certs.secret_yaml(
+            "server", {"tls.crt": SERVER.cert_pem, "tls.key": SERVER.key_pem}
+        )
+        secrets += "---\n" + certs.secret_yaml(
+            "client-ca", {"ca.crt": CLIENT_CA.cert_pem}, kind="Opaque"
+        )
+        self.write("secrets.yaml", secrets)
+        self.write("backend.yaml", BACKEND % {"name": "app", "port": self.start_app("app")})
+        self.write("routes.yaml", MTLS)
+        self.start_proxy()
+
+    @defer.inlineCallbacks
+    def test_clientCertPassed(self) -> None:
+        """The backend gets the client's certificate (base64 DER) and the chosen info (the
+        leaf, which OpenSSL leaves out of a server's peer chain)."""
+        assert self.service is not None
+        port = self.service.port_of("websecure")
+        raw = yield deferToThread(tls_exchange, port, request("mtls.example"))
+        status, _, body = split(raw)
+        self.assertEqual((status, body), (200, b"Hello app\n"))
+        (seen,) = self.apps["app"].requests
+        der = CLIENT.cert.public_bytes(serialization.Encoding.DER)
+        self.assertEqual(
+            seen["headers"]["x-forwarded-tls-client-cert"], [base64.b64encode(der).decode()]
+        )
+        (info,) = seen["headers"]["x-forwarded-tls-client-cert-info"]
+        self.assertEqual(unquote(info), 'Subject="CN=client"')

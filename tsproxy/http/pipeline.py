@@ -79,12 +79,16 @@ def client_certs_of(transport: Any) -> Callable[[], Tuple[bytes, ...]]:
     def read() -> Tuple[bytes, ...]:
         handle = getattr(transport, "getHandle", None)
         connection = handle() if handle is not None else None
-        chain = getattr(connection, "get_peer_cert_chain", lambda: None)()
-        if not chain:
+        leaf = getattr(connection, "get_peer_certificate", lambda: None)()
+        if leaf is None:
             return ()
         from OpenSSL import crypto
 
-        return tuple(crypto.dump_certificate(crypto.FILETYPE_ASN1, cert) for cert in chain)
+        # On a server, OpenSSL's peer chain leaves out the leaf (SSL_get_peer_cert_chain):
+        # the leaf first, then what else the client sent, as Go's PeerCertificates.
+        chain = connection.get_peer_cert_chain() or []
+        ders = [crypto.dump_certificate(crypto.FILETYPE_ASN1, c) for c in [leaf, *chain]]
+        return tuple(der for i, der in enumerate(ders) if i == 0 or der != ders[0])
 
     return read
 
