@@ -59,6 +59,15 @@ spec:
 ---
 apiVersion: traefik.io/v1alpha1
 kind: Middleware
+metadata: {name: fauth-body}
+spec:
+  forwardAuth:
+    address: http://127.0.0.1:%(auth)d/check
+    forwardBody: true
+    maxBodySize: 10
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
 metadata: {name: fauth-down}
 spec:
   forwardAuth: {address: "http://127.0.0.1:%(down)d/check"}
@@ -118,6 +127,7 @@ spec:
 ROUTES = (
     ingress("fa", "fa.example", "{name: fauth}")
     + ingress("fadown", "fadown.example", "{name: fauth-down}")
+    + ingress("fabody", "fabody.example", "{name: fauth-body}")
     + ingress("dg", "digest.example", "{name: digest}")
     + ingress("redir", "redir.example", "{name: to-https}", "noop@internal")
     + ingress("cors", "cors.example", "{name: cors}")
@@ -138,6 +148,7 @@ class AuthServer(Resource):
 
     def render(self, request: Any) -> bytes:
         headers = {k.decode().lower(): v for k, v in request.requestHeaders.getAllRawHeaders()}
+        headers["body"] = request.content.read()
         self.seen.append(headers)
         mode = request.getHeader(b"x-test-auth") or b"ok"
         if mode == b"ok":
@@ -250,6 +261,23 @@ class MiddlewareKindsTests(ProxyTestCase):
         self.assertEqual((status, body), (302, b"moved"))
         self.assertEqual(headers["location"], ["https://login.example/?r=1"])
         self.assertEqual(self.seen(), [])
+
+    @defer.inlineCallbacks
+    def test_forwardAuthBody(self) -> None:
+        """forwardBody: the auth server gets the request body (length or chunked), the
+        backend the same bytes; past maxBodySize 401 and the backend is not asked."""
+        sized = b"Content-Length: 5\r\n\r\nhello"
+        chunked = b"Transfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n"
+        for framing in (sized, chunked):
+            payload = request("fabody.example", "/echo", "POST").replace(b"\r\n\r\n", b"\r\n")
+            status, _, body = yield self.exchange(payload + framing)
+            self.assertEqual((status, body), (200, b"hello"), framing)
+            self.assertEqual(self.auth.seen[-1]["body"], b"hello")
+        self.assertEqual(len(self.seen()), 2)
+        payload = request("fabody.example", "/echo", "POST").replace(b"\r\n\r\n", b"\r\n")
+        status, _, _ = yield self.exchange(payload + b"Content-Length: 11\r\n\r\nhello world")
+        self.assertEqual(status, 401)
+        self.assertEqual(len(self.seen()), 2)
 
     @defer.inlineCallbacks
     def test_forwardAuthDown(self) -> None:

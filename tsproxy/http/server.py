@@ -7,9 +7,10 @@ Requests on a connection are served one at a time, so pipelined answers keep the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
-from twisted.internet.defer import CancelledError, Deferred
+import attrs
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -53,6 +54,7 @@ from tsproxy.http.wire import (
     parse_request_head,
 )
 from tsproxy.logs import get_logger
+from tsproxy.middlewares.base import BodyTooLarge
 from tsproxy.observe.record import Exchange
 from tsproxy.rules import HTTPRequestInfo
 from tsproxy.runtime.internal import NOOP_STATUS, InternalService
@@ -132,6 +134,11 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.mw_pending: Optional[Deferred[Any]] = None
         # A response head held until the first body bytes fill its Content-Type (sniffing).
         self.held_head: Any = None
+        # The request body a step asked for (forwardAuth forwardBody): being read, read.
+        self.body_wait: Optional[Deferred[bytes]] = None
+        self.body_parts: List[bytes] = []
+        self.body_limit = -1
+        self.body_read: Optional[bytes] = None
 
     # -- connection lifecycle -------------------------------------------------------------
 
@@ -371,6 +378,7 @@ class HTTPServerConnection(Relaying, BackendListener):
             request = self.mw_request = make_request(
                 req, self.peer_ip, self.factory.tls, certs, self.trusted
             )
+            request.read_body = self._read_body
         result = run_chain(chain, request)
         if isinstance(result, Deferred):
             self.mw_pending = result
@@ -389,6 +397,9 @@ class HTTPServerConnection(Relaying, BackendListener):
             self._answer(result)
             return
         out = forwarded_head(req, self.mw_request)
+        if self.body_read is not None:
+            # A step read the body: it is sent on from the buffer, with its length.
+            out = attrs.evolve(out, framing="length", content_length=len(self.body_read))
         if picked:
             self._send(out)
         else:
@@ -397,6 +408,44 @@ class HTTPServerConnection(Relaying, BackendListener):
             # What was buffered meanwhile is the body's start (handed on now) or pipelined
             # requests: read again (PIPELINE_LIMIT pauses it anew if need be).
             self.gate.resume("pipeline")
+
+    def _read_body(self, limit: int) -> Any:
+        """Read the whole request body for a step (Request.read_body): a Deferred of it,
+        failing with BodyTooLarge past ``limit`` bytes (-1: none). It is then sent on from
+        this buffer; a body left unread past the limit closes the connection after the
+        answer."""
+        req = self.req
+        if self.req_body_done or req is None:
+            return succeed(self.body_read or b"")
+        if self.body_wait is not None:
+            return fail(RuntimeError("the request body is being read already"))
+        if req.framing == "length" and 0 <= limit < req.content_length:
+            return fail(BodyTooLarge(f"request body over {limit} bytes"))
+        self.body_limit = limit
+        wait = self.body_wait = Deferred()
+        if req.expect_continue and not self.continued:
+            self.continued = True
+            self.transport.write(CONTINUE)
+        if req.framing == "chunked":
+            self.req_decoder = ChunkedDecoder(self._body_data)
+        else:
+            self.req_decoder = LengthDecoder(req.content_length, self._body_data)
+        if self.buf:
+            data, self.buf = self.buf, b""
+            self._feed_request_body(data)
+        if self.gate is not None:
+            self.gate.resume("pipeline")
+        return wait
+
+    def _body_data(self, data: bytes) -> None:
+        if self.body_wait is None:
+            return  # over the limit already: dropped
+        self.body_parts.append(data)
+        self.req_bytes += len(data)
+        if 0 <= self.body_limit < self.req_bytes:
+            wait, self.body_wait = self.body_wait, None
+            self.body_parts = []
+            wait.errback(BodyTooLarge(f"request body over {self.body_limit} bytes"))
 
     def _answer(self, answer: Any) -> None:
         """Send a step's answer (or a local one through the steps' response hooks)."""
@@ -458,8 +507,12 @@ class HTTPServerConnection(Relaying, BackendListener):
         )
         if pick.mirrors and factory.mirrors is not None:
             self.capture = factory.mirrors.capture(pick.mirrors, req, self.out_head)
+            if self.body_read:
+                self.capture.feed(self.body_read)
             if self.req_body_done:
                 self.capture.body_done()
+        if self.body_read:
+            self.out_head += self.body_read
         conn = factory.pool.take_idle(server) if req.upgrade is None else None
         if conn is not None:
             self._attach(conn)
@@ -596,6 +649,11 @@ class HTTPServerConnection(Relaying, BackendListener):
                 if self.req.framing == "chunked":
                     self.backend.transport.write(LAST_CHUNK)
             self._request_sent()
+            wait, self.body_wait = self.body_wait, None
+            if wait is not None:
+                body = self.body_read = b"".join(self.body_parts)
+                self.body_parts = []
+                wait.callback(body)
 
     def _request_data(self, data: bytes) -> None:
         backend = self.backend

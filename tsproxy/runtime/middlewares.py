@@ -80,6 +80,8 @@ class _Context:
     reactor: Any
     secrets: Mapping[Tuple[str, str], Secret]
     read: List[Tuple[str, Any]] = attrs.Factory(list)
+    #: The HTTP engine fills Request.read_body (forwardAuth forwardBody).
+    request_bodies: bool = True
 
     def lookup(self, name: str) -> Any:
         """(type, data) of Secret ``name`` in the middleware's namespace, or None."""
