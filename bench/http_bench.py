@@ -11,6 +11,9 @@ shared/reference/perf-anchors.md.  Each row is checked first (30 requests with
 Host: bench.local must split about 10:20), then warmed up (discarded) and measured with
 `wrk -t1 -c50 -d10s --latency`.  The ratio column is req/s divided by HAProxy's req/s in the
 same run: compare ratios, not absolute numbers (the shared VM varies by about 10 %).
+With `--workers N` a further row runs tsproxy with `--workers N`, not pinned: its processes
+share both cores with each other and with wrk and the backend (core 1), and its ratio to
+the one-process row is printed.
 
 Safety bounds: every socket is on 127.0.0.1 and every port is a free one picked by binding
 port 0; every wrk run is bounded by its -d (at most 10 s by default) and by `timeout`; every
@@ -50,6 +53,10 @@ SPLIT_REQUESTS = 30
 OBSERVED = ", metrics + access log"
 #: Suffix of the rows whose route has the middleware chain (--middlewares).
 CHAINED = ", stripPrefix+headers+basicAuth(bcrypt)+ipAllowList"
+#: Prefix of the HTTP/2 rows (--http2): h2c with prior knowledge, loaded by h2load.
+H2 = "h2c: "
+#: h2load's load: 100 streams at once, over 10 connections.
+H2_CONNECTIONS, H2_STREAMS = 10, 10
 FOREIGN_CPU_RETRY_PCT = 10.0
 MAX_ATTEMPTS = 3
 
@@ -209,6 +216,42 @@ def check_split(
                 counts["other"] += 1
     finally:
         conn.close()
+    return counts["v1"], counts["v2"], counts["other"]
+
+
+def curl_h2(port: int, host: Optional[str], path: str = "/", timeout: float = 2.0) -> tuple:
+    """One GET over h2c with prior knowledge (curl); returns (status, body)."""
+    argv = ["curl", "-s", "--http2-prior-knowledge", "--max-time", str(timeout)]
+    argv += ["-o", "-", "-w", "\\n%{http_code}"]
+    if host:
+        argv += ["-H", f"Host: {host}"]
+    argv.append(f"http://{LOOPBACK}:{port}{path}")
+    done = subprocess.run(argv, capture_output=True, timeout=timeout + 5, check=False)
+    body, _, code = done.stdout.decode("latin-1").rpartition("\n")
+    return int(code) if code.isdigit() else 0, body
+
+
+def wait_ready_h2(proc: subprocess.Popen, port: int, host: Optional[str], timeout: float) -> None:
+    """wait_ready over h2c."""
+    deadline = time.monotonic() + timeout
+    status = 0
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with code {proc.returncode} before answering")
+        status, _ = curl_h2(port, host, timeout=1.0)
+        if status == 200:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"not answering 200 over h2c on port {port} after {timeout:.0f}s ({status})")
+
+
+def check_split_h2(port: int, host: Optional[str]) -> tuple:
+    """check_split over h2c (one connection per request: curl 7.88 cannot reuse one)."""
+    counts = {"v1": 0, "v2": 0, "other": 0}
+    for _ in range(SPLIT_REQUESTS):
+        status, body = curl_h2(port, host)
+        key = {"Hello app-v1\n": "v1", "Hello app-v2\n": "v2"}.get(body, "other")
+        counts[key if status == 200 else "other"] += 1
     return counts["v1"], counts["v2"], counts["other"]
 
 
@@ -507,6 +550,77 @@ def run_wrk(
     )
 
 
+def run_h2load(
+    procs: Processes,
+    run_dir: Path,
+    port: int,
+    host: Optional[str],
+    duration: int,
+    measured_pid: Optional[int],
+) -> WrkResult:
+    """h2load on core 1 (H2_CONNECTIONS x H2_STREAMS streams), bounded by -D and `timeout`.
+    h2load reports no percentiles: p50 holds its mean request time, p99 its max."""
+    argv = ["taskset", "-c", LOAD_CORE, "timeout", "-k", "5", str(duration + 15), "h2load"]
+    argv += ["-t1", f"-c{H2_CONNECTIONS}", f"-m{H2_STREAMS}", "-D", str(duration)]
+    if host:
+        argv += ["-H", f":authority: {host}"]
+    argv.append(f"http://{LOOPBACK}:{port}/")
+    out_path = run_dir / "h2load.out"
+    out_path.write_bytes(b"")
+    window = CpuWindow()
+    proc = procs.start(argv, out_path)
+    try:
+        proc.wait(timeout=duration + 30)
+    finally:
+        procs.stop(proc)
+    window.close()
+    text = out_path.read_text(errors="replace")
+    rps, mean, worst, errors = parse_h2load(text)
+    cpu = rss = None
+    if measured_pid is not None:
+        cpu = window.cpu_pct(measured_pid)
+        rss = rss_mb(tree(window.end_snap, measured_pid))
+    return WrkResult(
+        rps,
+        mean,
+        worst,
+        errors,
+        window.wall,
+        cpu,
+        rss,
+        window.foreign_pct,
+        window.core_idle_pct,
+        window.core_steal_pct,
+    )
+
+
+def parse_h2load(text: str) -> tuple:
+    """(req/s, mean ms, max ms, errors) from h2load's report."""
+    rps = re.search(r"finished in [^,]+, ([0-9.]+) req/s", text)
+    if rps is None:
+        raise RuntimeError("h2load gave no result:\n" + text[-800:])
+    times = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", text)
+    mean = worst = None
+    if times is not None:
+        worst = _h2load_ms(times.group(2))
+        mean = _h2load_ms(times.group(3))
+    counts = re.search(r"(\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout", text)
+    errors = ""
+    if counts is not None and any(int(counts.group(i)) for i in (2, 3, 4)):
+        errors = counts.group(0)
+    statuses = re.search(r"status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
+    if statuses is not None and any(int(statuses.group(i)) for i in (1, 2, 3)):
+        errors = (errors + "; " if errors else "") + statuses.group(0)
+    return float(rps.group(1)), mean, worst, errors
+
+
+def _h2load_ms(value: str) -> Optional[float]:
+    match = re.fullmatch(r"([0-9.]+)(us|ms|s)", value)
+    if match is None:
+        return None
+    return float(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
 # ---------------------------------------------------------------- configurations
 
 
@@ -533,7 +647,7 @@ http {{
 """
 
 
-def nginx_proxy_conf(port: int, v1_port: int, v2_port: int) -> str:
+def nginx_proxy_conf(port: int, v1_port: int, v2_port: int, h2: bool = False) -> str:
     # keepalive 64 >= the client concurrency: with 32 nginx reopens backend connections (-27 %).
     return f"""# nginx peer, the anchors' tuned row: 1 worker, upstream keepalive 64, weights 1:2.
 user root;
@@ -551,7 +665,7 @@ http {{
         keepalive_requests 1000000;
     }}
     server {{
-        listen {LOOPBACK}:{port} backlog=4096;
+        listen {LOOPBACK}:{port} backlog=4096{" http2" if h2 else ""};
         location / {{
             proxy_pass http://app;
             proxy_http_version 1.1;
@@ -563,7 +677,7 @@ http {{
 """
 
 
-def haproxy_conf(port: int, v1_port: int, v2_port: int) -> str:
+def haproxy_conf(port: int, v1_port: int, v2_port: int, h2: bool = False) -> str:
     # maxconn 4000: 20000 fails against this machine's `ulimit -n` of 20000.
     return f"""# HAProxy peer, as shared/bench-anchors/haproxy.cfg: one thread, roundrobin 1:2.
 global
@@ -578,7 +692,7 @@ defaults
     timeout server  30s
 
 frontend http_in
-    bind {LOOPBACK}:{port}
+    bind {LOOPBACK}:{port}{" proto h2" if h2 else ""}
     default_backend app
 
 backend app
@@ -786,6 +900,7 @@ class Target:
     access_log: Optional[Path] = None  # tsproxy rows with --observability
     path: str = "/"  # what the load asks for (the chain rows: under /api)
     extra: Tuple[Tuple[str, str], ...] = ()  # headers every request sends (credentials)
+    h2: bool = False  # h2c with prior knowledge, loaded by h2load (--http2)
 
 
 class Bench:
@@ -829,7 +944,7 @@ class Bench:
 
     def targets(self) -> List[Target]:
         a = self.args
-        ports = free_ports(10)
+        ports = free_ports(15)
         rows = [
             Target(
                 "backend direct (nginx+wrk share core 1) = ceiling",
@@ -871,7 +986,41 @@ class Bench:
                         chain=True,
                     )
                 )
+        if not a.skip_tsproxy and a.workers > 1:
+            rows.append(
+                self._tsproxy_target(
+                    "tsproxy, CPython" + workers_suffix(a.workers),
+                    a.tsproxy_python,
+                    ports[10],
+                    a.warmup,
+                    workers=a.workers,
+                )
+            )
         pypy = self.pypy_python()
+        if a.http2:
+            rows += [
+                Target(H2 + "haproxy, nbthread 1", "haproxy", ports[11], HOST_HEADER, a.warmup),
+                Target(
+                    H2 + "nginx proxy, 1 worker, upstream keepalive 64",
+                    "nginx",
+                    ports[12],
+                    HOST_HEADER,
+                    a.warmup,
+                ),
+            ]
+            if not a.skip_tsproxy:
+                rows.append(
+                    self._tsproxy_target(
+                        H2 + "tsproxy, CPython", a.tsproxy_python, ports[13], a.warmup
+                    )
+                )
+                if pypy:
+                    rows.append(
+                        self._tsproxy_target(H2 + "tsproxy, PyPy", pypy, ports[14], a.pypy_warmup)
+                    )
+            for row in rows:
+                if row.setup.startswith(H2):
+                    row.h2 = True
         if pypy:
             rows.append(self._tsproxy_target("tsproxy, PyPy", pypy, ports[3], a.pypy_warmup))
             if a.middlewares:
@@ -899,9 +1048,11 @@ class Bench:
         warmup: int,
         internal: Optional[int] = None,
         chain: bool = False,
+        workers: int = 1,
     ) -> Target:
         """A tsproxy row; with an ``internal`` port, metrics and the access log are on; with
-        ``chain`` the load goes through the middleware chain (``--middlewares``)."""
+        ``chain`` the load goes through the middleware chain (``--middlewares``); with
+        ``workers`` > 1, `--workers N` not pinned to a core (its workers may use both)."""
         conf = self.run_dir / f"tsproxy-conf-{port}"
         conf.mkdir()
         access_log = None if internal is None else self.run_dir / f"access-{port}.log"
@@ -911,6 +1062,8 @@ class Bench:
         if chain:
             (conf / "chain.yaml").write_text(tsproxy_chain_yaml())
         argv = ["taskset", "-c", PROXY_CORE, python, "-m", "twisted", "tsproxy", "-c", str(conf)]
+        if workers > 1:
+            argv = argv[3:] + ["--workers", str(workers)]
         target = Target(
             setup,
             "tsproxy",
@@ -931,7 +1084,7 @@ class Bench:
         prefix.mkdir(exist_ok=True)
         if target.kind == "haproxy":
             (prefix / "haproxy.cfg").write_text(
-                haproxy_conf(target.port, self.v1_port, self.v2_port)
+                haproxy_conf(target.port, self.v1_port, self.v2_port, target.h2)
             )
             return [
                 "taskset",
@@ -943,7 +1096,7 @@ class Bench:
                 str(prefix / "haproxy.cfg"),
             ]
         (prefix / "nginx.conf").write_text(
-            nginx_proxy_conf(target.port, self.v1_port, self.v2_port)
+            nginx_proxy_conf(target.port, self.v1_port, self.v2_port, target.h2)
         )
         return [
             "taskset",
@@ -978,15 +1131,21 @@ class Bench:
                 # tree's tsproxy and twisted/plugins are measured; the venv gives the dependencies.
                 proc = self.procs.start(argv, log_path, cwd=REPO_ROOT if target.python else None)
                 measured_pid = proc.pid
-                wait_ready(
-                    proc,
-                    target.port,
-                    target.host,
-                    target.ready_timeout,
-                    target.path,
-                    target.extra,
-                )
-            v1, v2, other = check_split(target.port, target.host, target.path, target.extra)
+                if target.h2:
+                    wait_ready_h2(proc, target.port, target.host, target.ready_timeout)
+                else:
+                    wait_ready(
+                        proc,
+                        target.port,
+                        target.host,
+                        target.ready_timeout,
+                        target.path,
+                        target.extra,
+                    )
+            if target.h2:
+                v1, v2, other = check_split_h2(target.port, target.host)
+            else:
+                v1, v2, other = check_split(target.port, target.host, target.path, target.extra)
             row.split = f"{v1}:{v2}" + (f" (+{other} bad)" if other else "")
             if target.kind != "direct" and not (abs(v1 - 10) <= 2 and v1 + v2 == SPLIT_REQUESTS):
                 raise RuntimeError(
@@ -1021,6 +1180,14 @@ class Bench:
         a = self.args
 
         def attempt(number: int) -> WrkResult:
+            if target.h2:
+                if number == 1 and target.warmup > 0:
+                    run_h2load(
+                        self.procs, self.run_dir, target.port, target.host, target.warmup, None
+                    )
+                return run_h2load(
+                    self.procs, self.run_dir, target.port, target.host, a.duration, measured_pid
+                )
             if number == 1 and target.warmup > 0:
                 run_wrk(
                     self.procs,
@@ -1104,6 +1271,12 @@ def _tail(path: Path, lines: int = 15) -> str:
 # ---------------------------------------------------------------- report
 
 
+def workers_suffix(workers: int) -> str:
+    """The --workers row's setup: its processes are not pinned, so they share core 1 with
+    wrk and the backend (the only other core of a 2-core machine)."""
+    return f", --workers {workers}, not pinned (shares core 1 with wrk + backend)"
+
+
 def _fmt(value: Optional[float], spec: str) -> str:
     return "" if value is None else format(value, spec)
 
@@ -1116,9 +1289,19 @@ def per_core(row: Row) -> Optional[float]:
 
 
 def set_ratios(rows: List[Row]) -> None:
-    """Ratios to the HAProxy row of the same round (None when HAProxy is broken)."""
+    """Ratios to the HAProxy row of the same round and protocol (None when it is broken)."""
     haproxy = next((r for r in rows if r.setup.startswith("haproxy") and r.status == "ok"), None)
+    haproxy_h2 = next(
+        (r for r in rows if r.setup.startswith(H2 + "haproxy") and r.status == "ok"), None
+    )
     for r in rows:
+        if r.setup.startswith(H2):
+            if haproxy_h2 and r.requests_per_s is not None:
+                r.ratio_haproxy = r.requests_per_s / haproxy_h2.requests_per_s
+                mine, theirs = per_core(r), per_core(haproxy_h2)
+                if mine and theirs:
+                    r.ratio_haproxy_per_core = mine / theirs
+            continue
         if haproxy and r.requests_per_s is not None:
             r.ratio_haproxy = r.requests_per_s / haproxy.requests_per_s
             mine, theirs = per_core(r), per_core(haproxy)
@@ -1378,6 +1561,20 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help="add tsproxy rows whose route has a chain of stripPrefix, headers, basicAuth "
         "(bcrypt user) and ipAllowList, and print their ratio to the plain route",
     )
+    p.add_argument(
+        "--http2",
+        action="store_true",
+        help="add HTTP/2 rows: HAProxy (bind proto h2), nginx (listen http2) and tsproxy, h2c "
+        "with prior knowledge, loaded by h2load with 100 streams over 10 connections; their "
+        "ratios are to the h2c HAProxy row",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="add a tsproxy row run with --workers N (N >= 2), not pinned to core 0, and "
+        "report its throughput ratio to the one-worker row",
+    )
     p.add_argument("--json", type=Path, default=None, help="also save the results to this file")
     p.add_argument("--keep", action="store_true", help="keep the temporary run directory")
     args = p.parse_args(argv)
@@ -1386,6 +1583,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
             p.error(f"--{name.replace('_', '-')} must be between 1 (0 for warm-ups) and 10 seconds")
     if not 1 <= args.rounds <= 9:
         p.error("--rounds must be between 1 and 9")
+    if args.workers == 1 or not 0 <= args.workers <= 64:
+        p.error("--workers must be between 2 and 64 (0: no such row)")
     if not 1 <= args.connections <= 1000:
         p.error("--connections must be between 1 and 1000")
     return args
@@ -1393,9 +1592,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    missing = [
-        tool for tool in ("nginx", "haproxy", "wrk", "taskset", "timeout") if not shutil.which(tool)
-    ]
+    tools = ["nginx", "haproxy", "wrk", "taskset", "timeout"]
+    if args.http2:
+        tools += ["h2load", "curl"]
+    missing = [tool for tool in tools if not shutil.which(tool)]
     if missing:
         print(
             f"missing: {', '.join(missing)}; install with:\n  apt-get install -y "
@@ -1463,6 +1663,21 @@ def main(argv: Optional[List[str]] = None) -> int:
                 impl = r.setup.split(", ", 1)[1]
                 value = "broken" if r.ratio_haproxy is None else f"{r.ratio_haproxy:.2f}"
                 print(f"tsproxy/haproxy ratio ({impl}): {value}")
+        single = next((r for r in rows if r.setup == "tsproxy, CPython"), None)
+        for r in rows:
+            if r.setup.endswith(workers_suffix(args.workers)) and args.workers > 1:
+                if single and single.requests_per_s and r.requests_per_s:
+                    print(
+                        f"--workers {args.workers} / one worker on core 0 throughput ratio "
+                        f"(CPython): {r.requests_per_s / single.requests_per_s:.2f}"
+                    )
+                else:
+                    print(f"--workers {args.workers} / one worker throughput ratio: broken")
+        for r in rows:
+            if r.setup.startswith(H2 + "tsproxy"):
+                impl = r.setup.split(", ", 1)[1]
+                value = "broken" if r.ratio_haproxy is None else f"{r.ratio_haproxy:.2f}"
+                print(f"tsproxy/haproxy HTTP/2 ratio ({impl}): {value}")
         for r in rows:
             if r.setup.endswith(OBSERVED):
                 base = next((b for b in rows if b.setup == r.setup[: -len(OBSERVED)]), None)

@@ -243,7 +243,8 @@ class GoodDocumentTests(SynchronousTestCase):
         )
 
     def test_serversTransport(self) -> None:
-        """A ServersTransport reads its timeouts; absent maxIdleConnsPerHost means 200, -1 means 0."""
+        """A ServersTransport reads its timeouts; absent maxIdleConnsPerHost means 200, -1 means 0;
+        a TLS field tsproxy cannot honour (rootCAsSecrets) is kept as unsupported."""
         text = """\
         apiVersion: traefik.io/v1alpha1
         kind: ServersTransport
@@ -259,9 +260,17 @@ class GoodDocumentTests(SynchronousTestCase):
         metadata: {name: noreuse}
         spec:
           maxIdleConnsPerHost: -1
+        ---
+        apiVersion: traefik.io/v1alpha1
+        kind: ServersTransport
+        metadata: {name: pinned}
+        spec:
           rootCAsSecrets: [ca]
         """
         resources, errors, notices = load(text)
+        # rootCAsSecrets (like the other TLS fields) would restrict the trusted servers: kept
+        # by name, so that the build disables every service using the transport (never
+        # served without it).
         self.assertEqual(errors, [])
         self.assertEqual(
             resources,
@@ -273,6 +282,10 @@ class GoodDocumentTests(SynchronousTestCase):
                 ServersTransport(
                     meta("ServersTransport", "noreuse", line=10),
                     TransportSettings(max_idle_conns_per_host=0),
+                ),
+                ServersTransport(
+                    meta("ServersTransport", "pinned", line=16),
+                    TransportSettings(),
                     unsupported=("rootCAsSecrets",),
                 ),
             ),
@@ -636,6 +649,11 @@ BAD_DOCUMENTS = [
         "        passiveHealthCheck: {}\n",
         "wrr.yaml:9: TraefikService default/wrr: spec.highestRandomWeight.services[0]"
         ".passiveHealthCheck: applies to Service references only",
+    ),
+    (
+        ROUTE_HEAD + "        - {name: a, port: 80, healthCheck: {path: /h, method: GÉT}}\n",
+        "wrr.yaml:8: IngressRoute default/app: spec.routes[0].services[0].healthCheck.method:"
+        " must be an HTTP method name",
     ),
     (
         ROUTE_HEAD + "        - {name: a, port: 80, healthCheck: {path: /h, scheme: h2c}}\n",

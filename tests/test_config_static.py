@@ -265,6 +265,14 @@ class StaticConfigTests(SynchronousTestCase):
                 ],
             ),
             (
+                'entryPoints:\n  web:\n    address: ":80"\n    proxyProtocol: {insecure: true}\n',
+                ["tsproxy.yaml:4: entryPoints.web.proxyProtocol: not supported yet on entrypoints"],
+            ),
+            (
+                'entryPoints:\n  web:\n    address: ":80"\n    http: {bogus: 1}\n',
+                ["tsproxy.yaml:4: entryPoints.web.http.bogus: unknown field"],
+            ),
+            (
                 'entryPoints:\n  a:\n    address: ":80"\n  b:\n    address: ":80"\n',
                 [
                     "tsproxy.yaml:4: entrypoint b: address is already used by entrypoint a (tsproxy.yaml:2)"
@@ -292,6 +300,17 @@ class StaticConfigTests(SynchronousTestCase):
         for text, expected in cases:
             config, errors, _ = parse_static(text)
             self.assertEqual((config, [str(e) for e in errors]), (None, expected), text)
+
+    def test_entrypoint_http_inert(self) -> None:
+        """An entrypoint's ``http`` section with values that change nothing is accepted
+        without a notice."""
+        text = (
+            'entryPoints:\n  web:\n    address: ":80"\n    http:\n      middlewares: []\n'
+            "      encodeQuerySemicolons: false\n      sanitizePath: true\n"
+        )
+        config, errors, notices = parse_static(text)
+        self.assertEqual((errors, notices), ((), ()))
+        self.assertIsNotNone(config)
 
     def test_sameAddressOtherProtocol(self) -> None:
         """A TCP and a UDP entrypoint may share a port, and port 0 may repeat."""

@@ -169,8 +169,9 @@ class DashboardLiveTests(ProxyTestCase):
         # The canary's router: entrypoint → service, with its children and servers.
         yield browser.open(base + "#/http/routers/" + ROUTER_WRR)
         chain = yield browser.wait_for(
-            "JSON.stringify(Array.from(document.querySelectorAll('.chain .step'))"
-            ".map(function (s) { return [s.dataset.step, s.dataset.name]; }))",
+            "(function (steps) { return steps.length ? JSON.stringify(steps.map(function (s) {"
+            " return [s.dataset.step, s.dataset.name]; })) : null; })("
+            "Array.from(document.querySelectorAll('.chain .step')))",
             "the router's chain",
         )
         self.assertEqual(json.loads(chain), [["entrypoint", "web"], ["service", "default-app-wrr"]])

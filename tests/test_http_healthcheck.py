@@ -386,7 +386,8 @@ class FailoverProxyTests(_HealthSetup):
 
 class _CheckTarget(Resource):
     """A backend for checks: /ok 200, /bad 500, /missing 404, /redirect -> /ok,
-    /redirect-bad -> /bad, /slow never answers; records (method, path, Host, X-Check)."""
+    /redirect-bad -> /bad, /redirect-away -> http://localhost:<port>/ok, /slow never answers, /drip answers 200 and a first piece of a
+    body that never ends; records (method, path, Host, X-Check)."""
 
     isLeaf = True
 
@@ -405,9 +406,17 @@ class _CheckTarget(Resource):
                 (request.getHeader(b"x-check") or b"").decode(),
             )
         )
-        if path == "/slow":
+        if path in ("/slow", "/drip"):
             self.waiting.append(request)
+            if path == "/drip":
+                request.setHeader(b"Content-Length", b"1000000")
+                request.write(b"x" * 100)
             return server.NOT_DONE_YET
+        if path == "/redirect-away":
+            request.setResponseCode(302)
+            port = request.getHost().port
+            request.setHeader(b"Location", b"http://localhost:%d/ok" % (port,))
+            return b""
         if path.startswith("/redirect"):
             request.setResponseCode(302)
             request.setHeader(b"Location", b"/bad" if path == "/redirect-bad" else b"/ok")
@@ -484,6 +493,12 @@ class CheckerTests(TestCase):
                 True,
                 [("HEAD", "/ok", "x.example", "1")],
             ),
+            # Values outside Latin-1 go as UTF-8 bytes, as Go sends a string.
+            (
+                HealthCheckSpec("/ok", headers=(("X-Check", "✓"),)),
+                True,
+                [("GET", "/ok", host, "✓")],
+            ),
             (
                 HealthCheckSpec("/redirect"),
                 True,
@@ -493,6 +508,21 @@ class CheckerTests(TestCase):
                 HealthCheckSpec("/redirect-bad"),
                 False,
                 [("GET", "/redirect-bad", host, ""), ("GET", "/bad", host, "")],
+            ),
+            (
+                # A redirect to another host: the Host header is the new URL's (as in Go),
+                # even when hostname is set; a relative one keeps it.
+                HealthCheckSpec("/redirect-away", hostname="x.example"),
+                True,
+                [
+                    ("GET", "/redirect-away", "x.example", ""),
+                    ("GET", "/ok", "localhost:%d" % (self.port,), ""),
+                ],
+            ),
+            (
+                HealthCheckSpec("/redirect", hostname="x.example"),
+                True,
+                [("GET", "/redirect", "x.example", ""), ("GET", "/ok", "x.example", "")],
             ),
             (
                 HealthCheckSpec("/redirect-bad", follow_redirects=False),
@@ -507,7 +537,7 @@ class CheckerTests(TestCase):
     @defer.inlineCallbacks
     def test_port_override_and_refused(self) -> None:
         """``port`` replaces the server's port; a refused connection is DOWN, with one log
-        line (a warning) for the transition."""
+        line (a warning) for the transition and none for the checks' connections."""
         apply_log_level("INFO")
         self.addCleanup(apply_log_level, "INFO")
         lines = LogLines(self)
@@ -522,6 +552,8 @@ class CheckerTests(TestCase):
         )
         transitions = [line for line in lines.lines if " is DOWN " in line or " is UP " in line]
         self.assertEqual(len(transitions), 1, transitions)
+        # No "Starting factory"/"Stopping factory" lines: two per check would flood the log.
+        self.assertEqual([line for line in lines.lines if " factory " in line], [])
         self.assertTrue(
             transitions[0].startswith("svc: server http://127.0.0.1:%d is DOWN (" % (closed,)),
             transitions,
@@ -552,6 +584,22 @@ class CheckerTests(TestCase):
         self.assertEqual(self.target.seen, [])
         self.clock.advance(0.1)
         yield until(lambda: len(self.target.seen) == 1)
+
+    @defer.inlineCallbacks
+    def test_timeout_closes_a_dripping_answer(self) -> None:
+        """A check whose answer's body never ends is DOWN at ``timeout`` and its connection
+        is closed then (one check per interval must not leave one connection each)."""
+        spec = HealthCheckSpec("/drip", interval=10.0, timeout=2.0)
+        node = self.balancer(spec)
+        self.monitor.update(_Table(node))
+        checker = self.monitor.checkers[node]
+        self.clock.advance(10.0)
+        yield until(lambda: len(self.target.seen) == 1 and len(self.wrapper.protocols) == 1)
+        yield task.deferLater(reactor, 0.05, lambda: None)
+        self.clock.advance(2.0)
+        yield until(lambda: not checker.in_flight)
+        self.assertFalse(node.states.up(node.definition.servers[0].url))
+        yield until(lambda: not self.wrapper.protocols)
 
     @defer.inlineCallbacks
     def test_concurrency_bound(self) -> None:
@@ -612,8 +660,37 @@ class _Failing(Resource):
         return b"broken\n"
 
 
+class _CutAnswer(Protocol):
+    """Answers 500 with a body shorter than its Content-Length, then closes."""
+
+    def dataReceived(self, data: bytes) -> None:
+        if b"\r\n\r\n" in data:
+            self.transport.write(b"HTTP/1.1 500 Oops\r\nContent-Length: 100\r\n\r\nabc")
+            self.transport.loseConnection()
+
+
 class PassiveProxyTests(ProxyTestCase):
     """passiveHealthCheck through the proxy: failures of proxied requests take a server out."""
+
+    @defer.inlineCallbacks
+    def test_one_request_counts_once(self) -> None:
+        """A 500 whose body is then cut short is one failed request, not two: with
+        maxFailedAttempts 2 the server stays in after it."""
+        good = self.start_app("good")
+        cutting = reactor.listenTCP(0, Factory.forProtocol(_CutAnswer), interface="127.0.0.1")
+        self.addCleanup(cutting.stopListening)
+        self.write("tsproxy.yaml", STATIC)
+        self.write("pair.yaml", PASSIVE % (good, cutting.getHost().port))
+        self.start_proxy(clock=task.Clock())
+        for _ in range(2):
+            try:
+                yield self.get("pair")
+            except Exception:
+                pass  # the cut answer
+        node = self.service.table.services[  # type: ignore[union-attr]
+            self.service.table.routers[0].service.name  # type: ignore[union-attr]
+        ]
+        self.assertEqual(node.states.down_keys(), ())
 
     @defer.inlineCallbacks
     def test_failures_take_out_and_window_brings_back(self) -> None:
@@ -655,7 +732,8 @@ class PassiveProxyTests(ProxyTestCase):
 
 class _GRPCHealth(Protocol):
     """A grpc.health.v1 server over h2c: each Check answers the factory's next status
-    (1 SERVING, 2 NOT_SERVING); other methods answer grpc-status 12 (unimplemented)."""
+    (1 SERVING, 2 NOT_SERVING); /bad answers 500; other methods answer grpc-status 12
+    (unimplemented) with status 200."""
 
     def connectionMade(self) -> None:
         self.h2 = H2Connection(H2Configuration(client_side=False, header_encoding=None))
@@ -676,6 +754,9 @@ class _GRPCHealth(Protocol):
 
     def answer(self, stream: int) -> None:
         h2 = self.h2
+        if self.paths[stream] == b"/bad":
+            h2.send_headers(stream, [(b":status", b"500")], end_stream=True)
+            return
         if self.paths[stream] != b"/grpc.health.v1.Health/Check":
             headers = [(b":status", b"200"), (b"content-type", b"application/grpc")]
             h2.send_headers(stream, headers + [(b"grpc-status", b"12")], end_stream=True)
@@ -746,6 +827,35 @@ class GRPCCheckerTests(TestCase):
         self.assertEqual(
             (call[b":method"], call[b":path"], call[b"content-type"], call[b"te"]),
             (b"POST", b"/grpc.health.v1.Health/Check", b"application/grpc", b"trailers"),
+        )
+
+    @defer.inlineCallbacks
+    def test_h2c_server(self) -> None:
+        """mode: http on a server of scheme h2c speaks h2c, as Traefik's check does: the
+        method, path and query, Host (as :authority) and headers; a 200 is UP, a 500 DOWN."""
+        server_ = Server.at("h2c", "127.0.0.1", self.port, TransportSettings())
+        table = [
+            (HealthCheckSpec("/ok?x=1", hostname="h.example", headers=(("X-Check", "1"),)), True),
+            (HealthCheckSpec("/bad"), False),
+        ]
+        for spec, up in table:
+            node = LoadBalancer.build(LoadBalancerDef("svc", (server_,), health_check=spec))
+            self.monitor.update(_Table(node))
+            checker = self.monitor.checkers[node]
+            self.clock.advance(spec.interval)
+            yield until(lambda checker=checker: not checker.in_flight)  # type: ignore[misc]
+            self.assertEqual(node.states.up(server_.url), up, spec)
+            self.monitor.update(_Table())
+        seen = [
+            (call[b":method"], call[b":path"], call[b":authority"], call.get(b"x-check"))
+            for call in self.factory.calls  # type: ignore[attr-defined]
+        ]
+        self.assertEqual(
+            seen,
+            [
+                (b"GET", b"/ok?x=1", b"h.example", b"1"),
+                (b"GET", b"/bad", b"127.0.0.1:%d" % (self.port,), None),
+            ],
         )
 
 

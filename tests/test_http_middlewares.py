@@ -12,8 +12,7 @@ from typing import Any, List
 from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 
-from tests import middlewarekinds
-from tests import proxyfixture
+from tests import middlewarekinds, proxyfixture
 from tests.proxyfixture import ProxyTestCase, RawClient, free_port
 from tsproxy.check import check_directory
 from tsproxy.testing import listen_tcp_greeter

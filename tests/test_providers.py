@@ -15,6 +15,7 @@ from twisted.internet import defer, reactor
 from twisted.trial.unittest import SynchronousTestCase
 
 from tsproxy.api.model import rawdata
+from tsproxy.balance.health import HealthCheckSpec, PassiveHealthSpec
 from tsproxy.config.fileformat import parse_dynamic_files
 from tsproxy.config.load import load_directory, load_files
 from tsproxy.config.providers import parse_label_selector, selector_matches
@@ -195,11 +196,11 @@ level = "ERROR"
 [providers.file]
 filename = "{filename}"
 """
-_SUFFIX = re.compile(r"@(file|kubernetescrd)\b")
+_SUFFIX = re.compile(r"@(file|kubernetescrd|etcd|redis)\b")
 
 
 def without_providers(document: Any) -> Any:
-    """The document with the provider suffixes of file and kubernetescrd names removed."""
+    """The document with the provider suffixes (file, kubernetescrd, etcd, redis) removed."""
     return json.loads(_SUFFIX.sub("", json.dumps(document, sort_keys=True)))
 
 
@@ -435,6 +436,63 @@ class FileRouterTests(SynchronousTestCase):
         self.assertEqual(document["routers"]["mw@file"]["status"], "disabled")
         self.assertEqual(document["routers"]["mw@file"]["service"], "s")
 
+    def test_health_checks(self) -> None:
+        """A file load balancer's healthCheck and passiveHealthCheck are applied (not ignored);
+        ``healthCheck: {}`` on weighted and mirroring services follows the children, and one
+        whose child reports no status is an error that disables its routers."""
+        dynamic = dedent(
+            """
+            http:
+              routers:
+                w: {rule: Host(`w`), service: w}
+                bad: {rule: Host(`b`), service: bad}
+                m: {rule: Host(`m`), service: m}
+              services:
+                w:
+                  weighted:
+                    healthCheck: {}
+                    services: [{name: a}, {name: p}]
+                bad:
+                  weighted:
+                    healthCheck: {}
+                    services: [{name: a}, {name: plain}]
+                m:
+                  mirroring: {service: plain, healthCheck: {}}
+                a:
+                  loadBalancer:
+                    healthCheck: {path: /h, interval: 2s, timeout: 1s}
+                    servers: [{url: "http://10.0.0.5"}]
+                p:
+                  loadBalancer:
+                    passiveHealthCheck: {maxFailedAttempts: 3}
+                    servers: [{url: "http://10.0.0.6"}]
+                plain:
+                  loadBalancer: {servers: [{url: "http://10.0.0.7"}]}
+            """
+        )
+        static = STATIC + "providers:\n  file: {filename: d.yml}\n"
+        table, errors = build(static, [], [("d.yml", dynamic)])
+        no_status = (
+            "service plain reports no status (the parent has healthCheck: {}): it needs a"
+            " healthCheck (or healthCheck: {} on a weighted one)"
+        )
+        self.assertEqual(
+            errors,
+            [
+                f"d.yml:11: service bad: {no_status}",
+                f"d.yml:15: service m: {no_status}",
+                "d.yml:4: router bad: service bad@file has errors (see d.yml:11)",
+                "d.yml:5: router m: service m@file has errors (see d.yml:15)",
+            ],
+        )
+        (router,) = table.routers
+        weighted = router.service.definition
+        self.assertTrue(weighted.health_check)
+        a, p = (child.definition for child in weighted.children)
+        self.assertEqual(a.health_check, HealthCheckSpec("/h", interval=2.0, timeout=1.0))
+        self.assertEqual((a.passive, p.health_check), (None, None))
+        self.assertEqual(p.passive, PassiveHealthSpec(10.0, 3))
+
     def test_cross_provider(self) -> None:
         """A CRD route reaches a file service (name@file) and a file weighted service a CRD
         TraefikService; names keep their provider in the API."""
@@ -586,6 +644,54 @@ class CRDOptionTests(SynchronousTestCase):
         self.assertEqual(len(errors), 1)
         self.assertIn("other/wrr is in another namespace", errors[0])
 
+    def test_cross_namespace_tls_options(self) -> None:
+        """An IngressRoute or IngressRouteTCP using another namespace's TLSOption is disabled
+        without allowCrossNamespace (as in Traefik), and works with it."""
+        option = dedent(
+            """
+            ---
+            apiVersion: traefik.io/v1alpha1
+            kind: TLSOption
+            metadata: {name: loose, namespace: other}
+            spec: {minVersion: VersionTLS10}
+            """
+        )
+        route = ROUTE.format(namespace="default", extra="", ref="")
+        route += "  tls:\n    options: {name: loose, namespace: other}\n"
+        tcp = dedent(
+            """
+            ---
+            apiVersion: traefik.io/v1alpha1
+            kind: IngressRouteTCP
+            metadata: {name: t}
+            spec:
+              routes:
+                - match: HostSNI(`t`)
+                  services: [{name: app-v1, port: 80}]
+              tls:
+                options: {name: loose, namespace: other}
+            """
+        )
+        text = route + tcp
+        problem = (
+            "spec.tls.options: TLSOption other/loose is in another namespace: cross-namespace"
+            " references need providers.kubernetesCRD.allowCrossNamespace"
+        )
+        self.assertEqual(
+            self.servers("    allowCrossNamespace: false\n", text, option),
+            (
+                [],
+                [
+                    f"r.yaml:6: IngressRoute default/ir: {problem}",
+                    f"r.yaml:16: IngressRouteTCP default/t: {problem}",
+                ],
+            ),
+        )
+        self.assertEqual(
+            self.servers("    allowCrossNamespace: true\n", text, option),
+            (["http://10.0.0.1:8080"], []),
+        )
+
     def test_native_and_node_port(self) -> None:
         """nativeLB sends to the ClusterIP; nodePortLB to every Node's InternalIP at the node
         port, and is an error without Nodes."""
@@ -706,18 +812,27 @@ class CRDOptionTests(SynchronousTestCase):
         self.assertRaises(ValueError, parse_label_selector, "app in a")
 
     def test_api_server_options(self) -> None:
-        """endpoint, token and certAuthFilePath are located errors until the API-server mode
-        exists; other providers too."""
-        for option in ("endpoint: https://k8s", "token: x", "certAuthFilePath: /ca"):
-            loaded = load_files(STATIC + "providers:\n  kubernetesCRD:\n    " + option + "\n", [])
-            self.assertIsNone(loaded.static)
-            self.assertEqual(len(loaded.errors), 1)
-            self.assertIn("tsproxy.yaml:6: providers.kubernetesCRD.", str(loaded.errors[0]))
-            self.assertIn("not supported yet", str(loaded.errors[0]))
-        loaded = load_files(STATIC + "providers:\n  redis: {endpoints: [x]}\n", [])
+        """endpoint, token and certAuthFilePath are read (the API-server mode, tested in
+        tests.test_providers_kube); an endpoint that is not a URL is an error; providers
+        tsproxy does not have are errors too."""
+        text = "endpoint: https://k8s:6443\n    token: x\n    certAuthFilePath: /ca"
+        loaded = load_files(STATIC + "providers:\n  kubernetesCRD:\n    " + text + "\n", [])
+        self.assertEqual(loaded.errors, ())
+        api = loaded.static.providers.crd.api
+        self.assertEqual(
+            (api.endpoint, api.token, api.cert_auth_file_path), ("https://k8s:6443", "x", "/ca")
+        )
+        loaded = load_files(STATIC + "providers:\n  kubernetesCRD:\n    endpoint: k8s\n", [])
         self.assertEqual(
             [str(e) for e in loaded.errors],
-            ["tsproxy.yaml:5: providers.redis: this provider is not supported yet"],
+            [
+                "tsproxy.yaml:6: providers.kubernetesCRD.endpoint: must be an http:// or https:// URL"
+            ],
+        )
+        loaded = load_files(STATIC + "providers:\n  consul: {endpoints: [x]}\n", [])
+        self.assertEqual(
+            [str(e) for e in loaded.errors],
+            ["tsproxy.yaml:5: providers.consul: this provider is not supported yet"],
         )
 
 

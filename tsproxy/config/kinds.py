@@ -114,7 +114,7 @@ def _health_check(fields: Fields) -> Optional[HealthCheckSpec]:
         for name in list(headers.data):
             header_items.append((str(name), headers.string(str(name))))
     method = section.string("method", "GET") or "GET"
-    if not method.isalpha():
+    if not (method.isascii() and method.isalpha()):
         raise section.fail("method", "must be an HTTP method name")
     spec = HealthCheckSpec(
         path=path,

@@ -9,11 +9,11 @@ part, given file names and texts.
 from __future__ import annotations
 
 import os
-from typing import Callable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import attrs
 
-from tsproxy.config.errors import ConfigError
+from tsproxy.config.errors import ConfigError, Location
 from tsproxy.config.fileformat import FileConfiguration, is_dynamic_document, parse_dynamic_files
 from tsproxy.config.kinds import parse_document
 from tsproxy.config.providers import CRDProviderConfig, FileProviderConfig
@@ -44,6 +44,11 @@ class LoadedConfig:
     path: str = ""
     #: What the file provider read (None when it is not configured).
     file: Optional[FileConfiguration] = None
+    #: What the key-value providers read, as (provider, configuration): ``etcd``, ``redis``
+    #: (filled in by the running proxy from its watchers, tsproxy.providers.kv).
+    kv: tuple[tuple[str, FileConfiguration], ...] = ()
+    #: The Ingress and IngressClass documents of the directory (kubernetesIngress).
+    ingresses: tuple[Any, ...] = ()
 
 
 def load_files(
@@ -74,11 +79,25 @@ def load_files(
             file_config, file_errors, file_notices = parse_dynamic_files(dynamic, read_file)
             errors.extend(file_errors)
             notices.extend(file_notices)
-    if crd is None and files:
+    ingress = static.providers.ingress if static is not None else None
+    if ingress is not None and ingress.api.endpoint:
+        ingress = None  # its Ingresses come from the API server (the running proxy's watcher)
+    ingresses: list[Any] = []
+    crd_from_api = crd is not None and bool(crd.api.endpoint)
+    if crd_from_api and files:
+        assert crd is not None
         notices.append(
-            f"{static_file}:1: providers has no kubernetesCRD: the {len(files)} YAML files"
-            " of the configuration directory are not read"
+            f"{static_file}:1: providers.kubernetesCRD reads {crd.api.endpoint}: the"
+            f" {len(files)} YAML files of the configuration directory are not read by it"
         )
+    # Only the resources Ingresses need, when the CRD provider does not read the directory.
+    core_only = (crd is None or crd_from_api) and ingress is not None
+    if (crd is None or crd_from_api) and files and ingress is None:
+        if crd is None:
+            notices.append(
+                f"{static_file}:1: providers has no kubernetesCRD: the {len(files)} YAML files"
+                " of the configuration directory are not read"
+            )
         files = ()
     for name, text in files:
         if name.endswith(".toml"):
@@ -98,12 +117,20 @@ def load_files(
                 )
                 errors.append(ConfigError(name, document.line, "", message))
                 continue
+            if ingress is not None and _is_ingress(document.data):
+                ingresses.append(_ingress_document(document, name))
+                continue
             parsed = parse_document(document, name)
+            if core_only and parsed.resource is not None:
+                if parsed.resource.meta.kind not in _CORE_KINDS:
+                    continue  # only the kubernetesIngress provider reads this directory
             notices.extend(parsed.notices)
             if parsed.error is not None:
                 errors.append(parsed.error)
             resource = parsed.resource
-            if resource is None or (crd is not None and not visible(resource, crd)):
+            if resource is None or (
+                crd is not None and not core_only and not visible(resource, crd)
+            ):
                 continue
             meta = resource.meta
             first = seen.setdefault((meta.kind, meta.namespace, meta.name), resource)
@@ -112,9 +139,45 @@ def load_files(
                 errors.append(meta.location.error(message))
                 continue
             resources.append(resource)
+    kv: tuple[tuple[str, FileConfiguration], ...] = ()
+    if ingress is not None:
+        from tsproxy.providers.ingress import INGRESS, ingress_configuration
+
+        config, ingress_errors, ingress_notices = ingress_configuration(
+            ingresses, resources, ingress
+        )
+        kv = ((INGRESS, config),)
+        errors.extend(ingress_errors)
+        notices.extend(ingress_notices)
     return LoadedConfig(
-        static, tuple(resources), tuple(errors), tuple(notices), path, file=file_config
+        static,
+        tuple(resources),
+        tuple(errors),
+        tuple(notices),
+        path,
+        file=file_config,
+        kv=kv,
+        ingresses=tuple(ingresses),
     )
+
+
+_CORE_KINDS = ("Service", "Endpoints", "EndpointSlice", "Secret", "Node")
+
+
+def _is_ingress(data: object) -> bool:
+    return (
+        isinstance(data, dict)
+        and data.get("apiVersion") == "networking.k8s.io/v1"
+        and data.get("kind") in ("Ingress", "IngressClass")
+    )
+
+
+def _ingress_document(document: Any, name: str) -> Any:
+    from tsproxy.providers.ingress import IngressDocument
+
+    meta = document.data.get("metadata") or {}
+    label = f"{document.data['kind']} {meta.get('namespace', 'default')}/{meta.get('name', '')}"
+    return IngressDocument(document.data, Location(name, document.line, label))
 
 
 def _read_text(directory: str, name: str) -> Union[str, ConfigError]:

@@ -9,7 +9,7 @@ import math
 import re
 from typing import Iterable, Mapping, Sequence, Union
 
-from tsproxy.config.yamlio import YAMLList, YAMLMap
+from tsproxy.config.yamlio import CaselessMap, KVText, YAMLList, YAMLMap
 
 __all__ = ["FieldError", "Fields", "parse_duration"]
 
@@ -40,6 +40,7 @@ _UNIT_SECONDS = {
     "m": 60.0,
     "h": 3600.0,
 }
+_KV_INT = re.compile(r"^[-+]?[0-9]+$")
 _BARE_NUMBER = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
 
 
@@ -103,6 +104,9 @@ class Fields:
     @classmethod
     def of(cls, value: object, path: str, line: int, notices: list[tuple[int, str]]) -> Fields:
         """Fields over ``value``, which must be a mapping named at ``path`` on ``line``."""
+        if isinstance(value, KVText) and value.lower() == "true":
+            # A key-value store's "enabled with its defaults" (``.../tls`` = ``true``).
+            value = CaselessMap.empty(line)
         if not isinstance(value, YAMLMap):
             raise FieldError(line, path, "must be a mapping")
         return cls(value, path, notices, line)
@@ -121,6 +125,8 @@ class Fields:
 
     def line_of(self, key: str) -> int:
         """The line of ``key`` if present, else the line that names the mapping."""
+        if isinstance(self.data, CaselessMap):
+            return self.data.line_of(key, self.named_at)
         return self.data.key_lines.get(key, self.named_at)
 
     def path_of(self, key: str) -> str:
@@ -156,6 +162,8 @@ class Fields:
         value = self._get(key, False)
         if value is None:
             return default
+        if isinstance(value, KVText) and _KV_INT.match(value):
+            value = int(value)
         ok = isinstance(value, int) and not isinstance(value, bool)
         if ok and minimum is not None and value < minimum:  # type: ignore[operator]
             ok = False
@@ -175,6 +183,8 @@ class Fields:
         value = self._get(key, False)
         if value is None:
             return default
+        if isinstance(value, KVText) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
         if not isinstance(value, bool):
             raise self.fail(key, "must be true or false")
         return value
@@ -196,6 +206,8 @@ class Fields:
     def port(self, key: str) -> PortRef | None:
         """A Kubernetes int-or-string port: 1..65535 or a non-empty name; 0 and "" mean unset."""
         value = self._get(key, False)
+        if isinstance(value, KVText) and _KV_INT.match(value):
+            value = int(value)
         if value is None or value == 0 or value == "":
             return None
         if isinstance(value, str) or (
@@ -215,6 +227,8 @@ class Fields:
         there at all, and its fields when it holds any."""
         present = key in self.data
         value = self._get(key, False)
+        if isinstance(value, KVText) and value.lower() == "false":
+            return False, None  # a key-value store's "not enabled"
         if value is None:
             return present, None
         return True, Fields.of(value, self.path_of(key), self.line_of(key), self.notices)
@@ -257,8 +271,11 @@ class Fields:
         accepted silently (fields that exist in the source format but mean nothing here).
         """
         texts = ignored if isinstance(ignored, Mapping) else dict.fromkeys(ignored, "")
+        if isinstance(self.data, CaselessMap):
+            read = {str(k).lower() for k in self._read}
+            texts = {k: texts[w] for w in texts for k in self.data if k.lower() == w.lower()}
         for key in self.data:
-            if key in self._read:
+            if key in self._read or (isinstance(self.data, CaselessMap) and key.lower() in read):
                 continue
             if not isinstance(key, str) or key not in texts:
                 raise FieldError(

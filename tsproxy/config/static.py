@@ -45,7 +45,6 @@ _IGNORED_ENTRYPOINT_FIELDS = {
     for name in (
         "http2",
         "http3",
-        "proxyProtocol",
         "reusePort",
         "allowACMEByPass",
         "observability",
@@ -368,6 +367,10 @@ def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoi
     if http is not None:
         middlewares, redirection, http_options = _parse_entrypoint_http(http)
     as_default = fields.boolean("asDefault", False)
+    if fields.has("proxyProtocol"):
+        # Traefik strips (and, from trusted peers, reads) PROXY headers on such an entrypoint;
+        # ignored, they would reach TCP backends and the client address would be the peer's.
+        raise fields.fail("proxyProtocol", "not supported yet on entrypoints")
     fields.done(_IGNORED_ENTRYPOINT_FIELDS)
     return EntryPoint(
         name=name,

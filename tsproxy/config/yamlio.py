@@ -17,7 +17,7 @@ import yaml.reader
 
 from tsproxy.config.errors import ConfigError
 
-__all__ = ["Document", "YAMLList", "YAMLMap", "load_documents"]
+__all__ = ["CaselessMap", "Document", "KVText", "YAMLList", "YAMLMap", "load_documents"]
 
 
 class YAMLMap(dict):  # type: ignore[type-arg]
@@ -27,6 +27,47 @@ class YAMLMap(dict):  # type: ignore[type-arg]
 
     line: int
     key_lines: dict[object, int]
+
+
+class CaselessMap(YAMLMap):
+    """A mapping read from a key-value store, whose keys are case-insensitive (Traefik's
+    ``entrypoints`` is ``entryPoints``): lookups ignore case, iteration keeps the keys as
+    written. Built with ``put`` only."""
+
+    __slots__ = ("lower",)
+
+    caseless = True
+    lower: dict[str, str]
+
+    @classmethod
+    def empty(cls, line: int) -> CaselessMap:
+        made = cls()
+        made.line = line
+        made.key_lines = {}
+        made.lower = {}
+        return made
+
+    def put(self, key: str, value: object, line: int) -> None:
+        self.lower[key.lower()] = key
+        self[key] = value
+        self.key_lines[key] = line
+
+    def _written(self, key: object) -> object:
+        return self.lower.get(key.lower(), key) if isinstance(key, str) else key
+
+    def get(self, key: object, default: object = None) -> object:
+        return dict.get(self, self._written(key), default)
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, self._written(key))
+
+    def line_of(self, key: object, default: int) -> int:
+        return self.key_lines.get(self._written(key), default)
+
+
+class KVText(str):
+    """A value read from a key-value store: always text, which the schema reads as the
+    integer, boolean or duration a field wants (``"10"``, ``"true"``)."""
 
 
 class YAMLList(list):  # type: ignore[type-arg]

@@ -10,11 +10,17 @@ of checks, no status reset); the checkers of balancers a reload removed stop.
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Set
+from urllib.parse import urlsplit
 
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool, RedirectAgent
+from twisted.web.client import (
+    Agent,
+    HTTPConnectionPool,
+    RedirectAgent,
+    _HTTP11ClientFactory,
+)
 from twisted.web.http_headers import Headers
 
 from tsproxy.balance.health import (
@@ -24,7 +30,7 @@ from tsproxy.balance.health import (
     healthy_status,
     transition_text,
 )
-from tsproxy.http.grpccheck import grpc_check
+from tsproxy.http.grpccheck import grpc_check, h2c_check
 from tsproxy.logs import get_logger
 from tsproxy.runtime.services import LoadBalancer, Server
 
@@ -43,8 +49,8 @@ Change = Callable[[str, str, bool], None]
 class _Discard(Protocol):
     """Reads a check's answer body (up to a limit) and fires when it is over."""
 
-    def __init__(self, done: defer.Deferred[None]) -> None:
-        self.done = done
+    def __init__(self) -> None:
+        self.done: defer.Deferred[None] = defer.Deferred(self._cancel)
         self.seen = 0
 
     def dataReceived(self, data: bytes) -> None:
@@ -55,6 +61,34 @@ class _Discard(Protocol):
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         if not self.done.called:
             self.done.callback(None)
+
+    def _cancel(self, done: defer.Deferred[None]) -> None:
+        """The check timed out (or stopped) while the body was coming: close the connection,
+        or a body that never ends would keep it open, one more each interval."""
+        if self.transport is not None:
+            self.transport.stopProducing()  # type: ignore[attr-defined]
+
+
+class _QuietFactory(_HTTP11ClientFactory):
+    noisy = False  # no "Starting factory" / "Stopping factory" lines for every check
+
+
+class _QuietPool(HTTPConnectionPool):
+    _factory = _QuietFactory
+
+
+class _RedirectAgent(RedirectAgent):
+    """RedirectAgent whose redirect to an absolute Location sends that URL's Host (as Go's
+    client does); a relative one keeps the check's Host (``hostname``)."""
+
+    def _handleRedirect(  # type: ignore[no-untyped-def]
+        self, response, method, uri, headers, redirectCount
+    ):
+        locations = response.headers.getRawHeaders(b"location", [])
+        if headers is not None and locations and urlsplit(locations[0]).scheme:
+            headers = headers.copy()
+            headers.removeHeader(b"host")
+        return super()._handleRedirect(response, method, uri, headers, redirectCount)
 
 
 class _Checker:
@@ -72,10 +106,10 @@ class _Checker:
         self.stopped = False
         self.agent: Any = None
         if self.spec is not None:
-            pool = HTTPConnectionPool(monitor.reactor, persistent=False)
+            pool = _QuietPool(monitor.reactor, persistent=False)
             agent: Any = Agent(monitor.reactor, pool=pool, connectTimeout=self.spec.timeout)
             if self.spec.follow_redirects:
-                agent = RedirectAgent(agent)
+                agent = _RedirectAgent(agent)
             self.agent = agent
 
     @property
@@ -147,15 +181,42 @@ class _Checker:
             request = check_request(server.url, spec)
         except TargetError as e:
             return defer.succeed((False, str(e)))
-        headers = Headers()
-        for name, value in request.headers:
-            headers.addRawHeader(name.encode("latin-1"), value.encode("latin-1"))
-        d = self.agent.request(request.method.encode("ascii"), request.url.encode("ascii"), headers)
-        d.addCallback(self._answer)
+        target = urlsplit(request.url)
+        if target.scheme == "h2c":
+            d = self._check_h2c(server, request, target)
+        else:
+            d = self._check_http(request)
         d.addErrback(self._unreachable)
         d.addTimeout(spec.timeout, self.monitor.clock)
         d.addErrback(self._timed_out)
         return d
+
+    def _check_http(self, request: Any) -> defer.Deferred[Any]:
+        headers = Headers()
+        for name, value in request.headers:
+            headers.addRawHeader(name.encode("utf-8"), value.encode("utf-8"))
+        d = self.agent.request(request.method.encode("ascii"), request.url.encode("ascii"), headers)
+        d.addCallback(self._answer)
+        return d  # type: ignore[no-any-return]
+
+    def _check_h2c(self, server: Server, request: Any, target: Any) -> defer.Deferred[Any]:
+        """A server of scheme h2c is checked over h2c, as Traefik does (no redirects)."""
+        spec = self.spec
+        assert spec is not None
+        path = target.path + ("?" + target.query if target.query else "")
+        (host,) = [value for name, value in request.headers if name == "Host"]
+        others = tuple((name, value) for name, value in request.headers if name != "Host")
+        return h2c_check(
+            self.monitor.reactor,
+            server.host,
+            spec.port or server.port,
+            spec.timeout,
+            request.method,
+            path,
+            host,
+            others,
+            spec.status,
+        )
 
     def _check_grpc(self, server: Server) -> defer.Deferred[Any]:
         """A grpc.health.v1 check, as Traefik's: on the server's host, at ``port`` if set;
@@ -178,11 +239,11 @@ class _Checker:
 
     def _answer(self, response: Any) -> defer.Deferred[Any]:
         code = int(response.code)
-        body_done: defer.Deferred[None] = defer.Deferred()
-        response.deliverBody(_Discard(body_done))
+        reader = _Discard()
+        response.deliverBody(reader)
         assert self.spec is not None
         verdict = (healthy_status(code, self.spec.status), f"health check answered {code}")
-        return body_done.addCallback(lambda _: verdict)
+        return reader.done.addCallback(lambda _: verdict)
 
     def _unreachable(self, failure: Failure) -> Any:
         if failure.check(defer.CancelledError):

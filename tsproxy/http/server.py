@@ -115,6 +115,7 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.keep_alive = True
         self.pick: Optional[Pick] = None
         self.server: Optional[Server] = None
+        self.failure_told = False  # the passive health check heard this exchange failed
         self.backend: Optional[BackendConnection] = None
         self.pending: Optional[PendingConnect] = None
         self.out_head = b""
@@ -475,6 +476,7 @@ class HTTPServerConnection(Relaying, BackendListener):
             self._answer_routed_internal(service, req)
             return
         pick = self.pick = resolve(service, info)
+        self.failure_told = False
         if pick.steps:
             self._run_middlewares(pick.steps, req, info, picked=True)
             return
@@ -560,10 +562,13 @@ class HTTPServerConnection(Relaying, BackendListener):
         if answer is None:
             return False
         self.keep_alive = keep_alive
-        self.transport.write(answer)
-        self.resp_started = True
-        if self.req_body_done or not keep_alive:
-            self._complete()
+        if isinstance(answer, bytes):
+            self._internal_answered(answer, req)
+        else:
+            # Gathered from the other workers (tsproxy.workers): it comes on a later turn.
+            answer.addCallback(self._internal_answered, req)
+            answer.addErrback(lambda f: log.failure("internal answer", f))
+        if self.state != ACTIVE or self.req is not req or self.req_body_done or not keep_alive:
             return True
         # _feed_request_body completes the exchange once the body is over.
         self.req_decoder = LengthDecoder(req.content_length, _discard)
@@ -571,6 +576,14 @@ class HTTPServerConnection(Relaying, BackendListener):
             data, self.buf = self.buf, b""
             self._feed_request_body(data)
         return True
+
+    def _internal_answered(self, answer: bytes, req: RequestHead) -> None:
+        if self.state != ACTIVE or self.req is not req:
+            return  # the client left meanwhile
+        self.transport.write(answer)
+        self.resp_started = True
+        if self.req_body_done or not self.keep_alive:
+            self._complete()
 
     def _connect(self) -> None:
         self.gate.pause("connect")  # type: ignore[union-attr]
@@ -934,10 +947,14 @@ class HTTPServerConnection(Relaying, BackendListener):
             log.failure("observing an exchange failed")
 
     def _outcome(self, ok: bool) -> None:
-        """Tell the passive health check, if the service has one, how the server did."""
+        """Tell the passive health check, if the service has one, how the server did; a
+        failure at most once per exchange (a 500 whose body is then cut short is one failed
+        request; a 200 whose body is cut short is one too)."""
         pick, server = self.pick, self.server
         if pick is not None and pick.report is not None and server is not None:
-            pick.report(server, ok)
+            if not self.failure_told:
+                self.failure_told = not ok
+                pick.report(server, ok)
 
     def _log_backend_error(self, status: int, reason: str) -> None:
         self._outcome(False)

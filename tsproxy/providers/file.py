@@ -31,6 +31,7 @@ from tsproxy.runtime.services import (
     Server,
     WeightedChild,
     WeightedDef,
+    reports_status,
 )
 from tsproxy.runtime.table import HTTPRouter
 
@@ -111,8 +112,10 @@ class FileBuilder:
         static: StaticConfig,
         other: Callable[[str, bool], AnyDefinition],
         transport_of: Callable[[str], TransportSettings],
+        provider: str = FILE,
         middlewares: Any = None,
     ) -> None:
+        self.provider = provider
         #: The build's MiddlewareSet (tsproxy.runtime.middlewares), file ones included.
         self.middlewares = middlewares
         self.config = config
@@ -129,30 +132,32 @@ class FileBuilder:
 
     def ref(self, written: str, top: bool = False) -> AnyDefinition:
         """The definition a service name written in this provider refers to."""
-        name, provider = reference(written, FILE)
-        if provider != FILE:
+        name, provider = reference(written, self.provider)
+        if provider != self.provider:
             return self.other(f"{name}@{provider}", top)
         return self.service(name)
 
     def service(self, name: str) -> Definition:
         done = self.built.get(name)
         if isinstance(done, Location):
-            raise BuildError(f"service {name}@file has errors (see {done})")
+            raise BuildError(f"service {name}@{self.provider} has errors (see {done})")
         if done is not None:
             return done
         spec = self.services.get(name)
         if spec is None:
-            raise BuildError(f"service {name}@file does not exist")
+            raise BuildError(f"service {name}@{self.provider} does not exist")
         if name in self.building:
-            raise BuildError(f"reference cycle through service {name}@file")
+            raise BuildError(f"reference cycle through service {name}@{self.provider}")
         self.building.add(name)
         try:
             definition = self._build(spec)
         except BuildError as exc:
             self.errors.append(spec.location.error(str(exc)))
             self.built[name] = spec.location
-            self.failed_services.append(_failed_service(spec, str(exc)))
-            raise BuildError(f"service {name}@file has errors (see {spec.location})") from None
+            self.failed_services.append(_failed_service(spec, str(exc), self.provider))
+            raise BuildError(
+                f"service {name}@{self.provider} has errors (see {spec.location})"
+            ) from None
         finally:
             self.building.discard(name)
         self.built[name] = definition
@@ -161,22 +166,29 @@ class FileBuilder:
     def transport(self, written: str) -> TransportSettings:
         if written in ("", "default@internal"):
             return TransportSettings()
-        name, provider = reference(written, FILE)
-        if provider != FILE:
+        name, provider = reference(written, self.provider)
+        if provider != self.provider:
             return self.transport_of(f"{name}@{provider}")
         settings = self.transports.get(name)
         if settings is None:
-            raise BuildError(f"serversTransport {name}@file does not exist")
+            raise BuildError(f"serversTransport {name}@{self.provider} does not exist")
         return settings
 
-    def child(self, written: str) -> Definition:
+    def child(self, written: str, follow: bool = False) -> Definition:
+        """A child service; ``follow``: its parent has ``healthCheck: {}``, so it must
+        report its status (Traefik's all or nothing)."""
         definition = self.ref(written)
         if isinstance(definition, InternalServiceDef):
             raise BuildError(f"{written}: an internal service can only be a router's service")
+        if follow and not reports_status(definition):
+            raise BuildError(
+                f"service {written} reports no status (the parent has healthCheck: {{}}):"
+                " it needs a healthCheck (or healthCheck: {} on a weighted one)"
+            )
         return definition
 
     def _build(self, spec: FileService) -> Definition:
-        qualified = f"{spec.name}@file"
+        qualified = f"{spec.name}@{self.provider}"
         if spec.load_balancer is not None:
             balancer = spec.load_balancer
             transport = self.transport(balancer.servers_transport)
@@ -186,10 +198,19 @@ class FileBuilder:
             sticky = balancer.sticky
             if sticky is not None:
                 sticky = attrs.evolve(sticky, name=cookie_name(sticky.name, qualified))
-            return LoadBalancerDef(qualified, servers, balancer.pass_host_header, sticky)
+            return LoadBalancerDef(
+                qualified,
+                servers,
+                balancer.pass_host_header,
+                sticky,
+                balancer.health_check,
+                balancer.passive,
+            )
         if spec.weighted is not None:
+            follow = spec.weighted.health_check
             children = tuple(
-                WeightedChild(c.name, c.amount, self.child(c.name)) for c in spec.weighted.services
+                WeightedChild(c.name, c.amount, self.child(c.name, follow))
+                for c in spec.weighted.services
             )
             if not any(child.weight for child in children):
                 message = "no service with a weight above 0: requests get 503"
@@ -197,10 +218,10 @@ class FileBuilder:
             sticky = spec.weighted.sticky
             if sticky is not None:
                 sticky = attrs.evolve(sticky, name=cookie_name(sticky.name, qualified))
-            return WeightedDef(qualified, children, sticky)
+            return WeightedDef(qualified, children, sticky, follow)
         mirroring = spec.mirroring
         assert mirroring is not None
-        main = self.child(mirroring.service)
+        main = self.child(mirroring.service, mirroring.health_check)
         mirrors = tuple((self.child(m.name), m.amount) for m in mirroring.mirrors)
         return MirroringDef(
             qualified, main, mirrors, mirroring.max_body_size, mirroring.mirror_body
@@ -284,14 +305,14 @@ class FileBuilder:
         )
 
     def route(self, spec: FileRouter) -> Union[FileRoute, FailedRouter]:
-        name = f"{spec.name}@file"
+        name = f"{spec.name}@{self.provider}"
         wrong = "entrypoint {name} is a UDP entrypoint, HTTP routes cannot use it"
         entrypoints, problems = self.static.select(spec.entry_points, "tcp", wrong)
         self.errors.extend(spec.location.error(problem) for problem in problems)
 
         def failed(message: str) -> FailedRouter:
             self.errors.append(spec.location.error(message))
-            service_name, provider = reference(spec.service, FILE)
+            service_name, provider = reference(spec.service, self.provider)
             return FailedRouter(
                 protocol=HTTP,
                 name=name,
@@ -308,6 +329,12 @@ class FileBuilder:
 
         if not entrypoints:
             return failed("no usable entrypoint, router disabled")
+        if spec.middlewares and self.provider != FILE:
+            # Key-value providers' middlewares are not in the middleware set yet.
+            return failed(
+                "middlewares: not applied by tsproxy yet, so the router is disabled"
+                f" rather than served without them ({', '.join(spec.middlewares)})"
+            )
         syntax = spec.syntax or "v3"
         try:
             matcher = compile_http_rule(spec.rule, syntax=syntax)
@@ -321,8 +348,8 @@ class FileBuilder:
         return FileRoute(spec, name, entrypoints, priority, matcher, definition, problems)
 
 
-def _failed_service(spec: FileService, message: str) -> FailedService:
-    name = f"{spec.name}@file"
+def _failed_service(spec: FileService, message: str, provider: str = FILE) -> FailedService:
+    name = f"{spec.name}@{provider}"
     if spec.weighted is not None:
         children = tuple((c.name, c.amount) for c in spec.weighted.services)
         return FailedService(name, "weighted", children, (message,), spec.location)

@@ -43,18 +43,22 @@ class FileL4Build:
 
 
 def _definition(
-    services: Mapping[str, FileL4Service], written: str, tcp: bool, nested: bool = False
+    services: Mapping[str, FileL4Service],
+    written: str,
+    tcp: bool,
+    nested: bool = False,
+    own: str = FILE,
 ) -> L4Definition:
-    name, provider = reference(written, FILE)
-    if provider != FILE:
+    name, provider = reference(written, own)
+    if provider != own:
         raise BuildError(
             f"service {name}@{provider}: TCP and UDP services of other providers"
-            " are not reachable from the file provider yet"
+            f" are not reachable from the {own} provider yet"
         )
     service = services.get(name)
     if service is None:
-        raise BuildError(f"service {name}@file does not exist")
-    qualified = f"{name}@file"
+        raise BuildError(f"service {name}@{own} does not exist")
+    qualified = f"{name}@{own}"
     if service.weighted is None:
         servers: Tuple[object, ...]
         if tcp:
@@ -72,7 +76,7 @@ def _definition(
         )
     children = []
     for child in service.weighted:
-        definition = _definition(services, child.name, tcp, nested=True)
+        definition = _definition(services, child.name, tcp, nested=True, own=own)
         assert isinstance(definition, L4LoadBalancerDef)
         children.append(L4WeightedChild(child.name, child.amount, definition))
     return L4WeightedDef(qualified, tuple(children))
@@ -93,19 +97,20 @@ def build_file_tcp(
     config: FileConfiguration,
     static: StaticConfig,
     previous: Mapping[L4Definition, L4Node],
+    provider: str = FILE,
 ) -> FileL4Build:
-    """The file provider's TCP routers; nodes of ``previous`` with an unchanged definition
-    are kept."""
+    """The file provider's TCP routers (or another provider's of the same format: etcd,
+    redis); nodes of ``previous`` with an unchanged definition are kept."""
     build = FileL4Build()
     services = {s.name: s for s in config.tcp_services}
     for spec in config.tcp_routers:
-        name = f"{spec.name}@file"
+        name = f"{spec.name}@{provider}"
         entrypoints, problems = _entrypoints(static, spec, "tcp")
         build.errors.extend(spec.location.error(problem) for problem in problems)
-        built = _tcp_router(spec, name, entrypoints, problems, services)
+        built = _tcp_router(spec, name, entrypoints, problems, services, provider)
         if isinstance(built, str):
             build.errors.append(spec.location.error(built))
-            service, provider = reference(spec.service, FILE)
+            service, target = reference(spec.service, provider)
             build.failed.append(
                 FailedRouter(
                     TCP,
@@ -114,7 +119,7 @@ def build_file_tcp(
                     entrypoints,
                     spec.rule,
                     spec.priority,
-                    f"{service}@{provider}",
+                    f"{service}@{target}",
                     problems + (built,),
                     spec.location,
                     spec.syntax,
@@ -149,6 +154,7 @@ def _tcp_router(
     entrypoints: Tuple[str, ...],
     problems: Tuple[str, ...],
     services: Mapping[str, FileL4Service],
+    provider: str = FILE,
 ) -> Union[str, Tuple[object, L4Definition]]:
     """(matcher, definition), or why the router is disabled."""
     if not entrypoints:
@@ -165,13 +171,13 @@ def _tcp_router(
             " there is no SNI to match, router disabled"
         )
     try:
-        return matcher, _definition(services, spec.service, tcp=True)
+        return matcher, _definition(services, spec.service, tcp=True, own=provider)
     except BuildError as exc:
         return str(exc)
 
 
 def file_udp_candidates(
-    config: FileConfiguration, static: StaticConfig
+    config: FileConfiguration, static: StaticConfig, provider: str = FILE
 ) -> Tuple[List[UDPCandidate], List[FailedRouter], List[ConfigError]]:
     """The file provider's UDP routers, as candidates for the one-router-per-entrypoint
     choice the CRD ones go through."""
@@ -180,7 +186,7 @@ def file_udp_candidates(
     failed: List[FailedRouter] = []
     errors: List[ConfigError] = []
     for spec in config.udp_routers:
-        name = f"{spec.name}@file"
+        name = f"{spec.name}@{provider}"
         entrypoints, problems = _entrypoints(static, spec, "udp")
         errors.extend(spec.location.error(problem) for problem in problems)
         listed = spec.entry_points or entrypoints
@@ -189,12 +195,12 @@ def file_udp_candidates(
             message = "no usable entrypoint, router disabled"
         else:
             try:
-                definition = _definition(services, spec.service, tcp=False)
+                definition = _definition(services, spec.service, tcp=False, own=provider)
             except BuildError as exc:
                 message = str(exc)
         if message is not None:
             errors.append(spec.location.error(message))
-            service, provider = reference(spec.service, FILE)
+            service, target = reference(spec.service, provider)
             failed.append(
                 FailedRouter(
                     UDP,
@@ -203,7 +209,7 @@ def file_udp_candidates(
                     entrypoints,
                     "",
                     0,
-                    f"{service}@{provider}",
+                    f"{service}@{target}",
                     problems + (message,),
                     spec.location,
                 )

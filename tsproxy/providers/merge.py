@@ -8,7 +8,7 @@ qualified references between it, the file provider and Traefik's internal servic
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import attrs
 
@@ -40,15 +40,33 @@ class Merge:
     """Qualified references across providers for one build. ``crd`` is the CRD builder
     (tsproxy.runtime.build._Builder): its TraefikServices, route services and transports."""
 
-    def __init__(self, crd: Any, file: Optional[FileConfiguration], static: StaticConfig) -> None:
+    def __init__(
+        self,
+        crd: Any,
+        file: Optional[FileConfiguration],
+        static: StaticConfig,
+        kv: Sequence[Tuple[str, FileConfiguration]] = (),
+    ) -> None:
         self.crd = crd
         self.static = static
         self.crd_routes: Dict[str, Definition] = {}
-        self.file: Optional[FileBuilder] = None
+        #: The providers of Traefik's dynamic format: file, and the key-value stores
+        #: (etcd, redis) whose trees read as the same format.
+        self.builders: Dict[str, FileBuilder] = {}
         if file is not None:
-            self.file = FileBuilder(
-                file, static, self.resolve, self.transport, getattr(crd, "middlewares", None)
+            self.builders[FILE] = FileBuilder(
+                file,
+                static,
+                self.resolve,
+                self.transport,
+                FILE,
+                getattr(crd, "middlewares", None),
             )
+        for provider, config in kv:
+            self.builders[provider] = FileBuilder(
+                config, static, self.resolve, self.transport, provider
+            )
+        self.file: Optional[FileBuilder] = self.builders.get(FILE)
         crd.other = self.resolve
         crd.other_transport = self.transport
 
@@ -62,10 +80,10 @@ class Merge:
             if not top:
                 raise BuildError(f"{qualified}: an internal service can only be a router's service")
             return InternalServiceDef(qualified)
+        if provider in self.builders:
+            return self.builders[provider].service(name)
         if provider == FILE:
-            if self.file is None:
-                raise BuildError(f"service {qualified} does not exist: no file provider")
-            return self.file.service(name)
+            raise BuildError(f"service {qualified} does not exist: no file provider")
         if provider == CRD:
             for key in self.crd.traefik_services:
                 if self.crd.normalized(key) == name:
@@ -100,47 +118,64 @@ class Merge:
     def file_routes(self) -> Tuple[List[FileRoute], List[FailedRouter]]:
         """The file provider's routers (every one of its services is built too, so the API
         lists those no router uses, as Traefik does)."""
-        if self.file is None:
-            return [], []
-        for name in self.file.services:
-            try:
-                self.file.service(name)
-            except BuildError:
-                pass  # recorded at the service
-        return self.file.routes()
+        routes: List[FileRoute] = []
+        failed: List[FailedRouter] = []
+        for builder in self.builders.values():
+            for name in builder.services:
+                try:
+                    builder.service(name)
+                except BuildError:
+                    pass  # recorded at the service
+            built, broken = builder.routes()
+            routes += built
+            failed += broken
+        return routes, failed
 
     def definitions(self) -> List[Definition]:
         """Every service definition built (CRD TraefikServices, file services)."""
         found = [d for d in self.crd.built.values() if not isinstance(d, Location)]
-        if self.file is not None:
-            found.extend(d for d in self.file.built.values() if not isinstance(d, Location))
+        for builder in self.builders.values():
+            found.extend(d for d in builder.built.values() if not isinstance(d, Location))
         return found
 
     def failed_services(self) -> List[FailedService]:
-        return [] if self.file is None else list(self.file.failed_services)
+        return [f for builder in self.builders.values() for f in builder.failed_services]
 
     def errors(self) -> Tuple[ConfigError, ...]:
-        return () if self.file is None else tuple(self.file.errors)
+        return tuple(e for builder in self.builders.values() for e in builder.errors)
 
     def warnings(self) -> Tuple[ConfigError, ...]:
-        return () if self.file is None else tuple(self.file.warnings)
+        return tuple(w for builder in self.builders.values() for w in builder.warnings)
 
     def layer4(self, previous: Any) -> FileLayer4:
         """The file provider's tcp and udp sections (``previous``: the table being
         replaced, for its TCP nodes)."""
-        if self.file is None:
-            return FileLayer4()
-        config = self.file.config
-        tcp = build_file_tcp(config, self.static, previous.tcp_nodes if previous else {})
-        candidates, failed, errors = file_udp_candidates(config, self.static)
+        tcp = FileL4Build()
+        candidates: List[UDPCandidate] = []
+        failed: List[FailedRouter] = []
+        errors: List[ConfigError] = []
+        for provider, builder in self.builders.items():
+            config = builder.config
+            built = build_file_tcp(
+                config, self.static, previous.tcp_nodes if previous else {}, provider
+            )
+            tcp.routers += built.routers
+            tcp.nodes.update(built.nodes)
+            tcp.failed += built.failed
+            tcp.errors += built.errors
+            tcp.router_warnings += built.router_warnings
+            found, broken, wrong = file_udp_candidates(config, self.static, provider)
+            candidates += found
+            failed += broken
+            errors += wrong
         return FileLayer4(
             tcp, tuple(candidates), tuple(tcp.failed + failed), tuple(tcp.errors + errors)
         )
 
     def transport(self, qualified: str) -> TransportSettings:
         name, provider = split(qualified)
-        if provider == FILE and self.file is not None:
-            return self.file.transport(name)
+        if provider in self.builders:
+            return self.builders[provider].transport(name)
         if provider == CRD:
             return self.crd.transport_named(name)  # type: ignore[no-any-return]
         raise BuildError(f"serversTransport {qualified} does not exist")
@@ -157,16 +192,21 @@ class FileLayer4:
 
 
 def build_file_tls(loaded: Any, build_tls: Any) -> Any:
-    """The TLS build of the CRD resources plus the file provider's certificates, options
-    and default store."""
-    if loaded.file is None:
+    """The TLS build of the CRD resources plus the certificates, options and default store
+    of the file provider and the key-value providers (the first default store found, file
+    first, serves)."""
+    configs = [] if loaded.file is None else [loaded.file]
+    configs += [config for _, config in loaded.kv]
+    if not configs:
         return build_tls(loaded.resources)
-    tls = loaded.file.tls
-    return build_tls(
-        loaded.resources + tls.resources,
-        certificates=tls.certificates,
-        default_certificate=tls.default_certificate,
-    )
+    resources = loaded.resources
+    certificates: Tuple[Any, ...] = ()
+    default = None
+    for config in configs:
+        resources += config.tls.resources
+        certificates += config.tls.certificates
+        default = default or config.tls.default_certificate
+    return build_tls(resources, certificates=certificates, default_certificate=default)
 
 
 def node_of(definition: AnyDefinition, instantiate: Any) -> Node:

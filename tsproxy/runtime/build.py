@@ -183,6 +183,7 @@ class _Builder:
         if name in ("", "default@internal"):
             return TransportSettings()
         if name.endswith(_PROVIDER_SUFFIX):
+            self._qualified_allowed("serversTransport", name)
             wanted = name[: -len(_PROVIDER_SUFFIX)]
             found = [t for k, t in self.transports.items() if normalize(f"{k[0]}-{k[1]}") == wanted]
         elif "@" in name:
@@ -199,6 +200,15 @@ class _Builder:
                 " weaker than configured)"
             )
         return found[0].settings
+
+    def _qualified_allowed(self, what: str, name: str) -> None:
+        """``<ns>-<name>@kubernetescrd`` may name any namespace: refused unless cross-namespace
+        references are allowed, as Traefik refuses it."""
+        if not self.directory.options.allow_cross_namespace:
+            raise BuildError(
+                f"{what} {name}: the namespace-name@kubernetescrd form is not allowed when"
+                " cross-namespace references are not (providers.kubernetesCRD.allowCrossNamespace)"
+            )
 
     def load_balancer(self, ref: ServiceRef, name: str, parent_namespace: str) -> LoadBalancerDef:
         servers = self.directory.servers(ref, self.transport(ref, parent_namespace))
@@ -237,6 +247,8 @@ class _Builder:
         allowed), or ``name@provider`` of another provider (``other``; ``top``: the route's
         own service, which may be an internal one)."""
         if "@" in ref.name:
+            if ref.name.endswith(_PROVIDER_SUFFIX):
+                self._qualified_allowed("TraefikService", ref.name)
             return self.other(ref.name, top)
         self.directory.check_namespace(ref)
         return self.traefik_service(ref.key, trail)
@@ -445,6 +457,9 @@ class _Builder:
             rule = compile_http_rule(route.match, syntax=syntax)
         except RuleError as exc:
             return failed(source.error(f"match: {exc}"))
+        problem = self.directory.tls_options_problem(ingress.tls, ingress.meta.namespace)
+        if problem is not None:
+            return failed(source.error(problem))
         try:
             definition = self.route_service(ingress, route, key)
         except _RefError as error:
@@ -739,7 +754,7 @@ def build_table(
         return BuildResult(None, (), ())
     steps_reuse: Mapping[Any, Any] = previous.middleware_reuse if previous is not None else {}
     builder = _Builder(loaded, static, reactor, steps_reuse.get("http"))
-    merge = Merge(builder, loaded.file, static)
+    merge = Merge(builder, loaded.file, static, loaded.kv)
     for key in builder.traefik_services:
         try:
             builder.traefik_service(key)

@@ -15,6 +15,7 @@ from tsproxy.config.resources import (
     EndpointSlice,
     Node,
     Resource,
+    RouteTLS,
     Service,
     ServicePort,
     ServiceRef,
@@ -112,6 +113,20 @@ class ServiceDirectory:
                 f"{ref.namespace}/{ref.name} is in another namespace: cross-namespace"
                 " references need providers.kubernetesCRD.allowCrossNamespace"
             )
+
+    def tls_options_problem(self, tls: Optional[RouteTLS], namespace: str) -> Optional[str]:
+        """Why a route of ``namespace`` may not use its ``spec.tls.options`` (a TLSOption of
+        another namespace without allowCrossNamespace, as Traefik refuses it), or None."""
+        options = tls.options if tls is not None else None
+        if options is None or options.namespace in ("", namespace):
+            return None
+        if self.options.allow_cross_namespace:
+            return None
+        return (
+            f"spec.tls.options: TLSOption {options.namespace}/{options.name} is in another"
+            " namespace: cross-namespace references need"
+            " providers.kubernetesCRD.allowCrossNamespace"
+        )
 
     def servers(self, ref: ServiceRef, transport: TransportSettings) -> Tuple[Server, ...]:
         """The servers behind ``ref``, in endpoint order without duplicates; BuildError when

@@ -310,7 +310,9 @@ def is_up(node: Node) -> bool:
         return not node.definition.health_check or is_up(node.fallback)
     if not node.definition.health_check:
         return True
-    return any(is_up(child) for child in node.children)
+    # A child of weight 0 is never picked: its status does not make its parent up.
+    weights = (child.weight for child in node.definition.children)
+    return any(is_up(child) for child, weight in zip(node.children, weights) if weight > 0)
 
 
 def reports_status(definition: Definition) -> bool:

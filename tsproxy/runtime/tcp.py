@@ -356,6 +356,9 @@ class _TCPBuilder:
                 " TLS (spec.tls): without it there is no SNI to match, route dropped"
             )
             return failed(source.error(message))
+        problem = self.directory.tls_options_problem(ingress.tls, ingress.meta.namespace)
+        if problem is not None:
+            return failed(source.error(problem))
         definition = self.definition(key, route, source)
         if isinstance(definition, ConfigError):
             return failed(definition)

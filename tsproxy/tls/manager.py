@@ -312,10 +312,10 @@ def build_tls(
             if tls.options is not None and _key(tls.options) not in settings:
                 if _key(tls.options) in problems:
                     continue  # reported at the TLSOption itself
-                message = "spec.tls.options: unknown TLS options: %s@%s" % (
-                    TLSManager.option_name(tls.options),
-                    PROVIDER,
-                )
+                name = TLSManager.option_name(tls.options)
+                if "@" not in name:
+                    name = f"{name}@{PROVIDER}"
+                message = "spec.tls.options: unknown TLS options: %s" % (name,)
                 if tls.options.name == "default":
                     message += " (the TLSOption named default serves routes without tls.options)"
                 builder.errors.append(_at(resource, message))

@@ -19,6 +19,7 @@ from tsproxy.logs import get_logger
 from tsproxy.repeated import RepeatedError
 from tsproxy.runtime.udp import UDPServer
 from tsproxy.udp.sessions import Address, SessionTable
+from tsproxy.workers.sockets import listen_udp_shared
 
 if TYPE_CHECKING:
     from tsproxy.observe.metrics import Metrics
@@ -165,9 +166,13 @@ class UDPEntryPoint(DatagramProtocol):
         )
         self._stopped: Optional[defer.Deferred[None]] = None
 
-    def listen(self) -> None:
-        """Open the entrypoint's socket; CannotListenError if the address is taken."""
+    def listen(self, reuse_port: bool = False) -> None:
+        """Open the entrypoint's socket; CannotListenError if the address is taken.
+        ``reuse_port``: share the port with other workers' sockets (SO_REUSEPORT)."""
         ep = self.entrypoint
+        if reuse_port:
+            self.port = listen_udp_shared(self.reactor, ep.host, ep.port, self, MAX_DATAGRAM)
+            return
         self.port = self.reactor.listenUDP(
             ep.port, self, interface=ep.host, maxPacketSize=MAX_DATAGRAM
         )

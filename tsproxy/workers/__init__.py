@@ -1,0 +1,1 @@
+"""Running the proxy as N worker processes under one supervisor (``--workers N``)."""
