@@ -93,9 +93,9 @@ class MiddlewareTests(SynchronousTestCase):
         self.assertEqual(
             found.spec,  # type: ignore[attr-defined]
             (
-                MiddlewareRef("a", "ns", 7, "spec.chain.middlewares[0]"),
-                MiddlewareRef("b", "other", 8, "spec.chain.middlewares[1]"),
-                MiddlewareRef("c-d@kubernetescrd", "ns", 9, "spec.chain.middlewares[2]"),
+                MiddlewareRef("a", "ns", 7, "spec.chain.middlewares[0]", "ns"),
+                MiddlewareRef("b", "other", 8, "spec.chain.middlewares[1]", "ns"),
+                MiddlewareRef("c-d@kubernetescrd", "ns", 9, "spec.chain.middlewares[2]", "ns"),
             ),
         )
 
@@ -182,7 +182,7 @@ class ReferenceTests(SynchronousTestCase):
         ref = route.routes[0].services[0]  # type: ignore[attr-defined]
         self.assertEqual(
             ref.middlewares,
-            (MiddlewareRef("auth", "sec", 11, "spec.routes[0].services[0].middlewares[0]"),),
+            (MiddlewareRef("auth", "sec", 11, "spec.routes[0].services[0].middlewares[0]", "ns"),),
         )
 
     def test_unknownFieldInReference(self) -> None:

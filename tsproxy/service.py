@@ -772,7 +772,20 @@ class ProxyService(Service):
             self.pool.close()
         if self.mirrors is not None:
             yield self.mirrors.close()
+        yield _close_steps(self.table)
         yield udp_stopped
         yield kv_stopped
         self.udp = {}
         self._stop_observing()
+
+
+def _close_steps(table: Any) -> Any:
+    """Close what the table's middleware steps hold open (forwardAuth's connection pools)."""
+    closing = []
+    reuse = table.middleware_reuse if table is not None else {}
+    for kept in reuse.values():
+        for step, _ in kept.values():
+            close = getattr(step, "close", None)
+            if close is not None:
+                closing.append(defer.maybeDeferred(close))
+    return defer.gatherResults(closing, consumeErrors=True)

@@ -233,7 +233,9 @@ def middleware_refs(fields: Fields, namespace: str) -> tuple[MiddlewareRef, ...]
     for item in fields.mappings("middlewares"):
         name = item.string("name", required=True)
         refs.append(
-            MiddlewareRef(name, item.string("namespace") or namespace, item.line, item.path)
+            MiddlewareRef(
+                name, item.string("namespace") or namespace, item.line, item.path, namespace
+            )
         )
         item.done()
     return tuple(refs)

@@ -7,9 +7,10 @@ Requests on a connection are served one at a time, so pipelined answers keep the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
-from twisted.internet.defer import CancelledError, Deferred
+import attrs
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -34,10 +35,11 @@ from tsproxy.http.pipeline import (
     answer_bytes,
     client_certs_of,
     forwarded_head,
-    hooked_head,
+    hooked_response,
     local_answer,
     make_request,
     run_chain,
+    with_content_type,
 )
 from tsproxy.http.traffic import ClientSink, sink_response
 from tsproxy.http.wire import (
@@ -53,7 +55,7 @@ from tsproxy.http.wire import (
     parse_request_head,
 )
 from tsproxy.logs import get_logger
-from tsproxy.middlewares.base import HeaderList, Response
+from tsproxy.middlewares.base import BodyTooLarge, HeaderList, Response
 from tsproxy.middlewares.exchange import ExchangeHooks
 from tsproxy.observe.record import Exchange
 from tsproxy.rules import HTTPRequestInfo
@@ -142,6 +144,13 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.mw_call: Any = None
         self.mw_status = 0
         self.mw_network = False
+        # A response head held until the first body bytes fill its Content-Type (sniffing).
+        self.held_head: Any = None
+        # The request body a step asked for (forwardAuth forwardBody): being read, read.
+        self.body_wait: Optional[Deferred[bytes]] = None
+        self.body_parts: List[bytes] = []
+        self.body_limit = -1
+        self.body_read: Optional[bytes] = None
 
     # -- connection lifecycle -------------------------------------------------------------
 
@@ -386,6 +395,7 @@ class HTTPServerConnection(Relaying, BackendListener):
                 req, self.peer_ip, self.factory.tls, certs, self.trusted
             )
             self.mw_hooks = ExchangeHooks(request, self.factory.clock.seconds())
+            request.read_body = self._read_body
         result = run_chain(chain, request)
         if isinstance(result, Deferred):
             self.mw_pending = result
@@ -404,6 +414,9 @@ class HTTPServerConnection(Relaying, BackendListener):
             self._answer(result)
             return
         out = forwarded_head(req, self.mw_request)
+        if self.body_read is not None:
+            # A step read the body: it is sent on from the buffer, with its length.
+            out = attrs.evolve(out, framing="length", content_length=len(self.body_read))
         if self.mw_hooks is not None and self.mw_request.retry is not None and not picked:
             self.mw_hooks.attempts = 1
             self.mw_again = (out, info)  # what a retry dispatches again
@@ -415,6 +428,44 @@ class HTTPServerConnection(Relaying, BackendListener):
             # What was buffered meanwhile is the body's start (handed on now) or pipelined
             # requests: read again (PIPELINE_LIMIT pauses it anew if need be).
             self.gate.resume("pipeline")
+
+    def _read_body(self, limit: int) -> Any:
+        """Read the whole request body for a step (Request.read_body): a Deferred of it,
+        failing with BodyTooLarge past ``limit`` bytes (-1: none). It is then sent on from
+        this buffer; a body left unread past the limit closes the connection after the
+        answer."""
+        req = self.req
+        if self.req_body_done or req is None:
+            return succeed(self.body_read or b"")
+        if self.body_wait is not None:
+            return fail(RuntimeError("the request body is being read already"))
+        if req.framing == "length" and 0 <= limit < req.content_length:
+            return fail(BodyTooLarge(f"request body over {limit} bytes"))
+        self.body_limit = limit
+        wait = self.body_wait = Deferred()
+        if req.expect_continue and not self.continued:
+            self.continued = True
+            self.transport.write(CONTINUE)
+        if req.framing == "chunked":
+            self.req_decoder = ChunkedDecoder(self._body_data)
+        else:
+            self.req_decoder = LengthDecoder(req.content_length, self._body_data)
+        if self.buf:
+            data, self.buf = self.buf, b""
+            self._feed_request_body(data)
+        if self.gate is not None:
+            self.gate.resume("pipeline")
+        return wait
+
+    def _body_data(self, data: bytes) -> None:
+        if self.body_wait is None:
+            return  # over the limit already: dropped
+        self.body_parts.append(data)
+        self.req_bytes += len(data)
+        if 0 <= self.body_limit < self.req_bytes:
+            wait, self.body_wait = self.body_wait, None
+            self.body_parts = []
+            wait.errback(BodyTooLarge(f"request body over {self.body_limit} bytes"))
 
     def _answer(self, answer: Any) -> None:
         """Send a step's answer (or a local one through the steps' response hooks)."""
@@ -555,11 +606,17 @@ class HTTPServerConnection(Relaying, BackendListener):
             host_override=None
             if pick.pass_host_header and (req.host or req.version != b"HTTP/1.0")
             else ("%s:%d" % (server.host, server.port)).encode("idna"),
+            add_forwarded_for=self.mw_request is None
+            or not self.mw_request.notes.get("no_x_forwarded_for"),
         )
         if pick.mirrors and factory.mirrors is not None:
             self.capture = factory.mirrors.capture(pick.mirrors, req, self.out_head)
+            if self.body_read:
+                self.capture.feed(self.body_read)
             if self.req_body_done:
                 self.capture.body_done()
+        if self.body_read:
+            self.out_head += self.body_read
         conn = factory.pool.take_idle(server) if req.upgrade is None else None
         if conn is not None:
             self._attach(conn)
@@ -710,6 +767,11 @@ class HTTPServerConnection(Relaying, BackendListener):
                 if self.req.framing == "chunked":
                     self.backend.transport.write(LAST_CHUNK)
             self._request_sent()
+            wait, self.body_wait = self.body_wait, None
+            if wait is not None:
+                body = self.body_read = b"".join(self.body_parts)
+                self.body_parts = []
+                wait.callback(body)
 
     def _request_data(self, data: bytes) -> None:
         backend = self.backend
@@ -838,8 +900,10 @@ class HTTPServerConnection(Relaying, BackendListener):
             if rest:
                 self.response_data(rest)
             return
+        sniff = None
         if self.mw_request is not None and self.mw_request.response_hooks:
-            head = self.origin_head = hooked_head(head, self.mw_request)
+            head, sniff = hooked_response(head, self.mw_request)
+            self.origin_head = head
         http10 = req.version == b"HTTP/1.0"
         framing = head.framing
         if framing in ("none", "length"):
@@ -851,6 +915,14 @@ class HTTPServerConnection(Relaying, BackendListener):
             out = "chunked"
         if not self.req_body_done:
             self.keep_alive = False
+        self.resp_framing = out
+        if sniff is not None and req.method != b"HEAD":
+            # Written with the first body bytes (or as is at the end of an empty body).
+            self.held_head = (head, sniff)
+            return
+        self._write_head(head)
+
+    def _write_head(self, head: ResponseHead) -> None:
         pick = self.pick
         extra = (
             set_cookie_headers(pick.set_cookies) if pick is not None and pick.set_cookies else ()
@@ -858,19 +930,30 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.transport.write(
             client_response_head(
                 head,
-                framing_out=out,
+                framing_out=self.resp_framing,
                 keep_alive=self.keep_alive,
-                client_http10=http10,
+                client_http10=self.req.version == b"HTTP/1.0",  # type: ignore[union-attr]
                 extra=extra,
             )
         )
         self.resp_started = True
-        self.resp_framing = out
+
+    def _release_head(self, data: bytes) -> None:
+        """Write the held head, its Content-Type sniffed from ``data`` when there is any."""
+        head, sniff = self.held_head
+        self.held_head = None
+        if data:
+            head = self.origin_head = with_content_type(head, sniff(data[:512]))
+        self._write_head(head)
 
     def response_data(self, data: bytes) -> None:
         if self.mw_sink is not None:
             self.mw_sink.data(data)
             return
+        if self.held_head is not None:
+            if not data:
+                return
+            self._release_head(data)
         if self.resp_framing == "chunked":
             self.transport.writeSequence(encode_chunk(data))
         else:
@@ -878,6 +961,8 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.resp_bytes += len(data)
 
     def response_end(self, reusable: bool) -> None:
+        if self.held_head is not None:
+            self._release_head(b"")
         sink = self.mw_sink
         if sink is None and self.resp_framing == "chunked":
             self.transport.write(LAST_CHUNK)

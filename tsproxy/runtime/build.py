@@ -128,8 +128,16 @@ class _Builder:
     ) -> None:
         self.static = static
         resources = loaded.resources
-        self.middlewares = MiddlewareSet(resources, False, reactor, dict(reuse or {}))
-        self.directory = ServiceDirectory(resources, crd_options(static))
+        options = crd_options(static)
+        self.middlewares = MiddlewareSet(
+            resources,
+            False,
+            reactor,
+            dict(reuse or {}),
+            options.allow_cross_namespace,
+            loaded.file.middlewares if loaded.file is not None else (),
+        )
+        self.directory = ServiceDirectory(resources, options)
         self.middlewares.servers_of = self._page_servers
         self.traefik_services: Dict[Key, TraefikService] = {}
         self.transports: Dict[Key, ServersTransport] = {}
@@ -791,7 +799,13 @@ def build_table(
         previous.udp_nodes if previous is not None else {},
         file_l4.udp_candidates,
     )
-    tcp_middlewares = MiddlewareSet(loaded.resources, True, reactor, steps_reuse.get("tcp"))
+    tcp_middlewares = MiddlewareSet(
+        loaded.resources,
+        True,
+        reactor,
+        steps_reuse.get("tcp"),
+        crd_options(static).allow_cross_namespace,
+    )
     tcp = build_tcp_routers(
         builder.tcp_ingresses,
         static,
