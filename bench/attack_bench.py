@@ -397,8 +397,9 @@ class Attack:
                 if now >= end:
                     break
                 for fd, events in poller.poll(200):
-                    s = connecting.pop(fd, None)
-                    if s is not None:
+                    waiting = connecting.pop(fd) if fd in connecting else None
+                    if waiting is not None:
+                        s = waiting
                         if events & _GONE or s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
                             result.refused += 1
                             poller.unregister(fd)
@@ -459,8 +460,8 @@ class Attack:
                 for s in socks:
                     s.close()
         # The attacker's view has no "held": report the proxy's descriptors instead.
-        for s in result.samples:
-            s.held = -1
+        for sample in result.samples:
+            sample.held = -1
 
 
 # ---------------------------------------------------------------- the bench

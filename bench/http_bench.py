@@ -53,6 +53,12 @@ SPLIT_REQUESTS = 30
 OBSERVED = ", metrics + access log"
 #: Suffix of the rows whose route has the middleware chain (--middlewares).
 CHAINED = ", stripPrefix+headers+basicAuth(bcrypt)+ipAllowList"
+#: Prefix of the HTTP/2 rows (--http2): h2c with prior knowledge, loaded by h2load.
+H2 = "h2c: "
+#: h2load's load: 100 streams at once, over 10 connections.
+H2_CONNECTIONS, H2_STREAMS = 10, 10
+#: Suffix of the rows whose route has the traffic-control chain (--traffic).
+TRAFFIC = ", retry+circuitBreaker+rateLimit"
 FOREIGN_CPU_RETRY_PCT = 10.0
 MAX_ATTEMPTS = 3
 
@@ -212,6 +218,42 @@ def check_split(
                 counts["other"] += 1
     finally:
         conn.close()
+    return counts["v1"], counts["v2"], counts["other"]
+
+
+def curl_h2(port: int, host: Optional[str], path: str = "/", timeout: float = 2.0) -> tuple:
+    """One GET over h2c with prior knowledge (curl); returns (status, body)."""
+    argv = ["curl", "-s", "--http2-prior-knowledge", "--max-time", str(timeout)]
+    argv += ["-o", "-", "-w", "\\n%{http_code}"]
+    if host:
+        argv += ["-H", f"Host: {host}"]
+    argv.append(f"http://{LOOPBACK}:{port}{path}")
+    done = subprocess.run(argv, capture_output=True, timeout=timeout + 5, check=False)
+    body, _, code = done.stdout.decode("latin-1").rpartition("\n")
+    return int(code) if code.isdigit() else 0, body
+
+
+def wait_ready_h2(proc: subprocess.Popen, port: int, host: Optional[str], timeout: float) -> None:
+    """wait_ready over h2c."""
+    deadline = time.monotonic() + timeout
+    status = 0
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with code {proc.returncode} before answering")
+        status, _ = curl_h2(port, host, timeout=1.0)
+        if status == 200:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"not answering 200 over h2c on port {port} after {timeout:.0f}s ({status})")
+
+
+def check_split_h2(port: int, host: Optional[str]) -> tuple:
+    """check_split over h2c (one connection per request: curl 7.88 cannot reuse one)."""
+    counts = {"v1": 0, "v2": 0, "other": 0}
+    for _ in range(SPLIT_REQUESTS):
+        status, body = curl_h2(port, host)
+        key = {"Hello app-v1\n": "v1", "Hello app-v2\n": "v2"}.get(body, "other")
+        counts[key if status == 200 else "other"] += 1
     return counts["v1"], counts["v2"], counts["other"]
 
 
@@ -510,6 +552,77 @@ def run_wrk(
     )
 
 
+def run_h2load(
+    procs: Processes,
+    run_dir: Path,
+    port: int,
+    host: Optional[str],
+    duration: int,
+    measured_pid: Optional[int],
+) -> WrkResult:
+    """h2load on core 1 (H2_CONNECTIONS x H2_STREAMS streams), bounded by -D and `timeout`.
+    h2load reports no percentiles: p50 holds its mean request time, p99 its max."""
+    argv = ["taskset", "-c", LOAD_CORE, "timeout", "-k", "5", str(duration + 15), "h2load"]
+    argv += ["-t1", f"-c{H2_CONNECTIONS}", f"-m{H2_STREAMS}", "-D", str(duration)]
+    if host:
+        argv += ["-H", f":authority: {host}"]
+    argv.append(f"http://{LOOPBACK}:{port}/")
+    out_path = run_dir / "h2load.out"
+    out_path.write_bytes(b"")
+    window = CpuWindow()
+    proc = procs.start(argv, out_path)
+    try:
+        proc.wait(timeout=duration + 30)
+    finally:
+        procs.stop(proc)
+    window.close()
+    text = out_path.read_text(errors="replace")
+    rps, mean, worst, errors = parse_h2load(text)
+    cpu = rss = None
+    if measured_pid is not None:
+        cpu = window.cpu_pct(measured_pid)
+        rss = rss_mb(tree(window.end_snap, measured_pid))
+    return WrkResult(
+        rps,
+        mean,
+        worst,
+        errors,
+        window.wall,
+        cpu,
+        rss,
+        window.foreign_pct,
+        window.core_idle_pct,
+        window.core_steal_pct,
+    )
+
+
+def parse_h2load(text: str) -> tuple:
+    """(req/s, mean ms, max ms, errors) from h2load's report."""
+    rps = re.search(r"finished in [^,]+, ([0-9.]+) req/s", text)
+    if rps is None:
+        raise RuntimeError("h2load gave no result:\n" + text[-800:])
+    times = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", text)
+    mean = worst = None
+    if times is not None:
+        worst = _h2load_ms(times.group(2))
+        mean = _h2load_ms(times.group(3))
+    counts = re.search(r"(\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout", text)
+    errors = ""
+    if counts is not None and any(int(counts.group(i)) for i in (2, 3, 4)):
+        errors = counts.group(0)
+    statuses = re.search(r"status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
+    if statuses is not None and any(int(statuses.group(i)) for i in (1, 2, 3)):
+        errors = (errors + "; " if errors else "") + statuses.group(0)
+    return float(rps.group(1)), mean, worst, errors
+
+
+def _h2load_ms(value: str) -> Optional[float]:
+    match = re.fullmatch(r"([0-9.]+)(us|ms|s)", value)
+    if match is None:
+        return None
+    return float(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
 # ---------------------------------------------------------------- configurations
 
 
@@ -536,7 +649,7 @@ http {{
 """
 
 
-def nginx_proxy_conf(port: int, v1_port: int, v2_port: int) -> str:
+def nginx_proxy_conf(port: int, v1_port: int, v2_port: int, h2: bool = False) -> str:
     # keepalive 64 >= the client concurrency: with 32 nginx reopens backend connections (-27 %).
     return f"""# nginx peer, the anchors' tuned row: 1 worker, upstream keepalive 64, weights 1:2.
 user root;
@@ -554,7 +667,7 @@ http {{
         keepalive_requests 1000000;
     }}
     server {{
-        listen {LOOPBACK}:{port} backlog=4096;
+        listen {LOOPBACK}:{port} backlog=4096{" http2" if h2 else ""};
         location / {{
             proxy_pass http://app;
             proxy_http_version 1.1;
@@ -566,7 +679,7 @@ http {{
 """
 
 
-def haproxy_conf(port: int, v1_port: int, v2_port: int) -> str:
+def haproxy_conf(port: int, v1_port: int, v2_port: int, h2: bool = False) -> str:
     # maxconn 4000: 20000 fails against this machine's `ulimit -n` of 20000.
     return f"""# HAProxy peer, as shared/bench-anchors/haproxy.cfg: one thread, roundrobin 1:2.
 global
@@ -581,7 +694,7 @@ defaults
     timeout server  30s
 
 frontend http_in
-    bind {LOOPBACK}:{port}
+    bind {LOOPBACK}:{port}{" proto h2" if h2 else ""}
     default_backend app
 
 backend app
@@ -749,6 +862,63 @@ spec:
 """
 
 
+#: The --traffic rows' route: retry, circuitBreaker and a rateLimit far above what the bench
+#: sends (it is checked, never limits), under /traffic (any path reaches the backends).
+TRAFFIC_PATH = "/traffic/"
+
+
+def tsproxy_traffic_yaml() -> str:
+    """retry + circuitBreaker + rateLimit on a route to the same WRR service."""
+    return """apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: retry
+  namespace: default
+spec:
+  retry:
+    attempts: 3
+    initialInterval: 100ms
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: breaker
+  namespace: default
+spec:
+  circuitBreaker:
+    expression: NetworkErrorRatio() > 0.5 || ResponseCodeRatio(500, 600, 0, 600) > 0.5
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: limit
+  namespace: default
+spec:
+  rateLimit:
+    average: 10000000
+    burst: 1000000
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: traffic
+  namespace: default
+spec:
+  entryPoints:
+    - web
+  routes:
+    - match: Host(`bench.local`) && PathPrefix(`/traffic`)
+      kind: Rule
+      middlewares:
+        - name: retry
+        - name: breaker
+        - name: limit
+      services:
+        - name: app-wrr
+          kind: TraefikService
+"""
+
+
 # ---------------------------------------------------------------- rows
 
 
@@ -789,6 +959,7 @@ class Target:
     access_log: Optional[Path] = None  # tsproxy rows with --observability
     path: str = "/"  # what the load asks for (the chain rows: under /api)
     extra: Tuple[Tuple[str, str], ...] = ()  # headers every request sends (credentials)
+    h2: bool = False  # h2c with prior knowledge, loaded by h2load (--http2)
 
 
 class Bench:
@@ -832,7 +1003,7 @@ class Bench:
 
     def targets(self) -> List[Target]:
         a = self.args
-        ports = free_ports(11)
+        ports = free_ports(17)
         rows = [
             Target(
                 "backend direct (nginx+wrk share core 1) = ceiling",
@@ -874,6 +1045,16 @@ class Bench:
                         chain=True,
                     )
                 )
+            if a.traffic:
+                rows.append(
+                    self._tsproxy_target(
+                        "tsproxy, CPython" + TRAFFIC,
+                        a.tsproxy_python,
+                        ports[15],
+                        a.warmup,
+                        traffic=True,
+                    )
+                )
         if not a.skip_tsproxy and a.workers > 1:
             rows.append(
                 self._tsproxy_target(
@@ -885,12 +1066,42 @@ class Bench:
                 )
             )
         pypy = self.pypy_python()
+        if a.http2:
+            rows += [
+                Target(H2 + "haproxy, nbthread 1", "haproxy", ports[11], HOST_HEADER, a.warmup),
+                Target(
+                    H2 + "nginx proxy, 1 worker, upstream keepalive 64",
+                    "nginx",
+                    ports[12],
+                    HOST_HEADER,
+                    a.warmup,
+                ),
+            ]
+            if not a.skip_tsproxy:
+                rows.append(
+                    self._tsproxy_target(
+                        H2 + "tsproxy, CPython", a.tsproxy_python, ports[13], a.warmup
+                    )
+                )
+                if pypy:
+                    rows.append(
+                        self._tsproxy_target(H2 + "tsproxy, PyPy", pypy, ports[14], a.pypy_warmup)
+                    )
+            for row in rows:
+                if row.setup.startswith(H2):
+                    row.h2 = True
         if pypy:
             rows.append(self._tsproxy_target("tsproxy, PyPy", pypy, ports[3], a.pypy_warmup))
             if a.middlewares:
                 rows.append(
                     self._tsproxy_target(
                         "tsproxy, PyPy" + CHAINED, pypy, ports[9], a.pypy_warmup, chain=True
+                    )
+                )
+            if a.traffic:
+                rows.append(
+                    self._tsproxy_target(
+                        "tsproxy, PyPy" + TRAFFIC, pypy, ports[16], a.pypy_warmup, traffic=True
                     )
                 )
             if a.observability:
@@ -912,6 +1123,7 @@ class Bench:
         warmup: int,
         internal: Optional[int] = None,
         chain: bool = False,
+        traffic: bool = False,
         workers: int = 1,
     ) -> Target:
         """A tsproxy row; with an ``internal`` port, metrics and the access log are on; with
@@ -925,6 +1137,8 @@ class Bench:
         (conf / "app.yaml").write_text(tsproxy_app_yaml(self.v1_port, self.v2_port))
         if chain:
             (conf / "chain.yaml").write_text(tsproxy_chain_yaml())
+        if traffic:
+            (conf / "traffic.yaml").write_text(tsproxy_traffic_yaml())
         argv = ["taskset", "-c", PROXY_CORE, python, "-m", "twisted", "tsproxy", "-c", str(conf)]
         if workers > 1:
             argv = argv[3:] + ["--workers", str(workers)]
@@ -941,6 +1155,8 @@ class Bench:
         )
         if chain:
             target.path, target.extra = CHAIN_PATH, CHAIN_CREDENTIALS
+        if traffic:
+            target.path = TRAFFIC_PATH
         return target
 
     def _peer_argv(self, target: Target) -> List[str]:
@@ -948,7 +1164,7 @@ class Bench:
         prefix.mkdir(exist_ok=True)
         if target.kind == "haproxy":
             (prefix / "haproxy.cfg").write_text(
-                haproxy_conf(target.port, self.v1_port, self.v2_port)
+                haproxy_conf(target.port, self.v1_port, self.v2_port, target.h2)
             )
             return [
                 "taskset",
@@ -960,7 +1176,7 @@ class Bench:
                 str(prefix / "haproxy.cfg"),
             ]
         (prefix / "nginx.conf").write_text(
-            nginx_proxy_conf(target.port, self.v1_port, self.v2_port)
+            nginx_proxy_conf(target.port, self.v1_port, self.v2_port, target.h2)
         )
         return [
             "taskset",
@@ -985,6 +1201,7 @@ class Bench:
         log_path = self.run_dir / f"{target.kind}-{target.port}.log"
         try:
             if target.kind == "direct":
+                assert self.backend is not None, "the backend starts before any target"
                 measured_pid = self.backend.pid
             else:
                 if target.python:
@@ -995,15 +1212,21 @@ class Bench:
                 # tree's tsproxy and twisted/plugins are measured; the venv gives the dependencies.
                 proc = self.procs.start(argv, log_path, cwd=REPO_ROOT if target.python else None)
                 measured_pid = proc.pid
-                wait_ready(
-                    proc,
-                    target.port,
-                    target.host,
-                    target.ready_timeout,
-                    target.path,
-                    target.extra,
-                )
-            v1, v2, other = check_split(target.port, target.host, target.path, target.extra)
+                if target.h2:
+                    wait_ready_h2(proc, target.port, target.host, target.ready_timeout)
+                else:
+                    wait_ready(
+                        proc,
+                        target.port,
+                        target.host,
+                        target.ready_timeout,
+                        target.path,
+                        target.extra,
+                    )
+            if target.h2:
+                v1, v2, other = check_split_h2(target.port, target.host)
+            else:
+                v1, v2, other = check_split(target.port, target.host, target.path, target.extra)
             row.split = f"{v1}:{v2}" + (f" (+{other} bad)" if other else "")
             if target.kind != "direct" and not (abs(v1 - 10) <= 2 and v1 + v2 == SPLIT_REQUESTS):
                 raise RuntimeError(
@@ -1038,6 +1261,14 @@ class Bench:
         a = self.args
 
         def attempt(number: int) -> WrkResult:
+            if target.h2:
+                if number == 1 and target.warmup > 0:
+                    run_h2load(
+                        self.procs, self.run_dir, target.port, target.host, target.warmup, None
+                    )
+                return run_h2load(
+                    self.procs, self.run_dir, target.port, target.host, a.duration, measured_pid
+                )
             if number == 1 and target.warmup > 0:
                 run_wrk(
                     self.procs,
@@ -1139,10 +1370,20 @@ def per_core(row: Row) -> Optional[float]:
 
 
 def set_ratios(rows: List[Row]) -> None:
-    """Ratios to the HAProxy row of the same round (None when HAProxy is broken)."""
+    """Ratios to the HAProxy row of the same round and protocol (None when it is broken)."""
     haproxy = next((r for r in rows if r.setup.startswith("haproxy") and r.status == "ok"), None)
+    haproxy_h2 = next(
+        (r for r in rows if r.setup.startswith(H2 + "haproxy") and r.status == "ok"), None
+    )
     for r in rows:
-        if haproxy and r.requests_per_s is not None:
+        if r.setup.startswith(H2):
+            if haproxy_h2 and r.requests_per_s is not None:
+                r.ratio_haproxy = r.requests_per_s / haproxy_h2.requests_per_s
+                mine, theirs = per_core(r), per_core(haproxy_h2)
+                if mine and theirs:
+                    r.ratio_haproxy_per_core = mine / theirs
+            continue
+        if haproxy and haproxy.requests_per_s and r.requests_per_s is not None:
             r.ratio_haproxy = r.requests_per_s / haproxy.requests_per_s
             mine, theirs = per_core(r), per_core(haproxy)
             if mine and theirs:
@@ -1402,6 +1643,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         "(bcrypt user) and ipAllowList, and print their ratio to the plain route",
     )
     p.add_argument(
+        "--http2",
+        action="store_true",
+        help="add HTTP/2 rows: HAProxy (bind proto h2), nginx (listen http2) and tsproxy, h2c "
+        "with prior knowledge, loaded by h2load with 100 streams over 10 connections; their "
+        "ratios are to the h2c HAProxy row",
+    )
+    p.add_argument(
+        "--traffic",
+        action="store_true",
+        help="add tsproxy rows whose route has retry, circuitBreaker and a rateLimit that never "
+        "limits the bench, and print their ratio to the plain route",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=0,
@@ -1425,9 +1679,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    missing = [
-        tool for tool in ("nginx", "haproxy", "wrk", "taskset", "timeout") if not shutil.which(tool)
-    ]
+    tools = ["nginx", "haproxy", "wrk", "taskset", "timeout"]
+    if args.http2:
+        tools += ["h2load", "curl"]
+    missing = [tool for tool in tools if not shutil.which(tool)]
     if missing:
         print(
             f"missing: {', '.join(missing)}; install with:\n  apt-get install -y "
@@ -1506,6 +1761,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                 else:
                     print(f"--workers {args.workers} / one worker throughput ratio: broken")
         for r in rows:
+            if r.setup.startswith(H2 + "tsproxy"):
+                impl = r.setup.split(", ", 1)[1]
+                value = "broken" if r.ratio_haproxy is None else f"{r.ratio_haproxy:.2f}"
+                print(f"tsproxy/haproxy HTTP/2 ratio ({impl}): {value}")
+        for r in rows:
             if r.setup.endswith(OBSERVED):
                 base = next((b for b in rows if b.setup == r.setup[: -len(OBSERVED)]), None)
                 impl = r.setup[len("tsproxy, ") : -len(OBSERVED)]
@@ -1527,6 +1787,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                     )
                 else:
                     print(f"middleware chain / plain route throughput ratio ({impl}): broken")
+            if r.setup.endswith(TRAFFIC):
+                base = next((b for b in rows if b.setup == r.setup[: -len(TRAFFIC)]), None)
+                impl = r.setup[len("tsproxy, ") : -len(TRAFFIC)]
+                if base and base.requests_per_s and r.requests_per_s:
+                    print(
+                        f"traffic chain / plain route throughput ratio ({impl}): "
+                        f"{r.requests_per_s / base.requests_per_s:.2f}"
+                    )
+                else:
+                    print(f"traffic chain / plain route throughput ratio ({impl}): broken")
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(

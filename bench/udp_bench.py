@@ -30,7 +30,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from http_bench import (
     FOREIGN_CPU_RETRY_PCT,
@@ -342,7 +342,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             f"run dir {run_dir}; dnsmasq on {bench.dns_port}; dnsperf -l {args.duration} "
             f"-c {args.clients} -q {args.outstanding} after {args.warmup}s warm-up"
         )
-        targets = [
+        targets: List[Tuple[str, int, Optional[List[str]], int]] = [
             ("dnsmasq direct (dnsperf and dnsmasq share core 1) = ceiling", bench.dns_port, None, 0)
         ]
         if os.path.exists(NGINX_STREAM_MODULE):

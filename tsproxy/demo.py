@@ -4,17 +4,21 @@ The HTTP backends answer `Hello app-v1` / `Hello app-v2` on 127.0.0.1:9001 and :
 every request they get, mirrored copies included. The UDP backends echo-1 / echo-2 on
 127.0.0.1:9053 and :9054 answer each datagram with `echo-N <datagram>`. The TCP backends
 greeter-1 / greeter-2 on 127.0.0.1:9101 and :9102 say `HELLO greeter-N` first, then echo.
-These are the addresses conf/'s Endpoints name.
+These are the addresses conf/'s Endpoints name (each port can be changed on the command
+line, for a copy of conf/ whose Endpoints name other ports). As under twistd, SIGHUP reloads the
+configuration and SIGTERM/SIGINT stop it gracefully.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any, List, Tuple
+from functools import partial
+from typing import Any, Callable, List, Tuple
 
-from twisted.logger import globalLogBeginner, textFileLogObserver
+from twisted.internet.error import CannotListenError
+from twisted.logger import globalLogBeginner
 
-from tsproxy.logs import get_logger
+from tsproxy.logs import get_logger, log_observer
 from tsproxy.testing import listen_app, listen_tcp_greeter, listen_udp_echo
 
 log = get_logger(__name__)
@@ -59,25 +63,48 @@ def run_demo(
 
     from tsproxy.service import ProxyService, StartupError
 
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
-    ports: List[Any] = [
-        listen_app(reactor, "app-v1", v1_port, on_request=_log_request),
-        listen_app(reactor, "app-v2", v2_port, on_request=_log_request),
+    globalLogBeginner.beginLoggingTo([log_observer(sys.stdout)], redirectStandardIO=False)
+    ports: List[Any] = []
+    backends: List[Tuple[str, int, str, Callable[[], Any]]] = [
+        (
+            "app-v1",
+            v1_port,
+            "",
+            partial(listen_app, reactor, "app-v1", v1_port, on_request=_log_request),
+        ),
+        (
+            "app-v2",
+            v2_port,
+            "",
+            partial(listen_app, reactor, "app-v2", v2_port, on_request=_log_request),
+        ),
     ]
     for number, port in enumerate(echo_ports, 1):
         name = "echo-%d" % (number,)
         prefix = ("%s " % (name,)).encode("ascii")
-        ports.append(listen_udp_echo(reactor, name, port, prefix=prefix, on_datagram=_log_datagram))
+        echo = partial(
+            listen_udp_echo, reactor, name, port, prefix=prefix, on_datagram=_log_datagram
+        )
+        backends.append((name, port, "/udp", echo))
     for number, port in enumerate(greeter_ports, 1):
         name = "greeter-%d" % (number,)
-        ports.append(listen_tcp_greeter(reactor, name, port, on_connection=_log_connection))
-    service = ProxyService(config_dir, reactor, watch=True)
+        greeter = partial(listen_tcp_greeter, reactor, name, port, on_connection=_log_connection)
+        backends.append((name, port, "", greeter))
+    service = ProxyService(config_dir, reactor, watch=True, handle_signals=True)
     try:
+        for name, port, suffix, listen in backends:
+            try:
+                ports.append(listen())
+            except CannotListenError as e:
+                raise StartupError(
+                    "demo backend %s: cannot listen on 127.0.0.1:%d%s: %s"
+                    % (name, port, suffix, e.socketError)
+                ) from None
         service.startService()
     except StartupError as e:
         log.critical("cannot start: {error}", error=str(e))
-        for port in ports:
-            port.stopListening()
+        for listening in ports:
+            listening.stopListening()
         return 1
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     log.info(

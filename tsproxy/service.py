@@ -18,7 +18,10 @@ import attrs
 from twisted.application.service import Service
 from twisted.internet import defer, threads
 from twisted.internet.error import CannotListenError
+from twisted.logger import ILogObserver
+from twisted.python.components import Componentized
 
+from tsproxy import __version__
 from tsproxy.api.internal import internal_endpoints, rfc3339_now, routed_internal_endpoints
 from tsproxy.config.load import LoadedConfig, load_directory
 from tsproxy.config.static import EntryPoint
@@ -28,7 +31,7 @@ from tsproxy.http.backend import BackendPool
 from tsproxy.http.entrypoint import HTTPEntryPointFactory
 from tsproxy.http.healthcheck import HealthMonitor
 from tsproxy.http.mirror import MirrorSender
-from tsproxy.logs import apply_log_level, get_logger
+from tsproxy.logs import apply_log_level, format_address, get_logger
 from tsproxy.observe import Observer
 from tsproxy.observe.accesslog import AccessLog
 from tsproxy.observe.metrics import Metrics
@@ -73,6 +76,25 @@ class StartupError(Exception):
     """The proxy cannot start (a port cannot be opened); the message says why."""
 
 
+def stop_dropped_steps(old: Any, new: Any) -> None:
+    """Call ``stop()`` on the middleware steps of table ``old`` that table ``new`` (None:
+    none) does not keep: a shared rateLimit's Redis connections are closed with its step."""
+    if old is None:
+        return
+    kept = set()
+    if new is not None:
+        kept = {id(entry[0]) for part in new.middleware_reuse.values() for entry in part.values()}
+    for part in old.middleware_reuse.values():
+        for step, _ in part.values():
+            stop = getattr(step, "stop", None)
+            if id(step) in kept or stop is None:
+                continue
+            try:
+                stop()
+            except Exception:
+                log.failure("stopping middleware {name} failed", name=getattr(step, "name", "?"))
+
+
 def _cannot_listen(ep: EntryPoint, error: CannotListenError) -> str:
     """``tsproxy.yaml:4: entrypoint dns: cannot listen on *:53/udp: <why>``."""
     where = "%s:%d%s" % (ep.host or "*", ep.port, "/udp" if ep.protocol == "udp" else "")
@@ -82,6 +104,34 @@ def _cannot_listen(ep: EntryPoint, error: CannotListenError) -> str:
         where,
         error.socketError,
     )
+
+
+def _plural(count: int, word: str) -> str:
+    return "%d %s%s" % (count, word, "" if count == 1 else "s")
+
+
+def _by_protocol(http: int, tcp: int, udp: int) -> str:
+    parts = ["%d %s" % (n, name) for n, name in ((http, "HTTP"), (tcp, "TCP"), (udp, "UDP")) if n]
+    return " (%s)" % ", ".join(parts) if parts else ""
+
+
+def table_summary(table: Any) -> str:
+    """``6 routers (4 HTTP, 1 TCP, 1 UDP), 11 services (5 HTTP, 3 TCP, 3 UDP)``."""
+    routers = (len(table.routers), len(table.tcp_routers), len(table.udp_routers))
+    udp_services = {node.name for node in table.udp_nodes.values()}
+    services = (len(table.services), len(table.tcp_services), len(udp_services))
+    return "%s%s, %s%s" % (
+        _plural(sum(routers), "router"),
+        _by_protocol(*routers),
+        _plural(sum(services), "service"),
+        _by_protocol(*services),
+    )
+
+
+def _url_host(host: str) -> str:
+    if not host or host in ("0.0.0.0", "::"):
+        return "localhost"
+    return "[%s]" % (host,) if ":" in host else host
 
 
 def _tls_client_options(hostname: str) -> Any:
@@ -156,6 +206,14 @@ class ProxyService(Service):
         # For the internal endpoints: /ping answers 503 once a shutdown has begun.
         self.terminating = False
         self.start_date = ""
+        #: Set by tsproxy.tap under twistd: handed to twistd as the application's log observer.
+        self.log_observer: Optional[ILogObserver] = None
+
+    def setServiceParent(self, parent: Any) -> None:
+        # twistd reads the application's ILogObserver once the service has joined it.
+        if self.log_observer is not None and isinstance(parent, Componentized):
+            parent.setComponent(ILogObserver, self.log_observer)
+        Service.setServiceParent(self, parent)
 
     def current_table(self) -> Any:
         return self.table
@@ -171,7 +229,7 @@ class ProxyService(Service):
         loaded = self._with_kv(loaded)
         if loaded.static is None:
             raise StartupError("\n".join(str(e) for e in loaded.errors))
-        apply_log_level(loaded.static.log_level)
+        apply_log_level(loaded.static.log_level, loaded.static.log_format)
         result = review(loaded, reactor=self.reactor)
         for error in result.errors:
             log.error("{error}", error=str(error))
@@ -342,6 +400,7 @@ class ProxyService(Service):
             self._open_all(change.added)
         except StartupError as e:
             return self._refuse([e])
+        stop_dropped_steps(self.table, result.table)
         self.table = result.table
         self.applied = loaded
         self._refused = False
@@ -350,13 +409,9 @@ class ProxyService(Service):
         if self.metrics is not None:
             self.metrics.config_reload(True)
             self.metrics.set_servers(result.table)
-        apply_log_level(change.effective.log_level)
+        apply_log_level(change.effective.log_level, change.effective.log_format)
         self._report_new(result)
-        log.info(
-            "configuration applied: {routers} routers, {services} services",
-            routers=len(result.table.routers),  # type: ignore[union-attr]
-            services=len(result.table.services),  # type: ignore[union-attr]
-        )
+        log.info("configuration applied: {summary}", summary=table_summary(result.table))
         return True
 
     def _refuse(self, errors: Iterable[object]) -> bool:
@@ -364,8 +419,8 @@ class ProxyService(Service):
         for problem in problems:
             log.error("{error}", error=problem)
         log.error(
-            "configuration not applied ({count} errors): still serving the last good one",
-            count=len(problems),
+            "configuration not applied ({count}): still serving the last good one",
+            count=_plural(len(problems), "error"),
         )
         self._refused = True
         if self.metrics is not None:
@@ -428,6 +483,36 @@ class ProxyService(Service):
         Service.startService(self)
         self._watch_kv(static)
         self._watch_kube(static)
+        self._log_summary()
+
+    def _log_summary(self) -> None:
+        """One line saying what runs: the table's routers and services, the entrypoints, and
+        where the dashboard (or the API) is."""
+        static = self.table.static
+        tcp = [ep.name for ep in static.entrypoints if ep.protocol != "udp"]
+        udp = [ep.name for ep in static.entrypoints if ep.protocol == "udp"]
+        entrypoints = "%s%s" % (
+            _plural(len(tcp) + len(udp), "entrypoint"),
+            _by_protocol(0, len(tcp), len(udp)),
+        )
+        where = ""
+        api = static.api
+        served = static.internal_entrypoints()
+        for name, things in served.items():
+            if "api" in things and name in self.ports:
+                ep = next(e for e in static.entrypoints if e.name == name)
+                base = "http://%s:%d" % (_url_host(ep.host), self.port_of(name))
+                if api is not None and api.dashboard:
+                    where = "; dashboard at %s/dashboard/" % (base,)
+                else:
+                    where = "; API at %s/api/" % (base,)
+        log.info(
+            "tsproxy {version} started: {summary}, {entrypoints}{where}",
+            version=__version__,
+            summary=table_summary(self.table),
+            entrypoints=entrypoints,
+            where=where,
+        )
 
     def _watch_file_provider(self, static: Any) -> None:
         """Reload when the file provider's files change (``watch``, Traefik's default on);
@@ -525,7 +610,11 @@ class ProxyService(Service):
             raise StartupError(_cannot_listen(ep, e)) from None
         self.ports[ep.name] = port
         self.factories.append(factory)
-        log.info("entrypoint {name} listening on {addr}", name=ep.name, addr=port.getHost())
+        log.info(
+            "entrypoint {name} listening on {addr}",
+            name=ep.name,
+            addr=format_address(port.getHost()),
+        )
         return True
 
     def _listen_tcp(self, ep: EntryPoint, factory: Any) -> Any:
@@ -561,7 +650,9 @@ class ProxyService(Service):
             raise StartupError(_cannot_listen(ep, e)) from None
         self.udp[ep.name] = listener
         log.info(
-            "entrypoint {name} listening on {addr}", name=ep.name, addr=listener.port.getHost()
+            "entrypoint {name} listening on {addr}",
+            name=ep.name,
+            addr=format_address(listener.port.getHost()),
         )
         return True
 
@@ -638,6 +729,7 @@ class ProxyService(Service):
         finish their exchange within its graceTimeOut, cut the rest, close the pools."""
         self.terminating = True
         Service.stopService(self)
+        stop_dropped_steps(self.table, None)
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
@@ -660,7 +752,7 @@ class ProxyService(Service):
         factories, self.factories = self.factories, []
         busy = sum(len(f.connections) for f in factories)
         if busy:
-            log.info("draining {count} connections", count=busy)
+            log.info("draining {connections}", connections=_plural(busy, "connection"))
         # Real time even when a test drives the HTTP timeouts with a fake clock.
         self._drains = [
             Drain(f.connections, 0.0 if self._cut else f.entrypoint.grace_timeout, self.reactor)
@@ -668,7 +760,9 @@ class ProxyService(Service):
         ]
         cut = yield defer.gatherResults([d.done for d in self._drains])
         if sum(cut):
-            log.warn("grace time over: cut {count} connections", count=sum(cut))
+            log.warn(
+                "grace time over: cut {connections}", connections=_plural(sum(cut), "connection")
+            )
             # Aborted connections are lost on a later reactor turn: wait for that (briefly),
             # so their exchanges reach the access log and metrics before those close.
             gone = defer.gatherResults([f.connections.when_empty() for f in factories])
@@ -678,7 +772,20 @@ class ProxyService(Service):
             self.pool.close()
         if self.mirrors is not None:
             yield self.mirrors.close()
+        yield _close_steps(self.table)
         yield udp_stopped
         yield kv_stopped
         self.udp = {}
         self._stop_observing()
+
+
+def _close_steps(table: Any) -> Any:
+    """Close what the table's middleware steps hold open (forwardAuth's connection pools)."""
+    closing = []
+    reuse = table.middleware_reuse if table is not None else {}
+    for kept in reuse.values():
+        for step, _ in kept.values():
+            close = getattr(step, "close", None)
+            if close is not None:
+                closing.append(defer.maybeDeferred(close))
+    return defer.gatherResults(closing, consumeErrors=True)

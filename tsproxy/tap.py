@@ -7,12 +7,15 @@ reported as a usage error with file and line, before any port is opened.
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+import sys
+from typing import IO, Any, Optional
 
 from twisted.application.service import IService
-from twisted.python import usage
+from twisted.logger import LogLevel
+from twisted.python import logfile, usage
 
 from tsproxy.config.load import load_directory
+from tsproxy.logs import apply_log_level, log_observer
 
 
 def worker_count(text: str) -> int:
@@ -66,6 +69,35 @@ class Options(usage.Options):
                         " pick its own port 0)" % (ep.location, ep.name, self["workers"])
                     )
         self.loaded = loaded
+        apply_log_level(loaded.static.log_level, loaded.static.log_format)
+
+
+def _twistd_log_file(runner: Any) -> Optional[IO[str]]:
+    """Where twistd would write its log (its --logfile, stdout under -n without one); None
+    with --syslog, which stays twistd's."""
+    if runner.get("syslog"):
+        return None
+    name = runner.get("logfile") or ""
+    if name == "-" or (runner.get("nodaemon") and not name):
+        return sys.stdout
+    return logfile.LogFile.fromFullPath(name or "twistd.log")  # type: ignore[return-value]
+
+
+def _take_over_logging(options: Options, service: Any) -> None:
+    """Make the runner write our lines: twist takes a file observer factory in its options
+    (and would write JSON dumps when its output is not a terminal), twistd the application's
+    ILogObserver component, which ProxyService sets when it joins the application."""
+    runner = getattr(options, "parent", None)
+    if runner is None:
+        return
+    if "fileLogObserverFactory" in runner:
+        runner["fileLogObserverFactory"] = log_observer
+        # log.level decides; twist's own level filter would hide DEBUG.
+        runner["logLevel"] = LogLevel.debug
+    elif "nodaemon" in runner:
+        out = _twistd_log_file(runner)
+        if out is not None:
+            service.log_observer = log_observer(out)
 
 
 def makeService(options: Options) -> IService:
@@ -98,7 +130,7 @@ def makeService(options: Options) -> IService:
 
     from tsproxy.service import ProxyService
 
-    return ProxyService(
+    service = ProxyService(
         options["config"],
         reactor,
         loaded=options.loaded,
@@ -106,3 +138,5 @@ def makeService(options: Options) -> IService:
         handle_signals=True,
         watch=True,
     )
+    _take_over_logging(options, service)
+    return service

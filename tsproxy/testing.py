@@ -117,9 +117,17 @@ def _stream_bytes(request: Any, total: int) -> Any:
     return server.NOT_DONE_YET
 
 
+class _QuietSite(server.Site):
+    """A Site without Twisted's access log line per request (``on_request`` says what it
+    got, where a caller wants that)."""
+
+    def log(self, request: Any) -> None:
+        pass
+
+
 def app_site(name: str, on_request: Optional[Callable[[str, Any], None]] = None) -> server.Site:
     """A Site whose every path answers `Hello <name>`."""
-    site = server.Site(AppResource(name, on_request))
+    site = _QuietSite(AppResource(name, on_request))
     site.displayTracebacks = False
     site.noisy = False
     return site

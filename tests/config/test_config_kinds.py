@@ -111,7 +111,11 @@ class GoodDocumentTests(SynchronousTestCase):
                             syntax="v2",
                             middlewares=(
                                 MiddlewareRef(
-                                    "strip", "default", 13, "spec.routes[0].middlewares[0]"
+                                    "strip",
+                                    "default",
+                                    13,
+                                    "spec.routes[0].middlewares[0]",
+                                    "default",
                                 ),
                             ),
                             services=(

@@ -47,9 +47,9 @@ class MiddlewareTests(SynchronousTestCase):
             ("testDeny: {color: red}", "testDeny", "spec.testDeny.color: unknown field", 5),
             ("testDeny: [1]", "testDeny", "spec.testDeny: must be a mapping", 5),
             (
-                "rateLimit: {average: 5}",
-                "rateLimit",
-                "spec.rateLimit: the rateLimit middleware is not implemented by tsproxy",
+                "grpcWeb: {allowOrigins: ['*']}",
+                "grpcWeb",
+                "spec.grpcWeb: the grpcWeb middleware is not implemented by tsproxy",
                 5,
             ),
             ("frobnicate: {}", "frobnicate", "spec.frobnicate: unknown middleware kind", 5),
@@ -93,9 +93,9 @@ class MiddlewareTests(SynchronousTestCase):
         self.assertEqual(
             found.spec,  # type: ignore[attr-defined]
             (
-                MiddlewareRef("a", "ns", 7, "spec.chain.middlewares[0]"),
-                MiddlewareRef("b", "other", 8, "spec.chain.middlewares[1]"),
-                MiddlewareRef("c-d@kubernetescrd", "ns", 9, "spec.chain.middlewares[2]"),
+                MiddlewareRef("a", "ns", 7, "spec.chain.middlewares[0]", "ns"),
+                MiddlewareRef("b", "other", 8, "spec.chain.middlewares[1]", "ns"),
+                MiddlewareRef("c-d@kubernetescrd", "ns", 9, "spec.chain.middlewares[2]", "ns"),
             ),
         )
 
@@ -182,7 +182,7 @@ class ReferenceTests(SynchronousTestCase):
         ref = route.routes[0].services[0]  # type: ignore[attr-defined]
         self.assertEqual(
             ref.middlewares,
-            (MiddlewareRef("auth", "sec", 11, "spec.routes[0].services[0].middlewares[0]"),),
+            (MiddlewareRef("auth", "sec", 11, "spec.routes[0].services[0].middlewares[0]", "ns"),),
         )
 
     def test_unknownFieldInReference(self) -> None:

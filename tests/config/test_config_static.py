@@ -285,6 +285,10 @@ class StaticConfigTests(SynchronousTestCase):
                 ],
             ),
             (
+                'entryPoints:\n  web:\n    address: ":80"\nlog:\n  format: xml\n',
+                ["tsproxy.yaml:5: log.format: must be one of: common, json"],
+            ),
+            (
                 'entryPoints:\n  web:\n    address: ":80"\nproviders: {}\nwhatever: 1\n',
                 ["tsproxy.yaml:5: whatever: unknown field"],
             ),
@@ -311,6 +315,18 @@ class StaticConfigTests(SynchronousTestCase):
         config, errors, notices = parse_static(text)
         self.assertEqual((errors, notices), ((), ()))
         self.assertIsNotNone(config)
+
+    def test_logFormat(self) -> None:
+        """log.format is Traefik's common (the default) or json; log.level is upper-cased."""
+        for text, expected in (
+            ("", ("INFO", "common")),
+            ("log:\n  level: debug\n  format: json\n", ("DEBUG", "json")),
+            ("log:\n  format: common\n", ("INFO", "common")),
+        ):
+            config, errors, _ = parse_static('entryPoints:\n  web: {address: ":80"}\n' + text)
+            self.assertEqual(errors, ())
+            assert config is not None
+            self.assertEqual((config.log_level, config.log_format), expected)
 
     def test_sameAddressOtherProtocol(self) -> None:
         """A TCP and a UDP entrypoint may share a port, and port 0 may repeat."""

@@ -90,7 +90,7 @@ class IngressRouteTCPTests(SynchronousTestCase):
                                 syntax="v2",
                                 middlewares=(
                                     MiddlewareRef(
-                                        "limit", "data", 11, "spec.routes[0].middlewares[0]"
+                                        "limit", "data", 11, "spec.routes[0].middlewares[0]", "data"
                                     ),
                                 ),
                                 services=(

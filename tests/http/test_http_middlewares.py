@@ -434,7 +434,7 @@ class FailClosedTests(ProxyTestCase):
             ingress("gone", "gone.example", "{name: nope}")
             + ingress("rl", "rl.example", "{name: rl}")
             + "---\napiVersion: traefik.io/v1alpha1\nkind: Middleware\nmetadata: {name: rl}\n"
-            "spec: {rateLimit: {average: 5}}\n",
+            "spec: {grpcWeb: {allowOrigins: ['*']}}\n",
         )
         service = self.start_proxy()
         for host in ("gone.example", "rl.example"):
@@ -464,8 +464,8 @@ class FailClosedTests(ProxyTestCase):
             (item["status"], item["type"], item["error"]),
             (
                 "disabled",
-                "ratelimit",
-                ["spec.rateLimit: the rateLimit middleware is not implemented by tsproxy"],
+                "grpcweb",
+                ["spec.grpcWeb: the grpcWeb middleware is not implemented by tsproxy"],
             ),
         )
         out = io.StringIO()

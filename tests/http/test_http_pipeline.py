@@ -143,6 +143,29 @@ class RunChainTests(SynchronousTestCase):
 class AnswerTests(SynchronousTestCase):
     """Answers written by the proxy, through the hooks (innermost first)."""
 
+    def test_sniffed(self) -> None:
+        """A hook's `sniff` fills a missing Content-Type from the answer's body; not with a
+        Content-Type or Content-Encoding already there, an empty body or a 204."""
+
+        def sniffing(response: Any) -> None:
+            response.sniff = lambda data: "sniffed/" + data.decode()[:3]
+
+        cases = [
+            (Answer(200, (), b"abcdef"), ["sniffed/abc"]),
+            (Answer(200, (("Content-Type", "x/y"),), b"abc"), ["x/y"]),
+            (Answer(200, (("Content-Encoding", "gzip"),), b"abc"), []),
+            (Answer(200, (), b""), []),
+            (Answer(204, (), b"abc"), []),
+        ]
+        for answer, expected in cases:
+            with self.subTest(answer=answer):
+                req = request()
+                req.on_response(sniffing)
+                _, data, _ = answer_bytes(answer, req, True, False)
+                head = data.split(b"\r\n\r\n")[0].decode().split("\r\n")[1:]
+                found = [line.split(": ", 1)[1] for line in head if line.startswith("Content-Type")]
+                self.assertEqual(found, expected)
+
     def test_table(self) -> None:
         """(answer, method, keep-alive) -> the bytes written and the body size reported."""
         body = Answer(403, (("Content-Type", "text/plain"), ("Content-Length", "99")), b"no")

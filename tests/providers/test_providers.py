@@ -400,8 +400,8 @@ class FileRouterTests(SynchronousTestCase):
     """File routers and services as routing-table parts, and references across providers."""
 
     def test_routers_fail_closed(self) -> None:
-        """Routers naming middlewares, unknown services or internal services not enabled are
-        disabled with a located error; the others serve."""
+        """Routers naming a middleware that does not exist, unknown services or internal
+        services not enabled are disabled with a located error; the others serve."""
         dynamic = dedent(
             """
             http:
@@ -423,8 +423,8 @@ class FileRouterTests(SynchronousTestCase):
         self.assertEqual(
             errors,
             [
-                "d.yml:4: router mw: middlewares: not applied by tsproxy yet, so the router is"
-                " disabled rather than served without them (auth)",
+                "d.yml:4: router mw: http.routers.mw.middlewares[0]: middleware"
+                ' "auth@file" does not exist',
                 "d.yml:5: router gone: service nothing@file does not exist",
                 "d.yml:6: router api: service api@internal does not exist: the static"
                 " configuration has no api",
@@ -1313,3 +1313,74 @@ class CrossProviderTLSOptionTests(SynchronousTestCase):
         self.assertEqual(table.tls.option_settings(router.tls.options).min_version, 0x0304)
         info = rawdata(table)["routers"][router.name + "@kubernetescrd"]
         self.assertEqual(info["tls"], {"options": "modern@file"})
+
+
+class FileMiddlewareTests(SynchronousTestCase):
+    """File routers run their chains, resolved as Traefik resolves them."""
+
+    STATIC = (
+        'entryPoints:\n  web:\n    address: ":8000"\n  guarded:\n    address: ":8001"\n'
+        "    http:\n      middlewares: [tag@file]\n"
+        "providers:\n  file: {filename: d.yml}\n  kubernetesCRD: {}\n"
+    )
+    CRD = """\
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {name: hdr, namespace: default}
+spec: {headers: {customRequestHeaders: {X-Crd: "1"}}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: r, namespace: default}
+spec:
+  entryPoints: [web]
+  routes:
+    - match: Host(`crd`)
+      middlewares: [{name: strip@file}]
+      services: [{name: s@file, kind: TraefikService}]
+"""
+    DYNAMIC = """\
+http:
+  routers:
+    one: {rule: Host(`one`), service: s, entryPoints: [web], middlewares: [all]}
+    both: {rule: Host(`both`), service: s, middlewares: [strip]}
+    bad: {rule: Host(`bad`), service: s, entryPoints: [web], middlewares: [strip, nope]}
+  middlewares:
+    strip: {stripPrefix: {prefixes: [/api]}}
+    tag: {headers: {customRequestHeaders: {X-Tag: t}}}
+    all: {chain: {middlewares: [strip, default-hdr@kubernetescrd, tag@file]}}
+  services:
+    s:
+      loadBalancer: {servers: [{url: "http://10.0.0.5"}]}
+"""
+
+    def test_chains(self) -> None:
+        """A file chain mixing bare, @file and @kubernetescrd names; entrypoint middlewares
+        first with one router per such entrypoint; a CRD route naming x@file; a missing
+        middleware disables only its router, located."""
+        table, errors = build(self.STATIC, [("crd.yaml", self.CRD)], [("d.yml", self.DYNAMIC)])
+        self.assertEqual(
+            errors,
+            [
+                "d.yml:5: router bad: http.routers.bad.middlewares[1]: middleware"
+                ' "nope@file" does not exist'
+            ],
+        )
+        chains = {r.name: [n for n, _ in r.chain] for r in table.routers}
+        self.assertEqual(
+            chains["one@file"], ["strip@file", "default-hdr@kubernetescrd", "tag@file"]
+        )
+        self.assertEqual(chains["both@file"], ["strip@file"])
+        self.assertEqual(chains["guarded-both@file"], ["tag@file", "strip@file"])
+        (crd,) = [name for name in chains if name.startswith("default-r-")]
+        self.assertEqual(chains[crd], ["strip@file"])
+        self.assertNotIn("bad@file", chains)
+        routers = {r.name: r for r in table.routers}
+        self.assertEqual(routers["one@file"].middlewares, ("all@file",))
+        self.assertEqual(routers["guarded-both@file"].middlewares, ("tag@file", "strip@file"))
+        (failed,) = table.failed_routers
+        self.assertEqual(failed.name, "bad@file")
+        self.assertEqual(failed.middlewares, ("strip@file", "nope@file"))
+        document = rawdata(table)
+        self.assertEqual(document["routers"]["bad@file"]["status"], "disabled")
+        self.assertIn("all@file", document["middlewares"])

@@ -23,7 +23,7 @@ from tests.providers.test_providers import (
     EQUIVALENT_YAML,
     without_providers,
 )
-from tests.proxyfixture import ProxyTestCase
+from tests.proxyfixture import ProxyTestCase, free_port
 from tsproxy.api.model import rawdata
 from tsproxy.config.load import load_files
 from tsproxy.config.yamlio import CaselessMap, YAMLList
@@ -488,6 +488,86 @@ class EtcdTests(KVServerTestCase):
         for service in proxies:
             yield self.until(lambda s=service: self.weight_of_v2(s) == 0, 10.0)
             self.assertEqual((yield self.answers(service)), ["app-v1"] * 4)
+
+    @defer.inlineCallbacks
+    def test_two_processes_one_store(self) -> None:
+        """Two tsproxy processes (the installed `twist tsproxy`) on one etcd: one weight
+        change is followed by both; etcd killed, both keep serving the last configuration;
+        etcd back, both watch again and follow the next change."""
+        import sys
+
+        from tests.service.test_tap import _Collect
+
+        twist = os.path.join(os.path.dirname(sys.executable), "twist")
+        if not os.path.exists(twist):
+            raise SkipTest("twist is not installed next to " + sys.executable)
+        self.etcd.put(self.keys())
+        ports = []
+        for _ in range(2):
+            directory = os.path.abspath(self.mktemp())
+            os.makedirs(directory)
+            port = free_port()
+            with open(os.path.join(directory, "traefik.yml"), "w") as stream:
+                stream.write(
+                    static_for("etcd", self.etcd.endpoint).replace(
+                        "web: {address: '127.0.0.1:0'}", f"web: {{address: '127.0.0.1:{port}'}}"
+                    )
+                )
+            collect = _Collect()
+            process = reactor.spawnProcess(
+                collect, twist, [twist, "tsproxy", "-c", directory], env=dict(os.environ)
+            )
+
+            def stop(process: Any = process, collect: _Collect = collect) -> Any:
+                if process.pid:
+                    process.signalProcess("TERM")
+                return collect.ended
+
+            self.addCleanup(stop)
+            ports.append(port)
+
+        @defer.inlineCallbacks
+        def names(port: int) -> Any:
+            found = []
+            for _ in range(4):
+                try:
+                    response = yield treq.get(
+                        "http://127.0.0.1:%d/" % port,
+                        headers={"Host": ["app.test"]},
+                        agent=self.agent,
+                    )
+                    body = yield treq.content(response)
+                except Exception:
+                    return []
+                found.append(body.split()[1].decode() if response.code == 200 else "")
+            return found
+
+        @defer.inlineCallbacks
+        def until_all(port: int, name: str, seconds: float) -> Any:
+            start = time.monotonic()
+            while True:
+                found = yield names(port)
+                if found and all(n == name for n in found):
+                    return
+                if time.monotonic() - start > seconds:
+                    self.fail(f"port {port}: {found} after {seconds} s, wanted {name}")
+                yield deferLater(reactor, 0.05, lambda: None)
+
+        for port in ports:
+            yield until_all(port, "app-v1", 30.0)  # the interpreter starts, then watches
+        self.etcd.put({"traefik/http/services/split/weighted/services/0/weight": "0"})
+        self.etcd.put({"traefik/http/services/split/weighted/services/1/weight": "1"})
+        for port in ports:
+            yield until_all(port, "app-v2", 5.0)
+        self.etcd.stop()
+        yield deferLater(reactor, 0.3, lambda: None)
+        for port in ports:
+            self.assertEqual((yield names(port)), ["app-v2"] * 4)
+        self.etcd.start()
+        self.etcd.put({"traefik/http/services/split/weighted/services/0/weight": "1"})
+        self.etcd.put({"traefik/http/services/split/weighted/services/1/weight": "0"})
+        for port in ports:
+            yield until_all(port, "app-v1", 20.0)  # reconnection backs off up to 5 s
 
     @defer.inlineCallbacks
     def test_username_password(self) -> None:

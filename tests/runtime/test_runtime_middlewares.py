@@ -25,6 +25,8 @@ entryPoints:
   websecure:
     address: ":8443"
 """
+#: STATIC with providers.kubernetesCRD.allowCrossNamespace.
+CROSS = STATIC + "providers:\n  kubernetesCRD: {allowCrossNamespace: true}\n"
 BACKEND = """\
 apiVersion: v1
 kind: Service
@@ -124,16 +126,25 @@ class ReferenceTests(SynchronousTestCase):
                 None,
                 [
                     "mw.yaml:8: IngressRoute ns/r: spec.routes[0].middlewares[1]: middleware"
-                    ' "x@file": only kubernetescrd middlewares are known (provider file is not'
-                    " supported)"
+                    ' "x@file" does not exist'
+                ],
+            ),
+            (
+                "{name: a}, {name: x@docker}",
+                tag,
+                None,
+                [
+                    "mw.yaml:8: IngressRoute ns/r: spec.routes[0].middlewares[1]: middleware"
+                    ' "x@docker": only kubernetescrd and file middlewares are known (provider'
+                    " docker is not supported)"
                 ],
             ),
             (
                 "{name: rl}",
-                mw("rl", "rateLimit: {average: 1}"),
+                mw("rl", "grpcWeb: {allowOrigins: ['*']}"),
                 None,
                 [
-                    "mw.yaml:16: Middleware ns/rl: spec.rateLimit: the rateLimit middleware is not"
+                    "mw.yaml:16: Middleware ns/rl: spec.grpcWeb: the grpcWeb middleware is not"
                     " implemented by tsproxy",
                     "mw.yaml:8: IngressRoute ns/r: spec.routes[0].middlewares[0]: middleware"
                     ' "ns-rl@kubernetescrd" has errors (see mw.yaml:16)',
@@ -152,7 +163,7 @@ class ReferenceTests(SynchronousTestCase):
         ]
         for refs, extra, steps, errors in cases:
             with self.subTest(refs=refs):
-                result, found = build(route(refs) + extra)
+                result, found = build(route(refs) + extra, CROSS)
                 table = result.table
                 assert table is not None
                 self.assertEqual(sorted(found), sorted(errors))
@@ -222,6 +233,121 @@ spec:
         )
 
 
+class CrossNamespaceTests(SynchronousTestCase):
+    """Without allowCrossNamespace a middleware reference out of its resource's namespace,
+    or written ``x@kubernetescrd``, disables the router, as Traefik's makeMiddlewareKeys."""
+
+    def setUp(self) -> None:
+        middlewarekinds.register(self)
+
+    def test_table(self) -> None:
+        """Route, service, chain, weighted child and TCP references: refused with a located
+        error unless allowed; same-namespace ones always pass."""
+        other = mw("a", "testTag: {name: X-A}", "other") + mw("a", "testTag: {name: X-A}")
+        tcp = """apiVersion: traefik.io/v1alpha1
+kind: IngressRouteTCP
+metadata: {name: t, namespace: ns}
+spec:
+  entryPoints: [web]
+  routes:
+    - match: HostSNI(`*`)
+      middlewares: [%s]
+      services: [{name: app, port: 80}]
+"""
+        tcp_other = mw("ip", "ipAllowList: {sourceRange: [127.0.0.1]}", "other", "MiddlewareTCP")
+        weighted = """apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata: {name: w, namespace: ns}
+spec:
+  weighted:
+    services: [{name: app, port: 80, middlewares: [%s]}]
+"""
+        not_in = "middleware other/a is not in the namespace of its referrer (ns)"
+        hidden = 'invalid reference to middleware "other-a@kubernetescrd"'
+        cases = [
+            # (text, error when not allowed (None: fine either way), where)
+            (route("{name: a}") + other, None, ""),
+            (route("{name: a, namespace: ns}") + other, None, ""),
+            (route("{name: a, namespace: other}") + other, not_in, "mw.yaml:8: IngressRoute"),
+            (route("{name: other-a@kubernetescrd}") + other, hidden, "mw.yaml:8: IngressRoute"),
+            (route("{name: ns-a@kubernetescrd}") + other, 'middleware "ns-a@kubernetescrd"', ""),
+            (
+                route("", service_extra=", middlewares: [{name: a, namespace: other}]") + other,
+                not_in,
+                "mw.yaml:10: IngressRoute",
+            ),
+            (
+                route("{name: c}")
+                + other
+                + mw("c", "chain: {middlewares: [{name: a, namespace: other}]}"),
+                not_in,
+                "mw.yaml:",
+            ),
+            (weighted % "{name: a, namespace: other}" + other, not_in, "mw.yaml:6: Traefik"),
+            (tcp % "{name: ip, namespace: other}" + tcp_other, "middleware other/ip is", "mw"),
+        ]
+        for text, error, where in cases:
+            for static in (STATIC, CROSS):
+                with self.subTest(text=text, static=static):
+                    result, errors = build(text, static)
+                    refused = static is STATIC and error is not None
+                    if error == 'middleware "ns-a@kubernetescrd"':
+                        # Traefik refuses even a same-namespace name@kubernetescrd.
+                        refused = static is STATIC
+                    if not refused:
+                        self.assertEqual(errors, [])
+                        continue
+                    self.assertTrue(any(error in e for e in errors), errors)
+                    self.assertTrue(any(e.startswith(where) for e in errors), errors)
+                    if "allowCrossNamespace" not in " ".join(errors):
+                        self.fail(errors)
+                    table = result.table
+                    assert table is not None
+                    if "IngressRoute " in where or where == "mw.yaml:":
+                        self.assertEqual(table.routers, ())
+                        self.assertTrue(table.failed_routers)
+                    if where == "mw":
+                        self.assertEqual(table.tcp_routers, ())
+
+    def test_secretStaysInItsNamespace(self) -> None:
+        """A middleware's Secret is looked up in the middleware's own namespace only."""
+        secret = """---
+apiVersion: v1
+kind: Secret
+metadata: {name: users, namespace: other}
+stringData: {users: "u:p"}
+"""
+        text = route("{name: s}") + mw("s", "testSecret: {secret: users}") + secret
+        result, errors = build(text, CROSS)
+        self.assertTrue(any("secret users not found" in e for e in errors), errors)
+        assert result.table is not None
+        self.assertEqual(result.table.routers, ())
+
+
+class SecretTypeTests(SynchronousTestCase):
+    """The build context tells a step a Secret's type (basicAuth reads by it)."""
+
+    def test_basicAuthByType(self) -> None:
+        """A kubernetes.io/basic-auth Secret is one user; an Opaque Secret with the same
+        two keys is not (Traefik wants exactly one key of htpasswd lines there)."""
+        secret = """---
+apiVersion: v1
+kind: Secret
+metadata: {name: users, namespace: ns}
+type: %s
+stringData: {username: u, password: p}
+"""
+        text = route("{name: ba}") + mw("ba", "basicAuth: {secret: users}")
+        result, errors = build(text + secret % "kubernetes.io/basic-auth")
+        self.assertEqual(errors, [])
+        assert result.table is not None
+        self.assertEqual(len(result.table.routers), 1)
+        result, errors = build(text + secret % "Opaque")
+        self.assertTrue(any("spec.basicAuth:" in e for e in errors), errors)
+        assert result.table is not None
+        self.assertEqual(result.table.routers, ())
+
+
 class ChainTests(SynchronousTestCase):
     """Chains expand in place, nest, and a reference cycle is a located error."""
 
@@ -285,7 +411,7 @@ class ChainTests(SynchronousTestCase):
 
     def test_unusedBrokenMiddlewareIsAnError(self) -> None:
         """A middleware nobody uses is still built and its error reported (check fails)."""
-        result, errors = build(route("") + mw("rl", "rateLimit: {average: 1}"))
+        result, errors = build(route("") + mw("rl", "grpcWeb: {allowOrigins: ['*']}"))
         assert result.table is not None
         self.assertEqual(len(result.table.routers), 1)
         self.assertEqual(len(errors), 1)

@@ -213,6 +213,9 @@ class BrokenFileTests(ReloadTestCase):
             " (while parsing a flow sequence at line 29)",
             logs.lines,
         )
+        self.assertIn(
+            "configuration not applied (1 error): still serving the last good one", logs.lines
+        )
         refused = logs.wait_for("configuration not applied")
         self.replace("wrr.yaml", wrr_yaml(1, 0, v2_name="app-v3"))
         yield refused
@@ -220,6 +223,7 @@ class BrokenFileTests(ReloadTestCase):
             "wrr.yaml:12: TraefikService default/app-wrr: service default/app-v3 not found",
             "wrr.yaml:26: IngressRoute default/app-wrr: TraefikService default/app-wrr has"
             " errors (see wrr.yaml:12)",
+            "configuration not applied (2 errors): still serving the last good one",
         ):
             self.assertIn(line, logs.lines)
         self.assertIs(service.table, table)

@@ -150,7 +150,7 @@ class TwistdSignalTests(ShutdownTestCase):
         self.assertEqual(response.code, 404)
 
         transport.signalProcess(signal.SIGHUP)
-        yield self.wait_output(proc, b"configuration applied: 1 routers")
+        yield self.wait_output(proc, b"configuration applied: 1 router (1 HTTP)")
 
         arrived = app.arrival()
         request = treq.get(

@@ -6,7 +6,9 @@ shows bodies are streamed rather than held.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import sys
 from io import BytesIO
@@ -25,6 +27,10 @@ from tests.proxyfixture import ProxyTestCase, free_port
 from tsproxy.tap import Options, worker_count
 
 BIG = 64 * 1024 * 1024
+#: One text log line: local time with milliseconds and offset, level, message.
+LINE = re.compile(
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (DEBUG|INFO |WARN |ERROR|FATAL) \S"
+)
 #: How much the proxy's peak RSS may grow while streaming BIG both ways. Holding a body would
 #: add 64 MiB; PyPy's collector lets garbage grow further between collections than CPython.
 STREAM_GROWTH_KIB = (48 if sys.implementation.name == "pypy" else 24) * 1024
@@ -91,12 +97,14 @@ class TwistdTests(ProxyTestCase):
     timeout = 120
 
     @defer.inlineCallbacks
-    def start(self, *argv: str) -> Any:
-        """Run `argv` on a seed configuration; returns (url, transport, protocol, first body)."""
+    def start(self, *argv: str, log: str = "") -> Any:
+        """Run `argv` on a seed configuration (`log` adds a log section); returns (url,
+        transport, protocol, first body)."""
         self.use_seed_config()
         port = free_port()
+        self.port = port
         with open(os.path.join(self.config_dir, "tsproxy.yaml"), "w") as f:
-            f.write('entryPoints:\n  web:\n    address: "127.0.0.1:%d"\n' % port)
+            f.write('entryPoints:\n  web:\n    address: "127.0.0.1:%d"\n' % port + log)
         url = "http://127.0.0.1:%d" % port
         transport, proc, _, body = yield spawn_proxy(
             self, argv, url, "traefikservice-wrr.kubesre.lc"
@@ -136,6 +144,21 @@ class TwistdTests(ProxyTestCase):
             peak - baseline, STREAM_GROWTH_KIB, "peak %d KiB, baseline %d KiB" % (peak, baseline)
         )
         yield self.stop(transport, proc)
+        self.assert_text_lines(proc)
+
+    def assert_text_lines(self, proc: _Collect) -> None:
+        """Every line the runner wrote to its pipe is one of ours: time with milliseconds,
+        level, message; the listener is named by a readable address; the summary is there."""
+        text = b"".join(proc.output).decode()
+        lines = text.splitlines()
+        self.assertTrue(lines)
+        for line in lines:
+            self.assertRegex(line, LINE, text)
+        self.assertIn("INFO  entrypoint web listening on 127.0.0.1:%d\n" % (self.port,), text)
+        self.assertIn(
+            "started: 3 routers (3 HTTP), 5 services (5 HTTP), 1 entrypoint (1 TCP)\n", text
+        )
+        self.assertNotIn("Starting factory", text)
 
     @defer.inlineCallbacks
     def test_twistServes(self) -> None:
@@ -143,6 +166,55 @@ class TwistdTests(ProxyTestCase):
         url, transport, proc, body = yield self.start("twist", "tsproxy")
         self.assertEqual(body, b"Hello app-v2\n")
         yield self.stop(transport, proc)
+        self.assert_text_lines(proc)
+
+    @defer.inlineCallbacks
+    def test_twistdLogFile(self) -> None:
+        """`twistd -n --logfile FILE` writes the same lines to the file, nothing to stdout."""
+        path = os.path.abspath(self.mktemp())
+        _, transport, proc, _ = yield self.start(
+            "twistd", "-n", "--pidfile=", "--logfile", path, "tsproxy"
+        )
+        yield self.stop(transport, proc)
+        self.assertEqual(b"".join(proc.output), b"")
+        with open(path, "rb") as f:
+            proc.output = [f.read()]
+        self.assert_text_lines(proc)
+
+    @defer.inlineCallbacks
+    def test_twistdLogLevelError(self) -> None:
+        """With log.level ERROR, twistd writes only the errors (the seed's TCP, UDP and HTTPS
+        routes name entrypoints this configuration lacks), none of Twisted's INFO lines."""
+        _, transport, proc, _ = yield self.start(
+            "twistd", "-n", "--pidfile=", "tsproxy", log="log:\n  level: ERROR\n"
+        )
+        yield self.stop(transport, proc)
+        lines = b"".join(proc.output).decode().splitlines()
+        self.assertEqual(len(lines), 6, lines)
+        for line in lines:
+            self.assertRegex(line, LINE)
+            self.assertIn(" ERROR ", line)
+
+    @defer.inlineCallbacks
+    def test_twistLogFormatJson(self) -> None:
+        """With log.format json every line is one JSON object (level, time, logger,
+        message), Twisted's included, under twist writing to a pipe."""
+        _, transport, proc, _ = yield self.start(
+            "twist", "tsproxy", log="log:\n  level: DEBUG\n  format: json\n"
+        )
+        yield self.stop(transport, proc)
+        records = [json.loads(line) for line in b"".join(proc.output).decode().splitlines()]
+        self.assertTrue(records)
+        for record in records:
+            self.assertEqual(sorted(record), ["level", "logger", "message", "time"], record)
+            self.assertIn(record["level"], ("debug", "info", "warn", "error", "fatal"))
+        messages = [r["message"] for r in records]
+        self.assertIn("entrypoint web listening on 127.0.0.1:%d" % (self.port,), messages)
+        # At DEBUG, Twisted's per-connection chatter is there, as debug.
+        self.assertTrue(
+            any(r["level"] == "debug" and "starting on" in r["message"] for r in records),
+            messages,
+        )
 
 
 class WorkersOptionTests(SynchronousTestCase):

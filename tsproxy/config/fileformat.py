@@ -27,6 +27,7 @@ from tsproxy.config.kinds import (
 from tsproxy.config.resources import (
     CookieSpec,
     Meta,
+    MiddlewareRef,
     ObjectRef,
     Resource,
     RouteTLS,
@@ -339,6 +340,8 @@ def _middleware(name: str, fields: Fields, location: Location, own: str = "") ->
     keys = [key for key in fields.data if isinstance(key, str)]
     if len(keys) != 1:
         raise fields.whole("a middleware has exactly one kind (like stripPrefix)")
+    if keys[0] == "chain":
+        return FileMiddleware(name, location, "chain", _file_chain(fields))
     kinds = http_kinds()
     kind = kinds.get(keys[0])
     if kind is None and getattr(fields.data, "caseless", False):
@@ -350,6 +353,22 @@ def _middleware(name: str, fields: Fields, location: Location, own: str = "") ->
     spec = kind.parse(section if section is not None else Fields(YAMLMap(), keys[0], []))
     fields.done()
     return FileMiddleware(name, location, kind.name, spec)
+
+
+def _file_chain(fields: Fields) -> Tuple[MiddlewareRef, ...]:
+    """``chain: {middlewares: [a, b@kubernetescrd]}``: a bare name is one of this
+    provider's (``a@file``), as Traefik resolves it."""
+    section = fields.mapping("chain")
+    if section is None:
+        raise fields.fail("chain", "must be a mapping")
+    names = section.strings("middlewares")
+    section.done()
+    fields.done()
+    path = f"{section.path}.middlewares" if section.path else "chain.middlewares"
+    return tuple(
+        MiddlewareRef(name if "@" in name else f"{name}@file", "", section.line, f"{path}[{i}]")
+        for i, name in enumerate(names)
+    )
 
 
 def _address(fields: Fields) -> FileAddress:

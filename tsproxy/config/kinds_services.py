@@ -3,7 +3,7 @@ modes), TraefikService and ServersTransport; ``kinds`` re-exports what others im
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from tsproxy.config.resources import (
     CookieSpec,
@@ -162,7 +162,7 @@ def _service_ref(fields: Fields, parent_namespace: str) -> ServiceRef:
     )
 
 
-def _lb_modes(fields: Fields) -> dict[str, object]:
+def _lb_modes(fields: Fields) -> dict[str, Any]:
     """``nativeLB`` (None: the provider's nativeLBByDefault) and ``nodePortLB``."""
     native = fields.boolean("nativeLB", False) if fields.has("nativeLB") else None
     return {"native_lb": native, "node_port_lb": fields.boolean("nodePortLB", False)}
@@ -185,7 +185,9 @@ def middleware_refs(fields: Fields, namespace: str) -> tuple[MiddlewareRef, ...]
     for item in fields.mappings("middlewares"):
         name = item.string("name", required=True)
         refs.append(
-            MiddlewareRef(name, item.string("namespace") or namespace, item.line, item.path)
+            MiddlewareRef(
+                name, item.string("namespace") or namespace, item.line, item.path, namespace
+            )
         )
         item.done()
     return tuple(refs)

@@ -9,7 +9,7 @@ from the configuration directory; the options that only mean something against a
 from __future__ import annotations
 
 import re
-from typing import Mapping, Optional, Tuple
+from typing import List, Mapping, Optional, Tuple
 
 import attrs
 
@@ -167,7 +167,7 @@ _SELECTOR_EQ = re.compile(r"^\s*([A-Za-z0-9_./-]+)\s*(==|=|!=)\s*([A-Za-z0-9_.-]
 def parse_label_selector(text: str) -> LabelSelector:
     """A Kubernetes label selector (``app=web,tier!=db,env in (a,b),!legacy``); ValueError
     says which requirement is wrong."""
-    requirements = []
+    requirements: List[Tuple[str, str, Tuple[str, ...]]] = []
     for part in re.split(r",(?![^()]*\))", text):
         if not part.strip():
             if text.strip():

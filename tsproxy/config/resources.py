@@ -140,6 +140,9 @@ class MiddlewareRef:
     namespace: str
     line: int = 0
     path: str = ""
+    #: The namespace of the resource that holds the reference (allowCrossNamespace); None
+    #: for references from the static configuration or another provider.
+    parent: Optional[str] = None
 
 
 @attrs.frozen

@@ -132,6 +132,7 @@ class StaticConfig:
     path: str
     entrypoints: tuple[EntryPoint, ...]
     log_level: str = "INFO"
+    log_format: str = "common"
     api: APIConfig | None = None
     ping: PingConfig | None = None
     prometheus: PrometheusConfig | None = None
@@ -185,15 +186,17 @@ class StaticConfig:
 # http.* options of an entrypoint that do not change what reaches a backend.
 
 
-def _parse_log_level(root: Fields) -> str:
+def _parse_log(root: Fields) -> tuple[str, str]:
+    """``log.level`` and ``log.format`` (Traefik's ``common`` text lines or ``json``)."""
     log = root.mapping("log")
     if log is None:
-        return "INFO"
+        return "INFO", "common"
     level = log.string("level", "INFO")
     if level.upper() not in _LOG_LEVELS:
         raise log.fail("level", "must be one of: " + ", ".join(_LOG_LEVELS))
-    log.done({name: _NOT_YET for name in ("filePath", "format", "noColor", "maxSize")})
-    return level.upper()
+    fmt = log.string("format", "common", choices=("common", "json"))
+    log.done({name: _NOT_YET for name in ("filePath", "noColor", "maxSize")})
+    return level.upper(), fmt
 
 
 def _parse_api(root: Fields) -> APIConfig | None:
@@ -341,7 +344,7 @@ def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> S
     notices: list[tuple[int, str]] = []
     errors: list[ConfigError] = []
     entrypoints: list[EntryPoint] = []
-    log_level = "INFO"
+    log_level, log_format = "INFO", "common"
     sections: dict[str, object] = {}
     document = documents[0]
     try:
@@ -361,7 +364,7 @@ def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> S
                 entrypoints.append(_parse_entrypoint(name, fields, location))
             except FieldError as exc:
                 errors.append(ConfigError(file, exc.line, "", str(exc)))
-        log_level = _parse_log_level(root)
+        log_level, log_format = _parse_log(root)
         try:
             sections["providers"] = parse_providers(root, file)
         except FieldError as exc:
@@ -393,6 +396,7 @@ def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> S
         path=path or file,
         entrypoints=tuple(entrypoints),
         log_level=log_level,
+        log_format=log_format,
         **sections,  # type: ignore[arg-type]
     )
     config, internal_errors = _with_internal_entrypoint(config, file, document.line)

@@ -76,14 +76,14 @@ def toml_lines(text: str) -> Dict[Path, int]:
                 current = tuple(concrete)
             lines[current] = number
             continue
-        key = _KEY.match(line)
-        if key is None:
+        assignment = _KEY.match(line)
+        if assignment is None:
             continue
         path = current
-        for part in _parts(key.group(1)):
+        for part in _parts(assignment.group(1)):
             path = path + (part,)
             lines.setdefault(path, number)
-        rest = line[key.end() :]
+        rest = line[assignment.end() :]
         for quote in ('"""', "'''"):
             if rest.count(quote) % 2 == 1:
                 in_string = quote

@@ -371,6 +371,8 @@ class BackendPool:
         self.active: set = set()
         self._sweeper: Any = None
         self.closing = False
+        #: HTTP/2 connections to h2c servers (tsproxy.http.h2backend), made when first used.
+        self.h2: Any = None
 
     @staticmethod
     def key_for(server: Server) -> Tuple[str, str, int]:
@@ -378,6 +380,8 @@ class BackendPool:
 
     def take_idle(self, server: Server) -> Optional[BackendConnection]:
         """A pooled connection to `server`, or None."""
+        if server.scheme == "h2c":
+            return None  # streams of a shared HTTP/2 connection: see connect
         conns = self.idle.get(self.key_for(server))
         while conns:
             conn = conns.pop()
@@ -395,6 +399,12 @@ class BackendPool:
     ) -> PendingConnect:
         """Open a new connection to `server`; exactly one of the callbacks fires unless
         the returned attempt is cancelled first."""
+        if server.scheme == "h2c":
+            if self.h2 is None:
+                from tsproxy.http.h2backend import H2BackendPool
+
+                self.h2 = H2BackendPool(self.reactor, self.clock)
+            return self.h2.connect(server, on_ready, on_error)  # type: ignore[no-any-return]
         pending = PendingConnect()
         key = self.key_for(server)
 
@@ -426,6 +436,8 @@ class BackendPool:
 
     def release(self, conn: BackendConnection, server: Server) -> None:
         """Return a connection after a complete exchange; closes it if it cannot be kept."""
+        if getattr(conn, "multiplexed", False):
+            return  # an HTTP/2 stream: over once the response ended
         self.active.discard(conn)
         conn.listener = None
         conn.set_peer(None)
@@ -447,6 +459,9 @@ class BackendPool:
 
     def discard(self, conn: BackendConnection) -> None:
         """Drop a connection that must not be reused."""
+        if getattr(conn, "multiplexed", False):
+            conn.transport.abortConnection()  # resets the HTTP/2 stream only
+            return
         self.active.discard(conn)
         conn.listener = None
         conn.set_peer(None)
@@ -475,6 +490,8 @@ class BackendPool:
     def close(self) -> None:
         """Close every idle connection and stop the sweeper (at shutdown)."""
         self.closing = True
+        if self.h2 is not None:
+            self.h2.close()
         if self._sweeper is not None and self._sweeper.active():
             self._sweeper.cancel()
         self._sweeper = None

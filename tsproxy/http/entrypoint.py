@@ -14,13 +14,13 @@ import attrs
 from twisted.internet.protocol import ServerFactory
 
 from tsproxy.drain import Connections
-from tsproxy.http.server import HTTPServerConnection
 from tsproxy.http.wire import RequestPolicy
 
 if TYPE_CHECKING:
     from tsproxy.api.internal import InternalEndpoints
     from tsproxy.config.static import EntryPoint
     from tsproxy.http.backend import BackendPool
+    from tsproxy.http.h2server import HTTPSwitch
     from tsproxy.http.mirror import MirrorSender
     from tsproxy.observe import Observer
     from tsproxy.runtime.table import RoutingTable
@@ -100,7 +100,7 @@ class HTTPEntryPointFactory(ServerFactory):
         #: prometheus@internal answers, by the part served ("api", ...); None: not served.
         self.routed_internal: Optional[Dict[str, InternalEndpoints]] = None
 
-    def buildProtocol(self, addr: Any) -> HTTPServerConnection:  # type: ignore[override]
-        conn = HTTPServerConnection()
-        conn.factory = self
-        return conn
+    def buildProtocol(self, addr: Any) -> HTTPSwitch:  # type: ignore[override]
+        from tsproxy.http.h2server import HTTPSwitch
+
+        return HTTPSwitch(self)

@@ -76,8 +76,12 @@ def forwarded_request_head(
     tls: bool,
     proxy_hostname: bytes,
     host_override: Optional[bytes],
+    add_forwarded_for: bool = True,
 ) -> bytes:
     """The head tsproxy sends to a backend for `req`.
+
+    Without `add_forwarded_for` (a headers middleware set X-Forwarded-For to ""), no
+    X-Forwarded-For line is sent, as Go's ReverseProxy leaves out a nil one.
 
     The target is ``req.path`` (the cleaned origin form), Host is ``req.host`` (the
     absolute-form authority or the Host header) unless `host_override` (passHostHeader
@@ -111,8 +115,9 @@ def forwarded_request_head(
             present.add(lname)
         lines += [name, b": ", value, b"\r\n"]
     peer = peer_ip.encode("ascii")
-    xff = b", ".join(prior_for + [peer])
-    lines += [b"X-Forwarded-For: ", xff, b"\r\n"]
+    if add_forwarded_for:
+        xff = b", ".join(prior_for + [peer])
+        lines += [b"X-Forwarded-For: ", xff, b"\r\n"]
     websocket = req.upgrade is not None and b"websocket" in req.upgrade.lower()
     proto = (b"wss" if tls else b"ws") if websocket else (b"https" if tls else b"http")
     if b"x-forwarded-proto" not in present:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
+import attrs
 from twisted.internet.defer import Deferred, maybeDeferred
 
 from tsproxy.http.headers import MANAGED_FORWARDED, error_response, http_date
@@ -22,9 +23,11 @@ __all__ = [
     "client_certs_of",
     "forwarded_head",
     "hooked_head",
+    "hooked_response",
     "local_answer",
     "make_request",
     "run_chain",
+    "with_content_type",
 ]
 
 log = get_logger(__name__)
@@ -76,12 +79,16 @@ def client_certs_of(transport: Any) -> Callable[[], Tuple[bytes, ...]]:
     def read() -> Tuple[bytes, ...]:
         handle = getattr(transport, "getHandle", None)
         connection = handle() if handle is not None else None
-        chain = getattr(connection, "get_peer_cert_chain", lambda: None)()
-        if not chain:
+        leaf = getattr(connection, "get_peer_certificate", lambda: None)()
+        if leaf is None:
             return ()
         from OpenSSL import crypto
 
-        return tuple(crypto.dump_certificate(crypto.FILETYPE_ASN1, cert) for cert in chain)
+        # On a server, OpenSSL's peer chain leaves out the leaf (SSL_get_peer_cert_chain):
+        # the leaf first, then what else the client sent, as Go's PeerCertificates.
+        chain = connection.get_peer_cert_chain() or []
+        ders = [crypto.dump_certificate(crypto.FILETYPE_ASN1, c) for c in [leaf, *chain]]
+        return tuple(der for i, der in enumerate(ders) if i == 0 or der != ders[0])
 
     return read
 
@@ -160,9 +167,36 @@ def _hooked(request: Request, status: int, headers: List[Tuple[str, str]]) -> Re
     return response
 
 
+def _sniffer(response: Response) -> Optional[Callable[[bytes], str]]:
+    """The hooks' `Response.sniff` when it applies, as Go's ResponseWriter sniffs: no
+    Content-Type, no Content-Encoding, a status that allows a body (the body must not be
+    empty either: the caller's part)."""
+    sniff = response.sniff
+    if sniff is None or response.status in (204, 304) or response.status < 200:
+        return None
+    headers = response.headers
+    if "Content-Type" in headers or "Content-Encoding" in headers:
+        return None
+    return sniff
+
+
+def with_content_type(head: ResponseHead, content_type: str) -> ResponseHead:
+    """``head`` with a Content-Type line added (what sniffing found)."""
+    headers = list(head.headers) + [(b"Content-Type", content_type.encode("latin-1"))]
+    return attrs.evolve(head, headers=headers)
+
+
 def hooked_head(head: ResponseHead, request: Request) -> ResponseHead:
     """A service's response head changed by the hooks; its framing headers stay as the
     service sent them (the body is relayed as it comes)."""
+    return hooked_response(head, request)[0]
+
+
+def hooked_response(
+    head: ResponseHead, request: Request
+) -> Tuple[ResponseHead, Optional[Callable[[bytes], str]]]:
+    """`hooked_head`, and the sniffer to fill its Content-Type from the first body bytes
+    (None: nothing to sniff)."""
     text = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in head.headers]
     response = _hooked(request, head.status, text)
     headers = [
@@ -172,7 +206,10 @@ def hooked_head(head: ResponseHead, request: Request) -> ResponseHead:
     ]
     headers += [(n, v) for n, v in head.headers if n.lower().decode("latin-1") in _FRAMING]
     reason = head.reason if response.status == head.status else _reason(response.status)
-    return ResponseHead(
+    sniff = _sniffer(response)
+    if head.framing == "none" or (head.framing == "length" and head.content_length == 0):
+        sniff = None  # no body: nothing to sniff
+    hooked = ResponseHead(
         version_minor=head.version_minor,
         status=response.status,
         reason=reason,
@@ -182,6 +219,7 @@ def hooked_head(head: ResponseHead, request: Request) -> ResponseHead:
         keep_alive=head.keep_alive,
         connection_tokens=head.connection_tokens,
     )
+    return hooked, sniff
 
 
 def _reason(status: int) -> bytes:
@@ -211,6 +249,9 @@ def answer_bytes(
     headers = [(n, v) for n, v in answer.headers if n.lower() not in _FRAMING]
     response = _hooked(request, answer.status, headers)
     body = answer.body
+    sniff = _sniffer(response) if body else None
+    if sniff is not None:
+        response.headers.add("Content-Type", sniff(body[:512]))
     lines = [b"HTTP/1.1 %d %s\r\n" % (response.status, _reason(response.status))]
     has_date = False
     for name, value in response.headers:

@@ -7,9 +7,10 @@ Requests on a connection are served one at a time, so pipelined answers keep the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
-from twisted.internet.defer import CancelledError, Deferred
+import attrs
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -34,11 +35,13 @@ from tsproxy.http.pipeline import (
     answer_bytes,
     client_certs_of,
     forwarded_head,
-    hooked_head,
+    hooked_response,
     local_answer,
     make_request,
     run_chain,
+    with_content_type,
 )
+from tsproxy.http.traffic import ClientSink, sink_response
 from tsproxy.http.wire import (
     LAST_CHUNK,
     BodyDecoder,
@@ -52,6 +55,8 @@ from tsproxy.http.wire import (
     parse_request_head,
 )
 from tsproxy.logs import get_logger
+from tsproxy.middlewares.base import BodyTooLarge, HeaderList, Response
+from tsproxy.middlewares.exchange import ExchangeHooks
 from tsproxy.observe.record import Exchange
 from tsproxy.rules import HTTPRequestInfo
 from tsproxy.runtime.internal import NOOP_STATUS, InternalService
@@ -130,6 +135,22 @@ class HTTPServerConnection(Relaying, BackendListener):
         # answer still to come.
         self.mw_request: Any = None
         self.mw_pending: Optional[Deferred[Any]] = None
+        # The traffic middlewares' hooks (tsproxy/middlewares/exchange.py): the response
+        # sink chain in use, what a retry dispatches again, the status sent, network error.
+        self.mw_hooks: Optional[ExchangeHooks] = None
+        self.mw_sink: Any = None
+        self.mw_open = False
+        self.mw_again: Any = None
+        self.mw_call: Any = None
+        self.mw_status = 0
+        self.mw_network = False
+        # A response head held until the first body bytes fill its Content-Type (sniffing).
+        self.held_head: Any = None
+        # The request body a step asked for (forwardAuth forwardBody): being read, read.
+        self.body_wait: Optional[Deferred[bytes]] = None
+        self.body_parts: List[bytes] = []
+        self.body_limit = -1
+        self.body_read: Optional[bytes] = None
 
     # -- connection lifecycle -------------------------------------------------------------
 
@@ -163,6 +184,10 @@ class HTTPServerConnection(Relaying, BackendListener):
             self.pending = None
         if self.mw_pending is not None:
             self.mw_pending.cancel()
+        if self.mw_call is not None:
+            cancel_call(self.mw_call)
+            self.mw_call = None
+        self._end_hooks("client closed")
         backend, self.backend = self.backend, None
         if backend is not None:
             self.set_peer(None)
@@ -369,6 +394,8 @@ class HTTPServerConnection(Relaying, BackendListener):
             request = self.mw_request = make_request(
                 req, self.peer_ip, self.factory.tls, certs, self.trusted
             )
+            self.mw_hooks = ExchangeHooks(request, self.factory.clock.seconds())
+            request.read_body = self._read_body
         result = run_chain(chain, request)
         if isinstance(result, Deferred):
             self.mw_pending = result
@@ -387,6 +414,12 @@ class HTTPServerConnection(Relaying, BackendListener):
             self._answer(result)
             return
         out = forwarded_head(req, self.mw_request)
+        if self.body_read is not None:
+            # A step read the body: it is sent on from the buffer, with its length.
+            out = attrs.evolve(out, framing="length", content_length=len(self.body_read))
+        if self.mw_hooks is not None and self.mw_request.retry is not None and not picked:
+            self.mw_hooks.attempts = 1
+            self.mw_again = (out, info)  # what a retry dispatches again
         if picked:
             self._send(out)
         else:
@@ -396,6 +429,44 @@ class HTTPServerConnection(Relaying, BackendListener):
             # requests: read again (PIPELINE_LIMIT pauses it anew if need be).
             self.gate.resume("pipeline")
 
+    def _read_body(self, limit: int) -> Any:
+        """Read the whole request body for a step (Request.read_body): a Deferred of it,
+        failing with BodyTooLarge past ``limit`` bytes (-1: none). It is then sent on from
+        this buffer; a body left unread past the limit closes the connection after the
+        answer."""
+        req = self.req
+        if self.req_body_done or req is None:
+            return succeed(self.body_read or b"")
+        if self.body_wait is not None:
+            return fail(RuntimeError("the request body is being read already"))
+        if req.framing == "length" and 0 <= limit < req.content_length:
+            return fail(BodyTooLarge(f"request body over {limit} bytes"))
+        self.body_limit = limit
+        wait = self.body_wait = Deferred()
+        if req.expect_continue and not self.continued:
+            self.continued = True
+            self.transport.write(CONTINUE)
+        if req.framing == "chunked":
+            self.req_decoder = ChunkedDecoder(self._body_data)
+        else:
+            self.req_decoder = LengthDecoder(req.content_length, self._body_data)
+        if self.buf:
+            data, self.buf = self.buf, b""
+            self._feed_request_body(data)
+        if self.gate is not None:
+            self.gate.resume("pipeline")
+        return wait
+
+    def _body_data(self, data: bytes) -> None:
+        if self.body_wait is None:
+            return  # over the limit already: dropped
+        self.body_parts.append(data)
+        self.req_bytes += len(data)
+        if 0 <= self.body_limit < self.req_bytes:
+            wait, self.body_wait = self.body_wait, None
+            self.body_parts = []
+            wait.errback(BodyTooLarge(f"request body over {self.body_limit} bytes"))
+
     def _answer(self, answer: Any) -> None:
         """Send a step's answer (or a local one through the steps' response hooks)."""
         if not self.req_body_done:
@@ -403,6 +474,10 @@ class HTTPServerConnection(Relaying, BackendListener):
             self.keep_alive = False
         req = self.req
         assert req is not None
+        self.mw_status = answer.status
+        if self.mw_request is not None and self.mw_request.sink_wrappers:
+            self._answer_through_sinks(answer)
+            return
         status, data, size = answer_bytes(
             answer,
             self.mw_request,
@@ -416,6 +491,85 @@ class HTTPServerConnection(Relaying, BackendListener):
             self.resp_bytes = size
             self._report(status)
         self._complete()
+
+    def _answer_through_sinks(self, answer: Any) -> None:
+        """An answer on its way through the steps' response sinks (head hooks first)."""
+        request = self.mw_request
+        headers = [(n, v) for n, v in answer.headers if n.lower() != "content-length"]
+        response = Response(answer.status, HeaderList(headers), request)
+        for hook in reversed(request.response_hooks):
+            hook(response)
+        if response.status not in (204, 304) and not 100 <= response.status < 200:
+            response.headers.set("Content-Length", str(len(answer.body)))
+        sink = self._open_sinks()
+        sink.head(response)
+        if answer.body and self.req.method != b"HEAD":  # type: ignore[union-attr]
+            sink.data(answer.body)
+        sink.end()
+
+    def _open_sinks(self) -> Any:
+        """The steps' sink chain over the client; the exchange is open until it ends."""
+        req = self.req
+        assert req is not None and self.mw_hooks is not None
+        pick = self.pick
+        extra = (
+            set_cookie_headers(pick.set_cookies) if pick is not None and pick.set_cookies else ()
+        )
+        client = ClientSink(self, req.method == b"HEAD", req.version == b"HTTP/1.0", extra)
+        self.mw_open = True
+        self.resp_started = True  # a head is in the sinks: no retry, failures abort
+        self.mw_sink = self.mw_hooks.sink(client)
+        return self.mw_sink
+
+    def sink_head(self, data: bytes, status: int) -> None:
+        """The client sink's head, as it goes out."""
+        if self.state not in (ACTIVE, IDLE):
+            return
+        self.mw_status = status
+        self.transport.write(data)
+
+    def sink_ended(self) -> None:
+        """The client sink saw the end: the exchange completes once the request is in."""
+        self.mw_open = False
+        self.mw_sink = None
+        if self.state != ACTIVE:
+            return
+        if self.req_body_done:
+            self._complete()
+        # else: _request_sent completes it once the request body is in.
+
+    def _end_hooks(self, error: str = "") -> None:
+        """Tell the steps' end hooks how the exchange ended (once)."""
+        hooks = self.mw_hooks
+        if hooks is not None and not hooks.finished:
+            status = self.mw_status or self._sent_status()
+            hooks.finish(status, self.factory.clock.seconds(), self.mw_network, error)
+
+    def _retry(self, network_error: bool, status: int) -> bool:
+        """Dispatch the request again when the retry step's policy says so (nothing of the
+        response has reached the client; bodyless requests only: bodies are not kept)."""
+        hooks, again, req = self.mw_hooks, self.mw_again, self.req
+        if hooks is None or again is None or req is None or self.resp_started:
+            return False
+        if req.framing != "none" or req.upgrade is not None:
+            return False
+        delay = hooks.retry_delay(network_error, status, self.factory.clock.seconds())
+        if delay is None:
+            return False
+        hooks.attempts += 1
+        self.retried = False
+        self.mw_call = self.factory.clock.callLater(delay, self._dispatch_again, again)
+        return True
+
+    def _dispatch_again(self, again: Any) -> None:
+        """The next attempt: a server picked again (a weighted child's own middlewares are
+        not run again), the head the steps left sent to it."""
+        self.mw_call = None
+        if self.state != ACTIVE:
+            return
+        out, info = again
+        self.pick = resolve(self.router.service, info)
+        self._send(out)
 
     def _forward(self, req: RequestHead, info: HTTPRequestInfo) -> None:
         """Send ``req`` (as the steps left it) on to the router's service."""
@@ -452,11 +606,17 @@ class HTTPServerConnection(Relaying, BackendListener):
             host_override=None
             if pick.pass_host_header and (req.host or req.version != b"HTTP/1.0")
             else ("%s:%d" % (server.host, server.port)).encode("idna"),
+            add_forwarded_for=self.mw_request is None
+            or not self.mw_request.notes.get("no_x_forwarded_for"),
         )
         if pick.mirrors and factory.mirrors is not None:
             self.capture = factory.mirrors.capture(pick.mirrors, req, self.out_head)
+            if self.body_read:
+                self.capture.feed(self.body_read)
             if self.req_body_done:
                 self.capture.body_done()
+        if self.body_read:
+            self.out_head += self.body_read
         conn = factory.pool.take_idle(server) if req.upgrade is None else None
         if conn is not None:
             self._attach(conn)
@@ -565,6 +725,9 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.pending = None
         self.gate.resume("connect")  # type: ignore[union-attr]
         self._log_backend_error(status, reason)
+        self.mw_network = True
+        if self._retry(True, status):
+            return
         self._local_response(status)
 
     def _continue(self) -> None:
@@ -604,6 +767,11 @@ class HTTPServerConnection(Relaying, BackendListener):
                 if self.req.framing == "chunked":
                     self.backend.transport.write(LAST_CHUNK)
             self._request_sent()
+            wait, self.body_wait = self.body_wait, None
+            if wait is not None:
+                body = self.body_read = b"".join(self.body_parts)
+                self.body_parts = []
+                wait.callback(body)
 
     def _request_data(self, data: bytes) -> None:
         backend = self.backend
@@ -619,7 +787,7 @@ class HTTPServerConnection(Relaying, BackendListener):
     def _request_sent(self) -> None:
         """The whole request is on its way to the backend."""
         if self.resp_started:
-            if self.state == ACTIVE and self.backend is None:
+            if self.state == ACTIVE and self.backend is None and not self.mw_open:
                 self._complete()
             return
         if self.backend is not None and self.server is not None:
@@ -627,7 +795,10 @@ class HTTPServerConnection(Relaying, BackendListener):
 
     def _local_response(self, status: int) -> None:
         """Answer from the proxy itself (404, 503, 502, 504)."""
-        if self.mw_request is not None and self.mw_request.response_hooks:
+        self.mw_status = status
+        if self.mw_request is not None and (
+            self.mw_request.response_hooks or self.mw_request.sink_wrappers
+        ):
             self._answer(local_answer(status))
             return
         if not self.req_body_done:
@@ -654,6 +825,7 @@ class HTTPServerConnection(Relaying, BackendListener):
 
     def _abort_exchange(self, why: str) -> None:
         log.debug("aborting exchange with {peer}: {why}", peer=self.peer_ip, why=why)
+        self._end_hooks(why)
         if self.t0 is not None:
             self._report(self._sent_status() if self.resp_started else 499)
         self._drop_backend()
@@ -669,6 +841,7 @@ class HTTPServerConnection(Relaying, BackendListener):
             capture.send()
         if self.t0 is not None:
             self._report(self._sent_status())
+        self._end_hooks()
         keep_alive = self.keep_alive and self.req_body_done
         self._reset_exchange()
         if not keep_alive:
@@ -714,8 +887,23 @@ class HTTPServerConnection(Relaying, BackendListener):
                 backend.transport.write(data)
             backend.start_tunnel(rest)
             return
+        if self.mw_request is not None and self._retry(False, status):
+            self._drop_backend()  # the answer is dropped unread: the next attempt replaces it
+            return
+        if self.mw_request is not None and self.mw_request.sink_wrappers:
+            if not self.req_body_done:
+                self.keep_alive = False
+            response = sink_response(status, head.headers, self.mw_request)
+            for hook in reversed(self.mw_request.response_hooks):
+                hook(response)
+            self._open_sinks().head(response)
+            if rest:
+                self.response_data(rest)
+            return
+        sniff = None
         if self.mw_request is not None and self.mw_request.response_hooks:
-            head = self.origin_head = hooked_head(head, self.mw_request)
+            head, sniff = hooked_response(head, self.mw_request)
+            self.origin_head = head
         http10 = req.version == b"HTTP/1.0"
         framing = head.framing
         if framing in ("none", "length"):
@@ -727,6 +915,14 @@ class HTTPServerConnection(Relaying, BackendListener):
             out = "chunked"
         if not self.req_body_done:
             self.keep_alive = False
+        self.resp_framing = out
+        if sniff is not None and req.method != b"HEAD":
+            # Written with the first body bytes (or as is at the end of an empty body).
+            self.held_head = (head, sniff)
+            return
+        self._write_head(head)
+
+    def _write_head(self, head: ResponseHead) -> None:
         pick = self.pick
         extra = (
             set_cookie_headers(pick.set_cookies) if pick is not None and pick.set_cookies else ()
@@ -734,16 +930,30 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.transport.write(
             client_response_head(
                 head,
-                framing_out=out,
+                framing_out=self.resp_framing,
                 keep_alive=self.keep_alive,
-                client_http10=http10,
+                client_http10=self.req.version == b"HTTP/1.0",  # type: ignore[union-attr]
                 extra=extra,
             )
         )
         self.resp_started = True
-        self.resp_framing = out
+
+    def _release_head(self, data: bytes) -> None:
+        """Write the held head, its Content-Type sniffed from ``data`` when there is any."""
+        head, sniff = self.held_head
+        self.held_head = None
+        if data:
+            head = self.origin_head = with_content_type(head, sniff(data[:512]))
+        self._write_head(head)
 
     def response_data(self, data: bytes) -> None:
+        if self.mw_sink is not None:
+            self.mw_sink.data(data)
+            return
+        if self.held_head is not None:
+            if not data:
+                return
+            self._release_head(data)
         if self.resp_framing == "chunked":
             self.transport.writeSequence(encode_chunk(data))
         else:
@@ -751,7 +961,10 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.resp_bytes += len(data)
 
     def response_end(self, reusable: bool) -> None:
-        if self.resp_framing == "chunked":
+        if self.held_head is not None:
+            self._release_head(b"")
+        sink = self.mw_sink
+        if sink is None and self.resp_framing == "chunked":
             self.transport.write(LAST_CHUNK)
         backend, self.backend = self.backend, None
         self.set_peer(None)
@@ -760,6 +973,9 @@ class HTTPServerConnection(Relaying, BackendListener):
                 self.factory.pool.release(backend, self.server)  # type: ignore[arg-type]
             else:
                 self.factory.pool.discard(backend)
+        if sink is not None:
+            sink.end()  # the client sink's end completes the exchange (sink_ended)
+            return
         if self.req_body_done:
             self._complete()
         # else: the backend answered before the body ended; _request_sent completes it.
@@ -772,6 +988,7 @@ class HTTPServerConnection(Relaying, BackendListener):
         if self.resp_started:
             # Part of the response is out: only an abort tells the client it is cut short.
             self._log_backend_error(status, reason)
+            self._end_hooks("backend failed")
             self.state = CLOSED
             self.transport.abortConnection()
             return
@@ -789,6 +1006,9 @@ class HTTPServerConnection(Relaying, BackendListener):
             self._connect()
             return
         self._log_backend_error(status, reason)
+        self.mw_network = not got_bytes
+        if self._retry(not got_bytes, status):
+            return
         self._local_response(status)
 
     def tunnel_data(self, data: bytes) -> None:

@@ -27,12 +27,16 @@ __all__ = [
     "BodyTooLarge",
     "BuildContext",
     "BuildError",
+    "ExchangeEnd",
     "HeaderList",
     "Middleware",
     "MiddlewareKind",
     "Request",
     "Response",
     "ResponseHook",
+    "ResponseSink",
+    "RetryPolicy",
+    "SinkWrapper",
     "StepResult",
     "canonical_name",
 ]
@@ -137,6 +141,65 @@ class Response:
 ResponseHook = Callable[[Response], None]
 
 
+class ResponseSink(Protocol):
+    """Where a response goes on its way to the client, as Go's ResponseWriter: one `head`,
+    any `data`, then one `end`. A step that must see or replace the body (compress,
+    buffering, errors, circuitBreaker) wraps the sink the engine would write to with its own
+    (`Request.wrap_response`); the engine writes the service's (or an answer's) response
+    into the outermost wrapper. Calls come from the reactor thread, in order."""
+
+    def head(self, response: Response) -> None:
+        """The status and headers (framing headers are the sink's own business)."""
+
+    def data(self, chunk: bytes) -> None:
+        """Some body bytes (never empty)."""
+
+    def flush(self) -> None:
+        """The service flushed: push out what is held (Go's http.Flusher)."""
+
+    def end(self) -> None:
+        """The body is complete."""
+
+
+#: Made by a step for each exchange: given the sink toward the client, the sink to write to.
+SinkWrapper = Callable[[ResponseSink], ResponseSink]
+
+
+@attrs.frozen
+class ExchangeEnd:
+    """How one exchange ended, for steps that keep score (inFlightReq, circuitBreaker)."""
+
+    #: The status the client was sent (0: none, the exchange failed before a head).
+    status: int
+    #: Seconds from the head's arrival to the end.
+    duration: float
+    #: The service could not be reached or failed before answering (the 502/504 the proxy
+    #: writes itself): what Traefik's NetworkErrorRatio and retry count.
+    network_error: bool = False
+    #: Why the exchange stopped early ("client closed", "backend reset"…), or "" when the
+    #: response was delivered whole.
+    error: str = ""
+
+
+class RetryPolicy(Protocol):
+    """What the retry step leaves on a Request for the engine to dispatch it again.
+
+    Before any byte of a response reached the client, the engine asks `next_delay` after an
+    attempt failed (`network_error`: nothing was sent to the service or it answered nothing)
+    or answered `status`; a float is the delay before the next attempt (the steps after the
+    retry step run again and a server is picked again), None delivers this attempt's outcome.
+    `body_limit` is how many request body bytes the engine keeps to replay (-1: none kept,
+    so a body that has started to go out makes the request not retryable).
+    """
+
+    @property
+    def body_limit(self) -> int:
+        """Request body bytes the engine keeps to replay."""
+
+    def next_delay(self, attempt: int, network_error: bool, status: int, elapsed: float) -> Any:
+        """None, or seconds to wait before attempt `attempt + 1` (attempts count from 1)."""
+
+
 @attrs.define(eq=False)
 class Request:
     """The request head as the middlewares see it; steps change it in place.
@@ -171,6 +234,12 @@ class Request:
     #: engine cannot buffer bodies (then a kind needing one refuses to build, see
     #: `BuildContext`).
     read_body: Optional[Callable[[int], Any]] = None
+    #: Response wrappers, in the order steps added them (`wrap_response`).
+    sink_wrappers: List[SinkWrapper] = attrs.Factory(list)
+    #: Called once when the exchange ends, however it ends (`on_end`).
+    end_hooks: List[Callable[[ExchangeEnd], None]] = attrs.Factory(list)
+    #: Set by the retry step: the engine dispatches again while it says so.
+    retry: Optional[RetryPolicy] = None
 
     @property
     def host(self) -> str:
@@ -188,6 +257,19 @@ class Request:
     def on_response(self, hook: ResponseHook) -> None:
         """Have `hook` change the head of whatever answer comes back through this step."""
         self.response_hooks.append(hook)
+
+    def wrap_response(self, wrapper: SinkWrapper) -> None:
+        """Have the response (head and body) pass through the sink `wrapper` makes.
+
+        The first step's wrapper is nearest the client: the engine builds
+        ``sink = wrapper(sink)`` for each wrapper in order, then writes into the last one.
+        Response hooks (`on_response`) run on the head before any wrapper sees it.
+        """
+        self.sink_wrappers.append(wrapper)
+
+    def on_end(self, hook: Callable[[ExchangeEnd], None]) -> None:
+        """Have `hook` called once when the exchange ends (delivered, failed or abandoned)."""
+        self.end_hooks.append(hook)
 
 
 #: What a step returns: None to continue, an Answer to stop, or a Deferred of either.
@@ -232,6 +314,11 @@ class BuildContext(Protocol):
     """What building a step may need from outside the middleware's own spec.
 
     Optional members, read with getattr so older contexts still work:
+    ``traffic_hooks: bool``, the engine honours `Request.wrap_response`, `Request.on_end`
+    and `Request.retry` (the traffic kinds refuse to build without it: fail closed);
+    ``service_client(ref) -> Optional[Callable[[Request], Deferred]]``, a client for another
+    service of the configuration (the errors middleware's page service; the Deferred gives
+    ``(status, HeaderList, body)``), None when `ref` names no service;
     ``secret_type(name) -> Optional[str]``, the Secret's ``type`` (basicAuth reads a
     ``kubernetes.io/basic-auth`` Secret differently; without it the type is inferred from
     the keys); ``request_bodies: bool``, the engine fills `Request.read_body` (forwardAuth

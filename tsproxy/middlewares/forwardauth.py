@@ -296,6 +296,11 @@ class ForwardAuth:
     allowed: Tuple[str, ...]
     regex: Optional[Callable[[str], bool]] = None
 
+    def close(self) -> Any:
+        """Close the auth client's pooled connections (the proxy stops)."""
+        close = getattr(self.client, "close", None)
+        return close() if close is not None else None
+
     def handle(self, request: Request) -> StepResult:
         d = maybeDeferred(self._body, request)
         d.addCallback(self._ask, request)

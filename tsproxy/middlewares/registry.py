@@ -24,6 +24,13 @@ _MODULES: tuple[str, ...] = (
     "redirect",
     "headers",
     "content",
+    "ratelimit",
+    "inflight",
+    "circuitbreaker",
+    "compress",
+    "retry",
+    "errorpage",
+    "buffering",
 )
 #: The TCP (MiddlewareTCP) implementation modules, exposing ``KINDS`` the same way.
 _TCP_MODULES: tuple[str, ...] = ("tcp",)

@@ -9,14 +9,14 @@ service it sank, and leaves every other route alone.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 import attrs
 
 from tsproxy.balance.sticky import cookie_name
 from tsproxy.config.errors import ConfigError, Location
 from tsproxy.config.fileformat import FileConfiguration, FileRouter, FileService
-from tsproxy.config.resources import TransportSettings
+from tsproxy.config.resources import MiddlewareRef, TransportSettings
 from tsproxy.config.static import StaticConfig
 from tsproxy.providers import FILE, reference
 from tsproxy.rules import HTTPRule, RuleError, compile_http_rule
@@ -71,6 +71,9 @@ class FileRoute:
     matcher: HTTPRule
     definition: AnyDefinition
     problems: Tuple[str, ...] = ()
+    #: The middlewares as the API lists them (entrypoint ones first) and their steps.
+    middlewares: Tuple[str, ...] = ()
+    steps: Tuple[Any, ...] = ()
 
     def warning(self) -> Optional[RouterWarning]:
         if not self.problems:
@@ -89,7 +92,14 @@ class FileRoute:
             matcher=self.matcher,
             syntax=spec.syntax or "v3",
             tls=spec.tls,
+            middlewares=self.middlewares,
+            chain=self.steps,
         )
+
+
+def _ref(written: str, path: str, line: int) -> MiddlewareRef:
+    """A file router's middleware reference: a bare name is this provider's."""
+    return MiddlewareRef(written if "@" in written else f"{written}@file", "", line, path)
 
 
 class FileBuilder:
@@ -103,8 +113,11 @@ class FileBuilder:
         other: Callable[[str, bool], AnyDefinition],
         transport_of: Callable[[str], TransportSettings],
         provider: str = FILE,
+        middlewares: Any = None,
     ) -> None:
         self.provider = provider
+        #: The build's MiddlewareSet (tsproxy.runtime.middlewares), file ones included.
+        self.middlewares = middlewares
         self.config = config
         self.static = static
         self.other = other
@@ -219,8 +232,77 @@ class FileBuilder:
         failed: List[FailedRouter] = []
         for spec in self.config.routers:
             built = self.route(spec)
-            (routes if isinstance(built, FileRoute) else failed).append(built)  # type: ignore[arg-type]
+            if isinstance(built, FailedRouter):
+                failed.append(built)
+                continue
+            for variant in self.with_middlewares(built):
+                (routes if isinstance(variant, FileRoute) else failed).append(variant)  # type: ignore[arg-type]
         return routes, failed
+
+    def with_middlewares(self, route: FileRoute) -> List[Union[FileRoute, FailedRouter]]:
+        """``route`` with its steps: its entrypoints' ``http.middlewares`` first, one router
+        per such entrypoint (``<entrypoint>-<router>``) when it has several, as Traefik's
+        applyModel; a router whose middlewares cannot all be built is disabled."""
+        spec = route.spec
+        own = tuple(
+            _ref(name, f"http.routers.{spec.name}.middlewares[{i}]", spec.location.line)
+            for i, name in enumerate(spec.middlewares)
+        )
+        plain: List[str] = []
+        variants: List[Tuple[str, Tuple[str, ...], Tuple[MiddlewareRef, ...]]] = []
+        for entrypoint in route.entrypoints:
+            names = self.static.entrypoint(entrypoint).middlewares
+            if names:
+                path = f"entryPoints.{entrypoint}.http.middlewares"
+                refs = tuple(MiddlewareRef(n, "", 0, f"{path}[{i}]") for i, n in enumerate(names))
+                name = route.name
+                if len(route.entrypoints) > 1:
+                    name = f"{entrypoint}-{route.name}"
+                variants.append((name, (entrypoint,), refs + own))
+            else:
+                plain.append(entrypoint)
+        if plain:
+            variants.insert(0, (route.name, tuple(plain), own))
+        made: List[Union[FileRoute, FailedRouter]] = []
+        for name, entrypoints, refs in variants:
+            listed = tuple(r.name for r in refs)
+            variant = attrs.evolve(route, name=name, entrypoints=entrypoints, middlewares=listed)
+            if not refs:
+                made.append(variant)
+                continue
+            if self.middlewares is None:
+                message = "middlewares: no middleware set in this build"
+                made.append(self._failed_variant(variant, message))
+                continue
+            self.middlewares.mark_used(refs, name)
+            steps: List[Any] = []
+            try:
+                for ref in refs:
+                    steps.extend(self.middlewares.steps((ref,), name))
+            except BuildError as exc:
+                made.append(self._failed_variant(variant, f"{ref.path}: {exc}"))
+                continue
+            made.append(attrs.evolve(variant, steps=tuple(steps)))
+        return made
+
+    def _failed_variant(self, route: FileRoute, message: str) -> FailedRouter:
+        spec = route.spec
+        self.errors.append(spec.location.error(message))
+        service_name, provider = reference(spec.service, FILE)
+        return FailedRouter(
+            protocol=HTTP,
+            name=route.name,
+            entrypoints=route.entrypoints,
+            using=route.entrypoints,
+            rule=spec.rule,
+            priority=spec.priority,
+            service=f"{service_name}@{provider}",
+            errors=route.problems + (message,),
+            source=spec.location,
+            syntax=spec.syntax,
+            tls=spec.tls,
+            middlewares=route.middlewares,
+        )
 
     def route(self, spec: FileRouter) -> Union[FileRoute, FailedRouter]:
         name = f"{spec.name}@{self.provider}"
@@ -247,7 +329,8 @@ class FileBuilder:
 
         if not entrypoints:
             return failed("no usable entrypoint, router disabled")
-        if spec.middlewares:
+        if spec.middlewares and self.provider != FILE:
+            # Key-value providers' middlewares are not in the middleware set yet.
             return failed(
                 "middlewares: not applied by tsproxy yet, so the router is disabled"
                 f" rather than served without them ({', '.join(spec.middlewares)})"

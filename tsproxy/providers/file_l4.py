@@ -14,7 +14,7 @@ from tsproxy.config.errors import ConfigError
 from tsproxy.config.fileformat import FileConfiguration, FileL4Service, FileRouter
 from tsproxy.config.static import StaticConfig
 from tsproxy.providers import FILE, reference
-from tsproxy.rules import RuleError, compile_tcp_rule
+from tsproxy.rules import RuleError, TCPRule, compile_tcp_rule
 from tsproxy.runtime.endpoints import BuildError
 from tsproxy.runtime.failures import TCP, UDP, FailedRouter, RouterWarning
 from tsproxy.runtime.l4 import (
@@ -155,7 +155,7 @@ def _tcp_router(
     problems: Tuple[str, ...],
     services: Mapping[str, FileL4Service],
     provider: str = FILE,
-) -> Union[str, Tuple[object, L4Definition]]:
+) -> Union[str, Tuple[TCPRule, L4Definition]]:
     """(matcher, definition), or why the router is disabled."""
     if not entrypoints:
         return "no usable entrypoint, router disabled"

@@ -54,7 +54,14 @@ class Merge:
         #: (etcd, redis) whose trees read as the same format.
         self.builders: Dict[str, FileBuilder] = {}
         if file is not None:
-            self.builders[FILE] = FileBuilder(file, static, self.resolve, self.transport)
+            self.builders[FILE] = FileBuilder(
+                file,
+                static,
+                self.resolve,
+                self.transport,
+                FILE,
+                getattr(crd, "middlewares", None),
+            )
         for provider, config in kv:
             self.builders[provider] = FileBuilder(
                 config, static, self.resolve, self.transport, provider

@@ -128,8 +128,17 @@ class _Builder:
     ) -> None:
         self.static = static
         resources = loaded.resources
-        self.middlewares = MiddlewareSet(resources, False, reactor, dict(reuse or {}))
-        self.directory = ServiceDirectory(resources, crd_options(static))
+        options = crd_options(static)
+        self.middlewares = MiddlewareSet(
+            resources,
+            False,
+            reactor,
+            dict(reuse or {}),
+            options.allow_cross_namespace,
+            loaded.file.middlewares if loaded.file is not None else (),
+        )
+        self.directory = ServiceDirectory(resources, options)
+        self.middlewares.servers_of = self._page_servers
         self.traefik_services: Dict[Key, TraefikService] = {}
         self.transports: Dict[Key, ServersTransport] = {}
         self.ingress_routes: List[IngressRoute] = []
@@ -155,6 +164,17 @@ class _Builder:
         # Qualified references to other providers (set by tsproxy.providers.merge).
         self.other: Callable[[str, bool], Definition] = _no_other
         self.other_transport: Callable[[str], TransportSettings] = _no_other
+
+    def _page_servers(self, ref: Any) -> Tuple[Any, ...]:
+        """The servers of the errors middleware's page Service (none when it is missing or
+        a TraefikService: those pages are not supported yet)."""
+        if ref.port is None:
+            return ()
+        wanted = ServiceRef(ref.name, ref.namespace, 0, "service", port=ref.port)
+        try:
+            return self.directory.servers(wanted, self.transport(wanted, ref.namespace))
+        except BuildError:
+            return ()
 
     def normalized(self, key: Key) -> str:
         return normalize(f"{key[0]}-{key[1]}")
@@ -761,9 +781,10 @@ def build_table(
     reuse: Mapping[Definition, Node] = previous.nodes if previous is not None else {}
     for built in merge.definitions():
         instantiate(built, reuse, made)
+    every_route: List[Any] = [*routes, *file_routes]
     routers = [
         route.router(node_of(route.definition, lambda d: instantiate(d, reuse, made)))
-        for route in [*routes, *file_routes]
+        for route in every_route
     ]
     routers += builder.redirections()
     builder.middlewares.build_all()
@@ -778,7 +799,13 @@ def build_table(
         previous.udp_nodes if previous is not None else {},
         file_l4.udp_candidates,
     )
-    tcp_middlewares = MiddlewareSet(loaded.resources, True, reactor, steps_reuse.get("tcp"))
+    tcp_middlewares = MiddlewareSet(
+        loaded.resources,
+        True,
+        reactor,
+        steps_reuse.get("tcp"),
+        crd_options(static).allow_cross_namespace,
+    )
     tcp = build_tcp_routers(
         builder.tcp_ingresses,
         static,
@@ -788,7 +815,7 @@ def build_table(
     )
     tcp_middlewares.build_all()
     tls = build_file_tls(loaded, build_tls)
-    router_warnings = [w for w in (r.warning() for r in [*routes, *file_routes]) if w is not None]
+    router_warnings = [w for w in (r.warning() for r in every_route) if w is not None]
     router_warnings += file_l4.tcp.router_warnings
     table = RoutingTable(
         static,

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import attrs
 
 from tsproxy.config.errors import ConfigError, Location
-from tsproxy.config.resources import Middleware, MiddlewareRef, MiddlewareTCP, Secret
+from tsproxy.config.resources import Meta, Middleware, MiddlewareRef, MiddlewareTCP, Secret
 from tsproxy.middlewares import registry
 from tsproxy.middlewares.base import BuildError as StepBuildError
 from tsproxy.runtime.endpoints import BuildError
@@ -28,10 +28,17 @@ __all__ = [
 ]
 
 PROVIDER = "kubernetescrd"
+FILE = "file"
 _SEPARATORS = re.compile(r"[\W_]+")
 #: One built step: its qualified name and the runtime object.
 Step = Tuple[str, Any]
 _Reuse = Dict[Any, Tuple[Any, Tuple[Tuple[str, Any], ...]]]
+
+
+def qualified_key(key: str) -> str:
+    """The name Traefik shows for a key of the set: CRD ids get ``@kubernetescrd``, file
+    middlewares are kept as ``name@file``."""
+    return key if "@" in key else f"{key}@{PROVIDER}"
 
 
 def middleware_id(namespace: str, name: str) -> str:
@@ -61,7 +68,7 @@ class _Cycle(Exception):
 
     @property
     def message(self) -> str:
-        return "reference cycle: " + " -> ".join(f"{key}@{PROVIDER}" for key in self.cycle)
+        return "reference cycle: " + " -> ".join(qualified_key(key) for key in self.cycle)
 
 
 @attrs.define(eq=False)
@@ -73,15 +80,40 @@ class _Context:
     reactor: Any
     secrets: Mapping[Tuple[str, str], Secret]
     read: List[Tuple[str, Any]] = attrs.Factory(list)
+    #: The HTTP engine honours Request.wrap_response, on_end and retry (http/server.py).
+    traffic_hooks: bool = True
+    #: The servers of a Service reference (errors' page service), None when it has none.
+    servers_of: Any = None
+
+    def service_client(self, ref: Any) -> Any:
+        """A fetch for the errors middleware's page service (tsproxy.http.pageclient)."""
+        if self.servers_of is None:
+            return None
+        servers = self.servers_of(ref)
+        if not servers:
+            return None
+        from tsproxy.http.pageclient import page_fetch
+
+        return page_fetch(self.reactor, servers)
+
+    #: The HTTP engine fills Request.read_body (forwardAuth forwardBody).
+    request_bodies: bool = True
 
     def lookup(self, name: str) -> Any:
+        """(type, data) of Secret ``name`` in the middleware's namespace, or None."""
         secret = self.secrets.get((self.namespace, name))
-        return None if secret is None else secret.data
+        return None if secret is None else (secret.type, secret.data)
 
     def secret(self, name: str) -> Optional[Dict[str, bytes]]:
-        data = self.lookup(name)
-        self.read.append((name, data))
-        return None if data is None else dict(data)
+        found = self.lookup(name)
+        self.read.append((name, found))
+        return None if found is None else dict(found[1])
+
+    def secret_type(self, name: str) -> Optional[str]:
+        """The Secret's ``type`` (basicAuth reads kubernetes.io/basic-auth ones by it)."""
+        found = self.lookup(name)
+        self.read.append((name, found))
+        return None if found is None else str(found[0])
 
 
 class MiddlewareSet:
@@ -97,8 +129,11 @@ class MiddlewareSet:
         tcp: bool,
         reactor: Any = None,
         previous: Optional[_Reuse] = None,
+        allow_cross_namespace: bool = False,
+        file_middlewares: Sequence[Any] = (),
     ) -> None:
         self.tcp = tcp
+        self.allow_cross_namespace = allow_cross_namespace
         self.reactor = reactor
         self.previous: _Reuse = previous or {}
         self.reuse: _Reuse = {}
@@ -111,12 +146,21 @@ class MiddlewareSet:
             elif type(resource) is wanted:
                 key = middleware_id(resource.meta.namespace, resource.meta.name)
                 self.by_id.setdefault(key, resource)
+        for found in file_middlewares:
+            # The file provider's http.middlewares, as resources with no namespace (so no
+            # Secret): keyed ``name@file``.
+            location = found.location
+            meta = Meta("Middleware", "", found.name, location)
+            resource = Middleware(meta, found.kind, found.spec, None, "", location.line)
+            self.by_id.setdefault(f"{found.name}@{FILE}", resource)
         self.kinds = registry.tcp_kinds() if tcp else registry.http_kinds()
         self.errors: List[ConfigError] = []
         # id -> the expanded steps, or the message of the error that sank it.
         self._done: Dict[str, Any] = {}
         self._failed: Dict[str, str] = {}
         self._used_by: Dict[str, List[str]] = {}
+        #: The servers of a Service reference, set by the table builder (errors pages).
+        self.servers_of: Any = None
 
     # -- references ----------------------------------------------------------------------
 
@@ -125,17 +169,41 @@ class MiddlewareSet:
         a middleware that does not exist."""
         if "@" in name:
             base, _, provider = name.rpartition("@")
-            if provider != PROVIDER:
+            if provider == FILE and not self.tcp:
+                key = name
+            elif provider != PROVIDER:
+                known = PROVIDER if self.tcp else f"{PROVIDER} and {FILE}"
                 raise BuildError(
-                    f'middleware "{name}": only {PROVIDER} middlewares are known'
+                    f'middleware "{name}": only {known} middlewares are known'
                     f" (provider {provider} is not supported)"
                 )
-            key = base
+            else:
+                key = base
         else:
             key = middleware_id(namespace, name)
         if key not in self.by_id:
-            raise BuildError(f'middleware "{key}@{PROVIDER}" does not exist')
+            raise BuildError(f'middleware "{qualified_key(key)}" does not exist')
         return key
+
+    def resolve_ref(self, ref: MiddlewareRef) -> str:
+        """The id ``ref`` names; also a BuildError for a reference out of its resource's
+        namespace unless allowCrossNamespace (Traefik's makeMiddlewareKeys: a
+        ``name@kubernetescrd`` could hide another namespace, so it is refused too)."""
+        parent = ref.parent
+        if parent is not None and not self.allow_cross_namespace:
+            if ref.name.endswith(f"@{PROVIDER}"):
+                raise BuildError(
+                    f'invalid reference to middleware "{ref.name}": with cross-namespace'
+                    " references disallowed (providers.kubernetesCRD.allowCrossNamespace),"
+                    " the namespace field needs to be explicitly specified"
+                )
+            if "@" not in ref.name and ref.namespace != parent:
+                raise BuildError(
+                    f"middleware {ref.namespace}/{ref.name} is not in the namespace of its"
+                    f" referrer ({parent}): cross-namespace references need"
+                    " providers.kubernetesCRD.allowCrossNamespace"
+                )
+        return self.resolve(ref.name, ref.namespace)
 
     def steps(self, refs: Sequence[MiddlewareRef], router: Optional[str]) -> Tuple[Step, ...]:
         """The steps of ``refs`` in order, chains expanded; the router (if any: a service's
@@ -144,7 +212,7 @@ class MiddlewareSet:
         steps: List[Step] = []
         keys = []
         for ref in refs:
-            key = self.resolve(ref.name, ref.namespace)
+            key = self.resolve_ref(ref)
             keys.append(key)
             if router is not None:
                 self._used_by.setdefault(key, []).append(router)
@@ -174,7 +242,7 @@ class MiddlewareSet:
         done = self._done.get(key)
         if done is not None:
             if isinstance(done, str):
-                raise BuildError(f'middleware "{key}@{PROVIDER}" has errors (see {done})')
+                raise BuildError(f'middleware "{qualified_key(key)}" has errors (see {done})')
             return done  # type: ignore[no-any-return]
         middleware = self.by_id[key]
         location = middleware.meta.location.at(middleware.line or middleware.meta.location.line)
@@ -194,7 +262,7 @@ class MiddlewareSet:
         else:
             self._done[key] = steps
             return steps
-        raise BuildError(f'middleware "{key}@{PROVIDER}" has errors (see {location})')
+        raise BuildError(f'middleware "{qualified_key(key)}" has errors (see {location})')
 
     def _sink(self, key: str, location: Location, message: str) -> None:
         self.errors.append(location.error(message))
@@ -209,7 +277,7 @@ class MiddlewareSet:
             refs: Tuple[MiddlewareRef, ...] = middleware.spec  # type: ignore[assignment]
             for ref in refs:
                 try:
-                    inner = self.resolve(ref.name, ref.namespace)
+                    inner = self.resolve_ref(ref)
                     steps.extend(self.expand(inner, trail))
                 except BuildError as exc:
                     raise _LocatedError(ref.line, f"{ref.path}: {exc}") from None
@@ -219,20 +287,21 @@ class MiddlewareSet:
                     cycle.where = (ref.line, ref.path)
                     raise
             return tuple(steps)
-        return ((f"{key}@{PROVIDER}", self._build(key, middleware)),)
+        return ((qualified_key(key), self._build(key, middleware)),)
 
     def _build(self, key: str, middleware: Middleware) -> Any:
         kind = self.kinds.get(middleware.kind)
         if kind is None:  # the registry changed since the YAML was read
             message = f"the {middleware.kind} middleware is not implemented by tsproxy"
             raise _LocatedError(middleware.line, message)
-        name = f"{key}@{PROVIDER}"
+        name = qualified_key(key)
         try:
             reuse_key: Any = (middleware.kind, name, middleware.spec)
             hash(reuse_key)
         except TypeError:
             reuse_key = None
         context = _Context(middleware.meta.namespace, self.reactor, self.secrets)
+        context.servers_of = self.servers_of
         if reuse_key is not None:
             kept = self.previous.get(reuse_key)
             if kept is not None and all(context.lookup(n) == data for n, data in kept[1]):
@@ -241,7 +310,10 @@ class MiddlewareSet:
         try:
             step = kind.build(middleware.spec, name, context)
         except (StepBuildError, BuildError) as exc:
-            raise _LocatedError(middleware.line, f"spec.{middleware.kind}: {exc}") from None
+            where = f"spec.{middleware.kind}"
+            if key.endswith(f"@{FILE}"):
+                where = f"http.middlewares.{middleware.meta.name}.{middleware.kind}"
+            raise _LocatedError(middleware.line, f"{where}: {exc}") from None
         if reuse_key is not None:
             self.reuse[reuse_key] = (step, tuple(context.read))
         return step
@@ -264,7 +336,7 @@ class MiddlewareSet:
             users = sorted({qualify(router) for router in self._used_by.get(key, ())})
             infos.append(
                 MiddlewareInfo(
-                    name=f"{key}@{PROVIDER}",
+                    name=qualified_key(key),
                     kind=middleware.kind,
                     config=middleware.config,
                     errors=(failed,) if failed else (),

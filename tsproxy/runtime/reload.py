@@ -91,6 +91,7 @@ def static_change(running: StaticConfig, wanted: StaticConfig) -> StaticChange:
         path=wanted.path,
         entrypoints=tuple(kept) + added,
         log_level=wanted.log_level,
+        log_format=wanted.log_format,
         providers=wanted.providers,
     )
     return StaticChange(effective, added, tuple(restart))

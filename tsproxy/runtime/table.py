@@ -81,6 +81,8 @@ class RoutingTable:
         self.middlewares = tuple(middlewares)
         #: The built middleware steps, for the next rebuild to keep (HTTP, TCP).
         self.middleware_reuse: Mapping[Any, Any] = middleware_reuse or {}
+        #: The active providers as /api/overview lists them (set by the build).
+        self.providers: Tuple[str, ...] = ()
         self.tls = tls
         self.failed_routers = tuple(failed_routers)
         self.failed_services = tuple(failed_services)

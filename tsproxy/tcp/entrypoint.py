@@ -28,7 +28,7 @@ from zope.interface import implementer
 
 from tsproxy.http.backend import cancel_call
 from tsproxy.http.entrypoint import HTTPEntryPointFactory
-from tsproxy.http.server import HTTPServerConnection
+from tsproxy.http.h2server import HTTPSwitch
 from tsproxy.logs import get_logger
 from tsproxy.middlewares.tcp import admit
 from tsproxy.rules import TCPConnectionInfo
@@ -360,9 +360,7 @@ class Dispatch(Protocol):
             creator = None
             if tls is not None:
                 options = named.options if named is not None else None
-                creator = tls.server_creator(
-                    info.sni, options, alpn_http11_only=True, local_ip=self._local_ip()
-                )
+                creator = tls.server_creator(info.sni, options, local_ip=self._local_ip())
             if creator is None:
                 self._refuse(info, "no certificate for it")
                 return
@@ -392,7 +390,7 @@ class Dispatch(Protocol):
         return str(getattr(self.transport.getHost(), "host", ""))  # type: ignore[union-attr]
 
     def _refuse(self, info: TCPConnectionInfo, why: str) -> None:
-        log.info(
+        log.debug(
             "TLS connection from {peer} for {sni!r} closed: {why}",
             peer=self.peer_ip,
             sni=info.sni,
@@ -407,10 +405,8 @@ class Dispatch(Protocol):
         self.buf = []
         return data
 
-    def _http(self, factory: HTTPEntryPointFactory) -> HTTPServerConnection:
-        conn = HTTPServerConnection()
-        conn.factory = factory
-        return conn
+    def _http(self, factory: HTTPEntryPointFactory) -> HTTPSwitch:
+        return HTTPSwitch(factory)
 
     def _make_relay(
         self, router: TCPRouter, pending: bytes = b"", after_handshake: bool = False
