@@ -699,8 +699,12 @@ class ObservedTests(ProxyTestCase):
             yield deferLater(reactor, 0.02, lambda: None)
         self.assertEqual(self.samples().get(("traefik_open_connections", opened), 0.0), 0.0)
         self.service.access_log.flush()  # type: ignore[union-attr]
-        with open(self.log_path) as f:
-            lines = f.read().splitlines()
+        for _ in range(100):  # flush hands the lines to the writer thread; it does not wait
+            with open(self.log_path) as f:
+                lines = f.read().splitlines()
+            if len(lines) >= 3:
+                break
+            yield deferLater(reactor, 0.02, lambda: None)
         self.assertEqual(len(lines), 3, lines)
         for line in lines:
             self.assertIn('"GET / HTTP/2.0" 200', line)
