@@ -37,9 +37,9 @@ from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from tsproxy.http.backend import PendingConnect, Relaying, cancel_call
 from tsproxy.http.h2wire import CONNECTION_SPECIFIC, trailer_fields
 from tsproxy.http.headers import HOP_BY_HOP
+from tsproxy.http.relay import PendingConnect, Relaying, cancel_call
 from tsproxy.http.wire import (
     BodyDecoder,
     ChunkedDecoder,

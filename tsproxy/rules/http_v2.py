@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Dict, List, Tuple
 
 from tsproxy.rules import regex, templates
-from tsproxy.rules.http import (
+from tsproxy.rules.http_common import (
     HTTPPredicate,
     argument_error,
     client_ip,

@@ -5,68 +5,45 @@ What RE2 lacks (backreferences, lookaround, ...) is a RegexError; it must not ma
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Tuple
 
 import attrs
 
 from tsproxy.rules import charclass
 from tsproxy.rules.charclass import Ranges
+from tsproxy.rules.regex_tree import (
+    EMPTY,
+    MAX_DEPTH,
+    MAX_REPEAT,
+    MAX_SIZE,
+    Alt,
+    Assert,
+    Chars,
+    Concat,
+    Node,
+    RegexError,
+    Repeat,
+    depth,
+    repeat_is_valid,
+    size,
+)
 
-# "regex" is the matching side: this module only reads patterns.
-MAX_REPEAT = 1000  # Go's limit on a counted repetition
-MAX_SIZE = 100_000  # instructions after expanding counted repetitions (Go: ~3M; ours is lower)
-MAX_DEPTH = 200  # nesting; Go allows 1000, but our tree walks and re's compiler recurse
+__all__ = [
+    "EMPTY",
+    "MAX_DEPTH",
+    "MAX_REPEAT",
+    "MAX_SIZE",
+    "Alt",
+    "Assert",
+    "Chars",
+    "Concat",
+    "Node",
+    "RegexError",
+    "Repeat",
+    "parse",
+    "size",
+]
 
-
-class RegexError(ValueError):
-    """A pattern Go's regexp.Compile would reject (or that tsproxy cannot run)."""
-
-    def __init__(self, message: str, offset: int) -> None:
-        super().__init__(message, offset)
-        self.message = message
-        self.offset = offset  # 0-based index in the pattern
-
-    def __str__(self) -> str:
-        return self.message
-
-
-@attrs.frozen
-class Chars:
-    """One character out of a set (a literal is a one-element set); ``fold`` = (?i)."""
-
-    ranges: Ranges
-    negated: bool = False
-    fold: bool = False
-
-
-@attrs.frozen
-class Assert:
-    """An empty-width assertion: bot, eot, bol, eol, wordb, nwordb."""
-
-    kind: str
-
-
-@attrs.frozen
-class Concat:
-    items: Tuple[Node, ...]
-
-
-@attrs.frozen
-class Alt:
-    branches: Tuple[Node, ...]
-
-
-@attrs.frozen
-class Repeat:
-    body: Node
-    min: int
-    max: int  # -1 = unbounded
-    greedy: bool = True
-    counted: bool = False  # written {n,m}: Go limits the product of nested counts
-
-
-Node = Union[Chars, Assert, Concat, Alt, Repeat]
-EMPTY = Concat(())
 
 _UNSUPPORTED_GROUPS = (
     ("(?=", "lookahead (?=...) is not supported by RE2"),
@@ -278,9 +255,9 @@ class _Parser:
         if not items:
             raise self.error("missing argument to repetition operator: `%s`" % operator, start)
         node = Repeat(items[-1], low, high, greedy, counted)
-        if counted and (low >= 2 or high >= 2) and not _repeat_is_valid(node, MAX_REPEAT):
+        if counted and (low >= 2 or high >= 2) and not repeat_is_valid(node, MAX_REPEAT):
             raise self.error("invalid repeat count: `%s`" % operator, start)
-        if _depth(node) >= MAX_DEPTH:
+        if depth(node) >= MAX_DEPTH:
             raise self.error("expression nests too deeply", start)
         items[-1] = node
 
@@ -443,40 +420,6 @@ class _Parser:
         return ord(pattern[i]), i + 1
 
 
-def _repeat_is_valid(node: Node, limit: int) -> bool:
-    """Go's repeatIsValid: nested {n,m} counts may not multiply past the limit."""
-    if isinstance(node, Repeat) and node.counted:
-        count = node.max if node.max >= 0 else node.min
-        if count == 0 and node.max == 0:
-            return True
-        if count > limit:
-            return False
-        if count > 0:
-            limit //= count
-    return all(_repeat_is_valid(child, limit) for child in _children(node))
-
-
-def _children(node: Node) -> Tuple[Node, ...]:
-    if isinstance(node, Concat):
-        return node.items
-    if isinstance(node, Alt):
-        return node.branches
-    if isinstance(node, Repeat):
-        return (node.body,)
-    return ()
-
-
-def _depth(node: Node) -> int:
-    """Nesting depth of the tree, walked iteratively (it is what the limit protects)."""
-    deepest = 0
-    stack = [(node, 1)]
-    while stack:
-        current, depth = stack.pop()
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in _children(current))
-    return deepest
-
-
 def _is_hex(text: str) -> bool:
     return all(c in "0123456789abcdefABCDEF" for c in text)
 
@@ -510,15 +453,3 @@ def parse(pattern: str) -> Node:
     if size(node) > MAX_SIZE:
         raise RegexError("expression too large", 0)
     return node
-
-
-def size(node: Node) -> int:
-    """Instructions a Thompson program would need, counted repetitions expanded."""
-    if isinstance(node, (Chars, Assert)):
-        return 1
-    if isinstance(node, Concat):
-        return sum(size(item) for item in node.items)
-    if isinstance(node, Alt):
-        return sum(size(branch) + 1 for branch in node.branches)
-    copies = node.max if node.max >= 0 else max(node.min, 1)
-    return size(node.body) * max(copies, 1) + 1

@@ -11,7 +11,7 @@ from typing import Callable, FrozenSet, List, Optional, Tuple
 import attrs
 
 from tsproxy.rules import regex, templates, tree
-from tsproxy.rules.http import (
+from tsproxy.rules.http_common import (
     argument_error,
     client_ip,
     compile_regex,

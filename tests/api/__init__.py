@@ -1,0 +1,1 @@
+"""The api room of the test suite."""

@@ -1,0 +1,1 @@
+"""The balance room of the test suite."""

@@ -1,0 +1,1 @@
+"""The middlewares room of the test suite."""

@@ -1,0 +1,1 @@
+"""The observe room of the test suite."""

@@ -1,0 +1,424 @@
+"""The Kubernetes providers: kubernetesCRD and kubernetesIngress reading an API server (a fake
+one written in tests/kubefake.py: list, watch, bookmarks, 410 Gone), and Ingress resources
+read from the configuration directory as routers and services ``@kubernetes``."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Dict, List
+
+from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.kubefake import FakeAPI, stop
+from tests.proxyfixture import ProxyTestCase
+from tsproxy.api.model import rawdata
+from tsproxy.config.load import load_files
+from tsproxy.providers.kubeapi import kube_connection
+from tsproxy.runtime.audit import review
+from tsproxy.service import ProxyService
+
+ENTRY = "entryPoints:\n  web: {address: '127.0.0.1:0'}\n"
+
+
+def service(name: str) -> Dict[str, Any]:
+    return {"metadata": {"name": name}, "spec": {"ports": [{"name": "http", "port": 80}]}}
+
+
+def endpoint_slice(name: str, port: int) -> Dict[str, Any]:
+    return {
+        "metadata": {"name": f"{name}-abc", "labels": {"kubernetes.io/service-name": name}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}],
+        "ports": [{"name": "http", "port": port}],
+    }
+
+
+def ingress_route(host: str, backend: str) -> Dict[str, Any]:
+    return {
+        "metadata": {"name": "app"},
+        "spec": {
+            "entryPoints": ["web"],
+            "routes": [{"match": f"Host(`{host}`)", "services": [{"name": backend, "port": 80}]}],
+        },
+    }
+
+
+def ingress(host: str, backend: str, **annotations: str) -> Dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "app",
+            "annotations": {
+                f"traefik.ingress.kubernetes.io/{k.replace('_', '.')}": v
+                for k, v in annotations.items()
+            },
+        },
+        "spec": {
+            "ingressClassName": "traefik",
+            "rules": [
+                {
+                    "host": host,
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": backend, "port": {"number": 80}}},
+                            }
+                        ]
+                    },
+                }
+            ],
+        },
+    }
+
+
+class KubeTestCase(ProxyTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.ports = {"v1": self.start_app("app-v1"), "v2": self.start_app("app-v2")}
+        self.api = FakeAPI(token="t0ken")
+        self.api.listen()
+        self.addCleanup(stop, self.api)
+        for name, port in (("app-v1", self.ports["v1"]), ("app-v2", self.ports["v2"])):
+            self.api.put("services", service(name))
+            self.api.put("endpointslices", endpoint_slice(name, port))
+
+    def proxy(self, provider: str, extra: str = "") -> ProxyService:
+        self.write(
+            "traefik.yml",
+            ENTRY + "log: {level: ERROR}\nproviders:\n  providersThrottleDuration: 0s\n"
+            f"  {provider}:\n    endpoint: {self.api.endpoint}\n    token: t0ken\n" + extra,
+        )
+        service = self.start_proxy()
+        for watcher in service.kube_watchers.values():
+            watcher.backoff_first, watcher.backoff_most = 0.05, 0.3
+        return service
+
+    @defer.inlineCallbacks
+    def until(self, check: Any, seconds: float = 10.0) -> Any:
+        start = time.monotonic()
+        while not check():
+            if time.monotonic() - start > seconds:
+                self.fail(f"not within {seconds} s")
+            yield deferLater(reactor, 0.01, lambda: None)
+        return time.monotonic() - start
+
+    @staticmethod
+    def backend(service: ProxyService) -> int:
+        """The port of the first server of the first router's service."""
+        routers = service.table.routers
+        return int(routers[0].service.definition.servers[0].port) if routers else 0
+
+    @defer.inlineCallbacks
+    def who(self, host: str) -> Any:
+        response, body = yield self.get(host)
+        return body.split()[1].decode() if response.code == 200 else response.code
+
+
+class CRDFromAPITests(KubeTestCase):
+    """kubernetesCRD with an endpoint: list, watch, 410, bookmarks, the API down."""
+
+    @defer.inlineCallbacks
+    def test_list_and_watch(self) -> None:
+        """Listed at start; a modified IngressRoute is applied within a second; deleted, its
+        route goes; every request carries the token."""
+        self.api.put("ingressroutes", ingress_route("a.test", "app-v1"))
+        service = self.proxy("kubernetesCRD")
+        yield self.until(lambda: len(service.table.routers) == 1)
+        self.assertEqual((yield self.who("a.test")), "app-v1")
+        self.api.put("ingressroutes", ingress_route("a.test", "app-v2"))
+        took = yield self.until(lambda: self.backend(service) == self.ports["v2"], 1.0)
+        self.assertLess(took, 1.0)
+        self.assertEqual((yield self.who("a.test")), "app-v2")
+        self.api.delete("ingressroutes", "default", "app")
+        yield self.until(lambda: not service.table.routers)
+        self.assertEqual((yield self.who("a.test")), 404)
+        self.assertTrue(any("watch=1" in r for r in self.api.requests))
+
+    @defer.inlineCallbacks
+    def test_gone_relists(self) -> None:
+        """A watch ended by the server resumes from the last version; a version too old
+        (410 Gone) lists again and finds what changed meanwhile."""
+        self.api.put("ingressroutes", ingress_route("a.test", "app-v1"))
+        service = self.proxy("kubernetesCRD")
+        yield self.until(lambda: len(service.table.routers) == 1)
+        lists = sum(1 for r in self.api.requests if r.endswith("/ingressroutes"))
+        self.api.bookmark()
+        yield deferLater(reactor, 0.05, lambda: None)
+        self.api.close_watches()
+        version = self.api.version
+        yield self.until(
+            lambda: any(f"resourceVersion={version}" in r for r in self.api.requests[-40:])
+        )
+        self.assertEqual(sum(1 for r in self.api.requests if r.endswith("/ingressroutes")), lists)
+        # Now a change the open watch misses, with the history gone.
+        watches = list(self.api.watches)
+        self.api.watches = []
+        self.api.put("ingressroutes", ingress_route("a.test", "app-v2"))
+        self.api.compact()
+        for request, _, _ in watches:
+            request.finish()
+        yield self.until(lambda: self.backend(service) == self.ports["v2"])
+        self.assertGreater(sum(1 for r in self.api.requests if r.endswith("/ingressroutes")), lists)
+
+    @defer.inlineCallbacks
+    def test_api_down(self) -> None:
+        """The API server gone, the proxy keeps serving; back, the watch resumes."""
+        self.api.put("ingressroutes", ingress_route("a.test", "app-v1"))
+        service = self.proxy("kubernetesCRD")
+        yield self.until(lambda: len(service.table.routers) == 1)
+        port = self.api.port.getHost().port
+        yield stop(self.api)
+        yield deferLater(reactor, 0.3, lambda: None)
+        self.assertEqual((yield self.who("a.test")), "app-v1")
+        self.api.put("ingressroutes", ingress_route("a.test", "app-v2"))
+        from twisted.web import server as web_server
+
+        self.api.port = reactor.listenTCP(port, web_server.Site(self.api), interface="127.0.0.1")
+        yield self.until(lambda: self.backend(service) == self.ports["v2"])
+        self.assertEqual((yield self.who("a.test")), "app-v2")
+
+    @defer.inlineCallbacks
+    def test_wrong_token(self) -> None:
+        """A refused token: nothing is read (and it is retried), no route is made up."""
+        self.api.token = "other"
+        self.api.put("ingressroutes", ingress_route("a.test", "app-v1"))
+        service = self.proxy("kubernetesCRD")
+        yield deferLater(reactor, 0.3, lambda: None)
+        self.assertEqual(len(service.table.routers), 0)
+        self.api.token = "t0ken"
+        yield self.until(lambda: len(service.table.routers) == 1)
+
+
+class IngressFromAPITests(KubeTestCase):
+    """kubernetesIngress with an endpoint."""
+
+    @defer.inlineCallbacks
+    def test_ingress(self) -> None:
+        """An Ingress of the traefik IngressClass is routed (@kubernetes); a change of its
+        backend applies; an Ingress of another class is left alone."""
+        self.api.put(
+            "ingressclasses",
+            {
+                "metadata": {"name": "traefik"},
+                "spec": {"controller": "traefik.io/ingress-controller"},
+            },
+        )
+        self.api.put("ingresses", ingress("a.test", "app-v1", router_entrypoints="web"))
+        other = ingress("b.test", "app-v2")
+        other["metadata"]["name"] = "other"
+        other["spec"]["ingressClassName"] = "nginx"
+        self.api.put("ingresses", other)
+        service = self.proxy("kubernetesIngress")
+        yield self.until(lambda: len(service.table.routers) == 1)
+        self.assertEqual(service.table.routers[0].name, "default-app-a-test@kubernetes")
+        self.assertEqual((yield self.who("a.test")), "app-v1")
+        self.assertEqual((yield self.who("b.test")), 404)
+        self.api.put("ingresses", ingress("a.test", "app-v2", router_entrypoints="web"))
+        yield self.until(lambda: service.table.routers[0].service.name.startswith("default-app-v2"))
+        self.assertEqual((yield self.who("a.test")), "app-v2")
+
+
+class ConnectionTests(SynchronousTestCase):
+    """Where the API server is."""
+
+    def test_in_cluster(self) -> None:
+        """No endpoint: inside a cluster, KUBERNETES_SERVICE_HOST/PORT and the service
+        account's token and CA; outside, None (the directory is read)."""
+        account = self.mktemp()
+        os.makedirs(account)
+        with open(os.path.join(account, "token"), "w") as stream:
+            stream.write("sa-token\n")
+        with open(os.path.join(account, "ca.crt"), "w") as stream:
+            stream.write("x")
+        env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+        found = kube_connection("", "", "", env, account)
+        self.assertEqual(
+            (found.endpoint, found.token, found.ca_file),
+            ("https://10.96.0.1:443", "sa-token", os.path.join(account, "ca.crt")),
+        )
+        self.assertIsNone(kube_connection("", "", "", {}, account))
+        given = kube_connection("http://127.0.0.1:8001/", "t", "", env, account)
+        self.assertEqual((given.endpoint, given.token), ("http://127.0.0.1:8001", "t"))
+
+
+# -- Ingress from the configuration directory --------------------------------------------------
+
+BACKEND = """\
+apiVersion: v1
+kind: Service
+metadata: {name: whoami, namespace: default}
+spec: {ports: [{name: http, port: 80}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: whoami-x, namespace: default, labels: {kubernetes.io/service-name: whoami}}
+addressType: IPv4
+endpoints: [{addresses: [10.0.0.1], conditions: {ready: true}}]
+ports: [{name: http, port: 8080}]
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: traefik}
+spec: {controller: traefik.io/ingress-controller}
+"""
+INGRESS_DOC = """\
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: web
+  namespace: default
+  annotations: {annotations}
+spec:
+  ingressClassName: {cls}
+  rules:
+    - host: {host}
+      http:
+        paths:
+          - path: {path}
+            pathType: {kind}
+            backend: {{service: {{name: whoami, port: {{number: 80}}}}}}
+"""
+STATIC_INGRESS = ENTRY + "providers:\n  kubernetesIngress: {}\n"
+
+# (annotations, class, host, path, pathType) -> routers {name: (rule, priority, extra)}
+INGRESS_CASES: List[Any] = [
+    (
+        "{}",
+        "traefik",
+        "whoami.localhost",
+        "/bar",
+        "Prefix",
+        {
+            "default-web-whoami-localhost-bar@kubernetes": (
+                "Host(`whoami.localhost`) && PathPrefix(`/bar`)",
+                None,
+            )
+        },
+    ),
+    (
+        "{}",
+        "traefik",
+        "whoami.localhost",
+        "/bar",
+        "Exact",
+        {
+            "default-web-whoami-localhost-bar@kubernetes": (
+                "Host(`whoami.localhost`) && Path(`/bar`)",
+                None,
+            )
+        },
+    ),
+    (
+        "{}",
+        "traefik",
+        "'*.example.com'",
+        "/",
+        "ImplementationSpecific",
+        {
+            "default-web-example-com@kubernetes": (
+                "HostRegexp(`^[a-z0-9-]+\\.example\\.com$`) && PathPrefix(`/`)",
+                None,
+            )
+        },
+    ),
+    (
+        "{traefik.ingress.kubernetes.io/router.priority: '42', traefik.ingress.kubernetes.io/router.pathmatcher: Path}",
+        "traefik",
+        "a.test",
+        "/x",
+        "Prefix",
+        {"default-web-a-test-x@kubernetes": ("Host(`a.test`) && Path(`/x`)", 42)},
+    ),
+    ("{}", "nginx", "a.test", "/", "Prefix", {}),
+]
+
+
+class IngressFileTests(SynchronousTestCase):
+    """Ingress documents of the configuration directory, for providers.kubernetesIngress."""
+
+    def build(self, doc: str) -> Any:
+        loaded = load_files(STATIC_INGRESS, [("routes.yaml", BACKEND + doc)])
+        result = review(loaded)
+        return result, rawdata(result.table)
+
+    def test_rules(self) -> None:
+        """Every table case: the routers, their rules and priorities, the service
+        default-whoami-80@kubernetes over the EndpointSlice."""
+        for written, cls, host, path, kind, expected in INGRESS_CASES:
+            doc = INGRESS_DOC.format(annotations=written, cls=cls, host=host, path=path, kind=kind)
+            result, document = self.build(doc)
+            self.assertEqual([str(e) for e in result.errors], [], doc)
+            routers = document.get("routers", {})
+            self.assertEqual(sorted(routers), sorted(expected), doc)
+            for name, (rule, priority) in expected.items():
+                self.assertEqual(routers[name]["rule"], rule)
+                self.assertEqual(routers[name].get("priority"), priority)
+                self.assertEqual(routers[name]["service"], "default-whoami-80")
+            if expected:
+                servers = document["services"]["default-whoami-80@kubernetes"]["loadBalancer"][
+                    "servers"
+                ]
+                self.assertEqual(servers, [{"url": "http://10.0.0.1:8080"}])
+
+    def test_errors(self) -> None:
+        """A missing Service and an annotation tsproxy does not read are errors at the
+        Ingress; middlewares disable the router (not applied there yet)."""
+        doc = INGRESS_DOC.format(annotations="{}", cls="traefik", host="a", path="/", kind="Prefix")
+        result, _ = self.build(doc.replace("name: whoami, port", "name: nope, port"))
+        self.assertEqual(
+            [str(e) for e in result.errors],
+            ["routes.yaml:18: Ingress default/web: rule a/: service default/nope not found"],
+        )
+        bad = "{traefik.ingress.kubernetes.io/router.tls.certresolver: le}"
+        result, _ = self.build(
+            INGRESS_DOC.format(annotations=bad, cls="traefik", host="a", path="/", kind="Prefix")
+        )
+        self.assertEqual(
+            [str(e) for e in result.errors],
+            [
+                "routes.yaml:18: Ingress default/web: annotation"
+                " traefik.ingress.kubernetes.io/router.tls.certresolver is not supported yet: not read"
+            ],
+        )
+        mw = "{traefik.ingress.kubernetes.io/router.middlewares: default-strip@kubernetescrd}"
+        result, document = self.build(
+            INGRESS_DOC.format(annotations=mw, cls="traefik", host="a", path="/", kind="Prefix")
+        )
+        self.assertEqual(document["routers"]["default-web-a@kubernetes"]["status"], "disabled")
+
+    def test_not_configured(self) -> None:
+        """Without providers.kubernetesIngress an Ingress is skipped with a notice, as before."""
+        doc = INGRESS_DOC.format(annotations="{}", cls="traefik", host="a", path="/", kind="Prefix")
+        loaded = load_files(ENTRY, [("routes.yaml", BACKEND + doc)])
+        self.assertEqual(loaded.kv, ())
+        self.assertTrue(any("skipping Ingress default/web" in n for n in loaded.notices))
+
+    def test_crd_from_api(self) -> None:
+        """kubernetesCRD reading an API server and kubernetesIngress the directory: the
+        Ingress and its Service are read, the directory's IngressRoutes are not."""
+        doc = INGRESS_DOC.format(annotations="{}", cls="traefik", host="a", path="/", kind="Prefix")
+        route = (
+            "---\napiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {name: r}\n"
+            "spec: {routes: [{match: Host(`r`), services: [{name: whoami, port: 80}]}]}\n"
+        )
+        static = (
+            ENTRY + "providers:\n  kubernetesIngress: {}\n"
+            "  kubernetesCRD: {endpoint: 'http://127.0.0.1:1'}\n"
+        )
+        loaded = load_files(static, [("routes.yaml", BACKEND + doc + route)])
+        result = review(loaded)
+        self.assertEqual(result.errors, ())
+        self.assertEqual([r.name for r in result.table.routers], ["default-web-a@kubernetes"])
+        self.assertFalse(any(r.meta.kind == "IngressRoute" for r in loaded.resources))
+
+    def test_overview(self) -> None:
+        """/api/overview lists KubernetesIngress among the providers."""
+        loaded = load_files(STATIC_INGRESS, [])
+        self.assertEqual(loaded.static.providers.names, ("KubernetesIngress",))
+        json.dumps(loaded.static.providers.names)

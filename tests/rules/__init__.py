@@ -1,0 +1,1 @@
+"""The rules room of the test suite."""

@@ -1,0 +1,1 @@
+"""The service room of the test suite."""

@@ -1,0 +1,1 @@
+"""The tcp room of the test suite."""

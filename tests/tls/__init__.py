@@ -1,0 +1,1 @@
+"""The tls room of the test suite."""

@@ -1,0 +1,1 @@
+"""The udp room of the test suite."""

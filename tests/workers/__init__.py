@@ -1,0 +1,1 @@
+"""The workers room of the test suite."""

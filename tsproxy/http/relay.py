@@ -1,0 +1,119 @@
+"""Relaying between two connections, shared by the HTTP/1.1 and HTTP/2 backends: bounded relay
+buffers with read gates and write watchers, abandonable connects, timer cancelling.
+
+Kept apart from ``backend`` so ``h2backend`` need not import it (``backend`` re-exports these).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Protocol
+from zope.interface import implementer
+
+#: A relaying transport pauses its peer past this much unsent data, and reads this much at
+#: a time: what one connection holds toward a slow reader stays near twice this (64 KiB).
+RELAY_BUFFER = 32 * 1024
+
+
+def cancel_call(call: Any) -> None:
+    """Cancel a DelayedCall if there is one and it is still pending."""
+    if call is not None and call.active():
+        call.cancel()
+
+
+class ReadGate:
+    """Pauses a transport's reading while any reason to pause holds.
+
+    Several parties want a connection paused for their own reasons (a peer's full write
+    buffer, a pending backend connect, too much pipelined input); reading resumes only
+    when all of them have let go.
+    """
+
+    __slots__ = ("transport", "reasons")
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.reasons: set = set()
+
+    def pause(self, reason: str) -> None:
+        if not self.reasons:
+            self.transport.pauseProducing()
+        self.reasons.add(reason)
+
+    def resume(self, reason: str) -> None:
+        if reason in self.reasons:
+            self.reasons.discard(reason)
+            if not self.reasons:
+                self.transport.resumeProducing()
+
+
+@implementer(IPushProducer)
+class WriteWatcher:
+    """Registered as the producer on a transport: relays its full/drained write buffer
+    to whichever peer connection currently feeds it, by pausing that peer's reading."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, owner: Relaying) -> None:
+        self.owner = owner
+
+    def pauseProducing(self) -> None:
+        self.owner.write_blocked = True
+        peer = self.owner.peer
+        if peer is not None and peer.gate is not None:
+            peer.gate.pause("peer")
+
+    def resumeProducing(self) -> None:
+        owner = self.owner
+        owner.write_blocked = False
+        peer = owner.peer
+        if peer is not None and peer.gate is not None:
+            peer.gate.resume("peer")
+        owner.write_drained()
+
+    def stopProducing(self) -> None:
+        pass  # connection loss is handled by the protocol itself
+
+
+class Relaying(Protocol):
+    """A connection that relays to a peer connection, with backpressure both ways."""
+
+    # A TCP transport (ITCPTransport, IProducer and IConsumer at once): typed loosely on purpose.
+    transport: Any
+    peer: Optional[Relaying] = None
+    gate: Optional[ReadGate] = None
+    write_blocked = False
+
+    def start_relaying(self) -> None:
+        self.transport.bufferSize = RELAY_BUFFER
+        self.gate = ReadGate(self.transport)
+        self.transport.registerProducer(WriteWatcher(self), True)
+
+    def write_drained(self) -> None:
+        """The transport's write buffer has room again (after ``write_blocked``)."""
+
+    def set_peer(self, peer: Optional[Relaying]) -> None:
+        """Join or leave a peer, carrying any pause the write buffers already call for."""
+        old = self.peer
+        if old is peer:
+            return
+        if old is not None and self.write_blocked and old.gate is not None:
+            old.gate.resume("peer")
+        self.peer = peer
+        if peer is not None and self.write_blocked and peer.gate is not None:
+            peer.gate.pause("peer")
+
+
+class PendingConnect:
+    """A connection attempt the exchange may abandon (its client went away)."""
+
+    def __init__(self) -> None:
+        self.connector: Any = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.connector is not None and self.connector.state == "connecting":
+            self.connector.stopConnecting()
