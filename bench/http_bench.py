@@ -1377,7 +1377,7 @@ def set_ratios(rows: List[Row]) -> None:
     )
     for r in rows:
         if r.setup.startswith(H2):
-            if haproxy_h2 and r.requests_per_s is not None:
+            if haproxy_h2 and haproxy_h2.requests_per_s and r.requests_per_s is not None:
                 r.ratio_haproxy = r.requests_per_s / haproxy_h2.requests_per_s
                 mine, theirs = per_core(r), per_core(haproxy_h2)
                 if mine and theirs:

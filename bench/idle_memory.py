@@ -88,12 +88,12 @@ def main() -> int:
             line = child.stdout.readline() if child.stdout is not None else ""
             result["ready"] = line.strip() == "ready"
             done = threading.Event()
-            reactor.callFromThread(measure, done)
+            reactor.callFromThread(measure, done)  # type: ignore[attr-defined]
             done.wait(args.timeout)
         finally:
             child.kill()
             child.wait()
-            reactor.callFromThread(finish)
+            reactor.callFromThread(finish)  # type: ignore[attr-defined]
 
     def measure(done: threading.Event) -> None:
         gc.collect()

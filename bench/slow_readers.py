@@ -147,7 +147,7 @@ def main() -> int:
                     break
                 last = now
             result["rss_after"] = rss_kib()
-            reactor.callFromThread(finish)
+            reactor.callFromThread(finish)  # type: ignore[attr-defined]
 
         def finish() -> None:
             service.stopService()

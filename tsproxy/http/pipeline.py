@@ -86,7 +86,7 @@ def client_certs_of(transport: Any) -> Callable[[], Tuple[bytes, ...]]:
 
         # On a server, OpenSSL's peer chain leaves out the leaf (SSL_get_peer_cert_chain):
         # the leaf first, then what else the client sent, as Go's PeerCertificates.
-        chain = connection.get_peer_cert_chain() or []
+        chain = getattr(connection, "get_peer_cert_chain", lambda: None)() or []
         ders = [crypto.dump_certificate(crypto.FILETYPE_ASN1, c) for c in [leaf, *chain]]
         return tuple(der for i, der in enumerate(ders) if i == 0 or der != ders[0])
 

@@ -60,12 +60,12 @@ class _Lines(protocol.Protocol):
                 try:
                     self.on_message(json.loads(line))
                 except Exception as exc:
-                    self.transport.stopProducing()
+                    self.transport.stopProducing()  # type: ignore[union-attr]
                     if not self.done.called:
                         self.done.errback(exc)
                     return
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Any = None) -> None:
         if not self.done.called:
             self.done.callback(None)
 
@@ -112,7 +112,7 @@ class EtcdWatcher(KVWatcher):
             d.cancel()
         stream, self._stream = self._stream, None
         if stream is not None and stream.transport is not None:
-            stream.transport.stopProducing()
+            stream.transport.stopProducing()  # type: ignore[attr-defined]
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.closeCachedConnections()

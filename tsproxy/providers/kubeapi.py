@@ -147,19 +147,19 @@ class _Lines(protocol.Protocol):
                 self.on_line(json.loads(line))
             except Exception as exc:
                 if self.transport is not None:
-                    self.transport.stopProducing()
+                    self.transport.stopProducing()  # type: ignore[attr-defined]
                 if not self.done.called:
                     self.done.errback(exc)
                 return
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Any = None) -> None:
         if not self.done.called:
             self.done.callback(None)
 
     def abort(self) -> None:
         """Drop the watch's connection (the stream then ends)."""
         if self.transport is not None:
-            self.transport.stopProducing()
+            self.transport.stopProducing()  # type: ignore[attr-defined]
         if not self.done.called:
             self.done.callback(None)
 
