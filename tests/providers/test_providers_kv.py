@@ -292,10 +292,16 @@ class TraefikDataTests(SynchronousTestCase):
                 if deviation.get("absent"):
                     self.assertIsNone(got, name)
                     continue
+                traefik = want
                 want = dict(want, **deviation.get("ours", {}))
                 for field in deviation.get("missing", ()):
                     del want[field]
                 self.assertEqual(got, want, name)
+                if deviation:
+                    # A listed deviation that no longer differs must be removed from the list.
+                    self.assertNotEqual(got, traefik, f"{name}: listed deviation is gone")
+            for name in deviations[section]:
+                self.assertIn(name, expected.get(section, {}), f"{name}: not in Traefik's data")
 
     def test_etcd(self) -> None:
         """The etcd test's keys."""
