@@ -368,7 +368,7 @@ class IngressFileTests(SynchronousTestCase):
 
     def test_errors(self) -> None:
         """A missing Service and an annotation tsproxy does not read are errors at the
-        Ingress; middlewares disable the router (not applied there yet)."""
+        Ingress; a missing middleware disables the router, located at the Ingress."""
         doc = INGRESS_DOC.format(annotations="{}", cls="traefik", host="a", path="/", kind="Prefix")
         result, _ = self.build(doc.replace("name: whoami, port", "name: nope, port"))
         self.assertEqual(
@@ -391,6 +391,41 @@ class IngressFileTests(SynchronousTestCase):
             INGRESS_DOC.format(annotations=mw, cls="traefik", host="a", path="/", kind="Prefix")
         )
         self.assertEqual(document["routers"]["default-web-a@kubernetes"]["status"], "disabled")
+        self.assertEqual(
+            [str(e) for e in result.errors],
+            [
+                "routes.yaml:18: router default-web-a: http.routers.default-web-a"
+                '.middlewares[0]: middleware "default-strip@kubernetescrd" does not exist'
+            ],
+        )
+
+    def test_annotation_middlewares(self) -> None:
+        """router.middlewares names CRD middlewares as Traefik writes them
+        (``<ns>-<name>@kubernetescrd``): the router runs them, in order."""
+        mw = (
+            "{traefik.ingress.kubernetes.io/router.middlewares:"
+            " 'default-strip@kubernetescrd, default-auth@kubernetescrd'}"
+        )
+        crd = (
+            "---\napiVersion: traefik.io/v1alpha1\nkind: Middleware\n"
+            "metadata: {name: strip, namespace: default}\nspec: {stripPrefix: {prefixes: [/a]}}\n"
+            "---\napiVersion: traefik.io/v1alpha1\nkind: Middleware\n"
+            "metadata: {name: auth, namespace: default}\n"
+            "spec: {headers: {customRequestHeaders: {X-A: b}}}\n"
+        )
+        doc = INGRESS_DOC.format(annotations=mw, cls="traefik", host="a", path="/", kind="Prefix")
+        static = STATIC_INGRESS + "  kubernetesCRD: {}\n"
+        loaded = load_files(static, [("routes.yaml", BACKEND + doc + crd)])
+        result = review(loaded)
+        self.assertEqual(result.errors, ())
+        (router,) = [r for r in result.table.routers if r.name == "default-web-a@kubernetes"]
+        self.assertEqual(
+            router.middlewares, ("default-strip@kubernetescrd", "default-auth@kubernetescrd")
+        )
+        self.assertEqual(
+            [name for name, _ in router.chain],
+            ["default-strip@kubernetescrd", "default-auth@kubernetescrd"],
+        )
 
     def test_not_configured(self) -> None:
         """Without providers.kubernetesIngress an Ingress is skipped with a notice, as before."""

@@ -292,10 +292,16 @@ class TraefikDataTests(SynchronousTestCase):
                 if deviation.get("absent"):
                     self.assertIsNone(got, name)
                     continue
+                traefik = want
                 want = dict(want, **deviation.get("ours", {}))
                 for field in deviation.get("missing", ()):
                     del want[field]
                 self.assertEqual(got, want, name)
+                if deviation:
+                    # A listed deviation that no longer differs must be removed from the list.
+                    self.assertNotEqual(got, traefik, f"{name}: listed deviation is gone")
+            for name in deviations[section]:
+                self.assertIn(name, expected.get(section, {}), f"{name}: not in Traefik's data")
 
     def test_etcd(self) -> None:
         """The etcd test's keys."""
@@ -304,6 +310,102 @@ class TraefikDataTests(SynchronousTestCase):
     def test_redis(self) -> None:
         """The Redis test's keys."""
         self.check("redis")
+
+
+# -- middlewares -------------------------------------------------------------------------------
+
+MW_STATIC = (
+    ENTRY + "providers:\n  file: {filename: d.yml}\n  kubernetesCRD: {}\n  etcd: {}\n  redis: {}\n"
+)
+MW_CRD = """\
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {name: hdr, namespace: default}
+spec: {headers: {customRequestHeaders: {X-Crd: "1"}}}
+"""
+MW_FILE = """\
+http:
+  middlewares:
+    tag: {headers: {customRequestHeaders: {X-Tag: t}}}
+"""
+MW_ETCD = flatten(
+    {
+        "http": {
+            "routers": {
+                "bare": {"rule": "Host(`a`)", "service": "s", "middlewares": ["strip"]},
+                "own": {"rule": "Host(`b`)", "service": "s", "middlewares": ["strip@etcd"]},
+                "chained": {"rule": "Host(`c`)", "service": "s", "middlewares": ["all"]},
+                "bad": {"rule": "Host(`d`)", "service": "s", "middlewares": ["strip", "nope"]},
+            },
+            "middlewares": {
+                "strip": {"stripPrefix": {"prefixes": ["/api"]}},
+                "all": {
+                    "chain": {"middlewares": ["strip", "tag@file", "default-hdr@kubernetescrd"]}
+                },
+            },
+            "services": {"s": {"loadBalancer": {"servers": [{"url": "http://10.0.0.5"}]}}},
+        }
+    }
+)
+MW_REDIS = flatten(
+    {
+        "http": {
+            "routers": {
+                "cross": {"rule": "Host(`e`)", "service": "s", "middlewares": ["strip@etcd"]},
+                "wrong": {"rule": "Host(`f`)", "service": "s", "middlewares": ["strip"]},
+            },
+            "services": {"s": {"loadBalancer": {"servers": [{"url": "http://10.0.0.6"}]}}},
+        }
+    }
+)
+
+
+class KVMiddlewareTests(SynchronousTestCase):
+    """Routers of the key-value providers run their middlewares as file routers do."""
+
+    def test_references(self) -> None:
+        """Bare names resolve in the router's own provider (a chain's too), x@etcd from
+        another store, x@file and x@kubernetescrd across providers; a missing middleware
+        disables only its router, with an error at its key path."""
+        import attrs
+
+        loaded = load_files(MW_STATIC, [("crd.yaml", MW_CRD)], dynamic=[("d.yml", MW_FILE)])
+        kv = []
+        for provider, pairs in (("etcd", MW_ETCD), ("redis", MW_REDIS)):
+            config, errors, _ = parse_kv(pairs, "traefik", provider)
+            self.assertEqual(errors, ())
+            kv.append((provider, config))
+        result = build_table(attrs.evolve(loaded, kv=tuple(kv)))
+        self.assertEqual(
+            sorted(str(e) for e in loaded.errors + result.errors),
+            [
+                "etcd:traefik/http/routers/bad: router bad: http.routers.bad.middlewares[1]:"
+                ' middleware "nope@etcd" does not exist',
+                "redis:traefik/http/routers/wrong: router wrong:"
+                ' http.routers.wrong.middlewares[0]: middleware "strip@redis" does not exist',
+            ],
+        )
+        chains = {r.name: [n for n, _ in r.chain] for r in result.table.routers}
+        self.assertEqual(
+            chains,
+            {
+                "bare@etcd": ["strip@etcd"],
+                "own@etcd": ["strip@etcd"],
+                "chained@etcd": ["strip@etcd", "tag@file", "default-hdr@kubernetescrd"],
+                "cross@redis": ["strip@etcd"],
+            },
+        )
+        routers = {r.name: r for r in result.table.routers}
+        self.assertEqual(routers["chained@etcd"].middlewares, ("all@etcd",))
+        failed = {r.name: r.middlewares for r in result.table.failed_routers}
+        self.assertEqual(
+            failed, {"bad@etcd": ("strip@etcd", "nope@etcd"), "wrong@redis": ("strip@redis",)}
+        )
+        document = rawdata(result.table)
+        self.assertEqual(
+            document["middlewares"]["strip@etcd"]["usedBy"],
+            ["bad@etcd", "bare@etcd", "cross@redis", "own@etcd"],
+        )
 
 
 # -- the static configuration ------------------------------------------------------------------
@@ -381,6 +483,10 @@ WEIGHTED = {
     "traefik/http/services/split/weighted/services/1/name": "v2",
     "traefik/http/services/split/weighted/services/1/weight": "0",
 }
+
+
+#: ``user:pass`` as htpasswd writes it with SHA1.
+USER_SHA1 = "user:{SHA}nU4eI71bcnBGqeO0t9tXvY1u5oQ="
 
 
 def static_for(provider: str, endpoint: str) -> str:
@@ -488,6 +594,54 @@ class EtcdTests(KVServerTestCase):
         for service in proxies:
             yield self.until(lambda s=service: self.weight_of_v2(s) == 0, 10.0)
             self.assertEqual((yield self.answers(service)), ["app-v1"] * 4)
+
+    @defer.inlineCallbacks
+    def test_middlewares_applied(self) -> None:
+        """A router's stripPrefix and basicAuth middlewares from etcd run on real requests:
+        no credentials get 401 and reach no backend; with them the backend sees the path
+        without its prefix; a middleware added later to the store is applied."""
+        keys = self.keys()
+        keys.update(
+            flatten(
+                {
+                    "http": {
+                        "routers": {
+                            "app": {"middlewares": ["auth", "strip@etcd"]},
+                        },
+                        "middlewares": {
+                            "strip": {"stripPrefix": {"prefixes": ["/api"]}},
+                            # user:pass, htpasswd SHA1
+                            "auth": {"basicAuth": {"users": [USER_SHA1]}},
+                        },
+                    }
+                }
+            )
+        )
+        keys["traefik/http/services/split/weighted/services/1/weight"] = "0"
+        self.etcd.put(keys)
+        service = self.proxy("etcd", self.etcd.endpoint)
+        yield self.until(lambda: "app@etcd" in {r.name for r in service.table.routers})
+        url = "http://127.0.0.1:%d/api/x" % service.port_of("web")
+        response = yield treq.get(url, headers={"Host": ["app.test"]}, agent=self.agent)
+        yield treq.content(response)
+        self.assertEqual(response.code, 401)
+        self.assertEqual(self.apps["app-v1"].requests, [])
+        auth = {"Host": ["app.test"], "Authorization": ["Basic dXNlcjpwYXNz"]}
+        response = yield treq.get(url, headers=auth, agent=self.agent)
+        self.assertEqual((yield treq.content(response)), b"Hello app-v1\n")
+        self.assertEqual(self.apps["app-v1"].requests[-1]["path"], "/x")
+        self.etcd.put(
+            {
+                "traefik/http/routers/app/middlewares/2": "tag",
+                "traefik/http/middlewares/tag/headers/customRequestHeaders/X-Tag": "t",
+            }
+        )
+        yield self.until(
+            lambda: any(r.name == "app@etcd" and len(r.chain) == 3 for r in service.table.routers)
+        )
+        response = yield treq.get(url, headers=auth, agent=self.agent)
+        yield treq.content(response)
+        self.assertEqual(self.apps["app-v1"].requests[-1]["headers"]["x-tag"], ["t"])
 
     @defer.inlineCallbacks
     def test_two_processes_one_store(self) -> None:

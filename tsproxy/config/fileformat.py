@@ -341,7 +341,7 @@ def _middleware(name: str, fields: Fields, location: Location, own: str = "") ->
     if len(keys) != 1:
         raise fields.whole("a middleware has exactly one kind (like stripPrefix)")
     if keys[0] == "chain":
-        return FileMiddleware(name, location, "chain", _file_chain(fields))
+        return FileMiddleware(name, location, "chain", _file_chain(fields, own or "file"))
     kinds = http_kinds()
     kind = kinds.get(keys[0])
     if kind is None and getattr(fields.data, "caseless", False):
@@ -355,9 +355,9 @@ def _middleware(name: str, fields: Fields, location: Location, own: str = "") ->
     return FileMiddleware(name, location, kind.name, spec)
 
 
-def _file_chain(fields: Fields) -> Tuple[MiddlewareRef, ...]:
+def _file_chain(fields: Fields, own: str = "file") -> Tuple[MiddlewareRef, ...]:
     """``chain: {middlewares: [a, b@kubernetescrd]}``: a bare name is one of this
-    provider's (``a@file``), as Traefik resolves it."""
+    provider's (``a@file``, ``a@etcd``), as Traefik resolves it."""
     section = fields.mapping("chain")
     if section is None:
         raise fields.fail("chain", "must be a mapping")
@@ -366,7 +366,7 @@ def _file_chain(fields: Fields) -> Tuple[MiddlewareRef, ...]:
     fields.done()
     path = f"{section.path}.middlewares" if section.path else "chain.middlewares"
     return tuple(
-        MiddlewareRef(name if "@" in name else f"{name}@file", "", section.line, f"{path}[{i}]")
+        MiddlewareRef(name if "@" in name else f"{name}@{own}", "", section.line, f"{path}[{i}]")
         for i, name in enumerate(names)
     )
 

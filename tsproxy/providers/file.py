@@ -97,9 +97,9 @@ class FileRoute:
         )
 
 
-def _ref(written: str, path: str, line: int) -> MiddlewareRef:
-    """A file router's middleware reference: a bare name is this provider's."""
-    return MiddlewareRef(written if "@" in written else f"{written}@file", "", line, path)
+def _ref(written: str, path: str, line: int, provider: str = FILE) -> MiddlewareRef:
+    """A router's middleware reference: a bare name is its own provider's."""
+    return MiddlewareRef(written if "@" in written else f"{written}@{provider}", "", line, path)
 
 
 class FileBuilder:
@@ -244,8 +244,9 @@ class FileBuilder:
         per such entrypoint (``<entrypoint>-<router>``) when it has several, as Traefik's
         applyModel; a router whose middlewares cannot all be built is disabled."""
         spec = route.spec
+        line = spec.location.line
         own = tuple(
-            _ref(name, f"http.routers.{spec.name}.middlewares[{i}]", spec.location.line)
+            _ref(name, f"http.routers.{spec.name}.middlewares[{i}]", line, self.provider)
             for i, name in enumerate(spec.middlewares)
         )
         plain: List[str] = []
@@ -288,7 +289,7 @@ class FileBuilder:
     def _failed_variant(self, route: FileRoute, message: str) -> FailedRouter:
         spec = route.spec
         self.errors.append(spec.location.error(message))
-        service_name, provider = reference(spec.service, FILE)
+        service_name, provider = reference(spec.service, self.provider)
         return FailedRouter(
             protocol=HTTP,
             name=route.name,
@@ -329,12 +330,6 @@ class FileBuilder:
 
         if not entrypoints:
             return failed("no usable entrypoint, router disabled")
-        if spec.middlewares and self.provider != FILE:
-            # Key-value providers' middlewares are not in the middleware set yet.
-            return failed(
-                "middlewares: not applied by tsproxy yet, so the router is disabled"
-                f" rather than served without them ({', '.join(spec.middlewares)})"
-            )
         syntax = spec.syntax or "v3"
         try:
             matcher = compile_http_rule(spec.rule, syntax=syntax)

@@ -64,7 +64,12 @@ class Merge:
             )
         for provider, config in kv:
             self.builders[provider] = FileBuilder(
-                config, static, self.resolve, self.transport, provider
+                config,
+                static,
+                self.resolve,
+                self.transport,
+                provider,
+                getattr(crd, "middlewares", None),
             )
         self.file: Optional[FileBuilder] = self.builders.get(FILE)
         crd.other = self.resolve

@@ -136,6 +136,7 @@ class _Builder:
             dict(reuse or {}),
             options.allow_cross_namespace,
             loaded.file.middlewares if loaded.file is not None else (),
+            tuple((provider, config.middlewares) for provider, config in loaded.kv),
         )
         self.directory = ServiceDirectory(resources, options)
         self.middlewares.servers_of = self._page_servers

@@ -131,6 +131,7 @@ class MiddlewareSet:
         previous: Optional[_Reuse] = None,
         allow_cross_namespace: bool = False,
         file_middlewares: Sequence[Any] = (),
+        provider_middlewares: Sequence[Tuple[str, Sequence[Any]]] = (),
     ) -> None:
         self.tcp = tcp
         self.allow_cross_namespace = allow_cross_namespace
@@ -146,13 +147,18 @@ class MiddlewareSet:
             elif type(resource) is wanted:
                 key = middleware_id(resource.meta.namespace, resource.meta.name)
                 self.by_id.setdefault(key, resource)
-        for found in file_middlewares:
-            # The file provider's http.middlewares, as resources with no namespace (so no
-            # Secret): keyed ``name@file``.
-            location = found.location
-            meta = Meta("Middleware", "", found.name, location)
-            resource = Middleware(meta, found.kind, found.spec, None, "", location.line)
-            self.by_id.setdefault(f"{found.name}@{FILE}", resource)
+        #: The providers of Traefik's dynamic format whose middlewares are keyed
+        #: ``name@provider``: file, and the key-value stores and Ingress (etcd, redis,
+        #: kubernetes) given in ``provider_middlewares``.
+        self.format_providers = {FILE} | {provider for provider, _ in provider_middlewares}
+        for provider, found_list in ((FILE, file_middlewares), *provider_middlewares):
+            for found in found_list:
+                # The provider's http.middlewares, as resources with no namespace (so no
+                # Secret): keyed ``name@provider``.
+                location = found.location
+                meta = Meta("Middleware", "", found.name, location)
+                resource = Middleware(meta, found.kind, found.spec, None, "", location.line)
+                self.by_id.setdefault(f"{found.name}@{provider}", resource)
         self.kinds = registry.tcp_kinds() if tcp else registry.http_kinds()
         self.errors: List[ConfigError] = []
         # id -> the expanded steps, or the message of the error that sank it.
@@ -169,10 +175,11 @@ class MiddlewareSet:
         a middleware that does not exist."""
         if "@" in name:
             base, _, provider = name.rpartition("@")
-            if provider == FILE and not self.tcp:
+            if provider in self.format_providers and not self.tcp:
                 key = name
             elif provider != PROVIDER:
-                known = PROVIDER if self.tcp else f"{PROVIDER} and {FILE}"
+                others = " and ".join(sorted(self.format_providers))
+                known = PROVIDER if self.tcp else f"{PROVIDER} and {others}"
                 raise BuildError(
                     f'middleware "{name}": only {known} middlewares are known'
                     f" (provider {provider} is not supported)"
@@ -311,7 +318,7 @@ class MiddlewareSet:
             step = kind.build(middleware.spec, name, context)
         except (StepBuildError, BuildError) as exc:
             where = f"spec.{middleware.kind}"
-            if key.endswith(f"@{FILE}"):
+            if "@" in key:
                 where = f"http.middlewares.{middleware.meta.name}.{middleware.kind}"
             raise _LocatedError(middleware.line, f"{where}: {exc}") from None
         if reuse_key is not None:
