@@ -125,9 +125,10 @@ class BufferingSink:
     def end(self) -> None:
         assert self.response is not None
         if self.too_large:
-            headers = HeaderList(_TEXT)
+            body = b"Internal Server Error"
+            headers = HeaderList(_TEXT + (("Content-Length", str(len(body))),))
             self.downstream.head(Response(500, headers, self.response.request))
-            self.downstream.data(b"Internal Server Error")
+            self.downstream.data(body)
             self.downstream.end()
             return
         self.response.headers.remove("Transfer-Encoding")
