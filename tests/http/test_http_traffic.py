@@ -81,6 +81,16 @@ spec:
     service: {name: pages, port: 80}
     query: "/{status}.html?from={url}"
     statusRewrites: {"502": 503}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {name: buffer}
+spec:
+  buffering:
+    maxRequestBodyBytes: 1000
+    memRequestBodyBytes: 100
+    maxResponseBodyBytes: 2000
+    retryExpression: IsNetworkError() && Attempts() < 3
 """
 
 
@@ -125,6 +135,7 @@ class TrafficProxyTests(ProxyTestCase):
             + ingress("squeezed", "squeeze.example", "{name: squeeze}")
             + ingress("paged", "paged.example", "{name: pages}", service="dead")
             + ingress("fine", "fine.example", "{name: pages}")
+            + ingress("buffered", "buffer.example", "{name: buffer}")
         )
         self.write("routes.yaml", routes)
 
@@ -205,6 +216,67 @@ class TrafficProxyTests(ProxyTestCase):
             response = yield self.get(request("bare.example"))
             bare.append(status_of(response))
         self.assertIn(502, bare)  # the same service without retry does fail
+
+    @defer.inlineCallbacks
+    def test_buffering(self) -> Any:
+        """buffering: a body over maxRequestBodyBytes gets 413 and never reaches the backend
+        (announced or chunked); one under it reaches it whole with a Content-Length; a
+        response over maxResponseBodyBytes gets 500; a smaller one comes with its length."""
+        self.start_proxy()
+        app = self.apps["app"]
+        post = b"POST /echo HTTP/1.1\r\nHost: buffer.example\r\nConnection: close\r\n"
+        over = [
+            post + b"Content-Length: 1001\r\n\r\n" + b"a" * 1001,
+            post
+            + b"Transfer-Encoding: chunked\r\n\r\n"
+            + b"3e8\r\n"
+            + b"b" * 1000
+            + b"\r\n5\r\nbbbbb\r\n0\r\n\r\n",
+        ]
+        for payload in over:
+            # Answered and closed at once (not at the idle timeout), the body unread.
+            response = yield self.get(payload).addTimeout(5, reactor)
+            self.assertEqual(status_of(response), 413)
+            self.assertEqual(body_of(response), b"Request Entity Too Large")
+        self.assertEqual(app.requests, [])  # the service was never asked
+        chunks = b"".join(b"%x\r\n%s\r\n" % (50, b"c" * 50) for _ in range(12))
+        response = yield self.get(
+            post + b"Transfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+        )
+        self.assertEqual(status_of(response), 200)
+        self.assertEqual(body_of(response), b"c" * 600)
+        self.assertIn(b"\r\nContent-Length: 600\r\n", response)
+        seen = app.requests[-1]["headers"]
+        self.assertEqual(seen["content-length"], ["600"])
+        self.assertNotIn("transfer-encoding", seen)
+        response = yield self.get(request("buffer.example", "/bytes/2001"))
+        self.assertEqual(status_of(response), 500)
+        self.assertEqual(body_of(response), b"Internal Server Error")
+        response = yield self.get(request("buffer.example", "/bytes/2000"))
+        self.assertEqual(status_of(response), 200)
+        self.assertEqual(body_of(response), b"x" * 2000)
+        self.assertIn(b"\r\nContent-Length: 2000\r\n", response)
+
+    @defer.inlineCallbacks
+    def test_buffering_retry(self) -> Any:
+        """buffering's retryExpression replays the buffered body: a service whose second
+        server refuses connections answers every POST whole, each attempt with the body."""
+        self.write(
+            "more.yaml",
+            service("pair", self.app_port, "{ip: 127.0.0.1}, {ip: 127.0.0.2}")
+            + ingress("rebuffered", "rebuffer.example", "{name: buffer}", service="pair"),
+        )
+        self.start_proxy()
+        payload = (
+            b"POST /echo HTTP/1.1\r\nHost: rebuffer.example\r\nConnection: close\r\n"
+            b"Content-Length: 11\r\n\r\nhello world"
+        )
+        for _ in range(8):
+            response = yield self.get(payload)
+            self.assertEqual(status_of(response), 200)
+            self.assertEqual(body_of(response), b"hello world")
+        seen = [r["headers"]["content-length"] for r in self.apps["app"].requests]
+        self.assertEqual(seen, [["11"]] * 8)  # each attempt that got through, whole
 
     @defer.inlineCallbacks
     def test_circuit_breaker(self) -> Any:

@@ -534,7 +534,9 @@ class HTTPServerConnection(Relaying, BackendListener):
         self.mw_sink = None
         if self.state != ACTIVE:
             return
-        if self.req_body_done:
+        if self.req_body_done or self.req_decoder is None:
+            # A body nobody reads (a step answered before it, as buffering's 413 for an
+            # announced length): closed after the answer, as _answer does.
             self._complete()
         # else: _request_sent completes it once the request body is in.
 
@@ -547,11 +549,12 @@ class HTTPServerConnection(Relaying, BackendListener):
 
     def _retry(self, network_error: bool, status: int) -> bool:
         """Dispatch the request again when the retry step's policy says so (nothing of the
-        response has reached the client; bodyless requests only: bodies are not kept)."""
+        response has reached the client; a body only when a step read it whole (buffering,
+        forwardBody): _send sends that buffer again)."""
         hooks, again, req = self.mw_hooks, self.mw_again, self.req
         if hooks is None or again is None or req is None or self.resp_started:
             return False
-        if req.framing != "none" or req.upgrade is not None:
+        if (req.framing != "none" and self.body_read is None) or req.upgrade is not None:
             return False
         delay = hooks.retry_delay(network_error, status, self.factory.clock.seconds())
         if delay is None:

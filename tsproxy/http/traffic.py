@@ -50,10 +50,12 @@ class ClientSink:
         conn = self.conn
         self.status = response.status
         length = response.headers.get("Content-Length")
+        size = 0
         if self.head_only or response.status in (204, 304):
             self.framing = "none"
         elif length is not None and length.strip().isdigit():
             self.framing = "length"
+            size = int(length)
         elif self.http10:
             self.framing = "close"
             conn.keep_alive = False
@@ -66,6 +68,7 @@ class ClientSink:
             status=response.status,
             reason=_reason(response.status),
             headers=[(n.encode("latin-1"), v.encode("latin-1")) for n, v in response.headers],
+            content_length=size,  # the Content-Length the head says, not 0
         )
         conn.sink_head(
             client_response_head(

@@ -1,7 +1,8 @@
 """Traefik's buffering middleware (oxy's buffer): the whole request body is read before the
 service is asked (413 past maxRequestBodyBytes) and the whole response before the client is
-answered (500 past maxResponseBodyBytes), past the memory sizes in a temporary file; a
-retryExpression replays the buffered request on another attempt."""
+answered (500 past maxResponseBodyBytes), the response past memResponseBodyBytes in a
+temporary file (the engine keeps the request body in memory: memRequestBodyBytes does not
+spill); a retryExpression replays the buffered request on another attempt."""
 
 from __future__ import annotations
 
@@ -125,9 +126,10 @@ class BufferingSink:
     def end(self) -> None:
         assert self.response is not None
         if self.too_large:
-            headers = HeaderList(_TEXT)
+            body = b"Internal Server Error"
+            headers = HeaderList(_TEXT + (("Content-Length", str(len(body))),))
             self.downstream.head(Response(500, headers, self.response.request))
-            self.downstream.data(b"Internal Server Error")
+            self.downstream.data(body)
             self.downstream.end()
             return
         self.response.headers.remove("Transfer-Encoding")
