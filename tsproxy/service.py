@@ -293,6 +293,7 @@ class ProxyService(Service):
             return loaded
         if self.kube_watchers:
             loaded = self._with_kube(loaded)
+        assert loaded.static is not None  # kept by _with_kube
         if not loaded.static.providers.kv:
             return loaded
         kv = list(loaded.kv)

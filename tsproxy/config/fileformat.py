@@ -459,7 +459,7 @@ def _unsupported(what: str) -> Callable[[str, Fields, Location, str], Any]:
     return parse
 
 
-_SECTIONS_OF = {
+_SECTIONS_OF: Dict[str, Tuple[Tuple[str, str, Callable[..., Any]], ...]] = {
     "http": (
         ("routers", "router", _router),
         ("services", "service", _service),
@@ -507,10 +507,12 @@ class _Reader:
         self.default_certificate: Optional[SecretKey] = None
 
     def error(self, file: str, line: int, resource: str, message: str) -> ConfigError:
-        return ConfigError(*self.place(file, line), resource, message)
+        where, at = self.place(file, line)
+        return ConfigError(where, at, resource, message)
 
     def location(self, file: str, line: int, resource: str) -> Location:
-        return Location(*self.place(file, line), resource)
+        where, at = self.place(file, line)
+        return Location(where, at, resource)
 
     def document(self, document: Document, file: str) -> None:
         data = document.data
