@@ -19,6 +19,7 @@ from tsproxy.http.pipeline import (
     make_request,
     run_chain,
 )
+from tsproxy.http.relay import ReadGate
 from tsproxy.http.server_answers import ACTIVE, IDLE, ServerAnswers
 from tsproxy.http.traffic import ClientSink
 from tsproxy.http.wire import ChunkedDecoder, LengthDecoder, RequestHead
@@ -37,7 +38,7 @@ class ServerSteps(ServerAnswers):
     """The middleware steps of an HTTPServerConnection's exchanges."""
 
     # Set by HTTPServerConnection (tsproxy/http/server.py) and Relaying.
-    gate: Any
+    gate: Optional[ReadGate]
     continued: bool
     retried: bool
     mw_request: Any
