@@ -9,7 +9,6 @@ grace timeout, then cuts what is left.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 from typing import Any, Dict, Iterable, List, Optional, Set
@@ -17,12 +16,10 @@ from typing import Any, Dict, Iterable, List, Optional, Set
 import attrs
 from twisted.application.service import Service
 from twisted.internet import defer, threads
-from twisted.internet.error import CannotListenError
 from twisted.logger import ILogObserver
 from twisted.python.components import Componentized
 
-from tsproxy import __version__
-from tsproxy.api.internal import internal_endpoints, rfc3339_now, routed_internal_endpoints
+from tsproxy.api.internal import rfc3339_now
 from tsproxy.config.load import LoadedConfig, load_directory
 from tsproxy.config.static import EntryPoint
 from tsproxy.drain import Drain
@@ -31,18 +28,16 @@ from tsproxy.http.backend import BackendPool
 from tsproxy.http.entrypoint import HTTPEntryPointFactory
 from tsproxy.http.healthcheck import HealthMonitor
 from tsproxy.http.mirror import MirrorSender
-from tsproxy.logs import apply_log_level, format_address, get_logger
+from tsproxy.logs import apply_log_level, get_logger
 from tsproxy.observe import Observer
 from tsproxy.observe.accesslog import AccessLog
 from tsproxy.observe.metrics import Metrics
-from tsproxy.providers.kv import parse_kv
 from tsproxy.runtime.audit import Review, review
 from tsproxy.runtime.reload import static_change
-from tsproxy.tcp.entrypoint import EntryPointFactory
-from tsproxy.tcp.listen import listen_tcp
+from tsproxy.service_listen import ServiceListeners, StartupError, _plural, table_summary
+from tsproxy.service_providers import ServiceProviders
 from tsproxy.udp.listener import UDPEntryPoint
 from tsproxy.watch import ConfigWatcher, watch_directory
-from tsproxy.workers.sockets import listen_tcp_shared
 
 try:
     import resource as _resource
@@ -72,10 +67,6 @@ def _within(reactor: Any, d: defer.Deferred[Any], seconds: float) -> defer.Defer
     return done
 
 
-class StartupError(Exception):
-    """The proxy cannot start (a port cannot be opened); the message says why."""
-
-
 def stop_dropped_steps(old: Any, new: Any) -> None:
     """Call ``stop()`` on the middleware steps of table ``old`` that table ``new`` (None:
     none) does not keep: a shared rateLimit's Redis connections are closed with its step."""
@@ -95,56 +86,14 @@ def stop_dropped_steps(old: Any, new: Any) -> None:
                 log.failure("stopping middleware {name} failed", name=getattr(step, "name", "?"))
 
 
-def _cannot_listen(ep: EntryPoint, error: CannotListenError) -> str:
-    """``tsproxy.yaml:4: entrypoint dns: cannot listen on *:53/udp: <why>``."""
-    where = "%s:%d%s" % (ep.host or "*", ep.port, "/udp" if ep.protocol == "udp" else "")
-    return "%s: entrypoint %s: cannot listen on %s: %s" % (
-        ep.location,
-        ep.name,
-        where,
-        error.socketError,
-    )
-
-
-def _plural(count: int, word: str) -> str:
-    return "%d %s%s" % (count, word, "" if count == 1 else "s")
-
-
-def _by_protocol(http: int, tcp: int, udp: int) -> str:
-    parts = ["%d %s" % (n, name) for n, name in ((http, "HTTP"), (tcp, "TCP"), (udp, "UDP")) if n]
-    return " (%s)" % ", ".join(parts) if parts else ""
-
-
-def table_summary(table: Any) -> str:
-    """``6 routers (4 HTTP, 1 TCP, 1 UDP), 11 services (5 HTTP, 3 TCP, 3 UDP)``."""
-    routers = (len(table.routers), len(table.tcp_routers), len(table.udp_routers))
-    udp_services = {node.name for node in table.udp_nodes.values()}
-    services = (len(table.services), len(table.tcp_services), len(udp_services))
-    return "%s%s, %s%s" % (
-        _plural(sum(routers), "router"),
-        _by_protocol(*routers),
-        _plural(sum(services), "service"),
-        _by_protocol(*services),
-    )
-
-
-def _url_host(host: str) -> str:
-    if not host or host in ("0.0.0.0", "::"):
-        return "localhost"
-    return "[%s]" % (host,) if ":" in host else host
-
-
 def _tls_client_options(hostname: str) -> Any:
     from twisted.internet.ssl import optionsForClientTLS
 
     return optionsForClientTLS(hostname)
 
 
-class ProxyService(Service):
+class ProxyService(ServiceListeners, ServiceProviders, Service):
     """The running proxy."""
-
-    #: Listen with SO_REUSEPORT, sharing each port with the other workers (tsproxy.workers).
-    reuse_port = False
 
     def __init__(
         self,
@@ -286,97 +235,6 @@ class ProxyService(Service):
             force, self._again, self._again_forced = self._again_forced, False, False
             self.reload_soon(force)
 
-    def _with_kv(self, loaded: LoadedConfig) -> LoadedConfig:
-        """``loaded`` with the configurations the key-value providers last read (in the
-        reactor thread, which owns them); a key that does not parse is an error at its key."""
-        if loaded.static is None:
-            return loaded
-        if self.kube_watchers:
-            loaded = self._with_kube(loaded)
-        assert loaded.static is not None  # kept by _with_kube
-        if not loaded.static.providers.kv:
-            return loaded
-        kv = list(loaded.kv)
-        errors = list(loaded.errors)
-        notices = list(loaded.notices)
-        for config in loaded.static.providers.kv:
-            pairs = self.kv_pairs.get(config.kind)
-            if pairs is None:
-                continue
-            parsed, parse_errors, parse_notices = parse_kv(pairs, config.root_key, config.kind)
-            kv.append((config.kind, parsed))
-            errors += parse_errors
-            notices += parse_notices
-        return attrs.evolve(loaded, kv=tuple(kv), errors=tuple(errors), notices=tuple(notices))
-
-    def _with_kube(self, loaded: LoadedConfig) -> LoadedConfig:
-        """``loaded`` with the objects the Kubernetes API watchers last saw in place of the
-        configuration directory's (nothing until every kind has been listed once)."""
-        from tsproxy.providers.kubeobjects import api_resources, with_api_ingress
-
-        static = loaded.static
-        assert static is not None
-        if "kubernetescrd" in self.kube_watchers and static.providers.crd is not None:
-            objects = self.kube_objects.get("kubernetescrd", [])
-            resources, errors, notices = api_resources(objects, static.providers.crd)
-            loaded = attrs.evolve(
-                loaded,
-                resources=resources,
-                errors=loaded.errors + errors,
-                notices=loaded.notices + notices,
-            )
-        if "kubernetes" in self.kube_watchers and static.providers.ingress is not None:
-            objects = self.kube_objects.get("kubernetes", [])
-            loaded = with_api_ingress(loaded, objects, static.providers.ingress)
-        return loaded
-
-    def _kube_changed(self, provider: str, objects: List[Dict[str, Any]]) -> None:
-        self.kube_objects[provider] = objects
-        self.reload_soon()
-
-    def _watch_kube(self, static: Any) -> None:
-        from tsproxy.providers.kubeapi import CRD_KINDS, INGRESS_KINDS, KubeWatcher, kube_connection
-
-        for provider, config, kinds in (
-            ("kubernetescrd", static.providers.crd, CRD_KINDS),
-            ("kubernetes", static.providers.ingress, INGRESS_KINDS),
-        ):
-            if config is None:
-                continue
-            api = config.api
-            path = api.cert_auth_file_path
-            if path and not os.path.isabs(path):
-                path = os.path.join(self.config_dir, path)
-            connection = kube_connection(api.endpoint, api.token, path)
-            if connection is None:
-                continue
-            watcher = KubeWatcher(
-                provider, connection, kinds, config.namespaces, self.reactor, self._kube_changed
-            )
-            self.kube_watchers[provider] = watcher
-            log.info(
-                "{provider}: reading {endpoint}", provider=provider, endpoint=connection.endpoint
-            )
-            watcher.start()
-
-    def _kv_changed(self, provider: str, pairs: Dict[str, str]) -> None:
-        """A key-value provider read a new tree: reload (throttled like the file watchers)."""
-        self.kv_pairs[provider] = pairs
-        log.info("{provider}: {count} keys read", provider=provider, count=len(pairs))
-        self.reload_soon()
-
-    def _watch_kv(self, static: Any) -> None:
-        from tsproxy.providers.etcd import EtcdWatcher
-        from tsproxy.providers.redis_watch import RedisWatcher
-
-        kinds = {"etcd": EtcdWatcher, "redis": RedisWatcher}
-        for config in static.providers.kv:
-            watcher = kinds[config.kind](
-                config, self.reactor, self._kv_changed, base_dir=self.config_dir
-            )
-            self.kv_watchers.append(watcher)
-            watcher.start()
-
     def _apply(self, loaded: LoadedConfig, force: bool) -> bool:
         """Judge ``loaded`` and swap its table in if it is clean (in the reactor thread)."""
         if self.table is None or not self.running:
@@ -486,52 +344,6 @@ class ProxyService(Service):
         self._watch_kube(static)
         self._log_summary()
 
-    def _log_summary(self) -> None:
-        """One line saying what runs: the table's routers and services, the entrypoints, and
-        where the dashboard (or the API) is."""
-        static = self.table.static
-        tcp = [ep.name for ep in static.entrypoints if ep.protocol != "udp"]
-        udp = [ep.name for ep in static.entrypoints if ep.protocol == "udp"]
-        entrypoints = "%s%s" % (
-            _plural(len(tcp) + len(udp), "entrypoint"),
-            _by_protocol(0, len(tcp), len(udp)),
-        )
-        where = ""
-        api = static.api
-        served = static.internal_entrypoints()
-        for name, things in served.items():
-            if "api" in things and name in self.ports:
-                ep = next(e for e in static.entrypoints if e.name == name)
-                base = "http://%s:%d" % (_url_host(ep.host), self.port_of(name))
-                if api is not None and api.dashboard:
-                    where = "; dashboard at %s/dashboard/" % (base,)
-                else:
-                    where = "; API at %s/api/" % (base,)
-        log.info(
-            "tsproxy {version} started: {summary}, {entrypoints}{where}",
-            version=__version__,
-            summary=table_summary(self.table),
-            entrypoints=entrypoints,
-            where=where,
-        )
-
-    def _watch_file_provider(self, static: Any) -> None:
-        """Reload when the file provider's files change (``watch``, Traefik's default on);
-        its directory, or the directory holding its ``filename``."""
-        config = static.providers.file
-        if config is None or not config.watch:
-            return
-        target = os.path.join(self.config_dir, config.directory or config.filename)
-        if config.filename:
-            target = os.path.dirname(target) or self.config_dir
-        if self.watch and os.path.abspath(target) == os.path.abspath(self.config_dir):
-            return  # the directory watcher sees these files already
-        if not os.path.isdir(target):
-            log.warn("providers.file: {path} is not a directory, not watched", path=target)
-            return
-        self.file_watcher = watch_directory(self.reactor, self.clock, target, self.reload_soon)
-        self.file_watcher.start()
-
     def _start_observing(self, static: Any) -> None:
         """Create the metrics and the access log the static configuration asks for."""
         if static.prometheus is not None or static.api is not None:
@@ -571,101 +383,6 @@ class ProxyService(Service):
         access_log, self.access_log = self.access_log, None
         if access_log is not None:
             access_log.close()
-
-    def _open_all(self, entrypoints: Iterable[EntryPoint]) -> None:
-        """Listen on every entrypoint; if one cannot, close the ones opened here and raise."""
-        opened: List[str] = []
-        try:
-            for ep in entrypoints:
-                if self._open(ep):
-                    opened.append(ep.name)
-        except StartupError:
-            for name in opened:
-                if name in self.udp:
-                    self.udp.pop(name).stop(0.0)
-                else:
-                    self.ports.pop(name).stopListening()
-            self.factories = [f for f in self.factories if f.name not in opened]
-            raise
-
-    def _open(self, ep: EntryPoint) -> bool:
-        """Listen on one entrypoint; False when its kind is not served (yet)."""
-        if ep.protocol == "udp":
-            return self._open_udp(ep)
-        assert self.pool is not None, "entrypoints open after the pool"
-        factory = EntryPointFactory(
-            ep,
-            self.current_table,
-            self.pool,
-            self.clock,
-            self.hostname,
-            mirrors=self.mirrors,
-            observer=self.observer,
-            reactor=self.reactor,
-        )
-        factory.internal = internal_endpoints(self, ep.name)
-        factory.routed_internal = routed_internal_endpoints(self)
-        try:
-            port = self._listen_tcp(ep, factory)
-        except CannotListenError as e:
-            raise StartupError(_cannot_listen(ep, e)) from None
-        self.ports[ep.name] = port
-        self.factories.append(factory)
-        log.info(
-            "entrypoint {name} listening on {addr}",
-            name=ep.name,
-            addr=format_address(port.getHost()),
-        )
-        return True
-
-    def _listen_tcp(self, ep: EntryPoint, factory: Any) -> Any:
-        if self.reuse_port:
-            return listen_tcp_shared(self.reactor, ep.host, ep.port, factory)
-        return listen_tcp(
-            self.reactor, self.clock, ep.port, factory, backlog=1024, interface=ep.host
-        )
-
-    def _open_udp(self, ep: EntryPoint) -> bool:
-        """Listen on one UDP entrypoint (sessions keep the server they picked on a reload)."""
-        max_sessions = ep.udp_max_sessions
-        if self.udp_budget is not None and self.udp_budget < max_sessions:
-            log.warn(
-                "entrypoint {name}: udp.maxSessions {wanted} lowered to {budget}: the process"
-                " may not open more files (raise its open-files limit, ulimit -n)",
-                name=ep.name,
-                wanted=max_sessions,
-                budget=self.udp_budget,
-            )
-            max_sessions = self.udp_budget
-        listener = UDPEntryPoint(
-            ep,
-            self.current_table,
-            self.reactor,
-            self.clock,
-            metrics=self.metrics,
-            max_sessions=max_sessions,
-        )
-        try:
-            listener.listen(self.reuse_port)
-        except CannotListenError as e:
-            raise StartupError(_cannot_listen(ep, e)) from None
-        self.udp[ep.name] = listener
-        log.info(
-            "entrypoint {name} listening on {addr}",
-            name=ep.name,
-            addr=format_address(listener.port.getHost()),
-        )
-        return True
-
-    def _stop_udp(self, grace: Optional[float] = None) -> defer.Deferred[Any]:
-        """UDP entrypoints take no new session; live ones go on until idle, within their
-        entrypoint's grace time (``grace`` overrides it) on the reactor's real time."""
-        return defer.gatherResults(
-            [
-                u.stop(u.entrypoint.grace_timeout if grace is None else grace, self.reactor)
-                for u in self.udp.values()
-            ]
-        )
 
     def _install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT stop the proxy gracefully and the process exits 0; a second one
@@ -713,16 +430,6 @@ class ProxyService(Service):
             drain.cut()
         for listener in self.udp.values():
             listener.cut()
-
-    def port_of(self, name: str) -> int:
-        """The port an entrypoint actually listens on (for entrypoints configured as :0)."""
-        if name in self.udp:
-            return int(self.udp[name].port.getHost().port)
-        return int(self.ports[name].getHost().port)
-
-    def _stop_ports(self) -> defer.Deferred[Any]:
-        ports, self.ports = self.ports, {}
-        return defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports.values()])
 
     @defer.inlineCallbacks
     def stopService(self) -> Any:

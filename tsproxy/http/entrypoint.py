@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from tsproxy.api.internal import InternalEndpoints
     from tsproxy.config.static import EntryPoint
     from tsproxy.http.backend import BackendPool
-    from tsproxy.http.h2server import HTTPSwitch
+    from tsproxy.http.h2switch import HTTPSwitch
     from tsproxy.http.mirror import MirrorSender
     from tsproxy.observe import Observer
     from tsproxy.runtime.table import RoutingTable
@@ -101,6 +101,6 @@ class HTTPEntryPointFactory(ServerFactory):
         self.routed_internal: Optional[Dict[str, InternalEndpoints]] = None
 
     def buildProtocol(self, addr: Any) -> HTTPSwitch:  # type: ignore[override]
-        from tsproxy.http.h2server import HTTPSwitch
+        from tsproxy.http.h2switch import HTTPSwitch
 
         return HTTPSwitch(self)

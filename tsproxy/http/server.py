@@ -9,62 +9,41 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
-import attrs
-from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tsproxy.http.backend import (
     BackendConnection,
-    BackendListener,
     PendingConnect,
-    Relaying,
     cancel_call,
 )
 from tsproxy.http.headers import (
-    client_response_head,
     decode_headers,
     error_response,
-    forwarded_request_head,
-    informational_head,
-    set_cookie_headers,
-    switching_protocols_head,
 )
 from tsproxy.http.pipeline import (
-    answer_bytes,
-    client_certs_of,
-    forwarded_head,
-    hooked_response,
     local_answer,
-    make_request,
-    run_chain,
-    with_content_type,
 )
-from tsproxy.http.traffic import ClientSink, sink_response
+from tsproxy.http.server_answers import ACTIVE, CLOSED, IDLE, TUNNEL
+from tsproxy.http.server_backend import ServerBackend
 from tsproxy.http.wire import (
     LAST_CHUNK,
     BodyDecoder,
-    ChunkedDecoder,
     HTTPError,
-    LengthDecoder,
     RequestHead,
     ResponseHead,
-    encode_chunk,
     find_head_end,
     parse_request_head,
 )
 from tsproxy.logs import get_logger
-from tsproxy.middlewares.base import BodyTooLarge, HeaderList, Response
 from tsproxy.middlewares.exchange import ExchangeHooks
-from tsproxy.observe.record import Exchange
 from tsproxy.rules import HTTPRequestInfo
-from tsproxy.runtime.internal import NOOP_STATUS, InternalService
+from tsproxy.runtime.internal import InternalService
 from tsproxy.runtime.services import resolve
-from tsproxy.tls.options import connection_labels
 
 if TYPE_CHECKING:
-    from tsproxy.api.internal import InternalEndpoints
     from tsproxy.http.entrypoint import HTTPEntryPointFactory
     from tsproxy.runtime.services import Pick, Server
 
@@ -72,24 +51,10 @@ log = get_logger(__name__)
 
 #: Pipelined input buffered beyond this while a response is pending pauses reading.
 PIPELINE_LIMIT = 64 * 1024
-#: A request body an internal endpoint does not read is dropped up to this size (Go's
-#: maxPostHandlerReadBytes); past it the connection closes after the answer.
-DISCARD_LIMIT = 256 * 1024
-#: With Expect: 100-continue, the proxy tells the client to send its body itself when the
-#: backend has said nothing after this long (as Go's transport stops waiting after Traefik's
-#: ExpectContinueTimeout of 1 s, and Go's server then sends 100 Continue on the first read).
-CONTINUE_DELAY = 1.0
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-IDLE, ACTIVE, TUNNEL, CLOSED = "idle", "active", "tunnel", "closed"
-
-
-def _discard(data: bytes) -> None:
-    """Drop a request body nothing reads."""
 
 
 @implementer(IHalfCloseableProtocol)
-class HTTPServerConnection(Relaying, BackendListener):
+class HTTPServerConnection(ServerBackend):
     """A client connection to an HTTP entrypoint."""
 
     factory: HTTPEntryPointFactory
@@ -381,199 +346,6 @@ class HTTPServerConnection(Relaying, BackendListener):
             return
         self._forward(req, info)
 
-    def _run_middlewares(
-        self, chain: Any, req: RequestHead, info: HTTPRequestInfo, picked: bool = False
-    ) -> None:
-        """Run the router's steps, or (``picked``) those of the weighted children picked
-        (tsproxy/http/pipeline.py). While a step answers later, what the client sends is
-        buffered up to PIPELINE_LIMIT (then reading pauses), so a client that leaves is
-        noticed and cancels the step."""
-        request = self.mw_request
-        if request is None:
-            certs = client_certs_of(self.transport) if self.factory.tls else tuple
-            request = self.mw_request = make_request(
-                req, self.peer_ip, self.factory.tls, certs, self.trusted
-            )
-            self.mw_hooks = ExchangeHooks(request, self.factory.clock.seconds())
-            request.read_body = self._read_body
-        result = run_chain(chain, request)
-        if isinstance(result, Deferred):
-            self.mw_pending = result
-            result.addCallback(self._middlewares_done, req, info, picked)
-            result.addErrback(_client_left)
-            return
-        self._middlewares_done(result, req, info, picked)
-
-    def _middlewares_done(
-        self, result: Any, req: RequestHead, info: HTTPRequestInfo, picked: bool
-    ) -> None:
-        self.mw_pending = None
-        if self.state != ACTIVE:
-            return
-        if result is not None:
-            self._answer(result)
-            return
-        out = forwarded_head(req, self.mw_request)
-        if self.body_read is not None:
-            # A step read the body: it is sent on from the buffer, with its length.
-            out = attrs.evolve(out, framing="length", content_length=len(self.body_read))
-        if self.mw_hooks is not None and self.mw_request.retry is not None and not picked:
-            self.mw_hooks.attempts = 1
-            self.mw_again = (out, info)  # what a retry dispatches again
-        if picked:
-            self._send(out)
-        else:
-            self._forward(out, info)
-        if self.state == ACTIVE and self.gate is not None:
-            # What was buffered meanwhile is the body's start (handed on now) or pipelined
-            # requests: read again (PIPELINE_LIMIT pauses it anew if need be).
-            self.gate.resume("pipeline")
-
-    def _read_body(self, limit: int) -> Any:
-        """Read the whole request body for a step (Request.read_body): a Deferred of it,
-        failing with BodyTooLarge past ``limit`` bytes (-1: none). It is then sent on from
-        this buffer; a body left unread past the limit closes the connection after the
-        answer."""
-        req = self.req
-        if self.req_body_done or req is None:
-            return succeed(self.body_read or b"")
-        if self.body_wait is not None:
-            return fail(RuntimeError("the request body is being read already"))
-        if req.framing == "length" and 0 <= limit < req.content_length:
-            return fail(BodyTooLarge(f"request body over {limit} bytes"))
-        self.body_limit = limit
-        wait = self.body_wait = Deferred()
-        if req.expect_continue and not self.continued:
-            self.continued = True
-            self.transport.write(CONTINUE)
-        if req.framing == "chunked":
-            self.req_decoder = ChunkedDecoder(self._body_data)
-        else:
-            self.req_decoder = LengthDecoder(req.content_length, self._body_data)
-        if self.buf:
-            data, self.buf = self.buf, b""
-            self._feed_request_body(data)
-        if self.gate is not None:
-            self.gate.resume("pipeline")
-        return wait
-
-    def _body_data(self, data: bytes) -> None:
-        if self.body_wait is None:
-            return  # over the limit already: dropped
-        self.body_parts.append(data)
-        self.req_bytes += len(data)
-        if 0 <= self.body_limit < self.req_bytes:
-            wait, self.body_wait = self.body_wait, None
-            self.body_parts = []
-            wait.errback(BodyTooLarge(f"request body over {self.body_limit} bytes"))
-
-    def _answer(self, answer: Any) -> None:
-        """Send a step's answer (or a local one through the steps' response hooks)."""
-        if not self.req_body_done:
-            # The unread request body would be taken for the next request: close instead.
-            self.keep_alive = False
-        req = self.req
-        assert req is not None
-        self.mw_status = answer.status
-        if self.mw_request is not None and self.mw_request.sink_wrappers:
-            self._answer_through_sinks(answer)
-            return
-        status, data, size = answer_bytes(
-            answer,
-            self.mw_request,
-            self.keep_alive,
-            req.method == b"HEAD",
-            req.version == b"HTTP/1.0",
-        )
-        self.transport.write(data)
-        self.resp_started = True
-        if self.t0 is not None:
-            self.resp_bytes = size
-            self._report(status)
-        self._complete()
-
-    def _answer_through_sinks(self, answer: Any) -> None:
-        """An answer on its way through the steps' response sinks (head hooks first)."""
-        request = self.mw_request
-        headers = [(n, v) for n, v in answer.headers if n.lower() != "content-length"]
-        response = Response(answer.status, HeaderList(headers), request)
-        for hook in reversed(request.response_hooks):
-            hook(response)
-        if response.status not in (204, 304) and not 100 <= response.status < 200:
-            response.headers.set("Content-Length", str(len(answer.body)))
-        sink = self._open_sinks()
-        sink.head(response)
-        if answer.body and self.req.method != b"HEAD":  # type: ignore[union-attr]
-            sink.data(answer.body)
-        sink.end()
-
-    def _open_sinks(self) -> Any:
-        """The steps' sink chain over the client; the exchange is open until it ends."""
-        req = self.req
-        assert req is not None and self.mw_hooks is not None
-        pick = self.pick
-        extra = (
-            set_cookie_headers(pick.set_cookies) if pick is not None and pick.set_cookies else ()
-        )
-        client = ClientSink(self, req.method == b"HEAD", req.version == b"HTTP/1.0", extra)
-        self.mw_open = True
-        self.resp_started = True  # a head is in the sinks: no retry, failures abort
-        self.mw_sink = self.mw_hooks.sink(client)
-        return self.mw_sink
-
-    def sink_head(self, data: bytes, status: int) -> None:
-        """The client sink's head, as it goes out."""
-        if self.state not in (ACTIVE, IDLE):
-            return
-        self.mw_status = status
-        self.transport.write(data)
-
-    def sink_ended(self) -> None:
-        """The client sink saw the end: the exchange completes once the request is in."""
-        self.mw_open = False
-        self.mw_sink = None
-        if self.state != ACTIVE:
-            return
-        if self.req_body_done or self.req_decoder is None:
-            # A body nobody reads (a step answered before it, as buffering's 413 for an
-            # announced length): closed after the answer, as _answer does.
-            self._complete()
-        # else: _request_sent completes it once the request body is in.
-
-    def _end_hooks(self, error: str = "") -> None:
-        """Tell the steps' end hooks how the exchange ended (once)."""
-        hooks = self.mw_hooks
-        if hooks is not None and not hooks.finished:
-            status = self.mw_status or self._sent_status()
-            hooks.finish(status, self.factory.clock.seconds(), self.mw_network, error)
-
-    def _retry(self, network_error: bool, status: int) -> bool:
-        """Dispatch the request again when the retry step's policy says so (nothing of the
-        response has reached the client; a body only when a step read it whole (buffering,
-        forwardBody): _send sends that buffer again)."""
-        hooks, again, req = self.mw_hooks, self.mw_again, self.req
-        if hooks is None or again is None or req is None or self.resp_started:
-            return False
-        if (req.framing != "none" and self.body_read is None) or req.upgrade is not None:
-            return False
-        delay = hooks.retry_delay(network_error, status, self.factory.clock.seconds())
-        if delay is None:
-            return False
-        hooks.attempts += 1
-        self.retried = False
-        self.mw_call = self.factory.clock.callLater(delay, self._dispatch_again, again)
-        return True
-
-    def _dispatch_again(self, again: Any) -> None:
-        """The next attempt: a server picked again (a weighted child's own middlewares are
-        not run again), the head the steps left sent to it."""
-        self.mw_call = None
-        if self.state != ACTIVE:
-            return
-        out, info = again
-        self.pick = resolve(self.router.service, info)
-        self._send(out)
-
     def _forward(self, req: RequestHead, info: HTTPRequestInfo) -> None:
         """Send ``req`` (as the steps left it) on to the router's service."""
         service = self.router.service
@@ -586,163 +358,6 @@ class HTTPServerConnection(Relaying, BackendListener):
             self._run_middlewares(pick.steps, req, info, picked=True)
             return
         self._send(req)
-
-    def _send(self, req: RequestHead) -> None:
-        """Send ``req`` to the server picked."""
-        factory = self.factory
-        pick = self.pick
-        assert pick is not None
-        if pick.server is None:
-            self._local_response(503)
-            return
-        server = self.server = pick.server
-        if self.t0 is not None:
-            self.t_origin = factory.clock.seconds()
-        self.out_head = forwarded_request_head(
-            req,
-            peer_ip=self.peer_ip,
-            # The steps saw the client's X-Forwarded-* only from a trusted peer (make_request
-            # removed them otherwise): what is left is the steps' own, kept.
-            trusted=self.trusted or self.mw_request is not None,
-            tls=factory.tls,
-            proxy_hostname=factory.hostname,
-            host_override=None
-            if pick.pass_host_header and (req.host or req.version != b"HTTP/1.0")
-            else ("%s:%d" % (server.host, server.port)).encode("idna"),
-            add_forwarded_for=self.mw_request is None
-            or not self.mw_request.notes.get("no_x_forwarded_for"),
-        )
-        if pick.mirrors and factory.mirrors is not None:
-            self.capture = factory.mirrors.capture(pick.mirrors, req, self.out_head)
-            if self.body_read:
-                self.capture.feed(self.body_read)
-            if self.req_body_done:
-                self.capture.body_done()
-        if self.body_read:
-            self.out_head += self.body_read
-        conn = factory.pool.take_idle(server) if req.upgrade is None else None
-        if conn is not None:
-            self._attach(conn)
-        else:
-            self._connect()
-
-    def _answer_routed_internal(self, service: InternalService, req: RequestHead) -> None:
-        """A router's service is an internal one: noop@internal answers 418 and nothing else
-        (as Traefik's noop handler); the others answer their paths, 404 elsewhere."""
-        from tsproxy.api.internal import APIAnswer, encode_response
-
-        routed = self.factory.routed_internal
-        endpoints = routed.get(service.serves) if routed is not None else None
-        if endpoints is not None and self._answer_internal(endpoints, req):
-            return
-        if service.serves:
-            self._local_response(404)
-            return
-        if not self.req_body_done:
-            self.keep_alive = False
-        answer = APIAnswer(NOOP_STATUS, b"", "")
-        head = req.method == b"HEAD"
-        self.transport.write(
-            encode_response(answer, self.keep_alive, req.version == b"HTTP/1.0", head)
-        )
-        self.resp_started = True
-        if self.t0 is not None:
-            self._report(NOOP_STATUS)
-        self._complete()
-
-    def _answer_internal(self, internal: InternalEndpoints, req: RequestHead) -> bool:
-        """Answer an internal path (api, dashboard, ping, metrics) here; False if not one.
-
-        As Go's server does, a small request body is read and dropped so the connection
-        stays usable; a larger one, or one the client waits for a 100 Continue to send,
-        closes it after the answer.
-        """
-        drain = (
-            req.framing == "length"
-            and req.content_length <= DISCARD_LIMIT
-            and not req.expect_continue
-        )
-        keep_alive = self.keep_alive and (self.req_body_done or drain)
-        answer = internal.respond(req, keep_alive)
-        if answer is None:
-            return False
-        self.keep_alive = keep_alive
-        if isinstance(answer, bytes):
-            self._internal_answered(answer, req)
-        else:
-            # Gathered from the other workers (tsproxy.workers): it comes on a later turn.
-            answer.addCallback(self._internal_answered, req)
-            answer.addErrback(lambda f: log.failure("internal answer", f))
-        if self.state != ACTIVE or self.req is not req or self.req_body_done or not keep_alive:
-            return True
-        # _feed_request_body completes the exchange once the body is over.
-        self.req_decoder = LengthDecoder(req.content_length, _discard)
-        if self.buf:
-            data, self.buf = self.buf, b""
-            self._feed_request_body(data)
-        return True
-
-    def _internal_answered(self, answer: bytes, req: RequestHead) -> None:
-        if self.state != ACTIVE or self.req is not req:
-            return  # the client left meanwhile
-        self.transport.write(answer)
-        self.resp_started = True
-        if self.req_body_done or not self.keep_alive:
-            self._complete()
-
-    def _connect(self) -> None:
-        self.gate.pause("connect")  # type: ignore[union-attr]
-        self.pending = self.factory.pool.connect(
-            self.server,  # type: ignore[arg-type]
-            self._attach,
-            self._connect_failed,
-        )
-
-    def _attach(self, conn: BackendConnection) -> None:
-        self.pending = None
-        if self.state != ACTIVE:
-            self.factory.pool.discard(conn)
-            return
-        req = self.req
-        assert req is not None
-        self.backend = conn
-        conn.begin(self, req.method)
-        conn.set_peer(self)
-        self.set_peer(conn)
-        conn.transport.write(self.out_head)
-        self.gate.resume("connect")  # type: ignore[union-attr]
-        if req.expect_continue and not self.req_body_done and not self.continued:
-            self.continue_call = self.factory.clock.callLater(CONTINUE_DELAY, self._continue)
-        if self.req_body_done:
-            self._request_sent()
-            return
-        if req.framing == "chunked":
-            self.req_decoder = ChunkedDecoder(self._request_data)
-        else:
-            self.req_decoder = LengthDecoder(req.content_length, self._request_data)
-        if self.buf:
-            data, self.buf = self.buf, b""
-            self._feed_request_body(data)
-
-    def _connect_failed(self, status: int, reason: str) -> None:
-        self.pending = None
-        self.gate.resume("connect")  # type: ignore[union-attr]
-        self._log_backend_error(status, reason)
-        self.mw_network = True
-        if self._retry(True, status):
-            return
-        self._local_response(status)
-
-    def _continue(self) -> None:
-        """The backend said nothing to an Expect: 100-continue: let the client send."""
-        self.continue_call = None
-        if self.state == ACTIVE and not self.resp_started and not self.continued:
-            self.continued = True
-            self.transport.write(CONTINUE)
-
-    def _cancel_continue(self) -> None:
-        call, self.continue_call = self.continue_call, None
-        cancel_call(call)
 
     def _feed_request_body(self, data: bytes) -> None:
         if self.continue_call is not None:
@@ -776,26 +391,6 @@ class HTTPServerConnection(Relaying, BackendListener):
                 self.body_parts = []
                 wait.callback(body)
 
-    def _request_data(self, data: bytes) -> None:
-        backend = self.backend
-        if backend is not None:
-            if self.req.framing == "chunked":  # type: ignore[union-attr]
-                backend.transport.writeSequence(encode_chunk(data))
-            else:
-                backend.transport.write(data)
-        if self.capture is not None:
-            self.capture.feed(data)
-        self.req_bytes += len(data)
-
-    def _request_sent(self) -> None:
-        """The whole request is on its way to the backend."""
-        if self.resp_started:
-            if self.state == ACTIVE and self.backend is None and not self.mw_open:
-                self._complete()
-            return
-        if self.backend is not None and self.server is not None:
-            self.backend.arm_timeout(self.server.transport.response_header_timeout)
-
     def _local_response(self, status: int) -> None:
         """Answer from the proxy itself (404, 503, 502, 504)."""
         self.mw_status = status
@@ -819,12 +414,6 @@ class HTTPServerConnection(Relaying, BackendListener):
             self.resp_bytes = _body_length(response)
             self._report(status)
         self._complete()
-
-    def _drop_backend(self) -> None:
-        backend, self.backend = self.backend, None
-        self.set_peer(None)
-        if backend is not None:
-            self.factory.pool.discard(backend)
 
     def _abort_exchange(self, why: str) -> None:
         log.debug("aborting exchange with {peer}: {why}", peer=self.peer_ip, why=why)
@@ -856,258 +445,6 @@ class HTTPServerConnection(Relaying, BackendListener):
         self._arm_timer(self.factory.entrypoint.idle_timeout)
         if self.buf or self.client_eof:
             self._process()
-
-    # -- BackendListener -----------------------------------------------------------------
-
-    def response_head(self, head: ResponseHead, rest: bytes) -> None:
-        req = self.req
-        assert req is not None
-        status = head.status
-        self.origin_head = head
-        if status < 200 and status != 101:
-            if status == 100:
-                if self.continued:
-                    return  # the client was told to go on already: once is enough
-                self.continued = True
-                self._cancel_continue()
-            if req.version == b"HTTP/1.1":
-                self.transport.write(informational_head(head))
-            return
-        self._outcome(status < 500)
-        if self.continue_call is not None:
-            self._cancel_continue()
-        if status == 101:
-            if req.upgrade is None:
-                self.backend_failed(502, "101 without an upgrade request", True)
-                return
-            self.transport.write(switching_protocols_head(head))
-            self.resp_started = True
-            self.state = TUNNEL
-            backend = self.backend
-            assert backend is not None
-            if self.buf:
-                data, self.buf = self.buf, b""
-                backend.transport.write(data)
-            backend.start_tunnel(rest)
-            return
-        if self.mw_request is not None and self._retry(False, status):
-            self._drop_backend()  # the answer is dropped unread: the next attempt replaces it
-            return
-        if self.mw_request is not None and self.mw_request.sink_wrappers:
-            if not self.req_body_done:
-                self.keep_alive = False
-            response = sink_response(status, head.headers, self.mw_request)
-            for hook in reversed(self.mw_request.response_hooks):
-                hook(response)
-            self._open_sinks().head(response)
-            if rest:
-                self.response_data(rest)
-            return
-        sniff = None
-        if self.mw_request is not None and self.mw_request.response_hooks:
-            head, sniff = hooked_response(head, self.mw_request)
-            self.origin_head = head
-        http10 = req.version == b"HTTP/1.0"
-        framing = head.framing
-        if framing in ("none", "length"):
-            out = framing
-        elif http10:
-            out = "close"
-            self.keep_alive = False
-        else:
-            out = "chunked"
-        if not self.req_body_done:
-            self.keep_alive = False
-        self.resp_framing = out
-        if sniff is not None and req.method != b"HEAD":
-            # Written with the first body bytes (or as is at the end of an empty body).
-            self.held_head = (head, sniff)
-            return
-        self._write_head(head)
-
-    def _write_head(self, head: ResponseHead) -> None:
-        pick = self.pick
-        extra = (
-            set_cookie_headers(pick.set_cookies) if pick is not None and pick.set_cookies else ()
-        )
-        self.transport.write(
-            client_response_head(
-                head,
-                framing_out=self.resp_framing,
-                keep_alive=self.keep_alive,
-                client_http10=self.req.version == b"HTTP/1.0",  # type: ignore[union-attr]
-                extra=extra,
-            )
-        )
-        self.resp_started = True
-
-    def _release_head(self, data: bytes) -> None:
-        """Write the held head, its Content-Type sniffed from ``data`` when there is any."""
-        head, sniff = self.held_head
-        self.held_head = None
-        if data:
-            head = self.origin_head = with_content_type(head, sniff(data[:512]))
-        self._write_head(head)
-
-    def response_data(self, data: bytes) -> None:
-        if self.mw_sink is not None:
-            self.mw_sink.data(data)
-            return
-        if self.held_head is not None:
-            if not data:
-                return
-            self._release_head(data)
-        if self.resp_framing == "chunked":
-            self.transport.writeSequence(encode_chunk(data))
-        else:
-            self.transport.write(data)
-        self.resp_bytes += len(data)
-
-    def response_end(self, reusable: bool) -> None:
-        if self.held_head is not None:
-            self._release_head(b"")
-        sink = self.mw_sink
-        if sink is None and self.resp_framing == "chunked":
-            self.transport.write(LAST_CHUNK)
-        backend, self.backend = self.backend, None
-        self.set_peer(None)
-        if backend is not None:
-            if reusable and self.req_body_done:
-                self.factory.pool.release(backend, self.server)  # type: ignore[arg-type]
-            else:
-                self.factory.pool.discard(backend)
-        if sink is not None:
-            sink.end()  # the client sink's end completes the exchange (sink_ended)
-            return
-        if self.req_body_done:
-            self._complete()
-        # else: the backend answered before the body ended; _request_sent completes it.
-
-    def backend_failed(self, status: int, reason: str, got_bytes: bool) -> None:
-        backend, self.backend = self.backend, None
-        self.set_peer(None)
-        if backend is not None:
-            self.factory.pool.discard(backend)
-        if self.resp_started:
-            # Part of the response is out: only an abort tells the client it is cut short.
-            self._log_backend_error(status, reason)
-            self._end_hooks("backend failed")
-            self.state = CLOSED
-            self.transport.abortConnection()
-            return
-        req = self.req
-        if (
-            backend is not None
-            and backend.reused
-            and not got_bytes
-            and req is not None
-            and req.framing == "none"
-            and not self.retried
-        ):
-            # A pooled connection the server had already closed: try once on a new one.
-            self.retried = True
-            self._connect()
-            return
-        self._log_backend_error(status, reason)
-        self.mw_network = not got_bytes
-        if self._retry(not got_bytes, status):
-            return
-        self._local_response(status)
-
-    def tunnel_data(self, data: bytes) -> None:
-        self.transport.write(data)
-
-    def tunnel_closed(self) -> None:
-        self.backend = None
-        self.set_peer(None)
-        self.transport.loseConnection()
-
-    # -- observation ---------------------------------------------------------------------
-
-    def _sent_status(self) -> int:
-        head = self.origin_head
-        return head.status if head is not None else 0
-
-    def _tls_labels(self) -> Tuple[str, str]:
-        """Traefik's tls_version and tls_cipher of this TLS connection (read once)."""
-        labels = self.tls_labels
-        if labels is None or not labels[0]:
-            handle = getattr(self.transport, "getHandle", None)
-            connection = handle() if handle is not None else None
-            labels = connection_labels(connection) if connection is not None else ("", "")
-            self.tls_labels = labels
-        return labels
-
-    def _report(self, status: int) -> None:
-        """Hand the exchange's record to the entrypoint's observer (once per exchange)."""
-        t0 = self.t0
-        self.t0 = None
-        req = self.req
-        if t0 is None or req is None:
-            return
-        factory = self.factory
-        now = factory.clock.seconds()
-        pick = self.pick
-        server = self.server
-        head = self.origin_head
-        router = self.router
-        t_origin = self.t_origin
-        tls_version, tls_cipher = self._tls_labels() if factory.tls else ("", "")
-        rec = Exchange(
-            entrypoint=factory.name,
-            router=router.name if router is not None else "",
-            services=pick.services if pick is not None else (),
-            server_url=server.url if server is not None else "",
-            method=req.method,
-            target=req.target,
-            version=req.version,
-            headers=req.headers,
-            upgrade=req.upgrade,
-            status=status,
-            origin_status=head.status if head is not None else 0,
-            request_bytes=self.req_bytes,
-            response_bytes=self.resp_bytes,
-            start=t0,
-            duration=now - t0,
-            origin_duration=now - t_origin if t_origin is not None else -1.0,
-            client_ip=self.peer_ip,
-            client_port=self.peer_port,
-            trusted=self.trusted,
-            tls=factory.tls,
-            response_headers=head.headers if head is not None else (),
-            tls_version=tls_version,
-            tls_cipher=tls_cipher,
-        )
-        try:
-            factory.observer.exchange(rec)  # type: ignore[union-attr]
-        except Exception:
-            log.failure("observing an exchange failed")
-
-    def _outcome(self, ok: bool) -> None:
-        """Tell the passive health check, if the service has one, how the server did; a
-        failure at most once per exchange (a 500 whose body is then cut short is one failed
-        request; a 200 whose body is cut short is one too)."""
-        pick, server = self.pick, self.server
-        if pick is not None and pick.report is not None and server is not None:
-            if not self.failure_told:
-                self.failure_told = not ok
-                pick.report(server, ok)
-
-    def _log_backend_error(self, status: int, reason: str) -> None:
-        self._outcome(False)
-        server = self.server
-        log.warn(
-            "{status} from {url}: {reason}",
-            status=status,
-            url=server.url if server is not None else "?",
-            reason=reason,
-        )
-
-
-def _client_left(failure: Failure) -> None:
-    """A step's answer was cancelled because its client left; anything else is a bug."""
-    if not failure.check(CancelledError):
-        log.failure("serving a middleware's result failed", failure)
 
 
 def routing_target(req: RequestHead) -> str:

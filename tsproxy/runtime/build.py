@@ -7,29 +7,33 @@ on the table as plain values (tsproxy/runtime/failures.py) for the API to show a
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, Union
 
 import attrs
 
-from tsproxy.balance.sticky import StickyCookie, cookie_name
 from tsproxy.config.errors import ConfigError, Location
 from tsproxy.config.load import LoadedConfig
 from tsproxy.config.resources import (
-    CookieSpec,
     HTTPRoute,
     IngressRoute,
     IngressRouteTCP,
     IngressRouteUDP,
     MiddlewareRef,
     ServersTransport,
-    ServiceRef,
     TraefikService,
 )
 from tsproxy.config.static import StaticConfig
 from tsproxy.middlewares.redirection import SchemeRedirect
 from tsproxy.providers.merge import Merge, build_file_tls, crd_options, node_of
 from tsproxy.rules import HTTPRule, RuleError, compile_http_rule
+from tsproxy.runtime.build_services import (
+    Key,
+    _no_other,
+    _RefError,
+    _route_service_name,
+    _ServiceBuilder,
+    normalize,
+)
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
 from tsproxy.runtime.failures import (
     HTTP,
@@ -47,17 +51,12 @@ from tsproxy.runtime.middlewares import (
 )
 from tsproxy.runtime.services import (
     Definition,
-    FailoverDef,
-    HighestRandomWeightDef,
     LoadBalancer,
     LoadBalancerDef,
-    MirroringDef,
     Node,
     TransportSettings,
-    WeightedChild,
     WeightedDef,
     instantiate,
-    reports_status,
 )
 from tsproxy.runtime.table import HTTPRouter, RoutingTable
 from tsproxy.runtime.tcp import build_tcp_routers
@@ -66,15 +65,7 @@ from tsproxy.tls import build_tls
 
 __all__ = ["BuildResult", "build_table", "normalize", "router_key"]
 
-Key = Tuple[str, str]
 _T = TypeVar("_T")
-_SEPARATORS = re.compile(r"[\W_]+")
-_PROVIDER_SUFFIX = "@kubernetescrd"
-
-
-def normalize(name: str) -> str:
-    """Traefik's object id: runs of characters other than letters and digits become ``-``."""
-    return "-".join(part for part in _SEPARATORS.split(name) if part)
 
 
 def router_key(namespace: str, ingress: str, match: str) -> str:
@@ -96,27 +87,7 @@ class BuildResult:
     warnings: Tuple[ConfigError, ...]
 
 
-class _CycleError(Exception):
-    """A TraefikService reference cycle, unwinding through the services that form it.
-
-    ``ref`` is the reference the cycle went through in the service being unwound.
-    """
-
-    def __init__(self, cycle: Tuple[Key, ...]) -> None:
-        super().__init__(cycle)
-        self.cycle = cycle
-        self.ref: Optional[ServiceRef] = None
-
-    @property
-    def message(self) -> str:
-        return "reference cycle: " + " -> ".join(f"{ns}/{name}" for ns, name in self.cycle)
-
-
-def _label(key: Key) -> str:
-    return f"{key[0]}/{key[1]}"
-
-
-class _Builder:
+class _Builder(_ServiceBuilder):
     """One build: resource indexes, TraefikService results, collected problems."""
 
     def __init__(
@@ -166,228 +137,6 @@ class _Builder:
         self.other: Callable[[str, bool], Definition] = _no_other
         self.other_transport: Callable[[str], TransportSettings] = _no_other
 
-    def _page_servers(self, ref: Any) -> Tuple[Any, ...]:
-        """The servers of the errors middleware's page Service (none when it is missing or
-        a TraefikService: those pages are not supported yet)."""
-        if ref.port is None:
-            return ()
-        wanted = ServiceRef(ref.name, ref.namespace, 0, "service", port=ref.port)
-        try:
-            return self.directory.servers(wanted, self.transport(wanted, ref.namespace))
-        except BuildError:
-            return ()
-
-    def normalized(self, key: Key) -> str:
-        return normalize(f"{key[0]}-{key[1]}")
-
-    def transport_named(self, wanted: str) -> TransportSettings:
-        """The ServersTransport ``<ns>-<name>`` (how other providers name it)."""
-        found = [t for k, t in self.transports.items() if self.normalized(k) == wanted]
-        if not found:
-            raise BuildError(f"serversTransport {wanted}{_PROVIDER_SUFFIX} not found")
-        return found[0].settings
-
-    # Service references
-
-    def transport(self, ref: ServiceRef, parent_namespace: str) -> TransportSettings:
-        """The ServersTransport ``ref`` names: ``<name>`` in the parent's namespace, or
-        ``<ns>-<name>@kubernetescrd``; none (or ``default@internal``) is the default one."""
-        name = ref.servers_transport
-        if name in ("", "default@internal"):
-            return TransportSettings()
-        if name.endswith(_PROVIDER_SUFFIX):
-            self._qualified_allowed("serversTransport", name)
-            wanted = name[: -len(_PROVIDER_SUFFIX)]
-            found = [t for k, t in self.transports.items() if normalize(f"{k[0]}-{k[1]}") == wanted]
-        elif "@" in name:
-            return self.other_transport(name)
-        else:
-            transport = self.transports.get((parent_namespace, name))
-            found = [] if transport is None else [transport]
-        if not found:
-            raise BuildError(f"serversTransport {name} not found in namespace {parent_namespace}")
-        if found[0].unsupported:
-            fields = ", ".join(found[0].unsupported)
-            raise BuildError(
-                f"serversTransport {name}: {fields} not supported yet (backend TLS would be"
-                " weaker than configured)"
-            )
-        return found[0].settings
-
-    def _qualified_allowed(self, what: str, name: str) -> None:
-        """``<ns>-<name>@kubernetescrd`` may name any namespace: refused unless cross-namespace
-        references are allowed, as Traefik refuses it."""
-        if not self.directory.options.allow_cross_namespace:
-            raise BuildError(
-                f"{what} {name}: the namespace-name@kubernetescrd form is not allowed when"
-                " cross-namespace references are not (providers.kubernetesCRD.allowCrossNamespace)"
-            )
-
-    def load_balancer(self, ref: ServiceRef, name: str, parent_namespace: str) -> LoadBalancerDef:
-        servers = self.directory.servers(ref, self.transport(ref, parent_namespace))
-        return LoadBalancerDef(
-            name,
-            servers,
-            ref.pass_host_header,
-            _sticky(ref.sticky, name),
-            ref.health_check,
-            ref.passive_health_check,
-        )
-
-    def child(
-        self,
-        ref: ServiceRef,
-        parent_namespace: str,
-        trail: Tuple[Key, ...],
-        weighted: bool = False,
-    ) -> Tuple[str, Definition]:
-        """A child of a weighted or mirroring service, with the name Traefik gives it."""
-        if ref.middlewares and not weighted:
-            raise BuildError(
-                "middlewares on a service of a mirroring service are not supported yet"
-            )
-        name = _child_name(ref)
-        if ref.kind == "TraefikService":
-            return name, self.traefik_service_ref(ref, trail)
-        return name, self.load_balancer(ref, name, parent_namespace)
-
-    # TraefikServices
-
-    def traefik_service_ref(
-        self, ref: ServiceRef, trail: Tuple[Key, ...], top: bool = False
-    ) -> Definition:
-        """What a TraefikService reference names: one of this provider (its namespace
-        allowed), or ``name@provider`` of another provider (``other``; ``top``: the route's
-        own service, which may be an internal one)."""
-        if "@" in ref.name:
-            if ref.name.endswith(_PROVIDER_SUFFIX):
-                self._qualified_allowed("TraefikService", ref.name)
-            return self.other(ref.name, top)
-        self.directory.check_namespace(ref)
-        return self.traefik_service(ref.key, trail)
-
-    def traefik_service(self, key: Key, trail: Tuple[Key, ...] = ()) -> Definition:
-        """The definition of a TraefikService; BuildError if it (or anything below) is broken."""
-        if key in trail:
-            raise _CycleError(trail[trail.index(key) :] + (key,))
-        done = self.built.get(key)
-        if isinstance(done, Location):
-            raise BuildError(f"TraefikService {_label(key)} has errors (see {done})")
-        if done is not None:
-            return done
-        service = self.traefik_services.get(key)
-        if service is None:
-            raise BuildError(f"TraefikService {_label(key)} not found")
-        location = service.meta.location
-        try:
-            definition = self._traefik_service(service, trail + (key,))
-        except _CycleError as cycle:
-            assert cycle.ref is not None
-            location = location.at(cycle.ref.line)
-            self._sink(key, location, cycle.message)
-            if cycle.cycle[0] != key:
-                raise
-        except _RefError as failed:
-            location = location.at(failed.ref.line)
-            self._sink(key, location, failed.message)
-        else:
-            self.built[key] = definition
-            return definition
-        raise BuildError(f"TraefikService {_label(key)} has errors (see {location})")
-
-    def _sink(self, key: Key, location: Location, message: str) -> None:
-        self.errors.append(location.error(message))
-        self.built[key] = location
-        self.failed_services.append(_failed_service(self.traefik_services[key], message))
-
-    def status_child(
-        self,
-        ref: ServiceRef,
-        parent_namespace: str,
-        trail: Tuple[Key, ...],
-        why: str,
-        weighted: bool = False,
-    ) -> Tuple[str, Definition]:
-        """A child whose status its parent follows (``why``): one that reports none is an
-        error, as Traefik's "all or nothing" propagation makes it."""
-        name, definition = self.child(ref, parent_namespace, trail, weighted)
-        if not reports_status(definition):
-            what = "healthCheck: {}" if ref.kind == "TraefikService" else "a healthCheck"
-            raise BuildError(f"service {name} reports no status ({why}): it needs {what}")
-        return name, definition
-
-    def _children(
-        self,
-        refs: Tuple[ServiceRef, ...],
-        namespace: str,
-        trail: Tuple[Key, ...],
-        follow: bool,
-        weighted: bool = False,
-    ) -> Tuple[WeightedChild, ...]:
-        """The children of a weighted (``weighted``: with their own middlewares) or HRW
-        service; ``follow``: the parent follows their status (``healthCheck: {}``)."""
-        children = []
-        why = "the parent has healthCheck: {}"
-        for ref in refs:
-            if follow:
-                build = lambda r: self.status_child(  # noqa: E731
-                    r, namespace, trail, why, weighted
-                )
-            else:
-                build = lambda r: self.child(r, namespace, trail, weighted)  # noqa: E731
-            child_name, definition = _located(ref, build)
-            steps = _located(ref, self.child_steps) if weighted else ()
-            children.append(WeightedChild(child_name, ref.weight, definition, steps))
-        return tuple(children)
-
-    def _traefik_service(self, service: TraefikService, trail: Tuple[Key, ...]) -> Definition:
-        namespace = service.meta.namespace
-        name = normalize(f"{namespace}-{service.meta.name}")
-        if service.weighted is not None:
-            weighted = service.weighted
-            children = self._children(
-                weighted.services, namespace, trail, weighted.health_check, weighted=True
-            )
-            if not any(child.weight for child in children):
-                message = "no service with a weight above 0: requests get 503"
-                self.warnings.append(service.meta.location.error(message))
-            sticky = _sticky(weighted.sticky, name)
-            return WeightedDef(name, children, sticky, weighted.health_check)
-        if service.highest_random_weight is not None:
-            hrw = service.highest_random_weight
-            children = self._children(hrw.services, namespace, trail, hrw.health_check)
-            if not any(child.weight for child in children):
-                message = "no service with a weight above 0: requests get 503"
-                self.warnings.append(service.meta.location.error(message))
-            return HighestRandomWeightDef(name, children, hrw.health_check)
-        if service.failover is not None:
-            failover = service.failover
-            main_name, main = _located(
-                failover.service,
-                lambda r: self.status_child(r, namespace, trail, "failover follows it"),
-            )
-            if failover.health_check:
-                why = "the failover has healthCheck: {}"
-                build = lambda r: self.status_child(r, namespace, trail, why)  # noqa: E731
-            else:
-                build = lambda r: self.child(r, namespace, trail)  # noqa: E731
-            fallback_name, fallback = _located(failover.fallback, build)
-            return FailoverDef(
-                name, main, main_name, fallback, fallback_name, failover.health_check
-            )
-        assert service.mirroring is not None
-        mirroring = service.mirroring
-        _, main = _located(mirroring.service, lambda r: self.child(r, namespace, trail))
-        mirrors = []
-        for mirror in mirroring.mirrors:
-            _, definition = _located(mirror.service, lambda r: self.child(r, namespace, trail))
-            mirrors.append((definition, mirror.percent))
-        return MirroringDef(
-            name, main, tuple(mirrors), mirroring.max_body_size, mirroring.mirror_body
-        )
-
-    # IngressRoutes
-
     def entrypoints(self, ingress: IngressRoute) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
         """The entrypoints of an IngressRoute: the listed ones that exist and speak TCP, or
         every TCP entrypoint when none is listed; and the problems with the listed ones."""
@@ -395,31 +144,6 @@ class _Builder:
         kept, problems = self.static.select(ingress.entry_points, "tcp", wrong)
         self.errors.extend(ingress.meta.location.error(problem) for problem in problems)
         return kept, problems
-
-    def route_service(self, ingress: IngressRoute, route: HTTPRoute, key: str) -> Definition:
-        """One Service: its servers under the router key. One TraefikService: that service.
-        Several: an implicit weighted service under the router key (no sticky of its own)."""
-        namespace = ingress.meta.namespace
-        refs = route.services
-        if len(refs) == 1:
-            if refs[0].kind == "TraefikService":
-                return _located(refs[0], lambda r: self.traefik_service_ref(r, (), True))
-            return _located(refs[0], lambda r: self.load_balancer(r, key, namespace))
-        children = []
-        for ref in refs:
-            name, definition = _located(ref, lambda r: self.child(r, namespace, (), True))
-            steps = _located(ref, self.child_steps)
-            children.append(WeightedChild(name, ref.weight, definition, steps))
-        return WeightedDef(key, tuple(children))
-
-    def child_steps(self, ref: ServiceRef) -> Tuple[Step, ...]:
-        """The steps in front of a weighted child, run once it is picked."""
-        if not ref.middlewares:
-            return ()
-        try:
-            return self.middlewares.steps(ref.middlewares, None)
-        except BuildError as exc:
-            raise BuildError(f"middlewares: {exc}") from None
 
     def routes(self) -> Tuple[List[_Route], List[FailedRouter]]:
         """Every usable route and every failed one, in resource order; a later route with the
@@ -655,84 +379,6 @@ def _api_name(ref: MiddlewareRef) -> str:
     return f"{middleware_id(ref.namespace, ref.name)}@{PROVIDER}"
 
 
-class _RefError(Exception):
-    """A BuildError tied to the reference it happened at."""
-
-    def __init__(self, ref: ServiceRef, message: str) -> None:
-        super().__init__(ref, message)
-        self.ref = ref
-        self.message = message
-
-
-def _located(ref: ServiceRef, build: Callable[[ServiceRef], _T]) -> _T:
-    """Run ``build(ref)``, tying a BuildError (or a cycle going through it) to ``ref``."""
-    try:
-        return build(ref)
-    except BuildError as exc:
-        raise _RefError(ref, str(exc)) from None
-    except _CycleError as cycle:
-        cycle.ref = ref
-        raise
-
-
-def _child_name(ref: ServiceRef) -> str:
-    """The name Traefik gives a child of a weighted or mirroring service."""
-    if "@" in ref.name:
-        return ref.name
-    if ref.kind == "TraefikService":
-        return normalize(f"{ref.namespace}-{ref.name}")
-    return normalize(f"{ref.namespace}-{ref.name}-{ref.port}")
-
-
-def _route_service_name(refs: Tuple[ServiceRef, ...], key: str) -> str:
-    """The service an IngressRoute route's router names: a lone TraefikService by its own
-    name, anything else under the router key ("" without services)."""
-    if len(refs) == 1 and refs[0].kind == "TraefikService":
-        return _child_name(refs[0])
-    return key if refs else ""
-
-
-def _failed_service(service: TraefikService, message: str) -> FailedService:
-    """What the API shows of a TraefikService that did not build: its configuration as
-    written and the error."""
-    name = normalize(f"{service.meta.namespace}-{service.meta.name}")
-    location = service.meta.location
-    if service.weighted is not None:
-        children = tuple((_child_name(ref), ref.weight) for ref in service.weighted.services)
-        return FailedService(name, "weighted", children, (message,), location)
-    if service.highest_random_weight is not None:
-        refs = service.highest_random_weight.services
-        children = tuple((_child_name(ref), ref.weight) for ref in refs)
-        return FailedService(name, "highestrandomweight", children, (message,), location)
-    if service.failover is not None:
-        failover = service.failover
-        return FailedService(
-            name,
-            "failover",
-            ((_child_name(failover.fallback), 0),),
-            (message,),
-            location,
-            main=_child_name(failover.service),
-        )
-    assert service.mirroring is not None
-    mirroring = service.mirroring
-    mirrors = tuple((_child_name(m.service), m.percent) for m in mirroring.mirrors)
-    return FailedService(
-        name,
-        "mirroring",
-        mirrors,
-        (message,),
-        location,
-        main=_child_name(mirroring.service),
-        max_body_size=mirroring.max_body_size,
-        mirror_body=mirroring.mirror_body,
-    )
-
-
-def _no_other(name: str, top: bool = False) -> Any:
-    raise BuildError(f"{name} does not exist")
-
-
 def _qualified(router: str) -> str:
     return router if "@" in router else f"{router}@{PROVIDER}"
 
@@ -746,12 +392,6 @@ def _redirection_infos(routers: List[HTTPRouter]) -> List[MiddlewareInfo]:
                 config = {"scheme": step.scheme, "port": step.port, "permanent": step.permanent}
                 infos.append(MiddlewareInfo(name, "redirectScheme", config, (), (router.name,)))
     return infos
-
-
-def _sticky(spec: Optional[CookieSpec], service: str) -> Optional[StickyCookie]:
-    if spec is None:
-        return None
-    return attrs.evolve(spec, name=cookie_name(spec.name, service))
 
 
 def build_table(

@@ -28,7 +28,7 @@ from zope.interface import implementer
 
 from tsproxy.http.backend import cancel_call
 from tsproxy.http.entrypoint import HTTPEntryPointFactory
-from tsproxy.http.h2server import HTTPSwitch
+from tsproxy.http.h2switch import HTTPSwitch
 from tsproxy.logs import get_logger
 from tsproxy.middlewares.tcp import admit
 from tsproxy.rules import TCPConnectionInfo

@@ -1,0 +1,336 @@
+"""The HTTP/1.1 connection's backend side: sending the request to the server picked over
+a pooled connection (with Expect: 100-continue), and relaying the backend's answer back
+(the BackendListener). A mixin of HTTPServerConnection (tsproxy/http/server.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+from tsproxy.http.backend import BackendConnection, BackendListener, PendingConnect, cancel_call
+from tsproxy.http.headers import (
+    client_response_head,
+    forwarded_request_head,
+    informational_head,
+    set_cookie_headers,
+    switching_protocols_head,
+)
+from tsproxy.http.pipeline import hooked_response, with_content_type
+from tsproxy.http.relay import Relaying
+from tsproxy.http.server_answers import ACTIVE, CLOSED, TUNNEL
+from tsproxy.http.server_steps import CONTINUE, ServerSteps
+from tsproxy.http.traffic import sink_response
+from tsproxy.http.wire import (
+    LAST_CHUNK,
+    ChunkedDecoder,
+    LengthDecoder,
+    RequestHead,
+    ResponseHead,
+    encode_chunk,
+)
+
+#: With Expect: 100-continue, the proxy tells the client to send its body itself when the
+#: backend has said nothing after this long (as Go's transport stops waiting after Traefik's
+#: ExpectContinueTimeout of 1 s, and Go's server then sends 100 Continue on the first read).
+CONTINUE_DELAY = 1.0
+
+
+class ServerBackend(ServerSteps, Relaying, BackendListener):
+    """The backend side of an HTTPServerConnection's exchanges."""
+
+    # Set by HTTPServerConnection (tsproxy/http/server.py).
+    backend: Optional[BackendConnection]
+    pending: Optional[PendingConnect]
+    out_head: bytes
+    capture: Any
+    continue_call: Any
+    held_head: Any
+    resp_framing: str
+
+    if TYPE_CHECKING:
+
+        def _local_response(self, status: int) -> None: ...
+
+    def _send(self, req: RequestHead) -> None:
+        """Send ``req`` to the server picked."""
+        factory = self.factory
+        pick = self.pick
+        assert pick is not None
+        if pick.server is None:
+            self._local_response(503)
+            return
+        server = self.server = pick.server
+        if self.t0 is not None:
+            self.t_origin = factory.clock.seconds()
+        self.out_head = forwarded_request_head(
+            req,
+            peer_ip=self.peer_ip,
+            # The steps saw the client's X-Forwarded-* only from a trusted peer (make_request
+            # removed them otherwise): what is left is the steps' own, kept.
+            trusted=self.trusted or self.mw_request is not None,
+            tls=factory.tls,
+            proxy_hostname=factory.hostname,
+            host_override=None
+            if pick.pass_host_header and (req.host or req.version != b"HTTP/1.0")
+            else ("%s:%d" % (server.host, server.port)).encode("idna"),
+            add_forwarded_for=self.mw_request is None
+            or not self.mw_request.notes.get("no_x_forwarded_for"),
+        )
+        if pick.mirrors and factory.mirrors is not None:
+            self.capture = factory.mirrors.capture(pick.mirrors, req, self.out_head)
+            if self.body_read:
+                self.capture.feed(self.body_read)
+            if self.req_body_done:
+                self.capture.body_done()
+        if self.body_read:
+            self.out_head += self.body_read
+        conn = factory.pool.take_idle(server) if req.upgrade is None else None
+        if conn is not None:
+            self._attach(conn)
+        else:
+            self._connect()
+
+    def _connect(self) -> None:
+        self.gate.pause("connect")  # type: ignore[union-attr]
+        self.pending = self.factory.pool.connect(
+            self.server,  # type: ignore[arg-type]
+            self._attach,
+            self._connect_failed,
+        )
+
+    def _attach(self, conn: BackendConnection) -> None:
+        self.pending = None
+        if self.state != ACTIVE:
+            self.factory.pool.discard(conn)
+            return
+        req = self.req
+        assert req is not None
+        self.backend = conn
+        conn.begin(self, req.method)
+        conn.set_peer(self)
+        self.set_peer(conn)
+        conn.transport.write(self.out_head)
+        self.gate.resume("connect")  # type: ignore[union-attr]
+        if req.expect_continue and not self.req_body_done and not self.continued:
+            self.continue_call = self.factory.clock.callLater(CONTINUE_DELAY, self._continue)
+        if self.req_body_done:
+            self._request_sent()
+            return
+        if req.framing == "chunked":
+            self.req_decoder = ChunkedDecoder(self._request_data)
+        else:
+            self.req_decoder = LengthDecoder(req.content_length, self._request_data)
+        if self.buf:
+            data, self.buf = self.buf, b""
+            self._feed_request_body(data)
+
+    def _connect_failed(self, status: int, reason: str) -> None:
+        self.pending = None
+        self.gate.resume("connect")  # type: ignore[union-attr]
+        self._log_backend_error(status, reason)
+        self.mw_network = True
+        if self._retry(True, status):
+            return
+        self._local_response(status)
+
+    def _continue(self) -> None:
+        """The backend said nothing to an Expect: 100-continue: let the client send."""
+        self.continue_call = None
+        if self.state == ACTIVE and not self.resp_started and not self.continued:
+            self.continued = True
+            self.transport.write(CONTINUE)
+
+    def _cancel_continue(self) -> None:
+        call, self.continue_call = self.continue_call, None
+        cancel_call(call)
+
+    def _request_data(self, data: bytes) -> None:
+        backend = self.backend
+        if backend is not None:
+            if self.req.framing == "chunked":  # type: ignore[union-attr]
+                backend.transport.writeSequence(encode_chunk(data))
+            else:
+                backend.transport.write(data)
+        if self.capture is not None:
+            self.capture.feed(data)
+        self.req_bytes += len(data)
+
+    def _request_sent(self) -> None:
+        """The whole request is on its way to the backend."""
+        if self.resp_started:
+            if self.state == ACTIVE and self.backend is None and not self.mw_open:
+                self._complete()
+            return
+        if self.backend is not None and self.server is not None:
+            self.backend.arm_timeout(self.server.transport.response_header_timeout)
+
+    def _drop_backend(self) -> None:
+        backend, self.backend = self.backend, None
+        self.set_peer(None)
+        if backend is not None:
+            self.factory.pool.discard(backend)
+
+    # -- BackendListener -----------------------------------------------------------------
+
+    def response_head(self, head: ResponseHead, rest: bytes) -> None:
+        req = self.req
+        assert req is not None
+        status = head.status
+        self.origin_head = head
+        if status < 200 and status != 101:
+            if status == 100:
+                if self.continued:
+                    return  # the client was told to go on already: once is enough
+                self.continued = True
+                self._cancel_continue()
+            if req.version == b"HTTP/1.1":
+                self.transport.write(informational_head(head))
+            return
+        self._outcome(status < 500)
+        if self.continue_call is not None:
+            self._cancel_continue()
+        if status == 101:
+            if req.upgrade is None:
+                self.backend_failed(502, "101 without an upgrade request", True)
+                return
+            self.transport.write(switching_protocols_head(head))
+            self.resp_started = True
+            self.state = TUNNEL
+            backend = self.backend
+            assert backend is not None
+            if self.buf:
+                data, self.buf = self.buf, b""
+                backend.transport.write(data)
+            backend.start_tunnel(rest)
+            return
+        if self.mw_request is not None and self._retry(False, status):
+            self._drop_backend()  # the answer is dropped unread: the next attempt replaces it
+            return
+        if self.mw_request is not None and self.mw_request.sink_wrappers:
+            if not self.req_body_done:
+                self.keep_alive = False
+            response = sink_response(status, head.headers, self.mw_request)
+            for hook in reversed(self.mw_request.response_hooks):
+                hook(response)
+            self._open_sinks().head(response)
+            if rest:
+                self.response_data(rest)
+            return
+        sniff = None
+        if self.mw_request is not None and self.mw_request.response_hooks:
+            head, sniff = hooked_response(head, self.mw_request)
+            self.origin_head = head
+        http10 = req.version == b"HTTP/1.0"
+        framing = head.framing
+        if framing in ("none", "length"):
+            out = framing
+        elif http10:
+            out = "close"
+            self.keep_alive = False
+        else:
+            out = "chunked"
+        if not self.req_body_done:
+            self.keep_alive = False
+        self.resp_framing = out
+        if sniff is not None and req.method != b"HEAD":
+            # Written with the first body bytes (or as is at the end of an empty body).
+            self.held_head = (head, sniff)
+            return
+        self._write_head(head)
+
+    def _write_head(self, head: ResponseHead) -> None:
+        pick = self.pick
+        extra = (
+            set_cookie_headers(pick.set_cookies) if pick is not None and pick.set_cookies else ()
+        )
+        self.transport.write(
+            client_response_head(
+                head,
+                framing_out=self.resp_framing,
+                keep_alive=self.keep_alive,
+                client_http10=self.req.version == b"HTTP/1.0",  # type: ignore[union-attr]
+                extra=extra,
+            )
+        )
+        self.resp_started = True
+
+    def _release_head(self, data: bytes) -> None:
+        """Write the held head, its Content-Type sniffed from ``data`` when there is any."""
+        head, sniff = self.held_head
+        self.held_head = None
+        if data:
+            head = self.origin_head = with_content_type(head, sniff(data[:512]))
+        self._write_head(head)
+
+    def response_data(self, data: bytes) -> None:
+        if self.mw_sink is not None:
+            self.mw_sink.data(data)
+            return
+        if self.held_head is not None:
+            if not data:
+                return
+            self._release_head(data)
+        if self.resp_framing == "chunked":
+            self.transport.writeSequence(encode_chunk(data))
+        else:
+            self.transport.write(data)
+        self.resp_bytes += len(data)
+
+    def response_end(self, reusable: bool) -> None:
+        if self.held_head is not None:
+            self._release_head(b"")
+        sink = self.mw_sink
+        if sink is None and self.resp_framing == "chunked":
+            self.transport.write(LAST_CHUNK)
+        backend, self.backend = self.backend, None
+        self.set_peer(None)
+        if backend is not None:
+            if reusable and self.req_body_done:
+                self.factory.pool.release(backend, self.server)  # type: ignore[arg-type]
+            else:
+                self.factory.pool.discard(backend)
+        if sink is not None:
+            sink.end()  # the client sink's end completes the exchange (sink_ended)
+            return
+        if self.req_body_done:
+            self._complete()
+        # else: the backend answered before the body ended; _request_sent completes it.
+
+    def backend_failed(self, status: int, reason: str, got_bytes: bool) -> None:
+        backend, self.backend = self.backend, None
+        self.set_peer(None)
+        if backend is not None:
+            self.factory.pool.discard(backend)
+        if self.resp_started:
+            # Part of the response is out: only an abort tells the client it is cut short.
+            self._log_backend_error(status, reason)
+            self._end_hooks("backend failed")
+            self.state = CLOSED
+            self.transport.abortConnection()
+            return
+        req = self.req
+        if (
+            backend is not None
+            and backend.reused
+            and not got_bytes
+            and req is not None
+            and req.framing == "none"
+            and not self.retried
+        ):
+            # A pooled connection the server had already closed: try once on a new one.
+            self.retried = True
+            self._connect()
+            return
+        self._log_backend_error(status, reason)
+        self.mw_network = not got_bytes
+        if self._retry(not got_bytes, status):
+            return
+        self._local_response(status)
+
+    def tunnel_data(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def tunnel_closed(self) -> None:
+        self.backend = None
+        self.set_peer(None)
+        self.transport.loseConnection()
