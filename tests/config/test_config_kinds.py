@@ -509,6 +509,11 @@ spec:
 # (document text, exact errors)
 BAD_DOCUMENTS = [
     (
+        ROUTE_HEAD + "        - {name: a, port: 80}\n  tls: {certResolver: le}\n",
+        "wrr.yaml:9: IngressRoute default/app: spec.tls.certResolver: ACME certificate resolvers"
+        " are not supported",
+    ),
+    (
         ROUTE_HEAD + "        - {name: a, port: 80}\n        - {name: b, port: 80, weight: -1}\n",
         "wrr.yaml:9: IngressRoute default/app: spec.routes[0].services[1].weight: must be an integer >= 0",
     ),

@@ -56,7 +56,7 @@ spec:
     secretName: db-cert
     options: {{name: strict, namespace: tls}}
     store: {{name: default}}
-    certResolver: le
+    # certResolver would be refused (BAD_TCP_DOCUMENTS)
     domains:
       - main: db.example
         sans: [db2.example, db3.example]
@@ -141,7 +141,6 @@ class IngressRouteTCPTests(SynchronousTestCase):
                             passthrough=True,
                             options=ObjectRef("strict", "tls"),
                             store=ObjectRef("default", "data"),
-                            cert_resolver="le",
                             domains=(
                                 TLSDomain("db.example", ("db2.example", "db3.example")),
                                 TLSDomain("other.example"),
@@ -155,8 +154,6 @@ class IngressRouteTCPTests(SynchronousTestCase):
             self.assertEqual(
                 notices,
                 [
-                    label.format(35) + "spec.tls.certResolver: ACME resolvers are not"
-                    " supported; ignored",
                     label.format(40) + "spec.ingressClassName: not supported yet, ignored",
                 ],
                 group,
@@ -408,6 +405,11 @@ _TLS_CHOICES = "must be one of: , VersionTLS10, VersionTLS11, VersionTLS12, Vers
 
 # (document text, exact error) for the TCP kinds; tests/service/test_check.py reports each too.
 BAD_TCP_DOCUMENTS = [
+    (
+        TCP_HEAD + "        - {name: a, port: 5432}\n  tls: {certResolver: le}\n",
+        "wrr.yaml:9: IngressRouteTCP default/db: spec.tls.certResolver: ACME certificate"
+        " resolvers are not supported",
+    ),
     (
         TCP_HEAD + "        - {name: a, port: 5432, proxyProtocol: {version: 3}}\n",
         f"wrr.yaml:8: {_SERVICE0}.proxyProtocol.version: must be an integer between 1 and 2",

@@ -81,7 +81,11 @@ def parse_ingress_route(root: Fields, meta: Meta) -> IngressRoute:
     tls_fields = spec.mapping("tls")
     tls = None if tls_fields is None else _route_tls(tls_fields, meta.namespace)
     if tls is not None and tls.cert_resolver:
-        tls_fields.note("certResolver", "ACME resolvers are not supported; ignored")  # type: ignore[union-attr]
+        # No ACME here: served with another certificate, the route would not be what was
+        # asked for (fail closed, as the file provider does).
+        raise tls_fields.fail(  # type: ignore[union-attr]
+            "certResolver", "ACME certificate resolvers are not supported"
+        )
     if spec.has("parentRefs"):
         # A child route is only reachable through its parent (and the parent's middlewares):
         # served on its own it would skip them.
@@ -145,7 +149,11 @@ def parse_ingress_route_tcp(root: Fields, meta: Meta) -> IngressRouteTCP:
     tls_fields = spec.mapping("tls")
     tls = None if tls_fields is None else _route_tls(tls_fields, meta.namespace, tcp=True)
     if tls is not None and tls.cert_resolver:
-        tls_fields.note("certResolver", "ACME resolvers are not supported; ignored")  # type: ignore[union-attr]
+        # No ACME here: served with another certificate, the route would not be what was
+        # asked for (fail closed, as the file provider does).
+        raise tls_fields.fail(  # type: ignore[union-attr]
+            "certResolver", "ACME certificate resolvers are not supported"
+        )
     spec.done({"ingressClassName": _NOT_YET})
     return IngressRouteTCP(meta=meta, routes=routes, entry_points=entry_points, tls=tls)
 
