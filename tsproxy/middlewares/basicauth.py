@@ -207,7 +207,10 @@ def refuse_users_file(fields: Fields) -> None:
 
 
 @attrs.frozen
-class BasicAuthSpec:
+class AuthSpec:
+    """What basicAuth and digestAuth read alike: users inline or from a Secret, the realm,
+    the header holding the user for the backend, whether the credentials are removed."""
+
     users: Tuple[str, ...] = ()
     secret: str = ""
     realm: str = "traefik"
@@ -215,10 +218,17 @@ class BasicAuthSpec:
     remove_header: bool = False
 
 
-def parse(fields: Fields) -> BasicAuthSpec:
+BasicAuthSpec = AuthSpec
+
+
+def parse_auth(
+    fields: Fields, parse_user: Callable[[str], object], what: str, kind: str
+) -> AuthSpec:
+    """The section of an auth kind: ``parse_user`` checks each user line (``what`` says
+    its form in errors); ``kind`` names the kind in the missing-users error."""
     refuse_users_file(fields)
-    users = read_users(fields, parse_basic_user, "name:hash (one colon)")
-    spec = BasicAuthSpec(
+    users = read_users(fields, parse_user, what)
+    spec = AuthSpec(
         users=users,
         secret=fields.string("secret"),
         realm=fields.string("realm") or "traefik",
@@ -227,8 +237,12 @@ def parse(fields: Fields) -> BasicAuthSpec:
     )
     fields.done()
     if not spec.users and not spec.secret:
-        raise fields.whole("basicAuth needs a secret (or users)")
+        raise fields.whole(f"{kind} needs a secret (or users)")
     return spec
+
+
+def parse(fields: Fields) -> AuthSpec:
+    return parse_auth(fields, parse_basic_user, "name:hash (one colon)", "basicAuth")
 
 
 def decode_basic(header: Optional[str]) -> Optional[Tuple[str, str]]:

@@ -24,8 +24,8 @@ from tsproxy.middlewares.base import (
     StepResult,
 )
 from tsproxy.middlewares.basicauth import (
-    read_users,
-    refuse_users_file,
+    AuthSpec,
+    parse_auth,
     secret_lines,
     set_user_header,
     unauthorized,
@@ -95,29 +95,11 @@ def digest_params(header: Optional[str]) -> Optional[Dict[str, str]]:
     return parse_pairs(rest)
 
 
-@attrs.frozen
-class DigestAuthSpec:
-    users: Tuple[str, ...] = ()
-    secret: str = ""
-    realm: str = "traefik"
-    header_field: str = ""
-    remove_header: bool = False
+DigestAuthSpec = AuthSpec
 
 
-def parse(fields: Fields) -> DigestAuthSpec:
-    refuse_users_file(fields)
-    users = read_users(fields, parse_digest_user, "user:realm:HA1 (two colons)")
-    spec = DigestAuthSpec(
-        users=users,
-        secret=fields.string("secret"),
-        realm=fields.string("realm") or "traefik",
-        header_field=fields.string("headerField"),
-        remove_header=fields.boolean("removeHeader", False),
-    )
-    fields.done()
-    if not spec.users and not spec.secret:
-        raise fields.whole("digestAuth needs a secret (or users)")
-    return spec
+def parse(fields: Fields) -> AuthSpec:
+    return parse_auth(fields, parse_digest_user, "user:realm:HA1 (two colons)", "digestAuth")
 
 
 @attrs.define
