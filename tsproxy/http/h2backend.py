@@ -461,7 +461,8 @@ class H2BackendStream(Relaying):
         if self.head is None:
             listener.backend_failed(502, "stream ended without a response", True)
             return
-        if self.trailers:
+        take = getattr(listener, "response_trailers", None)
+        if self.trailers and not (take is not None and take(self.trailers)):
             client = getattr(listener, "transport", None)
             if client is not None and hasattr(client, "resp_trailers"):
                 client.resp_trailers = self.trailers

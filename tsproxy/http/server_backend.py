@@ -28,6 +28,7 @@ from tsproxy.http.wire import (
     ResponseHead,
     encode_chunk,
 )
+from tsproxy.middlewares.base import HeaderList
 
 #: With Expect: 100-continue, the proxy tells the client to send its body itself when the
 #: backend has said nothing after this long (as Go's transport stops waiting after Traefik's
@@ -46,6 +47,8 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
     continue_call: Any
     held_head: Any
     resp_framing: str
+    #: The Response the sinks were given for the current answer (its trailers go there).
+    mw_response: Any = None
 
     if TYPE_CHECKING:
 
@@ -209,9 +212,11 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
         if self.mw_request is not None and self.mw_request.sink_wrappers:
             if not self.req_body_done:
                 self.keep_alive = False
-            response = sink_response(status, head.headers, self.mw_request)
+            response = self.mw_response = sink_response(status, head.headers, self.mw_request)
             for hook in reversed(self.mw_request.response_hooks):
                 hook(response)
+            if self.mw_request.keep_trailers and getattr(self.transport, "headers_only", False):
+                self.transport.headers_only = False  # the sinks write a body (grpcWeb)
             self._open_sinks().head(response)
             if rest:
                 self.response_data(rest)
@@ -275,6 +280,19 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
         else:
             self.transport.write(data)
         self.resp_bytes += len(data)
+
+    def response_trailers(self, trailers: Any) -> bool:
+        """An HTTP/2 backend's trailers, before `response_end`: True when a step takes them
+        into the response (`Request.keep_trailers`), else the backend sends them on."""
+        request, response = self.mw_request, self.mw_response
+        if self.mw_sink is None or request is None or not request.keep_trailers:
+            return False
+        if response is None or response.request is not request:
+            return False
+        response.trailers = HeaderList(
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in trailers
+        )
+        return True
 
     def response_end(self, reusable: bool) -> None:
         if self.held_head is not None:

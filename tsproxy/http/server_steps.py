@@ -93,6 +93,8 @@ class ServerSteps(ServerAnswers):
         if result is not None:
             self._answer(result)
             return
+        if self.mw_request.new_body is not None:
+            self.body_read = self.mw_request.new_body  # a step's decoded body (grpcWeb)
         out = forwarded_head(req, self.mw_request)
         if self.body_read is not None:
             # A step read the body: it is sent on from the buffer, with its length.

@@ -136,6 +136,9 @@ class Response:
     #: it with the first (up to 512) body bytes when, after every hook, the head has no
     #: Content-Type and no Content-Encoding, the status allows a body and the body is not empty.
     sniff: Optional[Callable[[bytes], str]] = None
+    #: The service's trailers (an HTTP/2 backend's), set by the engine before the sinks'
+    #: `end` when the request's `keep_trailers` is set; None when there were none.
+    trailers: Optional[HeaderList] = None
 
 
 ResponseHook = Callable[[Response], None]
@@ -240,6 +243,14 @@ class Request:
     end_hooks: List[Callable[[ExchangeEnd], None]] = attrs.Factory(list)
     #: Set by the retry step: the engine dispatches again while it says so.
     retry: Optional[RetryPolicy] = None
+    #: Set by a step that carries the response trailers itself (grpcWeb writes them into
+    #: the body): the engine hands them to the sinks on `Response.trailers` instead of
+    #: sending them as HTTP/2 trailers, and an HTTP/2 client is sent the body the sinks
+    #: write even after a headers-only answer.
+    keep_trailers: bool = False
+    #: Set by a step that read the body (`read_body`) to have other bytes sent on instead
+    #: (grpcWeb's base64 decoding), with their own length.
+    new_body: Optional[bytes] = None
 
     @property
     def host(self) -> str:

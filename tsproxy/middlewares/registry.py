@@ -31,6 +31,7 @@ _MODULES: tuple[str, ...] = (
     "retry",
     "errorpage",
     "buffering",
+    "grpcweb",
 )
 #: The TCP (MiddlewareTCP) implementation modules, exposing ``KINDS`` the same way.
 _TCP_MODULES: tuple[str, ...] = ("tcp",)
