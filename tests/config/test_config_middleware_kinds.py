@@ -47,9 +47,9 @@ class MiddlewareTests(SynchronousTestCase):
             ("testDeny: {color: red}", "testDeny", "spec.testDeny.color: unknown field", 5),
             ("testDeny: [1]", "testDeny", "spec.testDeny: must be a mapping", 5),
             (
-                "grpcWeb: {allowOrigins: ['*']}",
-                "grpcWeb",
-                "spec.grpcWeb: the grpcWeb middleware is not implemented by tsproxy",
+                "plugin: {demo: {}}",
+                "plugin",
+                "spec.plugin: the plugin middleware is not implemented by tsproxy",
                 5,
             ),
             ("frobnicate: {}", "frobnicate", "spec.frobnicate: unknown middleware kind", 5),

@@ -434,7 +434,7 @@ class FailClosedTests(ProxyTestCase):
             ingress("gone", "gone.example", "{name: nope}")
             + ingress("rl", "rl.example", "{name: rl}")
             + "---\napiVersion: traefik.io/v1alpha1\nkind: Middleware\nmetadata: {name: rl}\n"
-            "spec: {grpcWeb: {allowOrigins: ['*']}}\n",
+            "spec: {plugin: {demo: {}}}\n",
         )
         service = self.start_proxy()
         for host in ("gone.example", "rl.example"):
@@ -464,8 +464,8 @@ class FailClosedTests(ProxyTestCase):
             (item["status"], item["type"], item["error"]),
             (
                 "disabled",
-                "grpcweb",
-                ["spec.grpcWeb: the grpcWeb middleware is not implemented by tsproxy"],
+                "plugin",
+                ["spec.plugin: the plugin middleware is not implemented by tsproxy"],
             ),
         )
         out = io.StringIO()

@@ -141,10 +141,10 @@ class ReferenceTests(SynchronousTestCase):
             ),
             (
                 "{name: rl}",
-                mw("rl", "grpcWeb: {allowOrigins: ['*']}"),
+                mw("rl", "plugin: {demo: {}}"),
                 None,
                 [
-                    "mw.yaml:16: Middleware ns/rl: spec.grpcWeb: the grpcWeb middleware is not"
+                    "mw.yaml:16: Middleware ns/rl: spec.plugin: the plugin middleware is not"
                     " implemented by tsproxy",
                     "mw.yaml:8: IngressRoute ns/r: spec.routes[0].middlewares[0]: middleware"
                     ' "ns-rl@kubernetescrd" has errors (see mw.yaml:16)',
@@ -411,7 +411,7 @@ class ChainTests(SynchronousTestCase):
 
     def test_unusedBrokenMiddlewareIsAnError(self) -> None:
         """A middleware nobody uses is still built and its error reported (check fails)."""
-        result, errors = build(route("") + mw("rl", "grpcWeb: {allowOrigins: ['*']}"))
+        result, errors = build(route("") + mw("rl", "plugin: {demo: {}}"))
         assert result.table is not None
         self.assertEqual(len(result.table.routers), 1)
         self.assertEqual(len(errors), 1)
