@@ -6,11 +6,13 @@ CORS preflights, and requests the middleware leaves alone."""
 from __future__ import annotations
 
 import base64
+import shutil
 import struct
+import subprocess
 from concurrent import futures
 from typing import Any, Dict, Iterator, List, Tuple
 
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.trial.unittest import SkipTest
 
 from tests.proxyfixture import ProxyTestCase, raw_exchange
@@ -284,6 +286,33 @@ class GRPCWebTests(ProxyTestCase):
         self.assertEqual(status, 200)
         self.assertEqual(headers["grpc-status"], ["5"])
         self.assertEqual(headers["grpc-message"], ["no such thing: abc"])
+        self.assertEqual(body, b"\x80\x00\x00\x00\x00")
+
+    @defer.inlineCallbacks
+    def test_http2Client(self) -> None:
+        """Over HTTP/2 (curl, h2c prior knowledge) the trailers come in the body's last frame
+        too, not as HTTP/2 trailers, and a trailers-only answer still gets its frame."""
+        if shutil.which("curl") is None:
+            raise SkipTest("curl is not installed")
+        assert self.service is not None
+        url = "http://127.0.0.1:%d" % self.service.port_of("web")
+        out = {}
+        for name, body in (("Unary", b"hello"), ("Fail", b"abc")):
+            args = ["curl", "-s", "--max-time", "20", "--http2-prior-knowledge", "-D", "-"]
+            args += ["-H", "Host: grpc.test", "-H", "Content-Type: application/grpc-web"]
+            args += ["--data-binary", "@-", url + "/t.Echo/" + name]
+            done = yield threads.deferToThread(
+                subprocess.run, args, input=message(body), capture_output=True, timeout=30
+            )
+            self.assertEqual(done.returncode, 0, done.stderr)
+            out[name] = done.stdout.partition(b"\r\n\r\n")
+        head, _, body = out["Unary"]
+        self.assertTrue(head.startswith(b"HTTP/2 200"), head)
+        got = frames(body)
+        self.assertEqual(got[0], (0, b"olleh"))
+        self.assertEqual(trailers(got[1][1])["grpc-status"], "0")
+        head, _, body = out["Fail"]
+        self.assertIn(b"grpc-status: 5", head)
         self.assertEqual(body, b"\x80\x00\x00\x00\x00")
 
     @defer.inlineCallbacks
