@@ -32,6 +32,7 @@ from tsproxy.http.wire import (
     parse_response_head,
 )
 from tsproxy.logs import get_logger
+from tsproxy.nodelay import set_no_delay
 
 if TYPE_CHECKING:
     from tsproxy.runtime.services import Server
@@ -86,6 +87,7 @@ class BackendConnection(Relaying):
         self.factory: Any = None
 
     def connectionMade(self) -> None:
+        set_no_delay(self.transport)
         self.start_relaying()
         self.factory.on_ready(self)
 

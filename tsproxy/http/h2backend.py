@@ -50,6 +50,7 @@ from tsproxy.http.wire import (
     parse_request_head,
 )
 from tsproxy.logs import get_logger
+from tsproxy.nodelay import set_no_delay
 
 if TYPE_CHECKING:
     from tsproxy.runtime.services import Server
@@ -114,6 +115,7 @@ class H2ClientConnection(Protocol):
         return int(limit) - len(self.streams)
 
     def connectionMade(self) -> None:
+        set_no_delay(self.transport)
         self.transport.registerProducer(_Watch(self), True)  # type: ignore[union-attr]
         conn = self.conn
         conn.initiate_connection()

@@ -23,6 +23,7 @@ from tsproxy.http.wire import (
     parse_request_head,
 )
 from tsproxy.logs import get_logger
+from tsproxy.nodelay import set_no_delay
 
 if TYPE_CHECKING:
     from tsproxy.http.entrypoint import HTTPEntryPointFactory
@@ -50,6 +51,7 @@ class HTTPSwitch(Protocol):
         self.buf = b""
 
     def connectionMade(self) -> None:
+        set_no_delay(self.transport)
         self.http1.makeConnection(self.transport)
 
     def dataReceived(self, data: bytes) -> None:

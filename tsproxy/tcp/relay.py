@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tsproxy.logs import get_logger
+from tsproxy.nodelay import set_no_delay
 from tsproxy.tcp import proxyproto
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class _BackendSide(Protocol):
         self.relay = relay
 
     def connectionMade(self) -> None:
+        set_no_delay(self.transport)
         self.relay.backend_connected(self)
 
     def dataReceived(self, data: bytes) -> None:
