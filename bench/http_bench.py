@@ -288,12 +288,11 @@ def check_split_grpc(python: str, port: int, host: Optional[str], wait: float) -
         result = json.loads(lines[-1]) if lines else None
     except ValueError:
         result = None
-    if not isinstance(result, dict) or "v1" not in result:
-        why = (result or {}).get("errors") if isinstance(result, dict) else None
-        tail = why or (done.stdout + done.stderr).strip().splitlines()[-3:]
-        raise RuntimeError(
-            f"gRPC check failed (grpcio in {python}? `pip install grpcio`): {'; '.join(tail)}"
-        )
+    if isinstance(result, dict) and "v1" not in result:
+        raise RuntimeError(f"gRPC check: no call succeeded: {'; '.join(result['errors'])}")
+    if not isinstance(result, dict):
+        tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
+        raise RuntimeError(f"gRPC check failed (grpcio in {python}?): {' | '.join(tail)}")
     if result["errors"]:
         print(f"   gRPC check: {'; '.join(result['errors'])}", flush=True)
     return int(result["v1"]), int(result["v2"]), int(result["other"])
@@ -1062,6 +1061,26 @@ class Bench:
                 )
             )
         pypy = self.pypy_python()
+        if pypy:
+            rows.append(self._tsproxy_target("tsproxy, PyPy", pypy, ports[3], a.pypy_warmup))
+            if a.middlewares:
+                rows.append(
+                    self._tsproxy_target(
+                        "tsproxy, PyPy" + CHAINED, pypy, ports[9], a.pypy_warmup, chain=True
+                    )
+                )
+            if a.traffic:
+                rows.append(
+                    self._tsproxy_target(
+                        "tsproxy, PyPy" + TRAFFIC, pypy, ports[16], a.pypy_warmup, traffic=True
+                    )
+                )
+            if a.observability:
+                rows.append(
+                    self._tsproxy_target(
+                        "tsproxy, PyPy" + OBSERVED, pypy, ports[6], a.pypy_warmup, ports[7]
+                    )
+                )
         if a.http2:
             rows += [
                 Target(H2 + "haproxy, nbthread 1", "haproxy", ports[11], HOST_HEADER, a.warmup),
@@ -1090,26 +1109,6 @@ class Bench:
                     row.h2 = True
         if a.grpc:
             rows += self._grpc_targets(ports[19:25], pypy)
-        if pypy:
-            rows.append(self._tsproxy_target("tsproxy, PyPy", pypy, ports[3], a.pypy_warmup))
-            if a.middlewares:
-                rows.append(
-                    self._tsproxy_target(
-                        "tsproxy, PyPy" + CHAINED, pypy, ports[9], a.pypy_warmup, chain=True
-                    )
-                )
-            if a.traffic:
-                rows.append(
-                    self._tsproxy_target(
-                        "tsproxy, PyPy" + TRAFFIC, pypy, ports[16], a.pypy_warmup, traffic=True
-                    )
-                )
-            if a.observability:
-                rows.append(
-                    self._tsproxy_target(
-                        "tsproxy, PyPy" + OBSERVED, pypy, ports[6], a.pypy_warmup, ports[7]
-                    )
-                )
         return rows
 
     def pypy_python(self) -> Optional[str]:
@@ -1665,7 +1664,7 @@ def markdown_block(result: dict) -> str:
     info = result["versions"]
     settings = result["settings"]
     rounds = settings["rounds"]
-    ran = ", ".join(f"{key} {info[key]}" for key in sorted(info) if key not in ("cpus", "kernel"))
+    ran = ", ".join(short_versions(info))
     lines = [
         BLOCK_BEGIN,
         "```sh",
@@ -1692,6 +1691,30 @@ def markdown_block(result: dict) -> str:
         BLOCK_END,
     ]
     return "\n".join(lines) + "\n"
+
+
+#: How the block names the tools of versions(), in this order.
+TOOL_NAMES: Tuple[Tuple[str, str], ...] = (("haproxy", "HAProxy"), ("nginx", "nginx"))
+TOOL_NAMES += (("caddy", "Caddy"), ("wrk", "wrk"), ("h2load", "h2load"))
+
+
+def short_versions(info: Dict[str, str]) -> List[str]:
+    """versions()'s lines, shortened for the README: "HAProxy 2.6.12", "tsproxy tree abc1234",
+    "CPython 3.11.7 + Twisted 26.10.0"."""
+    found = []
+    tree_line = info.get("tsproxy tree")
+    if tree_line:
+        found.append(f"tsproxy tree {tree_line}")
+    for key, impl in (("tsproxy CPython", "CPython"), ("tsproxy PyPy", "PyPy (Python")):
+        match = re.fullmatch(r"(\S+) twisted (\S+)", info.get(key, ""))
+        if match:
+            close = ")" if impl.startswith("PyPy") else ""
+            found.append(f"{impl} {match.group(1)}{close} + Twisted {match.group(2)}")
+    for key, name in TOOL_NAMES:
+        match = re.search(r"\d+\.\d+(?:\.\d+)?", info.get(key, ""))
+        if match:
+            found.append(f"{name} {match.group(0)}")
+    return found
 
 
 def replace_block(text: str, block: str) -> str:

@@ -43,7 +43,8 @@ def nginx_backend_conf(
     refuses POST (405), which `error_page 405 =200` turns into the file. The empty `mirror`
     makes nginx read the whole request body before it answers: a server answering before the
     body ends makes nginx's grpc_pass fail the call ("upstream sent frame for unknown
-    stream")."""
+    stream"). `ssi` (the file holds no SSI command, it passes unchanged) drops the
+    content-length and last-modified headers, which gRPC servers do not send."""
     grpc_servers = ""
     if grpc is not None:
         g1, g2, root = grpc
@@ -56,6 +57,8 @@ def nginx_backend_conf(
             mirror /read-body;
             default_type application/grpc;
             etag off;
+            ssi on;
+            ssi_types application/grpc;
             add_trailer grpc-status 0 always;
             error_page 405 =200 /reply;
             rewrite ^ /reply break;
