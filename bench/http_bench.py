@@ -1590,7 +1590,7 @@ def print_table(rows: List[Row]) -> None:
         if r.status != "ok" or r.reason:
             print(f"\n{r.setup}: {r.status}: {r.reason}")
         if r.wrk_errors:
-            print(f"\n{r.setup}: wrk reported {r.wrk_errors}")
+            print(f"\n{r.setup}: the load generator reported {r.wrk_errors}")
     if with_rounds:
         print(
             "\nEach number is the median over the rounds; ÷HAProxy is the median of the"
