@@ -5,14 +5,14 @@ the retry step's new attempts. A mixin of HTTPServerConnection (tsproxy/http/ser
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import attrs
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.python.failure import Failure
 
-from tsproxy.http.headers import set_cookie_headers
 from tsproxy.http.bodypump import BodyPump
+from tsproxy.http.headers import set_cookie_headers
 from tsproxy.http.pipeline import (
     answer_bytes,
     client_certs_of,
