@@ -192,8 +192,12 @@ class ServerSteps(ServerAnswers):
             if self.body_pump is pump:
                 self.body_pump = None
                 if self.backend is conn:
+                    conn.set_peer(self)
                     self._request_sent()
 
+        # What fills the backend's write buffer now is the file, not the client: a full
+        # buffer must not pause reading the client (its leaving would go unnoticed).
+        conn.set_peer(None)
         pump = self.body_pump = BodyPump(conn, store.reader(), done)
         pump.start()
 
