@@ -10,7 +10,7 @@ import hashlib
 import os
 import sys
 import tracemalloc
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 from twisted.internet import defer, protocol, reactor, task
 from twisted.trial.unittest import SynchronousTestCase
@@ -394,5 +394,3 @@ class SpillTests(ProxyTestCase):
         self.assertEqual(int(out), 502)
         after = yield self.settled(fds)
         self.assertEqual((after, temp_fds()), (fds, []))
-
-
