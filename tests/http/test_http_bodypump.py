@@ -13,6 +13,8 @@ import tracemalloc
 from typing import Any, Dict, List, Tuple
 
 from twisted.internet import defer, protocol, reactor, task
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.protocols.basic import FileSender
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.http.test_http_middlewares import ingress
@@ -43,6 +45,11 @@ apiVersion: traefik.io/v1alpha1
 kind: Middleware
 metadata: {name: once}
 spec: {buffering: {memRequestBodyBytes: 65536, maxRequestBodyBytes: 33554432}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {name: answers}
+spec: {buffering: {memResponseBodyBytes: 65536}}
 """
 
 
@@ -136,6 +143,9 @@ class HashingBackend(protocol.Protocol):
                 return
             head, data = self.buf.split(b"\r\n\r\n", 1)
             self.buf = b""
+            if head.split(b" ")[1] == b"/download":
+                self.download()
+                return
             for line in head.split(b"\r\n")[1:]:
                 name, _, value = line.partition(b":")
                 if name.strip().lower() == b"content-length":
@@ -162,6 +172,47 @@ class HashingBackend(protocol.Protocol):
                 % (status, len(answer), answer)
             )
             self.transport.loseConnection()
+
+    def download(self) -> None:
+        """Answer the factory's `download` file, streamed (nothing of it held here)."""
+        path = self.factory.download
+        self.transport.write(
+            b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+            % os.path.getsize(path)
+        )
+        source = open(path, "rb")
+        sent = FileSender().beginFileTransfer(source, self.transport)
+        sent.addBoth(lambda _: (source.close(), self.transport.loseConnection()))
+
+
+class SlowReader(protocol.Protocol):
+    """A client that sends a request, then reads the answer only when told to, hashing
+    its body (after the head) as it comes."""
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self.head = b""
+        self.size = 0
+        self.digest = hashlib.sha256()
+        self.first: defer.Deferred = defer.Deferred()
+        self.closed: defer.Deferred = defer.Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.write(self.payload)
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self.first.called:
+            self.head += data
+            if b"\r\n\r\n" not in self.head:
+                return
+            self.head, data = self.head.split(b"\r\n\r\n", 1)
+            self.transport.pauseProducing()
+            self.first.callback(self)
+        self.size += len(data)
+        self.digest.update(data)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.closed.callback(self)
 
 
 def temp_fds() -> List[str]:
@@ -214,7 +265,8 @@ class SpillTests(ProxyTestCase):
             "routes.yaml",
             ingress("spilled", "spill.example", "{name: spill}", service="hashing")
             + ingress("held", "hold.example", "{name: hold}", service="hashing")
-            + ingress("once", "once.example", "{name: once}", service="hashing"),
+            + ingress("once", "once.example", "{name: once}", service="hashing")
+            + ingress("answers", "answers.example", "{name: answers}", service="hashing"),
         )
         self.start_proxy()
 
@@ -392,5 +444,41 @@ class SpillTests(ProxyTestCase):
         backend.transport.abortConnection()
         out, code = yield curl.ended
         self.assertEqual(int(out), 502)
+        after = yield self.settled(fds)
+        self.assertEqual((after, temp_fds()), (fds, []))
+
+    @defer.inlineCallbacks
+    def test_spilled_response(self) -> Any:
+        """memResponseBodyBytes 64 KiB: a 16 MiB answer is held 64 KiB in memory and the
+        rest in a file, then sent as fast as the client reads: a client that stops reading
+        holds the proxy back (it read a fraction of the file), and once it reads it gets the
+        exact bytes; the file is closed after."""
+        size = 16 * MIB
+        path, digest = self.body_file(size)
+        self.backend.download = path
+        stores = self.watch_stores()
+        readers: List[Any] = []
+        make_reader = BodyStore.reader
+
+        def reader(store: BodyStore) -> Any:
+            readers.append(make_reader(store))
+            return readers[-1]
+
+        self.patch(bodystore.BodyStore, "reader", reader)
+        assert self.service is not None
+        port = self.service.port_of("web")
+        payload = b"GET /download HTTP/1.1\r\nHost: answers.example\r\nConnection: close\r\n\r\n"
+        fds = yield self.quiet()
+        client = SlowReader(payload)
+        yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), client)
+        yield client.first
+        self.assertIn(b"Content-Length: %d" % size, client.head)
+        self.assertEqual(stores[-1], {"memory": 65536, "spilled": size - 65536, "size": size})
+        yield task.deferLater(reactor, 0.3, lambda: None)
+        self.assertEqual(len(temp_fds()), 1)  # the response's file, while it is sent
+        self.assertLess(readers[-1].offset, size // 2)
+        client.transport.resumeProducing()
+        yield client.closed
+        self.assertEqual((client.size, client.digest.hexdigest()), (size, digest))
         after = yield self.settled(fds)
         self.assertEqual((after, temp_fds()), (fds, []))

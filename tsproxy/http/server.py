@@ -299,6 +299,7 @@ class HTTPServerConnection(ServerBackend):
 
     def write_drained(self) -> None:
         """The client read enough of its answers: serve its next pipelined requests."""
+        super().write_drained()  # a paced response's next pieces (ServerSteps._pace)
         gate = self.gate
         if gate is None or "answers" not in gate.reasons:
             return

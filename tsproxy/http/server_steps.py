@@ -83,6 +83,7 @@ class ServerSteps(ServerAnswers):
             )
             self.mw_hooks = ExchangeHooks(request, self.factory.clock.seconds())
             request.read_body = self._read_body
+            request.pace = self._pace
         result = run_chain(chain, request)
         if isinstance(result, Deferred):
             self.mw_pending = result
@@ -201,6 +202,22 @@ class ServerSteps(ServerAnswers):
         pump = self.body_pump = BodyPump(conn, store.reader(), done)
         pump.start()
 
+    def _pace(self, resume: Any) -> bool:
+        """Request.pace: whether the client can take more response bytes now; else
+        `resume` is called when it drains (the connection's drain hook, once)."""
+        if self.state != ACTIVE:
+            return False  # over: the sink's end hook lets go of what it holds
+        if not self.write_blocked:
+            return True
+
+        def drained() -> None:
+            self.drain_hook = None
+            if self.state == ACTIVE:
+                resume()
+
+        self.drain_hook = drained
+        return False
+
     def _stop_pump(self) -> bool:
         """Stop sending the stored body (the backend is let go): whether it was not all sent."""
         pump, self.body_pump = self.body_pump, None
@@ -212,6 +229,7 @@ class ServerSteps(ServerAnswers):
     def _close_body(self) -> None:
         """The exchange is over: the stored body goes (its temporary file closed, so gone)."""
         self._stop_pump()
+        self.drain_hook = None  # a paced response waiting for room
         for store in (self.body_store, self.body_read):
             if store is not None:
                 store.close()

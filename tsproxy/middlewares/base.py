@@ -236,6 +236,11 @@ class Request:
     #: file (the engine closes it when the exchange ends). None when the engine cannot
     #: buffer bodies (then a kind needing one refuses to build, see `BuildContext`).
     read_body: Optional[Callable[..., Any]] = None
+    #: Paces a sink that sends a large held body (buffering's spooled response): called
+    #: with a `resume` callback before each piece, True when the client can take more now;
+    #: False when it cannot, and `resume` is called once when it can (never, if the exchange
+    #: ends first: the sink's end hook cleans up). None: write at once.
+    pace: Optional[Callable[[Callable[[], None]], bool]] = None
     #: Response wrappers, in the order steps added them (`wrap_response`).
     sink_wrappers: List[SinkWrapper] = attrs.Factory(list)
     #: Called once when the exchange ends, however it ends (`on_end`).

@@ -102,6 +102,7 @@ class BufferingSink:
     memory: int
     response: Optional[Response] = None
     spool: Optional[BodyStore] = None
+    reader: Any = None
     size: int = 0
     too_large: bool = False
     failed: bool = False
@@ -147,10 +148,23 @@ class BufferingSink:
         if self.size or self.response.status not in (204, 304):
             self.response.headers.set("Content-Length", str(self.size))
         self.downstream.head(self.response)
-        for chunk in self.spool.chunks(CHUNK):
+        self.reader = self.spool.reader()
+        self._send()
+
+    def _send(self) -> None:
+        """The held body in pieces, as fast as the client takes them (Request.pace)."""
+        spool = self.spool
+        assert spool is not None and self.response is not None
+        pace = self.response.request.pace
+        while not spool.closed:
+            if pace is not None and not pace(self._send):
+                return  # called again when the client has room
+            chunk = self.reader.read(CHUNK)
+            if not chunk:
+                spool.close()
+                self.downstream.end()
+                return
             self.downstream.data(chunk)
-        self.spool.close()
-        self.downstream.end()
 
 
 @attrs.define(eq=False)
