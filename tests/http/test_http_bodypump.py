@@ -48,6 +48,11 @@ spec: {buffering: {memRequestBodyBytes: 65536, maxRequestBodyBytes: 33554432}}
 ---
 apiVersion: traefik.io/v1alpha1
 kind: Middleware
+metadata: {name: again}
+spec: {retry: {attempts: 2, status: ["502"], retryNonIdempotentMethod: true}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
 metadata: {name: answers}
 spec: {buffering: {memResponseBodyBytes: 65536}}
 """
@@ -266,7 +271,8 @@ class SpillTests(ProxyTestCase):
             ingress("spilled", "spill.example", "{name: spill}", service="hashing")
             + ingress("held", "hold.example", "{name: hold}", service="hashing")
             + ingress("once", "once.example", "{name: once}", service="hashing")
-            + ingress("answers", "answers.example", "{name: answers}", service="hashing"),
+            + ingress("answers", "answers.example", "{name: answers}", service="hashing")
+            + ingress("again", "again.example", "{name: once}, {name: again}", service="hashing"),
         )
         self.start_proxy()
 
@@ -283,13 +289,13 @@ class SpillTests(ProxyTestCase):
                 digest.update(piece)
         return path, digest.hexdigest()
 
-    def curl(self, host: str, path: str) -> Curl:
+    def curl(self, host: str, path: str, *extra: str) -> Curl:
         assert self.service is not None
         url = "http://127.0.0.1:%d/up" % (self.service.port_of("web"),)
         args = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: " + host]
         args += ["--data-binary", "@" + path, "-H", "Content-Type: application/octet-stream"]
         curl = Curl()
-        reactor.spawnProcess(curl, "curl", args + [url], env=dict(os.environ))
+        reactor.spawnProcess(curl, "curl", args + list(extra) + [url], env=dict(os.environ))
         return curl
 
     @defer.inlineCallbacks
@@ -331,8 +337,8 @@ class SpillTests(ProxyTestCase):
         return seen
 
     @defer.inlineCallbacks
-    def send(self, host: str, path: str) -> Any:
-        out, code = yield self.curl(host, path).ended
+    def send(self, host: str, path: str, *extra: str) -> Any:
+        out, code = yield self.curl(host, path, *extra).ended
         self.assertEqual(code, 0)
         return int(out)
 
@@ -401,6 +407,28 @@ class SpillTests(ProxyTestCase):
         self.assertEqual(self.backend.seen[2:], [(size, digest)] * 3)
         after = yield self.settled(fds)
         self.assertEqual(after, fds)
+
+    @defer.inlineCallbacks
+    def test_retry_middleware(self) -> Any:
+        """The retry middleware after buffering replays the spilled body from the file too;
+        so does an HTTP/2 client's (h2c) body, the same bytes."""
+        size = 3 * MIB
+        path, digest = self.body_file(size)
+        yield self.send("again.example", path)  # warm up (connections, process waker)
+        del self.backend.seen[:]
+        fds = yield self.quiet()
+        self.backend.statuses = [502]
+        status = yield self.send("again.example", path)
+        self.assertEqual(status, 200)
+        self.assertEqual(self.backend.seen, [(size, digest)] * 2)
+        curl = self.curl(
+            "spill.example", path, "--http2-prior-knowledge", "-w", "%{http_code} %{http_version}"
+        )
+        out, code = yield curl.ended
+        self.assertEqual((out, code), (b"200 2", 0))
+        self.assertEqual(self.backend.seen[2:], [(size, digest)])
+        after = yield self.settled(fds)
+        self.assertEqual((after, temp_fds()), (fds, []))
 
     @defer.inlineCallbacks
     def stalled(self, size: int) -> Any:
