@@ -55,6 +55,11 @@ apiVersion: traefik.io/v1alpha1
 kind: Middleware
 metadata: {name: answers}
 spec: {buffering: {memResponseBodyBytes: 65536}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: ServersTransport
+metadata: {name: impatient}
+spec: {forwardingTimeouts: {responseHeaderTimeout: 300ms}}
 """
 
 
@@ -172,6 +177,8 @@ class HashingBackend(protocol.Protocol):
             status = statuses.pop(0) if statuses else 200
             answer = self.digest.hexdigest().encode()
             self.factory.seen.append((self.size, answer.decode()))
+            if status == 0:
+                return  # never answers
             self.transport.write(
                 b"HTTP/1.1 %d X\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
                 % (status, len(answer), answer)
@@ -272,7 +279,10 @@ class SpillTests(ProxyTestCase):
             + ingress("held", "hold.example", "{name: hold}", service="hashing")
             + ingress("once", "once.example", "{name: once}", service="hashing")
             + ingress("answers", "answers.example", "{name: answers}", service="hashing")
-            + ingress("again", "again.example", "{name: once}, {name: again}", service="hashing"),
+            + ingress("again", "again.example", "{name: once}, {name: again}", service="hashing")
+            + ingress("late", "late.example", "{name: once}", service="hashing").replace(
+                "port: 80}", "port: 80, serversTransport: impatient}"
+            ),
         )
         self.start_proxy()
 
@@ -427,6 +437,21 @@ class SpillTests(ProxyTestCase):
         out, code = yield curl.ended
         self.assertEqual((out, code), (b"200 2", 0))
         self.assertEqual(self.backend.seen[2:], [(size, digest)])
+        after = yield self.settled(fds)
+        self.assertEqual((after, temp_fds()), (fds, []))
+
+    @defer.inlineCallbacks
+    def test_timeout(self) -> Any:
+        """A backend that takes the whole spilled body and never answers: 504 after
+        responseHeaderTimeout, and the file is closed."""
+        size = 2 * MIB
+        path, digest = self.body_file(size)
+        yield self.send("late.example", path)  # warm up (connections, process waker)
+        fds = yield self.quiet()
+        self.backend.statuses = [0]
+        status = yield self.send("late.example", path)
+        self.assertEqual(status, 504)
+        self.assertEqual(self.backend.seen[-1], (size, digest))
         after = yield self.settled(fds)
         self.assertEqual((after, temp_fds()), (fds, []))
 
