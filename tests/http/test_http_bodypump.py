@@ -49,7 +49,8 @@ spec: {buffering: {memRequestBodyBytes: 65536, maxRequestBodyBytes: 33554432}}
 apiVersion: traefik.io/v1alpha1
 kind: Middleware
 metadata: {name: again}
-spec: {retry: {attempts: 2, status: ["502"], retryNonIdempotentMethod: true}}
+spec:
+  retry: {attempts: 2, status: ["502"], retryNonIdempotentMethod: true, maxRequestBodyBytes: 8388608}
 ---
 apiVersion: traefik.io/v1alpha1
 kind: Middleware
