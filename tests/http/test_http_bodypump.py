@@ -12,6 +12,9 @@ import sys
 import tracemalloc
 from typing import Any, Dict, List, Tuple
 
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.events import DataReceived, RequestReceived, StreamEnded
 from twisted.internet import defer, protocol, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.protocols.basic import FileSender
@@ -198,6 +201,36 @@ class HashingBackend(protocol.Protocol):
         sent.addBoth(lambda _: (source.close(), self.transport.loseConnection()))
 
 
+class H2HashingBackend(protocol.Protocol):
+    """An h2c server hashing each stream's request body (window updates as it reads, so
+    the proxy's sending follows HTTP/2 flow control) and answering its sha256."""
+
+    def connectionMade(self) -> None:
+        self.conn = H2Connection(H2Configuration(client_side=False))
+        self.conn.initiate_connection()
+        self.transport.write(self.conn.data_to_send())
+        self.digests: Dict[int, Any] = {}
+        self.sizes: Dict[int, int] = {}
+
+    def dataReceived(self, data: bytes) -> None:
+        for event in self.conn.receive_data(data):
+            if isinstance(event, RequestReceived):
+                self.digests[event.stream_id] = hashlib.sha256()
+                self.sizes[event.stream_id] = 0
+            elif isinstance(event, DataReceived):
+                self.digests[event.stream_id].update(event.data)
+                self.sizes[event.stream_id] += len(event.data)
+                self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, StreamEnded):
+                sid = event.stream_id
+                answer = self.digests[sid].hexdigest().encode()
+                self.factory.seen.append((self.sizes[sid], answer.decode()))
+                headers = [(":status", "200"), ("content-length", str(len(answer)))]
+                self.conn.send_headers(sid, headers)
+                self.conn.send_data(sid, answer, end_stream=True)
+        self.transport.write(self.conn.data_to_send())
+
+
 class SlowReader(protocol.Protocol):
     """A client that sends a request, then reads the answer only when told to, hashing
     its body (after the head) as it comes."""
@@ -272,7 +305,14 @@ class SpillTests(ProxyTestCase):
         port = reactor.listenTCP(0, self.backend, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         self.write("tsproxy.yaml", STATIC)
-        self.write("backend.yaml", service("hashing", port.getHost().port))
+        h2 = protocol.Factory.forProtocol(H2HashingBackend)
+        h2.seen = self.h2_seen = []
+        h2port = reactor.listenTCP(0, h2, interface="127.0.0.1")
+        self.addCleanup(h2port.stopListening)
+        self.write(
+            "backend.yaml",
+            service("hashing", port.getHost().port) + service("h2hashing", h2port.getHost().port),
+        )
         self.write("middlewares.yaml", MIDDLEWARES)
         self.write(
             "routes.yaml",
@@ -281,6 +321,9 @@ class SpillTests(ProxyTestCase):
             + ingress("once", "once.example", "{name: once}", service="hashing")
             + ingress("answers", "answers.example", "{name: answers}", service="hashing")
             + ingress("again", "again.example", "{name: once}, {name: again}", service="hashing")
+            + ingress("h2", "h2.example", "{name: once}", service="h2hashing").replace(
+                "port: 80}", "port: 80, scheme: h2c}"
+            )
             + ingress("late", "late.example", "{name: once}", service="hashing").replace(
                 "port: 80}", "port: 80, serversTransport: impatient}"
             ),
@@ -440,6 +483,17 @@ class SpillTests(ProxyTestCase):
         self.assertEqual(self.backend.seen[2:], [(size, digest)])
         after = yield self.settled(fds)
         self.assertEqual((after, temp_fds()), (fds, []))
+
+    @defer.inlineCallbacks
+    def test_h2c_backend(self) -> Any:
+        """A spilled body to an h2c backend goes in stream DATA as its window allows, whole."""
+        size = 3 * MIB
+        path, digest = self.body_file(size)
+        yield self.send("h2.example", path)  # warm up (connections, process waker)
+        status = yield self.send("h2.example", path)
+        self.assertEqual(status, 200)
+        self.assertEqual(self.h2_seen, [(size, digest)] * 2)
+        self.assertEqual(temp_fds(), [])
 
     @defer.inlineCallbacks
     def test_timeout(self) -> Any:
