@@ -14,6 +14,7 @@ from tests.trafficfixture import Collected, HookedContext
 from tsproxy.config.schema import FieldError
 from tsproxy.middlewares import buffering
 from tsproxy.middlewares.base import Answer, BodyTooLarge, BuildError, HeaderList, Response
+from tsproxy.middlewares.bodystore import BodyStore
 
 VECTORS = load_vectors("buffering.json")
 
@@ -28,10 +29,14 @@ def body_of(spec: Dict[str, Any]) -> bytes:
 
 
 def reader(body: bytes) -> Any:
-    def read(limit: int) -> Any:
+    def read(limit: int, memory: Optional[int] = None) -> Any:
         if limit >= 0 and len(body) > limit:
             return defer.fail(BodyTooLarge())
-        return defer.succeed(body)
+        if memory is None:
+            return defer.succeed(body)
+        store = BodyStore(memory)
+        store.write(body)
+        return defer.succeed(store)
 
     return read
 
@@ -110,17 +115,29 @@ class SinkTests(SynchronousTestCase):
     """Spooling and configuration."""
 
     def test_spools_to_disk(self) -> None:
-        """Past memResponseBodyBytes the response moves to a temporary file, unchanged."""
-        client = Collected()
-        sink = buffering.BufferingSink(client, 0, 16)
-        sink.head(Response(200, HeaderList(), request_of({})))
-        sink.data(b"x" * 10)
-        self.assertFalse(sink.spool._rolled)
-        sink.data(b"y" * 10)
-        self.assertTrue(sink.spool._rolled)
-        self.assertEqual(client.status, 0)  # nothing out before the end
-        sink.end()
-        self.assertEqual(client.body, b"x" * 10 + b"y" * 10)
+        """Past memResponseBodyBytes the response goes on in a temporary file, unchanged;
+        the file is closed once it is sent, or when the exchange ends before."""
+        for ended_early in (False, True):
+            client = Collected()
+            request = request_of({})
+            sink = buffering.BufferingSink(client, 0, 16)
+            sink.head(Response(200, HeaderList(), request))
+            sink.data(b"x" * 10)
+            spool = sink.spool
+            assert spool is not None
+            self.assertIsNone(spool.file)
+            sink.data(b"y" * 10)
+            self.assertEqual((len(spool.head), spool.spilled), (16, 4))
+            assert spool.file is not None
+            file = spool.file
+            self.assertEqual(client.status, 0)  # nothing out before the end
+            if ended_early:
+                for hook in request.end_hooks:  # the client left: the engine's end hooks
+                    hook(None)
+            else:
+                sink.end()
+                self.assertEqual(client.body, b"x" * 10 + b"y" * 10)
+            self.assertTrue(file.closed)
 
     def test_config(self) -> None:
         """A bad retryExpression is located; the kind needs the engine's hooks."""

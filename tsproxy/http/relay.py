@@ -6,7 +6,7 @@ Kept apart from ``backend`` so ``h2backend`` need not import it (``backend`` re-
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
@@ -85,6 +85,9 @@ class Relaying(Protocol):
     peer: Optional[Relaying] = None
     gate: Optional[ReadGate] = None
     write_blocked = False
+    #: Called when the write buffer drains, by whoever writes more than it relays (a
+    #: stored request body: tsproxy/http/bodypump.py).
+    drain_hook: Optional[Callable[[], None]] = None
 
     def start_relaying(self) -> None:
         self.transport.bufferSize = RELAY_BUFFER
@@ -93,6 +96,9 @@ class Relaying(Protocol):
 
     def write_drained(self) -> None:
         """The transport's write buffer has room again (after ``write_blocked``)."""
+        hook = self.drain_hook
+        if hook is not None:
+            hook()
 
     def set_peer(self, peer: Optional[Relaying]) -> None:
         """Join or leave a peer, carrying any pause the write buffers already call for."""

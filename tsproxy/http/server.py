@@ -7,7 +7,7 @@ Requests on a connection are served one at a time, so pipelined answers keep the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHalfCloseableProtocol
@@ -111,11 +111,14 @@ class HTTPServerConnection(ServerBackend):
         self.mw_network = False
         # A response head held until the first body bytes fill its Content-Type (sniffing).
         self.held_head: Any = None
-        # The request body a step asked for (forwardAuth forwardBody): being read, read.
-        self.body_wait: Optional[Deferred[bytes]] = None
-        self.body_parts: List[bytes] = []
+        # The request body a step asked for (forwardAuth forwardBody, buffering): being
+        # read, read (BodyStores, tsproxy/middlewares/bodystore.py), being sent from the store.
+        self.body_wait: Optional[Deferred[Any]] = None
+        self.body_store: Any = None
+        self.body_memory: Optional[int] = None
         self.body_limit = -1
-        self.body_read: Optional[bytes] = None
+        self.body_read: Any = None
+        self.body_pump: Any = None
 
     # -- connection lifecycle -------------------------------------------------------------
 
@@ -296,6 +299,7 @@ class HTTPServerConnection(ServerBackend):
 
     def write_drained(self) -> None:
         """The client read enough of its answers: serve its next pipelined requests."""
+        super().write_drained()  # a paced response's next pieces (ServerSteps._pace)
         gate = self.gate
         if gate is None or "answers" not in gate.reasons:
             return
@@ -385,11 +389,8 @@ class HTTPServerConnection(ServerBackend):
                 if self.req.framing == "chunked":
                     self.backend.transport.write(LAST_CHUNK)
             self._request_sent()
-            wait, self.body_wait = self.body_wait, None
-            if wait is not None:
-                body = self.body_read = b"".join(self.body_parts)
-                self.body_parts = []
-                wait.callback(body)
+            if self.body_wait is not None:
+                self._body_complete()
 
     def _local_response(self, status: int) -> None:
         """Answer from the proxy itself (404, 503, 502, 504)."""

@@ -79,14 +79,16 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
             add_forwarded_for=self.mw_request is None
             or not self.mw_request.notes.get("no_x_forwarded_for"),
         )
+        body = self.body_read
         if pick.mirrors and factory.mirrors is not None:
             self.capture = factory.mirrors.capture(pick.mirrors, req, self.out_head)
-            if self.body_read:
-                self.capture.feed(self.body_read)
+            if body is not None:
+                for chunk in body.chunks():
+                    self.capture.feed(chunk)
             if self.req_body_done:
                 self.capture.body_done()
-        if self.body_read:
-            self.out_head += self.body_read
+        if body is not None and body.size and not body.spilled:
+            self.out_head += body.read_all()  # in memory: it goes with the head
         conn = factory.pool.take_idle(server) if req.upgrade is None else None
         if conn is not None:
             self._attach(conn)
@@ -117,7 +119,10 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
         if req.expect_continue and not self.req_body_done and not self.continued:
             self.continue_call = self.factory.clock.callLater(CONTINUE_DELAY, self._continue)
         if self.req_body_done:
-            self._request_sent()
+            if self.body_read is not None and self.body_read.spilled:
+                self._pump_body(conn)  # in pieces from the file, as the backend takes them
+            else:
+                self._request_sent()
             return
         if req.framing == "chunked":
             self.req_decoder = ChunkedDecoder(self._request_data)
@@ -168,6 +173,7 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
             self.backend.arm_timeout(self.server.transport.response_header_timeout)
 
     def _drop_backend(self) -> None:
+        self._stop_pump()
         backend, self.backend = self.backend, None
         self.set_peer(None)
         if backend is not None:
@@ -300,6 +306,8 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
         sink = self.mw_sink
         if sink is None and self.resp_framing == "chunked":
             self.transport.write(LAST_CHUNK)
+        if self._stop_pump():
+            reusable = False  # answered before the stored body was all sent
         backend, self.backend = self.backend, None
         self.set_peer(None)
         if backend is not None:
@@ -315,6 +323,7 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
         # else: the backend answered before the body ended; _request_sent completes it.
 
     def backend_failed(self, status: int, reason: str, got_bytes: bool) -> None:
+        self._stop_pump()
         backend, self.backend = self.backend, None
         self.set_peer(None)
         if backend is not None:

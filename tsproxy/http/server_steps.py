@@ -5,12 +5,13 @@ the retry step's new attempts. A mixin of HTTPServerConnection (tsproxy/http/ser
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import attrs
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.python.failure import Failure
 
+from tsproxy.http.bodypump import BodyPump
 from tsproxy.http.headers import set_cookie_headers
 from tsproxy.http.pipeline import (
     answer_bytes,
@@ -25,6 +26,7 @@ from tsproxy.http.traffic import ClientSink
 from tsproxy.http.wire import ChunkedDecoder, LengthDecoder, RequestHead
 from tsproxy.logs import get_logger
 from tsproxy.middlewares.base import BodyTooLarge, HeaderList, Response
+from tsproxy.middlewares.bodystore import BodyStore
 from tsproxy.middlewares.exchange import ExchangeHooks
 from tsproxy.rules import HTTPRequestInfo
 from tsproxy.runtime.services import resolve
@@ -39,6 +41,7 @@ class ServerSteps(ServerAnswers):
 
     # Set by HTTPServerConnection (tsproxy/http/server.py) and Relaying.
     gate: Optional[ReadGate]
+    backend: Any
     continued: bool
     retried: bool
     mw_request: Any
@@ -50,16 +53,20 @@ class ServerSteps(ServerAnswers):
     mw_call: Any
     mw_status: int
     mw_network: bool
-    body_wait: Optional[Deferred[bytes]]
-    body_parts: List[bytes]
+    body_wait: Optional[Deferred[Any]]
+    body_store: Optional[BodyStore]
+    body_memory: Optional[int]
     body_limit: int
-    body_read: Optional[bytes]
+    body_read: Optional[BodyStore]
+    body_pump: Optional[BodyPump]
 
     if TYPE_CHECKING:
 
         def _forward(self, req: RequestHead, info: HTTPRequestInfo) -> None: ...
 
         def _send(self, req: RequestHead) -> None: ...
+
+        def _request_sent(self) -> None: ...
 
     def _run_middlewares(
         self, chain: Any, req: RequestHead, info: HTTPRequestInfo, picked: bool = False
@@ -76,6 +83,7 @@ class ServerSteps(ServerAnswers):
             )
             self.mw_hooks = ExchangeHooks(request, self.factory.clock.seconds())
             request.read_body = self._read_body
+            request.pace = self._pace
         result = run_chain(chain, request)
         if isinstance(result, Deferred):
             self.mw_pending = result
@@ -98,7 +106,7 @@ class ServerSteps(ServerAnswers):
         out = forwarded_head(req, self.mw_request)
         if self.body_read is not None:
             # A step read the body: it is sent on from the buffer, with its length.
-            out = attrs.evolve(out, framing="length", content_length=len(self.body_read))
+            out = attrs.evolve(out, framing="length", content_length=self.body_read.size)
         if self.mw_hooks is not None and self.mw_request.retry is not None and not picked:
             self.mw_hooks.attempts = 1
             self.mw_again = (out, info)  # what a retry dispatches again
@@ -111,19 +119,28 @@ class ServerSteps(ServerAnswers):
             # requests: read again (PIPELINE_LIMIT pauses it anew if need be).
             self.gate.resume("pipeline")
 
-    def _read_body(self, limit: int) -> Any:
+    def _read_body(self, limit: int, memory: Optional[int] = None) -> Any:
         """Read the whole request body for a step (Request.read_body): a Deferred of it,
-        failing with BodyTooLarge past ``limit`` bytes (-1: none). It is then sent on from
-        this buffer; a body left unread past the limit closes the connection after the
-        answer."""
+        failing with BodyTooLarge past ``limit`` bytes (-1: none). With ``memory`` (-1: no
+        limit) it is the BodyStore itself, past ``memory`` bytes in a temporary file (the
+        connection's to close when the exchange ends). It is then sent on from the store
+        (a spilled one in pieces, as the backend takes them); a body left unread past the
+        limit closes the connection after the answer."""
         req = self.req
         if self.req_body_done or req is None:
-            return succeed(self.body_read or b"")
+            store = self.body_read
+            if store is not None and 0 <= limit < store.size:
+                return fail(BodyTooLarge(f"request body over {limit} bytes"))
+            if memory is not None:
+                return succeed(store if store is not None else BodyStore())
+            return succeed(store.read_all() if store is not None else b"")
         if self.body_wait is not None:
             return fail(RuntimeError("the request body is being read already"))
         if req.framing == "length" and 0 <= limit < req.content_length:
             return fail(BodyTooLarge(f"request body over {limit} bytes"))
         self.body_limit = limit
+        self.body_memory = memory
+        self.body_store = BodyStore(-1 if memory is None else memory)
         wait = self.body_wait = Deferred()
         if req.expect_continue and not self.continued:
             self.continued = True
@@ -140,14 +157,84 @@ class ServerSteps(ServerAnswers):
         return wait
 
     def _body_data(self, data: bytes) -> None:
-        if self.body_wait is None:
-            return  # over the limit already: dropped
-        self.body_parts.append(data)
+        store = self.body_store
+        if self.body_wait is None or store is None:
+            return  # over the limit (or unstorable) already: dropped
         self.req_bytes += len(data)
+        error: Optional[Exception] = None
         if 0 <= self.body_limit < self.req_bytes:
+            error = BodyTooLarge(f"request body over {self.body_limit} bytes")
+        else:
+            try:
+                store.write(data)
+            except OSError as e:  # the temporary file could not take it (disk full)
+                log.error("storing a request body failed: {error}", error=e)
+                error = e
+        if error is not None:
             wait, self.body_wait = self.body_wait, None
-            self.body_parts = []
-            wait.errback(BodyTooLarge(f"request body over {self.body_limit} bytes"))
+            self.body_store = None
+            store.close()
+            wait.errback(error)
+
+    def _body_complete(self) -> None:
+        """The whole body a step asked for is in: hand it over (HTTPServerConnection)."""
+        wait, self.body_wait = self.body_wait, None
+        store, self.body_store = self.body_store, None
+        if wait is None or store is None:
+            return
+        self.body_read = store
+        wait.callback(store if self.body_memory is not None else store.read_all())
+
+    def _pump_body(self, conn: Any) -> None:
+        """Send the stored (spilled) body to the backend connection `conn` in pieces, its
+        write buffer permitting; the request is sent once the last piece is written."""
+        store = self.body_read
+        assert store is not None
+
+        def done() -> None:
+            if self.body_pump is pump:
+                self.body_pump = None
+                if self.backend is conn:
+                    conn.set_peer(self)
+                    self._request_sent()
+
+        # What fills the backend's write buffer now is the file, not the client: a full
+        # buffer must not pause reading the client (its leaving would go unnoticed).
+        conn.set_peer(None)
+        pump = self.body_pump = BodyPump(conn, store.reader(), done)
+        pump.start()
+
+    def _pace(self, resume: Any) -> bool:
+        """Request.pace: whether the client can take more response bytes now; else
+        `resume` is called when it drains (the connection's drain hook, once)."""
+        if self.state != ACTIVE:
+            return False  # over: the sink's end hook lets go of what it holds
+        if not self.write_blocked:
+            return True
+
+        def drained() -> None:
+            self.drain_hook = None
+            if self.state == ACTIVE:
+                resume()
+
+        self.drain_hook = drained
+        return False
+
+    def _stop_pump(self) -> bool:
+        """Stop sending the stored body (the backend is let go): whether it was not all sent."""
+        pump, self.body_pump = self.body_pump, None
+        if pump is None:
+            return False
+        pump.stop()
+        return not pump.finished
+
+    def _close_body(self) -> None:
+        """The exchange is over: the stored body goes (its temporary file closed, so gone)."""
+        self._stop_pump()
+        self.drain_hook = None  # a paced response waiting for room
+        for store in (self.body_store, self.body_read):
+            if store is not None:
+                store.close()
 
     def _answer(self, answer: Any) -> None:
         """Send a step's answer (or a local one through the steps' response hooks)."""
@@ -223,7 +310,8 @@ class ServerSteps(ServerAnswers):
         # else: _request_sent completes it once the request body is in.
 
     def _end_hooks(self, error: str = "") -> None:
-        """Tell the steps' end hooks how the exchange ended (once)."""
+        """Tell the steps' end hooks how the exchange ended (once); let go of its body."""
+        self._close_body()
         hooks = self.mw_hooks
         if hooks is not None and not hooks.finished:
             status = self.mw_status or self._sent_status()

@@ -231,12 +231,19 @@ class Request:
     #: trustedIPs). forwardAuth's trustForwardHeader only keeps them when this is true too,
     #: since Traefik's entrypoint would have replaced untrusted ones before any middleware.
     forwarded_trusted: bool = False
-    #: Reads the request body for a step that needs it (forwardAuth forwardBody): called with
-    #: a size limit (-1: none), returns a Deferred of the whole body, failing with
-    #: `BodyTooLarge` past the limit; the engine then sends the same bytes on. None when the
-    #: engine cannot buffer bodies (then a kind needing one refuses to build, see
-    #: `BuildContext`).
-    read_body: Optional[Callable[[int], Any]] = None
+    #: Reads the request body for a step that needs it (forwardAuth forwardBody, buffering):
+    #: called with a size limit (-1: none), returns a Deferred of the whole body, failing
+    #: with `BodyTooLarge` past the limit; the engine then sends the same bytes on. Called as
+    #: ``read_body(limit, memory)``, the Deferred gives the engine's
+    #: `tsproxy.middlewares.bodystore.BodyStore` instead, past `memory` bytes in a temporary
+    #: file (the engine closes it when the exchange ends). None when the engine cannot
+    #: buffer bodies (then a kind needing one refuses to build, see `BuildContext`).
+    read_body: Optional[Callable[..., Any]] = None
+    #: Paces a sink that sends a large held body (buffering's spooled response): called
+    #: with a `resume` callback before each piece, True when the client can take more now;
+    #: False when it cannot, and `resume` is called once when it can (never, if the exchange
+    #: ends first: the sink's end hook cleans up). None: write at once.
+    pace: Optional[Callable[[Callable[[], None]], bool]] = None
     #: Response wrappers, in the order steps added them (`wrap_response`).
     sink_wrappers: List[SinkWrapper] = attrs.Factory(list)
     #: Called once when the exchange ends, however it ends (`on_end`).

@@ -1,13 +1,12 @@
 """Traefik's buffering middleware (oxy's buffer): the whole request body is read before the
 service is asked (413 past maxRequestBodyBytes) and the whole response before the client is
-answered (500 past maxResponseBodyBytes), the response past memResponseBodyBytes in a
-temporary file (the engine keeps the request body in memory: memRequestBodyBytes does not
-spill); a retryExpression replays the buffered request on another attempt."""
+answered (500 past maxResponseBodyBytes); past memRequestBodyBytes / memResponseBodyBytes
+each goes on in an unlinked temporary file (tsproxy/middlewares/bodystore.py); a
+retryExpression replays the buffered request on another attempt."""
 
 from __future__ import annotations
 
 import sys
-import tempfile
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import attrs
@@ -25,12 +24,12 @@ from tsproxy.middlewares.base import (
     ResponseSink,
     StepResult,
 )
+from tsproxy.middlewares.bodystore import CHUNK, BodyStore
 from tsproxy.middlewares.breaker import ExpressionError, parse_expression
 
 __all__ = ["KINDS", "Buffering", "BufferingSink", "BufferingSpec", "parse_retry_expression"]
 
 _TEXT = (("Content-Type", "text/plain; charset=utf-8"),)
-_CHUNK = 65536
 
 _RETRY_FUNCTIONS: Dict[str, Tuple[Tuple[str, ...], str]] = {
     "IsNetworkError": ((), "bool"),
@@ -95,37 +94,50 @@ def parse(fields: Fields) -> BufferingSpec:
 
 @attrs.define(eq=False)
 class BufferingSink:
-    """Holds the whole response (in memory up to `memory` bytes, then in a temporary
-    file); past `limit` (0: none) answers 500 instead."""
+    """Holds the whole response (in memory up to `memory` bytes, then in an unlinked
+    temporary file); past `limit` (0: none) answers 500 instead."""
 
     downstream: ResponseSink
     limit: int
     memory: int
     response: Optional[Response] = None
-    spool: Any = None
+    spool: Optional[BodyStore] = None
+    reader: Any = None
     size: int = 0
     too_large: bool = False
+    failed: bool = False
 
     def head(self, response: Response) -> None:
         self.response = response
-        self.spool = tempfile.SpooledTemporaryFile(max_size=self.memory)
+        self.spool = BodyStore(self.memory)
+        response.request.on_end(self._ended)
+
+    def _ended(self, end: Any) -> None:
+        """However the exchange ends, the held response goes (its file closed)."""
+        if self.spool is not None:
+            self.spool.close()
 
     def data(self, chunk: bytes) -> None:
-        if self.too_large:
+        if self.too_large or self.failed:
             return
+        assert self.spool is not None
         self.size += len(chunk)
         if self.limit and self.size > self.limit:
             self.too_large = True
             self.spool.close()
             return
-        self.spool.write(chunk)
+        try:
+            self.spool.write(chunk)
+        except OSError:  # the temporary file could not take it (disk full)
+            self.failed = True
+            self.spool.close()
 
     def flush(self) -> None:
         """Nothing goes out before the whole response is in."""
 
     def end(self) -> None:
-        assert self.response is not None
-        if self.too_large:
+        assert self.response is not None and self.spool is not None
+        if self.too_large or self.failed:
             body = b"Internal Server Error"
             headers = HeaderList(_TEXT + (("Content-Length", str(len(body))),))
             self.downstream.head(Response(500, headers, self.response.request))
@@ -136,14 +148,23 @@ class BufferingSink:
         if self.size or self.response.status not in (204, 304):
             self.response.headers.set("Content-Length", str(self.size))
         self.downstream.head(self.response)
-        self.spool.seek(0)
-        while True:
-            chunk = self.spool.read(_CHUNK)
+        self.reader = self.spool.reader()
+        self._send()
+
+    def _send(self) -> None:
+        """The held body in pieces, as fast as the client takes them (Request.pace)."""
+        spool = self.spool
+        assert spool is not None and self.response is not None
+        pace = self.response.request.pace
+        while not spool.closed:
+            if pace is not None and not pace(self._send):
+                return  # called again when the client has room
+            chunk = self.reader.read(CHUNK)
             if not chunk:
-                break
+                spool.close()
+                self.downstream.end()
+                return
             self.downstream.data(chunk)
-        self.spool.close()
-        self.downstream.end()
 
 
 @attrs.define(eq=False)
@@ -179,12 +200,16 @@ class Buffering:
             request.retry = BufferRetry(self.retry, request.method)
         if request.read_body is None:
             return Answer(500, _TEXT, b"Internal Server Error")
-        reading = request.read_body(spec.max_request or -1)
+        # Past memRequestBodyBytes the engine keeps the body in a temporary file, and
+        # sends (and replays) it from there.
+        reading = request.read_body(spec.max_request or -1, spec.mem_request)
         return reading.addCallbacks(lambda body: None, self._refused)
 
     def _refused(self, failure: Any) -> Any:
         if failure.check(BodyTooLarge):
             return Answer(413, _TEXT, b"Request Entity Too Large")
+        if failure.check(OSError):  # the body could not be stored (disk full)
+            return Answer(500, _TEXT, b"Internal Server Error")
         return failure
 
 
