@@ -102,7 +102,11 @@ class ServerSteps(ServerAnswers):
             self._answer(result)
             return
         if self.mw_request.new_body is not None:
-            self.body_read = self.mw_request.new_body  # a step's decoded body (grpcWeb)
+            # A step's decoded body (grpcWeb) is sent on instead of the one it read.
+            if self.body_read is not None:
+                self.body_read.close()
+            self.body_read = BodyStore()
+            self.body_read.write(self.mw_request.new_body)
         out = forwarded_head(req, self.mw_request)
         if self.body_read is not None:
             # A step read the body: it is sent on from the buffer, with its length.
