@@ -57,6 +57,12 @@ spec:
 ---
 apiVersion: traefik.io/v1alpha1
 kind: Middleware
+metadata: {name: small}
+spec:
+  retry: {attempts: 2, status: ["502"], retryNonIdempotentMethod: true, maxRequestBodyBytes: 1048576}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
 metadata: {name: answers}
 spec: {buffering: {memResponseBodyBytes: 65536}}
 ---
@@ -321,6 +327,7 @@ class SpillTests(ProxyTestCase):
             + ingress("once", "once.example", "{name: once}", service="hashing")
             + ingress("answers", "answers.example", "{name: answers}", service="hashing")
             + ingress("again", "again.example", "{name: once}, {name: again}", service="hashing")
+            + ingress("small", "small.example", "{name: once}, {name: small}", service="hashing")
             + ingress("h2", "h2.example", "{name: once}", service="h2hashing").replace(
                 "port: 80}", "port: 80, scheme: h2c}"
             )
@@ -483,6 +490,23 @@ class SpillTests(ProxyTestCase):
         self.assertEqual(self.backend.seen[2:], [(size, digest)])
         after = yield self.settled(fds)
         self.assertEqual((after, temp_fds()), (fds, []))
+
+    @defer.inlineCallbacks
+    def test_retry_body_limit(self) -> Any:
+        """A body past the retry's maxRequestBodyBytes turns its status retries off (Traefik
+        3.7): the 502 reaches the client after one attempt; a body under it is retried."""
+        big, big_digest = self.body_file(2 * MIB)
+        small, small_digest = self.body_file(MIB // 2)
+        yield self.send("small.example", small)  # warm up (connections, process waker)
+        del self.backend.seen[:]
+        self.backend.statuses = [502]
+        status = yield self.send("small.example", big)
+        self.assertEqual(status, 502)
+        self.assertEqual(self.backend.seen, [(2 * MIB, big_digest)])
+        self.backend.statuses = [502]
+        status = yield self.send("small.example", small)
+        self.assertEqual(status, 200)
+        self.assertEqual(self.backend.seen[1:], [(MIB // 2, small_digest)] * 2)
 
     @defer.inlineCallbacks
     def test_h2c_backend(self) -> Any:

@@ -330,6 +330,13 @@ class ServerSteps(ServerAnswers):
             return False
         if (req.framing != "none" and self.body_read is None) or req.upgrade is not None:
             return False
+        policy = self.mw_request.retry if self.mw_request is not None else None
+        body = self.body_read
+        if not network_error and policy is not None and body is not None:
+            # Traefik 3.7 buffers up to the retry's maxRequestBodyBytes for status retries;
+            # past it they are off (a network error is still retried).
+            if 0 <= policy.body_limit < body.size:
+                return False
         delay = hooks.retry_delay(network_error, status, self.factory.clock.seconds())
         if delay is None:
             return False
