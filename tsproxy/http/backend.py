@@ -14,6 +14,16 @@ from twisted.internet.protocol import ClientFactory
 from twisted.python.failure import Failure
 
 # RELAY_BUFFER is re-exported for the modules that import it from here.
+from tsproxy.http.backend_tls import (
+    OFFER_H2,
+    OFFER_HTTP1,
+    PoolKey,
+    TLSDial,
+    TLSDialFactory,
+    Waiter,
+    offers_h2,
+    pool_key,
+)
 from tsproxy.http.relay import RELAY_BUFFER as RELAY_BUFFER
 from tsproxy.http.relay import (
     PendingConnect,
@@ -67,7 +77,7 @@ class BackendListener:
 class BackendConnection(Relaying):
     """One HTTP/1.1 connection to a backend server."""
 
-    def __init__(self, pool: BackendPool, key: Tuple[str, str, int]) -> None:
+    def __init__(self, pool: BackendPool, key: PoolKey) -> None:
         self.pool = pool
         self.key = key
         self.listener: Optional[BackendListener] = None
@@ -232,7 +242,7 @@ class _ConnectFactory(ClientFactory):
     def __init__(
         self,
         pool: BackendPool,
-        key: Tuple[str, str, int],
+        key: PoolKey,
         on_ready: Callable[[BackendConnection], None],
         on_error: Callable[[int, str], None],
     ) -> None:
@@ -253,6 +263,22 @@ class _ConnectFactory(ClientFactory):
             self.on_error(502, "dial failed: %s" % (reason.getErrorMessage(),))
 
 
+class _Handover:
+    """Hands an HTTP/1.1 connection made by a TLS dial to the exchange that waited for it."""
+
+    def __init__(self, pool: BackendPool, waiter: Waiter) -> None:
+        self.pool = pool
+        self.waiter = waiter
+
+    def on_ready(self, conn: BackendConnection) -> None:
+        _server, pending, on_ready, _on_error = self.waiter
+        if pending.cancelled:
+            conn.transport.loseConnection()
+            return
+        self.pool.active.add(conn)
+        on_ready(conn)
+
+
 class BackendPool:
     """Idle keep-alive connections per server, newest first, swept when stale."""
 
@@ -262,21 +288,24 @@ class BackendPool:
         self,
         reactor: Any,
         clock: Any = None,
-        tls_options: Optional[Callable[[str], Any]] = None,
+        tls_options: Optional[Callable[[str, Any, Tuple[bytes, ...]], Any]] = None,
     ) -> None:
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.tls_options = tls_options
-        self.idle: Dict[Tuple[str, str, int], List[BackendConnection]] = {}
+        self.idle: Dict[PoolKey, List[BackendConnection]] = {}
         self.active: set = set()
         self._sweeper: Any = None
         self.closing = False
-        #: HTTP/2 connections to h2c servers (tsproxy.http.h2backend), made when first used.
+        #: HTTP/2 connections to h2c servers, and https ones that chose h2 by ALPN
+        #: (tsproxy.http.h2backend), made when first used.
         self.h2: Any = None
+        #: The protocol each https server's last handshake chose (b"h2" or b"http/1.1").
+        self.protocols: Dict[PoolKey, bytes] = {}
 
     @staticmethod
-    def key_for(server: Server) -> Tuple[str, str, int]:
-        return (server.scheme, server.host, server.port)
+    def key_for(server: Server) -> PoolKey:
+        return pool_key(server)
 
     def take_idle(self, server: Server) -> Optional[BackendConnection]:
         """A pooled connection to `server`, or None."""
@@ -296,16 +325,20 @@ class BackendPool:
         server: Server,
         on_ready: Callable[[BackendConnection], None],
         on_error: Callable[[int, str], None],
+        upgrade: bool = False,
     ) -> PendingConnect:
-        """Open a new connection to `server`; exactly one of the callbacks fires unless
-        the returned attempt is cancelled first."""
+        """Open a new connection to `server` (or a stream of a shared HTTP/2 one); exactly one
+        of the callbacks fires unless the returned attempt is cancelled first. ``upgrade``:
+        the request asks for a protocol upgrade, which only HTTP/1.1 carries."""
         if server.scheme == "h2c":
-            if self.h2 is None:
-                from tsproxy.http.h2backend import H2BackendPool
-
-                self.h2 = H2BackendPool(self.reactor, self.clock)
-            return self.h2.connect(server, on_ready, on_error)  # type: ignore[no-any-return]
+            return self._h2().connect(server, on_ready, on_error)  # type: ignore[no-any-return]
         pending = PendingConnect()
+        if server.scheme == "https":
+            if self.tls_options is None:
+                if not pending.cancelled:
+                    on_error(502, "no TLS client support configured")
+                return pending
+            return self._connect_tls(server, (server, pending, on_ready, on_error), upgrade)
         key = self.key_for(server)
 
         def ready(conn: BackendConnection) -> None:
@@ -321,18 +354,89 @@ class BackendPool:
 
         factory = _ConnectFactory(self, key, ready, failed)
         timeout = server.transport.dial_timeout or 3600.0
-        if server.scheme == "https":
-            if self.tls_options is None:
-                failed(502, "no TLS client support configured")
-                return pending
-            pending.connector = self.reactor.connectSSL(
-                server.host, server.port, factory, self.tls_options(server.host), timeout=timeout
-            )
-        else:
-            pending.connector = self.reactor.connectTCP(
-                server.host, server.port, factory, timeout=timeout
-            )
+        pending.connector = self.reactor.connectTCP(
+            server.host, server.port, factory, timeout=timeout
+        )
         return pending
+
+    def _h2(self) -> Any:
+        if self.h2 is None:
+            from tsproxy.http.h2backend import H2BackendPool
+
+            self.h2 = H2BackendPool(self.reactor, self.clock)
+        return self.h2
+
+    # -- https: the protocol is known once the TLS handshake has chosen it by ALPN ------------
+
+    def _connect_tls(self, server: Server, waiter: Waiter, upgrade: bool) -> PendingConnect:
+        pending = waiter[1]
+        key = self.key_for(server)
+        if not offers_h2(server, upgrade):
+            self._dial_tls(server, key, [waiter], False, OFFER_HTTP1)
+            return pending
+        h2 = self._h2()
+        if h2.has_room(key):
+            return h2.connect(server, waiter[2], waiter[3])  # type: ignore[no-any-return]
+        waiters = h2.dialing.get(key)
+        if waiters is not None:
+            waiters.append(waiter)  # a dial whose protocol is not known yet, or is h2
+        elif self.protocols.get(key) == b"http/1.1":
+            self._dial_tls(server, key, [waiter], False, OFFER_H2)  # one connection each
+        else:
+            waiters = h2.dialing[key] = [waiter]
+            self._dial_tls(server, key, waiters, True, OFFER_H2)
+        return pending
+
+    def _dial_tls(
+        self,
+        server: Server,
+        key: PoolKey,
+        waiters: List[Waiter],
+        shared: bool,
+        offer: Tuple[bytes, ...],
+    ) -> None:
+        dial = TLSDial(server, key, waiters, shared, self._negotiated, self._tls_failed, self.clock)
+        creator = self.tls_options(server.host, server.transport, offer)  # type: ignore[misc]
+        timeout = server.transport.dial_timeout or 3600.0
+        connector = self.reactor.connectSSL(
+            server.host, server.port, TLSDialFactory(dial), creator, timeout=timeout
+        )
+        if not shared:
+            waiters[0][1].connector = connector  # a shared dial is not one exchange's to stop
+
+    def _negotiated(self, dial: TLSDial, chosen: bytes) -> Any:
+        """The handshake chose ``chosen``: the protocol driving the connection, or None."""
+        key = dial.key
+        h2 = self.h2
+        if chosen == b"h2":
+            self.protocols[key] = chosen
+            h2 = self._h2()
+            if not dial.shared:
+                h2.dialing.setdefault(key, []).extend(dial.waiters)
+            from tsproxy.http.h2backend import H2ClientConnection
+
+            return H2ClientConnection(h2, key)  # its connectionMade hands out the streams
+        self.protocols[key] = b"http/1.1"
+        if dial.shared and h2 is not None and h2.dialing.get(key) is dial.waiters:
+            del h2.dialing[key]
+        conn: Optional[BackendConnection] = None
+        for waiter in dial.waiters:
+            if waiter[1].cancelled:
+                continue
+            if conn is None:
+                conn = BackendConnection(self, key)
+                conn.factory = _Handover(self, waiter)
+            else:  # HTTP/1.1 carries one exchange at a time: the others dial their own
+                self._dial_tls(waiter[0], key, [waiter], False, OFFER_H2)
+        return conn
+
+    def _tls_failed(self, dial: TLSDial, status: int, reason: str) -> None:
+        h2 = self.h2
+        if dial.shared and h2 is not None and h2.dialing.get(dial.key) is dial.waiters:
+            del h2.dialing[dial.key]
+        for _server, pending, _on_ready, on_error in dial.waiters:
+            if not pending.cancelled:
+                on_error(status, reason)
 
     def release(self, conn: BackendConnection, server: Server) -> None:
         """Return a connection after a complete exchange; closes it if it cannot be kept."""

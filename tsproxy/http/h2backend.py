@@ -32,6 +32,7 @@ from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from tsproxy.http.backend_tls import PoolKey, pool_key
 from tsproxy.http.h2backend_stream import H2BackendStream
 from tsproxy.http.h2wire import trailer_fields
 from tsproxy.http.relay import PendingConnect, cancel_call
@@ -68,7 +69,7 @@ class _Watch:
 class H2ClientConnection(Protocol):
     """One HTTP/2 connection to a backend server, shared by many exchanges' streams."""
 
-    def __init__(self, pool: H2BackendPool, key: Tuple[str, str, int]) -> None:
+    def __init__(self, pool: H2BackendPool, key: PoolKey) -> None:
         self.pool = pool
         self.key = key
         self.streams: Dict[int, H2BackendStream] = {}
@@ -206,7 +207,7 @@ class H2ClientConnection(Protocol):
 class _Dial(ClientFactory):
     noisy = False
 
-    def __init__(self, pool: H2BackendPool, key: Tuple[str, str, int]) -> None:
+    def __init__(self, pool: H2BackendPool, key: PoolKey) -> None:
         self.pool = pool
         self.key = key
         self.conn: Optional[H2ClientConnection] = None
@@ -228,8 +229,8 @@ class H2BackendPool:
     def __init__(self, reactor: Any, clock: Any) -> None:
         self.reactor = reactor
         self.clock = clock
-        self.conns: Dict[Tuple[str, str, int], List[H2ClientConnection]] = {}
-        self.dialing: Dict[Tuple[str, str, int], List[Tuple[Server, Any, Any, Any]]] = {}
+        self.conns: Dict[PoolKey, List[H2ClientConnection]] = {}
+        self.dialing: Dict[PoolKey, List[Tuple[Server, Any, Any, Any]]] = {}
         self.closing = False
 
     def connect(
@@ -238,8 +239,10 @@ class H2BackendPool:
         on_ready: Callable[[Any], None],
         on_error: Callable[[int, str], None],
     ) -> PendingConnect:
+        """A stream for ``server``: on a connection with room, else on a new h2c connection
+        (https servers come here only when one has room: their dials are the backend pool's)."""
         pending = PendingConnect()
-        key = (server.scheme, server.host, server.port)
+        key = pool_key(server)
         for conn in self.conns.get(key, ()):
             if conn.capacity > 0:
                 stream = H2BackendStream(self, conn, server)
@@ -253,6 +256,10 @@ class H2BackendPool:
             self.reactor.connectTCP(server.host, server.port, _Dial(self, key), timeout=timeout)
         waiters.append((server, pending, on_ready, on_error))
         return pending
+
+    def has_room(self, key: PoolKey) -> bool:
+        """Whether a connection for ``key`` can open another stream now."""
+        return any(conn.capacity > 0 for conn in self.conns.get(key, ()))
 
     def _hand(self, pending: PendingConnect, stream: H2BackendStream, on_ready: Any) -> None:
         if pending.cancelled:
@@ -270,7 +277,7 @@ class H2BackendPool:
             if not pending.cancelled:
                 on_ready(H2BackendStream(self, conn, server))
 
-    def dial_failed(self, key: Tuple[str, str, int], status: int, reason: str) -> None:
+    def dial_failed(self, key: PoolKey, status: int, reason: str) -> None:
         for _server, pending, _on_ready, on_error in self.dialing.pop(key, []):
             if not pending.cancelled:
                 on_error(status, reason)
