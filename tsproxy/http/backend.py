@@ -395,7 +395,9 @@ class BackendPool:
         shared: bool,
         offer: Tuple[bytes, ...],
     ) -> None:
-        dial = TLSDial(server, key, waiters, shared, self._negotiated, self._tls_failed, self.clock)
+        dial = TLSDial(
+            server, key, waiters, shared, self._negotiated, self._tls_failed, self.clock, offer
+        )
         creator = self.tls_options(server.host, server.transport, offer)  # type: ignore[misc]
         timeout = server.transport.dial_timeout or 3600.0
         connector = self.reactor.connectSSL(
@@ -416,7 +418,8 @@ class BackendPool:
             from tsproxy.http.h2backend import H2ClientConnection
 
             return H2ClientConnection(h2, key)  # its connectionMade hands out the streams
-        self.protocols[key] = b"http/1.1"
+        if b"h2" in dial.offer:  # what the server prefers, when it had the choice
+            self.protocols[key] = b"http/1.1"
         if dial.shared and h2 is not None and h2.dialing.get(key) is dial.waiters:
             del h2.dialing[key]
         conn: Optional[BackendConnection] = None

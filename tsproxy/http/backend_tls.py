@@ -79,16 +79,17 @@ def _build(name: str, insecure: bool, protocols: Tuple[bytes, ...]) -> Any:
     if not insecure:
         return ssl.optionsForClientTLS(name, acceptableProtocols=list(protocols))
     options = ssl.CertificateOptions(verify=False, acceptableProtocols=list(protocols))
-    return _Unverified(name if not _is_ip(name) else "", options.getContext())
+    return _Unverified(name if not _is_ip(name) else "", options.getContext(), protocols)
 
 
 @implementer(IOpenSSLClientConnectionCreator)
 class _Unverified:
     """A client connection creator that sends SNI and verifies nothing (insecureSkipVerify)."""
 
-    def __init__(self, server_name: str, context: Any) -> None:
+    def __init__(self, server_name: str, context: Any, protocols: Tuple[bytes, ...]) -> None:
         self.server_name = server_name.encode("idna") if server_name else b""
         self.context = context
+        self.protocols = list(protocols)
 
     def clientConnectionForTLS(self, protocol: Any) -> Any:
         from OpenSSL import SSL
@@ -97,6 +98,8 @@ class _Unverified:
         connection.set_app_data(protocol)
         if self.server_name:
             connection.set_tlsext_host_name(self.server_name)
+        if self.protocols:
+            connection.set_alpn_protos(self.protocols)
         connection.set_connect_state()
         return connection
 
@@ -123,6 +126,7 @@ class TLSDial:
         made: Callable[[TLSDial, bytes], Optional[Protocol]],
         failed: Callable[[TLSDial, int, str], None],
         clock: Any,
+        offer: Tuple[bytes, ...] = OFFER_H2,
     ) -> None:
         self.server = server
         self.key = key
@@ -131,6 +135,7 @@ class TLSDial:
         self.made = made
         self.failed = failed
         self.clock = clock
+        self.offer = offer
         self.over = False
 
     def fail(self, status: int, reason: str) -> None:

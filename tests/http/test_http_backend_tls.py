@@ -1,0 +1,421 @@
+"""https backends through a running proxy: ALPN h2 chosen per connection after the TLS
+handshake (a real grpcio server on TLS: unary, server streaming, grpc-status in the
+metrics), HTTP/1.1-only servers, ``disableHTTP2``, upgrades, the pool keys and offers."""
+
+from __future__ import annotations
+
+import socket
+from concurrent import futures
+from typing import Any, Iterator, List, Tuple
+
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.events import StreamEnded
+from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet import defer, reactor, threads
+from twisted.internet.interfaces import IHandshakeListener, IOpenSSLServerConnectionCreator
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.ssl import CertificateOptions
+from twisted.trial.unittest import SkipTest, TestCase
+from zope.interface import implementer
+
+from tests.certs import make_ca, make_leaf
+from tests.proxyfixture import STATIC, ProxyTestCase
+from tsproxy.config.resources import TransportSettings
+from tsproxy.http.backend_tls import OFFER_H2, OFFER_HTTP1, offers_h2, pool_key
+from tsproxy.runtime.services import Server
+
+try:
+    import grpc
+except ImportError:  # pragma: no cover - absent on PyPy
+    grpc = None
+
+CA = make_ca()
+LEAF = make_leaf(CA, "backend.test", dns=["backend.test"], ips=["127.0.0.1"])
+
+ROUTE = """\
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: secure
+spec:
+  entryPoints: [web]
+  routes:
+    - match: Host(`secure.test`)
+      kind: Rule
+      services:
+        - name: secure
+          port: 443
+          scheme: https
+          serversTransport: {transport}
+---
+apiVersion: traefik.io/v1alpha1
+kind: ServersTransport
+metadata:
+  name: skip
+spec:
+  insecureSkipVerify: true
+---
+apiVersion: traefik.io/v1alpha1
+kind: ServersTransport
+metadata:
+  name: skip-h1
+spec:
+  insecureSkipVerify: true
+  disableHTTP2: true
+---
+apiVersion: traefik.io/v1alpha1
+kind: ServersTransport
+metadata:
+  name: verify
+spec:
+  serverName: backend.test
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: secure
+spec:
+  ports:
+    - name: https
+      port: 443
+---
+apiVersion: v1
+kind: Endpoints
+metadata:
+  name: secure
+subsets:
+  - addresses:
+      - ip: 127.0.0.1
+    ports:
+      - name: https
+        port: {port}
+"""
+
+TRAEFIK = 'entryPoints:\n  traefik:\n    address: "127.0.0.1:0"\n'
+METRICS = "metrics:\n  prometheus: {}\n"
+
+
+def backend_options(protocols: Tuple[bytes, ...]) -> Any:
+    """A TLS server context with the test leaf, selecting among ``protocols`` by ALPN (no
+    ALPN at all when empty: Twisted's options would refuse clients offering any)."""
+    from OpenSSL import SSL, crypto
+
+    key = crypto.load_privatekey(crypto.FILETYPE_PEM, LEAF.key_pem)
+    cert = crypto.load_certificate(crypto.FILETYPE_PEM, LEAF.cert_pem)
+    if protocols:
+        return CertificateOptions(
+            privateKey=key, certificate=cert, acceptableProtocols=list(protocols)
+        )
+    context = SSL.Context(SSL.TLS_METHOD)
+    context.use_certificate(cert)
+    context.use_privatekey(key)
+
+    @implementer(IOpenSSLServerConnectionCreator)
+    class _Plain:
+        def serverConnectionForTLS(self, protocol: Any) -> Any:
+            connection = SSL.Connection(context, None)
+            connection.set_app_data(protocol)
+            connection.set_accept_state()
+            return connection
+
+    return _Plain()
+
+
+@implementer(IHandshakeListener)
+class _DualBackend(Protocol):
+    """A TLS backend speaking whichever protocol the handshake chose (h2, else HTTP/1.1);
+    every answer's body is the HTTP version the request came in."""
+
+    def __init__(self) -> None:
+        self.h2: Any = None
+        self.buf = b""
+
+    def connectionMade(self) -> None:
+        self.factory.conns.append(self)  # type: ignore[attr-defined]
+
+    def handshakeCompleted(self) -> None:
+        chosen = self.transport.negotiatedProtocol  # type: ignore[union-attr]
+        self.factory.chosen.append(chosen)  # type: ignore[attr-defined]
+        if chosen == b"h2":
+            self.h2 = H2Connection(H2Configuration(client_side=False))
+            self.h2.initiate_connection()
+            self.transport.write(self.h2.data_to_send())  # type: ignore[union-attr]
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.h2 is not None:
+            for event in self.h2.receive_data(data):
+                if isinstance(event, StreamEnded):
+                    headers = [(b":status", b"200"), (b"content-length", b"6")]
+                    self.h2.send_headers(event.stream_id, headers)
+                    self.h2.send_data(event.stream_id, b"HTTP/2", end_stream=True)
+            self.transport.write(self.h2.data_to_send())  # type: ignore[union-attr]
+            return
+        self.buf += data
+        while b"\r\n\r\n" in self.buf:
+            _, self.buf = self.buf.split(b"\r\n\r\n", 1)
+            self.transport.write(  # type: ignore[union-attr]
+                b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\nHTTP/1.1"
+            )
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.factory.conns.remove(self)  # type: ignore[attr-defined]
+        if not self.factory.conns and self.factory.gone is not None:  # type: ignore[attr-defined]
+            self.factory.gone.callback(None)  # type: ignore[attr-defined]
+
+
+def _serve(request: bytes, context: Any) -> bytes:
+    context.set_trailing_metadata((("x-trailer", "t1"),))
+    return request[::-1]
+
+
+def _fail(request: bytes, context: Any) -> bytes:
+    context.abort(grpc.StatusCode.NOT_FOUND, "no such thing: " + request.decode())
+
+
+def _many(request: bytes, context: Any) -> Iterator[bytes]:
+    for i in range(int(request)):
+        yield b"%d:" % i + b"x" * 20000
+
+
+def _ident(b: bytes) -> bytes:
+    return b
+
+
+def raw_get(port: int, head: bytes) -> bytes:
+    """Send one HTTP/1.1 request head and read the answer until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head)
+        got = b""
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return got
+            got += data
+
+
+class BackendTLSTests(ProxyTestCase):
+    """HTTP clients → proxy → a TLS backend offering h2 and/or http/1.1 by ALPN."""
+
+    def serve_tls(self, transport: str, protocols: Tuple[bytes, ...]) -> None:
+        factory = self.backend = Factory.forProtocol(_DualBackend)
+        factory.conns, factory.chosen, factory.gone = [], [], None  # type: ignore[attr-defined]
+        port = reactor.listenSSL(0, factory, backend_options(protocols), interface="127.0.0.1")
+        self.addCleanup(self._backend_closed)
+        self.addCleanup(port.stopListening)
+        self.use_seed_config()
+        self.write("secure.yaml", ROUTE.format(transport=transport, port=port.getHost().port))
+        self.start_proxy()
+
+    def _backend_closed(self) -> Any:
+        """Wait for the proxy's connections to the backend to be closed (at its stop)."""
+        factory = self.backend
+        if not factory.conns:  # type: ignore[attr-defined]
+            return None
+        factory.gone = defer.Deferred()  # type: ignore[attr-defined]
+        for conn in list(factory.conns):  # type: ignore[attr-defined]
+            conn.transport.loseConnection()
+        return factory.gone  # type: ignore[attr-defined]
+
+    def get(self, path: str = "/") -> defer.Deferred[Tuple[int, bytes]]:
+        assert self.service is not None
+        port = self.service.port_of("web")
+        head = b"GET %s HTTP/1.1\r\nHost: secure.test\r\nConnection: close\r\n\r\n" % (
+            path.encode(),
+        )
+        d = threads.deferToThread(raw_get, port, head)
+        return d.addCallback(_status_body)
+
+    def h2_conns(self) -> List[Any]:
+        assert self.service is not None
+        pools = {id(f.pool): f.pool for f in self.service.factories if getattr(f, "pool", None)}
+        return [
+            c for p in pools.values() if p.h2 is not None for cs in p.h2.conns.values() for c in cs
+        ]
+
+    @defer.inlineCallbacks
+    def test_h2Chosen(self) -> None:
+        """A backend selecting h2 is spoken to over HTTP/2; many requests at once share one
+        connection (the ones waiting on the first dial join it)."""
+        self.serve_tls("skip", (b"h2", b"http/1.1"))
+        answers = yield defer.gatherResults([self.get("/%d" % i) for i in range(8)])
+        self.assertEqual(answers, [(200, b"HTTP/2")] * 8)
+        self.assertEqual(len(self.h2_conns()), 1)
+        self.assertEqual(self.backend.chosen, [b"h2"])  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_http1Only(self) -> None:
+        """A backend that only speaks http/1.1 is dialled with HTTP/1.1, concurrent requests
+        too (each on a connection of its own); nothing joins the HTTP/2 pool."""
+        self.serve_tls("skip", (b"http/1.1",))
+        answers = yield defer.gatherResults([self.get("/%d" % i) for i in range(6)])
+        self.assertEqual(answers, [(200, b"HTTP/1.1")] * 6)
+        self.assertEqual(self.h2_conns(), [])
+        chosen = self.backend.chosen  # type: ignore[attr-defined]
+        self.assertEqual(set(chosen), {b"http/1.1"})
+
+    @defer.inlineCallbacks
+    def test_noALPN(self) -> None:
+        """A backend without ALPN at all is HTTP/1.1."""
+        self.serve_tls("skip", ())
+        answer = yield self.get()
+        self.assertEqual(answer, (200, b"HTTP/1.1"))
+        self.assertEqual(self.backend.chosen, [None])  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_disableHTTP2(self) -> None:
+        """disableHTTP2: only http/1.1 is offered, so a backend preferring h2 speaks 1.1."""
+        self.serve_tls("skip-h1", (b"h2", b"http/1.1"))
+        answer = yield self.get()
+        self.assertEqual(answer, (200, b"HTTP/1.1"))
+        self.assertEqual(self.h2_conns(), [])
+        self.assertEqual(self.backend.chosen, [b"http/1.1"])  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_upgradeIsHTTP1(self) -> None:
+        """A request asking for a protocol upgrade goes over HTTP/1.1 even to an h2 backend."""
+        self.serve_tls("skip", (b"h2", b"http/1.1"))
+        assert self.service is not None
+        head = (
+            b"GET / HTTP/1.1\r\nHost: secure.test\r\nConnection: Upgrade, close\r\n"
+            b"Upgrade: example\r\n\r\n"
+        )
+        got = yield threads.deferToThread(raw_get, self.service.port_of("web"), head)
+        self.assertEqual(_status_body(got), (200, b"HTTP/1.1"))
+        self.assertEqual(self.backend.chosen, [b"http/1.1"])  # type: ignore[attr-defined]
+
+    @defer.inlineCallbacks
+    def test_verified(self) -> None:
+        """Without insecureSkipVerify the certificate is checked: the test CA is not trusted,
+        so the handshake fails and the client gets 502."""
+        self.serve_tls("verify", (b"h2", b"http/1.1"))
+        answer = yield self.get()
+        self.assertEqual(answer[0], 502)
+
+
+def _status_body(raw: bytes) -> Tuple[int, bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+class GRPCOverTLSTests(ProxyTestCase):
+    """grpcio client (h2c) → proxy → grpcio server on TLS behind an https service."""
+
+    def setUp(self) -> None:
+        if grpc is None:
+            raise SkipTest("grpcio is not installed")
+        super().setUp()
+        grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        handlers = {
+            "Unary": grpc.unary_unary_rpc_method_handler(_serve, _ident, _ident),
+            "Fail": grpc.unary_unary_rpc_method_handler(_fail, _ident, _ident),
+            "Many": grpc.unary_stream_rpc_method_handler(_many, _ident, _ident),
+        }
+        grpc_server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("t.Echo", handlers),)
+        )
+        credentials = grpc.ssl_server_credentials(((LEAF.key_pem, LEAF.cert_pem),))
+        port = grpc_server.add_secure_port("127.0.0.1:0", credentials)
+        grpc_server.start()
+        self.addCleanup(grpc_server.stop, None)
+        self.use_seed_config()
+        self.write("tsproxy.yaml", STATIC.replace("entryPoints:\n", TRAEFIK) + METRICS)
+        self.write("grpc.yaml", ROUTE.format(transport="skip", port=port))
+        self.start_proxy()
+        assert self.service is not None
+        self.channel = grpc.insecure_channel(
+            "127.0.0.1:%d" % self.service.port_of("web"),
+            options=[("grpc.default_authority", "secure.test")],
+        )
+        self.addCleanup(self.channel.close)
+
+    @defer.inlineCallbacks
+    def test_unary(self) -> None:
+        """A unary call over TLS+h2 is answered; its trailing metadata crosses the proxy."""
+
+        def run() -> Any:
+            stub = self.channel.unary_unary("/t.Echo/Unary")
+            return stub.with_call(b"hello", timeout=10)
+
+        answer, call = yield threads.deferToThread(run)
+        self.assertEqual(answer, b"olleh")
+        self.assertIn(("x-trailer", "t1"), tuple(call.trailing_metadata()))
+
+    @defer.inlineCallbacks
+    def test_serverStreaming(self) -> None:
+        """A server stream larger than every flow-control window arrives whole."""
+
+        def run() -> List[bytes]:
+            stub = self.channel.unary_stream("/t.Echo/Many")
+            return list(stub(b"200", timeout=20))
+
+        got = yield threads.deferToThread(run)
+        self.assertEqual(len(got), 200)
+        self.assertEqual(got[199], b"199:" + b"x" * 20000)
+
+    @defer.inlineCallbacks
+    def test_status(self) -> None:
+        """An error status reaches the client; the metrics' code label is the grpc-status
+        read from the answer (trailers-only for the error, trailers for OK)."""
+
+        def call(method: str, request: bytes) -> Any:
+            stub = self.channel.unary_unary("/t.Echo/" + method)
+            return threads.deferToThread(lambda: stub(request, timeout=10))
+
+        try:
+            yield call("Fail", b"abc")
+        except grpc.RpcError as e:
+            self.assertEqual(e.code(), grpc.StatusCode.NOT_FOUND)
+            self.assertEqual(e.details(), "no such thing: abc")
+        else:
+            self.fail("no error")
+        answer = yield call("Unary", b"x")
+        self.assertEqual(answer, b"x")
+        assert self.service is not None and self.service.metrics is not None
+        _, body = self.service.metrics.exposition()
+        codes = []
+        for family in text_string_to_metric_families(body.decode()):
+            for sample in family.samples:
+                if sample.name == "traefik_service_requests_total":
+                    if sample.labels.get("protocol") == "grpc":
+                        codes.append(sample.labels["code"])
+        self.assertEqual(sorted(codes), ["0", "5"])
+
+
+def _server(scheme: str, **settings: Any) -> Server:
+    return Server.at(scheme, "127.0.0.1", 8443, TransportSettings(**settings))
+
+
+OFFERS = [
+    # (scheme, transport settings, upgrade request, offers h2)
+    ("https", {}, False, True),
+    ("https", {"disable_http2": True}, False, False),
+    ("https", {}, True, False),
+    ("http", {}, False, False),
+    ("h2c", {}, False, False),
+]
+
+
+class PoolKeyTests(TestCase):
+    """Which dials offer h2, and which connections may be shared."""
+
+    def test_offers(self) -> None:
+        """h2 is offered to https servers unless disableHTTP2 or the request upgrades."""
+        for scheme, settings, upgrade, expected in OFFERS:
+            with self.subTest(scheme=scheme, settings=settings, upgrade=upgrade):
+                self.assertEqual(offers_h2(_server(scheme, **settings), upgrade), expected)
+        self.assertEqual((OFFER_H2, OFFER_HTTP1), ((b"h2", b"http/1.1"), (b"http/1.1",)))
+
+    def test_keys(self) -> None:
+        """https connections made under different TLS settings are never pooled together;
+        timeouts and disableHTTP2 do not split the pool."""
+        base = pool_key(_server("https"))
+        same = [{"idle_conn_timeout": 5.0}, {"disable_http2": True}, {"dial_timeout": 1.0}]
+        different = [{"insecure_skip_verify": True}, {"server_name": "backend.test"}]
+        for settings in same:
+            with self.subTest(settings=settings):
+                self.assertEqual(pool_key(_server("https", **settings)), base)
+        for settings in different:
+            with self.subTest(settings=settings):
+                self.assertNotEqual(pool_key(_server("https", **settings)), base)
+        self.assertEqual(pool_key(_server("h2c")), ("h2c", "127.0.0.1", 8443))
