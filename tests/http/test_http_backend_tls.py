@@ -12,7 +12,7 @@ from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.events import StreamEnded
 from prometheus_client.parser import text_string_to_metric_families
-from twisted.internet import defer, reactor, threads
+from twisted.internet import defer, reactor, task, threads
 from twisted.internet.interfaces import IHandshakeListener, IOpenSSLServerConnectionCreator
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import CertificateOptions
@@ -20,10 +20,13 @@ from twisted.trial.unittest import SkipTest, TestCase
 from zope.interface import implementer
 
 from tests.certs import make_ca, make_leaf
+from tests.http.test_http_healthcheck import _Table, until
 from tests.proxyfixture import STATIC, ProxyTestCase
+from tsproxy.balance.health import HealthCheckSpec
 from tsproxy.config.resources import TransportSettings
 from tsproxy.http.backend_tls import OFFER_H2, OFFER_HTTP1, offers_h2, pool_key
-from tsproxy.runtime.services import Server
+from tsproxy.http.healthcheck import HealthMonitor
+from tsproxy.runtime.services import LoadBalancer, LoadBalancerDef, Server
 
 try:
     import grpc
@@ -380,6 +383,42 @@ class GRPCOverTLSTests(ProxyTestCase):
                     if sample.labels.get("protocol") == "grpc":
                         codes.append(sample.labels["code"])
         self.assertEqual(sorted(codes), ["0", "5"])
+
+
+class HealthOverTLSTests(TestCase):
+    """Active health checks of https servers go through their ServersTransport's TLS."""
+
+    def setUp(self) -> None:
+        factory = self.backend = Factory.forProtocol(_DualBackend)
+        factory.conns, factory.chosen, factory.gone = [], [], None  # type: ignore[attr-defined]
+        listening = reactor.listenSSL(
+            0, factory, backend_options((b"http/1.1",)), interface="127.0.0.1"
+        )
+        self.addCleanup(listening.stopListening)
+        self.port = listening.getHost().port
+        self.clock = task.Clock()
+        self.monitor = HealthMonitor(reactor, self.clock, lambda *change: None)
+        self.addCleanup(self.monitor.stop)
+
+    @defer.inlineCallbacks
+    def test_transport(self) -> None:
+        """insecureSkipVerify: the check reaches the server (UP); verifying against a CA the
+        proxy does not trust: DOWN."""
+        table = [
+            (TransportSettings(insecure_skip_verify=True), True),
+            (TransportSettings(server_name="backend.test"), False),
+        ]
+        for settings, expected in table:
+            spec = HealthCheckSpec("/ok")
+            servers = (Server.at("https", "127.0.0.1", self.port, settings),)
+            node = LoadBalancer.build(LoadBalancerDef("svc", servers, health_check=spec))
+            self.monitor.update(_Table(node))
+            checker = self.monitor.checkers[node]
+            self.clock.advance(spec.interval)
+            yield until(lambda checker=checker: not checker.in_flight)  # type: ignore[misc]
+            self.assertEqual(node.states.up(servers[0].url), expected, settings)
+            self.monitor.update(_Table())
+        self.assertEqual(self.backend.chosen, [b"http/1.1"])  # type: ignore[attr-defined]
 
 
 def _server(scheme: str, **settings: Any) -> Server:
