@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import socket
 from concurrent import futures
-from typing import Any, Iterator, List, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.events import StreamEnded
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer, reactor, task, threads
+from twisted.internet.error import ConnectionLost, ConnectionRefusedError
 from twisted.internet.interfaces import IHandshakeListener, IOpenSSLServerConnectionCreator
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import CertificateOptions
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, TestCase
 from zope.interface import implementer
 
@@ -24,8 +27,10 @@ from tests.http.test_http_healthcheck import _Table, until
 from tests.proxyfixture import STATIC, ProxyTestCase
 from tsproxy.balance.health import HealthCheckSpec
 from tsproxy.config.resources import TransportSettings
+from tsproxy.http.backend import BackendPool
 from tsproxy.http.backend_tls import OFFER_H2, OFFER_HTTP1, offers_h2, pool_key
 from tsproxy.http.healthcheck import HealthMonitor
+from tsproxy.http.relay import PendingConnect
 from tsproxy.runtime.services import LoadBalancer, LoadBalancerDef, Server
 
 try:
@@ -419,6 +424,146 @@ class HealthOverTLSTests(TestCase):
             self.assertEqual(node.states.up(servers[0].url), expected, settings)
             self.monitor.update(_Table())
         self.assertEqual(self.backend.chosen, [b"http/1.1"])  # type: ignore[attr-defined]
+
+
+class _Handshaken(StringTransport):
+    """A transport whose TLS handshake chose ``negotiatedProtocol``."""
+
+    def __init__(self, chosen: Optional[bytes]) -> None:
+        super().__init__()
+        self.negotiatedProtocol = chosen
+
+
+class PoolDialTests(TestCase):
+    """The pool's https dials on a memory reactor: who waits on which dial, and what each
+    exchange gets once the handshake has chosen a protocol."""
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.pool = BackendPool(self.reactor, self.reactor, tls_options=self.options)
+        self.server = _server("https", insecure_skip_verify=True)
+        self.got: List[Tuple[str, Any]] = []
+        self.offers: List[Tuple[bytes, ...]] = []
+
+    def options(self, host: str, settings: TransportSettings, offer: Tuple[bytes, ...]) -> Any:
+        self.offers.append(offer)
+        return object()
+
+    def connect(self, name: str, upgrade: bool = False) -> Any:
+        return self.pool.connect(
+            self.server,
+            lambda conn: self.got.append((name, conn)),
+            lambda status, reason: self.got.append((name, status)),
+            upgrade=upgrade,
+        )
+
+    def handshake(self, index: int, chosen: Optional[bytes]) -> _Handshaken:
+        """Complete the ``index``-th dial's TCP connection and TLS handshake."""
+        factory = self.reactor.sslClients[index][2]
+        protocol = factory.buildProtocol(None)
+        transport = _Handshaken(chosen)
+        protocol.makeConnection(transport)
+        protocol.handshakeCompleted()
+        return transport
+
+    def kinds(self) -> List[Tuple[str, Any]]:
+        return [
+            (name, type(got).__name__ if not isinstance(got, int) else got)
+            for name, got in self.got
+        ]
+
+    def test_shared_dial_h2(self) -> None:
+        """Exchanges arriving while the first dial is in flight wait on it; h2 gives each a
+        stream of the one connection, and the next exchange a stream at once."""
+        for name in "abc":
+            self.connect(name)
+        self.assertEqual(len(self.reactor.sslClients), 1)
+        self.handshake(0, b"h2")
+        self.assertEqual(self.kinds(), [(n, "H2BackendStream") for n in "abc"])
+        self.connect("d")
+        self.reactor.advance(0)
+        self.assertEqual(self.kinds()[-1], ("d", "H2BackendStream"))
+        self.assertEqual((len(self.reactor.sslClients), self.offers), (1, [OFFER_H2]))
+
+    def test_shared_dial_http1(self) -> None:
+        """HTTP/1.1 chosen: the first exchange gets the connection, the others dial their
+        own (still offering h2); later exchanges do not wait on each other."""
+        for name in "abc":
+            self.connect(name)
+        self.handshake(0, b"http/1.1")
+        self.assertEqual(self.kinds(), [("a", "BackendConnection")])
+        self.assertEqual(len(self.reactor.sslClients), 3)
+        self.handshake(1, b"http/1.1")
+        self.handshake(2, None)
+        self.assertEqual([name for name, _ in self.got], ["a", "b", "c"])
+        self.connect("d")
+        self.connect("e")
+        self.assertEqual(len(self.reactor.sslClients), 5)
+        self.assertEqual(self.offers, [OFFER_H2] * 5)
+
+    def test_failed_dial(self) -> None:
+        """A dial that fails fails every exchange waiting on it, once; a cancelled one
+        hears nothing."""
+        self.connect("a")
+        self.connect("b").cancel()
+        self.connect("c")
+        factory = self.reactor.sslClients[0][2]
+        factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+        self.assertEqual(self.got, [("a", 502), ("c", 502)])
+
+    def test_handshake_failure(self) -> None:
+        """A handshake that fails (certificate refused) is a 502 for the waiting exchanges."""
+        self.connect("a")
+        factory = self.reactor.sslClients[0][2]
+        protocol = factory.buildProtocol(None)
+        protocol.makeConnection(_Handshaken(None))
+        protocol.connectionLost(Failure(ConnectionLost("certificate verify failed")))
+        self.assertEqual(self.got, [("a", 502)])
+
+    def test_handshake_timeout(self) -> None:
+        """A handshake that does not end in 10 s is a 504 and the connection is dropped."""
+        self.connect("a")
+        protocol = self.reactor.sslClients[0][2].buildProtocol(None)
+        transport = _Handshaken(None)
+        protocol.makeConnection(transport)
+        self.reactor.advance(10)
+        self.assertEqual((self.got, transport.disconnecting), ([("a", 504)], True))
+
+    def test_waiters_served_once(self) -> None:
+        """An h2 connection made by another dial serves the exchanges waiting on a shared
+        dial; that dial's own connection, when it comes, serves nobody twice."""
+        self.connect("a")
+        self.connect("b")
+        self.pool._dial_tls(
+            self.server,
+            pool_key(self.server),
+            [
+                (
+                    self.server,
+                    PendingConnect(),
+                    lambda conn: self.got.append(("c", conn)),
+                    lambda *e: None,
+                )
+            ],
+            False,
+            OFFER_H2,
+        )
+        self.handshake(1, b"h2")
+        self.assertEqual(self.kinds(), [(n, "H2BackendStream") for n in "abc"])
+        late = self.handshake(0, b"http/1.1")
+        self.assertEqual(len(self.got), 3)
+        self.assertTrue(late.disconnecting)
+
+    def test_http1_only(self) -> None:
+        """disableHTTP2 and upgrade requests offer http/1.1 alone, one dial per exchange."""
+        self.connect("a", upgrade=True)
+        self.connect("b", upgrade=True)
+        self.server = _server("https", disable_http2=True)
+        self.connect("c")
+        self.assertEqual(self.offers, [OFFER_HTTP1] * 3)
+        self.handshake(0, b"http/1.1")
+        self.assertEqual(self.kinds(), [("a", "BackendConnection")])
+        self.assertEqual(self.pool.protocols, {})
 
 
 def _server(scheme: str, **settings: Any) -> Server:

@@ -13,17 +13,9 @@ from twisted.internet import error as ierror
 from twisted.internet.protocol import ClientFactory
 from twisted.python.failure import Failure
 
+from tsproxy.http.backend_tls import PoolKey, TLSDialling, Waiter, pool_key
+
 # RELAY_BUFFER is re-exported for the modules that import it from here.
-from tsproxy.http.backend_tls import (
-    OFFER_H2,
-    OFFER_HTTP1,
-    PoolKey,
-    TLSDial,
-    TLSDialFactory,
-    Waiter,
-    offers_h2,
-    pool_key,
-)
 from tsproxy.http.relay import RELAY_BUFFER as RELAY_BUFFER
 from tsproxy.http.relay import (
     PendingConnect,
@@ -279,7 +271,7 @@ class _Handover:
         on_ready(conn)
 
 
-class BackendPool:
+class BackendPool(TLSDialling):
     """Idle keep-alive connections per server, newest first, swept when stale."""
 
     sweep_interval = 5.0
@@ -360,86 +352,18 @@ class BackendPool:
         return pending
 
     def _h2(self) -> Any:
+        """The HTTP/2 pool, made when first used."""
         if self.h2 is None:
             from tsproxy.http.h2backend import H2BackendPool
 
             self.h2 = H2BackendPool(self.reactor, self.clock)
         return self.h2
 
-    # -- https: the protocol is known once the TLS handshake has chosen it by ALPN ------------
-
-    def _connect_tls(self, server: Server, waiter: Waiter, upgrade: bool) -> PendingConnect:
-        pending = waiter[1]
-        key = self.key_for(server)
-        if not offers_h2(server, upgrade):
-            self._dial_tls(server, key, [waiter], False, OFFER_HTTP1)
-            return pending
-        h2 = self._h2()
-        if h2.has_room(key):
-            return h2.connect(server, waiter[2], waiter[3])  # type: ignore[no-any-return]
-        waiters = h2.dialing.get(key)
-        if waiters is not None:
-            waiters.append(waiter)  # a dial whose protocol is not known yet, or is h2
-        elif self.protocols.get(key) == b"http/1.1":
-            self._dial_tls(server, key, [waiter], False, OFFER_H2)  # one connection each
-        else:
-            waiters = h2.dialing[key] = [waiter]
-            self._dial_tls(server, key, waiters, True, OFFER_H2)
-        return pending
-
-    def _dial_tls(
-        self,
-        server: Server,
-        key: PoolKey,
-        waiters: List[Waiter],
-        shared: bool,
-        offer: Tuple[bytes, ...],
-    ) -> None:
-        dial = TLSDial(
-            server, key, waiters, shared, self._negotiated, self._tls_failed, self.clock, offer
-        )
-        creator = self.tls_options(server.host, server.transport, offer)  # type: ignore[misc]
-        timeout = server.transport.dial_timeout or 3600.0
-        connector = self.reactor.connectSSL(
-            server.host, server.port, TLSDialFactory(dial), creator, timeout=timeout
-        )
-        if not shared:
-            waiters[0][1].connector = connector  # a shared dial is not one exchange's to stop
-
-    def _negotiated(self, dial: TLSDial, chosen: bytes) -> Any:
-        """The handshake chose ``chosen``: the protocol driving the connection, or None."""
-        key = dial.key
-        h2 = self.h2
-        if chosen == b"h2":
-            self.protocols[key] = chosen
-            h2 = self._h2()
-            if not dial.shared:
-                h2.dialing.setdefault(key, []).extend(dial.waiters)
-            from tsproxy.http.h2backend import H2ClientConnection
-
-            return H2ClientConnection(h2, key)  # its connectionMade hands out the streams
-        if b"h2" in dial.offer:  # what the server prefers, when it had the choice
-            self.protocols[key] = b"http/1.1"
-        if dial.shared and h2 is not None and h2.dialing.get(key) is dial.waiters:
-            del h2.dialing[key]
-        conn: Optional[BackendConnection] = None
-        for waiter in dial.waiters:
-            if waiter[1].cancelled:
-                continue
-            if conn is None:
-                conn = BackendConnection(self, key)
-                conn.factory = _Handover(self, waiter)
-            else:  # HTTP/1.1 carries one exchange at a time: the others dial their own
-                self._dial_tls(waiter[0], key, [waiter], False, OFFER_H2)
+    def http1_connection(self, key: PoolKey, waiter: Waiter) -> BackendConnection:
+        """An HTTP/1.1 connection a TLS dial made, for the exchange ``waiter`` (TLSDialling)."""
+        conn = BackendConnection(self, key)
+        conn.factory = _Handover(self, waiter)
         return conn
-
-    def _tls_failed(self, dial: TLSDial, status: int, reason: str) -> None:
-        h2 = self.h2
-        if dial.shared and h2 is not None and h2.dialing.get(dial.key) is dial.waiters:
-            del h2.dialing[dial.key]
-        for _server, pending, _on_ready, on_error in dial.waiters:
-            if not pending.cancelled:
-                on_error(status, reason)
 
     def release(self, conn: BackendConnection, server: Server) -> None:
         """Return a connection after a complete exchange; closes it if it cannot be kept."""

@@ -20,7 +20,7 @@ from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from tsproxy.http.relay import cancel_call
+from tsproxy.http.relay import PendingConnect, cancel_call
 
 if TYPE_CHECKING:
     from tsproxy.config.resources import TransportSettings
@@ -207,3 +207,108 @@ class TLSDialFactory(ClientFactory):
             self.dial.fail(504, "dial timeout")
         else:
             self.dial.fail(502, "dial failed: %s" % (reason.getErrorMessage(),))
+
+
+class TLSDialling:
+    """The ``https`` part of the backend pool (tsproxy.http.backend.BackendPool): a dial's
+    protocol is known once the TLS handshake has chosen it by ALPN.
+
+    While a server's protocol is unknown (or is h2), exchanges wanting a connection wait on
+    one shared dial (the HTTP/2 pool's ``dialing`` list for the key); if it turns out h2 they
+    all get streams of it, else the first gets the HTTP/1.1 connection and the others dial
+    their own. A server known to choose HTTP/1.1 gets one dial per exchange, still offering
+    h2 (a connection that does choose h2 then joins the HTTP/2 pool).
+    """
+
+    reactor: Any
+    clock: Any
+    h2: Any
+    tls_options: Optional[Callable[[str, Any, Tuple[bytes, ...]], Any]]
+    #: The protocol each https server's last handshake chose when offered h2.
+    protocols: Dict[PoolKey, bytes]
+
+    def _h2(self) -> Any:
+        raise NotImplementedError
+
+    def http1_connection(self, key: PoolKey, waiter: Waiter) -> Protocol:
+        raise NotImplementedError
+
+    def _connect_tls(self, server: Server, waiter: Waiter, upgrade: bool) -> PendingConnect:
+        pending = waiter[1]
+        key = pool_key(server)
+        if not offers_h2(server, upgrade):
+            self._dial_tls(server, key, [waiter], False, OFFER_HTTP1)
+            return pending
+        h2 = self._h2()
+        if h2.has_room(key):
+            return h2.connect(server, waiter[2], waiter[3])  # type: ignore[no-any-return]
+        waiters = h2.dialing.get(key)
+        if waiters is not None:
+            waiters.append(waiter)  # a dial whose protocol is not known yet, or is h2
+        elif self.protocols.get(key) == b"http/1.1":
+            self._dial_tls(server, key, [waiter], False, OFFER_H2)  # one connection each
+        else:
+            waiters = h2.dialing[key] = [waiter]
+            self._dial_tls(server, key, waiters, True, OFFER_H2)
+        return pending
+
+    def _dial_tls(
+        self,
+        server: Server,
+        key: PoolKey,
+        waiters: List[Waiter],
+        shared: bool,
+        offer: Tuple[bytes, ...],
+    ) -> None:
+        dial = TLSDial(
+            server, key, waiters, shared, self._negotiated, self._tls_failed, self.clock, offer
+        )
+        creator = self.tls_options(server.host, server.transport, offer)  # type: ignore[misc]
+        timeout = server.transport.dial_timeout or 3600.0
+        connector = self.reactor.connectSSL(
+            server.host, server.port, TLSDialFactory(dial), creator, timeout=timeout
+        )
+        if not shared:
+            waiters[0][1].connector = connector  # a shared dial is not one exchange's to stop
+
+    def _negotiated(self, dial: TLSDial, chosen: bytes) -> Any:
+        """The handshake chose ``chosen``: the protocol driving the connection, or None."""
+        key = dial.key
+        h2 = self.h2
+        if chosen == b"h2":
+            self.protocols[key] = chosen
+            h2 = self._h2()
+            if not dial.shared:
+                h2.dialing.setdefault(key, []).extend(dial.waiters)
+            from tsproxy.http.h2backend import H2ClientConnection
+
+            return H2ClientConnection(h2, key)  # its connectionMade hands out the streams
+        if b"h2" in dial.offer:  # what the server prefers, when it had the choice
+            self.protocols[key] = b"http/1.1"
+        if dial.shared and not self._take_shared(dial):
+            return None  # its waiters were served by another connection meanwhile
+        conn: Optional[Protocol] = None
+        for waiter in dial.waiters:
+            if waiter[1].cancelled:
+                continue
+            if conn is None:
+                conn = self.http1_connection(key, waiter)
+            else:  # HTTP/1.1 carries one exchange at a time: the others dial their own
+                self._dial_tls(waiter[0], key, [waiter], False, OFFER_H2)
+        return conn
+
+    def _tls_failed(self, dial: TLSDial, status: int, reason: str) -> None:
+        if dial.shared and not self._take_shared(dial):
+            return
+        for _server, pending, _on_ready, on_error in dial.waiters:
+            if not pending.cancelled:
+                on_error(status, reason)
+
+    def _take_shared(self, dial: TLSDial) -> bool:
+        """Take a shared dial's waiters off the HTTP/2 pool's list; False when they are gone
+        (an h2 connection made by another dial took them and served them)."""
+        h2 = self.h2
+        if h2 is None or h2.dialing.get(dial.key) is not dial.waiters:
+            return False
+        del h2.dialing[dial.key]
+        return True

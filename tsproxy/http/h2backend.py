@@ -276,6 +276,8 @@ class H2BackendPool:
             conn.idle_timeout = server.transport.idle_conn_timeout
             if not pending.cancelled:
                 on_ready(H2BackendStream(self, conn, server))
+        if not conn.streams:
+            conn.stream_done(0)  # nobody is using it (yet): it closes when idle long enough
 
     def dial_failed(self, key: PoolKey, status: int, reason: str) -> None:
         for _server, pending, _on_ready, on_error in self.dialing.pop(key, []):
