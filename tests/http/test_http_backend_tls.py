@@ -554,6 +554,14 @@ class PoolDialTests(TestCase):
         self.assertEqual(len(self.got), 3)
         self.assertTrue(late.disconnecting)
 
+    def test_closing(self) -> None:
+        """A dial ending after the pool closed (the proxy stopping) keeps nothing open."""
+        self.connect("a")
+        self.pool.close()
+        transport = self.handshake(0, b"h2")
+        self.assertEqual((self.got, transport.disconnecting), ([("a", 502)], True))
+        self.assertEqual(self.pool.h2.conns, {})
+
     def test_http1_only(self) -> None:
         """disableHTTP2 and upgrade requests offer http/1.1 alone, one dial per exchange."""
         self.connect("a", upgrade=True)

@@ -222,6 +222,7 @@ class TLSDialling:
 
     reactor: Any
     clock: Any
+    closing: bool
     h2: Any
     tls_options: Optional[Callable[[str, Any, Tuple[bytes, ...]], Any]]
     #: The protocol each https server's last handshake chose when offered h2.
@@ -274,6 +275,9 @@ class TLSDialling:
     def _negotiated(self, dial: TLSDial, chosen: bytes) -> Any:
         """The handshake chose ``chosen``: the protocol driving the connection, or None."""
         key = dial.key
+        if self.closing:  # the proxy is stopping: nothing new is kept open
+            self._tls_failed(dial, 502, "the proxy is shutting down")
+            return None
         h2 = self.h2
         if chosen == b"h2":
             self.protocols[key] = chosen
