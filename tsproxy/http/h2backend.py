@@ -81,8 +81,23 @@ class H2ClientConnection(Protocol):
         self.idle_timer: Any = None
         self.idle_timeout = 90.0
         conn = self.conn = H2Connection(
-            H2Configuration(client_side=True, header_encoding=None, validate_inbound_headers=True)
+            H2Configuration(
+                client_side=True,
+                header_encoding=None,
+                validate_inbound_headers=True,
+                # What is sent comes from a parsed HTTP/1.1 head (token names, visible values),
+                # lower-cased with connection fields dropped by _request_headers: checked.
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
+            )
         )
+        encode = conn.encoder.encode
+
+        def plain(headers: Any, huffman: bool = True) -> bytes:
+            """No Huffman coding (as tsproxy.http.h2server): a little larger, much cheaper."""
+            return encode(headers, huffman=False)  # type: ignore[no-any-return]
+
+        conn.encoder.encode = plain  # type: ignore[method-assign]
         conn.local_settings = Settings(
             client=True,
             initial_values={
