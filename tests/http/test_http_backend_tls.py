@@ -28,7 +28,7 @@ from tests.proxyfixture import STATIC, ProxyTestCase
 from tsproxy.balance.health import HealthCheckSpec
 from tsproxy.config.resources import TransportSettings
 from tsproxy.http.backend import BackendPool
-from tsproxy.http.backend_tls import OFFER_H2, OFFER_HTTP1, offers_h2, pool_key
+from tsproxy.http.backend_tls import OFFER_H2, OFFER_HTTP1, client_options, offers_h2, pool_key
 from tsproxy.http.healthcheck import HealthMonitor
 from tsproxy.http.relay import PendingConnect
 from tsproxy.runtime.services import LoadBalancer, LoadBalancerDef, Server
@@ -553,6 +553,13 @@ class PoolDialTests(TestCase):
         late = self.handshake(0, b"http/1.1")
         self.assertEqual(len(self.got), 3)
         self.assertTrue(late.disconnecting)
+
+    def test_bad_server_name(self) -> None:
+        """A serverName no TLS client can send fails the exchange with a 502, no dial."""
+        self.pool.tls_options = client_options
+        self.server = _server("https", server_name="bad..name")
+        self.connect("a")
+        self.assertEqual((self.got, self.reactor.sslClients), ([("a", 502)], []))
 
     def test_closing(self) -> None:
         """A dial ending after the pool closed (the proxy stopping) keeps nothing open."""

@@ -264,7 +264,11 @@ class TLSDialling:
         dial = TLSDial(
             server, key, waiters, shared, self._negotiated, self._tls_failed, self.clock, offer
         )
-        creator = self.tls_options(server.host, server.transport, offer)  # type: ignore[misc]
+        try:
+            creator = self.tls_options(server.host, server.transport, offer)  # type: ignore[misc]
+        except ValueError as e:  # a name OpenSSL or IDNA cannot take
+            dial.fail(502, "TLS to %s: %s" % (server.host, e))
+            return
         timeout = server.transport.dial_timeout or 3600.0
         connector = self.reactor.connectSSL(
             server.host, server.port, TLSDialFactory(dial), creator, timeout=timeout
