@@ -25,6 +25,7 @@ from tsproxy.config.static import EntryPoint
 from tsproxy.drain import Drain
 from tsproxy.fdlimit import open_files, raise_open_files_limit, udp_session_budget
 from tsproxy.http.backend import BackendPool
+from tsproxy.http.backend_tls import client_options
 from tsproxy.http.entrypoint import HTTPEntryPointFactory
 from tsproxy.http.healthcheck import HealthMonitor
 from tsproxy.http.mirror import MirrorSender
@@ -84,12 +85,6 @@ def stop_dropped_steps(old: Any, new: Any) -> None:
                 stop()
             except Exception:
                 log.failure("stopping middleware {name} failed", name=getattr(step, "name", "?"))
-
-
-def _tls_client_options(hostname: str) -> Any:
-    from twisted.internet.ssl import optionsForClientTLS
-
-    return optionsForClientTLS(hostname)
 
 
 class ProxyService(ServiceListeners, ServiceProviders, Service):
@@ -315,7 +310,7 @@ class ProxyService(ServiceListeners, ServiceProviders, Service):
             self.load()
         static = self.table.static
         self.start_date = rfc3339_now()
-        self.pool = BackendPool(self.reactor, self.clock, tls_options=_tls_client_options)
+        self.pool = BackendPool(self.reactor, self.clock, tls_options=client_options)
         self.mirrors = MirrorSender(self.reactor)
         self.hostname = socket.gethostname().encode("idna")
         self._start_observing(static)

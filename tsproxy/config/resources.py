@@ -351,8 +351,8 @@ class TraefikService:
 
 @attrs.frozen
 class TransportSettings:
-    """How to reach servers. Seconds; 0 means no timeout. The TLS fields are kept for the TLS
-    work and not acted on yet.
+    """How to reach servers. Seconds; 0 means no timeout. The TLS fields shape the TLS to
+    ``https`` servers (tsproxy.http.backend_tls).
 
     ``max_idle_conns_per_host`` 0 means connections are not reused (``-1`` in the YAML). When
     the YAML leaves it out or says 0 it is 200: Traefik gives user-defined transports Go's

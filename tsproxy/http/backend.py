@@ -13,6 +13,8 @@ from twisted.internet import error as ierror
 from twisted.internet.protocol import ClientFactory
 from twisted.python.failure import Failure
 
+from tsproxy.http.backend_tls import PoolKey, TLSDialling, Waiter, pool_key
+
 # RELAY_BUFFER is re-exported for the modules that import it from here.
 from tsproxy.http.relay import RELAY_BUFFER as RELAY_BUFFER
 from tsproxy.http.relay import (
@@ -68,7 +70,7 @@ class BackendListener:
 class BackendConnection(Relaying):
     """One HTTP/1.1 connection to a backend server."""
 
-    def __init__(self, pool: BackendPool, key: Tuple[str, str, int]) -> None:
+    def __init__(self, pool: BackendPool, key: PoolKey) -> None:
         self.pool = pool
         self.key = key
         self.listener: Optional[BackendListener] = None
@@ -234,7 +236,7 @@ class _ConnectFactory(ClientFactory):
     def __init__(
         self,
         pool: BackendPool,
-        key: Tuple[str, str, int],
+        key: PoolKey,
         on_ready: Callable[[BackendConnection], None],
         on_error: Callable[[int, str], None],
     ) -> None:
@@ -255,7 +257,23 @@ class _ConnectFactory(ClientFactory):
             self.on_error(502, "dial failed: %s" % (reason.getErrorMessage(),))
 
 
-class BackendPool:
+class _Handover:
+    """Hands an HTTP/1.1 connection made by a TLS dial to the exchange that waited for it."""
+
+    def __init__(self, pool: BackendPool, waiter: Waiter) -> None:
+        self.pool = pool
+        self.waiter = waiter
+
+    def on_ready(self, conn: BackendConnection) -> None:
+        _server, pending, on_ready, _on_error = self.waiter
+        if pending.cancelled:
+            conn.transport.loseConnection()
+            return
+        self.pool.active.add(conn)
+        on_ready(conn)
+
+
+class BackendPool(TLSDialling):
     """Idle keep-alive connections per server, newest first, swept when stale."""
 
     sweep_interval = 5.0
@@ -264,21 +282,24 @@ class BackendPool:
         self,
         reactor: Any,
         clock: Any = None,
-        tls_options: Optional[Callable[[str], Any]] = None,
+        tls_options: Optional[Callable[[str, Any, Tuple[bytes, ...]], Any]] = None,
     ) -> None:
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.tls_options = tls_options
-        self.idle: Dict[Tuple[str, str, int], List[BackendConnection]] = {}
+        self.idle: Dict[PoolKey, List[BackendConnection]] = {}
         self.active: set = set()
         self._sweeper: Any = None
         self.closing = False
-        #: HTTP/2 connections to h2c servers (tsproxy.http.h2backend), made when first used.
+        #: HTTP/2 connections to h2c servers, and https ones that chose h2 by ALPN
+        #: (tsproxy.http.h2backend), made when first used.
         self.h2: Any = None
+        #: The protocol each https server's last handshake chose (b"h2" or b"http/1.1").
+        self.protocols: Dict[PoolKey, bytes] = {}
 
     @staticmethod
-    def key_for(server: Server) -> Tuple[str, str, int]:
-        return (server.scheme, server.host, server.port)
+    def key_for(server: Server) -> PoolKey:
+        return pool_key(server)
 
     def take_idle(self, server: Server) -> Optional[BackendConnection]:
         """A pooled connection to `server`, or None."""
@@ -298,16 +319,20 @@ class BackendPool:
         server: Server,
         on_ready: Callable[[BackendConnection], None],
         on_error: Callable[[int, str], None],
+        upgrade: bool = False,
     ) -> PendingConnect:
-        """Open a new connection to `server`; exactly one of the callbacks fires unless
-        the returned attempt is cancelled first."""
+        """Open a new connection to `server` (or a stream of a shared HTTP/2 one); exactly one
+        of the callbacks fires unless the returned attempt is cancelled first. ``upgrade``:
+        the request asks for a protocol upgrade, which only HTTP/1.1 carries."""
         if server.scheme == "h2c":
-            if self.h2 is None:
-                from tsproxy.http.h2backend import H2BackendPool
-
-                self.h2 = H2BackendPool(self.reactor, self.clock)
-            return self.h2.connect(server, on_ready, on_error)  # type: ignore[no-any-return]
+            return self._h2().connect(server, on_ready, on_error)  # type: ignore[no-any-return]
         pending = PendingConnect()
+        if server.scheme == "https":
+            if self.tls_options is None:
+                if not pending.cancelled:
+                    on_error(502, "no TLS client support configured")
+                return pending
+            return self._connect_tls(server, (server, pending, on_ready, on_error), upgrade)
         key = self.key_for(server)
 
         def ready(conn: BackendConnection) -> None:
@@ -323,18 +348,24 @@ class BackendPool:
 
         factory = _ConnectFactory(self, key, ready, failed)
         timeout = server.transport.dial_timeout or 3600.0
-        if server.scheme == "https":
-            if self.tls_options is None:
-                failed(502, "no TLS client support configured")
-                return pending
-            pending.connector = self.reactor.connectSSL(
-                server.host, server.port, factory, self.tls_options(server.host), timeout=timeout
-            )
-        else:
-            pending.connector = self.reactor.connectTCP(
-                server.host, server.port, factory, timeout=timeout
-            )
+        pending.connector = self.reactor.connectTCP(
+            server.host, server.port, factory, timeout=timeout
+        )
         return pending
+
+    def _h2(self) -> Any:
+        """The HTTP/2 pool, made when first used."""
+        if self.h2 is None:
+            from tsproxy.http.h2backend import H2BackendPool
+
+            self.h2 = H2BackendPool(self.reactor, self.clock)
+        return self.h2
+
+    def http1_connection(self, key: PoolKey, waiter: Waiter) -> BackendConnection:
+        """An HTTP/1.1 connection a TLS dial made, for the exchange ``waiter`` (TLSDialling)."""
+        conn = BackendConnection(self, key)
+        conn.factory = _Handover(self, waiter)
+        return conn
 
     def release(self, conn: BackendConnection, server: Server) -> None:
         """Return a connection after a complete exchange; closes it if it cannot be kept."""

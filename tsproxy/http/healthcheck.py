@@ -22,6 +22,8 @@ from twisted.web.client import (
     _HTTP11ClientFactory,
 )
 from twisted.web.http_headers import Headers
+from twisted.web.iweb import IPolicyForHTTPS
+from zope.interface import implementer
 
 from tsproxy.balance.health import (
     PassiveWindow,
@@ -30,6 +32,8 @@ from tsproxy.balance.health import (
     healthy_status,
     transition_text,
 )
+from tsproxy.config.resources import TransportSettings
+from tsproxy.http.backend_tls import client_options
 from tsproxy.http.grpccheck import grpc_check, h2c_check
 from tsproxy.logs import get_logger
 from tsproxy.runtime.services import LoadBalancer, Server
@@ -73,6 +77,18 @@ class _QuietFactory(_HTTP11ClientFactory):
     noisy = False  # no "Starting factory" / "Stopping factory" lines for every check
 
 
+@implementer(IPolicyForHTTPS)
+class _TransportPolicy:
+    """TLS for https checks as the load balancer's ServersTransport says (serverName,
+    insecureSkipVerify), as Traefik checks servers through their transport."""
+
+    def __init__(self, transport: TransportSettings) -> None:
+        self.transport = transport
+
+    def creatorForNetloc(self, hostname: bytes, port: int) -> Any:
+        return client_options(hostname.decode("idna"), self.transport, (b"http/1.1",))
+
+
 class _QuietPool(HTTPConnectionPool):
     _factory = _QuietFactory
 
@@ -107,7 +123,14 @@ class _Checker:
         self.agent: Any = None
         if self.spec is not None:
             pool = _QuietPool(monitor.reactor, persistent=False)
-            agent: Any = Agent(monitor.reactor, pool=pool, connectTimeout=self.spec.timeout)
+            servers = node.definition.servers
+            policy = _TransportPolicy(servers[0].transport if servers else TransportSettings())
+            agent: Any = Agent(
+                monitor.reactor,
+                contextFactory=policy,
+                pool=pool,
+                connectTimeout=self.spec.timeout,
+            )
             if self.spec.follow_redirects:
                 agent = _RedirectAgent(agent)
             self.agent = agent
@@ -226,9 +249,7 @@ class _Checker:
         tls = (spec.scheme or server.scheme) == "https"
         options = None
         if tls:
-            from twisted.internet.ssl import optionsForClientTLS
-
-            options = optionsForClientTLS(server.host, acceptableProtocols=[b"h2"])
+            options = client_options(server.host, server.transport, (b"h2",))
         d = grpc_check(
             self.monitor.reactor, server.host, spec.port or server.port, tls, spec.timeout, options
         )

@@ -101,6 +101,7 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
             self.server,  # type: ignore[arg-type]
             self._attach,
             self._connect_failed,
+            upgrade=self.req.upgrade is not None,  # type: ignore[union-attr]
         )
 
     def _attach(self, conn: BackendConnection) -> None:
