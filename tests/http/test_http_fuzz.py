@@ -21,6 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tsproxy.config.static import EntryPoint
 from tsproxy.http.backend import BackendConnection, BackendListener, BackendPool
 from tsproxy.http.entrypoint import HTTPEntryPointFactory
+from tsproxy.http.h2switch import HTTPSwitch
 from tsproxy.http.wire import (
     ChunkedDecoder,
     HTTPError,
@@ -93,7 +94,12 @@ class _NoRoutes:
 def _server(clock: Clock) -> Any:
     entrypoint = EntryPoint("web", "127.0.0.1", 0, "tcp")
     factory = HTTPEntryPointFactory(
-        entrypoint, lambda: _NoRoutes(), BackendPool(None, clock), clock, b"proxy"
+        entrypoint,
+        lambda: _NoRoutes(),
+        BackendPool(None, clock),
+        clock,
+        b"proxy",
+        make_protocol=HTTPSwitch,
     )
     proto = factory.buildProtocol(None)
     transport = StringTransport()

@@ -808,6 +808,10 @@ def both_uses(ca: Any, leaf: Any) -> Any:
             leaf.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value,
             critical=False,
         )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+            critical=False,
+        )
     )
     return Issued(builder.sign(ca.key, hashes.SHA256()), leaf.key)
 

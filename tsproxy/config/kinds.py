@@ -24,11 +24,6 @@ from tsproxy.config.kinds_routes import (
     parse_ingress_route_tcp,
     parse_ingress_route_udp,
 )
-
-# The private readers config/fileformat.py imports from here (redundant aliases re-export them).
-from tsproxy.config.kinds_services import _health_check as _health_check
-from tsproxy.config.kinds_services import _passive_health_check as _passive_health_check
-from tsproxy.config.kinds_services import _propagation as _propagation
 from tsproxy.config.kinds_services import (
     _spec,
     middleware_refs,

@@ -14,7 +14,8 @@ from typing import Any, Callable, Optional, Sequence, Union
 import attrs
 
 from tsproxy.config.errors import ConfigError, Location
-from tsproxy.config.fileformat import FileConfiguration, is_dynamic_document, parse_dynamic_files
+from tsproxy.config.fileformat import is_dynamic_document, parse_dynamic_files
+from tsproxy.config.fileformat_values import FileConfiguration
 from tsproxy.config.kinds import parse_document
 from tsproxy.config.providers import CRDProviderConfig, FileProviderConfig
 from tsproxy.config.resources import Resource

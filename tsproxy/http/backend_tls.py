@@ -288,9 +288,7 @@ class TLSDialling:
             h2 = self._h2()
             if not dial.shared:
                 h2.dialing.setdefault(key, []).extend(dial.waiters)
-            from tsproxy.http.h2backend import H2ClientConnection
-
-            return H2ClientConnection(h2, key)  # its connectionMade hands out the streams
+            return h2.connection(key)  # its connectionMade hands out the streams
         if b"h2" in dial.offer:  # what the server prefers, when it had the choice
             self.protocols[key] = b"http/1.1"
         if dial.shared and not self._take_shared(dial):

@@ -2,7 +2,9 @@
 
 The routing-table getter, the backend pool, the clock, the mirror sender, the observer
 (metrics, access log) and which peers are trusted with X-Forwarded-*; the per-connection
-protocol is in tsproxy.http.server.
+protocol is in tsproxy.http.server. The factory is given what makes a connection's protocol
+(``make_protocol``, tsproxy.http.h2switch.HTTPSwitch): the connection modules type their
+factory as this class, so this module imports none of them (no import circle).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import ipaddress
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence
 
 import attrs
-from twisted.internet.protocol import ServerFactory
+from twisted.internet.protocol import Protocol, ServerFactory
 
 from tsproxy.drain import Connections
 from tsproxy.http.wire import RequestPolicy
@@ -20,7 +22,6 @@ if TYPE_CHECKING:
     from tsproxy.api.internal import InternalEndpoints
     from tsproxy.config.static import EntryPoint
     from tsproxy.http.backend import BackendPool
-    from tsproxy.http.h2switch import HTTPSwitch
     from tsproxy.http.mirror import MirrorSender
     from tsproxy.observe import Observer
     from tsproxy.runtime.table import RoutingTable
@@ -79,6 +80,8 @@ class HTTPEntryPointFactory(ServerFactory):
         mirrors: Optional[MirrorSender] = None,
         tls: bool = False,
         observer: Optional[Observer] = None,
+        *,
+        make_protocol: Callable[[HTTPEntryPointFactory], Protocol],
     ) -> None:
         self.entrypoint = entrypoint
         self.name = entrypoint.name
@@ -99,8 +102,8 @@ class HTTPEntryPointFactory(ServerFactory):
         #: What a router whose service is api@internal, dashboard@internal, ping@internal or
         #: prometheus@internal answers, by the part served ("api", ...); None: not served.
         self.routed_internal: Optional[Dict[str, InternalEndpoints]] = None
+        #: Makes one connection's protocol (HTTPSwitch: HTTP/1.1, or HTTP/2 by its preface).
+        self.make_protocol = make_protocol
 
-    def buildProtocol(self, addr: Any) -> HTTPSwitch:  # type: ignore[override]
-        from tsproxy.http.h2switch import HTTPSwitch
-
-        return HTTPSwitch(self)
+    def buildProtocol(self, addr: Any) -> Protocol:
+        return self.make_protocol(self)

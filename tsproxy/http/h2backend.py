@@ -286,6 +286,11 @@ class H2BackendPool:
             return
         on_ready(stream)
 
+    def connection(self, key: PoolKey) -> H2ClientConnection:
+        """A connection of this pool for a transport made elsewhere (a TLS dial that chose
+        h2, tsproxy.http.backend_tls)."""
+        return H2ClientConnection(self, key)
+
     def connected(self, conn: H2ClientConnection) -> None:
         self.conns.setdefault(conn.key, []).append(conn)
         waiters = self.dialing.pop(conn.key, [])

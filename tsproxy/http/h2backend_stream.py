@@ -13,7 +13,7 @@ exchange's backpressure both ways, as in tsproxy.http.h2server.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol, Tuple
 
 from h2.errors import ErrorCodes
 from h2.exceptions import H2Error
@@ -32,8 +32,35 @@ from tsproxy.http.wire import (
 )
 
 if TYPE_CHECKING:
-    from tsproxy.http.h2backend import H2BackendPool, H2ClientConnection
+    from h2.connection import H2Connection
+
     from tsproxy.runtime.services import Server
+
+
+class StreamPool(Protocol):
+    """What a stream uses of its pool (tsproxy.http.h2backend.H2BackendPool)."""
+
+    clock: Any
+
+
+class StreamConnection(Protocol):
+    """What a stream uses of its connection (tsproxy.http.h2backend.H2ClientConnection),
+    typed here so that the two modules do not import each other."""
+
+    conn: H2Connection
+    key: Tuple[Any, ...]
+    streams: Dict[int, H2BackendStream]
+    write_blocked: bool
+    closed: bool
+
+    def flush(self) -> None: ...
+
+    def open_stream(
+        self, stream: H2BackendStream, headers: List[Tuple[bytes, bytes]], end: bool
+    ) -> int: ...
+
+    def stream_done(self, sid: int) -> None: ...
+
 
 #: Request bytes queued per stream (its send window closed) before the exchange pauses.
 STREAM_BUFFER = 64 * 1024
@@ -80,7 +107,7 @@ class H2BackendStream(Relaying):
 
     multiplexed = True
 
-    def __init__(self, pool: H2BackendPool, conn: H2ClientConnection, server: Server) -> None:
+    def __init__(self, pool: StreamPool, conn: StreamConnection, server: Server) -> None:
         self.pool = pool
         self.conn = conn
         self.server = server

@@ -5,7 +5,7 @@ the stream (tsproxy/http/h2server.py owns the connection).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Protocol, Tuple
 
 from h2.errors import ErrorCodes
 from h2.exceptions import H2Error
@@ -36,10 +36,42 @@ from tsproxy.http.wire import (
 from tsproxy.logs import get_logger
 
 if TYPE_CHECKING:
+    from h2.connection import H2Connection
+    from twisted.internet.interfaces import ITransport
+
     from tsproxy.http.entrypoint import HTTPEntryPointFactory
-    from tsproxy.http.h2server import H2ServerConnection
 
 log = get_logger(__name__)
+
+
+class StreamOwner(Protocol):
+    """What a stream uses of the connection that owns it (tsproxy/http/h2server.py's
+    H2ServerConnection), typed here since that module imports this one."""
+
+    @property
+    def factory(self) -> HTTPEntryPointFactory: ...
+
+    @property
+    def conn(self) -> H2Connection: ...
+
+    @property
+    def limits(self) -> _OwnerLimits: ...
+
+    @property
+    def transport(self) -> Optional[ITransport]: ...
+
+    @property
+    def write_blocked(self) -> bool: ...
+
+    def _forget(self, stream: StreamTransport) -> None: ...
+
+    def stream_output(self) -> None: ...
+
+
+class _OwnerLimits(Protocol):
+    @property
+    def stream_buffer(self) -> int: ...
+
 
 # Where a stream is in reading the exchange's HTTP/1.1 answer back.
 _HEAD, _BODY, _DONE = range(3)
@@ -101,7 +133,7 @@ class _StreamFactory:
 class StreamTransport:
     """The in-memory transport between one HTTP/2 stream and its HTTP/1.1 exchange."""
 
-    def __init__(self, owner: H2ServerConnection, stream_id: int) -> None:
+    def __init__(self, owner: StreamOwner, stream_id: int) -> None:
         self.owner = owner
         self.stream_id = stream_id
         self.opened_at = owner.factory.clock.seconds()

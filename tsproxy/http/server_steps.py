@@ -5,7 +5,7 @@ the retry step's new attempts. A mixin of HTTPServerConnection (tsproxy/http/ser
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import attrs
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
@@ -59,6 +59,8 @@ class ServerSteps(ServerAnswers):
     body_limit: int
     body_read: Optional[BodyStore]
     body_pump: Optional[BodyPump]
+    write_blocked: bool
+    drain_hook: Optional[Callable[[], None]]
 
     if TYPE_CHECKING:
 

@@ -15,7 +15,7 @@ import attrs
 
 from tsproxy.balance.sticky import cookie_name
 from tsproxy.config.errors import ConfigError, Location
-from tsproxy.config.fileformat import FileConfiguration, FileRouter, FileService
+from tsproxy.config.fileformat_values import FileConfiguration, FileRouter, FileService
 from tsproxy.config.resources import MiddlewareRef, TransportSettings
 from tsproxy.config.static import StaticConfig
 from tsproxy.providers import FILE, reference

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 from tsproxy.config.errors import ConfigError
-from tsproxy.config.fileformat import FileConfiguration, FileL4Service, FileRouter
+from tsproxy.config.fileformat_values import FileConfiguration, FileL4Service, FileRouter
 from tsproxy.config.static import StaticConfig
 from tsproxy.providers import FILE, reference
 from tsproxy.rules import RuleError, TCPRule, compile_tcp_rule

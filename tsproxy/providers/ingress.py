@@ -20,7 +20,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import attrs
 
 from tsproxy.config.errors import ConfigError, Location
-from tsproxy.config.fileformat import FILE_SECRETS, FileConfiguration, parse_dynamic_tree
+from tsproxy.config.fileformat import parse_dynamic_tree
+from tsproxy.config.fileformat_values import FILE_SECRETS, FileConfiguration
 from tsproxy.config.providers import CRDProviderConfig, IngressProviderConfig, selector_matches
 from tsproxy.config.resources import Resource, Secret, ServiceRef
 from tsproxy.config.yamlio import YAMLList, YAMLMap

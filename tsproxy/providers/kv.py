@@ -21,7 +21,8 @@ from __future__ import annotations
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from tsproxy.config.errors import ConfigError
-from tsproxy.config.fileformat import FileConfiguration, parse_dynamic_tree
+from tsproxy.config.fileformat import parse_dynamic_tree
+from tsproxy.config.fileformat_values import FileConfiguration
 from tsproxy.config.yamlio import CaselessMap, KVText, YAMLList
 
 __all__ = ["KVTree", "kv_tree", "parse_kv"]

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import attrs
 
 from tsproxy.config.errors import ConfigError, Location
-from tsproxy.config.fileformat import FileConfiguration
+from tsproxy.config.fileformat_values import FileConfiguration
 from tsproxy.config.providers import CRDProviderConfig
 from tsproxy.config.resources import TransportSettings
 from tsproxy.config.static import StaticConfig

@@ -51,7 +51,7 @@ class EntryPointFactory(HTTPEntryPointFactory):
     Dispatch that finds out where they go."""
 
     def __init__(self, *args: Any, reactor: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, make_protocol=HTTPSwitch, **kwargs)
         self.reactor = reactor
         self._secure: Optional[HTTPEntryPointFactory] = None
 
