@@ -28,10 +28,18 @@ from tsproxy.http.h2server import H2Limits, H2ServerConnection
 from tsproxy.http.h2wire import (
     StreamRequestError,
     canonical_name,
+    exchange_response_headers,
     response_headers,
     stream_request,
 )
-from tsproxy.http.wire import ResponseHead
+from tsproxy.http.headers import client_response_head
+from tsproxy.http.wire import (
+    HTTPError,
+    ResponseHead,
+    find_head_end,
+    parse_request_head,
+    parse_response_head,
+)
 
 WRR = "traefikservice-wrr.kubesre.lc"
 COOKIE = "traefikservice-cokie.kubesre.lc"
@@ -77,38 +85,41 @@ spec:
 BASE = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a.test"), (b":path", b"/")]
 
 STREAM_REQUESTS = [
-    # (headers, end_stream, head or error status, chunked)
-    (BASE, True, b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n", False),
+    # (headers, end_stream, (method, path, headers, framing) or error status, chunked)
+    (BASE, True, (b"GET", b"/", [(b"Host", b"a.test")], "none"), False),
     (
         BASE + [(b"x-foo-bar", b"1"), (b"cookie", b"a=1; b=2")],
         True,
-        b"GET / HTTP/1.1\r\nHost: a.test\r\nX-Foo-Bar: 1\r\nCookie: a=1; b=2\r\n"
-        b"Connection: close\r\n\r\n",
+        (
+            b"GET",
+            b"/",
+            [(b"Host", b"a.test"), (b"X-Foo-Bar", b"1"), (b"Cookie", b"a=1; b=2")],
+            "none",
+        ),
         False,
     ),
     (
         [(b":method", b"POST")] + BASE[1:],
         False,
-        b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n"
-        b"Connection: close\r\n\r\n",
+        (b"POST", b"/", [(b"Host", b"a.test")], "chunked"),
         True,
     ),
     (
         [(b":method", b"POST")] + BASE[1:] + [(b"content-length", b"3")],
         False,
-        b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\nConnection: close\r\n\r\n",
+        (b"POST", b"/", [(b"Host", b"a.test"), (b"Content-Length", b"3")], "length"),
         False,
     ),
     (
         [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/"), (b"host", b"h.test")],
         True,
-        b"GET / HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n",
+        (b"GET", b"/", [(b"Host", b"h.test")], "none"),
         False,
     ),
     (
         BASE + [(b"te", b"trailers")],
         True,
-        b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+        (b"GET", b"/", [(b"Host", b"a.test")], "none"),
         False,
     ),
     (BASE + [(b"x-a", b"1\r\nX-Injected: 1")], True, 400, False),
@@ -125,9 +136,46 @@ STREAM_REQUESTS = [
     ),
 ]
 
+#: Requests the HTTP/1.1 parser judges too: the head built for each is the one it reads from
+#: the same request written as text, or both refuse it with the same status.
+PARITY = [
+    BASE,
+    BASE[:3] + [(b":path", b"/a/../b//c")],
+    BASE[:3] + [(b":path", b"/a%2fb%7e?q=%2F")],
+    BASE[:3] + [(b":path", b"/a#frag")],
+    BASE[:3] + [(b":path", "/\u00e9".encode())],
+    BASE[:3] + [(b":path", b"*")],
+    BASE[:3] + [(b":path", b"http://x.test/y")],
+    BASE[:3] + [(b":path", b"/a%zz")],
+    [(b":method", b"G(T")] + BASE[1:],
+    [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a b"), (b":path", b"/")],
+    [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a,b"), (b":path", b"/")],
+    BASE + [(b"x-a", b"1\x01")],
+    BASE + [(b"x-a", b"a\tb"), (b"x-b", b" padded ")],
+    BASE + [(b"x(a", b"1")],
+    BASE + [(b"content-length", b"x")],
+    BASE + [(b"content-length", b"3"), (b"content-length", b"4")],
+    BASE + [(b"content-length", b"0")],
+    BASE + [(b"expect", b"100-continue"), (b"content-length", b"2")],
+    BASE + [(b"expect", b"later")],
+    BASE + [(b"x-h%d" % i, b"1") for i in range(99)],
+    BASE + [(b"x-h%d" % i, b"1") for i in range(100)],
+]
+
+
+def _as_text(headers: List[Tuple[bytes, bytes]]) -> bytes:
+    """An HTTP/2 request's header list written as the HTTP/1.1 request it stands for."""
+    pseudo = dict(h for h in headers if h[0][:1] == b":")
+    lines = [pseudo[b":method"], b" ", pseudo[b":path"], b" HTTP/1.1\r\n"]
+    lines += [b"Host: ", pseudo[b":authority"], b"\r\n"]
+    for name, value in headers:
+        if name[:1] != b":":
+            lines += [canonical_name(name), b": ", value, b"\r\n"]
+    return b"".join(lines)[:-2]  # a head as read: no final line end
+
 
 class StreamRequestTests(TestCase):
-    """h2wire: the HTTP/1.1 head written for an HTTP/2 request."""
+    """h2wire: the request head built for an HTTP/2 request."""
 
     def test_table(self) -> None:
         """Each header list gives its head (or the status it is refused with)."""
@@ -138,8 +186,25 @@ class StreamRequestTests(TestCase):
                 self.assertEqual(caught.exception.status, want, headers)
                 continue
             req = stream_request(headers, ended)
-            self.assertEqual(req.head, want, headers)
+            head = req.head
+            self.assertEqual((head.method, head.path, head.headers, head.framing), want, headers)
+            self.assertFalse(head.keep_alive, headers)
             self.assertEqual(req.chunked, chunked, headers)
+
+    def test_parityWithHTTP11(self) -> None:
+        """The head is what parse_request_head reads from the same request as text, and a
+        request is refused, with the same status, exactly where the parser refuses it."""
+        for headers in PARITY:
+            try:
+                want = parse_request_head(_as_text(headers))
+            except HTTPError as e:
+                with self.assertRaises(StreamRequestError, msg=repr(headers)) as caught:
+                    stream_request(headers, True)
+                self.assertEqual(caught.exception.status, e.status, headers)
+                continue
+            got = stream_request(headers, True).head
+            want.keep_alive = False  # the exchange ends with its stream
+            self.assertEqual(got, want, headers)
 
     def test_wantsTrailers(self) -> None:
         """te: trailers is noted (and not written: it is hop-by-hop)."""
@@ -176,6 +241,32 @@ class StreamRequestTests(TestCase):
             response_headers(head),
             [(b":status", b"200"), (b"content-type", b"text/plain"), (b"set-cookie", b"a=1")],
         )
+
+    def test_exchangeResponseHeaders(self) -> None:
+        """A response head handed over directly gives the header list its HTTP/1.1 text
+        (client_response_head) gives once parsed back, for each body framing."""
+        fields = [
+            (b"Content-Type", b"text/plain"),
+            (b"Connection", b"keep-alive, x-hop, content-length"),
+            (b"X-Hop", b"1"),
+            (b"Transfer-Encoding", b"chunked"),
+            (b"Content-Length", b"5"),
+            (b"Keep-Alive", b"timeout=5"),
+            (b"Trailer", b"x-t"),
+            (b"Set-Cookie", b"a=1"),
+        ]
+        tokens = (b"keep-alive", b"x-hop", b"content-length")
+        extra = [(b"Set-Cookie", b"sticky=v1")]
+        for framing in ("none", "length", "chunked", "close"):
+            head = ResponseHead(1, 200, b"OK", fields, framing, 5, True, tokens)
+            text = client_response_head(
+                head, framing_out=framing, keep_alive=False, client_http10=False, extra=extra
+            )
+            end, _ = find_head_end(text)
+            parsed = parse_response_head(text[:end], b"GET")
+            self.assertEqual(
+                exchange_response_headers(head, framing, extra), response_headers(parsed), framing
+            )
 
 
 # -- real clients through the seed's routes ----------------------------------------------------

@@ -325,7 +325,7 @@ class H2ServerConnection(Protocol):
         stream = StreamTransport(self, stream_id)
         self.streams[stream_id] = stream
         try:
-            req = stream_request(headers, ended)
+            req = stream_request(headers, ended, self.factory.limits.policy)
         except StreamRequestError as e:
             stream.local_answer(e.status)
             return

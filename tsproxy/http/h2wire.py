@@ -1,19 +1,34 @@
-"""HTTP/2 streams as HTTP/1.1 messages, and back: pure conversions with no I/O.
+"""HTTP/2 streams as the exchange's request and response heads: pure conversions, no I/O.
 
 The HTTP/2 entrypoint (tsproxy.http.h2server) hands each stream to the HTTP/1.1 exchange
-machinery as the request head this module writes, and turns the HTTP/1.1 response head it
-gets back into HTTP/2 response headers. Header names are validated by the h2 library
-(lower case, no connection-specific fields, no CR/LF/NUL); this module still refuses what
-would change the meaning of the HTTP/1.1 text it writes.
+machinery as the RequestHead this module builds from the stream's header list (refused
+wherever the HTTP/1.1 parser would refuse the same request), and turns the response head
+the exchange sends back into HTTP/2 response headers. The h2 library validates header
+names too (lower case, no connection-specific fields, no CR/LF/NUL).
 """
 
 from __future__ import annotations
 
-from typing import Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 import attrs
 
-from tsproxy.http.wire import Headers, ResponseHead
+from tsproxy.http.headers import _RESPONSE_OWN, FRAMING, HOP_BY_HOP
+from tsproxy.http.wire import (
+    _BAD_VALUE,
+    _PATH_WORK,
+    _TARGET_BAD,
+    _TOKEN,
+    DEFAULT_POLICY,
+    Headers,
+    HTTPError,
+    RequestHead,
+    RequestPolicy,
+    ResponseHead,
+    valid_host,
+)
+from tsproxy.http.wire import _content_length as content_length
+from tsproxy.http.wire import _split_target as split_target
 
 #: The client connection preface (RFC 9113 §3.4) that starts h2c with prior knowledge.
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -22,8 +37,6 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 CONNECTION_SPECIFIC = frozenset(
     [b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"]
 )
-
-_BAD = (b"\r", b"\n", b"\x00")
 
 
 class StreamRequestError(Exception):
@@ -37,36 +50,53 @@ class StreamRequestError(Exception):
 
 @attrs.frozen
 class StreamRequest:
-    """What an HTTP/2 request stream becomes: the HTTP/1.1 head and how its body is framed."""
+    """What an HTTP/2 request stream becomes: the request head its exchange serves, and how
+    its body is framed."""
 
-    head: bytes
-    method: bytes
-    #: The body is sent chunked (no content-length, and more than the headers will come).
+    head: RequestHead
+    #: The body is passed on chunked (no content-length, and more than the headers will come).
     chunked: bool
     #: The client asked for trailers (``te: trailers``: gRPC clients do).
     wants_trailers: bool
 
 
+#: Go's canonical form of the field names seen (they repeat from stream to stream).
+_CANONICAL: Dict[bytes, bytes] = {}
+
+
 def canonical_name(name: bytes) -> bytes:
     """Go's CanonicalMIMEHeaderKey: what Traefik's backends see for an HTTP/2 field name."""
-    return b"-".join(part[:1].upper() + part[1:].lower() for part in name.split(b"-"))
+    canonical = _CANONICAL.get(name)
+    if canonical is None:
+        canonical = b"-".join(part[:1].upper() + part[1:].lower() for part in name.split(b"-"))
+        if len(_CANONICAL) < 1024:
+            _CANONICAL[name] = canonical
+    return canonical
 
 
-def stream_request(headers: Sequence[Tuple[bytes, bytes]], end_stream: bool) -> StreamRequest:
-    """The HTTP/1.1 request head for an HTTP/2 request's decoded header list.
+def stream_request(
+    headers: Sequence[Tuple[bytes, bytes]],
+    end_stream: bool,
+    policy: RequestPolicy = DEFAULT_POLICY,
+) -> StreamRequest:
+    """The request head for an HTTP/2 request's decoded header list, built directly.
 
-    The head asks for ``Connection: close``, so the exchange ends when the response does;
-    a request body without content-length is framed chunked.
+    It is refused (StreamRequestError with the status) wherever the HTTP/1.1 parser
+    (tsproxy.http.wire.parse_request_head) would refuse the same request written as text:
+    the method, target, field names and values, Host, Content-Length and Expect are checked
+    by the same rules, and the path is cleaned the same way. The exchange is told
+    ``Connection: close`` (keep_alive false), so it ends when its response does; a request
+    body without content-length is framed chunked.
     """
     method = path = authority = b""
     scheme = b""
-    fields: List[bytes] = []
-    has_length = False
+    fields: Headers = []
+    lengths: List[bytes] = []
+    expects: List[bytes] = []
     wants_trailers = False
     for name, value in headers:
-        for bad in _BAD:
-            if bad in name or bad in value:
-                raise StreamRequestError(400, "invalid character in a header field")
+        if _BAD_VALUE.search(value) is not None:
+            raise StreamRequestError(400, "invalid character in a header field")
         if name[:1] == b":":
             if name == b":method":
                 method = value
@@ -79,33 +109,59 @@ def stream_request(headers: Sequence[Tuple[bytes, bytes]], end_stream: bool) -> 
             else:
                 raise StreamRequestError(400, "unknown pseudo-header %r" % (name,))
             continue
+        if _TOKEN.match(name) is None:
+            raise StreamRequestError(400, "invalid character in a header field")
         if name == b"host":
             if not authority:
                 authority = value
             continue
         if name == b"content-length":
-            has_length = True
+            lengths.append(value)
+        elif name == b"expect":
+            expects.append(value.lower())
         elif name == b"te":
             wants_trailers = value.lower() == b"trailers"
             continue
         elif name in CONNECTION_SPECIFIC:
             raise StreamRequestError(400, "connection-specific header field %r" % (name,))
-        fields += [canonical_name(name), b": ", value, b"\r\n"]
+        # Surrounding blanks are not part of a value (as the HTTP/1.1 parser strips them).
+        fields.append((canonical_name(name), value.strip(b" \t")))
     if method == b"CONNECT":
         raise StreamRequestError(405, "CONNECT is not supported over HTTP/2")
     if not method or not path or not scheme:
         raise StreamRequestError(400, "missing pseudo-header")
-    if b" " in path or b" " in method or b" " in authority:
-        raise StreamRequestError(400, "space in a pseudo-header")
+    if _TOKEN.match(method) is None:
+        raise StreamRequestError(400, "invalid method")
+    if _TARGET_BAD.search(path) is not None:
+        raise StreamRequestError(400, "invalid request target")
     if not authority:
         raise StreamRequestError(400, "missing :authority")
-    chunked = not end_stream and not has_length
-    head = [method, b" ", path, b" HTTP/1.1\r\nHost: ", authority, b"\r\n"]
-    head += fields
-    if chunked:
-        head.append(b"Transfer-Encoding: chunked\r\n")
-    head.append(b"Connection: close\r\n\r\n")
-    return StreamRequest(b"".join(head), method, chunked, wants_trailers)
+    if not valid_host(authority):
+        raise StreamRequestError(400, "malformed :authority")
+    fields.insert(0, (b"Host", authority))
+    if len(fields) > policy.max_headers:
+        raise StreamRequestError(431, "too many header fields")
+    req = RequestHead(method, path, b"HTTP/1.1", fields, keep_alive=False, host=authority)
+    try:
+        if path[0] == 47 and _PATH_WORK.search(path) is None:
+            req.path = path  # origin form, already clean: the common case
+        else:
+            split_target(req, policy)
+        length = content_length({b"content-length": lengths}, 400) if lengths else None
+    except HTTPError as e:
+        raise StreamRequestError(e.status, e.reason) from None
+    chunked = False
+    if length:
+        req.framing = "length"
+        req.content_length = length
+    elif not end_stream and length is None:
+        req.framing = "chunked"
+        chunked = True
+    if expects:
+        if expects != [b"100-continue"]:
+            raise StreamRequestError(417, "Expectation Failed")
+        req.expect_continue = True
+    return StreamRequest(req, chunked, wants_trailers)
 
 
 def response_headers(head: ResponseHead) -> List[Tuple[bytes, bytes]]:
@@ -119,6 +175,30 @@ def response_headers(head: ResponseHead) -> List[Tuple[bytes, bytes]]:
         if lname in drop:
             continue
         out.append((lname, value))
+    return out
+
+
+def exchange_response_headers(
+    head: ResponseHead, framing_out: str, extra: Sequence[Tuple[bytes, bytes]] = ()
+) -> List[Tuple[bytes, bytes]]:
+    """The HTTP/2 header list for a backend's final response, as the exchange would send
+    it to an HTTP/1.1 client (tsproxy.http.headers.client_response_head: hop-by-hop fields
+    and those its Connection names dropped, ``extra`` added, the Content-Length the proxy
+    frames with) without the connection management HTTP/2 forbids."""
+    out = [(b":status", b"%d" % head.status)]
+    drop = HOP_BY_HOP if framing_out == "none" else _RESPONSE_OWN
+    if head.connection_tokens:
+        named = [t for t in head.connection_tokens if t not in drop and t not in FRAMING]
+        if named:
+            drop = drop | frozenset(named)
+    for name, value in head.headers:
+        lname = name.lower()
+        if lname not in drop:
+            out.append((lname, value))
+    for name, value in extra:
+        out.append((name.lower(), value))
+    if framing_out == "length":
+        out.append((b"content-length", b"%d" % head.content_length))
     return out
 
 
