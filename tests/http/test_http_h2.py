@@ -16,7 +16,7 @@ from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
 from h2.events import DataReceived, ResponseReceived, StreamEnded
-from hpack import Encoder
+from hpack import Decoder, Encoder
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer, reactor, threads
 from twisted.internet.task import Clock, deferLater
@@ -29,6 +29,7 @@ from tsproxy.http.h2wire import (
     StreamRequestError,
     canonical_name,
     exchange_response_headers,
+    hpack_block,
     response_headers,
     stream_request,
 )
@@ -267,6 +268,43 @@ class StreamRequestTests(TestCase):
             self.assertEqual(
                 exchange_response_headers(head, framing, extra), response_headers(parsed), framing
             )
+
+
+class HpackTests(TestCase):
+    """h2wire and the connection's encoder: HPACK without the dynamic table."""
+
+    FIELDS = [
+        (b":status", b"200"),
+        (b":status", b"599"),
+        (b"content-type", b"text/plain"),
+        (b"x-custom-field-name", b"v" * 300),
+        (b"set-cookie", b""),
+        (b"date", b"Fri, 04 Dec 2026 04:40:00 GMT"),
+    ]
+
+    def test_roundTrip(self) -> None:
+        """Each block decodes to its fields, whatever came before (no table state)."""
+        decoder = Decoder()
+        for _ in range(2):
+            for cut in range(1, len(self.FIELDS) + 1):
+                block = hpack_block(self.FIELDS[:cut])
+                self.assertEqual(decoder.decode(block, raw=True), self.FIELDS[:cut])
+        self.assertEqual(len(decoder.header_table.dynamic_entries), 0)
+        self.assertEqual(hpack_block([(b":status", b"200")]), b"\x88")
+
+    def test_tableSizeChange(self) -> None:
+        """After the client shrinks the table, the next block starts with the size update."""
+        proto = H2ServerConnection(types.SimpleNamespace())  # type: ignore[arg-type]
+        encoder = proto.conn.encoder
+        plain = encoder.encode(self.FIELDS[:2])
+        self.assertEqual(plain, hpack_block(self.FIELDS[:2]))
+        encoder.header_table_size = 0
+        block = encoder.encode(self.FIELDS[:2])
+        self.assertEqual(block[:1], b"\x20")  # dynamic table size update to 0
+        decoder = Decoder()
+        decoder.max_allowed_table_size = 0
+        self.assertEqual(decoder.decode(block, raw=True), self.FIELDS[:2])
+        self.assertEqual(encoder.encode(self.FIELDS[:2]), plain)
 
 
 # -- real clients through the seed's routes ----------------------------------------------------

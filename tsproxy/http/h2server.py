@@ -43,6 +43,7 @@ from tsproxy.http.backend import cancel_call
 from tsproxy.http.h2stream import StreamTransport
 from tsproxy.http.h2wire import (
     StreamRequestError,
+    hpack_block,
     stream_request,
 )
 from tsproxy.logs import get_logger
@@ -123,6 +124,7 @@ class H2ServerConnection(Protocol):
         self.closing = False
         self.closed = False
         self.timer: Any = None
+        self.peer: Any = None
         self.peer_ip = ""
         self.in_receive = False
         self.flush_wanted = False
@@ -153,7 +155,8 @@ class H2ServerConnection(Protocol):
 
     def connectionMade(self) -> None:
         factory = self.factory
-        self.peer_ip = getattr(self.transport.getPeer(), "host", "")  # type: ignore[union-attr]
+        peer = self.peer = self.transport.getPeer()  # type: ignore[union-attr]
+        self.peer_ip = getattr(peer, "host", "")
         # Counted as opened by the HTTP/1.1 connection it replaces (HTTPSwitch).
         factory.connections.add(self)
         self.transport.registerProducer(_TransportWatch(self), True)  # type: ignore[union-attr]
@@ -404,12 +407,17 @@ def _upgraded_headers(req: Any, tls: bool) -> List[Tuple[bytes, bytes]]:
 
 
 def _plain_hpack(conn: H2Connection) -> None:
-    """Encode header blocks without Huffman coding: a little larger, much cheaper in Python."""
+    """Encode header blocks without the dynamic table and without Huffman coding (h2wire's
+    hpack_block): a little larger, much cheaper in Python. A block after the client changed
+    SETTINGS_HEADER_TABLE_SIZE goes through hpack's own encoder, which signals the change."""
     encoder = conn.encoder
     encode = encoder.encode
+    table = encoder.header_table
 
     def plain(headers: Any, huffman: bool = True) -> bytes:
-        return encode(headers, huffman=False)
+        if table.resized:
+            return encode(headers, huffman=False)
+        return hpack_block(headers)
 
     encoder.encode = plain  # type: ignore[method-assign]
 

@@ -10,8 +10,9 @@ informational heads) is parsed back.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
+import attrs
 from h2.errors import ErrorCodes
 from h2.exceptions import H2Error
 from twisted.internet.error import ConnectionDone, ConnectionLost
@@ -89,6 +90,22 @@ class _NoConnections:
 _NO_CONNECTIONS = _NoConnections()
 
 
+#: The entrypoint as stream exchanges see it, by the id of the real one: no idle timeout (the
+#: HTTP/2 connection has it; an exchange armed and cancelled one per stream otherwise).
+_STREAM_ENTRYPOINTS: Dict[int, Tuple[Any, Any]] = {}
+
+
+def _stream_entrypoint(entrypoint: Any) -> Any:
+    known = _STREAM_ENTRYPOINTS.get(id(entrypoint))
+    if known is not None and known[0] is entrypoint:
+        return known[1]
+    if len(_STREAM_ENTRYPOINTS) > 64:
+        _STREAM_ENTRYPOINTS.clear()
+    seen = attrs.evolve(entrypoint, idle_timeout=0.0)
+    _STREAM_ENTRYPOINTS[id(entrypoint)] = (entrypoint, seen)
+    return seen
+
+
 class _StreamFactory:
     """The entrypoint's factory as a stream's exchange sees it."""
 
@@ -96,6 +113,7 @@ class _StreamFactory:
         self.__dict__.update(real.__dict__)
         self._real = real
         self.connections = _NO_CONNECTIONS
+        self.entrypoint = _stream_entrypoint(real.entrypoint)
         if real.observer is not None:
             self.observer = _StreamObserver(real.observer, stream)
 
@@ -432,7 +450,7 @@ class StreamTransport:
         self._reset(ErrorCodes.INTERNAL_ERROR)
 
     def getPeer(self) -> Any:
-        return self.owner.transport.getPeer()  # type: ignore[union-attr]
+        return self.owner.peer
 
     def getHost(self) -> Any:
         return self.owner.transport.getHost()  # type: ignore[union-attr]

@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Dict, Iterable, List, Sequence, Tuple
 
 import attrs
+from hpack.hpack import encode_integer
+from hpack.table import HeaderTable
 
 from tsproxy.http.headers import _RESPONSE_OWN, FRAMING, HOP_BY_HOP
 from tsproxy.http.wire import (
@@ -60,18 +62,13 @@ class StreamRequest:
     wants_trailers: bool
 
 
-#: Go's canonical form of the field names seen (they repeat from stream to stream).
+#: Go's canonical form of the field names stream_request checked (they repeat).
 _CANONICAL: Dict[bytes, bytes] = {}
 
 
 def canonical_name(name: bytes) -> bytes:
     """Go's CanonicalMIMEHeaderKey: what Traefik's backends see for an HTTP/2 field name."""
-    canonical = _CANONICAL.get(name)
-    if canonical is None:
-        canonical = b"-".join(part[:1].upper() + part[1:].lower() for part in name.split(b"-"))
-        if len(_CANONICAL) < 1024:
-            _CANONICAL[name] = canonical
-    return canonical
+    return b"-".join(part[:1].upper() + part[1:].lower() for part in name.split(b"-"))
 
 
 def stream_request(
@@ -94,9 +91,10 @@ def stream_request(
     lengths: List[bytes] = []
     expects: List[bytes] = []
     wants_trailers = False
+    values = []
+    canonical = _CANONICAL
     for name, value in headers:
-        if _BAD_VALUE.search(value) is not None:
-            raise StreamRequestError(400, "invalid character in a header field")
+        values.append(value)
         if name[:1] == b":":
             if name == b":method":
                 method = value
@@ -109,8 +107,14 @@ def stream_request(
             else:
                 raise StreamRequestError(400, "unknown pseudo-header %r" % (name,))
             continue
-        if _TOKEN.match(name) is None:
-            raise StreamRequestError(400, "invalid character in a header field")
+        # A name seen before was checked then (the cache holds checked names only).
+        cname = canonical.get(name)
+        if cname is None:
+            if _TOKEN.match(name) is None:
+                raise StreamRequestError(400, "invalid character in a header field")
+            cname = canonical_name(name)
+            if len(canonical) < 1024:
+                canonical[name] = cname
         if name == b"host":
             if not authority:
                 authority = value
@@ -125,7 +129,10 @@ def stream_request(
         elif name in CONNECTION_SPECIFIC:
             raise StreamRequestError(400, "connection-specific header field %r" % (name,))
         # Surrounding blanks are not part of a value (as the HTTP/1.1 parser strips them).
-        fields.append((canonical_name(name), value.strip(b" \t")))
+        fields.append((cname, value.strip(b" \t")))
+    # One pass over every value: no byte the HTTP/1.1 parser refuses in a field value.
+    if _BAD_VALUE.search(b"".join(values)) is not None:
+        raise StreamRequestError(400, "invalid character in a header field")
     if method == b"CONNECT":
         raise StreamRequestError(405, "CONNECT is not supported over HTTP/2")
     if not method or not path or not scheme:
@@ -211,3 +218,49 @@ def trailer_fields(headers: Iterable[Tuple[bytes, bytes]]) -> Headers:
             continue
         out.append((lname, value))
     return out
+
+
+# -- HPACK without the dynamic table -----------------------------------------------------------
+
+#: The static table (RFC 7541 Appendix A): full fields, and the first index of each name.
+_STATIC_FIELDS: Dict[Tuple[bytes, bytes], int] = {}
+_STATIC_NAMES: Dict[bytes, int] = {}
+for _index, (_name, _value) in enumerate(HeaderTable.STATIC_TABLE, 1):
+    _STATIC_FIELDS.setdefault((_name, _value), _index)
+    _STATIC_NAMES.setdefault(_name, _index)
+#: Encoded fields by (name, value): with no dynamic table, a field's encoding never changes.
+_FIELD_CACHE: Dict[Tuple[bytes, bytes], bytes] = {}
+_FIELD_CACHE_SIZE = 4096
+
+
+def hpack_field(name: bytes, value: bytes) -> bytes:
+    """One header field in HPACK without touching the dynamic table: the static table's
+    index for a field it holds, else a literal never added to the table (RFC 7541 §6.2.2)
+    naming the static table's entry when it has the name; strings are not Huffman-coded."""
+    field = (name, value)
+    index = _STATIC_FIELDS.get(field)
+    if index is not None:
+        out = encode_integer(index, 7)
+        out[0] |= 0x80
+        return bytes(out)
+    index = _STATIC_NAMES.get(name, 0)
+    out = encode_integer(index, 4)
+    if not index:
+        out += encode_integer(len(name), 7) + name
+    out += encode_integer(len(value), 7)
+    return bytes(out) + value
+
+
+def hpack_block(headers: Sequence[Tuple[bytes, bytes]]) -> bytes:
+    """A header block of `hpack_field` encodings (cached: they repeat from stream to stream)."""
+    cache = _FIELD_CACHE
+    parts = []
+    for field in headers:
+        encoded = cache.get(field)  # type: ignore[call-overload]
+        if encoded is None:
+            encoded = hpack_field(field[0], field[1])
+            if len(cache) >= _FIELD_CACHE_SIZE:
+                cache.clear()
+            cache[field] = encoded  # type: ignore[index]
+        parts.append(encoded)
+    return b"".join(parts)
