@@ -127,7 +127,7 @@ class H2ServerConnection(Protocol):
         self.peer: Any = None
         self.peer_ip = ""
         self.in_receive = False
-        self.flush_wanted = False
+        self.flush_call: Any = None
         config = H2Configuration(
             client_side=False,
             header_encoding=None,
@@ -184,6 +184,8 @@ class H2ServerConnection(Protocol):
         self.closed = True
         cancel_call(self.timer)
         self.timer = None
+        cancel_call(self.flush_call)
+        self.flush_call = None
         streams, self.streams = self.streams, {}
         for stream in streams.values():
             stream.cut(reason or Failure(ConnectionLost()))
@@ -381,8 +383,15 @@ class H2ServerConnection(Protocol):
                 stream.send_queued()
 
     def stream_output(self) -> None:
-        """A stream queued frames: send them unless a batch of events is being read."""
-        if not self.in_receive:
+        """A stream queued frames: they go out after the batch of events being read, or once
+        per reactor turn (what every stream answered meanwhile, in one write)."""
+        if self.in_receive or self.flush_call is not None or self.closed:
+            return
+        self.flush_call = self.factory.clock.callLater(0, self._turn_flush)
+
+    def _turn_flush(self) -> None:
+        self.flush_call = None
+        if not self.closed:
             self._flush()
 
 
