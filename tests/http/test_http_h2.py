@@ -16,6 +16,8 @@ from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
 from h2.events import DataReceived, ResponseReceived, StreamEnded
+from h2.exceptions import ProtocolError
+from h2.utilities import HeaderValidationFlags, validate_headers
 from hpack import Decoder, Encoder
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer, reactor, threads
@@ -30,6 +32,7 @@ from tsproxy.http.h2wire import (
     canonical_name,
     exchange_response_headers,
     hpack_block,
+    request_header_error,
     response_headers,
     stream_request,
 )
@@ -268,6 +271,75 @@ class StreamRequestTests(TestCase):
             self.assertEqual(
                 exchange_response_headers(head, framing, extra), response_headers(parsed), framing
             )
+
+
+#: Received header blocks, good and malformed: request_header_error must judge each as the h2
+#: library's own inbound validation does (it is turned off for tsproxy's one pass).
+H2_BLOCKS = [
+    BASE,
+    BASE + [(b"x-a", b"")],
+    BASE + [(b"X-A", b"1")],
+    BASE + [(b"x a", b"1")],
+    BASE + [(b"x:a", b"1")],
+    BASE + [(b"", b"1")],
+    BASE + [("\u00e9".encode(), b"1")],
+    BASE + [(b"x-a", b"1\x00")],
+    BASE + [(b"x-a", b"1\r")],
+    BASE + [(b"x-a", b"\x01")],
+    BASE + [(b"x-a", b" 1")],
+    BASE + [(b"x-a", b"1\t")],
+    BASE + [(b"x-a", b"a b")],
+    BASE + [(b"connection", b"close")],
+    BASE + [(b"upgrade", b"h2c")],
+    BASE + [(b"keep-alive", b"1")],
+    BASE + [(b"te", b"trailers")],
+    BASE + [(b"te", b"TRAILERS")],
+    BASE + [(b"te", b"gzip")],
+    BASE + [(b":path", b"/")],
+    BASE + [(b":foo", b"1")],
+    BASE + [(b":status", b"200")],
+    [(b"x-a", b"1")] + BASE,
+    BASE[1:],
+    [BASE[0], BASE[2], BASE[3]],
+    BASE[:3],
+    BASE[:2] + BASE[3:],
+    BASE[:2] + BASE[3:] + [(b"host", b"a.test")],
+    BASE + [(b"host", b"a.test")],
+    BASE + [(b"host", b"b.test")],
+    BASE + [(b"host", b"a.test"), (b"host", b"a.test")],
+    BASE[:3] + [(b":path", b"")],
+    [(b":method", b"CONNECT"), (b":authority", b"a.test:443")],
+    [(b":method", b"CONNECT"), (b":authority", b"a:1"), (b":path", b"/")],
+    [(b":method", b"CONNECT"), (b":protocol", b"websocket")] + BASE[1:],
+    [(b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":authority", b"a")],
+    BASE + [(b":protocol", b"websocket")],
+    [(b":method", b"G(T")] + BASE[1:],
+]
+TRAILER_BLOCKS = [
+    [(b"grpc-status", b"0")],
+    [(b":path", b"/")],
+    [(b"x-a", b" 1")],
+    [(b"connection", b"x")],
+    [(b"host", b"a"), (b"host", b"b")],
+    [],
+]
+
+
+class H2ValidationTests(TestCase):
+    """h2wire.request_header_error against the h2 library's own inbound validation."""
+
+    def test_parity(self) -> None:
+        """Every block, request or trailers, is refused exactly where h2 refuses it."""
+        for blocks, trailer in ((H2_BLOCKS, False), (TRAILER_BLOCKS, True)):
+            flags = HeaderValidationFlags(False, trailer, False, False)
+            for headers in blocks:
+                try:
+                    list(validate_headers(headers, flags))
+                    h2_ok = True
+                except ProtocolError:
+                    h2_ok = False
+                why = request_header_error(headers, trailer)
+                self.assertEqual(why is None, h2_ok, (headers, why))
 
 
 class HpackTests(TestCase):
@@ -555,6 +627,22 @@ class AttackTests(ProxyTestCase):
         ]
 
     @defer.inlineCallbacks
+    def test_pseudoHeaderInTrailers(self) -> None:
+        """Request trailers carrying a pseudo-header are a connection error (PROTOCOL_ERROR)."""
+
+        def attack() -> Optional[int]:
+            client = _Client(self.port)
+            client.h2.config.validate_outbound_headers = False
+            post = [(b":method", b"POST")] + self.headers(b"/echo")[1:]
+            client.h2.send_headers(1, post, end_stream=False)
+            client.h2.send_headers(1, [(b":path", b"/")], end_stream=True)
+            client.flush()
+            return client.goaway_until_closed()
+
+        code = yield threads.deferToThread(attack)
+        self.assertEqual(code, ErrorCodes.PROTOCOL_ERROR)
+
+    @defer.inlineCallbacks
     def test_rapidReset(self) -> None:
         """CVE-2023-44487: streams opened and reset at once, past the limit, get GOAWAY
         ENHANCE_YOUR_CALM; the proxy still serves a new connection afterwards."""
@@ -724,6 +812,34 @@ class FloodTests(TestCase):
             conn.dataReceived(frame)
             sent += 1
         return transport, sent
+
+    def test_malformedHeaderBlocks(self) -> None:
+        """A malformed request or trailer block is a connection error: GOAWAY PROTOCOL_ERROR,
+        and nothing after it in the same read is served."""
+        bad_requests = [
+            BASE + [(b"X-Upper", b"1")],
+            BASE + [(b"connection", b"close")],
+            [(b"x-a", b"1")] + BASE,
+            BASE + [(b"host", b"other.test")],
+        ]
+        for headers in bad_requests:
+            conn, transport = self.connection()
+            client = H2Connection(
+                H2Configuration(
+                    client_side=True,
+                    validate_outbound_headers=False,
+                    normalize_outbound_headers=False,
+                )
+            )
+            client.initiate_connection()
+            client.data_to_send()
+            client.send_headers(1, headers, end_stream=True)
+            client.send_headers(3, BASE, end_stream=True)
+            transport.clear()
+            conn.dataReceived(client.data_to_send())
+            self.assertTrue(transport.disconnecting, headers)
+            self.assertEqual(_goaway(transport.value()), ErrorCodes.PROTOCOL_ERROR, headers)
+            self.assertEqual(conn.streams, {}, headers)
 
     def test_pingFlood(self) -> None:
         """PINGs whose ACKs cannot be sent: past 1000 queued, GOAWAY and close."""

@@ -44,6 +44,7 @@ from tsproxy.http.h2stream import StreamTransport
 from tsproxy.http.h2wire import (
     StreamRequestError,
     hpack_block,
+    request_header_error,
     stream_request,
 )
 from tsproxy.logs import get_logger
@@ -122,6 +123,7 @@ class H2ServerConnection(Protocol):
         self.opened = 0
         self.premature_resets = 0
         self.closing = False
+        self.failed = False  # a connection error: the rest of what was read is ignored
         self.closed = False
         self.timer: Any = None
         self.peer: Any = None
@@ -131,7 +133,8 @@ class H2ServerConnection(Protocol):
         config = H2Configuration(
             client_side=False,
             header_encoding=None,
-            validate_inbound_headers=True,
+            # Checked by h2wire.request_header_error in one pass (the same checks).
+            validate_inbound_headers=False,
             normalize_inbound_headers=True,
             # What is sent comes from a parsed HTTP/1.1 head, names lower-cased and
             # connection fields dropped by response_headers: checked already.
@@ -228,6 +231,7 @@ class H2ServerConnection(Protocol):
     def _fail(self, code: int, why: str) -> None:
         """A connection error: GOAWAY with ``code`` and close."""
         log.info("HTTP/2 connection from {peer} closed: {why}", peer=self.peer_ip, why=why)
+        self.failed = True
         try:
             self.conn.close_connection(code)
         except H2Error:
@@ -257,7 +261,7 @@ class H2ServerConnection(Protocol):
                 return
             for event in events:
                 self._event(event)
-                if self.closed:
+                if self.closed or self.failed:
                     return
         finally:
             self.in_receive = False
@@ -271,6 +275,10 @@ class H2ServerConnection(Protocol):
             elif event.flow_controlled_length:
                 self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
         elif isinstance(event, RequestReceived):
+            why = request_header_error(event.headers, False)
+            if why is not None:
+                self._fail(ErrorCodes.PROTOCOL_ERROR, why)
+                return
             self._open_stream(event.stream_id, event.headers, event.stream_ended is not None)
         elif isinstance(event, StreamEnded):
             stream = self.streams.get(event.stream_id)
@@ -288,6 +296,10 @@ class H2ServerConnection(Protocol):
         elif isinstance(event, PingReceived):
             self._count_control()
         elif isinstance(event, TrailersReceived):
+            why = request_header_error(event.headers, True)
+            if why is not None:
+                self._fail(ErrorCodes.PROTOCOL_ERROR, why)
+                return
             stream = self.streams.get(event.stream_id)
             if stream is not None:
                 stream.req_trailers = list(event.headers)

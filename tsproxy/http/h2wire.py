@@ -9,7 +9,8 @@ names too (lower case, no connection-specific fields, no CR/LF/NUL).
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Sequence, Tuple
+import re
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import attrs
 from hpack.hpack import encode_integer
@@ -183,6 +184,73 @@ def response_headers(head: ResponseHead) -> List[Tuple[bytes, bytes]]:
             continue
         out.append((lname, value))
     return out
+
+
+# -- RFC 9113 §8.2-8.3: the checks of the h2 library's validate_headers, in one pass ---------
+
+#: A field name: no CTL, SP, DEL, non-ASCII, upper case, or colon but a pseudo-header's first.
+_H2_NAME = re.compile(rb"^:?[\x21-\x39\x3b-\x40\x5b-\x7e]+$")
+_H2_BAD_VALUE = re.compile(rb"[\x00\r\n]")
+_PSEUDO = frozenset([b":method", b":scheme", b":authority", b":path", b":status", b":protocol"])
+
+
+def request_header_error(headers: Sequence[Tuple[bytes, bytes]], trailer: bool) -> Optional[str]:
+    """Why a received request header block (or trailer block) is malformed, or None.
+
+    The same checks as the h2 library's inbound validation (h2.utilities.validate_headers
+    for a server), done in one pass: field names and values (RFC 9113 §8.2.1), no
+    connection-specific fields or TE other than "trailers" (§8.2.2), pseudo-headers known,
+    once, first, and those a request needs (§8.3.1; none in trailers), :authority or Host
+    and equal if both, no empty :path.
+    """
+    pseudo = set()
+    regular = False
+    method = authority = host = None
+    for name, value in headers:
+        if _H2_NAME.match(name) is None:
+            return "invalid header name %r" % (name,)
+        if value:
+            if _H2_BAD_VALUE.search(value) is not None:
+                return "invalid character in the value of %r" % (name,)
+            if value[:1] in b" \t" or value[-1:] in b" \t":
+                return "header value of %r surrounded by whitespace" % (name,)
+        if name[0] == 58:  # ":"
+            if name in pseudo or regular or name not in _PSEUDO:
+                return "misplaced, repeated or unknown pseudo-header %r" % (name,)
+            pseudo.add(name)
+            if name == b":method":
+                method = value
+            elif name == b":authority":
+                authority = value
+            elif name == b":path" and not value and not trailer:
+                return "empty :path"
+            continue
+        regular = True
+        if name in CONNECTION_SPECIFIC:
+            return "connection-specific header field %r" % (name,)
+        if name == b"te" and value.lower() != b"trailers":
+            return "TE other than trailers"
+        if name == b"host" and not trailer:
+            if host is not None:
+                return "several Host fields"
+            host = value
+    if trailer:
+        return "pseudo-header in trailers" if pseudo else None
+    if b":method" not in pseudo or b":status" in pseudo:
+        return "request pseudo-headers missing or wrong"
+    if method == b"CONNECT":
+        if b":protocol" in pseudo:
+            if b":scheme" not in pseudo or b":path" not in pseudo:
+                return "extended CONNECT without :scheme or :path"
+        elif b":scheme" in pseudo or b":path" in pseudo:
+            return "CONNECT with :scheme or :path"
+    elif b":scheme" not in pseudo or b":path" not in pseudo or b":protocol" in pseudo:
+        return "request pseudo-headers missing or wrong"
+    if authority is None and host is None:
+        return "neither :authority nor Host"
+    if authority is not None and host is not None and authority != host:
+        return ":authority and Host differ"
+    return None
 
 
 def exchange_response_headers(
