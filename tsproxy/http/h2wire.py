@@ -194,6 +194,23 @@ _H2_BAD_VALUE = re.compile(rb"[\x00\r\n]")
 _PSEUDO = frozenset([b":method", b":scheme", b":authority", b":path", b":status", b":protocol"])
 
 
+#: Regular fields (name, value) request_header_error found good: they repeat from stream to
+#: stream, and nothing about a regular field alone depends on where it is.
+_GOOD_FIELDS: set = set()
+
+
+def _field_error(name: bytes, value: bytes) -> Optional[str]:
+    """Why one field's name or value is malformed (RFC 9113 §8.2.1), or None."""
+    if _H2_NAME.match(name) is None:
+        return "invalid header name %r" % (name,)
+    if value:
+        if _H2_BAD_VALUE.search(value) is not None:
+            return "invalid character in the value of %r" % (name,)
+        if value[:1] in b" \t" or value[-1:] in b" \t":
+            return "header value of %r surrounded by whitespace" % (name,)
+    return None
+
+
 def request_header_error(headers: Sequence[Tuple[bytes, bytes]], trailer: bool) -> Optional[str]:
     """Why a received request header block (or trailer block) is malformed, or None.
 
@@ -206,15 +223,13 @@ def request_header_error(headers: Sequence[Tuple[bytes, bytes]], trailer: bool) 
     pseudo = set()
     regular = False
     method = authority = host = None
-    for name, value in headers:
-        if _H2_NAME.match(name) is None:
-            return "invalid header name %r" % (name,)
-        if value:
-            if _H2_BAD_VALUE.search(value) is not None:
-                return "invalid character in the value of %r" % (name,)
-            if value[:1] in b" \t" or value[-1:] in b" \t":
-                return "header value of %r surrounded by whitespace" % (name,)
-        if name[0] == 58:  # ":"
+    good = _GOOD_FIELDS
+    for field in headers:
+        name, value = field
+        if name[:1] == b":":
+            why = _field_error(name, value)
+            if why is not None:
+                return why
             if name in pseudo or regular or name not in _PSEUDO:
                 return "misplaced, repeated or unknown pseudo-header %r" % (name,)
             pseudo.add(name)
@@ -226,10 +241,17 @@ def request_header_error(headers: Sequence[Tuple[bytes, bytes]], trailer: bool) 
                 return "empty :path"
             continue
         regular = True
-        if name in CONNECTION_SPECIFIC:
-            return "connection-specific header field %r" % (name,)
-        if name == b"te" and value.lower() != b"trailers":
-            return "TE other than trailers"
+        if field not in good:
+            why = _field_error(name, value)
+            if why is None and name in CONNECTION_SPECIFIC:
+                why = "connection-specific header field %r" % (name,)
+            if why is None and name == b"te" and value.lower() != b"trailers":
+                why = "TE other than trailers"
+            if why is not None:
+                return why
+            if len(good) >= 4096:
+                good.clear()
+            good.add(field)
         if name == b"host" and not trailer:
             if host is not None:
                 return "several Host fields"
