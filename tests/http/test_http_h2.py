@@ -540,6 +540,27 @@ class CurlTests(ProxyTestCase):
         self.assertIn(b"content-length: 13", out)
 
     @defer.inlineCallbacks
+    def test_noTextRoundTrip(self) -> None:
+        """A proxied answer reaches the stream as a parsed head (no HTTP/1.1 response text is
+        parsed back), and the proxy's own answers still do through the text."""
+        from tsproxy.http import h2stream
+
+        parsed: List[bytes] = []
+        real = h2stream.parse_response_head
+
+        def counting(head: bytes, method: bytes) -> Any:
+            parsed.append(head)
+            return real(head, method)
+
+        self.patch(h2stream, "parse_response_head", counting)
+        for _ in range(3):
+            out = yield self.curl("--http2-prior-knowledge", "-H", "Host: " + WRR, self.url())
+            self.assertIn(b"Hello app-", out)
+        self.assertEqual(parsed, [])
+        yield self.curl("--http2-prior-knowledge", "-H", "Host: nowhere", self.url())
+        self.assertEqual(len(parsed), 1)
+
+    @defer.inlineCallbacks
     def test_h2load(self) -> None:
         """h2load: 300 requests, 10 streams at once on each of 3 connections, all 2xx."""
         _need("h2load")
