@@ -194,8 +194,8 @@ _H2_BAD_VALUE = re.compile(rb"[\x00\r\n]")
 _PSEUDO = frozenset([b":method", b":scheme", b":authority", b":path", b":status", b":protocol"])
 
 
-#: Regular fields (name, value) request_header_error found good: they repeat from stream to
-#: stream, and nothing about a regular field alone depends on where it is.
+#: Fields (name, value) whose name and value request_header_error found good: they repeat
+#: from stream to stream (where a field is, and how often, is checked each time).
 _GOOD_FIELDS: set = set()
 
 
@@ -226,21 +226,6 @@ def request_header_error(headers: Sequence[Tuple[bytes, bytes]], trailer: bool) 
     good = _GOOD_FIELDS
     for field in headers:
         name, value = field
-        if name[:1] == b":":
-            why = _field_error(name, value)
-            if why is not None:
-                return why
-            if name in pseudo or regular or name not in _PSEUDO:
-                return "misplaced, repeated or unknown pseudo-header %r" % (name,)
-            pseudo.add(name)
-            if name == b":method":
-                method = value
-            elif name == b":authority":
-                authority = value
-            elif name == b":path" and not value and not trailer:
-                return "empty :path"
-            continue
-        regular = True
         if field not in good:
             why = _field_error(name, value)
             if why is None and name in CONNECTION_SPECIFIC:
@@ -252,6 +237,18 @@ def request_header_error(headers: Sequence[Tuple[bytes, bytes]], trailer: bool) 
             if len(good) >= 4096:
                 good.clear()
             good.add(field)
+        if name[:1] == b":":
+            if name in pseudo or regular or name not in _PSEUDO:
+                return "misplaced, repeated or unknown pseudo-header %r" % (name,)
+            pseudo.add(name)
+            if name == b":method":
+                method = value
+            elif name == b":authority":
+                authority = value
+            elif name == b":path" and not value and not trailer:
+                return "empty :path"
+            continue
+        regular = True
         if name == b"host" and not trailer:
             if host is not None:
                 return "several Host fields"
