@@ -2,9 +2,9 @@
 
 The h2 library is the protocol engine. Each request stream is served by the same exchange
 machinery as an HTTP/1.1 request (tsproxy.http.server.HTTPServerConnection): the stream's
-request is written to an exchange as HTTP/1.1 bytes through an in-memory transport
-(`StreamTransport`, tsproxy/http/h2stream.py) whose output is parsed back into HTTP/2
-HEADERS and DATA. Routing, balancing, sticky cookies, mirroring, middlewares and
+request head, built from its header list (tsproxy/http/h2wire.py), is handed to an exchange
+whose transport is the stream (`StreamTransport`, tsproxy/http/h2stream.py), and what it
+answers becomes HTTP/2 HEADERS and DATA. Routing, balancing, sticky cookies, mirroring, middlewares and
 observation are therefore the very code HTTP/1.1 requests go through. Backpressure maps both
 ways: a stream's exchange pausing its "transport" withholds the stream's WINDOW_UPDATEs; a
 stream whose send window or the client's socket is full pauses its exchange (and so the
