@@ -4,11 +4,11 @@ The h2 library is the protocol engine. Each request stream is served by the same
 machinery as an HTTP/1.1 request (tsproxy.http.server.HTTPServerConnection): the stream's
 request head, built from its header list (tsproxy/http/h2wire.py), is handed to an exchange
 whose transport is the stream (`StreamTransport`, tsproxy/http/h2stream.py), and what it
-answers becomes HTTP/2 HEADERS and DATA. Routing, balancing, sticky cookies, mirroring, middlewares and
-observation are therefore the very code HTTP/1.1 requests go through. Backpressure maps both
-ways: a stream's exchange pausing its "transport" withholds the stream's WINDOW_UPDATEs; a
-stream whose send window or the client's socket is full pauses its exchange (and so the
-backend's reading).
+answers becomes HTTP/2 HEADERS and DATA. Routing, balancing, sticky cookies, mirroring,
+middlewares and observation are therefore the very code HTTP/1.1 requests go through.
+Backpressure maps both ways: a stream's exchange pausing its "transport" withholds the
+stream's WINDOW_UPDATEs; a stream whose send window or the client's socket is full pauses
+its exchange (and so the backend's reading).
 
 `HTTPSwitch` (tsproxy/http/h2switch.py) is what an HTTP entrypoint's connection starts as:
 it picks HTTP/2 or HTTP/1.1 from the negotiated ALPN protocol or the first bytes.
