@@ -16,7 +16,9 @@ from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
 from h2.events import DataReceived, ResponseReceived, StreamEnded
-from hpack import Encoder
+from h2.exceptions import ProtocolError
+from h2.utilities import HeaderValidationFlags, validate_headers
+from hpack import Decoder, Encoder
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer, reactor, threads
 from twisted.internet.task import Clock, deferLater
@@ -28,10 +30,20 @@ from tsproxy.http.h2server import H2Limits, H2ServerConnection
 from tsproxy.http.h2wire import (
     StreamRequestError,
     canonical_name,
+    exchange_response_headers,
+    hpack_block,
+    request_header_error,
     response_headers,
     stream_request,
 )
-from tsproxy.http.wire import ResponseHead
+from tsproxy.http.headers import client_response_head
+from tsproxy.http.wire import (
+    HTTPError,
+    ResponseHead,
+    find_head_end,
+    parse_request_head,
+    parse_response_head,
+)
 
 WRR = "traefikservice-wrr.kubesre.lc"
 COOKIE = "traefikservice-cokie.kubesre.lc"
@@ -77,38 +89,41 @@ spec:
 BASE = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a.test"), (b":path", b"/")]
 
 STREAM_REQUESTS = [
-    # (headers, end_stream, head or error status, chunked)
-    (BASE, True, b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n", False),
+    # (headers, end_stream, (method, path, headers, framing) or error status, chunked)
+    (BASE, True, (b"GET", b"/", [(b"Host", b"a.test")], "none"), False),
     (
         BASE + [(b"x-foo-bar", b"1"), (b"cookie", b"a=1; b=2")],
         True,
-        b"GET / HTTP/1.1\r\nHost: a.test\r\nX-Foo-Bar: 1\r\nCookie: a=1; b=2\r\n"
-        b"Connection: close\r\n\r\n",
+        (
+            b"GET",
+            b"/",
+            [(b"Host", b"a.test"), (b"X-Foo-Bar", b"1"), (b"Cookie", b"a=1; b=2")],
+            "none",
+        ),
         False,
     ),
     (
         [(b":method", b"POST")] + BASE[1:],
         False,
-        b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n"
-        b"Connection: close\r\n\r\n",
+        (b"POST", b"/", [(b"Host", b"a.test")], "chunked"),
         True,
     ),
     (
         [(b":method", b"POST")] + BASE[1:] + [(b"content-length", b"3")],
         False,
-        b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\nConnection: close\r\n\r\n",
+        (b"POST", b"/", [(b"Host", b"a.test"), (b"Content-Length", b"3")], "length"),
         False,
     ),
     (
         [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/"), (b"host", b"h.test")],
         True,
-        b"GET / HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n",
+        (b"GET", b"/", [(b"Host", b"h.test")], "none"),
         False,
     ),
     (
         BASE + [(b"te", b"trailers")],
         True,
-        b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+        (b"GET", b"/", [(b"Host", b"a.test")], "none"),
         False,
     ),
     (BASE + [(b"x-a", b"1\r\nX-Injected: 1")], True, 400, False),
@@ -125,9 +140,46 @@ STREAM_REQUESTS = [
     ),
 ]
 
+#: Requests the HTTP/1.1 parser judges too: the head built for each is the one it reads from
+#: the same request written as text, or both refuse it with the same status.
+PARITY = [
+    BASE,
+    BASE[:3] + [(b":path", b"/a/../b//c")],
+    BASE[:3] + [(b":path", b"/a%2fb%7e?q=%2F")],
+    BASE[:3] + [(b":path", b"/a#frag")],
+    BASE[:3] + [(b":path", "/\u00e9".encode())],
+    BASE[:3] + [(b":path", b"*")],
+    BASE[:3] + [(b":path", b"http://x.test/y")],
+    BASE[:3] + [(b":path", b"/a%zz")],
+    [(b":method", b"G(T")] + BASE[1:],
+    [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a b"), (b":path", b"/")],
+    [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a,b"), (b":path", b"/")],
+    BASE + [(b"x-a", b"1\x01")],
+    BASE + [(b"x-a", b"a\tb"), (b"x-b", b" padded ")],
+    BASE + [(b"x(a", b"1")],
+    BASE + [(b"content-length", b"x")],
+    BASE + [(b"content-length", b"3"), (b"content-length", b"4")],
+    BASE + [(b"content-length", b"0")],
+    BASE + [(b"expect", b"100-continue"), (b"content-length", b"2")],
+    BASE + [(b"expect", b"later")],
+    BASE + [(b"x-h%d" % i, b"1") for i in range(99)],
+    BASE + [(b"x-h%d" % i, b"1") for i in range(100)],
+]
+
+
+def _as_text(headers: List[Tuple[bytes, bytes]]) -> bytes:
+    """An HTTP/2 request's header list written as the HTTP/1.1 request it stands for."""
+    pseudo = dict(h for h in headers if h[0][:1] == b":")
+    lines = [pseudo[b":method"], b" ", pseudo[b":path"], b" HTTP/1.1\r\n"]
+    lines += [b"Host: ", pseudo[b":authority"], b"\r\n"]
+    for name, value in headers:
+        if name[:1] != b":":
+            lines += [canonical_name(name), b": ", value, b"\r\n"]
+    return b"".join(lines)[:-2]  # a head as read: no final line end
+
 
 class StreamRequestTests(TestCase):
-    """h2wire: the HTTP/1.1 head written for an HTTP/2 request."""
+    """h2wire: the request head built for an HTTP/2 request."""
 
     def test_table(self) -> None:
         """Each header list gives its head (or the status it is refused with)."""
@@ -138,8 +190,25 @@ class StreamRequestTests(TestCase):
                 self.assertEqual(caught.exception.status, want, headers)
                 continue
             req = stream_request(headers, ended)
-            self.assertEqual(req.head, want, headers)
+            head = req.head
+            self.assertEqual((head.method, head.path, head.headers, head.framing), want, headers)
+            self.assertFalse(head.keep_alive, headers)
             self.assertEqual(req.chunked, chunked, headers)
+
+    def test_parityWithHTTP11(self) -> None:
+        """The head is what parse_request_head reads from the same request as text, and a
+        request is refused, with the same status, exactly where the parser refuses it."""
+        for headers in PARITY:
+            try:
+                want = parse_request_head(_as_text(headers))
+            except HTTPError as e:
+                with self.assertRaises(StreamRequestError, msg=repr(headers)) as caught:
+                    stream_request(headers, True)
+                self.assertEqual(caught.exception.status, e.status, headers)
+                continue
+            got = stream_request(headers, True).head
+            want.keep_alive = False  # the exchange ends with its stream
+            self.assertEqual(got, want, headers)
 
     def test_wantsTrailers(self) -> None:
         """te: trailers is noted (and not written: it is hop-by-hop)."""
@@ -176,6 +245,139 @@ class StreamRequestTests(TestCase):
             response_headers(head),
             [(b":status", b"200"), (b"content-type", b"text/plain"), (b"set-cookie", b"a=1")],
         )
+
+    def test_exchangeResponseHeaders(self) -> None:
+        """A response head handed over directly gives the header list its HTTP/1.1 text
+        (client_response_head) gives once parsed back, for each body framing."""
+        fields = [
+            (b"Content-Type", b"text/plain"),
+            (b"Connection", b"keep-alive, x-hop, content-length"),
+            (b"X-Hop", b"1"),
+            (b"Transfer-Encoding", b"chunked"),
+            (b"Content-Length", b"5"),
+            (b"Keep-Alive", b"timeout=5"),
+            (b"Trailer", b"x-t"),
+            (b"Set-Cookie", b"a=1"),
+        ]
+        tokens = (b"keep-alive", b"x-hop", b"content-length")
+        extra = [(b"Set-Cookie", b"sticky=v1")]
+        for framing in ("none", "length", "chunked", "close"):
+            head = ResponseHead(1, 200, b"OK", fields, framing, 5, True, tokens)
+            text = client_response_head(
+                head, framing_out=framing, keep_alive=False, client_http10=False, extra=extra
+            )
+            end, _ = find_head_end(text)
+            parsed = parse_response_head(text[:end], b"GET")
+            self.assertEqual(
+                exchange_response_headers(head, framing, extra), response_headers(parsed), framing
+            )
+
+
+#: Received header blocks, good and malformed: request_header_error must judge each as the h2
+#: library's own inbound validation does (it is turned off for tsproxy's one pass).
+H2_BLOCKS = [
+    BASE,
+    BASE + [(b"x-a", b"")],
+    BASE + [(b"X-A", b"1")],
+    BASE + [(b"x a", b"1")],
+    BASE + [(b"x:a", b"1")],
+    BASE + [(b"", b"1")],
+    BASE + [("\u00e9".encode(), b"1")],
+    BASE + [(b"x-a", b"1\x00")],
+    BASE + [(b"x-a", b"1\r")],
+    BASE + [(b"x-a", b"\x01")],
+    BASE + [(b"x-a", b" 1")],
+    BASE + [(b"x-a", b"1\t")],
+    BASE + [(b"x-a", b"a b")],
+    BASE + [(b"connection", b"close")],
+    BASE + [(b"upgrade", b"h2c")],
+    BASE + [(b"keep-alive", b"1")],
+    BASE + [(b"te", b"trailers")],
+    BASE + [(b"te", b"TRAILERS")],
+    BASE + [(b"te", b"gzip")],
+    BASE + [(b":path", b"/")],
+    BASE + [(b":foo", b"1")],
+    BASE + [(b":status", b"200")],
+    [(b"x-a", b"1")] + BASE,
+    BASE[1:],
+    [BASE[0], BASE[2], BASE[3]],
+    BASE[:3],
+    BASE[:2] + BASE[3:],
+    BASE[:2] + BASE[3:] + [(b"host", b"a.test")],
+    BASE + [(b"host", b"a.test")],
+    BASE + [(b"host", b"b.test")],
+    BASE + [(b"host", b"a.test"), (b"host", b"a.test")],
+    BASE[:3] + [(b":path", b"")],
+    [(b":method", b"CONNECT"), (b":authority", b"a.test:443")],
+    [(b":method", b"CONNECT"), (b":authority", b"a:1"), (b":path", b"/")],
+    [(b":method", b"CONNECT"), (b":protocol", b"websocket")] + BASE[1:],
+    [(b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":authority", b"a")],
+    BASE + [(b":protocol", b"websocket")],
+    [(b":method", b"G(T")] + BASE[1:],
+]
+TRAILER_BLOCKS = [
+    [(b"grpc-status", b"0")],
+    [(b":path", b"/")],
+    [(b"x-a", b" 1")],
+    [(b"connection", b"x")],
+    [(b"host", b"a"), (b"host", b"b")],
+    [],
+]
+
+
+class H2ValidationTests(TestCase):
+    """h2wire.request_header_error against the h2 library's own inbound validation."""
+
+    def test_parity(self) -> None:
+        """Every block, request or trailers, is refused exactly where h2 refuses it (twice:
+        the second time with the good fields already known)."""
+        for blocks, trailer in ((H2_BLOCKS, False), (TRAILER_BLOCKS, True)) * 2:
+            flags = HeaderValidationFlags(False, trailer, False, False)
+            for headers in blocks:
+                try:
+                    list(validate_headers(headers, flags))
+                    h2_ok = True
+                except ProtocolError:
+                    h2_ok = False
+                why = request_header_error(headers, trailer)
+                self.assertEqual(why is None, h2_ok, (headers, why))
+
+
+class HpackTests(TestCase):
+    """h2wire and the connection's encoder: HPACK without the dynamic table."""
+
+    FIELDS = [
+        (b":status", b"200"),
+        (b":status", b"599"),
+        (b"content-type", b"text/plain"),
+        (b"x-custom-field-name", b"v" * 300),
+        (b"set-cookie", b""),
+        (b"date", b"Fri, 04 Dec 2026 04:40:00 GMT"),
+    ]
+
+    def test_roundTrip(self) -> None:
+        """Each block decodes to its fields, whatever came before (no table state)."""
+        decoder = Decoder()
+        for _ in range(2):
+            for cut in range(1, len(self.FIELDS) + 1):
+                block = hpack_block(self.FIELDS[:cut])
+                self.assertEqual(decoder.decode(block, raw=True), self.FIELDS[:cut])
+        self.assertEqual(len(decoder.header_table.dynamic_entries), 0)
+        self.assertEqual(hpack_block([(b":status", b"200")]), b"\x88")
+
+    def test_tableSizeChange(self) -> None:
+        """After the client shrinks the table, the next block starts with the size update."""
+        proto = H2ServerConnection(types.SimpleNamespace())  # type: ignore[arg-type]
+        encoder = proto.conn.encoder
+        plain = encoder.encode(self.FIELDS[:2])
+        self.assertEqual(plain, hpack_block(self.FIELDS[:2]))
+        encoder.header_table_size = 0
+        block = encoder.encode(self.FIELDS[:2])
+        self.assertEqual(block[:1], b"\x20")  # dynamic table size update to 0
+        decoder = Decoder()
+        decoder.max_allowed_table_size = 0
+        self.assertEqual(decoder.decode(block, raw=True), self.FIELDS[:2])
+        self.assertEqual(encoder.encode(self.FIELDS[:2]), plain)
 
 
 # -- real clients through the seed's routes ----------------------------------------------------
@@ -338,6 +540,27 @@ class CurlTests(ProxyTestCase):
         self.assertIn(b"content-length: 13", out)
 
     @defer.inlineCallbacks
+    def test_noTextRoundTrip(self) -> None:
+        """A proxied answer reaches the stream as a parsed head (no HTTP/1.1 response text is
+        parsed back), and the proxy's own answers still do through the text."""
+        from tsproxy.http import h2stream
+
+        parsed: List[bytes] = []
+        real = h2stream.parse_response_head
+
+        def counting(head: bytes, method: bytes) -> Any:
+            parsed.append(head)
+            return real(head, method)
+
+        self.patch(h2stream, "parse_response_head", counting)
+        for _ in range(3):
+            out = yield self.curl("--http2-prior-knowledge", "-H", "Host: " + WRR, self.url())
+            self.assertIn(b"Hello app-", out)
+        self.assertEqual(parsed, [])
+        yield self.curl("--http2-prior-knowledge", "-H", "Host: nowhere", self.url())
+        self.assertEqual(len(parsed), 1)
+
+    @defer.inlineCallbacks
     def test_h2load(self) -> None:
         """h2load: 300 requests, 10 streams at once on each of 3 connections, all 2xx."""
         _need("h2load")
@@ -424,6 +647,22 @@ class AttackTests(ProxyTestCase):
             (b":authority", WRR.encode()),
             (b":path", path),
         ]
+
+    @defer.inlineCallbacks
+    def test_pseudoHeaderInTrailers(self) -> None:
+        """Request trailers carrying a pseudo-header are a connection error (PROTOCOL_ERROR)."""
+
+        def attack() -> Optional[int]:
+            client = _Client(self.port)
+            client.h2.config.validate_outbound_headers = False
+            post = [(b":method", b"POST")] + self.headers(b"/echo")[1:]
+            client.h2.send_headers(1, post, end_stream=False)
+            client.h2.send_headers(1, [(b":path", b"/")], end_stream=True)
+            client.flush()
+            return client.goaway_until_closed()
+
+        code = yield threads.deferToThread(attack)
+        self.assertEqual(code, ErrorCodes.PROTOCOL_ERROR)
 
     @defer.inlineCallbacks
     def test_rapidReset(self) -> None:
@@ -595,6 +834,34 @@ class FloodTests(TestCase):
             conn.dataReceived(frame)
             sent += 1
         return transport, sent
+
+    def test_malformedHeaderBlocks(self) -> None:
+        """A malformed request or trailer block is a connection error: GOAWAY PROTOCOL_ERROR,
+        and nothing after it in the same read is served."""
+        bad_requests = [
+            BASE + [(b"X-Upper", b"1")],
+            BASE + [(b"connection", b"close")],
+            [(b"x-a", b"1")] + BASE,
+            BASE + [(b"host", b"other.test")],
+        ]
+        for headers in bad_requests:
+            conn, transport = self.connection()
+            client = H2Connection(
+                H2Configuration(
+                    client_side=True,
+                    validate_outbound_headers=False,
+                    normalize_outbound_headers=False,
+                )
+            )
+            client.initiate_connection()
+            client.data_to_send()
+            client.send_headers(1, headers, end_stream=True)
+            client.send_headers(3, BASE, end_stream=True)
+            transport.clear()
+            conn.dataReceived(client.data_to_send())
+            self.assertTrue(transport.disconnecting, headers)
+            self.assertEqual(_goaway(transport.value()), ErrorCodes.PROTOCOL_ERROR, headers)
+            self.assertEqual(conn.streams, {}, headers)
 
     def test_pingFlood(self) -> None:
         """PINGs whose ACKs cannot be sent: past 1000 queued, GOAWAY and close."""

@@ -2,13 +2,13 @@
 
 The h2 library is the protocol engine. Each request stream is served by the same exchange
 machinery as an HTTP/1.1 request (tsproxy.http.server.HTTPServerConnection): the stream's
-request is written to an exchange as HTTP/1.1 bytes through an in-memory transport
-(`StreamTransport`, tsproxy/http/h2stream.py) whose output is parsed back into HTTP/2
-HEADERS and DATA. Routing, balancing, sticky cookies, mirroring, middlewares and
-observation are therefore the very code HTTP/1.1 requests go through. Backpressure maps both
-ways: a stream's exchange pausing its "transport" withholds the stream's WINDOW_UPDATEs; a
-stream whose send window or the client's socket is full pauses its exchange (and so the
-backend's reading).
+request head, built from its header list (tsproxy/http/h2wire.py), is handed to an exchange
+whose transport is the stream (`StreamTransport`, tsproxy/http/h2stream.py), and what it
+answers becomes HTTP/2 HEADERS and DATA. Routing, balancing, sticky cookies, mirroring,
+middlewares and observation are therefore the very code HTTP/1.1 requests go through.
+Backpressure maps both ways: a stream's exchange pausing its "transport" withholds the
+stream's WINDOW_UPDATEs; a stream whose send window or the client's socket is full pauses
+its exchange (and so the backend's reading).
 
 `HTTPSwitch` (tsproxy/http/h2switch.py) is what an HTTP entrypoint's connection starts as:
 it picks HTTP/2 or HTTP/1.1 from the negotiated ALPN protocol or the first bytes.
@@ -43,6 +43,8 @@ from tsproxy.http.backend import cancel_call
 from tsproxy.http.h2stream import StreamTransport
 from tsproxy.http.h2wire import (
     StreamRequestError,
+    hpack_block,
+    request_header_error,
     stream_request,
 )
 from tsproxy.logs import get_logger
@@ -121,15 +123,18 @@ class H2ServerConnection(Protocol):
         self.opened = 0
         self.premature_resets = 0
         self.closing = False
+        self.failed = False  # a connection error: the rest of what was read is ignored
         self.closed = False
         self.timer: Any = None
+        self.peer: Any = None
         self.peer_ip = ""
         self.in_receive = False
-        self.flush_wanted = False
+        self.flush_call: Any = None
         config = H2Configuration(
             client_side=False,
             header_encoding=None,
-            validate_inbound_headers=True,
+            # Checked by h2wire.request_header_error in one pass (the same checks).
+            validate_inbound_headers=False,
             normalize_inbound_headers=True,
             # What is sent comes from a parsed HTTP/1.1 head, names lower-cased and
             # connection fields dropped by response_headers: checked already.
@@ -153,7 +158,8 @@ class H2ServerConnection(Protocol):
 
     def connectionMade(self) -> None:
         factory = self.factory
-        self.peer_ip = getattr(self.transport.getPeer(), "host", "")  # type: ignore[union-attr]
+        peer = self.peer = self.transport.getPeer()  # type: ignore[union-attr]
+        self.peer_ip = getattr(peer, "host", "")
         # Counted as opened by the HTTP/1.1 connection it replaces (HTTPSwitch).
         factory.connections.add(self)
         self.transport.registerProducer(_TransportWatch(self), True)  # type: ignore[union-attr]
@@ -181,6 +187,8 @@ class H2ServerConnection(Protocol):
         self.closed = True
         cancel_call(self.timer)
         self.timer = None
+        cancel_call(self.flush_call)
+        self.flush_call = None
         streams, self.streams = self.streams, {}
         for stream in streams.values():
             stream.cut(reason or Failure(ConnectionLost()))
@@ -223,6 +231,7 @@ class H2ServerConnection(Protocol):
     def _fail(self, code: int, why: str) -> None:
         """A connection error: GOAWAY with ``code`` and close."""
         log.info("HTTP/2 connection from {peer} closed: {why}", peer=self.peer_ip, why=why)
+        self.failed = True
         try:
             self.conn.close_connection(code)
         except H2Error:
@@ -252,7 +261,7 @@ class H2ServerConnection(Protocol):
                 return
             for event in events:
                 self._event(event)
-                if self.closed:
+                if self.closed or self.failed:
                     return
         finally:
             self.in_receive = False
@@ -266,6 +275,10 @@ class H2ServerConnection(Protocol):
             elif event.flow_controlled_length:
                 self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
         elif isinstance(event, RequestReceived):
+            why = request_header_error(event.headers, False)
+            if why is not None:
+                self._fail(ErrorCodes.PROTOCOL_ERROR, why)
+                return
             self._open_stream(event.stream_id, event.headers, event.stream_ended is not None)
         elif isinstance(event, StreamEnded):
             stream = self.streams.get(event.stream_id)
@@ -283,6 +296,10 @@ class H2ServerConnection(Protocol):
         elif isinstance(event, PingReceived):
             self._count_control()
         elif isinstance(event, TrailersReceived):
+            why = request_header_error(event.headers, True)
+            if why is not None:
+                self._fail(ErrorCodes.PROTOCOL_ERROR, why)
+                return
             stream = self.streams.get(event.stream_id)
             if stream is not None:
                 stream.req_trailers = list(event.headers)
@@ -325,7 +342,7 @@ class H2ServerConnection(Protocol):
         stream = StreamTransport(self, stream_id)
         self.streams[stream_id] = stream
         try:
-            req = stream_request(headers, ended)
+            req = stream_request(headers, ended, self.factory.limits.policy)
         except StreamRequestError as e:
             stream.local_answer(e.status)
             return
@@ -378,8 +395,15 @@ class H2ServerConnection(Protocol):
                 stream.send_queued()
 
     def stream_output(self) -> None:
-        """A stream queued frames: send them unless a batch of events is being read."""
-        if not self.in_receive:
+        """A stream queued frames: they go out after the batch of events being read, or once
+        per reactor turn (what every stream answered meanwhile, in one write)."""
+        if self.in_receive or self.flush_call is not None or self.closed:
+            return
+        self.flush_call = self.factory.clock.callLater(0, self._turn_flush)
+
+    def _turn_flush(self) -> None:
+        self.flush_call = None
+        if not self.closed:
             self._flush()
 
 
@@ -404,12 +428,17 @@ def _upgraded_headers(req: Any, tls: bool) -> List[Tuple[bytes, bytes]]:
 
 
 def _plain_hpack(conn: H2Connection) -> None:
-    """Encode header blocks without Huffman coding: a little larger, much cheaper in Python."""
+    """Encode header blocks without the dynamic table and without Huffman coding (h2wire's
+    hpack_block): a little larger, much cheaper in Python. A block after the client changed
+    SETTINGS_HEADER_TABLE_SIZE goes through hpack's own encoder, which signals the change."""
     encoder = conn.encoder
     encode = encoder.encode
+    table = encoder.header_table
 
     def plain(headers: Any, huffman: bool = True) -> bytes:
-        return encode(headers, huffman=False)
+        if table.resized:
+            return encode(headers, huffman=False)
+        return hpack_block(headers)
 
     encoder.encode = plain  # type: ignore[method-assign]
 

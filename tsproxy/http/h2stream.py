@@ -1,12 +1,18 @@
-"""One HTTP/2 stream served as an HTTP/1.1 exchange: StreamTransport, the transport an
-HTTPServerConnection writes its HTTP/1.1 answer to, turned into HEADERS and DATA frames on
-the stream (tsproxy/http/h2server.py owns the connection).
+"""One HTTP/2 stream served as an HTTP/1.1 exchange: StreamTransport, the transport a
+StreamExchange (an HTTPServerConnection) answers through, turned into HEADERS and DATA frames
+on the stream (tsproxy/http/h2server.py owns the connection).
+
+The exchange is handed the stream's RequestHead as built (HTTPServerConnection.serve_request)
+and hands a backend's response head over as such (StreamExchange._write_head), its body
+unframed; what it writes as HTTP/1.1 text otherwise (answers of its own, of middlewares,
+informational heads) is parsed back.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List, Optional, Protocol, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
+import attrs
 from h2.errors import ErrorCodes
 from h2.exceptions import H2Error
 from twisted.internet.error import ConnectionDone, ConnectionLost
@@ -17,9 +23,10 @@ from zope.interface import implementer
 from tsproxy.http.backend import cancel_call
 from tsproxy.http.h2wire import (
     StreamRequest,
+    exchange_response_headers,
     response_headers,
 )
-from tsproxy.http.headers import error_response
+from tsproxy.http.headers import error_response, set_cookie_headers
 from tsproxy.http.server import HTTPServerConnection
 from tsproxy.http.wire import (
     LAST_CHUNK,
@@ -36,41 +43,10 @@ from tsproxy.http.wire import (
 from tsproxy.logs import get_logger
 
 if TYPE_CHECKING:
-    from h2.connection import H2Connection
-    from twisted.internet.interfaces import ITransport
-
     from tsproxy.http.entrypoint import HTTPEntryPointFactory
+    from tsproxy.http.h2owner import StreamOwner
 
 log = get_logger(__name__)
-
-
-class StreamOwner(Protocol):
-    """What a stream uses of the connection that owns it (tsproxy/http/h2server.py's
-    H2ServerConnection), typed here since that module imports this one."""
-
-    @property
-    def factory(self) -> HTTPEntryPointFactory: ...
-
-    @property
-    def conn(self) -> H2Connection: ...
-
-    @property
-    def limits(self) -> _OwnerLimits: ...
-
-    @property
-    def transport(self) -> Optional[ITransport]: ...
-
-    @property
-    def write_blocked(self) -> bool: ...
-
-    def _forget(self, stream: StreamTransport) -> None: ...
-
-    def stream_output(self) -> None: ...
-
-
-class _OwnerLimits(Protocol):
-    @property
-    def stream_buffer(self) -> int: ...
 
 
 # Where a stream is in reading the exchange's HTTP/1.1 answer back.
@@ -115,6 +91,22 @@ class _NoConnections:
 _NO_CONNECTIONS = _NoConnections()
 
 
+#: The entrypoint as stream exchanges see it, by the id of the real one: no idle timeout (the
+#: HTTP/2 connection has it; an exchange armed and cancelled one per stream otherwise).
+_STREAM_ENTRYPOINTS: Dict[int, Tuple[Any, Any]] = {}
+
+
+def _stream_entrypoint(entrypoint: Any) -> Any:
+    known = _STREAM_ENTRYPOINTS.get(id(entrypoint))
+    if known is not None and known[0] is entrypoint:
+        return known[1]
+    if len(_STREAM_ENTRYPOINTS) > 64:
+        _STREAM_ENTRYPOINTS.clear()
+    seen = attrs.evolve(entrypoint, idle_timeout=0.0)
+    _STREAM_ENTRYPOINTS[id(entrypoint)] = (entrypoint, seen)
+    return seen
+
+
 class _StreamFactory:
     """The entrypoint's factory as a stream's exchange sees it."""
 
@@ -122,11 +114,33 @@ class _StreamFactory:
         self.__dict__.update(real.__dict__)
         self._real = real
         self.connections = _NO_CONNECTIONS
+        self.entrypoint = _stream_entrypoint(real.entrypoint)
         if real.observer is not None:
             self.observer = _StreamObserver(real.observer, stream)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
+
+
+class StreamExchange(HTTPServerConnection):
+    """An HTTP/2 stream's exchange: a backend's response head goes to the stream as a header
+    list, and its body unframed, instead of as HTTP/1.1 text parsed back."""
+
+    transport: StreamTransport  # type: ignore[assignment]
+
+    def _write_head(self, head: ResponseHead) -> None:
+        pick = self.pick
+        extra = (
+            set_cookie_headers(pick.set_cookies) if pick is not None and pick.set_cookies else ()
+        )
+        framing = self.resp_framing
+        headers = exchange_response_headers(head, framing, extra)
+        if framing == "chunked":
+            # HTTP/2 frames the body itself: the exchange writes it as it comes, and its end
+            # is the exchange's (loseConnection).
+            self.resp_framing = "close"
+        self.resp_started = True
+        self.transport.response_head(headers, framing, head.content_length)
 
 
 @implementer(IPushProducer)
@@ -150,6 +164,9 @@ class StreamTransport:
         self.state = _HEAD
         self.buf = b""
         self.decoder: Optional[BodyDecoder] = None
+        #: Body bytes still to come of a response head handed over as such (-1: until the
+        #: exchange ends).
+        self.remaining = -1
         self.out: List[bytes] = []
         self.out_bytes = 0
         self.resp_ended = False
@@ -164,13 +181,14 @@ class StreamTransport:
     # -- the stream's request ---------------------------------------------------------------
 
     def start(self, req: StreamRequest, ended: bool) -> None:
-        self.method = req.method
+        head = req.head
+        self.method = head.method
         self.chunked = req.chunked
         self.request_done = ended
-        exchange = self.exchange = HTTPServerConnection()
+        exchange = self.exchange = StreamExchange()
         exchange.factory = _StreamFactory(self.owner.factory, self)  # type: ignore[assignment]
         exchange.makeConnection(self)  # type: ignore[arg-type]
-        exchange.dataReceived(req.head)
+        exchange.serve_request(head)
 
     def local_answer(self, status: int) -> None:
         """Answer a request that cannot be served without an exchange."""
@@ -228,8 +246,12 @@ class StreamTransport:
         if self.state == _HEAD:
             self._read_head(data)
         elif self.state == _BODY:
+            decoder = self.decoder
+            if decoder is None:
+                self._response_data(data)
+                return
             try:
-                leftover = self.decoder.feed(data)  # type: ignore[union-attr]
+                leftover = decoder.feed(data)
             except HTTPError:
                 self._reset(ErrorCodes.INTERNAL_ERROR)
                 return
@@ -262,6 +284,22 @@ class StreamTransport:
             self._response_head(head, buf)
             return
 
+    def response_head(self, headers: List[Tuple[bytes, bytes]], framing: str, length: int) -> None:
+        """The exchange's final response head, as a header list; its body (``framing`` as
+        the backend's: "none", "length" of ``length`` bytes, or until the exchange ends)
+        comes through write() unframed."""
+        if self.finished or self.state != _HEAD:
+            return
+        if framing == "none" or self.headers_only:
+            self._send_headers(headers, True)
+            self.state = _DONE
+            self.resp_ended = True
+            self._maybe_done()
+            return
+        self._send_headers(headers, False)
+        self.state = _BODY
+        self.remaining = length if framing == "length" else -1
+
     def _response_head(self, head: ResponseHead, rest: bytes) -> None:
         framing = head.framing
         if framing == "none" or self.headers_only:
@@ -292,7 +330,15 @@ class StreamTransport:
 
     def _response_data(self, data: bytes) -> None:
         decoder = self.decoder
-        if decoder is not None and decoder.done:
+        if decoder is None:
+            if self.remaining > 0:
+                self.remaining -= len(data)
+                last = self.remaining <= 0
+            else:
+                last = False
+        else:
+            last = decoder.done
+        if last:
             # The body's last piece (a length-framed body ends with it): END_STREAM rides on
             # its DATA frame instead of an empty one.
             self.state = _DONE
@@ -391,7 +437,7 @@ class StreamTransport:
         if self.disconnecting:
             return
         self.disconnecting = True
-        if isinstance(self.decoder, CloseDecoder):
+        if self.state == _BODY and (self.decoder is None or isinstance(self.decoder, CloseDecoder)):
             self._body_done()
         if self.state != _DONE:
             self._reset(ErrorCodes.INTERNAL_ERROR)
@@ -405,7 +451,7 @@ class StreamTransport:
         self._reset(ErrorCodes.INTERNAL_ERROR)
 
     def getPeer(self) -> Any:
-        return self.owner.transport.getPeer()  # type: ignore[union-attr]
+        return self.owner.peer
 
     def getHost(self) -> Any:
         return self.owner.transport.getHost()  # type: ignore[union-attr]

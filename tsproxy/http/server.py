@@ -297,6 +297,16 @@ class HTTPServerConnection(ServerBackend):
         finally:
             self.processing = False
 
+    def serve_request(self, req: RequestHead) -> None:
+        """Serve a request whose head was read elsewhere (an HTTP/2 stream's, built by
+        tsproxy/http/h2wire.py) as a head read from this connection is served; its body,
+        if any, follows through dataReceived."""
+        if req.framing == "none":
+            self._cancel_timer()
+        else:
+            self._arm_timer(self.factory.entrypoint.read_timeout)
+        self._start_exchange(req)
+
     def write_drained(self) -> None:
         """The client read enough of its answers: serve its next pipelined requests."""
         super().write_drained()  # a paced response's next pieces (ServerSteps._pace)
