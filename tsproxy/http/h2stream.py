@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tsproxy.http.backend import cancel_call
+from tsproxy.http.h2backend_stream import H2BackendStream
 from tsproxy.http.h2wire import (
     StreamRequest,
     exchange_response_headers,
@@ -140,6 +141,10 @@ class StreamExchange(HTTPServerConnection):
             # is the exchange's (loseConnection).
             self.resp_framing = "close"
         self.resp_started = True
+        if isinstance(self.backend, H2BackendStream):
+            # An HTTP/2 server may send trailers after a length-framed body (gRPC's status):
+            # the stream ends with the exchange, not on the body's last byte.
+            framing = "close" if framing == "length" else framing
         self.transport.response_head(headers, framing, head.content_length)
 
 
