@@ -26,6 +26,7 @@ from tsproxy.http.headers import (
 from tsproxy.http.pipeline import (
     local_answer,
 )
+from tsproxy.http.relay import send
 from tsproxy.http.server_answers import ACTIVE, CLOSED, IDLE, TUNNEL
 from tsproxy.http.server_backend import ServerBackend
 from tsproxy.http.wire import (
@@ -86,6 +87,8 @@ class HTTPServerConnection(ServerBackend):
         self.backend: Optional[BackendConnection] = None
         self.pending: Optional[PendingConnect] = None
         self.out_head = b""
+        # The client response head held back to go out with the first body bytes.
+        self.head_out = b""
         self.retried = False
         self.continued = False
         self.capture: Any = None
@@ -227,7 +230,7 @@ class HTTPServerConnection(ServerBackend):
         state = self.state
         if state == TUNNEL:
             if self.backend is not None:
-                self.backend.transport.write(data)
+                send(self.backend.transport, data)
             return
         if self.req_decoder is not None:
             self._feed_request_body(data)
@@ -383,7 +386,7 @@ class HTTPServerConnection(ServerBackend):
                 self.capture.body_done()
             if self.backend is not None and self.req is not None:
                 if self.req.framing == "chunked":
-                    self.backend.transport.write(LAST_CHUNK)
+                    send(self.backend.transport, LAST_CHUNK)
             self._request_sent()
             wait, self.body_wait = self.body_wait, None
             if wait is not None:
@@ -406,9 +409,9 @@ class HTTPServerConnection(ServerBackend):
         req = self.req
         if req is not None and req.method == b"HEAD":
             # The head only (Content-Length kept): a body would be read as the next answer.
-            self.transport.write(response[: response.index(b"\r\n\r\n") + 4])
+            send(self.transport, response[: response.index(b"\r\n\r\n") + 4])
         else:
-            self.transport.write(response)
+            send(self.transport, response)
         self.resp_started = True
         if self.t0 is not None:
             self.resp_bytes = _body_length(response)
