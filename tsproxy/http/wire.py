@@ -7,9 +7,15 @@ It is strict where laxness lets a proxy be smuggled through (RFC 9112 §6.3, §1
 from __future__ import annotations
 
 import re
-from typing import Callable, FrozenSet, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
-import attrs
+# The parsed values live in messages; importers take them from here too.
+from tsproxy.http.messages import DEFAULT_POLICY as DEFAULT_POLICY
+from tsproxy.http.messages import MAX_HEADERS as MAX_HEADERS
+from tsproxy.http.messages import Headers as Headers
+from tsproxy.http.messages import RequestHead as RequestHead
+from tsproxy.http.messages import RequestPolicy as RequestPolicy
+from tsproxy.http.messages import ResponseHead as ResponseHead
 
 #: Go's default http.Server.MaxHeaderBytes, which Traefik keeps (1 MiB).
 MAX_HEAD_BYTES = 1 << 20
@@ -17,11 +23,6 @@ MAX_HEAD_BYTES = 1 << 20
 MAX_CHUNK_LINE = 4096
 #: Trailer section limit: trailers are read and dropped.
 MAX_TRAILER_BYTES = 64 * 1024
-#: Header lines a request may carry (a tsproxy limit, entrypoint http.maxHeaders): past it, 431.
-MAX_HEADERS = 100
-
-Headers = List[Tuple[bytes, bytes]]
-
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # Field values: visible ASCII, obs-text, space and tab; never CR, LF or NUL (RFC 9110 §5.5).
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
@@ -46,64 +47,6 @@ class HTTPError(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
-
-
-@attrs.frozen
-class RequestPolicy:
-    """What an entrypoint accepts of a request head, and how it cleans the path.
-
-    ``denied_escapes`` are upper-case hex pairs (b"2F") refused in the path with 400.
-    """
-
-    max_headers: int = MAX_HEADERS
-    sanitize_path: bool = True
-    denied_escapes: FrozenSet[bytes] = frozenset()
-
-
-DEFAULT_POLICY = RequestPolicy()
-
-
-@attrs.define(slots=True)
-class RequestHead:
-    """A parsed request line and header section."""
-
-    method: bytes
-    target: bytes
-    version: bytes  # b"HTTP/1.0" or b"HTTP/1.1"
-    headers: Headers
-    #: Body framing: "none", "length" or "chunked".
-    framing: str = "none"
-    content_length: int = 0
-    #: The client wants the connection kept after this exchange.
-    keep_alive: bool = True
-    #: Lower-cased tokens of the Connection header.
-    connection_tokens: Tuple[bytes, ...] = ()
-    #: A protocol upgrade (WebSocket) was asked for: the Upgrade header's value.
-    upgrade: Optional[bytes] = None
-    expect_continue: bool = False
-    #: Where the request goes: the absolute-form target's authority, else the Host header
-    #: ("" for HTTP/1.0 without one). Validated; routed on and sent on as Host.
-    host: bytes = b""
-    #: The host came from an absolute-form target, not from the Host header.
-    host_in_target: bool = False
-    #: The target as forwarded: origin form with the cleaned path (or "*", or a CONNECT
-    #: authority). Routing sees the same path.
-    path: bytes = b"/"
-
-
-@attrs.define(slots=True)
-class ResponseHead:
-    """A parsed status line and header section."""
-
-    version_minor: int
-    status: int
-    reason: bytes
-    headers: Headers
-    #: "none", "length", "chunked" or "close" (read until the connection closes).
-    framing: str = "none"
-    content_length: int = 0
-    keep_alive: bool = True
-    connection_tokens: Tuple[bytes, ...] = ()
 
 
 def find_head_end(buf: bytes, start: int = 0) -> Tuple[int, int]:
