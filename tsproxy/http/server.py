@@ -68,7 +68,7 @@ class HTTPServerConnection(ServerBackend):
         self.peer_port = 0
         self.trusted = False
         self.client_eof = False
-        self.timer: Any = None
+        self.wheel_slot: Optional[int] = None  # the entrypoint's TimerWheel: readTimeout, idle
         self.processing = False
         self.head_timer = False
         self.continue_call: Any = None
@@ -186,16 +186,17 @@ class HTTPServerConnection(ServerBackend):
         self.transport.loseConnection()
 
     def _arm_timer(self, seconds: float) -> None:
-        self._cancel_timer()
         if seconds > 0:
-            self.timer = self.factory.clock.callLater(seconds, self._timed_out)
+            self.factory.timers.arm(self, seconds)
+        else:
+            self._cancel_timer()
 
     def _cancel_timer(self) -> None:
-        cancel_call(self.timer)
-        self.timer = None
+        if self.wheel_slot is not None:
+            self.factory.timers.cancel(self)
 
-    def _timed_out(self) -> None:
-        self.timer = None
+    def timed_out(self) -> None:
+        """The entrypoint's TimerWheel: readTimeout or the idle timeout ran out."""
         state = self.state
         if state == IDLE:
             if self.buf:
