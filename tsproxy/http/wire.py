@@ -93,7 +93,6 @@ def _parse_fields_slowly(lines: Sequence[bytes], error_status: int) -> Headers:
 
 # One pass over a whole header section: token names, visible/obs-text values, CRLF or LF.
 _FIELDS_OK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r?\n)*")
-_FIELD = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([\t\x20-\x7e\x80-\xff]*?)[ \t]*\r?\n")
 #: Headers that decide framing and connection handling, gathered in the same pass.
 _SPECIAL = frozenset(
     [b"connection", b"transfer-encoding", b"content-length", b"host", b"upgrade", b"expect"]
@@ -102,22 +101,27 @@ _SPECIAL = frozenset(
 
 def _parse_fields(block: bytes, error_status: int) -> Tuple[Headers, dict]:
     """The header section after the start line: (headers, {special name: [values]})."""
-    if block:
-        block += b"\n"
-        if _FIELDS_OK.fullmatch(block) is None:
-            _parse_fields_slowly(_split_lines(block), error_status)
-            raise HTTPError(error_status, "malformed header section")
-        headers: Headers = _FIELD.findall(block)
-    else:
-        headers = []
+    if not block:
+        return [], {}
+    block += b"\n"
+    if _FIELDS_OK.fullmatch(block) is None:
+        _parse_fields_slowly(_split_lines(block), error_status)
+        raise HTTPError(error_status, "malformed header section")
+    # Every line is "token:value\r?\n" now: cut at the first colon, trim the value (a split
+    # is several times faster than a findall with a lazy value group).
+    headers: Headers = []
     special: dict = {}
-    for name, value in headers:
-        lname = name.lower()
-        if lname in _SPECIAL:
-            if lname in special:
-                special[lname].append(value)
-            else:
-                special[lname] = [value]
+    for line in block.split(b"\n"):
+        if line:
+            name, _, value = line.partition(b":")
+            value = value.rstrip(b"\r").strip(b" \t")
+            headers.append((name, value))
+            lname = name.lower()
+            if lname in _SPECIAL:
+                if lname in special:
+                    special[lname].append(value)
+                else:
+                    special[lname] = [value]
     return headers, special
 
 
