@@ -20,7 +20,7 @@ from tsproxy.http.backend import (
     cancel_call,
 )
 from tsproxy.http.headers import (
-    decode_headers,
+    HeaderText,
     error_response,
 )
 from tsproxy.http.pipeline import (
@@ -338,8 +338,10 @@ class HTTPServerConnection(ServerBackend):
             # The cleaned path, and the host it is forwarded with (an absolute-form target's
             # authority wins over Host): what is routed on is what the backend gets.
             routing_target(req),
-            decode_headers(req.headers),
+            HeaderText(req.headers),
             self.peer_ip,
+            # Found by the parser already (None: the target's authority is routed on).
+            host=None if req.host_in_target else req.host.decode("utf-8", "surrogateescape"),
         )
         router = self.router = factory.get_table().http_route(factory.name, info, factory.tls)
         if router is None:
