@@ -127,13 +127,22 @@ def _parse_fields(block: bytes, error_status: int) -> Tuple[Headers, dict]:
 
 def _comma_tokens(special: dict, lname: bytes) -> List[bytes]:
     out: List[bytes] = []
-    for value in special.get(lname, ()):
+    if lname not in special:
+        return out
+    for value in special[lname]:
         out.extend(t.strip().lower() for t in value.split(b",") if t.strip())
     return out
 
 
 def _content_length(special: dict, error_status: int) -> Optional[int]:
-    values = [v.strip() for value in special.get(b"content-length", ()) for v in value.split(b",")]
+    lines = special.get(b"content-length")
+    if lines is None:
+        return None
+    if len(lines) == 1 and b"," not in lines[0]:
+        value = lines[0].strip()
+        if value.isdigit() and len(value) <= 18:
+            return int(value)  # the common case; anything else is judged below
+    values = [v.strip() for value in lines for v in value.split(b",")]
     if not values:
         return None
     if any(not _DIGITS.match(v) for v in values) or len(set(values)) != 1:
