@@ -81,8 +81,8 @@ def syscalls(path: Path, requests: float) -> str:
         f = line.split()
         if len(f) >= 5 and f[-1] in ("epoll_ctl", "epoll_wait", "sendto", "recvfrom"):
             out.append("%s %.2f" % (f[-1], int(f[3]) / requests))
-        elif len(f) >= 4 and f[-1] == "total":
-            out.append("all %.2f" % (int(f[2]) / requests))
+        elif len(f) >= 5 and f[-1] == "total":
+            out.append("all %.2f" % (int(f[3]) / requests))
     return "   syscalls per request: " + ", ".join(out)
 
 
