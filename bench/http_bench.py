@@ -1184,6 +1184,8 @@ class Bench:
         argv = ["taskset", "-c", PROXY_CORE, python, "-m", "twisted", "tsproxy", "-c", str(conf)]
         if workers > 1:
             argv = argv[3:] + ["--workers", str(workers)]
+        if python == self.pypy_python() and self.args.pypy_gc_nursery:
+            argv = ["env", f"PYPY_GC_NURSERY={self.args.pypy_gc_nursery}"] + argv
         target = Target(
             setup,
             "tsproxy",
@@ -1843,6 +1845,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=5, help="discarded warm-up seconds (default 5)")
     p.add_argument("--pypy-warmup", type=int, default=10, help="warm-up for PyPy, JIT (default 10)")
     p.add_argument(
+        "--pypy-gc-nursery",
+        default="32MB",
+        help="PYPY_GC_NURSERY for the PyPy rows, as docs/performance.md advises (default "
+        "32MB; '' = PyPy's own, the L2 cache size)",
+    )
+    p.add_argument(
         "--rounds",
         type=int,
         default=1,
@@ -1975,7 +1983,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(
             f"run dir {run_dir}; backend ports {bench.v1_port}/{bench.v2_port}; "
             f"wrk -t1 -c{args.connections} -d{args.duration}s after {args.warmup}s warm-up "
-            f"({args.pypy_warmup}s for PyPy)"
+            f"({args.pypy_warmup}s for PyPy, PYPY_GC_NURSERY={args.pypy_gc_nursery or 'default'})"
         )
         for key, value in info.items():
             print(f"  {key}: {value}")
@@ -2088,6 +2096,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 "connections": args.connections,
                 "warmup": args.warmup,
                 "pypy_warmup": args.pypy_warmup,
+                "pypy_gc_nursery": args.pypy_gc_nursery,
                 "rounds": args.rounds,
                 "quiet_wait": args.quiet_wait,
             },

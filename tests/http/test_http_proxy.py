@@ -8,10 +8,18 @@ from typing import Any, List
 
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock, deferLater
 
-from tests.proxyfixture import ENDPOINTS, SERVICE, STATIC, ProxyTestCase, free_port, raw_exchange
+from tests.proxyfixture import (
+    ENDPOINTS,
+    SERVICE,
+    STATIC,
+    ProxyTestCase,
+    RawClient,
+    free_port,
+    raw_exchange,
+)
 
 WRR = "traefikservice-wrr.kubesre.lc"
 COOKIE = "traefikservice-cokie.kubesre.lc"
@@ -423,3 +431,35 @@ class PipelineBackpressureTests(ProxyTestCase):
             "traefik", [request] * (count - 1) + [last], [b"GET"] * count
         )
         self.assertEqual(statuses, [b"HTTP/1.1 200 OK"] * count)
+
+
+class _HeadOnly(Protocol):
+    """A backend that answers a chunked head and holds its body back (as a stream of
+    server-sent events does until the first event)."""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+
+
+class StreamedResponseTests(ProxyTestCase):
+    """A response head goes to the client as soon as it is read, body or not."""
+
+    @defer.inlineCallbacks
+    def test_headBeforeBody(self) -> None:
+        """The head of a response whose body has not come yet reaches the client."""
+        backend = reactor.listenTCP(0, Factory.forProtocol(_HeadOnly), interface="127.0.0.1")
+        self.addCleanup(backend.stopListening)
+        ErrorStatusTests.route_to(self, backend.getHost().port)  # type: ignore[arg-type]
+        self.start_proxy()
+        client = RawClient()
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.service.port_of("web"))
+        yield connectProtocol(endpoint, client)
+        client.transport.write(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        for _ in range(300):  # bounded: 3 s
+            if b"\r\n\r\n" in client.received:
+                break
+            yield _tick()
+        self.assertTrue(client.received.startswith(b"HTTP/1.1 200 OK\r\n"), client.received)
+        self.assertIn(b"Transfer-Encoding: chunked\r\n", client.received)
+        client.transport.loseConnection()
+        yield client.closed

@@ -113,6 +113,24 @@ class HostTests(SynchronousTestCase):
         """Without a Host header and with an origin-form target the host is empty."""
         self.assertEqual(HTTPRequestInfo.from_request("GET", "/", [], "").host, "")
 
+    def test_hostGiven(self) -> None:
+        """A Host value the caller parsed is used and the header lines are not read; the
+        target's authority still wins."""
+
+        class Unread:
+            def __iter__(self) -> Any:
+                raise AssertionError("the header lines were read")
+
+        cases = [
+            # (target, host given, routed host, authority)
+            ("/", "A.com:80", "a.com", "A.com:80"),
+            ("/", "", "", ""),
+            ("http://b.com/", "a.com", "b.com", "b.com"),
+        ]
+        for target, host, routed, authority in cases:
+            req = HTTPRequestInfo.from_request("GET", target, Unread(), "", host=host)  # type: ignore[arg-type]
+            self.assertEqual((req.host, req.authority), (routed, authority), target)
+
 
 # Every code point, lone surrogates included (what a bad decoding upstream could hand us).
 ANY_CHARACTER = st.characters(blacklist_categories=())

@@ -57,6 +57,10 @@ class BackendListener:
     def response_end(self, reusable: bool) -> None:
         raise NotImplementedError
 
+    def response_flush(self) -> None:
+        """A BackendConnection has passed on all it read (the response goes on): write out
+        what was held back to go with it."""
+
     def backend_failed(self, status: int, reason: str, got_bytes: bool) -> None:
         raise NotImplementedError
 
@@ -186,6 +190,8 @@ class BackendConnection(Relaying):
                 self._finish(leftover=buf)
             elif buf:
                 self._feed_body(buf)
+            if self.listener is listener:
+                listener.response_flush()
             return
 
     def _feed_body(self, data: bytes) -> None:

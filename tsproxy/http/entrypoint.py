@@ -16,6 +16,7 @@ import attrs
 from twisted.internet.protocol import Protocol, ServerFactory
 
 from tsproxy.drain import Connections
+from tsproxy.http.timers import TimerWheel
 from tsproxy.http.wire import RequestPolicy
 
 if TYPE_CHECKING:
@@ -88,6 +89,8 @@ class HTTPEntryPointFactory(ServerFactory):
         self.get_table = get_table
         self.pool = pool
         self.clock = clock
+        #: The connections' readTimeout and idle timeouts (fired within a second).
+        self.timers = TimerWheel(clock)
         self.hostname = hostname
         self.mirrors = mirrors
         self.tls = tls

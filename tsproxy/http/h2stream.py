@@ -129,7 +129,7 @@ class StreamExchange(HTTPServerConnection):
 
     transport: StreamTransport  # type: ignore[assignment]
 
-    def _write_head(self, head: ResponseHead) -> None:
+    def _write_head(self, head: ResponseHead, hold: bool = False) -> None:
         pick = self.pick
         extra = (
             set_cookie_headers(pick.set_cookies) if pick is not None and pick.set_cookies else ()

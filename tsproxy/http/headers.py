@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from email.utils import formatdate
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from tsproxy.http.wire import Headers, RequestHead, ResponseHead
 
@@ -270,6 +270,32 @@ def decode_headers(headers: Headers) -> List[Tuple[str, str]]:
     """Header pairs as text for the rule engine: UTF-8 as Go sees them, other bytes kept
     distinct by surrogateescape (names are tokens, hence ASCII)."""
     return [(n.decode("latin-1"), v.decode("utf-8", "surrogateescape")) for n, v in headers]
+
+
+class HeaderText(Sequence[Tuple[str, str]]):
+    """A request's header pairs as `decode_headers` gives them, decoded when first read:
+    most requests are routed on host and path alone."""
+
+    __slots__ = ("raw", "_text")
+
+    def __init__(self, raw: Headers) -> None:
+        self.raw = raw
+        self._text: Optional[List[Tuple[str, str]]] = None
+
+    def _decoded(self) -> List[Tuple[str, str]]:
+        text = self._text
+        if text is None:
+            text = self._text = decode_headers(self.raw)
+        return text
+
+    def __iter__(self) -> Iterator[Tuple[str, str]]:
+        return iter(self._decoded())
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._decoded()[index]
 
 
 def set_cookie_headers(values: Iterable[str]) -> List[Tuple[bytes, bytes]]:

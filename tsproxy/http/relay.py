@@ -6,8 +6,9 @@ Kept apart from ``backend`` so ``h2backend`` need not import it (``backend`` re-
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, FrozenSet, Optional
 
+from twisted.internet import tcp
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
 from zope.interface import implementer
@@ -21,6 +22,40 @@ def cancel_call(call: Any) -> None:
     """Cancel a DelayedCall if there is one and it is still pending."""
     if call is not None and call.active():
         call.cancel()
+
+
+def send(transport: Any, data: bytes) -> None:
+    """Write ``data`` to ``transport``, sending it at once when the socket can take it.
+
+    Twisted's ``write`` queues the bytes and registers for writability: they go out on the
+    next reactor turn, at the cost of an ``epoll_ctl`` pair and an event dispatch. A plain TCP
+    transport with nothing queued (and not closing, not TLS) is written through with one
+    ``send``; what the socket does not take, or any error, goes the usual way (queued, the
+    producer paused past the buffer size, errors found by the reactor's write).
+    """
+    t: Any = transport  # Twisted's tcp.Connection internals, read as they are
+    if (
+        t.__class__ in _PLAIN_TCP
+        and not t.dataBuffer
+        and not t._tempDataLen
+        and t.connected
+        and not t.TLS
+        and not t._writeDisconnected
+        and not t._aborting
+    ):
+        try:
+            sent = t.socket.send(data)
+        except OSError:
+            sent = 0  # EAGAIN, or an error the queued write will meet and report
+        if sent == len(data):
+            return
+        data = data[sent:]
+    transport.write(data)
+
+
+#: The transports `send` writes through: Twisted's own TCP connections (not subclasses,
+#: whose write may do more).
+_PLAIN_TCP: FrozenSet[Any] = frozenset([tcp.Server, tcp.Client])
 
 
 class ReadGate:
@@ -90,9 +125,10 @@ class Relaying(Protocol):
     drain_hook: Optional[Callable[[], None]] = None
 
     def start_relaying(self) -> None:
-        self.transport.bufferSize = RELAY_BUFFER
-        self.gate = ReadGate(self.transport)
-        self.transport.registerProducer(WriteWatcher(self), True)
+        transport = self.transport
+        transport.bufferSize = RELAY_BUFFER
+        self.gate = ReadGate(transport)
+        transport.registerProducer(WriteWatcher(self), True)
 
     def write_drained(self) -> None:
         """The transport's write buffer has room again (after ``write_blocked``)."""

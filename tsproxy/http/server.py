@@ -20,12 +20,13 @@ from tsproxy.http.backend import (
     cancel_call,
 )
 from tsproxy.http.headers import (
-    decode_headers,
+    HeaderText,
     error_response,
 )
 from tsproxy.http.pipeline import (
     local_answer,
 )
+from tsproxy.http.relay import send
 from tsproxy.http.server_answers import ACTIVE, CLOSED, IDLE, TUNNEL
 from tsproxy.http.server_backend import ServerBackend
 from tsproxy.http.wire import (
@@ -67,7 +68,7 @@ class HTTPServerConnection(ServerBackend):
         self.peer_port = 0
         self.trusted = False
         self.client_eof = False
-        self.timer: Any = None
+        self.wheel_slot: Optional[int] = None  # the entrypoint's TimerWheel: readTimeout, idle
         self.processing = False
         self.head_timer = False
         self.continue_call: Any = None
@@ -86,6 +87,8 @@ class HTTPServerConnection(ServerBackend):
         self.backend: Optional[BackendConnection] = None
         self.pending: Optional[PendingConnect] = None
         self.out_head = b""
+        # The client response head held back to go out with the first body bytes.
+        self.head_out = b""
         self.retried = False
         self.continued = False
         self.capture: Any = None
@@ -186,16 +189,17 @@ class HTTPServerConnection(ServerBackend):
         self.transport.loseConnection()
 
     def _arm_timer(self, seconds: float) -> None:
-        self._cancel_timer()
         if seconds > 0:
-            self.timer = self.factory.clock.callLater(seconds, self._timed_out)
+            self.factory.timers.arm(self, seconds)
+        else:
+            self._cancel_timer()
 
     def _cancel_timer(self) -> None:
-        cancel_call(self.timer)
-        self.timer = None
+        if self.wheel_slot is not None:
+            self.factory.timers.cancel(self)
 
-    def _timed_out(self) -> None:
-        self.timer = None
+    def timed_out(self) -> None:
+        """The entrypoint's TimerWheel: readTimeout or the idle timeout ran out."""
         state = self.state
         if state == IDLE:
             if self.buf:
@@ -230,7 +234,7 @@ class HTTPServerConnection(ServerBackend):
         state = self.state
         if state == TUNNEL:
             if self.backend is not None:
-                self.backend.transport.write(data)
+                send(self.backend.transport, data)
             return
         if self.req_decoder is not None:
             self._feed_request_body(data)
@@ -348,8 +352,10 @@ class HTTPServerConnection(ServerBackend):
             # The cleaned path, and the host it is forwarded with (an absolute-form target's
             # authority wins over Host): what is routed on is what the backend gets.
             routing_target(req),
-            decode_headers(req.headers),
+            HeaderText(req.headers),
             self.peer_ip,
+            # Found by the parser already (None: the target's authority is routed on).
+            host=None if req.host_in_target else req.host.decode("utf-8", "surrogateescape"),
         )
         router = self.router = factory.get_table().http_route(factory.name, info, factory.tls)
         if router is None:
@@ -397,7 +403,7 @@ class HTTPServerConnection(ServerBackend):
                 self.capture.body_done()
             if self.backend is not None and self.req is not None:
                 if self.req.framing == "chunked":
-                    self.backend.transport.write(LAST_CHUNK)
+                    send(self.backend.transport, LAST_CHUNK)
             self._request_sent()
             if self.body_wait is not None:
                 self._body_complete()
@@ -417,9 +423,9 @@ class HTTPServerConnection(ServerBackend):
         req = self.req
         if req is not None and req.method == b"HEAD":
             # The head only (Content-Length kept): a body would be read as the next answer.
-            self.transport.write(response[: response.index(b"\r\n\r\n") + 4])
+            send(self.transport, response[: response.index(b"\r\n\r\n") + 4])
         else:
-            self.transport.write(response)
+            send(self.transport, response)
         self.resp_started = True
         if self.t0 is not None:
             self.resp_bytes = _body_length(response)

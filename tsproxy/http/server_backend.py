@@ -16,7 +16,7 @@ from tsproxy.http.headers import (
     switching_protocols_head,
 )
 from tsproxy.http.pipeline import hooked_response, with_content_type
-from tsproxy.http.relay import Relaying
+from tsproxy.http.relay import Relaying, send
 from tsproxy.http.server_answers import ACTIVE, CLOSED, TUNNEL
 from tsproxy.http.server_steps import CONTINUE, ServerSteps
 from tsproxy.http.traffic import sink_response
@@ -46,6 +46,7 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
     capture: Any
     continue_call: Any
     held_head: Any
+    head_out: bytes
     resp_framing: str
     #: The Response the sinks were given for the current answer (its trailers go there).
     mw_response: Any = None
@@ -115,7 +116,7 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
         conn.begin(self, req.method)
         conn.set_peer(self)
         self.set_peer(conn)
-        conn.transport.write(self.out_head)
+        send(conn.transport, self.out_head)
         self.gate.resume("connect")  # type: ignore[union-attr]
         if req.expect_continue and not self.req_body_done and not self.continued:
             self.continue_call = self.factory.clock.callLater(CONTINUE_DELAY, self._continue)
@@ -157,9 +158,9 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
         backend = self.backend
         if backend is not None:
             if self.req.framing == "chunked":  # type: ignore[union-attr]
-                backend.transport.writeSequence(encode_chunk(data))
+                send(backend.transport, b"".join(encode_chunk(data)))
             else:
-                backend.transport.write(data)
+                send(backend.transport, data)
         if self.capture is not None:
             self.capture.feed(data)
         self.req_bytes += len(data)
@@ -248,23 +249,33 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
             # Written with the first body bytes (or as is at the end of an empty body).
             self.held_head = (head, sniff)
             return
-        self._write_head(head)
+        # An HTTP/1.1 backend calls response_flush once it has passed on what it read: until
+        # then the head waits for the body bytes read with it, to go out in the same send.
+        self._write_head(head, hold=isinstance(self.backend, BackendConnection))
 
-    def _write_head(self, head: ResponseHead) -> None:
+    def _write_head(self, head: ResponseHead, hold: bool = False) -> None:
         pick = self.pick
         extra = (
             set_cookie_headers(pick.set_cookies) if pick is not None and pick.set_cookies else ()
         )
-        self.transport.write(
-            client_response_head(
-                head,
-                framing_out=self.resp_framing,
-                keep_alive=self.keep_alive,
-                client_http10=self.req.version == b"HTTP/1.0",  # type: ignore[union-attr]
-                extra=extra,
-            )
+        out = client_response_head(
+            head,
+            framing_out=self.resp_framing,
+            keep_alive=self.keep_alive,
+            client_http10=self.req.version == b"HTTP/1.0",  # type: ignore[union-attr]
+            extra=extra,
         )
+        if hold:
+            self.head_out = out
+        else:
+            send(self.transport, out)
         self.resp_started = True
+
+    def response_flush(self) -> None:
+        out = self.head_out
+        if out:
+            self.head_out = b""
+            send(self.transport, out)
 
     def _release_head(self, data: bytes) -> None:
         """Write the held head, its Content-Type sniffed from ``data`` when there is any."""
@@ -272,7 +283,7 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
         self.held_head = None
         if data:
             head = self.origin_head = with_content_type(head, sniff(data[:512]))
-        self._write_head(head)
+        self._write_head(head, hold=True)  # written with ``data`` (or LAST_CHUNK)
 
     def response_data(self, data: bytes) -> None:
         if self.mw_sink is not None:
@@ -282,10 +293,13 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
             if not data:
                 return
             self._release_head(data)
+        out = self.head_out
+        if out:
+            self.head_out = b""
         if self.resp_framing == "chunked":
-            self.transport.writeSequence(encode_chunk(data))
+            send(self.transport, b"".join([out, *encode_chunk(data)]))
         else:
-            self.transport.write(data)
+            send(self.transport, out + data if out else data)
         self.resp_bytes += len(data)
 
     def response_trailers(self, trailers: Any) -> bool:
@@ -306,7 +320,10 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
             self._release_head(b"")
         sink = self.mw_sink
         if sink is None and self.resp_framing == "chunked":
-            self.transport.write(LAST_CHUNK)
+            send(self.transport, self.head_out + LAST_CHUNK)
+            self.head_out = b""
+        else:
+            self.response_flush()
         if self._stop_pump():
             reusable = False  # answered before the stored body was all sent
         backend, self.backend = self.backend, None
@@ -356,7 +373,7 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
         self._local_response(status)
 
     def tunnel_data(self, data: bytes) -> None:
-        self.transport.write(data)
+        send(self.transport, data)
 
     def tunnel_closed(self) -> None:
         self.backend = None

@@ -257,11 +257,14 @@ class HTTPRequestInfo:
         target: str,
         headers: Sequence[Tuple[str, str]],
         client_ip: str,
+        host: Optional[str] = None,
     ) -> HTTPRequestInfo:
         """Build the view from the request line, the header lines and the peer's IP.
 
         ``target`` is the request-target as sent (non-ASCII bytes decoded as UTF-8 with
-        surrogateescape). An absolute-form target's authority wins over the Host header.
+        surrogateescape). An absolute-form target's authority wins over the Host header;
+        ``host`` is that header's value when the caller has it already ("" for none): the
+        header lines are then not read (they may decode lazily, when a rule asks).
         """
         authority = ""
         raw_path = ""
@@ -282,7 +285,9 @@ class HTTPRequestInfo:
                 else:
                     authority = rest
                 authority = authority[authority.rfind("@") + 1 :]
-        if not authority:
+        if not authority and host is not None:
+            authority = host
+        elif not authority:
             for name, value in headers:
                 if len(name) == 4 and name.lower() == "host":
                     authority = value

@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""CPU per request of tsproxy trees, interleaved, on http_bench.py's setup.
+
+    python3 bench/cpu_per_request.py before=/tmp/old-tree after=. [--rounds 3]
+    python3 bench/cpu_per_request.py pypy=.:/work/pypy-bench/bin/python --gc
+
+Each variant is LABEL=TREE[:PYTHON]: a checkout whose tsproxy/ is run (from that directory,
+as http_bench.py does) with PYTHON (default: this checkout's .venv/bin/python). The rows run
+one after the other, round after round, against one nginx backend (http_bench.py's, on core
+1 with wrk); the proxy is pinned alone on core 0. Each row: ready check, warm-up (3x longer on
+PyPy), then `wrk -c50` for --duration seconds; it prints req/s, the proxy's CPU %, CPU
+microseconds per request (CPU % / req/s, the figure to compare on a machine other jobs share:
+it moves less than req/s), p99 and the foreign CPU of the window. At the end, the median of
+each variant.
+
+--strace counts the proxy's system calls per request (strace -c -f, which slows it: only
+the counts mean anything); --profile PREFIX runs it under cProfile and writes PREFIX-LABEL-N.prof
+and prints the Python function calls per request; --gc (PyPy) records the collector's pauses
+with gc.hooks and prints them (PYPY_GC_* variables in the environment reach the proxy).
+
+Safety as http_bench.py: 127.0.0.1 only, free ports, wrk bounded by -d and `timeout`, every
+process started here in its own session and stopped by its PID at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pstats
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import http_bench as hb  # noqa: E402
+
+#: Run by --gc in place of `-m twisted`: installs PyPy's gc.hooks, writes their totals at exit.
+GC_LAUNCHER = r"""
+import atexit, gc, os, runpy, sys
+sys.path.insert(0, os.getcwd())
+rec = {"minor": [], "major step": []}
+gc.hooks.on_gc_minor = lambda s: rec["minor"].append((s.count, s.duration, s.duration_max))
+gc.hooks.on_gc_collect_step = lambda s: rec["major step"].append(
+    (s.count, s.duration, s.duration_max))
+def dump():
+    with open(os.environ["GC_REPORT"], "w") as f:
+        for kind, rows in rec.items():
+            top = sorted((r[2] for r in rows), reverse=True)[:3]
+            f.write("   gc %s: %d, %.3f s in all, longest %s\n" % (
+                kind, sum(r[0] for r in rows), sum(r[1] for r in rows),
+                ", ".join("%.1f ms" % (t * 1000) for t in top) or "-"))
+atexit.register(dump)
+sys.argv = ["twisted"] + sys.argv[1:]
+runpy.run_module("twisted", run_name="__main__", alter_sys=True)
+"""
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("variants", nargs="+", help="LABEL=TREE[:PYTHON]")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--duration", type=int, default=5, help="measured seconds (1-30)")
+    p.add_argument("--warmup", type=int, default=3, help="warm-up seconds (x3 on PyPy)")
+    p.add_argument("--connections", type=int, default=50)
+    p.add_argument("--strace", action="store_true", help="system calls per request")
+    p.add_argument("--profile", metavar="PREFIX", help="cProfile each run (CPython)")
+    p.add_argument("--gc", action="store_true", help="PyPy's GC pauses (gc.hooks)")
+    a = p.parse_args()
+    a.duration = max(1, min(30, a.duration))
+    return a
+
+
+def syscalls(path: Path, requests: float) -> str:
+    """The strace -c summary's interesting calls, per request."""
+    out = []
+    for line in path.read_text().splitlines():
+        f = line.split()
+        if len(f) >= 5 and f[-1] in ("epoll_ctl", "epoll_wait", "sendto", "recvfrom"):
+            out.append("%s %.2f" % (f[-1], int(f[3]) / requests))
+        elif len(f) >= 5 and f[-1] == "total":
+            out.append("all %.2f" % (int(f[3]) / requests))
+    return "   syscalls per request: " + ", ".join(out)
+
+
+def calls_per_request(path: str) -> str:
+    """Python function calls per request: those made at least once every other request."""
+    stats = pstats.Stats(path).stats  # type: ignore[attr-defined]
+    served = max(v[1] for k, v in stats.items() if k[2] == "_start_exchange")
+    calls = sum(v[1] for v in stats.values() if v[1] >= served / 2)
+    return "   Python function calls per request: %.0f (%d requests)" % (calls / served, served)
+
+
+def main() -> int:
+    a = parse_args()
+    hb.install_signal_handlers()
+    procs = hb.Processes()
+    run_dir = Path(tempfile.mkdtemp(prefix="cpu-per-request-"))
+    results: Dict[str, List[float]] = {}
+    try:
+        bench = hb.Bench(argparse.Namespace(), run_dir, procs)
+        bench.start_backend()
+        launcher = run_dir / "gc_launcher.py"
+        launcher.write_text(GC_LAUNCHER)
+        for rnd in range(a.rounds):
+            for variant in a.variants:
+                label, _, rest = variant.partition("=")
+                tree, _, python = rest.partition(":")
+                tree = str(Path(tree).resolve())
+                python = python or str(hb.REPO_ROOT / ".venv" / "bin" / "python")
+                us = run_row(a, procs, run_dir, bench, launcher, label, tree, python, rnd)
+                if us is not None:
+                    results.setdefault(label, []).append(us)
+        for label, values in results.items():
+            ordered = sorted(values)
+            print(
+                "%s: median %.1f us/request of %s"
+                % (label, ordered[len(ordered) // 2], ", ".join("%.1f" % v for v in values))
+            )
+    finally:
+        procs.stop_all()
+    return 0
+
+
+def run_row(
+    a: argparse.Namespace,
+    procs: hb.Processes,
+    run_dir: Path,
+    bench: hb.Bench,
+    launcher: Path,
+    label: str,
+    tree: str,
+    python: str,
+    rnd: int,
+) -> Optional[float]:
+    port = hb.free_ports(1)[0]
+    conf = run_dir / f"conf-{port}"
+    conf.mkdir()
+    (conf / "tsproxy.yaml").write_text(hb.tsproxy_static_yaml(port))
+    (conf / "app.yaml").write_text(hb.tsproxy_app_yaml(bench.v1_port, bench.v2_port))
+    argv = ["taskset", "-c", hb.PROXY_CORE, python]
+    prof = f"{a.profile}-{label}-{rnd}.prof" if a.profile else None
+    if prof:
+        argv += ["-m", "cProfile", "-o", prof]
+    gc_report = run_dir / f"gc-{label}-{rnd}.txt"
+    if a.gc:
+        os.environ["GC_REPORT"] = str(gc_report)
+        argv += [str(launcher)]
+    else:
+        argv += ["-m", "twisted"]
+    argv += ["tsproxy", "-c", str(conf)]
+    proc = procs.start(argv, run_dir / f"{label}-{rnd}.log", cwd=Path(tree))
+    notes: List[str] = []
+    try:
+        hb.wait_ready(proc, port, hb.HOST_HEADER, 30)
+        warmup = a.warmup * (3 if "pypy" in python else 1)
+        hb.run_wrk(procs, run_dir, port, hb.HOST_HEADER, warmup, a.connections, False, None)
+        tracer = None
+        trace_out = run_dir / f"strace-{label}-{rnd}.txt"
+        if a.strace:
+            tracer = subprocess.Popen(
+                ["strace", "-c", "-f", "-o", str(trace_out), "-p", str(proc.pid)],
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1.0)
+        r = hb.run_wrk(
+            procs, run_dir, port, hb.HOST_HEADER, a.duration, a.connections, True, proc.pid
+        )
+        if tracer is not None:
+            tracer.send_signal(signal.SIGINT)
+            tracer.wait(10)
+            notes.append(syscalls(trace_out, r.requests_per_s * r.wall_s))
+    finally:
+        if prof or a.gc:
+            # A clean stop (Twisted's SIGTERM handler) lets cProfile and atexit write out.
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                pass
+        procs.stop(proc)
+    if prof:
+        notes.append(calls_per_request(prof))
+    if a.gc and gc_report.exists():
+        notes.append(gc_report.read_text().rstrip())
+    if not r.requests_per_s or r.proxy_cpu_pct is None:
+        print(f"{label} round {rnd}: no requests served ({r.errors})")
+        return None
+    us = r.proxy_cpu_pct / 100 / r.requests_per_s * 1e6
+    print(
+        f"{label} round {rnd}: {r.requests_per_s:,.0f} req/s, proxy CPU {r.proxy_cpu_pct:.0f} %,"
+        f" {us:.1f} us/request, p99 {r.p99_ms} ms, foreign CPU {r.foreign_cpu_pct:.0f} %"
+        + (f", wrk errors: {r.errors}" if r.errors else ""),
+        flush=True,
+    )
+    for note in notes:
+        print(note, flush=True)
+    return us
+
+
+if __name__ == "__main__":
+    sys.exit(main())
