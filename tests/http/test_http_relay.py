@@ -51,12 +51,6 @@ class SendTests(TestCase):
         self.assertEqual(client.recv(16), b"hello")
 
     @defer.inlineCallbacks
-    def test_noDelay(self) -> None:
-        """Relaying connections turn Nagle's algorithm off, as Go does."""
-        conn, _ = yield self._connect()
-        self.assertTrue(conn.transport.getTcpNoDelay())
-
-    @defer.inlineCallbacks
     def test_fullSocketQueuesInOrder(self) -> None:
         """What the socket does not take is queued, and later sends queue behind it: the
         peer reads every byte in order."""
