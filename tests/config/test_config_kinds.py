@@ -244,7 +244,8 @@ class GoodDocumentTests(SynchronousTestCase):
 
     def test_serversTransport(self) -> None:
         """A ServersTransport reads its timeouts; absent maxIdleConnsPerHost means 200, -1 means 0;
-        a TLS field tsproxy cannot honour (rootCAsSecrets) is kept as unsupported."""
+        CA and client certificate Secrets are kept by name (read at build time); a TLS field
+        tsproxy cannot honour (minVersion, a rootCAs configMap) is kept as unsupported."""
         text = """\
         apiVersion: traefik.io/v1alpha1
         kind: ServersTransport
@@ -266,11 +267,14 @@ class GoodDocumentTests(SynchronousTestCase):
         metadata: {name: pinned}
         spec:
           rootCAsSecrets: [ca]
+          rootCAs: [{secret: ca2}, {configMap: cm}]
+          certificatesSecrets: [client]
+          peerCertURI: spiffe://test/backend
+          minVersion: VersionTLS13
         """
         resources, errors, notices = load(text)
-        # rootCAsSecrets (like the other TLS fields) would restrict the trusted servers: kept
-        # by name, so that the build disables every service using the transport (never
-        # served without it).
+        # Unsupported TLS fields would change which servers are trusted: kept by name, so
+        # that the build disables every service using the transport (never served without).
         self.assertEqual(errors, [])
         self.assertEqual(
             resources,
@@ -285,8 +289,10 @@ class GoodDocumentTests(SynchronousTestCase):
                 ),
                 ServersTransport(
                     meta("ServersTransport", "pinned", line=16),
-                    TransportSettings(),
-                    unsupported=("rootCAsSecrets",),
+                    TransportSettings(peer_cert_uri="spiffe://test/backend"),
+                    unsupported=("minVersion", "spec.rootCAs[1].configMap"),
+                    root_ca_secrets=("ca", "ca2"),
+                    certificate_secrets=("client",),
                 ),
             ),
         )
