@@ -105,12 +105,12 @@ def _build(name: str, settings: TransportSettings, protocols: Tuple[bytes, ...])
         return ssl.optionsForClientTLS(name, acceptableProtocols=list(protocols))
     # The chain is checked unless insecureSkipVerify, and always when peerCertURI is set.
     verify = not insecure or bool(settings.peer_cert_uri)
-    extra: Dict[str, Any] = {}
-    if verify:
-        extra["trustRoot"] = _trust_root(settings.root_cas)
+    extra: Dict[str, Any] = {"verify": False}
+    if verify:  # trustRoot implies verify
+        extra = {"trustRoot": _trust_root(settings.root_cas)}
     if settings.certificates:
         extra.update(_client_certificate(*settings.certificates[0]))
-    options = ssl.CertificateOptions(verify=verify, acceptableProtocols=list(protocols), **extra)
+    options = ssl.CertificateOptions(acceptableProtocols=list(protocols), **extra)
     return _Creator(
         name,
         options.getContext(),
