@@ -474,3 +474,39 @@ class ErrorTests(SynchronousTestCase):
                 peer_cert_uri="u:x",
             ),
         )
+
+    def test_fileServiceCRDTransport(self) -> None:
+        """A file service naming a CRD transport (``ns-st@kubernetescrd``) gets its CAs read
+        from the Secret; a missing Secret or an unsupported field disables it there too."""
+        secret = "---\n" + secret_yaml("ca", {"ca.crt": CA.cert_pem}, "ns", "Opaque")
+        dynamic = (
+            "http:\n  routers:\n    r: {rule: Host(`f`), service: s}\n  services:\n"
+            "    s: {loadBalancer: {servers: [{url: 'https://127.0.0.1:9443'}],"
+            " serversTransport: ns-st@kubernetescrd}}\n"
+        )
+        static = STATIC + "providers:\n  file: {filename: d.yml}\n  kubernetesCRD: {}\n"
+        transport = (
+            "---\napiVersion: traefik.io/v1alpha1\nkind: ServersTransport\n"
+            "metadata: {name: st, namespace: ns}\nspec: %s\n"
+        )
+        cases = [
+            ("{rootCAsSecrets: [ca]}", secret, ""),
+            ("{rootCAsSecrets: [ca]}", "", "secret ns/ca not found"),
+            ("{minVersion: VersionTLS13}", "", "minVersion not supported yet"),
+        ]
+        for spec, secrets, error in cases:
+            with self.subTest(spec=spec):
+                text = BACKEND + transport % spec + secrets
+                loaded = load_files(static, [("app.yaml", text)], dynamic=[("d.yml", dynamic)])
+                result = build_table(loaded)
+                assert result.table is not None
+                errors = [str(e) for e in loaded.errors + result.errors]
+                served = [r for r in result.table.routers if r.name == "r@file"]
+                if not error:
+                    self.assertEqual(errors, [])
+                    server = served[0].service.definition.servers[0]
+                    self.assertEqual(server.transport.root_cas, (CA.cert_pem,))
+                else:
+                    self.assertEqual(served, [])
+                    at = "d.yml:5: service s: serversTransport ns-st@kubernetescrd"
+                    self.assertTrue([e for e in errors if e.startswith(at) and error in e], errors)
