@@ -89,7 +89,8 @@ TRANSPORTS = {
     "skip": "{insecureSkipVerify: true}",
     "missing": "{rootCAsSecrets: [nope]}",
     "bad": "{rootCAsSecrets: [bad-ca]}",
-    "cm": "{rootCAs: [{configMap: ca}]}",
+    "cm": "{serverName: backend.test, rootCAs: [{configMap: ca}]}",
+    "cm-missing": "{rootCAs: [{configMap: nope}]}",
 }
 
 #: (host, service, transport, expected status). "none": no serversTransport (system CAs).
@@ -106,7 +107,8 @@ CASES = [
     ("uri-skip", "plain", "uri-skip", 502),
     ("missing", "plain", "missing", 404),
     ("bad", "plain", "bad", 404),
-    ("cm", "plain", "cm", 404),
+    ("cm", "plain", "cm", 200),
+    ("cm-missing", "plain", "cm-missing", 404),
 ]
 
 
@@ -118,6 +120,8 @@ def _crd_config(ports: Dict[str, int]) -> str:
         secret_yaml("bad-ca", {"ca.crt": b"not a certificate"}, kind="Opaque"),
         secret_yaml("client", _pem(CLIENT)),
         secret_yaml("stranger", _pem(STRANGER)),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca}\ndata:\n  ca.crt: |\n"
+        + textwrap.indent(CA.cert_pem.decode(), "    "),
     ]
     for name, spec in TRANSPORTS.items():
         docs.append(
@@ -213,7 +217,7 @@ class CRDTransportTests(_Backends):
         wrong ones (502); the mTLS backend with the client certificate (200), without or
         with one it does not trust (502); peerCertURI matching ignoring case (200) or not
         (502; with insecureSkipVerify its chain is still checked); a missing Secret, bad PEM
-        or a configMap: the route is disabled (404)."""
+        or a missing configMap: the route is disabled (404); a configMap's CA (200)."""
         got = []
         for host, _service, _transport, _expected in CASES:
             status = yield self.status("%s.test" % host)
@@ -351,8 +355,8 @@ class ErrorTests(SynchronousTestCase):
 
     def test_crd(self) -> None:
         """A missing Secret, a Secret without a certificate, a client Secret without its key,
-        a Secret of another namespace, a configMap: the route is disabled, the error located
-        at the route and naming the transport's place."""
+        a Secret of another namespace, a missing or CA-less configMap, an unsupported field:
+        the route is disabled, the error located at the route (naming the transport's place)."""
         bad = secret_yaml("bad", {"ca.crt": b"junk"}, namespace="ns", kind="Opaque")
         half = secret_yaml("half", {"tls.crt": CLIENT.cert_pem}, namespace="ns")
         elsewhere = secret_yaml("ca", {"ca.crt": CA.cert_pem}, namespace="other", kind="Opaque")
@@ -370,11 +374,18 @@ class ErrorTests(SynchronousTestCase):
                 at + "secret ns/half is missing the following TLS data entries: tls.key",
             ),
             ("{rootCAsSecrets: [ca]}", "---\n" + elsewhere, at + "secret ns/ca not found"),
+            ("{rootCAs: [{configMap: ca}]}", "", at + "configMap ns/ca not found"),
             (
-                "{rootCAs: [{configMap: ca}]}",
+                "{rootCAs: [{configMap: cm}]}",
+                "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm, namespace: ns}\n"
+                "data: {other: x, more: y}\n",
+                at + "configMap ns/cm contains neither tls.ca nor ca.crt",
+            ),
+            (
+                "{minVersion: VersionTLS13}",
                 "",
-                "app.yaml:18: IngressRoute ns/r: serversTransport st: spec.rootCAs[0].configMap"
-                " not supported yet (backend TLS would be weaker than configured)",
+                "app.yaml:18: IngressRoute ns/r: serversTransport st: minVersion not supported"
+                " yet (backend TLS would be weaker than configured)",
             ),
         ]
         for spec, secrets, error in cases:

@@ -14,6 +14,7 @@ import attrs
 
 from tsproxy.config.errors import ConfigError, Location
 from tsproxy.config.kinds_core import (
+    parse_config_map,
     parse_endpoint_slice,
     parse_endpoints,
     parse_node,
@@ -174,6 +175,7 @@ PARSERS: dict[tuple[str, str], Parser] = {
     **{(group, "ServersTransport"): parse_servers_transport for group in TRAEFIK_GROUPS},
     ("v1", "Service"): parse_service,
     ("v1", "Node"): parse_node,
+    ("v1", "ConfigMap"): parse_config_map,
     ("v1", "Endpoints"): parse_endpoints,
     ("discovery.k8s.io/v1", "EndpointSlice"): parse_endpoint_slice,
     **{(group, "Middleware"): parse_middleware for group in TRAEFIK_GROUPS},

@@ -272,7 +272,7 @@ def parse_servers_transport(root: Fields, meta: Meta) -> ServersTransport:
     them."""
     spec = _spec(root)
     unsupported = tuple(name for name in _TRANSPORT_TLS_FIELDS if spec.has(name))
-    roots = list(spec.strings("rootCAsSecrets"))
+    roots, config_maps = list(spec.strings("rootCAsSecrets")), []
     for item in spec.mappings("rootCAs"):
         secret, config_map = item.string("secret"), item.string("configMap")
         item.done()
@@ -280,12 +280,12 @@ def parse_servers_transport(root: Fields, meta: Meta) -> ServersTransport:
             raise item.whole("secret and configMap are mutually exclusive")
         if not (secret or config_map):
             raise item.whole("one of secret or configMap is required")
-        if config_map:
-            unsupported += (f"{item.path}.configMap",)
-        roots.append(secret)
+        (roots if secret else config_maps).append(secret or config_map)
     certificates = spec.strings("certificatesSecrets")
     settings = read_transport(spec, tls_fields_allowed=True)
-    return ServersTransport(meta, settings, unsupported, tuple(r for r in roots if r), certificates)
+    return ServersTransport(
+        meta, settings, unsupported, tuple(roots), certificates, tuple(config_maps)
+    )
 
 
 #: ServersTransport fields about TLS towards the servers, which tsproxy does not implement.

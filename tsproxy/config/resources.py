@@ -386,6 +386,7 @@ class ServersTransport:
     #: Secrets of CA bundles and of client certificates, read when a service uses it.
     root_ca_secrets: tuple[str, ...] = ()
     certificate_secrets: tuple[str, ...] = ()
+    root_ca_config_maps: tuple[str, ...] = ()
 
 
 @attrs.frozen

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from tsproxy.balance.sticky import StickyCookie, cookie_name
 from tsproxy.config.errors import ConfigError, Location
+from tsproxy.config.kinds_core import ConfigMap
 from tsproxy.config.resources import (
     CookieSpec,
     HTTPRoute,
@@ -36,7 +37,12 @@ from tsproxy.runtime.services import (
     WeightedDef,
     reports_status,
 )
-from tsproxy.tls.certs import CertificateError, ca_bundle_from_secret, certificate_from_secret
+from tsproxy.tls.certs import (
+    CertificateError,
+    ca_bundle_from_secret,
+    certificate_from_secret,
+    load_ca_bundle,
+)
 
 Key = Tuple[str, str]
 _T = TypeVar("_T")
@@ -160,6 +166,24 @@ def _secret(secrets: Dict[Key, Secret], namespace: str, name: str) -> Secret:
     return secret
 
 
+def _config_map_ca(found: Optional[ConfigMap], namespace: str, name: str) -> Tuple[Any, ...]:
+    """The CA certificates of a ConfigMap: ``tls.ca``, else ``ca.crt``, else its only entry
+    (as Traefik's loadCAConfigMap)."""
+    where = f"configMap {namespace}/{name}"
+    if found is None:
+        raise CertificateError(f"{where} not found")
+    data = found.get("tls.ca")
+    data = found.get("ca.crt") if data is None else data
+    if data is None and len(found.data) == 1:
+        data = found.data[0][1]
+    if data is None:
+        raise CertificateError(f"{where} contains neither tls.ca nor ca.crt")
+    try:
+        return load_ca_bundle(data)
+    except CertificateError as exc:
+        raise CertificateError(f"invalid certificate(s) in {where}: {exc}") from None
+
+
 def _no_other(name: str, top: bool = False) -> Any:
     raise BuildError(f"{name} does not exist")
 
@@ -171,6 +195,7 @@ class _ServiceBuilder:
     middlewares: MiddlewareSet
     traefik_services: Dict[Key, TraefikService]
     transports: Dict[Key, ServersTransport]
+    config_maps: Dict[Key, ConfigMap]
     errors: List[ConfigError]
     warnings: List[ConfigError]
     built: Dict[Key, Union[Definition, Location]]
@@ -207,7 +232,8 @@ class _ServiceBuilder:
                 f"serversTransport {name}: {fields} not supported yet (backend TLS would be"
                 " weaker than configured)"
             )
-        if not transport.root_ca_secrets and not transport.certificate_secrets:
+        t = transport
+        if not (t.root_ca_secrets or t.certificate_secrets or t.root_ca_config_maps):
             return transport.settings
         namespace = transport.meta.namespace
         secrets = self.middlewares.secrets
@@ -215,6 +241,11 @@ class _ServiceBuilder:
         try:
             for secret_name in transport.root_ca_secrets:
                 bundle = ca_bundle_from_secret(_secret(secrets, namespace, secret_name))
+                roots.append(b"".join(c.public_bytes(Encoding.PEM) for c in bundle))
+            for map_name in transport.root_ca_config_maps:
+                bundle = _config_map_ca(
+                    self.config_maps.get((namespace, map_name)), namespace, map_name
+                )
                 roots.append(b"".join(c.public_bytes(Encoding.PEM) for c in bundle))
             for secret_name in transport.certificate_secrets:
                 secret = _secret(secrets, namespace, secret_name)
