@@ -272,7 +272,7 @@ def parse_servers_transport(root: Fields, meta: Meta) -> ServersTransport:
     them."""
     spec = _spec(root)
     unsupported = tuple(name for name in _TRANSPORT_TLS_FIELDS if spec.has(name))
-    roots, config_maps = list(spec.strings("rootCAsSecrets")), []
+    roots, config_maps = list(spec.strings("rootCAsSecrets")), []  # type: list[str], list[str]
     for item in spec.mappings("rootCAs"):
         secret, config_map = item.string("secret"), item.string("configMap")
         item.done()
