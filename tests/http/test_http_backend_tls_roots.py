@@ -22,6 +22,7 @@ from tests.proxyfixture import ProxyTestCase
 from tsproxy.config.fileformat import parse_dynamic_files
 from tsproxy.config.load import load_files
 from tsproxy.config.resources import TransportSettings
+from tsproxy.http.backend_tls import client_options, peer_identity_problem, pool_key
 from tsproxy.runtime.build import build_table
 
 CA = make_ca("backend CA")
@@ -521,3 +522,55 @@ class ErrorTests(SynchronousTestCase):
                     self.assertEqual(served, [])
                     at = "d.yml:5: service s: serversTransport ns-st@kubernetescrd"
                     self.assertTrue([e for e in errors if e.startswith(at) and error in e], errors)
+
+
+class PeerIdentityTests(SynchronousTestCase):
+    """The identity check of a verified leaf (tsproxy.http.backend_tls), table-driven."""
+
+    def test_table(self) -> None:
+        """(leaf, name checked, peerCertURI) → the problem's start, or None."""
+        from OpenSSL import crypto
+
+        leaf = crypto.X509.from_cryptography(LEAF.cert)
+        bare = crypto.X509.from_cryptography(CLIENT.cert)
+        mismatch = "peer certificate mismatches peerCertURI"
+        cases = [
+            (leaf, "backend.test", "", None),
+            (leaf, "127.0.0.1", "", None),
+            (leaf, "other.test", "", "certificate not valid for other.test"),
+            (leaf, "127.0.0.2", "", "certificate not valid for 127.0.0.2"),
+            (leaf, None, URI, None),
+            (leaf, None, URI.upper(), None),
+            (leaf, "backend.test", URI, None),
+            (leaf, "other.test", URI, "certificate not valid for other.test"),
+            (leaf, None, "spiffe://cluster.test/ns/other", mismatch),
+            (bare, None, URI, mismatch),
+        ]
+        for cert, name, uri, expected in cases:
+            with self.subTest(name=name, uri=uri):
+                problem = peer_identity_problem(cert, name, uri)
+                if expected is None:
+                    self.assertIsNone(problem)
+                else:
+                    assert problem is not None
+                    self.assertTrue(problem.startswith(expected), problem)
+
+    def test_keys(self) -> None:
+        """Settings differing only in CAs, client certificate or peerCertURI never share
+        pooled connections nor a client creator."""
+        from tsproxy.runtime.services import Server
+
+        base = TransportSettings()
+        variants = [
+            base,
+            TransportSettings(root_cas=(CA.cert_pem,)),
+            TransportSettings(root_cas=(OTHER_CA.cert_pem,)),
+            TransportSettings(certificates=((CLIENT.cert_pem, CLIENT.key_pem),)),
+            TransportSettings(peer_cert_uri=URI),
+        ]
+        keys = {pool_key(Server.at("https", "127.0.0.1", 443, t)) for t in variants}
+        self.assertEqual(len(keys), len(variants))
+        creators = {id(client_options("127.0.0.1", t, (b"http/1.1",))) for t in variants}
+        self.assertEqual(len(creators), len(variants))
+        again = client_options("127.0.0.1", variants[1], (b"http/1.1",))
+        self.assertIs(again, client_options("127.0.0.1", variants[1], (b"http/1.1",)))

@@ -170,7 +170,11 @@ def peer_identity_problem(cert: Any, name: Optional[str], peer_uri: str) -> Opti
     as Traefik); None when nothing is."""
     from service_identity import VerificationError
     from service_identity.hazmat import DNS_ID, IPAddress_ID, verify_service_identity
-    from service_identity.pyopenssl import extract_patterns
+
+    try:
+        from service_identity.pyopenssl import extract_patterns
+    except ImportError:  # service_identity before 23.1 (Twisted 22.10 accepts 18.1)
+        from service_identity.pyopenssl import extract_ids as extract_patterns
 
     if name is not None:
         wanted = IPAddress_ID(name) if _is_ip(name) else DNS_ID(name)
