@@ -10,20 +10,23 @@ import os
 import textwrap
 from typing import Any, Dict, List, Tuple
 
-from twisted.internet import defer, reactor, threads
+from twisted.internet import defer, reactor, task, threads
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import CertificateOptions
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.certs import Issued, make_ca, make_leaf, secret_yaml
 from tests.http.test_http_backend_tls import raw_get
-from tests.http.test_http_healthcheck import until
+from tests.http.test_http_healthcheck import _Table, until
 from tests.proxyfixture import ProxyTestCase
+from tsproxy.balance.health import HealthCheckSpec
 from tsproxy.config.fileformat import parse_dynamic_files
 from tsproxy.config.load import load_files
 from tsproxy.config.resources import TransportSettings
 from tsproxy.http.backend_tls import client_options, peer_identity_problem, pool_key
+from tsproxy.http.healthcheck import HealthMonitor
 from tsproxy.runtime.build import build_table
+from tsproxy.runtime.services import LoadBalancer, LoadBalancerDef, Server
 
 CA = make_ca("backend CA")
 OTHER_CA = make_ca("other CA")
@@ -558,8 +561,6 @@ class PeerIdentityTests(SynchronousTestCase):
     def test_keys(self) -> None:
         """Settings differing only in CAs, client certificate or peerCertURI never share
         pooled connections nor a client creator."""
-        from tsproxy.runtime.services import Server
-
         base = TransportSettings()
         variants = [
             base,
@@ -574,3 +575,50 @@ class PeerIdentityTests(SynchronousTestCase):
         self.assertEqual(len(creators), len(variants))
         again = client_options("127.0.0.1", variants[1], (b"http/1.1",))
         self.assertIs(again, client_options("127.0.0.1", variants[1], (b"http/1.1",)))
+
+
+class HealthCheckTests(TestCase):
+    """Active health checks of https servers verify them with the transport's CAs and
+    present its client certificate, as the requests do."""
+
+    def setUp(self) -> None:
+        self.ports = {}
+        for name, client_ca in (("plain", None), ("mtls", CLIENT_CA)):
+            factory = Factory.forProtocol(_Recorder)
+            factory.heads, factory.conns = [], []  # type: ignore[attr-defined]
+            listening = reactor.listenSSL(
+                0, factory, _server_options(client_ca), interface="127.0.0.1"
+            )
+            self.addCleanup(listening.stopListening)
+            self.ports[name] = listening.getHost().port
+        self.clock = task.Clock()
+        self.monitor = HealthMonitor(reactor, self.clock, lambda *change: None)
+        self.addCleanup(self.monitor.stop)
+
+    @defer.inlineCallbacks
+    def test_transport(self) -> None:
+        """(server, settings) → UP or DOWN: the right CA (UP), the system's or the wrong one
+        (DOWN); mTLS with the client certificate (UP), without (DOWN); peerCertURI."""
+        roots = (CA.cert_pem,)
+        client = ((CLIENT.cert_pem, CLIENT.key_pem),)
+        table = [
+            ("plain", TransportSettings(root_cas=roots), True),
+            ("plain", TransportSettings(), False),
+            ("plain", TransportSettings(root_cas=(OTHER_CA.cert_pem,)), False),
+            ("mtls", TransportSettings(root_cas=roots, certificates=client), True),
+            ("mtls", TransportSettings(root_cas=roots), False),
+            ("plain", TransportSettings(root_cas=roots, peer_cert_uri=URI), True),
+            ("plain", TransportSettings(root_cas=roots, peer_cert_uri=URI + "x"), False),
+        ]
+        got = []
+        for name, settings, _ in table:
+            spec = HealthCheckSpec("/ok")
+            servers = (Server.at("https", "127.0.0.1", self.ports[name], settings),)
+            node = LoadBalancer.build(LoadBalancerDef("svc", servers, health_check=spec))
+            self.monitor.update(_Table(node))
+            checker = self.monitor.checkers[node]
+            self.clock.advance(spec.interval)
+            yield until(lambda checker=checker: not checker.in_flight)  # type: ignore[misc]
+            got.append(node.states.up(servers[0].url))
+            self.monitor.update(_Table())
+        self.assertEqual(got, [case[2] for case in table])
