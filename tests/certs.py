@@ -95,9 +95,10 @@ def make_leaf(
     not_before: Optional[datetime.datetime] = None,
     not_after: Optional[datetime.datetime] = None,
     client: bool = False,
+    uris: Sequence[str] = (),
 ) -> Issued:
-    """A leaf signed by ``ca`` with the given CN, DNS and IP SANs (server auth, or client auth
-    when ``client``)."""
+    """A leaf signed by ``ca`` with the given CN, DNS, IP and URI SANs (server auth, or client
+    auth when ``client``)."""
     key = new_key()
     builder = (
         x509.CertificateBuilder()
@@ -122,6 +123,7 @@ def make_leaf(
     )
     sans = [x509.DNSName(name) for name in dns]
     sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+    sans += [x509.UniformResourceIdentifier(uri) for uri in uris]
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     return Issued(builder.sign(ca.key, hashes.SHA256()), key)

@@ -244,7 +244,8 @@ class GoodDocumentTests(SynchronousTestCase):
 
     def test_serversTransport(self) -> None:
         """A ServersTransport reads its timeouts; absent maxIdleConnsPerHost means 200, -1 means 0;
-        a TLS field tsproxy cannot honour (rootCAsSecrets) is kept as unsupported."""
+        CA and client certificate Secrets are kept by name (read at build time); a TLS field
+        tsproxy cannot honour (minVersion) is kept as unsupported."""
         text = """\
         apiVersion: traefik.io/v1alpha1
         kind: ServersTransport
@@ -266,11 +267,14 @@ class GoodDocumentTests(SynchronousTestCase):
         metadata: {name: pinned}
         spec:
           rootCAsSecrets: [ca]
+          rootCAs: [{secret: ca2}, {configMap: cm}]
+          certificatesSecrets: [client]
+          peerCertURI: spiffe://test/backend
+          minVersion: VersionTLS13
         """
         resources, errors, notices = load(text)
-        # rootCAsSecrets (like the other TLS fields) would restrict the trusted servers: kept
-        # by name, so that the build disables every service using the transport (never
-        # served without it).
+        # Unsupported TLS fields would change which servers are trusted: kept by name, so
+        # that the build disables every service using the transport (never served without).
         self.assertEqual(errors, [])
         self.assertEqual(
             resources,
@@ -285,8 +289,11 @@ class GoodDocumentTests(SynchronousTestCase):
                 ),
                 ServersTransport(
                     meta("ServersTransport", "pinned", line=16),
-                    TransportSettings(),
-                    unsupported=("rootCAsSecrets",),
+                    TransportSettings(peer_cert_uri="spiffe://test/backend"),
+                    unsupported=("minVersion",),
+                    root_ca_secrets=("ca", "ca2"),
+                    certificate_secrets=("client",),
+                    root_ca_config_maps=("cm",),
                 ),
             ),
         )
@@ -438,7 +445,7 @@ class GoodDocumentTests(SynchronousTestCase):
         metadata: {name: old}
         ---
         apiVersion: v1
-        kind: ConfigMap
+        kind: ServiceAccount
         """
         resources, errors, notices = load(text, "seed.yaml")
         self.assertEqual((resources, errors), ((), []))
@@ -447,7 +454,7 @@ class GoodDocumentTests(SynchronousTestCase):
             [
                 "seed.yaml:1: skipping Deployment default/app-v1 (kind not handled)",
                 "seed.yaml:5: skipping EndpointSlice default/old (apiVersion discovery.k8s.io/v1beta1 not handled)",
-                "seed.yaml:9: skipping ConfigMap (kind not handled)",
+                "seed.yaml:9: skipping ServiceAccount (kind not handled)",
             ],
         )
 
@@ -476,6 +483,7 @@ class GoodDocumentTests(SynchronousTestCase):
                     ("v1", "Endpoints"),
                     ("v1", "Node"),
                     ("v1", "Secret"),
+                    ("v1", "ConfigMap"),
                     ("discovery.k8s.io/v1", "EndpointSlice"),
                 ]
             ),
@@ -807,3 +815,27 @@ class BadDocumentTests(SynchronousTestCase):
                 " no cookie section: stickiness stays off",
             ],
         )
+
+
+class ConfigMapTests(SynchronousTestCase):
+    """ConfigMaps are read leniently: only what a ServersTransport's rootCAs may use."""
+
+    def test_entries(self) -> None:
+        """Text ``data`` and base64 ``binaryData`` are kept; entries of neither form are left
+        out without an error (unrelated ConfigMaps share the files)."""
+        from tsproxy.config.kinds_core import ConfigMap
+
+        text = """\
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: cas, namespace: ns}
+        data: {ca.crt: "PEM", number: 5, nested: {a: b}}
+        binaryData: {bin: aGk=, broken: "!!"}
+        extra: ignored
+        """
+        resources, errors, notices = load(text)
+        self.assertEqual((errors, notices), ([], []))
+        (config_map,) = resources
+        assert isinstance(config_map, ConfigMap)
+        self.assertEqual(config_map.data, (("ca.crt", b"PEM"), ("bin", b"hi")))
+        self.assertEqual((config_map.get("bin"), config_map.get("gone")), (b"hi", None))

@@ -613,8 +613,8 @@ spec:
             (
                 route("", service_extra=", serversTransport: pinned") + transport,
                 [
-                    "mw.yaml:10: IngressRoute ns/r: serversTransport pinned: rootCAsSecrets,"
-                    " minVersion not supported yet (backend TLS would be weaker than configured)"
+                    "mw.yaml:10: IngressRoute ns/r: serversTransport pinned: minVersion not"
+                    " supported yet (backend TLS would be weaker than configured)"
                 ],
             ),
             (

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+import attrs
+
 from tsproxy.config.errors import ConfigError, Location
 from tsproxy.config.fileformat_sections import SECTIONS_OF
 
@@ -33,11 +35,13 @@ from tsproxy.config.fileformat_values import (
     FileWeighted,
     SecretKey,
 )
+from tsproxy.config.kinds_services import read_transport
 from tsproxy.config.kinds_tls import read_tls_option
 from tsproxy.config.resources import Meta, Resource, Secret
 from tsproxy.config.schema import FieldError, Fields
 from tsproxy.config.tomlio import load_toml
 from tsproxy.config.yamlio import Document, YAMLMap, load_documents
+from tsproxy.tls.certs import CertificateError, load_ca_bundle, load_key_pair
 
 __all__ = [
     "FILE_SECRETS",
@@ -128,6 +132,8 @@ class _Reader:
 
     def _group(self, group: str, http: Fields, file: str) -> None:
         for key, what, parse in SECTIONS_OF[group]:
+            if (group, key) == ("http", "serversTransports"):
+                parse = self._transport  # its CA and certificate files are read here
             try:
                 section = http.mapping(key)
             except FieldError as exc:
@@ -168,6 +174,47 @@ class _Reader:
             return self.read_file(value)
         except OSError as exc:
             raise fields.fail(key, f"cannot read {value}: {exc.strerror or exc}") from None
+
+    def _transport(self, name: str, fields: Fields, location: Location, own: str) -> FileTransport:
+        """A serversTransport with its ``rootCAs`` (paths or PEM) and ``certificates``
+        read and checked: a file that cannot be read or bad PEM is its error."""
+        roots = []
+        for index, value in enumerate(fields.strings("rootCAs")):
+            pem = self._file_or_content(fields, "rootCAs", value, index)
+            try:
+                load_ca_bundle(pem)
+            except CertificateError as exc:
+                raise fields.fail("rootCAs", f"[{index}]: {exc}") from None
+            roots.append(pem)
+        certificates = []
+        for item in fields.mappings("certificates"):
+            pair = (self._pem(item, "certFile"), self._pem(item, "keyFile"))
+            item.done()
+            try:
+                load_key_pair(pair[0], pair[1], item.path)
+            except CertificateError as exc:
+                raise item.whole(str(exc)) from None
+            certificates.append(pair)
+        settings = read_transport(fields)
+        return FileTransport(
+            name,
+            location,
+            attrs.evolve(settings, root_cas=tuple(roots), certificates=tuple(certificates)),
+        )
+
+    def _file_or_content(self, fields: Fields, key: str, value: str, index: int) -> bytes:
+        """Traefik's FileOrContent: PEM text, or a file path (relative: to the configuration
+        directory)."""
+        if value.lstrip().startswith("-----BEGIN"):
+            return value.encode()
+        if self.read_file is None:
+            raise fields.fail(key, f"[{index}]: a file path needs the configuration directory")
+        try:
+            return self.read_file(value)
+        except OSError as exc:
+            raise fields.fail(
+                key, f"[{index}]: cannot read {value}: {exc.strerror or exc}"
+            ) from None
 
     def _secret(self, fields: Fields, location: Location) -> SecretKey:
         name = f"certificate-{len(self.tls_resources)}"

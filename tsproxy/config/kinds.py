@@ -8,12 +8,13 @@ reads Middleware(TCP) and dispatches through PARSERS.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, cast
 
 import attrs
 
 from tsproxy.config.errors import ConfigError, Location
 from tsproxy.config.kinds_core import (
+    parse_config_map,
     parse_endpoint_slice,
     parse_endpoints,
     parse_node,
@@ -174,6 +175,8 @@ PARSERS: dict[tuple[str, str], Parser] = {
     **{(group, "ServersTransport"): parse_servers_transport for group in TRAEFIK_GROUPS},
     ("v1", "Service"): parse_service,
     ("v1", "Node"): parse_node,
+    # ConfigMap lives in kinds_core (resources.py is at its size limit), outside Resource.
+    ("v1", "ConfigMap"): cast(Parser, parse_config_map),
     ("v1", "Endpoints"): parse_endpoints,
     ("discovery.k8s.io/v1", "EndpointSlice"): parse_endpoint_slice,
     **{(group, "Middleware"): parse_middleware for group in TRAEFIK_GROUPS},

@@ -1,7 +1,13 @@
-"""Kinds reading, core Kubernetes kinds (Service, Node, Endpoints, EndpointSlice), read
-leniently: we use a small part of them."""
+"""Kinds reading, core Kubernetes kinds (Service, Node, Endpoints, EndpointSlice, ConfigMap),
+read leniently: we use a small part of them."""
 
 from __future__ import annotations
+
+import base64
+import binascii
+from typing import Optional
+
+import attrs
 
 from tsproxy.config.kinds_services import (
     _spec,
@@ -20,6 +26,43 @@ from tsproxy.config.resources import (
 from tsproxy.config.schema import FieldError, Fields
 
 _SERVICE_LABEL = "kubernetes.io/service-name"
+
+
+@attrs.frozen
+class ConfigMap:
+    """A core v1 ConfigMap: its ``data`` (text) and ``binaryData`` (base64) entries. (Here,
+    not in tsproxy.config.resources, which is at its size limit.)"""
+
+    meta: Meta
+    data: tuple[tuple[str, bytes], ...] = ()
+
+    def get(self, key: str) -> Optional[bytes]:
+        for name, value in self.data:
+            if name == key:
+                return value
+        return None
+
+
+def parse_config_map(root: Fields, meta: Meta) -> ConfigMap:
+    """A ConfigMap (what a ServersTransport's ``rootCAs[].configMap`` names), leniently: an
+    entry that is not text (``data``) or base64 (``binaryData``) is left out, so unrelated
+    ConfigMaps in the same files never become errors (a CA left out is an error where a
+    ServersTransport needs it)."""
+    data: dict[str, bytes] = {}
+    for key in ("data", "binaryData"):
+        section = root.data.get(key)
+        for name, value in section.items() if isinstance(section, dict) else ():
+            if not isinstance(name, str) or not isinstance(value, str):
+                continue
+            if key == "data":
+                data[name] = value.encode("utf-8")
+                continue
+            try:
+                data[name] = base64.b64decode(value.encode("ascii"), validate=True)
+            except (ValueError, binascii.Error):
+                continue
+    root.done([name for name in root.data if isinstance(name, str)])
+    return ConfigMap(meta, tuple(data.items()))
 
 
 def _endpoint_ports(fields: Fields, key: str) -> tuple[EndpointPort, ...]:

@@ -266,19 +266,30 @@ def parse_traefik_service(root: Fields, meta: Meta) -> TraefikService:
 
 
 def parse_servers_transport(root: Fields, meta: Meta) -> ServersTransport:
-    """A ServersTransport; its TLS fields are kept by name (``unsupported``) so that the
-    services using it are disabled rather than served without them."""
+    """A ServersTransport. The Secrets it names (CA bundles, client certificates) are read
+    when a service uses it; TLS fields tsproxy does not implement are kept by name
+    (``unsupported``) so that the services using it are disabled rather than served without
+    them."""
     spec = _spec(root)
     unsupported = tuple(name for name in _TRANSPORT_TLS_FIELDS if spec.has(name))
-    return ServersTransport(meta, read_transport(spec, tls_fields_allowed=True), unsupported)
+    roots, config_maps = list(spec.strings("rootCAsSecrets")), []  # type: list[str], list[str]
+    for item in spec.mappings("rootCAs"):
+        secret, config_map = item.string("secret"), item.string("configMap")
+        item.done()
+        if secret and config_map:
+            raise item.whole("secret and configMap are mutually exclusive")
+        if not (secret or config_map):
+            raise item.whole("one of secret or configMap is required")
+        (roots if secret else config_maps).append(secret or config_map)
+    certificates = spec.strings("certificatesSecrets")
+    settings = read_transport(spec, tls_fields_allowed=True)
+    return ServersTransport(
+        meta, settings, unsupported, tuple(roots), certificates, tuple(config_maps)
+    )
 
 
 #: ServersTransport fields about TLS towards the servers, which tsproxy does not implement.
 _TRANSPORT_TLS_FIELDS = (
-    "rootCAsSecrets",
-    "rootCAs",
-    "certificatesSecrets",
-    "peerCertURI",
     "peerCertSANs",
     "spiffe",
     "cipherSuites",
@@ -308,6 +319,7 @@ def read_transport(spec: Fields, tls_fields_allowed: bool = False) -> TransportS
         disable_http2=spec.boolean("disableHTTP2", False),
         insecure_skip_verify=spec.boolean("insecureSkipVerify", False),
         server_name=spec.string("serverName"),
+        peer_cert_uri=spec.string("peerCertURI"),
     )
     if not tls_fields_allowed:
         for name in _TRANSPORT_TLS_FIELDS:

@@ -366,6 +366,12 @@ class TransportSettings:
     disable_http2: bool = False
     insecure_skip_verify: bool = False
     server_name: str = ""
+    #: PEM bundles of the CAs a server's certificate must chain to (none: the system's).
+    root_cas: tuple[bytes, ...] = ()
+    #: (certificate chain PEM, key PEM) of the client certificates (the first is presented).
+    certificates: tuple[tuple[bytes, bytes], ...] = ()
+    #: A URI the server's certificate must carry as a SAN (Traefik's peerCertURI).
+    peer_cert_uri: str = ""
 
 
 @attrs.frozen
@@ -377,6 +383,10 @@ class ServersTransport:
     #: TLS settings it has that tsproxy cannot honour (they would make backend TLS weaker
     #: if ignored): a service using this transport is disabled.
     unsupported: tuple[str, ...] = ()
+    #: Secrets of CA bundles and of client certificates, read when a service uses it.
+    root_ca_secrets: tuple[str, ...] = ()
+    certificate_secrets: tuple[str, ...] = ()
+    root_ca_config_maps: tuple[str, ...] = ()
 
 
 @attrs.frozen

@@ -4,7 +4,10 @@ protocol (HTTP/2 or HTTP/1.1) is known only once the handshake has chosen it by 
 As Traefik's transport: the TLS client offers ALPN ``h2`` and ``http/1.1`` unless the
 transport says ``disableHTTP2`` (or the request is a protocol upgrade, always HTTP/1.1); the
 name sent as SNI and verified is the transport's ``serverName``, else the server's host;
-``insecureSkipVerify`` checks nothing. `NegotiatingTLS` holds the connection until the
+``insecureSkipVerify`` checks nothing; ``rootCAs`` replace the system's CAs; the first client
+certificate is presented when the server asks for one; ``peerCertURI`` must be a URI SAN of
+the server's certificate, whose chain is then checked even with ``insecureSkipVerify`` (as
+Traefik's VerifyPeerCertificate). `NegotiatingTLS` holds the connection until the
 handshake ends, then hands it to the protocol the server selected (`TLSDial.made`), which
 drives it from then on.
 """
@@ -42,7 +45,16 @@ def pool_key(server: Server) -> PoolKey:
     if server.scheme != "https":
         return (server.scheme, server.host, server.port)
     t = server.transport
-    return ("https", server.host, server.port, t.server_name, t.insecure_skip_verify)
+    return (
+        "https",
+        server.host,
+        server.port,
+        t.server_name,
+        t.insecure_skip_verify,
+        t.root_cas,
+        t.certificates,
+        t.peer_cert_uri,
+    )
 
 
 def offers_h2(server: Server, upgrade: bool) -> bool:
@@ -58,38 +70,149 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-_CREATORS: Dict[Tuple[str, str, bool, Tuple[bytes, ...]], Any] = {}
+_CREATORS: Dict[Tuple[Any, ...], Any] = {}
 
 
 def client_options(host: str, settings: TransportSettings, protocols: Tuple[bytes, ...]) -> Any:
-    """An IOpenSSLClientConnectionCreator for a backend at ``host`` (kept: contexts are costly)."""
+    """An IOpenSSLClientConnectionCreator for a backend at ``host`` (kept: contexts are costly).
+
+    Raises ValueError for a name OpenSSL or IDNA cannot take (CertificateError, a ValueError,
+    for PEM the configuration checks already refused)."""
     name = settings.server_name or host
-    key = (name, host, settings.insecure_skip_verify, protocols)
+    key = (
+        name,
+        host,
+        settings.insecure_skip_verify,
+        protocols,
+        settings.root_cas,
+        settings.certificates,
+        settings.peer_cert_uri,
+    )
     creator = _CREATORS.get(key)
     if creator is None:
         if len(_CREATORS) > 1024:
             _CREATORS.clear()
-        creator = _CREATORS[key] = _build(name, settings.insecure_skip_verify, protocols)
+        creator = _CREATORS[key] = _build(name, settings, protocols)
     return creator
 
 
-def _build(name: str, insecure: bool, protocols: Tuple[bytes, ...]) -> Any:
+def _build(name: str, settings: TransportSettings, protocols: Tuple[bytes, ...]) -> Any:
     from twisted.internet import ssl
 
-    if not insecure:
+    insecure = settings.insecure_skip_verify
+    custom = settings.root_cas or settings.certificates or settings.peer_cert_uri
+    if not insecure and not custom:
         return ssl.optionsForClientTLS(name, acceptableProtocols=list(protocols))
-    options = ssl.CertificateOptions(verify=False, acceptableProtocols=list(protocols))
-    return _Unverified(name if not _is_ip(name) else "", options.getContext(), protocols)
+    # The chain is checked unless insecureSkipVerify, and always when peerCertURI is set.
+    verify = not insecure or bool(settings.peer_cert_uri)
+    extra: Dict[str, Any] = {"verify": False}
+    if verify:  # trustRoot implies verify
+        extra = {"trustRoot": _trust_root(settings.root_cas)}
+    if settings.certificates:
+        extra.update(_client_certificate(*settings.certificates[0]))
+    options = ssl.CertificateOptions(acceptableProtocols=list(protocols), **extra)
+    return _Creator(
+        name,
+        options.getContext(),
+        protocols,
+        verify,
+        None if insecure else name,
+        settings.peer_cert_uri,
+    )
+
+
+def _trust_root(root_cas: Tuple[bytes, ...]) -> Any:
+    """The transport's CAs (none: the system's)."""
+    from OpenSSL import crypto
+    from twisted.internet import ssl
+
+    from tsproxy.tls.certs import load_ca_bundle
+
+    if not root_cas:
+        return ssl.platformTrust()
+    certificates = [
+        ssl.Certificate(crypto.X509.from_cryptography(c))
+        for pem in root_cas
+        for c in load_ca_bundle(pem)
+    ]
+    return ssl.trustRootFromCertificates(certificates)
+
+
+def _client_certificate(cert_pem: bytes, key_pem: bytes) -> Dict[str, Any]:
+    from OpenSSL import crypto
+
+    from tsproxy.tls.certs import load_key_pair
+
+    pair = load_key_pair(cert_pem, key_pem, "client certificate")
+    chain = [crypto.X509.from_cryptography(c) for c in pair.chain]
+    return {
+        "privateKey": crypto.PKey.from_cryptography_key(pair.key),  # type: ignore[arg-type]
+        "certificate": chain[0],
+        "extraCertChain": chain[1:],
+    }
+
+
+def _uri_sans(cert: Any) -> List[str]:
+    from cryptography import x509
+
+    try:
+        extension = cert.to_cryptography().extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        )
+    except x509.ExtensionNotFound:
+        return []
+    return list(extension.value.get_values_for_type(x509.UniformResourceIdentifier))
+
+
+def peer_identity_problem(cert: Any, name: Optional[str], peer_uri: str) -> Optional[str]:
+    """What is wrong with a server's verified leaf ``cert`` (an OpenSSL X509): not issued for
+    ``name`` (None: not checked), or without the URI SAN ``peer_uri`` (compared ignoring case,
+    as Traefik); None when nothing is."""
+    from service_identity import VerificationError
+    from service_identity.hazmat import DNS_ID, IPAddress_ID, verify_service_identity
+
+    try:
+        from service_identity.pyopenssl import extract_patterns
+    except ImportError:  # service_identity before 23.1 (Twisted 22.10 accepts 18.1)
+        from service_identity.pyopenssl import extract_ids as extract_patterns
+
+    if name is not None:
+        wanted = IPAddress_ID(name) if _is_ip(name) else DNS_ID(name)
+        try:
+            verify_service_identity(extract_patterns(cert), [wanted], [])
+        except VerificationError as exc:
+            return "certificate not valid for %s: %s" % (name, exc)
+    if peer_uri and not any(uri.lower() == peer_uri.lower() for uri in _uri_sans(cert)):
+        return "peer certificate mismatches peerCertURI %s" % (peer_uri,)
+    return None
+
+
+class PeerIdentityError(Exception):
+    """The server's certificate is not the one the transport asks for."""
 
 
 @implementer(IOpenSSLClientConnectionCreator)
-class _Unverified:
-    """A client connection creator that sends SNI and verifies nothing (insecureSkipVerify)."""
+class _Creator:
+    """A client connection creator for transports with their own CAs, a client certificate,
+    ``peerCertURI`` or ``insecureSkipVerify``: sends SNI (unless ``name`` is an IP), and when
+    ``verify`` checks the leaf's identity (``check_name``, ``peer_uri``) once OpenSSL has
+    verified its chain."""
 
-    def __init__(self, server_name: str, context: Any, protocols: Tuple[bytes, ...]) -> None:
-        self.server_name = server_name.encode("idna") if server_name else b""
+    def __init__(
+        self,
+        name: str,
+        context: Any,
+        protocols: Tuple[bytes, ...],
+        verify: bool,
+        check_name: Optional[str],
+        peer_uri: str,
+    ) -> None:
+        self.server_name = name.encode("idna") if name and not _is_ip(name) else b""
         self.context = context
         self.protocols = list(protocols)
+        self.verify = verify
+        self.check_name = check_name
+        self.peer_uri = peer_uri
 
     def clientConnectionForTLS(self, protocol: Any) -> Any:
         from OpenSSL import SSL
@@ -100,8 +223,26 @@ class _Unverified:
             connection.set_tlsext_host_name(self.server_name)
         if self.protocols:
             connection.set_alpn_protos(self.protocols)
+        if self.verify:
+            flags = SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT
+            connection.set_verify(flags, self._verifier(protocol))
         connection.set_connect_state()
         return connection
+
+    def _verifier(self, protocol: Any) -> Callable[[Any, Any, int, int, int], bool]:
+        def verify(connection: Any, cert: Any, errno: int, depth: int, ok: int) -> bool:
+            if not ok or depth != 0:
+                return bool(ok)
+            try:
+                problem = peer_identity_problem(cert, self.check_name, self.peer_uri)
+            except Exception as exc:  # never raise inside an OpenSSL callback
+                problem = "cannot check the peer certificate: %s" % (exc,)
+            if problem is None:
+                return True
+            protocol.failVerification(Failure(PeerIdentityError(problem)))
+            return False
+
+        return verify
 
 
 #: (server, pending, on_ready, on_error): an exchange waiting for a connection or stream.
@@ -266,7 +407,7 @@ class TLSDialling:
         )
         try:
             creator = self.tls_options(server.host, server.transport, offer)  # type: ignore[misc]
-        except ValueError as e:  # a name OpenSSL or IDNA cannot take
+        except Exception as e:  # a name OpenSSL or IDNA cannot take, a key it refuses
             dial.fail(502, "TLS to %s: %s" % (server.host, e))
             return
         timeout = server.transport.dial_timeout or 3600.0

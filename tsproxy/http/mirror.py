@@ -2,29 +2,34 @@
 
 The copy's body is captured as it streams to the main backend (in memory up to 1 MiB, then
 in a temporary file, so memory stays bounded even with Traefik's unlimited default). Copies go
-out through treq; their answers are drained and dropped. Nothing here can delay, change or
-fail the main response: every error is logged and swallowed.
+out through treq; their answers are drained and dropped. Copies to ``https`` servers use their
+ServersTransport's TLS (tsproxy.http.backend_tls: serverName, insecureSkipVerify, rootCAs,
+client certificate, peerCertURI), each TLS setting with its own connection pool. Nothing here
+can delay, change or fail the main response: every error is logged and swallowed.
 """
 
 from __future__ import annotations
 
 import io
 import tempfile
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import treq
 from treq.client import HTTPClient
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.http_headers import Headers as TwistedHeaders
+from twisted.web.iweb import IPolicyForHTTPS
+from zope.interface import implementer
 
+from tsproxy.http.backend_tls import OFFER_HTTP1, client_options
 from tsproxy.logs import get_logger
-from tsproxy.runtime.services import resolve
+from tsproxy.runtime.services import TransportSettings, resolve
 
 if TYPE_CHECKING:
     from tsproxy.http.wire import RequestHead
-    from tsproxy.runtime.services import MirrorOrder
+    from tsproxy.runtime.services import MirrorOrder, Server
 
 log = get_logger(__name__)
 
@@ -42,10 +47,10 @@ class MirrorSender:
         self.max_in_flight = max_in_flight
         self.timeout = timeout
         self.in_flight = 0
-        self.pool = HTTPConnectionPool(reactor, persistent=True)
-        self.pool.maxPersistentPerHost = 16
-        self.pool.retryAutomatically = False
+        self.pool = self._pool()
         self.agent = Agent(reactor, pool=self.pool, connectTimeout=timeout)
+        #: Agents (and their pools) for https servers, by their transport's TLS settings.
+        self.tls_agents: Dict[TransportSettings, Tuple[Agent, HTTPConnectionPool]] = {}
         self.sent = 0
         self.failed = 0
         self.dropped = 0
@@ -53,6 +58,33 @@ class MirrorSender:
         #: status 0 when the copy got no answer. Metrics count copies apart from clients'.
         self.observer: Optional[Callable[[str, str, int], None]] = None
         self._idle_waiters: List[Deferred] = []
+
+    def _pool(self) -> HTTPConnectionPool:
+        pool = HTTPConnectionPool(self.reactor, persistent=True)
+        pool.maxPersistentPerHost = 16
+        pool.retryAutomatically = False
+        return pool
+
+    def agent_for(self, server: Server) -> Agent:
+        """The agent for ``server``: connections made under other TLS settings are never
+        shared with it (one made without verification must not carry a verified copy)."""
+        if server.scheme != "https":
+            return self.agent
+        transport = server.transport
+        found = self.tls_agents.get(transport)
+        if found is None:
+            if len(self.tls_agents) >= 64:  # bounded: close the oldest settings' pool
+                oldest = next(iter(self.tls_agents))
+                self.tls_agents.pop(oldest)[1].closeCachedConnections()
+            pool = self._pool()
+            agent = Agent(
+                self.reactor,
+                contextFactory=_TransportPolicy(transport),
+                pool=pool,
+                connectTimeout=self.timeout,
+            )
+            found = self.tls_agents[transport] = (agent, pool)
+        return found[0]
 
     def idle(self) -> Deferred[None]:
         """Fires once no copy is in flight (tests and shutdown wait on it)."""
@@ -69,7 +101,23 @@ class MirrorSender:
         return MirrorCapture(self, list(orders), req, out_head)
 
     def close(self) -> Deferred[None]:
-        return self.pool.closeCachedConnections()
+        pools = [self.pool] + [pool for _agent, pool in self.tls_agents.values()]
+        self.tls_agents = {}
+        return gatherResults([pool.closeCachedConnections() for pool in pools]).addCallback(
+            lambda _: None
+        )
+
+
+@implementer(IPolicyForHTTPS)
+class _TransportPolicy:
+    """TLS for copies to https servers as their ServersTransport says."""
+
+    def __init__(self, transport: TransportSettings) -> None:
+        self.transport = transport
+
+    def creatorForNetloc(self, hostname: bytes, port: int) -> Any:
+        host = hostname.decode("idna").strip("[]")
+        return client_options(host, self.transport, OFFER_HTTP1)
 
 
 class MirrorCapture:
@@ -186,7 +234,7 @@ class MirrorCapture:
         target = self.out_head.split(b" ", 2)[1]
         url = pick.server.url.encode("ascii") + target
         try:
-            d = HTTPClient(sender.agent).request(
+            d = HTTPClient(sender.agent_for(pick.server)).request(
                 self.method.decode("ascii"),
                 url,
                 headers=self._headers(pick.pass_host_header),

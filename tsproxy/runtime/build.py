@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar,
 import attrs
 
 from tsproxy.config.errors import ConfigError, Location
+from tsproxy.config.kinds_core import ConfigMap
 from tsproxy.config.load import LoadedConfig
 from tsproxy.config.resources import (
     HTTPRoute,
@@ -113,6 +114,7 @@ class _Builder(_ServiceBuilder):
         self.middlewares.servers_of = self._page_servers
         self.traefik_services: Dict[Key, TraefikService] = {}
         self.transports: Dict[Key, ServersTransport] = {}
+        self.config_maps: Dict[Key, ConfigMap] = {}
         self.ingress_routes: List[IngressRoute] = []
         self.udp_ingresses: List[IngressRouteUDP] = []
         self.tcp_ingresses: List[IngressRouteTCP] = []
@@ -122,6 +124,8 @@ class _Builder(_ServiceBuilder):
                 self.traefik_services[key] = resource
             elif isinstance(resource, ServersTransport):
                 self.transports[key] = resource
+            elif isinstance(resource, ConfigMap):
+                self.config_maps[key] = resource
             elif isinstance(resource, IngressRoute):
                 self.ingress_routes.append(resource)
             elif isinstance(resource, IngressRouteUDP):

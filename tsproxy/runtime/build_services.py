@@ -9,13 +9,16 @@ import re
 from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
 import attrs
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from tsproxy.balance.sticky import StickyCookie, cookie_name
 from tsproxy.config.errors import ConfigError, Location
+from tsproxy.config.kinds_core import ConfigMap
 from tsproxy.config.resources import (
     CookieSpec,
     HTTPRoute,
     IngressRoute,
+    Secret,
     ServersTransport,
     ServiceRef,
     TraefikService,
@@ -33,6 +36,12 @@ from tsproxy.runtime.services import (
     WeightedChild,
     WeightedDef,
     reports_status,
+)
+from tsproxy.tls.certs import (
+    CertificateError,
+    ca_bundle_from_secret,
+    certificate_from_secret,
+    load_ca_bundle,
 )
 
 Key = Tuple[str, str]
@@ -150,6 +159,31 @@ def _route_service_name(refs: Tuple[ServiceRef, ...], key: str) -> str:
     return key if refs else ""
 
 
+def _secret(secrets: Dict[Key, Secret], namespace: str, name: str) -> Secret:
+    secret = secrets.get((namespace, name))
+    if secret is None:
+        raise CertificateError(f"secret {namespace}/{name} not found")
+    return secret
+
+
+def _config_map_ca(found: Optional[ConfigMap], namespace: str, name: str) -> Tuple[Any, ...]:
+    """The CA certificates of a ConfigMap: ``tls.ca``, else ``ca.crt``, else its only entry
+    (as Traefik's loadCAConfigMap)."""
+    where = f"configMap {namespace}/{name}"
+    if found is None:
+        raise CertificateError(f"{where} not found")
+    data = found.get("tls.ca")
+    data = found.get("ca.crt") if data is None else data
+    if data is None and len(found.data) == 1:
+        data = found.data[0][1]
+    if data is None:
+        raise CertificateError(f"{where} contains neither tls.ca nor ca.crt")
+    try:
+        return load_ca_bundle(data)
+    except CertificateError as exc:
+        raise CertificateError(f"invalid certificate(s) in {where}: {exc}") from None
+
+
 def _no_other(name: str, top: bool = False) -> Any:
     raise BuildError(f"{name} does not exist")
 
@@ -161,6 +195,7 @@ class _ServiceBuilder:
     middlewares: MiddlewareSet
     traefik_services: Dict[Key, TraefikService]
     transports: Dict[Key, ServersTransport]
+    config_maps: Dict[Key, ConfigMap]
     errors: List[ConfigError]
     warnings: List[ConfigError]
     built: Dict[Key, Union[Definition, Location]]
@@ -185,7 +220,44 @@ class _ServiceBuilder:
         found = [t for k, t in self.transports.items() if self.normalized(k) == wanted]
         if not found:
             raise BuildError(f"serversTransport {wanted}{_PROVIDER_SUFFIX} not found")
-        return found[0].settings
+        return self._usable(wanted + _PROVIDER_SUFFIX, found[0])
+
+    def _usable(self, name: str, transport: ServersTransport) -> TransportSettings:
+        """``transport``'s settings with the PEM of the Secrets it names (in its namespace).
+        A field tsproxy cannot honour, a missing Secret or bad PEM is an error (the service
+        is disabled), never the system's CAs or no client certificate instead."""
+        if transport.unsupported:
+            fields = ", ".join(transport.unsupported)
+            raise BuildError(
+                f"serversTransport {name}: {fields} not supported yet (backend TLS would be"
+                " weaker than configured)"
+            )
+        t = transport
+        if not (t.root_ca_secrets or t.certificate_secrets or t.root_ca_config_maps):
+            return transport.settings
+        namespace = transport.meta.namespace
+        secrets = self.middlewares.secrets
+        roots, certificates = [], []
+        try:
+            for secret_name in transport.root_ca_secrets:
+                bundle = ca_bundle_from_secret(_secret(secrets, namespace, secret_name))
+                roots.append(b"".join(c.public_bytes(Encoding.PEM) for c in bundle))
+            for map_name in transport.root_ca_config_maps:
+                bundle = _config_map_ca(
+                    self.config_maps.get((namespace, map_name)), namespace, map_name
+                )
+                roots.append(b"".join(c.public_bytes(Encoding.PEM) for c in bundle))
+            for secret_name in transport.certificate_secrets:
+                secret = _secret(secrets, namespace, secret_name)
+                certificate_from_secret(secret)  # the key pair must load
+                certificates.append((secret.get("tls.crt") or b"", secret.get("tls.key") or b""))
+        except CertificateError as exc:
+            raise BuildError(
+                f"serversTransport {name} (at {transport.meta.location}): {exc}"
+            ) from None
+        return attrs.evolve(
+            transport.settings, root_cas=tuple(roots), certificates=tuple(certificates)
+        )
 
     # Service references
 
@@ -206,13 +278,7 @@ class _ServiceBuilder:
             found = [] if transport is None else [transport]
         if not found:
             raise BuildError(f"serversTransport {name} not found in namespace {parent_namespace}")
-        if found[0].unsupported:
-            fields = ", ".join(found[0].unsupported)
-            raise BuildError(
-                f"serversTransport {name}: {fields} not supported yet (backend TLS would be"
-                " weaker than configured)"
-            )
-        return found[0].settings
+        return self._usable(name, found[0])
 
     def _qualified_allowed(self, what: str, name: str) -> None:
         """``<ns>-<name>@kubernetescrd`` may name any namespace: refused unless cross-namespace
