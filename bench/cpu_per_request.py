@@ -101,7 +101,10 @@ def main() -> int:
     run_dir = Path(tempfile.mkdtemp(prefix="cpu-per-request-"))
     results: Dict[str, List[float]] = {}
     try:
-        bench = hb.Bench(argparse.Namespace(), run_dir, procs)
+        # Only the backend is used: no gRPC servers, no Caddy.
+        bench = hb.Bench(
+            argparse.Namespace(grpc=False, skip_caddy=True, caddy=None), run_dir, procs
+        )
         bench.start_backend()
         launcher = run_dir / "gc_launcher.py"
         launcher.write_text(GC_LAUNCHER)
