@@ -5,13 +5,11 @@ metrics), HTTP/1.1-only servers, ``disableHTTP2``, upgrades, the pool keys and o
 from __future__ import annotations
 
 import socket
-from concurrent import futures
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.events import StreamEnded
-from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer, reactor, task, threads
 from twisted.internet.error import ConnectionLost, ConnectionRefusedError
 from twisted.internet.interfaces import IHandshakeListener, IOpenSSLServerConnectionCreator
@@ -23,6 +21,7 @@ from twisted.trial.unittest import SkipTest, TestCase
 from zope.interface import implementer
 
 from tests.certs import make_ca, make_leaf
+from tests.grpcfixture import grpc_codes, start_echo
 from tests.http.test_http_healthcheck import _Table, until
 from tests.proxyfixture import STATIC, ProxyTestCase
 from tsproxy.balance.health import HealthCheckSpec
@@ -172,24 +171,6 @@ class _DualBackend(Protocol):
             self.factory.gone.callback(None)  # type: ignore[attr-defined]
 
 
-def _serve(request: bytes, context: Any) -> bytes:
-    context.set_trailing_metadata((("x-trailer", "t1"),))
-    return request[::-1]
-
-
-def _fail(request: bytes, context: Any) -> bytes:
-    context.abort(grpc.StatusCode.NOT_FOUND, "no such thing: " + request.decode())
-
-
-def _many(request: bytes, context: Any) -> Iterator[bytes]:
-    for i in range(int(request)):
-        yield b"%d:" % i + b"x" * 20000
-
-
-def _ident(b: bytes) -> bytes:
-    return b
-
-
 def raw_get(port: int, head: bytes) -> bytes:
     """Send one HTTP/1.1 request head and read the answer until the server closes."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
@@ -313,19 +294,8 @@ class GRPCOverTLSTests(ProxyTestCase):
         if grpc is None:
             raise SkipTest("grpcio is not installed")
         super().setUp()
-        grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        handlers = {
-            "Unary": grpc.unary_unary_rpc_method_handler(_serve, _ident, _ident),
-            "Fail": grpc.unary_unary_rpc_method_handler(_fail, _ident, _ident),
-            "Many": grpc.unary_stream_rpc_method_handler(_many, _ident, _ident),
-        }
-        grpc_server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler("t.Echo", handlers),)
-        )
         credentials = grpc.ssl_server_credentials(((LEAF.key_pem, LEAF.cert_pem),))
-        port = grpc_server.add_secure_port("127.0.0.1:0", credentials)
-        grpc_server.start()
-        self.addCleanup(grpc_server.stop, None)
+        port = start_echo(self, credentials=credentials)
         self.use_seed_config()
         self.write("tsproxy.yaml", STATIC.replace("entryPoints:\n", TRAEFIK) + METRICS)
         self.write("grpc.yaml", ROUTE.format(transport="skip", port=port))
@@ -379,14 +349,7 @@ class GRPCOverTLSTests(ProxyTestCase):
             self.fail("no error")
         answer = yield call("Unary", b"x")
         self.assertEqual(answer, b"x")
-        assert self.service is not None and self.service.metrics is not None
-        _, body = self.service.metrics.exposition()
-        codes = []
-        for family in text_string_to_metric_families(body.decode()):
-            for sample in family.samples:
-                if sample.name == "traefik_service_requests_total":
-                    if sample.labels.get("protocol") == "grpc":
-                        codes.append(sample.labels["code"])
+        codes = grpc_codes(self.service)
         self.assertEqual(sorted(codes), ["0", "5"])
 
 

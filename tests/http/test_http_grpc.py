@@ -4,13 +4,12 @@ trailers, and the grpc code in the metrics."""
 
 from __future__ import annotations
 
-from concurrent import futures
-from typing import Any, Iterator, List
+from typing import Any, List
 
-from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer, threads
 from twisted.trial.unittest import SkipTest
 
+from tests.grpcfixture import grpc_codes, start_echo
 from tests.proxyfixture import STATIC, ProxyTestCase
 
 try:
@@ -62,29 +61,6 @@ metrics:
 """
 
 
-def _ident(b: bytes) -> bytes:
-    return b
-
-
-def _unary(request: bytes, context: Any) -> bytes:
-    context.set_trailing_metadata((("x-trailer", "t1"),))
-    return request[::-1]
-
-
-def _fail(request: bytes, context: Any) -> bytes:
-    context.abort(grpc.StatusCode.NOT_FOUND, "no such thing: " + request.decode())
-
-
-def _chat(requests: Iterator[bytes], context: Any) -> Iterator[bytes]:
-    for request in requests:
-        yield b"re:" + request
-
-
-def _many(request: bytes, context: Any) -> Iterator[bytes]:
-    for i in range(int(request)):
-        yield b"%d:" % i + b"x" * 20000
-
-
 class GRPCTests(ProxyTestCase):
     """grpcio client → proxy (h2c) → grpcio server (h2c service)."""
 
@@ -92,17 +68,7 @@ class GRPCTests(ProxyTestCase):
         if grpc is None:
             raise SkipTest("grpcio is not installed")
         super().setUp()
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        handlers = {
-            "Unary": grpc.unary_unary_rpc_method_handler(_unary, _ident, _ident),
-            "Fail": grpc.unary_unary_rpc_method_handler(_fail, _ident, _ident),
-            "Chat": grpc.stream_stream_rpc_method_handler(_chat, _ident, _ident),
-            "Many": grpc.unary_stream_rpc_method_handler(_many, _ident, _ident),
-        }
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.Echo", handlers),))
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        self.addCleanup(server.stop, None)
+        port = start_echo(self)
         self.use_seed_config()
         self.write("tsproxy.yaml", STATIC.replace("entryPoints:\n", TRAEFIK) + METRICS)
         self.write("grpc.yaml", ROUTE.format(port=port))
@@ -142,20 +108,9 @@ class GRPCTests(ProxyTestCase):
         else:
             self.fail("no error")
         yield self.call("unary_unary", "Unary", b"x")
-        codes = self.grpc_codes()
+        codes = grpc_codes(self.service)
         self.assertIn("5", codes)  # NOT_FOUND: from the headers of a trailers-only answer
         self.assertIn("0", codes)  # OK: from the trailers
-
-    def grpc_codes(self) -> List[str]:
-        assert self.service is not None and self.service.metrics is not None
-        _, body = self.service.metrics.exposition()
-        codes = []
-        for family in text_string_to_metric_families(body.decode()):
-            for sample in family.samples:
-                if sample.name == "traefik_service_requests_total":
-                    if sample.labels.get("protocol") == "grpc":
-                        codes.append(sample.labels["code"])
-        return codes
 
     @defer.inlineCallbacks
     def test_bidiStreaming(self) -> None:

@@ -9,12 +9,12 @@ import base64
 import shutil
 import struct
 import subprocess
-from concurrent import futures
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 from twisted.internet import defer, threads
 from twisted.trial.unittest import SkipTest
 
+from tests.grpcfixture import start_echo
 from tests.proxyfixture import ProxyTestCase, raw_exchange
 
 try:
@@ -72,29 +72,6 @@ subsets:
       - name: grpc
         port: {port}
 """
-
-
-def _ident(b: bytes) -> bytes:
-    return b
-
-
-def _unary(request: bytes, context: Any) -> bytes:
-    context.set_trailing_metadata((("x-trailer", "t1"),))
-    return request[::-1]
-
-
-def _fail(request: bytes, context: Any) -> bytes:
-    context.abort(grpc.StatusCode.NOT_FOUND, "no such thing: " + request.decode())
-
-
-def _many(request: bytes, context: Any) -> Iterator[bytes]:
-    for i in range(int(request)):
-        yield b"%d:" % i + b"x" * 3000
-
-
-def _late(request: bytes, context: Any) -> Iterator[bytes]:
-    yield b"first"
-    context.abort(grpc.StatusCode.PERMISSION_DENIED, "not you")
 
 
 def message(payload: bytes) -> bytes:
@@ -167,17 +144,7 @@ class GRPCWebTests(ProxyTestCase):
         if grpc is None:
             raise SkipTest("grpcio is not installed")
         super().setUp()
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        handlers = {
-            "Unary": grpc.unary_unary_rpc_method_handler(_unary, _ident, _ident),
-            "Fail": grpc.unary_unary_rpc_method_handler(_fail, _ident, _ident),
-            "Many": grpc.unary_stream_rpc_method_handler(_many, _ident, _ident),
-            "Late": grpc.unary_stream_rpc_method_handler(_late, _ident, _ident),
-        }
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.Echo", handlers),))
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        self.addCleanup(server.stop, None)
+        port = start_echo(self, many_size=3000)
         self.use_seed_config()
         self.write("grpcweb.yaml", ROUTES.replace("{port}", str(port)))
         self.start_proxy()
