@@ -315,6 +315,9 @@ H2_BLOCKS = [
     BASE + [(b":protocol", b"websocket")],
     [(b":method", b"G(T")] + BASE[1:],
 ]
+#: Blocks h2 refuses only from 4.4 on (several Host fields).
+REFUSED_BEFORE_H2_4_4 = [BASE + [(b"host", b"a.test"), (b"host", b"a.test")]]
+
 TRAILER_BLOCKS = [
     [(b"grpc-status", b"0")],
     [(b":path", b"/")],
@@ -340,6 +343,11 @@ class H2ValidationTests(TestCase):
                 except ProtocolError:
                     h2_ok = False
                 why = request_header_error(headers, trailer)
+                if not trailer and headers in REFUSED_BEFORE_H2_4_4:
+                    # h2 4.4 refuses these; 4.3 (what pip installs on Python 3.9) lets them
+                    # through: tsproxy refuses them whichever h2 it runs on.
+                    self.assertIsNotNone(why, headers)
+                    continue
                 self.assertEqual(why is None, h2_ok, (headers, why))
 
 
