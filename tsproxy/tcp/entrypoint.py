@@ -31,7 +31,6 @@ from tsproxy.http.entrypoint import HTTPEntryPointFactory
 from tsproxy.http.h2switch import HTTPSwitch
 from tsproxy.logs import get_logger
 from tsproxy.middlewares.tcp import admit
-from tsproxy.nodelay import set_no_delay
 from tsproxy.rules import TCPConnectionInfo
 from tsproxy.runtime.tcp import HTTP, HTTPS, EntryPointTCP
 from tsproxy.tcp.relay import TCPRelay
@@ -282,7 +281,6 @@ class Dispatch(Protocol):
         self.done = False
 
     def connectionMade(self) -> None:
-        set_no_delay(self.transport)
         factory = self.factory
         factory.connections.add(self)
         self.peer_ip = getattr(self.transport.getPeer(), "host", "")  # type: ignore[union-attr]

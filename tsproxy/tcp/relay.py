@@ -143,6 +143,7 @@ class TCPRelay(Protocol):
     # -- client side -----------------------------------------------------------------------
 
     def connectionMade(self) -> None:
+        set_no_delay(self.transport)
         transport: Any = self.transport
         # The socket to pause: the transport itself, or under a TLS layer ending here.
         self.reader = (
