@@ -14,6 +14,30 @@ try:
 except ImportError:  # pragma: no cover - the test extra installs it
     grpc = None
 
+#: The Service and Endpoints of the echo server ({port} to fill in), for a route's YAML.
+GREETER = """\
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: greeter
+spec:
+  ports:
+    - name: grpc
+      port: 80
+---
+apiVersion: v1
+kind: Endpoints
+metadata:
+  name: greeter
+subsets:
+  - addresses:
+      - ip: 127.0.0.1
+    ports:
+      - name: grpc
+        port: {port}
+"""
+
 
 def _ident(b: bytes) -> bytes:
     return b

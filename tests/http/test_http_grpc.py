@@ -9,7 +9,7 @@ from typing import Any, List
 from twisted.internet import defer, threads
 from twisted.trial.unittest import SkipTest
 
-from tests.grpcfixture import grpc_codes, start_echo
+from tests.grpcfixture import GREETER, grpc_codes, start_echo
 from tests.proxyfixture import STATIC, ProxyTestCase
 
 try:
@@ -17,7 +17,8 @@ try:
 except ImportError:  # pragma: no cover - the test extra installs it
     grpc = None
 
-ROUTE = """\
+ROUTE = (
+    """\
 apiVersion: traefik.io/v1alpha1
 kind: IngressRoute
 metadata:
@@ -31,27 +32,9 @@ spec:
         - name: greeter
           port: 80
           scheme: h2c
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: greeter
-spec:
-  ports:
-    - name: grpc
-      port: 80
----
-apiVersion: v1
-kind: Endpoints
-metadata:
-  name: greeter
-subsets:
-  - addresses:
-      - ip: 127.0.0.1
-    ports:
-      - name: grpc
-        port: {port}
 """
+    + GREETER
+)
 
 TRAEFIK = 'entryPoints:\n  traefik:\n    address: "127.0.0.1:0"\n'
 

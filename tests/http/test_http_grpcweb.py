@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Tuple
 from twisted.internet import defer, threads
 from twisted.trial.unittest import SkipTest
 
-from tests.grpcfixture import start_echo
+from tests.grpcfixture import GREETER, start_echo
 from tests.proxyfixture import ProxyTestCase, raw_exchange
 
 try:
@@ -22,7 +22,8 @@ try:
 except ImportError:  # pragma: no cover - the test extra installs it (not on PyPy)
     grpc = None
 
-ROUTES = """\
+ROUTES = (
+    """\
 apiVersion: traefik.io/v1alpha1
 kind: Middleware
 metadata:
@@ -51,27 +52,9 @@ spec:
       services:
         - name: app-v1
           port: 80
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: greeter
-spec:
-  ports:
-    - name: grpc
-      port: 80
----
-apiVersion: v1
-kind: Endpoints
-metadata:
-  name: greeter
-subsets:
-  - addresses:
-      - ip: 127.0.0.1
-    ports:
-      - name: grpc
-        port: {port}
 """
+    + GREETER
+)
 
 
 def message(payload: bytes) -> bytes:
