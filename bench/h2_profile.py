@@ -46,6 +46,8 @@ def main() -> None:
     p.add_argument("--tree", type=Path, default=ROOT, help="tsproxy tree to run (default: here)")
     p.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"))
     p.add_argument("--profile", action="store_true", help="run under cProfile, print the top")
+    p.add_argument("--sort", default="tottime", help="cProfile order (tottime, cumulative…)")
+    p.add_argument("--top", type=int, default=40, help="how many functions to print")
     args = p.parse_args()
     seconds = max(1, min(args.seconds, 30))
     run = Path(tempfile.mkdtemp(prefix="tsproxy-h2-profile-"))
@@ -92,7 +94,7 @@ def main() -> None:
         nginx.wait(10)
     if args.profile:
         stats = pstats.Stats(str(run / "prof.out"))
-        stats.sort_stats("tottime").print_stats(40)
+        stats.sort_stats(args.sort).print_stats(args.top)
     shutil.rmtree(run, ignore_errors=True)
 
 

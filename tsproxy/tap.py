@@ -104,6 +104,9 @@ def makeService(options: Options) -> IService:
     """Build the proxy service for `options` (the reactor is chosen here and only here)."""
     from twisted.internet import reactor
 
+    from tsproxy.fastpoll import speed_up
+
+    speed_up(reactor)
     if options["worker-channel"] is not None:
         from tsproxy.workers.worker import WorkerService
 
