@@ -48,6 +48,7 @@ def main() -> None:
     p.add_argument("--profile", action="store_true", help="run under cProfile, print the top")
     p.add_argument("--sort", default="tottime", help="cProfile order (tottime, cumulative…)")
     p.add_argument("--top", type=int, default=40, help="how many functions to print")
+    p.add_argument("--keep", metavar="FILE", help="also copy the cProfile output to FILE")
     args = p.parse_args()
     seconds = max(1, min(args.seconds, 30))
     run = Path(tempfile.mkdtemp(prefix="tsproxy-h2-profile-"))
@@ -93,6 +94,8 @@ def main() -> None:
         nginx.terminate()
         nginx.wait(10)
     if args.profile:
+        if args.keep:
+            shutil.copy(run / "prof.out", args.keep)
         stats = pstats.Stats(str(run / "prof.out"))
         stats.sort_stats(args.sort).print_stats(args.top)
     shutil.rmtree(run, ignore_errors=True)
