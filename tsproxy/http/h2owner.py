@@ -36,6 +36,10 @@ class StreamOwner(Protocol):
     @property
     def peer(self) -> Any: ...
 
+    #: The streams' view of the entrypoint factory while nothing is observed (one per
+    #: connection; an observed stream needs its own), made by the first stream.
+    shared_stream_factory: Any
+
     def _forget(self, stream: Any) -> None: ...
 
     def stream_output(self) -> None: ...

@@ -130,6 +130,7 @@ class H2ServerConnection(Protocol):
         self.peer_ip = ""
         self.in_receive = False
         self.flush_call: Any = None
+        self.shared_stream_factory: Any = None
         config = H2Configuration(
             client_side=False,
             header_encoding=None,

@@ -123,6 +123,24 @@ class _StreamFactory:
         return getattr(self._real, name)
 
 
+def _stream_factory(owner: StreamOwner, stream: StreamTransport) -> _StreamFactory:
+    """The factory a stream's exchange sees: one per connection while nothing is observed
+    (the factory's attributes do not change while its connections live), else the stream's
+    own, whose observer reports this stream's trailers."""
+    real = owner.factory
+    if real.observer is not None:
+        return _StreamFactory(real, stream)
+    shared = owner.shared_stream_factory
+    if shared is None or shared._real is not real:
+        shared = owner.shared_stream_factory = _StreamFactory(real, stream)
+    return shared  # type: ignore[no-any-return]
+
+
+#: The reason a stream's exchange is told its "connection" ended cleanly (one instance: a
+#: Failure made per stream costs more than the rest of the stream's ending).
+_STREAM_DONE = Failure(ConnectionDone())
+
+
 class StreamExchange(HTTPServerConnection):
     """An HTTP/2 stream's exchange: a backend's response head goes to the stream as a header
     list, and its body unframed, instead of as HTTP/1.1 text parsed back."""
@@ -191,7 +209,7 @@ class StreamTransport:
         self.chunked = req.chunked
         self.request_done = ended
         exchange = self.exchange = StreamExchange()
-        exchange.factory = _StreamFactory(self.owner.factory, self)  # type: ignore[assignment]
+        exchange.factory = _stream_factory(self.owner, self)  # type: ignore[assignment]
         exchange.makeConnection(self)  # type: ignore[arg-type]
         exchange.serve_request(head)
 
@@ -425,7 +443,7 @@ class StreamTransport:
             self.owner._forget(self)
             self.owner.stream_output()
             if self.disconnecting:
-                self._exchange_lost(Failure(ConnectionDone()))
+                self._exchange_lost(_STREAM_DONE)
 
     def _reset(self, code: int) -> None:
         if not self.finished:
@@ -448,7 +466,7 @@ class StreamTransport:
             self._reset(ErrorCodes.INTERNAL_ERROR)
             return
         if self.finished:
-            self._exchange_lost(Failure(ConnectionDone()))
+            self._exchange_lost(_STREAM_DONE)
         # else: the queued data goes out first; _maybe_done ends the exchange.
 
     def abortConnection(self) -> None:
