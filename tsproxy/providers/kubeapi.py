@@ -28,6 +28,7 @@ from twisted.internet import defer, protocol, task
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from tsproxy.logs import get_logger
+from tsproxy.providers.kubeobjects import config_map_references
 from tsproxy.providers.kvwatch import Backoff
 
 __all__ = [
@@ -66,7 +67,7 @@ _CORE = (
     KubeKind("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
     KubeKind("v1", "Secret", "secrets"),
 )
-#: What the kubernetesCRD provider reads.
+#: What the kubernetesCRD provider reads (ConfigMaps: for ServersTransport ``rootCAs``).
 CRD_KINDS: Tuple[KubeKind, ...] = (
     tuple(
         KubeKind(_TRAEFIK, kind, kind.lower() + "s")
@@ -84,6 +85,7 @@ CRD_KINDS: Tuple[KubeKind, ...] = (
         )
     )
     + _CORE
+    + (KubeKind("v1", "ConfigMap", "configmaps"),)
 )
 #: What the kubernetesIngress provider reads.
 INGRESS_KINDS: Tuple[KubeKind, ...] = (
@@ -249,21 +251,31 @@ class KubeWatcher:
 
         return d.addBoth(forget)
 
-    def _notify(self) -> None:
+    def _notify(self, changed: Optional[Key] = None) -> None:
+        """Tell the provider, once every kind has listed. ConfigMaps are all kept (as
+        Traefik's informers keep them) but only those a ServersTransport names are passed
+        on, and a change of another one (leader-election maps, ...) rebuilds nothing."""
         wanted = sum(1 if k.kind in _CLUSTER_SCOPED else len(self.namespaces) for k in self.kinds)
         if len(self.listed) < wanted:
             return
-        objects = [self.objects[key] for key in sorted(self.objects)]
+        used = config_map_references(self.objects.values())
+
+        def passed(key: Key) -> bool:
+            return key[0] != "ConfigMap" or (key[1] or "default", key[2]) in used
+
+        if changed is not None and not passed(changed):
+            return
+        objects = [self.objects[key] for key in sorted(self.objects) if passed(key)]
         self.on_change(self.provider, objects)
 
-    def _set(self, kind: KubeKind, item: Dict[str, Any]) -> str:
+    def _set(self, kind: KubeKind, item: Dict[str, Any]) -> Key:
         item = dict(item)
         item.setdefault("apiVersion", kind.group_version)
         item.setdefault("kind", kind.kind)
         meta = item.get("metadata") or {}
         key = (kind.kind, str(meta.get("namespace", "")), str(meta.get("name", "")))
         self.objects[key] = item
-        return str(meta.get("resourceVersion", ""))
+        return key
 
     @defer.inlineCallbacks
     def _list(self, kind: KubeKind, namespace: str) -> Any:
@@ -313,10 +325,10 @@ class KubeWatcher:
                 key = (kind.kind, str(meta.get("namespace", "")), str(meta.get("name", "")))
                 self.objects.pop(key, None)
             elif kind_of in ("ADDED", "MODIFIED"):
-                self._set(kind, item)
+                key = self._set(kind, item)
             else:
                 return
-            self._notify()
+            self._notify(key)
 
         done: defer.Deferred[None] = defer.Deferred()
         stream = _Lines(event, done)

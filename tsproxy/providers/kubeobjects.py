@@ -7,7 +7,7 @@ namespace and name (API objects have no lines).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Sequence, Tuple
 
 import attrs
 
@@ -19,7 +19,7 @@ from tsproxy.config.yamlio import Document
 from tsproxy.providers.crd import visible
 from tsproxy.providers.ingress import INGRESS, IngressDocument, as_yaml, ingress_configuration
 
-__all__ = ["API_SOURCE", "api_resources", "with_api_ingress"]
+__all__ = ["API_SOURCE", "api_resources", "config_map_references", "with_api_ingress"]
 
 #: What errors about API objects name instead of a file.
 API_SOURCE = "kubernetes-api"
@@ -28,6 +28,27 @@ API_SOURCE = "kubernetes-api"
 def _label(item: Dict[str, Any]) -> str:
     meta = item.get("metadata") or {}
     return f"{item.get('kind', '')} {meta.get('namespace', 'default')}/{meta.get('name', '')}"
+
+
+def config_map_references(objects: Iterable[Dict[str, Any]]) -> FrozenSet[Tuple[str, str]]:
+    """The (namespace, name) of every ConfigMap a ServersTransport's ``rootCAs`` (or a
+    ServersTransportTCP's ``tls.rootCAs``) names, in the transport's namespace: the only
+    ConfigMaps a configuration reads. Malformed entries are skipped here; parsing reports
+    them."""
+    found = set()
+    for item in objects:
+        spec = item.get("spec")
+        if item.get("kind") == "ServersTransportTCP" and isinstance(spec, dict):
+            spec = spec.get("tls")
+        elif item.get("kind") != "ServersTransport":
+            continue
+        roots = spec.get("rootCAs") if isinstance(spec, dict) else None
+        namespace = str((item.get("metadata") or {}).get("namespace") or "default")
+        for entry in roots if isinstance(roots, list) else ():
+            name = entry.get("configMap") if isinstance(entry, dict) else None
+            if isinstance(name, str):
+                found.add((namespace, name))
+    return frozenset(found)
 
 
 def api_resources(
