@@ -1,13 +1,13 @@
 """A small fake Kubernetes API server for the provider tests: list and watch over HTTP with
 the API's JSON shapes (lists whose items carry no kind, ``metadata.resourceVersion``, watch
 events one per line, BOOKMARK events, ``410 Gone`` as an ERROR event for a version older
-than the history kept), bearer-token checks. No real API server can run here.
+than the history kept), bearer-token checks, ``403 Forbidden`` for the kinds RBAC denies. No real API server can run here.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from twisted.internet import reactor
 from twisted.web import resource, server
@@ -27,6 +27,8 @@ class FakeAPI(resource.Resource):
         self.oldest = 0  # versions at or below this are gone (410)
         self.watches: List[Tuple[Any, str, str]] = []
         self.requests: List[str] = []
+        #: plurals the token may not list or watch (403, as RBAC answers)
+        self.forbidden: Set[str] = set()
         self.port: Any = None
 
     # -- the test's side --------------------------------------------------------------------
@@ -109,6 +111,16 @@ class FakeAPI(resource.Resource):
             request.setResponseCode(401)
             return json.dumps({"kind": "Status", "code": 401, "reason": "Unauthorized"}).encode()
         plural, namespace = self._route(path)
+        if plural in self.forbidden:
+            request.setResponseCode(403)
+            return json.dumps(
+                {
+                    "kind": "Status",
+                    "code": 403,
+                    "reason": "Forbidden",
+                    "message": f'{plural} is forbidden: cannot list resource "{plural}"',
+                }
+            ).encode()
         if query.get("watch") in ("1", "true"):
             return self._watch(request, plural, namespace, int(query.get("resourceVersion") or 0))
         items = [

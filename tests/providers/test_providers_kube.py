@@ -1,9 +1,11 @@
 """The Kubernetes providers: kubernetesCRD and kubernetesIngress reading an API server (a fake
-one written in tests/kubefake.py: list, watch, bookmarks, 410 Gone), and Ingress resources
-read from the configuration directory as routers and services ``@kubernetes``."""
+one written in tests/kubefake.py: list, watch, bookmarks, 410 Gone, 403), ConfigMaps from it
+for ServersTransport rootCAs, and Ingress resources read from the configuration directory as
+routers and services ``@kubernetes``."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -11,15 +13,19 @@ from typing import Any, Dict, List
 
 from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
+from twisted.protocols.policies import WrappingFactory
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.http.test_http_backend_tls_roots import CA, OTHER_CA, _server_options
 from tests.kubefake import FakeAPI, stop
 from tests.proxyfixture import ProxyTestCase
 from tsproxy.api.model import rawdata
-from tsproxy.config.load import load_files
+from tsproxy.config.load import load_directory, load_files
 from tsproxy.providers.kubeapi import kube_connection
+from tsproxy.providers.kubeobjects import config_map_references
 from tsproxy.runtime.audit import review
 from tsproxy.service import ProxyService
+from tsproxy.testing import app_site
 
 ENTRY = "entryPoints:\n  web: {address: '127.0.0.1:0'}\n"
 
@@ -192,6 +198,260 @@ class CRDFromAPITests(KubeTestCase):
         self.assertEqual(len(service.table.routers), 0)
         self.api.token = "t0ken"
         yield self.until(lambda: len(service.table.routers) == 1)
+
+
+def config_map(name: str, pem: bytes, namespace: str = "default") -> Dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": namespace}, "data": {"ca.crt": pem.decode()}}
+
+
+def ca_secret(name: str, pem: bytes) -> Dict[str, Any]:
+    data = {"ca.crt": base64.b64encode(pem).decode()}
+    return {"metadata": {"name": name}, "type": "Opaque", "data": data}
+
+
+def transport(name: str, root: Dict[str, str]) -> Dict[str, Any]:
+    return {"metadata": {"name": name}, "spec": {"rootCAs": [root]}}
+
+
+class ConfigMapFromAPITests(KubeTestCase):
+    """kubernetesCRD with an endpoint: ServersTransport ``rootCAs: [{configMap: ca}]`` reads
+    the ConfigMap from the API server, to an https backend signed by CA."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.tracked = WrappingFactory(app_site("secure"))
+        port = reactor.listenSSL(0, self.tracked, _server_options(), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.addCleanup(self._closed)  # runs after the proxy stopped
+        self.api.put("services", service("secure"))
+        self.api.put("endpointslices", endpoint_slice("secure", port.getHost().port))
+        self.api.put("serverstransports", transport("cm", {"configMap": "ca"}))
+        self.api.put("serverstransports", transport("sec", {"secret": "ca"}))
+        routes = [
+            {"match": f"Host(`{host}`)", "services": [dict(name=name, port=80, **extra)]}
+            for host, name, extra in (
+                ("a.test", "app-v1", {}),
+                ("cm.test", "secure", {"scheme": "https", "serversTransport": "cm"}),
+                ("sec.test", "secure", {"scheme": "https", "serversTransport": "sec"}),
+            )
+        ]
+        route = {"metadata": {"name": "app"}, "spec": {"entryPoints": ["web"], "routes": routes}}
+        self.api.put("ingressroutes", route)
+
+    @defer.inlineCallbacks
+    def _closed(self) -> Any:
+        """Close the https backend's connections the proxy pooled, and wait for them."""
+        for wrapped in list(self.tracked.protocols):
+            wrapped.transport.abortConnection()
+        yield self.until(lambda: not self.tracked.protocols)
+
+    @defer.inlineCallbacks
+    def statuses(self) -> Any:
+        """The answers for a.test (plain http), cm.test and sec.test."""
+        got = []
+        for host in ("a.test", "cm.test", "sec.test"):
+            response, _ = yield self.get(host)
+            got.append(response.code)
+        return got
+
+    def errors(self, service: ProxyService) -> List[str]:
+        """The errors of the configuration the API now gives (what a refused reload logs)."""
+        return [str(e) for e in review(service._with_kv(load_directory(self.config_dir))).errors]
+
+    @defer.inlineCallbacks
+    def test_rotation(self) -> None:
+        """The ConfigMap's CA verifies the backend (200, as the Secret's); rotated to another
+        valid CA the change applies (502); bad PEM refuses the reload, located, and the
+        working configuration keeps serving every route; rotated back, 200 again."""
+        self.api.put("configmaps", config_map("ca", CA.cert_pem))
+        self.api.put("secrets", ca_secret("ca", CA.cert_pem))
+        service = self.proxy("kubernetesCRD")
+        yield self.until(lambda: len(service.table.routers) == 3)
+        self.assertEqual((yield self.statuses()), [200, 200, 200])
+        self.api.put("configmaps", config_map("ca", OTHER_CA.cert_pem))
+        table = service.table
+        yield self.until(lambda: service.table is not table)
+        self.assertEqual((yield self.statuses()), [200, 502, 200])
+        table = service.table
+        self.api.put("configmaps", config_map("ca", b"not a certificate"))
+        yield self.until(lambda: service._refused)
+        self.assertIs(service.table, table)
+        self.assertEqual(
+            self.errors(service),
+            [
+                "kubernetes-api: IngressRoute default/app: serversTransport cm (at kubernetes-api):"
+                " invalid certificate(s) in configMap default/ca:"
+                " no valid PEM certificate found"
+            ],
+        )
+        self.assertEqual((yield self.statuses()), [200, 502, 200])
+        self.api.put("configmaps", config_map("ca", CA.cert_pem))
+        yield self.until(lambda: service.table is not table)
+        self.assertEqual((yield self.statuses()), [200, 200, 200])
+
+    @defer.inlineCallbacks
+    def test_added_later_deleted(self) -> None:
+        """A ConfigMap missing at the first listing refuses the API's configuration as a
+        missing Secret does (nothing routed); added later, every route works; deleted (like
+        the Secret), the reload is refused with the located error and the last good
+        configuration keeps serving."""
+        self.api.put("secrets", ca_secret("ca", CA.cert_pem))
+        service = self.proxy("kubernetesCRD")
+        yield self.until(lambda: service._refused)
+        self.assertEqual(service.table.routers, ())
+        self.assertEqual((yield self.statuses()), [404, 404, 404])
+        self.api.put("configmaps", config_map("ca", CA.cert_pem))
+        yield self.until(lambda: len(service.table.routers) == 3)
+        self.assertEqual((yield self.statuses()), [200, 200, 200])
+        at = "kubernetes-api: IngressRoute default/app: serversTransport "
+        for plural, missing in (
+            ("configmaps", at + "cm (at kubernetes-api): configMap"),
+            ("secrets", at + "sec (at kubernetes-api): secret"),
+        ):
+            table = service.table
+            service._refused = False
+            self.api.delete(plural, "default", "ca")
+            yield self.until(lambda: service._refused)
+            self.assertIs(service.table, table)
+            self.assertIn(missing + " default/ca not found", self.errors(service))
+            self.assertEqual((yield self.statuses()), [200, 200, 200])
+
+    @defer.inlineCallbacks
+    def test_unreferenced_not_passed(self) -> None:
+        """Only ConfigMaps a ServersTransport names reach the provider: changes of other
+        ones (leader-election maps) rebuild nothing; a ServersTransport naming one later
+        brings it in."""
+        self.api.put("configmaps", config_map("ca", CA.cert_pem))
+        self.api.put("configmaps", config_map("leader", b"x"))
+        self.api.put("secrets", ca_secret("ca", CA.cert_pem))
+        service = self.proxy("kubernetesCRD")
+        yield self.until(lambda: len(service.table.routers) == 3)
+        watcher = service.kube_watchers["kubernetescrd"]
+        told: List[List[str]] = []
+        on_change = watcher.on_change
+
+        def record(provider: str, objects: List[Dict[str, Any]]) -> None:
+            told.append([o["metadata"]["name"] for o in objects if o["kind"] == "ConfigMap"])
+            on_change(provider, objects)
+
+        watcher.on_change = record
+        for n in range(3):
+            self.api.put("configmaps", config_map("leader", b"%d" % n))
+        self.api.delete("configmaps", "default", "leader")
+        self.api.put("configmaps", config_map("ca", CA.cert_pem + b"\n"))
+        yield self.until(lambda: told)
+        self.assertEqual(told, [["ca"]])
+        self.api.put("configmaps", config_map("leader", b"x"))
+        self.api.put("serverstransports", transport("other", {"configMap": "leader"}))
+        yield self.until(lambda: len(told) == 2)
+        self.assertEqual(told[1], ["ca", "leader"])
+
+    @defer.inlineCallbacks
+    def test_namespaces(self) -> None:
+        """With ``namespaces``, ConfigMaps are listed and watched in those namespaces only;
+        one of another namespace is not read (not kept, not passed on)."""
+        self.api.put("configmaps", config_map("ca", CA.cert_pem))
+        self.api.put("configmaps", config_map("ca", OTHER_CA.cert_pem, "other"))
+        self.api.put("secrets", ca_secret("ca", CA.cert_pem))
+        service = self.proxy("kubernetesCRD", "    namespaces: [default]\n")
+        yield self.until(lambda: len(service.table.routers) == 3)
+        self.assertEqual((yield self.statuses()), [200, 200, 200])
+        paths = {r.split("?")[0] for r in self.api.requests if "configmaps" in r}
+        self.assertEqual(paths, {"/api/v1/namespaces/default/configmaps"})
+        watcher = service.kube_watchers["kubernetescrd"]
+        self.assertEqual(
+            [key for key in watcher.objects if key[0] == "ConfigMap"],
+            [("ConfigMap", "default", "ca")],
+        )
+
+    @defer.inlineCallbacks
+    def forbidden(self, plural: str) -> Any:
+        """A 403 on ``plural``: retried, the provider not told meanwhile (no route made up);
+        allowed, everything is read."""
+        self.api.put("configmaps", config_map("ca", CA.cert_pem))
+        self.api.put("secrets", ca_secret("ca", CA.cert_pem))
+        self.api.forbidden = {plural}
+        service = self.proxy("kubernetesCRD")
+        yield self.until(lambda: sum(1 for r in self.api.requests if r.endswith("/" + plural)) >= 3)
+        self.assertEqual(service.table.routers, ())
+        self.assertEqual(service.kube_objects, {})
+        self.api.forbidden = set()
+        yield self.until(lambda: len(service.table.routers) == 3)
+        self.assertEqual((yield self.statuses()), [200, 200, 200])
+
+    def test_forbidden(self) -> Any:
+        """A 403 on configmaps (RBAC without them) is retried, nothing routed meanwhile;
+        allowed, every route works."""
+        return self.forbidden("configmaps")
+
+    def test_forbidden_secrets(self) -> Any:
+        """The same for a 403 on secrets (the behaviour configmaps follow)."""
+        return self.forbidden("secrets")
+
+
+class ConfigMapReferenceTests(SynchronousTestCase):
+    """Which ConfigMaps a configuration reads (config_map_references)."""
+
+    def test_references(self) -> None:
+        """Every case: ServersTransport rootCAs and ServersTransportTCP tls.rootCAs, in the
+        transport's namespace ("default" when absent); secrets and malformed entries none."""
+        cases = [
+            (
+                {
+                    "kind": "ServersTransport",
+                    "metadata": {"namespace": "ns"},
+                    "spec": {"rootCAs": [{"configMap": "a"}, {"secret": "b"}]},
+                },
+                {("ns", "a")},
+            ),
+            (
+                {
+                    "kind": "ServersTransport",
+                    "metadata": {},
+                    "spec": {"rootCAs": [{"configMap": "a"}]},
+                },
+                {("default", "a")},
+            ),
+            (
+                {
+                    "kind": "ServersTransportTCP",
+                    "metadata": {"namespace": "ns"},
+                    "spec": {"tls": {"rootCAs": [{"configMap": "t"}]}},
+                },
+                {("ns", "t")},
+            ),
+            (
+                {
+                    "kind": "ServersTransportTCP",
+                    "metadata": {},
+                    "spec": {"rootCAs": [{"configMap": "t"}]},
+                },
+                set(),
+            ),
+            (
+                {"kind": "Middleware", "metadata": {}, "spec": {"rootCAs": [{"configMap": "m"}]}},
+                set(),
+            ),
+            (
+                {
+                    "kind": "ServersTransport",
+                    "metadata": {},
+                    "spec": {"rootCAs": ["x", {"configMap": 3}]},
+                },
+                set(),
+            ),
+            (
+                {
+                    "kind": "ServersTransport",
+                    "metadata": {},
+                    "spec": {"rootCAs": {"configMap": "x"}},
+                },
+                set(),
+            ),
+            ({"kind": "ServersTransport", "metadata": {}, "spec": None}, set()),
+        ]
+        for item, expected in cases:
+            self.assertEqual(config_map_references([item]), frozenset(expected), item)
 
 
 class IngressFromAPITests(KubeTestCase):
