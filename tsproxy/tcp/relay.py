@@ -40,12 +40,16 @@ _KEEP_ALIVE_DEFAULT = 15.0
 
 def keep_alive(transport: Any, seconds: float) -> None:
     """TCP keep-alive probes on ``transport``'s socket as Go's Dialer.KeepAlive sets them:
-    idle time and interval both ``seconds`` (0: 15 s); negative leaves them off. TLS
-    wrappers pass the call to the socket below; a socket without the options is left."""
+    idle time and interval both ``seconds`` (0: 15 s); negative leaves them off. Under a TLS
+    layer (whose handle is its OpenSSL connection) the socket below is set; a transport
+    without a socket, or a socket without the options, is left."""
     if seconds < 0:
         return
     try:
         sock = transport.getHandle()
+        while not hasattr(sock, "setsockopt") and transport is not None:
+            transport = getattr(transport, "transport", None)
+            sock = transport.getHandle()
         period = max(1, int(round(seconds or _KEEP_ALIVE_DEFAULT)))
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         for option in ("TCP_KEEPIDLE", "TCP_KEEPINTVL"):
