@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.certs import make_ca
 from tsproxy.config.errors import Location
-from tsproxy.config.resources import TCPTransportSettings, TransportSettings
+from tsproxy.config.resources import TransportSettings
 from tsproxy.config.schema import parse_duration
 from tsproxy.config.static import (
     AccessLogConfig,
@@ -23,6 +23,7 @@ from tsproxy.config.static import (
     parse_address,
     parse_static,
 )
+from tsproxy.config.transports import TCPTransportSettings
 
 ADDRESSES = [
     (":8000", ("", 8000, "tcp")),

@@ -30,7 +30,6 @@ __all__ = [
     "Secret",
     "TCPRoute",
     "TCPServiceRef",
-    "TCPTransportSettings",
     "TLSOption",
     "TLSStore",
     "Meta",
@@ -373,19 +372,6 @@ class TransportSettings:
     certificates: tuple[tuple[bytes, bytes], ...] = ()
     #: A URI the server's certificate must carry as a SAN (Traefik's peerCertURI).
     peer_cert_uri: str = ""
-
-
-@attrs.frozen
-class TCPTransportSettings:
-    """How to reach TCP servers (Traefik's TCP servers transport). Seconds: ``dial_timeout``
-    0 is none; ``dial_keep_alive`` 0 is Go's 15 s, negative turns keep-alive probes off;
-    ``termination_delay`` negative waits forever. ``tls`` (its ``insecure_skip_verify`` and
-    ``root_cas``) shapes the TLS to servers dialled with ``tls: true``."""
-
-    dial_timeout: float = 30.0
-    dial_keep_alive: float = 15.0
-    termination_delay: float = 0.1
-    tls: TransportSettings = TransportSettings()
 
 
 @attrs.frozen

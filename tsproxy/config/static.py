@@ -8,7 +8,7 @@ Pure: parses text given to it (the CA files the transports name are read through
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, Union
+from typing import Sequence, Union
 
 import attrs
 
@@ -28,12 +28,16 @@ from tsproxy.config.entrypoints import (
     parse_address,
 )
 from tsproxy.config.errors import ConfigError, Location
-from tsproxy.config.fileformat import read_root_cas
-from tsproxy.config.kinds_services import read_transport_tuning
 from tsproxy.config.providers import ProvidersConfig, parse_providers
-from tsproxy.config.resources import TCPTransportSettings, TransportSettings
+from tsproxy.config.resources import TransportSettings
 from tsproxy.config.schema import FieldError, Fields
 from tsproxy.config.tomlio import load_toml
+from tsproxy.config.transports import (
+    ReadFile,
+    TCPTransportSettings,
+    parse_servers_transport,
+    parse_tcp_servers_transport,
+)
 from tsproxy.config.yamlio import load_documents
 
 __all__ = [
@@ -307,64 +311,6 @@ def _parse_access_log(root: Fields) -> AccessLogConfig | None:
     return config
 
 
-ReadFile = Optional[Callable[[str], bytes]]
-#: The words the file provider's serversTransports refuse spiffe with: it changes which
-#: servers are trusted, so it is an error rather than a notice (fail closed).
-_SPIFFE = "TLS towards the servers is not supported yet"
-
-
-def _refuse_spiffe(fields: Fields) -> None:
-    if fields.has("spiffe") or "spiffe" in fields.data:  # ``spiffe:`` alone enables it too
-        raise fields.fail("spiffe", _SPIFFE)
-
-
-def _parse_servers_transport(root: Fields, read_file: ReadFile) -> TransportSettings:
-    """``serversTransport``: Traefik's ``default@internal`` HTTP transport, read as the
-    file provider reads a serversTransport (the same timeouts, limits and rootCAs)."""
-    section = root.mapping("serversTransport")
-    if section is None:
-        return TransportSettings()
-    _refuse_spiffe(section)
-    settings = attrs.evolve(
-        read_transport_tuning(section),
-        insecure_skip_verify=section.boolean("insecureSkipVerify", False),
-        root_cas=read_root_cas(section, read_file),
-    )
-    section.done()
-    return settings
-
-
-def _parse_tcp_servers_transport(root: Fields, read_file: ReadFile) -> TCPTransportSettings:
-    """``tcpServersTransport``: Traefik's default TCP transport. ``terminationDelay`` is read
-    and not applied: Traefik 3.7 leaves it out of the default transport it makes."""
-    section = root.mapping("tcpServersTransport")
-    if section is None:
-        return TCPTransportSettings()
-    tls = TransportSettings()
-    _present, tls_fields = section.section("tls")
-    if tls_fields is not None:
-        _refuse_spiffe(tls_fields)
-        tls = TransportSettings(
-            insecure_skip_verify=tls_fields.boolean("insecureSkipVerify", False),
-            root_cas=read_root_cas(tls_fields, read_file),
-        )
-        tls_fields.done()
-    settings = TCPTransportSettings(
-        dial_timeout=section.duration("dialTimeout", 30.0),
-        dial_keep_alive=section.duration("dialKeepAlive", 15.0, negative=True),
-        tls=tls,
-    )
-    section.duration("terminationDelay", 0.1, negative=True)  # checked all the same
-    if section.has("terminationDelay"):
-        section.note(
-            "terminationDelay",
-            "not applied: Traefik 3.7 leaves it out of its default TCP transport too (a TCP"
-            " service's own terminationDelay, 100ms unless set, is used)",
-        )
-    section.done()
-    return settings
-
-
 def _with_internal_entrypoint(
     config: StaticConfig, file: str, line: int
 ) -> tuple[StaticConfig, list[ConfigError]]:
@@ -448,8 +394,8 @@ def parse_static(
             ("ping", _parse_ping),
             ("prometheus", _parse_metrics),
             ("access_log", _parse_access_log),
-            ("servers_transport", lambda r: _parse_servers_transport(r, read_file)),
-            ("tcp_servers_transport", lambda r: _parse_tcp_servers_transport(r, read_file)),
+            ("servers_transport", lambda r: parse_servers_transport(r, read_file)),
+            ("tcp_servers_transport", lambda r: parse_tcp_servers_transport(r, read_file)),
         ):
             try:
                 sections[key] = parse(root)

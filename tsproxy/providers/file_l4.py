@@ -12,8 +12,8 @@ from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 from tsproxy.config.errors import ConfigError
 from tsproxy.config.fileformat_values import FileConfiguration, FileL4Service, FileRouter
-from tsproxy.config.resources import TCPTransportSettings
 from tsproxy.config.static import StaticConfig
+from tsproxy.config.transports import TCPTransportSettings
 from tsproxy.providers import FILE, reference
 from tsproxy.rules import RuleError, TCPRule, compile_tcp_rule
 from tsproxy.runtime.endpoints import BuildError

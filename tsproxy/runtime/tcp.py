@@ -20,10 +20,10 @@ from tsproxy.config.resources import (
     ServiceRef,
     TCPRoute,
     TCPServiceRef,
-    TCPTransportSettings,
     TransportSettings,
 )
 from tsproxy.config.static import StaticConfig
+from tsproxy.config.transports import TCPTransportSettings
 from tsproxy.rules import RuleError, TCPConnectionInfo, TCPRouterSet, TCPRule, compile_tcp_rule
 from tsproxy.rules.http import parse_domains
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable

@@ -464,6 +464,7 @@ class Dispatch(Protocol):
             observer=factory.observer,
             entrypoint=factory.name,
             after_handshake=after_handshake,
+            server_tls=server_tls_factory,
         )
         relay.releases = releases
         return relay

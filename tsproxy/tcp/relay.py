@@ -152,6 +152,7 @@ class TCPRelay(Protocol):
         observer: Any = None,
         entrypoint: str = "",
         after_handshake: bool = False,
+        server_tls: Any = None,
     ) -> None:
         self.router = router
         self.server = server
@@ -162,6 +163,9 @@ class TCPRelay(Protocol):
         self.observer = observer
         self.entrypoint = entrypoint
         self.after_handshake = after_handshake
+        #: (client creator, factory, preamble) → the factory dialling TLS around it, for
+        #: servers with ``tls``: the entrypoint's TLS layer, which half-closes as Go's.
+        self.server_tls = server_tls
         self.backend: Optional[_BackendSide] = None
         self.connector: Any = None
         self.client_eof = False
@@ -199,12 +203,9 @@ class TCPRelay(Protocol):
         server = self.server
         factory: Any = _Connector(self)
         if server.tls is not None:
-            # This module is imported by the entrypoint's, whose TLS layer half-closes as Go.
-            from tsproxy.tcp.entrypoint import server_tls_factory
-
             # No name to send or verify, as Traefik's default TCP transport has none.
             creator = client_options("", server.tls, ())
-            factory = server_tls_factory(creator, factory, self._proxy_header())
+            factory = self.server_tls(creator, factory, self._proxy_header())
         self.connector = self.reactor.connectTCP(
             server.host, server.port, factory, timeout=server.dial_timeout or None
         )
