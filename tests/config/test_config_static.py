@@ -675,6 +675,10 @@ class DefaultTransportTests(SynchronousTestCase):
                 "5: serversTransport.forwardingTimeouts.nope: unknown field",
             ),
             (
+                "serversTransport:\n  forwardingTimeouts: {pingTimeout: 1s}\n",
+                "5: serversTransport.forwardingTimeouts.pingTimeout: unknown field",
+            ),
+            (
                 "serversTransport:\n  rootCAs: [missing.pem]\n",
                 "5: serversTransport.rootCAs: [0]: cannot read missing.pem: No such file or"
                 " directory",

@@ -320,16 +320,18 @@ def read_transport(spec: Fields, tls_fields_allowed: bool = False) -> TransportS
     return settings
 
 
-def read_transport_tuning(spec: Fields) -> TransportSettings:
+def read_transport_tuning(spec: Fields, h2_timeouts: bool = True) -> TransportSettings:
     """``forwardingTimeouts`` and ``maxIdleConnsPerHost``: what a ServersTransport shares with
-    the static ``serversTransport`` section (Traefik's default transport)."""
+    the static ``serversTransport`` section (Traefik's default transport), whose
+    ``forwardingTimeouts`` has no HTTP/2 ping timeouts (``h2_timeouts`` False: unknown)."""
     timeouts = spec.mapping("forwardingTimeouts")
     dial, header, idle = 30.0, 0.0, 90.0
     if timeouts is not None:
         dial = timeouts.duration("dialTimeout", dial)
         header = timeouts.duration("responseHeaderTimeout", header)
         idle = timeouts.duration("idleConnTimeout", idle)
-        timeouts.done({"readIdleTimeout": _NOT_YET, "pingTimeout": _NOT_YET})
+        h2 = ("readIdleTimeout", "pingTimeout") if h2_timeouts else ()
+        timeouts.done({name: _NOT_YET for name in h2})
     max_idle = spec.integer("maxIdleConnsPerHost", 0, minimum=-1)
     return TransportSettings(
         dial_timeout=dial,

@@ -56,7 +56,7 @@ def parse_servers_transport(root: Fields, read_file: ReadFile) -> TransportSetti
         return TransportSettings()
     _refuse_spiffe(section)
     settings = attrs.evolve(
-        read_transport_tuning(section),
+        read_transport_tuning(section, h2_timeouts=False),
         insecure_skip_verify=section.boolean("insecureSkipVerify", False),
         root_cas=read_root_cas(section, read_file),
     )
