@@ -63,6 +63,7 @@ def _fast_poll(reactor: Any) -> Callable[[Optional[float]], None]:
             if selectable is None:
                 continue
             if event == readable:
+                why: Optional[BaseException]
                 try:
                     if type(selectable) in plain:
                         # tcp.Connection.doRead and _dataReceived, two calls fewer.
@@ -97,5 +98,5 @@ def speed_up(reactor: Any) -> bool:
         return False
     if type(reactor) is not EPollReactor:
         return False
-    reactor.doIteration = _fast_poll(reactor)
+    reactor.doIteration = _fast_poll(reactor)  # type: ignore[method-assign]
     return True

@@ -448,6 +448,7 @@ class ListingTests(TestCase):
 @attrs.frozen
 class StandInServer:
     address: str
+    tls: Any = None  # the TLS settings of a server dialled with TLS
 
 
 @attrs.frozen(eq=False)
@@ -484,7 +485,7 @@ class TCPTests(TestCase):
         db = StandInBalancer("default-db-5432", (StandInServer("10.0.0.1:5432"),))
         replica = StandInBalancer(
             "default-replica-5432",
-            (StandInServer("10.0.0.3:5432"), StandInServer("10.0.0.2:5432")),
+            (StandInServer("10.0.0.3:5432"), StandInServer("10.0.0.2:5432", tls=object())),
         )
         split = StandInWeighted("default-db-split", ((db, 3), (replica, 1)))
         where = Location("tcp.yaml", 4, "IngressRouteTCP default/db")
@@ -523,7 +524,8 @@ class TCPTests(TestCase):
         )
 
     def test_services(self) -> None:
-        """Load balancers (servers by address, serverStatus) and weighted services, usedBy."""
+        """Load balancers (servers by address, ``tls`` for those dialled with TLS,
+        serverStatus) and weighted services, usedBy."""
         services = {item["name"]: item for item in body(get(self.table, "/api/tcp/services"))}
         self.assertEqual(
             list(services),
@@ -553,7 +555,10 @@ class TCPTests(TestCase):
             services["default-replica-5432@kubernetescrd"],
             {
                 "loadBalancer": {
-                    "servers": [{"address": "10.0.0.3:5432"}, {"address": "10.0.0.2:5432"}]
+                    "servers": [
+                        {"address": "10.0.0.3:5432"},
+                        {"address": "10.0.0.2:5432", "tls": True},
+                    ]
                 },
                 "status": "enabled",
                 "serverStatus": {"10.0.0.2:5432": "UP", "10.0.0.3:5432": "UP"},

@@ -1,10 +1,16 @@
-"""Tests for tsproxy.config.static and the duration grammar in tsproxy.config.schema."""
+"""Tests for tsproxy.config.static (the default transports included) and the duration
+grammar in tsproxy.config.schema."""
 
 from __future__ import annotations
 
+import textwrap
+from typing import Any, Tuple
+
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.certs import make_ca
 from tsproxy.config.errors import Location
+from tsproxy.config.resources import TransportSettings
 from tsproxy.config.schema import parse_duration
 from tsproxy.config.static import (
     AccessLogConfig,
@@ -17,6 +23,7 @@ from tsproxy.config.static import (
     parse_address,
     parse_static,
 )
+from tsproxy.config.transports import TCPTransportSettings
 
 ADDRESSES = [
     (":8000", ("", 8000, "tcp")),
@@ -540,4 +547,241 @@ class InternalEntryPointMiddlewareTests(SynchronousTestCase):
                 "tsproxy.yaml:2: entrypoint traefik: http.middlewares: not supported yet on an"
                 " entrypoint serving api, dashboard"
             ],
+        )
+
+
+def _files(**files: bytes) -> Any:
+    """A read_file over ``files`` (name: content); other names are missing."""
+
+    def read_file(name: str) -> bytes:
+        if name not in files:
+            raise FileNotFoundError(2, "No such file or directory")
+        return files[name]
+
+    return read_file
+
+
+_CA = make_ca("static transport CA").cert_pem
+
+
+class DefaultTransportTests(SynchronousTestCase):
+    """serversTransport and tcpServersTransport: Traefik's default transports."""
+
+    def parse(self, text: str) -> Tuple[Any, Any]:
+        config, errors, _ = parse_static(_WEB + text, read_file=_files(**{"ca.pem": _CA}))
+        self.assertEqual([str(e) for e in errors], [])
+        assert config is not None
+        return config.servers_transport, config.tcp_servers_transport
+
+    def test_good(self) -> None:
+        """Each section as written, with Traefik's defaults for what it leaves out (the
+        same reading as a file provider's serversTransport)."""
+        http, tcp = TransportSettings(), TCPTransportSettings()
+        cases = [
+            ("", http, tcp),
+            ("serversTransport: {}\ntcpServersTransport: {}\n", http, tcp),
+            ("serversTransport:\ntcpServersTransport:\n", http, tcp),
+            (
+                "serversTransport: {insecureSkipVerify: true, maxIdleConnsPerHost: 7}\n",
+                TransportSettings(insecure_skip_verify=True, max_idle_conns_per_host=7),
+                tcp,
+            ),
+            (
+                "serversTransport: {maxIdleConnsPerHost: -1}\n",
+                TransportSettings(max_idle_conns_per_host=0),
+                tcp,
+            ),
+            ("serversTransport: {maxIdleConnsPerHost: 0}\n", http, tcp),
+            ("serversTransport: {rootCAs: [ca.pem]}\n", TransportSettings(root_cas=(_CA,)), tcp),
+            (
+                "serversTransport:\n  rootCAs:\n    - |\n"
+                + textwrap.indent(_CA.decode(), "      "),
+                TransportSettings(root_cas=(_CA,)),
+                tcp,
+            ),
+            (
+                "serversTransport:\n  forwardingTimeouts: {responseHeaderTimeout: 200ms}\n",
+                TransportSettings(response_header_timeout=0.2),
+                tcp,
+            ),
+            (
+                "serversTransport:\n  forwardingTimeouts:\n    dialTimeout: 5s\n"
+                "    idleConnTimeout: 0\n    responseHeaderTimeout: 1m\n",
+                TransportSettings(
+                    dial_timeout=5.0, idle_conn_timeout=0.0, response_header_timeout=60.0
+                ),
+                tcp,
+            ),
+            (
+                "tcpServersTransport: {dialTimeout: 2s, dialKeepAlive: -1s}\n",
+                http,
+                TCPTransportSettings(dial_timeout=2.0, dial_keep_alive=-1.0),
+            ),
+            (
+                "tcpServersTransport: {dialTimeout: 0, dialKeepAlive: 1m}\n",
+                http,
+                TCPTransportSettings(dial_timeout=0.0, dial_keep_alive=60.0),
+            ),
+            (
+                "tcpServersTransport:\n  tls: {insecureSkipVerify: true, rootCAs: [ca.pem]}\n",
+                http,
+                TCPTransportSettings(
+                    tls=TransportSettings(insecure_skip_verify=True, root_cas=(_CA,))
+                ),
+            ),
+            ("tcpServersTransport: {tls: {}}\n", http, tcp),
+            ("tcpServersTransport: {terminationDelay: -1s}\n", http, tcp),
+        ]
+        for text, want_http, want_tcp in cases:
+            with self.subTest(text=text):
+                self.assertEqual(self.parse(text), (want_http, want_tcp))
+
+    def test_errors(self) -> None:
+        """Unknown fields, bad values, CA files that cannot be read or hold no certificate,
+        and spiffe (it changes which servers are trusted) are errors at their line: no
+        configuration, so the proxy does not start (a reload keeps the one in force)."""
+        files = _files(**{"ca.pem": _CA, "bad.pem": b"not PEM"})
+        cases = [
+            ("serversTransport: {bogus: 1}\n", "4: serversTransport.bogus: unknown field"),
+            (
+                "serversTransport: {serverName: x}\n",
+                "4: serversTransport.serverName: unknown field",
+            ),
+            (
+                "serversTransport: {disableHTTP2: true}\n",
+                "4: serversTransport.disableHTTP2: unknown field",
+            ),
+            ("serversTransport: []\n", "4: serversTransport: must be a mapping"),
+            (
+                "serversTransport:\n  insecureSkipVerify: yes\n",
+                "5: serversTransport.insecureSkipVerify: must be true or false",
+            ),
+            (
+                "serversTransport:\n  maxIdleConnsPerHost: -2\n",
+                "5: serversTransport.maxIdleConnsPerHost: must be an integer >= -1",
+            ),
+            (
+                "serversTransport:\n  forwardingTimeouts:\n    dialTimeout: 10x\n",
+                "6: serversTransport.forwardingTimeouts.dialTimeout: must be a duration"
+                " (like 10s, 1m30s, 500ms) or a number of seconds",
+            ),
+            (
+                "serversTransport:\n  forwardingTimeouts:\n    responseHeaderTimeout: -1s\n",
+                "6: serversTransport.forwardingTimeouts.responseHeaderTimeout: must not be"
+                " negative",
+            ),
+            (
+                "serversTransport:\n  forwardingTimeouts: {nope: 1s}\n",
+                "5: serversTransport.forwardingTimeouts.nope: unknown field",
+            ),
+            (
+                "serversTransport:\n  forwardingTimeouts: {pingTimeout: 1s}\n",
+                "5: serversTransport.forwardingTimeouts.pingTimeout: unknown field",
+            ),
+            (
+                "serversTransport:\n  rootCAs: [missing.pem]\n",
+                "5: serversTransport.rootCAs: [0]: cannot read missing.pem: No such file or"
+                " directory",
+            ),
+            (
+                "serversTransport:\n  rootCAs: [ca.pem, bad.pem]\n",
+                "5: serversTransport.rootCAs: [1]: no valid PEM certificate found",
+            ),
+            (
+                "serversTransport:\n  rootCAs: ca.pem\n",
+                "5: serversTransport.rootCAs: must be a list",
+            ),
+            (
+                "serversTransport:\n  spiffe: {ids: [spiffe://x/y]}\n",
+                "5: serversTransport.spiffe: TLS towards the servers is not supported yet",
+            ),
+            (
+                "serversTransport:\n  insecureSkipVerify: true\n  spiffe:\n",
+                "6: serversTransport.spiffe: TLS towards the servers is not supported yet",
+            ),
+            ("tcpServersTransport: {bogus: 1}\n", "4: tcpServersTransport.bogus: unknown field"),
+            (
+                "tcpServersTransport:\n  dialTimeout: -1s\n",
+                "5: tcpServersTransport.dialTimeout: must not be negative",
+            ),
+            (
+                "tcpServersTransport:\n  dialKeepAlive: soon\n",
+                "5: tcpServersTransport.dialKeepAlive: must be a duration (like 10s, 1m30s,"
+                " 500ms) or a number of seconds",
+            ),
+            (
+                "tcpServersTransport:\n  terminationDelay: true\n",
+                "5: tcpServersTransport.terminationDelay: must be a duration (like 10s, 1m30s,"
+                " 500ms) or a number of seconds",
+            ),
+            (
+                "tcpServersTransport:\n  tls:\n    serverName: backend\n",
+                "6: tcpServersTransport.tls.serverName: unknown field",
+            ),
+            (
+                "tcpServersTransport:\n  tls:\n    rootCAs: [missing.pem]\n",
+                "6: tcpServersTransport.tls.rootCAs: [0]: cannot read missing.pem: No such file"
+                " or directory",
+            ),
+            (
+                "tcpServersTransport:\n  tls:\n    spiffe: {trustDomain: x}\n",
+                "6: tcpServersTransport.tls.spiffe: TLS towards the servers is not supported yet",
+            ),
+        ]
+        for text, message in cases:
+            with self.subTest(text=text):
+                config, errors, _ = parse_static(_WEB + text, read_file=files)
+                self.assertEqual(
+                    (config, [str(e) for e in errors]), (None, ["tsproxy.yaml:" + message])
+                )
+
+    def test_file_path_needs_directory(self) -> None:
+        """Without the configuration directory to read from, a rootCAs path is an error."""
+        _, errors, _ = parse_static(_WEB + "serversTransport: {rootCAs: [ca.pem]}\n")
+        self.assertEqual(
+            [str(e) for e in errors],
+            [
+                "tsproxy.yaml:4: serversTransport.rootCAs: [0]: a file path needs the"
+                " configuration directory"
+            ],
+        )
+
+    def test_notices(self) -> None:
+        """The sections are no longer ignored; terminationDelay alone gets a notice (Traefik
+        3.7 does not apply it to its default transport either)."""
+        text = (
+            "serversTransport: {insecureSkipVerify: true}\n"
+            "tcpServersTransport:\n  dialTimeout: 1s\n  terminationDelay: 2s\n"
+        )
+        _, errors, notices = parse_static(_WEB + text)
+        self.assertEqual(errors, ())
+        self.assertEqual(
+            notices,
+            (
+                "tsproxy.yaml:7: tcpServersTransport.terminationDelay: not applied: Traefik 3.7"
+                " leaves it out of its default TCP transport too (a TCP service's own"
+                " terminationDelay, 100ms unless set, is used)",
+            ),
+        )
+
+    def test_toml(self) -> None:
+        """traefik.toml reads the same sections."""
+        text = (
+            '[entryPoints.web]\naddress = "127.0.0.1:8000"\n'
+            "[serversTransport]\ninsecureSkipVerify = true\n"
+            '[serversTransport.forwardingTimeouts]\nresponseHeaderTimeout = "2s"\n'
+            '[tcpServersTransport]\ndialTimeout = "3s"\n'
+            "[tcpServersTransport.tls]\ninsecureSkipVerify = true\n"
+        )
+        config, errors, _ = parse_static(text, "traefik.toml")
+        self.assertEqual(errors, ())
+        assert config is not None
+        self.assertEqual(
+            (config.servers_transport, config.tcp_servers_transport),
+            (
+                TransportSettings(insecure_skip_verify=True, response_header_timeout=2.0),
+                TCPTransportSettings(
+                    dial_timeout=3.0, tls=TransportSettings(insecure_skip_verify=True)
+                ),
+            ),
         )

@@ -622,3 +622,160 @@ class HealthCheckTests(TestCase):
             got.append(node.states.up(servers[0].url))
             self.monitor.update(_Table())
         self.assertEqual(got, [case[2] for case in table])
+
+
+STATIC_DEFAULT = """\
+entryPoints:
+  web:
+    address: "127.0.0.1:0"
+providers:
+  file: {directory: dynamic, watch: false}
+  kubernetesCRD: {}
+log:
+  level: ERROR
+"""
+
+
+class StaticTransportTests(_Backends):
+    """The static serversTransport section: Traefik's ``default@internal``, what the file
+    provider's and the CRD provider's services, mirrors and health checks naming no
+    serversTransport of their own use."""
+
+    def start(self, section: str) -> None:
+        """The proxy with ``section`` in its static file; services of both providers."""
+        with open(os.path.join(self.config_dir, "ca.pem"), "wb") as f:
+            f.write(CA.cert_pem)
+        silent, _ = self.start_silent()
+        plain, copies = self.ports["plain"], self.ports["copies"]
+        other = OTHER_CA.cert_pem.decode().replace("\n", "\\n")  # a one-line YAML string
+        dynamic = f"""\
+http:
+  routers:
+    plain: {{rule: Host(`plain.test`), service: plain}}
+    own-wrong: {{rule: Host(`own-wrong.test`), service: own-wrong}}
+    own-roots: {{rule: Host(`own-roots.test`), service: own-roots}}
+    named-default: {{rule: Host(`named-default.test`), service: named-default}}
+    slow: {{rule: Host(`slow.test`), service: slow}}
+  services:
+    plain: {{loadBalancer: {{servers: [{{url: "https://127.0.0.1:{plain}"}}]}}}}
+    own-wrong:
+      loadBalancer: {{servers: [{{url: "https://127.0.0.1:{plain}"}}], serversTransport: wrong}}
+    own-roots:
+      loadBalancer: {{servers: [{{url: "https://127.0.0.1:{plain}"}}], serversTransport: roots}}
+    named-default:
+      loadBalancer:
+        servers: [{{url: "https://127.0.0.1:{plain}"}}]
+        serversTransport: default@internal
+    slow: {{loadBalancer: {{servers: [{{url: "http://127.0.0.1:{silent}"}}]}}}}
+  serversTransports:
+    wrong: {{rootCAs: ["{other}"]}}
+    roots: {{rootCAs: [ca.pem]}}
+"""
+        crd = """\
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: crd}
+spec:
+  entryPoints: [web]
+  routes:
+    - match: Host(`crd.test`)
+      kind: Rule
+      services: [{name: plain, port: 443, scheme: https}]
+    - match: Host(`mirror.test`)
+      kind: Rule
+      services: [{name: mirrored, kind: TraefikService}]
+---
+apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata: {name: mirrored}
+spec:
+  mirroring:
+    name: plain
+    port: 443
+    scheme: https
+    mirrors: [{name: copies, port: 443, scheme: https, percent: 100}]
+"""
+        for name, port in (("plain", plain), ("copies", copies)):
+            crd += (
+                "---\napiVersion: v1\nkind: Service\nmetadata: {name: %s}\n"
+                "spec: {ports: [{name: https, port: 443}]}\n"
+                "---\napiVersion: v1\nkind: Endpoints\nmetadata: {name: %s}\nsubsets:\n"
+                "  - addresses: [{ip: 127.0.0.1}]\n    ports: [{name: https, port: %d}]\n"
+                % (name, name, port)
+            )
+        os.makedirs(os.path.join(self.config_dir, "dynamic"))
+        self.write("dynamic/d.yaml", dynamic)
+        self.write("crd.yaml", crd)
+        self.write("tsproxy.yaml", STATIC_DEFAULT + section)
+        self.start_proxy()
+
+    @defer.inlineCallbacks
+    def statuses(self, hosts: List[str]) -> Any:
+        got = []
+        for host in hosts:
+            status = yield self.status("%s.test" % host)
+            got.append((host, status))
+        return got
+
+    HOSTS = ["plain", "crd", "named-default", "own-wrong", "own-roots"]
+
+    @defer.inlineCallbacks
+    def test_none(self) -> None:
+        """Without the section the default transport trusts the system's CAs only: the
+        self-signed backend is refused (502) unless a service's own transport trusts it."""
+        self.start("")
+        got = yield self.statuses(self.HOSTS)
+        expected = [502, 502, 502, 502, 200]
+        self.assertEqual(got, list(zip(self.HOSTS, expected)))
+
+    @defer.inlineCallbacks
+    def test_insecure(self) -> None:
+        """insecureSkipVerify: true serves every service without a transport of its own (file
+        or CRD, or naming default@internal), and a mirror's copies reach an https server; a
+        service's own transport still decides for it (explicit wins over the default)."""
+        self.start("serversTransport:\n  insecureSkipVerify: true\n")
+        got = yield self.statuses(self.HOSTS + ["mirror"])
+        expected = [200, 200, 200, 502, 200, 200]
+        self.assertEqual(got, list(zip(self.HOSTS + ["mirror"], expected)))
+        assert self.service is not None and self.service.mirrors is not None
+        yield self.service.mirrors.idle()
+        yield until(lambda: len(self.heads["copies"]) >= 1)
+        self.assertEqual((len(self.heads["copies"]), self.service.mirrors.failed), (1, 0))
+
+    @defer.inlineCallbacks
+    def test_root_cas(self) -> None:
+        """rootCAs naming the CA file (relative to the configuration directory) verifies the
+        backend against it; a mirror copy without that trust would have failed."""
+        self.start("serversTransport:\n  rootCAs: [ca.pem]\n")
+        got = yield self.statuses(self.HOSTS + ["mirror"])
+        expected = [200, 200, 200, 502, 200, 200]
+        self.assertEqual(got, list(zip(self.HOSTS + ["mirror"], expected)))
+        assert self.service is not None and self.service.mirrors is not None
+        yield self.service.mirrors.idle()
+        yield until(lambda: len(self.heads["copies"]) >= 1)
+        self.assertEqual(self.service.mirrors.failed, 0)
+
+    @defer.inlineCallbacks
+    def test_response_header_timeout(self) -> None:
+        """forwardingTimeouts.responseHeaderTimeout of the default transport: a backend that
+        never answers gets 504 after it."""
+        self.start("serversTransport:\n  forwardingTimeouts: {responseHeaderTimeout: 200ms}\n")
+        started = reactor.seconds()
+        got = yield self.statuses(["slow"])
+        self.assertEqual(got, [("slow", 504)])
+        self.assertLess(reactor.seconds() - started, 5.0)
+
+    @defer.inlineCallbacks
+    def test_reload(self) -> None:
+        """A reload applies a changed section; one naming a CA file that cannot be read is
+        refused and the configuration in force stays."""
+        self.start("serversTransport:\n  insecureSkipVerify: true\n")
+        assert self.service is not None
+        self.write("tsproxy.yaml", STATIC_DEFAULT + "serversTransport:\n  rootCAs: [gone.pem]\n")
+        self.assertFalse(self.service.reload())
+        got = yield self.statuses(["plain"])
+        self.assertEqual(got, [("plain", 200)])
+        self.write("tsproxy.yaml", STATIC_DEFAULT)
+        self.assertTrue(self.service.reload())
+        got = yield self.statuses(["plain"])
+        self.assertEqual(got, [("plain", 502)])

@@ -294,6 +294,12 @@ YAML_ERRORS = [
         " host:port (like 10.0.0.1:5432 or [fd00::1]:53)",
     ),
     (
+        "udp:\n  services:\n    s:\n      loadBalancer:\n"
+        "        servers: [{address: '10.0.0.1:53', tls: true}]\n",
+        "d.yml:5: UDP service s: udp.services.s.loadBalancer.servers[0].tls: UDP servers are"
+        " not dialled with TLS",
+    ),
+    (
         "tcp:\n  middlewares:\n    m: {ipAllowList: {sourceRange: [10.0.0.0/8]}}\n",
         "d.yml:3: TCP middleware m: tcp.middlewares.m: TCP middlewares are not supported yet",
     ),

@@ -519,6 +519,32 @@ spec:
             server = result.table.http_routers("web")[0].service.definition.servers[0]  # type: ignore[union-attr]
             self.assertEqual(server.transport, TransportSettings())
 
+    def test_staticDefault(self) -> None:
+        """The static serversTransport is the default: a route's servers, a health-checked
+        one's (its checks use it), ``default@internal``; a named transport still wins."""
+        static = STATIC + (
+            "serversTransport:\n  insecureSkipVerify: true\n"
+            "  forwardingTimeouts: {responseHeaderTimeout: 3s}\n"
+        )
+        default = TransportSettings(insecure_skip_verify=True, response_header_timeout=3.0)
+        named = TransportSettings(
+            dial_timeout=2.0, response_header_timeout=5.0, max_idle_conns_per_host=10
+        )
+        cases = [
+            ("", default),
+            (", serversTransport: default@internal", default),
+            (", healthCheck: {path: /ok}", default),
+            (", serversTransport: fast", named),
+        ]
+        for extra, expected in cases:
+            with self.subTest(extra=extra):
+                text = self.TRANSPORT + route(f"- {{name: app-v1, port: 80{extra}}}\n")
+                result, errors, _ = build(text, static=static)
+                self.assertEqual(errors, [])
+                assert result.table is not None
+                server = result.table.http_routers("web")[0].service.definition.servers[0]  # type: ignore[union-attr]
+                self.assertEqual(server.transport, expected)
+
 
 class ReuseTests(SynchronousTestCase):
     """A rebuild keeps the balancer state of services whose definition did not change."""

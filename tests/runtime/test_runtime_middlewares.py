@@ -621,7 +621,10 @@ spec:
                 tcp % "tls: true",
                 [
                     "mw.yaml:8: IngressRouteTCP ns/t: spec.routes[0].services[0].tls: dialling"
-                    " the backend with TLS is not supported yet, route dropped"
+                    " the server with TLS through the default TCP transport needs"
+                    " tcpServersTransport.tls.insecureSkipVerify: true in the static"
+                    " configuration (it has no serverName to verify the certificate by: Traefik"
+                    " fails every connection), route dropped"
                 ],
             ),
             (

@@ -89,3 +89,19 @@ class StaticChangeTests(SynchronousTestCase):
         ]
         for text, effective, added, restart, level in cases:
             self.assertEqual(change(text), (effective, added, restart, level), text)
+
+    def test_transports(self) -> None:
+        """The default transports apply live (only the next build reads them), without a
+        restart message."""
+        text = RUNNING + (
+            "serversTransport: {insecureSkipVerify: true}\ntcpServersTransport: {dialTimeout: 2s}\n"
+        )
+        result = static_change(static(RUNNING), static(text))
+        self.assertEqual(result.restart, ())
+        self.assertEqual(
+            (
+                result.effective.servers_transport.insecure_skip_verify,
+                result.effective.tcp_servers_transport.dial_timeout,
+            ),
+            (True, 2.0),
+        )

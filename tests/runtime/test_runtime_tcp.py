@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.rulevectors import add_case_tests, check
 from tests.rulevectors import load as load_vectors
 from tsproxy.config.load import load_files
-from tsproxy.config.resources import ObjectRef, TLSOption
+from tsproxy.config.resources import ObjectRef, TLSOption, TransportSettings
 from tsproxy.rules import TCPConnectionInfo
 from tsproxy.runtime.build import BuildResult, build_table, router_key
 from tsproxy.runtime.table import RoutingTable
@@ -506,6 +506,92 @@ class ServerTests(SynchronousTestCase):
             single.servers, (TCPServer("10.0.0.1", 5433, 0, 0.1), TCPServer("10.0.0.2", 5433))
         )
         self.assertEqual([s.address for s in weighted.children[1][0].servers], ["[fd00::3]:6380"])
+
+
+class DefaultTransportTests(SynchronousTestCase):
+    """The static tcpServersTransport is how every TCP server is dialled (CRD services and
+    the file provider's servers): dial timeout, keep-alive and, for ``tls: true``, TLS."""
+
+    ROUTE = "- match: HostSNI(`*`)\n  services: [{name: pg, port: 5432%s}]\n"
+    FILE = (
+        "tcp:\n  routers:\n    r: {entryPoints: [web], rule: HostSNI(`*`), service: s}\n"
+        "  services:\n    s:\n      loadBalancer:\n"
+        "        servers: [{address: '10.0.0.9:7000'%s}]\n"
+    )
+    SKIP = TransportSettings(insecure_skip_verify=True)
+
+    def servers(self, section: str, extra: str) -> Tuple[Any, List[str]]:
+        """(the CRD route's servers or None, errors) with ``section`` in the static file."""
+        text = ingress_tcp("db", self.ROUTE % extra)
+        result, errors, _ = build(
+            [("backends.yaml", BACKENDS), ("db.yaml", text)], static=STATIC + section
+        )
+        assert result.table is not None
+        routers = result.table.tcp_routers
+        return (routers[0].service.servers if routers else None), errors
+
+    def test_crd(self) -> None:
+        """(static section, service fields) → the servers' dial settings, or the route's
+        error: tls: true needs insecureSkipVerify (no serverName to verify by)."""
+        skip = "tcpServersTransport:\n  tls: {insecureSkipVerify: true}\n"
+        needs = (
+            "db.yaml:7: IngressRouteTCP default/db: spec.routes[0].services[0].tls: dialling"
+            " the server with TLS through the default TCP transport needs"
+            " tcpServersTransport.tls.insecureSkipVerify: true in the static configuration"
+            " (it has no serverName to verify the certificate by: Traefik fails every"
+            " connection), route dropped"
+        )
+        cases = [
+            ("", "", (30.0, 15.0, None), []),
+            (
+                "tcpServersTransport: {dialTimeout: 2s, dialKeepAlive: -1s}\n",
+                "",
+                (2.0, -1.0, None),
+                [],
+            ),
+            (skip, "", (30.0, 15.0, None), []),
+            (skip, ", tls: true", (30.0, 15.0, self.SKIP), []),
+            ("", ", tls: true", None, [needs]),
+            ("tcpServersTransport:\n  tls: {rootCAs: []}\n", ", tls: true", None, [needs]),
+        ]
+        for section, extra, expected, errors in cases:
+            with self.subTest(section=section, extra=extra):
+                servers, found = self.servers(section, extra)
+                self.assertEqual(found, errors)
+                if expected is None:
+                    self.assertIsNone(servers)
+                else:
+                    self.assertEqual(
+                        {(s.dial_timeout, s.dial_keep_alive, s.tls) for s in servers}, {expected}
+                    )
+
+    def test_file(self) -> None:
+        """A file server's ``tls: true`` is dialled with the default transport's TLS; without
+        insecureSkipVerify the router is disabled, located at the service."""
+        static = STATIC + "providers:\n  file: {filename: d.yml}\n"
+        skip = "tcpServersTransport:\n  dialTimeout: 3s\n  tls: {insecureSkipVerify: true}\n"
+        for section, tls, expected in (
+            (skip, ", tls: true", TCPServer("10.0.0.9", 7000, 0, 0.1, 3.0, 15.0, self.SKIP)),
+            (skip, "", TCPServer("10.0.0.9", 7000, 0, 0.1, 3.0)),
+            ("", ", tls: true", None),
+        ):
+            with self.subTest(section=section, tls=tls):
+                loaded = load_files(static + section, [], dynamic=[("d.yml", self.FILE % tls)])
+                self.assertEqual(loaded.errors, ())
+                result = build_table(loaded)
+                assert result.table is not None
+                if expected is None:
+                    self.assertEqual(result.table.tcp_routers, ())
+                    (error,) = [str(e) for e in result.errors]
+                    self.assertTrue(
+                        error.startswith(
+                            "d.yml:3: TCP router r: service s@file: tcp.services.s.loadBalancer"
+                            ".servers[0].tls: dialling the server with TLS"
+                        ),
+                        error,
+                    )
+                else:
+                    self.assertEqual(result.table.tcp_routers[0].service.servers, (expected,))
 
 
 def weighted_backends(weights: Sequence[Tuple[str, int]]) -> Tuple[str, str]:

@@ -1,6 +1,6 @@
 """IngressRouteTCP through a running proxy, with real clients: server-first protocols, redis,
 PROXY protocol, weights, half-close, refused backends, the peek and its timeout, and HTTP
-sharing the entrypoint."""
+sharing the entrypoint; how tsproxy.tcp.relay dials (timeout, keep-alive)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,15 @@ import socket
 from twisted.internet import defer, task, threads
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Protocol
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from tests.proxyfixture import ENDPOINTS, SERVICE, free_port
 from tests.tcpfixture import TCPProxyTestCase, route_tcp, run, socket_session
+from tsproxy.runtime.tcp import TCPServer
 from tsproxy.tcp import proxyproto
+from tsproxy.tcp.relay import TCPRelay, keep_alive
 
 CATCH_ALL = "HostSNI(`*`)"
 
@@ -419,3 +423,37 @@ class BackpressureTests(TCPProxyTestCase):
             if total >= _Flood.LIMIT:
                 break
         self.assertEqual(total, _Flood.LIMIT)
+
+
+class RelayDialTests(SynchronousTestCase):
+    """How tsproxy.tcp.relay dials a server: its transport's dial timeout and keep-alive."""
+
+    def test_dialTimeout(self) -> None:
+        """(dialTimeout) → the connect's timeout: seconds as given, 0 none at all."""
+        for seconds, expected in ((30.0, 30.0), (2.5, 2.5), (0.0, None)):
+            with self.subTest(seconds=seconds):
+                reactor = MemoryReactorClock()
+                server = TCPServer("127.0.0.1", 7000, dial_timeout=seconds)
+                relay = TCPRelay(None, server, reactor, reactor, set())  # type: ignore[arg-type]
+                relay.makeConnection(StringTransport())
+                (connect,) = reactor.tcpClients
+                self.assertEqual(
+                    (connect[0], connect[1], connect[3]), ("127.0.0.1", 7000, expected)
+                )
+
+    def test_keepAlive(self) -> None:
+        """(dialKeepAlive) → the socket's SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL as Go
+        sets them: both periods the value, 0 is 15 s, negative leaves probes off."""
+        for seconds, expected in ((7.0, (1, 7, 7)), (0.0, (1, 15, 15)), (-1.0, (0, None, None))):
+            with self.subTest(seconds=seconds):
+                sock = socket.socket()
+                self.addCleanup(sock.close)
+                transport = StringTransport()
+                transport.getHandle = lambda sock=sock: sock  # type: ignore[attr-defined]
+                keep_alive(transport, seconds)
+                on = sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+                periods = (
+                    sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                    sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+                )
+                self.assertEqual((on,) + (periods if on else (None, None)), expected)

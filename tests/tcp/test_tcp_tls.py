@@ -4,6 +4,7 @@ HTTPS routers (IngressRoute with tls), the default certificate, TLSOption versio
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import ssl
@@ -25,7 +26,7 @@ from zope.interface import implementer
 
 from tests.certs import Issued, make_ca, make_leaf, secret_yaml
 from tests.proxyfixture import ENDPOINTS, SERVICE
-from tests.tcpfixture import TCPProxyTestCase, route_tcp, run
+from tests.tcpfixture import TCP_STATIC, TCPProxyTestCase, route_tcp, run
 from tests.tlsclient import HalfCloseClient, client_context, describe
 from tsproxy.testing import GreeterFactory
 from tsproxy.tls import DEFAULT_CERT_CN
@@ -640,3 +641,158 @@ class PeekFuzzTests(_TLSRoutes):
         self.assertEqual(len(self.factory.connections), 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(self.greeters["plain"].connections, [])
+
+
+class _Collect(Protocol):
+    """A client keeping what it receives."""
+
+    def __init__(self) -> None:
+        self.got = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.got += data
+
+
+def _exchange(port: int, send: bytes, until: bytes) -> bytes:
+    """A blocking client: connect, send, read until ``until`` arrived or the server closed."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(send)
+        got = b""
+        while until not in got:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+
+class ServerTLSTests(_TLSRoutes):
+    """``tls: true`` on a TCP service (CRD) or server (file provider): the proxy dials the
+    backend with TLS as the static tcpServersTransport says, with its dial settings."""
+
+    SKIP = "tcpServersTransport:\n  dialKeepAlive: 7s\n  tls: {insecureSkipVerify: true}\n"
+
+    def start_with(self, section: str, *routes: str, providers: str = "") -> int:
+        static = TCP_STATIC.format(read_timeout="60s") + providers + section
+        self.write("tsproxy.yaml", static)
+        self.write("routes.yaml", "---\n".join(self.docs + list(routes)))
+        return self.start_proxy().port_of("tcp")
+
+    def relays(self) -> List[Any]:
+        assert self.service is not None
+        return [c for f in self.service.factories for c in f.connections if hasattr(c, "backend")]
+
+    @defer.inlineCallbacks
+    def test_insecureSkipVerify(self) -> None:
+        """With insecureSkipVerify the backend (a certificate no one trusts) is reached over
+        TLS: its greeting and the echo come back; the proxy's socket to it has the
+        transport's keep-alive (7 s)."""
+        from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+        from tests.http.test_http_healthcheck import until
+
+        self.backend("alpha", self.start_tls_greeter("alpha", ALPHA))
+        port = self.start_with(
+            self.SKIP, route_tcp("alpha", "HostSNI(`*`)", ["alpha"], extra=", tls: true")
+        )
+        got = yield threads.deferToThread(_exchange, port, b"ping", b"ping")
+        self.assertEqual(got, b"HELLO alpha\r\nping")
+        client = _Collect()
+        yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), client)
+        self.addCleanup(client.transport.abortConnection)
+        yield until(lambda: client.got == b"HELLO alpha\r\n")
+        (relay,) = self.relays()
+        sock = relay.backend.transport.transport.getHandle()  # the socket under TLS
+        options = (
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+        )
+        self.assertEqual(options, (1, 7, 7))
+
+    @defer.inlineCallbacks
+    def test_fileServer(self) -> None:
+        """The file provider's ``servers: [{address, tls: true}]`` goes the same way."""
+        backend = self.start_tls_greeter("beta", BETA)
+        dynamic = (
+            "tcp:\n  routers:\n    r: {entryPoints: [tcp], rule: HostSNI(`*`), service: s}\n"
+            "  services:\n    s:\n      loadBalancer:\n"
+            "        servers: [{address: '127.0.0.1:%d', tls: true}]\n" % backend
+        )
+        self.write("dynamic.yml", dynamic)
+        port = self.start_with(self.SKIP, providers="providers:\n  file: {filename: dynamic.yml}\n")
+        got = yield threads.deferToThread(_exchange, port, b"pong", b"pong")
+        self.assertEqual(got, b"HELLO beta\r\npong")
+
+    @defer.inlineCallbacks
+    def test_withoutSkip(self) -> None:
+        """Without insecureSkipVerify (rootCAs only: no serverName to verify by) the route
+        is disabled: the entrypoint has no TCP router left (its bytes are HTTP, answered
+        404) and the backend is never dialled."""
+        factory = GreeterFactory("alpha")
+        listening = reactor.listenSSL(0, factory, backend_tls_options(ALPHA), interface="127.0.0.1")
+        self.addCleanup(listening.stopListening)
+        self.backend("alpha", listening.getHost().port)
+        with open(os.path.join(self.config_dir, "ca.pem"), "wb") as f:
+            f.write(CA.cert_pem)
+        port = self.start_with(
+            "tcpServersTransport:\n  tls: {rootCAs: [ca.pem]}\n",
+            route_tcp("alpha", "HostSNI(`*`)", ["alpha"], extra=", tls: true"),
+        )
+        request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+        got = yield threads.deferToThread(_exchange, port, request, b"\r\n\r\n")
+        self.assertEqual((got[:12], factory.connections), (b"HTTP/1.1 404", []))
+
+    @defer.inlineCallbacks
+    def test_proxyProtocolBeforeTLS(self) -> None:
+        """A PROXY protocol header goes first, in clear, then the TLS handshake (as Traefik
+        writes it before its handshake)."""
+        import ssl as pyssl
+
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(10)
+        self.addCleanup(listener.close)
+        with open(self.mktemp(), "wb") as f:
+            cert_file = f.name
+            f.write(ALPHA.cert_pem + ALPHA.key_pem)
+
+        def serve() -> bytes:
+            conn, _ = listener.accept()
+            with conn:
+                header = b""
+                while not header.endswith(b"\r\n"):
+                    header += conn.recv(1)  # byte by byte: what follows is TLS
+                context = pyssl.SSLContext(pyssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(cert_file)
+                with context.wrap_socket(conn, server_side=True) as tls:
+                    data = tls.recv(100)
+                    tls.sendall(b"got " + data)
+                    tls.unwrap()
+            return header
+
+        served = threads.deferToThread(serve)
+        self.backend("pp", listener.getsockname()[1])
+        port = self.start_with(
+            self.SKIP,
+            route_tcp(
+                "pp", "HostSNI(`*`)", ["pp"], extra=", tls: true, proxyProtocol: {version: 1}"
+            ),
+        )
+        got = yield threads.deferToThread(_exchange, port, b"ping", b"got ping")
+        header = yield served
+        self.assertEqual(got, b"got ping")
+        self.assertTrue(header.startswith(b"PROXY TCP4 127.0.0.1 127.0.0.1 "), header)
+
+    @defer.inlineCallbacks
+    def test_handshakeFails(self) -> None:
+        """A server that does not speak TLS fails the handshake: the client's connection is
+        closed without a byte of the server's (never relayed in clear)."""
+        self.backend("plain", self.start_greeter("plain"))
+        port = self.start_with(
+            self.SKIP, route_tcp("plain", "HostSNI(`*`)", ["plain"], extra=", tls: true")
+        )
+        got = yield threads.deferToThread(_exchange, port, b"ping", b"ping")
+        self.assertEqual(got, b"")
+        yield self.wait_no_connections()

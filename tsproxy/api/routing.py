@@ -371,7 +371,11 @@ def _tcp_service_config(node: Any) -> Tuple[str, Document, Dict[str, str]]:
     if children is not None:
         services = [{"name": child.name, "weight": weight} for child, weight in children]
         return "weighted", {"weighted": {"services": services}}, {}
-    servers = [{"address": server.address} for server in node.servers]
+    servers: List[Document] = []
+    for server in node.servers:
+        servers.append({"address": server.address})
+        if server.tls is not None:  # dialled with TLS: shown as Traefik shows it
+            servers[-1]["tls"] = True
     balancer: Document = {"servers": servers} if servers else {}
     status = {server["address"]: "UP" for server in servers}
     return "loadbalancer", {"loadBalancer": balancer}, dict(sorted(status.items()))

@@ -59,6 +59,7 @@ __all__ = [
     "is_dynamic_document",
     "parse_dynamic_files",
     "parse_dynamic_tree",
+    "read_root_cas",
 ]
 
 _SECTIONS = ("http", "tcp", "udp", "tls")
@@ -72,6 +73,33 @@ def is_dynamic_document(data: object) -> bool:
         and bool(data)
         and all(isinstance(key, str) and key in _SECTIONS for key in data)
     )
+
+
+def read_root_cas(fields: Fields, read_file: Optional[Callable[[str], bytes]]) -> Tuple[bytes, ...]:
+    """``rootCAs``: Traefik's FileOrContent items (PEM text, or a file path, relative to the
+    configuration directory), each read and checked: a file that cannot be read or bad PEM
+    is a located error."""
+    roots = []
+    for index, value in enumerate(fields.strings("rootCAs")):
+        if value.lstrip().startswith("-----BEGIN"):
+            pem = value.encode()
+        elif read_file is None:
+            raise fields.fail(
+                "rootCAs", f"[{index}]: a file path needs the configuration directory"
+            )
+        else:
+            try:
+                pem = read_file(value)
+            except OSError as exc:
+                raise fields.fail(
+                    "rootCAs", f"[{index}]: cannot read {value}: {exc.strerror or exc}"
+                ) from None
+        try:
+            load_ca_bundle(pem)
+        except CertificateError as exc:
+            raise fields.fail("rootCAs", f"[{index}]: {exc}") from None
+        roots.append(pem)
+    return tuple(roots)
 
 
 class _Reader:
@@ -178,14 +206,7 @@ class _Reader:
     def _transport(self, name: str, fields: Fields, location: Location, own: str) -> FileTransport:
         """A serversTransport with its ``rootCAs`` (paths or PEM) and ``certificates``
         read and checked: a file that cannot be read or bad PEM is its error."""
-        roots = []
-        for index, value in enumerate(fields.strings("rootCAs")):
-            pem = self._file_or_content(fields, "rootCAs", value, index)
-            try:
-                load_ca_bundle(pem)
-            except CertificateError as exc:
-                raise fields.fail("rootCAs", f"[{index}]: {exc}") from None
-            roots.append(pem)
+        roots = read_root_cas(fields, self.read_file)
         certificates = []
         for item in fields.mappings("certificates"):
             pair = (self._pem(item, "certFile"), self._pem(item, "keyFile"))
@@ -199,22 +220,8 @@ class _Reader:
         return FileTransport(
             name,
             location,
-            attrs.evolve(settings, root_cas=tuple(roots), certificates=tuple(certificates)),
+            attrs.evolve(settings, root_cas=roots, certificates=tuple(certificates)),
         )
-
-    def _file_or_content(self, fields: Fields, key: str, value: str, index: int) -> bytes:
-        """Traefik's FileOrContent: PEM text, or a file path (relative: to the configuration
-        directory)."""
-        if value.lstrip().startswith("-----BEGIN"):
-            return value.encode()
-        if self.read_file is None:
-            raise fields.fail(key, f"[{index}]: a file path needs the configuration directory")
-        try:
-            return self.read_file(value)
-        except OSError as exc:
-            raise fields.fail(
-                key, f"[{index}]: cannot read {value}: {exc.strerror or exc}"
-            ) from None
 
     def _secret(self, fields: Fields, location: Location) -> SecretKey:
         name = f"certificate-{len(self.tls_resources)}"

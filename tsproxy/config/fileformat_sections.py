@@ -196,17 +196,19 @@ def _file_chain(fields: Fields, own: str = "file") -> Tuple[MiddlewareRef, ...]:
     )
 
 
-def _address(fields: Fields) -> FileAddress:
+def _address(fields: Fields, tcp: bool = False) -> FileAddress:
+    """A TCP or UDP server; ``tls: true`` (dial it with TLS) is for TCP servers only."""
     address = fields.string("address", required=True)
     host, colon, port = address.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise fields.fail("address", "must be host:port (like 10.0.0.1:5432 or [fd00::1]:53)")
-    if fields.has("tls") and fields.boolean("tls", False):
-        raise fields.fail("tls", "dialling servers with TLS is not supported yet")
+    tls = fields.boolean("tls", False)
+    if tls and not tcp:
+        raise fields.fail("tls", "UDP servers are not dialled with TLS")
     fields.done()
-    return FileAddress(host, int(port), fields.line, fields.path)
+    return FileAddress(host, int(port), fields.line, fields.path, tls)
 
 
 def _l4_service(name: str, fields: Fields, location: Location, tcp: bool) -> FileL4Service:
@@ -216,7 +218,7 @@ def _l4_service(name: str, fields: Fields, location: Location, tcp: bool) -> Fil
     service = FileL4Service(name, location)
     balancer = fields.mapping("loadBalancer")
     if balancer is not None:
-        servers = tuple(_address(item) for item in balancer.mappings("servers"))
+        servers = tuple(_address(item, tcp) for item in balancer.mappings("servers"))
         proxy_protocol, delay = 0, 100
         if tcp:
             present, proxy = balancer.section("proxyProtocol")

@@ -143,12 +143,14 @@ class FileTLS:
 
 @attrs.frozen
 class FileAddress:
-    """``servers[i].address`` of a TCP or UDP load balancer."""
+    """``servers[i].address`` of a TCP or UDP load balancer (``tls``: a TCP server dialled
+    with TLS)."""
 
     host: str
     port: int
     line: int
     path: str
+    tls: bool = False
 
 
 @attrs.frozen

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import attrs
+
 from tsproxy.config.resources import (
     CookieSpec,
     Failover,
@@ -303,19 +305,8 @@ def read_transport(spec: Fields, tls_fields_allowed: bool = False) -> TransportS
 
     TLS fields are refused with a located error unless ``tls_fields_allowed`` (the caller
     then disables what uses the transport): they change what reaches a server."""
-    timeouts = spec.mapping("forwardingTimeouts")
-    dial, header, idle = 30.0, 0.0, 90.0
-    if timeouts is not None:
-        dial = timeouts.duration("dialTimeout", dial)
-        header = timeouts.duration("responseHeaderTimeout", header)
-        idle = timeouts.duration("idleConnTimeout", idle)
-        timeouts.done({"readIdleTimeout": _NOT_YET, "pingTimeout": _NOT_YET})
-    max_idle = spec.integer("maxIdleConnsPerHost", 0, minimum=-1)
-    settings = TransportSettings(
-        dial_timeout=dial,
-        response_header_timeout=header,
-        idle_conn_timeout=idle,
-        max_idle_conns_per_host={0: 200, -1: 0}.get(max_idle, max_idle),
+    settings = attrs.evolve(
+        read_transport_tuning(spec),
         disable_http2=spec.boolean("disableHTTP2", False),
         insecure_skip_verify=spec.boolean("insecureSkipVerify", False),
         server_name=spec.string("serverName"),
@@ -327,3 +318,24 @@ def read_transport(spec: Fields, tls_fields_allowed: bool = False) -> TransportS
                 raise spec.fail(name, "TLS towards the servers is not supported yet")
     spec.done(_TRANSPORT_TLS_FIELDS)
     return settings
+
+
+def read_transport_tuning(spec: Fields, h2_timeouts: bool = True) -> TransportSettings:
+    """``forwardingTimeouts`` and ``maxIdleConnsPerHost``: what a ServersTransport shares with
+    the static ``serversTransport`` section (Traefik's default transport), whose
+    ``forwardingTimeouts`` has no HTTP/2 ping timeouts (``h2_timeouts`` False: unknown)."""
+    timeouts = spec.mapping("forwardingTimeouts")
+    dial, header, idle = 30.0, 0.0, 90.0
+    if timeouts is not None:
+        dial = timeouts.duration("dialTimeout", dial)
+        header = timeouts.duration("responseHeaderTimeout", header)
+        idle = timeouts.duration("idleConnTimeout", idle)
+        h2 = ("readIdleTimeout", "pingTimeout") if h2_timeouts else ()
+        timeouts.done({name: _NOT_YET for name in h2})
+    max_idle = spec.integer("maxIdleConnsPerHost", 0, minimum=-1)
+    return TransportSettings(
+        dial_timeout=dial,
+        response_header_timeout=header,
+        idle_conn_timeout=idle,
+        max_idle_conns_per_host={0: 200, -1: 0}.get(max_idle, max_idle),
+    )

@@ -67,7 +67,9 @@ def load_files(
     second is an error.
     """
     static_path = os.path.join(path, static_file) if path else static_file
-    static, static_errors, static_notices = parse_static(static_text, static_file, static_path)
+    static, static_errors, static_notices = parse_static(
+        static_text, static_file, static_path, read_file
+    )
     errors = list(static_errors)
     notices = list(static_notices)
     resources: list[Resource] = []
@@ -283,16 +285,17 @@ def load_directory(path: str) -> LoadedConfig:
             texts[name] = text
     static_text = texts.pop(static_file, None)
     dynamic: list[tuple[str, str]] = []
-    if static_text is not None:
-        static, _, _ = parse_static(static_text, static_file)
-        if static is not None and static.providers.file is not None:
-            dynamic, claimed, file_errors = _read_file_provider(path, static.providers.file)
-            read_errors.extend(file_errors)
-            texts = {name: text for name, text in texts.items() if name not in claimed}
 
     def read_file(name: str) -> bytes:
         with open(os.path.join(path, name), "rb") as stream:
             return stream.read()
+
+    if static_text is not None:
+        static, _, _ = parse_static(static_text, static_file, read_file=read_file)
+        if static is not None and static.providers.file is not None:
+            dynamic, claimed, file_errors = _read_file_provider(path, static.providers.file)
+            read_errors.extend(file_errors)
+            texts = {name: text for name, text in texts.items() if name not in claimed}
 
     loaded = load_files(static_text, sorted(texts.items()), path, static_file, dynamic, read_file)
     if not read_errors:

@@ -189,7 +189,9 @@ class Fields:
             raise self.fail(key, "must be true or false")
         return value
 
-    def duration(self, key: str, default: float) -> float:
+    def duration(self, key: str, default: float, negative: bool = False) -> float:
+        """Seconds; a negative duration is an error unless ``negative`` (where Traefik gives
+        it a meaning, such as "forever" or "off")."""
         value = self._get(key, False)
         if value is None:
             return default
@@ -199,7 +201,7 @@ class Fields:
             raise self.fail(
                 key, "must be a duration (like 10s, 1m30s, 500ms) or a number of seconds"
             ) from None
-        if seconds < 0:
+        if seconds < 0 and not negative:
             raise self.fail(key, "must not be negative")
         return seconds
 

@@ -1,7 +1,9 @@
 """The static configuration (tsproxy.yaml, Traefik's static format): entrypoints, log level,
-and the observability sections (api, ping, metrics.prometheus, accessLog).
+the observability sections (api, ping, metrics.prometheus, accessLog) and the default
+transports (serversTransport, tcpServersTransport).
 
-Pure: parses text given to it. Any error here is fatal, since the proxy cannot start without it.
+Pure: parses text given to it (the CA files the transports name are read through the
+``read_file`` given). Any error here is fatal, since the proxy cannot start without it.
 """
 
 from __future__ import annotations
@@ -27,8 +29,15 @@ from tsproxy.config.entrypoints import (
 )
 from tsproxy.config.errors import ConfigError, Location
 from tsproxy.config.providers import ProvidersConfig, parse_providers
+from tsproxy.config.resources import TransportSettings
 from tsproxy.config.schema import FieldError, Fields
 from tsproxy.config.tomlio import load_toml
+from tsproxy.config.transports import (
+    ReadFile,
+    TCPTransportSettings,
+    parse_servers_transport,
+    parse_tcp_servers_transport,
+)
 from tsproxy.config.yamlio import load_documents
 
 __all__ = [
@@ -53,8 +62,6 @@ _IGNORED_SECTIONS = {
     name: _NOT_YET
     for name in (
         "global",
-        "serversTransport",
-        "tcpServersTransport",
         "certificatesResolvers",
         "experimental",
         "tracing",
@@ -138,6 +145,10 @@ class StaticConfig:
     prometheus: PrometheusConfig | None = None
     access_log: AccessLogConfig | None = None
     providers: ProvidersConfig = ProvidersConfig()
+    #: Traefik's default transports (``default@internal``): what every HTTP service, mirror
+    #: and health check naming no serversTransport uses, and every TCP service.
+    servers_transport: TransportSettings = TransportSettings()
+    tcp_servers_transport: TCPTransportSettings = TCPTransportSettings()
 
     def internal_entrypoints(self) -> dict[str, tuple[str, ...]]:
         """What each entrypoint serves of ``api``, ``dashboard``, ``ping``, ``metrics``."""
@@ -325,10 +336,14 @@ def _with_internal_entrypoint(
 StaticResult = tuple[Union[StaticConfig, None], tuple[ConfigError, ...], tuple[str, ...]]
 
 
-def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> StaticResult:
+def parse_static(
+    text: str | None, file: str = STATIC_FILE, path: str = "", read_file: ReadFile = None
+) -> StaticResult:
     """Parse tsproxy.yaml text (None: the file is absent) into (config or None, errors, notices).
 
     Errors from every entrypoint are collected; any error means no configuration.
+    ``read_file`` reads the files the transports' ``rootCAs`` name (relative to the
+    configuration directory); without it a file path there is an error.
     """
     if text is None:
         return None, (ConfigError(file, 1, "", "file not found: no entrypoints defined"),), ()
@@ -379,6 +394,8 @@ def parse_static(text: str | None, file: str = STATIC_FILE, path: str = "") -> S
             ("ping", _parse_ping),
             ("prometheus", _parse_metrics),
             ("access_log", _parse_access_log),
+            ("servers_transport", lambda r: parse_servers_transport(r, read_file)),
+            ("tcp_servers_transport", lambda r: parse_tcp_servers_transport(r, read_file)),
         ):
             try:
                 sections[key] = parse(root)

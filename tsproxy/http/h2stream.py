@@ -10,9 +10,8 @@ informational heads) is parsed back.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
-import attrs
 from h2.errors import ErrorCodes
 from h2.exceptions import H2Error
 from twisted.internet.error import ConnectionDone, ConnectionLost
@@ -22,6 +21,7 @@ from zope.interface import implementer
 
 from tsproxy.http.backend import cancel_call
 from tsproxy.http.h2backend_stream import H2BackendStream
+from tsproxy.http.h2streamfactory import stream_factory
 from tsproxy.http.h2wire import (
     StreamRequest,
     exchange_response_headers,
@@ -44,7 +44,6 @@ from tsproxy.http.wire import (
 from tsproxy.logs import get_logger
 
 if TYPE_CHECKING:
-    from tsproxy.http.entrypoint import HTTPEntryPointFactory
     from tsproxy.http.h2owner import StreamOwner
 
 log = get_logger(__name__)
@@ -52,88 +51,6 @@ log = get_logger(__name__)
 
 # Where a stream is in reading the exchange's HTTP/1.1 answer back.
 _HEAD, _BODY, _DONE = range(3)
-
-
-class _StreamObserver:
-    """The entrypoint's observer as a stream's exchange sees it: no connection counts (the
-    TCP connection is counted once), exchanges reported as HTTP/2.0 with their trailers."""
-
-    def __init__(self, real: Any, stream: StreamTransport) -> None:
-        self.real = real
-        self.stream = stream
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-    def connection_opened(self, entrypoint: str, protocol: str) -> None:
-        pass
-
-    def connection_closed(self, entrypoint: str, protocol: str) -> None:
-        pass
-
-    def exchange(self, rec: Any) -> None:
-        rec.version = b"HTTP/2.0"
-        trailers = self.stream.resp_trailers
-        if trailers:
-            rec.response_headers = list(rec.response_headers) + list(trailers)
-        self.real.exchange(rec)
-
-
-class _NoConnections:
-    """A stream's exchange is not a connection to drain: the HTTP/2 connection is."""
-
-    def add(self, conn: Any) -> None:
-        pass
-
-    def discard(self, conn: Any) -> None:
-        pass
-
-
-_NO_CONNECTIONS = _NoConnections()
-
-
-#: The entrypoint as stream exchanges see it, by the id of the real one: no idle timeout (the
-#: HTTP/2 connection has it; an exchange armed and cancelled one per stream otherwise).
-_STREAM_ENTRYPOINTS: Dict[int, Tuple[Any, Any]] = {}
-
-
-def _stream_entrypoint(entrypoint: Any) -> Any:
-    known = _STREAM_ENTRYPOINTS.get(id(entrypoint))
-    if known is not None and known[0] is entrypoint:
-        return known[1]
-    if len(_STREAM_ENTRYPOINTS) > 64:
-        _STREAM_ENTRYPOINTS.clear()
-    seen = attrs.evolve(entrypoint, idle_timeout=0.0)
-    _STREAM_ENTRYPOINTS[id(entrypoint)] = (entrypoint, seen)
-    return seen
-
-
-class _StreamFactory:
-    """The entrypoint's factory as a stream's exchange sees it."""
-
-    def __init__(self, real: HTTPEntryPointFactory, stream: StreamTransport) -> None:
-        self.__dict__.update(real.__dict__)
-        self._real = real
-        self.connections = _NO_CONNECTIONS
-        self.entrypoint = _stream_entrypoint(real.entrypoint)
-        if real.observer is not None:
-            self.observer = _StreamObserver(real.observer, stream)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-
-def _stream_factory(owner: StreamOwner, stream: StreamTransport) -> _StreamFactory:
-    """The factory a stream's exchange sees: one per connection while nothing is observed
-    (the factory's attributes do not change while its connections live), else the stream's
-    own, whose observer reports this stream's trailers."""
-    real = owner.factory
-    if real.observer is not None:
-        return _StreamFactory(real, stream)
-    shared = owner.shared_stream_factory
-    if shared is None or shared._real is not real:
-        shared = owner.shared_stream_factory = _StreamFactory(real, stream)
-    return shared  # type: ignore[no-any-return]
 
 
 #: The reason a stream's exchange is told its "connection" ended cleanly (one instance: a
@@ -209,7 +126,7 @@ class StreamTransport:
         self.chunked = req.chunked
         self.request_done = ended
         exchange = self.exchange = StreamExchange()
-        exchange.factory = _stream_factory(self.owner, self)  # type: ignore[assignment]
+        exchange.factory = stream_factory(self.owner, self)  # type: ignore[assignment]
         exchange.makeConnection(self)  # type: ignore[arg-type]
         exchange.serve_request(head)
 

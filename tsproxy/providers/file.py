@@ -165,7 +165,7 @@ class FileBuilder:
 
     def transport(self, written: str) -> TransportSettings:
         if written in ("", "default@internal"):
-            return TransportSettings()
+            return self.static.servers_transport
         name, provider = reference(written, self.provider)
         if provider != self.provider:
             return self.transport_of(f"{name}@{provider}")

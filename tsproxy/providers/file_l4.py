@@ -13,6 +13,7 @@ from typing import Dict, List, Mapping, Optional, Tuple, Union
 from tsproxy.config.errors import ConfigError
 from tsproxy.config.fileformat_values import FileConfiguration, FileL4Service, FileRouter
 from tsproxy.config.static import StaticConfig
+from tsproxy.config.transports import TCPTransportSettings
 from tsproxy.providers import FILE, reference
 from tsproxy.rules import RuleError, TCPRule, compile_tcp_rule
 from tsproxy.runtime.endpoints import BuildError
@@ -25,7 +26,7 @@ from tsproxy.runtime.l4 import (
     L4WeightedDef,
     instantiate,
 )
-from tsproxy.runtime.tcp import TCPRouter, TCPServer
+from tsproxy.runtime.tcp import TCPRouter, TCPServer, tcp_servers
 from tsproxy.runtime.udp import UDPCandidate, UDPServer
 
 __all__ = ["FileL4Build", "build_file_tcp", "file_udp_candidates"]
@@ -48,7 +49,10 @@ def _definition(
     tcp: bool,
     nested: bool = False,
     own: str = FILE,
+    transport: TCPTransportSettings = TCPTransportSettings(),
 ) -> L4Definition:
+    """The definition of service ``written``; TCP servers are dialled as ``transport`` (the
+    static configuration's default TCP transport) says."""
     name, provider = reference(written, own)
     if provider != own:
         raise BuildError(
@@ -63,9 +67,15 @@ def _definition(
         servers: Tuple[object, ...]
         if tcp:
             delay = service.termination_delay / 1000.0
-            servers = tuple(
-                TCPServer(a.host, a.port, service.proxy_protocol, delay) for a in service.servers
-            )
+            found: List[TCPServer] = []
+            for a in service.servers:
+                try:
+                    found += tcp_servers(
+                        [(a.host, a.port)], service.proxy_protocol, delay, a.tls, transport
+                    )
+                except BuildError as exc:
+                    raise BuildError(f"service {qualified}: {a.path}.{exc}") from None
+            servers = tuple(found)
         else:
             servers = tuple(UDPServer(a.host, a.port) for a in service.servers)
         return L4LoadBalancerDef(qualified, servers)  # type: ignore[arg-type]
@@ -76,7 +86,7 @@ def _definition(
         )
     children = []
     for child in service.weighted:
-        definition = _definition(services, child.name, tcp, nested=True, own=own)
+        definition = _definition(services, child.name, tcp, True, own, transport)
         assert isinstance(definition, L4LoadBalancerDef)
         children.append(L4WeightedChild(child.name, child.amount, definition))
     return L4WeightedDef(qualified, tuple(children))
@@ -107,7 +117,9 @@ def build_file_tcp(
         name = f"{spec.name}@{provider}"
         entrypoints, problems = _entrypoints(static, spec, "tcp")
         build.errors.extend(spec.location.error(problem) for problem in problems)
-        built = _tcp_router(spec, name, entrypoints, problems, services, provider)
+        built = _tcp_router(
+            spec, name, entrypoints, problems, services, provider, static.tcp_servers_transport
+        )
         if isinstance(built, str):
             build.errors.append(spec.location.error(built))
             service, target = reference(spec.service, provider)
@@ -155,6 +167,7 @@ def _tcp_router(
     problems: Tuple[str, ...],
     services: Mapping[str, FileL4Service],
     provider: str = FILE,
+    transport: TCPTransportSettings = TCPTransportSettings(),
 ) -> Union[str, Tuple[TCPRule, L4Definition]]:
     """(matcher, definition), or why the router is disabled."""
     if not entrypoints:
@@ -171,7 +184,7 @@ def _tcp_router(
             " there is no SNI to match, router disabled"
         )
     try:
-        return matcher, _definition(services, spec.service, tcp=True, own=provider)
+        return matcher, _definition(services, spec.service, True, False, provider, transport)
     except BuildError as exc:
         return str(exc)
 

@@ -99,6 +99,7 @@ class _Builder(_ServiceBuilder):
         reuse: Optional[Mapping[Any, Any]] = None,
     ) -> None:
         self.static = static
+        self.default_transport = static.servers_transport
         resources = loaded.resources
         options = crd_options(static)
         self.middlewares = MiddlewareSet(

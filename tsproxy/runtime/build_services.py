@@ -202,6 +202,8 @@ class _ServiceBuilder:
     failed_services: List[FailedService]
     other: Callable[[str, bool], Definition]
     other_transport: Callable[[str], TransportSettings]
+    #: Traefik's ``default@internal``: the static configuration's serversTransport.
+    default_transport: TransportSettings
 
     def child_steps(self, ref: ServiceRef) -> Tuple[Step, ...]:
         """The steps in front of a weighted child, run once it is picked."""
@@ -266,7 +268,7 @@ class _ServiceBuilder:
         ``<ns>-<name>@kubernetescrd``; none (or ``default@internal``) is the default one."""
         name = ref.servers_transport
         if name in ("", "default@internal"):
-            return TransportSettings()
+            return self.default_transport
         if name.endswith(_PROVIDER_SUFFIX):
             self._qualified_allowed("serversTransport", name)
             wanted = name[: -len(_PROVIDER_SUFFIX)]

@@ -1,8 +1,9 @@
 """What a reload may change in the static configuration (tsproxy.yaml) of a running proxy.
 
 Listeners live for the process, as in Traefik: a changed or removed entrypoint waits for a
-restart. Two things are safe to apply live: a new entrypoint (opened next to the others) and
-the log level. Pure: the caller opens the listeners.
+restart. Safe to apply live: a new entrypoint (opened next to the others), the log level,
+the providers and the default transports (serversTransport, tcpServersTransport: only the
+next build reads them). Pure: the caller opens the listeners.
 """
 
 from __future__ import annotations
@@ -93,5 +94,7 @@ def static_change(running: StaticConfig, wanted: StaticConfig) -> StaticChange:
         log_level=wanted.log_level,
         log_format=wanted.log_format,
         providers=wanted.providers,
+        servers_transport=wanted.servers_transport,
+        tcp_servers_transport=wanted.tcp_servers_transport,
     )
     return StaticChange(effective, added, tuple(restart))

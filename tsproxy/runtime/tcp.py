@@ -14,8 +14,16 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import attrs
 
 from tsproxy.config.errors import ConfigError, Location
-from tsproxy.config.resources import IngressRouteTCP, RouteTLS, ServiceRef, TCPRoute, TCPServiceRef
+from tsproxy.config.resources import (
+    IngressRouteTCP,
+    RouteTLS,
+    ServiceRef,
+    TCPRoute,
+    TCPServiceRef,
+    TransportSettings,
+)
 from tsproxy.config.static import StaticConfig
+from tsproxy.config.transports import TCPTransportSettings
 from tsproxy.rules import RuleError, TCPConnectionInfo, TCPRouterSet, TCPRule, compile_tcp_rule
 from tsproxy.rules.http import parse_domains
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
@@ -53,22 +61,63 @@ __all__ = [
     "TCPWeightedDef",
     "build_tcp_routers",
     "tcp_router_key",
+    "tcp_servers",
 ]
 
 
 @attrs.frozen(cache_hash=True)
 class TCPServer:
     """One backend address and how to talk to it: ``proxy_protocol`` 0 (none), 1 or 2;
-    ``termination_delay`` in seconds after one side half-closes (negative: wait forever)."""
+    ``termination_delay`` in seconds after one side half-closes (negative: wait forever);
+    ``dial_timeout`` (0: none) and ``dial_keep_alive`` (0: 15 s, negative: off) in seconds,
+    from the TCP servers transport; ``tls``: dialled with TLS, as those settings say."""
 
     host: str
     port: int
     proxy_protocol: int = 0
     termination_delay: float = 0.1
+    dial_timeout: float = 30.0
+    dial_keep_alive: float = 15.0
+    tls: Optional[TransportSettings] = None
 
     @property
     def address(self) -> str:
         return host_port(self.host, self.port)
+
+
+#: Why a server with ``tls: true`` cannot be dialled through the default TCP transport unless
+#: it skips verification: Go's TLS client needs a name to verify the certificate by, and
+#: Traefik's default transport has none (every connection fails there).
+_TLS_NEEDS_SKIP = (
+    "tls: dialling the server with TLS through the default TCP transport needs"
+    " tcpServersTransport.tls.insecureSkipVerify: true in the static configuration (it has no"
+    " serverName to verify the certificate by: Traefik fails every connection)"
+)
+
+
+def tcp_servers(
+    pairs: Iterable[Tuple[str, int]],
+    proxy_protocol: int,
+    termination_delay: float,
+    tls: bool,
+    transport: TCPTransportSettings,
+) -> Tuple[TCPServer, ...]:
+    """The servers at ``pairs``, dialled as the TCP servers ``transport`` (the static
+    configuration's default) says; BuildError for ``tls`` it cannot verify."""
+    if tls and not transport.tls.insecure_skip_verify:
+        raise BuildError(_TLS_NEEDS_SKIP)
+    return tuple(
+        TCPServer(
+            host,
+            port,
+            proxy_protocol,
+            termination_delay,
+            transport.dial_timeout,
+            transport.dial_keep_alive,
+            transport.tls if tls else None,
+        )
+        for host, port in pairs
+    )
 
 
 # TCP services are the shared layer-4 ones (tsproxy/runtime/l4.py) over TCPServer values.
@@ -285,7 +334,8 @@ class _TCPBuilder:
         )
         _, pairs = self.directory.addresses(lookup)
         delay = ref.termination_delay / 1000.0
-        return tuple(TCPServer(host, port, ref.proxy_protocol, delay) for host, port in pairs)
+        transport = self.static.tcp_servers_transport
+        return tcp_servers(pairs, ref.proxy_protocol, delay, ref.tls, transport)
 
     def definition(
         self, key: str, route: TCPRoute, source: Location
@@ -296,7 +346,6 @@ class _TCPBuilder:
             unsupported = [
                 f"{ref.path}.{field}: {why}"
                 for field, why, used in (
-                    ("tls", "dialling the backend with TLS is not supported yet", ref.tls),
                     (
                         "serversTransport",
                         "ServersTransportTCP is not supported yet",
@@ -310,7 +359,8 @@ class _TCPBuilder:
             try:
                 servers = self.servers(ref)
             except BuildError as exc:
-                return source.at(ref.line).error(f"{exc}, route dropped")
+                where = f"{ref.path}." if str(exc).startswith("tls:") else ""
+                return source.at(ref.line).error(f"{where}{exc}, route dropped")
             child_name = f"{key}-{ref.name}-{ref.port}"
             children.append(
                 TCPWeightedChild(child_name, ref.weight, TCPLoadBalancerDef(child_name, servers))

@@ -254,6 +254,32 @@ class _TLSFactory(TLSMemoryBIOFactory):
     protocol = _TLSLayer
 
 
+class _ServerTLSLayer(_TLSLayer):
+    """TLS to a TCP server dialled with ``tls: true``: the factory's ``preamble`` (a PROXY
+    protocol header) goes first, in clear, as Traefik writes it before its handshake."""
+
+    def makeConnection(self, transport: Any) -> None:
+        preamble = self.factory.preamble  # type: ignore[attr-defined]
+        if preamble:
+            transport.write(preamble)
+        super().makeConnection(transport)
+
+
+class _ServerTLSFactory(TLSMemoryBIOFactory):
+    protocol = _ServerTLSLayer
+    noisy = False
+
+    def __init__(self, creator: Any, wrapped: Any, preamble: bytes) -> None:
+        super().__init__(creator, True, wrapped)
+        self.preamble = preamble
+
+
+def server_tls_factory(creator: Any, wrapped: Any, preamble: bytes = b"") -> Any:
+    """A client factory dialling a TCP server with TLS (``creator``'s client options) around
+    ``wrapped``, with half-closes as Go's tls.Conn; ``preamble`` is written before TLS."""
+    return _ServerTLSFactory(creator, wrapped, preamble)
+
+
 class _Wrapped(Factory):
     """A factory handing out one protocol already made, for TLSMemoryBIOFactory."""
 
@@ -438,6 +464,7 @@ class Dispatch(Protocol):
             observer=factory.observer,
             entrypoint=factory.name,
             after_handshake=after_handshake,
+            server_tls=server_tls_factory,
         )
         relay.releases = releases
         return relay

@@ -5,11 +5,14 @@ TLS layer that terminates here). Each transport is registered as the streaming p
 the other, so a slow reader pauses the fast writer and nothing is buffered without bound.
 When one side ends its stream, the other side's write half is closed (FIN, or close_notify
 under TLS) and, as in Traefik, both are closed after the service's terminationDelay unless the
-other side ends too.
+other side ends too. The backend is dialled as the server's TCP transport says: dial timeout,
+TCP keep-alive, and TLS for a server with ``tls: true`` (a PROXY protocol header goes first,
+in clear, as Traefik writes it before its handshake).
 """
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING, Any, Optional
 
 from twisted.internet.interfaces import (
@@ -21,6 +24,7 @@ from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from tsproxy.http.backend_tls import client_options
 from tsproxy.logs import get_logger
 from tsproxy.nodelay import set_no_delay
 from tsproxy.tcp import proxyproto
@@ -30,8 +34,29 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-#: How long a backend connect may take (Traefik v3's ServersTransportTCP dialTimeout).
-DIAL_TIMEOUT = 30.0
+#: Go's keep-alive period when a dialer's KeepAlive is 0.
+_KEEP_ALIVE_DEFAULT = 15.0
+
+
+def keep_alive(transport: Any, seconds: float) -> None:
+    """TCP keep-alive probes on ``transport``'s socket as Go's Dialer.KeepAlive sets them:
+    idle time and interval both ``seconds`` (0: 15 s); negative leaves them off. Under a TLS
+    layer (whose handle is its OpenSSL connection) the socket below is set; a transport
+    without a socket, or a socket without the options, is left."""
+    if seconds < 0:
+        return
+    try:
+        sock = transport.getHandle()
+        while not hasattr(sock, "setsockopt") and transport is not None:
+            transport = getattr(transport, "transport", None)
+            sock = transport.getHandle()
+        period = max(1, int(round(seconds or _KEEP_ALIVE_DEFAULT)))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for option in ("TCP_KEEPIDLE", "TCP_KEEPINTVL"):
+            if hasattr(socket, option):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), period)
+    except (OSError, AttributeError, NotImplementedError):
+        pass
 
 
 def _endpoint(address: Any) -> Optional[tuple[str, int]]:
@@ -59,16 +84,22 @@ def _close_write(transport: Any) -> None:
     transport.loseWriteConnection()
 
 
-@implementer(IHalfCloseableProtocol)
+@implementer(IHalfCloseableProtocol, IHandshakeListener)
 class _BackendSide(Protocol):
     """The connection to the backend server, reporting to its relay."""
+
+    handshake_done = False  # with TLS to the server: its handshake is over
 
     def __init__(self, relay: TCPRelay) -> None:
         self.relay = relay
 
     def connectionMade(self) -> None:
         set_no_delay(self.transport)
+        keep_alive(self.transport, self.relay.server.dial_keep_alive)
         self.relay.backend_connected(self)
+
+    def handshakeCompleted(self) -> None:
+        self.handshake_done = True
 
     def dataReceived(self, data: bytes) -> None:
         self.relay.transport.write(data)  # type: ignore[union-attr]
@@ -80,7 +111,9 @@ class _BackendSide(Protocol):
         pass
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        self.relay.backend_lost(reason)
+        self.relay.backend_lost(
+            reason, self.relay.server.tls is not None and not self.handshake_done
+        )
 
 
 class _Connector(ClientFactory):
@@ -116,10 +149,10 @@ class TCPRelay(Protocol):
         clock: Any,
         connections: Any,
         pending: bytes = b"",
-        dial_timeout: float = DIAL_TIMEOUT,
         observer: Any = None,
         entrypoint: str = "",
         after_handshake: bool = False,
+        server_tls: Any = None,
     ) -> None:
         self.router = router
         self.server = server
@@ -127,10 +160,12 @@ class TCPRelay(Protocol):
         self.clock = clock
         self.connections = connections
         self.pending = [pending] if pending else []
-        self.dial_timeout = dial_timeout
         self.observer = observer
         self.entrypoint = entrypoint
         self.after_handshake = after_handshake
+        #: (client creator, factory, preamble) → the factory dialling TLS around it, for
+        #: servers with ``tls``: the entrypoint's TLS layer, which half-closes as Go's.
+        self.server_tls = server_tls
         self.backend: Optional[_BackendSide] = None
         self.connector: Any = None
         self.client_eof = False
@@ -165,9 +200,26 @@ class TCPRelay(Protocol):
     def _dial(self) -> None:
         # Nothing more is read from the client until the backend can take it.
         self.reader.pauseProducing()
+        server = self.server
+        factory: Any = _Connector(self)
+        if server.tls is not None:
+            # No name to send or verify, as Traefik's default TCP transport has none.
+            creator = client_options("", server.tls, ())
+            factory = self.server_tls(creator, factory, self._proxy_header())
         self.connector = self.reactor.connectTCP(
-            self.server.host, self.server.port, _Connector(self), timeout=self.dial_timeout
+            server.host, server.port, factory, timeout=server.dial_timeout or None
         )
+
+    def _proxy_header(self) -> bytes:
+        """The PROXY protocol header the server is owed (none: b"")."""
+        version = self.server.proxy_protocol
+        if not version:
+            return b""
+        source = _endpoint(self.transport.getPeer())  # type: ignore[union-attr]
+        destination = _endpoint(self.transport.getHost())  # type: ignore[union-attr]
+        if source is None or destination is None:
+            return b""
+        return proxyproto.encode(version, source, destination)
 
     def dataReceived(self, data: bytes) -> None:
         backend = self.backend
@@ -217,12 +269,10 @@ class TCPRelay(Protocol):
         self.backend = backend
         out = backend.transport
         assert out is not None
-        version = self.server.proxy_protocol
-        if version:
-            source = _endpoint(self.transport.getPeer())  # type: ignore[union-attr]
-            destination = _endpoint(self.transport.getHost())  # type: ignore[union-attr]
-            if source is not None and destination is not None:
-                out.write(proxyproto.encode(version, source, destination))
+        if self.server.tls is None:  # under TLS it went first, in clear
+            header = self._proxy_header()
+            if header:
+                out.write(header)
         pending, self.pending = self.pending, []
         if pending:
             out.writeSequence(pending)
@@ -257,8 +307,15 @@ class TCPRelay(Protocol):
         _close_write(self.transport)
         self._half_closed()
 
-    def backend_lost(self, reason: Failure) -> None:
+    def backend_lost(self, reason: Failure, handshake_failed: bool = False) -> None:
         self.backend = None
+        if handshake_failed and not self.closed:
+            log.warn(
+                "TCP router {router}: TLS handshake with {server} failed: {why}",
+                router=self.router.name,
+                server=self.server.address,
+                why=reason.getErrorMessage() if reason is not None else "",
+            )
         if not self.closed:
             if not self.backend_done and not self.client_eof:
                 log.debug(
