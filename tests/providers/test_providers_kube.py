@@ -364,6 +364,11 @@ class ConfigMapFromAPITests(KubeTestCase):
             [("ConfigMap", "default", "ca")],
         )
 
+    def _lists(self, plural: str) -> int:
+        """How many times ``plural`` was listed (its path, whatever the query)."""
+        paths = [r.split("?")[0] for r in self.api.requests if "watch=" not in r]
+        return sum(1 for path in paths if path.endswith("/" + plural))
+
     @defer.inlineCallbacks
     def forbidden(self, plural: str) -> Any:
         """A 403 on ``plural``: retried, the provider not told meanwhile (no route made up);
@@ -372,7 +377,7 @@ class ConfigMapFromAPITests(KubeTestCase):
         self.api.put("secrets", ca_secret("ca", CA.cert_pem))
         self.api.forbidden = {plural}
         service = self.proxy("kubernetesCRD")
-        yield self.until(lambda: sum(1 for r in self.api.requests if r.endswith("/" + plural)) >= 3)
+        yield self.until(lambda: self._lists(plural) >= 3)
         self.assertEqual(service.table.routers, ())
         self.assertEqual(service.kube_objects, {})
         self.api.forbidden = set()
@@ -387,6 +392,34 @@ class ConfigMapFromAPITests(KubeTestCase):
     def test_forbidden_secrets(self) -> Any:
         """The same for a 403 on secrets (the behaviour configmaps follow)."""
         return self.forbidden("secrets")
+
+    @defer.inlineCallbacks
+    def test_helm_secrets_skipped(self) -> None:
+        """Secrets are listed and watched with labelSelector owner!=helm, as Traefik's
+        informer does; a Helm-owned Secret is not read even from a server that ignores the
+        selector (so a rootCAs naming it is "not found"), and one that stops being Helm's is."""
+        helm = ca_secret("ca", CA.cert_pem)
+        helm["metadata"]["labels"] = {"owner": "helm"}
+        self.api.put("configmaps", config_map("ca", CA.cert_pem))
+        self.api.put("secrets", helm)
+        service = self.proxy("kubernetesCRD")
+        yield self.until(lambda: service._refused)
+        self.assertIn(
+            "kubernetes-api: IngressRoute default/app: serversTransport sec (at kubernetes-api):"
+            " secret default/ca not found",
+            self.errors(service),
+        )
+        secrets = [r for r in self.api.requests if "/secrets" in r]
+        self.assertTrue(secrets)
+        self.assertTrue(all("labelSelector=owner!=helm" in r for r in secrets), secrets)
+        self.api.put("secrets", ca_secret("ca", CA.cert_pem))
+        yield self.until(lambda: len(service.table.routers) == 3)
+        self.assertEqual((yield self.statuses()), [200, 200, 200])
+        table = service.table
+        service._refused = False
+        self.api.put("secrets", helm)
+        yield self.until(lambda: service._refused)
+        self.assertIs(service.table, table)
 
 
 class ConfigMapReferenceTests(SynchronousTestCase):

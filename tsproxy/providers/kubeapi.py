@@ -53,6 +53,8 @@ class KubeKind:
     group_version: str
     kind: str
     plural: str
+    #: A label selector the API server applies to the list and the watch ("" none).
+    selector: str = ""
 
     def path(self, namespace: str) -> str:
         base = "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
@@ -62,10 +64,12 @@ class KubeKind:
 
 
 _TRAEFIK = "traefik.io/v1alpha1"
+_NOT_HELM = "owner!=helm"
 _CORE = (
     KubeKind("v1", "Service", "services"),
     KubeKind("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
-    KubeKind("v1", "Secret", "secrets"),
+    # Traefik's informer skips Helm's release Secrets (owner=helm): large, many, never TLS.
+    KubeKind("v1", "Secret", "secrets", _NOT_HELM),
 )
 #: What the kubernetesCRD provider reads (ConfigMaps: for ServersTransport ``rootCAs``).
 CRD_KINDS: Tuple[KubeKind, ...] = (
@@ -274,12 +278,18 @@ class KubeWatcher:
         item.setdefault("kind", kind.kind)
         meta = item.get("metadata") or {}
         key = (kind.kind, str(meta.get("namespace", "")), str(meta.get("name", "")))
-        self.objects[key] = item
+        if kind.selector == _NOT_HELM and (meta.get("labels") or {}).get("owner") == "helm":
+            # Also when a server ignored the selector, or a Secret became Helm's.
+            self.objects.pop(key, None)
+        else:
+            self.objects[key] = item
         return key
 
     @defer.inlineCallbacks
     def _list(self, kind: KubeKind, namespace: str) -> Any:
         url = self.connection.endpoint + kind.path(namespace)
+        if kind.selector:
+            url += "?" + urlencode({"labelSelector": kind.selector})
         response = yield self._tracked(self._client.get(url, headers=self._headers(), timeout=30))
         body = yield self._tracked(treq.content(response))
         if response.code != 200:
@@ -298,7 +308,10 @@ class KubeWatcher:
     @defer.inlineCallbacks
     def _watch(self, kind: KubeKind, namespace: str, version: str) -> Any:
         """Watch from ``version``; the last version seen when the server ends the watch."""
-        query = urlencode({"watch": "1", "resourceVersion": version, "allowWatchBookmarks": "true"})
+        params = {"watch": "1", "resourceVersion": version, "allowWatchBookmarks": "true"}
+        if kind.selector:
+            params["labelSelector"] = kind.selector
+        query = urlencode(params)
         url = f"{self.connection.endpoint}{kind.path(namespace)}?{query}"
         response = yield self._tracked(
             self._client.get(url, headers=self._headers(), unbuffered=True)
