@@ -258,6 +258,7 @@ class InFlightTests(StrategyTestCase):
         h2.reset_stream(1)
         client.transport.write(h2.data_to_send())
         yield wait_for(lambda: self.inflight() == [0, 0])
+        yield wait_for(lambda: not self.a.held and not self.b.held)
         # Mirror copies are not counted: the copy held at A or B leaves the counts at 0.
         response, body = yield self.get("mirrored.test", "/hold")
         self.assertEqual((response.code, body), (200, b"C"))
