@@ -19,13 +19,15 @@ from tests.proxyfixture import STATIC, ProxyTestCase, free_port
 from tsproxy.balance.hrw import hrw_choose
 
 HEAD_100 = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
+SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+UPGRADE = "Connection: Upgrade\r\nUpgrade: websocket\r\n"
 
 
 class Backend(Protocol):
     """One connection of a scripted backend; each request is answered by its path:
-    ``/hold`` not at all (until `answer`), ``/partial`` with a head and 10 of 100 body
-    bytes, ``/cut`` the same then a close, ``/reset`` with a TCP reset, anything else with
-    the backend's name after its delay."""
+    ``/hold`` not at all (until `answer`), ``/ws`` with 101 and a silent tunnel,
+    ``/partial`` with a head and 10 of 100 body bytes, ``/cut`` the same then a close,
+    ``/reset`` with a TCP reset, anything else with the backend's name after its delay."""
 
     factory: Any
 
@@ -44,6 +46,9 @@ class Backend(Protocol):
         if self.factory.always:
             path = b"/"
         if path == b"/hold":
+            self.factory.held.append(self)
+        elif path == b"/ws":
+            self.transport.write(SWITCHING)
             self.factory.held.append(self)
         elif path in (b"/partial", b"/cut"):
             self.transport.write(HEAD_100 + b"x" * 10)
@@ -239,12 +244,16 @@ class InFlightTests(StrategyTestCase):
             yield wait_for(lambda router=router: self.inflight(router) in ([0, 0], [0]))
             client.transport.abortConnection()
             self.assertEqual(self.inflight(router), [0] * len(self.inflight(router)), what)
-        for what, path in [("client leaves before the head", "/hold"), ("mid-body", "/partial")]:
-            client = yield self.raw(request(path))
+        for what, path, extra in [
+            ("client leaves before the head", "/hold", ""),
+            ("client leaves mid-body", "/partial", ""),
+            ("client closes a WebSocket tunnel", "/ws", UPGRADE),
+        ]:
+            client = yield self.raw(request(path, extra=extra))
             yield wait_for(lambda: sum(self.inflight()) == 1)
-            self.assertEqual(len(self.a.held) + len(self.b.held), int(path == "/hold"), what)
-            if path == "/partial":
-                yield wait_for(lambda client=client: client.received.endswith(b"x" * 10))
+            self.assertEqual(len(self.a.held) + len(self.b.held), int(path != "/partial"), what)
+            if path != "/hold":
+                yield wait_for(lambda client=client: len(client.received) > 12)
             client.transport.abortConnection()
             yield wait_for(lambda: self.inflight() == [0, 0])
             yield wait_for(lambda: not self.a.held and not self.b.held)  # the backend saw it
@@ -268,13 +277,14 @@ class InFlightTests(StrategyTestCase):
 
     @defer.inlineCallbacks
     def test_p2c(self) -> None:
-        """p2c: answered, reset, cut, retried, refused, client gone before or mid-body, an
-        HTTP/2 stream reset, and a mirror copy: no count left behind."""
+        """p2c: answered, reset, cut, retried, refused, client gone before or mid-body or
+        out of a WebSocket tunnel, an HTTP/2 stream reset, and a mirror copy: no count left
+        behind."""
         yield self.check("p2c")
 
     @defer.inlineCallbacks
     def test_leasttime(self) -> None:
         """leasttime: the same paths; only exchanges whose server answered (a first byte)
-        left a TTFB sample: answered, cut and partial, not reset or held."""
+        left a TTFB sample: answered, cut, partial and the 101, not reset or held."""
         load = yield self.check("leasttime")
-        self.assertEqual(sum(times.count for times in load.times), 3)
+        self.assertEqual(sum(times.count for times in load.times), 4)
