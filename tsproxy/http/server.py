@@ -75,7 +75,8 @@ class HTTPServerConnection(ServerBackend):
         self._reset_exchange()
 
     def _reset_exchange(self) -> None:
-        self._end_lease()
+        if self.lease is not None:
+            self._end_lease()
         self.req: Optional[RequestHead] = None
         self.req_decoder: Optional[BodyDecoder] = None
         self.req_body_done = False

@@ -69,7 +69,8 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
         server = self.server = pick.server
         if self.t0 is not None:
             self.t_origin = factory.clock.seconds()
-        self._end_lease()  # a retry's earlier attempt, if it was not ended yet
+        if self.lease is not None:
+            self._end_lease()  # a retry's earlier attempt, if it was not ended yet
         if pick.lease is not None:
             self.lease = pick.lease(factory.clock.seconds())
         self.out_head = forwarded_request_head(

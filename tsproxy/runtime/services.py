@@ -194,19 +194,15 @@ class LoadBalancer:
         return self.states.up(self.definition.servers[index].url)
 
     def choose_index(self, req: Optional[_RequestCookies], set_cookies: List[str]) -> Optional[int]:
-        """A server's index (sticky cookie first), adding a Set-Cookie when a new pick is
-        made (hrw hashes the client IP; a mirror copy has none: "")."""
+        """A server's index, sticky cookie first (a new pick adds its Set-Cookie)."""
         if not self.states.any_up():
             return None
         available = self._available if self.states.down_keys() else None
-        source = req.client_ip if req is not None else ""
+        source = req.client_ip if req is not None else ""  # hrw's key ("": a mirror copy)
+        if self._sticky is None or req is None:
+            return self._order.next(source, available)
         pick = partial(self._order.next, source, available)
-        return _choose(self._sticky, pick, req, set_cookies, available)
-
-    def lease_maker(self, index: Optional[int]) -> Optional[Callable[[float], Lease]]:
-        """What starts counting a request sent to server ``index`` (p2c, leasttime)."""
-        load = self._order.load
-        return None if load is None or index is None else partial(load.begin, index)
+        return self._sticky.choose(req.cookies, pick, set_cookies, available)
 
 
 @attrs.define(eq=False)
@@ -402,6 +398,7 @@ def resolve(node: Node, req: Optional[_RequestCookies]) -> Pick:
         walked.append(current.definition.name)
         if isinstance(current, LoadBalancer):
             index = current.choose_index(req, set_cookies)
+            load = current._order.load  # p2c, leasttime: the engine counts what it sends
             return Pick(
                 None if index is None else current.definition.servers[index],
                 set_cookies,
@@ -411,7 +408,7 @@ def resolve(node: Node, req: Optional[_RequestCookies]) -> Pick:
                 walked,
                 current.report,
                 steps,
-                current.lease_maker(index),
+                None if load is None or index is None else partial(load.begin, index),
             )
         if isinstance(current, MirroringService):
             definition = current.definition
