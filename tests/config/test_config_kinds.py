@@ -887,7 +887,8 @@ class StrategyTests(SynchronousTestCase):
 
     def test_errors(self) -> None:
         """Unknown values (the names are case-sensitive, as in Traefik) are errors at the
-        strategy's line, naming the key path and the values there are."""
+        strategy's line, naming the key path and the values there are; a strategy other
+        than wrr on a TraefikService reference (which has no servers) is one too."""
         values = "(one of: wrr, p2c, hrw, leasttime)"
         table = [
             ("bogus", f'unsupported load-balancer strategy "bogus" {values}'),
@@ -896,6 +897,18 @@ class StrategyTests(SynchronousTestCase):
             ("LeastTime", f'unsupported load-balancer strategy "LeastTime" {values}'),
             ("3", "must be a string"),
         ]
+        extra = "          kind: TraefikService\n          strategy: p2c\n"
+        resources, errors, _ = load(ROUTE_HEAD + "        - name: ts\n" + extra)
+        self.assertEqual(
+            (resources, errors),
+            (
+                (),
+                [
+                    "wrr.yaml:10: IngressRoute default/app: spec.routes[0].services[0].strategy:"
+                    " applies to Service references only"
+                ],
+            ),
+        )
         for written, message in table:
             text = (
                 ROUTE_HEAD

@@ -140,6 +140,9 @@ def _service_ref(fields: Fields, parent_namespace: str) -> ServiceRef:
         _propagation(fields)
         if fields.has("passiveHealthCheck"):
             raise fields.fail("passiveHealthCheck", "applies to Service references only")
+        if strategy != "wrr":
+            # Traefik ignores it there: the TraefikService balances its own children.
+            raise fields.fail("strategy", "applies to Service references only")
     namespace = fields.string("namespace") or parent_namespace
     return ServiceRef(
         name=name,
