@@ -69,7 +69,8 @@ def service_tree(definition: Any, prefix: str = "") -> List[str]:
             if (definition.health_check is not None)
             else ""
         )
-        lines.append("%s (load balancer%s%s)" % (definition.name, sticky, health))
+        strategy = "" if definition.strategy == "wrr" else " " + definition.strategy
+        lines.append("%s (load balancer%s%s%s)" % (definition.name, strategy, sticky, health))
         children = [("", server.url) for server in definition.servers]
     else:
         lines.append(str(definition))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from typing import Any
 
 import attrs
 from twisted.trial.unittest import SynchronousTestCase
@@ -800,7 +801,7 @@ class BadDocumentTests(SynchronousTestCase):
 
     def test_unsupportedFieldsAreNotices(self) -> None:
         """Fields whose absence changes nothing a client or backend sees are accepted with a
-        notice (nativeLB is implemented: no notice)."""
+        notice (nativeLB and strategy p2c are implemented: no notice)."""
         resources, errors, notices = load(
             ROUTE_HEAD + "        - name: a\n          port: 80\n          nativeLB: true\n"
             "          strategy: p2c\n          sticky: {}\n"
@@ -809,8 +810,6 @@ class BadDocumentTests(SynchronousTestCase):
         self.assertEqual(
             notices,
             [
-                "wrr.yaml:11: IngressRoute default/app: spec.routes[0].services[0].strategy:"
-                " p2c is not supported yet, using round robin",
                 "wrr.yaml:12: IngressRoute default/app: spec.routes[0].services[0].sticky:"
                 " no cookie section: stickiness stays off",
             ],
@@ -839,3 +838,88 @@ class ConfigMapTests(SynchronousTestCase):
         assert isinstance(config_map, ConfigMap)
         self.assertEqual(config_map.data, (("ca.crt", b"PEM"), ("bin", b"hi")))
         self.assertEqual((config_map.get("bin"), config_map.get("gone")), (b"hi", None))
+
+
+class StrategyTests(SynchronousTestCase):
+    """A service reference's ``strategy``: Traefik 3.7's values, RoundRobin as wrr, any other
+    value a located error that drops the document (the file provider reads the same way)."""
+
+    def test_accepted(self) -> None:
+        """written value -> (the reference's strategy, notices) on an IngressRoute service and
+        on a TraefikService's weighted child."""
+        deprecated = "strategy: RoundRobin is deprecated: it is wrr"
+        table = [
+            (None, "wrr", []),
+            ("''", "wrr", []),
+            ("wrr", "wrr", []),
+            ("p2c", "p2c", []),
+            ("hrw", "hrw", []),
+            ("leasttime", "leasttime", []),
+            ("RoundRobin", "wrr", [deprecated]),
+        ]
+        for written, expected, notices in table:
+            extra = "" if written is None else f"          strategy: {written}\n"
+            for head, line, path in (
+                (ROUTE_HEAD, 10, "IngressRoute default/app: spec.routes[0].services[0]"),
+                (
+                    TS_HEAD + "  weighted:\n    services:\n",
+                    9,
+                    "TraefikService default/wrr: spec.weighted.services[0]",
+                ),
+            ):
+                indent = "        " if head is ROUTE_HEAD else "      "
+                text = (
+                    head
+                    + f"{indent}- name: a\n{indent}  port: 80\n"
+                    + extra.replace("          ", indent + "  ")
+                )
+                resources, errors, got_notices = load(text)
+                self.assertEqual(errors, [], (written, head))
+                resource: Any = resources[0]
+                if head is ROUTE_HEAD:
+                    ref = resource.routes[0].services[0]
+                else:
+                    ref = resource.weighted.services[0]
+                self.assertEqual(ref.strategy, expected, (written, path))
+                self.assertEqual(
+                    got_notices, [f"wrr.yaml:{line}: {path}.{n}" for n in notices], written
+                )
+
+    def test_errors(self) -> None:
+        """Unknown values (the names are case-sensitive, as in Traefik) are errors at the
+        strategy's line, naming the key path and the values there are; a strategy other
+        than wrr on a TraefikService reference (which has no servers) is one too."""
+        values = "(one of: wrr, p2c, hrw, leasttime)"
+        table = [
+            ("bogus", f'unsupported load-balancer strategy "bogus" {values}'),
+            ("WRR", f'unsupported load-balancer strategy "WRR" {values}'),
+            ("roundrobin", f'unsupported load-balancer strategy "roundrobin" {values}'),
+            ("LeastTime", f'unsupported load-balancer strategy "LeastTime" {values}'),
+            ("3", "must be a string"),
+        ]
+        extra = "          kind: TraefikService\n          strategy: p2c\n"
+        resources, errors, _ = load(ROUTE_HEAD + "        - name: ts\n" + extra)
+        self.assertEqual(
+            (resources, errors),
+            (
+                (),
+                [
+                    "wrr.yaml:10: IngressRoute default/app: spec.routes[0].services[0].strategy:"
+                    " applies to Service references only"
+                ],
+            ),
+        )
+        for written, message in table:
+            text = (
+                ROUTE_HEAD
+                + f"        - name: a\n          port: 80\n          strategy: {written}\n"
+            )
+            resources, errors, _ = load(text)
+            self.assertEqual(resources, (), written)
+            self.assertEqual(
+                errors,
+                [
+                    "wrr.yaml:10: IngressRoute default/app:"
+                    f" spec.routes[0].services[0].strategy: {message}"
+                ],
+            )

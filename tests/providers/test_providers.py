@@ -273,6 +273,16 @@ YAML_ERRORS = [
         " is disabled",
     ),
     (
+        "http:\n  services:\n    s:\n      loadBalancer:\n        strategy: bogus\n",
+        "d.yml:5: service s: http.services.s.loadBalancer.strategy: unsupported load-balancer"
+        ' strategy "bogus" (one of: wrr, p2c, hrw, leasttime)',
+    ),
+    (
+        "http:\n  services:\n    s:\n      loadBalancer:\n        strategy: WRR\n",
+        "d.yml:5: service s: http.services.s.loadBalancer.strategy: unsupported load-balancer"
+        ' strategy "WRR" (one of: wrr, p2c, hrw, leasttime)',
+    ),
+    (
         "http:\n  services:\n    s: {}\n",
         "d.yml:3: service s: http.services.s: exactly one of loadBalancer, weighted or"
         " mirroring is required",
@@ -337,6 +347,11 @@ TOML_ERRORS = [
         '[http.routers.r]\nrule = "Host(`a`)"\nservice = "s"\nprority = 3\n',
         "d.toml:4: router r: http.routers.r.prority: unknown field",
     ),
+    (
+        '[http.services.s.loadBalancer]\nstrategy = "leastTime"\n',
+        "d.toml:2: service s: http.services.s.loadBalancer.strategy: unsupported load-balancer"
+        ' strategy "leastTime" (one of: wrr, p2c, hrw, leasttime)',
+    ),
     ("[http.routers.r]\nrule = \n", "d.toml:2: invalid TOML: Invalid value"),
     (
         '[udp.routers.r]\nentryPoints = ["dns"]\n',
@@ -400,6 +415,50 @@ class FileFormatErrorTests(SynchronousTestCase):
             },
         )
         self.assertNotIn(("a", "list", 1, "z"), lines)
+
+
+class StrategyTests(SynchronousTestCase):
+    """``strategy`` on a file loadBalancer and on a CRD service reference reaches the load
+    balancer built, and the API shows it as Traefik's does."""
+
+    def test_file_and_crd(self) -> None:
+        """written -> the definition's strategy and the API's loadBalancer.strategy, for the
+        file provider and the CRD provider alike (RoundRobin, v2's name, is wrr)."""
+        for written, expected in [
+            ("wrr", "wrr"),
+            ("p2c", "p2c"),
+            ("hrw", "hrw"),
+            ("leasttime", "leasttime"),
+            ("RoundRobin", "wrr"),
+        ]:
+            dynamic = (
+                "http:\n  routers:\n    r: {rule: Host(`a`), service: s}\n  services:\n"
+                f"    s:\n      loadBalancer:\n        strategy: {written}\n"
+                '        servers: [{url: "http://10.0.0.5"}, {url: "http://10.0.0.6"}]\n'
+            )
+            crd = BACKENDS + dedent(
+                f"""
+                ---
+                apiVersion: traefik.io/v1alpha1
+                kind: IngressRoute
+                metadata: {{name: ir}}
+                spec:
+                  routes:
+                    - match: Host(`b`)
+                      services: [{{name: app-v1, port: 80, strategy: {written}}}]
+                """
+            )
+            static = STATIC + "providers:\n  file: {filename: d.yml}\n  kubernetesCRD: {}\n"
+            table, errors = build(static, [("crd.yaml", crd)], [("d.yml", dynamic)])
+            self.assertEqual(errors, [], written)
+            services = rawdata(table)["services"]
+            for router in table.routers:
+                self.assertEqual(router.service.definition.strategy, expected, router.name)
+                name = router.name.split("@")[0]
+                key = "s@file" if name == "r" else f"{name}@kubernetescrd"
+                balancer = services[key]["loadBalancer"]
+                self.assertEqual(balancer["strategy"], expected, (written, key))
+            self.assertEqual(len(table.routers), 2)
 
 
 class FileRouterTests(SynchronousTestCase):

@@ -119,6 +119,7 @@ class KVTreeTests(SynchronousTestCase):
             "traefik/http/routers/R/service": "s",
             "traefik/http/routers/R/priority": "7",
             "traefik/http/services/s/loadbalancer/passhostheader": "FALSE",
+            "traefik/http/services/s/loadbalancer/strategy": "leasttime",
             "traefik/http/services/s/loadbalancer/servers/0/url": "http://10.0.0.1:80",
         }
         config, errors, _ = parse_kv(pairs, "traefik", "redis")
@@ -129,6 +130,7 @@ class KVTreeTests(SynchronousTestCase):
             ("R", "Host(`a`)", ("web",), 7),
         )
         self.assertFalse(config.services[0].load_balancer.pass_host_header)
+        self.assertEqual(config.services[0].load_balancer.strategy, "leasttime")
 
     def test_root_key(self) -> None:
         """rootKey chooses the tree; nothing under it is an empty configuration."""
@@ -162,6 +164,15 @@ class KVTreeTests(SynchronousTestCase):
 
 
 KV_ERRORS = [
+    (
+        {
+            "traefik/http/services/s/loadBalancer/strategy": "p3c",
+            "traefik/http/services/s/loadBalancer/servers/0/url": "http://a:1",
+        },
+        "etcd:traefik/http/services/s/loadBalancer/strategy: service s:"
+        ' http.services.s.loadBalancer.strategy: unsupported load-balancer strategy "p3c"'
+        " (one of: wrr, p2c, hrw, leasttime)",
+    ),
     (
         {
             "traefik/http/routers/r/rule": "Host(`a`)",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.strategyvectors import draws
+from tsproxy.balance.hrw import hrw_choose
 from tsproxy.balance.sticky import StickyCookie, name_values, server_values
 from tsproxy.config.load import load_directory
 from tsproxy.rules import HTTPRequestInfo
@@ -16,6 +18,7 @@ from tsproxy.runtime.services import (
     Definition,
     FailoverDef,
     HighestRandomWeightDef,
+    LoadBalancer,
     LoadBalancerDef,
     MirroringDef,
     MirrorOrder,
@@ -408,3 +411,109 @@ class HealthTests(SynchronousTestCase):
         self.assertEqual(len(set(moved)), 1)
         self.assertNotEqual(moved, chosen)
         self.assertIsNotNone(resolve(service, None).server)
+
+
+def strategy_node(
+    strategy: str, *ports: int, sticky: Optional[str] = None, draws_: Any = ()
+) -> Any:
+    """A load balancer of ``strategy`` over 10.0.0.1:ports, p2c drawing ``draws_``."""
+    cookie = StickyCookie(sticky) if sticky else None
+    definition = attrs.evolve(balancer("lb", *ports, sticky=cookie), strategy=strategy)
+    return LoadBalancer.build(definition, draws(list(draws_)))
+
+
+class StrategyTests(SynchronousTestCase):
+    """A load balancer picks its servers by its strategy, under the same sticky cookie and
+    health rules, and gives the engine a lease maker when the strategy reads the load."""
+
+    def test_picks(self) -> None:
+        """strategy -> the ports of four picks for client 10.0.0.7 (p2c drawing 1,0 0,0 2,1
+        1,0 over 3 servers; leasttime with no samples: EDF over deadlines 1, 2, 3)."""
+        hrw = hrw_choose("10.0.0.7", [server(p).url for p in (1, 2, 3)], [1, 1, 1])
+        assert hrw is not None
+        table = [
+            ("wrr", [1, 2, 3, 1]),
+            ("p2c", [2, 1, 3, 2]),
+            ("hrw", [hrw + 1] * 4),
+            ("leasttime", [1, 1, 2, 1]),
+        ]
+        for strategy, expected in table:
+            service = strategy_node(strategy, 1, 2, 3, draws_=[1, 0, 0, 0, 2, 1, 1, 0])
+            picks = [resolve(service, Client("10.0.0.7")) for _ in expected]
+            self.assertEqual([p.server.port for p in picks], expected, strategy)  # type: ignore[union-attr]
+            leased = [p.lease is not None for p in picks]
+            self.assertEqual(leased, [strategy in ("p2c", "leasttime")] * 4, strategy)
+
+    def test_sticky_every_strategy(self) -> None:
+        """With every strategy a cookie to an UP server wins (no new cookie); without one, or
+        to a DOWN server, the strategy picks and the cookie is written (Traefik's p2c
+        TestSticky: draws 1,0 pick the second server, which the cookie then keeps)."""
+        for strategy in ("wrr", "p2c", "hrw", "leasttime"):
+            service = strategy_node(strategy, 1, 2, sticky="s", draws_=[1, 0, 1, 0])
+            first = resolve(service, Client("10.0.0.7"))
+            assert first.server is not None
+            url = first.server.url
+            self.assertEqual(first.set_cookies, [f"s={url}; Path=/"], strategy)
+            if strategy == "p2c":
+                self.assertEqual(first.server, server(2))
+            for _ in range(3):
+                again = resolve(service, Client("10.0.0.7", {"s": url}))
+                self.assertEqual((again.server, again.set_cookies), (first.server, []), strategy)
+            service.states.set(url, False)
+            moved = resolve(service, Client("10.0.0.7", {"s": url}))
+            assert moved.server is not None
+            self.assertNotEqual(moved.server, first.server, strategy)
+            self.assertEqual(moved.set_cookies, [f"s={moved.server.url}; Path=/"], strategy)
+
+    def test_down_excluded(self) -> None:
+        """A DOWN server is never picked by any strategy; all DOWN: no server (503), and
+        no lease."""
+        for strategy in ("wrr", "p2c", "hrw", "leasttime"):
+            service = strategy_node(strategy, 1, 2, 3, draws_=[0, 0] * 10)
+            service.states.set(server(2).url, False)
+            ports = {resolve(service, Client(f"10.0.0.{i}")).server.port for i in range(10)}  # type: ignore[union-attr]
+            self.assertNotIn(2, ports, strategy)
+            for port in (1, 3):
+                service.states.set(server(port).url, False)
+            pick = resolve(service, Client("10.0.0.1"))
+            self.assertEqual((pick.server, pick.lease), (None, None), strategy)
+
+    def test_lease_counts(self) -> None:
+        """The lease maker counts a request on the server picked until it ends; p2c then
+        sends the next request to the other server, leasttime takes the TTFB as a sample."""
+        service = strategy_node("p2c", 1, 2, draws_=[0, 0, 0, 0])
+        first = resolve(service, Client("10.0.0.7"))
+        lease = first.lease(100.0)  # type: ignore[misc]
+        self.assertEqual(service._order.load.inflight, [1, 0])
+        self.assertEqual(resolve(service, Client("10.0.0.7")).server, server(2))
+        lease.end()
+        self.assertEqual(service._order.load.inflight, [0, 0])
+        timed = strategy_node("leasttime", 1, 2)
+        lease = resolve(timed, Client("10.0.0.7")).lease(100.0)  # type: ignore[misc]
+        lease.first_byte(100.2)
+        lease.end()
+        self.assertEqual(timed._order.load.times[0].average(), 200.0)
+        self.assertEqual(resolve(timed, Client("10.0.0.7")).server, server(2))
+
+    def test_mirror_copy(self) -> None:
+        """A mirror copy (no request) gets a server from every strategy; hrw hashes "" for it
+        (as the highestRandomWeight service does)."""
+        for strategy in ("wrr", "p2c", "hrw", "leasttime"):
+            service = strategy_node(strategy, 1, 2, draws_=[0, 0])
+            self.assertIsNotNone(resolve(service, None).server, strategy)
+        hrw = strategy_node("hrw", 1, 2)
+        expected = hrw_choose("", [server(1).url, server(2).url], [1, 1])
+        self.assertEqual(resolve(hrw, None).server, server(expected + 1))  # type: ignore[operator]
+
+    def test_state_kept_on_rebuild(self) -> None:
+        """An unchanged definition keeps its node across a rebuild, in-flight counts and
+        samples included; another strategy is another definition, a fresh node."""
+        definition = attrs.evolve(balancer("lb", 1, 2), strategy="leasttime")
+        made: Dict[Definition, Node] = {}
+        first = instantiate(definition, {}, made)
+        resolve(first, Client("10.0.0.7")).lease(1.0)  # type: ignore[misc]
+        kept = instantiate(definition, made, {})
+        self.assertIs(kept, first)
+        other = instantiate(attrs.evolve(definition, strategy="p2c"), made, {})
+        self.assertIsNot(other, first)
+        self.assertEqual(other._order.load.inflight, [0, 0])  # type: ignore[union-attr]

@@ -219,3 +219,17 @@ class RouteCommandTests(SynchronousTestCase):
         """A header without a colon is a usage error (status 2)."""
         status, _ = run("GET", "http://a/", "-H", "nocolon")
         self.assertEqual(status, 2)
+
+    def test_strategy(self) -> None:
+        """A load balancer's strategy other than wrr is named on its line."""
+        conf = self.mktemp()
+        shutil.copytree(CONF, conf)
+        with open(os.path.join(conf, "strategy.yaml"), "w") as f:
+            f.write(
+                "apiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {name: lt}\n"
+                "spec:\n  routes:\n    - match: Host(`lt.test`)\n      services:\n"
+                "        - {name: app-v1, port: 80, strategy: leasttime}\n"
+            )
+        status, text = run_in(conf, "GET", "http://lt.test/")
+        self.assertEqual(status, 0, text)
+        self.assertIn("(load balancer leasttime)", text)

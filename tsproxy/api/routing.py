@@ -246,7 +246,7 @@ def _http_service_config(node: Node) -> Tuple[str, Document, Dict[str, str]]:
             balancer["sticky"] = _cookie(definition.sticky)
         if definition.servers:
             balancer["servers"] = [{"url": server.url} for server in definition.servers]
-        balancer["strategy"] = "wrr"
+        balancer["strategy"] = definition.strategy
         if definition.health_check is not None:
             balancer["healthCheck"] = _health_check(definition.health_check)
         if definition.passive is not None:

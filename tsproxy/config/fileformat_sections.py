@@ -30,6 +30,7 @@ from tsproxy.config.kinds_services import (
     _passive_health_check,
     _propagation,
     read_sticky,
+    read_strategy,
     read_transport,
 )
 from tsproxy.config.resources import MiddlewareRef, ObjectRef, RouteTLS, TLSDomain
@@ -58,9 +59,7 @@ def _server(fields: Fields) -> FileServer:
 
 def _load_balancer(fields: Fields) -> FileLoadBalancer:
     servers = tuple(_server(item) for item in fields.mappings("servers"))
-    strategy = fields.string("strategy")
-    if strategy not in ("", "wrr", "RoundRobin"):
-        raise fields.fail("strategy", f"{strategy} is not supported yet (wrr only)")
+    strategy = read_strategy(fields)
     balancer = FileLoadBalancer(
         servers=servers,
         pass_host_header=fields.boolean("passHostHeader", True),
@@ -68,6 +67,7 @@ def _load_balancer(fields: Fields) -> FileLoadBalancer:
         servers_transport=fields.string("serversTransport"),
         health_check=_health_check(fields),
         passive=_passive_health_check(fields),
+        strategy=strategy,
     )
     fields.done({"responseForwarding": _NOT_YET})
     return balancer

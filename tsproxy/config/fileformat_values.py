@@ -50,6 +50,7 @@ class FileLoadBalancer:
     servers_transport: str = ""
     health_check: Optional[HealthCheckSpec] = None
     passive: Optional[PassiveHealthSpec] = None
+    strategy: str = "wrr"
 
 
 @attrs.frozen

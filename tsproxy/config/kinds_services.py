@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import attrs
 
+from tsproxy.balance.strategies import STRATEGIES
 from tsproxy.config.resources import (
     CookieSpec,
     Failover,
@@ -131,9 +132,7 @@ def _service_ref(fields: Fields, parent_namespace: str) -> ServiceRef:
     port = fields.port("port")
     if kind == "Service" and port is None:
         raise fields.fail("port", "is required for a Service reference")
-    strategy = fields.string("strategy")
-    if strategy not in ("", "RoundRobin", "wrr"):
-        fields.note("strategy", f"{strategy} is not supported yet, using round robin")
+    strategy = read_strategy(fields)
     if kind == "Service":
         health_check = _health_check(fields)
         passive = _passive_health_check(fields)
@@ -143,6 +142,9 @@ def _service_ref(fields: Fields, parent_namespace: str) -> ServiceRef:
         _propagation(fields)
         if fields.has("passiveHealthCheck"):
             raise fields.fail("passiveHealthCheck", "applies to Service references only")
+        if strategy != "wrr":
+            # Traefik ignores it there: the TraefikService balances its own children.
+            raise fields.fail("strategy", "applies to Service references only")
     namespace = fields.string("namespace") or parent_namespace
     return ServiceRef(
         name=name,
@@ -157,11 +159,27 @@ def _service_ref(fields: Fields, parent_namespace: str) -> ServiceRef:
         pass_host_header=fields.boolean("passHostHeader", True),
         servers_transport=fields.string("serversTransport"),
         sticky=_sticky(fields),
+        strategy=strategy,
         health_check=health_check,
         passive_health_check=passive,
         **_lb_modes(fields),
         middlewares=middleware_refs(fields, parent_namespace),
     )
+
+
+def read_strategy(fields: Fields) -> str:
+    """A load balancer's ``strategy``: one of Traefik 3.7's values (RoundRobin, v2's name,
+    is wrr); any other is an error."""
+    strategy = fields.string("strategy") or "wrr"
+    if strategy == "RoundRobin":
+        fields.note("strategy", "RoundRobin is deprecated: it is wrr")
+        return "wrr"
+    if strategy not in STRATEGIES:
+        raise fields.fail(
+            "strategy",
+            f'unsupported load-balancer strategy "{strategy}" (one of: {", ".join(STRATEGIES)})',
+        )
+    return strategy
 
 
 def _lb_modes(fields: Fields) -> dict[str, Any]:

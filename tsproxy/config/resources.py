@@ -98,6 +98,8 @@ class ServiceRef:
     pass_host_header: bool = True
     servers_transport: str = ""
     sticky: Optional[CookieSpec] = None
+    #: The servers' load-balancing strategy: wrr, p2c, hrw or leasttime.
+    strategy: str = "wrr"
     health_check: Optional[HealthCheckSpec] = None
     passive_health_check: Optional[PassiveHealthSpec] = None
     #: nativeLB (the Service's ClusterIP instead of its endpoints; None: the provider's

@@ -75,6 +75,8 @@ class HTTPServerConnection(ServerBackend):
         self._reset_exchange()
 
     def _reset_exchange(self) -> None:
+        if self.lease is not None:
+            self._end_lease()
         self.req: Optional[RequestHead] = None
         self.req_decoder: Optional[BodyDecoder] = None
         self.req_body_done = False
@@ -139,6 +141,7 @@ class HTTPServerConnection(ServerBackend):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.state = CLOSED
+        self._end_lease()
         self._cancel_timer()
         self._cancel_continue()
         observer = self.factory.observer
@@ -325,6 +328,7 @@ class HTTPServerConnection(ServerBackend):
     def _reject(self, status: int) -> None:
         """Answer a request that could not be read, and close: the stream is lost."""
         self.state = CLOSED
+        self._end_lease()
         self._cancel_timer()
         response = error_response(status, close=True)
         self.transport.write(response)
@@ -438,6 +442,7 @@ class HTTPServerConnection(ServerBackend):
         if self.t0 is not None:
             self._report(self._sent_status() if self.resp_started else 499)
         self._drop_backend()
+        self._end_lease()
         self.state = CLOSED
         self.transport.abortConnection()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
+from tsproxy.balance.load import Lease
 from tsproxy.http.backend import BackendConnection, BackendListener, PendingConnect, cancel_call
 from tsproxy.http.headers import (
     client_response_head,
@@ -50,6 +51,8 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
     resp_framing: str
     #: The Response the sinks were given for the current answer (its trailers go there).
     mw_response: Any = None
+    #: The picked server's claim (p2c, leasttime): in flight from _send until _end_lease.
+    lease: Optional[Lease] = None
 
     if TYPE_CHECKING:
 
@@ -66,6 +69,10 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
         server = self.server = pick.server
         if self.t0 is not None:
             self.t_origin = factory.clock.seconds()
+        if self.lease is not None:
+            self._end_lease()  # a retry's earlier attempt, if it was not ended yet
+        if pick.lease is not None:
+            self.lease = pick.lease(factory.clock.seconds())
         self.out_head = forwarded_request_head(
             req,
             peer_ip=self.peer_ip,
@@ -174,6 +181,13 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
         if self.backend is not None and self.server is not None:
             self.backend.arm_timeout(self.server.transport.response_header_timeout)
 
+    def _end_lease(self) -> None:
+        """The exchange with the picked server is over, by whatever path: one in flight
+        fewer (every path calls this; the first call counts)."""
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            lease.end()
+
     def _drop_backend(self) -> None:
         self._stop_pump()
         backend, self.backend = self.backend, None
@@ -186,6 +200,8 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
     def response_head(self, head: ResponseHead, rest: bytes) -> None:
         req = self.req
         assert req is not None
+        if self.lease is not None:
+            self.lease.first_byte(self.factory.clock.seconds())  # leasttime's TTFB
         status = head.status
         self.origin_head = head
         if status < 200 and status != 101:

@@ -70,6 +70,8 @@ class ServerSteps(ServerAnswers):
 
         def _request_sent(self) -> None: ...
 
+        def _end_lease(self) -> None: ...
+
     def _run_middlewares(
         self, chain: Any, req: RequestHead, info: HTTPRequestInfo, picked: bool = False
     ) -> None:
@@ -344,6 +346,7 @@ class ServerSteps(ServerAnswers):
             return False
         hooks.attempts += 1
         self.retried = False
+        self._end_lease()  # this attempt is over: no longer in flight while the retry waits
         self.mw_call = self.factory.clock.callLater(delay, self._dispatch_again, again)
         return True
 

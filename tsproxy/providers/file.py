@@ -205,6 +205,7 @@ class FileBuilder:
                 sticky,
                 balancer.health_check,
                 balancer.passive,
+                balancer.strategy,
             )
         if spec.weighted is not None:
             follow = spec.weighted.health_check

@@ -300,6 +300,7 @@ class _ServiceBuilder:
             _sticky(ref.sticky, name),
             ref.health_check,
             ref.passive_health_check,
+            ref.strategy,
         )
 
     def child(

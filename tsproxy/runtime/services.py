@@ -6,15 +6,19 @@ mirror counters) lives in the node, so a rebuild can keep a node whose definitio
 
 from __future__ import annotations
 
+import random
+from functools import partial
 from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 import attrs
 
 from tsproxy.balance.health import HealthCheckSpec, PassiveHealthSpec, ServerStates
 from tsproxy.balance.hrw import hrw_choose
+from tsproxy.balance.load import Lease
 from tsproxy.balance.mirror import MirrorCounter
 from tsproxy.balance.sticky import StickyCookie, StickyLevel
-from tsproxy.balance.wrr import EarliestDeadlineFirst, RoundRobin
+from tsproxy.balance.strategies import Picker, make_picker
+from tsproxy.balance.wrr import EarliestDeadlineFirst
 from tsproxy.config.resources import TransportSettings
 
 __all__ = [
@@ -60,8 +64,9 @@ class Server:
 
 @attrs.frozen(cache_hash=True)
 class LoadBalancerDef:
-    """Servers balanced round robin, optionally sticky on the server URL, optionally health
-    checked (actively with ``health_check``, from proxied requests with ``passive``)."""
+    """Servers balanced by ``strategy`` (wrr, p2c, hrw, leasttime), optionally sticky on the
+    server URL, optionally health checked (actively with ``health_check``, from proxied
+    requests with ``passive``)."""
 
     name: str
     servers: Tuple[Server, ...]
@@ -69,6 +74,7 @@ class LoadBalancerDef:
     sticky: Optional[StickyCookie] = None
     health_check: Optional[HealthCheckSpec] = None
     passive: Optional[PassiveHealthSpec] = None
+    strategy: str = "wrr"
 
 
 @attrs.frozen(cache_hash=True)
@@ -154,25 +160,31 @@ def _choose(
 
 @attrs.define(eq=False)
 class LoadBalancer:
-    """A Kubernetes Service's servers: round robin in endpoint order, sticky if configured;
-    servers that are DOWN (``states``, set by the health checkers) are skipped.
+    """A Kubernetes Service's servers, picked by the definition's strategy (wrr: round robin
+    in endpoint order), sticky if configured; servers that are DOWN (``states``, set by the
+    health checkers) are skipped. A p2c or leasttime picker has a ``load`` the engine feeds.
 
     ``report`` is set by the health monitor when the service has a passive health check:
     the engine calls it with each proxied request's server and whether it went well.
     """
 
     definition: LoadBalancerDef
-    _order: RoundRobin
+    _order: Picker
     _sticky: Optional[StickyLevel]
     states: ServerStates
     report: Optional[Callable[[Server, bool], None]] = None
 
     @classmethod
-    def build(cls, definition: LoadBalancerDef) -> LoadBalancer:
+    def build(
+        cls, definition: LoadBalancerDef, randint: Optional[Callable[[int], int]] = None
+    ) -> LoadBalancer:
+        """``randint(n)``, in [0, n), draws for p2c (a new random source by default)."""
         urls = [server.url for server in definition.servers]
         cookie = definition.sticky
         sticky = None if cookie is None else StickyLevel.for_servers(cookie, urls)
-        return cls(definition, RoundRobin(len(urls)), sticky, ServerStates(tuple(urls)))
+        draw = randint or random.Random().randrange
+        order = make_picker(definition.strategy, urls, [1] * len(urls), draw)
+        return cls(definition, order, sticky, ServerStates(tuple(urls)))
 
     @property
     def name(self) -> str:
@@ -181,20 +193,16 @@ class LoadBalancer:
     def _available(self, index: int) -> bool:
         return self.states.up(self.definition.servers[index].url)
 
-    def choose(self, req: Optional[_RequestCookies], set_cookies: List[str]) -> Optional[Server]:
-        """A server (sticky cookie first), adding a Set-Cookie when a new pick is made."""
-        if self.states.any_up():
-            available = self._available if self.states.down_keys() else None
-            index = _choose(
-                self._sticky,
-                lambda: self._order.next(available),
-                req,
-                set_cookies,
-                available,
-            )
-        else:
-            index = None
-        return None if index is None else self.definition.servers[index]
+    def choose_index(self, req: Optional[_RequestCookies], set_cookies: List[str]) -> Optional[int]:
+        """A server's index, sticky cookie first (a new pick adds its Set-Cookie)."""
+        if not self.states.any_up():
+            return None
+        available = self._available if self.states.down_keys() else None
+        source = req.client_ip if req is not None else ""  # hrw's key ("": a mirror copy)
+        if self._sticky is None or req is None:
+            return self._order.next(source, available)
+        pick = partial(self._order.next, source, available)
+        return self._sticky.choose(req.cookies, pick, set_cookies, available)
 
 
 @attrs.define(eq=False)
@@ -368,6 +376,8 @@ class Pick:
     report: Optional[Callable[[Server, bool], None]] = None
     #: The middlewares of the picked weighted children, in walk order, still to run.
     steps: Tuple[Tuple[str, Any], ...] = ()
+    #: Starts the server's lease (p2c, leasttime: in flight, TTFB) with the time it is sent.
+    lease: Optional[Callable[[float], Lease]] = None
 
 
 def resolve(node: Node, req: Optional[_RequestCookies]) -> Pick:
@@ -387,9 +397,10 @@ def resolve(node: Node, req: Optional[_RequestCookies]) -> Pick:
         last = current
         walked.append(current.definition.name)
         if isinstance(current, LoadBalancer):
-            server = current.choose(req, set_cookies)
+            index = current.choose_index(req, set_cookies)
+            load = current._order.load  # p2c, leasttime: the engine counts what it sends
             return Pick(
-                server,
+                None if index is None else current.definition.servers[index],
                 set_cookies,
                 mirrors,
                 current.definition.pass_host_header,
@@ -397,6 +408,7 @@ def resolve(node: Node, req: Optional[_RequestCookies]) -> Pick:
                 walked,
                 current.report,
                 steps,
+                None if load is None or index is None else partial(load.begin, index),
             )
         if isinstance(current, MirroringService):
             definition = current.definition
