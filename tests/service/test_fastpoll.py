@@ -231,3 +231,31 @@ class InlineReadTests(unittest.TestCase):
         self._turns(lambda: proto.reasons)
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
         self.assertEqual(len(proto.reasons), 1)
+
+
+class _LostBoom(_Collect):
+    def connectionLost(self, reason: Any) -> None:
+        super().connectionLost(reason)
+        raise ValueError("connectionLost failed")
+
+
+class DisconnectErrorTests(unittest.TestCase):
+    """Review: an exception while the selectable is disconnected, as Twisted's dispatch."""
+
+    setUp = FastPollTests.setUp
+    _close_reactor = FastPollTests._close_reactor
+    _turn = FastPollTests._turn
+    _server = InlineReadTests._server
+
+    def test_connection_lost_raises(self) -> None:
+        """A protocol whose connectionLost raises after the peer closed: Twisted's
+        callWithLogger logs it and goes on with the batch; nothing leaves doIteration."""
+        proto = _LostBoom()
+        conn, client = self._server(proto)
+        client.close()
+        for _ in range(3):
+            if proto.reasons:
+                break
+            self._turn()
+        self.assertEqual(len(proto.reasons), 1)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
