@@ -11,6 +11,7 @@ import ipaddress
 import attrs
 
 from tsproxy.config.errors import ConfigError, Location
+from tsproxy.config.resources import ObjectRef, RouteTLS, TLSDomain
 from tsproxy.config.schema import FieldError, Fields
 
 STATIC_FILE = "tsproxy.yaml"
@@ -59,6 +60,26 @@ class Redirection:
 
 
 @attrs.frozen
+class EntryPointTLS:
+    """``http.tls``: the TLS section every HTTP router on the entrypoint without one of its
+    own gets (Traefik's applyModel). ``options`` is as written: a bare name is the option of
+    the router's own provider, as a router's ``tls.options`` is; "" is the default options.
+    ``domains`` only ever serve ACME (refused here), so they change nothing that is served."""
+
+    options: str = ""
+    domains: tuple[TLSDomain, ...] = ()
+
+    def route_tls(self, provider: str) -> RouteTLS:
+        """The router TLS section for a router of ``provider`` (``file``, ``redis``,
+        ``kubernetescrd``, ``internal``...)."""
+        options = None
+        if self.options not in ("", "default", "default@internal"):
+            name = self.options if "@" in self.options else f"{self.options}@{provider}"
+            options = ObjectRef(name, "")
+        return RouteTLS(options=options, domains=self.domains)
+
+
+@attrs.frozen
 class EntryPoint:
     """One listening address. ``host`` "" means every interface; times are in seconds.
 
@@ -90,6 +111,8 @@ class EntryPoint:
     redirection: Redirection | None = None
     #: ``asDefault``: routers that list no entrypoint use the asDefault ones, when any is.
     as_default: bool = False
+    #: ``http.tls``: the TLS of its HTTP routers that have none (None: they stay plain).
+    tls: EntryPointTLS | None = None
 
 
 def parse_address(text: str) -> tuple[str, int, str]:
@@ -147,8 +170,10 @@ def _parse_entrypoint_http(
             )
             target.done()
         redirections.done()
-    if fields.has("tls"):
-        raise fields.fail("tls", "default TLS for the entrypoint's routers is not supported yet")
+    present, tls_fields = fields.section("tls")
+    tls = None
+    if present:
+        tls = EntryPointTLS() if tls_fields is None else _parse_entrypoint_tls(tls_fields)
     if fields.boolean("encodeQuerySemicolons", False):
         raise fields.fail("encodeQuerySemicolons", "true is not supported yet")
     denied = []
@@ -163,9 +188,30 @@ def _parse_entrypoint_http(
         "denied_escapes": tuple(denied),
         "max_header_bytes": fields.integer("maxHeaderBytes", DEFAULT_MAX_HEADER_BYTES, minimum=1),
         "max_headers": fields.integer("maxHeaders", DEFAULT_MAX_HEADERS, minimum=1),
+        "tls": tls,
     }
     fields.done({"underscoreHeadersStrategy": _NOT_YET})
     return middlewares, redirection, options
+
+
+def _parse_entrypoint_tls(fields: Fields) -> EntryPointTLS:
+    """``http.tls``: ``options`` and ``domains``; ``certResolver`` is refused as on routers
+    (no ACME: the routers would be served another certificate than the one asked for)."""
+    if fields.string("certResolver"):
+        raise fields.fail("certResolver", "ACME certificate resolvers are not supported")
+    options = fields.string("options")
+    name, at, provider = options.partition("@")
+    if at and (not name or not provider):
+        raise fields.fail("options", "must be a TLS option name, or name@provider")
+    if provider == "kubernetescrd":
+        # Traefik names those <namespace>-<name>@kubernetescrd: not resolved here yet.
+        raise fields.fail("options", "TLS options of the kubernetescrd provider are not supported")
+    domains = []
+    for item in fields.mappings("domains"):
+        domains.append(TLSDomain(item.string("main"), item.strings("sans")))
+        item.done()
+    fields.done()
+    return EntryPointTLS(options, tuple(domains))
 
 
 def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoint:
