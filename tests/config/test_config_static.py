@@ -484,11 +484,7 @@ class EntryPointHTTPTests(SynchronousTestCase):
                 "tsproxy.yaml:4: entryPoints.web.http.middlewares[0]: must be a middleware name"
                 " (name@provider)",
             ),
-            (
-                "    http: {tls: {}}\n",
-                "tsproxy.yaml:4: entryPoints.web.http.tls: default TLS for the entrypoint's"
-                " routers is not supported yet",
-            ),
+            ("    http: {tls: {}}\n", ((), None)),
             ("    http: {sanitizePath: true, encodeQuerySemicolons: false}\n", ((), None)),
             ("    http: {sanitizePath: false}\n", ((), None)),
             ("    http: {redirections: {}}\n", ((), None)),
@@ -508,6 +504,65 @@ class EntryPointHTTPTests(SynchronousTestCase):
                 assert config is not None
                 web = config.entrypoint("web")
                 self.assertEqual((web.middlewares, web.redirection), expected)
+
+    def test_tls(self) -> None:
+        """``http.tls``: options as written and domains kept; certResolver and option names
+        that cannot be resolved are located errors (the entrypoint's routers would not get
+        the TLS asked for)."""
+        from tsproxy.config.entrypoints import EntryPointTLS
+        from tsproxy.config.resources import TLSDomain
+
+        head = "entryPoints:\n  web:\n    address: ':80'\n    http:\n"
+        cases = [
+            ("      tls: {}\n", EntryPointTLS()),
+            ("      tls:\n", EntryPointTLS()),
+            ("      tls: {options: modern}\n", EntryPointTLS("modern")),
+            ("      tls: {options: modern@file}\n", EntryPointTLS("modern@file")),
+            (
+                "      tls:\n        domains: [{main: a.test, sans: [b.test]}, {main: c.test}]\n",
+                EntryPointTLS("", (TLSDomain("a.test", ("b.test",)), TLSDomain("c.test"))),
+            ),
+            (
+                "      tls: {certResolver: le}\n",
+                "tsproxy.yaml:5: entryPoints.web.http.tls.certResolver: ACME certificate"
+                " resolvers are not supported",
+            ),
+            (
+                "      tls: {options: '@file'}\n",
+                "tsproxy.yaml:5: entryPoints.web.http.tls.options: must be a TLS option name,"
+                " or name@provider",
+            ),
+            (
+                "      tls: {options: 'modern@'}\n",
+                "tsproxy.yaml:5: entryPoints.web.http.tls.options: must be a TLS option name,"
+                " or name@provider",
+            ),
+            (
+                "      tls: {options: default-modern@kubernetescrd}\n",
+                "tsproxy.yaml:5: entryPoints.web.http.tls.options: TLS options of the"
+                " kubernetescrd provider are not supported",
+            ),
+            (
+                "      tls: {stores: [default]}\n",
+                "tsproxy.yaml:5: entryPoints.web.http.tls.stores: unknown field",
+            ),
+            (
+                "      tls:\n        domains: [{main: a.test, extra: 1}]\n",
+                "tsproxy.yaml:6: entryPoints.web.http.tls.domains[0].extra: unknown field",
+            ),
+        ]
+        for extra, expected in cases:
+            with self.subTest(extra=extra):
+                config, errors, _ = parse_static(head + extra)
+                if isinstance(expected, str):
+                    self.assertEqual([str(e) for e in errors], [expected])
+                    continue
+                self.assertEqual(errors, ())
+                assert config is not None
+                self.assertEqual(config.entrypoint("web").tls, expected)
+        config, errors, _ = parse_static("entryPoints:\n  web: {address: ':80'}\n")
+        assert config is not None
+        self.assertIsNone(config.entrypoint("web").tls)
 
     def test_asDefault(self) -> None:
         """Routers listing no entrypoint use the asDefault ones when any is marked."""

@@ -668,3 +668,140 @@ class ArbitraryGraphTests(SynchronousTestCase):
                 self.assertTrue(
                     pick.server is None or pick.server.url.startswith("http://127.0.0.1:900")
                 )
+
+
+TLS_STATIC = """\
+entryPoints:
+  web: {address: ":8000"}
+  websecure:
+    address: ":8443"
+    http:
+      tls: {options: modern, domains: [{main: x.test, sans: [y.test]}]}
+  ws2:
+    address: ":8444"
+    http:
+      tls: {options: modern@file}
+      redirections: {entryPoint: {to: websecure}}
+providers:
+  file: {filename: d.yml}
+  kubernetesCRD: {}
+"""
+TLS_DYNAMIC = """\
+http:
+  routers:
+    noeps: {rule: Host(`a`), service: noop@internal}
+    owntls:
+      {rule: Host(`c`), service: noop@internal, entryPoints: [websecure], tls: {options: other}}
+    webonly: {rule: Host(`d`), service: noop@internal, entryPoints: [web]}
+tcp:
+  routers:
+    t: {rule: HostSNI(`*`), service: ts, entryPoints: [websecure]}
+  services:
+    ts: {loadBalancer: {servers: [{address: "127.0.0.1:9"}]}}
+tls:
+  options:
+    modern: {minVersion: VersionTLS13}
+    other: {minVersion: VersionTLS12}
+"""
+TLS_CRD = """\
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: ir1}
+spec:
+  entryPoints: [websecure]
+  routes: [{match: Host(`e`), services: [{name: app-v1, port: 80}]}]
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: ir2}
+spec:
+  entryPoints: [ws2]
+  routes: [{match: Host(`f`), services: [{name: app-v1, port: 80}]}]
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: ir3}
+spec:
+  entryPoints: [websecure]
+  routes: [{match: Host(`g`), services: [{name: app-v1, port: 80}]}]
+  tls: {options: {name: other@file}}
+"""
+
+
+class EntrypointTLSTests(SynchronousTestCase):
+    """``entryPoints.<name>.http.tls``: HTTP routers on it without tls of their own become
+    HTTPS routers with its TLS (Traefik's applyModel), for every provider, at build time."""
+
+    def test_routers(self) -> None:
+        """(router, its entrypoints, its TLS options key or None for a plain router, the
+        domains); TCP routers stay as they are; an unusable option disables the router."""
+        loaded = load_files(
+            TLS_STATIC, [("crd.yaml", BACKENDS + TLS_CRD)], dynamic=[("d.yml", TLS_DYNAMIC)]
+        )
+        self.assertEqual(loaded.errors, ())
+        result = build_table(loaded)
+        ir1 = router_key("default", "ir1", "Host(`e`)")
+        ir2 = router_key("default", "ir2", "Host(`f`)")
+        ir3 = router_key("default", "ir3", "Host(`g`)")
+        self.assertEqual(
+            [str(e) for e in result.errors],
+            [
+                "tsproxy.yaml:3: entrypoint websecure: http.tls.options: unknown TLS options:"
+                f" modern@kubernetescrd (router {ir1}), router disabled"
+            ],
+        )
+        domains = (("x.test", ("y.test",)),)
+        expected = {
+            "noeps@file": (("web",), None, ()),
+            "websecure-noeps@file": (("websecure",), "modern@file", domains),
+            "ws2-noeps@file": (("ws2",), "modern@file", ()),
+            "owntls@file": (("websecure",), "other@file", ()),
+            "webonly@file": (("web",), None, ()),
+            ir2: (("ws2",), "modern@file", ()),
+            ir3: (("websecure",), "other@file", ()),
+            "ws2-to-websecure@internal": (("ws2",), "modern@file", ()),
+        }
+        table = result.table
+        assert table is not None
+        found = {}
+        for router in table.routers:
+            tls = router.tls
+            if tls is None:
+                found[router.name] = (router.entrypoints, None, ())
+                continue
+            options = tls.options.name if tls.options is not None else "default"
+            pairs = tuple((d.main, d.sans) for d in tls.domains)
+            found[router.name] = (router.entrypoints, options, pairs)
+        self.assertEqual(found, expected)
+        (failed,) = [f for f in table.failed_routers if f.protocol == "http"]
+        self.assertEqual((failed.name, failed.entrypoints), (ir1, ("websecure",)))
+        (tcp,) = table.tcp_routers
+        self.assertIsNone(tcp.tls)
+        self.assertEqual(
+            sorted(r.name for r in table.http_routers("websecure", tls=True)),
+            sorted(["websecure-noeps@file", "owntls@file", ir3]),
+        )
+        self.assertEqual(table.http_routers("websecure", tls=False), ())
+        self.assertEqual(table.http_routers("ws2", tls=False), ())
+
+    def test_default_options(self) -> None:
+        """``tls: {}`` (or options default) gives the default options; without http.tls the
+        routers stay plain."""
+        dynamic = "http:\n  routers:\n    r: {rule: Host(`a`), service: noop@internal}\n"
+        static = "entryPoints:\n  web:\n    address: ':80'\n    http:\n      tls: {TLS}\n"
+        static += "providers:\n  file: {filename: d.yml}\n"
+        for tls, expected in (("{}", True), ("{options: default}", True), ("", False)):
+            with self.subTest(tls=tls):
+                text = static.replace("{TLS}", tls) if tls else static.split("    http:")[0]
+                if not tls:
+                    text += "providers:\n  file: {filename: d.yml}\n"
+                loaded = load_files(text, [], dynamic=[("d.yml", dynamic)])
+                self.assertEqual(loaded.errors, ())
+                result = build_table(loaded)
+                self.assertEqual(result.errors, ())
+                assert result.table is not None
+                (router,) = result.table.routers
+                self.assertEqual(router.tls is not None, expected)
+                if expected:
+                    self.assertIsNone(router.tls.options)  # type: ignore[union-attr]
