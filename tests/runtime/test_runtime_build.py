@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from tsproxy.api.model import rawdata
 from tsproxy.config.load import load_directory, load_files
 from tsproxy.runtime.build import BuildResult, build_table, normalize, router_key
 from tsproxy.runtime.services import (
@@ -778,6 +779,13 @@ class EntrypointTLSTests(SynchronousTestCase):
         self.assertEqual((failed.name, failed.entrypoints), (ir1, ("websecure",)))
         (tcp,) = table.tcp_routers
         self.assertIsNone(tcp.tls)
+        routers = rawdata(table)["routers"]
+        self.assertEqual(
+            routers["websecure-noeps@file"]["tls"],
+            {"options": "modern", "domains": [{"main": "x.test", "sans": ["y.test"]}]},
+        )
+        self.assertEqual(routers["ws2-noeps@file"]["tls"], {"options": "modern@file"})
+        self.assertEqual(routers[ir1 + "@kubernetescrd"]["status"], "disabled")
         self.assertEqual(
             sorted(r.name for r in table.http_routers("websecure", tls=True)),
             sorted(["websecure-noeps@file", "owntls@file", ir3]),

@@ -25,7 +25,7 @@ from twisted.trial.unittest import SkipTest
 from zope.interface import implementer
 
 from tests.certs import Issued, make_ca, make_leaf, secret_yaml
-from tests.proxyfixture import ENDPOINTS, SERVICE
+from tests.proxyfixture import ENDPOINTS, SERVICE, ProxyTestCase
 from tests.tcpfixture import TCP_STATIC, TCPProxyTestCase, route_tcp, run
 from tests.tlsclient import HalfCloseClient, client_context, describe
 from tsproxy.testing import GreeterFactory
@@ -187,6 +187,60 @@ class TLSRoutingTests(_TLSRoutes):
         )
         self.assertEqual(cn, "front.test")
         self.assertTrue(got.startswith(b"HELLO plain\r\nping"), got)
+
+
+class EntrypointTLSTests(ProxyTestCase):
+    """``entryPoints.<name>.http.tls`` through a running proxy: a file router without tls on
+    that entrypoint is an HTTPS router (default certificate, the entrypoint's TLS options),
+    and does not answer plain HTTP there, as in Traefik 3.7."""
+
+    def start(self, tls: str) -> int:
+        app = self.start_app("app")
+        self.write(
+            "tsproxy.yaml",
+            "entryPoints:\n  websecure:\n    address: 127.0.0.1:0\n"
+            f"    http:\n      tls: {tls}\n"
+            "log: {level: ERROR}\nproviders:\n  file: {filename: d.yml}\n",
+        )
+        self.write(
+            "d.yml",
+            "http:\n  routers:\n    r: {rule: Host(`web.test`), service: app}\n"
+            f"  services:\n    app: {{loadBalancer: {{servers: [{{url: 'http://127.0.0.1:{app}'}}]}}}}\n"
+            "tls:\n  options:\n    modern: {minVersion: VersionTLS13}\n",
+        )
+        return self.start_proxy().port_of("websecure")
+
+    @defer.inlineCallbacks
+    def test_defaultTLS(self) -> None:
+        """http.tls: {}: the router answers over TLS with the default certificate, and a
+        plain HTTP request for its host on that port gets 404."""
+        port = self.start("{}")
+        request = b"GET /headers HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n"
+        old = client_context(maximum=ssl.TLSVersion.TLSv1_2)
+        cn, _, got = yield threads.deferToThread(tls_session, port, "web.test", request, old)
+        self.assertEqual(cn, DEFAULT_CERT_CN)
+        self.assertTrue(got.startswith(b"HTTP/1.1 200 OK\r\n"), got[:300])
+        self.assertIn(b"x-forwarded-proto: https", got.lower())
+        plain = yield threads.deferToThread(_plain_http, port, b"web.test")
+        self.assertTrue(plain.startswith(b"HTTP/1.1 404 "), plain[:300])
+
+    @defer.inlineCallbacks
+    def test_options(self) -> None:
+        """http.tls.options names a TLS option (minVersion TLS 1.3): a TLS 1.2 client's
+        handshake is refused, a TLS 1.3 one is served."""
+        port = self.start("{options: modern}")
+        old = client_context(maximum=ssl.TLSVersion.TLSv1_2)
+        failure = yield self.assertFailure(
+            threads.deferToThread(tls_session, port, "web.test", b"x", old),
+            ssl.SSLError,
+            ConnectionResetError,
+        )
+        self.assertTrue(failure)
+        request = b"GET /headers HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n"
+        new = client_context(minimum=ssl.TLSVersion.TLSv1_3)
+        cn, _, got = yield threads.deferToThread(tls_session, port, "web.test", request, new)
+        self.assertEqual(cn, DEFAULT_CERT_CN)
+        self.assertTrue(got.startswith(b"HTTP/1.1 200 OK\r\n"), got[:300])
 
 
 def _plain_http(port: int, host: bytes) -> bytes:

@@ -38,6 +38,8 @@ def _configured_priority(router: Any) -> int:
 def _tls_options_name(tls: Any, router: str = "") -> str:
     """The TLSOption a route names, as Traefik's CRD provider writes it (``<ns>-<name>``)."""
     ref = tls.options
+    if getattr(tls, "written_options", ""):
+        return str(tls.written_options)  # an entrypoint's http.tls, shown as written
     if ref is None or not ref.name:
         return DEFAULT_TLS_OPTIONS
     if providers.provider_of(router) == providers.provider_of(ref.name) != providers.CRD:

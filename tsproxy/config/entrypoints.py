@@ -76,7 +76,7 @@ class EntryPointTLS:
         if self.options not in ("", "default", "default@internal"):
             name = self.options if "@" in self.options else f"{self.options}@{provider}"
             options = ObjectRef(name, "")
-        return RouteTLS(options=options, domains=self.domains)
+        return RouteTLS(options=options, domains=self.domains, written_options=self.options)
 
 
 @attrs.frozen
