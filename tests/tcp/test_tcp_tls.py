@@ -194,12 +194,12 @@ class EntrypointTLSTests(ProxyTestCase):
     that entrypoint is an HTTPS router (default certificate, the entrypoint's TLS options),
     and does not answer plain HTTP there, as in Traefik 3.7."""
 
-    def start(self, tls: str) -> int:
+    def start(self, tls: str, extra: str = "") -> int:
         app = self.start_app("app")
         self.write(
             "tsproxy.yaml",
             "entryPoints:\n  websecure:\n    address: 127.0.0.1:0\n"
-            f"    http:\n      tls: {tls}\n"
+            f"    http:\n      tls: {tls}\n{extra}"
             "log: {level: ERROR}\nproviders:\n  file: {filename: d.yml}\n",
         )
         self.write(
@@ -221,6 +221,26 @@ class EntrypointTLSTests(ProxyTestCase):
         self.assertEqual(cn, DEFAULT_CERT_CN)
         self.assertTrue(got.startswith(b"HTTP/1.1 200 OK\r\n"), got[:300])
         self.assertIn(b"x-forwarded-proto: https", got.lower())
+        plain = yield threads.deferToThread(_plain_http, port, b"web.test")
+        self.assertTrue(plain.startswith(b"HTTP/1.1 404 "), plain[:300])
+
+    @defer.inlineCallbacks
+    def test_redirections(self) -> None:
+        """An entrypoint with http.redirections and http.tls: its redirection router is an
+        HTTPS router too, so requests over TLS are redirected and plain HTTP ones get 404, as
+        Traefik 3.7 does."""
+        redir = (
+            "  redir:\n    address: 127.0.0.1:0\n    http:\n      tls: {}\n"
+            "      redirections: {entryPoint: {to: websecure}}\n"
+        )
+        self.start("{}", redir)
+        assert self.service is not None
+        port = self.service.port_of("redir")
+        request = b"GET /x HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n"
+        _, _, got = yield threads.deferToThread(tls_session, port, "web.test", request)
+        self.assertTrue(got.startswith(b"HTTP/1.1 301 "), got[:300])
+        # (the port is the target entrypoint's configured one: 0 here)
+        self.assertIn(b"\r\nlocation: https://web.test:", got.lower())
         plain = yield threads.deferToThread(_plain_http, port, b"web.test")
         self.assertTrue(plain.startswith(b"HTTP/1.1 404 "), plain[:300])
 

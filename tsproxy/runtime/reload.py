@@ -34,6 +34,7 @@ _KEYS = {
     "udp_max_sessions": "udp.maxSessions",
     "middlewares": "http.middlewares",
     "redirection": "http.redirections",
+    "tls": "http.tls",
     "as_default": "asDefault",
 }
 
