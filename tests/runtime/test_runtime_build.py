@@ -813,3 +813,59 @@ class EntrypointTLSTests(SynchronousTestCase):
                 self.assertEqual(router.tls is not None, expected)
                 if expected:
                     self.assertIsNone(router.tls.options)  # type: ignore[union-attr]
+
+    def test_kv_and_ingress(self) -> None:
+        """A Redis router and a Kubernetes Ingress on the entrypoint take its TLS too; a bare
+        options name is their own provider's (Traefik 3.7: ``unknown TLS options:
+        modern@redis``, router disabled), a qualified one is found."""
+        import attrs
+
+        from tests.providers.test_providers_kube import BACKEND, INGRESS_DOC
+        from tsproxy.providers.kv import parse_kv
+
+        doc = INGRESS_DOC.format(
+            annotations="{}", cls="traefik", host="i.test", path="/", kind="Prefix"
+        )
+        pairs = {
+            "traefik/http/routers/r/rule": "Host(`r.test`)",
+            "traefik/http/routers/r/service": "noop@internal",
+        }
+        kv, errors, _ = parse_kv(pairs, "traefik", "redis")
+        self.assertEqual(tuple(errors), ())
+        static = "entryPoints:\n  websecure:\n    address: ':8443'\n    http:\n      tls: {TLS}\n"
+        static += "providers:\n  file: {filename: d.yml}\n  redis: {}\n  kubernetesIngress: {}\n"
+        dynamic = "tls:\n  options:\n    modern: {minVersion: VersionTLS13}\n"
+        cases = [
+            ("{options: modern@file}", [], "modern@file", "modern@file"),
+            (
+                "{options: modern}",
+                [
+                    "unknown TLS options: modern@kubernetes (router default-web-i-test@kubernetes)",
+                    "unknown TLS options: modern@redis (router r@redis)",
+                ],
+                None,
+                None,
+            ),
+        ]
+        for tls, problems, ingress_options, kv_options in cases:
+            with self.subTest(tls=tls):
+                loaded = load_files(
+                    static.replace("{TLS}", tls),
+                    [("routes.yaml", BACKEND + doc)],
+                    dynamic=[("d.yml", dynamic)],
+                )
+                self.assertEqual(loaded.errors, ())
+                result = build_table(attrs.evolve(loaded, kv=loaded.kv + (("redis", kv),)))
+                messages = sorted(str(e) for e in result.errors)
+                self.assertEqual(len(messages), len(problems), messages)
+                for message, problem in zip(messages, problems):
+                    self.assertIn(problem, message)
+                assert result.table is not None
+                found = {}
+                for router in result.table.routers:
+                    assert router.tls is not None and router.tls.options is not None
+                    found[router.name.split("@")[-1]] = router.tls.options.name
+                expected = {}
+                if ingress_options:
+                    expected = {"kubernetes": ingress_options, "redis": kv_options}
+                self.assertEqual(found, expected)
