@@ -605,6 +605,24 @@ class InternalEntryPointMiddlewareTests(SynchronousTestCase):
         )
 
 
+    def test_tls_refused(self) -> None:
+        """http.tls on the entrypoint serving the API is an error: they would answer in
+        clear where Traefik answers over TLS only."""
+        text = (
+            "entryPoints:\n  traefik:\n    address: ':8080'\n"
+            "    http: {tls: {}}\napi: {insecure: true}\nping: {}\n"
+        )
+        config, errors, _ = parse_static(text)
+        self.assertIsNone(config)
+        self.assertEqual(
+            [str(e) for e in errors],
+            [
+                "tsproxy.yaml:2: entrypoint traefik: http.tls: not supported yet on an"
+                " entrypoint serving api, dashboard, ping"
+            ],
+        )
+
+
 def _files(**files: bytes) -> Any:
     """A read_file over ``files`` (name: content); other names are missing."""
 

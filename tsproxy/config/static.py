@@ -430,6 +430,14 @@ def parse_static(
                 f" {', '.join(config.internal_entrypoints()[name])}"
             )
             internal_errors.append(entrypoint.location.error(message))
+        if entrypoint.tls is not None:
+            # Traefik serves them over TLS only there; served in clear here, they would not
+            # be what the file asks for.
+            message = (
+                "http.tls: not supported yet on an entrypoint serving"
+                f" {', '.join(config.internal_entrypoints()[name])}"
+            )
+            internal_errors.append(entrypoint.location.error(message))
     if internal_errors:
         return None, tuple(internal_errors), located
     return config, (), located
