@@ -604,7 +604,6 @@ class InternalEntryPointMiddlewareTests(SynchronousTestCase):
             ],
         )
 
-
     def test_tls_refused(self) -> None:
         """http.tls on the entrypoint serving the API is an error: they would answer in
         clear where Traefik answers over TLS only."""
