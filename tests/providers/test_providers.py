@@ -273,6 +273,11 @@ YAML_ERRORS = [
         " is disabled",
     ),
     (
+        "http:\n  services:\n    s:\n      loadBalancer:\n"
+        "        servers: [{url: 'http://x', weight: -1}]\n",
+        "d.yml:5: service s: http.services.s.loadBalancer.servers[0].weight: must be an integer >= 0",
+    ),
+    (
         "http:\n  services:\n    s:\n      loadBalancer:\n        strategy: bogus\n",
         "d.yml:5: service s: http.services.s.loadBalancer.strategy: unsupported load-balancer"
         ' strategy "bogus" (one of: wrr, p2c, hrw, leasttime)',
@@ -459,6 +464,37 @@ class StrategyTests(SynchronousTestCase):
                 balancer = services[key]["loadBalancer"]
                 self.assertEqual(balancer["strategy"], expected, (written, key))
             self.assertEqual(len(table.routers), 2)
+
+    def test_server_weights(self) -> None:
+        """Server weights reach the load balancer as written, and the API lists ``weight``
+        on the servers that have one (Traefik's rawdata); none written: no weights."""
+        dynamic = (
+            "http:\n  routers:\n    r: {rule: Host(`a`), service: s}\n"
+            "    p: {rule: Host(`b`), service: plain}\n  services:\n"
+            "    s:\n      loadBalancer:\n        servers:\n"
+            '          - {url: "http://10.0.0.5", weight: 3}\n'
+            '          - {url: "http://10.0.0.6"}\n'
+            '          - {url: "http://10.0.0.7", weight: 0}\n'
+            '    plain:\n      loadBalancer: {servers: [{url: "http://10.0.0.8"}]}\n'
+        )
+        static = STATIC + "providers:\n  file: {filename: d.yml}\n"
+        table, errors = build(static, [], [("d.yml", dynamic)])
+        self.assertEqual(errors, [])
+        by_name = {router.name: router.service.definition for router in table.routers}
+        self.assertEqual(by_name["r@file"].weights, (3, None, 0))
+        self.assertEqual(by_name["p@file"].weights, ())
+        services = rawdata(table)["services"]
+        self.assertEqual(
+            services["s@file"]["loadBalancer"]["servers"],
+            [
+                {"url": "http://10.0.0.5:80", "weight": 3},
+                {"url": "http://10.0.0.6:80"},
+                {"url": "http://10.0.0.7:80", "weight": 0},
+            ],
+        )
+        self.assertEqual(
+            services["plain@file"]["loadBalancer"]["servers"], [{"url": "http://10.0.0.8:80"}]
+        )
 
 
 class FileRouterTests(SynchronousTestCase):

@@ -246,6 +246,22 @@ class LoadBalancerTests(SynchronousTestCase):
             pick = resolve(service, Cookies({"_abcde": value}))
             self.assertEqual((pick.server, pick.set_cookies), (server(2), []), value)
 
+    def test_serverWeights(self) -> None:
+        """Written server weights: wrr splits by EDF, a weight-0 server is never picked and
+        a cookie naming it is not followed (Traefik never adds it), except with p2c, which
+        ignores weights."""
+        cookie = StickyCookie("_w")
+        definition = attrs.evolve(balancer("lb", 1, 2, 3, sticky=cookie), weights=(1, None, 0))
+        self.assertEqual(definition.server_weights(), (1, 1, 0))
+        service = node(definition)
+        pinned = Cookies({"_w": "http://10.0.0.1:3"})
+        picks = [resolve(service, pinned) for _ in range(4)]
+        self.assertEqual([p.server.port for p in picks], [1, 2, 1, 2])  # type: ignore[union-attr]
+        self.assertEqual(picks[0].set_cookies, ["_w=http://10.0.0.1:1; Path=/"])
+        p2c = LoadBalancer.build(attrs.evolve(definition, strategy="p2c"), draws([]))
+        pick = resolve(p2c, pinned)
+        self.assertEqual((pick.server, pick.set_cookies), (server(3), []))
+
     def test_passHostHeader(self) -> None:
         """passHostHeader comes from the load balancer that chose the server."""
         service = node(

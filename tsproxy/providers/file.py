@@ -192,8 +192,6 @@ class FileBuilder:
         if spec.load_balancer is not None:
             balancer = spec.load_balancer
             transport = self.transport(balancer.servers_transport)
-            if any(s.weight not in (None, 1) for s in balancer.servers):
-                raise BuildError("server weights are not supported yet")
             servers = tuple(parse_server_url(s.url, transport) for s in balancer.servers)
             sticky = balancer.sticky
             if sticky is not None:
@@ -206,6 +204,9 @@ class FileBuilder:
                 balancer.health_check,
                 balancer.passive,
                 balancer.strategy,
+                tuple(s.weight for s in balancer.servers)
+                if any(s.weight is not None for s in balancer.servers)
+                else (),
             )
         if spec.weighted is not None:
             follow = spec.weighted.health_check

@@ -66,7 +66,8 @@ class Server:
 class LoadBalancerDef:
     """Servers balanced by ``strategy`` (wrr, p2c, hrw, leasttime), optionally sticky on the
     server URL, optionally health checked (actively with ``health_check``, from proxied
-    requests with ``passive``)."""
+    requests with ``passive``). ``weights``: each server's ``weight`` as written (None: not
+    written, 1), or () when every server weighs 1 unwritten (the CRD's)."""
 
     name: str
     servers: Tuple[Server, ...]
@@ -75,6 +76,13 @@ class LoadBalancerDef:
     health_check: Optional[HealthCheckSpec] = None
     passive: Optional[PassiveHealthSpec] = None
     strategy: str = "wrr"
+    weights: Tuple[Optional[int], ...] = ()
+
+    def server_weights(self) -> Tuple[int, ...]:
+        """Each server's weight (1 when not written)."""
+        if not self.weights:
+            return (1,) * len(self.servers)
+        return tuple(1 if weight is None else weight for weight in self.weights)
 
 
 @attrs.frozen(cache_hash=True)
@@ -180,10 +188,17 @@ class LoadBalancer:
     ) -> LoadBalancer:
         """``randint(n)``, in [0, n), draws for p2c (a new random source by default)."""
         urls = [server.url for server in definition.servers]
+        weights = definition.server_weights()
         cookie = definition.sticky
-        sticky = None if cookie is None else StickyLevel.for_servers(cookie, urls)
+        sticky = None
+        if cookie is not None:
+            # A server of weight 0 is never added to Traefik's balancer, so no cookie leads
+            # to it either; p2c ignores weights and adds every server.
+            ignored = definition.strategy != "p2c"
+            named = [None if ignored and w <= 0 else u for u, w in zip(urls, weights)]
+            sticky = StickyLevel.for_servers(cookie, named)
         draw = randint or random.Random().randrange
-        order = make_picker(definition.strategy, urls, [1] * len(urls), draw)
+        order = make_picker(definition.strategy, urls, weights, draw)
         return cls(definition, order, sticky, ServerStates(tuple(urls)))
 
     @property
