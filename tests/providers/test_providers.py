@@ -24,6 +24,7 @@ from tsproxy.config.tomlio import toml_lines
 from tsproxy.runtime.audit import review
 from tsproxy.runtime.build import build_table
 from tsproxy.runtime.internal import InternalService
+from tsproxy.runtime.services import FailoverDef, HighestRandomWeightDef
 from tsproxy.testing import listen_udp_echo
 
 STATIC = 'entryPoints:\n  web:\n    address: ":8000"\n'
@@ -268,9 +269,30 @@ YAML_ERRORS = [
         " https or h2c URL (like http://10.0.0.1:80)",
     ),
     (
-        "http:\n  services:\n    s:\n      failover: {service: a, fallback: b}\n",
-        "d.yml:4: service s: http.services.s.failover: not supported yet: the route using it"
-        " is disabled",
+        "http:\n  services:\n    s:\n      failover:\n        service: a\n"
+        "        fallback: b\n        errors: {status: ['500-599']}\n",
+        "d.yml:7: service s: http.services.s.failover.errors: failover on error statuses is"
+        " not supported",
+    ),
+    (
+        "http:\n  services:\n    s:\n      failover: {service: a}\n",
+        "d.yml:4: service s: http.services.s.failover.fallback: is required",
+    ),
+    (
+        "http:\n  services:\n    s:\n      failover:\n",
+        "d.yml:3: service s: http.services.s: exactly one of loadBalancer, weighted,"
+        " mirroring, failover or highestRandomWeight is required",
+    ),
+    (
+        "http:\n  services:\n    s:\n      highestRandomWeight:\n"
+        "        services: [{name: a, weight: -2}]\n",
+        "d.yml:5: service s: http.services.s.highestRandomWeight.services[0].weight: must be"
+        " an integer >= 0",
+    ),
+    (
+        "http:\n  services:\n    s:\n      highestRandomWeight:\n"
+        "        services: [{name: a}]\n        sticky: {cookie: {}}\n",
+        "d.yml:6: service s: http.services.s.highestRandomWeight.sticky: unknown field",
     ),
     (
         "http:\n  services:\n    s:\n      loadBalancer:\n"
@@ -289,8 +311,8 @@ YAML_ERRORS = [
     ),
     (
         "http:\n  services:\n    s: {}\n",
-        "d.yml:3: service s: http.services.s: exactly one of loadBalancer, weighted or"
-        " mirroring is required",
+        "d.yml:3: service s: http.services.s: exactly one of loadBalancer, weighted,"
+        " mirroring, failover or highestRandomWeight is required",
     ),
     (
         "http:\n  routers:\n    r:\n      rule: Host(`a`)\n      service: s\n"
@@ -495,6 +517,108 @@ class StrategyTests(SynchronousTestCase):
         self.assertEqual(
             services["plain@file"]["loadBalancer"]["servers"], [{"url": "http://10.0.0.8:80"}]
         )
+
+
+class FileFailoverHRWTests(SynchronousTestCase):
+    """File ``failover`` and ``highestRandomWeight`` services build the definitions the CRD
+    provider's TraefikServices do, with Traefik's status rules, and the API shows them."""
+
+    DYNAMIC = """\
+http:
+  routers:
+    f: {rule: Host(`f`), service: fo}
+    f2: {rule: Host(`f2`), service: fo2}
+    h: {rule: Host(`h`), service: hrw}
+    nomain: {rule: Host(`n`), service: nomain}
+    nofall: {rule: Host(`b`), service: nofall}
+    hbad: {rule: Host(`hb`), service: hbad}
+    hzero: {rule: Host(`hz`), service: hzero}
+  services:
+    fo:
+      failover: {service: main, fallback: plain}
+    fo2:
+      failover: {service: main, fallback: other, healthCheck: {}}
+    hrw:
+      highestRandomWeight:
+        services: [{name: main, weight: 2}, {name: plain}]
+    nomain:
+      failover: {service: plain, fallback: main}
+    nofall:
+      failover: {service: main, fallback: plain, healthCheck: {}}
+    hbad:
+      highestRandomWeight:
+        healthCheck: {}
+        services: [{name: main}, {name: plain}]
+    hzero:
+      highestRandomWeight:
+        services: [{name: main, weight: 0}]
+    main:
+      loadBalancer:
+        healthCheck: {path: /h}
+        servers: [{url: "http://10.0.0.5"}]
+    other:
+      loadBalancer:
+        passiveHealthCheck: {}
+        servers: [{url: "http://10.0.0.6"}]
+    plain:
+      loadBalancer: {servers: [{url: "http://10.0.0.7"}]}
+"""
+
+    def test_definitions_and_errors(self) -> None:
+        """Good services become FailoverDef / HighestRandomWeightDef over the file's load
+        balancers; a failover's main service, and children followed with
+        ``healthCheck: {}``, that report no status are located errors disabling routers."""
+        static = STATIC + "providers:\n  file: {filename: d.yml}\n"
+        table, errors = build(static, [], [("d.yml", self.DYNAMIC)])
+        why = "it needs a healthCheck (or healthCheck: {} on a weighted one)"
+        self.assertEqual(
+            errors,
+            [
+                f"d.yml:18: service nomain: service plain reports no status (the failover"
+                f" follows it): {why}",
+                f"d.yml:20: service nofall: service plain reports no status (the failover has"
+                f" healthCheck: {{}}): {why}",
+                f"d.yml:22: service hbad: service plain reports no status (the parent has"
+                f" healthCheck: {{}}): {why}",
+                "d.yml:6: router nomain: service nomain@file has errors (see d.yml:18)",
+                "d.yml:7: router nofall: service nofall@file has errors (see d.yml:20)",
+                "d.yml:8: router hbad: service hbad@file has errors (see d.yml:22)",
+            ],
+        )
+        result = build_table(load_files(static, [], dynamic=[("d.yml", self.DYNAMIC)]))
+        self.assertIn(
+            "d.yml:26: service hzero: no service with a weight above 0: requests get 503",
+            [str(w) for w in result.warnings],
+        )
+        by_name = {router.name: router.service.definition for router in table.routers}
+        self.assertEqual(sorted(by_name), ["f2@file", "f@file", "h@file", "hzero@file"])
+        fo, fo2, hrw = by_name["f@file"], by_name["f2@file"], by_name["h@file"]
+        self.assertIsInstance(fo, FailoverDef)
+        self.assertEqual(
+            (fo.name, fo.main_name, fo.main.name, fo.fallback_name, fo.fallback.name),
+            ("fo@file", "main", "main@file", "plain", "plain@file"),
+        )
+        self.assertEqual((fo.health_check, fo2.health_check), (False, True))
+        self.assertIsInstance(hrw, HighestRandomWeightDef)
+        self.assertEqual(
+            [(c.name, c.weight, c.definition.name) for c in hrw.children],
+            [("main", 2, "main@file"), ("plain", 1, "plain@file")],
+        )
+        services = rawdata(table)["services"]
+        self.assertEqual(
+            services["fo2@file"]["failover"],
+            {"service": "main", "fallback": "other", "healthCheck": {}},
+        )
+        self.assertEqual(
+            services["hrw@file"]["highestRandomWeight"],
+            {"services": [{"name": "main", "weight": 2}, {"name": "plain", "weight": 1}]},
+        )
+        self.assertEqual(services["nomain@file"]["status"], "disabled")
+        self.assertEqual(
+            services["nomain@file"]["failover"], {"service": "plain", "fallback": "main"}
+        )
+        self.assertEqual(services["hbad@file"]["status"], "disabled")
+        self.assertIn("highestRandomWeight", services["hbad@file"])
 
 
 class FileRouterTests(SynchronousTestCase):

@@ -15,6 +15,7 @@ from tsproxy.config.errors import Location
 from tsproxy.config.fileformat_values import (
     FileAddress,
     FileChild,
+    FileFailover,
     FileL4Service,
     FileLoadBalancer,
     FileMiddleware,
@@ -84,13 +85,16 @@ def _child(fields: Fields, amount_key: str, maximum: Optional[int]) -> FileChild
     return child
 
 
+_SERVICE_KINDS = ("loadBalancer", "weighted", "mirroring", "failover", "highestRandomWeight")
+
+
 def _service(name: str, fields: Fields, location: Location, own: str = "") -> FileService:
-    kinds = [key for key in ("loadBalancer", "weighted", "mirroring") if fields.has(key)]
-    for unsupported in ("failover", "highestRandomWeight"):
-        if fields.has(unsupported):
-            raise fields.fail(unsupported, "not supported yet: the route using it is disabled")
+    kinds = [key for key in _SERVICE_KINDS if fields.has(key)]
     if len(kinds) != 1:
-        raise fields.whole("exactly one of loadBalancer, weighted or mirroring is required")
+        raise fields.whole(
+            "exactly one of loadBalancer, weighted, mirroring, failover or highestRandomWeight"
+            " is required"
+        )
     service = FileService(name, location)
     balancer_fields = fields.mapping("loadBalancer")
     if balancer_fields is not None:
@@ -102,6 +106,25 @@ def _service(name: str, fields: Fields, location: Location, own: str = "") -> Fi
         follow = _propagation(weighted_fields)
         weighted_fields.done()
         service = attrs.evolve(service, weighted=FileWeighted(children, sticky, follow))
+    hrw_fields = fields.mapping("highestRandomWeight")
+    if hrw_fields is not None:
+        children = tuple(_child(i, "weight", None) for i in hrw_fields.mappings("services"))
+        follow = _propagation(hrw_fields)
+        hrw_fields.done()
+        hrw = FileWeighted(children, None, follow)
+        service = attrs.evolve(service, highest_random_weight=hrw)
+    failover_fields = fields.mapping("failover")
+    if failover_fields is not None:
+        if failover_fields.has("errors"):
+            raise failover_fields.fail("errors", "failover on error statuses is not supported")
+        failover = FileFailover(
+            failover_fields.string("service", required=True),
+            failover_fields.string("fallback", required=True),
+            failover_fields.line_of("service"),
+            _propagation(failover_fields),
+        )
+        failover_fields.done()
+        service = attrs.evolve(service, failover=failover)
     mirroring_fields = fields.mapping("mirroring")
     if mirroring_fields is not None:
         mirroring = FileMirroring(

@@ -18,6 +18,7 @@ __all__ = [
     "FileAddress",
     "FileChild",
     "FileConfiguration",
+    "FileFailover",
     "FileL4Service",
     "FileLoadBalancer",
     "FileMiddleware",
@@ -83,14 +84,28 @@ class FileMirroring:
 
 
 @attrs.frozen
+class FileFailover:
+    """``failover``: ``service`` while it is up (it must report a status), else
+    ``fallback`` (which must too with ``healthCheck: {}``)."""
+
+    service: str
+    fallback: str
+    line: int
+    health_check: bool = False
+
+
+@attrs.frozen
 class FileService:
-    """One of ``http.services``: exactly one of the three kinds is set."""
+    """One of ``http.services``: exactly one of the five kinds is set
+    (``highest_random_weight`` is a FileWeighted without sticky)."""
 
     name: str
     location: Location
     load_balancer: Optional[FileLoadBalancer] = None
     weighted: Optional[FileWeighted] = None
     mirroring: Optional[FileMirroring] = None
+    failover: Optional[FileFailover] = None
+    highest_random_weight: Optional[FileWeighted] = None
 
 
 @attrs.frozen
