@@ -337,8 +337,38 @@ YAML_ERRORS = [
         " not dialled with TLS",
     ),
     (
-        "tcp:\n  middlewares:\n    m: {ipAllowList: {sourceRange: [10.0.0.0/8]}}\n",
-        "d.yml:3: TCP middleware m: tcp.middlewares.m: TCP middlewares are not supported yet",
+        "tcp:\n  middlewares:\n    m: {ipAllowList: {sourceRange: []}}\n",
+        "d.yml:3: TCP middleware m: tcp.middlewares.m.ipAllowList.sourceRange: sourceRange is"
+        " empty, IPAllowLister not created",
+    ),
+    (
+        "tcp:\n  middlewares:\n    m:\n      ipWhiteList:\n        sourceRange: [10.0.0.300]\n",
+        "d.yml:5: TCP middleware m: tcp.middlewares.m.ipWhiteList.sourceRange: cannot parse"
+        " CIDRs: '10.0.0.300' is neither IP nor CIDR",
+    ),
+    (
+        "tcp:\n  middlewares:\n    m:\n      inFlightConn: {amount: -1}\n",
+        "d.yml:4: TCP middleware m: tcp.middlewares.m.inFlightConn.amount: must be an integer >= 0",
+    ),
+    (
+        "tcp:\n  middlewares:\n    m:\n      inFlightConn: {amount: 1, extra: 2}\n",
+        "d.yml:4: TCP middleware m: tcp.middlewares.m.inFlightConn.extra: unknown field",
+    ),
+    (
+        "tcp:\n  middlewares:\n    m:\n      stripPrefix: {prefixes: [/a]}\n",
+        "d.yml:4: TCP middleware m: tcp.middlewares.m.stripPrefix: not a TCP middleware kind"
+        " (one of: inFlightConn, ipAllowList, ipWhiteList)",
+    ),
+    (
+        "tcp:\n  middlewares:\n    m:\n      chain: {middlewares: [a]}\n",
+        "d.yml:4: TCP middleware m: tcp.middlewares.m.chain: not a TCP middleware kind"
+        " (one of: inFlightConn, ipAllowList, ipWhiteList)",
+    ),
+    (
+        "tcp:\n  middlewares:\n    m:\n      inFlightConn: {amount: 1}\n"
+        "      ipAllowList: {sourceRange: [10.0.0.0/8]}\n",
+        "d.yml:3: TCP middleware m: tcp.middlewares.m: a middleware has exactly one kind"
+        " (like ipAllowList)",
     ),
     (
         "http:\n  routers:\n    r:\n      rule: Host(`a`)\n      service: s\n      colour: red\n",
@@ -619,6 +649,76 @@ http:
         )
         self.assertEqual(services["hbad@file"]["status"], "disabled")
         self.assertIn("highestRandomWeight", services["hbad@file"])
+
+
+class FileTCPMiddlewareTests(SynchronousTestCase):
+    """``tcp.middlewares`` of the file provider become the steps of the TCP routers naming
+    them (this provider's by a bare name, others' qualified), as MiddlewareTCPs do."""
+
+    DYNAMIC = """\
+tcp:
+  routers:
+    ok: {rule: HostSNI(`*`), service: s, middlewares: [local, crd-only@kubernetescrd, one]}
+    gone: {rule: HostSNI(`*`), service: s, middlewares: [nothing]}
+    http: {rule: HostSNI(`*`), service: s, middlewares: [strip]}
+  services:
+    s: {loadBalancer: {servers: [{address: "10.0.0.5:80"}]}}
+  middlewares:
+    local: {ipAllowList: {sourceRange: ["127.0.0.0/8"]}}
+    one: {inFlightConn: {amount: 1}}
+http:
+  middlewares:
+    strip: {stripPrefix: {prefixes: [/a]}}
+"""
+    CRD = """\
+apiVersion: traefik.io/v1alpha1
+kind: MiddlewareTCP
+metadata: {name: only, namespace: crd}
+spec: {inFlightConn: {amount: 3}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRouteTCP
+metadata: {name: t}
+spec:
+  routes:
+    - match: HostSNI(`*`)
+      middlewares: [{name: one@file}]
+      services: [{name: app-v1, port: 80}]
+"""
+
+    def test_steps_and_errors(self) -> None:
+        """Steps in the written order across providers; a CRD route reaches ``one@file``;
+        a missing middleware, or an HTTP one, disables the router with a located error;
+        the API lists the file TCP middlewares with their users."""
+        static = STATIC + "providers:\n  file: {filename: d.yml}\n  kubernetesCRD: {}\n"
+        table, errors = build(
+            static, [("crd.yaml", BACKENDS + "---\n" + self.CRD)], [("d.yml", self.DYNAMIC)]
+        )
+        self.assertEqual(
+            errors,
+            [
+                "d.yml:4: TCP router gone: tcp.routers.gone.middlewares[0]: middleware"
+                ' "nothing@file" does not exist',
+                "d.yml:5: TCP router http: tcp.routers.http.middlewares[0]: middleware"
+                ' "strip@file" does not exist',
+            ],
+        )
+        routers = {router.name: router for router in table.tcp_routers}
+        ok = routers["ok@file"]
+        self.assertEqual(ok.middlewares, ("local@file", "crd-only@kubernetescrd", "one@file"))
+        self.assertEqual([name for name, _ in ok.chain], list(ok.middlewares))
+        self.assertEqual(
+            [type(step).__name__ for _, step in ok.chain],
+            ["IPAllowListTCP", "InFlightConn", "InFlightConn"],
+        )
+        crd = [router for name, router in routers.items() if not name.endswith("@file")]
+        self.assertEqual([router.middlewares for router in crd], [("one@file",)])
+        self.assertIs(crd[0].chain[0][1], ok.chain[2][1])
+        document = rawdata(table)
+        self.assertEqual(document["tcpRouters"]["gone@file"]["status"], "disabled")
+        used = document["tcpMiddlewares"]["one@file"]["usedBy"]
+        self.assertEqual(sorted(used), sorted([f"{crd[0].name}@kubernetescrd", "ok@file"]))
+        self.assertEqual(document["tcpMiddlewares"]["local@file"]["usedBy"], ["ok@file"])
 
 
 class FileRouterTests(SynchronousTestCase):

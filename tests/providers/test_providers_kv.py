@@ -156,6 +156,20 @@ class KVTreeTests(SynchronousTestCase):
         self.assertEqual((child.name, child.amount), ("main", 3))
         self.assertEqual(main.load_balancer.servers[0].weight, 2)
 
+    def test_tcp_middlewares(self) -> None:
+        """tcp.middlewares read from keys in any case, as the file format's."""
+        pairs = {
+            "traefik/tcp/middlewares/m/ipallowlist/sourcerange/0": "10.0.0.0/8",
+            "traefik/tcp/middlewares/n/InFlightConn/amount": "2",
+        }
+        config, errors, _ = parse_kv(pairs, "traefik", "redis")
+        self.assertEqual(errors, ())
+        self.assertEqual(
+            [(m.name, m.kind) for m in config.tcp_middlewares],
+            [("m", "ipAllowList"), ("n", "inFlightConn")],
+        )
+        self.assertEqual(config.tcp_middlewares[1].spec.amount, 2)
+
     def test_root_key(self) -> None:
         """rootKey chooses the tree; nothing under it is an empty configuration."""
         pairs = {"edge/http/routers/r/rule": "Host(`a`)", "edge/http/routers/r/service": "s"}

@@ -182,19 +182,25 @@ def _transport(name: str, fields: Fields, location: Location, own: str = "") -> 
     return FileTransport(name, location, read_transport(fields))
 
 
-def _middleware(name: str, fields: Fields, location: Location, own: str = "") -> FileMiddleware:
-    from tsproxy.middlewares.registry import http_kinds
+def _middleware(
+    name: str, fields: Fields, location: Location, own: str = "", tcp: bool = False
+) -> FileMiddleware:
+    from tsproxy.middlewares.registry import http_kinds, tcp_kinds
 
     keys = [key for key in fields.data if isinstance(key, str)]
     if len(keys) != 1:
-        raise fields.whole("a middleware has exactly one kind (like stripPrefix)")
-    if keys[0] == "chain":
+        example = "ipAllowList" if tcp else "stripPrefix"
+        raise fields.whole(f"a middleware has exactly one kind (like {example})")
+    if keys[0] == "chain" and not tcp:
         return FileMiddleware(name, location, "chain", _file_chain(fields, own or "file"))
-    kinds = http_kinds()
+    kinds = tcp_kinds() if tcp else http_kinds()
     kind = kinds.get(keys[0])
     if kind is None and getattr(fields.data, "caseless", False):
         # Keys of a key-value store are case-insensitive (``stripprefix``).
         kind = {k.lower(): v for k, v in kinds.items()}.get(keys[0].lower())
+    if kind is None and tcp:
+        known = ", ".join(sorted(kinds))
+        raise fields.fail(keys[0], f"not a TCP middleware kind (one of: {known})")
     if kind is None:
         raise fields.fail(keys[0], "this middleware kind is not implemented yet")
     section = fields.mapping(keys[0])
@@ -319,7 +325,7 @@ SECTIONS_OF: Dict[str, Tuple[Tuple[str, str, Callable[..., Any]], ...]] = {
     "tcp": (
         ("routers", "TCP router", _tcp_router),
         ("services", "TCP service", lambda n, f, loc, own: _l4_service(n, f, loc, True)),
-        ("middlewares", "TCP middleware", _unsupported("TCP middlewares")),
+        ("middlewares", "TCP middleware", lambda n, f, loc, own: _middleware(n, f, loc, own, True)),
         ("serversTransports", "TCP serversTransport", _unsupported("TCP servers transports")),
     ),
     "udp": (

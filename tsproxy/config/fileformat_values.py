@@ -133,7 +133,8 @@ class FileTransport:
 
 @attrs.frozen
 class FileMiddleware:
-    """One of ``http.middlewares``: its kind (``stripPrefix``...) and the kind's parsed spec."""
+    """One of ``http.middlewares`` (or ``tcp.middlewares``): its kind (``stripPrefix``...)
+    and the kind's parsed spec."""
 
     name: str
     location: Location
@@ -193,5 +194,7 @@ class FileConfiguration:
     tls: FileTLS = FileTLS()
     tcp_routers: Tuple[FileRouter, ...] = ()
     tcp_services: Tuple[FileL4Service, ...] = ()
+    #: ``tcp.middlewares`` (their kinds: tsproxy.middlewares.registry.tcp_kinds()).
+    tcp_middlewares: Tuple[FileMiddleware, ...] = ()
     udp_routers: Tuple[FileRouter, ...] = ()
     udp_services: Tuple[FileL4Service, ...] = ()
