@@ -296,6 +296,36 @@ YAML_ERRORS = [
     ),
     (
         "http:\n  services:\n    s:\n      loadBalancer:\n"
+        "        servers: [{url: 'http://x/a?b=1'}]\n",
+        "d.yml:5: service s: http.services.s.loadBalancer.servers[0].url: a query, fragment or"
+        " user in a server URL is not supported",
+    ),
+    (
+        "http:\n  services:\n    s:\n      loadBalancer:\n"
+        "        servers: [{url: 'http://u@x/a'}]\n",
+        "d.yml:5: service s: http.services.s.loadBalancer.servers[0].url: a query, fragment or"
+        " user in a server URL is not supported",
+    ),
+    (
+        "http:\n  services:\n    s:\n      loadBalancer:\n"
+        "        servers: [{url: 'http://x/a b'}]\n",
+        "d.yml:5: service s: http.services.s.loadBalancer.servers[0].url: the path '/a b' is"
+        " not a valid URL path (escape it)",
+    ),
+    (
+        "http:\n  services:\n    s:\n      loadBalancer:\n"
+        "        servers: [{url: 'http://x/a%zz'}]\n",
+        "d.yml:5: service s: http.services.s.loadBalancer.servers[0].url: the path '/a%zz' is"
+        " not a valid URL path (escape it)",
+    ),
+    (
+        "http:\n  services:\n    s:\n      loadBalancer:\n"
+        "        servers: [{url: 'http://x/a', preservePath: maybe}]\n",
+        "d.yml:5: service s: http.services.s.loadBalancer.servers[0].preservePath: must be"
+        " true or false",
+    ),
+    (
+        "http:\n  services:\n    s:\n      loadBalancer:\n"
         "        servers: [{url: 'http://x', weight: -1}]\n",
         "d.yml:5: service s: http.services.s.loadBalancer.servers[0].weight: must be an integer >= 0",
     ),

@@ -227,6 +227,37 @@ class WeightedTests(SynchronousTestCase):
         self.assertEqual((again.server, again.set_cookies), (server(2), []))
 
 
+class PreservePathTests(SynchronousTestCase):
+    """A server URL's path: part of the server's URL; requests go under it only with
+    preservePath (cases checked against Traefik 3.7's file provider)."""
+
+    def test_join_target(self) -> None:
+        """(URL path, request target) -> what Traefik sends with preservePath."""
+        table = [
+            ("/base", b"/one", b"/base/one"),
+            ("/base", b"/one/x?q=1", b"/base/one/x?q=1"),
+            ("/base", b"/", b"/base/"),
+            ("/base/", b"/two/y", b"/base/two/y"),
+            ("/base", b"/one/a%2Fb", b"/base/one/a%2Fb"),
+            ("/a%2Fb/c", b"/five/x%2Fy", b"/a%2Fb/c/five/x%2Fy"),
+            ("/", b"/x?", b"/x?"),
+            ("/base", b"*", b"/base/*"),
+        ]
+        for path, target, expected in table:
+            keep = Server.at("http", "10.0.0.1", 80, TransportSettings(), path, True)
+            self.assertEqual(keep.forward_target(target), expected, (path, target))
+            drop = Server.at("http", "10.0.0.1", 80, TransportSettings(), path)
+            self.assertEqual(drop.forward_target(target), target, (path, target))
+
+    def test_url_and_origin(self) -> None:
+        """The URL ends in the path as written; the origin is without it."""
+        server = Server.at("h2c", "fd00::1", 8080, TransportSettings(), "/a%2Fb", True)
+        self.assertEqual(server.url, "h2c://[fd00::1]:8080/a%2Fb")
+        self.assertEqual(server.origin, "h2c://[fd00::1]:8080")
+        plain = Server.at("http", "10.0.0.1", 80, TransportSettings())
+        self.assertEqual((plain.url, plain.origin), ("http://10.0.0.1:80",) * 2)
+
+
 class LoadBalancerTests(SynchronousTestCase):
     """Servers of one Service: round robin, server-level stickiness, host header policy."""
 

@@ -249,6 +249,9 @@ def _http_service_config(node: Node) -> Tuple[str, Document, Dict[str, str]]:
             for server, weight in zip(servers, definition.weights):
                 if weight is not None:
                     server["weight"] = weight
+            for shown, server in zip(servers, definition.servers):
+                if server.preserve_path:
+                    shown["preservePath"] = True
             balancer["servers"] = servers
         balancer["strategy"] = definition.strategy
         if definition.health_check is not None:

@@ -7,6 +7,7 @@ documents through it. Pure.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import attrs
@@ -44,17 +45,25 @@ _NOT_YET = "not supported yet, ignored"
 _MAX_PRIORITY = 2**63 - 1 - 1000
 
 
+#: A URL path as Go sends it unchanged: unreserved and sub-delim characters, ``:@/``, escapes.
+_URL_PATH = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*")
+
+
 def _server(fields: Fields) -> FileServer:
     url = fields.string("url", required=True)
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in ("http", "https", "h2c") or not rest:
         raise fields.fail("url", "must be an http, https or h2c URL (like http://10.0.0.1:80)")
-    hostport, slash, path = rest.partition("/")
-    if path or "?" in hostport or "@" in hostport:
-        raise fields.fail("url", "a path, query or user in a server URL is not supported yet")
+    slash = rest.find("/")
+    hostport, path = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
+    if any(mark in rest for mark in "?#") or "@" in hostport:
+        raise fields.fail("url", "a query, fragment or user in a server URL is not supported")
+    if not _URL_PATH.fullmatch(path):
+        raise fields.fail("url", f"the path {path!r} is not a valid URL path (escape it)")
     weight = fields.integer("weight", 1, minimum=0) if fields.has("weight") else None
-    server = FileServer(url, fields.line, fields.path, weight)
-    fields.done({"preservePath": _NOT_YET})
+    preserve = fields.boolean("preservePath", False)
+    server = FileServer(url, fields.line, fields.path, weight, preserve)
+    fields.done()
     return server
 
 

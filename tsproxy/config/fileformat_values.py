@@ -35,12 +35,14 @@ __all__ = [
 
 @attrs.frozen
 class FileServer:
-    """``servers[i].url`` of a load balancer; ``line``/``path`` locate it."""
+    """``servers[i].url`` of a load balancer; ``line``/``path`` locate it. ``weight`` None:
+    not written; ``preserve_path``: requests go under the URL's path."""
 
     url: str
     line: int
     path: str
     weight: Optional[int] = None
+    preserve_path: bool = False
 
 
 @attrs.frozen

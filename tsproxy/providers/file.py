@@ -44,9 +44,12 @@ AnyDefinition = Union[Definition, InternalServiceDef]
 _DEFAULT_PORTS = {"http": 80, "https": 443, "h2c": 80}
 
 
-def parse_server_url(url: str, transport: TransportSettings) -> Server:
-    """A server from ``scheme://host[:port]``; BuildError says what is wrong."""
-    scheme, _, hostport = url.partition("://")
+def parse_server_url(url: str, transport: TransportSettings, preserve_path: bool = False) -> Server:
+    """A server from ``scheme://host[:port][/path]`` (the path as written); BuildError says
+    what is wrong."""
+    scheme, _, rest = url.partition("://")
+    slash = rest.find("/")
+    hostport, path = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
     host, port_text = hostport, ""
     if hostport.startswith("["):
         end = hostport.find("]")
@@ -60,7 +63,7 @@ def parse_server_url(url: str, transport: TransportSettings) -> Server:
     if port_text and (not port_text.isdigit() or not 0 < int(port_text) < 65536):
         raise BuildError(f"server URL {url}: invalid port {port_text!r}")
     port = int(port_text) if port_text else _DEFAULT_PORTS[scheme]
-    return Server.at(scheme, host, port, transport)
+    return Server.at(scheme, host, port, transport, path, preserve_path)
 
 
 @attrs.frozen
@@ -198,7 +201,9 @@ class FileBuilder:
         if spec.load_balancer is not None:
             balancer = spec.load_balancer
             transport = self.transport(balancer.servers_transport)
-            servers = tuple(parse_server_url(s.url, transport) for s in balancer.servers)
+            servers = tuple(
+                parse_server_url(s.url, transport, s.preserve_path) for s in balancer.servers
+            )
             sticky = balancer.sticky
             if sticky is not None:
                 sticky = attrs.evolve(sticky, name=cookie_name(sticky.name, qualified))

@@ -20,6 +20,7 @@ from tsproxy.balance.sticky import StickyCookie, StickyLevel
 from tsproxy.balance.strategies import Picker, make_picker
 from tsproxy.balance.wrr import EarliestDeadlineFirst
 from tsproxy.config.resources import TransportSettings
+from tsproxy.runtime.servers import Server, join_target
 
 __all__ = [
     "Definition",
@@ -41,25 +42,10 @@ __all__ = [
     "WeightedService",
     "instantiate",
     "is_up",
+    "join_target",
     "reports_status",
     "resolve",
 ]
-
-
-@attrs.frozen(cache_hash=True)
-class Server:
-    """One backend address; ``host`` is bare, ``url`` brackets an IPv6 host."""
-
-    scheme: str
-    host: str
-    port: int
-    url: str
-    transport: TransportSettings = TransportSettings()
-
-    @classmethod
-    def at(cls, scheme: str, host: str, port: int, transport: TransportSettings) -> Server:
-        shown = f"[{host}]" if ":" in host else host
-        return cls(scheme, host, port, f"{scheme}://{shown}:{port}", transport)
 
 
 @attrs.frozen(cache_hash=True)
