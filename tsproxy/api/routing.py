@@ -246,9 +246,9 @@ def _http_service_config(node: Node) -> Tuple[str, Document, Dict[str, str]]:
             balancer["sticky"] = _cookie(definition.sticky)
         if definition.servers:
             servers: List[Document] = [{"url": server.url} for server in definition.servers]
-            for server, weight in zip(servers, definition.weights):
+            for shown, weight in zip(servers, definition.weights):
                 if weight is not None:
-                    server["weight"] = weight
+                    shown["weight"] = weight
             for shown, server in zip(servers, definition.servers):
                 if server.preserve_path:
                     shown["preservePath"] = True
