@@ -504,20 +504,22 @@ def build_table(
     services: Dict[str, Node] = {}
     for node in [*made.values(), *(r.service for r in routers)]:
         services.setdefault(node.name, node)
-    file_l4 = merge.layer4(previous)
-    udp = build_udp_routers(
-        builder.udp_ingresses,
-        static,
-        builder.directory,
-        previous.udp_nodes if previous is not None else {},
-        file_l4.udp_candidates,
-    )
     tcp_middlewares = MiddlewareSet(
         loaded.resources,
         True,
         reactor,
         steps_reuse.get("tcp"),
         crd_options(static).allow_cross_namespace,
+        loaded.file.tcp_middlewares if loaded.file is not None else (),
+        tuple((provider, config.tcp_middlewares) for provider, config in loaded.kv),
+    )
+    file_l4 = merge.layer4(previous, tcp_middlewares)
+    udp = build_udp_routers(
+        builder.udp_ingresses,
+        static,
+        builder.directory,
+        previous.udp_nodes if previous is not None else {},
+        file_l4.udp_candidates,
     )
     tcp = build_tcp_routers(
         builder.tcp_ingresses,
