@@ -38,8 +38,6 @@ def _configured_priority(router: Any) -> int:
 def _tls_options_name(tls: Any, router: str = "") -> str:
     """The TLSOption a route names, as Traefik's CRD provider writes it (``<ns>-<name>``)."""
     ref = tls.options
-    if getattr(tls, "written_options", ""):
-        return str(tls.written_options)  # an entrypoint's http.tls, shown as written
     if ref is None or not ref.name:
         return DEFAULT_TLS_OPTIONS
     if providers.provider_of(router) == providers.provider_of(ref.name) != providers.CRD:
@@ -92,6 +90,9 @@ def _router_info(router: Any, tcp: bool = False, warning: Any = None) -> Documen
         info["priority"] = priority
     if router.tls is not None:
         info["tls"] = _router_tls(router.tls, tcp, router.name)
+        written = getattr(router, "model_options", None)
+        if written:  # from the entrypoint's http.tls: Traefik shows it as written there
+            info["tls"]["options"] = written
     if warning is None:
         _status(info, ENABLED, ())
     else:

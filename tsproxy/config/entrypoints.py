@@ -76,7 +76,7 @@ class EntryPointTLS:
         if self.options not in ("", "default", "default@internal"):
             name = self.options if "@" in self.options else f"{self.options}@{provider}"
             options = ObjectRef(name, "")
-        return RouteTLS(options=options, domains=self.domains, written_options=self.options)
+        return RouteTLS(options=options, domains=self.domains)
 
 
 @attrs.frozen
@@ -113,6 +113,12 @@ class EntryPoint:
     as_default: bool = False
     #: ``http.tls``: the TLS of its HTTP routers that have none (None: they stay plain).
     tls: EntryPointTLS | None = None
+
+    @property
+    def has_model(self) -> bool:
+        """Traefik makes a model of it (``http.middlewares`` or ``http.tls``): a router on
+        several entrypoints is split into one ``<entrypoint>-<router>`` per such entrypoint."""
+        return bool(self.middlewares) or self.tls is not None
 
 
 def parse_address(text: str) -> tuple[str, int, str]:

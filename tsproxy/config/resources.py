@@ -163,8 +163,6 @@ class RouteTLS:
     store: Optional[ObjectRef] = None
     cert_resolver: str = ""
     domains: tuple[TLSDomain, ...] = ()
-    #: ``options`` as written where the API shows it so (an entrypoint's ``http.tls``).
-    written_options: str = ""
 
 
 @attrs.frozen

@@ -135,8 +135,6 @@ class FileBuilder:
         self.errors: List[ConfigError] = []
         self.warnings: List[ConfigError] = []
         self.failed_services: List[FailedService] = []
-        #: (router, entrypoint) of the routers that took their entrypoint's ``http.tls``.
-        self.defaulted_tls: List[Tuple[str, str]] = []
 
     def ref(self, written: str, top: bool = False) -> AnyDefinition:
         """The definition a service name written in this provider refers to."""
@@ -290,9 +288,8 @@ class FileBuilder:
         plain: List[str] = []
         variants: List[Tuple[str, Tuple[str, ...], Tuple[MiddlewareRef, ...]]] = []
         for entrypoint in route.entrypoints:
-            model = self.static.entrypoint(entrypoint)
-            names = model.middlewares
-            if names or model.tls is not None:
+            names = self.static.entrypoint(entrypoint).middlewares
+            if self.static.entrypoint(entrypoint).has_model:
                 path = f"entryPoints.{entrypoint}.http.middlewares"
                 refs = tuple(MiddlewareRef(n, "", 0, f"{path}[{i}]") for i, n in enumerate(names))
                 name = route.name
@@ -307,7 +304,6 @@ class FileBuilder:
         for name, entrypoints, refs in variants:
             listed = tuple(r.name for r in refs)
             variant = attrs.evolve(route, name=name, entrypoints=entrypoints, middlewares=listed)
-            variant = self.with_entrypoint_tls(variant)
             if not refs:
                 made.append(variant)
                 continue
@@ -325,19 +321,6 @@ class FileBuilder:
                 continue
             made.append(attrs.evolve(variant, steps=tuple(steps)))
         return made
-
-    def with_entrypoint_tls(self, route: FileRoute) -> FileRoute:
-        """``route`` (on one entrypoint once split) with its entrypoint's ``http.tls`` when it
-        has no ``tls`` of its own, as Traefik's applyModel; a bare options name is this
-        provider's, as in the router's own ``tls.options``."""
-        if route.spec.tls is not None or len(route.entrypoints) != 1:
-            return route
-        model = self.static.entrypoint(route.entrypoints[0]).tls
-        if model is None:
-            return route
-        self.defaulted_tls.append((route.name, route.entrypoints[0]))
-        spec = attrs.evolve(route.spec, tls=model.route_tls(self.provider))
-        return attrs.evolve(route, spec=spec)
 
     def _failed_variant(self, route: FileRoute, message: str) -> FailedRouter:
         spec = route.spec

@@ -21,7 +21,7 @@ from tsproxy.providers import CRD, FILE, INTERNAL, split
 from tsproxy.providers.file import FileBuilder, FileRoute
 from tsproxy.providers.file_l4 import FileL4Build, build_file_tcp, file_udp_candidates
 from tsproxy.runtime.endpoints import BuildError
-from tsproxy.runtime.failures import FailedRouter, FailedService
+from tsproxy.runtime.failures import FailedRouter, FailedService, disabled_router
 from tsproxy.runtime.internal import InternalService, InternalServiceDef, internal_problem
 from tsproxy.runtime.services import Definition, MirroringDef, Node, WeightedDef
 from tsproxy.runtime.udp import UDPCandidate
@@ -72,6 +72,8 @@ class Merge:
                 getattr(crd, "middlewares", None),
             )
         self.file: Optional[FileBuilder] = self.builders.get(FILE)
+        #: Routers disabled by the TLS options an entrypoint's ``http.tls`` gave them.
+        self.model_errors: List[ConfigError] = []
         crd.other = self.resolve
         crd.other_transport = self.transport
 
@@ -147,10 +149,37 @@ class Merge:
         return [f for builder in self.builders.values() for f in builder.failed_services]
 
     def errors(self) -> Tuple[ConfigError, ...]:
-        return tuple(e for builder in self.builders.values() for e in builder.errors)
+        found = tuple(e for builder in self.builders.values() for e in builder.errors)
+        return found + tuple(self.model_errors)
 
     def warnings(self) -> Tuple[ConfigError, ...]:
         return tuple(w for builder in self.builders.values() for w in builder.warnings)
+
+    def entrypoint_tls(self, routers: List[Any], manager: Any, failed: List[Any]) -> List[Any]:
+        """Traefik's applyModel for ``http.tls``: every HTTP router (of any provider, the
+        entrypoint redirections' too) without tls of its own, on an entrypoint with
+        ``http.tls``, takes that TLS (a router on such an entrypoint is on it alone: split).
+        A router whose options so named cannot be used (unknown, broken) is disabled, as
+        Traefik disables it: appended to ``failed``, its error located at the entrypoint."""
+        kept = []
+        for router in routers:
+            model = None
+            if router.tls is None and len(router.entrypoints) == 1:
+                model = self.static.entrypoint(router.entrypoints[0]).tls
+            if model is None:
+                kept.append(router)
+                continue
+            tls = model.route_tls(split(router.name)[1])
+            router = attrs.evolve(router, tls=tls, model_options=model.options)
+            problem = manager.option_problem(router.tls.options)
+            if problem is None:
+                kept.append(router)
+                continue
+            message = f"http.tls.options: {problem} (router {router.name}), router disabled"
+            where = self.static.entrypoint(router.entrypoints[0]).location
+            self.model_errors.append(where.error(message))
+            failed.append(disabled_router(router, message))
+        return kept
 
     def layer4(self, previous: Any, middlewares: Any = None) -> FileLayer4:
         """The file provider's tcp and udp sections (``previous``: the table being

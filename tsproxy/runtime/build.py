@@ -135,8 +135,6 @@ class _Builder(_ServiceBuilder):
                 self.tcp_ingresses.append(resource)
         self.errors: List[ConfigError] = []
         self.warnings: List[ConfigError] = []
-        #: (router, entrypoint) of the routers that took their entrypoint's ``http.tls``.
-        self.defaulted_tls: List[Tuple[str, str]] = []
         # A TraefikService's definition, or the location of the error that sank it.
         self.built: Dict[Key, Union[Definition, Location]] = {}
         self.failed_services: List[FailedService] = []
@@ -246,8 +244,7 @@ class _Builder(_ServiceBuilder):
             plain = []
             variants: List[Tuple[str, Tuple[str, ...], Tuple[MiddlewareRef, ...]]] = []
             for entrypoint in route.entrypoints:
-                model = self.static.entrypoint(entrypoint)
-                if model.middlewares or model.tls is not None:
+                if self.static.entrypoint(entrypoint).has_model:
                     name = (
                         f"{entrypoint}-{route.name}" if len(route.entrypoints) > 1 else route.name
                     )
@@ -259,23 +256,9 @@ class _Builder(_ServiceBuilder):
                 variants.insert(0, (route.name, tuple(plain), route.refs))
             for name, entrypoints, refs in variants:
                 variant = attrs.evolve(route, name=name, entrypoints=entrypoints, refs=refs)
-                variant = self.with_entrypoint_tls(variant)
                 built = self.route_steps(variant, len(variants) > 1)
                 (done if isinstance(built, _Route) else failed).append(built)  # type: ignore[arg-type]
         return done, failed
-
-    def with_entrypoint_tls(self, route: _Route) -> _Route:
-        """``route`` (on one entrypoint once split) with its entrypoint's ``http.tls`` when
-        its IngressRoute has no ``tls``, as Traefik's applyModel; the options' bare name is
-        the CRD provider's."""
-        if route.ingress.tls is not None or len(route.entrypoints) != 1:
-            return route
-        model = self.static.entrypoint(route.entrypoints[0]).tls
-        if model is None:
-            return route
-        self.defaulted_tls.append((route.name, route.entrypoints[0]))
-        tls = model.route_tls(PROVIDER)
-        return attrs.evolve(route, ingress=attrs.evolve(route.ingress, tls=tls))
 
     def route_steps(self, route: _Route, split: bool = False) -> Union[_Route, FailedRouter]:
         """``route`` with its chain, or the FailedRouter its first broken reference makes."""
@@ -328,12 +311,6 @@ class _Builder(_ServiceBuilder):
                 self.errors.append(location.error(f"http.middlewares: {exc}"))
                 continue
             rule = "HostRegexp(`^.+$`)"
-            tls = None
-            if entrypoint.tls is not None:
-                # As in Traefik: the redirection router takes the entrypoint's TLS too, so it
-                # answers requests over TLS only.
-                tls = entrypoint.tls.route_tls("internal")
-                self.defaulted_tls.append((f"{name}@internal", entrypoint.name))
             routers.append(
                 HTTPRouter(
                     name=f"{name}@internal",
@@ -345,7 +322,6 @@ class _Builder(_ServiceBuilder):
                     matcher=compile_http_rule(rule),
                     middlewares=tuple(map(_api_name, refs)) + (step_name,),
                     chain=steps + ((step_name, step),),
-                    tls=tls,
                 )
             )
         return routers
@@ -423,49 +399,6 @@ def _redirection_infos(routers: List[HTTPRouter]) -> List[MiddlewareInfo]:
     return infos
 
 
-def _unusable_entrypoint_tls(
-    static: StaticConfig,
-    routers: List[HTTPRouter],
-    defaulted: List[Tuple[str, str]],
-    manager: Any,
-) -> Tuple[List[HTTPRouter], List[Tuple[ConfigError, FailedRouter]]]:
-    """The routers left, and the error and API entry of each router disabled because the TLS
-    options its entrypoint's ``http.tls`` gave it cannot be used (unknown, like a bare name
-    of another provider's, or broken), as Traefik disables it."""
-    by_name = dict(defaulted)
-    kept: List[HTTPRouter] = []
-    failed: List[Tuple[ConfigError, FailedRouter]] = []
-    for router in routers:
-        entrypoint = by_name.get(router.name)
-        problem = None
-        if entrypoint is not None and router.tls is not None:
-            problem = manager.option_problem(router.tls.options)
-        if entrypoint is None or problem is None:
-            kept.append(router)
-            continue
-        where = static.entrypoint(entrypoint).location
-        message = f"http.tls.options: {problem} (router {router.name}), router disabled"
-        written = router.priority
-        if written == getattr(router.matcher, "default_priority", None):
-            written = 0
-        failed_router = FailedRouter(
-            protocol=HTTP,
-            name=router.name,
-            entrypoints=router.entrypoints,
-            using=router.entrypoints,
-            rule=router.rule,
-            priority=written,
-            service=router.service.name,
-            errors=(message,),
-            source=router.source,
-            syntax=router.syntax,
-            tls=router.tls,
-            middlewares=router.middlewares,
-        )
-        failed.append((where.error(message), failed_router))
-    return kept, failed
-
-
 def build_table(
     loaded: LoadedConfig, previous: Optional[RoutingTable] = None, reactor: Any = None
 ) -> BuildResult:
@@ -530,12 +463,7 @@ def build_table(
     )
     tcp_middlewares.build_all()
     tls = build_file_tls(loaded, build_tls)
-    defaulted = builder.defaulted_tls + [
-        pair for file_builder in merge.builders.values() for pair in file_builder.defaulted_tls
-    ]
-    routers, tls_failed = _unusable_entrypoint_tls(static, routers, defaulted, tls.manager)
-    builder.errors.extend(error for error, _ in tls_failed)
-    failed_routers += [failed for _, failed in tls_failed]
+    routers = merge.entrypoint_tls(routers, tls.manager, failed_routers)
     router_warnings = [w for w in (r.warning() for r in every_route) if w is not None]
     router_warnings += file_l4.tcp.router_warnings
     table = RoutingTable(

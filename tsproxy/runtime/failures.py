@@ -79,6 +79,28 @@ def failed_route(
     )
 
 
+def disabled_router(router: Any, message: str) -> FailedRouter:
+    """The FailedRouter of a built HTTP router (tsproxy.runtime.table.HTTPRouter) disabled
+    for ``message`` after it was built."""
+    written = router.priority
+    if written == getattr(router.matcher, "default_priority", None):
+        written = 0  # as written: 0 is the rule's default
+    return FailedRouter(
+        protocol=HTTP,
+        name=router.name,
+        entrypoints=router.entrypoints,
+        using=router.entrypoints,
+        rule=router.rule,
+        priority=written,
+        service=router.service.name,
+        errors=(message,),
+        source=router.source,
+        syntax=router.syntax,
+        tls=router.tls,
+        middlewares=router.middlewares,
+    )
+
+
 @attrs.frozen
 class FailedService:
     """A TraefikService that failed to build (reference cycle, missing child, ...).

@@ -43,6 +43,8 @@ class HTTPRouter:
     middlewares: Tuple[str, ...] = ()
     #: The steps a request runs through, in order: (qualified name, step) pairs.
     chain: Tuple[Tuple[str, Any], ...] = ()
+    #: ``tls`` came from the entrypoint's ``http.tls``: its ``options`` as written there.
+    model_options: Optional[str] = None
 
 
 class RoutingTable:
