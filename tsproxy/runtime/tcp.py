@@ -9,7 +9,7 @@ itself interleaves by gcd). A connection picks once. Pure: building and picking,
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import attrs
 
@@ -85,13 +85,19 @@ class TCPServer:
         return host_port(self.host, self.port)
 
 
-#: Why a server with ``tls: true`` cannot be dialled through the default TCP transport unless
-#: it skips verification: Go's TLS client needs a name to verify the certificate by, and
-#: Traefik's default transport has none (every connection fails there).
+#: Why a server with ``tls: true`` cannot be dialled through a TCP transport that neither has a
+#: serverName nor skips verification: Go's TLS client needs a name to verify the certificate
+#: by (Traefik fails every connection: "either ServerName or InsecureSkipVerify must be
+#: specified").
 _TLS_NEEDS_SKIP = (
     "tls: dialling the server with TLS through the default TCP transport needs"
     " tcpServersTransport.tls.insecureSkipVerify: true in the static configuration (it has no"
     " serverName to verify the certificate by: Traefik fails every connection)"
+)
+_TLS_NEEDS_NAME = (
+    "tls: dialling the server with TLS through serversTransport {name} needs its"
+    " tls.serverName or tls.insecureSkipVerify: true (without either Traefik fails every"
+    " connection)"
 )
 
 
@@ -101,11 +107,18 @@ def tcp_servers(
     termination_delay: float,
     tls: bool,
     transport: TCPTransportSettings,
+    name: str = "",
 ) -> Tuple[TCPServer, ...]:
-    """The servers at ``pairs``, dialled as the TCP servers ``transport`` (the static
-    configuration's default) says; BuildError for ``tls`` it cannot verify."""
-    if tls and not transport.tls.insecure_skip_verify:
-        raise BuildError(_TLS_NEEDS_SKIP)
+    """The servers at ``pairs``, dialled as the TCP servers ``transport`` says: the static
+    configuration's default, or the one the service names (``name``), whose terminationDelay
+    and PROXY protocol then replace the service's own; BuildError for ``tls`` it cannot
+    verify."""
+    if tls and not (transport.tls.insecure_skip_verify or transport.tls.server_name):
+        raise BuildError(_TLS_NEEDS_NAME.format(name=name) if name else _TLS_NEEDS_SKIP)
+    if transport.termination_delay is not None:
+        termination_delay = transport.termination_delay
+    if transport.proxy_protocol is not None:
+        proxy_protocol = transport.proxy_protocol
     return tuple(
         TCPServer(
             host,
@@ -307,10 +320,21 @@ class _Built:
     problems: Tuple[str, ...]
 
 
+#: (name a TCP service gives, its route's namespace) → the transport; BuildError if none.
+TCPTransports = Callable[[str, str], TCPTransportSettings]
+
+
 class _TCPBuilder:
-    def __init__(self, static: StaticConfig, directory: ServiceDirectory) -> None:
+    def __init__(
+        self,
+        static: StaticConfig,
+        directory: ServiceDirectory,
+        transports: Optional[TCPTransports] = None,
+    ) -> None:
         self.static = static
         self.directory = directory
+        #: The named TCP transports (None: every service names none, or gets an error).
+        self.transports = transports
         self.errors: List[ConfigError] = []
         self.warnings: List[ConfigError] = []
         self.middlewares: Any = None
@@ -321,7 +345,7 @@ class _TCPBuilder:
         self.errors.extend(ingress.meta.location.error(problem) for problem in problems)
         return kept, problems
 
-    def servers(self, ref: TCPServiceRef) -> Tuple[TCPServer, ...]:
+    def servers(self, ref: TCPServiceRef, parent_namespace: str) -> Tuple[TCPServer, ...]:
         lookup = ServiceRef(
             ref.name,
             ref.namespace,
@@ -335,31 +359,28 @@ class _TCPBuilder:
         _, pairs = self.directory.addresses(lookup)
         delay = ref.termination_delay / 1000.0
         transport = self.static.tcp_servers_transport
-        return tcp_servers(pairs, ref.proxy_protocol, delay, ref.tls, transport)
+        if ref.servers_transport not in ("", "default@internal"):
+            if self.transports is None:
+                raise BuildError(f"serversTransport: {ref.servers_transport} not found")
+            try:
+                transport = self.transports(ref.servers_transport, parent_namespace)
+            except BuildError as exc:
+                raise BuildError(f"serversTransport: {exc}") from None
+        name = ref.servers_transport if ref.servers_transport != "default@internal" else ""
+        return tcp_servers(pairs, ref.proxy_protocol, delay, ref.tls, transport, name)
 
     def definition(
-        self, key: str, route: TCPRoute, source: Location
+        self, key: str, route: TCPRoute, source: Location, namespace: str = ""
     ) -> Union[TCPDefinition, ConfigError]:
-        """The service of a route, or the error that keeps it from being built."""
+        """The service of a route (of an IngressRouteTCP in ``namespace``), or the error that
+        keeps it from being built."""
         children = []
         for ref in route.services:
-            unsupported = [
-                f"{ref.path}.{field}: {why}"
-                for field, why, used in (
-                    (
-                        "serversTransport",
-                        "ServersTransportTCP is not supported yet",
-                        ref.servers_transport,
-                    ),
-                )
-                if used
-            ]
-            if unsupported:
-                return source.at(ref.line).error("; ".join(unsupported) + ", route dropped")
             try:
-                servers = self.servers(ref)
+                servers = self.servers(ref, namespace)
             except BuildError as exc:
-                where = f"{ref.path}." if str(exc).startswith("tls:") else ""
+                text = str(exc)
+                where = f"{ref.path}." if text.startswith(("tls:", "serversTransport:")) else ""
                 return source.at(ref.line).error(f"{where}{exc}, route dropped")
             child_name = f"{key}-{ref.name}-{ref.port}"
             children.append(
@@ -409,7 +430,7 @@ class _TCPBuilder:
         problem = self.directory.tls_options_problem(ingress.tls, ingress.meta.namespace)
         if problem is not None:
             return failed(source.error(problem))
-        definition = self.definition(key, route, source)
+        definition = self.definition(key, route, source, ingress.meta.namespace)
         if isinstance(definition, ConfigError):
             return failed(definition)
         return _Built(key, rule, source, definition, ingress, route, entrypoints, problems)
@@ -427,6 +448,7 @@ def build_tcp_routers(
     directory: ServiceDirectory,
     previous: Mapping[TCPDefinition, TCPNode],
     middlewares: Any = None,
+    transports: Optional[TCPTransports] = None,
 ) -> TCPBuild:
     """The TCP routers of ``ingresses``.
 
@@ -435,7 +457,7 @@ def build_tcp_routers(
     earlier one with a warning. Nodes of ``previous`` with an unchanged definition are kept,
     with their balancer position.
     """
-    builder = _TCPBuilder(static, directory)
+    builder = _TCPBuilder(static, directory, transports)
     builder.middlewares = middlewares
     made_routes: Dict[str, Union[_Built, FailedRouter]] = {}
     for ingress in ingresses:
