@@ -244,7 +244,9 @@ class _Reader:
         _present, tls_fields = fields.section("tls")
         if tls_fields is not None:
             if tls_fields.has("spiffe") or "spiffe" in tls_fields.data:
-                raise tls_fields.fail("spiffe", "TLS towards the servers is not supported yet")
+                raise tls_fields.fail(
+                    "spiffe", "SPIFFE is not supported yet (it decides which servers are trusted)"
+                )
             tls = TransportSettings(
                 server_name=tls_fields.string("serverName"),
                 insecure_skip_verify=tls_fields.boolean("insecureSkipVerify", False),

@@ -71,7 +71,8 @@ def _definition(
             delay = service.termination_delay / 1000.0
             chosen = _transport(service.servers_transport, own, transport, named)
             if isinstance(chosen, str):
-                raise BuildError(f"service {qualified}: loadBalancer.serversTransport: {chosen}")
+                where = f"tcp.services.{name}.loadBalancer.serversTransport"
+                raise BuildError(f"service {qualified}: {where}: {chosen}")
             found: List[TCPServer] = []
             for a in service.servers:
                 try:

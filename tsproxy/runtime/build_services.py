@@ -295,12 +295,12 @@ class _ServiceBuilder:
         if name in ("", "default@internal"):
             return self.default_tcp_transport
         if name.endswith(_PROVIDER_SUFFIX):
-            self._qualified_allowed("serversTransport", name)
+            self._qualified_allowed("ServersTransportTCP", name)
             wanted = name[: -len(_PROVIDER_SUFFIX)]
             found = [t for k, t in self.tcp_transports.items() if self.normalized(k) == wanted]
         elif "@" in name:
             raise BuildError(
-                f"serversTransport {name}: TCP servers transports of other providers are not"
+                f"ServersTransportTCP {name}: TCP servers transports of other providers are not"
                 f" reachable from the kubernetescrd provider yet"
             )
         else:
