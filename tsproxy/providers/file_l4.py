@@ -232,9 +232,7 @@ def _tcp_router(
             " there is no SNI to match, router disabled"
         )
     try:
-        return matcher, _definition(
-            services, spec.service, True, False, provider, transport, named
-        )
+        return matcher, _definition(services, spec.service, True, False, provider, transport, named)
     except BuildError as exc:
         return str(exc)
 
