@@ -605,7 +605,8 @@ def _transport_tcp(name: str, spec: str, namespace: str = "default") -> str:
 class NamedTransportTests(SynchronousTestCase):
     """A TCP service naming a ServersTransportTCP (CRD) or a tcp.serversTransports entry
     (file) is dialled as it says; its own terminationDelay and proxyProtocol are then
-    ignored (Traefik 3.7); what cannot be found or honoured disables the route, located."""
+    ignored (Traefik 3.7; naming default@internal too, whose dialer has neither); what
+    cannot be found or honoured disables the route, located."""
 
     CA = make_ca()
     CLIENT = make_leaf(CA, "client", client=True)
@@ -623,6 +624,11 @@ class NamedTransportTests(SynchronousTestCase):
                     " certificatesSecrets: [client]}}",
                 ),
                 _transport_tcp("bare", "{}"),
+                _transport_tcp(
+                    "cm", "{tls: {serverName: pg.test, rootCAs: [{configMap: ca-map}]}}"
+                ),
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca-map}\ndata:\n  ca.crt: |\n"
+                + "".join("    %s\n" % line for line in self.CA.cert_pem.decode().splitlines()),
                 _transport_tcp("noname", "{tls: {rootCAs: [{secret: ca}]}}"),
                 _transport_tcp(
                     "nosecret", "{tls: {insecureSkipVerify: true, rootCAs: [{secret: gone}]}}"
@@ -641,8 +647,13 @@ class NamedTransportTests(SynchronousTestCase):
         cases = [
             ("fast, tls: true, terminationDelay: 400, proxyProtocol: {}", "", (1, 0.05, 2.0, fast)),
             ("bare, terminationDelay: 400, proxyProtocol: {}", "", (0, 0.1, 30.0, None)),
-            ("default@internal, terminationDelay: 400", "", (0, 0.4, 30.0, None)),
+            (
+                "default@internal, terminationDelay: 400, proxyProtocol: {}",
+                "",
+                (0, 0.0, 30.0, None),
+            ),
             ("noname", "", (0, 0.1, 30.0, None)),
+            ("cm, tls: true", "", (0, 0.1, 30.0, ("pg.test", (self.CA.cert_pem,), ()))),
             ("other-fast@kubernetescrd", cross, (0, 0.1, 9.0, None)),
             (
                 "missing",
@@ -673,7 +684,7 @@ class NamedTransportTests(SynchronousTestCase):
                 "nosecret",
                 "",
                 "serversTransport: serversTransport nosecret (ServersTransportTCP) (at"
-                " t.yaml:16): secret default/gone not found",
+                " t.yaml:37): secret default/gone not found",
             ),
             (
                 "spiffe",
@@ -729,7 +740,7 @@ class NamedTransportTests(SynchronousTestCase):
             ("st", ", tls: true", TCPServer("10.0.0.9", 7000, 1, 0.1, 30.0, 3.0, named)),
             ("st@file", "", TCPServer("10.0.0.9", 7000, 1, 0.1, 30.0, 3.0)),
             ("bare", "", TCPServer("10.0.0.9", 7000, 0, 0.1)),
-            ("default@internal", "", TCPServer("10.0.0.9", 7000, 2, 0.4)),
+            ("default@internal", "", TCPServer("10.0.0.9", 7000, 0, 0.0)),
             ("missing", "", "serversTransport: serversTransport missing@file does not exist"),
             (
                 "st@kubernetescrd",

@@ -26,7 +26,7 @@ from tsproxy.runtime.l4 import (
     L4WeightedDef,
     instantiate,
 )
-from tsproxy.runtime.tcp import TCPRouter, TCPServer, tcp_servers
+from tsproxy.runtime.tcp import TCPRouter, TCPServer, named_default, tcp_servers
 from tsproxy.runtime.udp import UDPCandidate, UDPServer
 
 __all__ = ["FileL4Build", "build_file_tcp", "file_udp_candidates"]
@@ -120,7 +120,7 @@ def _transport(
     """The TCP transport a load balancer names (none or ``default@internal``: the default
     one), or why it cannot be used: missing, or of another provider."""
     if written in ("", "default@internal"):
-        return default
+        return named_default(default) if written else default
     name, provider = reference(written, own)
     if provider != own:
         return (

@@ -60,6 +60,7 @@ __all__ = [
     "TCPWeighted",
     "TCPWeightedDef",
     "build_tcp_routers",
+    "named_default",
     "tcp_router_key",
     "tcp_servers",
 ]
@@ -99,6 +100,14 @@ _TLS_NEEDS_NAME = (
     " tls.serverName or tls.insecureSkipVerify: true (without either Traefik fails every"
     " connection)"
 )
+
+
+def named_default(transport: TCPTransportSettings) -> TCPTransportSettings:
+    """The default TCP transport as a service naming it (``default@internal``) gets it: as
+    with any transport named, the service's own terminationDelay and proxyProtocol are
+    ignored, and Traefik 3.7's default dialer has neither (no PROXY header; after a
+    half-close the other direction is closed at once), as its binary shows."""
+    return attrs.evolve(transport, termination_delay=0.0, proxy_protocol=0)
 
 
 def tcp_servers(
@@ -359,7 +368,9 @@ class _TCPBuilder:
         _, pairs = self.directory.addresses(lookup)
         delay = ref.termination_delay / 1000.0
         transport = self.static.tcp_servers_transport
-        if ref.servers_transport not in ("", "default@internal"):
+        if ref.servers_transport == "default@internal":
+            transport = named_default(transport)
+        elif ref.servers_transport:
             if self.transports is None:
                 raise BuildError(f"serversTransport: {ref.servers_transport} not found")
             try:
