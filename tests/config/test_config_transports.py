@@ -198,3 +198,29 @@ class FileTCPTransportTests(SynchronousTestCase):
                 self.assertEqual(
                     ([str(e) for e in errors], config.tcp_transports), ([where + message], ())
                 )
+
+    def test_keyValue(self) -> None:
+        """etcd/Redis keys read the same section, each error at its key."""
+        from tsproxy.providers.kv import parse_kv
+
+        pairs = {
+            "traefik/tcp/serversTransports/st/dialTimeout": "3s",
+            "traefik/tcp/serversTransports/st/proxyProtocol/version": "1",
+            "traefik/tcp/serversTransports/st/tls/serverName": "b.test",
+            "traefik/tcp/serversTransports/bad/tls/spiffe/ids/0": "x",
+            "traefik/tcp/services/s/loadBalancer/serversTransport": "st",
+            "traefik/tcp/services/s/loadBalancer/servers/0/address": "127.0.0.1:1",
+        }
+        config, errors, _ = parse_kv(pairs, "traefik", "etcd")
+        self.assertEqual(
+            [str(e) for e in errors],
+            [
+                "etcd:traefik/tcp/serversTransports/bad/tls/spiffe: TCP serversTransport bad:"
+                " tcp.serversTransports.bad.tls.spiffe: SPIFFE is not supported yet (it decides"
+                " which servers are trusted)"
+            ],
+        )
+        (st,) = config.tcp_transports
+        tls = TransportSettings(server_name="b.test")
+        self.assertEqual(st.settings, TCPTransportSettings(3.0, 15.0, tls, 0.1, 1))
+        self.assertEqual(config.tcp_services[0].servers_transport, "st")
