@@ -41,6 +41,7 @@ from tsproxy.config.kinds_tls import read_tls_option
 from tsproxy.config.resources import Meta, Resource, Secret, TransportSettings
 from tsproxy.config.schema import FieldError, Fields
 from tsproxy.config.tomlio import load_toml
+from tsproxy.config.transports_tcp import read_tcp_transport
 from tsproxy.config.yamlio import Document, YAMLMap, load_documents
 from tsproxy.tls.certs import CertificateError, load_ca_bundle, load_key_pair
 
@@ -238,8 +239,6 @@ class _Reader:
         and ``tls`` (serverName, insecureSkipVerify, rootCAs, certificates, peerCertURI)
         read as a serversTransport's; spiffe is an error (it changes which servers are
         trusted)."""
-        from tsproxy.config.transports import read_tcp_transport  # it imports this module
-
         tls = TransportSettings()
         _present, tls_fields = fields.section("tls")
         if tls_fields is not None:

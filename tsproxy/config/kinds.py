@@ -47,7 +47,7 @@ from tsproxy.config.resources import (
     Resource,
 )
 from tsproxy.config.schema import FieldError, Fields
-from tsproxy.config.transports import parse_servers_transport_tcp
+from tsproxy.config.transports_tcp import parse_servers_transport_tcp
 from tsproxy.config.yamlio import Document, YAMLList, YAMLMap
 from tsproxy.middlewares import registry
 

@@ -19,7 +19,7 @@ from tsproxy.config.resources import (
     TLSStore,
     TraefikService,
 )
-from tsproxy.config.transports import ServersTransportTCP
+from tsproxy.config.transports_tcp import ServersTransportTCP
 
 __all__ = ["INGRESS_CLASS_ANNOTATION", "visible"]
 

@@ -24,7 +24,6 @@ from tsproxy.config.resources import (
     TraefikService,
 )
 from tsproxy.config.static import StaticConfig
-from tsproxy.config.transports import ServersTransportTCP
 from tsproxy.middlewares.redirection import SchemeRedirect
 from tsproxy.providers.merge import Merge, build_file_tls, crd_options, node_of
 from tsproxy.rules import HTTPRule, RuleError, compile_http_rule
@@ -62,6 +61,7 @@ from tsproxy.runtime.services import (
 )
 from tsproxy.runtime.table import HTTPRouter, RoutingTable
 from tsproxy.runtime.tcp import build_tcp_routers
+from tsproxy.runtime.tcp_dial import NamedTCPTransports
 from tsproxy.runtime.udp import build_udp_routers
 from tsproxy.tls import build_tls
 
@@ -101,7 +101,6 @@ class _Builder(_ServiceBuilder):
     ) -> None:
         self.static = static
         self.default_transport = static.servers_transport
-        self.default_tcp_transport = static.tcp_servers_transport
         resources = loaded.resources
         options = crd_options(static)
         self.middlewares = MiddlewareSet(
@@ -118,7 +117,6 @@ class _Builder(_ServiceBuilder):
         self.traefik_services: Dict[Key, TraefikService] = {}
         self.transports: Dict[Key, ServersTransport] = {}
         self.config_maps: Dict[Key, ConfigMap] = {}
-        self.tcp_transports: Dict[Key, ServersTransportTCP] = {}
         self.ingress_routes: List[IngressRoute] = []
         self.udp_ingresses: List[IngressRouteUDP] = []
         self.tcp_ingresses: List[IngressRouteTCP] = []
@@ -130,8 +128,6 @@ class _Builder(_ServiceBuilder):
                 self.transports[key] = resource
             elif isinstance(resource, ConfigMap):
                 self.config_maps[key] = resource
-            elif isinstance(resource, ServersTransportTCP):
-                self.tcp_transports[key] = resource
             elif isinstance(resource, IngressRoute):
                 self.ingress_routes.append(resource)
             elif isinstance(resource, IngressRouteUDP):
@@ -463,7 +459,7 @@ def build_table(
         builder.directory,
         previous.tcp_nodes if previous is not None else {},
         tcp_middlewares,
-        builder.tcp_transport,
+        NamedTCPTransports(loaded.resources, builder),
     )
     tcp_middlewares.build_all()
     tls = build_file_tls(loaded, build_tls)

@@ -23,7 +23,6 @@ from tsproxy.config.resources import (
     ServiceRef,
     TraefikService,
 )
-from tsproxy.config.transports import ServersTransportTCP, TCPTransportSettings
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory
 from tsproxy.runtime.failures import FailedService
 from tsproxy.runtime.middlewares import MiddlewareSet, Step
@@ -205,9 +204,6 @@ class _ServiceBuilder:
     other_transport: Callable[[str], TransportSettings]
     #: Traefik's ``default@internal``: the static configuration's serversTransport.
     default_transport: TransportSettings
-    tcp_transports: Dict[Key, ServersTransportTCP]
-    #: The TCP ``default@internal``: the static configuration's tcpServersTransport.
-    default_tcp_transport: TCPTransportSettings
 
     def child_steps(self, ref: ServiceRef) -> Tuple[Step, ...]:
         """The steps in front of a weighted child, run once it is picked."""
@@ -285,34 +281,6 @@ class _ServiceBuilder:
         if not found:
             raise BuildError(f"serversTransport {name} not found in namespace {parent_namespace}")
         return self._usable(name, found[0])
-
-    def tcp_transport(self, name: str, parent_namespace: str) -> TCPTransportSettings:
-        """The ServersTransportTCP a TCP service names (as Traefik's
-        makeTCPServersTransportKey): ``<name>`` in the route's namespace, or
-        ``<ns>-<name>@kubernetescrd`` where cross-namespace references are allowed; none (or
-        ``default@internal``) is the static tcpServersTransport. Its Secrets and ConfigMaps
-        are read as a ServersTransport's; what cannot be honoured is a BuildError."""
-        if name in ("", "default@internal"):
-            return self.default_tcp_transport
-        if name.endswith(_PROVIDER_SUFFIX):
-            self._qualified_allowed("ServersTransportTCP", name)
-            wanted = name[: -len(_PROVIDER_SUFFIX)]
-            found = [t for k, t in self.tcp_transports.items() if self.normalized(k) == wanted]
-        elif "@" in name:
-            raise BuildError(
-                f"ServersTransportTCP {name}: TCP servers transports of other providers are not"
-                f" reachable from the kubernetescrd provider yet"
-            )
-        else:
-            transport = self.tcp_transports.get((parent_namespace, name))
-            found = [] if transport is None else [transport]
-        if not found:
-            raise BuildError(
-                f"ServersTransportTCP {name} not found in namespace {parent_namespace}"
-            )
-        transport = found[0]
-        tls = self._usable(f"{name} (ServersTransportTCP)", transport)  # type: ignore[arg-type]
-        return attrs.evolve(transport.tcp, tls=tls)
 
     def _qualified_allowed(self, what: str, name: str) -> None:
         """``<ns>-<name>@kubernetescrd`` may name any namespace: refused unless cross-namespace

@@ -9,7 +9,7 @@ itself interleaves by gcd). A connection picks once. Pure: building and picking,
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import attrs
 
@@ -20,10 +20,8 @@ from tsproxy.config.resources import (
     ServiceRef,
     TCPRoute,
     TCPServiceRef,
-    TransportSettings,
 )
 from tsproxy.config.static import StaticConfig
-from tsproxy.config.transports import TCPTransportSettings
 from tsproxy.rules import RuleError, TCPConnectionInfo, TCPRouterSet, TCPRule, compile_tcp_rule
 from tsproxy.rules.http import parse_domains
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
@@ -37,10 +35,18 @@ from tsproxy.runtime.l4 import (
     L4Weighted,
     L4WeightedChild,
     L4WeightedDef,
-    host_port,
     instantiate,
 )
 from tsproxy.runtime.middlewares import middleware_id
+
+# How servers are dialled (TCPServer, the transport chosen) lives in tcp_dial; re-exported.
+from tsproxy.runtime.tcp_dial import (
+    TCPServer,
+    TCPTransports,
+    chosen_transport,
+    named_default,
+    tcp_servers,
+)
 
 __all__ = [
     "CLOSE",
@@ -64,82 +70,6 @@ __all__ = [
     "tcp_router_key",
     "tcp_servers",
 ]
-
-
-@attrs.frozen(cache_hash=True)
-class TCPServer:
-    """One backend address and how to talk to it: ``proxy_protocol`` 0 (none), 1 or 2;
-    ``termination_delay`` in seconds after one side half-closes (negative: wait forever);
-    ``dial_timeout`` (0: none) and ``dial_keep_alive`` (0: 15 s, negative: off) in seconds,
-    from the TCP servers transport; ``tls``: dialled with TLS, as those settings say."""
-
-    host: str
-    port: int
-    proxy_protocol: int = 0
-    termination_delay: float = 0.1
-    dial_timeout: float = 30.0
-    dial_keep_alive: float = 15.0
-    tls: Optional[TransportSettings] = None
-
-    @property
-    def address(self) -> str:
-        return host_port(self.host, self.port)
-
-
-#: Why a server with ``tls: true`` cannot be dialled through a TCP transport that neither has a
-#: serverName nor skips verification: Go's TLS client needs a name to verify the certificate
-#: by (Traefik fails every connection: "either ServerName or InsecureSkipVerify must be
-#: specified").
-_TLS_NEEDS_SKIP = (
-    "tls: dialling the server with TLS through the default TCP transport needs"
-    " tcpServersTransport.tls.insecureSkipVerify: true in the static configuration (it has no"
-    " serverName to verify the certificate by: Traefik fails every connection)"
-)
-_TLS_NEEDS_NAME = (
-    "tls: dialling the server with TLS through serversTransport {name} needs its"
-    " tls.serverName or tls.insecureSkipVerify: true (without either Traefik fails every"
-    " connection)"
-)
-
-
-def named_default(transport: TCPTransportSettings) -> TCPTransportSettings:
-    """The default TCP transport as a service naming it (``default@internal``) gets it: as
-    with any transport named, the service's own terminationDelay and proxyProtocol are
-    ignored, and Traefik 3.7's default dialer has neither (no PROXY header; after a
-    half-close the other direction is closed at once), as its binary shows."""
-    return attrs.evolve(transport, termination_delay=0.0, proxy_protocol=0)
-
-
-def tcp_servers(
-    pairs: Iterable[Tuple[str, int]],
-    proxy_protocol: int,
-    termination_delay: float,
-    tls: bool,
-    transport: TCPTransportSettings,
-    name: str = "",
-) -> Tuple[TCPServer, ...]:
-    """The servers at ``pairs``, dialled as the TCP servers ``transport`` says: the static
-    configuration's default, or the one the service names (``name``), whose terminationDelay
-    and PROXY protocol then replace the service's own; BuildError for ``tls`` it cannot
-    verify."""
-    if tls and not (transport.tls.insecure_skip_verify or transport.tls.server_name):
-        raise BuildError(_TLS_NEEDS_NAME.format(name=name) if name else _TLS_NEEDS_SKIP)
-    if transport.termination_delay is not None:
-        termination_delay = transport.termination_delay
-    if transport.proxy_protocol is not None:
-        proxy_protocol = transport.proxy_protocol
-    return tuple(
-        TCPServer(
-            host,
-            port,
-            proxy_protocol,
-            termination_delay,
-            transport.dial_timeout,
-            transport.dial_keep_alive,
-            transport.tls if tls else None,
-        )
-        for host, port in pairs
-    )
 
 
 # TCP services are the shared layer-4 ones (tsproxy/runtime/l4.py) over TCPServer values.
@@ -329,10 +259,6 @@ class _Built:
     problems: Tuple[str, ...]
 
 
-#: (name a TCP service gives, its route's namespace) → the transport; BuildError if none.
-TCPTransports = Callable[[str, str], TCPTransportSettings]
-
-
 class _TCPBuilder:
     def __init__(
         self,
@@ -367,17 +293,9 @@ class _TCPBuilder:
         )
         _, pairs = self.directory.addresses(lookup)
         delay = ref.termination_delay / 1000.0
-        transport = self.static.tcp_servers_transport
-        if ref.servers_transport == "default@internal":
-            transport = named_default(transport)
-        elif ref.servers_transport:
-            if self.transports is None:
-                raise BuildError(f"serversTransport: {ref.servers_transport} not found")
-            try:
-                transport = self.transports(ref.servers_transport, parent_namespace)
-            except BuildError as exc:
-                raise BuildError(f"serversTransport: {exc}") from None
-        name = ref.servers_transport if ref.servers_transport != "default@internal" else ""
+        written, default = ref.servers_transport, self.static.tcp_servers_transport
+        transport = chosen_transport(written, parent_namespace, default, self.transports)
+        name = written if written != "default@internal" else ""
         return tcp_servers(pairs, ref.proxy_protocol, delay, ref.tls, transport, name)
 
     def definition(
