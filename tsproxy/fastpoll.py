@@ -65,7 +65,8 @@ def _fast_poll(reactor: Any) -> Callable[[Optional[float]], None]:
             if event == readable:
                 why: Optional[BaseException]
                 try:
-                    if type(selectable) in plain:
+                    if type(selectable) in plain and "doRead" not in selectable.__dict__:
+                        # (A connecting tcp.Client sets doRead on itself: Twisted's path.)
                         # tcp.Connection.doRead and _dataReceived, two calls fewer.
                         try:
                             data = selectable.socket.recv(selectable.bufferSize)
@@ -83,7 +84,11 @@ def _fast_poll(reactor: Any) -> Callable[[Optional[float]], None]:
                     why = sys.exc_info()[1]
                     log.err()
                 if why:
-                    disconnect(selectable, why, True)
+                    try:
+                        disconnect(selectable, why, True)
+                    except BaseException:
+                        # As callWithLogger: logged, and the rest of the batch goes on.
+                        log.err()
             else:
                 with_logger(selectable, slow, selectable, fd, event)
 

@@ -27,6 +27,32 @@ class MakePickerTests(SynchronousTestCase):
             self.assertEqual([picker.next("10.0.0.7") for _ in picks], picks, strategy)
             self.assertEqual(picker.load is not None, loaded, strategy)
 
+    def test_wrr_weights(self) -> None:
+        """wrr server weights -> picks: equal weights keep plain round robin, others Traefik's
+        EDF (a tie to the server declared first), weight 0 never picked."""
+        table = [
+            ([1, 2], [1, 0, 1, 1, 0, 1, 1, 0, 1]),
+            ([3, 1, 0], [0, 0, 0, 1, 0, 0, 0, 1]),
+            ([1, 1, 1], [0, 1, 2, 0, 1, 2, 0, 1, 2]),
+            ([1, 0, 1], [0, 2, 0, 2, 0, 2]),
+            ([0, 0], [None, None]),
+        ]
+        for weights, picks in table:
+            urls = URLS[: len(weights)]
+            picker = make_picker("wrr", urls, weights, draws([]))
+            self.assertEqual([picker.next("10.0.0.7") for _ in picks], picks, weights)
+
+    def test_weights_reach_every_strategy(self) -> None:
+        """hrw and leasttime never pick a server of weight 0 and hrw scores with the weights;
+        p2c ignores weights (Traefik's p2c adds every server)."""
+        hrw = make_picker("hrw", URLS, [0, 5, 1], draws([]))
+        self.assertEqual(hrw.next("10.0.0.7"), hrw_choose("10.0.0.7", URLS, [0, 5, 1]))
+        self.assertNotEqual(hrw.next("10.0.0.7"), 0)
+        least = make_picker("leasttime", URLS, [0, 1, 1], draws([]))
+        self.assertEqual([least.next("") for _ in range(4)], [1, 1, 2, 1])
+        p2c = make_picker("p2c", URLS, [0, 0, 1], draws([0, 0, 1, 0]))
+        self.assertEqual([p2c.next(""), p2c.next("")], [0, 1])
+
     def test_unknown(self) -> None:
         """Any other value is a ValueError (the config readers refuse it first)."""
         self.assertRaises(ValueError, make_picker, "RoundRobin", URLS, [1, 1, 1], draws([]))

@@ -693,11 +693,11 @@ class DefaultTransportTests(SynchronousTestCase):
             ),
             (
                 "serversTransport:\n  spiffe: {ids: [spiffe://x/y]}\n",
-                "5: serversTransport.spiffe: TLS towards the servers is not supported yet",
+                "5: serversTransport.spiffe: SPIFFE is not supported yet (no workload API client)",
             ),
             (
                 "serversTransport:\n  insecureSkipVerify: true\n  spiffe:\n",
-                "6: serversTransport.spiffe: TLS towards the servers is not supported yet",
+                "6: serversTransport.spiffe: SPIFFE is not supported yet (no workload API client)",
             ),
             ("tcpServersTransport: {bogus: 1}\n", "4: tcpServersTransport.bogus: unknown field"),
             (
@@ -725,7 +725,7 @@ class DefaultTransportTests(SynchronousTestCase):
             ),
             (
                 "tcpServersTransport:\n  tls:\n    spiffe: {trustDomain: x}\n",
-                "6: tcpServersTransport.tls.spiffe: TLS towards the servers is not supported yet",
+                "6: tcpServersTransport.tls.spiffe: SPIFFE is not supported yet (no workload API client)",
             ),
         ]
         for text, message in cases:

@@ -30,6 +30,7 @@ from tests.balance.test_balance_health import _GROUP
 from tests.proxyfixture import CONF, ENDPOINTS, ProxyTestCase, free_port
 from tests.service.test_service_reload import LogLines
 from tsproxy.balance.health import HealthCheckSpec
+from tsproxy.balance.hrw import hrw_choose
 from tsproxy.config.resources import TransportSettings
 from tsproxy.http.healthcheck import HealthMonitor
 from tsproxy.logs import apply_log_level
@@ -381,6 +382,85 @@ class FailoverProxyTests(_HealthSetup):
         self.assertEqual(
             (code, document["type"], document["highestRandomWeight"]["services"]),
             (200, "highestrandomweight", [{"name": V1, "weight": 1}, {"name": V2, "weight": 1}]),
+        )
+
+
+FILE_FAILOVER = """\
+http:
+  routers:
+    f: {rule: Host(`failover`), service: fo, entryPoints: [web]}
+    h: {rule: Host(`hrw`), service: hrw, entryPoints: [web]}
+  services:
+    fo:
+      failover: {service: main, fallback: spare, healthCheck: {}}
+    hrw:
+      highestRandomWeight:
+        services: [{name: main}, {name: spare}]
+    main:
+      loadBalancer:
+        healthCheck: {path: /health, interval: 10s, timeout: 3s}
+        servers: [{url: "http://127.0.0.1:%d"}]
+    spare:
+      loadBalancer:
+        healthCheck: {path: /health, interval: 10s, timeout: 3s}
+        servers: [{url: "http://127.0.0.1:%d"}]
+"""
+
+
+class FileFailoverProxyTests(FailoverProxyTests):
+    """The file provider's failover and highestRandomWeight services through the proxy."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        for name in os.listdir(self.config_dir):
+            os.remove(os.path.join(self.config_dir, name))
+        self.write("tsproxy.yaml", STATIC + "providers:\n  file: {filename: dyn.yml}\n")
+        ports = (self.backends["app-v1"].port, self.backends["app-v2"].port)
+        self.write("dyn.yml", FILE_FAILOVER % ports)
+
+    @defer.inlineCallbacks
+    def test_failover_switches_and_back(self) -> None:
+        """The failover serves main; main's server DOWN by health check: the fallback; both
+        down: 503; main back: main again. The API shows the failover as written."""
+        self.start_proxy(clock=self.clock)
+        self.assertEqual((yield self.answers("failover", 3)), ["app-v1"] * 3)
+        v1, v2 = self.backends["app-v1"], self.backends["app-v2"]
+        yield v1.stop()
+        self.clock.advance(10)
+        yield until(lambda: not self.node("main@file").states.any_up())
+        self.assertEqual((yield self.answers("failover", 3)), ["app-v2"] * 3)
+        yield v2.stop()
+        self.clock.advance(10)
+        yield until(lambda: not self.node("spare@file").states.any_up())
+        self.assertEqual((yield self.answers("failover", 1)), [503])
+        v1.start()
+        self.clock.advance(10)
+        yield until(lambda: self.node("main@file").states.any_up())
+        self.assertEqual((yield self.answers("failover", 3)), ["app-v1"] * 3)
+        code, body = yield self.api("/api/http/services/fo@file")
+        document = json.loads(body)
+        self.assertEqual(
+            (code, document["type"], document["failover"]),
+            (200, "failover", {"service": "main", "fallback": "spare", "healthCheck": {}}),
+        )
+
+    @defer.inlineCallbacks
+    def test_hrw_sticks_to_client_ip(self) -> None:
+        """highestRandomWeight sends client 127.0.0.1 to the child its rendezvous hash
+        picks over the child names, every time."""
+        self.start_proxy(clock=self.clock)
+        names = yield self.answers("hrw", 5)
+        expected = hrw_choose("127.0.0.1", ["main", "spare"], [1, 1])
+        self.assertEqual(names, [["app-v1", "app-v2"][expected]] * 5)  # type: ignore[index]
+        code, body = yield self.api("/api/http/services/hrw@file")
+        document = json.loads(body)
+        self.assertEqual(
+            (code, document["type"], document["highestRandomWeight"]["services"]),
+            (
+                200,
+                "highestrandomweight",
+                [{"name": "main", "weight": 1}, {"name": "spare", "weight": 1}],
+            ),
         )
 
 

@@ -593,3 +593,67 @@ class TCPMiddlewareTests(ProxyTestCase):
         third = yield self.connect()
         greeting = yield third.first
         self.assertTrue(greeting)
+
+
+FILE_TCP = """\
+tcp:
+  routers:
+    r: {entryPoints: [tcp], rule: "HostSNI(`*`)", service: greeter, middlewares: %s}
+  services:
+    greeter: {loadBalancer: {servers: [{address: "127.0.0.1:%d"}]}}
+  middlewares:
+    local: {ipAllowList: {sourceRange: ["127.0.0.0/8"]}}
+    elsewhere: {ipAllowList: {sourceRange: ["10.0.0.0/8", "::1"]}}
+    one: {inFlightConn: {amount: 1}}
+"""
+
+
+class FileTCPMiddlewareTests(TCPMiddlewareTests):
+    """The file provider's tcp.middlewares on its TCP routers, with real connections."""
+
+    def start(self, middlewares: str) -> None:
+        self.greeter = listen_tcp_greeter(reactor, "greeter")
+        self.addCleanup(self.greeter.stopListening)
+        self.write("tsproxy.yaml", STATIC + "providers:\n  file: {filename: dyn.yml}\n")
+        self.write("dyn.yml", FILE_TCP % (middlewares, self.greeter.getHost().port))
+        self.start_proxy()
+
+    @defer.inlineCallbacks
+    def test_ipAllowList(self) -> None:
+        """127.0.0.1 in the list (``local``, ``local@file``): it reaches the backend; a list
+        without it (``elsewhere``): closed without a byte."""
+        self.start("[local]")
+        client = yield self.connect()
+        self.assertTrue((yield client.first))
+        client.transport.loseConnection()
+        yield client.closed
+        assert self.service is not None
+        self.assertEqual(self.service.table.tcp_routers[0].middlewares, ("local@file",))
+        port = self.greeter.getHost().port
+        for written, allowed in (("[elsewhere]", False), ("[local@file]", True)):
+            self.write("dyn.yml", FILE_TCP % (written, port))
+            self.assertTrue(self.service.reload())
+            client = yield self.connect()
+            if allowed:
+                self.assertTrue((yield client.first), written)
+                client.transport.loseConnection()
+            received = yield client.closed
+            if not allowed:
+                self.assertEqual(received, b"", written)
+
+    @defer.inlineCallbacks
+    def test_inFlightConn(self) -> None:
+        """After ``local``, inFlightConn amount 1: a second connection from 127.0.0.1 is
+        closed without a byte; once the first ends, a new one goes through."""
+        self.start("[local, one]")
+        first = yield self.connect()
+        yield first.first
+        second = yield self.connect()
+        self.assertEqual((yield second.closed), b"")
+        first.transport.loseConnection()
+        yield first.closed
+        assert self.service is not None
+        step = self.service.table.tcp_routers[0].chain[1][1]
+        self.assertTrue((yield wait_until(lambda: not step.open)))
+        third = yield self.connect()
+        self.assertTrue((yield third.first))

@@ -6,10 +6,15 @@ import hashlib
 import socket
 from typing import Any, List
 
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.events import RequestReceived
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock, deferLater
+from twisted.web.resource import Resource
+from twisted.web.server import Site
 
 from tests.proxyfixture import (
     ENDPOINTS,
@@ -20,6 +25,7 @@ from tests.proxyfixture import (
     free_port,
     raw_exchange,
 )
+from tsproxy.api.model import rawdata
 
 WRR = "traefikservice-wrr.kubesre.lc"
 COOKIE = "traefikservice-cokie.kubesre.lc"
@@ -463,3 +469,155 @@ class StreamedResponseTests(ProxyTestCase):
         self.assertIn(b"Transfer-Encoding: chunked\r\n", client.received)
         client.transport.loseConnection()
         yield client.closed
+
+
+class _PathSite(Resource):
+    """An HTTP/1.1 backend answering each request with its target, and recording it."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: List[bytes] = []
+
+    def render(self, request: Any) -> bytes:
+        self.seen.append(request.uri)
+        return b"h1 " + request.uri
+
+
+class _H2Path(Protocol):
+    """An h2c backend answering each request with its :path, recorded in the factory."""
+
+    def connectionMade(self) -> None:
+        self.h2 = H2Connection(H2Configuration(client_side=False, header_encoding=None))
+        self.h2.initiate_connection()
+        self.transport.write(self.h2.data_to_send())  # type: ignore[union-attr]
+
+    def dataReceived(self, data: bytes) -> None:
+        for event in self.h2.receive_data(data):
+            if isinstance(event, RequestReceived):
+                path = dict(event.headers)[b":path"]
+                self.factory.seen.append(path)  # type: ignore[attr-defined]
+                body = b"h2 " + path
+                headers = [(b":status", b"200"), (b"content-length", str(len(body)).encode())]
+                self.h2.send_headers(event.stream_id, headers)
+                self.h2.send_data(event.stream_id, body, end_stream=True)
+        self.transport.write(self.h2.data_to_send())  # type: ignore[union-attr]
+
+
+PRESERVE = """\
+http:
+  routers:
+    keep: {rule: PathPrefix(`/keep`), service: keep, entryPoints: [web]}
+    drop: {rule: PathPrefix(`/drop`), service: drop, entryPoints: [web]}
+    h2: {rule: PathPrefix(`/h2`), service: h2, entryPoints: [web]}
+    copy: {rule: PathPrefix(`/copy`), service: copy, entryPoints: [web]}
+  services:
+    keep:
+      loadBalancer:
+        healthCheck: {path: "hc?x=1", interval: 10s}
+        servers: [{url: "http://127.0.0.1:%(h1)d/base", preservePath: true}]
+    drop:
+      loadBalancer:
+        healthCheck: {path: hc, interval: 10s}
+        servers: [{url: "http://127.0.0.1:%(h1)d/base/"}]
+    h2:
+      loadBalancer:
+        servers: [{url: "h2c://127.0.0.1:%(h2)d/a%%2Fb/", preservePath: true}]
+    copy:
+      mirroring: {service: drop, mirrors: [{name: keep, percent: 100}]}
+"""
+
+
+class PreservePathTests(ProxyTestCase):
+    """Server URLs with a path: ignored for requests unless ``preservePath`` (then the
+    request's target goes under it, as Traefik 3.7 sends it); a relative health check path
+    resolves against it either way."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.h1 = _PathSite()
+        site = Site(self.h1)
+        site.noisy = False
+        h1 = reactor.listenTCP(0, site, interface="127.0.0.1")
+        self.addCleanup(h1.stopListening)
+        factory = Factory.forProtocol(_H2Path)
+        factory.seen = self.h2_seen = []  # type: ignore[attr-defined]
+        h2 = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(h2.stopListening)
+        ports = {"h1": h1.getHost().port, "h2": h2.getHost().port}
+        self.write("tsproxy.yaml", STATIC + "providers:\n  file: {filename: dyn.yml}\n")
+        self.write("dyn.yml", PRESERVE % ports)
+        self.clock = Clock()
+
+    def start(self, clock: Any = None) -> None:
+        """The proxy; with the test ``clock`` (h2c backends need the real one)."""
+        self.start_proxy(clock=clock)
+
+    @defer.inlineCallbacks
+    def bodies(self, paths: List[str]) -> Any:
+        got = []
+        for path in paths:
+            response, body = yield self.get("any.test", path)
+            self.assertEqual(response.code, 200, path)
+            got.append(body)
+        return got
+
+    @defer.inlineCallbacks
+    def test_http11(self) -> None:
+        """preservePath on /base: the target goes under it, one slash between, the query
+        and escapes kept; without it (/base/) the target is sent as it came."""
+        self.start()
+        got = yield self.bodies(["/keep", "/keep/x?q=1", "/keep/a%2Fb", "/drop/y?z"])
+        self.assertEqual(
+            got,
+            [b"h1 /base/keep", b"h1 /base/keep/x?q=1", b"h1 /base/keep/a%2Fb", b"h1 /drop/y?z"],
+        )
+
+    @defer.inlineCallbacks
+    def test_h2c(self) -> None:
+        """An h2c server's :path is joined the same way (/a%2Fb/ + /h2/z: one slash)."""
+        self.start()
+        got = yield self.bodies(["/h2/z?q", "/h2"])
+        self.assertEqual(got, [b"h2 /a%2Fb/h2/z?q", b"h2 /a%2Fb/h2"])
+        self.assertEqual(self.h2_seen, [b"/a%2Fb/h2/z?q", b"/a%2Fb/h2"])
+
+    @defer.inlineCallbacks
+    def test_mirror_and_api(self) -> None:
+        """A mirror copy to a preservePath server goes under its path, the main request
+        (path ignored) does not; the API shows the URL as written and preservePath."""
+        self.start()
+        got = yield self.bodies(["/copy/m"])
+        self.assertEqual(got, [b"h1 /copy/m"])
+        for _ in range(100):
+            if b"/base/copy/m" in self.h1.seen:
+                break
+            yield deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(self.h1.seen, [b"/copy/m", b"/base/copy/m"])
+        assert self.service is not None
+        document = rawdata(self.service.table)["services"]
+        self.assertEqual(
+            document["keep@file"]["loadBalancer"]["servers"],
+            [{"url": f"http://127.0.0.1:{self.h1_port()}/base", "preservePath": True}],
+        )
+
+    def h1_port(self) -> int:
+        assert self.service is not None
+        for router in self.service.table.routers:
+            if router.name == "keep@file":
+                return router.service.definition.servers[0].port  # type: ignore[no-any-return]
+        raise AssertionError("keep@file")
+
+    @defer.inlineCallbacks
+    def test_health_check_path(self) -> None:
+        """Health check paths resolve against the server URL (Go's URL.Parse): "hc?x=1" on
+        /base is /hc?x=1, "hc" on /base/ is /base/hc, preservePath or not."""
+        self.start(self.clock)
+        self.clock.advance(10)
+        assert self.service is not None
+        checkers = self.service.health.checkers.values()  # type: ignore[union-attr]
+        for _ in range(200):
+            if len(self.h1.seen) >= 2 and not any(c.in_flight for c in checkers):
+                break
+            yield deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(sorted(self.h1.seen), [b"/base/hc", b"/hc?x=1"])

@@ -95,11 +95,15 @@ class StrategyTestCase(ProxyTestCase):
         factory.url = "http://127.0.0.1:%d" % port.getHost().port  # type: ignore[attr-defined]
         return factory
 
-    def configure(self, strategy: str, delay_a: float = 0.0, sticky: bool = False) -> None:
+    def configure(
+        self, strategy: str, delay_a: float = 0.0, sticky: bool = False, weights: str = ""
+    ) -> None:
+        """``weights``: "x,y", the servers' written weights (A's, B's)."""
         self.a = self.backend(b"A", delay_a)
         self.b = self.backend(b"B")
         self.c = self.backend(b"C", always=True)
         cookie = "        sticky: {cookie: {name: lb}}\n" if sticky else ""
+        weight_a, weight_b = (f", weight: {w}" for w in weights.split(",")) if weights else ("", "")
         dynamic = f"""\
 http:
   routers:
@@ -113,7 +117,7 @@ http:
     s:
       loadBalancer:
         strategy: {strategy}
-{cookie}        servers: [{{url: "{self.a.url}"}}, {{url: "{self.b.url}"}}]
+{cookie}        servers: [{{url: "{self.a.url}"{weight_a}}}, {{url: "{self.b.url}"{weight_b}}}]
     one:
       loadBalancer:
         strategy: {strategy}
@@ -212,6 +216,34 @@ class PowerOfTwoTests(StrategyTestCase):
         for client in clients:
             yield wait_for(lambda client=client: client.received.endswith(b"A"))
         self.assertEqual(self.inflight(), [0, 0])
+
+
+class ServerWeightTests(StrategyTestCase):
+    """Server weights of a file load balancer, through a real listener."""
+
+    @defer.inlineCallbacks
+    def test_edf_split(self) -> None:
+        """wrr over A (weight 1) and B (weight 3): eight requests give Traefik's EDF order,
+        two to A and six to B."""
+        self.configure("wrr", weights="1,3")
+        got = yield self.names(8)
+        self.assertEqual(b"".join(got), b"BBABBBAB")
+
+    @defer.inlineCallbacks
+    def zero_never_picked(self, strategy: str) -> Any:
+        self.configure(strategy, sticky=True, weights="0,1")
+        got = yield self.names(4, headers={"Cookie": [f"lb={self.a.url}"]})
+        self.assertEqual(got, [b"B"] * 4)
+        self.assertEqual(self.a.seen, [])
+
+    def test_weight_zero_wrr(self) -> Any:
+        """wrr never sends a request to a server of weight 0, even when a sticky cookie
+        names it (Traefik never adds it to the balancer)."""
+        return self.zero_never_picked("wrr")
+
+    def test_weight_zero_hrw(self) -> Any:
+        """hrw never sends a request to a server of weight 0, even with its cookie."""
+        return self.zero_never_picked("hrw")
 
 
 class HighestRandomWeightTests(StrategyTestCase):

@@ -24,6 +24,7 @@ from tsproxy.config.tomlio import toml_lines
 from tsproxy.runtime.audit import review
 from tsproxy.runtime.build import build_table
 from tsproxy.runtime.internal import InternalService
+from tsproxy.runtime.services import FailoverDef, HighestRandomWeightDef
 from tsproxy.testing import listen_udp_echo
 
 STATIC = 'entryPoints:\n  web:\n    address: ":8000"\n'
@@ -268,9 +269,65 @@ YAML_ERRORS = [
         " https or h2c URL (like http://10.0.0.1:80)",
     ),
     (
-        "http:\n  services:\n    s:\n      failover: {service: a, fallback: b}\n",
-        "d.yml:4: service s: http.services.s.failover: not supported yet: the route using it"
-        " is disabled",
+        "http:\n  services:\n    s:\n      failover:\n        service: a\n"
+        "        fallback: b\n        errors: {status: ['500-599']}\n",
+        "d.yml:7: service s: http.services.s.failover.errors: failover on error statuses is"
+        " not supported",
+    ),
+    (
+        "http:\n  services:\n    s:\n      failover: {service: a}\n",
+        "d.yml:4: service s: http.services.s.failover.fallback: is required",
+    ),
+    (
+        "http:\n  services:\n    s:\n      failover:\n",
+        "d.yml:3: service s: http.services.s: exactly one of loadBalancer, weighted,"
+        " mirroring, failover or highestRandomWeight is required",
+    ),
+    (
+        "http:\n  services:\n    s:\n      highestRandomWeight:\n"
+        "        services: [{name: a, weight: -2}]\n",
+        "d.yml:5: service s: http.services.s.highestRandomWeight.services[0].weight: must be"
+        " an integer >= 0",
+    ),
+    (
+        "http:\n  services:\n    s:\n      highestRandomWeight:\n"
+        "        services: [{name: a}]\n        sticky: {cookie: {}}\n",
+        "d.yml:6: service s: http.services.s.highestRandomWeight.sticky: unknown field",
+    ),
+    (
+        "http:\n  services:\n    s:\n      loadBalancer:\n"
+        "        servers: [{url: 'http://x/a?b=1'}]\n",
+        "d.yml:5: service s: http.services.s.loadBalancer.servers[0].url: a query, fragment or"
+        " user in a server URL is not supported",
+    ),
+    (
+        "http:\n  services:\n    s:\n      loadBalancer:\n"
+        "        servers: [{url: 'http://u@x/a'}]\n",
+        "d.yml:5: service s: http.services.s.loadBalancer.servers[0].url: a query, fragment or"
+        " user in a server URL is not supported",
+    ),
+    (
+        "http:\n  services:\n    s:\n      loadBalancer:\n"
+        "        servers: [{url: 'http://x/a b'}]\n",
+        "d.yml:5: service s: http.services.s.loadBalancer.servers[0].url: the path '/a b' is"
+        " not a valid URL path (escape it)",
+    ),
+    (
+        "http:\n  services:\n    s:\n      loadBalancer:\n"
+        "        servers: [{url: 'http://x/a%zz'}]\n",
+        "d.yml:5: service s: http.services.s.loadBalancer.servers[0].url: the path '/a%zz' is"
+        " not a valid URL path (escape it)",
+    ),
+    (
+        "http:\n  services:\n    s:\n      loadBalancer:\n"
+        "        servers: [{url: 'http://x/a', preservePath: maybe}]\n",
+        "d.yml:5: service s: http.services.s.loadBalancer.servers[0].preservePath: must be"
+        " true or false",
+    ),
+    (
+        "http:\n  services:\n    s:\n      loadBalancer:\n"
+        "        servers: [{url: 'http://x', weight: -1}]\n",
+        "d.yml:5: service s: http.services.s.loadBalancer.servers[0].weight: must be an integer >= 0",
     ),
     (
         "http:\n  services:\n    s:\n      loadBalancer:\n        strategy: bogus\n",
@@ -284,8 +341,8 @@ YAML_ERRORS = [
     ),
     (
         "http:\n  services:\n    s: {}\n",
-        "d.yml:3: service s: http.services.s: exactly one of loadBalancer, weighted or"
-        " mirroring is required",
+        "d.yml:3: service s: http.services.s: exactly one of loadBalancer, weighted,"
+        " mirroring, failover or highestRandomWeight is required",
     ),
     (
         "http:\n  routers:\n    r:\n      rule: Host(`a`)\n      service: s\n"
@@ -310,8 +367,38 @@ YAML_ERRORS = [
         " not dialled with TLS",
     ),
     (
-        "tcp:\n  middlewares:\n    m: {ipAllowList: {sourceRange: [10.0.0.0/8]}}\n",
-        "d.yml:3: TCP middleware m: tcp.middlewares.m: TCP middlewares are not supported yet",
+        "tcp:\n  middlewares:\n    m: {ipAllowList: {sourceRange: []}}\n",
+        "d.yml:3: TCP middleware m: tcp.middlewares.m.ipAllowList.sourceRange: sourceRange is"
+        " empty, IPAllowLister not created",
+    ),
+    (
+        "tcp:\n  middlewares:\n    m:\n      ipWhiteList:\n        sourceRange: [10.0.0.300]\n",
+        "d.yml:5: TCP middleware m: tcp.middlewares.m.ipWhiteList.sourceRange: cannot parse"
+        " CIDRs: '10.0.0.300' is neither IP nor CIDR",
+    ),
+    (
+        "tcp:\n  middlewares:\n    m:\n      inFlightConn: {amount: -1}\n",
+        "d.yml:4: TCP middleware m: tcp.middlewares.m.inFlightConn.amount: must be an integer >= 0",
+    ),
+    (
+        "tcp:\n  middlewares:\n    m:\n      inFlightConn: {amount: 1, extra: 2}\n",
+        "d.yml:4: TCP middleware m: tcp.middlewares.m.inFlightConn.extra: unknown field",
+    ),
+    (
+        "tcp:\n  middlewares:\n    m:\n      stripPrefix: {prefixes: [/a]}\n",
+        "d.yml:4: TCP middleware m: tcp.middlewares.m.stripPrefix: not a TCP middleware kind"
+        " (one of: inFlightConn, ipAllowList, ipWhiteList)",
+    ),
+    (
+        "tcp:\n  middlewares:\n    m:\n      chain: {middlewares: [a]}\n",
+        "d.yml:4: TCP middleware m: tcp.middlewares.m.chain: not a TCP middleware kind"
+        " (one of: inFlightConn, ipAllowList, ipWhiteList)",
+    ),
+    (
+        "tcp:\n  middlewares:\n    m:\n      inFlightConn: {amount: 1}\n"
+        "      ipAllowList: {sourceRange: [10.0.0.0/8]}\n",
+        "d.yml:3: TCP middleware m: tcp.middlewares.m: a middleware has exactly one kind"
+        " (like ipAllowList)",
     ),
     (
         "http:\n  routers:\n    r:\n      rule: Host(`a`)\n      service: s\n      colour: red\n",
@@ -459,6 +546,209 @@ class StrategyTests(SynchronousTestCase):
                 balancer = services[key]["loadBalancer"]
                 self.assertEqual(balancer["strategy"], expected, (written, key))
             self.assertEqual(len(table.routers), 2)
+
+    def test_server_weights(self) -> None:
+        """Server weights reach the load balancer as written, and the API lists ``weight``
+        on the servers that have one (Traefik's rawdata); none written: no weights."""
+        dynamic = (
+            "http:\n  routers:\n    r: {rule: Host(`a`), service: s}\n"
+            "    p: {rule: Host(`b`), service: plain}\n  services:\n"
+            "    s:\n      loadBalancer:\n        servers:\n"
+            '          - {url: "http://10.0.0.5", weight: 3}\n'
+            '          - {url: "http://10.0.0.6"}\n'
+            '          - {url: "http://10.0.0.7", weight: 0}\n'
+            '    plain:\n      loadBalancer: {servers: [{url: "http://10.0.0.8"}]}\n'
+        )
+        static = STATIC + "providers:\n  file: {filename: d.yml}\n"
+        table, errors = build(static, [], [("d.yml", dynamic)])
+        self.assertEqual(errors, [])
+        by_name = {router.name: router.service.definition for router in table.routers}
+        self.assertEqual(by_name["r@file"].weights, (3, None, 0))
+        self.assertEqual(by_name["p@file"].weights, ())
+        services = rawdata(table)["services"]
+        self.assertEqual(
+            services["s@file"]["loadBalancer"]["servers"],
+            [
+                {"url": "http://10.0.0.5:80", "weight": 3},
+                {"url": "http://10.0.0.6:80"},
+                {"url": "http://10.0.0.7:80", "weight": 0},
+            ],
+        )
+        self.assertEqual(
+            services["plain@file"]["loadBalancer"]["servers"], [{"url": "http://10.0.0.8:80"}]
+        )
+
+
+class FileFailoverHRWTests(SynchronousTestCase):
+    """File ``failover`` and ``highestRandomWeight`` services build the definitions the CRD
+    provider's TraefikServices do, with Traefik's status rules, and the API shows them."""
+
+    DYNAMIC = """\
+http:
+  routers:
+    f: {rule: Host(`f`), service: fo}
+    f2: {rule: Host(`f2`), service: fo2}
+    h: {rule: Host(`h`), service: hrw}
+    nomain: {rule: Host(`n`), service: nomain}
+    nofall: {rule: Host(`b`), service: nofall}
+    hbad: {rule: Host(`hb`), service: hbad}
+    hzero: {rule: Host(`hz`), service: hzero}
+  services:
+    fo:
+      failover: {service: main, fallback: plain}
+    fo2:
+      failover: {service: main, fallback: other, healthCheck: {}}
+    hrw:
+      highestRandomWeight:
+        services: [{name: main, weight: 2}, {name: plain}]
+    nomain:
+      failover: {service: plain, fallback: main}
+    nofall:
+      failover: {service: main, fallback: plain, healthCheck: {}}
+    hbad:
+      highestRandomWeight:
+        healthCheck: {}
+        services: [{name: main}, {name: plain}]
+    hzero:
+      highestRandomWeight:
+        services: [{name: main, weight: 0}]
+    main:
+      loadBalancer:
+        healthCheck: {path: /h}
+        servers: [{url: "http://10.0.0.5"}]
+    other:
+      loadBalancer:
+        passiveHealthCheck: {}
+        servers: [{url: "http://10.0.0.6"}]
+    plain:
+      loadBalancer: {servers: [{url: "http://10.0.0.7"}]}
+"""
+
+    def test_definitions_and_errors(self) -> None:
+        """Good services become FailoverDef / HighestRandomWeightDef over the file's load
+        balancers; a failover's main service, and children followed with
+        ``healthCheck: {}``, that report no status are located errors disabling routers."""
+        static = STATIC + "providers:\n  file: {filename: d.yml}\n"
+        table, errors = build(static, [], [("d.yml", self.DYNAMIC)])
+        why = "it needs a healthCheck (or healthCheck: {} on a weighted one)"
+        self.assertEqual(
+            errors,
+            [
+                f"d.yml:18: service nomain: service plain reports no status (the failover"
+                f" follows it): {why}",
+                f"d.yml:20: service nofall: service plain reports no status (the failover has"
+                f" healthCheck: {{}}): {why}",
+                f"d.yml:22: service hbad: service plain reports no status (the parent has"
+                f" healthCheck: {{}}): {why}",
+                "d.yml:6: router nomain: service nomain@file has errors (see d.yml:18)",
+                "d.yml:7: router nofall: service nofall@file has errors (see d.yml:20)",
+                "d.yml:8: router hbad: service hbad@file has errors (see d.yml:22)",
+            ],
+        )
+        result = build_table(load_files(static, [], dynamic=[("d.yml", self.DYNAMIC)]))
+        self.assertIn(
+            "d.yml:26: service hzero: no service with a weight above 0: requests get 503",
+            [str(w) for w in result.warnings],
+        )
+        by_name = {router.name: router.service.definition for router in table.routers}
+        self.assertEqual(sorted(by_name), ["f2@file", "f@file", "h@file", "hzero@file"])
+        fo, fo2, hrw = by_name["f@file"], by_name["f2@file"], by_name["h@file"]
+        self.assertIsInstance(fo, FailoverDef)
+        self.assertEqual(
+            (fo.name, fo.main_name, fo.main.name, fo.fallback_name, fo.fallback.name),
+            ("fo@file", "main", "main@file", "plain", "plain@file"),
+        )
+        self.assertEqual((fo.health_check, fo2.health_check), (False, True))
+        self.assertIsInstance(hrw, HighestRandomWeightDef)
+        self.assertEqual(
+            [(c.name, c.weight, c.definition.name) for c in hrw.children],
+            [("main", 2, "main@file"), ("plain", 1, "plain@file")],
+        )
+        services = rawdata(table)["services"]
+        self.assertEqual(
+            services["fo2@file"]["failover"],
+            {"service": "main", "fallback": "other", "healthCheck": {}},
+        )
+        self.assertEqual(
+            services["hrw@file"]["highestRandomWeight"],
+            {"services": [{"name": "main", "weight": 2}, {"name": "plain", "weight": 1}]},
+        )
+        self.assertEqual(services["nomain@file"]["status"], "disabled")
+        self.assertEqual(
+            services["nomain@file"]["failover"], {"service": "plain", "fallback": "main"}
+        )
+        self.assertEqual(services["hbad@file"]["status"], "disabled")
+        self.assertIn("highestRandomWeight", services["hbad@file"])
+
+
+class FileTCPMiddlewareTests(SynchronousTestCase):
+    """``tcp.middlewares`` of the file provider become the steps of the TCP routers naming
+    them (this provider's by a bare name, others' qualified), as MiddlewareTCPs do."""
+
+    DYNAMIC = """\
+tcp:
+  routers:
+    ok: {rule: HostSNI(`*`), service: s, middlewares: [local, crd-only@kubernetescrd, one]}
+    gone: {rule: HostSNI(`*`), service: s, middlewares: [nothing]}
+    http: {rule: HostSNI(`*`), service: s, middlewares: [strip]}
+  services:
+    s: {loadBalancer: {servers: [{address: "10.0.0.5:80"}]}}
+  middlewares:
+    local: {ipAllowList: {sourceRange: ["127.0.0.0/8"]}}
+    one: {inFlightConn: {amount: 1}}
+http:
+  middlewares:
+    strip: {stripPrefix: {prefixes: [/a]}}
+"""
+    CRD = """\
+apiVersion: traefik.io/v1alpha1
+kind: MiddlewareTCP
+metadata: {name: only, namespace: crd}
+spec: {inFlightConn: {amount: 3}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRouteTCP
+metadata: {name: t}
+spec:
+  routes:
+    - match: HostSNI(`*`)
+      middlewares: [{name: one@file}]
+      services: [{name: app-v1, port: 80}]
+"""
+
+    def test_steps_and_errors(self) -> None:
+        """Steps in the written order across providers; a CRD route reaches ``one@file``;
+        a missing middleware, or an HTTP one, disables the router with a located error;
+        the API lists the file TCP middlewares with their users."""
+        static = STATIC + "providers:\n  file: {filename: d.yml}\n  kubernetesCRD: {}\n"
+        table, errors = build(
+            static, [("crd.yaml", BACKENDS + "---\n" + self.CRD)], [("d.yml", self.DYNAMIC)]
+        )
+        self.assertEqual(
+            errors,
+            [
+                "d.yml:4: TCP router gone: tcp.routers.gone.middlewares[0]: middleware"
+                ' "nothing@file" does not exist',
+                "d.yml:5: TCP router http: tcp.routers.http.middlewares[0]: middleware"
+                ' "strip@file" does not exist',
+            ],
+        )
+        routers = {router.name: router for router in table.tcp_routers}
+        ok = routers["ok@file"]
+        self.assertEqual(ok.middlewares, ("local@file", "crd-only@kubernetescrd", "one@file"))
+        self.assertEqual([name for name, _ in ok.chain], list(ok.middlewares))
+        self.assertEqual(
+            [type(step).__name__ for _, step in ok.chain],
+            ["IPAllowListTCP", "InFlightConn", "InFlightConn"],
+        )
+        crd = [router for name, router in routers.items() if not name.endswith("@file")]
+        self.assertEqual([router.middlewares for router in crd], [("one@file",)])
+        self.assertIs(crd[0].chain[0][1], ok.chain[2][1])
+        document = rawdata(table)
+        self.assertEqual(document["tcpRouters"]["gone@file"]["status"], "disabled")
+        used = document["tcpMiddlewares"]["one@file"]["usedBy"]
+        self.assertEqual(sorted(used), sorted([f"{crd[0].name}@kubernetescrd", "ok@file"]))
+        self.assertEqual(document["tcpMiddlewares"]["local@file"]["usedBy"], ["ok@file"])
 
 
 class FileRouterTests(SynchronousTestCase):

@@ -132,6 +132,44 @@ class KVTreeTests(SynchronousTestCase):
         self.assertFalse(config.services[0].load_balancer.pass_host_header)
         self.assertEqual(config.services[0].load_balancer.strategy, "leasttime")
 
+    def test_failover_hrw_weights(self) -> None:
+        """failover, highestRandomWeight and server weights read from keys in any case, as
+        the file format's (``healthcheck`` with an empty value is ``healthCheck: {}``)."""
+        pairs = {
+            "traefik/http/services/fo/failover/service": "main",
+            "traefik/http/services/fo/failover/fallback": "spare",
+            "traefik/http/services/fo/failover/healthcheck": "",
+            "traefik/http/services/h/highestrandomweight/services/0/name": "main",
+            "traefik/http/services/h/highestrandomweight/services/0/weight": "3",
+            "traefik/http/services/main/loadbalancer/servers/0/url": "http://10.0.0.1:80",
+            "traefik/http/services/main/loadbalancer/servers/0/WEIGHT": "2",
+        }
+        config, errors, _ = parse_kv(pairs, "traefik", "etcd")
+        self.assertEqual(errors, ())
+        fo, h, main = config.services
+        assert fo.failover is not None and h.highest_random_weight is not None
+        self.assertEqual(
+            (fo.failover.service, fo.failover.fallback, fo.failover.health_check),
+            ("main", "spare", True),
+        )
+        child = h.highest_random_weight.services[0]
+        self.assertEqual((child.name, child.amount), ("main", 3))
+        self.assertEqual(main.load_balancer.servers[0].weight, 2)
+
+    def test_tcp_middlewares(self) -> None:
+        """tcp.middlewares read from keys in any case, as the file format's."""
+        pairs = {
+            "traefik/tcp/middlewares/m/ipallowlist/sourcerange/0": "10.0.0.0/8",
+            "traefik/tcp/middlewares/n/InFlightConn/amount": "2",
+        }
+        config, errors, _ = parse_kv(pairs, "traefik", "redis")
+        self.assertEqual(errors, ())
+        self.assertEqual(
+            [(m.name, m.kind) for m in config.tcp_middlewares],
+            [("m", "ipAllowList"), ("n", "inFlightConn")],
+        )
+        self.assertEqual(config.tcp_middlewares[1].spec.amount, 2)
+
     def test_root_key(self) -> None:
         """rootKey chooses the tree; nothing under it is an empty configuration."""
         pairs = {"edge/http/routers/r/rule": "Host(`a`)", "edge/http/routers/r/service": "s"}

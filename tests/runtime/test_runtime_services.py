@@ -227,6 +227,37 @@ class WeightedTests(SynchronousTestCase):
         self.assertEqual((again.server, again.set_cookies), (server(2), []))
 
 
+class PreservePathTests(SynchronousTestCase):
+    """A server URL's path: part of the server's URL; requests go under it only with
+    preservePath (cases checked against Traefik 3.7's file provider)."""
+
+    def test_join_target(self) -> None:
+        """(URL path, request target) -> what Traefik sends with preservePath."""
+        table = [
+            ("/base", b"/one", b"/base/one"),
+            ("/base", b"/one/x?q=1", b"/base/one/x?q=1"),
+            ("/base", b"/", b"/base/"),
+            ("/base/", b"/two/y", b"/base/two/y"),
+            ("/base", b"/one/a%2Fb", b"/base/one/a%2Fb"),
+            ("/a%2Fb/c", b"/five/x%2Fy", b"/a%2Fb/c/five/x%2Fy"),
+            ("/", b"/x?", b"/x?"),
+            ("/base", b"*", b"/base/*"),
+        ]
+        for path, target, expected in table:
+            keep = Server.at("http", "10.0.0.1", 80, TransportSettings(), path, True)
+            self.assertEqual(keep.forward_target(target), expected, (path, target))
+            drop = Server.at("http", "10.0.0.1", 80, TransportSettings(), path)
+            self.assertEqual(drop.forward_target(target), target, (path, target))
+
+    def test_url_and_origin(self) -> None:
+        """The URL ends in the path as written; the origin is without it."""
+        server = Server.at("h2c", "fd00::1", 8080, TransportSettings(), "/a%2Fb", True)
+        self.assertEqual(server.url, "h2c://[fd00::1]:8080/a%2Fb")
+        self.assertEqual(server.origin, "h2c://[fd00::1]:8080")
+        plain = Server.at("http", "10.0.0.1", 80, TransportSettings())
+        self.assertEqual((plain.url, plain.origin), ("http://10.0.0.1:80",) * 2)
+
+
 class LoadBalancerTests(SynchronousTestCase):
     """Servers of one Service: round robin, server-level stickiness, host header policy."""
 
@@ -245,6 +276,22 @@ class LoadBalancerTests(SynchronousTestCase):
         for value in server_values("http://10.0.0.1:2"):
             pick = resolve(service, Cookies({"_abcde": value}))
             self.assertEqual((pick.server, pick.set_cookies), (server(2), []), value)
+
+    def test_serverWeights(self) -> None:
+        """Written server weights: wrr splits by EDF, a weight-0 server is never picked and
+        a cookie naming it is not followed (Traefik never adds it), except with p2c, which
+        ignores weights."""
+        cookie = StickyCookie("_w")
+        definition = attrs.evolve(balancer("lb", 1, 2, 3, sticky=cookie), weights=(1, None, 0))
+        self.assertEqual(definition.server_weights(), (1, 1, 0))
+        service = node(definition)
+        pinned = Cookies({"_w": "http://10.0.0.1:3"})
+        picks = [resolve(service, pinned) for _ in range(4)]
+        self.assertEqual([p.server.port for p in picks], [1, 2, 1, 2])  # type: ignore[union-attr]
+        self.assertEqual(picks[0].set_cookies, ["_w=http://10.0.0.1:1; Path=/"])
+        p2c = LoadBalancer.build(attrs.evolve(definition, strategy="p2c"), draws([]))
+        pick = resolve(p2c, pinned)
+        self.assertEqual((pick.server, pick.set_cookies), (server(3), []))
 
     def test_passHostHeader(self) -> None:
         """passHostHeader comes from the load balancer that chose the server."""

@@ -7,8 +7,10 @@ from typing import Any, List
 
 from twisted.internet import epollreactor, protocol, selectreactor, tcp
 from twisted.internet.abstract import FileDescriptor
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.main import CONNECTION_DONE
 from twisted.trial import unittest
+from zope.interface import implementer
 
 from tsproxy.fastpoll import speed_up
 
@@ -160,3 +162,100 @@ class _FakePort:
     """What tcp.Server asks of the port that accepted it."""
 
     _realPortNumber = 0
+
+
+@implementer(IHalfCloseableProtocol)
+class _HalfClose(_Collect):
+    def __init__(self) -> None:
+        super().__init__()
+        self.read_closed = 0
+
+    def readConnectionLost(self) -> None:
+        self.read_closed += 1
+        self.transport.write(b"bye")
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+
+class _Boom(_Collect):
+    def dataReceived(self, data: bytes) -> None:
+        raise ValueError("boom")
+
+
+class InlineReadTests(unittest.TestCase):
+    """Review: the inlined tcp.Server read keeps half-close and error handling."""
+
+    setUp = FastPollTests.setUp
+    _close_reactor = FastPollTests._close_reactor
+    _turn = FastPollTests._turn
+
+    def _server(self, proto: Any) -> Any:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        self.addCleanup(listener.close)
+        client = socket.create_connection(listener.getsockname())
+        self.addCleanup(client.close)
+        accepted, addr = listener.accept()
+        accepted.setblocking(False)
+        conn = tcp.Server(accepted, proto, addr, _FakePort(), 1, self.reactor)
+        proto.makeConnection(conn)
+        conn.startReading()
+        self.addCleanup(conn.stopReading)
+        self.addCleanup(conn.stopWriting)
+        return conn, client
+
+    def _turns(self, done: Any) -> None:
+        for _ in range(5):
+            if done():
+                return
+            self._turn()
+
+    def test_half_close(self) -> None:
+        """A FIN reaches an IHalfCloseableProtocol as readConnectionLost; it may answer."""
+        proto = _HalfClose()
+        conn, client = self._server(proto)
+        client.shutdown(socket.SHUT_WR)
+        self._turns(lambda: proto.reasons)
+        self.assertEqual((proto.read_closed, len(proto.reasons)), (1, 1))
+        client.settimeout(2)
+        self.assertEqual(client.recv(10), b"bye")
+
+    def test_protocol_error(self) -> None:
+        """An exception from dataReceived is logged and the connection is lost, once."""
+        proto = _Boom()
+        conn, client = self._server(proto)
+        client.sendall(b"x")
+        self._turns(lambda: proto.reasons)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.assertEqual(len(proto.reasons), 1)
+
+
+class _LostBoom(_Collect):
+    def connectionLost(self, reason: Any) -> None:
+        super().connectionLost(reason)
+        raise ValueError("connectionLost failed")
+
+
+class DisconnectErrorTests(unittest.TestCase):
+    """Review: an exception while the selectable is disconnected, as Twisted's dispatch."""
+
+    setUp = FastPollTests.setUp
+    _close_reactor = FastPollTests._close_reactor
+    _turn = FastPollTests._turn
+    _server = InlineReadTests._server
+
+    def test_connection_lost_raises(self) -> None:
+        """A protocol whose connectionLost raises after the peer closed: Twisted's
+        callWithLogger logs it and goes on with the batch; nothing leaves doIteration."""
+        proto = _LostBoom()
+        conn, client = self._server(proto)
+        client.close()
+        for _ in range(3):
+            if proto.reasons:
+                break
+            self._turn()
+        self.assertEqual(len(proto.reasons), 1)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)

@@ -796,3 +796,122 @@ class ServerTLSTests(_TLSRoutes):
         got = yield threads.deferToThread(_exchange, port, b"ping", b"ping")
         self.assertEqual(got, b"")
         yield self.wait_no_connections()
+
+
+def _tls_server(listener: socket.socket, cert_file: str, handle: Any) -> Any:
+    """Accept one connection, do the TLS handshake (server side), run ``handle(tls)``."""
+    import ssl as pyssl
+
+    conn, _ = listener.accept()
+    context = pyssl.SSLContext(pyssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file)
+    with context.wrap_socket(conn, server_side=True) as tls:
+        tls.settimeout(10)
+        return handle(tls)
+
+
+class ServerTLSReviewTests(_TLSRoutes):
+    """Review: half-close and backpressure through a TLS-dialled TCP server."""
+
+    SKIP = ServerTLSTests.SKIP
+
+    def _listener(self) -> Any:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(10)
+        self.addCleanup(listener.close)
+        with open(self.mktemp(), "wb") as f:
+            f.write(ALPHA.cert_pem + ALPHA.key_pem)
+        return listener, f.name
+
+    def _start(self, port: int) -> int:
+        self.backend("s", port)
+        static = TCP_STATIC.format(read_timeout="60s") + self.SKIP
+        self.write("tsproxy.yaml", static)
+        route = route_tcp("s", "HostSNI(`*`)", ["s"], extra=", tls: true, terminationDelay: 2000")
+        self.write("routes.yaml", "---\n".join(self.docs + [route]))
+        return self.start_proxy().port_of("tcp")
+
+    @defer.inlineCallbacks
+    def test_clientHalfCloseReachesServer(self) -> None:
+        """The client's FIN reaches the server as close_notify; the server's answer after
+        it still reaches the client, then its end."""
+        listener, cert = self._listener()
+
+        def handle(tls: Any) -> bytes:
+            got = b""
+            while True:
+                chunk = tls.recv(100)
+                if not chunk:
+                    break
+                got += chunk
+            tls.sendall(b"pong:" + got)
+            tls.unwrap()
+            return got
+
+        served = threads.deferToThread(_tls_server, listener, cert, handle)
+        port = self._start(listener.getsockname()[1])
+
+        def client() -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(b"ping")
+                sock.shutdown(socket.SHUT_WR)
+                got = b""
+                while True:
+                    chunk = sock.recv(100)
+                    if not chunk:
+                        return got
+                    got += chunk
+
+        got = yield threads.deferToThread(client)
+        server_got = yield served
+        self.assertEqual((server_got, got), (b"ping", b"pong:ping"))
+
+    @defer.inlineCallbacks
+    def test_slowClientPausesServer(self) -> None:
+        """A client that does not read: the proxy stops reading the TLS server instead of
+        buffering what it sends (bounded), and all of it arrives once the client reads."""
+        from tests.http.test_http_healthcheck import until
+
+        listener, cert = self._listener()
+        total = 32 * 1024 * 1024
+
+        def handle(tls: Any) -> int:
+            block = b"x" * 65536
+            sent = 0
+            tls.settimeout(30)
+            while sent < total:
+                tls.sendall(block)
+                sent += len(block)
+            tls.unwrap()
+            return sent
+
+        served = threads.deferToThread(_tls_server, listener, cert, handle)
+        port = self._start(listener.getsockname()[1])
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.addCleanup(sock.close)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        yield until(lambda: bool(self.relays()))
+        from twisted.internet.task import deferLater
+
+        yield deferLater(reactor, 1.0, lambda: None)
+        (relay,) = self.relays()
+        buffered = len(relay.transport.dataBuffer) + sum(map(len, relay.transport._tempDataBuffer))
+        self.assertLess(buffered, 4 * 1024 * 1024)
+
+        def drain() -> int:
+            n = 0
+            while True:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    return n
+                n += len(chunk)
+
+        got = yield threads.deferToThread(drain)
+        sent = yield served
+        self.assertEqual(got, sent)
+
+    def relays(self) -> List[Any]:
+        assert self.service is not None
+        return [c for f in self.service.factories for c in f.connections if hasattr(c, "backend")]

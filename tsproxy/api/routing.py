@@ -245,7 +245,14 @@ def _http_service_config(node: Node) -> Tuple[str, Document, Dict[str, str]]:
         if definition.sticky is not None:
             balancer["sticky"] = _cookie(definition.sticky)
         if definition.servers:
-            balancer["servers"] = [{"url": server.url} for server in definition.servers]
+            servers: List[Document] = [{"url": server.url} for server in definition.servers]
+            for shown, weight in zip(servers, definition.weights):
+                if weight is not None:
+                    shown["weight"] = weight
+            for shown, server in zip(servers, definition.servers):
+                if server.preserve_path:
+                    shown["preservePath"] = True
+            balancer["servers"] = servers
         balancer["strategy"] = definition.strategy
         if definition.health_check is not None:
             balancer["healthCheck"] = _health_check(definition.health_check)

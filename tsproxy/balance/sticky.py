@@ -112,8 +112,9 @@ class CookieValues:
         return cls._build(() if name is None else name_values(name) for name in names)
 
     @classmethod
-    def for_servers(cls, urls: Sequence[str]) -> CookieValues:
-        return cls._build(server_values(url) for url in urls)
+    def for_servers(cls, urls: Sequence[Optional[str]]) -> CookieValues:
+        """A table for servers; a None URL is a server no cookie may point at (weight 0)."""
+        return cls._build(() if url is None else server_values(url) for url in urls)
 
     @classmethod
     def _build(cls, value_sets: Iterable[tuple[str, ...]]) -> CookieValues:
@@ -194,7 +195,7 @@ class StickyLevel:
         return cls(cookie, CookieValues.for_names(names), tuple(names))
 
     @classmethod
-    def for_servers(cls, cookie: StickyCookie, urls: Sequence[str]) -> StickyLevel:
+    def for_servers(cls, cookie: StickyCookie, urls: Sequence[Optional[str]]) -> StickyLevel:
         return cls(cookie, CookieValues.for_servers(urls), tuple(urls))
 
     def choose(

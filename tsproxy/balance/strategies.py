@@ -1,5 +1,6 @@
 """The server picker of a load balancer for each of Traefik's ``strategy`` values: wrr (round
-robin in server order, as every server weighs 1), p2c, hrw (the client IP) and leasttime.
+robin in server order when every server weighs 1, else Traefik's EDF over the server weights),
+p2c (weights play no part), hrw (the client IP) and leasttime.
 
 A picker gives the next server index among those ``available`` says are up; ``load`` is the
 in-flight and response-time state the engine must feed (None: the picker needs none). Pure.
@@ -15,7 +16,7 @@ from tsproxy.balance.hrw import hrw_choose
 from tsproxy.balance.leasttime import LeastTime
 from tsproxy.balance.load import ServerLoad
 from tsproxy.balance.p2c import PowerOfTwoChoices
-from tsproxy.balance.wrr import RoundRobin
+from tsproxy.balance.wrr import EarliestDeadlineFirst, RoundRobin
 
 __all__ = ["STRATEGIES", "Picker", "make_picker"]
 
@@ -44,6 +45,18 @@ class RoundRobinPicker:
 
 
 @attrs.define(eq=False)
+class WeightedPicker:
+    """wrr over servers of different weights: Traefik's earliest deadline first (weight 0:
+    never picked); down ones keep using up their turn, as in Traefik."""
+
+    order: EarliestDeadlineFirst
+    load: Optional[ServerLoad] = None
+
+    def next(self, source: str, available: Available = None) -> Optional[int]:
+        return self.order.next(available)
+
+
+@attrs.define(eq=False)
 class HighestRandomWeightPicker:
     """hrw: the server with the highest rendezvous score for the client IP (``source``)."""
 
@@ -64,7 +77,9 @@ def make_picker(
     """The picker for ``strategy`` over servers named ``names`` (their URLs: hrw hashes them)
     of ``weights``; ``randint(n)`` draws in [0, n) for p2c. ValueError for another value."""
     if strategy == "wrr":
-        return RoundRobinPicker(RoundRobin(len(names)))
+        if all(weight == 1 for weight in weights):
+            return RoundRobinPicker(RoundRobin(len(names)))
+        return WeightedPicker(EarliestDeadlineFirst(weights))
     if strategy == "p2c":
         return PowerOfTwoChoices.of(len(names), randint)
     if strategy == "hrw":

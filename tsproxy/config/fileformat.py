@@ -329,6 +329,7 @@ class _Reader:
             middlewares=tuple(self.sections["http.middlewares"].values()),
             tcp_routers=tuple(self.sections["tcp.routers"].values()),
             tcp_services=tuple(self.sections["tcp.services"].values()),
+            tcp_middlewares=tuple(self.sections["tcp.middlewares"].values()),
             udp_routers=tuple(self.sections["udp.routers"].values()),
             udp_services=tuple(self.sections["udp.services"].values()),
             tcp_transports=tuple(self.sections["tcp.serversTransports"].values()),

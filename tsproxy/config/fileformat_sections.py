@@ -7,6 +7,7 @@ documents through it. Pure.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import attrs
@@ -15,6 +16,7 @@ from tsproxy.config.errors import Location
 from tsproxy.config.fileformat_values import (
     FileAddress,
     FileChild,
+    FileFailover,
     FileL4Service,
     FileLoadBalancer,
     FileMiddleware,
@@ -43,17 +45,25 @@ _NOT_YET = "not supported yet, ignored"
 _MAX_PRIORITY = 2**63 - 1 - 1000
 
 
+#: A URL path as Go sends it unchanged: unreserved and sub-delim characters, ``:@/``, escapes.
+_URL_PATH = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*")
+
+
 def _server(fields: Fields) -> FileServer:
     url = fields.string("url", required=True)
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in ("http", "https", "h2c") or not rest:
         raise fields.fail("url", "must be an http, https or h2c URL (like http://10.0.0.1:80)")
-    hostport, slash, path = rest.partition("/")
-    if path or "?" in hostport or "@" in hostport:
-        raise fields.fail("url", "a path, query or user in a server URL is not supported yet")
+    slash = rest.find("/")
+    hostport, path = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
+    if any(mark in rest for mark in "?#") or "@" in hostport:
+        raise fields.fail("url", "a query, fragment or user in a server URL is not supported")
+    if not _URL_PATH.fullmatch(path):
+        raise fields.fail("url", f"the path {path!r} is not a valid URL path (escape it)")
     weight = fields.integer("weight", 1, minimum=0) if fields.has("weight") else None
-    server = FileServer(url, fields.line, fields.path, weight)
-    fields.done({"preservePath": _NOT_YET})
+    preserve = fields.boolean("preservePath", False)
+    server = FileServer(url, fields.line, fields.path, weight, preserve)
+    fields.done()
     return server
 
 
@@ -84,13 +94,16 @@ def _child(fields: Fields, amount_key: str, maximum: Optional[int]) -> FileChild
     return child
 
 
+_SERVICE_KINDS = ("loadBalancer", "weighted", "mirroring", "failover", "highestRandomWeight")
+
+
 def _service(name: str, fields: Fields, location: Location, own: str = "") -> FileService:
-    kinds = [key for key in ("loadBalancer", "weighted", "mirroring") if fields.has(key)]
-    for unsupported in ("failover", "highestRandomWeight"):
-        if fields.has(unsupported):
-            raise fields.fail(unsupported, "not supported yet: the route using it is disabled")
+    kinds = [key for key in _SERVICE_KINDS if fields.has(key)]
     if len(kinds) != 1:
-        raise fields.whole("exactly one of loadBalancer, weighted or mirroring is required")
+        raise fields.whole(
+            "exactly one of loadBalancer, weighted, mirroring, failover or highestRandomWeight"
+            " is required"
+        )
     service = FileService(name, location)
     balancer_fields = fields.mapping("loadBalancer")
     if balancer_fields is not None:
@@ -102,6 +115,25 @@ def _service(name: str, fields: Fields, location: Location, own: str = "") -> Fi
         follow = _propagation(weighted_fields)
         weighted_fields.done()
         service = attrs.evolve(service, weighted=FileWeighted(children, sticky, follow))
+    hrw_fields = fields.mapping("highestRandomWeight")
+    if hrw_fields is not None:
+        children = tuple(_child(i, "weight", None) for i in hrw_fields.mappings("services"))
+        follow = _propagation(hrw_fields)
+        hrw_fields.done()
+        hrw = FileWeighted(children, None, follow)
+        service = attrs.evolve(service, highest_random_weight=hrw)
+    failover_fields = fields.mapping("failover")
+    if failover_fields is not None:
+        if failover_fields.has("errors"):
+            raise failover_fields.fail("errors", "failover on error statuses is not supported")
+        failover = FileFailover(
+            failover_fields.string("service", required=True),
+            failover_fields.string("fallback", required=True),
+            failover_fields.line_of("service"),
+            _propagation(failover_fields),
+        )
+        failover_fields.done()
+        service = attrs.evolve(service, failover=failover)
     mirroring_fields = fields.mapping("mirroring")
     if mirroring_fields is not None:
         mirroring = FileMirroring(
@@ -159,19 +191,25 @@ def _transport(name: str, fields: Fields, location: Location, own: str = "") -> 
     return FileTransport(name, location, read_transport(fields))
 
 
-def _middleware(name: str, fields: Fields, location: Location, own: str = "") -> FileMiddleware:
-    from tsproxy.middlewares.registry import http_kinds
+def _middleware(
+    name: str, fields: Fields, location: Location, own: str = "", tcp: bool = False
+) -> FileMiddleware:
+    from tsproxy.middlewares.registry import http_kinds, tcp_kinds
 
     keys = [key for key in fields.data if isinstance(key, str)]
     if len(keys) != 1:
-        raise fields.whole("a middleware has exactly one kind (like stripPrefix)")
-    if keys[0] == "chain":
+        example = "ipAllowList" if tcp else "stripPrefix"
+        raise fields.whole(f"a middleware has exactly one kind (like {example})")
+    if keys[0] == "chain" and not tcp:
         return FileMiddleware(name, location, "chain", _file_chain(fields, own or "file"))
-    kinds = http_kinds()
+    kinds = tcp_kinds() if tcp else http_kinds()
     kind = kinds.get(keys[0])
     if kind is None and getattr(fields.data, "caseless", False):
         # Keys of a key-value store are case-insensitive (``stripprefix``).
         kind = {k.lower(): v for k, v in kinds.items()}.get(keys[0].lower())
+    if kind is None and tcp:
+        known = ", ".join(sorted(kinds))
+        raise fields.fail(keys[0], f"not a TCP middleware kind (one of: {known})")
     if kind is None:
         raise fields.fail(keys[0], "this middleware kind is not implemented yet")
     section = fields.mapping(keys[0])
@@ -277,13 +315,6 @@ def _udp_router(name: str, fields: Fields, location: Location, own: str = "") ->
     return router
 
 
-def _unsupported(what: str) -> Callable[[str, Fields, Location, str], Any]:
-    def parse(name: str, fields: Fields, location: Location, own: str = "") -> Any:
-        raise fields.whole(f"{what} are not supported yet")
-
-    return parse
-
-
 SECTIONS_OF: Dict[str, Tuple[Tuple[str, str, Callable[..., Any]], ...]] = {
     "http": (
         ("routers", "router", _router),
@@ -294,7 +325,7 @@ SECTIONS_OF: Dict[str, Tuple[Tuple[str, str, Callable[..., Any]], ...]] = {
     "tcp": (
         ("routers", "TCP router", _tcp_router),
         ("services", "TCP service", lambda n, f, loc, own: _l4_service(n, f, loc, True)),
-        ("middlewares", "TCP middleware", _unsupported("TCP middlewares")),
+        ("middlewares", "TCP middleware", lambda n, f, loc, own: _middleware(n, f, loc, own, True)),
         # Read by the reader itself (_Reader._tcp_transport: its TLS files), as http's.
         ("serversTransports", "TCP serversTransport", _transport),
     ),

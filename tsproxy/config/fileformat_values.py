@@ -18,6 +18,7 @@ __all__ = [
     "FileAddress",
     "FileChild",
     "FileConfiguration",
+    "FileFailover",
     "FileL4Service",
     "FileLoadBalancer",
     "FileMiddleware",
@@ -35,12 +36,14 @@ __all__ = [
 
 @attrs.frozen
 class FileServer:
-    """``servers[i].url`` of a load balancer; ``line``/``path`` locate it."""
+    """``servers[i].url`` of a load balancer; ``line``/``path`` locate it. ``weight`` None:
+    not written; ``preserve_path``: requests go under the URL's path."""
 
     url: str
     line: int
     path: str
     weight: Optional[int] = None
+    preserve_path: bool = False
 
 
 @attrs.frozen
@@ -84,14 +87,28 @@ class FileMirroring:
 
 
 @attrs.frozen
+class FileFailover:
+    """``failover``: ``service`` while it is up (it must report a status), else
+    ``fallback`` (which must too with ``healthCheck: {}``)."""
+
+    service: str
+    fallback: str
+    line: int
+    health_check: bool = False
+
+
+@attrs.frozen
 class FileService:
-    """One of ``http.services``: exactly one of the three kinds is set."""
+    """One of ``http.services``: exactly one of the five kinds is set
+    (``highest_random_weight`` is a FileWeighted without sticky)."""
 
     name: str
     location: Location
     load_balancer: Optional[FileLoadBalancer] = None
     weighted: Optional[FileWeighted] = None
     mirroring: Optional[FileMirroring] = None
+    failover: Optional[FileFailover] = None
+    highest_random_weight: Optional[FileWeighted] = None
 
 
 @attrs.frozen
@@ -119,7 +136,8 @@ class FileTransport:
 
 @attrs.frozen
 class FileMiddleware:
-    """One of ``http.middlewares``: its kind (``stripPrefix``...) and the kind's parsed spec."""
+    """One of ``http.middlewares`` (or ``tcp.middlewares``): its kind (``stripPrefix``...)
+    and the kind's parsed spec."""
 
     name: str
     location: Location
@@ -191,6 +209,8 @@ class FileConfiguration:
     tls: FileTLS = FileTLS()
     tcp_routers: Tuple[FileRouter, ...] = ()
     tcp_services: Tuple[FileL4Service, ...] = ()
+    #: ``tcp.middlewares`` (their kinds: tsproxy.middlewares.registry.tcp_kinds()).
+    tcp_middlewares: Tuple[FileMiddleware, ...] = ()
     udp_routers: Tuple[FileRouter, ...] = ()
     udp_services: Tuple[FileL4Service, ...] = ()
     tcp_transports: Tuple[FileTCPTransport, ...] = ()

@@ -42,7 +42,7 @@ __all__ = [
 ReadFile = Optional[Callable[[str], bytes]]
 #: The words the file provider's serversTransports refuse spiffe with: it changes which
 #: servers are trusted, so it is an error rather than a notice (fail closed).
-_SPIFFE = "TLS towards the servers is not supported yet"
+_SPIFFE = "SPIFFE is not supported yet (no workload API client)"
 
 
 def _refuse_spiffe(fields: Fields) -> None:

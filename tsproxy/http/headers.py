@@ -77,8 +77,11 @@ def forwarded_request_head(
     proxy_hostname: bytes,
     host_override: Optional[bytes],
     add_forwarded_for: bool = True,
+    target: Optional[bytes] = None,
 ) -> bytes:
     """The head tsproxy sends to a backend for `req`.
+
+    `target` replaces ``req.path`` as the request target (a server's preservePath).
 
     Without `add_forwarded_for` (a headers middleware set X-Forwarded-For to ""), no
     X-Forwarded-For line is sent, as Go's ReverseProxy leaves out a nil one.
@@ -98,7 +101,8 @@ def forwarded_request_head(
         drop = drop | MANAGED_FORWARDED
     host = req.host
     sent_host = host_override if host_override is not None else host
-    lines: List[bytes] = [req.method, b" ", req.path, b" HTTP/1.1\r\nHost: ", sent_host, b"\r\n"]
+    path = req.path if target is None else target
+    lines: List[bytes] = [req.method, b" ", path, b" HTTP/1.1\r\nHost: ", sent_host, b"\r\n"]
     prior_for: List[bytes] = []
     present = set()
     for name, value in req.headers:

@@ -129,6 +129,8 @@ class MirrorCapture:
         self.sender = sender
         self.orders = orders
         self.method = req.method
+        #: The request's own target: each mirror's server may put it under its path.
+        self.target = req.path
         self.out_head = out_head
         self.size = 0
         self.memory: Optional[io.BytesIO] = io.BytesIO()
@@ -231,8 +233,8 @@ class MirrorCapture:
             # What the mirror's balancer would have answered, had it been asked over HTTP.
             self._observed(order, 503)
             return succeed(None)
-        target = self.out_head.split(b" ", 2)[1]
-        url = pick.server.url.encode("ascii") + target
+        server = pick.server
+        url = server.origin.encode("ascii") + server.forward_target(self.target)
         try:
             d = HTTPClient(sender.agent_for(pick.server)).request(
                 self.method.decode("ascii"),

@@ -28,7 +28,8 @@ def page_fetch(reactor: Any, servers: Sequence[Any]) -> Any:
 
         def attempt(index: int) -> Any:
             server = servers[index]
-            url = f"{server.url}{request.target}".encode("latin-1")
+            target = server.forward_target(request.target.encode("latin-1"))
+            url = server.origin.encode("latin-1") + target
             d = treq.request("GET", url, headers=headers, reactor=clock, timeout=TIMEOUT)
             d.addCallback(_read)
             if index + 1 < len(servers):

@@ -86,6 +86,7 @@ class ServerBackend(ServerSteps, Relaying, BackendListener):
             else ("%s:%d" % (server.host, server.port)).encode("idna"),
             add_forwarded_for=self.mw_request is None
             or not self.mw_request.notes.get("no_x_forwarded_for"),
+            target=server.forward_target(req.path) if server.preserve_path else None,
         )
         body = self.body_read
         if pick.mirrors and factory.mirrors is not None:

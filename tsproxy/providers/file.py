@@ -1,5 +1,6 @@
 """The file provider's configuration to routing-table parts: its services as the same
-definitions the CRD provider's become (load balancers, weighted, mirroring), its routers as
+definitions the CRD provider's become (load balancers, weighted, mirroring, failover,
+highest random weight), its routers as
 the same HTTP routers, every name ending in ``@file``.
 
 Pure. References to other providers (``x@kubernetescrd``, ``noop@internal``) go through the
@@ -25,6 +26,8 @@ from tsproxy.runtime.failures import HTTP, FailedRouter, FailedService, RouterWa
 from tsproxy.runtime.internal import InternalServiceDef
 from tsproxy.runtime.services import (
     Definition,
+    FailoverDef,
+    HighestRandomWeightDef,
     LoadBalancerDef,
     MirroringDef,
     Node,
@@ -41,9 +44,12 @@ AnyDefinition = Union[Definition, InternalServiceDef]
 _DEFAULT_PORTS = {"http": 80, "https": 443, "h2c": 80}
 
 
-def parse_server_url(url: str, transport: TransportSettings) -> Server:
-    """A server from ``scheme://host[:port]``; BuildError says what is wrong."""
-    scheme, _, hostport = url.partition("://")
+def parse_server_url(url: str, transport: TransportSettings, preserve_path: bool = False) -> Server:
+    """A server from ``scheme://host[:port][/path]`` (the path as written); BuildError says
+    what is wrong."""
+    scheme, _, rest = url.partition("://")
+    slash = rest.find("/")
+    hostport, path = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
     host, port_text = hostport, ""
     if hostport.startswith("["):
         end = hostport.find("]")
@@ -57,7 +63,7 @@ def parse_server_url(url: str, transport: TransportSettings) -> Server:
     if port_text and (not port_text.isdigit() or not 0 < int(port_text) < 65536):
         raise BuildError(f"server URL {url}: invalid port {port_text!r}")
     port = int(port_text) if port_text else _DEFAULT_PORTS[scheme]
-    return Server.at(scheme, host, port, transport)
+    return Server.at(scheme, host, port, transport, path, preserve_path)
 
 
 @attrs.frozen
@@ -174,15 +180,18 @@ class FileBuilder:
             raise BuildError(f"serversTransport {name}@{self.provider} does not exist")
         return settings
 
-    def child(self, written: str, follow: bool = False) -> Definition:
-        """A child service; ``follow``: its parent has ``healthCheck: {}``, so it must
-        report its status (Traefik's all or nothing)."""
+    def child(
+        self, written: str, follow: bool = False, why: str = "the parent has healthCheck: {}"
+    ) -> Definition:
+        """A child service; ``follow``: its parent follows its status (``why``: its
+        ``healthCheck: {}``, or a failover's main service), so it must report one
+        (Traefik's all or nothing)."""
         definition = self.ref(written)
         if isinstance(definition, InternalServiceDef):
             raise BuildError(f"{written}: an internal service can only be a router's service")
         if follow and not reports_status(definition):
             raise BuildError(
-                f"service {written} reports no status (the parent has healthCheck: {{}}):"
+                f"service {written} reports no status ({why}):"
                 " it needs a healthCheck (or healthCheck: {} on a weighted one)"
             )
         return definition
@@ -192,9 +201,9 @@ class FileBuilder:
         if spec.load_balancer is not None:
             balancer = spec.load_balancer
             transport = self.transport(balancer.servers_transport)
-            if any(s.weight not in (None, 1) for s in balancer.servers):
-                raise BuildError("server weights are not supported yet")
-            servers = tuple(parse_server_url(s.url, transport) for s in balancer.servers)
+            servers = tuple(
+                parse_server_url(s.url, transport, s.preserve_path) for s in balancer.servers
+            )
             sticky = balancer.sticky
             if sticky is not None:
                 sticky = attrs.evolve(sticky, name=cookie_name(sticky.name, qualified))
@@ -206,6 +215,9 @@ class FileBuilder:
                 balancer.health_check,
                 balancer.passive,
                 balancer.strategy,
+                tuple(s.weight for s in balancer.servers)
+                if any(s.weight is not None for s in balancer.servers)
+                else (),
             )
         if spec.weighted is not None:
             follow = spec.weighted.health_check
@@ -220,6 +232,29 @@ class FileBuilder:
             if sticky is not None:
                 sticky = attrs.evolve(sticky, name=cookie_name(sticky.name, qualified))
             return WeightedDef(qualified, children, sticky, follow)
+        if spec.highest_random_weight is not None:
+            follow = spec.highest_random_weight.health_check
+            children = tuple(
+                WeightedChild(c.name, c.amount, self.child(c.name, follow))
+                for c in spec.highest_random_weight.services
+            )
+            if not any(child.weight for child in children):
+                message = "no service with a weight above 0: requests get 503"
+                self.warnings.append(spec.location.error(message))
+            return HighestRandomWeightDef(qualified, children, follow)
+        if spec.failover is not None:
+            failover = spec.failover
+            main = self.child(failover.service, True, "the failover follows it")
+            why = "the failover has healthCheck: {}"
+            fallback = self.child(failover.fallback, failover.health_check, why)
+            return FailoverDef(
+                qualified,
+                main,
+                failover.service,
+                fallback,
+                failover.fallback,
+                failover.health_check,
+            )
         mirroring = spec.mirroring
         assert mirroring is not None
         main = self.child(mirroring.service, mirroring.health_check)
@@ -349,6 +384,15 @@ def _failed_service(spec: FileService, message: str, provider: str = FILE) -> Fa
     if spec.weighted is not None:
         children = tuple((c.name, c.amount) for c in spec.weighted.services)
         return FailedService(name, "weighted", children, (message,), spec.location)
+    if spec.highest_random_weight is not None:
+        children = tuple((c.name, c.amount) for c in spec.highest_random_weight.services)
+        return FailedService(name, "highestrandomweight", children, (message,), spec.location)
+    if spec.failover is not None:
+        failover = spec.failover
+        fallback = ((failover.fallback, 0),)
+        return FailedService(
+            name, "failover", fallback, (message,), spec.location, main=failover.service
+        )
     if spec.mirroring is not None:
         mirroring = spec.mirroring
         return FailedService(

@@ -1,5 +1,6 @@
 """The file provider's ``tcp`` and ``udp`` sections as the same TCP and UDP routers and
-layer-4 services the CRD routes become, every name ending in ``@file``.
+layer-4 services the CRD routes become, every name ending in ``@file``; a TCP router's
+``middlewares`` (``x``: this provider's ``tcp.middlewares``, or ``x@provider``) become its steps.
 
 Pure. A TCP or UDP router reaches services of the file provider only (layer-4 services of
 other providers are not resolvable yet: an error). UDP routers go through the same
@@ -8,10 +9,11 @@ one-router-per-entrypoint choice as the CRD ones.
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from tsproxy.config.errors import ConfigError
 from tsproxy.config.fileformat_values import FileConfiguration, FileL4Service, FileRouter
+from tsproxy.config.resources import MiddlewareRef
 from tsproxy.config.static import StaticConfig
 from tsproxy.config.transports import TCPTransportSettings
 from tsproxy.providers import FILE, reference
@@ -147,9 +149,11 @@ def build_file_tcp(
     static: StaticConfig,
     previous: Mapping[L4Definition, L4Node],
     provider: str = FILE,
+    middlewares: Any = None,
 ) -> FileL4Build:
     """The file provider's TCP routers (or another provider's of the same format: etcd,
-    redis); nodes of ``previous`` with an unchanged definition are kept."""
+    redis); nodes of ``previous`` with an unchanged definition are kept. ``middlewares``:
+    the build's TCP MiddlewareSet (tsproxy.runtime.middlewares), which builds the steps."""
     build = FileL4Build()
     services = {s.name: s for s in config.tcp_services}
     named = {t.name: t.settings for t in config.tcp_transports}
@@ -167,6 +171,26 @@ def build_file_tcp(
             static.tcp_servers_transport,
             named,
         )
+        refs = tuple(
+            MiddlewareRef(
+                written if "@" in written else f"{written}@{provider}",
+                "",
+                spec.location.line,
+                f"tcp.routers.{spec.name}.middlewares[{index}]",
+            )
+            for index, written in enumerate(spec.middlewares)
+        )
+        steps: Tuple[Tuple[str, Any], ...] = ()
+        if refs and middlewares is None:
+            built = "middlewares: no TCP middleware set in this build, router disabled"
+        elif refs:
+            middlewares.mark_used(refs, name)
+            if not isinstance(built, str):
+                try:
+                    for ref in refs:
+                        steps += middlewares.steps((ref,), name)
+                except BuildError as exc:
+                    built = f"{ref.path}: {exc}"
         if isinstance(built, str):
             build.errors.append(spec.location.error(built))
             service, target = reference(spec.service, provider)
@@ -183,6 +207,7 @@ def build_file_tcp(
                     spec.location,
                     spec.syntax,
                     spec.tls,
+                    middlewares=tuple(ref.name for ref in refs),
                 )
             )
             continue
@@ -198,6 +223,8 @@ def build_file_tcp(
                 matcher=matcher,
                 syntax=matcher.syntax,
                 tls=spec.tls,
+                middlewares=tuple(ref.name for ref in refs),
+                chain=steps,
             )
         )
         if problems:
@@ -220,8 +247,6 @@ def _tcp_router(
     """(matcher, definition), or why the router is disabled."""
     if not entrypoints:
         return "no usable entrypoint, router disabled"
-    if spec.middlewares:
-        return "middlewares: TCP middlewares are not applied by tsproxy yet, router disabled"
     try:
         matcher = compile_tcp_rule(spec.rule, syntax=spec.syntax or "v3")
     except RuleError as exc:

@@ -152,9 +152,9 @@ class Merge:
     def warnings(self) -> Tuple[ConfigError, ...]:
         return tuple(w for builder in self.builders.values() for w in builder.warnings)
 
-    def layer4(self, previous: Any) -> FileLayer4:
+    def layer4(self, previous: Any, middlewares: Any = None) -> FileLayer4:
         """The file provider's tcp and udp sections (``previous``: the table being
-        replaced, for its TCP nodes)."""
+        replaced, for its TCP nodes; ``middlewares``: the build's TCP MiddlewareSet)."""
         tcp = FileL4Build()
         candidates: List[UDPCandidate] = []
         failed: List[FailedRouter] = []
@@ -162,7 +162,7 @@ class Merge:
         for provider, builder in self.builders.items():
             config = builder.config
             built = build_file_tcp(
-                config, self.static, previous.tcp_nodes if previous else {}, provider
+                config, self.static, previous.tcp_nodes if previous else {}, provider, middlewares
             )
             tcp.routers += built.routers
             tcp.nodes.update(built.nodes)

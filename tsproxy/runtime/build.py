@@ -60,8 +60,7 @@ from tsproxy.runtime.services import (
     instantiate,
 )
 from tsproxy.runtime.table import HTTPRouter, RoutingTable
-from tsproxy.runtime.tcp import build_tcp_routers
-from tsproxy.runtime.tcp_dial import NamedTCPTransports
+from tsproxy.runtime.tcp import NamedTCPTransports, build_tcp_routers
 from tsproxy.runtime.udp import build_udp_routers
 from tsproxy.tls import build_tls
 
@@ -438,20 +437,22 @@ def build_table(
     services: Dict[str, Node] = {}
     for node in [*made.values(), *(r.service for r in routers)]:
         services.setdefault(node.name, node)
-    file_l4 = merge.layer4(previous)
-    udp = build_udp_routers(
-        builder.udp_ingresses,
-        static,
-        builder.directory,
-        previous.udp_nodes if previous is not None else {},
-        file_l4.udp_candidates,
-    )
     tcp_middlewares = MiddlewareSet(
         loaded.resources,
         True,
         reactor,
         steps_reuse.get("tcp"),
         crd_options(static).allow_cross_namespace,
+        loaded.file.tcp_middlewares if loaded.file is not None else (),
+        tuple((provider, config.tcp_middlewares) for provider, config in loaded.kv),
+    )
+    file_l4 = merge.layer4(previous, tcp_middlewares)
+    udp = build_udp_routers(
+        builder.udp_ingresses,
+        static,
+        builder.directory,
+        previous.udp_nodes if previous is not None else {},
+        file_l4.udp_candidates,
     )
     tcp = build_tcp_routers(
         builder.tcp_ingresses,

@@ -153,8 +153,8 @@ class MiddlewareSet:
         self.format_providers = {FILE} | {provider for provider, _ in provider_middlewares}
         for provider, found_list in ((FILE, file_middlewares), *provider_middlewares):
             for found in found_list:
-                # The provider's http.middlewares, as resources with no namespace (so no
-                # Secret): keyed ``name@provider``.
+                # The provider's http.middlewares (tcp.middlewares for a TCP set), as
+                # resources with no namespace (so no Secret): keyed ``name@provider``.
                 location = found.location
                 meta = Meta("Middleware", "", found.name, location)
                 resource = Middleware(meta, found.kind, found.spec, None, "", location.line)
@@ -175,11 +175,11 @@ class MiddlewareSet:
         a middleware that does not exist."""
         if "@" in name:
             base, _, provider = name.rpartition("@")
-            if provider in self.format_providers and not self.tcp:
+            if provider in self.format_providers:
                 key = name
             elif provider != PROVIDER:
                 others = " and ".join(sorted(self.format_providers))
-                known = PROVIDER if self.tcp else f"{PROVIDER} and {others}"
+                known = f"{PROVIDER} and {others}"
                 raise BuildError(
                     f'middleware "{name}": only {known} middlewares are known'
                     f" (provider {provider} is not supported)"

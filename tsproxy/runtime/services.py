@@ -20,6 +20,7 @@ from tsproxy.balance.sticky import StickyCookie, StickyLevel
 from tsproxy.balance.strategies import Picker, make_picker
 from tsproxy.balance.wrr import EarliestDeadlineFirst
 from tsproxy.config.resources import TransportSettings
+from tsproxy.runtime.servers import Server, join_target
 
 __all__ = [
     "Definition",
@@ -41,32 +42,18 @@ __all__ = [
     "WeightedService",
     "instantiate",
     "is_up",
+    "join_target",
     "reports_status",
     "resolve",
 ]
 
 
 @attrs.frozen(cache_hash=True)
-class Server:
-    """One backend address; ``host`` is bare, ``url`` brackets an IPv6 host."""
-
-    scheme: str
-    host: str
-    port: int
-    url: str
-    transport: TransportSettings = TransportSettings()
-
-    @classmethod
-    def at(cls, scheme: str, host: str, port: int, transport: TransportSettings) -> Server:
-        shown = f"[{host}]" if ":" in host else host
-        return cls(scheme, host, port, f"{scheme}://{shown}:{port}", transport)
-
-
-@attrs.frozen(cache_hash=True)
 class LoadBalancerDef:
     """Servers balanced by ``strategy`` (wrr, p2c, hrw, leasttime), optionally sticky on the
     server URL, optionally health checked (actively with ``health_check``, from proxied
-    requests with ``passive``)."""
+    requests with ``passive``). ``weights``: each server's ``weight`` as written (None: not
+    written, 1), or () when every server weighs 1 unwritten (the CRD's)."""
 
     name: str
     servers: Tuple[Server, ...]
@@ -75,6 +62,13 @@ class LoadBalancerDef:
     health_check: Optional[HealthCheckSpec] = None
     passive: Optional[PassiveHealthSpec] = None
     strategy: str = "wrr"
+    weights: Tuple[Optional[int], ...] = ()
+
+    def server_weights(self) -> Tuple[int, ...]:
+        """Each server's weight (1 when not written)."""
+        if not self.weights:
+            return (1,) * len(self.servers)
+        return tuple(1 if weight is None else weight for weight in self.weights)
 
 
 @attrs.frozen(cache_hash=True)
@@ -180,10 +174,17 @@ class LoadBalancer:
     ) -> LoadBalancer:
         """``randint(n)``, in [0, n), draws for p2c (a new random source by default)."""
         urls = [server.url for server in definition.servers]
+        weights = definition.server_weights()
         cookie = definition.sticky
-        sticky = None if cookie is None else StickyLevel.for_servers(cookie, urls)
+        sticky = None
+        if cookie is not None:
+            # A server of weight 0 is never added to Traefik's balancer, so no cookie leads
+            # to it either; p2c ignores weights and adds every server.
+            ignored = definition.strategy != "p2c"
+            named = [None if ignored and w <= 0 else u for u, w in zip(urls, weights)]
+            sticky = StickyLevel.for_servers(cookie, named)
         draw = randint or random.Random().randrange
-        order = make_picker(definition.strategy, urls, [1] * len(urls), draw)
+        order = make_picker(definition.strategy, urls, weights, draw)
         return cls(definition, order, sticky, ServerStates(tuple(urls)))
 
     @property

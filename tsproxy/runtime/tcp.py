@@ -41,6 +41,7 @@ from tsproxy.runtime.middlewares import middleware_id
 
 # How servers are dialled (TCPServer, the transport chosen) lives in tcp_dial; re-exported.
 from tsproxy.runtime.tcp_dial import (
+    NamedTCPTransports,
     TCPServer,
     TCPTransports,
     chosen_transport,
@@ -56,6 +57,7 @@ __all__ = [
     "TCP_TLS",
     "EntryPointTCP",
     "HTTPSName",
+    "NamedTCPTransports",
     "TCPBuild",
     "TCPDefinition",
     "TCPLoadBalancer",
