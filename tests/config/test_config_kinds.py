@@ -486,6 +486,7 @@ class GoodDocumentTests(SynchronousTestCase):
                     ("v1", "Secret"),
                     ("v1", "ConfigMap"),
                     ("discovery.k8s.io/v1", "EndpointSlice"),
+                    ("traefik.io/v1alpha1", "ServersTransportTCP"),  # v3 only
                 ]
             ),
         )

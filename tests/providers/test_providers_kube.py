@@ -422,6 +422,38 @@ class ConfigMapFromAPITests(KubeTestCase):
         self.assertIs(service.table, table)
 
 
+class ServersTransportTCPFromAPITests(KubeTestCase):
+    """kubernetesCRD with an endpoint: a ServersTransportTCP listed and watched, its
+    ``tls.rootCAs: [{configMap: ca}]`` read from the API server."""
+
+    @defer.inlineCallbacks
+    def test_listed_and_watched(self) -> None:
+        """The TCP route's servers are dialled with the transport's serverName and the
+        ConfigMap's CA; a CA rotated in the ConfigMap, or a new dialTimeout, applies."""
+        self.api.put("configmaps", config_map("ca", CA.cert_pem))
+        spec = {
+            "dialTimeout": "5s",
+            "tls": {"serverName": "b.test", "rootCAs": [{"configMap": "ca"}]},
+        }
+        self.api.put("serverstransporttcps", {"metadata": {"name": "st"}, "spec": spec})
+        ref = {"name": "app-v1", "port": 80, "tls": True, "serversTransport": "st"}
+        route = {"match": "HostSNI(`*`)", "services": [ref]}
+        self.api.put("ingressroutetcps", {"metadata": {"name": "t"}, "spec": {"routes": [route]}})
+        service = self.proxy("kubernetesCRD")
+
+        def dialled() -> Any:
+            routers = service.table.tcp_routers
+            server = routers[0].service.servers[0] if routers else None
+            return server and (server.dial_timeout, server.tls.server_name, server.tls.root_cas)
+
+        yield self.until(lambda: dialled() == (5.0, "b.test", (CA.cert_pem,)))
+        self.api.put("configmaps", config_map("ca", OTHER_CA.cert_pem))
+        yield self.until(lambda: dialled() == (5.0, "b.test", (OTHER_CA.cert_pem,)))
+        spec["dialTimeout"] = "2s"
+        self.api.put("serverstransporttcps", {"metadata": {"name": "st"}, "spec": spec})
+        yield self.until(lambda: dialled() == (2.0, "b.test", (OTHER_CA.cert_pem,)))
+
+
 class ConfigMapReferenceTests(SynchronousTestCase):
     """Which ConfigMaps a configuration reads (config_map_references)."""
 

@@ -631,7 +631,7 @@ spec:
                 tcp % "serversTransport: st",
                 [
                     "mw.yaml:8: IngressRouteTCP ns/t: spec.routes[0].services[0].serversTransport:"
-                    " ServersTransportTCP is not supported yet, route dropped"
+                    " ServersTransportTCP st not found in namespace ns, route dropped"
                 ],
             ),
         ]

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.certs import make_ca, make_leaf, secret_yaml
 from tests.rulevectors import add_case_tests, check
 from tests.rulevectors import load as load_vectors
 from tsproxy.config.load import load_files
@@ -592,6 +593,182 @@ class DefaultTransportTests(SynchronousTestCase):
                     )
                 else:
                     self.assertEqual(result.table.tcp_routers[0].service.servers, (expected,))
+
+
+def _transport_tcp(name: str, spec: str, namespace: str = "default") -> str:
+    return (
+        "apiVersion: traefik.io/v1alpha1\nkind: ServersTransportTCP\n"
+        f"metadata: {{name: {name}, namespace: {namespace}}}\nspec: {spec}\n"
+    )
+
+
+class NamedTransportTests(SynchronousTestCase):
+    """A TCP service naming a ServersTransportTCP (CRD) or a tcp.serversTransports entry
+    (file) is dialled as it says; its own terminationDelay and proxyProtocol are then
+    ignored (Traefik 3.7; naming default@internal too, whose dialer has neither); what
+    cannot be found or honoured disables the route, located."""
+
+    CA = make_ca()
+    CLIENT = make_leaf(CA, "client", client=True)
+    ROUTE = "- match: HostSNI(`*`)\n  services: [{name: pg, port: 5432, serversTransport: %s}]\n"
+
+    def test_crd(self) -> None:
+        """(service fields, static) → (proxyProtocol, terminationDelay, dialTimeout, TLS
+        (serverName, CAs, client certificates)) of every server, or the route's error."""
+        transports = "---\n".join(
+            [
+                _transport_tcp(
+                    "fast",
+                    "{dialTimeout: 2s, terminationDelay: 50ms, proxyProtocol: {version: 1},"
+                    " tls: {serverName: pg.test, rootCAs: [{secret: ca}],"
+                    " certificatesSecrets: [client]}}",
+                ),
+                _transport_tcp("bare", "{}"),
+                _transport_tcp(
+                    "cm", "{tls: {serverName: pg.test, rootCAs: [{configMap: ca-map}]}}"
+                ),
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca-map}\ndata:\n  ca.crt: |\n"
+                + "".join("    %s\n" % line for line in self.CA.cert_pem.decode().splitlines()),
+                _transport_tcp("noname", "{tls: {rootCAs: [{secret: ca}]}}"),
+                _transport_tcp(
+                    "nosecret", "{tls: {insecureSkipVerify: true, rootCAs: [{secret: gone}]}}"
+                ),
+                _transport_tcp("spiffe", "{tls: {insecureSkipVerify: true, spiffe: {ids: [x]}}}"),
+                _transport_tcp("fast", "{dialTimeout: 9s}", "other"),
+                secret_yaml("ca", {"ca.crt": self.CA.cert_pem}, kind="Opaque"),
+                secret_yaml(
+                    "client", {"tls.crt": self.CLIENT.cert_pem, "tls.key": self.CLIENT.key_pem}
+                ),
+            ]
+        )
+        cross = "providers:\n  kubernetesCRD: {allowCrossNamespace: true}\n"
+        at = "db.yaml:7: IngressRouteTCP default/db: spec.routes[0].services[0]."
+        fast = ("pg.test", (self.CA.cert_pem,), ((self.CLIENT.cert_pem, self.CLIENT.key_pem),))
+        cases = [
+            ("fast, tls: true, terminationDelay: 400, proxyProtocol: {}", "", (1, 0.05, 2.0, fast)),
+            ("bare, terminationDelay: 400, proxyProtocol: {}", "", (0, 0.1, 30.0, None)),
+            (
+                "default@internal, terminationDelay: 400, proxyProtocol: {}",
+                "",
+                (0, 0.0, 30.0, None),
+            ),
+            ("noname", "", (0, 0.1, 30.0, None)),
+            ("cm, tls: true", "", (0, 0.1, 30.0, ("pg.test", (self.CA.cert_pem,), ()))),
+            ("other-fast@kubernetescrd", cross, (0, 0.1, 9.0, None)),
+            (
+                "missing",
+                "",
+                "serversTransport: ServersTransportTCP missing not found in namespace default",
+            ),
+            (
+                "noname, tls: true",
+                "",
+                "tls: dialling the server with TLS through serversTransport noname needs its"
+                " tls.serverName or tls.insecureSkipVerify: true (without either Traefik fails"
+                " every connection)",
+            ),
+            (
+                "other-fast@kubernetescrd",
+                "",
+                "serversTransport: ServersTransportTCP other-fast@kubernetescrd: the"
+                " namespace-name@kubernetescrd form is not allowed when cross-namespace"
+                " references are not (providers.kubernetesCRD.allowCrossNamespace)",
+            ),
+            (
+                "fast@file",
+                "",
+                "serversTransport: ServersTransportTCP fast@file: TCP servers transports of"
+                " other providers are not reachable from the kubernetescrd provider yet",
+            ),
+            (
+                "nosecret",
+                "",
+                "serversTransport: serversTransport nosecret (ServersTransportTCP) (at"
+                " t.yaml:37): secret default/gone not found",
+            ),
+            (
+                "spiffe",
+                "",
+                "serversTransport: serversTransport spiffe (ServersTransportTCP): tls.spiffe"
+                " not supported yet (backend TLS would be weaker than configured)",
+            ),
+        ]
+        for extra, static, expected in cases:
+            with self.subTest(extra=extra, static=static):
+                files = [
+                    ("t.yaml", transports),
+                    ("backends.yaml", BACKENDS),
+                    ("db.yaml", ingress_tcp("db", self.ROUTE % extra)),
+                ]
+                result, errors, _ = build(files, static=STATIC + static)
+                assert result.table is not None
+                routers = result.table.tcp_routers
+                if isinstance(expected, str):
+                    self.assertEqual((errors, routers), ([at + expected + ", route dropped"], ()))
+                    continue
+                self.assertEqual(errors, [])
+                self.assertEqual(
+                    {
+                        (
+                            s.proxy_protocol,
+                            s.termination_delay,
+                            s.dial_timeout,
+                            s.tls and (s.tls.server_name, s.tls.root_cas, s.tls.certificates),
+                        )
+                        for s in routers[0].service.servers
+                    },
+                    {expected},
+                )
+
+    def test_file(self) -> None:
+        """The file provider's load balancer names a transport of its own provider (bare or
+        @file); a missing one, another provider's, or tls: true without serverName or
+        insecureSkipVerify disables the router, located at it."""
+        dynamic = (
+            "tcp:\n  routers:\n    r: {entryPoints: [web], rule: HostSNI(`*`), service: s}\n"
+            "  services:\n    s:\n      loadBalancer:\n"
+            "        proxyProtocol: {version: 2}\n        terminationDelay: 400\n"
+            "        serversTransport: %s\n"
+            "        servers: [{address: '10.0.0.9:7000'%s}]\n"
+            "  serversTransports:\n    st:\n      dialKeepAlive: 3s\n"
+            "      proxyProtocol: {version: 1}\n      tls: {serverName: b.test}\n"
+            "    bare: {}\n    noname: {tls: {peerCertURI: 'spiffe://a'}}\n"
+        )
+        named = TransportSettings(server_name="b.test")
+        at = "d.yml:3: TCP router r: service s@file: tcp.services.s.loadBalancer."
+        cases = [
+            ("st", ", tls: true", TCPServer("10.0.0.9", 7000, 1, 0.1, 30.0, 3.0, named)),
+            ("st@file", "", TCPServer("10.0.0.9", 7000, 1, 0.1, 30.0, 3.0)),
+            ("bare", "", TCPServer("10.0.0.9", 7000, 0, 0.1)),
+            ("default@internal", "", TCPServer("10.0.0.9", 7000, 0, 0.0)),
+            ("missing", "", "serversTransport: serversTransport missing@file does not exist"),
+            (
+                "st@kubernetescrd",
+                "",
+                "serversTransport: serversTransport st@kubernetescrd: TCP servers transports of"
+                " other providers are not reachable from the file provider yet",
+            ),
+            (
+                "noname",
+                ", tls: true",
+                "servers[0].tls: dialling the server with TLS through serversTransport"
+                " noname@file needs its tls.serverName or tls.insecureSkipVerify: true (without"
+                " either Traefik fails every connection)",
+            ),
+        ]
+        static = STATIC + "providers:\n  file: {filename: d.yml}\n"
+        for name, tls, expected in cases:
+            with self.subTest(name=name, tls=tls):
+                loaded = load_files(static, [], dynamic=[("d.yml", dynamic % (name, tls))])
+                self.assertEqual(loaded.errors, ())
+                result = build_table(loaded)
+                assert result.table is not None
+                routers = result.table.tcp_routers
+                found = [str(e) for e in result.errors]
+                if isinstance(expected, str):
+                    self.assertEqual((found, routers), ([at + expected], ()))
+                else:
+                    self.assertEqual((found, routers[0].service.servers), ([], (expected,)))
 
 
 def weighted_backends(weights: Sequence[Tuple[str, int]]) -> Tuple[str, str]:

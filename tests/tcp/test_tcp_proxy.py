@@ -429,17 +429,21 @@ class RelayDialTests(SynchronousTestCase):
     """How tsproxy.tcp.relay dials a server: its transport's dial timeout and keep-alive."""
 
     def test_dialTimeout(self) -> None:
-        """(dialTimeout) → the connect's timeout: seconds as given, 0 none at all."""
-        for seconds, expected in ((30.0, 30.0), (2.5, 2.5), (0.0, None)):
+        """(dialTimeout) → a timer on the relay's clock that stops the connect once over:
+        seconds as given, 0 none at all (the connect itself has no timeout of its own)."""
+        for seconds, expected in ((30.0, [30.0]), (2.5, [2.5]), (0.0, [])):
             with self.subTest(seconds=seconds):
                 reactor = MemoryReactorClock()
                 server = TCPServer("127.0.0.1", 7000, dial_timeout=seconds)
                 relay = TCPRelay(None, server, reactor, reactor, set())  # type: ignore[arg-type]
                 relay.makeConnection(StringTransport())
                 (connect,) = reactor.tcpClients
-                self.assertEqual(
-                    (connect[0], connect[1], connect[3]), ("127.0.0.1", 7000, expected)
-                )
+                self.assertEqual((connect[0], connect[1], connect[3]), ("127.0.0.1", 7000, None))
+                self.assertEqual([c.getTime() for c in reactor.getDelayedCalls()], expected)
+                reactor.advance(max(seconds - 0.01, 0.0))
+                self.assertFalse(relay.connector.stoppedConnecting)
+                reactor.advance(0.01)
+                self.assertEqual(relay.connector.stoppedConnecting, bool(seconds))
 
     def test_keepAlive(self) -> None:
         """(dialKeepAlive) → the socket's SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL as Go

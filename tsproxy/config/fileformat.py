@@ -30,6 +30,7 @@ from tsproxy.config.fileformat_values import (
     FileRouter,
     FileServer,
     FileService,
+    FileTCPTransport,
     FileTLS,
     FileTransport,
     FileWeighted,
@@ -37,9 +38,10 @@ from tsproxy.config.fileformat_values import (
 )
 from tsproxy.config.kinds_services import read_transport
 from tsproxy.config.kinds_tls import read_tls_option
-from tsproxy.config.resources import Meta, Resource, Secret
+from tsproxy.config.resources import Meta, Resource, Secret, TransportSettings
 from tsproxy.config.schema import FieldError, Fields
 from tsproxy.config.tomlio import load_toml
+from tsproxy.config.transports_tcp import read_tcp_transport
 from tsproxy.config.yamlio import Document, YAMLMap, load_documents
 from tsproxy.tls.certs import CertificateError, load_ca_bundle, load_key_pair
 
@@ -162,6 +164,8 @@ class _Reader:
         for key, what, parse in SECTIONS_OF[group]:
             if (group, key) == ("http", "serversTransports"):
                 parse = self._transport  # its CA and certificate files are read here
+            elif (group, key) == ("tcp", "serversTransports"):
+                parse = self._tcp_transport  # the same for its tls section
             try:
                 section = http.mapping(key)
             except FieldError as exc:
@@ -207,6 +211,16 @@ class _Reader:
         """A serversTransport with its ``rootCAs`` (paths or PEM) and ``certificates``
         read and checked: a file that cannot be read or bad PEM is its error."""
         roots = read_root_cas(fields, self.read_file)
+        certificates = self._certificates(fields)
+        settings = read_transport(fields)
+        return FileTransport(
+            name,
+            location,
+            attrs.evolve(settings, root_cas=roots, certificates=certificates),
+        )
+
+    def _certificates(self, fields: Fields) -> Tuple[Tuple[bytes, bytes], ...]:
+        """``certificates``: client certificates (certFile, keyFile), each key pair loaded."""
         certificates = []
         for item in fields.mappings("certificates"):
             pair = (self._pem(item, "certFile"), self._pem(item, "keyFile"))
@@ -216,12 +230,31 @@ class _Reader:
             except CertificateError as exc:
                 raise item.whole(str(exc)) from None
             certificates.append(pair)
-        settings = read_transport(fields)
-        return FileTransport(
-            name,
-            location,
-            attrs.evolve(settings, root_cas=roots, certificates=tuple(certificates)),
-        )
+        return tuple(certificates)
+
+    def _tcp_transport(
+        self, name: str, fields: Fields, location: Location, own: str
+    ) -> FileTCPTransport:
+        """A ``tcp.serversTransports`` entry: dial settings, terminationDelay, proxyProtocol,
+        and ``tls`` (serverName, insecureSkipVerify, rootCAs, certificates, peerCertURI)
+        read as a serversTransport's; spiffe is an error (it changes which servers are
+        trusted)."""
+        tls = TransportSettings()
+        _present, tls_fields = fields.section("tls")
+        if tls_fields is not None:
+            if tls_fields.has("spiffe") or "spiffe" in tls_fields.data:
+                raise tls_fields.fail(
+                    "spiffe", "SPIFFE is not supported yet (it decides which servers are trusted)"
+                )
+            tls = TransportSettings(
+                server_name=tls_fields.string("serverName"),
+                insecure_skip_verify=tls_fields.boolean("insecureSkipVerify", False),
+                peer_cert_uri=tls_fields.string("peerCertURI"),
+                root_cas=read_root_cas(tls_fields, self.read_file),
+                certificates=self._certificates(tls_fields),
+            )
+            tls_fields.done()
+        return FileTCPTransport(name, location, read_tcp_transport(fields, tls))
 
     def _secret(self, fields: Fields, location: Location) -> SecretKey:
         name = f"certificate-{len(self.tls_resources)}"
@@ -299,6 +332,7 @@ class _Reader:
             tcp_middlewares=tuple(self.sections["tcp.middlewares"].values()),
             udp_routers=tuple(self.sections["udp.routers"].values()),
             udp_services=tuple(self.sections["udp.services"].values()),
+            tcp_transports=tuple(self.sections["tcp.serversTransports"].values()),
             tls=FileTLS(
                 tuple(self.tls_resources), tuple(self.certificates), self.default_certificate
             ),

@@ -266,10 +266,8 @@ def _l4_service(name: str, fields: Fields, location: Location, tcp: bool) -> Fil
                     proxy_protocol = proxy.integer("version", 2, minimum=1, maximum=2)
                     proxy.done()
             delay = balancer.integer("terminationDelay", 100)
-            if balancer.string("serversTransport"):
-                raise balancer.fail(
-                    "serversTransport", "TCP servers transports are not supported yet"
-                )
+            transport = balancer.string("serversTransport")
+            service = attrs.evolve(service, servers_transport=transport)
         balancer.done()
         service = attrs.evolve(
             service, servers=servers, proxy_protocol=proxy_protocol, termination_delay=delay
@@ -317,13 +315,6 @@ def _udp_router(name: str, fields: Fields, location: Location, own: str = "") ->
     return router
 
 
-def _unsupported(what: str) -> Callable[[str, Fields, Location, str], Any]:
-    def parse(name: str, fields: Fields, location: Location, own: str = "") -> Any:
-        raise fields.whole(f"{what} are not supported yet")
-
-    return parse
-
-
 SECTIONS_OF: Dict[str, Tuple[Tuple[str, str, Callable[..., Any]], ...]] = {
     "http": (
         ("routers", "router", _router),
@@ -335,7 +326,8 @@ SECTIONS_OF: Dict[str, Tuple[Tuple[str, str, Callable[..., Any]], ...]] = {
         ("routers", "TCP router", _tcp_router),
         ("services", "TCP service", lambda n, f, loc, own: _l4_service(n, f, loc, True)),
         ("middlewares", "TCP middleware", lambda n, f, loc, own: _middleware(n, f, loc, own, True)),
-        ("serversTransports", "TCP serversTransport", _unsupported("TCP servers transports")),
+        # Read by the reader itself (_Reader._tcp_transport: its TLS files), as http's.
+        ("serversTransports", "TCP serversTransport", _transport),
     ),
     "udp": (
         ("routers", "UDP router", _udp_router),

@@ -26,6 +26,7 @@ __all__ = [
     "FileRouter",
     "FileServer",
     "FileService",
+    "FileTCPTransport",
     "FileTLS",
     "FileTransport",
     "FileWeighted",
@@ -183,6 +184,18 @@ class FileL4Service:
     proxy_protocol: int = 0
     termination_delay: int = 100
     weighted: Optional[Tuple[FileChild, ...]] = None
+    #: The TCP servers transport the load balancer names ("": the default one).
+    servers_transport: str = ""
+
+
+@attrs.frozen
+class FileTCPTransport:
+    """One of ``tcp.serversTransports``: a TCPTransportSettings (tsproxy.config.transports)
+    with its TLS files read."""
+
+    name: str
+    location: Location
+    settings: Any
 
 
 @attrs.frozen
@@ -200,3 +213,4 @@ class FileConfiguration:
     tcp_middlewares: Tuple[FileMiddleware, ...] = ()
     udp_routers: Tuple[FileRouter, ...] = ()
     udp_services: Tuple[FileL4Service, ...] = ()
+    tcp_transports: Tuple[FileTCPTransport, ...] = ()

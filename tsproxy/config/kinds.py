@@ -47,6 +47,7 @@ from tsproxy.config.resources import (
     Resource,
 )
 from tsproxy.config.schema import FieldError, Fields
+from tsproxy.config.transports_tcp import parse_servers_transport_tcp
 from tsproxy.config.yamlio import Document, YAMLList, YAMLMap
 from tsproxy.middlewares import registry
 
@@ -173,6 +174,8 @@ PARSERS: dict[tuple[str, str], Parser] = {
     **{(group, "IngressRouteUDP"): parse_ingress_route_udp for group in TRAEFIK_GROUPS},
     **{(group, "TraefikService"): parse_traefik_service for group in TRAEFIK_GROUPS},
     **{(group, "ServersTransport"): parse_servers_transport for group in TRAEFIK_GROUPS},
+    # Traefik v3 only (traefik.containo.us never had it); lives outside Resource, as ConfigMap.
+    ("traefik.io/v1alpha1", "ServersTransportTCP"): cast(Parser, parse_servers_transport_tcp),
     ("v1", "Service"): parse_service,
     ("v1", "Node"): parse_node,
     # ConfigMap lives in kinds_core (resources.py is at its size limit), outside Resource.

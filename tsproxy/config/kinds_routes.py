@@ -121,8 +121,8 @@ def _tcp_service_ref(fields: Fields, namespace: str) -> TCPServiceRef:
         servers_transport=fields.string("serversTransport"),
         **_lb_modes(fields),
     )
-    # tls and serversTransport are kept: the route using them is disabled at build time
-    # (dialling backends with TLS is not implemented for TCP), never served without them.
+    # tls and serversTransport are resolved at build time (the ServersTransportTCP named, or
+    # the static tcpServersTransport); what cannot be honoured there disables the route.
     fields.done()
     return ref
 

@@ -292,6 +292,15 @@ def parse_servers_transport(root: Fields, meta: Meta) -> ServersTransport:
     them."""
     spec = _spec(root)
     unsupported = tuple(name for name in _TRANSPORT_TLS_FIELDS if spec.has(name))
+    roots, config_maps = read_root_ca_refs(spec)
+    certificates = spec.strings("certificatesSecrets")
+    settings = read_transport(spec, tls_fields_allowed=True)
+    return ServersTransport(meta, settings, unsupported, roots, certificates, config_maps)
+
+
+def read_root_ca_refs(spec: Fields) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The Secrets (``rootCAsSecrets``, ``rootCAs[].secret``) and ConfigMaps
+    (``rootCAs[].configMap``) of a CRD transport's CA bundles."""
     roots, config_maps = list(spec.strings("rootCAsSecrets")), []  # type: list[str], list[str]
     for item in spec.mappings("rootCAs"):
         secret, config_map = item.string("secret"), item.string("configMap")
@@ -301,11 +310,7 @@ def parse_servers_transport(root: Fields, meta: Meta) -> ServersTransport:
         if not (secret or config_map):
             raise item.whole("one of secret or configMap is required")
         (roots if secret else config_maps).append(secret or config_map)
-    certificates = spec.strings("certificatesSecrets")
-    settings = read_transport(spec, tls_fields_allowed=True)
-    return ServersTransport(
-        meta, settings, unsupported, tuple(roots), certificates, tuple(config_maps)
-    )
+    return tuple(roots), tuple(config_maps)
 
 
 #: ServersTransport fields about TLS towards the servers, which tsproxy does not implement.

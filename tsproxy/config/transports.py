@@ -1,6 +1,8 @@
-"""The static configuration's default transports, Traefik's ``default@internal`` ones:
-``serversTransport`` (HTTP: what every service, mirror and health check naming no
-serversTransport uses) and ``tcpServersTransport`` (how every TCP server is dialled).
+"""How servers are reached: the static configuration's default transports, Traefik's
+``default@internal`` ones (``serversTransport``: HTTP, what every service, mirror and health
+check naming no serversTransport uses; ``tcpServersTransport``: TCP servers whose service
+names none). The named TCP transports a TCP service may name instead (the ServersTransportTCP
+kind, the file provider's ``tcp.serversTransports``) are in tsproxy.config.transports_tcp.
 
 Pure: the CA files ``rootCAs`` names are read through the ``read_file`` given, as the file
 provider's serversTransports read theirs.
@@ -17,24 +19,24 @@ from tsproxy.config.kinds_services import read_transport_tuning
 from tsproxy.config.resources import TransportSettings
 from tsproxy.config.schema import Fields
 
+# The named TCP transports live in transports_tcp (the file provider's reader uses them, and
+# this module reads its CA files through the file provider's helper).
+from tsproxy.config.transports_tcp import (
+    ServersTransportTCP,
+    TCPTransportSettings,
+    parse_servers_transport_tcp,
+    read_tcp_transport,
+)
+
 __all__ = [
     "ReadFile",
+    "ServersTransportTCP",
     "TCPTransportSettings",
     "parse_servers_transport",
+    "parse_servers_transport_tcp",
     "parse_tcp_servers_transport",
+    "read_tcp_transport",
 ]
-
-
-@attrs.frozen
-class TCPTransportSettings:
-    """How to reach TCP servers (Traefik's TCP servers transport). Seconds: ``dial_timeout``
-    0 is none; ``dial_keep_alive`` 0 is Go's 15 s, negative turns keep-alive probes off.
-    ``tls`` (its ``insecure_skip_verify`` and ``root_cas``) shapes the TLS to servers dialled
-    with ``tls: true``."""
-
-    dial_timeout: float = 30.0
-    dial_keep_alive: float = 15.0
-    tls: TransportSettings = TransportSettings()
 
 
 ReadFile = Optional[Callable[[str], bytes]]

@@ -19,6 +19,7 @@ from tsproxy.config.resources import (
     TLSStore,
     TraefikService,
 )
+from tsproxy.config.transports_tcp import ServersTransportTCP
 
 __all__ = ["INGRESS_CLASS_ANNOTATION", "visible"]
 
@@ -31,6 +32,7 @@ _TRAEFIK_KINDS = (
     TLSStore,
     TraefikService,
     ServersTransport,
+    ServersTransportTCP,
 )
 _ROUTES = (IngressRoute, IngressRouteTCP, IngressRouteUDP)
 

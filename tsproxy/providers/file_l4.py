@@ -28,7 +28,7 @@ from tsproxy.runtime.l4 import (
     L4WeightedDef,
     instantiate,
 )
-from tsproxy.runtime.tcp import TCPRouter, TCPServer, tcp_servers
+from tsproxy.runtime.tcp import TCPRouter, TCPServer, named_default, tcp_servers
 from tsproxy.runtime.udp import UDPCandidate, UDPServer
 
 __all__ = ["FileL4Build", "build_file_tcp", "file_udp_candidates"]
@@ -52,9 +52,11 @@ def _definition(
     nested: bool = False,
     own: str = FILE,
     transport: TCPTransportSettings = TCPTransportSettings(),
+    named: Mapping[str, TCPTransportSettings] = {},
 ) -> L4Definition:
-    """The definition of service ``written``; TCP servers are dialled as ``transport`` (the
-    static configuration's default TCP transport) says."""
+    """The definition of service ``written``; TCP servers are dialled as the transport its
+    load balancer names (of ``named``, the provider's tcp.serversTransports) or else as
+    ``transport`` (the static configuration's default TCP transport) says."""
     name, provider = reference(written, own)
     if provider != own:
         raise BuildError(
@@ -69,11 +71,20 @@ def _definition(
         servers: Tuple[object, ...]
         if tcp:
             delay = service.termination_delay / 1000.0
+            chosen = _transport(service.servers_transport, own, transport, named)
+            if isinstance(chosen, str):
+                where = f"tcp.services.{name}.loadBalancer.serversTransport"
+                raise BuildError(f"service {qualified}: {where}: {chosen}")
             found: List[TCPServer] = []
             for a in service.servers:
                 try:
                     found += tcp_servers(
-                        [(a.host, a.port)], service.proxy_protocol, delay, a.tls, transport
+                        [(a.host, a.port)],
+                        service.proxy_protocol,
+                        delay,
+                        a.tls,
+                        chosen,
+                        _qualified(service.servers_transport, own),
                     )
                 except BuildError as exc:
                     raise BuildError(f"service {qualified}: {a.path}.{exc}") from None
@@ -88,10 +99,38 @@ def _definition(
         )
     children = []
     for child in service.weighted:
-        definition = _definition(services, child.name, tcp, True, own, transport)
+        definition = _definition(services, child.name, tcp, True, own, transport, named)
         assert isinstance(definition, L4LoadBalancerDef)
         children.append(L4WeightedChild(child.name, child.amount, definition))
     return L4WeightedDef(qualified, tuple(children))
+
+
+def _qualified(written: str, own: str) -> str:
+    """How errors name the transport ``written`` ("": the default one, unnamed)."""
+    if written in ("", "default@internal"):
+        return ""
+    name, provider = reference(written, own)
+    return f"{name}@{provider}"
+
+
+def _transport(
+    written: str,
+    own: str,
+    default: TCPTransportSettings,
+    named: Mapping[str, TCPTransportSettings],
+) -> Union[TCPTransportSettings, str]:
+    """The TCP transport a load balancer names (none or ``default@internal``: the default
+    one), or why it cannot be used: missing, or of another provider."""
+    if written in ("", "default@internal"):
+        return named_default(default) if written else default
+    name, provider = reference(written, own)
+    if provider != own:
+        return (
+            f"serversTransport {name}@{provider}: TCP servers transports of other providers"
+            f" are not reachable from the {own} provider yet"
+        )
+    found = named.get(name)
+    return f"serversTransport {name}@{own} does not exist" if found is None else found
 
 
 def _entrypoints(
@@ -117,12 +156,20 @@ def build_file_tcp(
     the build's TCP MiddlewareSet (tsproxy.runtime.middlewares), which builds the steps."""
     build = FileL4Build()
     services = {s.name: s for s in config.tcp_services}
+    named = {t.name: t.settings for t in config.tcp_transports}
     for spec in config.tcp_routers:
         name = f"{spec.name}@{provider}"
         entrypoints, problems = _entrypoints(static, spec, "tcp")
         build.errors.extend(spec.location.error(problem) for problem in problems)
         built = _tcp_router(
-            spec, name, entrypoints, problems, services, provider, static.tcp_servers_transport
+            spec,
+            name,
+            entrypoints,
+            problems,
+            services,
+            provider,
+            static.tcp_servers_transport,
+            named,
         )
         refs = tuple(
             MiddlewareRef(
@@ -195,6 +242,7 @@ def _tcp_router(
     services: Mapping[str, FileL4Service],
     provider: str = FILE,
     transport: TCPTransportSettings = TCPTransportSettings(),
+    named: Mapping[str, TCPTransportSettings] = {},
 ) -> Union[str, Tuple[TCPRule, L4Definition]]:
     """(matcher, definition), or why the router is disabled."""
     if not entrypoints:
@@ -209,7 +257,7 @@ def _tcp_router(
             " there is no SNI to match, router disabled"
         )
     try:
-        return matcher, _definition(services, spec.service, True, False, provider, transport)
+        return matcher, _definition(services, spec.service, True, False, provider, transport, named)
     except BuildError as exc:
         return str(exc)
 

@@ -60,7 +60,7 @@ from tsproxy.runtime.services import (
     instantiate,
 )
 from tsproxy.runtime.table import HTTPRouter, RoutingTable
-from tsproxy.runtime.tcp import build_tcp_routers
+from tsproxy.runtime.tcp import NamedTCPTransports, build_tcp_routers
 from tsproxy.runtime.udp import build_udp_routers
 from tsproxy.tls import build_tls
 
@@ -460,6 +460,7 @@ def build_table(
         builder.directory,
         previous.tcp_nodes if previous is not None else {},
         tcp_middlewares,
+        NamedTCPTransports(loaded.resources, builder),
     )
     tcp_middlewares.build_all()
     tls = build_file_tls(loaded, build_tls)

@@ -20,10 +20,8 @@ from tsproxy.config.resources import (
     ServiceRef,
     TCPRoute,
     TCPServiceRef,
-    TransportSettings,
 )
 from tsproxy.config.static import StaticConfig
-from tsproxy.config.transports import TCPTransportSettings
 from tsproxy.rules import RuleError, TCPConnectionInfo, TCPRouterSet, TCPRule, compile_tcp_rule
 from tsproxy.rules.http import parse_domains
 from tsproxy.runtime.endpoints import BuildError, ServiceDirectory, unroutable
@@ -37,10 +35,19 @@ from tsproxy.runtime.l4 import (
     L4Weighted,
     L4WeightedChild,
     L4WeightedDef,
-    host_port,
     instantiate,
 )
 from tsproxy.runtime.middlewares import middleware_id
+
+# How servers are dialled (TCPServer, the transport chosen) lives in tcp_dial; re-exported.
+from tsproxy.runtime.tcp_dial import (
+    NamedTCPTransports,
+    TCPServer,
+    TCPTransports,
+    chosen_transport,
+    named_default,
+    tcp_servers,
+)
 
 __all__ = [
     "CLOSE",
@@ -50,6 +57,7 @@ __all__ = [
     "TCP_TLS",
     "EntryPointTCP",
     "HTTPSName",
+    "NamedTCPTransports",
     "TCPBuild",
     "TCPDefinition",
     "TCPLoadBalancer",
@@ -60,64 +68,10 @@ __all__ = [
     "TCPWeighted",
     "TCPWeightedDef",
     "build_tcp_routers",
+    "named_default",
     "tcp_router_key",
     "tcp_servers",
 ]
-
-
-@attrs.frozen(cache_hash=True)
-class TCPServer:
-    """One backend address and how to talk to it: ``proxy_protocol`` 0 (none), 1 or 2;
-    ``termination_delay`` in seconds after one side half-closes (negative: wait forever);
-    ``dial_timeout`` (0: none) and ``dial_keep_alive`` (0: 15 s, negative: off) in seconds,
-    from the TCP servers transport; ``tls``: dialled with TLS, as those settings say."""
-
-    host: str
-    port: int
-    proxy_protocol: int = 0
-    termination_delay: float = 0.1
-    dial_timeout: float = 30.0
-    dial_keep_alive: float = 15.0
-    tls: Optional[TransportSettings] = None
-
-    @property
-    def address(self) -> str:
-        return host_port(self.host, self.port)
-
-
-#: Why a server with ``tls: true`` cannot be dialled through the default TCP transport unless
-#: it skips verification: Go's TLS client needs a name to verify the certificate by, and
-#: Traefik's default transport has none (every connection fails there).
-_TLS_NEEDS_SKIP = (
-    "tls: dialling the server with TLS through the default TCP transport needs"
-    " tcpServersTransport.tls.insecureSkipVerify: true in the static configuration (it has no"
-    " serverName to verify the certificate by: Traefik fails every connection)"
-)
-
-
-def tcp_servers(
-    pairs: Iterable[Tuple[str, int]],
-    proxy_protocol: int,
-    termination_delay: float,
-    tls: bool,
-    transport: TCPTransportSettings,
-) -> Tuple[TCPServer, ...]:
-    """The servers at ``pairs``, dialled as the TCP servers ``transport`` (the static
-    configuration's default) says; BuildError for ``tls`` it cannot verify."""
-    if tls and not transport.tls.insecure_skip_verify:
-        raise BuildError(_TLS_NEEDS_SKIP)
-    return tuple(
-        TCPServer(
-            host,
-            port,
-            proxy_protocol,
-            termination_delay,
-            transport.dial_timeout,
-            transport.dial_keep_alive,
-            transport.tls if tls else None,
-        )
-        for host, port in pairs
-    )
 
 
 # TCP services are the shared layer-4 ones (tsproxy/runtime/l4.py) over TCPServer values.
@@ -308,9 +262,16 @@ class _Built:
 
 
 class _TCPBuilder:
-    def __init__(self, static: StaticConfig, directory: ServiceDirectory) -> None:
+    def __init__(
+        self,
+        static: StaticConfig,
+        directory: ServiceDirectory,
+        transports: Optional[TCPTransports] = None,
+    ) -> None:
         self.static = static
         self.directory = directory
+        #: The named TCP transports (None: every service names none, or gets an error).
+        self.transports = transports
         self.errors: List[ConfigError] = []
         self.warnings: List[ConfigError] = []
         self.middlewares: Any = None
@@ -321,7 +282,7 @@ class _TCPBuilder:
         self.errors.extend(ingress.meta.location.error(problem) for problem in problems)
         return kept, problems
 
-    def servers(self, ref: TCPServiceRef) -> Tuple[TCPServer, ...]:
+    def servers(self, ref: TCPServiceRef, parent_namespace: str) -> Tuple[TCPServer, ...]:
         lookup = ServiceRef(
             ref.name,
             ref.namespace,
@@ -334,32 +295,23 @@ class _TCPBuilder:
         )
         _, pairs = self.directory.addresses(lookup)
         delay = ref.termination_delay / 1000.0
-        transport = self.static.tcp_servers_transport
-        return tcp_servers(pairs, ref.proxy_protocol, delay, ref.tls, transport)
+        written, default = ref.servers_transport, self.static.tcp_servers_transport
+        transport = chosen_transport(written, parent_namespace, default, self.transports)
+        name = written if written != "default@internal" else ""
+        return tcp_servers(pairs, ref.proxy_protocol, delay, ref.tls, transport, name)
 
     def definition(
-        self, key: str, route: TCPRoute, source: Location
+        self, key: str, route: TCPRoute, source: Location, namespace: str = ""
     ) -> Union[TCPDefinition, ConfigError]:
-        """The service of a route, or the error that keeps it from being built."""
+        """The service of a route (of an IngressRouteTCP in ``namespace``), or the error that
+        keeps it from being built."""
         children = []
         for ref in route.services:
-            unsupported = [
-                f"{ref.path}.{field}: {why}"
-                for field, why, used in (
-                    (
-                        "serversTransport",
-                        "ServersTransportTCP is not supported yet",
-                        ref.servers_transport,
-                    ),
-                )
-                if used
-            ]
-            if unsupported:
-                return source.at(ref.line).error("; ".join(unsupported) + ", route dropped")
             try:
-                servers = self.servers(ref)
+                servers = self.servers(ref, namespace)
             except BuildError as exc:
-                where = f"{ref.path}." if str(exc).startswith("tls:") else ""
+                text = str(exc)
+                where = f"{ref.path}." if text.startswith(("tls:", "serversTransport:")) else ""
                 return source.at(ref.line).error(f"{where}{exc}, route dropped")
             child_name = f"{key}-{ref.name}-{ref.port}"
             children.append(
@@ -409,7 +361,7 @@ class _TCPBuilder:
         problem = self.directory.tls_options_problem(ingress.tls, ingress.meta.namespace)
         if problem is not None:
             return failed(source.error(problem))
-        definition = self.definition(key, route, source)
+        definition = self.definition(key, route, source, ingress.meta.namespace)
         if isinstance(definition, ConfigError):
             return failed(definition)
         return _Built(key, rule, source, definition, ingress, route, entrypoints, problems)
@@ -427,6 +379,7 @@ def build_tcp_routers(
     directory: ServiceDirectory,
     previous: Mapping[TCPDefinition, TCPNode],
     middlewares: Any = None,
+    transports: Optional[TCPTransports] = None,
 ) -> TCPBuild:
     """The TCP routers of ``ingresses``.
 
@@ -435,7 +388,7 @@ def build_tcp_routers(
     earlier one with a warning. Nodes of ``previous`` with an unchanged definition are kept,
     with their balancer position.
     """
-    builder = _TCPBuilder(static, directory)
+    builder = _TCPBuilder(static, directory, transports)
     builder.middlewares = middlewares
     made_routes: Dict[str, Union[_Built, FailedRouter]] = {}
     for ingress in ingresses:

@@ -172,6 +172,8 @@ class TCPRelay(Protocol):
         self.backend_done = False
         self.closed = False
         self.timer: Any = None
+        self.dial_timer: Any = None
+        self.dial_expired = False
         self.reader: Any = None
         self.releases: Any = ()
 
@@ -206,9 +208,23 @@ class TCPRelay(Protocol):
             # No name to send or verify, as Traefik's default TCP transport has none.
             creator = client_options("", server.tls, ())
             factory = self.server_tls(creator, factory, self._proxy_header())
-        self.connector = self.reactor.connectTCP(
-            server.host, server.port, factory, timeout=server.dial_timeout or None
-        )
+        # The dial timeout runs on ``clock`` (the reactor, or a test's fake clock).
+        self.connector = self.reactor.connectTCP(server.host, server.port, factory, timeout=None)
+        if server.dial_timeout > 0:
+            self.dial_timer = self.clock.callLater(server.dial_timeout, self._dial_timed_out)
+
+    def _dial_timed_out(self) -> None:
+        """dialTimeout is over and the server has not answered: give up the dial (Traefik
+        closes the client's connection then, as here through connect_failed)."""
+        self.dial_timer = None
+        if self.connector is not None and self.backend is None and not self.closed:
+            self.dial_expired = True
+            self.connector.stopConnecting()
+
+    def _cancel_dial_timer(self) -> None:
+        if self.dial_timer is not None and self.dial_timer.active():
+            self.dial_timer.cancel()
+        self.dial_timer = None
 
     def _proxy_header(self) -> bytes:
         """The PROXY protocol header the server is owed (none: b"")."""
@@ -249,6 +265,7 @@ class TCPRelay(Protocol):
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.closed = True
         self._cancel_timer()
+        self._cancel_dial_timer()
         releases, self.releases = self.releases, ()
         for release in releases:
             release()  # what the router's TCP middlewares counted (inFlightConn)
@@ -263,6 +280,7 @@ class TCPRelay(Protocol):
     # -- backend side ----------------------------------------------------------------------
 
     def backend_connected(self, backend: _BackendSide) -> None:
+        self._cancel_dial_timer()
         if self.closed:
             backend.transport.loseConnection()  # type: ignore[union-attr]
             return
@@ -286,13 +304,17 @@ class TCPRelay(Protocol):
 
     def connect_failed(self, reason: Failure) -> None:
         self.connector = None
+        self._cancel_dial_timer()
         if self.closed:
             return
+        why = reason.getErrorMessage()
+        if self.dial_expired:
+            why = "dial timeout (%gs) exceeded" % self.server.dial_timeout
         log.warn(
             "TCP router {router}: cannot reach {server}: {why}",
             router=self.router.name,
             server=self.server.address,
-            why=reason.getErrorMessage(),
+            why=why,
         )
         _close(self.transport)
 
