@@ -44,11 +44,11 @@ from tsproxy.runtime.failures import (
     failed_route,
 )
 from tsproxy.runtime.middlewares import (
-    PROVIDER,
     MiddlewareInfo,
     MiddlewareSet,
     Step,
-    middleware_id,
+    api_name,
+    qualified_key,
 )
 from tsproxy.runtime.services import (
     Definition,
@@ -189,7 +189,7 @@ class _Builder(_ServiceBuilder):
             made = failed_route(
                 HTTP, ingress, route, key, entrypoints, service, problems + (error.message,)
             )
-            return attrs.evolve(made, middlewares=tuple(map(_api_name, refs)))
+            return attrs.evolve(made, middlewares=tuple(map(api_name, refs)))
 
         problem = unroutable(route.path, entrypoints, route.services)
         if problem is not None:
@@ -282,7 +282,7 @@ class _Builder(_ServiceBuilder):
                 )
                 return attrs.evolve(
                     made,
-                    middlewares=tuple(map(_api_name, route.refs)),
+                    middlewares=tuple(map(api_name, route.refs)),
                     entrypoints=route.entrypoints if split else made.entrypoints,
                 )
         return attrs.evolve(route, steps=tuple(steps))
@@ -320,7 +320,7 @@ class _Builder(_ServiceBuilder):
                     service=LoadBalancer.build(LoadBalancerDef("noop@internal", ())),
                     source=location,
                     matcher=compile_http_rule(rule),
-                    middlewares=tuple(map(_api_name, refs)) + (step_name,),
+                    middlewares=tuple(map(api_name, refs)) + (step_name,),
                     chain=steps + ((step_name, step),),
                 )
             )
@@ -364,7 +364,7 @@ class _Route:
             matcher=self.matcher,
             syntax=self.syntax,
             tls=self.ingress.tls,
-            middlewares=tuple(map(_api_name, self.refs)),
+            middlewares=tuple(map(api_name, self.refs)),
             chain=self.steps,
         )
 
@@ -375,17 +375,6 @@ def _route_refs(route: HTTPRoute) -> Tuple[MiddlewareRef, ...]:
     if len(route.services) == 1:
         return route.middlewares + route.services[0].middlewares
     return route.middlewares
-
-
-def _api_name(ref: MiddlewareRef) -> str:
-    """A reference as Traefik's API lists it: ``name@provider``."""
-    if "@" in ref.name:
-        return ref.name
-    return f"{middleware_id(ref.namespace, ref.name)}@{PROVIDER}"
-
-
-def _qualified(router: str) -> str:
-    return router if "@" in router else f"{router}@{PROVIDER}"
 
 
 def _redirection_infos(routers: List[HTTPRouter]) -> List[MiddlewareInfo]:
@@ -480,8 +469,8 @@ def build_table(
         failed_routers=failed_routers + file_failed + tcp.failed + udp.failed + [*file_l4.failed],
         failed_services=builder.failed_services + merge.failed_services(),
         router_warnings=router_warnings + tcp.router_warnings + udp.router_warnings,
-        middlewares=builder.middlewares.infos(_qualified)
-        + tcp_middlewares.infos(_qualified)
+        middlewares=builder.middlewares.infos(qualified_key)
+        + tcp_middlewares.infos(qualified_key)
         + tuple(_redirection_infos(routers)),
         middleware_reuse={"http": builder.middlewares.reuse, "tcp": tcp_middlewares.reuse},
     )

@@ -46,6 +46,14 @@ def middleware_id(namespace: str, name: str) -> str:
     return "-".join(part for part in _SEPARATORS.split(f"{namespace}-{name}") if part)
 
 
+def api_name(ref: Any) -> str:
+    """A middleware reference as Traefik's API lists it: ``name@provider`` (a CRD name made
+    from its namespace)."""
+    if "@" in ref.name:
+        return str(ref.name)
+    return f"{middleware_id(ref.namespace, ref.name)}@{PROVIDER}"
+
+
 @attrs.frozen
 class MiddlewareInfo:
     """What the API shows of one middleware: qualified name, kind, its section as written,

@@ -37,7 +37,7 @@ from tsproxy.runtime.l4 import (
     L4WeightedDef,
     instantiate,
 )
-from tsproxy.runtime.middlewares import middleware_id
+from tsproxy.runtime.middlewares import api_name
 
 # How servers are dialled (TCPServer, the transport chosen) lives in tcp_dial; re-exported.
 from tsproxy.runtime.tcp_dial import (
@@ -343,7 +343,7 @@ class _TCPBuilder:
             )
             if self.middlewares is not None:
                 self.middlewares.mark_used(route.middlewares, key)
-            return attrs.evolve(made, middlewares=tuple(map(_api_name, route.middlewares)))
+            return attrs.evolve(made, middlewares=tuple(map(api_name, route.middlewares)))
 
         problem = unroutable(route.path, entrypoints, route.services)
         if problem is not None:
@@ -365,12 +365,6 @@ class _TCPBuilder:
         if isinstance(definition, ConfigError):
             return failed(definition)
         return _Built(key, rule, source, definition, ingress, route, entrypoints, problems)
-
-
-def _api_name(ref: Any) -> str:
-    if "@" in ref.name:
-        return str(ref.name)
-    return f"{middleware_id(ref.namespace, ref.name)}@kubernetescrd"
 
 
 def build_tcp_routers(
@@ -409,7 +403,7 @@ def build_tcp_routers(
             failed.append(built)
             continue
         route = built.route
-        names = tuple(_api_name(ref) for ref in route.middlewares)
+        names = tuple(api_name(ref) for ref in route.middlewares)
         steps: Tuple[Tuple[str, Any], ...] = ()
         if middlewares is not None:
             middlewares.mark_used(route.middlewares, built.name)
