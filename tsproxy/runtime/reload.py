@@ -35,6 +35,7 @@ _KEYS = {
     "middlewares": "http.middlewares",
     "redirection": "http.redirections",
     "as_default": "asDefault",
+    "proxy_protocol": "proxyProtocol",
 }
 
 
