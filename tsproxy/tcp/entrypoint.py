@@ -11,6 +11,8 @@ Per connection, from the table current at accept:
 Where TLS ends here, the handshake must be over within readTimeout of the accept too (a
 client that sends a ClientHello and stops is closed then, as Go's http.Server does with its
 read deadline), and a TCP router's backend is dialled only once the handshake is over.
+With ``proxyProtocol`` every connection first goes through tsproxy.tcp.proxyaccept, which
+reads the PROXY protocol header before any of this.
 """
 
 from __future__ import annotations

@@ -102,7 +102,9 @@ class ProxyHeaderStage(Protocol):
         transport.protocol = protocol
         protocol.makeConnection(transport)
         if data and not transport.disconnecting:
-            protocol.dataReceived(data)
+            # To whatever serves the connection now: a Dispatch that routed at accept has
+            # handed it over already.
+            transport.protocol.dataReceived(data)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.done = True
