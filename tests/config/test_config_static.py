@@ -273,7 +273,9 @@ class StaticConfigTests(SynchronousTestCase):
             ),
             (
                 'entryPoints:\n  web:\n    address: ":80"\n    proxyProtocol: {}\n',
-                ["tsproxy.yaml:4: entryPoints.web.proxyProtocol: needs trustedIPs, or insecure: true"],
+                [
+                    "tsproxy.yaml:4: entryPoints.web.proxyProtocol: needs trustedIPs, or insecure: true"
+                ],
             ),
             (
                 'entryPoints:\n  web:\n    address: ":80"\n    http: {bogus: 1}\n',
@@ -502,7 +504,9 @@ class EntryPointProxyProtocolTests(SynchronousTestCase):
         self.assertIsNone(config.entrypoint("dns").proxy_protocol)
         self.assertEqual(
             list(notices),
-            ["tsproxy.yaml:4: entryPoints.dns.proxyProtocol: ignored on a UDP entrypoint (as in Traefik)"],
+            [
+                "tsproxy.yaml:4: entryPoints.dns.proxyProtocol: ignored on a UDP entrypoint (as in Traefik)"
+            ],
         )
 
 

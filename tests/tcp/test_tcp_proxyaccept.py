@@ -276,5 +276,3 @@ class ProxyAcceptTests(TCPProxyTestCase):
         yield self.service.stopService()
         got = yield done
         self.assertEqual(got, b"")
-
-

@@ -276,6 +276,7 @@ ARRIVALS = [
     (b"PROXY TCP4 1.2.3.04 5.6.7.8 1 80\r\n", _CLOSE, _CLOSE),
 ]  # fmt: skip
 
+
 class ArrivalTests(SynchronousTestCase):
     """read_arrival: what an entrypoint with proxyProtocol makes of a connection's first
     bytes, from trusted and other peers, as Traefik 3.7 does (ARRIVALS)."""
