@@ -5,8 +5,11 @@ What each case expects was seen on Traefik 3.7.15 with the same setup (docs/secu
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import ssl
+import subprocess
 import time
 from typing import Any, List, Sequence, Union
 
@@ -14,7 +17,7 @@ from twisted.internet import defer, reactor, task, threads
 
 from tests.certs import make_ca, make_leaf, secret_yaml
 from tests.proxyfixture import ENDPOINTS, SERVICE
-from tests.tcpfixture import TCPProxyTestCase
+from tests.tcpfixture import TCPProxyTestCase, free_tcp_port, wait_listening
 from tests.tlsclient import client_context
 from tsproxy.tcp import proxyproto
 
@@ -148,8 +151,8 @@ def _from(ip: str) -> List[str]:
     return [f"x-forwarded-for: {ip}", f"x-real-ip: {ip}"]
 
 
-class ProxyAcceptTests(TCPProxyTestCase):
-    """HTTP, HTTPS and TCP routers behind a load balancer sending PROXY headers."""
+class _Behind(TCPProxyTestCase):
+    """The proxy with the entrypoints of STATIC and the routes of ROUTES."""
 
     def start(self, clock: Any = None) -> None:
         app = self.start_app("web-app")
@@ -167,6 +170,10 @@ class ProxyAcceptTests(TCPProxyTestCase):
 
     def talk(self, name: str, *pieces: Piece, tls: bool = False) -> Any:
         return threads.deferToThread(_session, self.port(name), pieces, tls)
+
+
+class ProxyAcceptTests(_Behind):
+    """HTTP, HTTPS and TCP routers behind a load balancer sending PROXY headers."""
 
     @defer.inlineCallbacks
     def test_http(self) -> None:
@@ -276,3 +283,51 @@ class ProxyAcceptTests(TCPProxyTestCase):
         yield self.service.stopService()
         got = yield done
         self.assertEqual(got, b"")
+
+
+HAPROXY = shutil.which("haproxy")
+HAPROXY_CFG = """
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 5s
+    timeout server 5s
+frontend front
+    bind 127.0.0.1:%d accept-proxy
+    default_backend back
+backend back
+    server s 127.0.0.1:%d %s
+"""
+
+
+class HAProxyFrontTests(_Behind):
+    """A real HAProxy in front (``send-proxy``, ``send-proxy-v2``): the client it passes on
+    (here the one of the header our client sends it, ``accept-proxy``) is the client."""
+
+    if HAPROXY is None:
+        skip = "haproxy is not installed"
+
+    @defer.inlineCallbacks
+    def haproxy(self, target: int, send: str) -> Any:
+        front = free_tcp_port()
+        path = os.path.join(self.config_dir, "haproxy.cfg")
+        with open(path, "w") as cfg:
+            cfg.write(HAPROXY_CFG % (front, target, send))
+        proc = subprocess.Popen(
+            [str(HAPROXY), "-db", "-q", "-f", path],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        yield wait_listening(front)
+        return front
+
+    @defer.inlineCallbacks
+    def test_haproxy(self) -> None:
+        """HTTP through HAProxy with PROXY v1 and v2 towards the proxy."""
+        self.start()
+        for send in ("send-proxy", "send-proxy-v2"):
+            front = yield self.haproxy(self.port("web"), send)
+            got = yield threads.deferToThread(_session, front, (V1 + REQUEST,))
+            self.assertEqual(_forwarded(got), _from("1.2.3.4"), send)
