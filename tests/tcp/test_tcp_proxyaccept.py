@@ -5,6 +5,7 @@ What each case expects was seen on Traefik 3.7.15 with the same setup (docs/secu
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -154,13 +155,13 @@ def _from(ip: str) -> List[str]:
 class _Behind(TCPProxyTestCase):
     """The proxy with the entrypoints of STATIC and the routes of ROUTES."""
 
-    def start(self, clock: Any = None) -> None:
+    def start(self, clock: Any = None, extra: str = "") -> None:
         app = self.start_app("web-app")
         docs = [SERVICE.format(name="web-app"), ENDPOINTS.format(name="web-app", port=app)]
         docs.append(secret_yaml("front", {"tls.crt": FRONT.cert_pem, "tls.key": FRONT.key_pem}))
         for name in ("chosen", "rest"):
             docs.append(TCP_BACKEND.format(name=name, port=self.start_greeter(name)))
-        self.write("tsproxy.yaml", STATIC)
+        self.write("tsproxy.yaml", STATIC + extra)
         self.write("routes.yaml", "---\n".join(docs + [ROUTES]))
         self.start_proxy(clock=clock)
 
@@ -196,6 +197,22 @@ class ProxyAcceptTests(_Behind):
         for pieces, expected in cases:
             got = yield self.talk("web", *pieces)
             self.assertEqual(_forwarded(got), expected, pieces)
+
+    @defer.inlineCallbacks
+    def test_accessLog(self) -> None:
+        """The access log's client is the header's source, port included."""
+        path = os.path.join(self.config_dir, "access.log")
+        self.start(extra=f"accessLog: {{filePath: {path!r}, format: json}}\n")
+        got = yield self.talk("web", V1 + REQUEST)
+        self.assertEqual(_forwarded(got), _from("1.2.3.4"))
+        assert self.service is not None
+        yield self.service.stopService()
+        with open(path) as log:
+            entry = json.loads(log.readline())
+        self.assertEqual(
+            (entry["ClientAddr"], entry["ClientHost"], entry["ClientPort"]),
+            ("1.2.3.4:1111", "1.2.3.4", "1111"),
+        )
 
     @defer.inlineCallbacks
     def test_malformed(self) -> None:
