@@ -11,8 +11,6 @@ Per connection, from the table current at accept:
 Where TLS ends here, the handshake must be over within readTimeout of the accept too (a
 client that sends a ClientHello and stops is closed then, as Go's http.Server does with its
 read deadline), and a TCP router's backend is dialled only once the handshake is over.
-With ``proxyProtocol`` every connection first goes through tsproxy.tcp.proxyaccept, which
-reads the PROXY protocol header before any of this.
 """
 
 from __future__ import annotations
@@ -29,13 +27,12 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tsproxy.http.backend import cancel_call
-from tsproxy.http.entrypoint import HTTPEntryPointFactory, TrustedPeers
+from tsproxy.http.entrypoint import HTTPEntryPointFactory
 from tsproxy.http.h2switch import HTTPSwitch
 from tsproxy.logs import get_logger
 from tsproxy.middlewares.tcp import admit
 from tsproxy.rules import TCPConnectionInfo
 from tsproxy.runtime.tcp import HTTP, HTTPS, EntryPointTCP
-from tsproxy.tcp.proxyaccept import ProxyHeaderStage
 from tsproxy.tcp.relay import TCPRelay
 from tsproxy.tcp.sni import HelloReader, MalformedHello, NotTLS
 
@@ -56,20 +53,8 @@ class EntryPointFactory(HTTPEntryPointFactory):
         super().__init__(*args, make_protocol=HTTPSwitch, **kwargs)
         self.reactor = reactor
         self._secure: Optional[HTTPEntryPointFactory] = None
-        accept = self.entrypoint.proxy_protocol
-        #: proxyProtocol: which peers' PROXY protocol headers are used (None: not read).
-        self.proxy_trusted: Optional[TrustedPeers] = None
-        if accept is not None:
-            self.proxy_trusted = TrustedPeers(accept.trusted_ips, accept.insecure)
 
     def buildProtocol(self, addr: Any) -> Protocol:  # type: ignore[override]
-        if self.proxy_trusted is not None:
-            trusted = self.proxy_trusted(str(getattr(addr, "host", "")))
-            return ProxyHeaderStage(self, trusted, lambda: self._build(addr))
-        return self._build(addr)
-
-    def _build(self, addr: Any) -> Protocol:
-        """The protocol of a connection, once any PROXY protocol header is read."""
         table = self.get_table()
         routing = table.entrypoint_tcp(self.name)
         if routing is None or routing.mode == "http":

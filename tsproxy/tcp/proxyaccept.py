@@ -12,17 +12,21 @@ without one (go-proxyproto's header timeout, which Traefik sets to readTimeout).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.python.failure import Failure
 
 from tsproxy.http.backend import cancel_call
+from tsproxy.http.entrypoint import TrustedPeers
 from tsproxy.logs import get_logger
 from tsproxy.tcp.proxyproto import Endpoint, header_started, read_arrival
 
-__all__ = ["ProxyHeaderStage"]
+if TYPE_CHECKING:
+    from tsproxy.config.entrypoints import ProxyProtocol
+
+__all__ = ["ProxyHeaderFactory", "ProxyHeaderStage", "with_proxy_headers"]
 
 log = get_logger(__name__)
 
@@ -118,3 +122,33 @@ class ProxyHeaderStage(Protocol):
 
     def abort(self) -> None:
         self.transport.abortConnection()  # type: ignore[union-attr]
+
+
+class ProxyHeaderFactory(ServerFactory):
+    """What the port of an entrypoint with ``proxyProtocol`` is given: each connection
+    starts with a ProxyHeaderStage, then gets the protocol the entrypoint's own factory
+    (``inner``, whose clock, timeouts and live connections the stage uses) builds."""
+
+    noisy = False
+
+    def __init__(self, inner: Any, accept: ProxyProtocol) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.trusted = TrustedPeers(accept.trusted_ips, accept.insecure)
+
+    def buildProtocol(self, addr: Any) -> Protocol:
+        trusted = self.trusted(str(getattr(addr, "host", "")))
+        return ProxyHeaderStage(self.inner, trusted, lambda: self.inner.buildProtocol(addr))
+
+    def doStart(self) -> None:
+        self.inner.doStart()
+
+    def doStop(self) -> None:
+        self.inner.doStop()
+
+
+def with_proxy_headers(factory: Any) -> Any:
+    """The factory to listen with for an entrypoint's ``factory``: itself, or wrapped in a
+    ProxyHeaderFactory when the entrypoint has ``proxyProtocol``."""
+    accept = factory.entrypoint.proxy_protocol
+    return factory if accept is None else ProxyHeaderFactory(factory, accept)
