@@ -105,6 +105,15 @@ SIG = proxyproto.SIGNATURE
 V1 = b"PROXY TCP4 1.2.3.4 5.6.7.8 1111 80\r\n"
 V2 = proxyproto.encode_v2(("1.2.3.4", 1111), ("5.6.7.8", 80))
 V2_LOCAL = SIG + b"\x20" + V2[13:]
+#: v2 with a 60,000-byte TLV (type 0xE0, custom) after the addresses.
+BIG = (
+    SIG
+    + b"\x21\x11"
+    + (12 + 3 + 60000).to_bytes(2, "big")
+    + V2[16:]
+    + b"\xe0\xea\x60"
+    + b"t" * 60000
+)
 REQUEST = b"GET /headers HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n"
 
 Piece = Union[bytes, float, str]  # bytes to send, seconds to wait, or FIN (half-close)
@@ -190,6 +199,7 @@ class ProxyAcceptTests(_Behind):
             ((proxyproto.encode_v2(("2001:db8::1", 1), ("2001:db8::2", 2)), REQUEST), _from("2001:db8::1")),
             ((V1[:3], 0.05, V1[3:20], 0.05, V1[20:], 0.05, REQUEST), _from("1.2.3.4")),
             ((V2[:10], 0.05, V2[10:20], 0.05, V2[20:] + REQUEST), _from("1.2.3.4")),
+            ((BIG[:15], 0.05, BIG[15:30000], 0.05, BIG[30000:] + REQUEST), _from("1.2.3.4")),
             ((REQUEST,), _from("127.0.0.1")),
             ((b"PROXY UNKNOWN\r\n" + REQUEST,), _from("127.0.0.1")),
             ((V2_LOCAL + REQUEST,), _from("127.0.0.1")),

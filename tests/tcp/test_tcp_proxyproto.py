@@ -18,6 +18,7 @@ from tsproxy.tcp.proxyproto import (
     SIGNATURE,
     Arrival,
     ProxyHeader,
+    bytes_wanted,
     encode,
     encode_v1,
     encode_v2,
@@ -296,6 +297,17 @@ class ArrivalTests(SynchronousTestCase):
             if isinstance(trusted, Arrival) and trusted.consumed:
                 for end in range(trusted.consumed):
                     self.assertIsNone(read_arrival(data[:end], True), data[:end])
+
+    def test_bytes_wanted(self) -> None:
+        """A v2 header's whole length is known from its 16th byte; nothing else is."""
+        self.assertEqual(bytes_wanted(SIG + b"\x21\x11\xff\xff"), 16 + 65535)
+        self.assertEqual(bytes_wanted(SIG + b"\x21\x11\x00\x0c" + _V4[:3]), 28)
+        for data in (
+            SIG + b"\x21\x11\x00",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2",
+            b"GET / HTTP/1.1\r\n",
+        ):
+            self.assertEqual(bytes_wanted(data), 0, data)
 
     def test_timeout(self) -> None:
         """At the read timeout a begun header closes the connection; a signature's prefix

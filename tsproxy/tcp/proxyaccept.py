@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 from tsproxy.http.backend import cancel_call
 from tsproxy.http.entrypoint import TrustedPeers
 from tsproxy.logs import get_logger
-from tsproxy.tcp.proxyproto import Endpoint, header_started, read_arrival
+from tsproxy.tcp.proxyproto import Endpoint, bytes_wanted, header_started, read_arrival
 
 if TYPE_CHECKING:
     from tsproxy.config.entrypoints import ProxyProtocol
@@ -45,7 +45,8 @@ class ProxyHeaderStage(Protocol):
         self.factory = factory
         self.trusted = trusted
         self.build = build
-        self.buf = b""
+        self.buf = bytearray()
+        self.wanted = 0  # no use parsing before the buffer holds this many bytes
         self.timer: Any = None
         self.done = False
 
@@ -66,14 +67,17 @@ class ProxyHeaderStage(Protocol):
             log.debug("PROXY protocol header from {peer} not over in time", peer=self._peer())
             self._close()
             return
-        self._hand_over(self.buf)
+        self._hand_over(bytes(self.buf))
 
     def dataReceived(self, data: bytes) -> None:
         if self.done:
             return
-        self.buf += data
+        buf = self.buf
+        buf += data
+        if len(buf) < self.wanted:
+            return  # a v2 header's rest in small pieces: parsed once, when it is all here
         try:
-            arrival = read_arrival(self.buf, self.trusted)
+            arrival = read_arrival(buf, self.trusted)
         except ValueError as exc:
             log.debug(
                 "bad PROXY protocol header from {peer}: {why}; closing",
@@ -83,13 +87,14 @@ class ProxyHeaderStage(Protocol):
             self._close()
             return
         if arrival is None:
+            self.wanted = bytes_wanted(buf)
             return  # more bytes needed (the parser bounds the header's size)
         if arrival.source is not None and arrival.destination is not None:
             transport: Any = self.transport
             peer, host = _address(arrival.source), _address(arrival.destination)
             transport.getPeer = lambda: peer
             transport.getHost = lambda: host
-        self._hand_over(self.buf[arrival.consumed :])
+        self._hand_over(bytes(buf[arrival.consumed :]))
 
     def _close(self) -> None:
         self.done = True
@@ -99,7 +104,7 @@ class ProxyHeaderStage(Protocol):
         self.done = True
         cancel_call(self.timer)
         self.timer = None
-        self.buf = b""
+        self.buf = bytearray()
         self.factory.connections.discard(self)
         transport: Any = self.transport
         protocol = self.build()

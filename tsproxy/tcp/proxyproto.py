@@ -216,6 +216,14 @@ def read_arrival(data: bytes, trusted: bool) -> Optional[Arrival]:
     return Arrival(consumed, header.source, header.destination)
 
 
+def bytes_wanted(data: bytes) -> int:
+    """How many bytes a v2 header at the start of ``data`` spans once its length is known,
+    else 0: no need to parse again before that many have come."""
+    if len(data) < _V2_FIXED or not data.startswith(SIGNATURE):
+        return 0
+    return _V2_FIXED + int(struct.unpack_from("!H", data, _V2_FIXED - 2)[0])
+
+
 def header_started(data: bytes) -> bool:
     """Whether ``data`` holds a whole signature (a header has begun): when the read timeout
     ends the wait, such a connection is closed, and any other (a signature's prefix) goes
