@@ -21,6 +21,7 @@ from tsproxy.observe import Observer
 from tsproxy.observe.metrics import Metrics
 from tsproxy.tcp.entrypoint import EntryPointFactory
 from tsproxy.tcp.listen import listen_tcp
+from tsproxy.tcp.proxyaccept import with_proxy_headers
 from tsproxy.udp.listener import UDPEntryPoint
 from tsproxy.workers.sockets import listen_tcp_shared
 
@@ -170,6 +171,7 @@ class ServiceListeners:
         return True
 
     def _listen_tcp(self, ep: EntryPoint, factory: Any) -> Any:
+        factory = with_proxy_headers(factory)  # proxyProtocol: the header is read first
         if self.reuse_port:
             return listen_tcp_shared(self.reactor, ep.host, ep.port, factory)
         return listen_tcp(

@@ -200,6 +200,23 @@ class SeedDocumentTests(TestCase):
             body(get(self.table, "/api/entrypoints/udp"))["address"], "127.0.0.1:5300/udp"
         )
 
+    def test_entrypointProxyProtocol(self) -> None:
+        """proxyProtocol is listed as Traefik does, empty values left out."""
+        from tsproxy.api.overview import entrypoints
+        from tsproxy.config.static import parse_static
+
+        static, errors, _ = parse_static(
+            "entryPoints:\n  a:\n    address: ':80'\n    proxyProtocol: {trustedIPs: [10.0.0.0/8]}\n"
+            "  b:\n    address: ':81'\n    proxyProtocol: {insecure: true}\n"
+            "  c:\n    address: ':82'\n"
+        )
+        self.assertEqual(errors, ())
+        assert static is not None
+        listed = entrypoints(static)
+        self.assertEqual(listed["a"]["proxyProtocol"], {"trustedIPs": ["10.0.0.0/8"]})
+        self.assertEqual(listed["b"]["proxyProtocol"], {"insecure": True})
+        self.assertNotIn("proxyProtocol", listed["c"])
+
     def test_overview(self) -> None:
         """Counts per kind, features and providers."""
         self.assertEqual(

@@ -272,8 +272,10 @@ class StaticConfigTests(SynchronousTestCase):
                 ],
             ),
             (
-                'entryPoints:\n  web:\n    address: ":80"\n    proxyProtocol: {insecure: true}\n',
-                ["tsproxy.yaml:4: entryPoints.web.proxyProtocol: not supported yet on entrypoints"],
+                'entryPoints:\n  web:\n    address: ":80"\n    proxyProtocol: {}\n',
+                [
+                    "tsproxy.yaml:4: entryPoints.web.proxyProtocol: needs trustedIPs, or insecure: true"
+                ],
             ),
             (
                 'entryPoints:\n  web:\n    address: ":80"\n    http: {bogus: 1}\n',
@@ -442,6 +444,70 @@ class ObservabilitySectionTests(SynchronousTestCase):
                 self.assertIsNone(config)
                 self.assertIn(message, str(errors[0]))
                 self.assertTrue(str(errors[0]).startswith("tsproxy.yaml:"))
+
+
+class EntryPointProxyProtocolTests(SynchronousTestCase):
+    """``proxyProtocol``: trustedIPs and insecure, located errors, ignored on UDP."""
+
+    def test_table(self) -> None:
+        """(the web entrypoint's extra YAML, its ProxyProtocol or the error)."""
+        from tsproxy.config.entrypoints import ProxyProtocol
+
+        cases = [
+            ("", None),
+            (
+                "    proxyProtocol:\n      trustedIPs: [127.0.0.1, 10.0.0.0/8, '::1']\n",
+                ProxyProtocol(("127.0.0.1", "10.0.0.0/8", "::1"), False),
+            ),
+            ("    proxyProtocol: {insecure: true}\n", ProxyProtocol((), True)),
+            (
+                "    proxyProtocol: {insecure: false, trustedIPs: ['2001:db8::/32']}\n",
+                ProxyProtocol(("2001:db8::/32",), False),
+            ),
+            (
+                "    proxyProtocol:\n      trustedIPs: [127.0.0.1, 1.2.3.4/33]\n",
+                "tsproxy.yaml:5: entryPoints.web.proxyProtocol.trustedIPs[1]: must be an IP"
+                " address or a CIDR range",
+            ),
+            (
+                "    proxyProtocol: {trustedIPs: []}\n",
+                "tsproxy.yaml:4: entryPoints.web.proxyProtocol: needs trustedIPs, or insecure: true",
+            ),
+            (
+                "    proxyProtocol: {insecure: yes please}\n",
+                "tsproxy.yaml:4: entryPoints.web.proxyProtocol.insecure: must be true or false",
+            ),
+            (
+                "    proxyProtocol:\n      version: 2\n",
+                "tsproxy.yaml:5: entryPoints.web.proxyProtocol.version: unknown field",
+            ),
+        ]
+        for extra, expected in cases:
+            config, errors, _ = parse_static(
+                "entryPoints:\n  web:\n    address: '127.0.0.1:80'\n" + extra
+            )
+            if isinstance(expected, str):
+                self.assertEqual([str(e) for e in errors], [expected], extra)
+                continue
+            self.assertEqual(errors, (), extra)
+            assert config is not None
+            self.assertEqual(config.entrypoint("web").proxy_protocol, expected, extra)
+
+    def test_udp(self) -> None:
+        """Traefik has no PROXY protocol on UDP entrypoints and ignores the section there:
+        so does tsproxy, with a notice."""
+        config, errors, notices = parse_static(
+            "entryPoints:\n  dns:\n    address: ':53/udp'\n    proxyProtocol: {insecure: true}\n"
+        )
+        self.assertEqual(errors, ())
+        assert config is not None
+        self.assertIsNone(config.entrypoint("dns").proxy_protocol)
+        self.assertEqual(
+            list(notices),
+            [
+                "tsproxy.yaml:4: entryPoints.dns.proxyProtocol: ignored on a UDP entrypoint (as in Traefik)"
+            ],
+        )
 
 
 class EntryPointHTTPTests(SynchronousTestCase):

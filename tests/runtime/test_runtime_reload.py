@@ -77,6 +77,16 @@ class StaticChangeTests(SynchronousTestCase):
                 "INFO",
             ),
             (
+                RUNNING.replace('":8000"', '":8000"\n    proxyProtocol: {insecure: true}'),
+                running,
+                [],
+                [
+                    "tsproxy.yaml:2: entrypoint web: proxyProtocol changed; the old settings stay"
+                    " until a restart"
+                ],
+                "INFO",
+            ),
+            (
                 'entryPoints:\n  web:\n    address: ":8000"\n',
                 running,
                 [],

@@ -14,7 +14,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from tsproxy.tcp.proxyproto import SIGNATURE, ProxyHeader, encode, encode_v1, encode_v2, parse
+from tsproxy.tcp.proxyproto import (
+    SIGNATURE,
+    Arrival,
+    ProxyHeader,
+    bytes_wanted,
+    encode,
+    encode_v1,
+    encode_v2,
+    header_started,
+    parse,
+    read_arrival,
+)
 
 SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -208,6 +219,104 @@ class ParseTests(SynchronousTestCase):
     def test_empty(self) -> None:
         """No bytes yet is a request for more."""
         self.assertIsNone(parse(b""))
+
+
+_V4 = b"\x01\x02\x03\x04\x05\x06\x07\x08\x04\x57\x00\x50"  # 1.2.3.4:1111 -> 5.6.7.8:80
+_REQ = b"GET / HTTP/1.1\r\n\r\n"
+_USED = Arrival(0, ("1.2.3.4", 1111), ("5.6.7.8", 80))
+_CLOSE = "close"
+
+# (first bytes, from a trusted peer, from another peer): an Arrival whose consumed counts the
+# header, None (more bytes needed) or _CLOSE. Each row was checked against Traefik 3.7.15 with
+# trustedIPs [127.0.0.1] (the trusted column) and [10.0.0.0/8] (the other), an HTTP router to a
+# backend echoing X-Forwarded-For, and a TCP router with ClientIP whose service sends PROXY v1.
+ARRIVALS = [
+    (_REQ, Arrival(0), Arrival(0)),  # no header: served as is
+    (b"PUT / HTTP/1.1\r\n", Arrival(0), Arrival(0)),  # starts like PROXY, then not
+    (b"PROXZ / HTTP/1.1\r\n", Arrival(0), Arrival(0)),  # 5 bytes decide: not PROXY
+    (b"PROXYZ TCP4 1.2.3.4 5.6.7.8 1 80\r\n", _CLOSE, _CLOSE),
+    (b"", None, None),
+    (b"P", None, None),  # a signature's prefix: wait (Traefik peeks 5, then 12 bytes)
+    (b"PROXY", None, None),
+    (b"PROXY TCP4 1.2.3.4 5.6.7.8 1111 80", None, None),  # Traefik closes it (docs/security.md)
+    (SIG[:7], None, None),
+    (SIG + b"\x21\x11\x00\x0c" + _V4[:5], None, None),  # v2 split in its address block
+    (b"PROXY TCP4 1.2.3.4 5.6.7.8 1111 80\r\n" + _REQ, _USED._replace(consumed=36), Arrival(36)),
+    (SIG + b"\x21\x11\x00\x0c" + _V4 + _REQ, _USED._replace(consumed=28), Arrival(28)),
+    (
+        b"PROXY TCP6 2001:db8::1 2001:db8::2 1111 80\r\n",
+        Arrival(44, ("2001:db8::1", 1111), ("2001:db8::2", 80)),
+        Arrival(44),
+    ),
+    (
+        SIG + b"\x21\x21\x00\x24" + b"\x20\x01\x0d\xb8" + b"\x00" * 11 + b"\x01"
+        + b"\x20\x01\x0d\xb8" + b"\x00" * 11 + b"\x02" + b"\x04\x57\x00\x50",
+        Arrival(52, ("2001:db8::1", 1111), ("2001:db8::2", 80)),
+        Arrival(52),
+    ),
+    (b"PROXY TCP4 1.2.3.4 5.6.7.8 0 80\r\n", Arrival(33, ("1.2.3.4", 0), ("5.6.7.8", 80)), Arrival(33)),
+    (b"PROXY UNKNOWN\r\n" + _REQ, Arrival(15), Arrival(15)),  # the peer's address is kept
+    (b"PROXY UNKNOWN 1.2.3.4 5.6.7.8 1 2\r\n", Arrival(35), Arrival(35)),
+    (SIG + b"\x20\x11\x00\x0c" + _V4, Arrival(28), Arrival(28)),  # LOCAL: the peer's kept
+    (SIG + b"\x20\x31\x00\xd8" + b"\x00" * 216, Arrival(232), Arrival(232)),  # LOCAL, AF_UNIX
+    (SIG + b"\x21\x12\x00\x0c" + _V4, _USED._replace(consumed=28), Arrival(28)),  # UDP4: used
+    (SIG + b"\x21\x11\x00\x10" + _V4 + b"\x04\x00\x09\x00", _USED._replace(consumed=32), Arrival(32)),
+    (SIG + b"\x21\x31\x00\xd8" + b"\x00" * 216, _CLOSE, Arrival(232)),  # AF_UNIX: Traefik panics
+    (SIG + b"\x21\x00\x00\x00" + _REQ, _CLOSE, _CLOSE),  # PROXY of the UNSPEC family
+    (SIG + b"\x21\x00\x00\x0c" + b"\x00" * 12, _CLOSE, _CLOSE),
+    (SIG + b"\x21\x01\x00\x00", _CLOSE, _CLOSE),  # Traefik hangs on it until a timeout
+    (SIG + b"\x31\x11\x00\x0c" + _V4, _CLOSE, _CLOSE),  # version 3
+    (SIG + b"\x21\x11\x00\x04" + b"\x00" * 4, _CLOSE, _CLOSE),  # address block too short
+    (b"PROXY TCP4 1.2.3 5.6.7.8 1111 80\r\n", _CLOSE, _CLOSE),
+    (b"PROXY TCP4 1.2.3.4 5.6.7.8 1111 80\n", _CLOSE, _CLOSE),  # LF without CR
+    (b"PROXY TCP4 " + b"1" * 120 + b"\r\n", _CLOSE, _CLOSE),  # past 107 bytes
+    (b"PROXY TCP4 1.2.3.4 5.6.7.8 1111\r\n", _CLOSE, _CLOSE),
+    (b"PROXY TCP4 1.2.3.4 5.6.7.8 65536 80\r\n", _CLOSE, _CLOSE),
+    (b"PROXY TCP4 2001:db8::1 5.6.7.8 1 80\r\n", _CLOSE, _CLOSE),
+    (b"PROXY tcp4 1.2.3.4 5.6.7.8 1 80\r\n", _CLOSE, _CLOSE),
+    (b"PROXY TCP4 1.2.3.04 5.6.7.8 1 80\r\n", _CLOSE, _CLOSE),
+]  # fmt: skip
+
+
+class ArrivalTests(SynchronousTestCase):
+    """read_arrival: what an entrypoint with proxyProtocol makes of a connection's first
+    bytes, from trusted and other peers, as Traefik 3.7 does (ARRIVALS)."""
+
+    def test_table(self) -> None:
+        """Every row, for a trusted peer and for another."""
+        for data, trusted, other in ARRIVALS:
+            for is_trusted, expected in ((True, trusted), (False, other)):
+                if expected == _CLOSE:
+                    self.assertRaises(ValueError, read_arrival, data, is_trusted)
+                else:
+                    self.assertEqual(read_arrival(data, is_trusted), expected, (data, is_trusted))
+
+    def test_split_anywhere(self) -> None:
+        """Every proper prefix of a whole header asks for more bytes."""
+        for data, trusted, _ in ARRIVALS:
+            if isinstance(trusted, Arrival) and trusted.consumed:
+                for end in range(trusted.consumed):
+                    self.assertIsNone(read_arrival(data[:end], True), data[:end])
+
+    def test_bytes_wanted(self) -> None:
+        """A v2 header's whole length is known from its 16th byte; nothing else is."""
+        self.assertEqual(bytes_wanted(SIG + b"\x21\x11\xff\xff"), 16 + 65535)
+        self.assertEqual(bytes_wanted(SIG + b"\x21\x11\x00\x0c" + _V4[:3]), 28)
+        for data in (
+            SIG + b"\x21\x11\x00",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2",
+            b"GET / HTTP/1.1\r\n",
+        ):
+            self.assertEqual(bytes_wanted(data), 0, data)
+
+    def test_timeout(self) -> None:
+        """At the read timeout a begun header closes the connection; a signature's prefix
+        goes on as data (Traefik: "PRO" then silence is served; "PROXY TCP4 1.2" closed)."""
+        self.assertTrue(header_started(b"PROXY"))
+        self.assertTrue(header_started(SIG + b"\x21"))
+        self.assertFalse(header_started(b"PRO"))
+        self.assertFalse(header_started(SIG[:11]))
+        self.assertFalse(header_started(b""))
 
 
 class PropertyTests(SynchronousTestCase):

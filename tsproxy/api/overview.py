@@ -62,7 +62,7 @@ def _entrypoint(entrypoint: EntryPoint) -> Document:
         forwarded["insecure"] = True
     if entrypoint.trusted_ips:
         forwarded["trustedIPs"] = list(entrypoint.trusted_ips)
-    return {
+    document: Document = {
         "address": _address(entrypoint),
         "transport": {"lifeCycle": life_cycle, "respondingTimeouts": responding},
         "forwardedHeaders": forwarded,
@@ -72,6 +72,15 @@ def _entrypoint(entrypoint: EntryPoint) -> Document:
         },
         "name": entrypoint.name,
     }
+    accept = entrypoint.proxy_protocol
+    if accept is not None:
+        proxy: Document = {}
+        if accept.insecure:
+            proxy["insecure"] = True
+        if accept.trusted_ips:
+            proxy["trustedIPs"] = list(accept.trusted_ips)
+        document["proxyProtocol"] = proxy
+    return document
 
 
 def entrypoints(static: StaticConfig) -> Dict[str, Document]:

@@ -80,6 +80,15 @@ class EntryPointTLS:
 
 
 @attrs.frozen
+class ProxyProtocol:
+    """``proxyProtocol``: PROXY protocol headers are read on the entrypoint's connections;
+    from peers in ``trusted_ips`` (or any, ``insecure``) their addresses are used."""
+
+    trusted_ips: tuple[str, ...] = ()
+    insecure: bool = False
+
+
+@attrs.frozen
 class EntryPoint:
     """One listening address. ``host`` "" means every interface; times are in seconds.
 
@@ -111,6 +120,8 @@ class EntryPoint:
     redirection: Redirection | None = None
     #: ``asDefault``: routers that list no entrypoint use the asDefault ones, when any is.
     as_default: bool = False
+    #: ``proxyProtocol`` (TCP entrypoints): None when PROXY protocol headers are not read.
+    proxy_protocol: ProxyProtocol | None = None
     #: ``http.tls``: the TLS of its HTTP routers that have none (None: they stay plain).
     tls: EntryPointTLS | None = None
 
@@ -230,16 +241,7 @@ def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoi
     insecure = False
     forwarded = fields.mapping("forwardedHeaders")
     if forwarded is not None:
-        trusted = forwarded.strings("trustedIPs")
-        for index, value in enumerate(trusted):
-            try:
-                ipaddress.ip_network(value, strict=False)
-            except ValueError:
-                raise FieldError(
-                    forwarded.line_of("trustedIPs"),
-                    f"{forwarded.path_of('trustedIPs')}[{index}]",
-                    "must be an IP address or a CIDR range",
-                ) from None
+        trusted = _ip_ranges(forwarded, "trustedIPs")
         insecure = forwarded.boolean("insecure", False)
         forwarded.done({"connection": _NOT_YET, "notAppendXForwardedFor": _NOT_YET})
     timeouts = {"read": 60.0, "write": 0.0, "idle": 180.0, "grace": 10.0}
@@ -271,10 +273,7 @@ def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoi
     if http is not None:
         middlewares, redirection, http_options = _parse_entrypoint_http(http)
     as_default = fields.boolean("asDefault", False)
-    if fields.has("proxyProtocol"):
-        # Traefik strips (and, from trusted peers, reads) PROXY headers on such an entrypoint;
-        # ignored, they would reach TCP backends and the client address would be the peer's.
-        raise fields.fail("proxyProtocol", "not supported yet on entrypoints")
+    proxy_protocol = _parse_proxy_protocol(fields, protocol)
     fields.done(_IGNORED_ENTRYPOINT_FIELDS)
     return EntryPoint(
         name=name,
@@ -293,8 +292,44 @@ def _parse_entrypoint(name: str, fields: Fields, location: Location) -> EntryPoi
         middlewares=middlewares,
         redirection=redirection,
         as_default=as_default,
+        proxy_protocol=proxy_protocol,
         **http_options,
     )
+
+
+def _ip_ranges(fields: Fields, key: str) -> tuple[str, ...]:
+    """A list of IP addresses and CIDR ranges, each checked."""
+    values = fields.strings(key)
+    for index, value in enumerate(values):
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise FieldError(
+                fields.line_of(key),
+                f"{fields.path_of(key)}[{index}]",
+                "must be an IP address or a CIDR range",
+            ) from None
+    return values
+
+
+def _parse_proxy_protocol(fields: Fields, protocol: str) -> ProxyProtocol | None:
+    """``proxyProtocol``: ``trustedIPs`` or ``insecure`` (Traefik refuses to start with
+    neither: "no trusted IPs provided"). Traefik has no PROXY protocol on UDP entrypoints and
+    ignores the section there; so does tsproxy, with a notice."""
+    section = fields.mapping("proxyProtocol")
+    if section is None:
+        return None
+    accept = ProxyProtocol(
+        trusted_ips=_ip_ranges(section, "trustedIPs"),
+        insecure=section.boolean("insecure", False),
+    )
+    section.done()
+    if protocol == "udp":
+        fields.note("proxyProtocol", "ignored on a UDP entrypoint (as in Traefik)")
+        return None
+    if not accept.insecure and not accept.trusted_ips:
+        raise fields.fail("proxyProtocol", "needs trustedIPs, or insecure: true")
+    return accept
 
 
 def _redirection_targets(entrypoints: list[EntryPoint]) -> list[ConfigError]:

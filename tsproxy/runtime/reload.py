@@ -36,6 +36,7 @@ _KEYS = {
     "redirection": "http.redirections",
     "tls": "http.tls",
     "as_default": "asDefault",
+    "proxy_protocol": "proxyProtocol",
 }
 
 

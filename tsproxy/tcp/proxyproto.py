@@ -167,3 +167,65 @@ def _parse_v2(data: bytes) -> Optional[Tuple[ProxyHeader, int]]:
     src = ipaddress.ip_address(body[:half])
     dst = ipaddress.ip_address(body[half : 2 * half])
     return ProxyHeader(2, "PROXY", protocol, (str(src), sport), (str(dst), dport), tlvs), total
+
+
+# -- an entrypoint reading the header (entryPoints.<name>.proxyProtocol) --------------------
+
+_V1_SIGNATURE = b"PROXY"
+
+
+class Arrival(NamedTuple):
+    """How a connection of an entrypoint with ``proxyProtocol`` starts: ``consumed`` bytes
+    of header to drop (0: no header, every byte is the protocol's), and the endpoints that
+    replace the connection's own, or None to keep them."""
+
+    consumed: int
+    source: Optional[Endpoint] = None
+    destination: Optional[Endpoint] = None
+
+
+def read_arrival(data: bytes, trusted: bool) -> Optional[Arrival]:
+    """What the first bytes of a connection are, as go-proxyproto reads them for Traefik.
+
+    None: more bytes are needed to tell (a prefix of a signature, or a header not over).
+    Bytes that do not start with a signature are the protocol's (no header). A header is
+    dropped; its source and destination are the connection's from a ``trusted`` peer only
+    (for others go-proxyproto's IGNORE policy: read and dropped, endpoints kept), and not
+    for a v1 UNKNOWN or a v2 LOCAL header. Raises ValueError for a header the connection
+    must be closed for: malformed, a v2 PROXY header of the UNSPEC family or protocol, and
+    (from a trusted peer) one of AF_UNIX, whose address Traefik cannot use.
+    """
+    data = bytes(data)
+    if not data.startswith(_V1_SIGNATURE) and not data.startswith(SIGNATURE):
+        if _V1_SIGNATURE.startswith(data) or SIGNATURE.startswith(data):
+            return None
+        return Arrival(0)
+    if data.startswith(_V1_SIGNATURE) and len(data) > len(_V1_SIGNATURE):
+        if not data.startswith(_V1_PREFIX):
+            raise ValueError("malformed PROXY v1 line")
+    parsed = parse(data)
+    if parsed is None:
+        return None
+    header, consumed = parsed
+    if header.version == 2 and header.command == "PROXY" and header.protocol == "UNKNOWN":
+        raise ValueError("PROXY v2 header of an unsupported address family and protocol")
+    if not trusted or header.command == "LOCAL" or header.protocol == "UNKNOWN":
+        return Arrival(consumed)
+    if header.source is None or header.destination is None:
+        raise ValueError("PROXY v2 header with %s addresses" % header.protocol)
+    return Arrival(consumed, header.source, header.destination)
+
+
+def bytes_wanted(data: bytes) -> int:
+    """How many bytes a v2 header at the start of ``data`` spans once its length is known,
+    else 0: no need to parse again before that many have come."""
+    if len(data) < _V2_FIXED or not data.startswith(SIGNATURE):
+        return 0
+    return _V2_FIXED + int(struct.unpack_from("!H", data, _V2_FIXED - 2)[0])
+
+
+def header_started(data: bytes) -> bool:
+    """Whether ``data`` holds a whole signature (a header has begun): when the read timeout
+    ends the wait, such a connection is closed, and any other (a signature's prefix) goes
+    on as one without a header, as go-proxyproto does."""
+    return data.startswith(_V1_SIGNATURE) or data.startswith(SIGNATURE)
