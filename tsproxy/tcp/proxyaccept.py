@@ -63,7 +63,7 @@ class ProxyHeaderStage(Protocol):
         self.timer = None
         if self.done:
             return
-        if header_started(self.buf):
+        if header_started(bytes(self.buf)):
             log.debug("PROXY protocol header from {peer} not over in time", peer=self._peer())
             self._close()
             return
@@ -77,7 +77,7 @@ class ProxyHeaderStage(Protocol):
         if len(buf) < self.wanted:
             return  # a v2 header's rest in small pieces: parsed once, when it is all here
         try:
-            arrival = read_arrival(buf, self.trusted)
+            arrival = read_arrival(bytes(buf), self.trusted)
         except ValueError as exc:
             log.debug(
                 "bad PROXY protocol header from {peer}: {why}; closing",
@@ -87,7 +87,7 @@ class ProxyHeaderStage(Protocol):
             self._close()
             return
         if arrival is None:
-            self.wanted = bytes_wanted(buf)
+            self.wanted = bytes_wanted(bytes(buf))
             return  # more bytes needed (the parser bounds the header's size)
         if arrival.source is not None and arrival.destination is not None:
             transport: Any = self.transport
