@@ -30,7 +30,7 @@ from h2.config import H2Configuration  # noqa: E402
 from h2.connection import H2Connection  # noqa: E402
 from h2.events import DataReceived, RequestReceived  # noqa: E402
 
-from tsproxy.http.h2server import _plain_hpack  # noqa: E402
+from tsproxy.http.h2server import _plain_hpack, server_config  # noqa: E402
 
 REQUEST = [
     (b":method", b"GET"),
@@ -52,15 +52,7 @@ BODY = b"Hello app-v1\n"
 
 
 def server_connection() -> H2Connection:
-    config = H2Configuration(
-        client_side=False,
-        header_encoding=None,
-        validate_inbound_headers=False,
-        normalize_inbound_headers=True,
-        validate_outbound_headers=False,
-        normalize_outbound_headers=False,
-    )
-    conn = H2Connection(config)
+    conn = H2Connection(server_config())
     _plain_hpack(conn)
     return conn
 

@@ -28,6 +28,22 @@ log:
   level: ERROR
 """
 
+#: haproxy in front of a tsproxy entrypoint (``accept-proxy``) or sending PROXY headers to it:
+#: its frontend port, its server's port and the server options (``send-proxy``...).
+HAPROXY = shutil.which("haproxy")
+HAPROXY_CFG = """
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 5s
+    timeout server 5s
+frontend front
+    bind 127.0.0.1:%d accept-proxy
+    default_backend back
+backend back
+    server s 127.0.0.1:%d %s
+"""
+
 BACKEND = """\
 apiVersion: v1
 kind: Service

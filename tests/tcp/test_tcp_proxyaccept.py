@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -18,7 +17,14 @@ from twisted.internet import defer, reactor, task, threads
 
 from tests.certs import make_ca, make_leaf, secret_yaml
 from tests.proxyfixture import ENDPOINTS, SERVICE
-from tests.tcpfixture import TCPProxyTestCase, free_tcp_port, wait_listening
+from tests.tcpfixture import (
+    BACKEND,
+    HAPROXY,
+    HAPROXY_CFG,
+    TCPProxyTestCase,
+    free_tcp_port,
+    wait_listening,
+)
 from tests.tlsclient import client_context
 from tsproxy.tcp import proxyproto
 
@@ -85,21 +91,6 @@ spec:
       services: [{name: rest, port: 7000}]
 """
 
-TCP_BACKEND = """\
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}}}
-spec:
-  ports:
-    - {{name: main, port: 7000}}
----
-apiVersion: v1
-kind: Endpoints
-metadata: {{name: {name}}}
-subsets:
-  - addresses: [{{ip: 127.0.0.1}}]
-    ports: [{{name: main, port: {port}}}]
-"""
 
 SIG = proxyproto.SIGNATURE
 V1 = b"PROXY TCP4 1.2.3.4 5.6.7.8 1111 80\r\n"
@@ -169,7 +160,7 @@ class _Behind(TCPProxyTestCase):
         docs = [SERVICE.format(name="web-app"), ENDPOINTS.format(name="web-app", port=app)]
         docs.append(secret_yaml("front", {"tls.crt": FRONT.cert_pem, "tls.key": FRONT.key_pem}))
         for name in ("chosen", "rest"):
-            docs.append(TCP_BACKEND.format(name=name, port=self.start_greeter(name)))
+            docs.append(BACKEND.format(name=name, port=self.start_greeter(name)))
         self.write("tsproxy.yaml", STATIC + extra)
         self.write("routes.yaml", "---\n".join(docs + [ROUTES]))
         self.start_proxy(clock=clock)
@@ -310,21 +301,6 @@ class ProxyAcceptTests(_Behind):
         yield self.service.stopService()
         got = yield done
         self.assertEqual(got, b"")
-
-
-HAPROXY = shutil.which("haproxy")
-HAPROXY_CFG = """
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 5s
-    timeout server 5s
-frontend front
-    bind 127.0.0.1:%d accept-proxy
-    default_backend back
-backend back
-    server s 127.0.0.1:%d %s
-"""
 
 
 class HAProxyFrontTests(_Behind):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -14,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.tcpfixture import HAPROXY, HAPROXY_CFG
 from tsproxy.tcp.proxyproto import (
     SIGNATURE,
     Arrival,
@@ -366,21 +366,6 @@ class PropertyTests(SynchronousTestCase):
             self.assertEqual(header.protocol, "UNKNOWN")
         else:
             self.assertEqual((header.source, header.destination), expected)
-
-
-HAPROXY = shutil.which("haproxy")
-HAPROXY_CFG = """
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 5s
-    timeout server 5s
-frontend front
-    bind 127.0.0.1:%d accept-proxy
-    default_backend back
-backend back
-    server s 127.0.0.1:%d %s
-"""
 
 
 def _free_port() -> int:

@@ -131,18 +131,7 @@ class H2ServerConnection(Protocol):
         self.in_receive = False
         self.flush_call: Any = None
         self.shared_stream_factory: Any = None
-        config = H2Configuration(
-            client_side=False,
-            header_encoding=None,
-            # Checked by h2wire.request_header_error in one pass (the same checks).
-            validate_inbound_headers=False,
-            normalize_inbound_headers=True,
-            # What is sent comes from a parsed HTTP/1.1 head, names lower-cased and
-            # connection fields dropped by response_headers: checked already.
-            validate_outbound_headers=False,
-            normalize_outbound_headers=False,
-        )
-        conn = self.conn = H2Connection(config)
+        conn = self.conn = H2Connection(server_config())
         conn.local_settings = Settings(
             client=False,
             initial_values={
@@ -426,6 +415,21 @@ def _upgraded_headers(req: Any, tls: bool) -> List[Tuple[bytes, bytes]]:
         (b":authority", authority),
         (b":path", req.target),
     ] + out
+
+
+def server_config() -> H2Configuration:
+    """How h2 is set up for a client connection (also bench/h2_library_cost.py's)."""
+    return H2Configuration(
+        client_side=False,
+        header_encoding=None,
+        # Checked by h2wire.request_header_error in one pass (the same checks).
+        validate_inbound_headers=False,
+        normalize_inbound_headers=True,
+        # What is sent comes from a parsed HTTP/1.1 head, names lower-cased and connection
+        # fields dropped by response_headers: checked already.
+        validate_outbound_headers=False,
+        normalize_outbound_headers=False,
+    )
 
 
 def _plain_hpack(conn: H2Connection) -> None:

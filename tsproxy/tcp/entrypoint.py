@@ -33,6 +33,7 @@ from tsproxy.logs import get_logger
 from tsproxy.middlewares.tcp import admit
 from tsproxy.rules import TCPConnectionInfo
 from tsproxy.runtime.tcp import HTTP, HTTPS, EntryPointTCP
+from tsproxy.tcp.pending import PendingConnection
 from tsproxy.tcp.relay import TCPRelay
 from tsproxy.tcp.sni import HelloReader, MalformedHello, NotTLS
 
@@ -291,7 +292,7 @@ class _Wrapped(Factory):
 
 
 @implementer(IHalfCloseableProtocol)
-class Dispatch(Protocol):
+class Dispatch(PendingConnection):
     """A connection whose destination is not known yet: route at once or peek first."""
 
     factory: EntryPointFactory
@@ -351,19 +352,6 @@ class Dispatch(Protocol):
 
     def writeConnectionLost(self) -> None:
         self.transport.loseConnection()  # type: ignore[union-attr]
-
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        self.done = True
-        cancel_call(self.timer)
-        self.timer = None
-        self.factory.connections.discard(self)
-
-    def close(self) -> None:
-        """At shutdown: nothing is in progress yet."""
-        self.transport.loseConnection()  # type: ignore[union-attr]
-
-    def abort(self) -> None:
-        self.transport.abortConnection()  # type: ignore[union-attr]
 
     # -- decisions -------------------------------------------------------------------------
 

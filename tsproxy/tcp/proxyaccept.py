@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.protocol import Protocol, ServerFactory
-from twisted.python.failure import Failure
 
 from tsproxy.http.backend import cancel_call
 from tsproxy.http.entrypoint import TrustedPeers
 from tsproxy.logs import get_logger
+from tsproxy.tcp.pending import PendingConnection
 from tsproxy.tcp.proxyproto import Endpoint, bytes_wanted, header_started, read_arrival
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def _address(endpoint: Endpoint) -> Any:
     return kind("TCP", host, port)
 
 
-class ProxyHeaderStage(Protocol):
+class ProxyHeaderStage(PendingConnection):
     """Reads the header, then gives the connection (and the bytes after the header) to the
     protocol ``build()`` makes, which then starts as if the connection had just come."""
 
@@ -114,19 +114,6 @@ class ProxyHeaderStage(Protocol):
             # To whatever serves the connection now: a Dispatch that routed at accept has
             # handed it over already.
             transport.protocol.dataReceived(data)
-
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        self.done = True
-        cancel_call(self.timer)
-        self.timer = None
-        self.factory.connections.discard(self)
-
-    def close(self) -> None:
-        """At shutdown: nothing is in progress yet."""
-        self.transport.loseConnection()  # type: ignore[union-attr]
-
-    def abort(self) -> None:
-        self.transport.abortConnection()  # type: ignore[union-attr]
 
 
 class ProxyHeaderFactory(ServerFactory):
