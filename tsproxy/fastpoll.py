@@ -24,6 +24,8 @@ from twisted.internet import tcp
 from twisted.internet.main import CONNECTION_DONE, CONNECTION_LOST
 from twisted.python import log
 
+from tsproxy.http.relay import hold_sends, release_sends
+
 __all__ = ["speed_up"]
 
 
@@ -58,6 +60,13 @@ def _fast_poll(reactor: Any) -> Callable[[Optional[float]], None]:
             if err.errno == errno.EINTR:
                 return
             raise
+        held = hold_sends()
+        try:
+            dispatch(events)
+        finally:
+            release_sends(held)
+
+    def dispatch(events: Any) -> None:
         for fd, event in events:
             selectable = lookup(fd)
             if selectable is None:

@@ -1,4 +1,6 @@
-"""tsproxy.http.relay's write-through `send`, on real TCP connections on 127.0.0.1."""
+"""tsproxy.http.relay's write-through `send`, and the writes it holds during a batch of reactor
+events (`hold_sends`/`release_sends`, opened by tsproxy/fastpoll.py), on real TCP connections
+on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import TestCase
 
-from tsproxy.http.relay import Relaying, send
+from tsproxy.http.relay import RELAY_BUFFER, Relaying, hold_sends, release_sends, send
 
 
 class _Accepted(Relaying):
@@ -39,6 +41,8 @@ class SendTests(TestCase):
         client.connect_ex(("127.0.0.1", port.getHost().port))
         conn = yield factory.made
         self.addCleanup(conn.transport.abortConnection)
+        # Out of the batch of events that accepted it (sends made in one are held).
+        yield deferLater(reactor, 0, lambda: None)
         return conn, client
 
     @defer.inlineCallbacks
@@ -86,3 +90,89 @@ class SendTests(TestCase):
         send(transport, b"abc")
         send(transport, b"def")
         self.assertEqual(transport.value(), b"abcdef")
+
+    def _pending(self, client: Any) -> bytes:
+        """What the peer's socket has for it now (nothing: b"")."""
+        try:
+            return client.recv(1 << 20)  # type: ignore[no-any-return]
+        except BlockingIOError:
+            return b""
+
+    @defer.inlineCallbacks
+    def _read(self, client: Any, size: int) -> Any:
+        got = b""
+        for _ in range(2000):  # bounded
+            got += self._pending(client)
+            if len(got) >= size:
+                break
+            yield deferLater(reactor, 0.001, lambda: None)
+        return got
+
+    @defer.inlineCallbacks
+    def test_heldUntilReleased(self) -> None:
+        """During a batch the sends wait; released, one transport's chunks go out together,
+        in order."""
+        conn, client = yield self._connect()
+        held = hold_sends()
+        try:
+            send(conn.transport, b"head ")
+            send(conn.transport, b"body")
+            self.assertEqual(self._pending(client), b"")
+        finally:
+            release_sends(held)
+        self.assertEqual((yield self._read(client, 9)), b"head body")
+
+    @defer.inlineCallbacks
+    def test_heldAheadOfQueued(self) -> None:
+        """A write queued by Twisted after a held send goes after it; a send after that queue
+        too: the peer reads them in the order written."""
+        conn, client = yield self._connect()
+        held = hold_sends()
+        try:
+            send(conn.transport, b"1-")
+            conn.transport.write(b"2-")
+            send(conn.transport, b"3")
+        finally:
+            release_sends(held)
+        self.assertEqual((yield self._read(client, 5)), b"1-2-3")
+
+    @defer.inlineCallbacks
+    def test_heldBounded(self) -> None:
+        """Past a relay buffer's worth, a transport's held bytes go at once (the producer
+        pausing that bounds a connection sees Twisted's queue only)."""
+        conn, client = yield self._connect()
+        held = hold_sends()
+        try:
+            piece = b"x" * (RELAY_BUFFER // 2)
+            send(conn.transport, piece)
+            self.assertEqual(self._pending(client), b"")
+            send(conn.transport, piece)
+            send(conn.transport, b"tail")
+            first = yield self._read(client, RELAY_BUFFER)
+        finally:
+            release_sends(held)
+        self.assertEqual(first[:RELAY_BUFFER], piece * 2)
+        rest = yield self._read(client, RELAY_BUFFER + 4 - len(first))
+        self.assertEqual(first + rest, piece * 2 + b"tail")
+
+    @defer.inlineCallbacks
+    def test_heldDroppedWhenAborted(self) -> None:
+        """An aborted connection's held bytes are dropped, not sent on a closed socket."""
+        conn, client = yield self._connect()
+        held = hold_sends()
+        send(conn.transport, b"never")
+        conn.transport.abortConnection()
+        release_sends(held)
+        got = b""
+        for _ in range(2000):  # bounded: until the reset (or the end) reaches the peer
+            try:
+                data = client.recv(1 << 20)
+            except BlockingIOError:
+                yield deferLater(reactor, 0.001, lambda: None)
+                continue
+            except ConnectionResetError:
+                break
+            got += data
+            if not data:
+                break
+        self.assertEqual(got, b"")

@@ -6,7 +6,7 @@ Kept apart from ``backend`` so ``h2backend`` need not import it (``backend`` re-
 
 from __future__ import annotations
 
-from typing import Any, Callable, FrozenSet, Optional
+from typing import Any, Callable, Dict, FrozenSet, List, Optional
 
 from twisted.internet import tcp
 from twisted.internet.interfaces import IPushProducer
@@ -32,6 +32,11 @@ def send(transport: Any, data: bytes) -> None:
     transport with nothing queued (and not closing, not TLS) is written through with one
     ``send``; what the socket does not take, or any error, goes the usual way (queued, the
     producer paused past the buffer size, errors found by the reactor's write).
+
+    While the reactor handles a batch of events (``hold_sends``, tsproxy/fastpoll.py), such
+    a write is held and sent when the batch is over (``release_sends``), in the order written:
+    the sends of a batch go out together, and a peer woken by the first finds the others
+    ready (one wake-up instead of one per send, which is most of a loopback send's cost).
     """
     t: Any = transport  # Twisted's tcp.Connection internals, read as they are
     if (
@@ -43,6 +48,25 @@ def send(transport: Any, data: bytes) -> None:
         and not t._writeDisconnected
         and not t._aborting
     ):
+        held = _HELD[0]
+        if held is not None and not t.disconnecting:
+            chunks = held.get(t)
+            if chunks is None:
+                held[t] = chunks = [data]
+                size = len(data)
+            else:
+                chunks.append(data)
+                size = _HELD_BYTES.get(t, 0) + len(data)
+            if size < RELAY_BUFFER:
+                _HELD_BYTES[t] = size
+                return
+            _HELD_BYTES.pop(t, None)
+            # Past a relay buffer's worth it goes now: the producer pausing that bounds
+            # what a connection holds (a client not reading its pipelined answers) sees
+            # Twisted's queue, not this one.
+            del held[t]
+            _release(t, chunks)
+            return
         try:
             sent = t.socket.send(data)
         except OSError:
@@ -51,6 +75,52 @@ def send(transport: Any, data: bytes) -> None:
             return
         data = data[sent:]
     transport.write(data)
+
+
+#: The writes ``send`` holds during a batch of events: transport -> its chunks (None: none).
+_HELD: List[Optional[Dict[Any, List[bytes]]]] = [None]
+#: How many bytes each transport holds in the current batch.
+_HELD_BYTES: Dict[Any, int] = {}
+
+
+def hold_sends() -> Dict[Any, List[bytes]]:
+    """Start holding ``send``'s writes; give what ``release_sends`` takes at the end."""
+    held: Dict[Any, List[bytes]] = {}
+    _HELD[0] = held
+    return held
+
+
+def release_sends(held: Dict[Any, List[bytes]]) -> None:
+    """Send what was held: each transport's chunks at once, ahead of anything Twisted queued
+    for it meanwhile (all written after them). An aborted or lost connection's are dropped,
+    as they would have been by the connection's end."""
+    _HELD[0] = None
+    _HELD_BYTES.clear()
+    for t, chunks in held.items():
+        _release(t, chunks)
+
+
+def _release(t: Any, chunks: List[bytes]) -> None:
+    if not t.connected or t._aborting:
+        return
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    queued = len(t.dataBuffer) - t.offset
+    if not queued and not t._tempDataLen:
+        try:
+            sent = t.socket.send(data)
+        except OSError:
+            sent = 0  # the queued write meets the error and reports it
+        if sent == len(data):
+            return
+        data = data[sent:]
+    if queued:
+        t.dataBuffer = data + bytes(t.dataBuffer[t.offset :])
+        t.offset = 0
+    else:
+        t._tempDataBuffer.insert(0, data)
+        t._tempDataLen += len(data)
+    t._maybePauseProducer()
+    t.startWriting()
 
 
 #: The transports `send` writes through: Twisted's own TCP connections (not subclasses,
