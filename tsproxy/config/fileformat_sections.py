@@ -37,6 +37,7 @@ from tsproxy.config.kinds_services import (
 )
 from tsproxy.config.resources import MiddlewareRef, ObjectRef, RouteTLS, TLSDomain
 from tsproxy.config.schema import Fields
+from tsproxy.config.transports_tcp import read_proxy_protocol
 from tsproxy.config.yamlio import YAMLMap
 
 __all__ = ["SECTIONS_OF"]
@@ -259,12 +260,7 @@ def _l4_service(name: str, fields: Fields, location: Location, tcp: bool) -> Fil
         servers = tuple(_address(item, tcp) for item in balancer.mappings("servers"))
         proxy_protocol, delay = 0, 100
         if tcp:
-            present, proxy = balancer.section("proxyProtocol")
-            if present:
-                proxy_protocol = 2
-                if proxy is not None:
-                    proxy_protocol = proxy.integer("version", 2, minimum=1, maximum=2)
-                    proxy.done()
+            proxy_protocol = read_proxy_protocol(balancer)
             delay = balancer.integer("terminationDelay", 100)
             transport = balancer.string("serversTransport")
             service = attrs.evolve(service, servers_transport=transport)

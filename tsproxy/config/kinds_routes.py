@@ -25,6 +25,7 @@ from tsproxy.config.resources import (
     UDPRoute,
 )
 from tsproxy.config.schema import Fields
+from tsproxy.config.transports_tcp import read_proxy_protocol
 
 _MAX_PRIORITY = 2**63 - 1 - 1000  # Traefik reserves the top 1000 for its internal routers
 
@@ -100,13 +101,7 @@ def _tcp_service_ref(fields: Fields, namespace: str) -> TCPServiceRef:
     port = fields.port("port")
     if port is None:
         raise fields.fail("port", "is required")
-    proxy_protocol = 0
-    present, proxy = fields.section("proxyProtocol")
-    if present:
-        proxy_protocol = 2
-        if proxy is not None:
-            proxy_protocol = proxy.integer("version", 2, minimum=1, maximum=2)
-            proxy.done()
+    proxy_protocol = read_proxy_protocol(fields)
     ref = TCPServiceRef(
         name=name,
         namespace=fields.string("namespace") or namespace,

@@ -59,18 +59,24 @@ class ServersTransportTCP:
         return self.tcp.tls
 
 
+def read_proxy_protocol(fields: Fields) -> int:
+    """A ``proxyProtocol`` section's version: 0 when absent, 2 when it names none."""
+    present, proxy = fields.section("proxyProtocol")
+    if not present:
+        return 0
+    if proxy is None:
+        return 2
+    version = proxy.integer("version", 2, minimum=1, maximum=2)
+    proxy.done()
+    return version
+
+
 def read_tcp_transport(section: Fields, tls: TransportSettings) -> TCPTransportSettings:
     """The fields of a named TCP transport besides ``tls`` (read by the caller: Secrets in
     a CRD, files or PEM in the file provider), with Traefik's defaults: dialTimeout 30s,
     dialKeepAlive 15s, terminationDelay 100ms, no PROXY protocol (version 2 when the
     section is there without one)."""
-    proxy_protocol = 0
-    present, proxy = section.section("proxyProtocol")
-    if present:
-        proxy_protocol = 2
-        if proxy is not None:
-            proxy_protocol = proxy.integer("version", 2, minimum=1, maximum=2)
-            proxy.done()
+    proxy_protocol = read_proxy_protocol(section)
     settings = TCPTransportSettings(
         dial_timeout=section.duration("dialTimeout", 30.0),
         dial_keep_alive=section.duration("dialKeepAlive", 15.0, negative=True),
