@@ -8,7 +8,7 @@ in-flight and response-time state the engine must feed (None: the picker needs n
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Protocol, Sequence
+from typing import Callable, Optional, Protocol, Sequence, Union
 
 import attrs
 
@@ -34,22 +34,12 @@ class Picker(Protocol):
 
 
 @attrs.define(eq=False)
-class RoundRobinPicker:
-    """wrr over servers of weight 1: one after the other, down ones passed over."""
+class WeightedRoundRobinPicker:
+    """wrr: ``order`` is plain round robin when every server weighs 1, else Traefik's
+    earliest deadline first (weight 0: never picked; down servers keep using up their turn,
+    as in Traefik)."""
 
-    order: RoundRobin
-    load: Optional[ServerLoad] = None
-
-    def next(self, source: str, available: Available = None) -> Optional[int]:
-        return self.order.next(available)
-
-
-@attrs.define(eq=False)
-class WeightedPicker:
-    """wrr over servers of different weights: Traefik's earliest deadline first (weight 0:
-    never picked); down ones keep using up their turn, as in Traefik."""
-
-    order: EarliestDeadlineFirst
+    order: Union[RoundRobin, EarliestDeadlineFirst]
     load: Optional[ServerLoad] = None
 
     def next(self, source: str, available: Available = None) -> Optional[int]:
@@ -78,8 +68,8 @@ def make_picker(
     of ``weights``; ``randint(n)`` draws in [0, n) for p2c. ValueError for another value."""
     if strategy == "wrr":
         if all(weight == 1 for weight in weights):
-            return RoundRobinPicker(RoundRobin(len(names)))
-        return WeightedPicker(EarliestDeadlineFirst(weights))
+            return WeightedRoundRobinPicker(RoundRobin(len(names)))
+        return WeightedRoundRobinPicker(EarliestDeadlineFirst(weights))
     if strategy == "p2c":
         return PowerOfTwoChoices.of(len(names), randint)
     if strategy == "hrw":

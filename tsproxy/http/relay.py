@@ -6,7 +6,7 @@ Kept apart from ``backend`` so ``h2backend`` need not import it (``backend`` re-
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, FrozenSet, List, Optional
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Union
 
 from twisted.internet import tcp
 from twisted.internet.interfaces import IPushProducer
@@ -50,22 +50,20 @@ def send(transport: Any, data: bytes) -> None:
     ):
         held = _HELD[0]
         if held is not None and not t.disconnecting:
-            chunks = held.get(t)
-            if chunks is None:
-                held[t] = chunks = [data]
-                size = len(data)
+            pending = held.get(t)
+            if pending is None:
+                held[t] = pending = data
             else:
-                chunks.append(data)
-                size = _HELD_BYTES.get(t, 0) + len(data)
-            if size < RELAY_BUFFER:
-                _HELD_BYTES[t] = size
+                if pending.__class__ is bytes:
+                    held[t] = pending = bytearray(pending)
+                pending += data
+            if len(pending) < RELAY_BUFFER:
                 return
-            _HELD_BYTES.pop(t, None)
             # Past a relay buffer's worth it goes now: the producer pausing that bounds
             # what a connection holds (a client not reading its pipelined answers) sees
             # Twisted's queue, not this one.
             del held[t]
-            _release(t, chunks)
+            _release(t, pending)
             return
         try:
             sent = t.socket.send(data)
@@ -77,33 +75,31 @@ def send(transport: Any, data: bytes) -> None:
     transport.write(data)
 
 
-#: The writes ``send`` holds during a batch of events: transport -> its chunks (None: none).
-_HELD: List[Optional[Dict[Any, List[bytes]]]] = [None]
-#: How many bytes each transport holds in the current batch.
-_HELD_BYTES: Dict[Any, int] = {}
+#: Held bytes: one transport's first write as is, joined into a bytearray from the second.
+Held = Dict[Any, Union[bytes, bytearray]]
+#: The writes ``send`` holds during a batch of events (None: none is held).
+_HELD: List[Optional[Held]] = [None]
 
 
-def hold_sends() -> Dict[Any, List[bytes]]:
+def hold_sends() -> Held:
     """Start holding ``send``'s writes; give what ``release_sends`` takes at the end."""
-    held: Dict[Any, List[bytes]] = {}
+    held: Held = {}
     _HELD[0] = held
     return held
 
 
-def release_sends(held: Dict[Any, List[bytes]]) -> None:
+def release_sends(held: Held) -> None:
     """Send what was held: each transport's chunks at once, ahead of anything Twisted queued
     for it meanwhile (all written after them). An aborted or lost connection's are dropped,
     as they would have been by the connection's end."""
     _HELD[0] = None
-    _HELD_BYTES.clear()
-    for t, chunks in held.items():
-        _release(t, chunks)
+    for t, data in held.items():
+        _release(t, data)
 
 
-def _release(t: Any, chunks: List[bytes]) -> None:
+def _release(t: Any, data: Union[bytes, bytearray]) -> None:
     if not t.connected or t._aborting:
         return
-    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     queued = len(t.dataBuffer) - t.offset
     if not queued and not t._tempDataLen:
         try:
@@ -113,6 +109,7 @@ def _release(t: Any, chunks: List[bytes]) -> None:
         if sent == len(data):
             return
         data = data[sent:]
+    data = bytes(data)
     if queued:
         t.dataBuffer = data + bytes(t.dataBuffer[t.offset :])
         t.offset = 0

@@ -328,7 +328,6 @@ class HTTPServerConnection(ServerBackend):
     def _reject(self, status: int) -> None:
         """Answer a request that could not be read, and close: the stream is lost."""
         self.state = CLOSED
-        self._end_lease()
         self._cancel_timer()
         response = error_response(status, close=True)
         self.transport.write(response)
@@ -442,7 +441,6 @@ class HTTPServerConnection(ServerBackend):
         if self.t0 is not None:
             self._report(self._sent_status() if self.resp_started else 499)
         self._drop_backend()
-        self._end_lease()
         self.state = CLOSED
         self.transport.abortConnection()
 

@@ -10,7 +10,7 @@ service it sank, and leaves every other route alone.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import attrs
 
@@ -196,6 +196,19 @@ class FileBuilder:
             )
         return definition
 
+    def _weighted_children(
+        self, spec: FileService, services: Sequence[Any], follow: bool
+    ) -> Tuple[WeightedChild, ...]:
+        """A weighted or highestRandomWeight service's children, with the warning Traefik
+        logs when none weighs above 0."""
+        children = tuple(
+            WeightedChild(c.name, c.amount, self.child(c.name, follow)) for c in services
+        )
+        if not any(child.weight for child in children):
+            message = "no service with a weight above 0: requests get 503"
+            self.warnings.append(spec.location.error(message))
+        return children
+
     def _build(self, spec: FileService) -> Definition:
         qualified = f"{spec.name}@{self.provider}"
         if spec.load_balancer is not None:
@@ -221,26 +234,14 @@ class FileBuilder:
             )
         if spec.weighted is not None:
             follow = spec.weighted.health_check
-            children = tuple(
-                WeightedChild(c.name, c.amount, self.child(c.name, follow))
-                for c in spec.weighted.services
-            )
-            if not any(child.weight for child in children):
-                message = "no service with a weight above 0: requests get 503"
-                self.warnings.append(spec.location.error(message))
+            children = self._weighted_children(spec, spec.weighted.services, follow)
             sticky = spec.weighted.sticky
             if sticky is not None:
                 sticky = attrs.evolve(sticky, name=cookie_name(sticky.name, qualified))
             return WeightedDef(qualified, children, sticky, follow)
         if spec.highest_random_weight is not None:
             follow = spec.highest_random_weight.health_check
-            children = tuple(
-                WeightedChild(c.name, c.amount, self.child(c.name, follow))
-                for c in spec.highest_random_weight.services
-            )
-            if not any(child.weight for child in children):
-                message = "no service with a weight above 0: requests get 503"
-                self.warnings.append(spec.location.error(message))
+            children = self._weighted_children(spec, spec.highest_random_weight.services, follow)
             return HighestRandomWeightDef(qualified, children, follow)
         if spec.failover is not None:
             failover = spec.failover
