@@ -16,7 +16,11 @@ each variant.
 --strace counts the proxy's system calls per request (strace -c -f, which slows it: only
 the counts mean anything); --profile PREFIX runs it under cProfile and writes PREFIX-LABEL-N.prof
 and prints the Python function calls per request; --gc (PyPy) records the collector's pauses
-with gc.hooks and prints them (PYPY_GC_* variables in the environment reach the proxy).
+with gc.hooks and prints them (PYPY_GC_* variables in the environment reach the proxy);
+--pyspy PY_SPY samples the proxy during the measured window with that py-spy binary (not a
+dependency: `pip install py-spy` in a scratch venv) and prints the functions with the most
+time of their own and the most time under them. A sampler does not inflate small functions
+as cProfile does.
 
 Safety as http_bench.py: 127.0.0.1 only, free ports, wrk bounded by -d and `timeout`, every
 process started here in its own session and stopped by its PID at the end.
@@ -69,7 +73,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--strace", action="store_true", help="system calls per request")
     p.add_argument("--profile", metavar="PREFIX", help="cProfile each run (CPython)")
     p.add_argument("--gc", action="store_true", help="PyPy's GC pauses (gc.hooks)")
+    p.add_argument("--pyspy", metavar="PY_SPY", help="sample the proxy with this py-spy")
+    p.add_argument("--top", type=int, default=25, help="functions listed by --pyspy")
     a = p.parse_args()
+    if a.strace and a.pyspy:
+        p.error("--strace and --pyspy each slow the proxy: one at a time")
     a.duration = max(1, min(30, a.duration))
     return a
 
@@ -92,6 +100,33 @@ def calls_per_request(path: str) -> str:
     served = max(v[1] for k, v in stats.items() if k[2] == "_start_exchange")
     calls = sum(v[1] for v in stats.values() if v[1] >= served / 2)
     return "   Python function calls per request: %.0f (%d requests)" % (calls / served, served)
+
+
+def sampled(path: Path, top: int) -> str:
+    """py-spy's folded stacks ("frame;frame;leaf count" lines): self and inclusive shares."""
+    own: Dict[str, int] = {}
+    under: Dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        # "function (file:line)" -> "function (file)": one entry per function.
+        frames = [f.rpartition(":")[0] + ")" if f.endswith(")") else f for f in stack.split(";")]
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            under[frame] = under.get(frame, 0) + n
+    if not total:
+        return "   py-spy: no samples"
+    out = ["   py-spy, %d samples; own time:" % total]
+    for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        out.append("   %5.1f %%  %s" % (100.0 * n / total, frame))
+    out.append("   with what it calls:")
+    for frame, n in sorted(under.items(), key=lambda kv: -kv[1])[:top]:
+        out.append("   %5.1f %%  %s" % (100.0 * n / total, frame))
+    return "\n".join(out)
 
 
 def main() -> int:
@@ -169,13 +204,25 @@ def run_row(
                 stderr=subprocess.DEVNULL,
             )
             time.sleep(1.0)
+        spy_out = run_dir / f"pyspy-{label}-{rnd}.txt"
+        if a.pyspy:
+            tracer = subprocess.Popen(
+                [a.pyspy, "record", "-p", str(proc.pid), "--format", "raw", "-r", "200"]
+                + ["-d", str(a.duration), "-o", str(spy_out)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         r = hb.run_wrk(
             procs, run_dir, port, hb.HOST_HEADER, a.duration, a.connections, True, proc.pid
         )
-        if tracer is not None:
+        if tracer is not None and a.strace:
             tracer.send_signal(signal.SIGINT)
             tracer.wait(10)
             notes.append(syscalls(trace_out, r.requests_per_s * r.wall_s))
+        elif tracer is not None:
+            tracer.wait(a.duration + 30)
+            if spy_out.exists():
+                notes.append(sampled(spy_out, a.top))
     finally:
         if prof or a.gc:
             # A clean stop (Twisted's SIGTERM handler) lets cProfile and atexit write out.

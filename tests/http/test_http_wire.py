@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from tsproxy.http import wire
 from tsproxy.http.wire import (
     ChunkedDecoder,
     HTTPError,
@@ -145,8 +146,9 @@ class RequestHeadTests(SynchronousTestCase):
     """parse_request_head on valid and invalid heads."""
 
     def test_table(self) -> None:
-        """Every request head in the table parses to the expected values or status."""
-        for description, head, expected in REQUEST_HEADS:
+        """Every request head in the table parses to the expected values or status, the
+        first time and when its header section is remembered."""
+        for description, head, expected in REQUEST_HEADS + REQUEST_HEADS:
             if isinstance(expected, int):
                 with self.assertRaises(HTTPError, msg=description) as ctx:
                     parse_request_head(head)
@@ -159,19 +161,75 @@ class RequestHeadTests(SynchronousTestCase):
     @settings(max_examples=300, deadline=None)
     @given(st.binary(max_size=300))
     def test_arbitraryBytes(self, data: bytes) -> None:
-        """Arbitrary bytes give a RequestHead or an HTTPError with a 4xx/5xx status."""
-        try:
-            parse_request_head(data)
-        except HTTPError as e:
-            self.assertIn(e.status, (400, 417, 501, 505))
+        """Arbitrary bytes give a RequestHead or an HTTPError with a 4xx/5xx status, and
+        the same again once the header section is remembered."""
+        wire._REQUEST_SECTIONS.clear()
+        outcomes = []
+        for _ in range(2):
+            try:
+                outcomes.append(parse_request_head(data))
+            except HTTPError as e:
+                self.assertIn(e.status, (400, 417, 501, 505))
+                outcomes.append((e.status, e.reason))
+        self.assertEqual(outcomes[0], outcomes[1])
+
+
+class RememberedSectionTests(SynchronousTestCase):
+    """The parsers remember what they read from a header section by its bytes."""
+
+    def test_headersOwned(self) -> None:
+        """Each parse owns its header list: changing one (as a headers middleware does)
+        changes nothing in the next parse of the same bytes."""
+        first = parse_request_head(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1")
+        first.headers.append((b"X-B", b"2"))
+        first.headers[0] = (b"Host", b"b")
+        second = parse_request_head(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1")
+        self.assertEqual(second.headers, [(b"Host", b"a"), (b"X-A", b"1")])
+        resp = parse_response_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1", b"GET")
+        resp.headers.clear()
+        again = parse_response_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1", b"GET")
+        self.assertEqual(again.headers, [(b"Content-Length", b"1")])
+
+    def test_sameSectionOtherLine(self) -> None:
+        """A remembered section is read with each head's own start line: version, method
+        and status still decide what it means."""
+        section = b"\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive"
+        self.assertEqual(parse_request_head(b"POST / HTTP/1.1" + section).framing, "chunked")
+        with self.assertRaises(HTTPError) as ctx:
+            parse_request_head(b"POST / HTTP/1.0" + section)
+        self.assertEqual(ctx.exception.status, 400)
+        self.assertEqual(
+            parse_response_head(b"HTTP/1.1 200 OK" + section, b"GET").framing, "chunked"
+        )
+        self.assertEqual(parse_response_head(b"HTTP/1.1 304 OK" + section, b"GET").framing, "none")
+        bad = b"\r\nContent-Length: x"
+        self.assertEqual(parse_response_head(b"HTTP/1.1 204 OK" + bad, b"GET").framing, "none")
+        with self.assertRaises(HTTPError):
+            parse_response_head(b"HTTP/1.1 200 OK" + bad, b"GET")
+
+    def test_bounded(self) -> None:
+        """At most CACHED_SECTIONS sections of at most CACHED_SECTION_BYTES are kept; a
+        refused section is never kept."""
+        for n in range(wire.CACHED_SECTIONS + 10):
+            parse_request_head(b"GET / HTTP/1.1\r\nHost: a\r\nX-N: %d" % n)
+            self.assertLessEqual(len(wire._REQUEST_SECTIONS), wire.CACHED_SECTIONS)
+        wire._REQUEST_SECTIONS.clear()
+        value = b"v" * wire.CACHED_SECTION_BYTES
+        parse_request_head(b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + value)
+        self.assertEqual(len(wire._REQUEST_SECTIONS), 0)
+        for _ in range(2):
+            with self.assertRaises(HTTPError):
+                parse_request_head(b"GET / HTTP/1.1\r\nHost: a\r\nBad Name: 1")
+        self.assertEqual(len(wire._REQUEST_SECTIONS), 0)
 
 
 class ResponseHeadTests(SynchronousTestCase):
     """parse_response_head framing decisions."""
 
     def test_table(self) -> None:
-        """Each response head gets the framing and keep-alive RFC 9112 §6.3 gives it."""
-        for case in RESPONSE_HEADS:
+        """Each response head gets the framing and keep-alive RFC 9112 §6.3 gives it, the
+        first time and when its header section is remembered."""
+        for case in RESPONSE_HEADS + RESPONSE_HEADS:
             description, head, method = case[:3]
             if case[3] == 502:
                 with self.assertRaises(HTTPError, msg=description) as ctx:

@@ -70,3 +70,12 @@ class ResponseHead:
     content_length: int = 0
     keep_alive: bool = True
     connection_tokens: Tuple[bytes, ...] = ()
+
+
+class HTTPError(Exception):
+    """A message that cannot be accepted; `status` is what to answer a client with."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason

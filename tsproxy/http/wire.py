@@ -9,20 +9,24 @@ from __future__ import annotations
 import re
 from typing import Callable, List, Optional, Sequence, Tuple
 
-# The parsed values live in messages; importers take them from here too.
+# The parsed values live in messages, the body decoders in bodies; importers take them from
+# here too.
+from tsproxy.http.bodies import LAST_CHUNK as LAST_CHUNK
+from tsproxy.http.bodies import BodyDecoder as BodyDecoder
+from tsproxy.http.bodies import ChunkedDecoder as ChunkedDecoder
+from tsproxy.http.bodies import CloseDecoder as CloseDecoder
+from tsproxy.http.bodies import LengthDecoder as LengthDecoder
+from tsproxy.http.bodies import encode_chunk as encode_chunk
 from tsproxy.http.messages import DEFAULT_POLICY as DEFAULT_POLICY
 from tsproxy.http.messages import MAX_HEADERS as MAX_HEADERS
 from tsproxy.http.messages import Headers as Headers
+from tsproxy.http.messages import HTTPError as HTTPError
 from tsproxy.http.messages import RequestHead as RequestHead
 from tsproxy.http.messages import RequestPolicy as RequestPolicy
 from tsproxy.http.messages import ResponseHead as ResponseHead
 
 #: Go's default http.Server.MaxHeaderBytes, which Traefik keeps (1 MiB).
 MAX_HEAD_BYTES = 1 << 20
-#: A chunk-size line (size plus extensions) longer than this is an attack, not a chunk.
-MAX_CHUNK_LINE = 4096
-#: Trailer section limit: trailers are read and dropped.
-MAX_TRAILER_BYTES = 64 * 1024
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # Field values: visible ASCII, obs-text, space and tab; never CR, LF or NUL (RFC 9110 §5.5).
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
@@ -38,15 +42,6 @@ _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 _DIGITS = re.compile(rb"^[0-9]+$")
 _HEX = re.compile(rb"^[0-9A-Fa-f]+$")
 _STATUS_LINE = re.compile(rb"^HTTP/1\.([01]) ([0-9]{3})(?: (.*))?$")
-
-
-class HTTPError(Exception):
-    """A message that cannot be accepted; `status` is what to answer a client with."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 def find_head_end(buf: bytes, start: int = 0) -> Tuple[int, int]:
@@ -251,6 +246,63 @@ def _split_target(req: RequestHead, policy: RequestPolicy) -> None:
     req.path = forwarded_path(path, policy) + q + query
 
 
+#: Header sections up to this many bytes are remembered with what was read from them ...
+CACHED_SECTION_BYTES = 2048
+#: ... this many of each kind (requests, responses); when full, the memory starts over.
+CACHED_SECTIONS = 256
+_REQUEST_SECTIONS: dict = {}
+_RESPONSE_SECTIONS: dict = {}
+
+
+def _remembered(cache: dict, block: bytes, read: Callable[[bytes], tuple]) -> tuple:
+    """``read(block)``, remembered by the section's bytes: what a pure function of them gives.
+
+    A client sends the same header section request after request, and a server answers with
+    the same one until its Date changes, so most reads are found here. A section that is
+    refused raises every time (nothing is kept). What is kept is immutable; the parsers copy
+    the header list. Bounded: sections up to CACHED_SECTION_BYTES, CACHED_SECTIONS of them.
+    """
+    entry = cache.get(block)
+    if entry is None:
+        entry = read(block)
+        if len(block) <= CACHED_SECTION_BYTES:
+            if len(cache) >= CACHED_SECTIONS:
+                cache.clear()
+            cache[block] = entry
+    return entry
+
+
+def _length_or_reason(special: dict, error_status: int) -> object:
+    """The Content-Length (or None), or why it is refused (a str), raised where it is used."""
+    try:
+        return _content_length(special, error_status)
+    except HTTPError as e:
+        return e.reason
+
+
+def _request_section(block: bytes) -> tuple:
+    headers, special = _parse_fields(block, 400)
+    return (
+        tuple(headers),
+        tuple(_comma_tokens(special, b"connection")),
+        tuple(special.get(b"host", ())),
+        tuple(_comma_tokens(special, b"transfer-encoding")),
+        _length_or_reason(special, 400),
+        tuple(special.get(b"upgrade", ())),
+        tuple(v.lower() for v in special.get(b"expect", ())),
+    )
+
+
+def _response_section(block: bytes) -> tuple:
+    headers, special = _parse_fields(block, 502)
+    return (
+        tuple(headers),
+        tuple(_comma_tokens(special, b"connection")),
+        tuple(_comma_tokens(special, b"transfer-encoding")),
+        _length_or_reason(special, 502),
+    )
+
+
 def parse_request_head(head: bytes, policy: RequestPolicy = DEFAULT_POLICY) -> RequestHead:
     """Parse a request head (without its final blank line); raise HTTPError on bad input."""
     # RFC 9112 §2.2: ignore at least one empty line before the request line.
@@ -269,17 +321,19 @@ def parse_request_head(head: bytes, policy: RequestPolicy = DEFAULT_POLICY) -> R
         if version.startswith(b"HTTP/") and re.match(rb"^HTTP/[0-9]\.[0-9]$", version):
             raise HTTPError(505, "HTTP version not supported")
         raise HTTPError(400, "malformed HTTP version")
-    headers, special = _parse_fields(block, 400)
+    if block:
+        fields = _remembered(_REQUEST_SECTIONS, block, _request_section)
+        headers, tokens, hosts, te, length, ups, expects = fields
+    else:
+        headers, tokens, hosts, te, length, ups, expects = (), (), (), (), None, (), ()
     if len(headers) > policy.max_headers:
         raise HTTPError(431, "too many header lines")
-    req = RequestHead(method, target, version, headers)
-    tokens = tuple(_comma_tokens(special, b"connection"))
+    req = RequestHead(method, target, version, list(headers))
     req.connection_tokens = tokens
     if version == b"HTTP/1.1":
         req.keep_alive = b"close" not in tokens
     else:
         req.keep_alive = b"keep-alive" in tokens and b"close" not in tokens
-    hosts = special.get(b"host", ())
     if len(hosts) > 1:
         raise HTTPError(400, "too many Host headers")
     if version == b"HTTP/1.1" and not hosts:
@@ -293,10 +347,10 @@ def parse_request_head(head: bytes, policy: RequestPolicy = DEFAULT_POLICY) -> R
         req.path = target  # origin form, already clean: the common case
     else:
         _split_target(req, policy)
-    te = _comma_tokens(special, b"transfer-encoding")
-    length = _content_length(special, 400)
+    if isinstance(length, str):
+        raise HTTPError(400, length)
     if te:
-        if te != [b"chunked"]:
+        if te != (b"chunked",):
             raise HTTPError(501, "Unsupported transfer encoding")
         if length is not None:
             # Both framings at once is the classic request smuggling shape: refuse it.
@@ -306,14 +360,12 @@ def parse_request_head(head: bytes, policy: RequestPolicy = DEFAULT_POLICY) -> R
         req.framing = "chunked"
     elif length:
         req.framing = "length"
-        req.content_length = length
+        req.content_length = length  # type: ignore[assignment]
     if b"upgrade" in tokens:
-        ups = special.get(b"upgrade", ())
         if ups and version == b"HTTP/1.1":
             req.upgrade = b", ".join(ups)
-    expects = [v.lower() for v in special.get(b"expect", ())]
     if expects:
-        if expects != [b"100-continue"]:
+        if expects != (b"100-continue",):
             raise HTTPError(417, "Expectation Failed")
         req.expect_continue = version == b"HTTP/1.1"
     return req
@@ -329,9 +381,11 @@ def parse_response_head(head: bytes, request_method: bytes) -> ResponseHead:
     status = int(match.group(2))
     if status < 100:
         raise HTTPError(502, "invalid status code")
-    headers, special = _parse_fields(block, 502)
-    resp = ResponseHead(minor, status, match.group(3) or b"", headers)
-    tokens = tuple(_comma_tokens(special, b"connection"))
+    if block:
+        headers, tokens, te, length = _remembered(_RESPONSE_SECTIONS, block, _response_section)
+    else:
+        headers, tokens, te, length = (), (), (), None
+    resp = ResponseHead(minor, status, match.group(3) or b"", list(headers))
     resp.connection_tokens = tokens
     if minor == 1:
         resp.keep_alive = b"close" not in tokens
@@ -340,7 +394,6 @@ def parse_response_head(head: bytes, request_method: bytes) -> ResponseHead:
     if request_method == b"HEAD" or status < 200 or status in (204, 304):
         resp.framing = "none"
         return resp
-    te = _comma_tokens(special, b"transfer-encoding")
     if te:
         # RFC 9112 §6.3: Transfer-Encoding overrides Content-Length; a coding we cannot
         # decode means the body runs to the end of the connection.
@@ -348,126 +401,12 @@ def parse_response_head(head: bytes, request_method: bytes) -> ResponseHead:
         if resp.framing == "close":
             resp.keep_alive = False
         return resp
-    length = _content_length(special, 502)
+    if isinstance(length, str):
+        raise HTTPError(502, length)
     if length is not None:
         resp.framing = "length" if length else "none"
-        resp.content_length = length
+        resp.content_length = length  # type: ignore[assignment]
         return resp
     resp.framing = "close"
     resp.keep_alive = False
     return resp
-
-
-class BodyDecoder:
-    """Decodes one message body; `feed` returns leftover bytes once the body is complete."""
-
-    done: bool = False
-
-    def feed(self, data: bytes) -> Optional[bytes]:
-        raise NotImplementedError
-
-
-class LengthDecoder(BodyDecoder):
-    """A body of a known Content-Length."""
-
-    def __init__(self, length: int, on_data: Callable[[bytes], None]) -> None:
-        self.remaining = length
-        self.on_data = on_data
-        self.done = length == 0
-
-    def feed(self, data: bytes) -> Optional[bytes]:
-        n = self.remaining
-        if len(data) < n:
-            self.remaining = n - len(data)
-            if data:
-                self.on_data(data)
-            return None
-        self.remaining = 0
-        self.done = True
-        if n:
-            self.on_data(data[:n] if len(data) > n else data)
-        return data[n:]
-
-
-class CloseDecoder(BodyDecoder):
-    """A body that ends when the connection closes."""
-
-    def __init__(self, on_data: Callable[[bytes], None]) -> None:
-        self.on_data = on_data
-
-    def feed(self, data: bytes) -> Optional[bytes]:
-        if data:
-            self.on_data(data)
-        return None
-
-
-class ChunkedDecoder(BodyDecoder):
-    """Transfer-Encoding: chunked; chunk extensions and trailers are read and dropped."""
-
-    _SIZE, _DATA, _DATA_END, _TRAILER = range(4)
-
-    def __init__(self, on_data: Callable[[bytes], None], error_status: int = 400) -> None:
-        self.on_data = on_data
-        self.error_status = error_status
-        self.state = self._SIZE
-        self.remaining = 0
-        self.pending = b""
-        self.trailer_bytes = 0
-
-    def _fail(self, reason: str) -> HTTPError:
-        return HTTPError(self.error_status, reason)
-
-    def feed(self, data: bytes) -> Optional[bytes]:
-        if self.pending:
-            data = self.pending + data
-            self.pending = b""
-        pos = 0
-        end = len(data)
-        while pos < end:
-            state = self.state
-            if state == self._DATA:
-                take = min(self.remaining, end - pos)
-                self.on_data(data[pos : pos + take] if (pos or take != end) else data)
-                pos += take
-                self.remaining -= take
-                if self.remaining == 0:
-                    self.state = self._DATA_END
-                continue
-            nl = data.find(b"\n", pos)
-            if nl < 0:
-                rest = data[pos:]
-                limit = MAX_CHUNK_LINE if state != self._TRAILER else MAX_TRAILER_BYTES
-                if len(rest) > limit:
-                    raise self._fail("chunk line too long")
-                self.pending = rest
-                return None
-            line = data[pos:nl]
-            pos = nl + 1
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if state == self._SIZE:
-                size = line.split(b";", 1)[0].strip(b" \t")
-                if not _HEX.match(size) or len(size) > 15:
-                    raise self._fail("invalid chunk size")
-                self.remaining = int(size, 16)
-                self.state = self._DATA if self.remaining else self._TRAILER
-            elif state == self._DATA_END:
-                if line:
-                    raise self._fail("missing CRLF after chunk data")
-                self.state = self._SIZE
-            else:  # trailer section: ends with an empty line
-                if not line:
-                    self.done = True
-                    return data[pos:]
-                self.trailer_bytes += len(line)
-                if self.trailer_bytes > MAX_TRAILER_BYTES:
-                    raise self._fail("trailers too large")
-        return None
-
-
-def encode_chunk(data: bytes) -> List[bytes]:
-    """The pieces of one chunk, for transport.writeSequence."""
-    return [b"%x\r\n" % len(data), data, b"\r\n"]
-
-
-LAST_CHUNK = b"0\r\n\r\n"
