@@ -200,6 +200,9 @@ class ServerStates:
     def any_up(self) -> bool:
         return len(self._down) < len(self.keys)
 
+    def any_down(self) -> bool:
+        return bool(self._down)
+
     def down_keys(self) -> Tuple[str, ...]:
         return tuple(key for key in self.keys if key in self._down)
 

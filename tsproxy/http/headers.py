@@ -63,6 +63,8 @@ def host_port(host: bytes) -> Optional[bytes]:
 FRAMING = frozenset([b"content-length", b"transfer-encoding", b"host"])
 #: Dropped from a client's request in any case: the proxy writes them itself.
 _REQUEST_OWN = HOP_BY_HOP | frozenset([b"content-length", b"host"])
+#: ... and from an untrusted peer, the X- headers Traefik manages too.
+_REQUEST_OWN_UNTRUSTED = _REQUEST_OWN | MANAGED_FORWARDED
 _RESPONSE_OWN = HOP_BY_HOP | frozenset([b"content-length"])
 #: Methods Go's transport sends "Content-Length: 0" for when there is no body.
 _NO_EMPTY_LENGTH = frozenset([b"GET", b"HEAD", b"CONNECT"])
@@ -92,13 +94,11 @@ def forwarded_request_head(
     from what the proxy decodes: nothing the client sends can make the backend read the
     body differently from the proxy.
     """
-    drop = _REQUEST_OWN
+    drop = _REQUEST_OWN if trusted else _REQUEST_OWN_UNTRUSTED
     if req.connection_tokens:
         named = [t for t in req.connection_tokens if t not in drop and t not in MANAGED_FORWARDED]
         if named:
             drop = drop | frozenset(named)
-    if not trusted:
-        drop = drop | MANAGED_FORWARDED
     host = req.host
     sent_host = host_override if host_override is not None else host
     path = req.path if target is None else target
@@ -119,21 +119,28 @@ def forwarded_request_head(
             present.add(lname)
         lines += [name, b": ", value, b"\r\n"]
     peer = peer_ip.encode("ascii")
-    if add_forwarded_for:
-        xff = b", ".join(prior_for + [peer])
-        lines += [b"X-Forwarded-For: ", xff, b"\r\n"]
     websocket = req.upgrade is not None and b"websocket" in req.upgrade.lower()
     proto = (b"wss" if tls else b"ws") if websocket else (b"https" if tls else b"http")
-    if b"x-forwarded-proto" not in present:
-        lines += [b"X-Forwarded-Proto: ", proto, b"\r\n"]
-    if b"x-forwarded-host" not in present and host:
-        lines += [b"X-Forwarded-Host: ", host, b"\r\n"]
-    if b"x-forwarded-port" not in present:
-        port = host_port(host) or (b"443" if tls else b"80")
-        lines += [b"X-Forwarded-Port: ", port, b"\r\n"]
-    lines += [b"X-Forwarded-Server: ", proxy_hostname, b"\r\n"]
-    if b"x-real-ip" not in present:
-        lines += [b"X-Real-Ip: ", peer, b"\r\n"]
+    port = host_port(host) or (b"443" if tls else b"80")
+    if add_forwarded_for and not present and host:
+        # The common case, in one piece: none of them came from a trusted client.
+        lines.append(
+            b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\nX-Forwarded-Host: %s\r\n"
+            b"X-Forwarded-Port: %s\r\nX-Forwarded-Server: %s\r\nX-Real-Ip: %s\r\n"
+            % (b", ".join(prior_for + [peer]), proto, host, port, proxy_hostname, peer)
+        )
+    else:
+        if add_forwarded_for:
+            lines += [b"X-Forwarded-For: ", b", ".join(prior_for + [peer]), b"\r\n"]
+        if b"x-forwarded-proto" not in present:
+            lines += [b"X-Forwarded-Proto: ", proto, b"\r\n"]
+        if b"x-forwarded-host" not in present and host:
+            lines += [b"X-Forwarded-Host: ", host, b"\r\n"]
+        if b"x-forwarded-port" not in present:
+            lines += [b"X-Forwarded-Port: ", port, b"\r\n"]
+        lines += [b"X-Forwarded-Server: ", proxy_hostname, b"\r\n"]
+        if b"x-real-ip" not in present:
+            lines += [b"X-Real-Ip: ", peer, b"\r\n"]
     if req.upgrade is not None:
         lines += [b"Connection: Upgrade\r\nUpgrade: ", req.upgrade, b"\r\n"]
     if req.framing == "chunked":

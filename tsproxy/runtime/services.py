@@ -198,7 +198,7 @@ class LoadBalancer:
         """A server's index, sticky cookie first (a new pick adds its Set-Cookie)."""
         if not self.states.any_up():
             return None
-        available = self._available if self.states.down_keys() else None
+        available = self._available if self.states.any_down() else None
         source = req.client_ip if req is not None else ""  # hrw's key ("": a mirror copy)
         if self._sticky is None or req is None:
             return self._order.next(source, available)
@@ -360,9 +360,11 @@ class MirrorOrder:
     mirror_of: str = ""
 
 
-@attrs.frozen
+@attrs.define
 class Pick:
-    """Where one request goes. ``server`` None means no available server (503).
+    """Where one request goes. ``server`` None means no available server (503). Made per
+    request and never changed; not an attrs.frozen class, whose __init__ sets each field
+    through object.__setattr__ (0.8 us against 0.25).
 
     ``services`` names every service walked, from the router's to the load balancer (metrics
     count the request under each, as Traefik's per-service middlewares do)."""
