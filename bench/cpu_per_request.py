@@ -13,6 +13,9 @@ microseconds per request (CPU % / req/s, the figure to compare on a machine othe
 it moves less than req/s), p99 and the foreign CPU of the window. At the end, the median of
 each variant.
 
+--h2c loads it with h2load over h2c (the bench's h2c rows: 10 connections x 10 streams)
+instead of wrk.
+
 --strace counts the proxy's system calls per request (strace -c -f, which slows it: only
 the counts mean anything); --profile PREFIX runs it under cProfile and writes PREFIX-LABEL-N.prof
 and prints the Python function calls per request; --gc (PyPy) records the collector's pauses
@@ -75,6 +78,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--gc", action="store_true", help="PyPy's GC pauses (gc.hooks)")
     p.add_argument("--pyspy", metavar="PY_SPY", help="sample the proxy with this py-spy")
     p.add_argument("--top", type=int, default=25, help="functions listed by --pyspy")
+    p.add_argument("--h2c", action="store_true", help="h2load (h2c) instead of wrk")
     a = p.parse_args()
     if a.strace and a.pyspy:
         p.error("--strace and --pyspy each slow the proxy: one at a time")
@@ -195,7 +199,10 @@ def run_row(
     try:
         hb.wait_ready(proc, port, hb.HOST_HEADER, 30)
         warmup = a.warmup * (3 if "pypy" in python else 1)
-        hb.run_wrk(procs, run_dir, port, hb.HOST_HEADER, warmup, a.connections, False, None)
+        if a.h2c:
+            hb.run_h2load(procs, run_dir, port, hb.HOST_HEADER, warmup, None)
+        else:
+            hb.run_wrk(procs, run_dir, port, hb.HOST_HEADER, warmup, a.connections, False, None)
         tracer = None
         trace_out = run_dir / f"strace-{label}-{rnd}.txt"
         if a.strace:
@@ -212,9 +219,12 @@ def run_row(
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-        r = hb.run_wrk(
-            procs, run_dir, port, hb.HOST_HEADER, a.duration, a.connections, True, proc.pid
-        )
+        if a.h2c:
+            r = hb.run_h2load(procs, run_dir, port, hb.HOST_HEADER, a.duration, proc.pid)
+        else:
+            r = hb.run_wrk(
+                procs, run_dir, port, hb.HOST_HEADER, a.duration, a.connections, True, proc.pid
+            )
         if tracer is not None and a.strace:
             tracer.send_signal(signal.SIGINT)
             tracer.wait(10)

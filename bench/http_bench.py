@@ -370,6 +370,7 @@ class CpuWindow:
         self.machine = machine_process_ticks()
         self.reaped = reaped_children_ticks()
         self.core = core_times(PROXY_CORE)
+        self.load_core = core_times(LOAD_CORE)
 
     def close(self) -> None:
         self.wall = time.monotonic() - self.t0
@@ -383,6 +384,7 @@ class CpuWindow:
             0.0, 100.0 * (end_machine - self.machine - our_ticks) / CLK_TCK / self.wall
         )
         self.core_idle_pct, self.core_steal_pct = core_idle_steal(self.core, core_times(PROXY_CORE))
+        self.load_core_idle_pct = core_idle_steal(self.load_core, core_times(LOAD_CORE))[0]
 
     def cpu_pct(self, root: int) -> float:
         """CPU % of root's process tree over the window (100 = one core)."""
@@ -505,6 +507,8 @@ class WrkResult:
     foreign_cpu_pct: float
     proxy_core_idle_pct: float
     proxy_core_steal_pct: float
+    #: Idle % of the core wrk (or h2load) and the backend run on.
+    load_core_idle_pct: float = 0.0
 
 
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
@@ -590,6 +594,7 @@ def run_wrk(
         window.foreign_pct,
         window.core_idle_pct,
         window.core_steal_pct,
+        window.load_core_idle_pct,
     )
 
 
@@ -643,6 +648,7 @@ def run_h2load(
         window.foreign_pct,
         window.core_idle_pct,
         window.core_steal_pct,
+        window.load_core_idle_pct,
     )
 
 
@@ -911,6 +917,7 @@ class Row:
     foreign_cpu_pct: Optional[float] = None
     core0_idle_pct: Optional[float] = None
     core0_steal_pct: Optional[float] = None
+    core1_idle_pct: Optional[float] = None
     wrk_errors: str = ""
     attempts: int = 0
     ratio_haproxy: Optional[float] = None
@@ -1390,6 +1397,7 @@ class Bench:
             best.proxy_core_idle_pct,
             best.proxy_core_steal_pct,
         )
+        row.core1_idle_pct = best.load_core_idle_pct
         row.wrk_errors = best.errors
 
 
@@ -1533,6 +1541,7 @@ def summarize(rounds: List[List[Row]]) -> List[Row]:
                 "foreign_cpu_pct",
                 "core0_idle_pct",
                 "core0_steal_pct",
+                "core1_idle_pct",
                 "ratio_haproxy",
                 "ratio_haproxy_per_core",
             ):
@@ -2039,7 +2048,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if single and single.requests_per_s and r.requests_per_s:
                     print(
                         f"--workers {args.workers} / one worker on core 0 throughput ratio "
-                        f"(CPython): {r.requests_per_s / single.requests_per_s:.2f}"
+                        f"(CPython): {r.requests_per_s / single.requests_per_s:.2f}; idle "
+                        f"meanwhile: core 0 {_fmt(r.core0_idle_pct, '.1f')} %, core 1 "
+                        f"{_fmt(r.core1_idle_pct, '.1f')} % (wrk and the backend run there)"
                     )
                 else:
                     print(f"--workers {args.workers} / one worker throughput ratio: broken")
