@@ -47,6 +47,7 @@ from tsproxy.http.h2wire import (
     request_header_error,
     stream_request,
 )
+from tsproxy.http.relay import send
 from tsproxy.logs import get_logger
 
 if TYPE_CHECKING:
@@ -366,7 +367,8 @@ class H2ServerConnection(Protocol):
             data = b"".join(self.held)
             self.held = []
             self.held_bytes = 0
-        self.transport.write(data)  # type: ignore[union-attr]
+        # As the HTTP/1.1 engine's writes: at the end of the batch of events, or at once.
+        send(self.transport, data)
 
     def write_drained(self) -> None:
         self.write_blocked = False
