@@ -105,19 +105,25 @@ def forwarded_request_head(
     lines: List[bytes] = [req.method, b" ", path, b" HTTP/1.1\r\nHost: ", sent_host, b"\r\n"]
     prior_for: List[bytes] = []
     present = set()
-    for name, value in req.headers:
-        lname = name.lower()
-        if lname in drop:
-            continue
-        if lname == b"x-forwarded-for":
-            # Folded into one line below, with the peer appended, as Go's ReverseProxy does.
-            prior_for.append(value)
-            continue
-        elif lname == b"x-forwarded-server":
-            continue  # always rewritten
-        elif lname in MANAGED_FORWARDED:
-            present.add(lname)
-        lines += [name, b": ", value, b"\r\n"]
+    if not trusted:
+        # Every managed X- header is in ``drop``: none is kept, folded or counted present.
+        for name, value in req.headers:
+            if name.lower() not in drop:
+                lines += [name, b": ", value, b"\r\n"]
+    else:
+        for name, value in req.headers:
+            lname = name.lower()
+            if lname in drop:
+                continue
+            if lname == b"x-forwarded-for":
+                # Folded into one line below, with the peer appended, as Go's ReverseProxy does.
+                prior_for.append(value)
+                continue
+            elif lname == b"x-forwarded-server":
+                continue  # always rewritten
+            elif lname in MANAGED_FORWARDED:
+                present.add(lname)
+            lines += [name, b": ", value, b"\r\n"]
     peer = peer_ip.encode("ascii")
     websocket = req.upgrade is not None and b"websocket" in req.upgrade.lower()
     proto = (b"wss" if tls else b"ws") if websocket else (b"https" if tls else b"http")
