@@ -14,7 +14,8 @@ it moves less than req/s), p99 and the foreign CPU of the window. At the end, th
 each variant.
 
 --h2c loads it with h2load over h2c (the bench's h2c rows: 10 connections x 10 streams)
-instead of wrk.
+instead of wrk; --grpc with h2load's gRPC unary calls to h2c gRPC backends (the bench's gRPC
+rows; the first call is awaited with plain HTTP/2 requests, not a grpcio client).
 
 --strace counts the proxy's system calls per request (strace -c -f, which slows it: only
 the counts mean anything); --profile PREFIX runs it under cProfile and writes PREFIX-LABEL-N.prof
@@ -79,6 +80,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--pyspy", metavar="PY_SPY", help="sample the proxy with this py-spy")
     p.add_argument("--top", type=int, default=25, help="functions listed by --pyspy")
     p.add_argument("--h2c", action="store_true", help="h2load (h2c) instead of wrk")
+    p.add_argument("--grpc", action="store_true", help="h2load gRPC unary calls, h2c both sides")
     a = p.parse_args()
     if a.strace and a.pyspy:
         p.error("--strace and --pyspy each slow the proxy: one at a time")
@@ -142,7 +144,7 @@ def main() -> int:
     try:
         # Only the backend is used: no gRPC servers, no Caddy.
         bench = hb.Bench(
-            argparse.Namespace(grpc=False, skip_caddy=True, caddy=None), run_dir, procs
+            argparse.Namespace(grpc=a.grpc, skip_caddy=True, caddy=None), run_dir, procs
         )
         bench.start_backend()
         launcher = run_dir / "gc_launcher.py"
@@ -182,7 +184,11 @@ def run_row(
     conf = run_dir / f"conf-{port}"
     conf.mkdir()
     (conf / "tsproxy.yaml").write_text(hb.tsproxy_static_yaml(port))
-    (conf / "app.yaml").write_text(hb.tsproxy_app_yaml(bench.v1_port, bench.v2_port))
+    if a.grpc:
+        app = hb.tsproxy_app_yaml(bench.g1_port, bench.g2_port, scheme="h2c")
+    else:
+        app = hb.tsproxy_app_yaml(bench.v1_port, bench.v2_port)
+    (conf / "app.yaml").write_text(app)
     argv = ["taskset", "-c", hb.PROXY_CORE, python]
     prof = f"{a.profile}-{label}-{rnd}.prof" if a.profile else None
     if prof:
@@ -197,10 +203,14 @@ def run_row(
     proc = procs.start(argv, run_dir / f"{label}-{rnd}.log", cwd=Path(tree))
     notes: List[str] = []
     try:
-        hb.wait_ready(proc, port, hb.HOST_HEADER, 30)
+        if a.grpc:
+            hb.wait_ready_h2(proc, port, hb.HOST_HEADER, 30)
+        else:
+            hb.wait_ready(proc, port, hb.HOST_HEADER, 30)
+        grpc_request = bench.grpc_request if a.grpc else None
         warmup = a.warmup * (3 if "pypy" in python else 1)
-        if a.h2c:
-            hb.run_h2load(procs, run_dir, port, hb.HOST_HEADER, warmup, None)
+        if a.h2c or a.grpc:
+            hb.run_h2load(procs, run_dir, port, hb.HOST_HEADER, warmup, None, grpc_request)
         else:
             hb.run_wrk(procs, run_dir, port, hb.HOST_HEADER, warmup, a.connections, False, None)
         tracer = None
@@ -219,8 +229,10 @@ def run_row(
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-        if a.h2c:
-            r = hb.run_h2load(procs, run_dir, port, hb.HOST_HEADER, a.duration, proc.pid)
+        if a.h2c or a.grpc:
+            r = hb.run_h2load(
+                procs, run_dir, port, hb.HOST_HEADER, a.duration, proc.pid, grpc_request
+            )
         else:
             r = hb.run_wrk(
                 procs, run_dir, port, hb.HOST_HEADER, a.duration, a.connections, True, proc.pid
