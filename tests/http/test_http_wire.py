@@ -13,6 +13,7 @@ from tsproxy.http.wire import (
     ChunkedDecoder,
     HTTPError,
     LengthDecoder,
+    RequestPolicy,
     encode_chunk,
     find_head_end,
     parse_request_head,
@@ -221,6 +222,73 @@ class RememberedSectionTests(SynchronousTestCase):
             with self.assertRaises(HTTPError):
                 parse_request_head(b"GET / HTTP/1.1\r\nHost: a\r\nBad Name: 1")
         self.assertEqual(len(wire._REQUEST_SECTIONS), 0)
+
+    def test_manyShortLinesNotKept(self) -> None:
+        """A section under CACHED_SECTION_BYTES but of more than MAX_HEADERS short lines (a
+        431 for a request) is not kept: each such entry is tens of KiB of parsed tuples."""
+        lines = b"".join(b"\r\n%02d:" % (i % 100) for i in range(400))
+        self.assertLess(len(lines), wire.CACHED_SECTION_BYTES)
+        wire._REQUEST_SECTIONS.clear()
+        wire._RESPONSE_SECTIONS.clear()
+        for _ in range(2):
+            with self.assertRaises(HTTPError) as ctx:
+                parse_request_head(b"GET / HTTP/1.1\r\nHost: a" + lines)
+            self.assertEqual(ctx.exception.status, 431)
+            resp = parse_response_head(b"HTTP/1.1 200 OK" + lines, b"GET")
+            self.assertEqual(len(resp.headers), 400)
+        self.assertEqual(len(wire._REQUEST_SECTIONS), 0)
+        self.assertEqual(len(wire._RESPONSE_SECTIONS), 0)
+        at_limit = b"".join(b"\r\nX:" for _ in range(wire.MAX_HEADERS))
+        parse_response_head(b"HTTP/1.1 200 OK" + at_limit, b"GET")
+        self.assertEqual(len(wire._RESPONSE_SECTIONS), 1)
+
+    def test_warmEqualsCold(self) -> None:
+        """Every start line, policy and request method reads a section as it would with
+        nothing remembered, whichever head put the section in memory."""
+        fields = [
+            b"Host: a",
+            b"Host: b",
+            b"Content-Length: 5",
+            b"Content-Length: x",
+            b"Transfer-Encoding: chunked",
+            b"Transfer-Encoding: gzip",
+            b"Connection: close",
+            b"Connection: keep-alive, Upgrade",
+            b"Upgrade: websocket",
+            b"Expect: 100-continue",
+            b"Expect: other",
+            b"X-A: 1",
+        ]
+        sections = [b""] + [b"\r\n" + f for f in fields]
+        sections += [b"\r\n" + a + b"\n" + b for a in fields for b in fields[::3]]
+        requests = [b"GET / HTTP/1.1", b"POST /a HTTP/1.0", b"GET http://h/ HTTP/1.1"]
+        policies = [RequestPolicy(), RequestPolicy(max_headers=1)]
+        responses = [b"HTTP/1.1 200 OK", b"HTTP/1.0 200 OK", b"HTTP/1.1 304 x", b"HTTP/1.1 101 x"]
+
+        def outcome(parse, *args: object) -> object:
+            try:
+                return parse(*args)
+            except HTTPError as e:
+                return (e.status, e.reason)
+
+        for section in sections:
+            heads = [(parse_request_head, line + section, p) for line in requests for p in policies]
+            heads += [
+                (parse_response_head, line + section, m)
+                for line in responses
+                for m in (b"GET", b"HEAD")
+            ]
+            cold = []
+            for parse, head, arg in heads:
+                wire._REQUEST_SECTIONS.clear()
+                wire._RESPONSE_SECTIONS.clear()
+                cold.append(outcome(parse, head, arg))
+            for first in heads:
+                wire._REQUEST_SECTIONS.clear()
+                wire._RESPONSE_SECTIONS.clear()
+                outcome(*first)  # remembered by this head, read by every other
+                warm = [outcome(parse, head, arg) for parse, head, arg in heads]
+                self.assertEqual(warm, cold, (first[1], section))
 
 
 class ResponseHeadTests(SynchronousTestCase):

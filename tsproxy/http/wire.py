@@ -250,6 +250,8 @@ def _split_target(req: RequestHead, policy: RequestPolicy) -> None:
 CACHED_SECTION_BYTES = 2048
 #: ... this many of each kind (requests, responses); when full, the memory starts over.
 CACHED_SECTIONS = 256
+#: ... and of at most MAX_HEADERS lines: a 2 KiB section of 400 short lines ("ab:") parses
+#: to some 40 KiB of tuples, which 256 refused requests would pin (10 MiB instead of 2.5).
 _REQUEST_SECTIONS: dict = {}
 _RESPONSE_SECTIONS: dict = {}
 
@@ -260,12 +262,13 @@ def _remembered(cache: dict, block: bytes, read: Callable[[bytes], tuple]) -> tu
     A client sends the same header section request after request, and a server answers with
     the same one until its Date changes, so most reads are found here. A section that is
     refused raises every time (nothing is kept). What is kept is immutable; the parsers copy
-    the header list. Bounded: sections up to CACHED_SECTION_BYTES, CACHED_SECTIONS of them.
+    the header list. Bounded: sections up to CACHED_SECTION_BYTES and MAX_HEADERS lines,
+    CACHED_SECTIONS of them.
     """
     entry = cache.get(block)
     if entry is None:
         entry = read(block)
-        if len(block) <= CACHED_SECTION_BYTES:
+        if len(block) <= CACHED_SECTION_BYTES and len(entry[0]) <= MAX_HEADERS:
             if len(cache) >= CACHED_SECTIONS:
                 cache.clear()
             cache[block] = entry
