@@ -260,10 +260,12 @@ def _remembered(cache: dict, block: bytes, read: Callable[[bytes], tuple]) -> tu
     """``read(block)``, remembered by the section's bytes: what a pure function of them gives.
 
     A client sends the same header section request after request, and a server answers with
-    the same one until its Date changes, so most reads are found here. A section that is
-    refused raises every time (nothing is kept). What is kept is immutable; the parsers copy
-    the header list. Bounded: sections up to CACHED_SECTION_BYTES and MAX_HEADERS lines,
-    CACHED_SECTIONS of them.
+    the same one until its Date changes, so most reads are found here. A section whose lines
+    are refused raises every time and is never kept; what the parsers judge from a kept
+    section (Host, Content-Length, Transfer-Encoding, Expect, the header count) they judge
+    again for every head. What is kept is immutable; the parsers copy the header list.
+    Bounded: sections up to CACHED_SECTION_BYTES and MAX_HEADERS lines, CACHED_SECTIONS of
+    them.
     """
     entry = cache.get(block)
     if entry is None:
