@@ -65,13 +65,8 @@ def send(transport: Any, data: bytes) -> None:
             del held[t]
             _release(t, pending)
             return
-        try:
-            sent = t.socket.send(data)
-        except OSError:
-            sent = 0  # EAGAIN, or an error the queued write will meet and report
-        if sent == len(data):
-            return
-        data = data[sent:]
+        _release(t, data)
+        return
     transport.write(data)
 
 
@@ -98,6 +93,8 @@ def release_sends(held: Held) -> None:
 
 
 def _release(t: Any, data: Union[bytes, bytearray]) -> None:
+    """Send what the socket takes now; queue the rest ahead of what Twisted holds for ``t``
+    (as its ``write`` would, producer pausing and write registration included)."""
     if not t.connected or t._aborting:
         return
     queued = len(t.dataBuffer) - t.offset
@@ -105,7 +102,7 @@ def _release(t: Any, data: Union[bytes, bytearray]) -> None:
         try:
             sent = t.socket.send(data)
         except OSError:
-            sent = 0  # the queued write meets the error and reports it
+            sent = 0  # EAGAIN, or an error the queued write will meet and report
         if sent == len(data):
             return
         data = data[sent:]
