@@ -7,7 +7,7 @@ It is strict where laxness lets a proxy be smuggled through (RFC 9112 §6.3, §1
 from __future__ import annotations
 
 import re
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union
 
 # The parsed values live in messages, the body decoders in bodies; importers take them from
 # here too.
@@ -256,7 +256,40 @@ _REQUEST_SECTIONS: dict = {}
 _RESPONSE_SECTIONS: dict = {}
 
 
-def _remembered(cache: dict, block: bytes, read: Callable[[bytes], tuple]) -> tuple:
+def _length_or_reason(special: dict, error_status: int) -> Union[int, str, None]:
+    """The Content-Length (or None), or why it is refused (a str), raised where it is used."""
+    try:
+        return _content_length(special, error_status)
+    except HTTPError as e:
+        return e.reason
+
+
+class _RequestSection(NamedTuple):
+    """What parse_request_head reads from a header section."""
+
+    headers: Tuple[Tuple[bytes, bytes], ...]
+    connection: Tuple[bytes, ...]
+    hosts: Tuple[bytes, ...]
+    transfer_encoding: Tuple[bytes, ...]
+    #: The Content-Length (None: none sent), or why it is refused.
+    length: Union[int, str, None]
+    upgrade: Tuple[bytes, ...]
+    expect: Tuple[bytes, ...]
+
+
+class _ResponseSection(NamedTuple):
+    """What parse_response_head reads from a header section."""
+
+    headers: Tuple[Tuple[bytes, bytes], ...]
+    connection: Tuple[bytes, ...]
+    transfer_encoding: Tuple[bytes, ...]
+    length: Union[int, str, None]
+
+
+_Section = TypeVar("_Section", _RequestSection, _ResponseSection)
+
+
+def _remembered(cache: dict, block: bytes, read: Callable[[bytes], _Section]) -> _Section:
     """``read(block)``, remembered by the section's bytes: what a pure function of them gives.
 
     A client sends the same header section request after request, and a server answers with
@@ -270,24 +303,16 @@ def _remembered(cache: dict, block: bytes, read: Callable[[bytes], tuple]) -> tu
     entry = cache.get(block)
     if entry is None:
         entry = read(block)
-        if len(block) <= CACHED_SECTION_BYTES and len(entry[0]) <= MAX_HEADERS:
+        if len(block) <= CACHED_SECTION_BYTES and len(entry.headers) <= MAX_HEADERS:
             if len(cache) >= CACHED_SECTIONS:
                 cache.clear()
             cache[block] = entry
     return entry
 
 
-def _length_or_reason(special: dict, error_status: int) -> object:
-    """The Content-Length (or None), or why it is refused (a str), raised where it is used."""
-    try:
-        return _content_length(special, error_status)
-    except HTTPError as e:
-        return e.reason
-
-
-def _request_section(block: bytes) -> tuple:
+def _request_section(block: bytes) -> _RequestSection:
     headers, special = _parse_fields(block, 400)
-    return (
+    return _RequestSection(
         tuple(headers),
         tuple(_comma_tokens(special, b"connection")),
         tuple(special.get(b"host", ())),
@@ -298,9 +323,9 @@ def _request_section(block: bytes) -> tuple:
     )
 
 
-def _response_section(block: bytes) -> tuple:
+def _response_section(block: bytes) -> _ResponseSection:
     headers, special = _parse_fields(block, 502)
-    return (
+    return _ResponseSection(
         tuple(headers),
         tuple(_comma_tokens(special, b"connection")),
         tuple(_comma_tokens(special, b"transfer-encoding")),
@@ -326,11 +351,8 @@ def parse_request_head(head: bytes, policy: RequestPolicy = DEFAULT_POLICY) -> R
         if version.startswith(b"HTTP/") and re.match(rb"^HTTP/[0-9]\.[0-9]$", version):
             raise HTTPError(505, "HTTP version not supported")
         raise HTTPError(400, "malformed HTTP version")
-    if block:
-        fields = _remembered(_REQUEST_SECTIONS, block, _request_section)
-        headers, tokens, hosts, te, length, ups, expects = fields
-    else:
-        headers, tokens, hosts, te, length, ups, expects = (), (), (), (), None, (), ()
+    section = _remembered(_REQUEST_SECTIONS, block, _request_section)
+    headers, tokens, hosts, te, length, ups, expects = section
     if len(headers) > policy.max_headers:
         raise HTTPError(431, "too many header lines")
     req = RequestHead(method, target, version, list(headers))
@@ -365,7 +387,7 @@ def parse_request_head(head: bytes, policy: RequestPolicy = DEFAULT_POLICY) -> R
         req.framing = "chunked"
     elif length:
         req.framing = "length"
-        req.content_length = length  # type: ignore[assignment]
+        req.content_length = length
     if b"upgrade" in tokens:
         if ups and version == b"HTTP/1.1":
             req.upgrade = b", ".join(ups)
@@ -386,10 +408,7 @@ def parse_response_head(head: bytes, request_method: bytes) -> ResponseHead:
     status = int(match.group(2))
     if status < 100:
         raise HTTPError(502, "invalid status code")
-    if block:
-        headers, tokens, te, length = _remembered(_RESPONSE_SECTIONS, block, _response_section)
-    else:
-        headers, tokens, te, length = (), (), (), None
+    headers, tokens, te, length = _remembered(_RESPONSE_SECTIONS, block, _response_section)
     resp = ResponseHead(minor, status, match.group(3) or b"", list(headers))
     resp.connection_tokens = tokens
     if minor == 1:
@@ -410,7 +429,7 @@ def parse_response_head(head: bytes, request_method: bytes) -> ResponseHead:
         raise HTTPError(502, length)
     if length is not None:
         resp.framing = "length" if length else "none"
-        resp.content_length = length  # type: ignore[assignment]
+        resp.content_length = length
         return resp
     resp.framing = "close"
     resp.keep_alive = False
