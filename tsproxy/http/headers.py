@@ -128,25 +128,17 @@ def forwarded_request_head(
     websocket = req.upgrade is not None and b"websocket" in req.upgrade.lower()
     proto = (b"wss" if tls else b"ws") if websocket else (b"https" if tls else b"http")
     port = host_port(host) or (b"443" if tls else b"80")
-    if add_forwarded_for and not present and host:
-        # The common case, in one piece: none of them came from a trusted client.
-        lines.append(
-            b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\nX-Forwarded-Host: %s\r\n"
-            b"X-Forwarded-Port: %s\r\nX-Forwarded-Server: %s\r\nX-Real-Ip: %s\r\n"
-            % (b", ".join(prior_for + [peer]), proto, host, port, proxy_hostname, peer)
-        )
-    else:
-        if add_forwarded_for:
-            lines += [b"X-Forwarded-For: ", b", ".join(prior_for + [peer]), b"\r\n"]
-        if b"x-forwarded-proto" not in present:
-            lines += [b"X-Forwarded-Proto: ", proto, b"\r\n"]
-        if b"x-forwarded-host" not in present and host:
-            lines += [b"X-Forwarded-Host: ", host, b"\r\n"]
-        if b"x-forwarded-port" not in present:
-            lines += [b"X-Forwarded-Port: ", port, b"\r\n"]
-        lines += [b"X-Forwarded-Server: ", proxy_hostname, b"\r\n"]
-        if b"x-real-ip" not in present:
-            lines += [b"X-Real-Ip: ", peer, b"\r\n"]
+    if add_forwarded_for:
+        lines += [b"X-Forwarded-For: ", b", ".join(prior_for + [peer]), b"\r\n"]
+    if b"x-forwarded-proto" not in present:
+        lines += [b"X-Forwarded-Proto: ", proto, b"\r\n"]
+    if b"x-forwarded-host" not in present and host:
+        lines += [b"X-Forwarded-Host: ", host, b"\r\n"]
+    if b"x-forwarded-port" not in present:
+        lines += [b"X-Forwarded-Port: ", port, b"\r\n"]
+    lines += [b"X-Forwarded-Server: ", proxy_hostname, b"\r\n"]
+    if b"x-real-ip" not in present:
+        lines += [b"X-Real-Ip: ", peer, b"\r\n"]
     if req.upgrade is not None:
         lines += [b"Connection: Upgrade\r\nUpgrade: ", req.upgrade, b"\r\n"]
     if req.framing == "chunked":
