@@ -142,7 +142,7 @@ def main() -> int:
     run_dir = Path(tempfile.mkdtemp(prefix="cpu-per-request-"))
     results: Dict[str, List[float]] = {}
     try:
-        # Only the backend is used: no gRPC servers, no Caddy.
+        # Only the backend is used (its gRPC servers with --grpc); no Caddy.
         bench = hb.Bench(
             argparse.Namespace(grpc=a.grpc, skip_caddy=True, caddy=None), run_dir, procs
         )
@@ -208,11 +208,17 @@ def run_row(
         else:
             hb.wait_ready(proc, port, hb.HOST_HEADER, 30)
         grpc_request = bench.grpc_request if a.grpc else None
-        warmup = a.warmup * (3 if "pypy" in python else 1)
-        if a.h2c or a.grpc:
-            hb.run_h2load(procs, run_dir, port, hb.HOST_HEADER, warmup, None, grpc_request)
-        else:
-            hb.run_wrk(procs, run_dir, port, hb.HOST_HEADER, warmup, a.connections, False, None)
+
+        def load(duration: int, measured: Optional[int]) -> hb.WrkResult:
+            if a.h2c or a.grpc:
+                return hb.run_h2load(
+                    procs, run_dir, port, hb.HOST_HEADER, duration, measured, grpc_request
+                )
+            return hb.run_wrk(
+                procs, run_dir, port, hb.HOST_HEADER, duration, a.connections, True, measured
+            )
+
+        load(a.warmup * (3 if "pypy" in python else 1), None)
         tracer = None
         trace_out = run_dir / f"strace-{label}-{rnd}.txt"
         if a.strace:
@@ -221,28 +227,22 @@ def run_row(
                 stderr=subprocess.DEVNULL,
             )
             time.sleep(1.0)
+        spy = None
         spy_out = run_dir / f"pyspy-{label}-{rnd}.txt"
         if a.pyspy:
-            tracer = subprocess.Popen(
+            spy = subprocess.Popen(
                 [a.pyspy, "record", "-p", str(proc.pid), "--format", "raw", "-r", "200"]
                 + ["-d", str(a.duration), "-o", str(spy_out)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-        if a.h2c or a.grpc:
-            r = hb.run_h2load(
-                procs, run_dir, port, hb.HOST_HEADER, a.duration, proc.pid, grpc_request
-            )
-        else:
-            r = hb.run_wrk(
-                procs, run_dir, port, hb.HOST_HEADER, a.duration, a.connections, True, proc.pid
-            )
-        if tracer is not None and a.strace:
+        r = load(a.duration, proc.pid)
+        if tracer is not None:
             tracer.send_signal(signal.SIGINT)
             tracer.wait(10)
             notes.append(syscalls(trace_out, r.requests_per_s * r.wall_s))
-        elif tracer is not None:
-            tracer.wait(a.duration + 30)
+        if spy is not None:
+            spy.wait(a.duration + 30)
             if spy_out.exists():
                 notes.append(sampled(spy_out, a.top))
     finally:
